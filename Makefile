@@ -1,0 +1,42 @@
+# Ratings Lab. `make lab up`, `make lab status`, `make lab down`, `make test`.
+GO      ?= go
+BIN     := bin/lab
+VERSION := $(shell git describe --always --dirty 2>/dev/null || echo dev)
+LDFLAGS := -X github.com/ratingslab/lab/lab/cli.Version=$(VERSION)
+
+.PHONY: build test test-go test-k6 lint dashboards lab bench clean
+
+build:
+	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN) ./lab/cmd/lab
+
+# `make lab up|down|status|...`: the words after `lab` are passed to bin/lab.
+ifeq (lab,$(firstword $(MAKECMDGOALS)))
+  LAB_ARGS := $(wordlist 2,$(words $(MAKECMDGOALS)),$(MAKECMDGOALS))
+  $(eval $(LAB_ARGS):;@:)
+endif
+lab: build
+	./$(BIN) $(LAB_ARGS)
+
+# The whole suite: unit tests, end-to-end tests on real processes, the k6
+# type-check and the dashboards check. LAB_E2E=0 skips the end-to-end tests.
+test: build lint test-k6 test-go
+
+test-go:
+	$(GO) test -count=1 -timeout 25m ./...
+
+test-k6:
+	cd loadtests && { [ -d node_modules ] || npm ci --no-audit --no-fund; } && ./typecheck.sh
+
+lint:
+	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go' -not -path './loadtests/node_modules/*')); \
+	  if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+
+dashboards:
+	$(GO) run ./dashboards/cmd/gendashboards
+
+bench: build
+	./$(BIN) bench
+
+clean:
+	rm -rf bin

@@ -1,0 +1,70 @@
+package cli
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"os"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/ratingslab/lab/lab/parts"
+)
+
+func newServeCmd(g *globals) *cobra.Command {
+	var b strings.Builder
+	for _, p := range parts.All() {
+		fmt.Fprintf(&b, "  %-18s %-7s %s\n", p.Name, p.Variant, p.Summary)
+	}
+	return &cobra.Command{
+		Use:   "serve PART [flags]",
+		Short: "Run one part in the foreground (the supervisor runs each part this way)",
+		Long: `Run one part of the lab in the foreground until SIGTERM or Ctrl-C.
+
+'lab up' starts every part like this, as its own OS process, with the flags it
+needs; run it yourself to debug a part. 'lab serve PART --help' lists a part's
+flags.
+
+Parts:
+` + b.String(),
+		Example: `  lab serve broker --listen 127.0.0.1:9092 --data /tmp/broker
+  lab serve movies-rpc --help`,
+		DisableFlagParsing: true,
+		ValidArgsFunction: func(cmd *cobra.Command, args []string, _ string) ([]string, cobra.ShellCompDirective) {
+			if len(args) == 0 {
+				return parts.Names(), cobra.ShellCompDirectiveNoFileComp
+			}
+			return nil, cobra.ShellCompDirectiveDefault
+		},
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if len(args) == 0 || args[0] == "-h" || args[0] == "--help" {
+				return cmd.Help()
+			}
+			p, err := parts.Lookup(args[0])
+			if err != nil {
+				return err
+			}
+			r := p.NewRunner()
+			fs := flag.NewFlagSet("lab serve "+p.Name, flag.ContinueOnError)
+			fs.SetOutput(g.stderr)
+			r.Flags(fs)
+			if err := fs.Parse(args[1:]); err != nil {
+				if errors.Is(err, flag.ErrHelp) {
+					return nil
+				}
+				return fmt.Errorf("lab serve %s: %w", p.Name, err)
+			}
+			if fs.NArg() > 0 {
+				return fmt.Errorf("lab serve %s: unexpected argument %q", p.Name, fs.Arg(0))
+			}
+			log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo})).With("part", p.Name)
+			if err := r.Run(cmd.Context(), log); err != nil {
+				log.Error("part failed", "err", err)
+				return fmt.Errorf("%s: %w", p.Name, err)
+			}
+			return nil
+		},
+	}
+}

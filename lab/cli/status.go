@@ -1,0 +1,106 @@
+package cli
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"text/tabwriter"
+
+	"github.com/spf13/cobra"
+
+	"github.com/ratingslab/lab/lab/supervisor"
+)
+
+// statusReport is `lab status --json`.
+type statusReport struct {
+	Up     bool                    `json:"up"`
+	Dir    string                  `json:"dir"`
+	Lab    *supervisor.LabInfo     `json:"lab,omitempty"`
+	Parts  []supervisor.PartStatus `json:"parts,omitempty"`
+	Extras map[string]any          `json:"extras,omitempty"`
+}
+
+// statusSections let other families add lines to `lab status` (active
+// faults, breaker settings) without editing this file.
+var statusSections []func(g *globals, c *supervisor.Client, r *statusReport) []string
+
+func newStatusCmd(g *globals) *cobra.Command {
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "status",
+		Short: "Show every part's pid, address, health and uptime",
+		Long: `Show the lab's parts: pid, address, health (healthy, starting, unhealthy,
+paused, stopped, exited) and uptime, then the edge proxies and anything active
+(faults, breaker settings). --json prints the same for scripts.`,
+		Example: `  lab status
+  lab status --json | jq '.parts[] | select(.health != "healthy")'`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			dir := g.dir()
+			rep := statusReport{Dir: string(dir)}
+			st, err := supervisor.ReadState(dir)
+			if err != nil && !errors.Is(err, supervisor.ErrNoState) {
+				return err
+			}
+			var c *supervisor.Client
+			if err == nil {
+				c = supervisor.NewClient(st.Control)
+				if ps, perr := c.Parts(cmd.Context()); perr == nil {
+					rep.Up, rep.Parts = true, ps
+					if info, ierr := c.Lab(cmd.Context()); ierr == nil {
+						rep.Lab = &info
+					}
+				}
+			}
+			var extra []string
+			if rep.Up {
+				rep.Extras = map[string]any{}
+				for _, sec := range statusSections {
+					extra = append(extra, sec(g, c, &rep)...)
+				}
+			}
+			if asJSON {
+				enc := json.NewEncoder(g.stdout)
+				enc.SetIndent("", "  ")
+				return enc.Encode(rep)
+			}
+			if !rep.Up {
+				fmt.Fprintf(g.stdout, "The lab in %s is not running. Start it with 'lab up' (or 'make lab up').\n", dir)
+				return nil
+			}
+			fmt.Fprintf(g.stdout, "Lab in %s (supervisor pid %d, ports from %d)\n\n", dir, rep.Lab.PID, rep.Lab.PortBase)
+			tw := tabwriter.NewWriter(g.stdout, 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "PART\tVARIANT\tPID\tADDRESS\tHEALTH\tUPTIME\tNOTE")
+			for _, p := range rep.Parts {
+				pid := "-"
+				if p.PID > 0 {
+					pid = fmt.Sprint(p.PID)
+				}
+				up := p.Uptime
+				if up == "" {
+					up = "-"
+				}
+				note := p.Error
+				if len(note) > 60 {
+					note = note[:57] + "..."
+				}
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", p.Name, p.Variant, pid, p.Addr, p.Health, up, note)
+			}
+			tw.Flush()
+			if rep.Lab != nil && len(rep.Lab.Edges) > 0 {
+				fmt.Fprintln(g.stdout, "\nEdge proxies (Toxiproxy):")
+				tw = tabwriter.NewWriter(g.stdout, 0, 4, 2, ' ', 0)
+				for _, e := range rep.Lab.Edges {
+					fmt.Fprintf(tw, "  %s\t%s -> %s\n", e.Name, e.Listen, e.Upstream)
+				}
+				tw.Flush()
+			}
+			for _, l := range extra {
+				fmt.Fprintln(g.stdout, l)
+			}
+			return nil
+		},
+	}
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON for scripts")
+	return cmd
+}

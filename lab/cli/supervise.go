@@ -1,0 +1,64 @@
+package cli
+
+import (
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"os"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/ratingslab/lab/lab/parts"
+	"github.com/ratingslab/lab/lab/supervisor"
+)
+
+// supervisorSpec is what `lab up` hands the detached supervisor.
+type supervisorSpec struct {
+	Options parts.Options      `json:"options"`
+	Extras  []supervisor.Extra `json:"extras"`
+}
+
+// newSuperviseCmd is the detached supervisor process `lab up` starts. It is
+// hidden: users run `lab up`.
+func newSuperviseCmd(g *globals) *cobra.Command {
+	var specJSON string
+	cmd := &cobra.Command{
+		Use:    "supervise",
+		Short:  "Run the lab's supervisor in the foreground (started by 'lab up')",
+		Hidden: true,
+		Args:   cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			var spec supervisorSpec
+			if err := json.Unmarshal([]byte(specJSON), &spec); err != nil {
+				return fmt.Errorf("--spec: %w", err)
+			}
+			exe, err := os.Executable()
+			if err != nil {
+				return err
+			}
+			log := slog.New(slog.NewTextHandler(os.Stderr, nil)).With("part", "supervisor")
+			s, err := supervisor.New(supervisor.Config{Dir: g.dir(), Ports: g.ports(), Options: spec.Options, Exe: exe, Extras: spec.Extras}, log)
+			if err != nil {
+				return err
+			}
+			for _, hook := range supervisorHooks {
+				hook(s, g)
+			}
+			defer supervisor.RemoveState(g.dir())
+			return s.Run(cmd.Context(), func() {
+				st := supervisor.State{PID: os.Getpid(), PortBase: g.portBase, Control: g.ports().Control(), Started: time.Now(), Options: spec.Options}
+				if err := supervisor.WriteState(g.dir(), st); err != nil {
+					log.Error("write state", "err", err)
+				}
+				log.Info("all parts started")
+			})
+		},
+	}
+	cmd.Flags().StringVar(&specJSON, "spec", "{}", "supervisor spec as JSON")
+	return cmd
+}
+
+// supervisorHooks let other command families extend the supervisor (the
+// fault injector registers its API and its heal-on-shutdown here).
+var supervisorHooks []func(*supervisor.Supervisor, *globals)

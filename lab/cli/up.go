@@ -1,0 +1,273 @@
+package cli
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"sort"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/ratingslab/lab/lab/layout"
+	"github.com/ratingslab/lab/lab/parts"
+	"github.com/ratingslab/lab/lab/supervisor"
+	"github.com/ratingslab/lab/services/movies/legacydb"
+)
+
+type upFlags struct {
+	breakers string
+	delivery string
+	replicas []string
+	timeout  time.Duration
+	noExtras bool
+}
+
+func newUpCmd(g *globals) *cobra.Command {
+	f := &upFlags{}
+	cmd := &cobra.Command{
+		Use:   "up",
+		Short: "Start the whole lab in the background and wait until every part is healthy",
+		Long: `Start the lab: a detached supervisor that runs every part as its own OS process
+(broker, legacy DB services, both variants, edge fault proxies, and Prometheus
+when installed), waits until each one is really healthy, and prints every URL.
+
+If a part does not become healthy, 'lab up' prints its last log lines, stops
+everything it started and exits non-zero. If the lab is already up, it says so
+and exits 0. Logs: <dir>/logs/<part>.log.`,
+		Example: `  lab up
+  lab up --breakers=off                  # show the naked RPC cascade
+  lab up --replicas ratings-stream=2     # two stream processors share the partitions
+  lab up --dir /tmp/lab2 --port-base 7800   # a second lab beside the first`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error { return runUp(cmd.Context(), g, f) },
+	}
+	cmd.Flags().StringVar(&f.breakers, "breakers", "on", "circuit breakers in the RPC variant: on or off")
+	cmd.Flags().StringVar(&f.delivery, "delivery", "effectively-once", "ratings-stream delivery: effectively-once (state and offsets in one transaction) or at-least-once")
+	cmd.Flags().StringSliceVar(&f.replicas, "replicas", nil, "replicas per part, as `part=N` (only ratings-stream scales, up to 4)")
+	cmd.Flags().DurationVar(&f.timeout, "timeout", 60*time.Second, "how long to wait for every part to become healthy")
+	cmd.Flags().BoolVar(&f.noExtras, "no-prometheus", false, "do not start Prometheus/Grafana even when installed")
+	return cmd
+}
+
+func (f *upFlags) options() (parts.Options, error) {
+	o := parts.Options{Replicas: map[string]int{}}
+	switch f.breakers {
+	case "on":
+		o.Breakers = true
+	case "off":
+	default:
+		return o, fmt.Errorf("--breakers %q: must be on or off", f.breakers)
+	}
+	switch f.delivery {
+	case "effectively-once", "at-least-once":
+		o.Delivery = f.delivery
+	default:
+		return o, fmt.Errorf("--delivery %q: must be effectively-once or at-least-once", f.delivery)
+	}
+	for _, r := range f.replicas {
+		name, n, ok := strings.Cut(r, "=")
+		count, err := strconv.Atoi(n)
+		if !ok || err != nil {
+			return o, fmt.Errorf("--replicas %q: want part=N, e.g. ratings-stream=2", r)
+		}
+		p, err := parts.Lookup(name)
+		if err != nil {
+			return o, fmt.Errorf("--replicas: %w", err)
+		}
+		if count < 1 || count > p.MaxReplicas {
+			return o, fmt.Errorf("--replicas %s=%d: must be between 1 and %d", name, count, p.MaxReplicas)
+		}
+		o.Replicas[name] = count
+	}
+	if f.timeout <= 0 || f.timeout > 10*time.Minute {
+		return o, fmt.Errorf("--timeout %v: must be between 0 and 10m", f.timeout)
+	}
+	return o, nil
+}
+
+func runUp(ctx context.Context, g *globals, f *upFlags) error {
+	opts, err := f.options()
+	if err != nil {
+		return err
+	}
+	dir := g.dir()
+	if st, err := supervisor.ReadState(dir); err == nil {
+		if supervisor.NewClient(st.Control).Healthy(ctx) == nil {
+			fmt.Fprintf(g.stdout, "The lab in %s is already up (supervisor pid %d). 'lab status' shows its health; 'lab down' stops it.\n", dir, st.PID)
+			return nil
+		}
+		fmt.Fprintf(g.stderr, "Found a stale lab state in %s (supervisor pid %d is gone); cleaning up.\n", dir, st.PID)
+		sweepPIDs(dir)
+		_ = supervisor.RemoveState(dir)
+	} else if !errors.Is(err, supervisor.ErrNoState) {
+		return err
+	}
+	if err := dir.Prepare(); err != nil {
+		return err
+	}
+	ports := g.ports()
+	extras, notes := optionalExtras(g, f.noExtras)
+	if err := checkPortsFree(ports, opts, extras); err != nil {
+		return err
+	}
+	db, created, err := legacydb.Create(dir.LegacyDB())
+	if err != nil {
+		return fmt.Errorf("legacy DB %s: %w", dir.LegacyDB(), err)
+	}
+	db.Close()
+	if created {
+		fmt.Fprintf(g.stdout, "Created the legacy movies DB %s (seed catalog).\n", dir.LegacyDB())
+	}
+
+	spec, _ := json.Marshal(supervisorSpec{Options: opts, Extras: extras})
+	exe, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	logf, err := os.OpenFile(dir.SupervisorLog(), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		return fmt.Errorf("supervisor log: %w", err)
+	}
+	defer logf.Close()
+	cmd := exec.Command(exe, "--dir", string(dir), "--port-base", strconv.Itoa(ports.Base), "supervise", "--spec", string(spec))
+	cmd.Stdout, cmd.Stderr = logf, logf
+	cmd.Env = append(os.Environ(), "LAB_DIR="+string(dir))
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true} // detached: outlives this command
+	start := time.Now()
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("start supervisor: %w", err)
+	}
+	supPID := cmd.Process.Pid
+	_ = os.WriteFile(dir.Path("pids", "supervisor.pid"), []byte(strconv.Itoa(supPID)), 0o644)
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	fmt.Fprintf(g.stdout, "Starting the lab in %s (supervisor pid %d, ports %d-%d)...\n", dir, supPID, ports.Base, ports.Base+layout.PortBlock-1)
+
+	client := supervisor.NewClient(ports.Control())
+	if err := waitAllHealthy(ctx, g, client, exited, start, f.timeout); err != nil {
+		fmt.Fprintf(g.stderr, "\nlab up failed: %v\nStopping what was started...\n", err)
+		stopSupervisor(context.Background(), dir, client, supPID, exited)
+		return errors.New("the lab did not come up; see the log lines above and " + dir.Logs())
+	}
+	fmt.Fprintf(g.stdout, "\nAll parts healthy in %.1fs.\n\n", time.Since(start).Seconds())
+	printURLs(g, ports, opts, extras)
+	for _, n := range notes {
+		fmt.Fprintln(g.stdout, n)
+	}
+	fmt.Fprintf(g.stdout, "\nNext: 'lab status' for health, 'lab load --scenario smoke' to drive both variants, 'lab chaos list' for faults, 'lab down' to stop.\n")
+	return nil
+}
+
+// waitAllHealthy polls the supervisor until every part is healthy, printing
+// each part as it becomes ready, or fails naming the part and its last log lines.
+func waitAllHealthy(ctx context.Context, g *globals, c *supervisor.Client, exited <-chan error, start time.Time, bound time.Duration) error {
+	deadline := time.Now().Add(bound)
+	seen := map[string]bool{}
+	var last []supervisor.PartStatus
+	for {
+		select {
+		case err := <-exited:
+			return fmt.Errorf("the supervisor exited (%v):\n%s", err, tailLog(g.dir().SupervisorLog(), 20))
+		case <-ctx.Done():
+			return ctx.Err()
+		default:
+		}
+		if time.Now().After(deadline) {
+			var bad []string
+			for _, p := range last {
+				if p.Health != supervisor.HealthOK {
+					bad = append(bad, fmt.Sprintf("%s is %s (%s); last log lines of %s:\n%s", p.Name, p.Health, p.Error, p.Log, tailLog(p.Log, 15)))
+				}
+			}
+			if len(last) == 0 {
+				bad = append(bad, "the supervisor's control API never answered:\n"+tailLog(g.dir().SupervisorLog(), 20))
+			}
+			return fmt.Errorf("not healthy after %v:\n%s", bound, strings.Join(bad, "\n"))
+		}
+		pc, cancel := context.WithTimeout(ctx, 2*time.Second)
+		st, err := c.Parts(pc)
+		cancel()
+		if err == nil {
+			last = st
+			all := len(st) > 0
+			for _, p := range st {
+				switch p.Health {
+				case supervisor.HealthOK:
+					if !seen[p.Name] {
+						seen[p.Name] = true
+						fmt.Fprintf(g.stdout, "  ✓ %-18s healthy  %-21s (%.1fs)\n", p.Name, p.Addr, time.Since(start).Seconds())
+					}
+				case supervisor.HealthExited:
+					return fmt.Errorf("%s exited (%s); last log lines of %s:\n%s", p.Name, p.Error, p.Log, tailLog(p.Log, 15))
+				default:
+					all = false
+				}
+			}
+			if all {
+				return nil
+			}
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// checkPortsFree fails fast, naming the first port already in use.
+func checkPortsFree(p layout.Ports, opts parts.Options, extras []supervisor.Extra) error {
+	type use struct{ addr, what string }
+	uses := []use{{p.Control(), "supervisor control API"}, {p.Toxiproxy(), "toxiproxy API"}}
+	for _, in := range supervisor.Instances(opts) {
+		uses = append(uses, use{in.Addr(p), in.Name})
+	}
+	for _, e := range parts.Edges(max(opts.Replicas["ratings-stream"], 1)) {
+		uses = append(uses, use{e.Listen(p), "edge proxy " + e.Name})
+	}
+	for _, x := range extras {
+		uses = append(uses, use{x.Addr, x.Name})
+	}
+	sort.SliceStable(uses, func(i, j int) bool { return uses[i].addr < uses[j].addr })
+	for _, u := range uses {
+		ln, err := net.Listen("tcp", u.addr)
+		if err != nil {
+			return fmt.Errorf("port %s (%s) is already in use — is another lab running? Stop it with 'lab down', or pick another --port-base", u.addr, u.what)
+		}
+		ln.Close()
+	}
+	return nil
+}
+
+func printURLs(g *globals, p layout.Ports, opts parts.Options, extras []supervisor.Extra) {
+	w := g.stdout
+	fmt.Fprintf(w, "  RPC variant     http://%s/   (webserver-rpc: page and /api)\n", p.WebserverRPC())
+	fmt.Fprintf(w, "  Log variant     http://%s/   (webserver-stream: page and /api)\n", p.WebserverStream())
+	fmt.Fprintf(w, "  Kafka broker    %s          (kcat -b %s -L)\n", p.Broker(), p.Broker())
+	fmt.Fprintf(w, "  Control API     http://%s/v1/parts\n", p.Control())
+	fmt.Fprintf(w, "  Toxiproxy API   http://%s/proxies\n", p.Toxiproxy())
+	for _, x := range extras {
+		fmt.Fprintf(w, "  %-15s http://%s/\n", x.Name, x.Addr)
+	}
+	fmt.Fprintf(w, "  Logs            %s\n", g.dir().Logs())
+	if !opts.Breakers {
+		fmt.Fprintln(w, "  (circuit breakers are OFF in the RPC variant)")
+	}
+}
+
+// tailLog returns the last n lines of a file, indented.
+func tailLog(path string, n int) string {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return "    (no log: " + err.Error() + ")"
+	}
+	lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return "    " + strings.Join(lines, "\n    ")
+}

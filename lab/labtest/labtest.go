@@ -1,0 +1,239 @@
+// Package labtest starts real labs for end-to-end tests: the real `lab`
+// binary, real processes, a private state dir and port block per lab. Helpers
+// wait on health endpoints with bounds, never on sleeps.
+package labtest
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/ratingslab/lab/lab/layout"
+	"github.com/ratingslab/lab/lab/supervisor"
+)
+
+// SkipUnlessE2E skips end-to-end tests when LAB_E2E=0 or under -short.
+func SkipUnlessE2E(t testing.TB) {
+	t.Helper()
+	if os.Getenv("LAB_E2E") == "0" || testing.Short() {
+		t.Skip("end-to-end test: set LAB_E2E=1 and drop -short to run")
+	}
+}
+
+var (
+	buildOnce sync.Once
+	binPath   string
+	buildErr  error
+)
+
+// Binary builds the lab binary once per test process and returns its path.
+func Binary(t testing.TB) string {
+	t.Helper()
+	buildOnce.Do(func() {
+		_, file, _, _ := runtime.Caller(0)
+		root := filepath.Join(filepath.Dir(file), "..", "..")
+		dir, err := os.MkdirTemp("", "labbin")
+		if err != nil {
+			buildErr = err
+			return
+		}
+		binPath = filepath.Join(dir, "lab")
+		cmd := exec.Command("go", "build", "-o", binPath, "./lab/cmd/lab")
+		cmd.Dir = root
+		if out, err := cmd.CombinedOutput(); err != nil {
+			buildErr = fmt.Errorf("build lab: %v\n%s", err, out)
+		}
+	})
+	if buildErr != nil {
+		t.Fatal(buildErr)
+	}
+	return binPath
+}
+
+// Lab is one running lab owned by a test.
+type Lab struct {
+	t     testing.TB
+	Bin   string
+	Dir   layout.Dir
+	Ports layout.Ports
+}
+
+// FreePortBase finds a base whose whole port block is free right now.
+func FreePortBase(t testing.TB) int {
+	t.Helper()
+	for range 200 {
+		base := 20000 + rand.IntN(400)*layout.PortBlock
+		free := true
+		for i := 0; i < layout.PortBlock && free; i++ {
+			ln, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", base+i))
+			if err != nil {
+				free = false
+				break
+			}
+			ln.Close()
+		}
+		if free {
+			return base
+		}
+	}
+	t.Fatal("no free port block found")
+	return 0
+}
+
+// New prepares a lab (not started) in a temp dir with a free port block.
+func New(t testing.TB) *Lab {
+	t.Helper()
+	return &Lab{t: t, Bin: Binary(t), Dir: layout.Dir(t.TempDir()), Ports: layout.Ports{Base: FreePortBase(t)}}
+}
+
+// Start runs `lab up` with extra args and registers `lab down` at cleanup;
+// on failure it shows the part logs.
+func Start(t testing.TB, upArgs ...string) *Lab {
+	t.Helper()
+	l := New(t)
+	t.Cleanup(func() {
+		if out, err := l.Run("down"); err != nil {
+			t.Logf("lab down: %v\n%s", err, out)
+		}
+		if t.Failed() {
+			l.DumpLogs()
+		}
+	})
+	if out, err := l.Run(append([]string{"up"}, upArgs...)...); err != nil {
+		t.Fatalf("lab up: %v\n%s", err, out)
+	}
+	return l
+}
+
+// Run runs the lab binary with this lab's --dir and --port-base (bounded to 3 minutes).
+func (l *Lab) Run(args ...string) (string, error) {
+	return l.RunContext(context.Background(), args...)
+}
+
+// RunContext is Run with a context.
+func (l *Lab) RunContext(ctx context.Context, args ...string) (string, error) {
+	ctx, cancel := context.WithTimeout(ctx, 3*time.Minute)
+	defer cancel()
+	full := append([]string{"--dir", string(l.Dir), "--port-base", fmt.Sprint(l.Ports.Base)}, args...)
+	cmd := exec.CommandContext(ctx, l.Bin, full...)
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	err := cmd.Run()
+	return out.String(), err
+}
+
+// MustRun is Run failing the test on error.
+func (l *Lab) MustRun(args ...string) string {
+	l.t.Helper()
+	out, err := l.Run(args...)
+	if err != nil {
+		l.t.Fatalf("lab %s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+	return out
+}
+
+// Control is a client for this lab's supervisor.
+func (l *Lab) Control() *supervisor.Client { return supervisor.NewClient(l.Ports.Control()) }
+
+// Part returns the current status of one part.
+func (l *Lab) Part(name string) supervisor.PartStatus {
+	l.t.Helper()
+	ps, err := l.Control().Parts(context.Background())
+	if err != nil {
+		l.t.Fatalf("parts: %v", err)
+	}
+	for _, p := range ps {
+		if p.Name == name {
+			return p
+		}
+	}
+	l.t.Fatalf("no part %s", name)
+	return supervisor.PartStatus{}
+}
+
+// WaitPart waits until the part reaches health h.
+func (l *Lab) WaitPart(name string, h supervisor.Health, bound time.Duration) {
+	l.t.Helper()
+	Eventually(l.t, bound, fmt.Sprintf("%s %s", name, h), func() error {
+		if p := l.Part(name); p.Health != h {
+			return fmt.Errorf("%s is %s (%s)", name, p.Health, p.Error)
+		}
+		return nil
+	})
+}
+
+// Action runs a control action (start, stop, restart, kill, pause, resume).
+func (l *Lab) Action(part, action string) {
+	l.t.Helper()
+	if _, err := l.Control().Action(context.Background(), part, action); err != nil {
+		l.t.Fatalf("%s %s: %v", action, part, err)
+	}
+}
+
+// DumpLogs logs the tail of every part log (used when a test failed).
+func (l *Lab) DumpLogs() {
+	files, _ := filepath.Glob(filepath.Join(l.Dir.Logs(), "*.log"))
+	for _, f := range files {
+		b, _ := os.ReadFile(f)
+		lines := strings.Split(string(b), "\n")
+		if len(lines) > 30 {
+			lines = lines[len(lines)-30:]
+		}
+		l.t.Logf("==== %s\n%s", filepath.Base(f), strings.Join(lines, "\n"))
+	}
+}
+
+// Eventually polls fn every 50ms until it returns nil or bound passes.
+func Eventually(t testing.TB, bound time.Duration, what string, fn func() error) {
+	t.Helper()
+	deadline := time.Now().Add(bound)
+	var err error
+	for {
+		if err = fn(); err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %v waiting for %s: %v", bound, what, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// HTTPJSON does a request with a JSON body and decodes a JSON answer; it
+// returns the status code.
+func HTTPJSON(method, url string, in, out any) (int, error) {
+	var body *bytes.Reader
+	if in != nil {
+		b, _ := json.Marshal(in)
+		body = bytes.NewReader(b)
+	} else {
+		body = bytes.NewReader(nil)
+	}
+	req, err := http.NewRequest(method, url, body)
+	if err != nil {
+		return 0, err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	c := &http.Client{Timeout: 10 * time.Second}
+	resp, err := c.Do(req)
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	if out != nil {
+		_ = json.NewDecoder(resp.Body).Decode(out)
+	}
+	return resp.StatusCode, nil
+}

@@ -1,0 +1,68 @@
+// Package layout knows where a lab keeps its state and which port each part
+// listens on. Every address in the lab derives from one base port so that two
+// labs (for example two test runs) can live side by side.
+package layout
+
+import "fmt"
+
+// DefaultPortBase is the first port of the lab's block of 64 ports.
+const DefaultPortBase = 7700
+
+// PortBlock is how many consecutive ports one lab reserves.
+const PortBlock = 64
+
+// Ports is the lab's port table, documented in the README. Offsets are fixed;
+// only the base moves.
+type Ports struct{ Base int }
+
+// Offsets from the base. Keep in sync with the README's port table.
+const (
+	offControl   = 0 // supervisor control API (loopback only)
+	offBroker    = 1 // embedded Kafka broker (kfake)
+	offProm      = 2 // Prometheus, when installed
+	offGrafana   = 3 // Grafana, when installed
+	offToxiproxy = 4 // Toxiproxy HTTP API for the edge proxies
+	offLoad      = 5 // `lab load` client-side metrics while a load runs
+
+	offWebserverRPC  = 10
+	offRatingsRPC    = 11
+	offMoviesRPC     = 12
+	offWebserverLog  = 20
+	offRatingsStream = 21 // replica i listens on offRatingsStream+i (i < 4)
+	offMoviesConnect = 25
+
+	offEdges = 30 // edge proxies, see Edge* below
+	offForks = 50 // `lab replay fork` projections
+)
+
+func (p Ports) addr(off int) string { return fmt.Sprintf("127.0.0.1:%d", p.Base+off) }
+
+func (p Ports) Control() string    { return p.addr(offControl) }
+func (p Ports) Broker() string     { return p.addr(offBroker) }
+func (p Ports) Prometheus() string { return p.addr(offProm) }
+func (p Ports) Grafana() string    { return p.addr(offGrafana) }
+func (p Ports) Toxiproxy() string  { return p.addr(offToxiproxy) }
+func (p Ports) Load() string       { return p.addr(offLoad) }
+
+func (p Ports) WebserverRPC() string    { return p.addr(offWebserverRPC) }
+func (p Ports) RatingsRPC() string      { return p.addr(offRatingsRPC) }
+func (p Ports) MoviesRPC() string       { return p.addr(offMoviesRPC) }
+func (p Ports) WebserverStream() string { return p.addr(offWebserverLog) }
+func (p Ports) MoviesConnect() string   { return p.addr(offMoviesConnect) }
+
+// RatingsStream is the HTTP address (health, metrics, state) of replica i (0-based).
+func (p Ports) RatingsStream(i int) string { return p.addr(offRatingsStream + i) }
+
+// Edge is the listen address of the fault proxy for edge number n (see parts.Edges).
+func (p Ports) Edge(n int) string { return p.addr(offEdges + n) }
+
+// Fork is the HTTP address of replay fork number n.
+func (p Ports) Fork(n int) string { return p.addr(offForks + n) }
+
+// Validate rejects a base whose block would not fit in the port range.
+func (p Ports) Validate() error {
+	if p.Base < 1024 || p.Base+PortBlock > 65535 {
+		return fmt.Errorf("--port-base %d: must be between 1024 and %d so the lab's %d ports fit", p.Base, 65535-PortBlock, PortBlock)
+	}
+	return nil
+}

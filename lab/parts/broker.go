@@ -1,0 +1,23 @@
+package parts
+
+import (
+	"context"
+
+	"github.com/ratingslab/lab/lab/broker"
+	"github.com/ratingslab/lab/lab/layout"
+)
+
+func init() {
+	Register(&Part{
+		Name:      "broker",
+		Variant:   VariantLab,
+		Summary:   "embedded Kafka broker (kfake), data in <dir>/data/broker",
+		Start:     0,
+		NewRunner: func() Runner { return &broker.Runner{} },
+		Args: func(env Env, _ int) []string {
+			return []string{"--listen", env.Ports.Broker(), "--data", env.Dir.BrokerData()}
+		},
+		Ready: func(ctx context.Context, p layout.Ports, _ int) error { return broker.Ready(ctx, p.Broker()) },
+		Addr:  func(p layout.Ports, _ int) string { return p.Broker() },
+	})
+}

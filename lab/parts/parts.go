@@ -1,0 +1,125 @@
+// Package parts is the lab's table of parts: what each one is, how the
+// supervisor starts it (`lab serve <part> <args>`), where it listens and how its
+// health is checked. The supervisor and the CLI read this table; the services
+// themselves know nothing about it.
+package parts
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"log/slog"
+	"slices"
+	"sort"
+
+	"github.com/ratingslab/lab/lab/layout"
+)
+
+// Variant groups parts by integration pattern.
+type Variant string
+
+const (
+	VariantLab    Variant = "lab"    // shared infrastructure: broker
+	VariantRPC    Variant = "rpc"    // synchronous RPC with circuit breakers
+	VariantStream Variant = "stream" // Kafka event log
+)
+
+// Runner is one part's process body: it registers its flags, then serves until
+// ctx is cancelled (SIGTERM) and returns nil on a clean stop.
+type Runner interface {
+	Flags(fs *flag.FlagSet)
+	Run(ctx context.Context, log *slog.Logger) error
+}
+
+// Options are the lab-wide switches `lab up` passes on to parts.
+type Options struct {
+	Breakers bool                // circuit breakers in the RPC variant
+	Delivery string              // ratings-stream delivery: "effectively-once" or "at-least-once"
+	Replicas map[string]int      // e.g. ratings-stream=2
+	Extra    map[string][]string // extra flags per part, appended last (lab up --part-flag)
+}
+
+// Env is what a part's argument builder may know about the lab.
+type Env struct {
+	Ports   layout.Ports
+	Dir     layout.Dir
+	Options Options
+}
+
+// Part describes one kind of part. A part with Replicas > 1 runs as
+// name, name-2, ... (instances).
+type Part struct {
+	Name    string
+	Variant Variant
+	Summary string
+	// Start orders startup: lower first; parts with equal Start start together.
+	Start int
+	// NewRunner returns the process body for `lab serve <name>`.
+	NewRunner func() Runner
+	// Args builds the command line for instance i (0-based).
+	Args func(env Env, i int) []string
+	// HTTP returns the instance's HTTP address serving /healthz and /metrics
+	// (nil for parts without HTTP, such as the broker).
+	HTTP func(p layout.Ports, i int) string
+	// Ready, when set, replaces the HTTP /healthz probe (the broker answers
+	// Kafka metadata instead).
+	Ready func(ctx context.Context, p layout.Ports, i int) error
+	// Addr is the address shown in `lab status` (defaults to HTTP).
+	Addr func(p layout.Ports, i int) string
+	// MaxReplicas bounds --replicas for this part (1 when it cannot scale).
+	MaxReplicas int
+}
+
+var registry = map[string]*Part{}
+
+// Register adds a part; called from init functions of this package's files.
+func Register(p *Part) {
+	if _, dup := registry[p.Name]; dup {
+		panic("parts: duplicate part " + p.Name)
+	}
+	if p.MaxReplicas == 0 {
+		p.MaxReplicas = 1
+	}
+	registry[p.Name] = p
+}
+
+// Lookup returns the part called name, or an error listing the valid names.
+func Lookup(name string) (*Part, error) {
+	if p, ok := registry[name]; ok {
+		return p, nil
+	}
+	return nil, fmt.Errorf("unknown part %q (valid parts: %v)", name, Names())
+}
+
+// All returns every part in start order, then by name.
+func All() []*Part {
+	ps := make([]*Part, 0, len(registry))
+	for _, p := range registry {
+		ps = append(ps, p)
+	}
+	sort.Slice(ps, func(i, j int) bool {
+		if ps[i].Start != ps[j].Start {
+			return ps[i].Start < ps[j].Start
+		}
+		return ps[i].Name < ps[j].Name
+	})
+	return ps
+}
+
+// Names lists the part names, sorted.
+func Names() []string {
+	var ns []string
+	for n := range registry {
+		ns = append(ns, n)
+	}
+	slices.Sort(ns)
+	return ns
+}
+
+// InstanceName is the name of replica i of part: "ratings-stream", "ratings-stream-2", ...
+func InstanceName(part string, i int) string {
+	if i == 0 {
+		return part
+	}
+	return fmt.Sprintf("%s-%d", part, i+1)
+}

@@ -1,0 +1,65 @@
+package prom
+
+import (
+	"os"
+	"os/exec"
+
+	"github.com/ratingslab/lab/lab/layout"
+)
+
+// Retention keeps a native lab's TSDB small: a lab is about the last runs,
+// and journals keep what must outlive it.
+const (
+	RetentionTime = "2d"
+	RetentionSize = "1GB"
+)
+
+// InstallHint tells a user without Prometheus how to get it; `lab up` prints
+// it and runs on without metrics storage.
+const InstallHint = "prometheus not found: install it to record metrics " +
+	"(Debian/Ubuntu: sudo apt-get install --no-install-recommends prometheus; " +
+	"elsewhere: https://prometheus.io/download/ and put `prometheus` on PATH)"
+
+// wellKnownPrometheus are places packages install the binary when PATH
+// (for example a service manager's) does not include them.
+var wellKnownPrometheus = []string{"/usr/bin/prometheus", "/usr/local/bin/prometheus"}
+
+// Find locates an installed prometheus binary: PATH first, then the usual
+// package locations.
+func Find() (path string, ok bool) {
+	return findBinary("prometheus", wellKnownPrometheus)
+}
+
+// Args are prometheus' flags for a native lab: the generated config, the
+// TSDB under the state dir, loopback listen address, small retention, and
+// the lifecycle API so the supervisor can reload the config when parts change.
+func Args(configFile string, dir layout.Dir, ports layout.Ports) []string {
+	return []string{
+		"--config.file=" + configFile,
+		"--storage.tsdb.path=" + DataDir(dir),
+		"--storage.tsdb.retention.time=" + RetentionTime,
+		"--storage.tsdb.retention.size=" + RetentionSize,
+		"--web.listen-address=" + ports.Prometheus(),
+		"--web.enable-lifecycle",
+	}
+}
+
+// URL is the base URL of a native lab's Prometheus.
+func URL(ports layout.Ports) string { return "http://" + ports.Prometheus() }
+
+func findBinary(name string, wellKnown []string) (string, bool) {
+	if p, err := exec.LookPath(name); err == nil {
+		return p, true
+	}
+	for _, p := range wellKnown {
+		if isExecutable(p) {
+			return p, true
+		}
+	}
+	return "", false
+}
+
+func isExecutable(path string) bool {
+	fi, err := os.Stat(path)
+	return err == nil && fi.Mode().IsRegular() && fi.Mode().Perm()&0o111 != 0
+}

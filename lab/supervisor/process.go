@@ -1,0 +1,250 @@
+package supervisor
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// Health of one process as the supervisor last probed it.
+type Health string
+
+const (
+	HealthStarting Health = "starting"
+	HealthOK       Health = "healthy"
+	HealthDown     Health = "unhealthy"
+	HealthPaused   Health = "paused"
+	HealthStopped  Health = "stopped"
+	HealthExited   Health = "exited"
+)
+
+// process is one supervised OS process. The supervisor never restarts it on
+// its own: a killed part stays dead until someone asks for a restart.
+type process struct {
+	name    string
+	variant string
+	addr    string
+	path    string   // executable
+	args    []string // full argv after path
+	logPath string
+	pidDir  string
+	labDir  string // marks the process as this lab's (see `lab down`)
+	probe   func(ctx context.Context) error
+
+	mu       sync.Mutex
+	cmd      *exec.Cmd
+	done     chan struct{} // closed when cmd exits
+	started  time.Time
+	exitErr  error
+	stopped  bool // stopped on purpose (stop, kill, shutdown)
+	paused   bool
+	health   Health
+	lastErr  string
+	restarts int
+}
+
+// start launches the process; its output is appended to its log file.
+func (p *process) start() error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.cmd != nil && !p.exitedLocked() {
+		return fmt.Errorf("%s is already running (pid %d)", p.name, p.cmd.Process.Pid)
+	}
+	logf, err := os.OpenFile(p.logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		return fmt.Errorf("%s: open log: %w", p.name, err)
+	}
+	fmt.Fprintf(logf, "--- %s starting %s %v\n", time.Now().Format(time.RFC3339), p.path, p.args)
+	cmd := exec.Command(p.path, p.args...)
+	cmd.Stdout, cmd.Stderr = logf, logf
+	cmd.Env = append(os.Environ(), "LAB_DIR="+p.labDir, "LAB_PART="+p.name)
+	// Own process group, and die with the supervisor even if it is killed.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		logf.Close()
+		return fmt.Errorf("%s: start: %w", p.name, err)
+	}
+	if p.cmd != nil {
+		p.restarts++
+	}
+	p.cmd, p.done, p.started = cmd, make(chan struct{}), time.Now()
+	p.exitErr, p.stopped, p.paused, p.health, p.lastErr = nil, false, false, HealthStarting, ""
+	_ = os.WriteFile(p.pidFile(), []byte(strconv.Itoa(cmd.Process.Pid)), 0o644)
+	done := p.done
+	go func() {
+		err := cmd.Wait()
+		logf.Close()
+		p.mu.Lock()
+		p.exitErr = err
+		if err == nil {
+			p.exitErr = errors.New("exit status 0")
+		}
+		_ = os.Remove(p.pidFile())
+		p.mu.Unlock()
+		close(done)
+	}()
+	return nil
+}
+
+func (p *process) pidFile() string { return filepath.Join(p.pidDir, p.name+".pid") }
+
+func (p *process) exitedLocked() bool {
+	if p.done == nil {
+		return true
+	}
+	select {
+	case <-p.done:
+		return true
+	default:
+		return false
+	}
+}
+
+// signal sends sig to the running process.
+func (p *process) signal(sig syscall.Signal) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.cmd == nil || p.exitedLocked() {
+		return fmt.Errorf("%s is not running", p.name)
+	}
+	if err := p.cmd.Process.Signal(sig); err != nil {
+		return fmt.Errorf("%s: signal %v: %w", p.name, sig, err)
+	}
+	switch sig {
+	case syscall.SIGSTOP:
+		p.paused, p.health = true, HealthPaused
+	case syscall.SIGCONT:
+		p.paused = false
+	case syscall.SIGKILL, syscall.SIGTERM:
+		p.stopped = true
+	}
+	return nil
+}
+
+// stop asks the process to stop with SIGTERM and kills it after grace.
+func (p *process) stop(grace time.Duration) {
+	p.mu.Lock()
+	if p.cmd == nil || p.exitedLocked() {
+		p.mu.Unlock()
+		return
+	}
+	p.stopped = true
+	proc, done, paused := p.cmd.Process, p.done, p.paused
+	p.mu.Unlock()
+	_ = proc.Signal(syscall.SIGTERM)
+	if paused { // a stopped process cannot act on SIGTERM until continued
+		_ = proc.Signal(syscall.SIGCONT)
+	}
+	select {
+	case <-done:
+	case <-time.After(grace):
+		_ = proc.Signal(syscall.SIGKILL)
+		<-done
+	}
+}
+
+// wait blocks until the process has exited or ctx ends.
+func (p *process) wait(ctx context.Context) {
+	p.mu.Lock()
+	done := p.done
+	p.mu.Unlock()
+	if done == nil {
+		return
+	}
+	select {
+	case <-done:
+	case <-ctx.Done():
+	}
+}
+
+// check probes the process once and records the result.
+func (p *process) check(ctx context.Context) {
+	p.mu.Lock()
+	running := p.cmd != nil && !p.exitedLocked()
+	paused := p.paused
+	p.mu.Unlock()
+	if !running || paused {
+		return
+	}
+	err := p.probe(ctx)
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.exitedLocked() || p.paused {
+		return
+	}
+	if err != nil {
+		if p.health != HealthStarting {
+			p.health = HealthDown
+		}
+		p.lastErr = err.Error()
+		return
+	}
+	p.health, p.lastErr = HealthOK, ""
+}
+
+// PartStatus is one process as reported by the control API and `lab status`.
+type PartStatus struct {
+	Name     string    `json:"name"`
+	Variant  string    `json:"variant"`
+	PID      int       `json:"pid,omitempty"`
+	Addr     string    `json:"addr"`
+	Health   Health    `json:"health"`
+	Error    string    `json:"error,omitempty"`
+	Started  time.Time `json:"started,omitzero"`
+	Uptime   string    `json:"uptime,omitempty"`
+	Restarts int       `json:"restarts"`
+	Log      string    `json:"log"`
+}
+
+func (p *process) status() PartStatus {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	s := PartStatus{Name: p.name, Variant: p.variant, Addr: p.addr, Health: p.health,
+		Error: p.lastErr, Restarts: p.restarts, Log: p.logPath}
+	switch {
+	case p.cmd == nil:
+		s.Health = HealthStopped
+	case p.exitedLocked():
+		s.Health = HealthExited
+		if p.stopped {
+			s.Health = HealthStopped
+		}
+		if p.exitErr != nil {
+			s.Error = p.exitErr.Error()
+		}
+	default:
+		s.PID, s.Started = p.cmd.Process.Pid, p.started
+		s.Uptime = time.Since(p.started).Truncate(100 * time.Millisecond).String()
+	}
+	return s
+}
+
+// httpProbe checks GET url/healthz answers 200.
+func httpProbe(client *http.Client, addr string) func(context.Context) error {
+	url := "http://" + addr + "/healthz"
+	return func(ctx context.Context) error {
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+		if err != nil {
+			return err
+		}
+		resp, err := client.Do(req)
+		if err != nil {
+			return err
+		}
+		defer resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			var buf [512]byte
+			n, _ := resp.Body.Read(buf[:])
+			return fmt.Errorf("healthz %d: %s", resp.StatusCode, buf[:n])
+		}
+		return nil
+	}
+}

@@ -1,0 +1,287 @@
+// Package supervisor runs a lab: every part as its own OS process, the edge
+// fault proxies, and a loopback-only control API. It restarts nothing on its
+// own, because faults must stay visible.
+package supervisor
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/ratingslab/lab/lab/layout"
+	"github.com/ratingslab/lab/lab/parts"
+)
+
+// StopGrace is how long a part gets between SIGTERM and SIGKILL.
+const StopGrace = 5 * time.Second
+
+// Config is what `lab up` hands the supervisor process.
+type Config struct {
+	Dir     layout.Dir
+	Ports   layout.Ports
+	Options parts.Options
+	// Exe is the lab binary used for `lab serve <part>`.
+	Exe string
+	// Extras are optional processes that are not lab parts (Prometheus, Grafana).
+	Extras []Extra
+}
+
+// Extra is an optional external process run beside the parts.
+type Extra struct {
+	Name, Variant, Path, Addr, HealthURL string
+	Args                                 []string
+}
+
+// Supervisor owns the lab's processes.
+type Supervisor struct {
+	cfg     Config
+	log     *slog.Logger
+	procs   []*process // start order
+	byName  map[string]*process
+	edges   *Edges
+	reg     *prometheus.Registry
+	partUp  *prometheus.GaugeVec
+	hooks   []func(context.Context) // run first at shutdown (heal faults)
+	stopped chan struct{}
+	once    sync.Once
+}
+
+// Instances expands the part table into the instances this lab runs.
+func Instances(opts parts.Options) []Instance {
+	var out []Instance
+	for _, p := range parts.All() {
+		n := opts.Replicas[p.Name]
+		if n < 1 {
+			n = 1
+		}
+		for i := 0; i < n; i++ {
+			out = append(out, Instance{Part: p, Index: i, Name: parts.InstanceName(p.Name, i)})
+		}
+	}
+	return out
+}
+
+// Instance is one running copy of a part.
+type Instance struct {
+	Part  *parts.Part
+	Index int
+	Name  string
+}
+
+// Addr is where the instance can be reached, for status tables.
+func (in Instance) Addr(p layout.Ports) string {
+	if in.Part.Addr != nil {
+		return in.Part.Addr(p, in.Index)
+	}
+	if in.Part.HTTP != nil {
+		return in.Part.HTTP(p, in.Index)
+	}
+	return ""
+}
+
+// New prepares a supervisor; nothing runs until Run.
+func New(cfg Config, log *slog.Logger) (*Supervisor, error) {
+	s := &Supervisor{cfg: cfg, log: log, byName: map[string]*process{}, reg: prometheus.NewRegistry(), stopped: make(chan struct{})}
+	s.partUp = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "lab_part_up", Help: "Whether a lab part is running and healthy (1) or not (0)."}, []string{"part"})
+	s.reg.MustRegister(s.partUp, prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
+	client := &http.Client{Timeout: time.Second}
+	env := parts.Env{Ports: cfg.Ports, Dir: cfg.Dir, Options: cfg.Options}
+	pidDir := cfg.Dir.Path("pids")
+	if err := os.MkdirAll(pidDir, 0o755); err != nil {
+		return nil, err
+	}
+	for _, in := range Instances(cfg.Options) {
+		args := append([]string{"serve", in.Part.Name}, in.Part.Args(env, in.Index)...)
+		args = append(args, cfg.Options.Extra[in.Name]...)
+		p := &process{name: in.Name, variant: string(in.Part.Variant), addr: in.Addr(cfg.Ports), path: cfg.Exe, args: args,
+			logPath: cfg.Dir.Log(in.Name), pidDir: pidDir, labDir: string(cfg.Dir)}
+		if in.Part.Ready != nil {
+			part, i := in.Part, in.Index
+			p.probe = func(ctx context.Context) error { return part.Ready(ctx, cfg.Ports, i) }
+		} else {
+			p.probe = httpProbe(client, in.Part.HTTP(cfg.Ports, in.Index))
+		}
+		s.add(p)
+	}
+	for _, x := range cfg.Extras {
+		p := &process{name: x.Name, variant: x.Variant, addr: x.Addr, path: x.Path, args: x.Args, logPath: cfg.Dir.Log(x.Name), pidDir: pidDir, labDir: string(cfg.Dir)}
+		url := x.HealthURL
+		p.probe = func(ctx context.Context) error {
+			req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+			resp, err := client.Do(req)
+			if err != nil {
+				return err
+			}
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusOK {
+				return fmt.Errorf("%s answered %d", url, resp.StatusCode)
+			}
+			return nil
+		}
+		s.add(p)
+	}
+	replicas := max(cfg.Options.Replicas["ratings-stream"], 1)
+	s.edges = NewEdges(cfg.Ports, parts.Edges(replicas), log)
+	s.reg.MustRegister(s.edges.Collectors()...)
+	return s, nil
+}
+
+func (s *Supervisor) add(p *process) {
+	s.procs = append(s.procs, p)
+	s.byName[p.name] = p
+}
+
+// OnShutdown registers fn to run before the parts are stopped.
+func (s *Supervisor) OnShutdown(fn func(context.Context)) { s.hooks = append(s.hooks, fn) }
+
+// Registry is where supervisor-level metrics (faults, parts) are registered.
+func (s *Supervisor) Registry() *prometheus.Registry { return s.reg }
+
+// Edges returns the edge fault proxies.
+func (s *Supervisor) Edges() *Edges { return s.edges }
+
+// Run starts the control API, the edge proxies and every process, then
+// serves until ctx ends or a shutdown is requested; it stops everything
+// before returning.
+func (s *Supervisor) Run(ctx context.Context, ready func()) error {
+	ln, err := net.Listen("tcp", s.cfg.Ports.Control())
+	if err != nil {
+		return fmt.Errorf("control API: port %s is in use: %w", s.cfg.Ports.Control(), err)
+	}
+	srv := &http.Server{Handler: s.routes(), ReadHeaderTimeout: 5 * time.Second, IdleTimeout: time.Minute}
+	go func() { _ = srv.Serve(ln) }()
+	defer srv.Close()
+
+	if err := s.edges.Start(); err != nil {
+		return err
+	}
+	defer s.edges.Close()
+
+	// The broker (Start 0) comes first: every Kafka client needs it. All
+	// others start together; each waits for its own dependencies.
+	first := true
+	for _, p := range s.procs {
+		if err := p.start(); err != nil {
+			s.shutdown()
+			return err
+		}
+		if first && p.name == "broker" {
+			first = false
+			s.waitHealthy(ctx, p, 20*time.Second)
+		}
+	}
+	if ready != nil {
+		ready()
+	}
+	go s.probeLoop(ctx)
+	select {
+	case <-ctx.Done():
+	case <-s.stopped:
+	}
+	s.shutdown()
+	return nil
+}
+
+func (s *Supervisor) waitHealthy(ctx context.Context, p *process, bound time.Duration) {
+	deadline := time.Now().Add(bound)
+	for time.Now().Before(deadline) && ctx.Err() == nil {
+		c, cancel := context.WithTimeout(ctx, time.Second)
+		p.check(c)
+		cancel()
+		if st := p.status(); st.Health == HealthOK || st.Health == HealthExited {
+			return
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// probeLoop checks every process twice a second until shutdown.
+func (s *Supervisor) probeLoop(ctx context.Context) {
+	t := time.NewTicker(500 * time.Millisecond)
+	defer t.Stop()
+	for {
+		var wg sync.WaitGroup
+		for _, p := range s.procs {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				c, cancel := context.WithTimeout(ctx, time.Second)
+				defer cancel()
+				p.check(c)
+				up := 0.0
+				if p.status().Health == HealthOK {
+					up = 1
+				}
+				s.partUp.WithLabelValues(p.name).Set(up)
+			}()
+		}
+		wg.Wait()
+		select {
+		case <-ctx.Done():
+			return
+		case <-s.stopped:
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// requestStop ends Run.
+func (s *Supervisor) requestStop() { s.once.Do(func() { close(s.stopped) }) }
+
+// shutdown heals faults, then stops processes in reverse start order, in
+// parallel within a bound, so nothing is left behind.
+func (s *Supervisor) shutdown() {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	for _, h := range s.hooks {
+		h(ctx)
+	}
+	s.edges.HealAll()
+	var wg sync.WaitGroup
+	for i := len(s.procs) - 1; i >= 0; i-- {
+		p := s.procs[i]
+		if p.name == "broker" {
+			continue // clients first, so they can leave their groups cleanly
+		}
+		wg.Add(1)
+		go func() { defer wg.Done(); p.stop(StopGrace) }()
+	}
+	wg.Wait()
+	if b, ok := s.byName["broker"]; ok {
+		b.stop(StopGrace)
+	}
+}
+
+// Statuses returns every process's status in start order.
+func (s *Supervisor) Statuses() []PartStatus {
+	out := make([]PartStatus, 0, len(s.procs))
+	for _, p := range s.procs {
+		out = append(out, p.status())
+	}
+	return out
+}
+
+// Process actions exposed on the control API.
+var errUnknownPart = errors.New("unknown part")
+
+func (s *Supervisor) lookup(name string) (*process, error) {
+	if p, ok := s.byName[name]; ok {
+		return p, nil
+	}
+	names := make([]string, 0, len(s.byName))
+	for n := range s.byName {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return nil, fmt.Errorf("%w %q (running parts: %v)", errUnknownPart, name, names)
+}

@@ -1,0 +1,65 @@
+package kafkaio
+
+import (
+	"strconv"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Metrics are the Kafka client metrics of one part (docs/architecture.md).
+// Labels are bounded: topic names and partition numbers only.
+type Metrics struct {
+	produced *prometheus.CounterVec
+	consumed *prometheus.CounterVec
+	lag      *prometheus.GaugeVec
+}
+
+// NewMetrics creates the metrics and registers them with reg (nil: not
+// registered, for tests).
+func NewMetrics(reg prometheus.Registerer) *Metrics {
+	m := &Metrics{
+		produced: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "lab_kafka_produced_messages_total",
+			Help: "Records the broker acknowledged (acks=all), by topic.",
+		}, []string{"topic"}),
+		consumed: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "lab_kafka_consumed_messages_total",
+			Help: "Records consumed and applied (committed) by this part, by topic.",
+		}, []string{"topic"}),
+		lag: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "lab_kafka_consumer_lag_messages",
+			Help: "Records on the partition not yet applied by this part: high watermark minus next offset to apply.",
+		}, []string{"topic", "partition"}),
+	}
+	if reg != nil {
+		reg.MustRegister(m.produced, m.consumed, m.lag)
+	}
+	return m
+}
+
+func discardMetrics() *Metrics { return NewMetrics(nil) }
+
+// Consumed counts n records of topic as applied.
+func (m *Metrics) Consumed(topic string, n int) {
+	m.consumed.WithLabelValues(topic).Add(float64(n))
+}
+
+// Produced counts n records of topic as acknowledged (for producers that do
+// not go through Producer).
+func (m *Metrics) Produced(topic string, n int) {
+	m.produced.WithLabelValues(topic).Add(float64(n))
+}
+
+// SetLag records the lag of one partition.
+func (m *Metrics) SetLag(topic string, partition int, lag int64) {
+	if lag < 0 {
+		lag = 0
+	}
+	m.lag.WithLabelValues(topic, strconv.Itoa(partition)).Set(float64(lag))
+}
+
+// DropLag removes a partition this part no longer consumes (after a
+// rebalance), so a stale value does not linger.
+func (m *Metrics) DropLag(topic string, partition int) {
+	m.lag.DeleteLabelValues(topic, strconv.Itoa(partition))
+}

@@ -1,0 +1,140 @@
+package kafkaio
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+)
+
+// TopicWait bounds WaitForTopics.
+type TopicWait struct {
+	// Timeout is how long to wait in total (default 30s).
+	Timeout time.Duration
+	// Interval is the pause between attempts (default 1s).
+	Interval time.Duration
+	// OnWait, when set, is told why each attempt failed (for /healthz).
+	OnWait func(reason error)
+}
+
+// WaitForTopics waits until every topic exists on the brokers with all its
+// partitions led, and returns the partition count of each. Each failed
+// attempt is logged with its reason; after Timeout it gives up with an error
+// that says what was missing. A part must call it before starting a group
+// reader: kafka-go's group reader blocks silently on a missing topic.
+func (k *Cluster) WaitForTopics(ctx context.Context, topics []string, w TopicWait) (map[string]int, error) {
+	if w.Timeout <= 0 {
+		w.Timeout = 30 * time.Second
+	}
+	if w.Interval <= 0 {
+		w.Interval = time.Second
+	}
+	deadline := time.Now().Add(w.Timeout)
+	var last error
+	for attempt := 1; ; attempt++ {
+		attemptCtx, cancel := context.WithTimeout(ctx, min(5*time.Second, w.Timeout))
+		parts, err := k.topicPartitions(attemptCtx, topics)
+		cancel()
+		if err == nil {
+			if attempt > 1 {
+				k.log.Info("kafka topics ready", "topics", topics, "attempts", attempt)
+			}
+			return parts, nil
+		}
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		last = err
+		if w.OnWait != nil {
+			w.OnWait(err)
+		}
+		remaining := time.Until(deadline)
+		if remaining <= 0 {
+			return nil, fmt.Errorf("gave up after %s (%d attempts) waiting for kafka topics %s on %s: %w",
+				w.Timeout, attempt, strings.Join(topics, ", "), strings.Join(k.cfg.Brokers, ","), last)
+		}
+		k.log.Warn("waiting for kafka topics", "attempt", attempt, "reason", err.Error(), "gives_up_in", remaining.Round(time.Second).String())
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(min(w.Interval, remaining)):
+		}
+	}
+}
+
+// topicPartitions asks the brokers for topics and reports the first problem.
+func (k *Cluster) topicPartitions(ctx context.Context, topics []string) (map[string]int, error) {
+	md, err := k.client.Metadata(ctx, &kafka.MetadataRequest{Topics: topics})
+	if err != nil {
+		return nil, fmt.Errorf("brokers %s unreachable: %w", strings.Join(k.cfg.Brokers, ","), err)
+	}
+	found := map[string]kafka.Topic{}
+	for _, t := range md.Topics {
+		found[t.Name] = t
+	}
+	parts := map[string]int{}
+	var missing []string
+	for _, name := range topics {
+		t, ok := found[name]
+		switch {
+		case !ok, errors.Is(t.Error, kafka.UnknownTopicOrPartition), t.Error == nil && len(t.Partitions) == 0:
+			missing = append(missing, name)
+			continue
+		case t.Error != nil:
+			return nil, fmt.Errorf("topic %s: %w", name, t.Error)
+		}
+		for _, p := range t.Partitions {
+			if p.Error != nil {
+				return nil, fmt.Errorf("topic %s partition %d: %w", name, p.ID, p.Error)
+			}
+		}
+		parts[name] = len(t.Partitions)
+	}
+	if len(missing) > 0 {
+		slices.Sort(missing)
+		return nil, fmt.Errorf("topic(s) %s do not exist on the brokers (the broker part creates them at start; kafka-go does not auto-create)", strings.Join(missing, ", "))
+	}
+	return parts, nil
+}
+
+// Bounds are the offsets a partition holds: [First, End). End is the high
+// watermark, the offset the next record will get.
+type Bounds struct{ First, End int64 }
+
+// Offsets returns the bounds of the given partitions of topic.
+func (k *Cluster) Offsets(ctx context.Context, topic string, partitions []int) (map[int]Bounds, error) {
+	reqs := make([]kafka.OffsetRequest, 0, 2*len(partitions))
+	for _, p := range partitions {
+		reqs = append(reqs, kafka.FirstOffsetOf(p), kafka.LastOffsetOf(p))
+	}
+	res, err := k.client.ListOffsets(ctx, &kafka.ListOffsetsRequest{Topics: map[string][]kafka.OffsetRequest{topic: reqs}})
+	if err != nil {
+		return nil, fmt.Errorf("list offsets of %s: %w", topic, err)
+	}
+	out := make(map[int]Bounds, len(partitions))
+	for _, po := range res.Topics[topic] {
+		if po.Error != nil {
+			return nil, fmt.Errorf("list offsets of %s partition %d: %w", topic, po.Partition, po.Error)
+		}
+		out[po.Partition] = Bounds{First: po.FirstOffset, End: po.LastOffset}
+	}
+	for _, p := range partitions {
+		if _, ok := out[p]; !ok {
+			return nil, fmt.Errorf("list offsets of %s: no answer for partition %d", topic, p)
+		}
+	}
+	return out, nil
+}
+
+// AllPartitions lists 0..n-1.
+func AllPartitions(n int) []int {
+	ps := make([]int, n)
+	for i := range ps {
+		ps[i] = i
+	}
+	return ps
+}

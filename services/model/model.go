@@ -1,0 +1,64 @@
+// Package model holds the domain types both integration patterns share: the
+// legacy catalog's Movie, a Rating as users submit it, the per-movie
+// CountAndSum, and the RatedMovie both variants serve.
+package model
+
+import "time"
+
+// Topic names of the log variant.
+const (
+	TopicRatings      = "ratings"      // key: movie id; value: RatingEvent
+	TopicMovies       = "movies"       // compacted; key: movie id; value: Movie (empty value = tombstone)
+	TopicRatedMovies  = "rated-movies" // compacted; key: movie id; value: RatedMovie
+	TopicRatingsDLQ   = "ratings-dlq"  // events the processor could not process; reason in headers
+	RatingsPartitions = 6
+)
+
+// Movie is one film of the legacy catalog.
+type Movie struct {
+	ID          int64     `json:"movie_id"`
+	Title       string    `json:"title"`
+	ReleaseYear int       `json:"release_year"`
+	Country     string    `json:"country,omitempty"`
+	Genres      []string  `json:"genres,omitempty"`
+	UpdatedAt   time.Time `json:"updated_at"`
+	Version     int64     `json:"version"`
+}
+
+// Rating is one user's rating of one movie. Rating is carried in tenths
+// (Tenths) so that sums are exact integers; the API accepts 1..10 with at
+// most one decimal.
+type Rating struct {
+	RequestID string `json:"request_id"`
+	MovieID   int64  `json:"movie_id"`
+	Tenths    int64  `json:"-"`
+	UserID    int64  `json:"user_id,omitempty"`
+}
+
+// CountAndSum is the running aggregate per movie. Sum is in tenths of a point.
+type CountAndSum struct {
+	Count    int64 `json:"count"`
+	SumTenth int64 `json:"sum_tenths"`
+}
+
+// RatedMovie is what both variants serve for a movie: the catalog fields plus
+// the aggregate. Sum and Average are derived from exact integer tenths.
+type RatedMovie struct {
+	MovieID     int64   `json:"movie_id"`
+	Title       string  `json:"title"`
+	ReleaseYear int     `json:"release_year"`
+	Count       int64   `json:"count"`
+	Sum         float64 `json:"sum"`
+	Average     float64 `json:"average"`
+	SumTenths   int64   `json:"sum_tenths"`
+}
+
+// NewRatedMovie derives the public fields from the exact aggregate.
+func NewRatedMovie(m Movie, cs CountAndSum) RatedMovie {
+	rm := RatedMovie{MovieID: m.ID, Title: m.Title, ReleaseYear: m.ReleaseYear,
+		Count: cs.Count, SumTenths: cs.SumTenth, Sum: float64(cs.SumTenth) / 10}
+	if cs.Count > 0 {
+		rm.Average = float64(cs.SumTenth) / 10 / float64(cs.Count)
+	}
+	return rm
+}

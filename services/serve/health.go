@@ -1,0 +1,44 @@
+package serve
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+)
+
+// handleHealth answers 200 {"status":"ok",...} or 503
+// {"status":"unavailable","error":...}, plus the part's Info and any active faults.
+func (s *Server) handleHealth() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body := map[string]any{}
+		if s.opts.Info != nil {
+			for k, v := range s.opts.Info() {
+				body[k] = v
+			}
+		}
+		if f := s.faults.Current(); f.Active() {
+			body["faults"] = f
+		}
+		status := http.StatusOK
+		body["status"] = "ok"
+		delete(body, "error")
+		if s.opts.Ready != nil {
+			ctx, cancel := context.WithTimeout(r.Context(), ReadyTimeout)
+			err := s.opts.Ready(ctx)
+			cancel()
+			if err != nil {
+				status = http.StatusServiceUnavailable
+				body["status"] = "unavailable"
+				body["error"] = err.Error()
+			}
+		}
+		writeJSON(w, status, body)
+	})
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}

@@ -1,0 +1,110 @@
+package serve
+
+import (
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// DurationBuckets are the latency buckets (seconds) of every lab histogram
+// about a request or call: fine below 100ms where healthy calls live, and up
+// to 30s so a full timeout (the naked cascade) still lands in a bucket.
+var DurationBuckets = []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30}
+
+// redMetrics are the server-side Rate, Errors and Duration of every route.
+type redMetrics struct {
+	requests *prometheus.CounterVec
+	duration *prometheus.HistogramVec
+}
+
+func newREDMetrics(reg prometheus.Registerer) *redMetrics {
+	m := &redMetrics{
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "lab_http_requests_total",
+			Help: "HTTP requests served, by route pattern, method and status code.",
+		}, []string{"route", "method", "code"}),
+		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "lab_http_request_duration_seconds",
+			Help:    "Time to serve an HTTP request, by route pattern and method.",
+			Buckets: DurationBuckets,
+		}, []string{"route", "method"}),
+	}
+	reg.MustRegister(m.requests, m.duration)
+	return m
+}
+
+// middleware must wrap the outermost ServeMux: ServeMux sets r.Pattern on the
+// request it is given, so after next returns r.Pattern holds the most specific
+// pattern that matched (inner muxes overwrite outer ones). Handlers in between
+// must not replace r (r.WithContext), or the label falls back to the outer pattern.
+func (m *redMetrics) middleware(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		rec := &statusRecorder{ResponseWriter: w}
+		defer func() {
+			code := rec.status
+			if code == 0 {
+				code = http.StatusOK
+				if p := recover(); p != nil {
+					code = http.StatusInternalServerError
+					defer panic(p)
+				}
+			}
+			route, method := RouteLabel(r.Pattern), methodLabel(r.Method)
+			m.requests.WithLabelValues(route, method, strconv.Itoa(code)).Inc()
+			m.duration.WithLabelValues(route, method).Observe(time.Since(start).Seconds())
+		}()
+		next.ServeHTTP(rec, r)
+	})
+}
+
+// RouteLabel turns a ServeMux pattern ("GET /api/movies/{id}") into the
+// route label ("/api/movies/{id}"): the method has its own label, and the
+// pattern never holds ids, so the label set stays bounded.
+func RouteLabel(pattern string) string {
+	if pattern == "" {
+		return "unmatched"
+	}
+	if i := strings.IndexByte(pattern, ' '); i >= 0 {
+		pattern = strings.TrimLeft(pattern[i+1:], " \t")
+	}
+	if i := strings.IndexByte(pattern, '/'); i > 0 {
+		pattern = pattern[i:] // drop a host
+	}
+	return pattern
+}
+
+// methodLabel keeps the method label bounded against made-up methods.
+func methodLabel(m string) string {
+	switch m {
+	case http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut,
+		http.MethodPatch, http.MethodDelete, http.MethodOptions:
+		return m
+	}
+	return "other"
+}
+
+type statusRecorder struct {
+	http.ResponseWriter
+	status int
+}
+
+func (r *statusRecorder) WriteHeader(code int) {
+	if r.status == 0 {
+		r.status = code
+	}
+	r.ResponseWriter.WriteHeader(code)
+}
+
+func (r *statusRecorder) Write(b []byte) (int, error) {
+	if r.status == 0 {
+		r.status = http.StatusOK
+	}
+	return r.ResponseWriter.Write(b)
+}
+
+// Unwrap lets http.ResponseController reach the real writer (Flush, deadlines).
+func (r *statusRecorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }

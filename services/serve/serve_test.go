@@ -1,0 +1,293 @@
+package serve_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil/promlint"
+
+	"github.com/ratingslab/lab/services/serve"
+)
+
+// public is a small API shaped like a part's: Go 1.22 patterns with an id.
+func public() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /things/{id}", func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.WriteString(w, "thing "+r.PathValue("id"))
+	})
+	mux.HandleFunc("POST /things", func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(http.StatusCreated)
+	})
+	return mux
+}
+
+// start serves s on a real 127.0.0.1 port until the test ends and returns its base URL.
+func start(t *testing.T, s *serve.Server) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- s.Serve(ctx, ln) }()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("Serve returned %v after cancel, want nil", err)
+			}
+		case <-time.After(serve.ShutdownGrace + time.Second):
+			t.Error("Serve did not return after cancel")
+		}
+	})
+	return "http://" + ln.Addr().String()
+}
+
+func call(t *testing.T, method, url, body string) (int, string) {
+	t.Helper()
+	req, err := http.NewRequest(method, url, strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	b, _ := io.ReadAll(res.Body)
+	return res.StatusCode, string(b)
+}
+
+func TestHealthzReportsReadinessAndInfo(t *testing.T) {
+	var notReady error
+	s := serve.New(serve.Options{
+		Public: public(),
+		Ready:  func(context.Context) error { return notReady },
+		Info:   func() map[string]any { return map[string]any{"breakers": map[string]any{"enabled": true}} },
+	})
+	base := start(t, s)
+
+	code, body := call(t, "GET", base+"/healthz", "")
+	var h map[string]any
+	_ = json.Unmarshal([]byte(body), &h)
+	if code != 200 || h["status"] != "ok" || h["breakers"] == nil {
+		t.Errorf("ready: %d %s, want 200 with status ok and the breakers info", code, body)
+	}
+
+	notReady = errors.New("ratings-rpc: connection refused")
+	code, body = call(t, "GET", base+"/healthz", "")
+	h = nil
+	_ = json.Unmarshal([]byte(body), &h)
+	if code != 503 || h["status"] != "unavailable" || h["error"] != "ratings-rpc: connection refused" {
+		t.Errorf("not ready: %d %s, want 503 with the error", code, body)
+	}
+}
+
+func TestREDMetricsAreLabelledByRoutePatternNotPath(t *testing.T) {
+	s := serve.New(serve.Options{Public: public()})
+	base := start(t, s)
+	call(t, "GET", base+"/things/1", "")
+	call(t, "GET", base+"/things/2", "")
+	call(t, "POST", base+"/things", "")
+	call(t, "GET", base+"/nowhere", "")
+
+	_, metrics := call(t, "GET", base+"/metrics", "")
+	for _, want := range []string{
+		`lab_http_requests_total{code="200",method="GET",route="/things/{id}"} 2`,
+		`lab_http_requests_total{code="201",method="POST",route="/things"} 1`,
+		`lab_http_requests_total{code="404",method="GET",route="unmatched"} 1`,
+		`lab_http_request_duration_seconds_bucket{method="GET",route="/things/{id}",le="30"} 2`,
+		`go_goroutines `,
+		`process_cpu_seconds_total `,
+	} {
+		if !strings.Contains(metrics, want) {
+			t.Errorf("/metrics lacks %q", want)
+		}
+	}
+	if strings.Contains(metrics, "/things/1") {
+		t.Error("a raw path leaked into a label")
+	}
+}
+
+func TestMetricsPassPromlint(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	s := serve.New(serve.Options{Public: public(), Registry: reg})
+	s.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest("GET", "/things/1", nil))
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	problems, err := promlint.NewWithMetricFamilies(mfs).Lint()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range problems {
+		if strings.HasPrefix(p.Metric, "lab_") {
+			t.Errorf("promlint: %s: %s", p.Metric, p.Text)
+		}
+	}
+}
+
+func TestFaultsInjectErrorsAndLatencyIntoPublicRoutesOnly(t *testing.T) {
+	s := serve.New(serve.Options{Public: public()})
+	base := start(t, s)
+
+	code, body := call(t, "POST", base+"/admin/faults", `{"error_rate": 1}`)
+	if code != 200 || !strings.Contains(body, `"error_rate":1`) {
+		t.Fatalf("set faults: %d %s", code, body)
+	}
+	if code, body := call(t, "GET", base+"/things/1", ""); code != 500 || !strings.Contains(body, "injected fault") {
+		t.Errorf("public route with error_rate 1: %d %s, want 500 injected", code, body)
+	}
+	if code, body := call(t, "GET", base+"/healthz", ""); code != 200 || !strings.Contains(body, `"faults"`) {
+		t.Errorf("/healthz during faults: %d %s, want 200 showing the faults", code, body)
+	}
+	_, metrics := call(t, "GET", base+"/metrics", "")
+	if !strings.Contains(metrics, `lab_http_requests_total{code="500",method="GET",route="/things/{id}"} 1`) {
+		t.Error("the injected 500 is not counted under the route it hit")
+	}
+
+	call(t, "POST", base+"/admin/faults", `{"latency": "150ms"}`)
+	began := time.Now()
+	if code, _ := call(t, "GET", base+"/things/1", ""); code != 200 {
+		t.Errorf("latency only: status %d, want 200 (the POST replaced error_rate)", code)
+	}
+	if took := time.Since(began); took < 150*time.Millisecond {
+		t.Errorf("request took %v, want at least the injected 150ms", took)
+	}
+
+	code, body = call(t, "DELETE", base+"/admin/faults", "")
+	if code != 200 || !strings.Contains(body, `"error_rate":0,"latency":"0s"`) {
+		t.Errorf("heal: %d %s", code, body)
+	}
+	if code, body := call(t, "GET", base+"/admin/faults", ""); !strings.Contains(body, `"latency":"0s"`) || code != 200 {
+		t.Errorf("after heal: %d %s", code, body)
+	}
+}
+
+func TestFaultRequestsAreValidated(t *testing.T) {
+	s := serve.New(serve.Options{Public: public()})
+	base := start(t, s)
+	for body, field := range map[string]string{
+		`{"error_rate": 1.5}`:            "error_rate",
+		`{"error_rate": -0.1}`:           "error_rate",
+		`{"error_rate": "lots"}`:         "error_rate",
+		`{"latency": "soon"}`:            "latency",
+		`{"latency": "-1s"}`:             "latency",
+		`{"latency": "2h"}`:              "latency",
+		`{"latency": "1s", "jitter": 1}`: "jitter",
+		`{`:                              "body",
+	} {
+		code, got := call(t, "POST", base+"/admin/faults", body)
+		if code != 400 || !strings.Contains(got, `"error":"`+field) {
+			t.Errorf("%s: %d %s, want 400 naming %s", body, code, got, field)
+		}
+	}
+	if s.Faults().Current().Active() {
+		t.Error("a rejected fault request changed the faults")
+	}
+}
+
+func TestAdminAnswersLoopbackOnlyAndPartsCanExtendIt(t *testing.T) {
+	s := serve.New(serve.Options{Public: public()})
+	s.HandleAdmin("POST /admin/slow-db", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(http.StatusNoContent)
+	}))
+
+	for _, remote := range []string{"127.0.0.1:5000", "[::1]:5000"} {
+		req := httptest.NewRequest("POST", "/admin/slow-db", nil)
+		req.RemoteAddr = remote
+		rec := httptest.NewRecorder()
+		s.ServeHTTP(rec, req)
+		if rec.Code != http.StatusNoContent {
+			t.Errorf("from %s: %d, want 204 from the part's own admin endpoint", remote, rec.Code)
+		}
+	}
+	for _, remote := range []string{"10.1.2.3:5000", "192.168.0.9:1", "[2001:db8::1]:80", "garbage"} {
+		for _, target := range []string{"/admin/faults", "/admin/slow-db"} {
+			req := httptest.NewRequest("POST", target, strings.NewReader(`{"error_rate":1}`))
+			req.RemoteAddr = remote
+			rec := httptest.NewRecorder()
+			s.ServeHTTP(rec, req)
+			if rec.Code != http.StatusForbidden {
+				t.Errorf("%s from %s: %d, want 403", target, remote, rec.Code)
+			}
+		}
+	}
+	if s.Faults().Current().Active() {
+		t.Error("a non-loopback client set faults")
+	}
+}
+
+func TestHandleAdminRejectsPatternsOutsideAdmin(t *testing.T) {
+	defer func() {
+		if recover() == nil {
+			t.Error("HandleAdmin accepted /public")
+		}
+	}()
+	serve.New(serve.Options{}).HandleAdmin("POST /public", http.NotFoundHandler())
+}
+
+func TestShutdownLetsInFlightRequestsFinish(t *testing.T) {
+	release := make(chan struct{})
+	entered := make(chan struct{})
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /slow", func(w http.ResponseWriter, r *http.Request) {
+		close(entered)
+		<-release
+		_, _ = io.WriteString(w, "done")
+	})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	stopped := make(chan error, 1)
+	go func() { stopped <- serve.New(serve.Options{Public: mux}).Serve(ctx, ln) }()
+
+	got := make(chan string, 1)
+	go func() {
+		res, err := http.Get("http://" + ln.Addr().String() + "/slow")
+		if err != nil {
+			got <- err.Error()
+			return
+		}
+		b, _ := io.ReadAll(res.Body)
+		res.Body.Close()
+		got <- string(b)
+	}()
+	select {
+	case <-entered:
+	case <-time.After(5 * time.Second):
+		t.Fatal("request never reached the handler")
+	}
+	cancel()
+	close(release)
+	select {
+	case body := <-got:
+		if body != "done" {
+			t.Errorf("in-flight request got %q, want done", body)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("in-flight request did not finish")
+	}
+	select {
+	case err := <-stopped:
+		if err != nil {
+			t.Errorf("Serve = %v, want nil", err)
+		}
+	case <-time.After(serve.ShutdownGrace + time.Second):
+		t.Fatal("Serve did not return")
+	}
+}

@@ -1,0 +1,46 @@
+// Package webserver is the public face of both variants: one JSON API and one
+// HTML page. What differs between the variants is only the Backend behind it:
+// rpc.Backend calls the ratings service synchronously; stream.Backend produces
+// to the log and reads its own view hydrated from the log.
+package webserver
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/ratingslab/lab/services/model"
+)
+
+// Backend is the integration seam between the shared web layer and a variant.
+type Backend interface {
+	// Rate records a validated rating. It returns ErrUnknownMovie when the
+	// movie does not exist, or an *UnavailableError when a dependency (the
+	// ratings service, the broker) cannot take it within its timeout.
+	Rate(ctx context.Context, r model.Rating) error
+	// Movies returns one page of rated movies ordered by movie id, and the total.
+	Movies(ctx context.Context, offset, limit int) ([]model.RatedMovie, int, error)
+	// Movie returns one rated movie, or ErrNotFound.
+	Movie(ctx context.Context, id int64) (model.RatedMovie, error)
+	// Ready reports whether the backend can serve (used by /healthz).
+	Ready(ctx context.Context) error
+}
+
+var (
+	ErrUnknownMovie = errors.New("unknown movie")
+	ErrNotFound     = errors.New("not found")
+)
+
+// UnavailableError says a dependency could not answer; the API maps it to 503
+// with retry_after.
+type UnavailableError struct {
+	Dependency string
+	RetryAfter time.Duration
+	Err        error
+}
+
+func (e *UnavailableError) Error() string {
+	return e.Dependency + " unavailable: " + e.Err.Error()
+}
+
+func (e *UnavailableError) Unwrap() error { return e.Err }

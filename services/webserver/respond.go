@@ -1,0 +1,66 @@
+package webserver
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"math"
+	"net/http"
+	"strconv"
+	"time"
+)
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v) // the client may have gone; nothing left to tell it
+}
+
+func writeError(w http.ResponseWriter, status int, msg string) {
+	writeJSON(w, status, ErrorBody{Error: msg})
+}
+
+// writeUnavailable answers 503 with retry_after in the body and the
+// Retry-After header (whole seconds, rounded up, as HTTP wants).
+func writeUnavailable(w http.ResponseWriter, msg string, retryAfter time.Duration) {
+	secs := retryAfter.Seconds()
+	w.Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(secs))))
+	writeJSON(w, http.StatusServiceUnavailable, ErrorBody{Error: msg, RetryAfter: &secs})
+}
+
+// writeBackendError maps a Backend error to the API's status codes. what
+// names the operation for the log and the client ("rating movie 7").
+func (s *server) writeBackendError(w http.ResponseWriter, r *http.Request, err error, what string) {
+	var unavailable *UnavailableError
+	switch {
+	case errors.As(err, &unavailable):
+		retry := unavailable.RetryAfter
+		if retry <= 0 {
+			retry = s.opts.RetryAfter
+		}
+		writeUnavailable(w, what+": "+err.Error(), retry)
+	case errors.Is(err, context.DeadlineExceeded):
+		writeUnavailable(w, what+": backend did not answer within "+s.opts.BackendTimeout.String(), s.opts.RetryAfter)
+	case errors.Is(err, context.Canceled) && r.Context().Err() != nil:
+		// The client went away; nobody reads this answer, but the metric sees 503.
+		writeUnavailable(w, what+": request cancelled", s.opts.RetryAfter)
+	default:
+		s.log.LogAttrs(r.Context(), slog.LevelError, "backend error", slog.String("op", what), slog.Any("err", err))
+		writeError(w, http.StatusInternalServerError, what+": internal error")
+	}
+}
+
+func methodNotAllowed(allow string) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Allow", allow)
+		writeError(w, http.StatusMethodNotAllowed, "method "+r.Method+" not allowed; use "+allow)
+	})
+}
+
+func notFound() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, http.StatusNotFound, "no such route: "+r.Method+" "+truncate(r.URL.Path, 100))
+	})
+}
