@@ -218,8 +218,10 @@ func appendRatingBody(b []byte, r Request, requestID string) []byte {
 	b = strconv.AppendQuote(b, requestID)
 	b = append(b, `,"movie_id":`...)
 	b = strconv.AppendInt(b, r.MovieID, 10)
-	b = append(b, `,"user_id":`...)
-	b = strconv.AppendInt(b, r.UserID, 10)
+	if r.UserID > 0 { // replayed files may not say who rated
+		b = append(b, `,"user_id":`...)
+		b = strconv.AppendInt(b, r.UserID, 10)
+	}
 	b = append(b, `,"rating":`...)
 	b = appendTenths(b, r.Tenths)
 	return append(b, '}')

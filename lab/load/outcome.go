@@ -3,29 +3,24 @@ package load
 import (
 	"strings"
 
+	"github.com/ratingslab/lab/lab/load/ledger"
+
 	vegeta "github.com/tsenart/vegeta/v12/lib"
 )
 
-// Outcome is how a request ended, as the client saw it. It is the `outcome`
-// metric label and the ledger's outcome field.
-type Outcome string
+// Outcome is how a request ended, as the client saw it: the `outcome` metric
+// label and the ledger's outcome field. See package ledger for the meanings.
+type Outcome = ledger.Outcome
 
 const (
-	// Acknowledged: a 2xx answer. For a rating, the variant promised to keep it.
-	Acknowledged Outcome = "acknowledged"
-	// Rejected: a 4xx (or other non-2xx, non-5xx) answer; the variant refused
-	// the request and must not have applied it.
-	Rejected Outcome = "rejected"
-	// Failed: a 5xx answer, or the request never left the client (connection
-	// refused). Not acknowledged; a 5xx rating may or may not have been applied.
-	Failed Outcome = "failed"
-	// Ambiguous: the request was handed to a connection but no answer came
-	// (timeout, reset, interrupted run). It may or may not have been applied.
-	Ambiguous Outcome = "ambiguous"
+	Acknowledged = ledger.Acknowledged // 2xx
+	Rejected     = ledger.Rejected     // 4xx (or another non-2xx, non-5xx)
+	Failed       = ledger.Failed       // 5xx, or never sent
+	Ambiguous    = ledger.Ambiguous    // handed over, no answer
 )
 
 // Outcomes lists every outcome, in label order.
-var Outcomes = []Outcome{Acknowledged, Rejected, Failed, Ambiguous}
+var Outcomes = ledger.Outcomes
 
 // Cause refines an outcome for people: the "errors by kind" of the progress
 // view and the ledger's cause field.

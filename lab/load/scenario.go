@@ -179,6 +179,9 @@ func ParseScenario(data []byte, format string) (*Scenario, error) {
 	default:
 		return nil, fmt.Errorf("unknown scenario format %q (want json or yaml)", format)
 	}
+	if err := checkDurations(jsonData); err != nil {
+		return nil, err
+	}
 	dec := json.NewDecoder(bytes.NewReader(jsonData))
 	dec.DisallowUnknownFields()
 	var s Scenario
@@ -193,6 +196,45 @@ func ParseScenario(data []byte, format string) (*Scenario, error) {
 		return nil, err
 	}
 	return &s, nil
+}
+
+// checkDurations names a bad duration's field; encoding/json reports a
+// custom unmarshaler's error without saying where it was.
+func checkDurations(data []byte) error {
+	var doc struct {
+		Arrival struct {
+			Duration any `json:"duration"`
+			Stages   []struct {
+				Duration any `json:"duration"`
+			} `json:"stages"`
+		} `json:"arrival"`
+		RequestTimeout any `json:"request_timeout"`
+	}
+	if err := json.Unmarshal(data, &doc); err != nil {
+		return nil // not this check's business; the strict decode names it
+	}
+	check := func(field string, v any) error {
+		if v == nil {
+			return nil
+		}
+		s, ok := v.(string)
+		if !ok {
+			return fmt.Errorf("%s: want a duration string like \"30s\", got %v", field, v)
+		}
+		if _, err := time.ParseDuration(s); err != nil {
+			return fmt.Errorf("%s: want a duration string like \"30s\", got %q", field, s)
+		}
+		return nil
+	}
+	if err := check("arrival.duration", doc.Arrival.Duration); err != nil {
+		return err
+	}
+	for i, st := range doc.Arrival.Stages {
+		if err := check(fmt.Sprintf("arrival.stages[%d].duration", i), st.Duration); err != nil {
+			return err
+		}
+	}
+	return check("request_timeout", doc.RequestTimeout)
 }
 
 func describeDecodeError(err error) error {

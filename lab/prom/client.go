@@ -107,6 +107,22 @@ func Parse(ctx context.Context, baseURL, promql string) (string, error) {
 	return formatted, nil
 }
 
+// LabelValues lists the values of label among the series matching the
+// selector match between start and end (/api/v1/label/<label>/values), as
+// Grafana's label_values(match, label) does for a template variable.
+func LabelValues(ctx context.Context, baseURL, label, match string, start, end time.Time) ([]string, error) {
+	form := url.Values{
+		"match[]": {match},
+		"start":   {formatTime(start)},
+		"end":     {formatTime(end)},
+	}
+	var values []string
+	if err := call(ctx, baseURL, "/api/v1/label/"+url.PathEscape(label)+"/values", form, &values); err != nil {
+		return nil, err
+	}
+	return values, nil
+}
+
 // Ready asks once whether Prometheus is ready to serve queries (GET
 // /-/ready); callers poll it with their own deadline.
 func Ready(ctx context.Context, baseURL string) error {

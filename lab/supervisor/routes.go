@@ -1,8 +1,10 @@
 package supervisor
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net"
 	"net/http"
 	"syscall"
@@ -13,7 +15,7 @@ import (
 // routes maps the whole control API. It listens on loopback only and also
 // refuses any non-loopback peer, in case it is ever bound elsewhere.
 func (s *Supervisor) routes() http.Handler {
-	mux := http.NewServeMux()
+	mux := s.mux
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
@@ -32,6 +34,26 @@ func (s *Supervisor) routes() http.Handler {
 	return loopbackOnly(mux)
 }
 
+// Handle adds a route to the control API (the fault injector's /v1/faults).
+// Call it before Run.
+func (s *Supervisor) Handle(pattern string, h http.Handler) { s.mux.Handle(pattern, h) }
+
+// Config returns the supervisor's configuration.
+func (s *Supervisor) Config() Config { return s.cfg }
+
+// Signal sends a process action (kill, pause, resume, stop, start, restart)
+// to a part, as the control API does.
+func (s *Supervisor) Signal(ctx context.Context, part, action string) (PartStatus, error) {
+	p, err := s.lookup(part)
+	if err != nil {
+		return PartStatus{}, err
+	}
+	if err := s.act(ctx, p, action); err != nil {
+		return PartStatus{}, err
+	}
+	return p.status(), nil
+}
+
 // Actions on a part. kill, pause and resume are faults; stop and start are
 // orderly; restart is stop then start.
 var actions = map[string]string{
@@ -45,33 +67,41 @@ func (s *Supervisor) handleAction(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, err)
 		return
 	}
-	action := r.PathValue("action")
-	switch action {
-	case "start":
-		err = p.start()
-	case "stop":
-		p.stop(StopGrace)
-	case "restart":
-		p.stop(StopGrace)
-		err = p.start()
-	case "kill":
-		err = p.signal(syscall.SIGKILL)
-		if err == nil {
-			p.wait(r.Context()) // so a following status shows it gone
+	if err := s.act(r.Context(), p, r.PathValue("action")); err != nil {
+		code := http.StatusConflict
+		if errors.Is(err, errUnknownAction) {
+			code = http.StatusBadRequest
 		}
-	case "pause":
-		err = p.signal(syscall.SIGSTOP)
-	case "resume":
-		err = p.signal(syscall.SIGCONT)
-	default:
-		writeError(w, http.StatusBadRequest, errors.New("unknown action "+action+"; valid: start, stop, restart, kill, pause, resume"))
-		return
-	}
-	if err != nil {
-		writeError(w, http.StatusConflict, err)
+		writeError(w, code, err)
 		return
 	}
 	writeJSON(w, http.StatusOK, p.status())
+}
+
+var errUnknownAction = errors.New("unknown action")
+
+func (s *Supervisor) act(ctx context.Context, p *process, action string) error {
+	switch action {
+	case "start":
+		return p.start()
+	case "stop":
+		p.stop(StopGrace)
+		return nil
+	case "restart":
+		p.stop(StopGrace)
+		return p.start()
+	case "kill":
+		err := p.signal(syscall.SIGKILL)
+		if err == nil {
+			p.wait(ctx) // so a following status shows it gone
+		}
+		return err
+	case "pause":
+		return p.signal(syscall.SIGSTOP)
+	case "resume":
+		return p.signal(syscall.SIGCONT)
+	}
+	return fmt.Errorf("%w %q; valid: start, stop, restart, kill, pause, resume", errUnknownAction, action)
 }
 
 // LabInfo describes the running lab.

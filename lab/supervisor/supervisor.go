@@ -51,6 +51,7 @@ type Supervisor struct {
 	reg     *prometheus.Registry
 	partUp  *prometheus.GaugeVec
 	hooks   []func(context.Context) // run first at shutdown (heal faults)
+	mux     *http.ServeMux
 	stopped chan struct{}
 	once    sync.Once
 }
@@ -90,7 +91,7 @@ func (in Instance) Addr(p layout.Ports) string {
 
 // New prepares a supervisor; nothing runs until Run.
 func New(cfg Config, log *slog.Logger) (*Supervisor, error) {
-	s := &Supervisor{cfg: cfg, log: log, byName: map[string]*process{}, reg: prometheus.NewRegistry(), stopped: make(chan struct{})}
+	s := &Supervisor{cfg: cfg, log: log, byName: map[string]*process{}, reg: prometheus.NewRegistry(), stopped: make(chan struct{}), mux: http.NewServeMux()}
 	s.partUp = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "lab_part_up", Help: "Whether a lab part is running and healthy (1) or not (0)."}, []string{"part"})
 	s.reg.MustRegister(s.partUp, prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
 	client := &http.Client{Timeout: time.Second}

@@ -395,8 +395,8 @@ func parseYear(s string) (int, error) {
 	if err != nil {
 		return 0, fmt.Errorf("release_year %q is not a year", s)
 	}
-	if y < minYear || y > maxYear {
-		return 0, fmt.Errorf("release_year %d is out of range %d..%d", y, minYear, maxYear)
+	if y < MinYear || y > MaxYear {
+		return 0, fmt.Errorf("release_year %d is out of range %d..%d", y, MinYear, MaxYear)
 	}
 	return y, nil
 }

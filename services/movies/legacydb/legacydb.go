@@ -17,10 +17,11 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync/atomic"
 	"time"
 
-	_ "modernc.org/sqlite" // registers the "sqlite" driver
+	"modernc.org/sqlite" // also registers the "sqlite" driver
 )
 
 // ErrNotFound is returned (wrapped) when a movie id is not in the catalog.
@@ -50,7 +51,7 @@ type DB struct {
 // seed catalog when the file is new (created reports that). Parent
 // directories are created too. An existing file that is not a lab catalog is
 // an error and is left untouched. Concurrent Creates of the same new file
-// seed it exactly once.
+// (from any process) seed it exactly once.
 func Create(path string) (*DB, bool, error) {
 	if path == "" {
 		return nil, false, errors.New("legacydb: path is empty")
@@ -62,7 +63,15 @@ func Create(path string) (*DB, bool, error) {
 	if err != nil {
 		return nil, false, err
 	}
-	created, err := db.initialize(context.Background())
+	ctx := context.Background()
+	var created bool
+	err = retryBusy(ctx, func() error {
+		created, err = db.initialize(ctx)
+		return err
+	})
+	if err == nil {
+		err = db.ensureWAL(ctx)
+	}
 	if err != nil {
 		db.Close()
 		return nil, false, err
@@ -71,7 +80,8 @@ func Create(path string) (*DB, bool, error) {
 }
 
 // Open opens an existing catalog. A missing file, or a file that is not a lab
-// catalog (not SQLite, or without the lab_meta marker), is an error.
+// catalog (not SQLite, or without the lab_meta marker), is an error, and such
+// a file is left untouched.
 func Open(path string) (*DB, error) {
 	if path == "" {
 		return nil, errors.New("legacydb: path is empty")
@@ -90,13 +100,19 @@ func Open(path string) (*DB, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := db.checkMeta(context.Background(), db.sql); err != nil {
+	ctx := context.Background()
+	err = retryBusy(ctx, func() error { return db.checkMeta(ctx, db.sql) })
+	if err == nil {
+		err = db.ensureWAL(ctx)
+	}
+	if err != nil {
 		db.Close()
 		return nil, err
 	}
 	return db, nil
 }
 
+// open makes the two connection pools; nothing touches the file yet.
 func open(path, mode string) (*DB, error) {
 	abs, err := filepath.Abs(path)
 	if err != nil {
@@ -105,20 +121,11 @@ func open(path, mode string) (*DB, error) {
 	q := url.Values{}
 	q.Set("mode", mode)
 	q.Set("_busy_timeout", fmt.Sprint(busyTimeout.Milliseconds()))
-	q.Set("_journal_mode", "WAL")
-	q.Set("_synchronous", "NORMAL") // durable at checkpoints; WAL keeps it consistent
+	q.Set("_synchronous", "NORMAL") // in WAL mode: durable at checkpoints, never corrupt
 	file := "file:" + (&url.URL{Path: abs}).EscapedPath() + "?"
 	r, err := sql.Open("sqlite", file+q.Encode())
 	if err != nil {
 		return nil, fmt.Errorf("legacydb: open %s: %w", path, err)
-	}
-	// Connections are opened lazily; force one now so that a file that is not
-	// a database fails here (the WAL pragma reads the header).
-	ctx, cancel := context.WithTimeout(context.Background(), busyTimeout+time.Second)
-	defer cancel()
-	if err := r.PingContext(ctx); err != nil {
-		r.Close()
-		return nil, fmt.Errorf("legacydb: %s is not a lab movie catalog: %w", path, err)
 	}
 	// Writers take the write lock at BEGIN, so the timestamp a transaction
 	// reads is never stale by the time it commits (see Changes). One
@@ -132,6 +139,60 @@ func open(path, mode string) (*DB, error) {
 	}
 	w.SetMaxOpenConns(1)
 	return &DB{sql: r, w: w, path: path}, nil
+}
+
+// ensureWAL puts the file in WAL mode (a persistent property of the file):
+// readers in other processes then never block the writer, nor it them. The
+// switch needs the file to itself for a moment, hence the retry.
+func (db *DB) ensureWAL(ctx context.Context) error {
+	var mode string
+	err := retryBusy(ctx, func() error {
+		return db.sql.QueryRowContext(ctx, `PRAGMA journal_mode = WAL`).Scan(&mode)
+	})
+	if err != nil {
+		return fmt.Errorf("legacydb: %s: switch to WAL: %w", db.path, err)
+	}
+	if !strings.EqualFold(mode, "wal") {
+		return fmt.Errorf("legacydb: %s: journal mode is %q, want wal", db.path, mode)
+	}
+	return nil
+}
+
+// retryBusy runs fn again while SQLite reports the file busy or locked in a
+// way its busy handler does not cover (opening a file another process is
+// creating or switching to WAL), for at most busyTimeout.
+func retryBusy(ctx context.Context, fn func() error) error {
+	deadline := time.Now().Add(busyTimeout)
+	wait := 5 * time.Millisecond
+	for {
+		err := fn()
+		if err == nil || !isBusy(err) || time.Now().After(deadline) {
+			return err
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			return err
+		}
+		wait = min(2*wait, 100*time.Millisecond)
+	}
+}
+
+// SQLite primary result codes (the low byte of an extended code).
+const (
+	sqliteBusy   = 5
+	sqliteLocked = 6
+)
+
+func isBusy(err error) bool {
+	var e *sqlite.Error
+	if !errors.As(err, &e) {
+		return false
+	}
+	code := e.Code() & 0xff
+	return code == sqliteBusy || code == sqliteLocked
 }
 
 // Close releases the file. In-flight queries finish first.

@@ -305,8 +305,8 @@ func validate(m model.Movie) error {
 	if strings.TrimSpace(m.Title) == "" {
 		return errors.New("title must not be empty")
 	}
-	if m.ReleaseYear < minYear || m.ReleaseYear > maxYear {
-		return fmt.Errorf("release_year %d is out of range %d..%d", m.ReleaseYear, minYear, maxYear)
+	if m.ReleaseYear < MinYear || m.ReleaseYear > MaxYear {
+		return fmt.Errorf("release_year %d is out of range %d..%d", m.ReleaseYear, MinYear, MaxYear)
 	}
 	if strings.Contains(m.Country, "|") {
 		return fmt.Errorf("country %q must not contain '|'", m.Country)
@@ -322,9 +322,10 @@ func validate(m model.Movie) error {
 	return nil
 }
 
+// Release years the catalog accepts.
 const (
-	minYear = 1870
-	maxYear = 2100
+	MinYear = 1870
+	MaxYear = 2100
 )
 
 // splitList and joinList convert the '|'-separated list columns.

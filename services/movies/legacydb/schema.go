@@ -53,7 +53,10 @@ const metaHighWater = "updated_at_high_water_us"
 func (db *DB) initialize(ctx context.Context) (created bool, err error) {
 	tx, err := db.w.BeginTx(ctx, nil)
 	if err != nil {
-		return false, fmt.Errorf("legacydb: %s: %w", db.path, err)
+		if isBusy(err) {
+			return false, err // retried by the caller
+		}
+		return false, fmt.Errorf("legacydb: %s is not a lab movie catalog: %w", db.path, err)
 	}
 	defer tx.Rollback()
 	var objects int

@@ -1,0 +1,256 @@
+package dashboards
+
+// One drill-down dashboard per variant: the same skeleton (RED per service,
+// runtime), the variant's own middle (RPC: outbound calls and breakers; log:
+// Kafka clients, processing and views). $variant is a hidden constant, so
+// both dashboards come from this one function.
+
+// infraRoutes are the parts' own endpoints (scrapes every second, health
+// probes, fault admin), kept out of the RED panels.
+const infraRoutes = "/metrics|/healthz|/admin/.*"
+
+func drillDown(variant string) board {
+	scope := []string{eq("variant", "$variant"), re("part", "$part")}
+	b := board{
+		file:    variant,
+		uid:     "lab-" + variant,
+		variant: variant,
+		tags:    []string{"ratings-lab", variant},
+		vars: []variable{
+			{name: "variant", kind: constantVariable, values: variant, live: variant},
+			{name: "part", display: "Part", kind: queryVariable, match: `up{variant="$variant"}`, label: "part", live: allValue},
+		},
+	}
+	red := row{id: 100, title: "RED per service — server side", panels: redPanels(scope)}
+	runtime := row{id: 900, title: "Runtime", panels: runtimePanels(scope)}
+	switch variant {
+	case VariantRPC:
+		b.title = "RPC variant — services"
+		b.description = "Per service and per dependency: what each RPC service serves, what it calls, and how its breakers react."
+		b.rows = []row{red, {id: 200, title: "Outbound calls — per dependency", panels: []panel{
+			withTitle(callsByResult(201, "part, dependency, result", "{{part}} → {{dependency}} {{result}}", scope...), "Calls by dependency and result", 8),
+			callDuration(202, scope),
+			withTitle(breakerStates(203, scope...), "Circuit breakers", 8),
+		}}, runtime}
+	case VariantStream:
+		b.title = "Log variant — services"
+		b.description = "Per service: what each log-variant service serves, produces and consumes, how far behind it is, and how fresh its view is."
+		b.rows = []row{red,
+			{id: 200, title: "Kafka clients — per topic", panels: []panel{
+				withTitle(kafkaRate(201, "lab_kafka_produced_messages_total", "part, topic", "{{part}} → {{topic}}", scope...), "Produced (acknowledged) by part and topic", 8),
+				withTitle(kafkaRate(202, "lab_kafka_consumed_messages_total", "part, topic", "{{part}} ← {{topic}}", scope...), "Consumed (applied) by part and topic", 8),
+				withTitle(consumerLag(203, "part, topic", "{{part}} {{topic}}", scope...), "Consumer lag by part and topic", 8),
+			}},
+			{id: 300, title: "Processing and views", panels: []panel{
+				batchDuration(301, scope),
+				withTitle(viewFreshness(302, scope...), "View freshness p50 / p99", 6),
+				viewRows(303, scope),
+				withTitle(deadLetters(304, scope...), "Dead-lettered events", 6),
+			}},
+			runtime}
+	}
+	// Every panel of a drill-down shows its variant.
+	for i := range b.rows {
+		for j := range b.rows[i].panels {
+			b.rows[i].panels[j].variant = variant
+		}
+	}
+	return b
+}
+
+func redPanels(scope []string) []panel {
+	served := append(append([]string{}, scope...), nre("route", infraRoutes))
+	requests := sel("lab_http_requests_total", served...)
+	bucket := sel("lab_http_request_duration_seconds_bucket", served...)
+	return []panel{
+		{
+			id: 101, kind: timeSeries, width: 8, height: 8,
+			title:       "Rate — requests by part and route",
+			description: "Requests served per second (lab_http_requests_total), without the parts' own /metrics, /healthz and /admin/ endpoints.",
+			unit:        "reqps", min: ptr(0.0),
+			queries: []query{{expr: sumBy("part, route", rate(requests)), legend: "{{part}} {{route}}", requires: []string{requests}}},
+		},
+		{
+			id: 102, kind: timeSeries, width: 8, height: 8,
+			title:       "Errors — share of 5xx answers",
+			description: "Share of requests answered with a 5xx status, per part and route.",
+			unit:        "percentunit", min: ptr(0.0), max: ptr(1.0),
+			queries: []query{{
+				expr:   shareBy("part, route", sel("lab_http_requests_total", append(append([]string{}, served...), re("code", "5.."))...), requests),
+				legend: "{{part}} {{route}}",
+			}},
+		},
+		{
+			id: 103, kind: timeSeries, width: 8, height: 8,
+			title:       "Duration — p50 / p99 by part and route",
+			description: "Server-side time to answer (lab_http_request_duration_seconds).",
+			unit:        "s", min: ptr(0.0),
+			queries: []query{
+				{expr: quantile("0.5", "part, route", bucket), legend: "p50 {{part}} {{route}}", requires: []string{bucket}},
+				{expr: quantile("0.99", "part, route", bucket), legend: "p99 {{part}} {{route}}"},
+			},
+		},
+	}
+}
+
+func runtimePanels(scope []string) []panel {
+	up := sel("up", scope...)
+	return []panel{
+		{
+			id: 901, kind: stateTimeline, width: 6, height: 7,
+			title:       "Scrape up",
+			description: "Whether Prometheus could scrape the part within one second: a paused (SIGSTOP) or killed part turns red.",
+			queries:     []query{{expr: maxBy("part", up), legend: "{{part}}", requires: []string{up}}},
+			states:      []state{{value: "0", text: "down", colour: "red"}, {value: "1", text: "up", colour: "green"}},
+		},
+		{
+			id: 902, kind: timeSeries, width: 6, height: 7,
+			title:       "Goroutines",
+			description: "Goroutines per part: a growing count under a fault means requests piling up behind a slow dependency.",
+			unit:        "short", min: ptr(0.0),
+			queries: []query{{expr: sumBy("part", sel("go_goroutines", scope...)), legend: "{{part}}", requires: []string{sel("go_goroutines", scope...)}}},
+		},
+		{
+			id: 903, kind: timeSeries, width: 6, height: 7,
+			title:       "Memory — resident and Go heap in use",
+			description: "Resident set size of each part's process, and the Go heap in use.",
+			unit:        "bytes", min: ptr(0.0),
+			queries: []query{
+				{expr: sumBy("part", sel("process_resident_memory_bytes", scope...)), legend: "{{part}} resident", requires: []string{sel("process_resident_memory_bytes", scope...)}},
+				{expr: sumBy("part", sel("go_memstats_heap_inuse_bytes", scope...)), legend: "{{part}} heap", requires: []string{sel("go_memstats_heap_inuse_bytes", scope...)}},
+			},
+		},
+		{
+			id: 904, kind: timeSeries, width: 6, height: 7,
+			title:       "CPU",
+			description: "CPU time per second of wall time, per part (100% = one core).",
+			unit:        "percentunit", min: ptr(0.0),
+			queries: []query{{expr: sumBy("part", rate(sel("process_cpu_seconds_total", scope...))), legend: "{{part}}", requires: []string{sel("process_cpu_seconds_total", scope...)}}},
+		},
+	}
+}
+
+// breakerStates is the state timeline of the RPC circuit breakers.
+func breakerStates(id uint32, matchers ...string) panel {
+	states := sel("lab_breaker_state", matchers...)
+	return panel{
+		id: id, kind: stateTimeline, variant: VariantRPC, width: 12, height: 8,
+		title:       "Circuit breakers",
+		description: "State of each caller's breaker per dependency (lab_breaker_state): closed, half-open (probing), open (rejecting calls).",
+		queries:     []query{{expr: maxBy("part, dependency", states), legend: "{{part}} → {{dependency}}", requires: []string{states}}},
+		states: []state{
+			{value: "0", text: "closed", colour: "green"},
+			{value: "1", text: "half-open", colour: "yellow"},
+			{value: "2", text: "open", colour: "red"},
+		},
+	}
+}
+
+// callsByResult is the outbound call rate split by result.
+func callsByResult(id uint32, by, legend string, matchers ...string) panel {
+	calls := sel("lab_dependency_calls_total", matchers...)
+	return panel{
+		id: id, kind: timeSeries, variant: VariantRPC, width: 12, height: 8, stacked: true,
+		title: "Dependency calls by result",
+		description: "Outbound calls per second by result (lab_dependency_calls_total): success, failure (error or timeout after retries), " +
+			"rejected (an open breaker refused the call).",
+		unit: "reqps", min: ptr(0.0),
+		queries: []query{{expr: sumBy(by, rate(calls)), legend: legend, requires: []string{calls}}},
+		colours: []seriesColour{{match: ".*success", colour: "green"}, {match: ".*failure", colour: "red"}, {match: ".*rejected", colour: "purple"}},
+	}
+}
+
+func callDuration(id uint32, scope []string) panel {
+	bucket := sel("lab_dependency_call_duration_seconds_bucket", scope...)
+	return panel{
+		id: id, kind: timeSeries, width: 8, height: 8,
+		title:       "Call duration — p50 / p99 by dependency",
+		description: "Time of outbound calls including retries (lab_dependency_call_duration_seconds); capped by the call timeout.",
+		unit:        "s", min: ptr(0.0),
+		queries: []query{
+			{expr: quantile("0.5", "part, dependency", bucket), legend: "p50 {{part}} → {{dependency}}", requires: []string{bucket}},
+			{expr: quantile("0.99", "part, dependency", bucket), legend: "p99 {{part}} → {{dependency}}"},
+		},
+	}
+}
+
+// consumerLag is the sum of partition lags by the given labels.
+func consumerLag(id uint32, by, legend string, matchers ...string) panel {
+	lag := sel("lab_kafka_consumer_lag_messages", matchers...)
+	return panel{
+		id: id, kind: timeSeries, variant: VariantStream, width: 12, height: 8,
+		title: "Consumer lag",
+		description: "Records on the log not yet applied by each consumer (lab_kafka_consumer_lag_messages): " +
+			"the log variant queues work instead of failing it.",
+		unit: "short", min: ptr(0.0),
+		queries: []query{{expr: sumBy(by, lag), legend: legend, requires: []string{lag}}},
+	}
+}
+
+func viewFreshness(id uint32, matchers ...string) panel {
+	bucket := sel("lab_view_freshness_seconds_bucket", matchers...)
+	return panel{
+		id: id, kind: timeSeries, variant: VariantStream, width: 12, height: 8,
+		title: "View freshness p50 / p99",
+		description: "How old an event is when it becomes visible in a view (lab_view_freshness_seconds), per part and view. " +
+			"Gaps mean nothing was applied in the window: look at the lag.",
+		unit: "s", min: ptr(0.0),
+		queries: []query{
+			{expr: quantile("0.5", "part, view", bucket), legend: "p50 {{part}} {{view}}", requires: []string{bucket}},
+			{expr: quantile("0.99", "part, view", bucket), legend: "p99 {{part}} {{view}}"},
+		},
+	}
+}
+
+func deadLetters(id uint32, matchers ...string) panel {
+	return panel{
+		id: id, kind: timeSeries, variant: VariantStream, width: 12, height: 8,
+		title:       "Dead-lettered events",
+		description: "Events written to ratings-dlq per second, by part and reason (lab_dlq_messages_total). Zero until the first one.",
+		unit:        "mps", min: ptr(0.0),
+		queries: []query{{expr: orNone(sumBy("part, reason", rate(sel("lab_dlq_messages_total", matchers...))), "reason"), legend: "{{part}} {{reason}}"}},
+		colours: []seriesColour{{match: ".*none", colour: "green"}},
+	}
+}
+
+func batchDuration(id uint32, scope []string) panel {
+	bucket := sel("lab_stream_batch_duration_seconds_bucket", scope...)
+	return panel{
+		id: id, kind: timeSeries, width: 6, height: 8,
+		title:       "Batch duration p50 / p99",
+		description: "Time to process one consumed batch and commit state and offsets together (lab_stream_batch_duration_seconds).",
+		unit:        "s", min: ptr(0.0),
+		queries: []query{
+			{expr: quantile("0.5", "part", bucket), legend: "p50 {{part}}", requires: []string{bucket}},
+			{expr: quantile("0.99", "part", bucket), legend: "p99 {{part}}"},
+		},
+	}
+}
+
+func viewRows(id uint32, scope []string) panel {
+	rows := sel("lab_view_rows", scope...)
+	return panel{
+		id: id, kind: timeSeries, width: 6, height: 8,
+		title:       "View rows",
+		description: "Rows in each materialized view or table (lab_view_rows): movies known, movies rated.",
+		unit:        "short", min: ptr(0.0),
+		queries: []query{{expr: maxBy("part, view", rows), legend: "{{part}} {{view}}", requires: []string{rows}}},
+	}
+}
+
+// What the Kafka client counters count.
+var kafkaCounterMeaning = map[string]string{
+	"lab_kafka_produced_messages_total": "Records per second the broker acknowledged (acks=all) to the producing part (lab_kafka_produced_messages_total).",
+	"lab_kafka_consumed_messages_total": "Records per second the consuming part applied and committed (lab_kafka_consumed_messages_total).",
+}
+
+// kafkaRate is a Kafka client counter's rate by the given labels.
+func kafkaRate(id uint32, metric, by, legend string, matchers ...string) panel {
+	s := sel(metric, matchers...)
+	return panel{
+		id: id, kind: timeSeries, variant: VariantStream, width: 8, height: 8,
+		description: kafkaCounterMeaning[metric],
+		unit:        "mps", min: ptr(0.0),
+		queries: []query{{expr: sumBy(by, rate(s)), legend: legend, requires: []string{s}}},
+	}
+}

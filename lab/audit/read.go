@@ -1,0 +1,275 @@
+package audit
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+
+	_ "modernc.org/sqlite" // registers the "sqlite" driver
+
+	"github.com/ratingslab/lab/lab/layout"
+	"github.com/ratingslab/lab/lab/parts"
+)
+
+// Variant names (parts.VariantRPC, parts.VariantStream).
+const (
+	VariantRPC    = string(parts.VariantRPC)
+	VariantStream = string(parts.VariantStream)
+)
+
+// Store files, as the services create them in their data directories
+// (services/ratings/rpc and services/ratings/stream).
+const (
+	rpcStoreFile      = "ratings.db"
+	streamStoreFile   = "ratings-stream.db"
+	maxStreamReplicas = 4 // layout: ratings-stream replicas listen on 4 ports
+)
+
+// RPCStorePath is ratings-rpc's SQLite file in a lab's state directory.
+func RPCStorePath(dir layout.Dir) string {
+	return filepath.Join(dir.Data("ratings-rpc"), rpcStoreFile)
+}
+
+// StreamStorePaths are the SQLite files of the ratings-stream replicas
+// that exist in a lab's state directory.
+func StreamStorePaths(dir layout.Dir) []string {
+	var out []string
+	for i := range maxStreamReplicas {
+		p := filepath.Join(dir.Data(parts.InstanceName("ratings-stream", i)), streamStoreFile)
+		if _, err := os.Stat(p); err == nil {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// ReadStore reads a variant's own store in a lab's state directory.
+func ReadStore(ctx context.Context, dir layout.Dir, variant string) Snapshot {
+	s := Snapshot{Variant: variant, Source: SourceStore, At: time.Now().UTC()}
+	var err error
+	switch variant {
+	case VariantRPC:
+		s.Movies, err = ReadRPCStore(ctx, RPCStorePath(dir))
+	case VariantStream:
+		paths := StreamStorePaths(dir)
+		if len(paths) == 0 {
+			err = fmt.Errorf("no ratings-stream store under %s", dir.Path("data"))
+			break
+		}
+		s.Movies, err = ReadStreamStores(ctx, paths)
+	default:
+		err = fmt.Errorf("variant %q has no store the audit knows (want %s or %s)", variant, VariantRPC, VariantStream)
+	}
+	if err != nil {
+		s.Error = err.Error()
+		s.Movies = nil
+	}
+	return s
+}
+
+// openReadOnly opens an existing SQLite file for queries only. WAL mode
+// lets it read while the service writes; it never creates the file.
+func openReadOnly(path string) (*sql.DB, error) {
+	if _, err := os.Stat(path); err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return nil, fmt.Errorf("store %s does not exist", path)
+		}
+		return nil, fmt.Errorf("store %s: %w", path, err)
+	}
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return nil, err
+	}
+	q := url.Values{}
+	q.Add("_pragma", "busy_timeout(5000)")
+	q.Add("_pragma", "query_only(1)")
+	db, err := sql.Open("sqlite", "file:"+(&url.URL{Path: abs}).EscapedPath()+"?"+q.Encode())
+	if err != nil {
+		return nil, fmt.Errorf("store %s: %w", path, err)
+	}
+	db.SetMaxOpenConns(1)
+	return db, nil
+}
+
+// ReadRPCStore reads count and sum per movie from ratings-rpc's SQLite.
+func ReadRPCStore(ctx context.Context, path string) ([]MovieState, error) {
+	db, err := openReadOnly(path)
+	if err != nil {
+		return nil, err
+	}
+	defer db.Close()
+	rows, err := db.QueryContext(ctx, `SELECT movie_id, count, sum_tenths FROM rated_movies ORDER BY movie_id`)
+	if err != nil {
+		return nil, fmt.Errorf("store %s: %w", path, err)
+	}
+	defer rows.Close()
+	var out []MovieState
+	for rows.Next() {
+		var m MovieState
+		if err := rows.Scan(&m.MovieID, &m.Count, &m.SumTenths); err != nil {
+			return nil, fmt.Errorf("store %s: %w", path, err)
+		}
+		out = append(out, m)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("store %s: %w", path, err)
+	}
+	return out, nil
+}
+
+// AppliedRequest is a rating ratings-rpc recorded as applied.
+type AppliedRequest struct {
+	MovieID   int64
+	SumTenths int64
+}
+
+// ReadRPCApplied reads ratings-rpc's idempotency record: every request id it
+// applied, which lets the audit name lost and phantom requests exactly.
+func ReadRPCApplied(ctx context.Context, path string) (map[string]AppliedRequest, error) {
+	db, err := openReadOnly(path)
+	if err != nil {
+		return nil, err
+	}
+	defer db.Close()
+	rows, err := db.QueryContext(ctx, `SELECT request_id, movie_id, rating_tenths FROM applied_requests`)
+	if err != nil {
+		return nil, fmt.Errorf("store %s: %w", path, err)
+	}
+	defer rows.Close()
+	out := map[string]AppliedRequest{}
+	for rows.Next() {
+		var id string
+		var a AppliedRequest
+		if err := rows.Scan(&id, &a.MovieID, &a.SumTenths); err != nil {
+			return nil, fmt.Errorf("store %s: %w", path, err)
+		}
+		out[id] = a
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("store %s: %w", path, err)
+	}
+	return out, nil
+}
+
+// ReadStreamStores reads count and sum per movie from the ratings-stream
+// replicas' SQLite files. After a rebalance a replica may keep a stale
+// aggregate of a movie it no longer owns; each aggregate records the prefix
+// of its partition it includes (source_offset), so for every movie the one
+// that includes the most wins.
+func ReadStreamStores(ctx context.Context, paths []string) ([]MovieState, error) {
+	type best struct {
+		MovieState
+		offset int64
+	}
+	byID := map[int64]best{}
+	for _, path := range paths {
+		err := func() error {
+			db, err := openReadOnly(path)
+			if err != nil {
+				return err
+			}
+			defer db.Close()
+			rows, err := db.QueryContext(ctx, `SELECT movie_id, count, sum_tenths, source_offset FROM aggregates`)
+			if err != nil {
+				return fmt.Errorf("store %s: %w", path, err)
+			}
+			defer rows.Close()
+			for rows.Next() {
+				var b best
+				if err := rows.Scan(&b.MovieID, &b.Count, &b.SumTenths, &b.offset); err != nil {
+					return fmt.Errorf("store %s: %w", path, err)
+				}
+				if have, ok := byID[b.MovieID]; !ok || b.offset > have.offset {
+					byID[b.MovieID] = b
+				}
+			}
+			return rows.Err()
+		}()
+		if err != nil {
+			return nil, err
+		}
+	}
+	out := make([]MovieState, 0, len(byID))
+	for _, b := range byID {
+		out = append(out, b.MovieState)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].MovieID < out[j].MovieID })
+	return out, nil
+}
+
+// ReadAPI reads every movie's aggregate from a variant's public API
+// (GET {baseURL}/api/movies, paged).
+func ReadAPI(ctx context.Context, client *http.Client, variant, baseURL string) Snapshot {
+	s := Snapshot{Variant: variant, Source: SourceAPI, At: time.Now().UTC()}
+	err := EachMovie(ctx, client, baseURL, func(m MovieState) {
+		if m.Count != 0 || m.SumTenths != 0 {
+			s.Movies = append(s.Movies, m)
+		}
+	})
+	if err != nil {
+		s.Error = err.Error()
+		s.Movies = nil
+	}
+	return s
+}
+
+// moviesPage is the part of webserver.MoviesPage the audit reads.
+type moviesPage struct {
+	Movies []MovieState `json:"movies"`
+	Total  int          `json:"total"`
+}
+
+// maxPages bounds the paging loop (500 movies a page).
+const maxPages = 1000
+
+// EachMovie pages through GET {baseURL}/api/movies and calls fn for every
+// movie in the order served (by id).
+func EachMovie(ctx context.Context, client *http.Client, baseURL string, fn func(MovieState)) error {
+	if client == nil {
+		client = http.DefaultClient
+	}
+	const limit = 500
+	base := strings.TrimRight(baseURL, "/")
+	offset := 0
+	for range maxPages {
+		u := fmt.Sprintf("%s/api/movies?offset=%d&limit=%d", base, offset, limit)
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+		if err != nil {
+			return err
+		}
+		resp, err := client.Do(req)
+		if err != nil {
+			return fmt.Errorf("GET %s: %w", u, err)
+		}
+		body, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
+		resp.Body.Close()
+		if err != nil {
+			return fmt.Errorf("GET %s: %w", u, err)
+		}
+		if resp.StatusCode != http.StatusOK {
+			return fmt.Errorf("GET %s: %s: %s", u, resp.Status, strings.TrimSpace(string(body[:min(len(body), 200)])))
+		}
+		var page moviesPage
+		if err := json.Unmarshal(body, &page); err != nil {
+			return fmt.Errorf("GET %s: %w", u, err)
+		}
+		for _, m := range page.Movies {
+			fn(m)
+		}
+		offset += len(page.Movies)
+		if len(page.Movies) == 0 || offset >= page.Total {
+			return nil
+		}
+	}
+	return fmt.Errorf("GET %s/api/movies: more than %d pages", base, maxPages)
+}

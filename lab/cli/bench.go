@@ -1,0 +1,128 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/ratingslab/lab/lab/supervisor"
+)
+
+func init() { extraCommands = append(extraCommands, newBenchCmd) }
+
+func newBenchCmd(g *globals) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "bench",
+		Short: "Measure the lab itself (startup time, idle memory)",
+		Long: `Measurements of the lab that are not Go benchmarks. Results go to stdout in a
+form you can paste into docs/benchmarks.md. Go benchmarks of single components
+run with 'go test -bench' (see docs/benchmarks.md for the commands).`,
+	}
+	cmd.AddCommand(newBenchUpCmd(g))
+	return cmd
+}
+
+func newBenchUpCmd(g *globals) *cobra.Command {
+	var runs int
+	var settle time.Duration
+	cmd := &cobra.Command{
+		Use:   "up",
+		Short: "Time 'lab up' to all-healthy and measure the whole lab's idle RSS",
+		Long: `Starts and stops a fresh lab RUNS times in a temporary directory (its own
+port block from --port-base), timing 'lab up' until every part is healthy, and
+after the last start waits --settle, then sums the resident memory (VmRSS) of the
+supervisor and every part.`,
+		Example: `  lab bench up --runs 5 --port-base 7900`,
+		Args:    cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if runs < 1 || runs > 50 {
+				return fmt.Errorf("--runs %d: must be between 1 and 50", runs)
+			}
+			exe, err := os.Executable()
+			if err != nil {
+				return err
+			}
+			var times []time.Duration
+			for i := 0; i < runs; i++ {
+				dir, err := os.MkdirTemp("", "labbench")
+				if err != nil {
+					return err
+				}
+				base := []string{"--dir", dir, "--port-base", strconv.Itoa(g.portBase)}
+				start := time.Now()
+				if out, err := exec.CommandContext(cmd.Context(), exe, append(base, "up", "--no-prometheus")...).CombinedOutput(); err != nil {
+					return fmt.Errorf("lab up: %v\n%s", err, out)
+				}
+				times = append(times, time.Since(start))
+				if i == runs-1 {
+					time.Sleep(settle) // let the lab go idle before measuring memory
+					rss, detail, err := labRSS(cmd.Context(), g.ports().Control())
+					if err != nil {
+						return err
+					}
+					fmt.Fprintf(g.stdout, "idle RSS after %v: %.1f MiB total\n%s", settle, float64(rss)/(1<<20), detail)
+				}
+				if out, err := exec.CommandContext(cmd.Context(), exe, append(base, "down")...).CombinedOutput(); err != nil {
+					return fmt.Errorf("lab down: %v\n%s", err, out)
+				}
+				os.RemoveAll(dir)
+				fmt.Fprintf(g.stderr, "run %d/%d: up in %.2fs\n", i+1, runs, times[i].Seconds())
+			}
+			sort.Slice(times, func(i, j int) bool { return times[i] < times[j] })
+			fmt.Fprintf(g.stdout, "lab up to all-healthy over %d runs: min %.2fs, median %.2fs, max %.2fs\n",
+				runs, times[0].Seconds(), times[len(times)/2].Seconds(), times[len(times)-1].Seconds())
+			return nil
+		},
+	}
+	cmd.Flags().IntVar(&runs, "runs", 5, "how many fresh labs to start")
+	cmd.Flags().DurationVar(&settle, "settle", 10*time.Second, "idle time before measuring memory")
+	return cmd
+}
+
+// labRSS sums VmRSS of the supervisor and every running part.
+func labRSS(ctx context.Context, control string) (int64, string, error) {
+	c := supervisor.NewClient(control)
+	ps, err := c.Parts(ctx)
+	if err != nil {
+		return 0, "", err
+	}
+	info, err := c.Lab(ctx)
+	if err != nil {
+		return 0, "", err
+	}
+	var total int64
+	var b strings.Builder
+	add := func(name string, pid int) {
+		kb := vmRSS(pid)
+		total += kb << 10
+		fmt.Fprintf(&b, "  %-18s %7.1f MiB\n", name, float64(kb)/1024)
+	}
+	add("supervisor", info.PID)
+	for _, p := range ps {
+		if p.PID > 0 {
+			add(p.Name, p.PID)
+		}
+	}
+	return total, b.String(), nil
+}
+
+func vmRSS(pid int) int64 {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+			n, _ := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
+			return n
+		}
+	}
+	return 0
+}

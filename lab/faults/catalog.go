@@ -1,0 +1,349 @@
+package faults
+
+import (
+	"fmt"
+	"math"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// TargetClass says what a fault applies to.
+type TargetClass string
+
+const (
+	TargetEdge    TargetClass = "edge"    // a network edge, e.g. "ratings-rpc->movies-rpc"
+	TargetPart    TargetClass = "part"    // any process of the lab, the broker included
+	TargetService TargetClass = "service" // a part with an HTTP admin endpoint
+	TargetTopic   TargetClass = "topic"   // a topic of the log
+)
+
+// ParamType is how a parameter's text is read.
+type ParamType string
+
+const (
+	ParamDuration ParamType = "duration" // Go duration: 250ms, 2s, 1m
+	ParamFraction ParamType = "fraction" // 0..1
+	ParamInt      ParamType = "int"
+	ParamFloat    ParamType = "float"
+	ParamChoice   ParamType = "choice"
+)
+
+// Param is one parameter of a fault.
+type Param struct {
+	Name    string    `json:"name"`
+	Type    ParamType `json:"type"`
+	Default string    `json:"default"`
+	Help    string    `json:"help"`
+	Choices []string  `json:"choices,omitempty"`
+	// Range is the valid range as text, for listings.
+	Range string `json:"range,omitempty"`
+
+	minDur, maxDur time.Duration
+	minNum, maxNum float64
+}
+
+// Kind is one fault of the catalog.
+type Kind struct {
+	Name      string      `json:"name"`
+	Summary   string      `json:"summary"`
+	Mechanism string      `json:"mechanism"`
+	Targets   TargetClass `json:"targets"`
+	// Services lists the parts (by part name, replicas included) a service
+	// fault applies to; empty means every part with an HTTP endpoint.
+	Services []string `json:"services,omitempty"`
+	Params   []Param  `json:"params"`
+	// Heal says what healing does.
+	Heal string `json:"heal"`
+	// Instant faults take effect once and leave nothing to heal (poison;
+	// restart without --for). They may not be given a duration when Timed is false.
+	Instant bool `json:"instant,omitempty"`
+	// Timed says whether --for is accepted.
+	Timed bool `json:"timed"`
+}
+
+// Limits shared by several faults.
+const (
+	MaxDelay    = 60 * time.Second // latency, jitter, slow handler, slow DB
+	MaxDuration = 24 * time.Hour   // --for
+	MaxPoison   = 1000
+)
+
+func durationParam(name, def, help string, lo, hi time.Duration) Param {
+	return Param{Name: name, Type: ParamDuration, Default: def, Help: help, minDur: lo, maxDur: hi,
+		Range: fmt.Sprintf("%s..%s", lo, hi)}
+}
+
+func numParam(name string, t ParamType, def, help string, lo, hi float64) Param {
+	return Param{Name: name, Type: t, Default: def, Help: help, minNum: lo, maxNum: hi,
+		Range: fmt.Sprintf("%s..%s", fmtNum(lo), fmtNum(hi))}
+}
+
+func choiceParam(name, def, help string, choices ...string) Param {
+	return Param{Name: name, Type: ParamChoice, Default: def, Help: help, Choices: choices, Range: strings.Join(choices, "|")}
+}
+
+func fmtNum(f float64) string { return strconv.FormatFloat(f, 'g', -1, 64) }
+
+// Directions of an edge toxic: upstream is client→server (requests),
+// downstream is server→client (answers).
+var directions = []string{"downstream", "upstream", "both"}
+
+func directionParam(def string) Param {
+	return choiceParam("direction", def, "which way the toxic acts: downstream = answers (server→client), upstream = requests (client→server), both", directions...)
+}
+
+func toxicityParam() Param {
+	return numParam("toxicity", ParamFraction, "1", "fraction of connections the toxic applies to", 0, 1)
+}
+
+// Poison kinds: each produces a record the stream processor must send to
+// the DLQ with the matching reason (services/model.Reason*).
+var poisonKinds = []string{"malformed", "rating-range", "unknown-movie", "key-mismatch"}
+
+// ServiceFaultParts are the parts service faults may target, per fault.
+var (
+	slowDBParts   = []string{"movies-rpc", "movies-connect"}
+	throttleParts = []string{"ratings-stream"}
+)
+
+// kinds is the catalog, in listing order.
+var kinds = []Kind{
+	{Name: "latency", Targets: TargetEdge, Timed: true,
+		Summary:   "add latency (and jitter) to traffic on an edge",
+		Mechanism: "Toxiproxy latency toxic on the edge's proxy",
+		Heal:      "removes the toxic",
+		Params: []Param{
+			durationParam("latency", "1s", "added delay per chunk of data", 0, MaxDelay),
+			durationParam("jitter", "0s", "random +/- variation of the delay", 0, MaxDelay),
+			directionParam("downstream"), toxicityParam(),
+		}},
+	{Name: "timeout", Targets: TargetEdge, Timed: true,
+		Summary:   "blackhole: data stops flowing; the connection is closed after `timeout` (0 = held open forever)",
+		Mechanism: "Toxiproxy timeout toxic on the edge's proxy",
+		Heal:      "removes the toxic; connections it held are closed",
+		Params: []Param{
+			durationParam("timeout", "0s", "close the connection after this long (0: never)", 0, time.Hour),
+			directionParam("downstream"), toxicityParam(),
+		}},
+	{Name: "reset_peer", Targets: TargetEdge, Timed: true,
+		Summary:   "reset connections (TCP RST) immediately or after `timeout`",
+		Mechanism: "Toxiproxy reset_peer toxic on the edge's proxy",
+		Heal:      "removes the toxic",
+		Params: []Param{
+			durationParam("timeout", "0s", "reset after this long (0: at once)", 0, time.Hour),
+			directionParam("downstream"), toxicityParam(),
+		}},
+	{Name: "bandwidth", Targets: TargetEdge, Timed: true,
+		Summary:   "limit the edge's bandwidth",
+		Mechanism: "Toxiproxy bandwidth toxic on the edge's proxy",
+		Heal:      "removes the toxic",
+		Params: []Param{
+			numParam("rate", ParamInt, "10", "KB per second", 0, 1<<30),
+			directionParam("downstream"), toxicityParam(),
+		}},
+	{Name: "slow_close", Targets: TargetEdge, Timed: true,
+		Summary:   "delay the closing of connections",
+		Mechanism: "Toxiproxy slow_close toxic on the edge's proxy",
+		Heal:      "removes the toxic",
+		Params: []Param{
+			durationParam("delay", "1s", "how long a close is held back", 0, time.Hour),
+			directionParam("downstream"), toxicityParam(),
+		}},
+	{Name: "limit_data", Targets: TargetEdge, Timed: true,
+		Summary:   "close each connection after it carried `bytes` bytes",
+		Mechanism: "Toxiproxy limit_data toxic on the edge's proxy",
+		Heal:      "removes the toxic",
+		Params: []Param{
+			numParam("bytes", ParamInt, "1024", "bytes allowed per connection", 0, 1<<40),
+			directionParam("downstream"), toxicityParam(),
+		}},
+	{Name: "partition", Targets: TargetEdge, Timed: true,
+		Summary:   "network partition: nothing gets through in either direction; connections hang",
+		Mechanism: "Toxiproxy timeout toxics (timeout 0) upstream and downstream",
+		Heal:      "removes the toxics; connections caught in the partition are closed, clients reconnect"},
+	{Name: "kill", Targets: TargetPart, Timed: true,
+		Summary:   "SIGKILL a part (the broker included; its data survives)",
+		Mechanism: "supervisor: SIGKILL",
+		Heal:      "starts the part again"},
+	{Name: "pause", Targets: TargetPart, Timed: true,
+		Summary:   "freeze a part with SIGSTOP: it holds its connections and answers nothing",
+		Mechanism: "supervisor: SIGSTOP",
+		Heal:      "SIGCONT"},
+	{Name: "restart", Targets: TargetPart, Timed: true, Instant: true,
+		Summary:   "stop a part gracefully (SIGTERM) and start it again; with --for it stays down that long",
+		Mechanism: "supervisor: stop (SIGTERM, SIGKILL after 5s), then start",
+		Heal:      "starts the part (at once when no --for is given)"},
+	{Name: "error_rate", Targets: TargetService, Timed: true,
+		Summary:   "answer a fraction of the part's requests with HTTP 500",
+		Mechanism: "part admin endpoint POST /admin/faults {error_rate}",
+		Heal:      "sets the error rate back to 0",
+		Params:    []Param{numParam("rate", ParamFraction, "0.5", "fraction of requests answered 500", 0, 1)}},
+	{Name: "handler_latency", Targets: TargetService, Timed: true,
+		Summary:   "add latency inside the part's request handlers",
+		Mechanism: "part admin endpoint POST /admin/faults {latency}",
+		Heal:      "sets the added latency back to 0",
+		Params:    []Param{durationParam("latency", "500ms", "added to every request", 0, MaxDelay)}},
+	{Name: "slow_db", Targets: TargetService, Services: slowDBParts, Timed: true,
+		Summary:   "slow every legacy-DB query of the part",
+		Mechanism: "part admin endpoint POST /admin/slow-db {delay}",
+		Heal:      "DELETE /admin/slow-db",
+		Params:    []Param{durationParam("delay", "500ms", "added to every legacy-DB query", 0, MaxDelay)}},
+	{Name: "throttle", Targets: TargetService, Services: throttleParts, Timed: true,
+		Summary:   "slow consumer: the stream processor handles at most `rate` events per second",
+		Mechanism: "part admin endpoint POST /admin/throttle {rate}",
+		Heal:      "DELETE /admin/throttle",
+		Params:    []Param{numParam("rate", ParamFloat, "5", "events per second", 0.1, 1e6)}},
+	{Name: "poison", Targets: TargetTopic, Instant: true,
+		Summary:   "write records to `ratings` that no correct producer would write; the processor must route them to ratings-dlq and keep going",
+		Mechanism: "the supervisor produces them straight to the broker (a foreign or buggy producer)",
+		Heal:      "nothing to heal: the records stay in the log",
+		Params: []Param{
+			numParam("count", ParamInt, "1", "how many poison records", 1, MaxPoison),
+			choiceParam("kind", "malformed", "what is wrong with them: malformed (not JSON), rating-range (rating 42), unknown-movie (movie 999999), key-mismatch (key is not the movie id)", poisonKinds...),
+		}},
+}
+
+// Kinds returns the catalog in listing order.
+func Kinds() []Kind { return slices.Clone(kinds) }
+
+// Names lists every fault name, in listing order.
+func Names() []string {
+	out := make([]string, len(kinds))
+	for i, k := range kinds {
+		out[i] = k.Name
+	}
+	return out
+}
+
+// Lookup finds a fault by name; hyphens are accepted for underscores
+// ("reset-peer" is reset_peer).
+func Lookup(name string) (Kind, error) {
+	n := strings.ReplaceAll(strings.TrimSpace(name), "-", "_")
+	for _, k := range kinds {
+		if k.Name == n {
+			return k, nil
+		}
+	}
+	return Kind{}, fmt.Errorf("unknown fault %q (valid: %s)", name, strings.Join(Names(), ", "))
+}
+
+// Param returns the named parameter.
+func (k Kind) Param(name string) (Param, bool) {
+	for _, p := range k.Params {
+		if p.Name == name {
+			return p, true
+		}
+	}
+	return Param{}, false
+}
+
+// ParamNames lists the fault's parameter names.
+func (k Kind) ParamNames() []string {
+	out := make([]string, len(k.Params))
+	for i, p := range k.Params {
+		out[i] = p.Name
+	}
+	return out
+}
+
+// AppliesTo reports whether a service fault may target part (an instance
+// name such as "ratings-stream-2" counts as its part).
+func (k Kind) AppliesTo(instance string) bool {
+	if len(k.Services) == 0 {
+		return true
+	}
+	base := BasePart(instance)
+	return slices.Contains(k.Services, base)
+}
+
+// BasePart strips a replica suffix: "ratings-stream-2" → "ratings-stream".
+func BasePart(instance string) string {
+	if i := strings.LastIndexByte(instance, '-'); i > 0 {
+		if n, err := strconv.Atoi(instance[i+1:]); err == nil && n >= 2 {
+			return instance[:i]
+		}
+	}
+	return instance
+}
+
+// Params are a fault's parameter values, as normalized text.
+type Params map[string]string
+
+// Resolve checks given parameter values against the fault, fills in
+// defaults and returns the normalized set. Errors name the parameter as
+// "params.<name>".
+func (k Kind) Resolve(given map[string]string) (Params, error) {
+	out := Params{}
+	for name := range given {
+		if _, ok := k.Param(name); !ok {
+			valid := "none"
+			if len(k.Params) > 0 {
+				valid = strings.Join(k.ParamNames(), ", ")
+			}
+			return nil, fmt.Errorf("params.%s: %s has no parameter %q (valid: %s)", name, k.Name, name, valid)
+		}
+	}
+	for _, p := range k.Params {
+		v, ok := given[p.Name]
+		if !ok {
+			v = p.Default
+		}
+		norm, err := p.normalize(v)
+		if err != nil {
+			return nil, fmt.Errorf("params.%s: %w", p.Name, err)
+		}
+		out[p.Name] = norm
+	}
+	return out, nil
+}
+
+// normalize checks one value and returns its canonical text.
+func (p Param) normalize(v string) (string, error) {
+	v = strings.TrimSpace(v)
+	switch p.Type {
+	case ParamDuration:
+		d, err := time.ParseDuration(v)
+		if err != nil {
+			return "", fmt.Errorf("want a duration such as 250ms or 2s, got %q", v)
+		}
+		if d < p.minDur || d > p.maxDur {
+			return "", fmt.Errorf("must be from %s to %s, got %s", p.minDur, p.maxDur, d)
+		}
+		return d.String(), nil
+	case ParamFraction, ParamFloat, ParamInt:
+		f, err := strconv.ParseFloat(v, 64)
+		if err != nil || math.IsNaN(f) || math.IsInf(f, 0) {
+			return "", fmt.Errorf("want a number, got %q", v)
+		}
+		if p.Type == ParamInt && f != math.Trunc(f) {
+			return "", fmt.Errorf("want a whole number, got %q", v)
+		}
+		if f < p.minNum || f > p.maxNum {
+			return "", fmt.Errorf("must be from %s to %s, got %s", fmtNum(p.minNum), fmtNum(p.maxNum), v)
+		}
+		return fmtNum(f), nil
+	case ParamChoice:
+		if !slices.Contains(p.Choices, v) {
+			return "", fmt.Errorf("must be one of %s, got %q", strings.Join(p.Choices, ", "), v)
+		}
+		return v, nil
+	}
+	return "", fmt.Errorf("parameter type %s is not supported", p.Type)
+}
+
+// Duration reads a normalized duration parameter.
+func (ps Params) Duration(name string) time.Duration {
+	d, _ := time.ParseDuration(ps[name])
+	return d
+}
+
+// Float reads a normalized numeric parameter.
+func (ps Params) Float(name string) float64 {
+	f, _ := strconv.ParseFloat(ps[name], 64)
+	return f
+}
+
+// Int reads a normalized whole-number parameter.
+func (ps Params) Int(name string) int64 { return int64(ps.Float(name)) }

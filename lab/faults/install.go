@@ -1,0 +1,49 @@
+package faults
+
+import (
+	"context"
+	"log/slog"
+	"time"
+
+	"github.com/ratingslab/lab/lab/supervisor"
+	"github.com/ratingslab/lab/services/model"
+)
+
+// Install puts an injector into a supervisor: its API on the control API,
+// lab_fault_active on the supervisor's /metrics, and healing of every fault
+// before the parts stop. Call it before the supervisor runs.
+func Install(s *supervisor.Supervisor, log *slog.Logger) *Injector {
+	inj := New(Config{
+		Proxies:    s.Edges().Server(),
+		Processes:  s,
+		Targets:    LabTargets(s),
+		Broker:     s.Config().Ports.Broker(),
+		Registerer: s.Registry(),
+		Log:        log,
+	})
+	inj.Routes(s.Handle)
+	s.OnShutdown(func(ctx context.Context) {
+		ctx, cancel := context.WithTimeout(ctx, 8*time.Second)
+		defer cancel()
+		inj.Shutdown(ctx)
+	})
+	return inj
+}
+
+// LabTargets lists what a supervisor's lab offers to faults.
+func LabTargets(s *supervisor.Supervisor) Targets {
+	cfg := s.Config()
+	t := Targets{Services: map[string]string{}, Variants: map[string]string{}, Topics: []string{model.TopicRatings}}
+	for _, e := range s.Edges().List() {
+		t.Edges = append(t.Edges, e.Name)
+		t.Variants[e.Name] = string(e.Variant)
+	}
+	for _, in := range supervisor.Instances(cfg.Options) {
+		t.Parts = append(t.Parts, in.Name)
+		t.Variants[in.Name] = string(in.Part.Variant)
+		if in.Part.HTTP != nil {
+			t.Services[in.Name] = in.Part.HTTP(cfg.Ports, in.Index)
+		}
+	}
+	return t
+}

@@ -1,0 +1,351 @@
+package load
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	vegeta "github.com/tsenart/vegeta/v12/lib"
+
+	"github.com/ratingslab/lab/lab/load/ledger"
+)
+
+// Target is one variant to load and the base URL of its public API.
+type Target struct {
+	Variant string // "rpc", "stream", ...
+	BaseURL string // e.g. http://127.0.0.1:7710
+}
+
+// Config is one run of the engine.
+type Config struct {
+	// RunID names the run: the ledger file and every request id derive from it.
+	RunID string
+	// Scenario gives the schedule, request timeout and thresholds (with any
+	// command-line overrides already applied).
+	Scenario *Scenario
+	// Source is the request sequence; nil means the scenario's generator.
+	Source Source
+	// SourceName goes into the ledger header: "scenario" or "file:<path>".
+	SourceName string
+	Targets    []Target
+	// LedgerPath, if set, is where the ledger is created (it must not exist).
+	LedgerPath string
+	// Metrics, if set, receive every outcome.
+	Metrics *Metrics
+	// OnProgress, if set, is called every ProgressEvery (default 1 s) with
+	// one snapshot per target, in target order.
+	OnProgress    func(elapsed time.Duration, snaps []Snapshot)
+	ProgressEvery time.Duration
+	// Grace is how long requests in flight may still finish after the run
+	// is interrupted; then they are aborted and recorded as ambiguous.
+	// Default 5 s.
+	Grace time.Duration
+	// Abort, when closed, aborts in-flight requests at once (a second Ctrl-C).
+	Abort <-chan struct{}
+}
+
+// ErrNoTargets is returned for a run without targets.
+var ErrNoTargets = errors.New("no variant to load")
+
+// variantRun is one variant's attacker, sequence position and tally.
+type variantRun struct {
+	target   Target
+	base     string
+	runID    string
+	source   Source
+	limit    uint64
+	next     atomic.Uint64
+	stats    *variantStats
+	metrics  *variantMetrics
+	attacker *vegeta.Attacker
+}
+
+var jsonHeader = http.Header{"Content-Type": []string{"application/json"}}
+
+// targeter hands out the sequence in order: request seq goes to every
+// variant, each variant's attacker asking for it when the schedule's tick
+// number seq comes. The sequence number rides along in the URL fragment,
+// which the HTTP client never sends but vegeta copies into the result.
+func (v *variantRun) targeter(tgt *vegeta.Target) error {
+	seq := v.next.Add(1) - 1
+	if seq >= v.limit {
+		return vegeta.ErrNoTargets
+	}
+	req, ok := v.source.Request(seq)
+	if !ok {
+		return vegeta.ErrNoTargets
+	}
+	v.stats.sent.Add(1)
+	tgt.Method = req.Method()
+	tgt.URL = v.base + req.Path() + "#" + strconv.FormatUint(seq, 10)
+	if req.Kind == KindRating {
+		tgt.Body = appendRatingBody(make([]byte, 0, 128), req, RequestID(v.runID, v.target.Variant, seq))
+		tgt.Header = jsonHeader
+	}
+	return nil
+}
+
+func seqOf(u string) (uint64, bool) {
+	i := strings.LastIndexByte(u, '#')
+	if i < 0 {
+		return 0, false
+	}
+	n, err := strconv.ParseUint(u[i+1:], 10, 64)
+	return n, err == nil
+}
+
+// validateTargets rejects a run whose targets are unusable, before any request.
+func validateTargets(ts []Target) error {
+	if len(ts) == 0 {
+		return ErrNoTargets
+	}
+	seen := map[string]bool{}
+	for _, t := range ts {
+		if t.Variant == "" || strings.ContainsAny(t.Variant, " -\t") {
+			return fmt.Errorf("variant name %q: must be a non-empty word without spaces or dashes", t.Variant)
+		}
+		if seen[t.Variant] {
+			return fmt.Errorf("variant %s: listed twice", t.Variant)
+		}
+		seen[t.Variant] = true
+		u, err := url.Parse(t.BaseURL)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || (u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.Fragment != "" {
+			return fmt.Errorf("variant %s: target %q is not a base URL like http://127.0.0.1:7710", t.Variant, t.BaseURL)
+		}
+	}
+	return nil
+}
+
+// Run drives every target with the same request sequence on the same
+// schedule, starting at the same instant, until the schedule ends or ctx is
+// cancelled (then the run is "interrupted": no new requests, in-flight ones
+// get Grace to finish). Every rating sent gets exactly one ledger entry
+// before Run returns. The error is non-nil only if the run could not start
+// or the ledger could not be written.
+func Run(ctx context.Context, cfg Config) (*Summary, error) {
+	if cfg.Scenario == nil {
+		return nil, errors.New("no scenario")
+	}
+	if cfg.RunID == "" || strings.ContainsAny(cfg.RunID, "/\\ \t\n") {
+		return nil, fmt.Errorf("run id %q: must be a non-empty word usable as a file name", cfg.RunID)
+	}
+	if err := validateTargets(cfg.Targets); err != nil {
+		return nil, err
+	}
+	if err := cfg.Scenario.Arrival.validate(false); err != nil {
+		return nil, err
+	}
+	source := cfg.Source
+	if source == nil {
+		g, err := NewGenerator(cfg.Scenario)
+		if err != nil {
+			return nil, err
+		}
+		source = g
+	}
+	if cfg.SourceName == "" {
+		cfg.SourceName = "scenario"
+	}
+	if cfg.ProgressEvery <= 0 {
+		cfg.ProgressEvery = time.Second
+	}
+	if cfg.Grace <= 0 {
+		cfg.Grace = 5 * time.Second
+	}
+
+	pacer := newSchedulePacer(cfg.Scenario.Arrival)
+	if sized, ok := source.(interface{ Len() uint64 }); ok && sized.Len() < pacer.total {
+		pacer.total = sized.Len() // a replayed file ends the run when it runs out
+	}
+	if pacer.total == 0 {
+		return nil, errors.New("the schedule holds no request")
+	}
+	timeout := cfg.Scenario.RequestTimeout.D()
+	abortCtx, abort := context.WithCancel(context.Background())
+	defer abort()
+
+	runs := make([]*variantRun, len(cfg.Targets))
+	for i, t := range cfg.Targets {
+		client := &http.Client{
+			Transport: newTransport(abortCtx),
+			Timeout:   timeout,
+			// The API never redirects; a redirect is an answer to count, not follow.
+			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+		}
+		runs[i] = &variantRun{
+			target:  t,
+			base:    strings.TrimSuffix(t.BaseURL, "/"),
+			runID:   cfg.RunID,
+			source:  source,
+			limit:   pacer.total,
+			stats:   newVariantStats(),
+			metrics: cfg.Metrics.forVariant(t.Variant),
+			// Workers stay uncapped (vegeta's default MaxWorkers): a stalled
+			// server must cost goroutines, never delay the schedule.
+			attacker: vegeta.NewAttacker(vegeta.Client(client)),
+		}
+	}
+
+	started := time.Now()
+	var lw *ledger.Writer
+	if cfg.LedgerPath != "" {
+		h := ledger.Header{
+			RunID:              cfg.RunID,
+			Scenario:           cfg.Scenario.Name,
+			Seed:               cfg.Scenario.Seed,
+			Targets:            map[string]string{},
+			Source:             cfg.SourceName,
+			StartedAt:          started,
+			Schedule:           DescribeArrival(cfg.Scenario.Arrival),
+			ExpectedPerVariant: pacer.total,
+		}
+		for _, t := range cfg.Targets {
+			h.Variants = append(h.Variants, t.Variant)
+			h.Targets[t.Variant] = t.BaseURL
+		}
+		w, err := ledger.Create(cfg.LedgerPath, h)
+		if err != nil {
+			return nil, err
+		}
+		lw = w
+	}
+
+	// All attackers wait at the gate so they start within microseconds of
+	// each other: the same request reaches every variant at the same moment.
+	gate := make(chan struct{})
+	var consumers sync.WaitGroup
+	for _, v := range runs {
+		consumers.Add(1)
+		go func() {
+			defer consumers.Done()
+			<-gate
+			// The duration is a backstop only; the pacer stops the attack
+			// after exactly pacer.total requests.
+			backstop := cfg.Scenario.Arrival.TotalDuration() + 5*time.Second
+			for res := range v.attacker.Attack(v.targeter, pacer, backstop, v.target.Variant) {
+				v.handle(res, lw)
+			}
+		}()
+	}
+	close(gate)
+	allDone := make(chan struct{})
+	go func() { consumers.Wait(); close(allDone) }()
+
+	var (
+		interrupted bool
+		runErr      error
+		graceTimer  <-chan time.Time
+	)
+	stopAll := func() {
+		for _, v := range runs {
+			v.attacker.Stop()
+		}
+	}
+	ticker := time.NewTicker(cfg.ProgressEvery)
+	defer ticker.Stop()
+	ctxDone, abortReq := ctx.Done(), cfg.Abort
+loop:
+	for {
+		select {
+		case <-allDone:
+			break loop
+		case <-ctxDone:
+			ctxDone = nil
+			interrupted = true
+			stopAll()
+			graceTimer = time.After(cfg.Grace)
+		case <-abortReq:
+			abortReq = nil
+			interrupted = true
+			stopAll()
+			abort()
+		case <-graceTimer:
+			graceTimer = nil
+			abort()
+		case <-ticker.C:
+			elapsed := time.Since(started)
+			snaps := make([]Snapshot, len(runs))
+			for i, v := range runs {
+				snaps[i] = v.stats.snapshot(v.target.Variant, true)
+				if v.metrics != nil {
+					v.metrics.inFlight.Set(float64(snaps[i].InFlight))
+					v.metrics.rate.Set(pacer.Rate(elapsed))
+				}
+			}
+			if cfg.OnProgress != nil {
+				cfg.OnProgress(elapsed, snaps)
+			}
+			if lw != nil && runErr == nil {
+				if err := lw.Flush(); err != nil {
+					// The audit needs every outcome; a run whose ledger
+					// cannot be written must stop, not carry on blind.
+					runErr = err
+					interrupted = true
+					stopAll()
+					abort()
+				}
+			}
+		}
+	}
+	ended := time.Now()
+	for _, v := range runs {
+		if v.metrics != nil {
+			v.metrics.inFlight.Set(0)
+			v.metrics.rate.Set(0)
+		}
+	}
+	sum := buildSummary(cfg, runs, pacer.total, started, ended, interrupted)
+	if lw != nil {
+		sum.Ledger = lw.Path()
+		if err := lw.Close(ended, interrupted); err != nil && runErr == nil {
+			runErr = err
+		}
+	}
+	return sum, runErr
+}
+
+// handle turns one vegeta result into an outcome: tally, metrics, ledger.
+func (v *variantRun) handle(res *vegeta.Result, lw *ledger.Writer) {
+	if res.Method == "" {
+		return // a tick that found the sequence exhausted: nothing was sent
+	}
+	seq, ok := seqOf(res.URL)
+	if !ok {
+		return
+	}
+	req, _ := v.source.Request(seq)
+	outcome, cause := classify(res)
+	v.stats.record(req, outcome, cause, res.Timestamp, res.Latency)
+	v.metrics.observe(req.Kind, outcome, res.Latency)
+	if lw == nil || req.Kind != KindRating {
+		return
+	}
+	e := ledger.Entry{
+		RequestID:    RequestID(v.runID, v.target.Variant, seq),
+		Variant:      v.target.Variant,
+		Seq:          seq,
+		MovieID:      req.MovieID,
+		UserID:       req.UserID,
+		Rating:       float64(req.Tenths) / 10,
+		RatingTenths: req.Tenths,
+		UnknownMovie: req.Unknown,
+		SentAt:       res.Timestamp,
+		Outcome:      outcome,
+		Status:       int(res.Code),
+		Cause:        string(cause),
+		LatencyNs:    res.Latency,
+	}
+	if outcome != Acknowledged {
+		e.Error = res.Error
+	}
+	// A write error sticks in the writer; the run loop sees it at its next
+	// flush and stops the run.
+	_ = lw.Record(e)
+}

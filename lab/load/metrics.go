@@ -1,0 +1,103 @@
+package load
+
+import (
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Metrics are the client-side view of a run, per variant: what users
+// experienced, next to the services' own server-side RED metrics. Names and
+// labels are in docs/architecture.md.
+type Metrics struct {
+	requests   *prometheus.CounterVec
+	duration   *prometheus.HistogramVec
+	inFlight   *prometheus.GaugeVec
+	targetRate *prometheus.GaugeVec
+}
+
+// latencyBuckets span a healthy loopback answer (1 ms) to a request timeout.
+var latencyBuckets = []float64{
+	0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30,
+}
+
+// NewMetrics registers the load metrics with reg and creates every series of
+// variants at zero, so rate() works from the first scrape and a variant that
+// never errs still shows an error series.
+func NewMetrics(reg prometheus.Registerer, variants []string) (*Metrics, error) {
+	m := &Metrics{
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "lab_load_requests_total",
+			Help: "Requests sent by lab load, by variant, kind (rating, movie, list) and outcome (acknowledged, rejected, failed, ambiguous).",
+		}, []string{"variant", "kind", "outcome"}),
+		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "lab_load_request_duration_seconds",
+			Help:    "Client-side latency of lab load requests, from the moment each was sent, by variant and kind.",
+			Buckets: latencyBuckets,
+		}, []string{"variant", "kind"}),
+		inFlight: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "lab_load_in_flight_requests",
+			Help: "Requests sent by lab load and not answered yet, by variant. Grows while a variant stalls.",
+		}, []string{"variant"}),
+		targetRate: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "lab_load_target_rate",
+			Help: "Scheduled arrival rate of lab load in requests per second, by variant.",
+		}, []string{"variant"}),
+	}
+	for _, c := range []prometheus.Collector{m.requests, m.duration, m.inFlight, m.targetRate} {
+		if err := reg.Register(c); err != nil {
+			return nil, err
+		}
+	}
+	for _, v := range variants {
+		for _, k := range Kinds {
+			for _, o := range Outcomes {
+				m.requests.WithLabelValues(v, k.String(), string(o))
+			}
+			m.duration.WithLabelValues(v, k.String())
+		}
+		m.inFlight.WithLabelValues(v)
+		m.targetRate.WithLabelValues(v)
+	}
+	return m, nil
+}
+
+// variantMetrics are one variant's series, resolved once so that the hot
+// path does no label lookups.
+type variantMetrics struct {
+	requests [len(kindNames)][4]prometheus.Counter
+	duration [len(kindNames)]prometheus.Observer
+	inFlight prometheus.Gauge
+	rate     prometheus.Gauge
+}
+
+func (m *Metrics) forVariant(v string) *variantMetrics {
+	if m == nil {
+		return nil
+	}
+	vm := &variantMetrics{inFlight: m.inFlight.WithLabelValues(v), rate: m.targetRate.WithLabelValues(v)}
+	for _, k := range Kinds {
+		for i, o := range Outcomes {
+			vm.requests[k][i] = m.requests.WithLabelValues(v, k.String(), string(o))
+		}
+		vm.duration[k] = m.duration.WithLabelValues(v, k.String())
+	}
+	return vm
+}
+
+func outcomeIndex(o Outcome) int {
+	for i, v := range Outcomes {
+		if v == o {
+			return i
+		}
+	}
+	return len(Outcomes) - 1
+}
+
+func (vm *variantMetrics) observe(k Kind, o Outcome, latency time.Duration) {
+	if vm == nil {
+		return
+	}
+	vm.requests[k][outcomeIndex(o)].Inc()
+	vm.duration[k].Observe(latency.Seconds())
+}

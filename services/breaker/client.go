@@ -1,0 +1,144 @@
+package breaker
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strconv"
+	"time"
+)
+
+// ClientOptions size the connection pool to one dependency.
+type ClientOptions struct {
+	// MaxConnsPerHost caps connections to the dependency (0: DefaultMaxConnsPerHost).
+	// Without a cap, a slow dependency under load makes the caller open a
+	// connection per waiting request until file descriptors run out; with it,
+	// extra requests queue for a connection and their own timeout still holds.
+	MaxConnsPerHost int
+}
+
+// DefaultMaxConnsPerHost is far above what a healthy loopback dependency needs
+// (about rate × latency) and well below a process's descriptor limit.
+const DefaultMaxConnsPerHost = 512
+
+// NewHTTPClient returns the client for calls to one dependency. Its settings,
+// and why:
+//   - No Client.Timeout: each attempt's context deadline (Settings.Timeout)
+//     bounds the whole exchange; a second, unrelated deadline would only blur
+//     which limit fired.
+//   - Dial timeout 1s: on loopback a connect either succeeds at once or the
+//     peer is gone or blackholed; the attempt deadline cuts it shorter still.
+//   - MaxIdleConnsPerHost = MaxConnsPerHost: the default of 2 closes almost
+//     every connection after use under load, so each request pays a connect
+//     and the host fills with TIME_WAIT sockets.
+//   - IdleConnTimeout 60s: shorter than the servers' IdleTimeout (90s), so the
+//     client retires an idle connection before the server closes it under it.
+//   - No proxy from the environment: the lab's edges are its own fault
+//     proxies, handed over as addresses; HTTP_PROXY must not add another hop.
+//   - Compression off: small JSON on loopback; gzip only costs CPU.
+func NewHTTPClient(opts ClientOptions) *http.Client {
+	maxConns := opts.MaxConnsPerHost
+	if maxConns <= 0 {
+		maxConns = DefaultMaxConnsPerHost
+	}
+	return &http.Client{Transport: &http.Transport{
+		Proxy:                 nil,
+		DialContext:           (&net.Dialer{Timeout: time.Second, KeepAlive: 30 * time.Second}).DialContext,
+		MaxIdleConns:          maxConns,
+		MaxIdleConnsPerHost:   maxConns,
+		MaxConnsPerHost:       maxConns,
+		IdleConnTimeout:       60 * time.Second,
+		ExpectContinueTimeout: time.Second,
+		DisableCompression:    true,
+		ForceAttemptHTTP2:     false,
+	}}
+}
+
+// StatusError is a non-2xx answer of a dependency.
+type StatusError struct {
+	Method, URL string
+	Status      int
+	Message     string        // the dependency's {"error": ...}, or the start of its body
+	RetryAfter  time.Duration // the dependency's retry_after (body, seconds) or Retry-After header
+}
+
+func (e *StatusError) Error() string {
+	return fmt.Sprintf("%s %s: HTTP %d: %s", e.Method, e.URL, e.Status, e.Message)
+}
+
+// MaxAnswerBytes bounds how much of a dependency's answer is read.
+const MaxAnswerBytes = 4 << 20
+
+// CallJSON makes one HTTP call with a JSON body (nil: none) and decodes a 2xx
+// JSON answer into out (nil: discard). It returns the status code, and:
+// for 4xx a ClientError wrapping a *StatusError (the dependency answered; the
+// request was wrong), for 5xx a plain *StatusError (a failure the breaker counts).
+// Use it inside Dependency.Do.
+func CallJSON(ctx context.Context, c *http.Client, method, url string, in, out any) (int, error) {
+	var body io.Reader
+	if in != nil {
+		b, err := json.Marshal(in)
+		if err != nil {
+			return 0, ClientError(fmt.Errorf("encoding request to %s: %w", url, err))
+		}
+		body = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, url, body)
+	if err != nil {
+		return 0, ClientError(err)
+	}
+	req.Header.Set("Accept", "application/json")
+	if in != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	res, err := c.Do(req)
+	if err != nil {
+		return 0, err
+	}
+	defer res.Body.Close()
+	data, err := io.ReadAll(io.LimitReader(res.Body, MaxAnswerBytes))
+	if err != nil {
+		return res.StatusCode, fmt.Errorf("%s %s: reading answer: %w", method, url, err)
+	}
+	if res.StatusCode < 200 || res.StatusCode > 299 {
+		se := &StatusError{Method: method, URL: url, Status: res.StatusCode}
+		se.Message, se.RetryAfter = errorAnswer(data)
+		if secs, err := strconv.Atoi(res.Header.Get("Retry-After")); err == nil && se.RetryAfter == 0 {
+			se.RetryAfter = time.Duration(secs) * time.Second
+		}
+		if res.StatusCode >= 400 && res.StatusCode < 500 && res.StatusCode != http.StatusTooManyRequests {
+			return res.StatusCode, ClientError(se)
+		}
+		return res.StatusCode, se
+	}
+	if out != nil {
+		if err := json.Unmarshal(data, out); err != nil {
+			return res.StatusCode, fmt.Errorf("%s %s: decoding answer: %w", method, url, err)
+		}
+	}
+	return res.StatusCode, nil
+}
+
+// errorAnswer reads the lab's error shape {"error": ..., "retry_after": seconds}.
+func errorAnswer(data []byte) (string, time.Duration) {
+	var e struct {
+		Error      string  `json:"error"`
+		RetryAfter float64 `json:"retry_after"`
+	}
+	if json.Unmarshal(data, &e) == nil && e.Error != "" {
+		var d time.Duration
+		if e.RetryAfter > 0 && e.RetryAfter < 3600 {
+			d = time.Duration(e.RetryAfter * float64(time.Second))
+		}
+		return e.Error, d
+	}
+	const max = 200
+	if len(data) > max {
+		data = data[:max]
+	}
+	return string(bytes.TrimSpace(data)), 0
+}

@@ -1,0 +1,132 @@
+package kafkaio
+
+import (
+	"context"
+	"fmt"
+	"maps"
+	"sync"
+
+	"github.com/segmentio/kafka-go"
+)
+
+// ApplyFunc persists one batch of records together with the positions it
+// reaches (next offset per partition: record offset + 1), atomically. An
+// error stops the Tailer.
+type ApplyFunc func(ctx context.Context, batch []kafka.Message) error
+
+// Tailer keeps a local table in step with every partition of a topic: it
+// reads from the positions the table last stored and applies batches. It
+// reads without a consumer group (each instance wants all partitions), so
+// its positions live with the table, in the same transaction as the rows.
+type Tailer struct {
+	k          *Cluster
+	topic      string
+	partitions int
+	apply      ApplyFunc
+	maxBatch   int
+
+	mu      sync.Mutex
+	pos     map[int]int64 // next offset to apply; kafka.FirstOffset when nothing was read yet
+	advance chan struct{} // closed and replaced after every applied batch
+	fetcher *Fetcher
+}
+
+// NewTailer prepares a tailer over partitions 0..partitions-1 of topic,
+// starting at start[p] (missing: the beginning). Run starts it.
+func (k *Cluster) NewTailer(topic string, partitions int, start map[int]int64, apply ApplyFunc) *Tailer {
+	pos := make(map[int]int64, partitions)
+	for p := range partitions {
+		pos[p] = kafka.FirstOffset
+		if off, ok := start[p]; ok && off >= 0 {
+			pos[p] = off
+		}
+	}
+	return &Tailer{k: k, topic: topic, partitions: partitions, apply: apply, maxBatch: 2000, pos: pos, advance: make(chan struct{})}
+}
+
+// Run applies batches until ctx ends (returns nil) or apply fails.
+func (t *Tailer) Run(ctx context.Context) error {
+	f, err := t.k.NewFetcher(t.topic, t.Position(), FetchOptions{Queue: 1024})
+	if err != nil {
+		return err
+	}
+	t.mu.Lock()
+	t.fetcher = f
+	t.mu.Unlock()
+	defer f.Close()
+	var buf []kafka.Message
+	for {
+		buf, err = f.Next(ctx, buf, t.maxBatch)
+		if err != nil {
+			return nil // ctx ended
+		}
+		if err := t.apply(ctx, buf); err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			return fmt.Errorf("apply %s batch: %w", t.topic, err)
+		}
+		t.k.metrics.Consumed(t.topic, len(buf))
+		t.mu.Lock()
+		for _, m := range buf {
+			if m.Offset+1 > t.pos[m.Partition] {
+				t.pos[m.Partition] = m.Offset + 1
+			}
+		}
+		close(t.advance)
+		t.advance = make(chan struct{})
+		t.mu.Unlock()
+	}
+}
+
+// Position is the next offset to apply per partition (kafka.FirstOffset for
+// a partition nothing was applied from yet).
+func (t *Tailer) Position() map[int]int64 {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return maps.Clone(t.pos)
+}
+
+// Err is the last read error of a running tailer (nil while records flow).
+func (t *Tailer) Err() error {
+	t.mu.Lock()
+	f := t.fetcher
+	t.mu.Unlock()
+	if f == nil {
+		return nil
+	}
+	return f.Err()
+}
+
+// WaitCaughtUp returns once everything the topic held when it was called has
+// been applied, or when ctx ends. Use it so that a table is complete before
+// it is trusted (at start, or before declaring a movie unknown).
+func (t *Tailer) WaitCaughtUp(ctx context.Context) error {
+	ends, err := t.k.Offsets(ctx, t.topic, AllPartitions(t.partitions))
+	if err != nil {
+		return err
+	}
+	for {
+		t.mu.Lock()
+		behind := 0
+		for p, b := range ends {
+			pos := t.pos[p]
+			if pos < 0 {
+				pos = b.First // nothing read: empty partitions count as read
+			}
+			if pos < b.End {
+				behind++
+			}
+		}
+		advance := t.advance
+		t.mu.Unlock()
+		if behind == 0 {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%s: %d partition(s) not caught up: %w", t.topic, behind, ctx.Err())
+		case <-advance:
+		}
+	}
+}

@@ -1,0 +1,126 @@
+// Package rpc is movies-rpc: the legacy movie catalog served over HTTP for
+// the RPC variant. ratings-rpc calls GET /movies/{id} to validate and enrich
+// every rating, and GET /movies to list the catalog.
+package rpc
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strconv"
+
+	"github.com/ratingslab/lab/services/model"
+	"github.com/ratingslab/lab/services/movies/legacydb"
+)
+
+// Catalog is what movies-rpc needs from the legacy DB (*legacydb.DB).
+type Catalog interface {
+	Movie(ctx context.Context, id int64) (model.Movie, error)
+	Movies(ctx context.Context, offset, limit int) ([]model.Movie, int, error)
+}
+
+// Page limits of GET /movies.
+const (
+	DefaultLimit = 100
+	MaxLimit     = 1000
+)
+
+// MoviesPage answers GET /movies.
+type MoviesPage struct {
+	Movies []model.Movie `json:"movies"`
+	Total  int           `json:"total"`
+	Offset int           `json:"offset"`
+	Limit  int           `json:"limit"`
+}
+
+// New returns movies-rpc's API over the catalog.
+func New(catalog Catalog, log *slog.Logger) http.Handler {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	s := &server{catalog: catalog, log: log}
+	mux := http.NewServeMux()
+	s.routes(mux)
+	return mux
+}
+
+type server struct {
+	catalog Catalog
+	log     *slog.Logger
+}
+
+func (s *server) handleMovie() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		id, err := strconv.ParseInt(r.PathValue("id"), 10, 64)
+		if err != nil || id <= 0 {
+			writeError(w, http.StatusBadRequest, fmt.Sprintf("id: must be a positive integer, got %.40q", r.PathValue("id")))
+			return
+		}
+		m, err := s.catalog.Movie(r.Context(), id)
+		switch {
+		case errors.Is(err, legacydb.ErrNotFound):
+			writeError(w, http.StatusNotFound, fmt.Sprintf("id: no movie %d", id))
+		case err != nil:
+			s.dbError(w, r, err)
+		default:
+			writeJSON(w, http.StatusOK, m)
+		}
+	})
+}
+
+func (s *server) handleMovies() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		offset, limit, err := parsePage(r)
+		if err != nil {
+			writeError(w, http.StatusBadRequest, err.Error())
+			return
+		}
+		movies, total, err := s.catalog.Movies(r.Context(), offset, limit)
+		if err != nil {
+			s.dbError(w, r, err)
+			return
+		}
+		if movies == nil {
+			movies = []model.Movie{}
+		}
+		writeJSON(w, http.StatusOK, MoviesPage{Movies: movies, Total: total, Offset: offset, Limit: limit})
+	})
+}
+
+// dbError answers 503: the legacy DB failing or too slow is this service
+// being unavailable, which is what the caller's breaker should count.
+func (s *server) dbError(w http.ResponseWriter, r *http.Request, err error) {
+	if r.Context().Err() == nil {
+		s.log.Warn("legacy DB query failed", "path", r.URL.Path, "err", err)
+	}
+	writeError(w, http.StatusServiceUnavailable, "legacy DB: "+err.Error())
+}
+
+func parsePage(r *http.Request) (offset, limit int, err error) {
+	q := r.URL.Query()
+	limit = DefaultLimit
+	if v := q.Get("offset"); q.Has("offset") {
+		if offset, err = strconv.Atoi(v); err != nil || offset < 0 {
+			return 0, 0, fmt.Errorf("offset: must be an integer >= 0, got %.40q", v)
+		}
+	}
+	if v := q.Get("limit"); q.Has("limit") {
+		if limit, err = strconv.Atoi(v); err != nil || limit < 1 || limit > MaxLimit {
+			return 0, 0, fmt.Errorf("limit: must be an integer from 1 to %d, got %.40q", MaxLimit, v)
+		}
+	}
+	return offset, limit, nil
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+func writeError(w http.ResponseWriter, status int, msg string) {
+	writeJSON(w, status, map[string]string{"error": msg})
+}

@@ -1,0 +1,236 @@
+package rpc
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/ratingslab/lab/services/breaker"
+	"github.com/ratingslab/lab/services/model"
+	moviesrpc "github.com/ratingslab/lab/services/movies/rpc"
+)
+
+// Catalog is what ratings-rpc asks movies-rpc (*moviesrpc.Client).
+type Catalog interface {
+	Movie(ctx context.Context, id int64) (model.Movie, error)
+	Movies(ctx context.Context, offset, limit int) ([]model.Movie, int, error)
+}
+
+// New returns ratings-rpc's API.
+func New(store *Store, catalog Catalog, log *slog.Logger) http.Handler {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	s := &server{store: store, catalog: catalog, log: log}
+	mux := http.NewServeMux()
+	s.routes(mux)
+	return mux
+}
+
+type server struct {
+	store   *Store
+	catalog Catalog
+	log     *slog.Logger
+}
+
+// maxRateBody bounds POST /ratings bodies; the public API already capped
+// the client's body at 64 KiB and this one is a few dozen bytes.
+const maxRateBody = 16 << 10
+
+// handleRate applies one rating:
+//
+//	400 bad body · 200 request id applied before (movies-rpc not asked) ·
+//	422 movie not in the catalog · 503 movies-rpc unavailable · 201 applied
+func (s *server) handleRate() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		rating, err := decodeRate(w, r)
+		if err != nil {
+			writeError(w, http.StatusBadRequest, err.Error())
+			return
+		}
+		// A retry of an applied request is answered from the store alone, so
+		// it succeeds even while movies-rpc is down.
+		dup, err := s.store.Applied(r.Context(), rating.RequestID)
+		if err != nil {
+			s.storeError(w, r, err)
+			return
+		}
+		if dup {
+			writeJSON(w, http.StatusOK, RateAnswer{RequestID: rating.RequestID, Applied: false})
+			return
+		}
+		movie, err := s.catalog.Movie(r.Context(), rating.MovieID)
+		if errors.Is(err, moviesrpc.ErrNotFound) {
+			writeError(w, http.StatusUnprocessableEntity, fmt.Sprintf("movie_id: unknown movie %d", rating.MovieID))
+			return
+		}
+		if err != nil {
+			s.catalogError(w, err)
+			return
+		}
+		applied, err := s.store.Apply(r.Context(), rating, movie)
+		if err != nil {
+			s.storeError(w, r, err)
+			return
+		}
+		status := http.StatusCreated
+		if !applied {
+			status = http.StatusOK // a concurrent retry won the race
+		}
+		writeJSON(w, status, RateAnswer{RequestID: rating.RequestID, Applied: applied})
+	})
+}
+
+func decodeRate(w http.ResponseWriter, r *http.Request) (model.Rating, error) {
+	var req RateRequest
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxRateBody))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&req); err != nil {
+		return model.Rating{}, fmt.Errorf("body: %v", err)
+	}
+	switch {
+	case req.RequestID == "" || len(req.RequestID) > 128:
+		return model.Rating{}, fmt.Errorf("request_id: must be 1 to 128 characters, got %d", len(req.RequestID))
+	case req.MovieID <= 0:
+		return model.Rating{}, fmt.Errorf("movie_id: must be a positive integer, got %d", req.MovieID)
+	case req.RatingTenths < 10 || req.RatingTenths > 100:
+		return model.Rating{}, fmt.Errorf("rating_tenths: must be from 10 to 100, got %d", req.RatingTenths)
+	case req.UserID < 0:
+		return model.Rating{}, fmt.Errorf("user_id: must not be negative, got %d", req.UserID)
+	}
+	return model.Rating{RequestID: req.RequestID, MovieID: req.MovieID, Tenths: req.RatingTenths, UserID: req.UserID}, nil
+}
+
+// handleRatedMovies lists every movie of the catalog page with its count and
+// sum. When movies-rpc is unavailable the list falls back to the movies rated
+// so far (source "cache"): fewer rows, but every count is still exact.
+func (s *server) handleRatedMovies() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		offset, limit, err := parsePage(r)
+		if err != nil {
+			writeError(w, http.StatusBadRequest, err.Error())
+			return
+		}
+		page := RatedMoviesPage{Offset: offset, Limit: limit, Source: "catalog", Movies: []model.RatedMovie{}}
+		movies, total, err := s.catalog.Movies(r.Context(), offset, limit)
+		var unavailable *breaker.UnavailableError
+		switch {
+		case errors.As(err, &unavailable) && r.Context().Err() == nil:
+			cached, cachedTotal, err := s.store.RatedMovies(r.Context(), offset, limit)
+			if err != nil {
+				s.storeError(w, r, err)
+				return
+			}
+			page.Source, page.Total = "cache", cachedTotal
+			page.Movies = append(page.Movies, cached...)
+		case err != nil:
+			s.catalogError(w, err)
+			return
+		default:
+			ids := make([]int64, len(movies))
+			for i, m := range movies {
+				ids[i] = m.ID
+			}
+			aggs, err := s.store.Aggregates(r.Context(), ids)
+			if err != nil {
+				s.storeError(w, r, err)
+				return
+			}
+			for _, m := range movies {
+				page.Movies = append(page.Movies, model.NewRatedMovie(m, aggs[m.ID]))
+			}
+			page.Total = total
+		}
+		writeJSON(w, http.StatusOK, page)
+	})
+}
+
+// handleRatedMovie answers one movie. A rated movie is answered from the
+// store alone (its title was cached when it was rated); an unrated one needs
+// movies-rpc to tell "count 0" from "no such movie".
+func (s *server) handleRatedMovie() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		id, err := strconv.ParseInt(r.PathValue("id"), 10, 64)
+		if err != nil || id <= 0 {
+			writeError(w, http.StatusBadRequest, fmt.Sprintf("id: must be a positive integer, got %.40q", r.PathValue("id")))
+			return
+		}
+		rm, found, err := s.store.RatedMovie(r.Context(), id)
+		if err != nil {
+			s.storeError(w, r, err)
+			return
+		}
+		if found {
+			writeJSON(w, http.StatusOK, rm)
+			return
+		}
+		m, err := s.catalog.Movie(r.Context(), id)
+		switch {
+		case errors.Is(err, moviesrpc.ErrNotFound):
+			writeError(w, http.StatusNotFound, fmt.Sprintf("id: no movie %d", id))
+		case err != nil:
+			s.catalogError(w, err)
+		default:
+			writeJSON(w, http.StatusOK, model.NewRatedMovie(m, model.CountAndSum{}))
+		}
+	})
+}
+
+// catalogError answers 503 when movies-rpc could not answer, naming it and
+// suggesting when to retry; anything else from it is a 502.
+func (s *server) catalogError(w http.ResponseWriter, err error) {
+	var unavailable *breaker.UnavailableError
+	if errors.As(err, &unavailable) {
+		writeUnavailable(w, err.Error(), unavailable.RetryAfter)
+		return
+	}
+	s.log.Warn("movies-rpc answered unexpectedly", "err", err)
+	writeError(w, http.StatusBadGateway, "movies-rpc: "+err.Error())
+}
+
+func (s *server) storeError(w http.ResponseWriter, r *http.Request, err error) {
+	if r.Context().Err() != nil {
+		writeUnavailable(w, "request cancelled", time.Second)
+		return
+	}
+	s.log.Error("ratings store failed", "err", err)
+	writeUnavailable(w, "ratings store: "+err.Error(), time.Second)
+}
+
+func parsePage(r *http.Request) (offset, limit int, err error) {
+	q := r.URL.Query()
+	limit = DefaultLimit
+	if v := q.Get("offset"); q.Has("offset") {
+		if offset, err = strconv.Atoi(v); err != nil || offset < 0 {
+			return 0, 0, fmt.Errorf("offset: must be an integer >= 0, got %.40q", v)
+		}
+	}
+	if v := q.Get("limit"); q.Has("limit") {
+		if limit, err = strconv.Atoi(v); err != nil || limit < 1 || limit > MaxLimit {
+			return 0, 0, fmt.Errorf("limit: must be an integer from 1 to %d, got %.40q", MaxLimit, v)
+		}
+	}
+	return offset, limit, nil
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+func writeError(w http.ResponseWriter, status int, msg string) {
+	writeJSON(w, status, ErrorAnswer{Error: msg})
+}
+
+func writeUnavailable(w http.ResponseWriter, msg string, retryAfter time.Duration) {
+	secs := retryAfter.Seconds()
+	w.Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(secs))))
+	writeJSON(w, http.StatusServiceUnavailable, ErrorAnswer{Error: msg, RetryAfter: &secs})
+}

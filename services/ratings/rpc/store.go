@@ -1,0 +1,233 @@
+package rpc
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	_ "modernc.org/sqlite" // registers the "sqlite" driver
+
+	"github.com/ratingslab/lab/services/model"
+)
+
+// Store is ratings-rpc's own state, one SQLite file in WAL mode:
+//
+//	applied_requests  every applied request id (the idempotency record)
+//	rated_movies      count and sum (tenths) per movie, with the title and
+//	                  year movies-rpc returned when the last rating was validated
+//
+// A rating is applied in one transaction: the request id is inserted (a
+// duplicate inserts nothing and changes nothing) and the aggregate updated.
+// The answer is sent after COMMIT, so an acknowledged rating survives a kill.
+type Store struct {
+	path string
+	w    *sql.DB // one connection: writes queue in Go instead of spinning on SQLITE_BUSY
+	r    *sql.DB // reads: WAL readers never block the writer
+}
+
+// SyncMode is SQLite's synchronous setting for the store.
+//   - "normal": a commit survives the process being killed (the WAL is in
+//     the OS page cache), not a power cut. The lab's faults kill processes.
+//   - "full": a commit is fsynced before the answer; survives power cuts too,
+//     at a fraction of the write rate.
+type SyncMode string
+
+const (
+	SyncNormal SyncMode = "normal"
+	SyncFull   SyncMode = "full"
+)
+
+const schema = `
+CREATE TABLE IF NOT EXISTS applied_requests (
+	request_id    TEXT    PRIMARY KEY,
+	movie_id      INTEGER NOT NULL,
+	rating_tenths INTEGER NOT NULL,
+	user_id       INTEGER NOT NULL,
+	applied_at_us INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS rated_movies (
+	movie_id     INTEGER PRIMARY KEY,
+	title        TEXT    NOT NULL,
+	release_year INTEGER NOT NULL,
+	count        INTEGER NOT NULL,
+	sum_tenths   INTEGER NOT NULL
+);`
+
+// OpenStore opens (creating when needed) the store in dir/ratings.db.
+func OpenStore(dir string, sync SyncMode) (*Store, error) {
+	if dir == "" {
+		return nil, errors.New("--data: directory is empty")
+	}
+	if sync != SyncNormal && sync != SyncFull {
+		return nil, fmt.Errorf("--sync: want normal or full, got %q", sync)
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("--data %s: %w", dir, err)
+	}
+	path := filepath.Join(dir, "ratings.db")
+	dsn := func(txlock string) string {
+		q := url.Values{}
+		for _, p := range []string{"journal_mode(WAL)", "synchronous(" + strings.ToUpper(string(sync)) + ")", "busy_timeout(5000)", "foreign_keys(ON)"} {
+			q.Add("_pragma", p)
+		}
+		q.Set("_txlock", txlock)
+		return "file:" + path + "?" + q.Encode()
+	}
+	w, err := sql.Open("sqlite", dsn("immediate"))
+	if err != nil {
+		return nil, fmt.Errorf("ratings store %s: %w", path, err)
+	}
+	w.SetMaxOpenConns(1)
+	r, err := sql.Open("sqlite", dsn("deferred"))
+	if err != nil {
+		w.Close()
+		return nil, fmt.Errorf("ratings store %s: %w", path, err)
+	}
+	r.SetMaxOpenConns(8)
+	s := &Store{path: path, w: w, r: r}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if _, err := w.ExecContext(ctx, schema); err != nil {
+		s.Close()
+		return nil, fmt.Errorf("ratings store %s: schema: %w", path, err)
+	}
+	return s, nil
+}
+
+func (s *Store) Close() error { return errors.Join(s.w.Close(), s.r.Close()) }
+
+// Path is the store's file.
+func (s *Store) Path() string { return s.path }
+
+// Ping proves the store is readable.
+func (s *Store) Ping(ctx context.Context) error {
+	var n int
+	return s.r.QueryRowContext(ctx, `SELECT count(*) FROM sqlite_master`).Scan(&n)
+}
+
+// Applied reports whether a rating with this request id was applied.
+func (s *Store) Applied(ctx context.Context, requestID string) (bool, error) {
+	var one int
+	err := s.r.QueryRowContext(ctx, `SELECT 1 FROM applied_requests WHERE request_id = ?`, requestID).Scan(&one)
+	if errors.Is(err, sql.ErrNoRows) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("ratings store: %w", err)
+	}
+	return true, nil
+}
+
+// Apply records rating r of movie m exactly once per request id. applied is
+// false when the request id was applied before (nothing changed then).
+func (s *Store) Apply(ctx context.Context, r model.Rating, m model.Movie) (applied bool, err error) {
+	tx, err := s.w.BeginTx(ctx, nil)
+	if err != nil {
+		return false, fmt.Errorf("ratings store: begin: %w", err)
+	}
+	defer func() {
+		if err != nil {
+			_ = tx.Rollback()
+		}
+	}()
+	res, err := tx.ExecContext(ctx, `INSERT INTO applied_requests (request_id, movie_id, rating_tenths, user_id, applied_at_us)
+		VALUES (?, ?, ?, ?, ?) ON CONFLICT (request_id) DO NOTHING`,
+		r.RequestID, r.MovieID, r.Tenths, r.UserID, time.Now().UnixMicro())
+	if err != nil {
+		return false, fmt.Errorf("ratings store: record request: %w", err)
+	}
+	if n, err := res.RowsAffected(); err != nil || n == 0 {
+		_ = tx.Rollback()
+		return false, err // a duplicate: applied before, nothing to do
+	}
+	if _, err = tx.ExecContext(ctx, `INSERT INTO rated_movies (movie_id, title, release_year, count, sum_tenths)
+		VALUES (?, ?, ?, 1, ?)
+		ON CONFLICT (movie_id) DO UPDATE SET title = excluded.title, release_year = excluded.release_year,
+			count = count + 1, sum_tenths = sum_tenths + excluded.sum_tenths`,
+		m.ID, m.Title, m.ReleaseYear, r.Tenths); err != nil {
+		return false, fmt.Errorf("ratings store: update movie %d: %w", m.ID, err)
+	}
+	if err = tx.Commit(); err != nil {
+		return false, fmt.Errorf("ratings store: commit: %w", err)
+	}
+	return true, nil
+}
+
+// RatedMovie returns the aggregate of one movie with its cached title;
+// found is false when the movie was never rated.
+func (s *Store) RatedMovie(ctx context.Context, id int64) (rm model.RatedMovie, found bool, err error) {
+	m, cs := model.Movie{ID: id}, model.CountAndSum{}
+	err = s.r.QueryRowContext(ctx, `SELECT title, release_year, count, sum_tenths FROM rated_movies WHERE movie_id = ?`, id).
+		Scan(&m.Title, &m.ReleaseYear, &cs.Count, &cs.SumTenth)
+	if errors.Is(err, sql.ErrNoRows) {
+		return model.RatedMovie{}, false, nil
+	}
+	if err != nil {
+		return model.RatedMovie{}, false, fmt.Errorf("ratings store: movie %d: %w", id, err)
+	}
+	return model.NewRatedMovie(m, cs), true, nil
+}
+
+// Aggregates returns count and sum of the given movies; unrated ones are absent.
+func (s *Store) Aggregates(ctx context.Context, ids []int64) (map[int64]model.CountAndSum, error) {
+	out := make(map[int64]model.CountAndSum, len(ids))
+	if len(ids) == 0 {
+		return out, nil
+	}
+	args := make([]any, len(ids))
+	for i, id := range ids {
+		args[i] = id
+	}
+	rows, err := s.r.QueryContext(ctx, `SELECT movie_id, count, sum_tenths FROM rated_movies
+		WHERE movie_id IN (`+strings.TrimSuffix(strings.Repeat("?,", len(ids)), ",")+`)`, args...)
+	if err != nil {
+		return nil, fmt.Errorf("ratings store: aggregates: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var id int64
+		var cs model.CountAndSum
+		if err := rows.Scan(&id, &cs.Count, &cs.SumTenth); err != nil {
+			return nil, fmt.Errorf("ratings store: aggregates: %w", err)
+		}
+		out[id] = cs
+	}
+	return out, rows.Err()
+}
+
+// RatedMovies returns one page of the movies rated so far (with their cached
+// titles), ordered by id, and how many there are: the list when the catalog
+// cannot be asked.
+func (s *Store) RatedMovies(ctx context.Context, offset, limit int) ([]model.RatedMovie, int, error) {
+	tx, err := s.r.BeginTx(ctx, &sql.TxOptions{ReadOnly: true}) // page and total from one snapshot
+	if err != nil {
+		return nil, 0, fmt.Errorf("ratings store: %w", err)
+	}
+	defer tx.Rollback()
+	var total int
+	if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM rated_movies`).Scan(&total); err != nil {
+		return nil, 0, fmt.Errorf("ratings store: count: %w", err)
+	}
+	rows, err := tx.QueryContext(ctx, `SELECT movie_id, title, release_year, count, sum_tenths FROM rated_movies
+		ORDER BY movie_id LIMIT ? OFFSET ?`, limit, offset)
+	if err != nil {
+		return nil, 0, fmt.Errorf("ratings store: page: %w", err)
+	}
+	defer rows.Close()
+	var out []model.RatedMovie
+	for rows.Next() {
+		var m model.Movie
+		var cs model.CountAndSum
+		if err := rows.Scan(&m.ID, &m.Title, &m.ReleaseYear, &cs.Count, &cs.SumTenth); err != nil {
+			return nil, 0, fmt.Errorf("ratings store: page: %w", err)
+		}
+		out = append(out, model.NewRatedMovie(m, cs))
+	}
+	return out, total, rows.Err()
+}

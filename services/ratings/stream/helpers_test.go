@@ -1,0 +1,313 @@
+package stream
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"net/http"
+	"os"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+	"github.com/twmb/franz-go/pkg/kfake"
+
+	"github.com/ratingslab/lab/services/kafkaio"
+	"github.com/ratingslab/lab/services/kafkaio/kafkatest"
+	"github.com/ratingslab/lab/services/model"
+)
+
+// lab is a broker with the lab's topics and a client to it.
+type lab struct {
+	t      testing.TB
+	broker *kafkatest.Broker
+	k      *kafkaio.Cluster
+}
+
+func newLab(t testing.TB) *lab {
+	t.Helper()
+	b := kafkatest.Start(t, kafkatest.LabTopics, kfake.GroupMinSessionTimeout(time.Second))
+	return &lab{t: t, broker: b, k: newClient(t, b.Addr)}
+}
+
+func newClient(t testing.TB, addr string) *kafkaio.Cluster {
+	t.Helper()
+	k, err := kafkaio.NewCluster(kafkaio.Config{Brokers: []string{addr}, DialTimeout: time.Second}, nil, testLog(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(k.Close)
+	return k
+}
+
+func testLog(t testing.TB) *slog.Logger {
+	if os.Getenv("STREAM_TEST_LOG") != "" {
+		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	return slog.New(slog.DiscardHandler)
+}
+
+func ctxFor(t testing.TB, d time.Duration) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+// movies publishes movies 1..n to the movies topic, as movies-connect would.
+func (l *lab) movies(n int) {
+	l.t.Helper()
+	w := l.k.Writer(model.TopicMovies, kafkaio.WriterOptions{})
+	defer w.Close()
+	var msgs []kafka.Message
+	for id := int64(1); id <= int64(n); id++ {
+		v, _ := json.Marshal(model.Movie{ID: id, Title: fmt.Sprintf("Movie %d", id), ReleaseYear: 1990 + int(id%30), Version: 1})
+		msgs = append(msgs, kafka.Message{Key: []byte(strconv.FormatInt(id, 10)), Value: v})
+	}
+	if err := w.Write(ctxFor(l.t, 30*time.Second), msgs...); err != nil {
+		l.t.Fatal(err)
+	}
+}
+
+// ledger is what the test produced, to compare the processor's state with.
+type ledger struct {
+	mu     sync.Mutex
+	counts map[int64]model.CountAndSum
+}
+
+func newLedger() *ledger { return &ledger{counts: map[int64]model.CountAndSum{}} }
+
+func (g *ledger) add(ev model.RatingEvent) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	cs := g.counts[ev.MovieID]
+	cs.Count++
+	cs.SumTenth += ev.Tenths
+	g.counts[ev.MovieID] = cs
+}
+
+func (g *ledger) total() int64 {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	var n int64
+	for _, cs := range g.counts {
+		n += cs.Count
+	}
+	return n
+}
+
+// ratings produces n valid ratings over movies 1..movies, recorded in g.
+func (l *lab) ratings(g *ledger, n, movies int, seed uint64) []model.RatingEvent {
+	l.t.Helper()
+	rng := rand.New(rand.NewPCG(seed, 1))
+	w := l.k.Writer(model.TopicRatings, kafkaio.WriterOptions{BatchSize: 5000})
+	defer w.Close()
+	var evs []model.RatingEvent
+	var msgs []kafka.Message
+	for i := range n {
+		ev := model.RatingEvent{
+			RequestID: fmt.Sprintf("req-%d-%d", seed, i),
+			MovieID:   1 + rng.Int64N(int64(movies)),
+			Tenths:    10 + rng.Int64N(91),
+			UserID:    rng.Int64N(1000),
+			EventTime: time.Now(),
+		}
+		v, _ := ev.MarshalJSON()
+		msgs = append(msgs, kafka.Message{Key: ev.Key(), Value: v})
+		evs = append(evs, ev)
+		g.add(ev)
+	}
+	for len(msgs) > 0 {
+		chunk := msgs[:min(len(msgs), 20000)]
+		if err := w.Write(ctxFor(l.t, 60*time.Second), chunk...); err != nil {
+			l.t.Fatal(err)
+		}
+		msgs = msgs[len(chunk):]
+	}
+	return evs
+}
+
+// produce writes raw records to ratings (for duplicates and poison).
+func (l *lab) produce(msgs ...kafka.Message) {
+	l.t.Helper()
+	w := l.k.Writer(model.TopicRatings, kafkaio.WriterOptions{})
+	defer w.Close()
+	if err := w.Write(ctxFor(l.t, 30*time.Second), msgs...); err != nil {
+		l.t.Fatal(err)
+	}
+}
+
+func ratingRecord(ev model.RatingEvent) kafka.Message {
+	v, _ := ev.MarshalJSON()
+	return kafka.Message{Key: ev.Key(), Value: v}
+}
+
+// running is a processor running in the background.
+type running struct {
+	p      *Processor
+	cancel context.CancelFunc
+	done   chan error
+}
+
+type procOption func(*Config)
+
+func (l *lab) start(dir string, opts ...procOption) *running {
+	l.t.Helper()
+	return l.startWith(dir, nil, opts...)
+}
+
+func (l *lab) startWith(dir string, before func(*Processor), opts ...procOption) *running {
+	l.t.Helper()
+	cfg := Config{Cluster: l.k, DataDir: dir, Log: testLog(l.t),
+		HeartbeatInterval: 200 * time.Millisecond, SessionTimeout: 2 * time.Second, RebalanceTimeout: 3 * time.Second,
+		TopicWait: kafkaio.TopicWait{Timeout: 10 * time.Second}}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	p, err := New(cfg)
+	if err != nil {
+		l.t.Fatal(err)
+	}
+	if before != nil {
+		before(p)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	r := &running{p: p, cancel: cancel, done: make(chan error, 1)}
+	go func() { r.done <- p.Run(ctx) }()
+	l.t.Cleanup(func() { r.stop(l.t) })
+	return r
+}
+
+// stop cancels Run, waits for it (bounded) and closes the database.
+func (r *running) stop(t testing.TB) error {
+	if r.done == nil {
+		return nil
+	}
+	r.cancel()
+	var err error
+	select {
+	case err = <-r.done:
+	case <-time.After(30 * time.Second):
+		t.Errorf("processor did not stop within 30s")
+	}
+	r.done = nil
+	r.p.Close()
+	return err
+}
+
+// waitFor polls cond until it holds or the deadline passes.
+func waitFor(t testing.TB, d time.Duration, what string, cond func() (bool, string)) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	var last string
+	for {
+		ok, status := cond()
+		if ok {
+			return
+		}
+		last = status
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %s waiting for %s; last: %s", d, what, last)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// committedTotal sums counts in a processor's database.
+func committedTotal(p *Processor) (map[int64]model.CountAndSum, int64, error) {
+	rows, err := p.store.states(context.Background(), 0)
+	if err != nil {
+		return nil, 0, err
+	}
+	out := map[int64]model.CountAndSum{}
+	var n int64
+	for _, r := range rows {
+		out[r.MovieID] = model.CountAndSum{Count: r.Count, SumTenth: r.SumTenths}
+		n += r.Count
+	}
+	return out, n, nil
+}
+
+// view reads rated-movies the way a consumer must: per movie the update
+// with the highest source offset.
+func (l *lab) view() (map[int64]model.RatedMovieEvent, error) {
+	p := &Processor{k: l.k}
+	return p.readRatedMovies(ctxFor(l.t, 30*time.Second))
+}
+
+// viewMatches compares the rated-movies view with the ledger.
+func (l *lab) viewMatches(g *ledger) (bool, string) {
+	v, err := l.view()
+	if err != nil {
+		return false, err.Error()
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	for id, want := range g.counts {
+		got, ok := v[id]
+		if !ok {
+			return false, fmt.Sprintf("movie %d missing from rated-movies", id)
+		}
+		if got.Count != want.Count || got.SumTenths != want.SumTenth {
+			return false, fmt.Sprintf("movie %d: rated-movies has count %d sum %d, want %d and %d", id, got.Count, got.SumTenths, want.Count, want.SumTenth)
+		}
+	}
+	return true, ""
+}
+
+// stateMatches compares a processor's committed state with the ledger.
+func stateMatches(g *ledger, p *Processor) (bool, string) {
+	got, _, err := committedTotal(p)
+	if err != nil {
+		return false, err.Error()
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	for id, want := range g.counts {
+		if got[id] != want {
+			return false, fmt.Sprintf("movie %d: state has %+v, want %+v", id, got[id], want)
+		}
+	}
+	if len(got) != len(g.counts) {
+		return false, fmt.Sprintf("state has %d movies, ledger %d", len(got), len(g.counts))
+	}
+	return true, ""
+}
+
+// dlq reads every record of ratings-dlq.
+func (l *lab) dlq() ([]kafka.Message, error) {
+	ctx := ctxFor(l.t, 10*time.Second)
+	b, err := l.k.Offsets(ctx, model.TopicRatingsDLQ, []int{0})
+	if err != nil {
+		return nil, err
+	}
+	if b[0].End == b[0].First {
+		return nil, nil
+	}
+	f, err := l.k.NewFetcher(model.TopicRatingsDLQ, map[int]int64{0: b[0].First}, kafkaio.FetchOptions{})
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	var out []kafka.Message
+	var buf []kafka.Message
+	for int64(len(out)) < b[0].End-b[0].First {
+		buf, err = f.Next(ctx, buf, 100)
+		if err != nil {
+			return out, err
+		}
+		out = append(out, buf...)
+	}
+	return out, nil
+}
+
+func decodeJSON(t testing.TB, res *http.Response, v any) {
+	t.Helper()
+	defer res.Body.Close()
+	if err := json.NewDecoder(res.Body).Decode(v); err != nil {
+		t.Fatalf("decode %s: %v", res.Request.URL, err)
+	}
+}

@@ -1,0 +1,841 @@
+package stream
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/segmentio/kafka-go"
+
+	"github.com/ratingslab/lab/services/kafkaio"
+	"github.com/ratingslab/lab/services/model"
+)
+
+// Delivery is how the processor ties its state to the consumed offsets.
+type Delivery string
+
+const (
+	// EffectivelyOnce: state and offsets in one database transaction; the
+	// database is the source of truth for where to resume.
+	EffectivelyOnce Delivery = "effectively-once"
+	// AtLeastOnce: state applied, then offsets committed to the consumer
+	// group; a crash in between counts the batch again.
+	AtLeastOnce Delivery = "at-least-once"
+)
+
+// ParseDelivery reads a --delivery value.
+func ParseDelivery(s string) (Delivery, error) {
+	switch d := Delivery(s); d {
+	case EffectivelyOnce, AtLeastOnce:
+		return d, nil
+	case "":
+		return EffectivelyOnce, nil
+	}
+	return "", fmt.Errorf("--delivery %q: want %s or %s", s, EffectivelyOnce, AtLeastOnce)
+}
+
+// Config configures a Processor. Zero values mean the defaults.
+type Config struct {
+	Cluster  *kafkaio.Cluster // required
+	DataDir  string           // required: the embedded database lives here
+	Delivery Delivery
+	// Group is the consumer group (default "ratings-stream").
+	Group string
+	// MaxBatch bounds the records per transaction (default 5000).
+	MaxBatch int
+	// DedupeWindow is how many counted ratings per partition are remembered
+	// to drop a re-produced request id (default 50000; effectively-once only).
+	DedupeWindow int
+	// TopicWait bounds the wait for the topics at start.
+	TopicWait kafkaio.TopicWait
+	// Group timing (defaults: 1s heartbeat, 10s session, 15s rebalance).
+	HeartbeatInterval time.Duration
+	SessionTimeout    time.Duration
+	RebalanceTimeout  time.Duration
+	// Registerer receives the processor's metrics (nil: not registered).
+	Registerer prometheus.Registerer
+	Log        *slog.Logger
+}
+
+func (c *Config) defaults() error {
+	if c.Cluster == nil {
+		return errors.New("ratings-stream: no Kafka cluster configured")
+	}
+	if c.Delivery == "" {
+		c.Delivery = EffectivelyOnce
+	}
+	if _, err := ParseDelivery(string(c.Delivery)); err != nil {
+		return err
+	}
+	if c.Group == "" {
+		c.Group = "ratings-stream"
+	}
+	if c.MaxBatch <= 0 {
+		c.MaxBatch = 5000
+	}
+	if c.DedupeWindow <= 0 {
+		c.DedupeWindow = 50000
+	}
+	if c.HeartbeatInterval <= 0 {
+		c.HeartbeatInterval = time.Second
+	}
+	if c.SessionTimeout <= 0 {
+		c.SessionTimeout = 10 * time.Second
+	}
+	if c.RebalanceTimeout <= 0 {
+		c.RebalanceTimeout = 15 * time.Second
+	}
+	if c.Log == nil {
+		c.Log = slog.New(slog.DiscardHandler)
+	}
+	return nil
+}
+
+// Processor is the ratings stream processor (see the package comment).
+type Processor struct {
+	cfg     Config
+	k       *kafkaio.Cluster
+	log     *slog.Logger
+	store   *store
+	metrics *metrics
+	health  health
+
+	throttle atomic.Int64 // nanoseconds slept before each batch
+
+	// Set up by Run.
+	movies     *movieTable
+	partitions int // of `ratings`
+	dlq        *kafkaio.Producer
+	out        *kafkaio.Producer
+	emitq      chan emitJob
+	emitting   atomic.Bool // false after an emission gave up: the generation restarts to re-emit
+	assigned   atomic.Pointer[[]int]
+	fetcher    atomic.Pointer[kafkaio.Fetcher]
+	duplicates atomic.Int64
+	batchSeq   uint64
+
+	// testHookAfterCommit runs after a batch's transaction committed and
+	// before its rated-movies are emitted (crash tests).
+	testHookAfterCommit func()
+}
+
+// New opens the processor's database. Run starts it.
+func New(cfg Config) (*Processor, error) {
+	if err := cfg.defaults(); err != nil {
+		return nil, err
+	}
+	s, err := openStore(cfg.DataDir)
+	if err != nil {
+		return nil, err
+	}
+	p := &Processor{cfg: cfg, k: cfg.Cluster, log: cfg.Log, store: s, metrics: newMetrics(cfg.Registerer)}
+	p.health.set("starting", nil)
+	p.emitting.Store(true)
+	return p, nil
+}
+
+// Close releases the database. Call it after Run returned.
+func (p *Processor) Close() error { return p.store.Close() }
+
+// SetThrottle makes the processor sleep d before every batch (0: no
+// throttle): the "consumer throttle" fault, which lets lag build up.
+func (p *Processor) SetThrottle(d time.Duration) {
+	if d < 0 {
+		d = 0
+	}
+	p.throttle.Store(int64(d))
+	p.log.Info("consumer throttle set", "per_batch", d.String())
+}
+
+// Throttle is the current per-batch sleep.
+func (p *Processor) Throttle() time.Duration { return time.Duration(p.throttle.Load()) }
+
+// Delivery is the mode the processor runs in.
+func (p *Processor) Delivery() Delivery { return p.cfg.Delivery }
+
+// Run consumes until ctx ends. It returns nil after a clean stop, or an
+// error when it cannot start (topics missing after the bounded wait, a data
+// directory built for another mode).
+func (p *Processor) Run(ctx context.Context) error {
+	needed := []string{model.TopicRatings, model.TopicMovies, model.TopicRatedMovies, model.TopicRatingsDLQ}
+	wait := p.cfg.TopicWait
+	wait.OnWait = func(err error) { p.health.set("waiting for kafka topics", err) }
+	parts, err := p.k.WaitForTopics(ctx, needed, wait)
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil
+		}
+		p.health.set("stopped", err)
+		return err
+	}
+	p.partitions = parts[model.TopicRatings]
+	if err := p.store.claim(ctx, p.cfg.Delivery, p.partitions); err != nil {
+		p.health.set("stopped", err)
+		return err
+	}
+
+	p.health.set("loading the movies table", nil)
+	p.movies, err = newMovieTable(ctx, p.k, p.store, parts[model.TopicMovies], p.log)
+	if err != nil {
+		p.health.set("stopped", err)
+		return err
+	}
+	var wg sync.WaitGroup
+	tailCtx, stopTail := context.WithCancel(context.WithoutCancel(ctx))
+	wg.Go(func() {
+		if err := p.movies.tailer.Run(tailCtx); err != nil {
+			p.log.Error("movies table stopped", "error", err.Error())
+			p.health.set("stopped", fmt.Errorf("movies table: %w", err))
+		}
+	})
+	defer func() { stopTail(); wg.Wait() }()
+	catchCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	if err := p.movies.tailer.WaitCaughtUp(catchCtx); err != nil {
+		p.log.Warn("movies table not caught up; unknown movies will be re-checked before dead-lettering", "error", err.Error())
+	}
+	cancel()
+	p.log.Info("movies table loaded", "movies", p.movies.size())
+
+	p.dlq = p.k.Writer(model.TopicRatingsDLQ, kafkaio.WriterOptions{})
+	defer p.dlq.Close()
+	p.out = p.k.Writer(model.TopicRatedMovies, kafkaio.WriterOptions{BatchSize: 5000})
+	defer p.out.Close()
+	p.emitq = make(chan emitJob, 4)
+	emitCtx, stopEmit := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopEmit()
+	var emitWG sync.WaitGroup
+	emitWG.Go(func() { p.emit(emitCtx) })
+
+	group, err := kafka.NewConsumerGroup(kafka.ConsumerGroupConfig{
+		ID:                p.cfg.Group,
+		Brokers:           p.k.Config().Brokers,
+		Dialer:            p.k.Dialer(),
+		Topics:            []string{model.TopicRatings},
+		HeartbeatInterval: p.cfg.HeartbeatInterval,
+		SessionTimeout:    p.cfg.SessionTimeout,
+		RebalanceTimeout:  p.cfg.RebalanceTimeout,
+		JoinGroupBackoff:  time.Second,
+		StartOffset:       kafka.FirstOffset,
+		Timeout:           5 * time.Second,
+		ErrorLogger:       kafka.LoggerFunc(func(f string, a ...any) { p.log.Warn(fmt.Sprintf(f, a...), "component", "consumer group") }),
+	})
+	if err != nil {
+		p.health.set("stopped", err)
+		return err
+	}
+	p.health.set("joining consumer group "+p.cfg.Group, nil)
+	p.log.Info("ratings processor started", "delivery", p.cfg.Delivery, "group", p.cfg.Group, "partitions", p.partitions)
+
+	var gens sync.WaitGroup
+	for {
+		gen, err := group.Next(ctx)
+		if err != nil {
+			if ctx.Err() != nil {
+				break
+			}
+			p.health.set("joining consumer group "+p.cfg.Group, err)
+			p.log.Warn("consumer group", "error", err.Error())
+			continue // kafka-go backs off between join attempts
+		}
+		gens.Add(1)
+		gen.Start(func(gctx context.Context) {
+			defer gens.Done()
+			if err := p.runGeneration(ctx, gctx, gen); err != nil && ctx.Err() == nil {
+				p.log.Error("generation ended with an error; rejoining", "generation", gen.ID, "error", err.Error())
+				p.health.set("recovering", err)
+				// A pause, so that a persistent failure does not turn into a
+				// tight loop of rebalances for every member.
+				select {
+				case <-ctx.Done():
+				case <-time.After(2 * time.Second):
+				}
+			}
+		})
+	}
+	p.health.set("stopping", nil)
+	group.Close() // ends the generation; its function returns
+	gens.Wait()
+	// Let queued emissions finish (bounded); whatever is cut short is
+	// re-emitted from the database at the next start.
+	close(p.emitq)
+	done := make(chan struct{})
+	go func() { emitWG.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		stopEmit()
+		<-done
+	}
+	p.log.Info("ratings processor stopped")
+	return nil
+}
+
+// partState is one assigned partition during a generation.
+type partState struct {
+	next     int64   // next offset to count: everything below is in the state
+	seedFrom int64   // records in [seedFrom, next) only refill the dedupe window
+	window   *window // nil in at-least-once mode
+}
+
+// runGeneration owns the assigned partitions until the generation ends.
+func (p *Processor) runGeneration(ctx, gctx context.Context, gen *kafka.Generation) error {
+	var ids []int
+	assignment := map[int]int64{}
+	for _, a := range gen.Assignments[model.TopicRatings] {
+		ids = append(ids, a.ID)
+		assignment[a.ID] = a.Offset
+	}
+	slices.Sort(ids)
+	p.assigned.Store(&ids)
+	defer func() {
+		for _, id := range ids {
+			p.k.Metrics().DropLag(model.TopicRatings, id)
+		}
+	}()
+	p.log.Info("partitions assigned", "generation", gen.ID, "partitions", ids)
+	if len(ids) == 0 {
+		p.health.set("running", nil)
+		<-gctx.Done() // more members than partitions: idle until the next rebalance
+		return nil
+	}
+
+	bounds, err := p.k.Offsets(gctx, model.TopicRatings, ids)
+	if err != nil {
+		return err
+	}
+	offsets, aggs, err := p.store.snapshot(ctx, ids)
+	if err != nil {
+		return fmt.Errorf("load state: %w", err)
+	}
+	states := make(map[int]*partState, len(ids))
+	start := make(map[int]int64, len(ids))
+	for _, id := range ids {
+		b := bounds[id]
+		ps := &partState{}
+		switch p.cfg.Delivery {
+		case EffectivelyOnce:
+			next, ok := offsets[id]
+			if !ok {
+				next = b.First
+			}
+			if next > b.End {
+				return fmt.Errorf("ratings partition %d ends at offset %d but this processor's state already includes offset %d: the broker's log was reset; remove %s to rebuild the state from the new log", id, b.End, next, p.cfg.DataDir)
+			}
+			if next < b.First {
+				p.log.Error("ratings deleted by retention before they were counted", "partition", id, "from", next, "to", b.First)
+				next = b.First
+			}
+			ps.next = next
+			ps.window = newWindow(p.cfg.DedupeWindow)
+			ps.seedFrom = max(b.First, next-int64(p.cfg.DedupeWindow))
+		case AtLeastOnce:
+			// The group's committed offset is the truth; the state is
+			// whatever was applied, possibly beyond it.
+			next := assignment[id]
+			if next < 0 {
+				next = b.First
+			}
+			ps.next, ps.seedFrom = next, next
+		}
+		states[id] = ps
+		start[id] = ps.seedFrom
+	}
+	if p.cfg.Delivery == AtLeastOnce {
+		// The state of a partition handed over from another instance is in
+		// rated-movies (the changelog); adopt what is newer than ours.
+		adopted, err := p.adopt(gctx, ids, aggs)
+		if err != nil {
+			return err
+		}
+		if err := p.store.commit(ctx, adopted, nil); err != nil {
+			return fmt.Errorf("store adopted state: %w", err)
+		}
+	}
+
+	// Re-emit the whole state of the partitions: a crash between a commit
+	// and its emission leaves rated-movies behind, and the emission is
+	// idempotent (consumers keep the highest source offset per movie).
+	all := make([]*aggregate, 0, len(aggs))
+	for _, a := range aggs {
+		all = append(all, a)
+	}
+	if err := p.enqueue(gctx, emitJob{msgs: p.ratedMovies(all)}); err != nil {
+		return nil // generation ended
+	}
+
+	f, err := p.k.NewFetcher(model.TopicRatings, start, kafkaio.FetchOptions{Queue: 4096})
+	if err != nil {
+		return err
+	}
+	p.fetcher.Store(f)
+	defer func() {
+		p.fetcher.Store(nil)
+		f.Close()
+		// Wait (bounded) until this generation's emissions are out, so the
+		// next owner of a partition reads the newest rated-movies.
+		barrier := make(chan struct{})
+		if p.enqueue(ctx, emitJob{barrier: barrier}) == nil {
+			select {
+			case <-barrier:
+			case <-time.After(10 * time.Second):
+			}
+		}
+	}()
+	p.health.set("running", nil)
+	p.emitting.Store(true)
+	p.log.Info("consuming", "generation", gen.ID, "from", start)
+
+	var buf []kafka.Message
+	for {
+		buf, err = f.Next(gctx, buf, p.cfg.MaxBatch)
+		if err != nil {
+			return nil // generation ended
+		}
+		if d := p.Throttle(); d > 0 {
+			select {
+			case <-gctx.Done():
+				return nil
+			case <-time.After(d):
+			}
+		}
+		if !p.emitting.Load() {
+			return errors.New("rated-movies emission failed; restarting the generation to re-emit from the database")
+		}
+		if err := p.process(ctx, gctx, gen, buf, states, aggs); err != nil {
+			return err
+		}
+	}
+}
+
+// pending is a rating whose movie was not in the table at first sight.
+type pending struct {
+	msg *kafka.Message
+	ev  model.RatingEvent
+}
+
+// process counts one batch and commits it.
+func (p *Processor) process(ctx, gctx context.Context, gen *kafka.Generation, batch []kafka.Message, states map[int]*partState, aggs map[int64]*aggregate) error {
+	started := time.Now()
+	p.batchSeq++
+	seq := p.batchSeq
+	var touched []*aggregate
+	var dead []kafka.Message
+	var unknown []pending
+	next := map[int]int64{}
+	applied := 0
+
+	count := func(m *kafka.Message, ps *partState, ev model.RatingEvent) {
+		if ps.window != nil {
+			h := hashID(ev.RequestID)
+			if ps.window.seen(h) {
+				p.duplicates.Add(1)
+				return
+			}
+			ps.window.add(h)
+		}
+		a := aggs[ev.MovieID]
+		if a == nil {
+			a = &aggregate{MovieID: ev.MovieID, Partition: m.Partition}
+			aggs[ev.MovieID] = a
+		}
+		a.Count++
+		a.SumTenths += ev.Tenths
+		if ev.EventTime.After(a.LastEvent) {
+			a.LastEvent = ev.EventTime
+		}
+		if a.batch != seq {
+			a.batch = seq
+			touched = append(touched, a)
+		}
+	}
+
+	for i := range batch {
+		m := &batch[i]
+		ps := states[m.Partition]
+		if ps == nil {
+			continue // not ours (cannot happen with a partition fetcher)
+		}
+		if m.Offset < ps.next {
+			// Already in the state: only refills the dedupe window.
+			if ps.window != nil {
+				if ev, err := model.DecodeRatingEvent(m.Value); err == nil {
+					ps.window.add(hashID(ev.RequestID))
+				}
+			}
+			continue
+		}
+		applied++
+		next[m.Partition] = m.Offset + 1
+		ev, err := p.validate(m)
+		if err != nil {
+			dead = append(dead, deadLetter(m, err))
+			continue
+		}
+		if _, ok := p.movies.get(ev.MovieID); !ok {
+			unknown = append(unknown, pending{m, ev})
+			continue
+		}
+		count(m, ps, ev)
+	}
+	if len(unknown) > 0 {
+		// The webserver checked the movie against its own table, which may
+		// be ahead of ours: catch up with the movies topic before calling a
+		// movie unknown.
+		wctx, cancel := context.WithTimeout(gctx, 10*time.Second)
+		err := p.movies.tailer.WaitCaughtUp(wctx)
+		cancel()
+		if err != nil {
+			return fmt.Errorf("cannot confirm %d unknown movie(s) against the movies topic: %w", len(unknown), err)
+		}
+		for _, u := range unknown {
+			if _, ok := p.movies.get(u.ev.MovieID); ok {
+				count(u.msg, states[u.msg.Partition], u.ev)
+				continue
+			}
+			dead = append(dead, deadLetter(u.msg, &model.EventError{Reason: model.ReasonUnknownMovie, Field: "movie_id",
+				Msg: fmt.Sprintf("movie %d is not in the movies table", u.ev.MovieID)}))
+		}
+	}
+
+	// Dead letters first: once the offsets below are committed, these
+	// records are never read again.
+	if len(dead) > 0 {
+		wctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+		err := p.dlq.Write(wctx, dead...)
+		cancel()
+		if err != nil {
+			return fmt.Errorf("dead-letter %d record(s): %w", len(dead), err)
+		}
+		for _, d := range dead {
+			p.metrics.dlq.WithLabelValues(header(d, hdrReason)).Inc()
+		}
+	}
+
+	for _, a := range touched {
+		a.SourceOffset = next[a.Partition]
+	}
+	var commitOffsets map[int]int64
+	if p.cfg.Delivery == EffectivelyOnce {
+		commitOffsets = next
+	}
+	if len(touched) > 0 || len(commitOffsets) > 0 {
+		if err := p.store.commit(ctx, touched, commitOffsets); err != nil {
+			return fmt.Errorf("commit batch: %w", err)
+		}
+	}
+	for part, n := range next {
+		states[part].next = n
+	}
+	if p.testHookAfterCommit != nil {
+		p.testHookAfterCommit()
+	}
+	p.k.Metrics().Consumed(model.TopicRatings, applied)
+	p.metrics.batch.Observe(time.Since(started).Seconds())
+
+	if len(next) > 0 {
+		job := emitJob{msgs: p.ratedMovies(touched), gen: gen, commit: map[string]map[int]int64{model.TopicRatings: next}}
+		if err := p.enqueue(gctx, job); err != nil {
+			return nil // generation ended; the state is committed and re-emitted later
+		}
+	}
+	return nil
+}
+
+// validate decodes a ratings record and checks that it sits where its key
+// says: the key is its movie id, and the partition is the one that key maps
+// to (the partition owns the movie's aggregate).
+func (p *Processor) validate(m *kafka.Message) (model.RatingEvent, error) {
+	ev, err := model.DecodeRatingEvent(m.Value)
+	if err != nil {
+		return ev, err
+	}
+	if err := model.CheckRatingKey(m.Key, ev); err != nil {
+		return ev, err
+	}
+	if want := model.RatingPartition(m.Key, p.partitions); want != m.Partition {
+		return ev, &model.EventError{Reason: model.ReasonWrongPartition, Field: "partition",
+			Msg: fmt.Sprintf("key %s belongs on partition %d (CRC32, like kcat and librdkafka), found on %d", m.Key, want, m.Partition)}
+	}
+	return ev, nil
+}
+
+// DLQ headers (docs/events.md).
+const (
+	hdrReason    = "dlq-reason"
+	hdrError     = "dlq-error"
+	hdrTopic     = "dlq-source-topic"
+	hdrPartition = "dlq-source-partition"
+	hdrOffset    = "dlq-source-offset"
+)
+
+// deadLetter is the DLQ record for m: key, value and headers as they were,
+// plus why and where from.
+func deadLetter(m *kafka.Message, err error) kafka.Message {
+	reason := model.ReasonMalformed
+	var ee *model.EventError
+	if errors.As(err, &ee) {
+		reason = ee.Reason
+	}
+	headers := append(slices.Clone(m.Headers),
+		kafka.Header{Key: hdrReason, Value: []byte(reason)},
+		kafka.Header{Key: hdrError, Value: []byte(err.Error())},
+		kafka.Header{Key: hdrTopic, Value: []byte(m.Topic)},
+		kafka.Header{Key: hdrPartition, Value: []byte(strconv.Itoa(m.Partition))},
+		kafka.Header{Key: hdrOffset, Value: []byte(strconv.FormatInt(m.Offset, 10))},
+	)
+	return kafka.Message{Key: m.Key, Value: m.Value, Headers: headers, Time: m.Time}
+}
+
+func header(m kafka.Message, key string) string {
+	for i := len(m.Headers) - 1; i >= 0; i-- {
+		if m.Headers[i].Key == key {
+			return string(m.Headers[i].Value)
+		}
+	}
+	return ""
+}
+
+// ratedMovies builds the rated-movies records of some aggregates.
+func (p *Processor) ratedMovies(aggs []*aggregate) []kafka.Message {
+	msgs := make([]kafka.Message, 0, len(aggs))
+	for _, a := range aggs {
+		mv, _ := p.movies.get(a.MovieID)
+		ev := model.RatedMovieEvent{
+			RatedMovie: model.NewRatedMovie(model.Movie{ID: a.MovieID, Title: mv.Title, ReleaseYear: mv.ReleaseYear},
+				model.CountAndSum{Count: a.Count, SumTenth: a.SumTenths}),
+			LastEventTime:   a.LastEvent,
+			SourcePartition: a.Partition,
+			SourceOffset:    a.SourceOffset,
+		}
+		value, _ := json.Marshal(ev) // plain struct: cannot fail
+		msgs = append(msgs, kafka.Message{Key: strconv.AppendInt(nil, a.MovieID, 10), Value: value})
+	}
+	return msgs
+}
+
+// emitJob is one batch's rated-movies records and, after they are
+// acknowledged, the offsets to commit to the consumer group. A job with a
+// barrier only signals that everything before it was handled.
+type emitJob struct {
+	msgs    []kafka.Message
+	gen     *kafka.Generation
+	commit  map[string]map[int]int64
+	barrier chan struct{}
+}
+
+func (p *Processor) enqueue(ctx context.Context, j emitJob) error {
+	select {
+	case p.emitq <- j:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// emit writes rated-movies in batch order, then commits the group offsets.
+//
+// In effectively-once mode the group offsets are only for tools (lag,
+// `kafka-consumer-groups`): the database is the truth, so a failed group
+// commit changes nothing. In at-least-once mode they are the truth, and a
+// batch whose commit is lost is counted again after a restart.
+func (p *Processor) emit(ctx context.Context) {
+	for j := range p.emitq {
+		if j.barrier != nil {
+			close(j.barrier)
+			continue
+		}
+		if !p.write(ctx, j.msgs) {
+			continue
+		}
+		if j.gen == nil || len(j.commit) == 0 {
+			continue
+		}
+		if err := j.gen.CommitOffsets(j.commit); err != nil {
+			if p.cfg.Delivery == AtLeastOnce {
+				p.log.Warn("group offset commit failed; the batch will be counted again after a restart or rebalance", "error", err.Error())
+			} else {
+				p.log.Debug("group offset commit failed (informational in effectively-once mode)", "error", err.Error())
+			}
+		}
+	}
+}
+
+// write produces one job's records with bounded retries. When it gives up
+// it flags the generation to restart, which re-emits the state.
+func (p *Processor) write(ctx context.Context, msgs []kafka.Message) bool {
+	if len(msgs) == 0 {
+		return true
+	}
+	const attempts = 5
+	for attempt := 1; ; attempt++ {
+		wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		err := p.out.Write(wctx, msgs...)
+		cancel()
+		if err == nil {
+			return true
+		}
+		if ctx.Err() != nil {
+			return false
+		}
+		p.health.note(fmt.Errorf("emitting rated-movies: %w", err))
+		if attempt == attempts {
+			p.log.Error("giving up emitting rated-movies; the generation restarts and re-emits", "records", len(msgs), "error", err.Error())
+			p.emitting.Store(false)
+			return false
+		}
+		p.log.Warn("emitting rated-movies failed; retrying", "attempt", attempt, "error", err.Error())
+		select {
+		case <-ctx.Done():
+			return false
+		case <-time.After(time.Duration(attempt) * 300 * time.Millisecond):
+		}
+	}
+}
+
+// adopt merges the latest rated-movies of the given partitions into aggs
+// where they are ahead (at-least-once hand-over) and returns what changed.
+func (p *Processor) adopt(ctx context.Context, partitions []int, aggs map[int64]*aggregate) ([]*aggregate, error) {
+	rctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	latest, err := p.readRatedMovies(rctx)
+	if err != nil {
+		return nil, fmt.Errorf("read rated-movies to adopt state: %w", err)
+	}
+	var changed []*aggregate
+	for id, ev := range latest {
+		if !slices.Contains(partitions, ev.SourcePartition) {
+			continue
+		}
+		if a := aggs[id]; a != nil && a.SourceOffset >= ev.SourceOffset {
+			continue
+		}
+		a := &aggregate{MovieID: id, Partition: ev.SourcePartition, Count: ev.Count, SumTenths: ev.SumTenths,
+			SourceOffset: ev.SourceOffset, LastEvent: ev.LastEventTime}
+		aggs[id] = a
+		changed = append(changed, a)
+	}
+	return changed, nil
+}
+
+// readRatedMovies reads the compacted rated-movies topic to its end and
+// keeps, per movie, the update with the highest source offset.
+func (p *Processor) readRatedMovies(ctx context.Context) (map[int64]model.RatedMovieEvent, error) {
+	parts, err := p.k.WaitForTopics(ctx, []string{model.TopicRatedMovies}, kafkaio.TopicWait{Timeout: 5 * time.Second})
+	if err != nil {
+		return nil, err
+	}
+	n := parts[model.TopicRatedMovies]
+	bounds, err := p.k.Offsets(ctx, model.TopicRatedMovies, kafkaio.AllPartitions(n))
+	if err != nil {
+		return nil, err
+	}
+	start := map[int]int64{}
+	remaining := 0
+	for part, b := range bounds {
+		if b.End > b.First {
+			start[part] = b.First
+			remaining++
+		}
+	}
+	latest := map[int64]model.RatedMovieEvent{}
+	if remaining == 0 {
+		return latest, nil
+	}
+	f, err := p.k.NewFetcher(model.TopicRatedMovies, start, kafkaio.FetchOptions{})
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	var buf []kafka.Message
+	done := map[int]bool{}
+	for len(done) < remaining {
+		buf, err = f.Next(ctx, buf, 1000)
+		if err != nil {
+			return nil, err
+		}
+		for _, m := range buf {
+			if m.Offset+1 >= bounds[m.Partition].End {
+				done[m.Partition] = true
+			}
+			ev, err := model.DecodeRatedMovieEvent(m.Value)
+			if err != nil {
+				continue
+			}
+			if old, ok := latest[ev.MovieID]; !ok || ev.SourceOffset > old.SourceOffset {
+				latest[ev.MovieID] = ev
+			}
+		}
+	}
+	return latest, nil
+}
+
+// Ready is the processor's health: nil when it consumes normally.
+func (p *Processor) Ready(context.Context) error {
+	if err := p.health.err(); err != nil {
+		return err
+	}
+	if f := p.fetcher.Load(); f != nil {
+		if err := f.Err(); err != nil {
+			return err
+		}
+	}
+	if t := p.movies; t != nil && t.tailer != nil {
+		if err := t.tailer.Err(); err != nil {
+			return fmt.Errorf("movies table: %w", err)
+		}
+	}
+	return nil
+}
+
+// Assigned lists the partitions this instance owns now.
+func (p *Processor) Assigned() []int {
+	if a := p.assigned.Load(); a != nil {
+		return slices.Clone(*a)
+	}
+	return nil
+}
+
+// health is the processor's phase and its latest problem.
+type health struct {
+	mu    sync.Mutex
+	phase string
+	last  error
+	noted time.Time // when a transient problem was noted
+}
+
+func (h *health) set(phase string, err error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.phase, h.last, h.noted = phase, err, time.Time{}
+}
+
+// note records a transient problem that keeps the part unhealthy for a while.
+func (h *health) note(err error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.last, h.noted = err, time.Now()
+}
+
+func (h *health) err() error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if !h.noted.IsZero() && time.Since(h.noted) > 15*time.Second {
+		h.last, h.noted = nil, time.Time{} // a transient problem that went away
+	}
+	switch {
+	case h.phase == "running" && h.last == nil:
+		return nil
+	case h.last != nil:
+		return fmt.Errorf("%s: %w", h.phase, h.last)
+	default:
+		return errors.New(h.phase)
+	}
+}

@@ -1,0 +1,93 @@
+package stream
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/ratingslab/lab/services/kafkaio"
+	"github.com/ratingslab/lab/services/serve"
+)
+
+// Runner is the `lab serve ratings-stream` process.
+type Runner struct {
+	listen    string
+	data      string
+	delivery  string
+	group     string
+	maxBatch  int
+	window    int
+	topicWait time.Duration
+	kafka     kafkaio.Config
+}
+
+func (r *Runner) Flags(fs *flag.FlagSet) {
+	fs.StringVar(&r.listen, "listen", "127.0.0.1:7721", "HTTP `address` for /healthz, /metrics, /state and /admin/")
+	fs.StringVar(&r.data, "data", "", "data `dir`ectory of this instance's embedded database (required)")
+	fs.StringVar(&r.delivery, "delivery", string(EffectivelyOnce), "`mode`: effectively-once (state and offsets in one transaction) or at-least-once (offsets committed to the group after processing)")
+	fs.StringVar(&r.group, "group", "ratings-stream", "consumer `group` id")
+	fs.IntVar(&r.maxBatch, "max-batch", 5000, "most ratings per transaction")
+	fs.IntVar(&r.window, "dedupe-window", 50000, "counted ratings per partition remembered to drop a re-produced request id (effectively-once)")
+	fs.DurationVar(&r.topicWait, "topic-wait", 30*time.Second, "how long to wait at start for the topics before giving up")
+	r.kafka.RegisterFlags(fs)
+}
+
+func (r *Runner) Run(ctx context.Context, log *slog.Logger) error {
+	delivery, err := ParseDelivery(r.delivery)
+	if err != nil {
+		return err
+	}
+	reg := prometheus.NewRegistry()
+	r.kafka.ClientID = "ratings-stream"
+	k, err := kafkaio.NewCluster(r.kafka, kafkaio.NewMetrics(reg), log)
+	if err != nil {
+		return err
+	}
+	defer k.Close()
+	p, err := New(Config{Cluster: k, DataDir: r.data, Delivery: delivery, Group: r.group, MaxBatch: r.maxBatch,
+		DedupeWindow: r.window, TopicWait: kafkaio.TopicWait{Timeout: r.topicWait}, Registerer: reg, Log: log})
+	if err != nil {
+		return err
+	}
+	defer p.Close()
+	srv := serve.New(serve.Options{
+		Public:   p.Handler(),
+		Registry: reg,
+		Ready:    p.Ready,
+		Info: func() map[string]any {
+			return map[string]any{"delivery": p.Delivery(), "assigned_partitions": p.Assigned(), "throttle": p.Throttle().String()}
+		},
+		Log: log,
+	})
+	return RunWithServer(ctx, log, srv, r.listen, p.Run)
+}
+
+// RunWithServer serves srv while body runs. When body fails at start (the
+// topics never appeared), the error is logged and the server keeps
+// answering /healthz with it until ctx ends, so the reason is visible in
+// `lab status` rather than in a vanished process.
+func RunWithServer(ctx context.Context, log *slog.Logger, srv *serve.Server, listen string, body func(context.Context) error) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var wg sync.WaitGroup
+	var serveErr error
+	wg.Go(func() {
+		serveErr = srv.Run(ctx, listen)
+		cancel()
+	})
+	if err := body(ctx); err != nil && ctx.Err() == nil {
+		log.Error("cannot run; serving /healthz with the reason until stopped", "error", err.Error())
+		<-ctx.Done()
+	}
+	cancel()
+	wg.Wait()
+	if serveErr != nil && !errors.Is(serveErr, context.Canceled) {
+		return serveErr
+	}
+	return nil
+}

@@ -1,0 +1,366 @@
+package stream
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strconv"
+	"time"
+
+	_ "modernc.org/sqlite" // registers the "sqlite" driver
+
+	"github.com/ratingslab/lab/services/model"
+)
+
+// store is the processor's embedded database: the count and sum per movie,
+// the consumed offsets of `ratings` (effectively-once), and the movies table
+// with its own offsets. A batch's state and offsets are one transaction.
+type store struct {
+	db *sql.DB
+
+	upsertAggregate *sql.Stmt
+	upsertOffset    *sql.Stmt
+	upsertMovie     *sql.Stmt
+	deleteMovie     *sql.Stmt
+}
+
+const schema = `
+CREATE TABLE IF NOT EXISTS meta (
+	key   TEXT PRIMARY KEY,
+	value TEXT NOT NULL
+);
+-- next offset to process per topic partition: the position the state includes
+CREATE TABLE IF NOT EXISTS offsets (
+	topic       TEXT    NOT NULL,
+	partition   INTEGER NOT NULL,
+	next_offset INTEGER NOT NULL,
+	PRIMARY KEY (topic, partition)
+) WITHOUT ROWID;
+-- count and sum per movie; source_offset: every rating of the movie below it
+-- on its partition is included
+CREATE TABLE IF NOT EXISTS aggregates (
+	movie_id      INTEGER PRIMARY KEY,
+	partition     INTEGER NOT NULL,
+	count         INTEGER NOT NULL CHECK (count >= 0),
+	sum_tenths    INTEGER NOT NULL CHECK (sum_tenths >= 0),
+	source_offset INTEGER NOT NULL,
+	last_event_ns INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS aggregates_by_partition ON aggregates (partition);
+-- the movies table materialized from the compacted movies topic
+CREATE TABLE IF NOT EXISTS movies (
+	movie_id     INTEGER PRIMARY KEY,
+	title        TEXT    NOT NULL,
+	release_year INTEGER NOT NULL
+);
+`
+
+// dbFile is the database's name inside the data directory.
+const dbFile = "ratings-stream.db"
+
+func openStore(dir string) (*store, error) {
+	if dir == "" {
+		return nil, errors.New("--data: a data directory is required")
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("--data %s: %w", dir, err)
+	}
+	abs, err := filepath.Abs(filepath.Join(dir, dbFile))
+	if err != nil {
+		return nil, err
+	}
+	q := url.Values{}
+	q.Add("_pragma", "journal_mode(WAL)")
+	// NORMAL in WAL mode: a committed transaction survives a process crash
+	// (kill -9); only a power cut can lose the last commits.
+	q.Add("_pragma", "synchronous(NORMAL)")
+	q.Add("_pragma", "busy_timeout(5000)")
+	q.Set("_txlock", "immediate")
+	db, err := sql.Open("sqlite", "file:"+(&url.URL{Path: abs}).EscapedPath()+"?"+q.Encode())
+	if err != nil {
+		return nil, fmt.Errorf("open %s: %w", abs, err)
+	}
+	// One connection: the batch loop and the movies table take turns in
+	// database/sql instead of spinning on SQLite's write lock.
+	db.SetMaxOpenConns(1)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if _, err := db.ExecContext(ctx, schema); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("%s is not a usable ratings-stream database: %w", abs, err)
+	}
+	s := &store{db: db}
+	for _, p := range []struct {
+		stmt **sql.Stmt
+		sql  string
+	}{
+		{&s.upsertAggregate, `INSERT INTO aggregates (movie_id, partition, count, sum_tenths, source_offset, last_event_ns)
+			VALUES (?, ?, ?, ?, ?, ?)
+			ON CONFLICT (movie_id) DO UPDATE SET partition = excluded.partition, count = excluded.count,
+				sum_tenths = excluded.sum_tenths, source_offset = excluded.source_offset, last_event_ns = excluded.last_event_ns`},
+		{&s.upsertOffset, `INSERT INTO offsets (topic, partition, next_offset) VALUES (?, ?, ?)
+			ON CONFLICT (topic, partition) DO UPDATE SET next_offset = excluded.next_offset`},
+		{&s.upsertMovie, `INSERT INTO movies (movie_id, title, release_year) VALUES (?, ?, ?)
+			ON CONFLICT (movie_id) DO UPDATE SET title = excluded.title, release_year = excluded.release_year`},
+		{&s.deleteMovie, `DELETE FROM movies WHERE movie_id = ?`},
+	} {
+		if *p.stmt, err = db.PrepareContext(ctx, p.sql); err != nil {
+			db.Close()
+			return nil, fmt.Errorf("prepare: %w", err)
+		}
+	}
+	return s, nil
+}
+
+func (s *store) Close() error { return s.db.Close() }
+
+// claim records the delivery mode and partition count the state belongs to,
+// and refuses a data directory built under different ones: offsets of one
+// partitioning, or counts made at-least-once, cannot be continued as if
+// they were something else.
+func (s *store) claim(ctx context.Context, delivery Delivery, partitions int) error {
+	want := map[string]string{"delivery": string(delivery), "ratings_partitions": strconv.Itoa(partitions)}
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	for k, v := range want {
+		var have string
+		err := tx.QueryRowContext(ctx, `SELECT value FROM meta WHERE key = ?`, k).Scan(&have)
+		switch {
+		case errors.Is(err, sql.ErrNoRows):
+			if _, err := tx.ExecContext(ctx, `INSERT INTO meta (key, value) VALUES (?, ?)`, k, v); err != nil {
+				return err
+			}
+		case err != nil:
+			return err
+		case have != v:
+			return fmt.Errorf("the state in this data directory was built with %s=%s, not %s; remove the directory (and start from a fresh log) to change it", k, have, v)
+		}
+	}
+	return tx.Commit()
+}
+
+// aggregate is one movie's running count and sum.
+type aggregate struct {
+	MovieID      int64
+	Partition    int
+	Count        int64
+	SumTenths    int64
+	SourceOffset int64     // every rating of the movie below this offset is included
+	LastEvent    time.Time // event time of the newest rating included
+
+	batch uint64 // last batch that touched it (in memory only)
+}
+
+// snapshot loads the state of some partitions: the next offset of each
+// (absent when never processed) and the aggregates of their movies.
+func (s *store) snapshot(ctx context.Context, partitions []int) (map[int]int64, map[int64]*aggregate, error) {
+	offsets := map[int]int64{}
+	aggs := map[int64]*aggregate{}
+	for _, p := range partitions {
+		var next int64
+		err := s.db.QueryRowContext(ctx, `SELECT next_offset FROM offsets WHERE topic = ? AND partition = ?`, model.TopicRatings, p).Scan(&next)
+		switch {
+		case errors.Is(err, sql.ErrNoRows):
+		case err != nil:
+			return nil, nil, err
+		default:
+			offsets[p] = next
+		}
+		rows, err := s.db.QueryContext(ctx, `SELECT movie_id, count, sum_tenths, source_offset, last_event_ns
+			FROM aggregates WHERE partition = ?`, p)
+		if err != nil {
+			return nil, nil, err
+		}
+		for rows.Next() {
+			a := &aggregate{Partition: p}
+			var ns int64
+			if err := rows.Scan(&a.MovieID, &a.Count, &a.SumTenths, &a.SourceOffset, &ns); err != nil {
+				rows.Close()
+				return nil, nil, err
+			}
+			if ns != 0 {
+				a.LastEvent = time.Unix(0, ns).UTC()
+			}
+			aggs[a.MovieID] = a
+		}
+		if err := rows.Close(); err != nil {
+			return nil, nil, err
+		}
+	}
+	return offsets, aggs, nil
+}
+
+// commit writes changed aggregates and, when offsets is not nil, the next
+// offsets of `ratings` partitions, in one transaction.
+func (s *store) commit(ctx context.Context, aggs []*aggregate, offsets map[int]int64) error {
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("begin: %w", err)
+	}
+	defer tx.Rollback()
+	up := tx.StmtContext(ctx, s.upsertAggregate)
+	for _, a := range aggs {
+		var ns int64
+		if !a.LastEvent.IsZero() {
+			ns = a.LastEvent.UnixNano()
+		}
+		if _, err := up.ExecContext(ctx, a.MovieID, a.Partition, a.Count, a.SumTenths, a.SourceOffset, ns); err != nil {
+			return fmt.Errorf("write aggregate of movie %d: %w", a.MovieID, err)
+		}
+	}
+	if offsets != nil {
+		off := tx.StmtContext(ctx, s.upsertOffset)
+		for p, next := range offsets {
+			if _, err := off.ExecContext(ctx, model.TopicRatings, p, next); err != nil {
+				return fmt.Errorf("write offset of partition %d: %w", p, err)
+			}
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("commit: %w", err)
+	}
+	return nil
+}
+
+// movieInfo is what the join needs from a movie.
+type movieInfo struct {
+	Title       string
+	ReleaseYear int
+}
+
+// loadMovies reads the materialized movies table and its positions.
+func (s *store) loadMovies(ctx context.Context) (map[int64]movieInfo, map[int]int64, error) {
+	movies := map[int64]movieInfo{}
+	rows, err := s.db.QueryContext(ctx, `SELECT movie_id, title, release_year FROM movies`)
+	if err != nil {
+		return nil, nil, err
+	}
+	for rows.Next() {
+		var id int64
+		var m movieInfo
+		if err := rows.Scan(&id, &m.Title, &m.ReleaseYear); err != nil {
+			rows.Close()
+			return nil, nil, err
+		}
+		movies[id] = m
+	}
+	if err := rows.Close(); err != nil {
+		return nil, nil, err
+	}
+	pos := map[int]int64{}
+	rows, err = s.db.QueryContext(ctx, `SELECT partition, next_offset FROM offsets WHERE topic = ?`, model.TopicMovies)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var p int
+		var next int64
+		if err := rows.Scan(&p, &next); err != nil {
+			return nil, nil, err
+		}
+		pos[p] = next
+	}
+	return movies, pos, rows.Err()
+}
+
+// movieChange is one record of the movies topic: an upsert or a tombstone.
+type movieChange struct {
+	ID      int64
+	Movie   movieInfo
+	Deleted bool
+}
+
+// applyMovies writes movie changes and the positions they reach.
+func (s *store) applyMovies(ctx context.Context, changes []movieChange, pos map[int]int64) error {
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	up, del := tx.StmtContext(ctx, s.upsertMovie), tx.StmtContext(ctx, s.deleteMovie)
+	for _, c := range changes {
+		if c.Deleted {
+			_, err = del.ExecContext(ctx, c.ID)
+		} else {
+			_, err = up.ExecContext(ctx, c.ID, c.Movie.Title, c.Movie.ReleaseYear)
+		}
+		if err != nil {
+			return fmt.Errorf("movie %d: %w", c.ID, err)
+		}
+	}
+	off := tx.StmtContext(ctx, s.upsertOffset)
+	for p, next := range pos {
+		if _, err := off.ExecContext(ctx, model.TopicMovies, p, next); err != nil {
+			return err
+		}
+	}
+	return tx.Commit()
+}
+
+// stateRow is one movie's committed state, for the debugging endpoint.
+type stateRow struct {
+	MovieID      int64     `json:"movie_id"`
+	Partition    int       `json:"partition"`
+	Count        int64     `json:"count"`
+	SumTenths    int64     `json:"sum_tenths"`
+	Average      float64   `json:"average"`
+	SourceOffset int64     `json:"source_offset"`
+	LastEvent    time.Time `json:"last_event_time"`
+}
+
+func (s *store) states(ctx context.Context, movieID int64) ([]stateRow, error) {
+	q := `SELECT movie_id, partition, count, sum_tenths, source_offset, last_event_ns FROM aggregates`
+	var args []any
+	if movieID > 0 {
+		q += ` WHERE movie_id = ?`
+		args = append(args, movieID)
+	}
+	rows, err := s.db.QueryContext(ctx, q+` ORDER BY movie_id`, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []stateRow
+	for rows.Next() {
+		var r stateRow
+		var ns int64
+		if err := rows.Scan(&r.MovieID, &r.Partition, &r.Count, &r.SumTenths, &r.SourceOffset, &ns); err != nil {
+			return nil, err
+		}
+		if r.Count > 0 {
+			r.Average = float64(r.SumTenths) / 10 / float64(r.Count)
+		}
+		if ns != 0 {
+			r.LastEvent = time.Unix(0, ns).UTC()
+		}
+		out = append(out, r)
+	}
+	return out, rows.Err()
+}
+
+// ratingOffsets lists the committed next offsets of `ratings`.
+func (s *store) ratingOffsets(ctx context.Context) (map[int]int64, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT partition, next_offset FROM offsets WHERE topic = ?`, model.TopicRatings)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	out := map[int]int64{}
+	for rows.Next() {
+		var p int
+		var next int64
+		if err := rows.Scan(&p, &next); err != nil {
+			return nil, err
+		}
+		out[p] = next
+	}
+	return out, rows.Err()
+}
