@@ -3,6 +3,7 @@ package audit
 import (
 	"fmt"
 	"sort"
+	"strings"
 
 	"github.com/ratingslab/lab/lab/load/ledger"
 	"github.com/ratingslab/lab/services/model"
@@ -132,14 +133,19 @@ func byMovie(s Snapshot) map[int64]MovieState {
 	return m
 }
 
+// extraSearch is how many violations beyond the count-minimal explanation
+// the audit tries before it calls a sum unexplainable.
+const extraSearch = 2
+
 // checkMovie explains one movie's observed aggregate with the fewest
-// violations. It returns nil when no violation is needed, and how many
-// ambiguous ratings the explanation applies.
+// violations (lost + phantoms + duplicates) that fit both its count and its
+// sum. It returns nil when none is needed, and how many ambiguous ratings
+// the explanation applies.
 func checkMovie(id int64, base, obs MovieState, ml *movieLedger) (*MovieFinding, int64) {
 	A, M, P := int64(len(ml.acked)), int64(len(ml.ambiguous)), int64(len(ml.reached))
 	SA := sumOf(ml.acked)
-	excess := obs.Count - base.Count - A             // writes beyond the acknowledged ones
-	excessSum := obs.SumTenths - base.SumTenths - SA // their sum
+	x := obs.Count - base.Count - A           // writes beyond the acknowledged ones
+	xs := obs.SumTenths - base.SumTenths - SA // their sum
 	f := &MovieFinding{
 		MovieID:   id,
 		MinCount:  base.Count + A,
@@ -147,14 +153,26 @@ func checkMovie(id int64, base, obs MovieState, ml *movieLedger) (*MovieFinding,
 		Count:     obs.Count,
 		SumTenths: obs.SumTenths,
 	}
-	// Value range of a duplicate: a rating this movie was sent, or any
-	// valid rating when the ledger has none for it.
-	dupLo, dupHi := int64(model.MinRatingTenths), int64(model.MaxRatingTenths)
-	if all := append(append(append([]int64(nil), ml.acked...), ml.ambiguous...), ml.reached...); len(all) > 0 {
-		sort.Slice(all, func(i, j int) bool { return all[i] < all[j] })
-		dupLo, dupHi = all[0], all[len(all)-1]
+	if -x > A {
+		// More missing than was ever acknowledged: ratings from before
+		// the run are gone too. No arithmetic explains that away.
+		f.Lost = -x
+		f.MinSumTenths, f.MaxSumTenths = base.SumTenths+SA, base.SumTenths+SA+sumOf(ml.ambiguous)
+		f.Explanation = fmt.Sprintf("count %d is below the baseline %d: ratings that existed before the run are gone", obs.Count, base.Count)
+		return f, 0
 	}
 
+	// A duplicate re-applies a rating this movie was sent; when the ledger
+	// sent it none, it can be any valid rating.
+	var values []int64
+	if all := append(append(append([]int64(nil), ml.acked...), ml.ambiguous...), ml.reached...); len(all) > 0 {
+		values = distinct(all)
+	} else {
+		for v := int64(model.MinRatingTenths); v <= model.MaxRatingTenths; v++ {
+			values = append(values, v)
+		}
+	}
+	dupLo, dupHi := values[0], values[len(values)-1]
 	// bounds is the sum range (of the excess) of an explanation: l acked
 	// lost, k ambiguous applied, p phantoms, d duplicates.
 	bounds := func(l, k, p, d int64) (lo, hi int64) {
@@ -162,71 +180,124 @@ func checkMovie(id int64, base, obs MovieState, ml *movieLedger) (*MovieFinding,
 		hi = largest(ml.ambiguous, k) + largest(ml.reached, p) - smallest(ml.acked, l) + d*dupHi
 		return lo, hi
 	}
-	setSums := func(lo, hi int64) {
-		f.MinSumTenths = base.SumTenths + SA + lo
-		f.MaxSumTenths = base.SumTenths + SA + hi
-	}
 
-	switch {
-	case excess < 0:
-		// Fewest lost that the sum allows: losing l acknowledged ratings
-		// while k ambiguous ones were applied (l = k - excess).
-		lost := -excess
-		if lost > A {
-			// More missing than was ever acknowledged: the baseline
-			// itself shrank.
-			f.Lost = lost
-			f.Explanation = fmt.Sprintf("count %d is below the baseline %d: ratings that existed before the run are gone", obs.Count, base.Count)
-			setSums(0, sumOf(ml.ambiguous))
-			return f, 0
-		}
-		for k := int64(0); k <= M && k-excess <= A; k++ {
-			lo, hi := bounds(k-excess, k, 0, 0)
-			if excessSum >= lo && excessSum <= hi {
-				f.Lost = k - excess
-				setSums(lo, hi)
-				f.Explanation = fmt.Sprintf("%d acknowledged rating(s) missing: count %d, the ledger allows %d..%d", f.Lost, obs.Count, f.MinCount, f.MaxCount)
+	cmin := max(0, -x) + max(0, x-M)
+	cmax := cmin + extraSearch
+	ex := explainer{
+		amb: kSums(ml.ambiguous, int(M)),
+		ack: kSums(ml.acked, int(min(A, cmax))),
+		ph:  kSums(ml.reached, int(min(P, cmax))),
+		dup: repeatSums(values, int(max(0, cmax))),
+		xs:  xs,
+	}
+	for c := cmin; c <= cmax; c++ {
+		for l := int64(0); l <= min(c, A); l++ {
+			for p := min(c-l, P); p >= 0; p-- {
+				d := c - l - p
+				k := x + l - p - d
+				if k < 0 || k > M {
+					continue
+				}
+				lo, hi := bounds(l, k, p, d)
+				if xs < lo || xs > hi || !ex.fits(l, k, p, d) {
+					continue
+				}
+				if c == 0 {
+					return nil, k
+				}
+				f.Lost, f.Phantoms, f.Duplicates = l, p, d
+				f.MinSumTenths, f.MaxSumTenths = base.SumTenths+SA+lo, base.SumTenths+SA+hi
+				f.Explanation = explain(f, k)
 				return f, k
 			}
 		}
-		lo, hi := bounds(lost, 0, 0, 0)
-		f.Lost = lost
-		setSums(lo, hi)
-		f.SumMismatch = true
-		f.Explanation = fmt.Sprintf("%d acknowledged rating(s) missing (count %d, allowed %d..%d), and the sum %s fits no choice of which", lost, obs.Count, f.MinCount, f.MaxCount, tenths(obs.SumTenths))
-		return f, 0
-
-	case excess <= M:
-		lo, hi := bounds(0, excess, 0, 0)
-		setSums(lo, hi)
-		if excessSum >= lo && excessSum <= hi {
-			return nil, excess
-		}
-		f.SumMismatch = true
-		f.Explanation = fmt.Sprintf("count %d is within %d..%d but the sum %s is outside %s..%s: a rating was applied with another value, or a loss hides behind an extra write",
-			obs.Count, f.MinCount, f.MaxCount, tenths(obs.SumTenths), tenths(f.MinSumTenths), tenths(f.MaxSumTenths))
-		return f, excess
-
-	default:
-		extra := excess - M
-		f.Phantoms = min(extra, P)
-		f.Duplicates = extra - f.Phantoms
-		lo, hi := bounds(0, M, f.Phantoms, f.Duplicates)
-		setSums(lo, hi)
-		f.SumMismatch = excessSum < lo || excessSum > hi
-		switch {
-		case f.Duplicates == 0:
-			f.Explanation = fmt.Sprintf("count %d is above %d..%d: at least %d rating(s) the client saw fail were applied", obs.Count, f.MinCount, f.MaxCount, f.Phantoms)
-		case f.Phantoms == 0:
-			f.Explanation = fmt.Sprintf("count %d is above %d..%d: at least %d rating(s) applied twice", obs.Count, f.MinCount, f.MaxCount, f.Duplicates)
-		default:
-			f.Explanation = fmt.Sprintf("count %d is above %d..%d: even with all %d failed/rejected rating(s) applied, %d more were applied twice", obs.Count, f.MinCount, f.MaxCount, f.Phantoms, f.Duplicates)
-		}
-		if f.SumMismatch {
-			f.Explanation += fmt.Sprintf("; and the sum %s is outside %s..%s", tenths(obs.SumTenths), tenths(f.MinSumTenths), tenths(f.MaxSumTenths))
-		}
-		return f, M
 	}
+
+	// Nothing fits the sum: report the count-minimal explanation.
+	l := max(0, -x)
+	k := min(max(0, x), M)
+	p := min(max(0, x-M), P)
+	d := max(0, x-M) - p
+	lo, hi := bounds(l, k, p, d)
+	f.Lost, f.Phantoms, f.Duplicates = l, p, d
+	f.MinSumTenths, f.MaxSumTenths = base.SumTenths+SA+lo, base.SumTenths+SA+hi
+	f.SumMismatch = true
+	f.Explanation = explain(f, k)
+	return f, k
+}
+
+// explainer checks exactly whether an explanation's sum is achievable.
+type explainer struct {
+	amb, ack, ph []bitset // achievable sums by how many are chosen; nil: too costly, bounds only
+	dup          []bitset // achievable sums of d duplicates
+	xs           int64    // observed excess sum
+}
+
+// fits reports whether some choice of l acked lost, k ambiguous applied,
+// p phantoms and d duplicates sums to xs.
+func (e explainer) fits(l, k, p, d int64) bool {
+	if e.amb == nil || e.ack == nil || e.ph == nil || e.dup == nil ||
+		int(l) >= len(e.ack) || int(p) >= len(e.ph) || int(k) >= len(e.amb) || int(d) >= len(e.dup) {
+		return true // the bounds already held; exactness unaffordable
+	}
+	budget := workBudget
+	found := false
+	e.amb[k].each(func(a int64) bool {
+		return e.ph[p].each(func(q int64) bool {
+			return e.dup[d].each(func(dup int64) bool {
+				// the lost ones must sum to y with a + q + dup - y = xs
+				if e.ack[l].has(a + q + dup - e.xs) {
+					found = true
+					return false
+				}
+				budget--
+				if budget < 0 {
+					found = true // out of budget: give the benefit of the doubt
+					return false
+				}
+				return true
+			})
+		})
+	})
+	return found
+}
+
+func distinct(l []int64) []int64 {
+	out := append([]int64(nil), l...)
+	sort.Slice(out, func(i, j int) bool { return out[i] < out[j] })
+	n := 0
+	for i, v := range out {
+		if i == 0 || v != out[n-1] {
+			out[n] = v
+			n++
+		}
+	}
+	return out[:n]
+}
+
+func explain(f *MovieFinding, applied int64) string {
+	var parts []string
+	if f.Lost > 0 {
+		parts = append(parts, fmt.Sprintf("%d acknowledged rating(s) lost", f.Lost))
+	}
+	if f.Phantoms > 0 {
+		parts = append(parts, fmt.Sprintf("%d rating(s) the client saw fail applied", f.Phantoms))
+	}
+	if f.Duplicates > 0 {
+		parts = append(parts, fmt.Sprintf("%d rating(s) applied twice", f.Duplicates))
+	}
+	what := "nothing fits"
+	if len(parts) > 0 {
+		what = strings.Join(parts, ", ")
+	}
+	s := fmt.Sprintf("count %d (ledger allows %d..%d), sum %s: at least %s", f.Count, f.MinCount, f.MaxCount, tenths(f.SumTenths), what)
+	if applied > 0 && f.Lost > 0 {
+		s += fmt.Sprintf(", hidden behind %d ambiguous rating(s) applied", applied)
+	}
+	if f.SumMismatch {
+		s += fmt.Sprintf("; and no choice of ratings gives the sum (allowed %s..%s)", tenths(f.MinSumTenths), tenths(f.MaxSumTenths))
+	}
+	return s
 }
 
 // tenths formats a sum of tenths as points: 75 → "7.5".

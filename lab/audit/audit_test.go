@@ -63,19 +63,19 @@ func TestCheckExplainsEachMovieWithTheFewestViolations(t *testing.T) {
 			// the ambiguous 10.0 applied: the sum 31.0 says so.
 			name:     "a loss hidden by an ambiguous write",
 			observed: MovieState{MovieID: 1, Count: 4, SumTenths: 310},
-			want: MovieFinding{MovieID: 1, MinCount: 4, MaxCount: 6, Count: 4, SumTenths: 310, SumMismatch: true,
-				MinSumTenths: 290, MaxSumTenths: 290},
+			want:     MovieFinding{MovieID: 1, MinCount: 4, MaxCount: 6, Count: 4, SumTenths: 310, Lost: 1, MinSumTenths: 240, MaxSumTenths: 330},
+			applied:  1,
 		},
 		{
 			name:     "the 5xx rating applied: a phantom",
 			observed: MovieState{MovieID: 1, Count: 7, SumTenths: 470},
-			want:     MovieFinding{MovieID: 1, MinCount: 4, MaxCount: 6, Count: 7, SumTenths: 470, Phantoms: 2, Duplicates: 0, MinSumTenths: 490, MaxSumTenths: 490},
+			want:     MovieFinding{MovieID: 1, MinCount: 4, MaxCount: 6, Count: 7, SumTenths: 470, Phantoms: 1, MinSumTenths: 440, MaxSumTenths: 470},
 			applied:  2,
 		},
 		{
 			name:     "one applied twice beyond every candidate",
-			observed: MovieState{MovieID: 1, Count: 9, SumTenths: 560},
-			want:     MovieFinding{MovieID: 1, MinCount: 4, MaxCount: 6, Count: 9, SumTenths: 560, Phantoms: 2, Duplicates: 1, MinSumTenths: 510, MaxSumTenths: 590},
+			observed: MovieState{MovieID: 1, Count: 9, SumTenths: 570},
+			want:     MovieFinding{MovieID: 1, MinCount: 4, MaxCount: 6, Count: 9, SumTenths: 570, Phantoms: 2, Duplicates: 1, MinSumTenths: 510, MaxSumTenths: 590},
 			applied:  2,
 		},
 		{

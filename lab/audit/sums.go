@@ -87,3 +87,29 @@ func kSums(list []int64, kmax int) []bitset {
 	}
 	return levels
 }
+
+// repeatSums returns, for d = 0..dmax, the sums of d values drawn from
+// values with repetition (what d duplicates can add), or nil when too costly.
+func repeatSums(values []int64, dmax int) []bitset {
+	var vmax int64
+	for _, v := range values {
+		if v < 0 || v > 1000 {
+			return nil
+		}
+		vmax = max(vmax, v)
+	}
+	size := int(vmax)*dmax + 1
+	if dmax*len(values)*(size/64+1) > workBudget {
+		return nil
+	}
+	levels := make([]bitset, dmax+1)
+	levels[0] = newBitset(size)
+	levels[0].set(0)
+	for d := 1; d <= dmax; d++ {
+		levels[d] = newBitset(size)
+		for _, v := range values {
+			levels[d].orShifted(levels[d-1], int(v))
+		}
+	}
+	return levels
+}

@@ -82,6 +82,7 @@ const testEdge = "client->server"
 
 func startEdges(t testing.TB) *labEdges {
 	t.Helper()
+	quietToxics()
 	up := startUpstream(t)
 	server := toxiproxy.NewServer(toxiproxy.NewMetricsContainer(prometheus.NewRegistry()), zerolog.Nop())
 	p := toxiproxy.NewProxy(server, testEdge, "127.0.0.1:0", up.addr)

@@ -414,7 +414,9 @@ func (inj *Injector) activeIDsLocked() []string {
 	return ids
 }
 
-func sortIDs(ids []string) { sort.Slice(ids, func(i, j int) bool { return idNum(ids[i]) < idNum(ids[j]) }) }
+func sortIDs(ids []string) {
+	sort.Slice(ids, func(i, j int) bool { return idNum(ids[i]) < idNum(ids[j]) })
+}
 
 func idNum(id string) int {
 	n, _ := strconv.Atoi(id[min(2, len(id)):])

@@ -5,6 +5,10 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/rs/zerolog"
+
+	"github.com/ratingslab/lab/lab/layout"
+	"github.com/ratingslab/lab/lab/parts"
 	"github.com/ratingslab/lab/lab/supervisor"
 	"github.com/ratingslab/lab/services/model"
 )
@@ -13,6 +17,7 @@ import (
 // lab_fault_active on the supervisor's /metrics, and healing of every fault
 // before the parts stop. Call it before the supervisor runs.
 func Install(s *supervisor.Supervisor, log *slog.Logger) *Injector {
+	quietToxics()
 	inj := New(Config{
 		Proxies:    s.Edges().Server(),
 		Processes:  s,
@@ -30,19 +35,29 @@ func Install(s *supervisor.Supervisor, log *slog.Logger) *Injector {
 	return inj
 }
 
+// quietToxics silences Toxiproxy's toxics, which log every chunk they
+// touch at trace level through zerolog's global logger.
+func quietToxics() { zerolog.SetGlobalLevel(zerolog.WarnLevel) }
+
 // LabTargets lists what a supervisor's lab offers to faults.
 func LabTargets(s *supervisor.Supervisor) Targets {
 	cfg := s.Config()
+	return TargetsFor(cfg.Options, cfg.Ports)
+}
+
+// TargetsFor lists the targets of a lab started with opts on ports (the
+// edges, parts and services of the part table).
+func TargetsFor(opts parts.Options, ports layout.Ports) Targets {
 	t := Targets{Services: map[string]string{}, Variants: map[string]string{}, Topics: []string{model.TopicRatings}}
-	for _, e := range s.Edges().List() {
+	for _, e := range parts.Edges(max(opts.Replicas["ratings-stream"], 1)) {
 		t.Edges = append(t.Edges, e.Name)
 		t.Variants[e.Name] = string(e.Variant)
 	}
-	for _, in := range supervisor.Instances(cfg.Options) {
+	for _, in := range supervisor.Instances(opts) {
 		t.Parts = append(t.Parts, in.Name)
 		t.Variants[in.Name] = string(in.Part.Variant)
 		if in.Part.HTTP != nil {
-			t.Services[in.Name] = in.Part.HTTP(cfg.Ports, in.Index)
+			t.Services[in.Name] = in.Part.HTTP(ports, in.Index)
 		}
 	}
 	return t

@@ -40,7 +40,7 @@ func PoisonRecords(faultID, kind string, n int, now time.Time) []kafka.Message {
 		}
 		switch kind {
 		case "malformed":
-			value = `{"request_id":"` + rid + `","movie_id":` + key + `,"rating":` // cut short: not JSON
+			value = "rating " + rid + ": seven out of ten" // not JSON at all
 		case "rating-range":
 			value = event(movie, "42")
 		case "unknown-movie":

@@ -14,7 +14,7 @@ import (
 //
 //	POST   /admin/faults    {"error_rate":0.2,"latency":"250ms"}  replaces the set; DELETE heals
 //	POST   /admin/slow-db   {"delay":"500ms"}                     DELETE heals   (movies-rpc, movies-connect)
-//	POST   /admin/throttle  {"rate":5}                            DELETE heals   (ratings-stream)
+//	POST   /admin/throttle  {"delay":"1s"}                        DELETE heals   (ratings-stream)
 const (
 	adminFaults   = "/admin/faults"
 	adminSlowDB   = "/admin/slow-db"
@@ -40,7 +40,7 @@ func (e *serviceEffect) apply(ctx context.Context) error {
 	case "slow_db":
 		return e.call(ctx, http.MethodPost, adminSlowDB, map[string]string{"delay": e.params.Duration("delay").String()})
 	case "throttle":
-		return e.call(ctx, http.MethodPost, adminThrottle, map[string]float64{"rate": e.params.Float("rate")})
+		return e.call(ctx, http.MethodPost, adminThrottle, map[string]string{"delay": e.params.Duration("delay").String()})
 	}
 	return fmt.Errorf("unknown service fault %s", e.kind)
 }

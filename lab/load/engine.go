@@ -174,8 +174,8 @@ func Run(ctx context.Context, cfg Config) (*Summary, error) {
 	runs := make([]*variantRun, len(cfg.Targets))
 	for i, t := range cfg.Targets {
 		client := &http.Client{
-			Transport: newTransport(abortCtx),
-			Timeout:   timeout,
+			// The transport applies the request timeout (see outcomeTransport).
+			Transport: newTransport(abortCtx, timeout),
 			// The API never redirects; a redirect is an answer to count, not follow.
 			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 		}

@@ -1,8 +1,6 @@
 package load
 
 import (
-	"strings"
-
 	"github.com/ratingslab/lab/lab/load/ledger"
 
 	vegeta "github.com/tsenart/vegeta/v12/lib"
@@ -52,17 +50,15 @@ func classify(r *vegeta.Result) (Outcome, Cause) {
 	case c != 0:
 		return Rejected, CauseHTTPOther
 	}
-	if isNotSent(r.Error) {
+	switch errorMarker(r.Error) {
+	case notSentMarker:
 		return Failed, CauseNotSent
-	}
-	switch {
-	case strings.Contains(r.Error, "Client.Timeout") || strings.Contains(r.Error, "deadline exceeded"):
-		return Ambiguous, CauseTimeout
-	case strings.Contains(r.Error, "context canceled"):
+	case abortedMarker:
 		return Ambiguous, CauseAborted
-	default:
-		return Ambiguous, CauseConnError
+	case timeoutMarker:
+		return Ambiguous, CauseTimeout
 	}
+	return Ambiguous, CauseConnError
 }
 
 // expected reports whether the outcome is the answer the request should get:

@@ -46,6 +46,10 @@ type VariantSummary struct {
 	AchievedRate float64        `json:"achieved_rate"`
 	Latency      LatencySummary `json:"latency_ms"`
 	Thresholds   ThresholdCheck `json:"thresholds"`
+	// FellBehind is set when an uninterrupted run sent fewer requests than
+	// scheduled: the generator (its machine) could not keep up, so the
+	// result does not show what the schedule asked for.
+	FellBehind bool `json:"fell_behind"`
 }
 
 // LatencySummary is in milliseconds, measured from each request's send time.
@@ -124,6 +128,7 @@ func buildSummary(cfg Config, runs []*variantRun, scheduled uint64, started, end
 			vs.AchievedRate = math.Round(float64(vs.Sent-1)/span.Seconds()*100) / 100
 		}
 		st.mu.Unlock()
+		vs.FellBehind = !interrupted && vs.Sent < vs.Scheduled
 		th := cfg.Scenario.Thresholds
 		vs.Thresholds = ThresholdCheck{
 			SuccessRateMin: th.SuccessRate,
@@ -183,6 +188,11 @@ func (s *Summary) WriteTable(w io.Writer) error {
 	}
 	if err := tw.Flush(); err != nil {
 		return err
+	}
+	for _, v := range s.Variants {
+		if v.FellBehind {
+			fmt.Fprintf(w, "warning: %s: only %d of %d scheduled requests were sent — the load generator could not keep up; lower --rate or run it on a less busy machine\n", v.Variant, v.Sent, v.Scheduled)
+		}
 	}
 	if s.Ledger != "" {
 		_, err := fmt.Fprintf(w, "ledger: %s\n", s.Ledger)

@@ -2,6 +2,8 @@ package load
 
 import (
 	"context"
+	"errors"
+	"io"
 	"net"
 	"net/http"
 	"net/http/httptrace"
@@ -10,63 +12,117 @@ import (
 	"time"
 )
 
-// notSentError marks a request that never left the client (connection
-// refused, dial timeout, ...): the server cannot have seen it, so its outcome
-// is "failed", not "ambiguous".
-type notSentError struct{ err error }
+// vegeta keeps only the text of a request's error, so the transport marks
+// the errors whose meaning matters to the outcome with these prefixes.
+const (
+	notSentMarker  = "request not sent: "  // never handed to a connection
+	timeoutMarker  = "request timed out: " // no complete answer within the timeout
+	abortedMarker  = "request aborted: "   // the interrupted run gave up on it
+	markerNotFound = ""
+)
 
-func (e *notSentError) Error() string { return notSentMarker + e.err.Error() }
-func (e *notSentError) Unwrap() error { return e.err }
-
-// notSentMarker survives in vegeta's Result.Error, which is only a string.
-const notSentMarker = "request not sent: "
-
-// sentTracker wraps the transport to learn whether each request may have
-// reached the server before it failed, and to let the engine abort everything
-// still in flight when an interrupted run must end.
-//
-// "May have reached" is decided conservatively: once the request is handed to
-// a connection (httptrace.GotConn) a failure is ambiguous — its bytes may be
-// on the wire and the server may have applied it. Only a request that never
-// got a connection (dial refused or timed out) is "not sent". The audit relies on this: it must
-// never treat a write the server could have seen as certainly absent.
-type sentTracker struct {
-	next  http.RoundTripper
-	abort context.Context
+type markedError struct {
+	marker string
+	err    error
 }
 
-func (t *sentTracker) RoundTrip(req *http.Request) (*http.Response, error) {
+func (e *markedError) Error() string { return e.marker + e.err.Error() }
+func (e *markedError) Unwrap() error { return e.err }
+
+// outcomeTransport is the RoundTripper of one variant's attacker. It does
+// three things vegeta's plain client cannot:
+//
+//   - It learns whether a failed request may have reached the server.
+//     "May have" is decided conservatively: once the request is handed to a
+//     connection (httptrace.GotConn) its bytes may be on the wire, so a
+//     failure is ambiguous. Only a request that never got a connection (dial
+//     refused or timed out) is "not sent". The audit relies on this: it must
+//     never count a write the server could have seen as certainly absent.
+//   - It applies the request timeout as a context deadline covering the
+//     whole exchange, body included. (http.Client.Timeout would do the same
+//     but, for a RoundTripper that is not *http.Transport, falls back to a
+//     goroutine and timer per request.)
+//   - It ties every request to the run's abort context, so an interrupted
+//     run can end the requests still in flight after its grace period.
+type outcomeTransport struct {
+	next    http.RoundTripper
+	abort   context.Context
+	timeout time.Duration
+}
+
+func (t *outcomeTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	ctx, cancel := context.WithTimeout(t.abort, t.timeout)
 	var started atomic.Bool
-	trace := &httptrace.ClientTrace{GotConn: func(httptrace.GotConnInfo) { started.Store(true) }}
-	// vegeta builds requests without a context; ours carries the abort signal
-	// and the trace. The http.Client timeout still applies on top.
-	ctx := httptrace.WithClientTrace(t.abort, trace)
+	ctx = httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{GotConn: func(httptrace.GotConnInfo) { started.Store(true) }})
 	resp, err := t.next.RoundTrip(req.WithContext(ctx))
-	if err != nil && !started.Load() {
-		return nil, &notSentError{err}
+	if err != nil {
+		err = t.mark(ctx, err, !started.Load())
+		cancel()
+		return nil, err
 	}
-	return resp, err
+	resp.Body = &answerBody{ReadCloser: resp.Body, t: t, ctx: ctx, cancel: cancel}
+	return resp, nil
+}
+
+func (t *outcomeTransport) mark(ctx context.Context, err error, notSent bool) error {
+	switch {
+	case notSent:
+		return &markedError{notSentMarker, err}
+	case t.abort.Err() != nil:
+		return &markedError{abortedMarker, err}
+	case errors.Is(ctx.Err(), context.DeadlineExceeded):
+		return &markedError{timeoutMarker, err}
+	}
+	return err
+}
+
+// answerBody keeps the request's context alive while vegeta reads the
+// answer, marks a read cut short by the timeout or an abort, and releases
+// the context when vegeta closes it.
+type answerBody struct {
+	io.ReadCloser
+	t      *outcomeTransport
+	ctx    context.Context
+	cancel context.CancelFunc
+}
+
+func (b *answerBody) Read(p []byte) (int, error) {
+	n, err := b.ReadCloser.Read(p)
+	if err != nil && err != io.EOF {
+		err = b.t.mark(b.ctx, err, false)
+	}
+	return n, err
+}
+
+func (b *answerBody) Close() error {
+	err := b.ReadCloser.Close()
+	b.cancel()
+	return err
 }
 
 // newTransport is the HTTP transport of one variant's attacker: its own
 // connection pool (variants must not share connections), no proxy from the
 // environment (targets are loopback or known hosts), many idle connections
 // so an open-model burst does not churn sockets.
-func newTransport(abort context.Context) http.RoundTripper {
+func newTransport(abort context.Context, timeout time.Duration) http.RoundTripper {
 	dialer := &net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}
-	return &sentTracker{
-		abort: abort,
+	return &outcomeTransport{
+		abort:   abort,
+		timeout: timeout,
 		next: &http.Transport{
-			DialContext:           dialer.DialContext,
-			MaxIdleConns:          0, // no global cap
-			MaxIdleConnsPerHost:   10000,
-			IdleConnTimeout:       90 * time.Second,
-			ResponseHeaderTimeout: 0, // the client timeout bounds the whole exchange
-			ForceAttemptHTTP2:     false,
+			DialContext:         dialer.DialContext,
+			MaxIdleConnsPerHost: 10000,
+			IdleConnTimeout:     90 * time.Second,
 		},
 	}
 }
 
-// isNotSent reports whether a vegeta result error says the request never
-// left the client. vegeta keeps only the error text, hence the marker.
-func isNotSent(errText string) bool { return strings.Contains(errText, notSentMarker) }
+// errorMarker returns the marker in a vegeta result's error text, if any.
+func errorMarker(errText string) string {
+	for _, m := range []string{notSentMarker, abortedMarker, timeoutMarker} {
+		if strings.Contains(errText, m) {
+			return m
+		}
+	}
+	return markerNotFound
+}

@@ -117,7 +117,7 @@ func LabelValues(ctx context.Context, baseURL, label, match string, start, end t
 		"end":     {formatTime(end)},
 	}
 	var values []string
-	if err := call(ctx, baseURL, "/api/v1/label/"+url.PathEscape(label)+"/values", form, &values); err != nil {
+	if err := get(ctx, baseURL, "/api/v1/label/"+url.PathEscape(label)+"/values", form, &values); err != nil {
 		return nil, err
 	}
 	return values, nil
@@ -161,6 +161,8 @@ type envelope struct {
 	Warnings  []string        `json:"warnings"`
 }
 
+// call POSTs form to an API endpoint (queries can be long) and decodes
+// the answer's data into data.
 func call(ctx context.Context, baseURL, path string, form url.Values, data any) error {
 	u := strings.TrimRight(baseURL, "/") + path
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, u, strings.NewReader(form.Encode()))
@@ -168,6 +170,20 @@ func call(ctx context.Context, baseURL, path string, form url.Values, data any) 
 		return err
 	}
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	return do(req, u, data)
+}
+
+// get is call for endpoints that answer GET only (label values).
+func get(ctx context.Context, baseURL, path string, params url.Values, data any) error {
+	u := strings.TrimRight(baseURL, "/") + path
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u+"?"+params.Encode(), nil)
+	if err != nil {
+		return err
+	}
+	return do(req, u, data)
+}
+
+func do(req *http.Request, u string, data any) error {
 	resp, err := httpClient.Do(req)
 	if err != nil {
 		return err
@@ -179,7 +195,7 @@ func call(ctx context.Context, baseURL, path string, form url.Values, data any) 
 	}
 	var env envelope
 	if err := json.Unmarshal(raw, &env); err != nil {
-		return fmt.Errorf("%s: HTTP %d, not an API answer: %.200s", u, resp.StatusCode, raw)
+		return fmt.Errorf("%s: HTTP %d, not an API answer: %.200s", u, resp.StatusCode, strings.TrimSpace(string(raw)))
 	}
 	if env.Status != "success" {
 		return &APIError{StatusCode: resp.StatusCode, Type: env.ErrorType, Message: env.Error}

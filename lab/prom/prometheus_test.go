@@ -10,6 +10,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"os/exec"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -207,6 +208,15 @@ func TestRealPrometheusScrapesTheLabWithPartAndVariantLabels(t *testing.T) {
 	}
 	if rr.Type != "matrix" || rr.Empty() || rr.Series[0].Points[len(rr.Series[0].Points)-1].Value != 3 {
 		t.Errorf("range query = %+v, want a matrix ending at 3", rr)
+	}
+
+	// Template variables' dropdowns: label values of matching series.
+	parts, err := LabelValues(ctx, base, "part", `up{variant=~"rpc|lab"}`, now.Add(-time.Minute), now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(parts, []string{"supervisor", "webserver-rpc"}) {
+		t.Errorf("label values of part = %v, want [supervisor webserver-rpc]", parts)
 	}
 
 	// The parser of this Prometheus version.

@@ -189,7 +189,9 @@ func histogramSum(fams Families, name string, keep func(*dto.Metric) bool) map[f
 			continue
 		}
 		for _, b := range h.GetBucket() {
-			out[b.GetUpperBound()] += float64(b.GetCumulativeCount())
+			if !math.IsInf(b.GetUpperBound(), 1) { // the text format lists +Inf; the count says the same
+				out[b.GetUpperBound()] += float64(b.GetCumulativeCount())
+			}
 		}
 		out[math.Inf(1)] += float64(h.GetSampleCount())
 	}

@@ -388,11 +388,49 @@ func (p *scanner) number(field, want string) ([]byte, *EventError) {
 		break
 	}
 	text := p.b[start:p.i]
-	if len(text) == 0 || !json.Valid(text) {
+	if !validNumber(text) {
 		p.i = start
 		return nil, eventErr(ReasonInvalidField, field, "must be %s, got %s", want, describe(p.value()))
 	}
 	return text, nil
+}
+
+// validNumber checks the JSON number grammar:
+// -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?
+func validNumber(b []byte) bool {
+	i := 0
+	digits := func() int {
+		n := 0
+		for i < len(b) && b[i] >= '0' && b[i] <= '9' {
+			i++
+			n++
+		}
+		return n
+	}
+	if i < len(b) && b[i] == '-' {
+		i++
+	}
+	if i < len(b) && b[i] == '0' {
+		i++
+	} else if digits() == 0 {
+		return false
+	}
+	if i < len(b) && b[i] == '.' {
+		i++
+		if digits() == 0 {
+			return false
+		}
+	}
+	if i < len(b) && (b[i] == 'e' || b[i] == 'E') {
+		i++
+		if i < len(b) && (b[i] == '+' || b[i] == '-') {
+			i++
+		}
+		if digits() == 0 {
+			return false
+		}
+	}
+	return i == len(b)
 }
 
 func (p *scanner) integer(field string) (int64, *EventError) {

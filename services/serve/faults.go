@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"math"
 	"math/rand/v2"
 	"net/http"
@@ -12,8 +13,10 @@ import (
 	"time"
 )
 
-// MaxFaultLatency bounds injected latency; beyond it clients only see timeouts.
-const MaxFaultLatency = 60 * time.Second
+// MaxFaultLatency bounds injected latency. It stays well below the server's
+// WriteTimeout, so a delayed request still gets an answer rather than a
+// closed connection.
+const MaxFaultLatency = 30 * time.Second
 
 // FaultSpec is the in-service fault set, as GET/POST /admin/faults show it.
 type FaultSpec struct {
@@ -58,9 +61,16 @@ func (d *Duration) UnmarshalJSON(b []byte) error {
 type Faults struct {
 	mu   sync.Mutex
 	spec FaultSpec
+	log  *slog.Logger
 }
 
-func NewFaults() *Faults { return &Faults{} }
+// NewFaults returns an empty fault set; changes are logged to log (nil: not logged).
+func NewFaults(log *slog.Logger) *Faults {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Faults{log: log}
+}
 
 // Current returns the fault set in force.
 func (f *Faults) Current() FaultSpec {
@@ -77,6 +87,7 @@ func (f *Faults) Set(spec FaultSpec) error {
 	f.mu.Lock()
 	f.spec = spec
 	f.mu.Unlock()
+	f.log.Info("in-service faults set", "error_rate", spec.ErrorRate, "latency", time.Duration(spec.Latency).String())
 	return nil
 }
 

@@ -63,7 +63,7 @@ func New(opts Options) *Server {
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	)
-	s := &Server{opts: opts, log: opts.Log, root: http.NewServeMux(), admin: http.NewServeMux(), faults: NewFaults()}
+	s := &Server{opts: opts, log: opts.Log, root: http.NewServeMux(), admin: http.NewServeMux(), faults: NewFaults(opts.Log)}
 
 	s.root.Handle("GET /healthz", s.handleHealth())
 	s.root.Handle("GET /metrics", promhttp.HandlerFor(opts.Registry, promhttp.HandlerOpts{

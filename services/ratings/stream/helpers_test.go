@@ -105,8 +105,8 @@ func (l *lab) ratings(g *ledger, n, movies int, seed uint64) []model.RatingEvent
 	rng := rand.New(rand.NewPCG(seed, 1))
 	w := l.k.Writer(model.TopicRatings, kafkaio.WriterOptions{BatchSize: 5000})
 	defer w.Close()
-	var evs []model.RatingEvent
-	var msgs []kafka.Message
+	evs := make([]model.RatingEvent, 0, n)
+	msgs := make([]kafka.Message, 0, n)
 	for i := range n {
 		ev := model.RatingEvent{
 			RequestID: fmt.Sprintf("req-%d-%d", seed, i),

@@ -120,11 +120,13 @@ type Processor struct {
 	assigned   atomic.Pointer[[]int]
 	fetcher    atomic.Pointer[kafkaio.Fetcher]
 	duplicates atomic.Int64
+	committed  atomic.Int64 // ratings records processed and committed since start
 	batchSeq   uint64
 
 	// testHookAfterCommit runs after a batch's transaction committed and
-	// before its rated-movies are emitted (crash tests).
-	testHookAfterCommit func()
+	// before its rated-movies are emitted; returning true simulates a crash
+	// right there: nothing after the commit happens (crash tests).
+	testHookAfterCommit func() bool
 }
 
 // New opens the processor's database. Run starts it.
@@ -165,6 +167,14 @@ func (p *Processor) Delivery() Delivery { return p.cfg.Delivery }
 // error when it cannot start (topics missing after the bounded wait, a data
 // directory built for another mode).
 func (p *Processor) Run(ctx context.Context) error {
+	err := p.run(ctx)
+	if ctx.Err() != nil {
+		return nil // stopped: whatever failed was cut short by the stop
+	}
+	return err
+}
+
+func (p *Processor) run(ctx context.Context) error {
 	needed := []string{model.TopicRatings, model.TopicMovies, model.TopicRatedMovies, model.TopicRatingsDLQ}
 	wait := p.cfg.TopicWait
 	wait.OnWait = func(err error) { p.health.set("waiting for kafka topics", err) }
@@ -415,6 +425,8 @@ func (p *Processor) runGeneration(ctx, gctx context.Context, gen *kafka.Generati
 	}
 }
 
+var errSimulatedCrash = errors.New("simulated crash after commit")
+
 // pending is a rating whose movie was not in the table at first sight.
 type pending struct {
 	msg *kafka.Message
@@ -534,9 +546,10 @@ func (p *Processor) process(ctx, gctx context.Context, gen *kafka.Generation, ba
 	for part, n := range next {
 		states[part].next = n
 	}
-	if p.testHookAfterCommit != nil {
-		p.testHookAfterCommit()
+	if p.testHookAfterCommit != nil && p.testHookAfterCommit() {
+		return errSimulatedCrash
 	}
+	p.committed.Add(int64(applied))
 	p.k.Metrics().Consumed(model.TopicRatings, applied)
 	p.metrics.batch.Observe(time.Since(started).Seconds())
 

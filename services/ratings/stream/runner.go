@@ -64,6 +64,7 @@ func (r *Runner) Run(ctx context.Context, log *slog.Logger) error {
 		},
 		Log: log,
 	})
+	registerAdmin(srv, p)
 	return RunWithServer(ctx, log, srv, r.listen, p.Run)
 }
 

@@ -1,0 +1,473 @@
+// Package compose holds the Docker Compose stack (docker-compose.yml and the
+// files it mounts). There is no Go code to run here: this package's test
+// loads the stack with compose-go — the library Docker Compose itself uses —
+// and checks it against the lab's own tables, so the stack cannot drift from
+// the native lab unnoticed.
+package compose
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/compose-spec/compose-go/v2/cli"
+	"github.com/compose-spec/compose-go/v2/types"
+
+	"github.com/ratingslab/lab/lab/broker"
+	"github.com/ratingslab/lab/lab/layout"
+	"github.com/ratingslab/lab/lab/parts"
+	"github.com/ratingslab/lab/lab/prom"
+)
+
+var update = flag.Bool("update", false, "rewrite prometheus.yml from docker-compose.yml")
+
+// The parts of docs/architecture.md, each one a compose service.
+var labParts = map[string]string{
+	"movies-rpc": "rpc", "ratings-rpc": "rpc", "webserver-rpc": "rpc",
+	"movies-connect": "stream", "ratings-stream": "stream", "webserver-stream": "stream",
+}
+
+// ports is the native port table, which the stack reuses inside its network.
+var ports = layout.Ports{Base: layout.DefaultPortBase}
+
+func load(t *testing.T, profiles ...string) *types.Project {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	opts, err := cli.NewProjectOptions([]string{"docker-compose.yml"},
+		cli.WithWorkingDirectory("."),
+		cli.WithEnv(nil), // defaults only: the test must not depend on the caller's environment
+		cli.WithProfiles(profiles),
+		cli.WithResolvedPaths(true),
+		cli.WithConsistency(true),
+	)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := opts.LoadProject(ctx)
+	if err != nil {
+		t.Fatalf("docker-compose.yml does not load: %v", err)
+	}
+	return p
+}
+
+func service(t *testing.T, p *types.Project, name string) types.ServiceConfig {
+	t.Helper()
+	s, ok := p.Services[name]
+	if !ok {
+		t.Fatalf("no service %q", name)
+	}
+	return s
+}
+
+func TestStackHasTheLabPartsAndTheRealInfrastructure(t *testing.T) {
+	p := load(t, "load")
+	var names []string
+	for n := range p.Services {
+		names = append(names, n)
+	}
+	slices.Sort(names)
+	want := []string{"grafana", "k6", "kafka", "kafka-init", "movies-connect", "movies-rpc", "prometheus",
+		"ratings-rpc", "ratings-stream", "toxiproxy", "webserver-rpc", "webserver-stream"}
+	if !slices.Equal(names, want) {
+		t.Errorf("services %v, want %v", names, want)
+	}
+
+	images := map[string]string{
+		"kafka": "apache/kafka:", "kafka-init": "apache/kafka:", "toxiproxy": "ghcr.io/shopify/toxiproxy:2.12.0",
+		"prometheus": "prom/prometheus:v3.", "grafana": "grafana/grafana:", "k6": "grafana/k6:",
+	}
+	for name, prefix := range images {
+		img := service(t, p, name).Image
+		if !strings.HasPrefix(img, prefix) || strings.HasSuffix(img, ":latest") || !strings.Contains(img, ":") {
+			t.Errorf("%s image %q, want a pinned %s... tag", name, img, prefix)
+		}
+	}
+	if service(t, p, "kafka").Image != service(t, p, "kafka-init").Image {
+		t.Error("kafka-init should use the broker's image (its kafka-topics.sh matches the broker)")
+	}
+
+	// k6 runs only with --profile load.
+	if _, ok := load(t).Services["k6"]; ok {
+		t.Error("k6 starts without --profile load")
+	}
+	if !slices.Equal(service(t, p, "k6").Profiles, []string{"load"}) {
+		t.Errorf("k6 profiles %v, want [load]", service(t, p, "k6").Profiles)
+	}
+}
+
+func TestLabServicesRunTheLabImageBuiltFromThisRepository(t *testing.T) {
+	p := load(t)
+	repo, err := filepath.Abs("..")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, variant := range labParts {
+		s := service(t, p, name)
+		if s.Build == nil || s.Build.Context != repo || s.Build.Dockerfile != "compose/Dockerfile" {
+			t.Errorf("%s build %+v, want context %s and compose/Dockerfile", name, s.Build, repo)
+		}
+		if s.Image != "ratings-lab/lab:dev" {
+			t.Errorf("%s image %q, want the one lab image", name, s.Image)
+		}
+		if len(s.Command) < 2 || s.Command[0] != "serve" || s.Command[1] != name {
+			t.Errorf("%s command %v, want `serve %s ...`", name, s.Command, name)
+		}
+		if s.Labels["org.ratingslab.part"] != name || s.Labels["org.ratingslab.variant"] != variant {
+			t.Errorf("%s labels %v, want part=%s variant=%s", name, s.Labels, name, variant)
+		}
+	}
+	dockerfile, err := os.ReadFile("Dockerfile")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(dockerfile), "./lab/cmd/lab") || !strings.Contains(string(dockerfile), "distroless") {
+		t.Error("Dockerfile should build ./lab/cmd/lab into a distroless image")
+	}
+	if _, err := os.Stat(filepath.Join(repo, "lab", "cmd", "lab")); err != nil {
+		t.Errorf("the Dockerfile builds ./lab/cmd/lab: %v", err)
+	}
+}
+
+// Every flag a lab service is started with exists on its part, parsed as
+// `lab serve` parses it.
+func TestLabServiceFlagsParseAsLabServeParsesThem(t *testing.T) {
+	p := load(t)
+	for name := range labParts {
+		t.Run(name, func(t *testing.T) {
+			part, err := parts.Lookup(name)
+			if err != nil {
+				t.Skipf("part %s is not registered in lab/parts yet, its flags cannot be checked: %v", name, err)
+			}
+			fs := flag.NewFlagSet("lab serve "+name, flag.ContinueOnError)
+			fs.SetOutput(io.Discard)
+			part.NewRunner().Flags(fs)
+			args := service(t, p, name).Command[2:]
+			if err := fs.Parse(args); err != nil {
+				t.Errorf("lab serve %s %v: %v", name, args, err)
+			}
+			if fs.NArg() > 0 {
+				t.Errorf("lab serve %s: unexpected argument %q", name, fs.Arg(0))
+			}
+		})
+	}
+}
+
+// flagValue is the value of --name in a command line.
+func flagValue(cmd []string, name string) string {
+	for i, a := range cmd {
+		if a == "--"+name && i+1 < len(cmd) {
+			return cmd[i+1]
+		}
+		if v, ok := strings.CutPrefix(a, "--"+name+"="); ok {
+			return v
+		}
+	}
+	return ""
+}
+
+// listenPort is the port a lab service listens on, from --listen.
+func listenPort(t *testing.T, s types.ServiceConfig) string {
+	t.Helper()
+	host, port, err := net.SplitHostPort(flagValue(s.Command, "listen"))
+	if err != nil || host != "0.0.0.0" {
+		t.Fatalf("%s: --listen %q, want 0.0.0.0:<port> (reachable in the stack's network)", s.Name, flagValue(s.Command, "listen"))
+	}
+	return port
+}
+
+func TestLabServicesListenOnTheNativePortTable(t *testing.T) {
+	p := load(t)
+	want := map[string]string{
+		"webserver-rpc": ports.WebserverRPC(), "ratings-rpc": ports.RatingsRPC(), "movies-rpc": ports.MoviesRPC(),
+		"webserver-stream": ports.WebserverStream(), "ratings-stream": ports.RatingsStream(0), "movies-connect": ports.MoviesConnect(),
+	}
+	for name, addr := range want {
+		_, port, _ := net.SplitHostPort(addr)
+		if got := listenPort(t, service(t, p, name)); got != port {
+			t.Errorf("%s listens on %s, the port table says %s", name, got, port)
+		}
+	}
+}
+
+// toxiproxyConfig is compose/toxiproxy.json.
+type toxiproxyConfig []struct {
+	Name, Listen, Upstream string
+	Enabled                bool
+}
+
+func TestEveryEdgeHasItsProxyAndItsClientUsesIt(t *testing.T) {
+	p := load(t)
+	body, err := os.ReadFile("toxiproxy.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var proxies toxiproxyConfig
+	if err := json.Unmarshal(body, &proxies); err != nil {
+		t.Fatalf("toxiproxy.json: %v", err)
+	}
+	byName := map[string]int{}
+	for i, px := range proxies {
+		byName[px.Name] = i
+	}
+	edges := parts.Edges(1) // compose runs one ratings-stream replica
+	if len(proxies) != len(edges) {
+		t.Errorf("toxiproxy.json has %d proxies, the lab has %d edges", len(proxies), len(edges))
+	}
+	for _, e := range edges {
+		i, ok := byName[e.Name]
+		if !ok {
+			t.Errorf("edge %s has no proxy in toxiproxy.json", e.Name)
+			continue
+		}
+		px := proxies[i]
+		_, port, _ := net.SplitHostPort(e.Listen(ports))
+		if px.Listen != "0.0.0.0:"+port || !px.Enabled {
+			t.Errorf("proxy %s listens on %s (enabled %v), want 0.0.0.0:%s like the native edge", e.Name, px.Listen, px.Enabled, port)
+		}
+		upstream := "kafka:9092"
+		if e.To != "broker" {
+			upstream = e.To + ":" + listenPort(t, service(t, p, e.To))
+		}
+		if px.Upstream != upstream {
+			t.Errorf("proxy %s forwards to %s, want %s", e.Name, px.Upstream, upstream)
+		}
+		// The client reaches the edge's target only through the proxy.
+		client := service(t, p, e.From)
+		cmd := strings.Join(client.Command, " ")
+		if !strings.Contains(cmd, "toxiproxy:"+port) {
+			t.Errorf("%s does not use its edge proxy toxiproxy:%s: %s", e.From, port, cmd)
+		}
+		if e.To == "broker" && flagValue(client.Command, "broker-route") != "kafka:9092=toxiproxy:"+port {
+			t.Errorf("%s --broker-route %q, want kafka:9092=toxiproxy:%s (advertised address through the proxy)", e.From, flagValue(client.Command, "broker-route"), port)
+		}
+	}
+	if _, ok := service(t, p, "toxiproxy").DependsOn["kafka"]; ok {
+		t.Error("toxiproxy need not wait for kafka: proxies connect upstream per connection")
+	}
+}
+
+// kafka-init.sh creates the topics the embedded broker creates.
+func TestKafkaInitCreatesTheEmbeddedBrokersTopics(t *testing.T) {
+	p := load(t)
+	body, err := os.ReadFile("kafka-init.sh")
+	if err != nil {
+		t.Fatal(err)
+	}
+	create := regexp.MustCompile(`(?m)^create --topic (\S+) --partitions (\d+)(?: --config (\S+))?$`)
+	got := map[string]string{}
+	for _, m := range create.FindAllStringSubmatch(string(body), -1) {
+		got[m[1]] = m[2] + " " + m[3]
+	}
+	want := map[string]string{}
+	for _, topic := range broker.Topics {
+		var cfg []string
+		for k, v := range topic.Configs {
+			cfg = append(cfg, k+"="+v)
+		}
+		slices.Sort(cfg)
+		want[topic.Name] = fmt.Sprint(topic.Partitions) + " " + strings.Join(cfg, ",")
+	}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("kafka-init.sh creates %v, lab/broker.Topics are %v", got, want)
+	}
+	init := service(t, p, "kafka-init")
+	if init.DependsOn["kafka"].Condition != types.ServiceConditionHealthy {
+		t.Errorf("kafka-init depends on %+v, want kafka healthy", init.DependsOn)
+	}
+	for name, variant := range labParts {
+		if variant != "stream" {
+			continue
+		}
+		if c := service(t, p, name).DependsOn["kafka-init"].Condition; c != types.ServiceConditionCompletedSuccessfully {
+			t.Errorf("%s starts on kafka-init %q, want completed successfully (kafka-go group readers hang on missing topics)", name, c)
+		}
+	}
+	if service(t, p, "kafka").HealthCheck == nil {
+		t.Error("kafka has no healthcheck; kafka-init cannot wait for it")
+	}
+}
+
+// Every bind-mounted path exists in the repository, and every named volume
+// is declared.
+func TestMountsExist(t *testing.T) {
+	p := load(t, "load")
+	repo, _ := filepath.Abs("..")
+	for name, s := range p.Services {
+		for _, v := range s.Volumes {
+			switch v.Type {
+			case types.VolumeTypeBind:
+				if !strings.HasPrefix(v.Source, repo+string(filepath.Separator)) {
+					t.Errorf("%s mounts %s from outside the repository", name, v.Source)
+				}
+				if _, err := os.Stat(v.Source); err != nil {
+					t.Errorf("%s mounts %s: %v", name, v.Source, err)
+				}
+				if !v.ReadOnly {
+					t.Errorf("%s mounts %s writable; the stack must not write into the repository", name, v.Source)
+				}
+			case types.VolumeTypeVolume:
+				if _, ok := p.Volumes[v.Source]; !ok {
+					t.Errorf("%s uses undeclared volume %s", name, v.Source)
+				}
+			}
+		}
+	}
+}
+
+func TestPublishedPortsAreLoopbackAndUnique(t *testing.T) {
+	p := load(t, "load")
+	seen := map[string]string{}
+	for name, s := range p.Services {
+		for _, port := range s.Ports {
+			if port.HostIP != "127.0.0.1" {
+				t.Errorf("%s publishes %s on %q, want 127.0.0.1 only", name, port.Published, port.HostIP)
+			}
+			if other, dup := seen[port.Published]; dup {
+				t.Errorf("%s and %s both publish %s", name, other, port.Published)
+			}
+			seen[port.Published] = name
+		}
+	}
+	// The published addresses are the native ones, so URLs in the README hold in both modes.
+	published := map[string]string{
+		"webserver-rpc": ports.WebserverRPC(), "webserver-stream": ports.WebserverStream(),
+		"prometheus": ports.Prometheus(), "grafana": ports.Grafana(), "toxiproxy": ports.Toxiproxy(),
+	}
+	for name, addr := range published {
+		_, port, _ := net.SplitHostPort(addr)
+		if seen[port] != name {
+			t.Errorf("%s should be published on 127.0.0.1:%s (the native port table), %s has it", name, port, seen[port])
+		}
+	}
+}
+
+// composeTargets are the scrape targets of the stack: every lab service at
+// its --listen port, labelled like the native ones.
+func composeTargets(t *testing.T, p *types.Project) []prom.Target {
+	var targets []prom.Target
+	for _, name := range []string{"webserver-rpc", "ratings-rpc", "movies-rpc", "webserver-stream", "ratings-stream", "movies-connect"} {
+		s := service(t, p, name)
+		targets = append(targets, prom.Target{
+			Part:    s.Labels["org.ratingslab.part"],
+			Variant: s.Labels["org.ratingslab.variant"],
+			Addr:    name + ":" + listenPort(t, s),
+		})
+	}
+	return targets
+}
+
+func TestPrometheusScrapesEveryLabServiceWithPartAndVariantLabels(t *testing.T) {
+	p := load(t)
+	want, err := prom.Render(composeTargets(t, p))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if *update {
+		if err := os.WriteFile("prometheus.yml", want, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got, err := os.ReadFile("prometheus.yml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(got) != string(want) {
+		t.Errorf("prometheus.yml differs from the scrape config of docker-compose.yml's lab services: run `go test ./compose -update`\n got:\n%s\nwant:\n%s", got, want)
+	}
+	prometheus := service(t, p, "prometheus")
+	if !hasMount(prometheus, "prometheus.yml", "/etc/prometheus/prometheus.yml") ||
+		flagValue(prometheus.Command, "config.file") != "/etc/prometheus/prometheus.yml" {
+		t.Errorf("prometheus does not run compose/prometheus.yml: %v %v", prometheus.Command, prometheus.Volumes)
+	}
+}
+
+func hasMount(s types.ServiceConfig, sourceSuffix, target string) bool {
+	for _, v := range s.Volumes {
+		if strings.HasSuffix(v.Source, sourceSuffix) && v.Target == target {
+			return true
+		}
+	}
+	return false
+}
+
+func env(s types.ServiceConfig, name string) string {
+	if v, ok := s.Environment[name]; ok && v != nil {
+		return *v
+	}
+	return ""
+}
+
+func TestGrafanaIsProvisionedFromTheDashboardsFolder(t *testing.T) {
+	p := load(t)
+	g := service(t, p, "grafana")
+	if !hasMount(g, filepath.Join("dashboards", "provisioning"), "/etc/grafana/provisioning") {
+		t.Errorf("grafana does not mount dashboards/provisioning at /etc/grafana/provisioning: %+v", g.Volumes)
+	}
+	dir := env(g, prom.EnvDashboardsDir)
+	if dir == "" || !hasMount(g, filepath.Join("dashboards", "json"), dir) {
+		t.Errorf("grafana's %s=%q is not where dashboards/json is mounted: %+v", prom.EnvDashboardsDir, dir, g.Volumes)
+	}
+	if home := env(g, "GF_DASHBOARDS_DEFAULT_HOME_DASHBOARD_PATH"); home != dir+"/overview.json" {
+		t.Errorf("home dashboard %q, want the overview", home)
+	}
+	if _, err := os.Stat(filepath.Join("..", "dashboards", "json", "overview.json")); err != nil {
+		t.Errorf("the home dashboard is missing: %v", err)
+	}
+	promURL := env(g, prom.EnvPrometheusURL)
+	prometheus := service(t, p, "prometheus")
+	if !strings.HasPrefix(promURL, "http://prometheus:") || !strings.HasSuffix(promURL, ":9090") {
+		t.Errorf("grafana's %s=%q, want the prometheus service on its container port", prom.EnvPrometheusURL, promURL)
+	}
+	if len(prometheus.Ports) != 1 || prometheus.Ports[0].Target != 9090 {
+		t.Errorf("prometheus ports %+v, want container port 9090", prometheus.Ports)
+	}
+	// The provisioning reads exactly these variables.
+	for _, f := range []string{"datasources/prometheus.yaml", "dashboards/lab.yaml"} {
+		body, err := os.ReadFile(filepath.Join("..", "dashboards", "provisioning", f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, ref := range regexp.MustCompile(`\$\{(\w+)\}`).FindAllStringSubmatch(string(body), -1) {
+			if env(g, ref[1]) == "" {
+				t.Errorf("provisioning %s reads ${%s}, which the grafana service does not set", f, ref[1])
+			}
+		}
+	}
+}
+
+func TestK6DrivesBothWebserversAndWritesToPrometheus(t *testing.T) {
+	p := load(t, "load")
+	k6 := service(t, p, "k6")
+	for name, variable := range map[string]string{"webserver-rpc": "RPC_URL", "webserver-stream": "STREAM_URL"} {
+		want := "http://" + name + ":" + listenPort(t, service(t, p, name))
+		if env(k6, variable) != want {
+			t.Errorf("k6 %s=%q, want %s", variable, env(k6, variable), want)
+		}
+	}
+	if !hasMount(k6, "loadtests", "/loadtests") {
+		t.Errorf("k6 does not mount loadtests/: %+v", k6.Volumes)
+	}
+	if !strings.HasPrefix(env(k6, "K6_PROMETHEUS_RW_SERVER_URL"), "http://prometheus:9090/") ||
+		!slices.Contains(service(t, p, "prometheus").Command, "--web.enable-remote-write-receiver") {
+		t.Error("k6 should remote-write to prometheus, which must accept it")
+	}
+	scenario := strings.TrimPrefix(env(k6, "SCENARIO"), "/loadtests/")
+	if _, err := os.Stat(filepath.Join("..", "loadtests", scenario)); err != nil {
+		t.Errorf("k6 default scenario: %v", err)
+	}
+	if got := strconv.Quote(k6.Command[len(k6.Command)-1]); !strings.HasPrefix(got, `"/loadtests/`) {
+		t.Errorf("k6 runs %s, want a script under /loadtests", got)
+	}
+}

@@ -1,0 +1,18 @@
+#!/bin/bash
+# Creates the log variant's topics on the compose stack's Kafka, as the
+# native lab's embedded broker does at start (lab/broker.Topics; the compose
+# test checks the two lists agree). Idempotent: safe on every `up`.
+set -euo pipefail
+bootstrap="${BOOTSTRAP:-kafka:9092}"
+kafka_topics=/opt/kafka/bin/kafka-topics.sh
+
+create() {
+  "$kafka_topics" --bootstrap-server "$bootstrap" --create --if-not-exists --replication-factor 1 "$@"
+}
+
+create --topic ratings --partitions 6
+create --topic movies --partitions 1 --config cleanup.policy=compact
+create --topic rated-movies --partitions 6 --config cleanup.policy=compact
+create --topic ratings-dlq --partitions 1
+
+"$kafka_topics" --bootstrap-server "$bootstrap" --describe

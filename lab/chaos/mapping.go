@@ -1,0 +1,237 @@
+package chaos
+
+import (
+	"fmt"
+	"slices"
+	"sort"
+	"strings"
+
+	"github.com/ratingslab/lab/lab/faults"
+)
+
+// Equivalent is one row of the mapping table: a fault described by what
+// happens to the system ("the movies service is down"), and the concrete
+// faults that make it happen in each variant. An experiment step naming an
+// equivalent applies its actions to every selected variant at the same
+// moment. experiments/README.md prints this table; keep them in sync
+// (TestREADMEListsEveryEquivalent checks it).
+type Equivalent struct {
+	Name    string `json:"name"`
+	Summary string `json:"summary"`
+	// Actions per variant.
+	Actions map[string][]Action `json:"actions"`
+	// NotApplicable says, per variant, why it has no equivalent: the
+	// variant runs under the same load without the fault, as a control.
+	NotApplicable map[string]string `json:"not_applicable,omitempty"`
+}
+
+// Action is one concrete fault. Target is a part name (every replica of it
+// is hit) or an edge "from->to" whose from is a part name (the edges of
+// every replica are hit). Params are the equivalent's defaults; a step's
+// params override them and go to every action whose fault has a parameter
+// of that name.
+type Action struct {
+	Fault  string            `json:"fault"`
+	Target string            `json:"target"`
+	Params map[string]string `json:"params,omitempty"`
+}
+
+// Variants of the lab.
+const (
+	VariantRPC    = "rpc"
+	VariantStream = "stream"
+)
+
+// AllVariants in display order.
+var AllVariants = []string{VariantRPC, VariantStream}
+
+var equivalents = []Equivalent{
+	{Name: "movies-outage", Summary: "the movies role is down",
+		Actions: map[string][]Action{
+			VariantRPC:    {{Fault: "kill", Target: "movies-rpc"}},
+			VariantStream: {{Fault: "kill", Target: "movies-connect"}},
+		}},
+	{Name: "movies-latency", Summary: "the network to the movies role is slow (default 2s)",
+		Actions: map[string][]Action{
+			VariantRPC:    {{Fault: "latency", Target: "ratings-rpc->movies-rpc", Params: map[string]string{"latency": "2s"}}},
+			VariantStream: {{Fault: "latency", Target: "movies-connect->broker", Params: map[string]string{"latency": "2s"}}},
+		}},
+	{Name: "movies-slow-db", Summary: "the legacy movies DB answers slowly (default 1s per query)",
+		Actions: map[string][]Action{
+			VariantRPC:    {{Fault: "slow_db", Target: "movies-rpc", Params: map[string]string{"delay": "1s"}}},
+			VariantStream: {{Fault: "slow_db", Target: "movies-connect", Params: map[string]string{"delay": "1s"}}},
+		}},
+	{Name: "ratings-crash", Summary: "the ratings role crashes (kill -9); it restarts when the fault heals",
+		Actions: map[string][]Action{
+			VariantRPC:    {{Fault: "kill", Target: "ratings-rpc"}},
+			VariantStream: {{Fault: "kill", Target: "ratings-stream"}},
+		}},
+	{Name: "ratings-pause", Summary: "the ratings role freezes (SIGSTOP): connections stay open, nothing answers",
+		Actions: map[string][]Action{
+			VariantRPC:    {{Fault: "pause", Target: "ratings-rpc"}},
+			VariantStream: {{Fault: "pause", Target: "ratings-stream"}},
+		}},
+	{Name: "ratings-latency", Summary: "the network in front of the ratings role is slow (default 1s)",
+		Actions: map[string][]Action{
+			VariantRPC:    {{Fault: "latency", Target: "webserver-rpc->ratings-rpc", Params: map[string]string{"latency": "1s"}}},
+			VariantStream: {{Fault: "latency", Target: "ratings-stream->broker", Params: map[string]string{"latency": "1s"}}},
+		}},
+	{Name: "ratings-partition", Summary: "the ratings role is cut off the network",
+		Actions: map[string][]Action{
+			VariantRPC:    {{Fault: "partition", Target: "webserver-rpc->ratings-rpc"}},
+			VariantStream: {{Fault: "partition", Target: "ratings-stream->broker"}},
+		}},
+	{Name: "ratings-errors", Summary: "the ratings service fails a fraction of its requests (default 0.5)",
+		Actions: map[string][]Action{
+			VariantRPC: {{Fault: "error_rate", Target: "ratings-rpc", Params: map[string]string{"rate": "0.5"}}},
+		},
+		NotApplicable: map[string]string{
+			VariantStream: "ratings-stream answers no requests on the write path; a failing processor is ratings-crash",
+		}},
+	{Name: "webserver-crash", Summary: "the public webserver crashes (kill -9)",
+		Actions: map[string][]Action{
+			VariantRPC:    {{Fault: "kill", Target: "webserver-rpc"}},
+			VariantStream: {{Fault: "kill", Target: "webserver-stream"}},
+		}},
+	{Name: "broker-outage", Summary: "the Kafka broker is down (kill -9; its data survives)",
+		Actions: map[string][]Action{
+			VariantStream: {{Fault: "kill", Target: "broker"}},
+		},
+		NotApplicable: map[string]string{
+			VariantRPC: "the RPC variant has no broker: this is the log variant's own single point of failure",
+		}},
+	{Name: "broker-partition", Summary: "every client of the log variant is cut off the broker",
+		Actions: map[string][]Action{
+			VariantStream: {
+				{Fault: "partition", Target: "webserver-stream->broker"},
+				{Fault: "partition", Target: "ratings-stream->broker"},
+				{Fault: "partition", Target: "movies-connect->broker"},
+			},
+		},
+		NotApplicable: map[string]string{
+			VariantRPC: "the RPC variant has no broker",
+		}},
+	{Name: "slow-consumer", Summary: "whoever applies ratings is slow: ratings-rpc handlers (default +300ms), the stream processor (default 1s per batch)",
+		Actions: map[string][]Action{
+			VariantRPC:    {{Fault: "handler_latency", Target: "ratings-rpc", Params: map[string]string{"latency": "300ms"}}},
+			VariantStream: {{Fault: "throttle", Target: "ratings-stream", Params: map[string]string{"delay": "1s"}}},
+		}},
+	{Name: "poison-event", Summary: "records no correct producer writes land in `ratings` (default 5, malformed)",
+		Actions: map[string][]Action{
+			VariantStream: {{Fault: "poison", Target: "ratings", Params: map[string]string{"count": "5", "kind": "malformed"}}},
+		},
+		NotApplicable: map[string]string{
+			VariantRPC: "webserver-rpc validates every rating synchronously: a malformed one gets a 400 and goes nowhere",
+		}},
+}
+
+// Equivalents returns the mapping table.
+func Equivalents() []Equivalent { return slices.Clone(equivalents) }
+
+// LookupEquivalent finds a row of the mapping table.
+func LookupEquivalent(name string) (Equivalent, bool) {
+	for _, e := range equivalents {
+		if e.Name == name {
+			return e, true
+		}
+	}
+	return Equivalent{}, false
+}
+
+// EquivalentNames lists the table's names.
+func EquivalentNames() []string {
+	out := make([]string, len(equivalents))
+	for i, e := range equivalents {
+		out[i] = e.Name
+	}
+	return out
+}
+
+// Describe writes a variant's actions as text: "kill movies-rpc".
+func (e Equivalent) Describe(variant string) string {
+	acts, ok := e.Actions[variant]
+	if !ok {
+		return "— (" + e.NotApplicable[variant] + ")"
+	}
+	var parts []string
+	for _, a := range acts {
+		s := a.Fault + " " + a.Target
+		if len(a.Params) > 0 {
+			keys := make([]string, 0, len(a.Params))
+			for k := range a.Params {
+				keys = append(keys, k)
+			}
+			sort.Strings(keys)
+			var ps []string
+			for _, k := range keys {
+				ps = append(ps, k+"="+a.Params[k])
+			}
+			s += " (" + strings.Join(ps, ", ") + ")"
+		}
+		parts = append(parts, s)
+	}
+	return strings.Join(parts, "; ")
+}
+
+// expandTarget turns an action's target into the lab's concrete targets:
+// every replica of a part, or the edges of every replica.
+func expandTarget(k faults.Kind, target string, t faults.Targets) []string {
+	var pool []string
+	switch k.Targets {
+	case faults.TargetPart:
+		pool = t.Parts
+	case faults.TargetService:
+		pool = t.For(k)
+	case faults.TargetTopic:
+		return []string{target}
+	case faults.TargetEdge:
+		from, to, ok := strings.Cut(target, "->")
+		if !ok {
+			return nil
+		}
+		var out []string
+		for _, e := range t.Edges {
+			f, tt, _ := strings.Cut(e, "->")
+			if faults.BasePart(f) == from && tt == to {
+				out = append(out, e)
+			}
+		}
+		return out
+	}
+	var out []string
+	for _, p := range pool {
+		if faults.BasePart(p) == target {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// resolveActions builds the concrete fault requests of an equivalent in one
+// variant, with the step's params routed to the actions that take them.
+func resolveActions(e Equivalent, variant string, stepParams map[string]string, t faults.Targets) ([]faults.Request, error) {
+	var out []faults.Request
+	for _, a := range e.Actions[variant] {
+		k, err := faults.Lookup(a.Fault)
+		if err != nil {
+			return nil, err
+		}
+		params := faults.ParamValues{}
+		for name, v := range a.Params {
+			params[name] = v
+		}
+		for name, v := range stepParams {
+			if _, ok := k.Param(name); ok {
+				params[name] = v
+			}
+		}
+		targets := expandTarget(k, a.Target, t)
+		if len(targets) == 0 {
+			return nil, fmt.Errorf("the lab has no %s for %s in the %s variant", a.Target, a.Fault, variant)
+		}
+		for _, tg := range targets {
+			out = append(out, faults.Request{Fault: k.Name, Target: tg, Params: params})
+		}
+	}
+	return out, nil
+}

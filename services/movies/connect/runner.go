@@ -1,0 +1,102 @@
+package connect
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/ratingslab/lab/services/kafkaio"
+	"github.com/ratingslab/lab/services/movies/legacydb"
+	"github.com/ratingslab/lab/services/serve"
+)
+
+// Runner is the `lab serve movies-connect` process.
+type Runner struct {
+	listen    string
+	data      string
+	legacyDB  string
+	poll      time.Duration
+	batch     int
+	topicWait time.Duration
+	kafka     kafkaio.Config
+}
+
+func (r *Runner) Flags(fs *flag.FlagSet) {
+	fs.StringVar(&r.listen, "listen", "127.0.0.1:7725", "HTTP `address` for /healthz, /metrics and /admin/")
+	fs.StringVar(&r.data, "data", "", "data `dir`ectory; the connector's position (source offset) is stored here (required)")
+	fs.StringVar(&r.legacyDB, "legacy-db", "", "`path` of the legacy movie catalog (SQLite) to stream (required)")
+	fs.DurationVar(&r.poll, "poll-interval", time.Second, "pause between polls of the catalog that found nothing new")
+	fs.IntVar(&r.batch, "batch", 500, "most rows per poll and produce")
+	fs.DurationVar(&r.topicWait, "topic-wait", 30*time.Second, "how long to wait at start for the movies topic before giving up")
+	r.kafka.RegisterFlags(fs)
+}
+
+func (r *Runner) Run(ctx context.Context, log *slog.Logger) error {
+	if r.legacyDB == "" {
+		return errors.New("--legacy-db: the path of the legacy catalog is required")
+	}
+	reg := prometheus.NewRegistry()
+	r.kafka.ClientID = "movies-connect"
+	k, err := kafkaio.NewCluster(r.kafka, kafkaio.NewMetrics(reg), log)
+	if err != nil {
+		return err
+	}
+	defer k.Close()
+
+	var c *Connector
+	var startErr error
+	var failed atomic.Pointer[error] // why the connector could not start, for /healthz
+	db, err := legacydb.Open(r.legacyDB)
+	if err == nil {
+		defer db.Close()
+		c, err = New(Config{Cluster: k, DB: db, DataDir: r.data, PollInterval: r.poll, BatchSize: r.batch,
+			TopicWait: kafkaio.TopicWait{Timeout: r.topicWait}, Log: log})
+	}
+	if err != nil {
+		startErr = err
+		failed.Store(&err)
+	}
+	ready := func(ctx context.Context) error {
+		if err := failed.Load(); err != nil {
+			return *err
+		}
+		return c.Ready(ctx)
+	}
+	info := func() map[string]any {
+		if c == nil {
+			return nil
+		}
+		return c.Info()
+	}
+	srv := serve.New(serve.Options{Registry: reg, Ready: ready, Info: info, Log: log})
+
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var wg sync.WaitGroup
+	var serveErr error
+	wg.Go(func() {
+		serveErr = srv.Run(ctx, r.listen)
+		cancel()
+	})
+	if startErr == nil {
+		startErr = c.Run(ctx)
+	}
+	if startErr != nil && ctx.Err() == nil {
+		failed.Store(&startErr)
+		// Stay up and say why on /healthz, rather than vanish.
+		log.Error("cannot stream the catalog; serving /healthz with the reason until stopped", "error", startErr.Error())
+		<-ctx.Done()
+	}
+	cancel()
+	wg.Wait()
+	if serveErr != nil && !errors.Is(serveErr, context.Canceled) {
+		return serveErr
+	}
+	return nil
+}
