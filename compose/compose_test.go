@@ -28,6 +28,7 @@ import (
 	"github.com/ratingslab/lab/lab/layout"
 	"github.com/ratingslab/lab/lab/parts"
 	"github.com/ratingslab/lab/lab/prom"
+	"github.com/ratingslab/lab/lab/prom/promtest"
 )
 
 var update = flag.Bool("update", false, "rewrite prometheus.yml from docker-compose.yml")
@@ -386,6 +387,9 @@ func TestPrometheusScrapesEveryLabServiceWithPartAndVariantLabels(t *testing.T) 
 	if string(got) != string(want) {
 		t.Errorf("prometheus.yml differs from the scrape config of docker-compose.yml's lab services: run `go test ./compose -update`\n got:\n%s\nwant:\n%s", got, want)
 	}
+	// The real Prometheus loads it (the targets' names only resolve inside the stack).
+	promtest.Start(t, got)
+
 	prometheus := service(t, p, "prometheus")
 	if !hasMount(prometheus, "prometheus.yml", "/etc/prometheus/prometheus.yml") ||
 		flagValue(prometheus.Command, "config.file") != "/etc/prometheus/prometheus.yml" {

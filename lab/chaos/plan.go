@@ -149,6 +149,9 @@ func Validate(e *Experiment, lab Lab, variants []string) (*Plan, error) {
 		if err != nil {
 			return nil, e.fieldErr(path+"."+boundField(pr.Min, pr.Max), "%v", err)
 		}
+		if k.name == "audit" {
+			tol = bound{set: true, v: 0, text: "0"} // no finding at all
+		}
 		pp := PlannedProbe{Probe: pr, kind: k, tol: tol, during: tol, skip: pr.DuringSkip}
 		if pr.During != nil {
 			if !k.windowed {

@@ -39,6 +39,7 @@ Parts:
 			return nil, cobra.ShellCompDirectiveDefault
 		},
 		RunE: func(cmd *cobra.Command, args []string) error {
+			args = stripGlobalFlags(args)
 			if len(args) == 0 || args[0] == "-h" || args[0] == "--help" {
 				return cmd.Help()
 			}
@@ -67,4 +68,21 @@ Parts:
 			return nil
 		},
 	}
+}
+
+// stripGlobalFlags drops --dir and --port-base (which may precede the part
+// name, since flag parsing is left to the part's own flag set).
+func stripGlobalFlags(args []string) []string {
+	var out []string
+	for i := 0; i < len(args); i++ {
+		a := args[i]
+		switch {
+		case a == "--dir" || a == "--port-base":
+			i++
+		case strings.HasPrefix(a, "--dir=") || strings.HasPrefix(a, "--port-base="):
+		default:
+			out = append(out, a)
+		}
+	}
+	return out
 }

@@ -1,9 +1,12 @@
 package prom
 
 import (
+	"context"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/ratingslab/lab/lab/layout"
 )
@@ -114,6 +117,13 @@ func GrafanaEnv(dir layout.Dir, ports layout.Ports, provisioningDir, dashboardsD
 		EnvPrometheusURL + "=" + URL(ports),
 		EnvDashboardsDir + "=" + dashboardsDir,
 	}
+}
+
+// GrafanaReady asks once whether Grafana answers and its database is up
+// (GET /api/health); callers poll it with their own deadline. Grafana has no
+// /healthz JSON like the lab's parts.
+func GrafanaReady(ctx context.Context, baseURL string) error {
+	return plain(ctx, http.MethodGet, strings.TrimRight(baseURL, "/")+"/api/health")
 }
 
 // GrafanaURL is the base URL of a native lab's Grafana.

@@ -1,10 +1,17 @@
 package prom
 
 import (
+	"context"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/ratingslab/lab/lab/layout"
 )
@@ -99,5 +106,31 @@ func TestGrafanaEnvKeepsStateInTheLabAndProvisionsTheNativePrometheus(t *testing
 		if !slices.Contains(env, want) {
 			t.Errorf("env lacks %s:\n%v", want, env)
 		}
+	}
+}
+
+func TestGrafanaReadyAsksTheHealthAPI(t *testing.T) {
+	var failing atomic.Bool
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/api/health" {
+			http.NotFound(w, r)
+			return
+		}
+		if failing.Load() {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			fmt.Fprint(w, `{"database":"failing"}`)
+			return
+		}
+		fmt.Fprint(w, `{"database":"ok","version":"11.6.0"}`)
+	}))
+	defer srv.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := GrafanaReady(ctx, srv.URL+"/"); err != nil {
+		t.Errorf("healthy grafana: %v", err)
+	}
+	failing.Store(true)
+	if err := GrafanaReady(ctx, srv.URL); err == nil || !strings.Contains(err.Error(), "503") {
+		t.Errorf("failing grafana = %v, want an error naming HTTP 503", err)
 	}
 }

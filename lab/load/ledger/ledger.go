@@ -251,6 +251,7 @@ type Writer struct {
 	w     *bufio.Writer
 	err   error
 	posts map[string]map[Outcome]uint64
+	buf   []byte
 }
 
 // Create starts a new ledger at path (which must not exist) with its header.
@@ -296,7 +297,12 @@ func (w *Writer) Record(e Entry) error {
 	e.Type = TypePost
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	w.writeLine(e)
+	if w.err == nil {
+		w.buf = append(appendEntry(w.buf[:0], &e), '\n')
+		if _, err := w.w.Write(w.buf); err != nil {
+			w.err = fmt.Errorf("ledger %s: %w", w.path, err)
+		}
+	}
 	if w.err == nil {
 		if w.posts[e.Variant] == nil {
 			w.posts[e.Variant] = map[Outcome]uint64{}

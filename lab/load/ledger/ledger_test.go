@@ -1,6 +1,7 @@
 package ledger
 
 import (
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"strings"
@@ -86,5 +87,22 @@ func TestLedgerReaderToleratesACrashButNotCorruption(t *testing.T) {
 	os.WriteFile(noHeader, []byte(post), 0o644)
 	if _, err := Read(noHeader); err == nil || !strings.Contains(err.Error(), "header") {
 		t.Errorf("a file without header must be an error, got %v", err)
+	}
+}
+
+func TestFastEncodingMatchesEncodingJSON(t *testing.T) {
+	at := time.Date(2026, 1, 2, 3, 4, 5, 123456789, time.FixedZone("x", 3600))
+	for _, e := range []Entry{
+		{Type: TypePost, RequestID: "r-rpc-1", Variant: "rpc", Seq: 1, MovieID: 2, UserID: 3, Rating: 7.5, RatingTenths: 75, SentAt: at, Outcome: Acknowledged, Status: 201, LatencyNs: 12345},
+		{Type: TypePost, RequestID: "r-stream-2", Variant: "stream", Seq: 2, MovieID: 900001, Rating: 10, RatingTenths: 100, UnknownMovie: true, SentAt: at, Outcome: Ambiguous, Cause: "timeout", LatencyNs: 1, Error: "Post \"http://x/<a>&\": \x01 naïve \\ \t"},
+		{Type: TypePost, SentAt: time.Time{}, Outcome: Failed, Rating: 1},
+	} {
+		want, err := json.Marshal(e)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := appendEntry(nil, &e); string(got) != string(want) {
+			t.Errorf("fast encoding differs:\n got %s\nwant %s", got, want)
+		}
 	}
 }

@@ -1,0 +1,30 @@
+package stream
+
+import "github.com/prometheus/client_golang/prometheus"
+
+// metrics are the view's own metrics; Kafka client metrics (produced,
+// consumed, lag) come from kafkaio, HTTP metrics from serve.
+type metrics struct {
+	freshness *prometheus.HistogramVec
+	rows      *prometheus.GaugeVec
+}
+
+func newMetrics(reg prometheus.Registerer) *metrics {
+	m := &metrics{
+		freshness: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "lab_view_freshness_seconds",
+			Help: "Time from a rating's event time to its count being visible in this webserver's view, per view update.",
+			// 5ms .. 2min: healthy propagation is tens of milliseconds; a
+			// throttled consumer or a broker fault pushes it to minutes.
+			Buckets: []float64{.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60, 120},
+		}, []string{"view"}),
+		rows: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "lab_view_rows",
+			Help: "Rows in this webserver's view, per table.",
+		}, []string{"view"}),
+	}
+	if reg != nil {
+		reg.MustRegister(m.freshness, m.rows)
+	}
+	return m
+}

@@ -1,0 +1,89 @@
+package stream
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"log/slog"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/ratingslab/lab/services/kafkaio"
+	"github.com/ratingslab/lab/services/serve"
+	"github.com/ratingslab/lab/services/webserver"
+)
+
+// Runner is the `lab serve webserver-stream` process.
+type Runner struct {
+	listen         string
+	data           string
+	produceTimeout time.Duration
+	topicWait      time.Duration
+	kafka          kafkaio.Config
+}
+
+func (r *Runner) Flags(fs *flag.FlagSet) {
+	fs.StringVar(&r.listen, "listen", "127.0.0.1:7720", "HTTP `address`: public API and page, /healthz, /metrics, /admin/")
+	fs.StringVar(&r.data, "data", "", "data `dir`ectory of the embedded view (required)")
+	fs.DurationVar(&r.produceTimeout, "produce-timeout", 2*time.Second, "how long POST /api/ratings waits for the broker's acknowledgement before answering 503")
+	fs.DurationVar(&r.topicWait, "topic-wait", 30*time.Second, "how long to wait at start for the topics before giving up")
+	r.kafka.RegisterFlags(fs)
+}
+
+func (r *Runner) Run(ctx context.Context, log *slog.Logger) error {
+	reg := prometheus.NewRegistry()
+	r.kafka.ClientID = "webserver-stream"
+	k, err := kafkaio.NewCluster(r.kafka, kafkaio.NewMetrics(reg), log)
+	if err != nil {
+		return err
+	}
+	defer k.Close()
+	b, err := NewBackend(Config{Cluster: k, DataDir: r.data, ProduceTimeout: r.produceTimeout,
+		TopicWait: kafkaio.TopicWait{Timeout: r.topicWait}, Registerer: reg, Log: log})
+	if err != nil {
+		return err
+	}
+	defer b.Close()
+	srv := NewServer(b, reg, log)
+
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var wg sync.WaitGroup
+	var serveErr error
+	wg.Go(func() {
+		serveErr = srv.Run(ctx, r.listen)
+		cancel()
+	})
+	if err := b.Run(ctx); err != nil && ctx.Err() == nil {
+		// Stay up: /healthz says why, and GETs serve the view from disk.
+		log.Error("cannot reach the log; serving the stored view and /healthz with the reason until stopped", "error", err.Error())
+		<-ctx.Done()
+	}
+	cancel()
+	wg.Wait()
+	if serveErr != nil && !errors.Is(serveErr, context.Canceled) {
+		return serveErr
+	}
+	return nil
+}
+
+// NewServer is webserver-stream's HTTP tree: the shared public API and page
+// over b (202 for an accepted rating), /healthz, /metrics and /admin/.
+func NewServer(b *Backend, reg *prometheus.Registry, log *slog.Logger) *serve.Server {
+	return serve.New(serve.Options{
+		Public: webserver.New(b, webserver.Options{
+			Variant:        "stream",
+			AcceptedStatus: http.StatusAccepted,
+			// Above the produce timeout, so the backend's own 503 (with its
+			// reason) answers first.
+			BackendTimeout: b.cfg.ProduceTimeout + time.Second,
+		}, log),
+		Registry: reg,
+		Ready:    b.Ready,
+		Info:     b.Info,
+		Log:      log,
+	})
+}

@@ -1,0 +1,270 @@
+package stream
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	_ "modernc.org/sqlite" // registers the "sqlite" driver
+
+	"github.com/ratingslab/lab/services/model"
+)
+
+// view is the webserver's embedded database: the movies table (from the
+// compacted `movies` topic) and the rated-movies table (from the compacted
+// `rated-movies` topic), each stored with the positions it reached, in the
+// same transaction as the rows. A restart resumes from those positions.
+type view struct {
+	db *sql.DB
+
+	upsertMovie  *sql.Stmt
+	deleteMovie  *sql.Stmt
+	upsertRated  *sql.Stmt
+	upsertOffset *sql.Stmt
+}
+
+const viewSchema = `
+CREATE TABLE IF NOT EXISTS movies (
+	movie_id     INTEGER PRIMARY KEY,
+	title        TEXT    NOT NULL,
+	release_year INTEGER NOT NULL,
+	country      TEXT    NOT NULL DEFAULT '',
+	genres       TEXT    NOT NULL DEFAULT '',
+	version      INTEGER NOT NULL DEFAULT 0
+);
+-- per movie, the rated-movies update with the highest source offset
+CREATE TABLE IF NOT EXISTS rated (
+	movie_id         INTEGER PRIMARY KEY,
+	count            INTEGER NOT NULL,
+	sum_tenths       INTEGER NOT NULL,
+	source_partition INTEGER NOT NULL,
+	source_offset    INTEGER NOT NULL,
+	last_event_ns    INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS offsets (
+	topic       TEXT    NOT NULL,
+	partition   INTEGER NOT NULL,
+	next_offset INTEGER NOT NULL,
+	PRIMARY KEY (topic, partition)
+) WITHOUT ROWID;
+`
+
+const viewFile = "webserver-stream.db"
+
+func openView(dir string) (*view, error) {
+	if dir == "" {
+		return nil, errors.New("--data: a data directory is required (the view lives there)")
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("--data %s: %w", dir, err)
+	}
+	abs, err := filepath.Abs(filepath.Join(dir, viewFile))
+	if err != nil {
+		return nil, err
+	}
+	q := url.Values{}
+	q.Add("_pragma", "journal_mode(WAL)")
+	q.Add("_pragma", "synchronous(NORMAL)")
+	q.Add("_pragma", "busy_timeout(5000)")
+	q.Set("_txlock", "immediate")
+	db, err := sql.Open("sqlite", "file:"+(&url.URL{Path: abs}).EscapedPath()+"?"+q.Encode())
+	if err != nil {
+		return nil, err
+	}
+	// Several connections: GETs read in parallel (WAL) while the hydration
+	// writes; the writers serialize on SQLite's lock (busy_timeout).
+	db.SetMaxOpenConns(8)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if _, err := db.ExecContext(ctx, viewSchema); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("%s is not a usable view database: %w", abs, err)
+	}
+	v := &view{db: db}
+	for _, p := range []struct {
+		stmt **sql.Stmt
+		sql  string
+	}{
+		{&v.upsertMovie, `INSERT INTO movies (movie_id, title, release_year, country, genres, version) VALUES (?, ?, ?, ?, ?, ?)
+			ON CONFLICT (movie_id) DO UPDATE SET title = excluded.title, release_year = excluded.release_year,
+				country = excluded.country, genres = excluded.genres, version = excluded.version`},
+		{&v.deleteMovie, `DELETE FROM movies WHERE movie_id = ?`},
+		// A stale update (lower source offset on the same partition: a
+		// re-emit after a crash, or a new owner catching up after a
+		// rebalance) leaves the row alone.
+		{&v.upsertRated, `INSERT INTO rated (movie_id, count, sum_tenths, source_partition, source_offset, last_event_ns)
+			VALUES (?, ?, ?, ?, ?, ?)
+			ON CONFLICT (movie_id) DO UPDATE SET count = excluded.count, sum_tenths = excluded.sum_tenths,
+				source_partition = excluded.source_partition, source_offset = excluded.source_offset,
+				last_event_ns = excluded.last_event_ns
+			WHERE excluded.source_offset > rated.source_offset OR excluded.source_partition != rated.source_partition`},
+		{&v.upsertOffset, `INSERT INTO offsets (topic, partition, next_offset) VALUES (?, ?, ?)
+			ON CONFLICT (topic, partition) DO UPDATE SET next_offset = excluded.next_offset`},
+	} {
+		if *p.stmt, err = db.PrepareContext(ctx, p.sql); err != nil {
+			db.Close()
+			return nil, fmt.Errorf("prepare: %w", err)
+		}
+	}
+	return v, nil
+}
+
+func (v *view) Close() error { return v.db.Close() }
+
+// positions are the stored next offsets of topic.
+func (v *view) positions(ctx context.Context, topic string) (map[int]int64, error) {
+	rows, err := v.db.QueryContext(ctx, `SELECT partition, next_offset FROM offsets WHERE topic = ?`, topic)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	out := map[int]int64{}
+	for rows.Next() {
+		var p int
+		var next int64
+		if err := rows.Scan(&p, &next); err != nil {
+			return nil, err
+		}
+		out[p] = next
+	}
+	return out, rows.Err()
+}
+
+// movieIDs lists the movies in the table (the POST validation set).
+func (v *view) movieIDs(ctx context.Context) (map[int64]struct{}, error) {
+	rows, err := v.db.QueryContext(ctx, `SELECT movie_id FROM movies`)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	out := map[int64]struct{}{}
+	for rows.Next() {
+		var id int64
+		if err := rows.Scan(&id); err != nil {
+			return nil, err
+		}
+		out[id] = struct{}{}
+	}
+	return out, rows.Err()
+}
+
+// movieChange is one record of the movies topic.
+type movieChange struct {
+	ID      int64
+	Movie   model.Movie
+	Deleted bool
+}
+
+func (v *view) applyMovies(ctx context.Context, changes []movieChange, pos map[int]int64) error {
+	tx, err := v.db.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	up, del := tx.StmtContext(ctx, v.upsertMovie), tx.StmtContext(ctx, v.deleteMovie)
+	for _, c := range changes {
+		if c.Deleted {
+			_, err = del.ExecContext(ctx, c.ID)
+		} else {
+			m := c.Movie
+			_, err = up.ExecContext(ctx, m.ID, m.Title, m.ReleaseYear, m.Country, strings.Join(m.Genres, "|"), m.Version)
+		}
+		if err != nil {
+			return fmt.Errorf("movie %d: %w", c.ID, err)
+		}
+	}
+	if err := v.storePositions(ctx, tx, model.TopicMovies, pos); err != nil {
+		return err
+	}
+	return tx.Commit()
+}
+
+// applyRated stores rated-movies updates and returns those that were newer
+// than what the view held (the others were stale re-emits).
+func (v *view) applyRated(ctx context.Context, updates []model.RatedMovieEvent, pos map[int]int64) ([]model.RatedMovieEvent, error) {
+	tx, err := v.db.BeginTx(ctx, nil)
+	if err != nil {
+		return nil, err
+	}
+	defer tx.Rollback()
+	up := tx.StmtContext(ctx, v.upsertRated)
+	var applied []model.RatedMovieEvent
+	for _, u := range updates {
+		var ns int64
+		if !u.LastEventTime.IsZero() {
+			ns = u.LastEventTime.UnixNano()
+		}
+		res, err := up.ExecContext(ctx, u.MovieID, u.Count, u.SumTenths, u.SourcePartition, u.SourceOffset, ns)
+		if err != nil {
+			return nil, fmt.Errorf("rated movie %d: %w", u.MovieID, err)
+		}
+		if n, _ := res.RowsAffected(); n > 0 {
+			applied = append(applied, u)
+		}
+	}
+	if err := v.storePositions(ctx, tx, model.TopicRatedMovies, pos); err != nil {
+		return nil, err
+	}
+	return applied, tx.Commit()
+}
+
+func (v *view) storePositions(ctx context.Context, tx *sql.Tx, topic string, pos map[int]int64) error {
+	off := tx.StmtContext(ctx, v.upsertOffset)
+	for p, next := range pos {
+		if _, err := off.ExecContext(ctx, topic, p, next); err != nil {
+			return fmt.Errorf("store position of %s/%d: %w", topic, p, err)
+		}
+	}
+	return nil
+}
+
+const selectRatedMovie = `SELECT m.movie_id, m.title, m.release_year, coalesce(r.count, 0), coalesce(r.sum_tenths, 0)
+	FROM movies m LEFT JOIN rated r ON r.movie_id = m.movie_id`
+
+func scanRatedMovie(s interface{ Scan(...any) error }) (model.RatedMovie, error) {
+	var m model.Movie
+	var cs model.CountAndSum
+	if err := s.Scan(&m.ID, &m.Title, &m.ReleaseYear, &cs.Count, &cs.SumTenth); err != nil {
+		return model.RatedMovie{}, err
+	}
+	return model.NewRatedMovie(m, cs), nil
+}
+
+// page returns movies ordered by id with their aggregates, and the total.
+func (v *view) page(ctx context.Context, offset, limit int) ([]model.RatedMovie, int, error) {
+	var total int
+	if err := v.db.QueryRowContext(ctx, `SELECT count(*) FROM movies`).Scan(&total); err != nil {
+		return nil, 0, err
+	}
+	rows, err := v.db.QueryContext(ctx, selectRatedMovie+` ORDER BY m.movie_id LIMIT ? OFFSET ?`, limit, offset)
+	if err != nil {
+		return nil, 0, err
+	}
+	defer rows.Close()
+	var out []model.RatedMovie
+	for rows.Next() {
+		rm, err := scanRatedMovie(rows)
+		if err != nil {
+			return nil, 0, err
+		}
+		out = append(out, rm)
+	}
+	return out, total, rows.Err()
+}
+
+// movie returns one movie with its aggregate, or sql.ErrNoRows.
+func (v *view) movie(ctx context.Context, id int64) (model.RatedMovie, error) {
+	return scanRatedMovie(v.db.QueryRowContext(ctx, selectRatedMovie+` WHERE m.movie_id = ?`, id))
+}
+
+// counts are the row counts of both tables (lab_view_rows).
+func (v *view) counts(ctx context.Context) (movies, rated int, err error) {
+	err = v.db.QueryRowContext(ctx, `SELECT (SELECT count(*) FROM movies), (SELECT count(*) FROM rated)`).Scan(&movies, &rated)
+	return movies, rated, err
+}
