@@ -36,8 +36,11 @@ type board struct {
 	// variant is the value of the hidden $variant constant of a drill-down
 	// dashboard ("" when the dashboard has none).
 	variant string
-	vars    []variable
-	rows    []row
+	// colourByVariant paints each panel in its variant's colour (the
+	// overview); otherwise series are coloured by name.
+	colourByVariant bool
+	vars            []variable
+	rows            []row
 }
 
 // row is a full-width, expanded row header with its panels below it.

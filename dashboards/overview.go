@@ -26,8 +26,9 @@ func overview() board {
 		title: "RPC vs Log — overview",
 		description: "The two integration patterns side by side under the same load and the same faults: " +
 			"RPC (blue, left) and log (orange, right). Fault periods are annotations.",
-		tags: []string{"ratings-lab"},
-		vars: []variable{kindVar},
+		tags:            []string{"ratings-lab"},
+		colourByVariant: true,
+		vars:            []variable{kindVar},
 		rows: []row{
 			{id: 100, title: "Lab — active faults and parts", panels: []panel{activeFaults(101), partsUp(102)}},
 			sideBySide(200, "Success rate — answered / sent, as the load generator sees it", clientSuccess),

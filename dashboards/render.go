@@ -82,7 +82,7 @@ func (b board) build() (dashboard.Dashboard, error) {
 	for _, r := range b.rows {
 		db.WithRow(dashboard.NewRowBuilder(r.title).Id(r.id))
 		for _, p := range r.panels {
-			db.WithPanel(p.builder(b.file == "overview"))
+			db.WithPanel(p.builder(b.colourByVariant))
 		}
 	}
 	d, err := db.Build()

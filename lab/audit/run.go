@@ -98,3 +98,43 @@ func ReadApplied(ctx context.Context, dir layout.Dir, variants []string) map[str
 	}
 	return out
 }
+
+// Spec says what to audit after a run (the drain done).
+type Spec struct {
+	Dir    layout.Dir
+	Ledger string // path of the load generator's ledger
+	// APIs maps variant → public base URL; by default the targets the
+	// ledger recorded.
+	APIs map[string]string
+	// Baseline: the states read before the run (see Observe).
+	Baseline []Snapshot
+	Client   *http.Client
+}
+
+// Run reads the ledger and every variant's state now (public API and own
+// store) and audits them. The variants are the ledger's.
+func Run(ctx context.Context, spec Spec) (final []Snapshot, results []Result, err error) {
+	l, err := ledger.Read(spec.Ledger)
+	if err != nil {
+		return nil, nil, err
+	}
+	apis := spec.APIs
+	if apis == nil {
+		apis = l.Header.Targets
+	}
+	variants := l.Header.Variants
+	final = Observe(ctx, spec.Client, spec.Dir, variants, apis)
+	results = All(Inputs{
+		Variants: variants,
+		Entries:  l.Entries,
+		Baseline: spec.Baseline,
+		Final:    final,
+		Applied:  ReadApplied(ctx, spec.Dir, variants),
+	})
+	if !l.Complete() {
+		for i := range results {
+			results[i].Notes = append(results[i].Notes, "ledger has no end line (the load generator died?): requests sent without an entry count as unknown writes")
+		}
+	}
+	return final, results, nil
+}

@@ -114,7 +114,10 @@ func runUp(ctx context.Context, g *globals, f *upFlags) error {
 		return err
 	}
 	ports := g.ports()
-	extras, notes := optionalExtras(g, f.noExtras)
+	extras, notes, err := optionalExtras(g, opts, f.noExtras)
+	if err != nil {
+		return err
+	}
 	if err := checkPortsFree(ports, opts, extras); err != nil {
 		return err
 	}

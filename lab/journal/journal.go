@@ -269,6 +269,10 @@ func Write(path string, j Journal) error {
 		return fmt.Errorf("journal %s: %w", path, err)
 	}
 	defer os.Remove(tmp.Name()) // no-op after the rename
+	if err := tmp.Chmod(0o644); err != nil {
+		tmp.Close()
+		return fmt.Errorf("journal %s: %w", path, err)
+	}
 	if _, err := tmp.Write(b); err != nil {
 		tmp.Close()
 		return fmt.Errorf("journal %s: %w", path, err)

@@ -30,9 +30,9 @@ func sampleJournal() Journal {
 		Faults: []FaultEvent{{ID: "f1", Fault: "kill", Variant: "rpc", Targets: []string{"ratings-rpc"},
 			PlannedAt: Duration(10 * time.Second), PlannedFor: Duration(20 * time.Second),
 			InjectedAt: t0.Add(10 * time.Second), HealedAt: t0.Add(30 * time.Second)}},
-		Samples: []Sample{{At: t0.Add(time.Second), Variant: "rpc", Values: map[string]float64{SeriesClientRPS: 100}}},
-		Phases:  []PhaseResult{{Name: PhaseBefore, Variant: "rpc", Probes: []ProbeResult{{Name: "success", Tolerance: ">= 0.99", Observed: "1", OK: true}}, OK: true}},
-		Audit:   []audit.Result{{Variant: "rpc", Source: audit.SourceAPI, Checked: true, OK: true}},
+		Samples:  []Sample{{At: t0.Add(time.Second), Variant: "rpc", Values: map[string]float64{SeriesClientRPS: 100}}},
+		Phases:   []PhaseResult{{Name: PhaseBefore, Variant: "rpc", Probes: []ProbeResult{{Name: "success", Tolerance: ">= 0.99", Observed: "1", OK: true}}, OK: true}},
+		Audit:    []audit.Result{{Variant: "rpc", Source: audit.SourceAPI, Checked: true, OK: true}},
 		Recovery: []Recovery{{FaultID: "f1", Variant: "rpc", TimeToDetect: DurationPtr(time.Second)}},
 		Verdict:  map[string]bool{"rpc": true},
 	}

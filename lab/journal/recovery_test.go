@@ -65,7 +65,7 @@ func TestComputeRecoveryMeasuresDetectionAndEachRecoveryFromTheHeal(t *testing.T
 	j := Journal{
 		Version: CurrentVersion, Kind: KindExperiment, Variants: []string{"rpc", "stream"},
 		Started: t0, Ended: t0.Add(90 * time.Second),
-		Faults: []FaultEvent{{ID: "partition", Fault: "blackhole", InjectedAt: t0.Add(40 * time.Second), HealedAt: t0.Add(60 * time.Second)}},
+		Faults:  []FaultEvent{{ID: "partition", Fault: "blackhole", InjectedAt: t0.Add(40 * time.Second), HealedAt: t0.Add(60 * time.Second)}},
 		Samples: append(rpc, stream...),
 	}
 	rs := ComputeRecovery(j)
@@ -120,7 +120,7 @@ func TestComputeRecoveryOnlyForTheFaultsVariantAndOnlyWhenInjected(t *testing.T)
 		Started: t0, Ended: t0.Add(90 * time.Second),
 		Faults: []FaultEvent{
 			{ID: "kill", Variant: "stream", InjectedAt: t0.Add(10 * time.Second)}, // never healed
-			{ID: "failed", Variant: "rpc", Error: "proxy refused"},                   // never injected
+			{ID: "failed", Variant: "rpc", Error: "proxy refused"},                // never injected
 		},
 	}
 	rs := ComputeRecovery(j)

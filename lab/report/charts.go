@@ -48,6 +48,9 @@ type metric struct {
 	Min, Max float64
 	// Steps labels integer values (breaker states).
 	Steps []string
+	// Ticks, when set, are the only y ticks (the fixed range leaves room
+	// above them for the legend).
+	Ticks []float64
 }
 
 var (
@@ -68,14 +71,14 @@ var metrics = []metric{
 		{Series: journal.SeriesClientErrorRPS, Label: "failed + ambiguous", Color: red},
 		{Series: journal.SeriesServerRPS, Label: "server", Color: grey, Dashed: true},
 	}},
-	{ID: "success", Title: "Success rate", Unit: "%", Scale: 100, Min: 0, Max: 100, Lines: []line{
+	{ID: "success", Title: "Success rate", Unit: "%", Scale: 100, Min: 0, Max: 130, Ticks: []float64{0, 25, 50, 75, 100}, Lines: []line{
 		{Series: journal.SeriesClientSuccessRatio, Label: "client success", Color: green},
 	}},
 	{ID: "latency", Title: "Client latency", Unit: "ms", Scale: 1000, Log: true, Lines: []line{
 		{Series: journal.SeriesClientP50, Label: "p50", Color: blue},
 		{Series: journal.SeriesClientP99, Label: "p99", Color: orange},
 	}},
-	{ID: "breaker", Title: "Breaker state (worst)", Scale: 1, Min: -0.2, Max: 2.2, Steps: []string{"closed", "half-open", "open"}, Lines: []line{
+	{ID: "breaker", Title: "Breaker state (worst)", Scale: 1, Min: -0.2, Max: 3, Steps: []string{"closed", "half-open", "open"}, Lines: []line{
 		{Series: journal.SeriesBreakerState, Label: "state", Color: purple},
 	}},
 	{ID: "lag", Title: "Consumer lag", Unit: "messages", Scale: 1, Lines: []line{
@@ -167,7 +170,7 @@ type shade struct{ windows []window }
 
 func (s shade) Plot(c draw.Canvas, p *plot.Plot) {
 	trX, _ := p.Transforms(&c)
-	sty := draw.TextStyle{Color: red, Font: font.From(plot.DefaultFont, vg.Points(7)), XAlign: draw.XLeft, YAlign: draw.YTop, Handler: plot.DefaultTextHandler}
+	sty := draw.TextStyle{Color: red, Font: sans(7), XAlign: draw.XLeft, YAlign: draw.YTop, Handler: plot.DefaultTextHandler}
 	for _, w := range s.windows {
 		x0 := max(trX(max(w.From, p.X.Min)), c.Min.X)
 		x1 := min(trX(min(w.To, p.X.Max)), c.Max.X)
@@ -198,14 +201,17 @@ func yRange(m metric, panels []panel) (lo, hi float64) {
 	if math.IsInf(lo, 1) {
 		return 0, 1
 	}
+	// Headroom above the data keeps the legend (top right) off the lines.
 	if m.Log {
-		return max(lo/1.5, logFloor), max(hi*1.5, lo*10)
+		lo = max(lo/1.5, logFloor)
+		hi = max(hi, lo*10)
+		return lo, hi * math.Pow(hi/lo, 0.35)
 	}
 	lo = min(lo, 0)
 	if hi <= lo {
 		hi = lo + 1
 	}
-	return lo, hi + (hi-lo)*0.08
+	return lo, hi + (hi-lo)*0.35
 }
 
 // xMax is the shared x range: the longest run's duration in seconds.
@@ -224,18 +230,25 @@ func xMax(panels []panel) float64 {
 func renderChart(m metric, p panel, ylo, yhi, xmax float64) ([]byte, error) {
 	pl := plot.New()
 	pl.Title.Text = m.Title
-	pl.Title.TextStyle.Font.Size = vg.Points(10)
+	pl.Title.TextStyle.Font = sans(10)
 	pl.X.Label.Text = "seconds since start"
 	pl.X.Min, pl.X.Max = 0, xmax
+	pl.X.Tick.Marker = secondTicks{}
 	pl.Y.Min, pl.Y.Max = ylo, yhi
 	if m.Unit != "" {
 		pl.Y.Label.Text = m.Unit
 	}
 	for _, a := range []*plot.Axis{&pl.X, &pl.Y} {
-		a.Label.TextStyle.Font.Size = vg.Points(8)
-		a.Tick.Label.Font.Size = vg.Points(7)
+		a.Label.TextStyle.Font = sans(8)
+		a.Tick.Label.Font = sans(7)
 	}
 	switch {
+	case len(m.Ticks) > 0:
+		var ticks []plot.Tick
+		for _, v := range m.Ticks {
+			ticks = append(ticks, plot.Tick{Value: v, Label: compact(v)})
+		}
+		pl.Y.Tick.Marker = plot.ConstantTicks(ticks)
 	case m.Log:
 		pl.Y.Scale = plot.LogScale{}
 		pl.Y.Tick.Marker = plot.LogTicks{Prec: -1}
@@ -254,7 +267,7 @@ func renderChart(m metric, p panel, ylo, yhi, xmax float64) ([]byte, error) {
 	grid.Horizontal.Color = grid.Vertical.Color
 	pl.Add(grid)
 	pl.Legend.Top = true
-	pl.Legend.TextStyle.Font.Size = vg.Points(7)
+	pl.Legend.TextStyle.Font = sans(7)
 	for _, l := range m.Lines {
 		segs := p.points(l.Series, m.Scale, m.Log)
 		for i, seg := range segs {
@@ -307,4 +320,31 @@ func compact(v float64) string {
 	default:
 		return strconv.FormatFloat(v, 'f', -1, 64)
 	}
+}
+
+// sans is the charts' font: Liberation Sans, embedded in gonum/plot, so a
+// chart renders the same on every machine.
+func sans(points float64) font.Font {
+	return font.Font{Typeface: "Liberation", Variant: "Sans", Size: vg.Points(points)}
+}
+
+// secondTicks label the time axis in round steps of seconds.
+type secondTicks struct{}
+
+func (secondTicks) Ticks(lo, hi float64) []plot.Tick {
+	step := 10.0
+	for _, s := range []float64{10, 30, 60, 120, 300, 600, 1800, 3600} {
+		step = s
+		if (hi-lo)/s <= 12 {
+			break
+		}
+	}
+	var ticks []plot.Tick
+	for v := math.Ceil(lo/step) * step; v <= hi; v += step {
+		ticks = append(ticks, plot.Tick{Value: v, Label: strconv.FormatFloat(v, 'f', -1, 64)})
+		for minor := v + step/2; minor < min(v+step, hi) && minor <= hi; minor += step {
+			ticks = append(ticks, plot.Tick{Value: minor})
+		}
+	}
+	return ticks
 }

@@ -36,6 +36,7 @@ type process struct {
 	args    []string // full argv after path
 	logPath string
 	pidDir  string
+	env     []string
 	labDir  string // marks the process as this lab's (see `lab down`)
 	probe   func(ctx context.Context) error
 
@@ -65,7 +66,7 @@ func (p *process) start() error {
 	fmt.Fprintf(logf, "--- %s starting %s %v\n", time.Now().Format(time.RFC3339), p.path, p.args)
 	cmd := exec.Command(p.path, p.args...)
 	cmd.Stdout, cmd.Stderr = logf, logf
-	cmd.Env = append(os.Environ(), "LAB_DIR="+p.labDir, "LAB_PART="+p.name)
+	cmd.Env = append(append(os.Environ(), p.env...), "LAB_DIR="+p.labDir, "LAB_PART="+p.name)
 	// Own process group, and die with the supervisor even if it is killed.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {

@@ -39,6 +39,7 @@ type Config struct {
 type Extra struct {
 	Name, Variant, Path, Addr, HealthURL string
 	Args                                 []string
+	Env                                  []string // added to the supervisor's environment
 }
 
 // Supervisor owns the lab's processes.
@@ -114,7 +115,7 @@ func New(cfg Config, log *slog.Logger) (*Supervisor, error) {
 		s.add(p)
 	}
 	for _, x := range cfg.Extras {
-		p := &process{name: x.Name, variant: x.Variant, addr: x.Addr, path: x.Path, args: x.Args, logPath: cfg.Dir.Log(x.Name), pidDir: pidDir, labDir: string(cfg.Dir)}
+		p := &process{name: x.Name, variant: x.Variant, addr: x.Addr, path: x.Path, args: x.Args, env: x.Env, logPath: cfg.Dir.Log(x.Name), pidDir: pidDir, labDir: string(cfg.Dir)}
 		url := x.HealthURL
 		p.probe = func(ctx context.Context) error {
 			req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
@@ -167,17 +168,28 @@ func (s *Supervisor) Run(ctx context.Context, ready func()) error {
 	}
 	defer s.edges.Close()
 
-	// The broker (Start 0) comes first: every Kafka client needs it. All
-	// others start together; each waits for its own dependencies.
-	first := true
+	// Extras (Prometheus) and the broker start first: Prometheus needs a few
+	// seconds to open its TSDB, and every Kafka client needs the broker. All
+	// other parts start together once the broker is ready; each waits for its
+	// own dependencies.
+	var rest []*process
 	for _, p := range s.procs {
+		if p.name == "broker" || p.path != s.cfg.Exe {
+			if err := p.start(); err != nil {
+				s.shutdown()
+				return err
+			}
+			continue
+		}
+		rest = append(rest, p)
+	}
+	if b, ok := s.byName["broker"]; ok {
+		s.waitHealthy(ctx, b, 20*time.Second)
+	}
+	for _, p := range rest {
 		if err := p.start(); err != nil {
 			s.shutdown()
 			return err
-		}
-		if first && p.name == "broker" {
-			first = false
-			s.waitHealthy(ctx, p, 20*time.Second)
 		}
 	}
 	if ready != nil {

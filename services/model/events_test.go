@@ -33,12 +33,12 @@ func TestRatingEventRoundTripsThroughItsCanonicalForm(t *testing.T) {
 // webserver's own events.
 func TestHandWrittenEventsInTheDocumentedFormatDecode(t *testing.T) {
 	for text, want := range map[string]int64{
-		`{"request_id":"kcat-1","movie_id":3,"rating":7,"event_time":"2026-01-02T03:04:05Z"}`:                        70,
+		`{"request_id":"kcat-1","movie_id":3,"rating":7,"event_time":"2026-01-02T03:04:05Z"}`:                          70,
 		` { "movie_id" : 3 , "rating" : 7.5 , "request_id" : "kcat-2" , "event_time" : "2026-01-02T03:04:05+02:00" } `: 75,
-		`{"request_id":"kcat-3","movie_id":3,"rating":8.0,"user_id":null,"event_time":"2026-01-02T03:04:05.5Z"}`:      80,
-		`{"request_id":"kcat-4","movie_id":3,"rating":75e-1,"user_id":9,"event_time":"2026-01-02T03:04:05Z"}`:        75,
-		`{"request_id":"kcat-5","movie_id":3,"rating":10,"event_time":"2026-01-02T03:04:05Z"}`:                       100,
-		`{"request_id":"kcat-6","movie_id":3,"rating":1.50,"event_time":"2026-01-02T03:04:05Z"}`:                     15,
+		`{"request_id":"kcat-3","movie_id":3,"rating":8.0,"user_id":null,"event_time":"2026-01-02T03:04:05.5Z"}`:       80,
+		`{"request_id":"kcat-4","movie_id":3,"rating":75e-1,"user_id":9,"event_time":"2026-01-02T03:04:05Z"}`:          75,
+		`{"request_id":"kcat-5","movie_id":3,"rating":10,"event_time":"2026-01-02T03:04:05Z"}`:                         100,
+		`{"request_id":"kcat-6","movie_id":3,"rating":1.50,"event_time":"2026-01-02T03:04:05Z"}`:                       15,
 	} {
 		ev, err := DecodeRatingEvent([]byte(text))
 		if err != nil {

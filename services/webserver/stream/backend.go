@@ -365,16 +365,16 @@ func (b *Backend) Ready(context.Context) error {
 	if err := b.startErr.Load(); err != nil {
 		return *err
 	}
-	if !b.caughtUp.Load() {
-		return errors.New(*b.phase.Load())
-	}
 	for name, t := range map[string]*kafkaio.Tailer{model.TopicMovies: b.moviesT.Load(), model.TopicRatedMovies: b.ratedT.Load()} {
 		if t == nil {
 			continue
 		}
 		if err := t.Err(); err != nil {
-			return fmt.Errorf("%s view: %w", name, err)
+			return fmt.Errorf("%s: %s view: %w", *b.phase.Load(), name, err)
 		}
+	}
+	if !b.caughtUp.Load() {
+		return errors.New(*b.phase.Load())
 	}
 	if e := b.lastError.Load(); e != nil && time.Since(e.at) < 5*time.Second {
 		return fmt.Errorf("producing ratings: %w", e.err)

@@ -1,0 +1,226 @@
+package report
+
+import (
+	"bytes"
+	"context"
+	"image"
+	"image/png"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ratingslab/lab/lab/journal"
+)
+
+const fixture = "testdata/journal.json"
+
+func TestRenderWritesEveryChartAndTable(t *testing.T) {
+	dir := t.TempDir()
+	out, err := RenderFile(fixture, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// rpc has no consumer (lag, freshness); stream no breaker: 7 metrics
+	// × 2 variants − 3 not applicable.
+	if len(out.Charts) != 11 {
+		t.Errorf("charts = %d, want 11: %v", len(out.Charts), out.Charts)
+	}
+	for _, c := range out.Charts {
+		f, err := os.Open(c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		img, err := png.Decode(f)
+		f.Close()
+		if err != nil {
+			t.Fatalf("%s: %v", c, err)
+		}
+		if n := distinctColours(img); n < 8 {
+			t.Errorf("%s looks empty: %d colours", filepath.Base(c), n)
+		}
+	}
+	html, _ := os.ReadFile(out.HTML)
+	md, _ := os.ReadFile(out.Markdown)
+	for _, want := range []string{
+		"Ratings cut off for 20 s (breakers on)",
+		"FAIL", "PASS", // verdicts
+		"cut-rpc", "webserver-rpc-&gt;ratings-rpc", // fault timeline
+		"phantom",                         // audit finding
+		"r-0001412-rpc",                   // request-level audit
+		"client_success_ratio &gt;= 0.99", // probes
+		"data:image/png;base64,",
+		"no circuit breakers in the stream variant",
+	} {
+		if !strings.Contains(string(html), want) {
+			t.Errorf("HTML lacks %q", want)
+		}
+	}
+	if bytes.Contains(html, []byte("http://")) || bytes.Contains(html, []byte("https://")) {
+		t.Error("the HTML must work offline: it references a URL")
+	}
+	if c := strings.Count(string(html), "<img "); c != 11 {
+		t.Errorf("HTML has %d images, want 11", c)
+	}
+	for _, want := range []string{"## Verdict", "| rpc | **FAIL** |", "![charts/g1-rate-1-rpc.png](charts/g1-rate-1-rpc.png)", "## Recovery", "| cut-rpc | rpc |"} {
+		if !strings.Contains(string(md), want) {
+			t.Errorf("Markdown lacks %q", want)
+		}
+	}
+}
+
+func TestRenderingTwiceGivesIdenticalFiles(t *testing.T) {
+	a, b := t.TempDir(), t.TempDir()
+	oa, err := RenderFile(fixture, a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := RenderFile(fixture, b); err != nil {
+		t.Fatal(err)
+	}
+	files := append([]string{oa.HTML, oa.Markdown}, oa.Charts...)
+	for _, fa := range files {
+		rel, _ := filepath.Rel(a, fa)
+		x, _ := os.ReadFile(fa)
+		y, err := os.ReadFile(filepath.Join(b, rel))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(x, y) {
+			t.Errorf("%s differs between two renderings of the same journal", rel)
+		}
+	}
+}
+
+func TestCompareSetsTwoRunsSideBySide(t *testing.T) {
+	dir := t.TempDir()
+	out, err := CompareFiles(fixture, "testdata/journal-breakers-off.json", dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	html, _ := os.ReadFile(out.HTML)
+	for _, want := range []string{"journal vs journal-breakers-off", "breakers=on", "breakers=off", "Variant rpc", "Variant stream", "A · journal · rpc", "B · journal-breakers-off · rpc"} {
+		if !strings.Contains(string(html), want) {
+			t.Errorf("comparison lacks %q", want)
+		}
+	}
+	// Breakers off: no breaker chart for either variant in run B.
+	if len(out.Charts) != 2*11-1 {
+		t.Errorf("charts = %d, want 21", len(out.Charts))
+	}
+}
+
+func TestBadJournalsGiveAnErrorNamingThemAndWriteNothing(t *testing.T) {
+	tmp := t.TempDir()
+	corrupt := filepath.Join(tmp, "corrupt.json")
+	os.WriteFile(corrupt, []byte(`{"version": 1, "kind": `), 0o644)
+	old := filepath.Join(tmp, "old.json")
+	os.WriteFile(old, []byte(`{"version": 0, "kind": "experiment"}`), 0o644)
+	for _, c := range []struct{ path, want string }{
+		{filepath.Join(tmp, "missing.json"), "missing.json: no such file"},
+		{corrupt, "corrupt.json: corrupt JSON"},
+		{old, "old.json: version 0 is not supported"},
+	} {
+		out := filepath.Join(tmp, "out-"+filepath.Base(c.path))
+		_, err := RenderFile(c.path, out)
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s: error %v, want %q", c.path, err, c.want)
+		}
+		if _, err := os.Stat(out); !os.IsNotExist(err) {
+			t.Errorf("%s: report directory written for a bad journal", c.path)
+		}
+	}
+}
+
+func TestRenderShowsARunWithoutFaultsOrAudit(t *testing.T) {
+	j := journal.Journal{Version: journal.CurrentVersion, Kind: journal.KindLoad, Title: "plain load", Variants: []string{"rpc"},
+		Started: fixtureStart, Ended: fixtureStart.Add(3 * time.Second)}
+	for i := 1; i <= 3; i++ {
+		s := journal.Sample{At: fixtureStart.Add(time.Duration(i) * time.Second), Variant: "rpc"}
+		s.Set(journal.SeriesClientRPS, 10)
+		j.Samples = append(j.Samples, s)
+	}
+	out, err := RenderJournal(j, "plain", t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	html, _ := os.ReadFile(out.HTML)
+	for _, want := range []string{"No faults in this run.", "No audit in this journal.", "No hypothesis was checked."} {
+		if !strings.Contains(string(html), want) {
+			t.Errorf("HTML lacks %q", want)
+		}
+	}
+}
+
+// TestHTMLRendersInHeadlessChromium opens the page in a real browser and
+// checks the screenshot is a page of charts, not a blank or broken one.
+func TestHTMLRendersInHeadlessChromium(t *testing.T) {
+	chromium := "/usr/bin/chromium"
+	if _, err := os.Stat(chromium); err != nil {
+		t.Skip("headless Chromium not installed at /usr/bin/chromium")
+	}
+	dir := t.TempDir()
+	out, err := RenderFile(fixture, filepath.Join(dir, "report"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	shot := filepath.Join(dir, "shot.png")
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	abs, _ := filepath.Abs(out.HTML)
+	cmd := exec.CommandContext(ctx, chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+		"--disable-background-networking", "--disable-component-update", "--disable-sync",
+		"--user-data-dir="+filepath.Join(dir, "profile"), "--screenshot="+shot, "--window-size=1400,2000", "file://"+abs)
+	if b, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("chromium: %v\n%s", err, b)
+	}
+	f, err := os.Open(shot)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	img, err := png.Decode(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b := img.Bounds(); b.Dx() != 1400 || b.Dy() != 2000 {
+		t.Errorf("screenshot is %v, want 1400×2000", b)
+	}
+	// A blank page has one colour; a page of text only a few dozen
+	// (anti-aliasing); charts with coloured lines and shading add many.
+	if n := distinctColours(img); n < 200 {
+		t.Errorf("screenshot has %d distinct colours: looks blank", n)
+	}
+	if ink := inkShare(img); ink < 0.05 {
+		t.Errorf("only %.1f %% of the screenshot is not white", ink*100)
+	}
+}
+
+func distinctColours(img image.Image) int {
+	seen := map[uint32]bool{}
+	b := img.Bounds()
+	for y := b.Min.Y; y < b.Max.Y; y += 2 {
+		for x := b.Min.X; x < b.Max.X; x += 2 {
+			r, g, bl, _ := img.At(x, y).RGBA()
+			seen[(r>>8)<<16|(g>>8)<<8|bl>>8] = true
+		}
+	}
+	return len(seen)
+}
+
+func inkShare(img image.Image) float64 {
+	b := img.Bounds()
+	var ink, all float64
+	for y := b.Min.Y; y < b.Max.Y; y += 4 {
+		for x := b.Min.X; x < b.Max.X; x += 4 {
+			r, g, bl, _ := img.At(x, y).RGBA()
+			all++
+			if r < 0xf000 || g < 0xf000 || bl < 0xf000 {
+				ink++
+			}
+		}
+	}
+	return ink / all
+}

@@ -1,0 +1,399 @@
+package stream
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/segmentio/kafka-go"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/ratingslab/lab/services/kafkaio"
+	"github.com/ratingslab/lab/services/kafkaio/kafkatest"
+	"github.com/ratingslab/lab/services/model"
+	"github.com/ratingslab/lab/services/webserver"
+)
+
+type fixture struct {
+	t      *testing.T
+	broker *kafkatest.Broker
+	proxy  *kafkatest.Forwarder
+	k      *kafkaio.Cluster // the webserver's client, through the proxy
+	admin  *kafkaio.Cluster // the test's own client, direct
+}
+
+func newFixture(t *testing.T) *fixture {
+	t.Helper()
+	b := kafkatest.Start(t, kafkatest.LabTopics)
+	proxy := kafkatest.Forward(t, b.Addr)
+	k, err := kafkaio.NewCluster(kafkaio.Config{Brokers: []string{proxy.Addr}, Routes: map[string]string{b.Addr: proxy.Addr}, DialTimeout: time.Second}, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(k.Close)
+	admin, err := kafkaio.NewCluster(kafkaio.Config{Brokers: []string{b.Addr}}, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(admin.Close)
+	return &fixture{t: t, broker: b, proxy: proxy, k: k, admin: admin}
+}
+
+func ctxFor(t *testing.T, d time.Duration) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+func (f *fixture) produce(topic string, msgs ...kafka.Message) {
+	f.t.Helper()
+	w := f.admin.Writer(topic, kafkaio.WriterOptions{})
+	defer w.Close()
+	if err := w.Write(ctxFor(f.t, 10*time.Second), msgs...); err != nil {
+		f.t.Fatal(err)
+	}
+}
+
+func movieRecord(id int64, title string) kafka.Message {
+	v, _ := json.Marshal(model.Movie{ID: id, Title: title, ReleaseYear: 2000 + int(id), Version: 1})
+	return kafka.Message{Key: []byte(strconv.FormatInt(id, 10)), Value: v}
+}
+
+func ratedRecord(id, count, sum, offset int64) kafka.Message {
+	v, _ := json.Marshal(model.RatedMovieEvent{
+		RatedMovie:    model.NewRatedMovie(model.Movie{ID: id}, model.CountAndSum{Count: count, SumTenth: sum}),
+		LastEventTime: time.Now(), SourcePartition: model.RatingPartition([]byte(strconv.FormatInt(id, 10)), 6), SourceOffset: offset,
+	})
+	return kafka.Message{Key: []byte(strconv.FormatInt(id, 10)), Value: v}
+}
+
+// webserver is a running backend with its HTTP server.
+type webserverUnderTest struct {
+	b      *Backend
+	reg    *prometheus.Registry
+	srv    *httptest.Server
+	cancel context.CancelFunc
+	done   chan error
+}
+
+func (f *fixture) start(dir string, produceTimeout time.Duration) *webserverUnderTest {
+	f.t.Helper()
+	reg := prometheus.NewRegistry()
+	b, err := NewBackend(Config{Cluster: f.k, DataDir: dir, ProduceTimeout: produceTimeout, Registerer: reg,
+		TopicWait: kafkaio.TopicWait{Timeout: 5 * time.Second, Interval: 100 * time.Millisecond}})
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	w := &webserverUnderTest{b: b, reg: reg, srv: httptest.NewServer(NewServer(b, reg, nil)), cancel: cancel, done: make(chan error, 1)}
+	go func() { w.done <- b.Run(ctx) }()
+	f.t.Cleanup(w.stop)
+	return w
+}
+
+func (w *webserverUnderTest) stop() {
+	if w.done == nil {
+		return
+	}
+	w.cancel()
+	<-w.done
+	w.done = nil
+	w.srv.Close()
+	w.b.Close()
+}
+
+func (w *webserverUnderTest) post(t *testing.T, body string) (int, string) {
+	t.Helper()
+	res, err := http.Post(w.srv.URL+"/api/ratings", "application/json", strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	b, _ := io.ReadAll(res.Body)
+	return res.StatusCode, string(b)
+}
+
+func (w *webserverUnderTest) get(t *testing.T, path string, v any) int {
+	t.Helper()
+	res, err := http.Get(w.srv.URL + path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	if v != nil {
+		_ = json.NewDecoder(res.Body).Decode(v)
+	}
+	return res.StatusCode
+}
+
+func waitFor(t *testing.T, d time.Duration, what string, cond func() (bool, string)) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for {
+		ok, status := cond()
+		if ok {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %s waiting for %s; last: %s", d, what, status)
+		}
+		time.Sleep(25 * time.Millisecond)
+	}
+}
+
+func (w *webserverUnderTest) waitReady(t *testing.T) {
+	t.Helper()
+	waitFor(t, 15*time.Second, "the view to be hydrated", func() (bool, string) {
+		err := w.b.Ready(context.Background())
+		return err == nil, fmt.Sprint(err)
+	})
+}
+
+func (f *fixture) end(topic string) int64 {
+	f.t.Helper()
+	parts := map[string]int{model.TopicRatings: 6, model.TopicMovies: 1, model.TopicRatedMovies: 6, model.TopicRatingsDLQ: 1}[topic]
+	b, err := f.admin.Offsets(ctxFor(f.t, 10*time.Second), topic, kafkaio.AllPartitions(parts))
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	var n int64
+	for _, x := range b {
+		n += x.End
+	}
+	return n
+}
+
+func TestAcceptedRatingIsInTheLogBeforeThe202(t *testing.T) {
+	f := newFixture(t)
+	f.produce(model.TopicMovies, movieRecord(1, "One"), movieRecord(2, "Two"))
+	w := f.start(t.TempDir(), 2*time.Second)
+	w.waitReady(t)
+
+	for i := range 5 {
+		before := f.end(model.TopicRatings)
+		code, body := w.post(t, fmt.Sprintf(`{"movie_id": 2, "rating": 7.5, "user_id": 9, "request_id": "ack-%d"}`, i))
+		if code != http.StatusAccepted {
+			t.Fatalf("POST = %d %s, want 202", code, body)
+		}
+		if after := f.end(model.TopicRatings); after != before+1 {
+			t.Fatalf("after the 202 the ratings topic grew by %d records, want 1: the answer came before the acknowledgement", after-before)
+		}
+	}
+	// The record is the documented event, keyed by movie id, on the movie's partition.
+	part := model.RatingPartition([]byte("2"), model.RatingsPartitions)
+	fe, err := f.admin.NewFetcher(model.TopicRatings, map[int]int64{part: kafka.FirstOffset}, kafkaio.FetchOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fe.Close()
+	msgs, err := fe.Next(ctxFor(t, 10*time.Second), nil, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ev, err := model.DecodeRatingEvent(msgs[0].Value)
+	if err != nil || string(msgs[0].Key) != "2" || ev.MovieID != 2 || ev.Tenths != 75 || ev.UserID != 9 || ev.RequestID != "ack-0" {
+		t.Fatalf("record key %q event %+v err %v", msgs[0].Key, ev, err)
+	}
+	if age := time.Since(ev.EventTime); age < 0 || age > time.Minute {
+		t.Errorf("event_time %s is not the time of acceptance", ev.EventTime)
+	}
+}
+
+func TestBadRatingsAre4xxAndNothingIsProduced(t *testing.T) {
+	f := newFixture(t)
+	f.produce(model.TopicMovies, movieRecord(1, "One"))
+	w := f.start(t.TempDir(), 2*time.Second)
+	w.waitReady(t)
+	before := f.end(model.TopicRatings)
+	for body, want := range map[string]int{
+		`{"movie_id": 1, "rating": 7.55}`:     400,
+		`{"movie_id": 1}`:                     400,
+		`{"movie_id": "1", "rating": 7}`:      400,
+		`not json`:                            400,
+		`{"movie_id": 1, "rating": 7, "x":1}`: 400,
+		`{"movie_id": 99, "rating": 7}`:       422,
+	} {
+		code, resp := w.post(t, body)
+		if code != want {
+			t.Errorf("POST %s = %d %s, want %d", body, code, resp, want)
+		}
+		var e webserver.ErrorBody
+		if json.Unmarshal([]byte(resp), &e) != nil || e.Error == "" {
+			t.Errorf("POST %s: want a JSON error, got %s", body, resp)
+		}
+	}
+	if after := f.end(model.TopicRatings); after != before {
+		t.Errorf("%d records produced for rejected requests", after-before)
+	}
+}
+
+func TestUnreachableBrokerIs503WithinTheTimeout(t *testing.T) {
+	f := newFixture(t)
+	f.produce(model.TopicMovies, movieRecord(1, "One"))
+	w := f.start(t.TempDir(), 700*time.Millisecond)
+	w.waitReady(t)
+
+	f.proxy.Cut()
+	start := time.Now()
+	code, body := w.post(t, `{"movie_id": 1, "rating": 5}`)
+	took := time.Since(start)
+	if code != http.StatusServiceUnavailable || !strings.Contains(body, "retry_after") {
+		t.Fatalf("POST with the broker unreachable = %d %s, want 503 with retry_after", code, body)
+	}
+	if took > 2*time.Second {
+		t.Errorf("503 came after %s; the produce timeout is 700ms", took)
+	}
+	// Reads do not depend on the broker.
+	var m model.RatedMovie
+	if code := w.get(t, "/api/movies/1", &m); code != 200 || m.Title != "One" {
+		t.Errorf("GET while the broker is unreachable = %d %+v", code, m)
+	}
+	waitFor(t, 10*time.Second, "health to report the broker", func() (bool, string) {
+		err := w.b.Ready(context.Background())
+		return err != nil, ""
+	})
+	f.proxy.Heal()
+	waitFor(t, 20*time.Second, "POST to work again after healing", func() (bool, string) {
+		code, body := w.post(t, `{"movie_id": 1, "rating": 5}`)
+		return code == http.StatusAccepted, fmt.Sprint(code, body)
+	})
+}
+
+// The broker is reachable but acknowledges too late: still 503, never a
+// hang, and never a 202 without the acknowledgement.
+func TestLateAcknowledgementIs503(t *testing.T) {
+	f := newFixture(t)
+	f.produce(model.TopicMovies, movieRecord(1, "One"))
+	w := f.start(t.TempDir(), 500*time.Millisecond)
+	w.waitReady(t)
+	f.broker.ControlKey(int16(kmsg.Produce), func(kmsg.Request) (kmsg.Response, error, bool) {
+		time.Sleep(1500 * time.Millisecond) // one produce request answered late
+		return nil, nil, false
+	})
+	start := time.Now()
+	code, body := w.post(t, `{"movie_id": 1, "rating": 5, "request_id": "late-1"}`)
+	if code != http.StatusServiceUnavailable {
+		t.Fatalf("POST with a late acknowledgement = %d %s, want 503", code, body)
+	}
+	if took := time.Since(start); took > 1400*time.Millisecond {
+		t.Errorf("503 after %s; should come at the 500ms produce timeout", took)
+	}
+}
+
+func TestViewServesMoviesWithAggregatesAndIgnoresStaleUpdates(t *testing.T) {
+	f := newFixture(t)
+	f.produce(model.TopicMovies, movieRecord(1, "One"), movieRecord(2, "Two"), movieRecord(3, "Three"))
+	f.produce(model.TopicRatedMovies, ratedRecord(2, 3, 215, 40))
+	w := f.start(t.TempDir(), time.Second)
+	w.waitReady(t)
+
+	var page webserver.MoviesPage
+	if code := w.get(t, "/api/movies?limit=2", &page); code != 200 || page.Total != 3 || len(page.Movies) != 2 {
+		t.Fatalf("GET /api/movies = %d %+v", code, page)
+	}
+	if m := page.Movies[1]; m.MovieID != 2 || m.Count != 3 || m.SumTenths != 215 || m.Average != 21.5/3 || m.Title != "Two" {
+		t.Errorf("movie 2 = %+v", m)
+	}
+	if m := page.Movies[0]; m.MovieID != 1 || m.Count != 0 || m.Average != 0 {
+		t.Errorf("unrated movie 1 = %+v", m)
+	}
+
+	// A newer update applies; a stale one (lower source offset: a re-emit,
+	// or a new owner catching up) does not move the count back.
+	f.produce(model.TopicRatedMovies, ratedRecord(2, 5, 400, 90), ratedRecord(2, 4, 300, 60))
+	waitFor(t, 10*time.Second, "the newer update", func() (bool, string) {
+		var m model.RatedMovie
+		w.get(t, "/api/movies/2", &m)
+		return m.Count == 5 && m.SumTenths == 400, fmt.Sprintf("%+v", m)
+	})
+	f.produce(model.TopicRatedMovies, ratedRecord(3, 1, 10, 5)) // a marker to know the stale one was read
+	waitFor(t, 10*time.Second, "the marker", func() (bool, string) {
+		var m model.RatedMovie
+		w.get(t, "/api/movies/3", &m)
+		return m.Count == 1, ""
+	})
+	var m model.RatedMovie
+	w.get(t, "/api/movies/2", &m)
+	if m.Count != 5 {
+		t.Errorf("a stale update moved movie 2 back to %+v", m)
+	}
+	if n := histogramCount(t, w.reg, "lab_view_freshness_seconds"); n == 0 {
+		t.Error("no freshness observed for live updates")
+	}
+	if code := w.get(t, "/api/movies/77", nil); code != 404 {
+		t.Errorf("GET unknown movie = %d, want 404", code)
+	}
+}
+
+// The view and its positions persist: a restart serves the stored view even
+// with the broker gone, and says in /healthz why it cannot hydrate.
+func TestViewSurvivesARestartAndServesWithoutTheBroker(t *testing.T) {
+	f := newFixture(t)
+	f.produce(model.TopicMovies, movieRecord(1, "One"), movieRecord(2, "Two"))
+	f.produce(model.TopicRatedMovies, ratedRecord(1, 2, 150, 10))
+	dir := t.TempDir()
+	w := f.start(dir, time.Second)
+	w.waitReady(t)
+	w.stop()
+
+	f.proxy.Cut()
+	w = f.start(dir, 300*time.Millisecond)
+	var m model.RatedMovie
+	if code := w.get(t, "/api/movies/1", &m); code != 200 || m.Count != 2 || m.Title != "One" {
+		t.Fatalf("GET after restart without broker = %d %+v", code, m)
+	}
+	waitFor(t, 15*time.Second, "/healthz to say why the view cannot hydrate", func() (bool, string) {
+		var h map[string]any
+		code := w.get(t, "/healthz", &h)
+		msg := fmt.Sprint(h["error"])
+		return code == 503 && (strings.Contains(msg, "view: reading") || strings.Contains(msg, "unreachable")), fmt.Sprint(code, " ", msg)
+	})
+	if code, _ := w.post(t, `{"movie_id": 1, "rating": 5}`); code != 503 {
+		t.Errorf("POST without broker = %d, want 503", code)
+	}
+}
+
+func TestMissingTopicsAreReportedInHealth(t *testing.T) {
+	b := kafkatest.Start(t, []kafkatest.Topic{{Name: model.TopicMovies, Partitions: 1}})
+	k, err := kafkaio.NewCluster(kafkaio.Config{Brokers: []string{b.Addr}}, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer k.Close()
+	be, err := NewBackend(Config{Cluster: k, DataDir: t.TempDir(), TopicWait: kafkaio.TopicWait{Timeout: 500 * time.Millisecond, Interval: 100 * time.Millisecond}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer be.Close()
+	if err := be.Run(context.Background()); err == nil || !strings.Contains(err.Error(), model.TopicRatings) {
+		t.Fatalf("Run = %v, want an error naming the missing topic", err)
+	}
+	if err := be.Ready(context.Background()); err == nil || !strings.Contains(err.Error(), model.TopicRatedMovies) {
+		t.Errorf("health = %v, want the missing topics", err)
+	}
+}
+
+func histogramCount(t *testing.T, reg *prometheus.Registry, name string) uint64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var n uint64
+	for _, mf := range mfs {
+		if mf.GetName() == name {
+			for _, m := range mf.GetMetric() {
+				n += m.GetHistogram().GetSampleCount()
+			}
+		}
+	}
+	return n
+}
