@@ -34,9 +34,20 @@ func sumOf(l []int64) int64 {
 	return s
 }
 
-// smallest and largest sum of k ratings out of the ascending list l.
-func smallest(l []int64, k int64) int64 { return sumOf(l[:k]) }
-func largest(l []int64, k int64) int64  { return sumOf(l[int64(len(l))-k:]) }
+// prefix holds the prefix sums of an ascending list, so that the smallest
+// and largest sum of k of its ratings cost O(1).
+type prefix []int64
+
+func prefixOf(l []int64) prefix {
+	p := make(prefix, len(l)+1)
+	for i, v := range l {
+		p[i+1] = p[i] + v
+	}
+	return p
+}
+
+func (p prefix) smallest(k int64) int64 { return p[k] }
+func (p prefix) largest(k int64) int64  { return p[len(p)-1] - p[int64(len(p)-1)-k] }
 
 // Check audits one variant as one source shows it: observed against
 // baseline + the variant's ledger entries. Entries of other variants are
@@ -173,23 +184,26 @@ func checkMovie(id int64, base, obs MovieState, ml *movieLedger) (*MovieFinding,
 		}
 	}
 	dupLo, dupHi := values[0], values[len(values)-1]
+	amb, reached, acked := prefixOf(ml.ambiguous), prefixOf(ml.reached), prefixOf(ml.acked)
 	// bounds is the sum range (of the excess) of an explanation: l acked
 	// lost, k ambiguous applied, p phantoms, d duplicates.
 	bounds := func(l, k, p, d int64) (lo, hi int64) {
-		lo = smallest(ml.ambiguous, k) + smallest(ml.reached, p) - largest(ml.acked, l) + d*dupLo
-		hi = largest(ml.ambiguous, k) + largest(ml.reached, p) - smallest(ml.acked, l) + d*dupHi
+		lo = amb.smallest(k) + reached.smallest(p) - acked.largest(l) + d*dupLo
+		hi = amb.largest(k) + reached.largest(p) - acked.smallest(l) + d*dupHi
 		return lo, hi
 	}
 
 	cmin := max(0, -x) + max(0, x-M)
 	cmax := cmin + extraSearch
 	ex := explainer{
-		amb: kSums(ml.ambiguous, int(M)),
-		ack: kSums(ml.acked, int(min(A, cmax))),
-		ph:  kSums(ml.reached, int(min(P, cmax))),
-		dup: repeatSums(values, int(max(0, cmax))),
-		xs:  xs,
+		amb:    kSums(ml.ambiguous, int(M)),
+		ack:    kSums(ml.acked, int(min(A, cmax))),
+		ph:     kSums(ml.reached, int(min(P, cmax))),
+		dup:    repeatSums(values, int(max(0, cmax))),
+		xs:     xs,
+		budget: new(int),
 	}
+	*ex.budget = workBudget
 	for c := cmin; c <= cmax; c++ {
 		for l := int64(0); l <= min(c, A); l++ {
 			for p := min(c-l, P); p >= 0; p-- {
@@ -231,6 +245,7 @@ type explainer struct {
 	amb, ack, ph []bitset // achievable sums by how many are chosen; nil: too costly, bounds only
 	dup          []bitset // achievable sums of d duplicates
 	xs           int64    // observed excess sum
+	budget       *int     // operations left for this movie, shared by every fits call
 }
 
 // fits reports whether some choice of l acked lost, k ambiguous applied,
@@ -240,7 +255,9 @@ func (e explainer) fits(l, k, p, d int64) bool {
 		int(l) >= len(e.ack) || int(p) >= len(e.ph) || int(k) >= len(e.amb) || int(d) >= len(e.dup) {
 		return true // the bounds already held; exactness unaffordable
 	}
-	budget := workBudget
+	if *e.budget <= 0 {
+		return true
+	}
 	found := false
 	e.amb[k].each(func(a int64) bool {
 		return e.ph[p].each(func(q int64) bool {
@@ -250,8 +267,8 @@ func (e explainer) fits(l, k, p, d int64) bool {
 					found = true
 					return false
 				}
-				budget--
-				if budget < 0 {
+				*e.budget--
+				if *e.budget <= 0 {
 					found = true // out of budget: give the benefit of the doubt
 					return false
 				}

@@ -8,7 +8,7 @@ package audit
 
 // workBudget bounds the bit operations spent on one movie; beyond it the
 // audit falls back to the min/max bounds (necessary, not sufficient).
-const workBudget = 50_000_000
+const workBudget = 20_000_000
 
 // bitset is a set of small non-negative integers.
 type bitset []uint64

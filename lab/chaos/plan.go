@@ -24,6 +24,8 @@ type Lab struct {
 	Delivery string
 	// ScenarioDirs are searched for a bare load.scenario name, in order.
 	ScenarioDirs []fs.FS
+	// IgnoreRequires skips the requires checks (validating without a lab).
+	IgnoreRequires bool
 }
 
 // Plan is a checked experiment: everything the runner needs, all found
@@ -111,7 +113,7 @@ func Validate(e *Experiment, lab Lab, variants []string) (*Plan, error) {
 	p.Variants = chosen
 
 	// Lab switches.
-	if want := e.Requires.Breakers; want != "" {
+	if want := e.Requires.Breakers; want != "" && !lab.IgnoreRequires {
 		have := map[bool]string{true: "on", false: "off"}[lab.Breakers]
 		if want != have {
 			return nil, e.fieldErr("requires.breakers", "this experiment needs the RPC variant's circuit breakers %s, and this lab runs them %s; restart it with: lab down && lab up --breakers=%s", want, have, want)
@@ -121,7 +123,7 @@ func Validate(e *Experiment, lab Lab, variants []string) (*Plan, error) {
 		if want != "effectively-once" && want != "at-least-once" {
 			return nil, e.fieldErr("requires.delivery", "want effectively-once or at-least-once, got %q", want)
 		}
-		if lab.Delivery != "" && lab.Delivery != want {
+		if !lab.IgnoreRequires && lab.Delivery != "" && lab.Delivery != want {
 			return nil, e.fieldErr("requires.delivery", "this experiment needs ratings-stream in %s mode, and this lab runs %s; restart it with: lab down && lab up --delivery=%s", want, lab.Delivery, want)
 		}
 	}
@@ -282,7 +284,7 @@ func (p *Plan) resolveStep(i int, st Step, t faults.Targets) (PlannedStep, error
 	switch {
 	case isEquivalent:
 		if st.Target != "" || st.Targets != nil {
-			return ps, e.fieldErr(path+".targets", "%s is an equivalent from the mapping table: its targets are fixed (give a catalog fault such as latency to choose targets)", st.Fault)
+			return ps, e.fieldErr(targetPath(path, st, ""), "%s is an equivalent from the mapping table: its targets are fixed (give a catalog fault such as latency to choose targets)", st.Fault)
 		}
 		// Every param must feed some action of the equivalent.
 		accepted := map[string]bool{}
@@ -382,8 +384,11 @@ func (p *Plan) resolveStep(i int, st Step, t faults.Targets) (PlannedStep, error
 }
 
 func targetPath(path string, st Step, v string) string {
-	if st.Target != "" {
+	switch {
+	case st.Target != "":
 		return path + ".target"
+	case v == "":
+		return path + ".targets"
 	}
 	return path + ".targets." + v
 }

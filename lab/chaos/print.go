@@ -3,6 +3,7 @@ package chaos
 import (
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"text/tabwriter"
 
@@ -36,19 +37,30 @@ func PrintVerdict(w io.Writer, j journal.Journal, path string) {
 	type row struct{ phase, probe, tol string }
 	var rows []row
 	cells := map[row]map[string]string{}
-	for _, ph := range j.Phases {
-		for _, pr := range ph.Probes {
-			k := row{ph.Name, pr.Name, pr.Tolerance}
-			if cells[k] == nil {
-				cells[k] = map[string]string{}
-				rows = append(rows, k)
+	// Rows in phase order; within a phase, the variants' probe lists are
+	// merged so a probe one variant lacks keeps its place.
+	for _, phase := range []string{journal.PhaseBefore, journal.PhaseDuring, journal.PhaseAfter} {
+		var order []row
+		for _, ph := range j.Phases {
+			if ph.Name != phase {
+				continue
 			}
-			mark := "✓"
-			if !pr.OK {
-				mark = "✗"
+			at := 0
+			for _, pr := range ph.Probes {
+				k := row{ph.Name, pr.Name, pr.Tolerance}
+				if cells[k] == nil {
+					cells[k] = map[string]string{}
+					order = slices.Insert(order, at, k)
+				}
+				at = slices.Index(order, k) + 1
+				mark := "✓"
+				if !pr.OK {
+					mark = "✗"
+				}
+				cells[k][ph.Variant] = mark + " " + pr.Observed
 			}
-			cells[k][ph.Variant] = mark + " " + pr.Observed
 		}
+		rows = append(rows, order...)
 	}
 	tw = tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintf(tw, "  PHASE\tPROBE\tTOLERANCE")

@@ -18,7 +18,6 @@ import (
 
 	"github.com/ratingslab/lab/lab/audit"
 	"github.com/ratingslab/lab/lab/journal"
-	"github.com/ratingslab/lab/lab/load/ledger"
 )
 
 func init() { extraCommands = append(extraCommands, newAuditCmd) }
@@ -217,7 +216,7 @@ func printAudit(w io.Writer, results []audit.Result, asJSON bool) error {
 
 func newAuditSnapshotCmd(g *globals) *cobra.Command {
 	var out string
-	var variants []string
+	var variants, apiFlags []string
 	cmd := &cobra.Command{
 		Use:   "snapshot",
 		Short: "Record every variant's state now, as the baseline of a later audit",
@@ -230,9 +229,16 @@ counted as duplicates. (Experiments take this snapshot themselves.)`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ports := g.ports()
 			apis := map[string]string{"rpc": "http://" + ports.WebserverRPC(), "stream": "http://" + ports.WebserverStream()}
+			for _, a := range apiFlags {
+				v, u, ok := strings.Cut(a, "=")
+				if !ok || !strings.HasPrefix(u, "http") {
+					return fmt.Errorf("--api %q: want variant=http://host:port", a)
+				}
+				apis[v] = u
+			}
 			for _, v := range variants {
 				if _, ok := apis[v]; !ok {
-					return fmt.Errorf("--variants: unknown variant %q (known: rpc, stream)", v)
+					return fmt.Errorf("--variants: unknown variant %q (known: rpc, stream; others need --api)", v)
 				}
 			}
 			snaps := audit.Observe(cmd.Context(), &http.Client{Timeout: 10 * time.Second}, g.dir(), variants, apis)
@@ -259,6 +265,7 @@ counted as duplicates. (Experiments take this snapshot themselves.)`,
 	}
 	cmd.Flags().StringVar(&out, "out", "", "`file` to write (default: standard output)")
 	cmd.Flags().StringSliceVar(&variants, "variants", []string{"rpc", "stream"}, "variants to read")
+	cmd.Flags().StringArrayVar(&apiFlags, "api", nil, "public API of a variant, `variant=URL` (default: the lab's webserver ports)")
 	return cmd
 }
 
@@ -307,5 +314,3 @@ func newestFile(dir, ext string) (string, error) {
 	sort.Slice(cs, func(i, j int) bool { return cs[i].mod.After(cs[j].mod) })
 	return cs[0].path, nil
 }
-
-var _ = ledger.Version // the ledger format the audit reads

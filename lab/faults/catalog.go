@@ -84,7 +84,7 @@ func choiceParam(name, def, help string, choices ...string) Param {
 	return Param{Name: name, Type: ParamChoice, Default: def, Help: help, Choices: choices, Range: strings.Join(choices, "|")}
 }
 
-func fmtNum(f float64) string { return strconv.FormatFloat(f, 'g', -1, 64) }
+func fmtNum(f float64) string { return strconv.FormatFloat(f, 'f', -1, 64) }
 
 // Directions of an edge toxic: upstream is client→server (requests),
 // downstream is server→client (answers).

@@ -33,7 +33,8 @@
 //	client_p50_seconds         median client latency of the answers in that second
 //	client_p99_seconds         99th percentile client latency of the answers in that second
 //	client_in_flight           requests sent and not yet answered
-//	server_rps                 requests per second the variant's webserver answered (lab_http_requests_total)
+//	server_rps                 requests per second the variant's webserver answered (lab_http_requests_total;
+//	                           includes the sampler's own view read, one a second)
 //	server_error_ratio         share of those answered 5xx
 //	breaker_state              worst breaker of the variant: 0 closed, 1 half-open, 2 open (rpc only)
 //	breaker_transitions_total  breaker transitions since sampling began (rpc only)
@@ -51,5 +52,15 @@
 // # Recovery
 //
 // Recovery metrics (one Recovery per fault and variant) are computed from the
-// samples by ComputeRecovery; docs/report.md says exactly what each one means.
+// samples by ComputeRecovery: a runner sets j.Recovery = ComputeRecovery(j)
+// once samples and faults are in, before Write. docs/report.md says exactly
+// what each one means. A report renders a journal without them by computing
+// them itself (and says so).
+//
+// # Producing a journal
+//
+// package sampler scrapes the parts and derives the samples; package audit
+// reads the baseline (audit.Observe at the start), the final states and
+// checks them (audit.All or audit.Run); package report renders the result
+// (report.RenderFile(path, report.DefaultDir(path))).
 package journal

@@ -166,7 +166,11 @@ func (s *Summary) WriteTable(w io.Writer) error {
 	if s.Interrupted {
 		state = "INTERRUPTED"
 	}
-	fmt.Fprintf(w, "run %s: scenario %s (seed %d, %s), %s, %s\n", s.RunID, s.Scenario, s.Seed, s.Source, s.Schedule, state)
+	source := ""
+	if s.Source != "scenario" {
+		source = ", replaying " + strings.TrimPrefix(s.Source, "file:")
+	}
+	fmt.Fprintf(w, "run %s: scenario %s, seed %d%s, %s: %s\n", s.RunID, s.Scenario, s.Seed, source, s.Schedule, state)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "variant\tsent\tok\t4xx\t5xx\tambiguous\tnot sent\tsuccess\trate/s\tp50 ms\tp99 ms\tmax ms\tthresholds\t")
 	for _, v := range s.Variants {

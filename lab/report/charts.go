@@ -312,6 +312,14 @@ func (compactTicks) Ticks(lo, hi float64) []plot.Tick {
 }
 
 func compact(v float64) string {
+	// Tick values come out of float arithmetic (1.2000000000000002);
+	// six significant digits are plenty for a label. Adding 0 turns -0
+	// into 0.
+	if v != 0 {
+		mag := math.Pow(10, 5-math.Floor(math.Log10(math.Abs(v))))
+		v = math.Round(v*mag) / mag
+	}
+	v += 0
 	switch a := math.Abs(v); {
 	case a >= 1e6:
 		return strconv.FormatFloat(v/1e6, 'f', -1, 64) + "M"
@@ -341,7 +349,7 @@ func (secondTicks) Ticks(lo, hi float64) []plot.Tick {
 	}
 	var ticks []plot.Tick
 	for v := math.Ceil(lo/step) * step; v <= hi; v += step {
-		ticks = append(ticks, plot.Tick{Value: v, Label: strconv.FormatFloat(v, 'f', -1, 64)})
+		ticks = append(ticks, plot.Tick{Value: v, Label: compact(v)})
 		for minor := v + step/2; minor < min(v+step, hi) && minor <= hi; minor += step {
 			ticks = append(ticks, plot.Tick{Value: minor})
 		}

@@ -55,6 +55,9 @@ type Deriver struct {
 	viewStart map[string]int64
 	// client acked ratings when the view was first read, per variant
 	ackedAtViewStart map[string]float64
+	// parts that have reported consumer lag: while one of them cannot be
+	// read, the variant's lag is unknown, not the sum of the others
+	lagParts map[string]bool
 }
 
 // NewDeriver derives series for variants from scrapes of targets (used to
@@ -68,6 +71,7 @@ func NewDeriver(variants []string, targets []Target) *Deriver {
 		totals:           map[string]map[string]float64{},
 		viewStart:        map[string]int64{},
 		ackedAtViewStart: map[string]float64{},
+		lagParts:         map[string]bool{},
 	}
 	for _, t := range targets {
 		d.partVariant[t.Part] = t.Variant
@@ -391,6 +395,7 @@ func (d *Deriver) server(smp *journal.Sample, deltas map[string]partDelta, s Scr
 			}
 		}
 		if f := fams[metricConsumerLag]; f != nil {
+			d.lagParts[part] = true
 			lagSeen = true
 			for _, m := range f.GetMetric() {
 				lag += m.GetGauge().GetValue()
@@ -431,6 +436,11 @@ func (d *Deriver) server(smp *journal.Sample, deltas map[string]partDelta, s Scr
 	if transSeen {
 		d.totals[v][journal.SeriesBreakerTransitions] += transitions
 		smp.Set(journal.SeriesBreakerTransitions, d.totals[v][journal.SeriesBreakerTransitions])
+	}
+	for part := range d.lagParts {
+		if _, ok := s.Families[part]; !ok && d.partVariant[part] == v {
+			lagSeen = false // a consumer is down or stopped: its lag is unknown
+		}
 	}
 	if lagSeen {
 		smp.Set(journal.SeriesConsumerLag, lag)

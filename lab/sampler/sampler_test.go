@@ -248,3 +248,37 @@ func TestRunScrapesEverySecondUntilCancelled(t *testing.T) {
 		t.Errorf("ran %d ticks, err %v", n, err)
 	}
 }
+
+func TestDeriverCallsLagUnknownWhileAConsumerCannotBeRead(t *testing.T) {
+	targets := []Target{{Part: "ratings-stream", Variant: "stream"}, {Part: "webserver-stream", Variant: "stream"}}
+	d := NewDeriver([]string{"stream"}, targets)
+	families := func(lag float64) Families {
+		m := newPartMetrics()
+		m.lag.WithLabelValues("ratings", "0").Set(lag)
+		fams, err := m.reg.Gather()
+		if err != nil {
+			t.Fatal(err)
+		}
+		f := Families{}
+		for _, mf := range fams {
+			f[mf.GetName()] = mf
+		}
+		return f
+	}
+	at := time.Unix(1000, 0)
+	both := Scrape{At: at, Families: map[string]Families{"ratings-stream": families(40), "webserver-stream": families(2)}}
+	if v, ok := d.Next(both)[0].Get(journal.SeriesConsumerLag); !ok || v != 42 {
+		t.Errorf("lag = %v (present %v), want 42", v, ok)
+	}
+	// The processor is killed: the webserver's lag alone would read as
+	// "no lag" while the backlog grows.
+	killed := Scrape{At: at.Add(time.Second), Families: map[string]Families{"webserver-stream": families(2)},
+		Errors: map[string]string{"ratings-stream": "connection refused"}}
+	smp := d.Next(killed)[0]
+	if v, ok := smp.Get(journal.SeriesConsumerLag); ok {
+		t.Errorf("lag = %v while the processor is down, want absent", v)
+	}
+	if v, _ := smp.Get(journal.SeriesScrapeErrors); v != 1 {
+		t.Errorf("scrape errors = %v, want 1", v)
+	}
+}

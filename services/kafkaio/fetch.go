@@ -15,8 +15,11 @@ import (
 
 // FetchOptions tune a Fetcher; zero values mean the defaults.
 type FetchOptions struct {
-	// MaxWait is how long the broker holds a fetch open when there is
-	// nothing new (default 250ms; it also bounds how fast Close returns).
+	// MaxWait bounds a fetch when there is nothing new (default 2s). kafka-go
+	// asks the broker to hold the fetch for MaxWait minus up to 1s and gives
+	// up on the connection (i/o timeout, reconnect) at MaxWait, so the
+	// difference is the round trip it tolerates — a latency fault on the
+	// broker edge above it stalls the consumer. It also bounds Close.
 	MaxWait time.Duration
 	// MaxBytes is the most bytes per fetch response (default 8 MiB).
 	MaxBytes int
@@ -44,7 +47,7 @@ type Fetcher struct {
 // offset or kafka.FirstOffset. Close it to stop.
 func (k *Cluster) NewFetcher(topic string, start map[int]int64, o FetchOptions) (*Fetcher, error) {
 	if o.MaxWait <= 0 {
-		o.MaxWait = 250 * time.Millisecond
+		o.MaxWait = 2 * time.Second
 	}
 	if o.MaxBytes <= 0 {
 		o.MaxBytes = 8 << 20
@@ -168,8 +171,12 @@ func (f *Fetcher) Close() {
 	f.wg.Wait()
 }
 
+// closeReaders closes all readers at once: each may wait for a fetch in
+// flight (up to MaxWait).
 func (f *Fetcher) closeReaders() {
+	var wg sync.WaitGroup
 	for _, r := range f.readers {
-		r.Close()
+		wg.Go(func() { r.Close() })
 	}
+	wg.Wait()
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"maps"
 	"sync"
+	"time"
 
 	"github.com/segmentio/kafka-go"
 )
@@ -54,6 +55,9 @@ func (t *Tailer) Run(ctx context.Context) error {
 	t.fetcher = f
 	t.mu.Unlock()
 	defer f.Close()
+	lagCtx, stopLag := context.WithCancel(ctx)
+	defer stopLag()
+	go t.k.TrackLag(lagCtx, t.topic, AllPartitions(t.partitions), t.posOf, 5*time.Second)
 	var buf []kafka.Message
 	for {
 		buf, err = f.Next(ctx, buf, t.maxBatch)
@@ -129,4 +133,10 @@ func (t *Tailer) WaitCaughtUp(ctx context.Context) error {
 		case <-advance:
 		}
 	}
+}
+
+func (t *Tailer) posOf(p int) int64 {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.pos[p]
 }

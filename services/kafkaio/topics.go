@@ -138,3 +138,36 @@ func AllPartitions(n int) []int {
 	}
 	return ps
 }
+
+// TrackLag sets the lag of topic's partitions from the brokers' end offsets
+// every interval until ctx ends, so that an idle partition shows 0 and a
+// stuck consumer shows its lag growing (the fetch path only updates lag when
+// records arrive). next(p) is the consumer's next offset for p, or a
+// negative number for "nothing consumed yet" (lag counts from the first
+// offset). When the brokers cannot be asked, the gauges keep their values.
+func (k *Cluster) TrackLag(ctx context.Context, topic string, partitions []int, next func(p int) int64, every time.Duration) {
+	if len(partitions) == 0 {
+		return
+	}
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		qctx, cancel := context.WithTimeout(ctx, every)
+		bounds, err := k.Offsets(qctx, topic, partitions)
+		cancel()
+		if err == nil {
+			for p, b := range bounds {
+				n := next(p)
+				if n < 0 {
+					n = b.First
+				}
+				k.metrics.SetLag(topic, p, b.End-n)
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}

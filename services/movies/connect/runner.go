@@ -75,6 +75,7 @@ func (r *Runner) Run(ctx context.Context, log *slog.Logger) error {
 		return c.Info()
 	}
 	srv := serve.New(serve.Options{Registry: reg, Ready: ready, Info: info, Log: log})
+	registerAdmin(srv, db, log)
 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()

@@ -1,6 +1,10 @@
 package stream
 
-import "github.com/prometheus/client_golang/prometheus"
+import (
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/ratingslab/lab/services/model"
+)
 
 // metrics are the processor's own metrics; Kafka client metrics (consumed,
 // produced, lag) come from kafkaio.
@@ -23,6 +27,12 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "lab_dlq_messages_total",
 			Help: "Ratings events sent to the dead-letter topic, by reason.",
 		}, []string{"reason"}),
+	}
+	// Every reason is exported from the start, at 0: a dashboard shows
+	// "no poison yet" rather than "no data".
+	for _, r := range []string{model.ReasonMalformed, model.ReasonInvalidField, model.ReasonRatingRange,
+		model.ReasonUnknownMovie, model.ReasonKeyMismatch, model.ReasonWrongPartition} {
+		m.dlq.WithLabelValues(r)
 	}
 	if reg != nil {
 		reg.MustRegister(batch, m.dlq)

@@ -290,9 +290,10 @@ func (p *Processor) run(ctx context.Context) error {
 
 // partState is one assigned partition during a generation.
 type partState struct {
-	next     int64   // next offset to count: everything below is in the state
-	seedFrom int64   // records in [seedFrom, next) only refill the dedupe window
-	window   *window // nil in at-least-once mode
+	next      int64        // next offset to count: everything below is in the state
+	committed atomic.Int64 // next, as last committed (read by the lag tracker)
+	seedFrom  int64        // records in [seedFrom, next) only refill the dedupe window
+	window    *window      // nil in at-least-once mode
 }
 
 // runGeneration owns the assigned partitions until the generation ends.
@@ -355,6 +356,7 @@ func (p *Processor) runGeneration(ctx, gctx context.Context, gen *kafka.Generati
 			}
 			ps.next, ps.seedFrom = next, next
 		}
+		ps.committed.Store(ps.next)
 		states[id] = ps
 		start[id] = ps.seedFrom
 	}
@@ -402,6 +404,13 @@ func (p *Processor) runGeneration(ctx, gctx context.Context, gen *kafka.Generati
 	p.health.set("running", nil)
 	p.emitting.Store(true)
 	p.log.Info("consuming", "generation", gen.ID, "from", start)
+	lagCtx, stopLag := context.WithCancel(gctx)
+	lagDone := make(chan struct{})
+	go func() {
+		defer close(lagDone)
+		p.k.TrackLag(lagCtx, model.TopicRatings, ids, func(part int) int64 { return states[part].committed.Load() }, 5*time.Second)
+	}()
+	defer func() { stopLag(); <-lagDone }() // before the gauges are dropped
 
 	var buf []kafka.Message
 	for {
@@ -545,6 +554,7 @@ func (p *Processor) process(ctx, gctx context.Context, gen *kafka.Generation, ba
 	}
 	for part, n := range next {
 		states[part].next = n
+		states[part].committed.Store(n)
 	}
 	if p.testHookAfterCommit != nil && p.testHookAfterCommit() {
 		return errSimulatedCrash

@@ -1,0 +1,204 @@
+package chaos
+
+import (
+	"io/fs"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+
+	"github.com/ratingslab/lab/experiments"
+	"github.com/ratingslab/lab/lab/faults"
+	"github.com/ratingslab/lab/lab/layout"
+	"github.com/ratingslab/lab/lab/parts"
+	"github.com/ratingslab/lab/loadtests"
+)
+
+// defaultLab is a lab started with `lab up` and no flags, from the part table.
+func defaultLab(t testing.TB) Lab {
+	t.Helper()
+	return Lab{Targets: faults.TargetsFor(parts.Options{}, layout.Ports{Base: layout.DefaultPortBase}),
+		Breakers: true, Delivery: "effectively-once", ScenarioDirs: []fs.FS{loadtests.Scenarios()}}
+}
+
+// Every shipped experiment parses and validates against the lab it was
+// written for.
+func TestShippedExperimentsAreValid(t *testing.T) {
+	entries, err := fs.ReadDir(experiments.FS(), ".")
+	if err != nil {
+		t.Fatal(err)
+	}
+	found := 0
+	for _, en := range entries {
+		if filepath.Ext(en.Name()) != ".yaml" {
+			continue
+		}
+		found++
+		t.Run(en.Name(), func(t *testing.T) {
+			data, err := fs.ReadFile(experiments.FS(), en.Name())
+			if err != nil {
+				t.Fatal(err)
+			}
+			e, err := Parse(data, "experiments/"+en.Name())
+			if err != nil {
+				t.Fatal(err)
+			}
+			lab := defaultLab(t)
+			lab.Breakers = e.Requires.Breakers != "off"
+			p, err := Validate(e, lab, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if e.Description == "" || len(p.Variants) != 2 {
+				t.Errorf("a shipped experiment explains itself and runs both variants: %+v", e)
+			}
+		})
+	}
+	// The issue's list: movies outage, movies latency, ratings crash, ratings
+	// pause, broker outage, slow consumer, poison event, breakers off.
+	if found < 8 {
+		t.Fatalf("found %d shipped experiments, want at least 8", found)
+	}
+}
+
+// The breakers-off experiment refuses a lab that runs its breakers.
+func TestRequiresIsCheckedAgainstTheLab(t *testing.T) {
+	data, err := fs.ReadFile(experiments.FS(), "movies-latency-breakers-off.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	e, err := Parse(data, "experiments/movies-latency-breakers-off.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = Validate(e, defaultLab(t), nil)
+	want := "experiments/movies-latency-breakers-off.yaml:10: requires.breakers: this experiment needs the RPC variant's circuit breakers off, and this lab runs them on; restart it with: lab down && lab up --breakers=off"
+	if err == nil || err.Error() != want {
+		t.Fatalf("error:\n %v\nwant:\n %s", err, want)
+	}
+}
+
+// The README's format example is itself a valid experiment.
+func TestREADMEExampleIsValid(t *testing.T) {
+	b, err := os.ReadFile("../../experiments/README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := regexp.MustCompile("(?s)```yaml\n(.*?)```").FindSubmatch(b)
+	if m == nil {
+		t.Fatal("no yaml example in experiments/README.md")
+	}
+	e, err := Parse(m[1], "README example")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Validate(e, defaultLab(t), nil); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// The README's mapping table is the one in the code.
+func TestREADMEListsEveryEquivalent(t *testing.T) {
+	b, err := os.ReadFile("../../experiments/README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range Equivalents() {
+		row := "| " + e.Name + " | " + e.Summary + " | " + e.Describe(VariantRPC) + " | " + e.Describe(VariantStream) + " |"
+		if !strings.Contains(string(b), row) {
+			t.Errorf("experiments/README.md lacks the row\n%s", row)
+		}
+	}
+}
+
+const goodExperiment = `title: t
+load:
+  scenario: smoke
+  duration: 30s
+steady_state:
+  probes:
+    - probe: success_rate
+      min: 0.99
+method:
+  - fault: movies-outage
+    at: 5s
+    for: 5s
+`
+
+// A malformed file is refused with the file, line and field.
+func TestParseErrorsNameTheFieldAndLine(t *testing.T) {
+	for _, tc := range []struct {
+		name, yaml, want string
+	}{
+		{"not yaml", "title: [", "x.yaml: not valid YAML"},
+		{"empty", "", "x.yaml: empty file"},
+		{"unknown top field", "titel: t\n", "x.yaml:1: titel: unknown field (valid: title, description"},
+		{"missing title", "load: {scenario: smoke}\n", "x.yaml:1: title: is required"},
+		{"bad at", strings.Replace(goodExperiment, "at: 5s", "at: soon", 1), `x.yaml:11: method[0].at: want a duration such as 10s or 1m30s, got "soon"`},
+		{"negative for", strings.Replace(goodExperiment, "for: 5s", "for: -5s", 1), "x.yaml:12: method[0].for: must not be negative"},
+		{"bad rate", strings.Replace(goodExperiment, "duration: 30s", "rate: fast", 1), `x.yaml:4: load.rate: want a number, got "fast"`},
+		{"probes not a list", strings.Replace(goodExperiment, "  probes:\n    - probe: success_rate\n      min: 0.99", "  probes: success_rate", 1), "x.yaml:6: steady_state.probes: want a list"},
+		{"unknown step field", strings.Replace(goodExperiment, "for: 5s", "for: 5s\n    when: later", 1), "x.yaml:13: method[0].when: unknown field (valid: fault, target, targets, params, at, for)"},
+		{"duplicate key", strings.Replace(goodExperiment, "title: t\n", "title: t\ntitle: u\n", 1), "x.yaml:2: title: appears twice"},
+		{"bad seed", strings.Replace(goodExperiment, "duration: 30s", "seed: -1", 1), "x.yaml:4: load.seed: want a whole number"},
+		{"bad breakers", strings.Replace(goodExperiment, "title: t\n", "title: t\nrequires: {breakers: maybe}\n", 1), `x.yaml:2: requires.breakers: want on or off, got "maybe"`},
+		{"target and targets", strings.Replace(goodExperiment, "for: 5s", "for: 5s\n    targets: {rpc: movies-rpc}\n    target: movies-rpc", 1), "x.yaml:14: method[0].target: give target or targets, not both"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := Parse([]byte(tc.yaml), "x.yaml")
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("error %v\nwant it to contain %q", err, tc.want)
+			}
+		})
+	}
+}
+
+// Problems only the lab's tables reveal are refused before anything runs,
+// still naming the field and line.
+func TestValidateErrorsNameTheFieldAndLine(t *testing.T) {
+	for _, tc := range []struct {
+		name, old, new, want string
+	}{
+		{"unknown fault", "fault: movies-outage", "fault: meteor", "x.yaml:10: method[0].fault: unknown fault \"meteor\": want an equivalent (movies-outage"},
+		{"param of no action", "for: 5s", "for: 5s\n    params: {latency: 1s}", "x.yaml:13: method[0].params.latency: movies-outage takes no parameter \"latency\""},
+		{"bad param value", "fault: movies-outage\n    at: 5s\n    for: 5s", "fault: movies-latency\n    at: 5s\n    for: 5s\n    params: {latency: 2 seconds}", "x.yaml:13: method[0].params.latency: latency in the rpc variant: params.latency: want a duration"},
+		{"within warmup", "at: 5s", "at: 2s", "x.yaml:11: method[0].at: movies-outage starts at 2s, within the warmup"},
+		{"no for", "    for: 5s\n", "", "x.yaml:10: method[0].for: is required: how long movies-outage lasts"},
+		{"ends too late", "for: 5s", "for: 20s", "x.yaml:12: method[0].for: the last fault ends at 25s; the load (30s) must run on for steady_state.recovery (10s) and 2s more"},
+		{"instant with for", "fault: movies-outage", "fault: poison-event", "x.yaml:12: method[0].for: poison-event takes effect once and has nothing to heal; drop for"},
+		{"unknown probe", "probe: success_rate", "probe: happiness", "x.yaml:7: steady_state.probes[0].probe: unknown probe \"happiness\" (valid: success_rate"},
+		{"wrong bound", "min: 0.99", "max: 0.99", "x.yaml:8: steady_state.probes[0].max: success_rate takes a min, not a max"},
+		{"fraction", "min: 0.99", "min: 99", "x.yaml:8: steady_state.probes[0].min: is a fraction from 0 to 1"},
+		{"probe for the other variant", "min: 0.99", "min: 0.99\n    - probe: consumer_lag\n      max: 10\n      variants: [rpc]", "x.yaml:11: steady_state.probes[1].variants: consumer_lag applies to stream only"},
+		{"unknown variant", "title: t", "title: t\nvariants: [rpc, soap]", "x.yaml:2: variants[1]: unknown variant \"soap\""},
+		{"catalog fault without target", "fault: movies-outage", "fault: latency", "x.yaml:10: method[0].targets: latency is a catalog fault: give target, or targets per variant"},
+		{"target of the wrong kind", "fault: movies-outage", "fault: latency\n    target: movies-rpc", "x.yaml:11: method[0].target: target \"movies-rpc\": latency applies to edges"},
+		{"equivalent with targets", "fault: movies-outage", "fault: movies-outage\n    target: movies-rpc", "x.yaml:11: method[0].target: movies-outage is an equivalent from the mapping table: its targets are fixed"},
+		{"unknown scenario", "scenario: smoke", "scenario: tsunami", "x.yaml:3: load.scenario: tsunami: unknown scenario (known: "},
+		{"rollback of no part", "    for: 5s\n", "    for: 5s\nrollbacks:\n  - action: start\n    part: nowhere\n", "x.yaml:15: rollbacks[0].part: \"nowhere\" is not a part of this lab"},
+		{"overlap", "    for: 5s\n", "    for: 5s\n  - fault: kill\n    target: movies-rpc\n    at: 7s\n    for: 2s\n", "x.yaml:15: method[1].at: overlaps method[0] on movies-rpc in the rpc variant (kill and kill at the same time)"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			src := strings.Replace(goodExperiment, tc.old, tc.new, 1)
+			if src == goodExperiment {
+				t.Fatalf("test case %q changed nothing", tc.name)
+			}
+			e, err := Parse([]byte(src), "x.yaml")
+			if err == nil {
+				_, err = Validate(e, defaultLab(t), nil)
+			}
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("error %v\nwant it to contain %q\nfile:\n%s", err, tc.want, src)
+			}
+		})
+	}
+	// --variants is checked too.
+	e, err := Parse([]byte(goodExperiment), "x.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Validate(e, defaultLab(t), []string{"grpc"}); err == nil || !strings.Contains(err.Error(), `--variants: unknown variant "grpc"`) {
+		t.Fatalf("--variants grpc: %v", err)
+	}
+}

@@ -1,0 +1,177 @@
+package chaos
+
+import (
+	"math"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ratingslab/lab/lab/audit"
+	"github.com/ratingslab/lab/lab/journal"
+)
+
+func TestQuantileInterpolatesLikePrometheus(t *testing.T) {
+	inf := math.Inf(1)
+	b := buckets{0.1: 50, 0.5: 90, 1: 100, inf: 100}
+	for q, want := range map[float64]float64{0.5: 0.1, 0.99: 0.95, 0.25: 0.05} {
+		if got, ok := b.quantile(q); !ok || math.Abs(got-want) > 1e-9 {
+			t.Errorf("q%.2f = %v, want %v", q, got, want)
+		}
+	}
+	// A rank in the +Inf bucket reads as the highest finite bound.
+	if got, _ := (buckets{0.1: 1, inf: 10}).quantile(0.99); got != 0.1 {
+		t.Errorf("q0.99 in +Inf = %v", got)
+	}
+	if _, ok := (buckets{}).quantile(0.5); ok {
+		t.Error("an empty histogram has no quantile")
+	}
+	// A restarted part's counters start again from zero.
+	if d := delta(buckets{1: 3, inf: 3}, buckets{1: 10, inf: 12}); d[inf] != 3 {
+		t.Errorf("delta after a reset = %v", d)
+	}
+}
+
+// evalPlan is a plan with a fault from +10s to +20s, a 3s window, and a 5s
+// recovery: before (2s,10s], during (10s,20s], after (25s, end].
+func evalPlan(t *testing.T) *Plan {
+	t.Helper()
+	src := `title: eval
+load: {scenario: smoke, duration: 30s}
+steady_state:
+  warmup: 2s
+  window: 3s
+  recovery: 5s
+  probes:
+    - probe: success_rate
+      min: 0.9
+    - probe: p99_latency
+      max: 200ms
+      during: {max: 1s}
+    - probe: consumer_lag
+      max: 10
+      during: skip
+    - probe: lost_writes
+method:
+  - fault: ratings-crash
+    at: 10s
+    for: 10s
+`
+	e, err := Parse([]byte(src), "eval.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := Validate(e, defaultLab(t), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// One tick per second for 30 s; bad(sec) says how a second went.
+func ticks(t0 time.Time, fill func(sec int, tk *tick)) []tick {
+	var out []tick
+	for sec := 1; sec <= 30; sec++ {
+		tk := tick{at: t0.Add(time.Duration(sec) * time.Second), latency: buckets{}, fresh: buckets{}}
+		tk.sample = journal.Sample{At: tk.at, Values: map[string]float64{}}
+		tk.answered = 10
+		tk.latency = buckets{0.05: 10, 0.5: 10, 2: 10, math.Inf(1): 10}
+		fill(sec, &tk)
+		out = append(out, tk)
+	}
+	return out
+}
+
+func TestEvaluatePhases(t *testing.T) {
+	p := evalPlan(t)
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	s := newStore(p.Variants, nil)
+	// rpc: half the requests fail from +12s to +15s, and answers take
+	// 0.5-2s then; otherwise all fine.
+	s.ticks[VariantRPC] = ticks(t0, func(sec int, tk *tick) {
+		if sec >= 12 && sec <= 15 {
+			tk.errors = 5
+			tk.latency = buckets{0.05: 0, 0.5: 0, 2: 10, math.Inf(1): 10}
+		}
+	})
+	// stream: requests hang (none answered, 40 in flight) from +11s to +13s,
+	// so only the window (10s, 13s] saw no answer at all;
+	// lag is reported throughout and back to 0 at the end.
+	s.ticks[VariantStream] = ticks(t0, func(sec int, tk *tick) {
+		lag := 0.0
+		if sec >= 11 && sec <= 22 {
+			lag = 500
+		}
+		tk.sample.Set(journal.SeriesConsumerLag, lag)
+		if sec >= 11 && sec <= 13 {
+			tk.answered, tk.latency = 0, buckets{}
+			tk.sample.Set(journal.SeriesClientInFlight, 40)
+		}
+	})
+	rt := runTimes{t0: t0, loadEnd: t0.Add(30 * time.Second), drained: t0.Add(30 * time.Second)}
+	audits := []audit.Result{
+		{Variant: VariantRPC, Source: audit.SourceStore, Checked: true, OK: true},
+		{Variant: VariantStream, Source: audit.SourceStore, Checked: true, Lost: 2},
+	}
+	phases, verdict := p.evaluate(s, rt, audits)
+
+	get := func(variant, phase, probe string) journal.ProbeResult {
+		t.Helper()
+		for _, ph := range phases {
+			if ph.Variant != variant || ph.Name != phase {
+				continue
+			}
+			for _, pr := range ph.Probes {
+				if pr.Name == probe {
+					return pr
+				}
+			}
+		}
+		t.Fatalf("no %s/%s/%s in %+v", variant, phase, probe, phases)
+		return journal.ProbeResult{}
+	}
+	for _, c := range []struct {
+		variant, phase, probe string
+		ok                    bool
+		observed              string
+	}{
+		{VariantRPC, "before", "success_rate", true, "1.0000"},
+		{VariantRPC, "during", "success_rate", false, "worst 0.5000 at +14s; 6 of 10 windows out of tolerance from +12s"},
+		{VariantRPC, "during", "p99_latency", false, "worst 1.98s"}, // the during tolerance is 1s
+		{VariantRPC, "after", "success_rate", true, "1.0000"},
+		{VariantRPC, "after", "lost_writes", true, "0 store"},
+		{VariantStream, "during", "success_rate", false, "worst no answers (40 in flight) at +13s; 1 of 10 windows out of tolerance from +13s"},
+		{VariantStream, "before", "consumer_lag", true, "0"},
+		{VariantStream, "after", "consumer_lag (after recovery)", true, "0"},
+		{VariantStream, "after", "consumer_lag (after drain)", true, "0"},
+		{VariantStream, "after", "lost_writes", false, "2 store"},
+	} {
+		got := get(c.variant, c.phase, c.probe)
+		if got.OK != c.ok || !strings.HasPrefix(got.Observed, c.observed) {
+			t.Errorf("%s %s %s = %v %q, want %v %q", c.variant, c.phase, c.probe, got.OK, got.Observed, c.ok, c.observed)
+		}
+	}
+	// consumer_lag is skipped while faults are active, and not checked for rpc.
+	for _, ph := range phases {
+		for _, pr := range ph.Probes {
+			if strings.HasPrefix(pr.Name, "consumer_lag") && (ph.Name == "during" || ph.Variant == VariantRPC) {
+				t.Errorf("consumer_lag checked in %s/%s", ph.Variant, ph.Name)
+			}
+		}
+	}
+	if verdict[VariantRPC] || verdict[VariantStream] {
+		t.Fatalf("verdict = %v, want both failed", verdict)
+	}
+}
+
+// With no requests asked at all, a window is no evidence against the
+// hypothesis; with requests hanging, it is.
+func TestNoRequestsIsNotAStall(t *testing.T) {
+	k, _ := lookupProbe("success_rate")
+	b := bound{set: true, min: true, v: 0.99}
+	if m := k.measureWindow(window{}); !m.acceptable(b) {
+		t.Fatalf("no requests: %+v should be acceptable", m)
+	}
+	if m := k.measureWindow(window{inFlight: 3}); m.acceptable(b) {
+		t.Fatalf("hanging requests: %+v should fail", m)
+	}
+}
