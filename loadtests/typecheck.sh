@@ -5,6 +5,7 @@
 #   2. fixtures/broken.js, full of such mistakes, must FAIL the same check
 #      (proof that the check bites);
 #   3. lib/generator.js produces the same request sequences as lab/load
+#      and every scenario maps onto a k6 executor (check-lib.mjs, node)
 #      (fixtures/sequences.json, written by the Go tests).
 # Run from anywhere; `make test` runs it (and `go test ./loadtests` does too).
 set -eu
@@ -31,4 +32,4 @@ if [ "$errors" -lt 5 ] || ! printf '%s\n' "$out" | grep -q 'constant-arival-rate
 fi
 echo "typecheck: broken fixture rejected with $errors errors, as it should be"
 
-node check-generator.mjs
+node check-lib.mjs

@@ -12,8 +12,12 @@ import (
 // Times of one run, from which the phases are cut.
 type runTimes struct {
 	t0      time.Time // the load started: the schedule's zero
-	loadEnd time.Time // the load ended
+	loadEnd time.Time // the load ended (early when interrupted)
 	drained time.Time // the drain ended
+	// interrupted runs are judged only on what they lived through: windows
+	// end at the interruption, phases not reached are left out, and nothing
+	// is checked after a drain that did not happen.
+	interrupted bool
 }
 
 func (p *Plan) beforeWindow(rt runTimes) (time.Time, time.Time) {
@@ -21,7 +25,11 @@ func (p *Plan) beforeWindow(rt runTimes) (time.Time, time.Time) {
 }
 
 func (p *Plan) duringSpan(rt runTimes) (time.Time, time.Time) {
-	return rt.t0.Add(p.FirstFault), rt.t0.Add(p.LastHeal)
+	to := rt.t0.Add(p.LastHeal)
+	if rt.interrupted && rt.loadEnd.Before(to) {
+		to = rt.loadEnd
+	}
+	return rt.t0.Add(p.FirstFault), to
 }
 
 func (p *Plan) afterWindow(rt runTimes) (time.Time, time.Time) {
@@ -48,25 +56,30 @@ func (p *Plan) evaluate(s *store, rt runTimes, audits []audit.Result) ([]journal
 				results = append(results, r)
 			}
 		}
+		reached := func(from time.Time) bool { return !rt.interrupted || rt.loadEnd.After(from) }
 		for _, pp := range p.Probes {
 			if !pp.Applies(v) {
 				continue
 			}
 			k := pp.kind
 			if k.windowed {
-				m := k.measureWindow(windowOf(ticks, bFrom, bTo))
-				addProbe(&before, journal.ProbeResult{Name: pp.Label, Tolerance: k.describe(pp.tol), Observed: m.text, OK: m.acceptable(pp.tol)})
-				if !pp.skip {
+				if reached(bFrom) {
+					m := k.measureWindow(windowOf(ticks, bFrom, minTime(bTo, rt.loadEnd)))
+					addProbe(&before, journal.ProbeResult{Name: pp.Label, Tolerance: k.describe(pp.tol), Observed: m.text, OK: m.acceptable(pp.tol)})
+				}
+				if !pp.skip && reached(dFrom) {
 					addProbe(&during, p.continuous(pp, ticks, dFrom, dTo, rt.t0))
 				}
-				m = k.measureWindow(windowOf(ticks, aFrom, aTo))
-				name := pp.Label
-				if k.final {
-					name += " (after recovery)"
+				if reached(aFrom) {
+					m := k.measureWindow(windowOf(ticks, aFrom, aTo))
+					name := pp.Label
+					if k.final {
+						name += " (after recovery)"
+					}
+					addProbe(&after, journal.ProbeResult{Name: name, Tolerance: k.describe(pp.tol), Observed: m.text, OK: m.acceptable(pp.tol)})
 				}
-				addProbe(&after, journal.ProbeResult{Name: name, Tolerance: k.describe(pp.tol), Observed: m.text, OK: m.acceptable(pp.tol)})
 			}
-			if k.final {
+			if k.final && !rt.interrupted {
 				m := k.measureFinal(windowOf(ticks, rt.loadEnd.Add(-time.Second), rt.drained), results)
 				name := pp.Label
 				if k.windowed {
@@ -75,10 +88,21 @@ func (p *Plan) evaluate(s *store, rt runTimes, audits []audit.Result) ([]journal
 				addProbe(&after, journal.ProbeResult{Name: name, Tolerance: k.describe(pp.tol), Observed: m.text, OK: m.acceptable(pp.tol)})
 			}
 		}
-		phases = append(phases, before, during, after)
+		for _, ph := range []journal.PhaseResult{before, during, after} {
+			if len(ph.Probes) > 0 || !rt.interrupted {
+				phases = append(phases, ph)
+			}
+		}
 		verdict[v] = before.OK && during.OK && after.OK
 	}
 	return phases, verdict
+}
+
+func minTime(a, b time.Time) time.Time {
+	if b.Before(a) {
+		return b
+	}
+	return a
 }
 
 func addProbe(ph *journal.PhaseResult, r journal.ProbeResult) {

@@ -175,3 +175,36 @@ func TestNoRequestsIsNotAStall(t *testing.T) {
 		t.Fatalf("hanging requests: %+v should fail", m)
 	}
 }
+
+// An interrupted run is judged on what it lived through: no "after", no
+// audit, and "during" only up to the interruption.
+func TestEvaluateInterrupted(t *testing.T) {
+	p := evalPlan(t)
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	s := newStore(p.Variants, nil)
+	for _, v := range p.Variants {
+		s.ticks[v] = ticks(t0, func(int, *tick) {})[:12]
+	}
+	end := t0.Add(12 * time.Second)
+	phases, _ := p.evaluate(s, runTimes{t0: t0, loadEnd: end, drained: end, interrupted: true}, nil)
+	got := map[string]bool{}
+	for _, ph := range phases {
+		got[ph.Variant+"/"+ph.Name] = true
+		for _, pr := range ph.Probes {
+			if strings.HasPrefix(pr.Name, "lost_writes") {
+				t.Errorf("%s/%s: the audit probe is checked without a drain", ph.Variant, ph.Name)
+			}
+			if ph.Name == "during" && strings.Contains(pr.Observed, "out of tolerance") {
+				t.Errorf("%s during: %s", ph.Variant, pr.Observed)
+			}
+		}
+	}
+	for _, want := range []string{"rpc/before", "rpc/during", "stream/before", "stream/during"} {
+		if !got[want] {
+			t.Errorf("phase %s missing from %v", want, got)
+		}
+	}
+	if got["rpc/after"] || got["stream/after"] {
+		t.Errorf("an interrupted run has no after phase: %v", got)
+	}
+}

@@ -298,7 +298,10 @@ func Run(ctx context.Context, p *Plan, env Env) (*Result, error) {
 	j.Ended = time.Now()
 	j.Faults = r.faultEvents()
 	j.Samples = r.store.samples()
-	rt := runTimes{t0: r.t0, loadEnd: loadEnd, drained: drained}
+	if rec := journal.ComputeRecovery(j); rec != nil {
+		j.Recovery = rec
+	}
+	rt := runTimes{t0: r.t0, loadEnd: loadEnd, drained: drained, interrupted: interrupted}
 	j.Phases, j.Verdict = p.evaluate(r.store, rt, j.Audit)
 	if interrupted {
 		j.Error = fmt.Sprintf("interrupted at +%s: every fault it injected was healed; the hypothesis was not checked to the end", offset(loadEnd, r.t0))

@@ -210,14 +210,20 @@ func runLoad(ctx context.Context, g *globals, f *loadFlags) error {
 	}()
 
 	a := plan.Scenario.Arrival
-	fmt.Fprintf(g.stderr, "run %s: scenario %s, seed %d, %s (%d requests per variant) → %s\n",
-		plan.RunID, plan.Scenario.Name, plan.Scenario.Seed, load.DescribeArrival(a), a.ExpectedRequests(), describeTargets(plan.Targets))
+	scheduled := a.ExpectedRequests()
+	source := ""
+	if file, ok := plan.Source.(*load.FileSource); ok {
+		scheduled = min(scheduled, file.Len()) // the run ends when the file does
+		source = fmt.Sprintf(", replaying %d ratings of %s", file.Len(), f.from)
+	}
+	fmt.Fprintf(g.stderr, "run %s: scenario %s, seed %d, %s%s (%d requests per variant) → %s\n",
+		plan.RunID, plan.Scenario.Name, plan.Scenario.Seed, load.DescribeArrival(a), source, scheduled, describeTargets(plan.Targets))
 	cfg := load.Config{
 		RunID: plan.RunID, Scenario: plan.Scenario, Source: plan.Source, SourceName: plan.SourceName,
 		Targets: plan.Targets, LedgerPath: ledgerPath, Metrics: metrics, Grace: f.grace, Abort: abort,
 	}
 	if !f.quiet {
-		cfg.OnProgress = load.NewProgress(g.stderr, isTerminal(g.stderr), a.ExpectedRequests()).Update
+		cfg.OnProgress = load.NewProgress(g.stderr, isTerminal(g.stderr), scheduled).Update
 	}
 	sum, runErr := load.Run(runCtx, cfg)
 	close(runDone)

@@ -18,6 +18,8 @@ import (
 	"testing"
 	"time"
 
+	toxiclient "github.com/Shopify/toxiproxy/v2/client"
+
 	"github.com/ratingslab/lab/lab/faults"
 	"github.com/ratingslab/lab/lab/journal"
 	"github.com/ratingslab/lab/lab/labtest"
@@ -40,6 +42,7 @@ func TestChaos(t *testing.T) {
 	t.Run("kafka traffic cannot bypass its proxy", c.kafkaIsolation)
 	t.Run("experiment end to end", c.experiment)
 	t.Run("ctrl-c heals every fault", c.interrupt)
+	t.Run("broker kill and heal", c.brokerKill) // last: the stream parts may take a while to recover
 	t.Run("lab down heals first", c.downHeals)
 }
 
@@ -60,6 +63,32 @@ func (c *chaosLab) inject(t *testing.T, args ...string) string {
 		t.Fatalf("lab chaos inject %v printed %q, want a fault id first", args, out)
 	}
 	return id
+}
+
+// part and waitPart are labtest's, failing the subtest rather than the lab's test.
+func (c *chaosLab) part(t *testing.T, name string) supervisor.PartStatus {
+	t.Helper()
+	ps, err := c.Control().Parts(context.Background())
+	if err != nil {
+		t.Fatalf("parts: %v", err)
+	}
+	for _, p := range ps {
+		if p.Name == name {
+			return p
+		}
+	}
+	t.Fatalf("no part %s", name)
+	return supervisor.PartStatus{}
+}
+
+func (c *chaosLab) waitPart(t *testing.T, name string, h supervisor.Health, bound time.Duration) {
+	t.Helper()
+	labtest.Eventually(t, bound, name+" "+string(h), func() error {
+		if p := c.part(t, name); p.Health != h {
+			return fmt.Errorf("%s is %s (%s)", name, p.Health, p.Error)
+		}
+		return nil
+	})
 }
 
 func (c *chaosLab) heal(t *testing.T, id string) {
@@ -179,6 +208,20 @@ func (c *chaosLab) edgeFaults(t *testing.T) {
 
 	// latency is measured through the edge, and in the variant's own API.
 	id := c.inject(t, "latency", "--target", edge, "--latency", "300ms")
+	// Toxiproxy's own API (what toxiproxy-cli and its client libraries
+	// use) shows every edge, and the lab's toxic on this one.
+	proxies, err := toxiclient.NewClient(c.Ports.Toxiproxy()).Proxies()
+	if err != nil {
+		t.Fatalf("toxiproxy API on %s: %v", c.Ports.Toxiproxy(), err)
+	}
+	for _, name := range []string{"webserver-rpc->ratings-rpc", edge, "webserver-stream->broker", "ratings-stream->broker", "movies-connect->broker"} {
+		if proxies[name] == nil {
+			t.Fatalf("toxiproxy API lists %d proxies, not %s", len(proxies), name)
+		}
+	}
+	if ts, err := proxies[edge].Toxics(); err != nil || len(ts) != 1 || ts[0].Name != "lab-"+id+"-downstream" || ts[0].Attributes["latency"] != float64(300) {
+		t.Fatalf("toxics on %s seen through the toxiproxy API: %+v (%v)", edge, ts, err)
+	}
 	if code, d, err := timedGet(through, 3*time.Second); err != nil || code != 200 || d < 300*time.Millisecond {
 		t.Fatalf("latency 300ms: %d in %v (%v)", code, d, err)
 	}
@@ -249,11 +292,10 @@ func isTimeout(err error) bool {
 }
 
 func (c *chaosLab) processFaults(t *testing.T) {
-	ctx := context.Background()
 	// kill: the part is gone (no process, its port refuses), and heal starts it.
-	before := c.Part("movies-rpc")
+	before := c.part(t, "movies-rpc")
 	id := c.inject(t, "kill", "--target", "movies-rpc")
-	if p := c.Part("movies-rpc"); p.PID != 0 || p.Health == supervisor.HealthOK {
+	if p := c.part(t, "movies-rpc"); p.PID != 0 || p.Health == supervisor.HealthOK {
 		t.Fatalf("killed movies-rpc: %+v", p)
 	}
 	if syscall.Kill(before.PID, 0) == nil && !zombie(before.PID) {
@@ -264,46 +306,52 @@ func (c *chaosLab) processFaults(t *testing.T) {
 		t.Fatal("a killed movies-rpc still accepts connections")
 	}
 	c.heal(t, id)
-	c.WaitPart("movies-rpc", supervisor.HealthOK, 20*time.Second)
-	if p := c.Part("movies-rpc"); p.PID == before.PID {
+	c.waitPart(t, "movies-rpc", supervisor.HealthOK, 20*time.Second)
+	if p := c.part(t, "movies-rpc"); p.PID == before.PID {
 		t.Fatalf("movies-rpc came back with the same pid %d", p.PID)
 	}
 
 	// pause: the process exists and answers nothing; heal continues it.
 	id = c.inject(t, "pause", "--target", "ratings-rpc")
-	if p := c.Part("ratings-rpc"); p.Health != supervisor.HealthPaused || p.PID == 0 {
+	if p := c.part(t, "ratings-rpc"); p.Health != supervisor.HealthPaused || p.PID == 0 {
 		t.Fatalf("paused ratings-rpc: %+v", p)
 	}
 	if _, _, err := timedGet("http://"+c.Ports.RatingsRPC()+"/healthz", 300*time.Millisecond); !isTimeout(err) {
 		t.Fatalf("a paused part answered: %v", err)
 	}
 	c.heal(t, id)
-	c.WaitPart("ratings-rpc", supervisor.HealthOK, 20*time.Second)
+	c.waitPart(t, "ratings-rpc", supervisor.HealthOK, 20*time.Second)
 
 	// restart: a new process.
-	before = c.Part("webserver-rpc")
+	before = c.part(t, "webserver-rpc")
 	c.inject(t, "restart", "--target", "webserver-rpc")
-	c.WaitPart("webserver-rpc", supervisor.HealthOK, 20*time.Second)
-	if p := c.Part("webserver-rpc"); p.PID == before.PID {
+	c.waitPart(t, "webserver-rpc", supervisor.HealthOK, 20*time.Second)
+	if p := c.part(t, "webserver-rpc"); p.PID == before.PID {
 		t.Fatal("restart kept the same process")
 	}
 
-	// The broker too, healing itself after --for.
-	id = c.inject(t, "kill", "--target", "broker", "--for", "2s")
-	if p := c.Part("broker"); p.PID != 0 {
+	c.noActiveFaults(t)
+}
+
+// The broker is a part like any other: killed, it is gone; its --for runs
+// out and it is back (its data survives: see the foundation test).
+func (c *chaosLab) brokerKill(t *testing.T) {
+	id := c.inject(t, "kill", "--target", "broker", "--for", "2s")
+	if p := c.part(t, "broker"); p.PID != 0 {
 		t.Fatalf("killed broker: %+v", p)
 	}
+	if conn, err := net.DialTimeout("tcp", c.Ports.Broker(), time.Second); err == nil {
+		conn.Close()
+		t.Fatal("a killed broker still accepts connections")
+	}
 	labtest.Eventually(t, 10*time.Second, "the broker's kill to heal by itself", func() error {
-		f, err := c.faults.Get(ctx, id)
+		f, err := c.faults.Get(context.Background(), id)
 		if err != nil || f.State != faults.StateHealed || f.HealedBy != faults.HealedByTimer {
 			return fmt.Errorf("%+v %v", f, err)
 		}
 		return nil
 	})
-	c.WaitPart("broker", supervisor.HealthOK, 20*time.Second)
-	for _, p := range []string{"webserver-stream", "ratings-stream", "movies-connect"} {
-		c.WaitPart(p, supervisor.HealthOK, 30*time.Second)
-	}
+	c.waitPart(t, "broker", supervisor.HealthOK, 20*time.Second)
 	c.noActiveFaults(t)
 }
 
@@ -488,7 +536,7 @@ func (c *chaosLab) kafkaIsolation(t *testing.T) {
 	broker := portOf(t, c.Ports.Broker())
 	for _, p := range []string{"webserver-stream", "ratings-stream", "movies-connect"} {
 		edge := portOf(t, c.edge(t, p+"->broker"))
-		ports := remotePorts(t, c.Part(p).PID)
+		ports := remotePorts(t, c.part(t, p).PID)
 		if ports[broker] > 0 || ports[edge] == 0 {
 			t.Fatalf("%s's connections by remote port: %v; want some to its edge proxy %d and none to the broker %d", p, ports, edge, broker)
 		}
@@ -532,7 +580,7 @@ func (c *chaosLab) kafkaIsolation(t *testing.T) {
 		time.Sleep(200 * time.Millisecond)
 	}
 	for _, p := range []string{"broker", "webserver-stream", "movies-connect", "webserver-rpc", "ratings-rpc", "movies-rpc"} {
-		if st := c.Part(p); st.Health != supervisor.HealthOK {
+		if st := c.part(t, p); st.Health != supervisor.HealthOK {
 			t.Errorf("%s is %s during a partition of ratings-stream->broker", p, st.Health)
 		}
 	}
@@ -696,7 +744,7 @@ method:
 	}
 	c.noActiveFaults(t)
 	for _, p := range []string{"ratings-rpc", "ratings-stream"} {
-		c.WaitPart(p, supervisor.HealthOK, 30*time.Second)
+		c.waitPart(t, p, supervisor.HealthOK, 30*time.Second)
 	}
 	if !strings.Contains(out.String(), "interrupted") {
 		t.Errorf("the output does not say the run was interrupted:\n%s", out.String())

@@ -221,6 +221,7 @@ func Run(ctx context.Context, cfg Config) (*Summary, error) {
 	// each other: the same request reaches every variant at the same moment.
 	gate := make(chan struct{})
 	var consumers sync.WaitGroup
+	var start time.Time // written before close(gate), read after it
 	for _, v := range runs {
 		consumers.Add(1)
 		go func() {
@@ -229,11 +230,13 @@ func Run(ctx context.Context, cfg Config) (*Summary, error) {
 			// The duration is a backstop only; the pacer stops the attack
 			// after exactly pacer.total requests.
 			backstop := cfg.Scenario.Arrival.TotalDuration() + 5*time.Second
-			for res := range v.attacker.Attack(v.targeter, pacer, backstop, v.target.Variant) {
+			p := anchoredPacer{inner: pacer, lag: time.Since(start)}
+			for res := range v.attacker.Attack(v.targeter, p, backstop, v.target.Variant) {
 				v.handle(res, lw)
 			}
 		}()
 	}
+	start = time.Now()
 	close(gate)
 	allDone := make(chan struct{})
 	go func() { consumers.Wait(); close(allDone) }()
@@ -270,7 +273,7 @@ loop:
 			graceTimer = nil
 			abort()
 		case <-ticker.C:
-			elapsed := time.Since(started)
+			elapsed := time.Since(start)
 			snaps := make([]Snapshot, len(runs))
 			for i, v := range runs {
 				snaps[i] = v.stats.snapshot(v.target.Variant, true)

@@ -167,7 +167,7 @@ func TestRatingBodyIsTheAPIShape(t *testing.T) {
 }
 
 // sequenceFixture pins the generator: loadtests/lib/generator.js must
-// produce the same numbers (loadtests/check-generator.mjs compares them), so
+// produce the same numbers (loadtests/check-lib.mjs compares them), so
 // k6 and lab load send the same requests for the same scenario and seed.
 type sequenceFixture struct {
 	About     string                `json:"about"`
@@ -186,7 +186,7 @@ const fixtureLen = 300
 
 func buildSequenceFixture(t *testing.T) sequenceFixture {
 	f := sequenceFixture{
-		About:     "First requests of each shipped scenario, from lab/load's generator (go test ./lab/load -run Fixture -update). loadtests/check-generator.mjs checks the JS generator against it.",
+		About:     "First requests of each shipped scenario, from lab/load's generator (go test ./lab/load -run Fixture -update). loadtests/check-lib.mjs checks the JS generator against it.",
 		Columns:   []string{"kind(0 rating,1 movie,2 list)", "movie_id", "user_id", "rating_tenths", "offset", "limit", "unknown(0/1)"},
 		Sequences: map[string][][7]int64{},
 	}

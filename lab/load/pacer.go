@@ -86,3 +86,19 @@ func (p *schedulePacer) Rate(elapsed time.Duration) float64 {
 	}
 	return 0
 }
+
+// anchoredPacer shifts a pacer onto a start instant shared by all variants.
+// Each vegeta attack measures elapsed time from its own start; the attacks
+// of a run start within microseconds of each other but not at once (they are
+// goroutines), so without the shift request seq could leave for one variant
+// a scheduling delay later than for another.
+type anchoredPacer struct {
+	inner vegeta.Pacer
+	lag   time.Duration // how long after the shared start this attack began
+}
+
+func (p anchoredPacer) Pace(elapsed time.Duration, hits uint64) (time.Duration, bool) {
+	return p.inner.Pace(elapsed+p.lag, hits)
+}
+
+func (p anchoredPacer) Rate(elapsed time.Duration) float64 { return p.inner.Rate(elapsed + p.lag) }

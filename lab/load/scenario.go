@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"math"
 	"path"
@@ -171,7 +170,7 @@ func ParseScenario(data []byte, format string) (*Scenario, error) {
 		if err := yaml.Unmarshal(data, &v); err != nil {
 			return nil, fmt.Errorf("not valid YAML: %w", err)
 		}
-		b, err := json.Marshal(v)
+		b, err := json.Marshal(stringKeys(v))
 		if err != nil {
 			return nil, fmt.Errorf("YAML cannot be mapped to the scenario format: %w", err)
 		}
@@ -235,6 +234,30 @@ func checkDurations(data []byte) error {
 		}
 	}
 	return check("request_timeout", doc.RequestTimeout)
+}
+
+// stringKeys turns YAML mappings with non-string keys (weights: {8: 3})
+// into JSON objects, which only have string keys.
+func stringKeys(v any) any {
+	switch t := v.(type) {
+	case map[string]any:
+		for k, e := range t {
+			t[k] = stringKeys(e)
+		}
+		return t
+	case map[any]any:
+		m := make(map[string]any, len(t))
+		for k, e := range t {
+			m[fmt.Sprint(k)] = stringKeys(e)
+		}
+		return m
+	case []any:
+		for i, e := range t {
+			t[i] = stringKeys(e)
+		}
+		return t
+	}
+	return v
 }
 
 func describeDecodeError(err error) error {
@@ -636,17 +659,4 @@ func formatOf(name string) string {
 	default:
 		return "json"
 	}
-}
-
-// ReadAllLimited reads at most limit bytes; scenario and ratings files are
-// read whole, so their size is bounded.
-func readAllLimited(r io.Reader, limit int64) ([]byte, error) {
-	b, err := io.ReadAll(io.LimitReader(r, limit+1))
-	if err != nil {
-		return nil, err
-	}
-	if int64(len(b)) > limit {
-		return nil, fmt.Errorf("larger than %d bytes", limit)
-	}
-	return b, nil
 }

@@ -72,7 +72,7 @@ arrival:
     - {duration: 1m30s, target: 100}
 mix: {rating: 3, movie: 1}
 movies: {min_id: 1, max_id: 50, popularity: zipf, zipf_s: 1.1, unknown_fraction: 0.1}
-ratings: {distribution: weighted, min: 1, max: 10, decimals: 1, weights: {"7.5": 2, "10": 1}}
+ratings: {distribution: weighted, min: 1, max: 10, decimals: 1, weights: {7.5: 2, 10: 1}}
 `
 	jsonText := `{"name":"y","seed":5,"arrival":{"executor":"ramping-arrival-rate","start_rate":0,"stages":[{"duration":"10s","target":100},{"duration":"90s","target":100}]},
 "mix":{"rating":3,"movie":1},"movies":{"min_id":1,"max_id":50,"popularity":"zipf","zipf_s":1.1,"unknown_fraction":0.1},

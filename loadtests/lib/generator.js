@@ -1,7 +1,7 @@
 // The request sequence of a scenario, the same as lab/load's Go generator
 // (lab/load/rng.go, generate.go): request i depends only on (scenario, seed,
 // i), so k6 and `lab load` send the same requests for the same seed.
-// check-generator.mjs proves it against fixtures/sequences.json, which the Go
+// check-lib.mjs proves it against fixtures/sequences.json, which the Go
 // tests write. No k6 imports here, so node can run it too.
 
 /** @typedef {import('./scenario.js').Scenario} Scenario */

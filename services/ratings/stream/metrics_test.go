@@ -1,10 +1,12 @@
 package stream
 
 import (
+	"strings"
 	"testing"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil/promlint"
+	"github.com/segmentio/kafka-go"
 )
 
 func TestMetricsArePromlintCleanAndDLQReasonsStartAtZero(t *testing.T) {
@@ -26,5 +28,21 @@ func TestMetricsArePromlintCleanAndDLQReasonsStartAtZero(t *testing.T) {
 		if mf.GetName() == "lab_dlq_messages_total" && len(mf.GetMetric()) != 6 {
 			t.Errorf("lab_dlq_messages_total exports %d reasons before any dead letter, want all 6", len(mf.GetMetric()))
 		}
+	}
+}
+
+func TestCoalescedEmissionsKeepTheNewestRecordPerMovie(t *testing.T) {
+	rec := func(key, value string) kafka.Message { return kafka.Message{Key: []byte(key), Value: []byte(value)} }
+	got := newestPerKey([]emitJob{
+		{msgs: []kafka.Message{rec("1", "a1"), rec("2", "a2")}},
+		{msgs: []kafka.Message{rec("3", "b3"), rec("1", "b1")}},
+		{msgs: []kafka.Message{rec("2", "c2")}},
+	})
+	var pairs []string
+	for _, m := range got {
+		pairs = append(pairs, string(m.Key)+"="+string(m.Value))
+	}
+	if want := "3=b3 1=b1 2=c2"; strings.Join(pairs, " ") != want {
+		t.Errorf("coalesced %v, want %s", pairs, want)
 	}
 }

@@ -564,7 +564,7 @@ func (p *Processor) process(ctx, gctx context.Context, gen *kafka.Generation, ba
 	p.metrics.batch.Observe(time.Since(started).Seconds())
 
 	if len(next) > 0 {
-		job := emitJob{msgs: p.ratedMovies(touched), gen: gen, commit: map[string]map[int]int64{model.TopicRatings: next}}
+		job := emitJob{msgs: p.ratedMovies(touched), gen: gen, commit: next}
 		if err := p.enqueue(gctx, job); err != nil {
 			return nil // generation ended; the state is committed and re-emitted later
 		}
@@ -642,85 +642,6 @@ func (p *Processor) ratedMovies(aggs []*aggregate) []kafka.Message {
 		msgs = append(msgs, kafka.Message{Key: strconv.AppendInt(nil, a.MovieID, 10), Value: value})
 	}
 	return msgs
-}
-
-// emitJob is one batch's rated-movies records and, after they are
-// acknowledged, the offsets to commit to the consumer group. A job with a
-// barrier only signals that everything before it was handled.
-type emitJob struct {
-	msgs    []kafka.Message
-	gen     *kafka.Generation
-	commit  map[string]map[int]int64
-	barrier chan struct{}
-}
-
-func (p *Processor) enqueue(ctx context.Context, j emitJob) error {
-	select {
-	case p.emitq <- j:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-}
-
-// emit writes rated-movies in batch order, then commits the group offsets.
-//
-// In effectively-once mode the group offsets are only for tools (lag,
-// `kafka-consumer-groups`): the database is the truth, so a failed group
-// commit changes nothing. In at-least-once mode they are the truth, and a
-// batch whose commit is lost is counted again after a restart.
-func (p *Processor) emit(ctx context.Context) {
-	for j := range p.emitq {
-		if j.barrier != nil {
-			close(j.barrier)
-			continue
-		}
-		if !p.write(ctx, j.msgs) {
-			continue
-		}
-		if j.gen == nil || len(j.commit) == 0 {
-			continue
-		}
-		if err := j.gen.CommitOffsets(j.commit); err != nil {
-			if p.cfg.Delivery == AtLeastOnce {
-				p.log.Warn("group offset commit failed; the batch will be counted again after a restart or rebalance", "error", err.Error())
-			} else {
-				p.log.Debug("group offset commit failed (informational in effectively-once mode)", "error", err.Error())
-			}
-		}
-	}
-}
-
-// write produces one job's records with bounded retries. When it gives up
-// it flags the generation to restart, which re-emits the state.
-func (p *Processor) write(ctx context.Context, msgs []kafka.Message) bool {
-	if len(msgs) == 0 {
-		return true
-	}
-	const attempts = 5
-	for attempt := 1; ; attempt++ {
-		wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-		err := p.out.Write(wctx, msgs...)
-		cancel()
-		if err == nil {
-			return true
-		}
-		if ctx.Err() != nil {
-			return false
-		}
-		p.health.note(fmt.Errorf("emitting rated-movies: %w", err))
-		if attempt == attempts {
-			p.log.Error("giving up emitting rated-movies; the generation restarts and re-emits", "records", len(msgs), "error", err.Error())
-			p.emitting.Store(false)
-			return false
-		}
-		p.log.Warn("emitting rated-movies failed; retrying", "attempt", attempt, "error", err.Error())
-		select {
-		case <-ctx.Done():
-			return false
-		case <-time.After(time.Duration(attempt) * 300 * time.Millisecond):
-		}
-	}
 }
 
 // adopt merges the latest rated-movies of the given partitions into aggs
