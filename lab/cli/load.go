@@ -377,7 +377,14 @@ request includes both sides.`,
 			if asJSON {
 				return json.NewEncoder(g.stdout).Encode(map[string]any{"max_rate_held": best, "cpu_per_request_ns": cpu, "steps": steps})
 			}
-			fmt.Fprintf(g.stdout, "lab load holds %.0f req/s within 1%% (CPU %s per request at that rate)\n", best, cpu)
+			switch {
+			case best == 0:
+				fmt.Fprintf(g.stdout, "lab load held none of the rates tried (the lowest was %.0f req/s)\n", steps[0].Rate)
+			case steps[len(steps)-1].Held:
+				fmt.Fprintf(g.stdout, "lab load held every rate tried, up to %.0f req/s within 1%% (CPU %s per request there); try higher --rates\n", best, cpu)
+			default:
+				fmt.Fprintf(g.stdout, "lab load holds %.0f req/s within 1%% (CPU %s per request at that rate)\n", best, cpu)
+			}
 			return nil
 		},
 	}
