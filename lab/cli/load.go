@@ -367,6 +367,9 @@ request includes both sides.`,
 			if err != nil {
 				return err
 			}
+			if len(steps) == 0 {
+				return errors.New("no rate step ran")
+			}
 			best := 0.0
 			var cpu time.Duration
 			for _, s := range steps {

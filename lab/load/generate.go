@@ -247,3 +247,20 @@ func (r Request) Method() string {
 	}
 	return "GET"
 }
+
+// Requests is a fixed sequence held in memory (for replay tools that build
+// their own); request seq is Requests[seq], renumbered to seq.
+type Requests []Request
+
+// Request implements Source.
+func (rs Requests) Request(seq uint64) (Request, bool) {
+	if seq >= uint64(len(rs)) {
+		return Request{}, false
+	}
+	r := rs[seq]
+	r.Seq = seq
+	return r, true
+}
+
+// Len is the number of requests; the engine ends the run after the last.
+func (rs Requests) Len() uint64 { return uint64(len(rs)) }

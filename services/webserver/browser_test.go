@@ -62,4 +62,3 @@ func TestThePageWorksInHeadlessChromium(t *testing.T) {
 		t.Errorf("JavaScript exceptions: %v", errs)
 	}
 }
-
