@@ -25,7 +25,7 @@ func newBenchCmd(g *globals) *cobra.Command {
 form you can paste into docs/benchmarks.md. Go benchmarks of single components
 run with 'go test -bench' (see docs/benchmarks.md for the commands).`,
 	}
-	cmd.AddCommand(newBenchUpCmd(g))
+	cmd.AddCommand(newBenchUpCmd(g), newBenchLoadCmd(g))
 	return cmd
 }
 

@@ -172,6 +172,9 @@ fault heals itself; otherwise it lasts until 'lab chaos heal <id>' (or
 				}
 			}
 			// Check locally first for flag-shaped messages; the lab checks again.
+			if target == "" {
+				return fmt.Errorf("--target: %s needs a target ('lab chaos list' shows the valid ones)", args[0])
+			}
 			if k, err := faults.Lookup(req.Fault); err == nil {
 				if _, err := k.Resolve(req.Params); err != nil {
 					return flagError(err, k)
@@ -256,8 +259,11 @@ func newChaosHealCmd(g *globals) *cobra.Command {
 		Example: `  lab chaos heal f-3
   lab chaos heal --all`,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if all == (len(args) > 0) {
-				return errors.New("give fault ids (see 'lab chaos status') or --all, not both")
+			switch {
+			case all && len(args) > 0:
+				return errors.New("give fault ids or --all, not both")
+			case !all && len(args) == 0:
+				return errors.New("which fault? give its id (see 'lab chaos status'), or --all")
 			}
 			_, fc, _, err := labClients(g)
 			if err != nil {

@@ -322,13 +322,25 @@ func (c *chaosLab) processFaults(t *testing.T) {
 	c.heal(t, id)
 	c.waitPart(t, "ratings-rpc", supervisor.HealthOK, 20*time.Second)
 
-	// restart: a new process.
+	// restart: a new process, which gets the part's in-service faults set
+	// again (a fresh process starts without them).
 	before = c.part(t, "webserver-rpc")
+	errs := c.inject(t, "error_rate", "--target", "webserver-rpc", "--rate", "0.25")
 	c.inject(t, "restart", "--target", "webserver-rpc")
 	c.waitPart(t, "webserver-rpc", supervisor.HealthOK, 20*time.Second)
 	if p := c.part(t, "webserver-rpc"); p.PID == before.PID {
 		t.Fatal("restart kept the same process")
 	}
+	labtest.Eventually(t, 10*time.Second, "the error rate to be set again on the new process", func() error {
+		var spec struct {
+			ErrorRate float64 `json:"error_rate"`
+		}
+		if _, err := labtest.HTTPJSON(http.MethodGet, "http://"+c.Ports.WebserverRPC()+"/admin/faults", nil, &spec); err != nil || spec.ErrorRate != 0.25 {
+			return fmt.Errorf("error_rate %v (%v)", spec.ErrorRate, err)
+		}
+		return nil
+	})
+	c.heal(t, errs)
 
 	c.noActiveFaults(t)
 }

@@ -429,7 +429,8 @@ func (inj *Injector) effectFor(rec *record, d time.Duration) effect {
 	case TargetEdge:
 		return &edgeEffect{proxies: inj.cfg.Proxies, edge: rec.Target, id: rec.ID, kind: rec.kind.Name, params: rec.Params}
 	case TargetPart:
-		return &processEffect{procs: inj.cfg.Processes, part: rec.Target, kind: rec.kind.Name, timed: d > 0}
+		return &processEffect{procs: inj.cfg.Processes, part: rec.Target, kind: rec.kind.Name, timed: d > 0,
+			started: func() { go inj.reapplyServiceFaults(rec.Target) }}
 	case TargetService:
 		return &serviceEffect{inj: inj, instance: rec.Target, kind: rec.kind.Name, params: rec.Params}
 	case TargetTopic:

@@ -13,6 +13,9 @@ type processEffect struct {
 	part  string
 	kind  string
 	timed bool // restart with --for: stay down, start on heal
+	// started runs after the part was started again (a restart, or the heal
+	// of a kill): a new process has forgotten its in-service faults.
+	started func()
 }
 
 func (e *processEffect) apply(ctx context.Context) error {
@@ -24,6 +27,9 @@ func (e *processEffect) apply(ctx context.Context) error {
 		action = "stop"
 	}
 	_, err := e.procs.Signal(ctx, e.part, action)
+	if err == nil && action == "restart" && e.started != nil {
+		e.started()
+	}
 	return err
 }
 
@@ -49,6 +55,9 @@ func (e *processEffect) heal(ctx context.Context, shutdown bool) error {
 	}
 	if err != nil {
 		return fmt.Errorf("%s %s: %w", action, e.part, err)
+	}
+	if action == "start" && e.started != nil {
+		e.started()
 	}
 	return nil
 }

@@ -120,3 +120,64 @@ func (e *serviceEffect) call(ctx context.Context, method, path string, body any)
 	}
 	return nil
 }
+
+// reapplyServiceFaults sets a restarted part's in-service faults again: the
+// new process starts without them, while the injector still lists them as
+// active. It waits (bounded) for the part's admin endpoint to answer.
+func (inj *Injector) reapplyServiceFaults(instance string) {
+	var effects []*serviceEffect
+	inj.mu.Lock()
+	for _, r := range inj.running {
+		if se, ok := r.effect.(*serviceEffect); ok && r.ready && r.Target == instance {
+			effects = append(effects, se)
+		}
+	}
+	inj.mu.Unlock()
+	if len(effects) == 0 {
+		return
+	}
+	addr, ok := inj.cfg.Targets.Services[instance]
+	if !ok {
+		return
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+adminFaults, nil)
+		resp, err := inj.http.Do(req)
+		cancel()
+		if err == nil {
+			resp.Body.Close()
+			break
+		}
+		if time.Now().After(deadline) {
+			inj.log.Warn("restarted part never answered; its in-service faults are not set again", "part", instance)
+			return
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	for _, e := range effects {
+		if !inj.stillActive(e) {
+			continue // healed while the part was starting
+		}
+		if err := e.apply(ctx); err != nil {
+			inj.log.Warn("re-applying an in-service fault after a restart failed", "part", instance, "fault", e.kind, "err", err)
+		} else {
+			inj.log.Info("in-service fault set again after a restart", "part", instance, "fault", e.kind)
+		}
+	}
+}
+
+// stillActive reports whether an effect's fault is still in force.
+func (inj *Injector) stillActive(e effect) bool {
+	inj.mu.Lock()
+	defer inj.mu.Unlock()
+	for _, r := range inj.running {
+		if r.effect == e {
+			return true
+		}
+	}
+	return false
+}
