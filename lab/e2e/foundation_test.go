@@ -223,3 +223,5 @@ func zombie(pid int) bool {
 	i := strings.LastIndexByte(s, ')')
 	return i > 0 && i+2 < len(s) && s[i+2] == 'Z'
 }
+
+func itoa(n int) string { return fmt.Sprint(n) }

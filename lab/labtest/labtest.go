@@ -237,3 +237,13 @@ func HTTPJSON(method, url string, in, out any) (int, error) {
 	}
 	return resp.StatusCode, nil
 }
+
+// Status returns every part's status.
+func (l *Lab) Status(t testing.TB) []supervisor.PartStatus {
+	t.Helper()
+	ps, err := l.Control().Parts(context.Background())
+	if err != nil {
+		t.Fatalf("parts: %v", err)
+	}
+	return ps
+}
