@@ -24,6 +24,7 @@ import (
 	"github.com/ratingslab/lab/lab/faults"
 	"github.com/ratingslab/lab/lab/layout"
 	"github.com/ratingslab/lab/lab/parts"
+	"github.com/ratingslab/lab/lab/report"
 	"github.com/ratingslab/lab/lab/supervisor"
 )
 
@@ -534,8 +535,9 @@ acknowledged rating was lost.
 
 The whole file is checked before anything is injected; an error names the
 field and its line. Progress is shown while it runs; Ctrl-C heals every fault
-the run injected. A journal is written to <dir>/journals/<run>.json (render it
-with 'lab report'). Exit status 0 only when every variant's hypothesis held.`,
+the run injected. A journal is written to <dir>/journals/<run>.json and rendered
+into a report beside it (HTML with charts, and Markdown); 'lab report' renders
+it again. Exit status 0 only when every variant's hypothesis held.`,
 		Example: `  lab chaos run movies-outage
   lab chaos run experiments/ratings-crash.yaml --variants stream
   lab chaos validate my-experiment.yaml`,
@@ -578,6 +580,11 @@ with 'lab report'). Exit status 0 only when every variant's hypothesis held.`,
 				return err
 			}
 			chaos.PrintVerdict(g.stdout, res.Journal, res.JournalPath)
+			if out, rerr := report.RenderFile(res.JournalPath, report.DefaultDir(res.JournalPath)); rerr != nil {
+				fmt.Fprintf(g.stderr, "report: %v (render it later with 'lab report %s')\n", rerr, res.JournalPath)
+			} else {
+				fmt.Fprintf(g.stdout, "\nReport: %s\n        %s\n(open the HTML in a browser; 'lab report --compare A B' sets two runs side by side)\n", out.HTML, out.Markdown)
+			}
 			if !res.Held() {
 				var failed []string
 				for _, v := range res.Journal.Variants {

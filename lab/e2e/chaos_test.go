@@ -5,6 +5,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"image/color"
+	"image/png"
 	"math"
 	"net"
 	"net/http"
@@ -701,7 +703,54 @@ func (c *chaosLab) experiment(t *testing.T) {
 	if len(j.Audit) == 0 {
 		t.Error("no audit in the journal")
 	}
+	c.reportHasEveryChart(t, out)
 	c.noActiveFaults(t)
+}
+
+// reportHasEveryChart checks the report `lab chaos run` rendered: the HTML and
+// Markdown exist, and every chart the HTML shows is a non-empty PNG.
+func (c *chaosLab) reportHasEveryChart(t *testing.T, out string) {
+	t.Helper()
+	m := regexp.MustCompile(`Report: (\S+\.html)`).FindStringSubmatch(out)
+	if m == nil {
+		t.Fatalf("lab chaos run did not print where the report is:\n%s", out)
+	}
+	html, err := os.ReadFile(m[1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(filepath.Dir(m[1]), "report.md")); err != nil {
+		t.Errorf("no Markdown report: %v", err)
+	}
+	charts, _ := filepath.Glob(filepath.Join(filepath.Dir(m[1]), "charts", "*.png"))
+	if len(charts) < 6 {
+		t.Fatalf("report has %d charts, want one per signal (rate, success, latency, breaker, lag, freshness)", len(charts))
+	}
+	for _, ch := range charts {
+		f, err := os.Open(ch)
+		if err != nil {
+			t.Fatal(err)
+		}
+		img, err := png.Decode(f)
+		f.Close()
+		if err != nil {
+			t.Errorf("chart %s: %v", ch, err)
+			continue
+		}
+		colours := map[color.Color]bool{}
+		b := img.Bounds()
+		for y := b.Min.Y; y < b.Max.Y; y += 3 {
+			for x := b.Min.X; x < b.Max.X; x += 3 {
+				colours[img.At(x, y)] = true
+			}
+		}
+		if len(colours) < 4 {
+			t.Errorf("chart %s looks empty (%d colours)", filepath.Base(ch), len(colours))
+		}
+	}
+	if n := strings.Count(string(html), "data:image/png;base64,"); n < len(charts) {
+		t.Errorf("the HTML embeds %d charts, want all %d (self-contained)", n, len(charts))
+	}
 }
 
 // Ctrl-C in the middle of a run heals every fault it injected: a killed
