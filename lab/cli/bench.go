@@ -26,8 +26,14 @@ form you can paste into docs/benchmarks.md. Go benchmarks of single components
 run with 'go test -bench' (see docs/benchmarks.md for the commands).`,
 	}
 	cmd.AddCommand(newBenchUpCmd(g), newBenchLoadCmd(g))
+	for _, add := range benchCommands {
+		cmd.AddCommand(add(g))
+	}
 	return cmd
 }
+
+// benchCommands are further `lab bench` subcommands registered from their own files.
+var benchCommands []func(*globals) *cobra.Command
 
 func newBenchUpCmd(g *globals) *cobra.Command {
 	var runs int

@@ -36,6 +36,9 @@ type BenchConfig struct {
 	Step   time.Duration
 	// Tolerance is how far the achieved rate may be off the target (0.01).
 	Tolerance float64
+	// MaxP99, when set, is a latency bound a step must also meet to count
+	// as held (e.g. "the highest POST rate at p99 < 100 ms").
+	MaxP99 time.Duration
 }
 
 // DefaultBenchRates are the steps of `lab bench load`.
@@ -96,7 +99,8 @@ func BenchMaxRate(ctx context.Context, cfg BenchConfig, onStep func(BenchStep)) 
 			st.CPUPerRequest = (processCPU() - cpu0) / time.Duration(v.Sent)
 		}
 		st.Held = !sum.Interrupted && v.Sent == v.Scheduled && st.Errors == 0 &&
-			math.Abs(v.AchievedRate/rate-1) <= cfg.Tolerance
+			math.Abs(v.AchievedRate/rate-1) <= cfg.Tolerance &&
+			(cfg.MaxP99 == 0 || st.P99Ms < float64(cfg.MaxP99)/float64(time.Millisecond))
 		steps = append(steps, st)
 		if onStep != nil {
 			onStep(st)
