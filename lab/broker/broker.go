@@ -21,21 +21,8 @@ import (
 	"github.com/ratingslab/lab/services/model"
 )
 
-// Topic is one topic the lab needs, with its configs.
-type Topic struct {
-	Name       string
-	Partitions int32
-	Configs    map[string]string
-}
-
-// Topics are created at start when missing. Compacted topics keep the latest
-// value per key, so a new consumer can rebuild a table from them.
-var Topics = []Topic{
-	{Name: model.TopicRatings, Partitions: model.RatingsPartitions},
-	{Name: model.TopicMovies, Partitions: 1, Configs: map[string]string{"cleanup.policy": "compact"}},
-	{Name: model.TopicRatedMovies, Partitions: model.RatingsPartitions, Configs: map[string]string{"cleanup.policy": "compact"}},
-	{Name: model.TopicRatingsDLQ, Partitions: 1},
-}
+// Topics are created at start when missing: the lab's topics, model.Topics.
+var Topics = model.Topics
 
 // Runner is the `lab serve broker` process.
 type Runner struct {

@@ -4,6 +4,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/ratingslab/lab/services/serve"
 )
 
 // Metrics are the client-side view of a run, per variant: what users
@@ -14,11 +16,6 @@ type Metrics struct {
 	duration   *prometheus.HistogramVec
 	inFlight   *prometheus.GaugeVec
 	targetRate *prometheus.GaugeVec
-}
-
-// latencyBuckets span a healthy loopback answer (1 ms) to a request timeout.
-var latencyBuckets = []float64{
-	0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30,
 }
 
 // NewMetrics registers the load metrics with reg and creates every series of
@@ -33,7 +30,7 @@ func NewMetrics(reg prometheus.Registerer, variants []string) (*Metrics, error) 
 		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "lab_load_request_duration_seconds",
 			Help:    "Client-side latency of lab load requests, from the moment each was sent, by variant and kind.",
-			Buckets: latencyBuckets,
+			Buckets: serve.DurationBuckets, // the services' own, so client and server latencies compare bucket for bucket
 		}, []string{"variant", "kind"}),
 		inFlight: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "lab_load_in_flight_requests",

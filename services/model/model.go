@@ -14,6 +14,22 @@ const (
 	RatingsPartitions = 6
 )
 
+// Topic is one topic of the log variant with its partition count and configs.
+type Topic struct {
+	Name       string
+	Partitions int32
+	Configs    map[string]string
+}
+
+// Topics are every topic the lab's broker creates at start. Compacted topics
+// keep the latest value per key, so a new consumer can rebuild a table from them.
+var Topics = []Topic{
+	{Name: TopicRatings, Partitions: RatingsPartitions},
+	{Name: TopicMovies, Partitions: 1, Configs: map[string]string{"cleanup.policy": "compact"}},
+	{Name: TopicRatedMovies, Partitions: RatingsPartitions, Configs: map[string]string{"cleanup.policy": "compact"}},
+	{Name: TopicRatingsDLQ, Partitions: 1},
+}
+
 // Movie is one film of the legacy catalog.
 type Movie struct {
 	ID          int64     `json:"movie_id"`

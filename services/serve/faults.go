@@ -121,8 +121,7 @@ func (f *Faults) middleware(next http.Handler) http.Handler {
 			}
 		}
 		if spec.ErrorRate > 0 && rand.Float64() < spec.ErrorRate {
-			writeJSON(w, http.StatusInternalServerError, map[string]string{
-				"error": fmt.Sprintf("injected fault: error_rate %v", spec.ErrorRate)})
+			writeError(w, http.StatusInternalServerError, fmt.Sprintf("injected fault: error_rate %v", spec.ErrorRate))
 			return
 		}
 		next.ServeHTTP(w, r)
@@ -148,21 +147,20 @@ func (f *Faults) register(admin *http.ServeMux) {
 			Latency   string  `json:"latency"`
 		}
 		if err := DecodeJSON(w, r, &req); err != nil {
-			writeJSON(w, http.StatusBadRequest, map[string]string{"error": err.Error()})
+			writeError(w, http.StatusBadRequest, err.Error())
 			return
 		}
 		spec := FaultSpec{ErrorRate: req.ErrorRate}
 		if req.Latency != "" {
 			d, err := time.ParseDuration(req.Latency)
 			if err != nil {
-				writeJSON(w, http.StatusBadRequest, map[string]string{
-					"error": fmt.Sprintf("latency: want a duration such as \"250ms\", got %q", req.Latency)})
+				writeError(w, http.StatusBadRequest, fmt.Sprintf("latency: want a duration such as \"250ms\", got %q", req.Latency))
 				return
 			}
 			spec.Latency = Duration(d)
 		}
 		if err := f.Set(spec); err != nil {
-			writeJSON(w, http.StatusBadRequest, map[string]string{"error": err.Error()})
+			writeError(w, http.StatusBadRequest, err.Error())
 			return
 		}
 		writeJSON(w, http.StatusOK, f.Current())

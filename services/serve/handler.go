@@ -26,6 +26,9 @@ type Options struct {
 	// Info adds fields to the /healthz JSON (for example breaker settings), so
 	// `lab status` can show them. Keys "status" and "error" are reserved.
 	Info func() map[string]any
+	// AdminConfig adds GET /admin/config answering Info, for parts whose
+	// configuration (breaker settings, dependency URLs) tools read back.
+	AdminConfig bool
 	// WriteTimeout overrides DefaultWriteTimeout.
 	WriteTimeout time.Duration
 	Log          *slog.Logger
@@ -73,6 +76,11 @@ func New(opts Options) *Server {
 	}))
 	s.root.Handle("/admin/", loopbackOnly(s.admin))
 	s.faults.register(s.admin)
+	if opts.AdminConfig && opts.Info != nil {
+		s.admin.HandleFunc("GET /admin/config", func(w http.ResponseWriter, r *http.Request) {
+			WriteJSON(w, http.StatusOK, opts.Info())
+		})
+	}
 	if opts.Public != nil {
 		s.root.Handle("/", s.faults.middleware(opts.Public))
 	}
@@ -125,7 +133,7 @@ func loopbackOnly(h http.Handler) http.Handler {
 			host = r.RemoteAddr
 		}
 		if ip := net.ParseIP(host); ip == nil || !ip.IsLoopback() {
-			writeJSON(w, http.StatusForbidden, map[string]string{"error": "admin endpoints answer loopback clients only"})
+			writeError(w, http.StatusForbidden, "admin endpoints answer loopback clients only")
 			return
 		}
 		h.ServeHTTP(w, r)

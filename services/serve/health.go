@@ -2,7 +2,6 @@ package serve
 
 import (
 	"context"
-	"encoding/json"
 	"net/http"
 )
 
@@ -36,9 +35,13 @@ func (s *Server) handleHealth() http.Handler {
 	})
 }
 
+// writeJSON is WriteJSON marked not cacheable: health and admin answers
+// change from one moment to the next.
 func writeJSON(w http.ResponseWriter, status int, v any) {
-	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Cache-Control", "no-store")
-	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(v)
+	WriteJSON(w, status, v)
+}
+
+func writeError(w http.ResponseWriter, status int, msg string) {
+	writeJSON(w, status, map[string]string{"error": msg})
 }

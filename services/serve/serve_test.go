@@ -13,9 +13,9 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/testutil/promlint"
 
 	"github.com/ratingslab/lab/services/serve"
+	"github.com/ratingslab/lab/services/servetest"
 )
 
 // public is a small API shaped like a part's: Go 1.22 patterns with an id.
@@ -30,43 +30,11 @@ func public() http.Handler {
 	return mux
 }
 
-// start serves s on a real 127.0.0.1 port until the test ends and returns its base URL.
-func start(t *testing.T, s *serve.Server) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- s.Serve(ctx, ln) }()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("Serve returned %v after cancel, want nil", err)
-			}
-		case <-time.After(serve.ShutdownGrace + time.Second):
-			t.Error("Serve did not return after cancel")
-		}
-	})
-	return "http://" + ln.Addr().String()
-}
-
+// call returns the status and the body as text.
 func call(t *testing.T, method, url, body string) (int, string) {
 	t.Helper()
-	req, err := http.NewRequest(method, url, strings.NewReader(body))
-	if err != nil {
-		t.Fatal(err)
-	}
-	res, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer res.Body.Close()
-	b, _ := io.ReadAll(res.Body)
-	return res.StatusCode, string(b)
+	a := servetest.Call(t, method, url, body)
+	return a.Status, string(a.Body)
 }
 
 func TestHealthzReportsReadinessAndInfo(t *testing.T) {
@@ -76,7 +44,7 @@ func TestHealthzReportsReadinessAndInfo(t *testing.T) {
 		Ready:  func(context.Context) error { return notReady },
 		Info:   func() map[string]any { return map[string]any{"breakers": map[string]any{"enabled": true}} },
 	})
-	base := start(t, s)
+	base := servetest.Start(t, s)
 
 	code, body := call(t, "GET", base+"/healthz", "")
 	var h map[string]any
@@ -96,7 +64,7 @@ func TestHealthzReportsReadinessAndInfo(t *testing.T) {
 
 func TestREDMetricsAreLabelledByRoutePatternNotPath(t *testing.T) {
 	s := serve.New(serve.Options{Public: public()})
-	base := start(t, s)
+	base := servetest.Start(t, s)
 	call(t, "GET", base+"/things/1", "")
 	call(t, "GET", base+"/things/2", "")
 	call(t, "POST", base+"/things", "")
@@ -124,24 +92,12 @@ func TestMetricsPassPromlint(t *testing.T) {
 	reg := prometheus.NewRegistry()
 	s := serve.New(serve.Options{Public: public(), Registry: reg})
 	s.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest("GET", "/things/1", nil))
-	mfs, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	problems, err := promlint.NewWithMetricFamilies(mfs).Lint()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, p := range problems {
-		if strings.HasPrefix(p.Metric, "lab_") {
-			t.Errorf("promlint: %s: %s", p.Metric, p.Text)
-		}
-	}
+	servetest.LintLabMetrics(t, reg)
 }
 
 func TestFaultsInjectErrorsAndLatencyIntoPublicRoutesOnly(t *testing.T) {
 	s := serve.New(serve.Options{Public: public()})
-	base := start(t, s)
+	base := servetest.Start(t, s)
 
 	code, body := call(t, "POST", base+"/admin/faults", `{"error_rate": 1}`)
 	if code != 200 || !strings.Contains(body, `"error_rate":1`) {
@@ -178,7 +134,7 @@ func TestFaultsInjectErrorsAndLatencyIntoPublicRoutesOnly(t *testing.T) {
 
 func TestFaultRequestsAreValidated(t *testing.T) {
 	s := serve.New(serve.Options{Public: public()})
-	base := start(t, s)
+	base := servetest.Start(t, s)
 	for body, field := range map[string]string{
 		`{"error_rate": 1.5}`:            "error_rate",
 		`{"error_rate": -0.1}`:           "error_rate",

@@ -15,19 +15,10 @@ import (
 )
 
 // Topic is one topic to create.
-type Topic struct {
-	Name       string
-	Partitions int32
-	Configs    map[string]string
-}
+type Topic = model.Topic
 
 // LabTopics are the topics the lab's broker part creates at start.
-var LabTopics = []Topic{
-	{Name: model.TopicRatings, Partitions: model.RatingsPartitions},
-	{Name: model.TopicMovies, Partitions: 1, Configs: map[string]string{"cleanup.policy": "compact"}},
-	{Name: model.TopicRatedMovies, Partitions: model.RatingsPartitions, Configs: map[string]string{"cleanup.policy": "compact"}},
-	{Name: model.TopicRatingsDLQ, Partitions: 1},
-}
+var LabTopics = model.Topics
 
 // Broker is a running single-node kfake cluster.
 type Broker struct {

@@ -4,9 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"io"
-	"net"
-	"net/http"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -18,6 +15,7 @@ import (
 	"github.com/ratingslab/lab/services/model"
 	"github.com/ratingslab/lab/services/movies/legacydb"
 	"github.com/ratingslab/lab/services/movies/rpc"
+	"github.com/ratingslab/lab/services/servetest"
 )
 
 // startMovies runs movies-rpc over a fresh seeded catalog on a real port.
@@ -28,45 +26,14 @@ func startMovies(t *testing.T) (string, *legacydb.DB) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { db.Close() })
-	srv := rpc.NewServer(db, prometheus.NewRegistry(), nil)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- srv.Serve(ctx, ln) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("movies-rpc stopped with %v", err)
-		}
-	})
-	return "http://" + ln.Addr().String(), db
-}
-
-func get(t *testing.T, method, url, body string, out any) int {
-	t.Helper()
-	req, _ := http.NewRequest(method, url, strings.NewReader(body))
-	res, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer res.Body.Close()
-	data, _ := io.ReadAll(res.Body)
-	if out != nil {
-		if err := json.Unmarshal(data, out); err != nil {
-			t.Fatalf("%s %s: not JSON: %s", method, url, data)
-		}
-	}
-	return res.StatusCode
+	return servetest.Start(t, rpc.NewServer(db, prometheus.NewRegistry(), nil)), db
 }
 
 func TestMoviesAreServedFromTheLegacyCatalog(t *testing.T) {
 	base, _ := startMovies(t)
 
 	var page rpc.MoviesPage
-	if code := get(t, "GET", base+"/movies", "", &page); code != 200 || page.Total < 100 || len(page.Movies) != rpc.DefaultLimit || page.Offset != 0 {
+	if code := servetest.CallJSON(t, "GET", base+"/movies", "", &page); code != 200 || page.Total < 100 || len(page.Movies) != rpc.DefaultLimit || page.Offset != 0 {
 		t.Fatalf("GET /movies: %d total %d, %d movies", code, page.Total, len(page.Movies))
 	}
 	for i := 1; i < len(page.Movies); i++ {
@@ -77,27 +44,27 @@ func TestMoviesAreServedFromTheLegacyCatalog(t *testing.T) {
 	first := page.Movies[0]
 
 	var m model.Movie
-	if code := get(t, "GET", base+"/movies/"+itoa(first.ID), "", &m); code != 200 || m.ID != first.ID || m.Title == "" || m.Title != first.Title {
+	if code := servetest.CallJSON(t, "GET", base+"/movies/"+itoa(first.ID), "", &m); code != 200 || m.ID != first.ID || m.Title == "" || m.Title != first.Title {
 		t.Errorf("GET /movies/%d: %d %+v", first.ID, code, m)
 	}
 	var e map[string]string
-	if code := get(t, "GET", base+"/movies/99999999", "", &e); code != 404 || !strings.HasPrefix(e["error"], "id: ") {
+	if code := servetest.CallJSON(t, "GET", base+"/movies/99999999", "", &e); code != 404 || !strings.HasPrefix(e["error"], "id: ") {
 		t.Errorf("unknown movie: %d %v, want a JSON 404", code, e)
 	}
 	for _, target := range []string{"/movies/abc", "/movies/0", "/movies?limit=0", "/movies?limit=1001", "/movies?offset=-1"} {
-		if code := get(t, "GET", base+target, "", &e); code != 400 || e["error"] == "" {
+		if code := servetest.CallJSON(t, "GET", base+target, "", &e); code != 400 || e["error"] == "" {
 			t.Errorf("%s: %d %v, want a JSON 400", target, code, e)
 		}
 	}
 	page = rpc.MoviesPage{}
-	if code := get(t, "GET", base+"/movies?offset=10&limit=5", "", &page); code != 200 || len(page.Movies) != 5 || page.Movies[0].ID != pageAt(t, base, 10) {
+	if code := servetest.CallJSON(t, "GET", base+"/movies?offset=10&limit=5", "", &page); code != 200 || len(page.Movies) != 5 || page.Movies[0].ID != pageAt(t, base, 10) {
 		t.Errorf("offset 10 limit 5: %d %+v", code, page)
 	}
 }
 
 func pageAt(t *testing.T, base string, offset int) int64 {
 	var page rpc.MoviesPage
-	get(t, "GET", base+"/movies?limit=1000", "", &page)
+	servetest.CallJSON(t, "GET", base+"/movies?limit=1000", "", &page)
 	return page.Movies[offset].ID
 }
 
@@ -106,25 +73,25 @@ func itoa(n int64) string { b, _ := json.Marshal(n); return string(b) }
 func TestSlowDBFaultDelaysCatalogQueries(t *testing.T) {
 	base, db := startMovies(t)
 	var shown map[string]string
-	if code := get(t, "POST", base+"/admin/slow-db", `{"delay":"200ms"}`, &shown); code != 200 || shown["delay"] != "200ms" {
+	if code := servetest.CallJSON(t, "POST", base+"/admin/slow-db", `{"delay":"200ms"}`, &shown); code != 200 || shown["delay"] != "200ms" {
 		t.Fatalf("set slow-db: %d %v", code, shown)
 	}
 	began := time.Now()
-	get(t, "GET", base+"/movies/1", "", nil)
+	servetest.CallJSON(t, "GET", base+"/movies/1", "", nil)
 	if took := time.Since(began); took < 200*time.Millisecond {
 		t.Errorf("query took %v with a 200ms slow-db fault", took)
 	}
 	var health map[string]any
-	if code := get(t, "GET", base+"/healthz", "", &health); code != 200 || health["slow_db"] != "200ms" {
+	if code := servetest.CallJSON(t, "GET", base+"/healthz", "", &health); code != 200 || health["slow_db"] != "200ms" {
 		t.Errorf("/healthz during slow-db: %d %v, want ok showing slow_db", code, health)
 	}
 	for _, bad := range []string{`{"delay":"soon"}`, `{"delay":"-1s"}`, `{"delay":"5m"}`, `{"wait":"1s"}`} {
 		var e map[string]string
-		if code := get(t, "POST", base+"/admin/slow-db", bad, &e); code != 400 || e["error"] == "" {
+		if code := servetest.CallJSON(t, "POST", base+"/admin/slow-db", bad, &e); code != 400 || e["error"] == "" {
 			t.Errorf("%s: %d %v, want 400", bad, code, e)
 		}
 	}
-	get(t, "DELETE", base+"/admin/slow-db", "", &shown)
+	servetest.CallJSON(t, "DELETE", base+"/admin/slow-db", "", &shown)
 	if db.QueryDelay() != 0 || shown["delay"] != "0s" {
 		t.Errorf("after DELETE the delay is %v", db.QueryDelay())
 	}
@@ -136,10 +103,11 @@ func TestClientThroughTheBreaker(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c, err := rpc.NewClient(base, breaker.NewHTTPClient(breaker.ClientOptions{}), dep)
+	api, err := breaker.NewEndpoint(base, breaker.NewHTTPClient(breaker.ClientOptions{}), dep)
 	if err != nil {
 		t.Fatal(err)
 	}
+	c := rpc.NewClient(api)
 	ctx := context.Background()
 	if m, err := c.Movie(ctx, 1); err != nil || m.ID != 1 || m.Title == "" {
 		t.Errorf("Movie(1) = %+v, %v", m, err)
@@ -153,7 +121,7 @@ func TestClientThroughTheBreaker(t *testing.T) {
 	if dep.State() != "closed" {
 		t.Errorf("a 404 moved the breaker to %s", dep.State())
 	}
-	if _, err := rpc.NewClient("127.0.0.1:1", nil, dep); err == nil {
-		t.Error("NewClient accepted a URL without scheme")
+	if _, err := breaker.NewEndpoint("127.0.0.1:1", nil, dep); err == nil || !strings.HasPrefix(err.Error(), "movies-rpc URL ") {
+		t.Errorf("a URL without scheme: %v, want an error naming movies-rpc", err)
 	}
 }

@@ -69,7 +69,7 @@ func NewServer(db *legacydb.DB, reg *prometheus.Registry, log *slog.Logger) *ser
 //	GET    /admin/slow-db                     shows the delay
 func registerSlowDB(srv *serve.Server, db *legacydb.DB, log *slog.Logger) {
 	show := func(w http.ResponseWriter) {
-		writeJSON(w, http.StatusOK, map[string]string{"delay": db.QueryDelay().String()})
+		serve.WriteJSON(w, http.StatusOK, map[string]string{"delay": db.QueryDelay().String()})
 	}
 	srv.HandleAdmin("GET /admin/slow-db", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { show(w) }))
 	srv.HandleAdmin("DELETE /admin/slow-db", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -82,12 +82,12 @@ func registerSlowDB(srv *serve.Server, db *legacydb.DB, log *slog.Logger) {
 			Delay string `json:"delay"`
 		}
 		if err := serve.DecodeJSON(w, r, &req); err != nil {
-			writeError(w, http.StatusBadRequest, err.Error())
+			serve.WriteError(w, http.StatusBadRequest, err.Error())
 			return
 		}
 		d, err := time.ParseDuration(req.Delay)
 		if err != nil || d < 0 || d > serve.MaxFaultLatency {
-			writeError(w, http.StatusBadRequest, fmt.Sprintf("delay: want a duration from 0s to %s such as \"500ms\", got %q", serve.MaxFaultLatency, req.Delay))
+			serve.WriteError(w, http.StatusBadRequest, fmt.Sprintf("delay: want a duration from 0s to %s such as \"500ms\", got %q", serve.MaxFaultLatency, req.Delay))
 			return
 		}
 		db.SetQueryDelay(d)

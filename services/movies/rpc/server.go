@@ -5,15 +5,14 @@ package rpc
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
-	"strconv"
 
 	"github.com/ratingslab/lab/services/model"
 	"github.com/ratingslab/lab/services/movies/legacydb"
+	"github.com/ratingslab/lab/services/serve"
 )
 
 // Catalog is what movies-rpc needs from the legacy DB (*legacydb.DB).
@@ -54,28 +53,28 @@ type server struct {
 
 func (s *server) handleMovie() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		id, err := strconv.ParseInt(r.PathValue("id"), 10, 64)
-		if err != nil || id <= 0 {
-			writeError(w, http.StatusBadRequest, fmt.Sprintf("id: must be a positive integer, got %.40q", r.PathValue("id")))
+		id, err := serve.PathID(r, "id")
+		if err != nil {
+			serve.WriteError(w, http.StatusBadRequest, err.Error())
 			return
 		}
 		m, err := s.catalog.Movie(r.Context(), id)
 		switch {
 		case errors.Is(err, legacydb.ErrNotFound):
-			writeError(w, http.StatusNotFound, fmt.Sprintf("id: no movie %d", id))
+			serve.WriteError(w, http.StatusNotFound, fmt.Sprintf("id: no movie %d", id))
 		case err != nil:
 			s.dbError(w, r, err)
 		default:
-			writeJSON(w, http.StatusOK, m)
+			serve.WriteJSON(w, http.StatusOK, m)
 		}
 	})
 }
 
 func (s *server) handleMovies() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		offset, limit, err := parsePage(r)
+		offset, limit, err := serve.ParsePage(r, DefaultLimit, MaxLimit)
 		if err != nil {
-			writeError(w, http.StatusBadRequest, err.Error())
+			serve.WriteError(w, http.StatusBadRequest, err.Error())
 			return
 		}
 		movies, total, err := s.catalog.Movies(r.Context(), offset, limit)
@@ -86,7 +85,7 @@ func (s *server) handleMovies() http.Handler {
 		if movies == nil {
 			movies = []model.Movie{}
 		}
-		writeJSON(w, http.StatusOK, MoviesPage{Movies: movies, Total: total, Offset: offset, Limit: limit})
+		serve.WriteJSON(w, http.StatusOK, MoviesPage{Movies: movies, Total: total, Offset: offset, Limit: limit})
 	})
 }
 
@@ -96,31 +95,5 @@ func (s *server) dbError(w http.ResponseWriter, r *http.Request, err error) {
 	if r.Context().Err() == nil {
 		s.log.Warn("legacy DB query failed", "path", r.URL.Path, "err", err)
 	}
-	writeError(w, http.StatusServiceUnavailable, "legacy DB: "+err.Error())
-}
-
-func parsePage(r *http.Request) (offset, limit int, err error) {
-	q := r.URL.Query()
-	limit = DefaultLimit
-	if v := q.Get("offset"); q.Has("offset") {
-		if offset, err = strconv.Atoi(v); err != nil || offset < 0 {
-			return 0, 0, fmt.Errorf("offset: must be an integer >= 0, got %.40q", v)
-		}
-	}
-	if v := q.Get("limit"); q.Has("limit") {
-		if limit, err = strconv.Atoi(v); err != nil || limit < 1 || limit > MaxLimit {
-			return 0, 0, fmt.Errorf("limit: must be an integer from 1 to %d, got %.40q", MaxLimit, v)
-		}
-	}
-	return offset, limit, nil
-}
-
-func writeJSON(w http.ResponseWriter, status int, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(v)
-}
-
-func writeError(w http.ResponseWriter, status int, msg string) {
-	writeJSON(w, status, map[string]string{"error": msg})
+	serve.WriteError(w, http.StatusServiceUnavailable, "legacy DB: "+err.Error())
 }

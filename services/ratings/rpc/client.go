@@ -5,8 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"net/url"
-	"strings"
 
 	"github.com/ratingslab/lab/services/breaker"
 	"github.com/ratingslab/lab/services/model"
@@ -20,29 +18,20 @@ var (
 
 // Client calls ratings-rpc through a breaker.Dependency.
 type Client struct {
-	base string
-	http *http.Client
-	dep  *breaker.Dependency
+	api *breaker.Endpoint
 }
 
-// NewClient calls ratings-rpc at baseURL ("http://127.0.0.1:7730").
-func NewClient(baseURL string, c *http.Client, dep *breaker.Dependency) (*Client, error) {
-	u, err := url.Parse(baseURL)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return nil, fmt.Errorf("ratings-rpc URL %q: want http://host:port", baseURL)
-	}
-	return &Client{base: strings.TrimRight(baseURL, "/"), http: c, dep: dep}, nil
+// NewClient calls ratings-rpc at api (breaker.Upstream.Connect, or breaker.NewEndpoint).
+func NewClient(api *breaker.Endpoint) *Client {
+	return &Client{api: api}
 }
 
 // Rate applies r. Retries (when configured) are safe: ratings-rpc applies a
 // request id once and answers 200 to a repeat.
 func (c *Client) Rate(ctx context.Context, r model.Rating) error {
 	req := RateRequest{RequestID: r.RequestID, MovieID: r.MovieID, RatingTenths: r.Tenths, UserID: r.UserID}
-	err := c.dep.Do(ctx, func(ctx context.Context) error {
-		_, err := breaker.CallJSON(ctx, c.http, http.MethodPost, c.base+"/ratings", req, nil)
-		return err
-	})
-	if status(err) == http.StatusUnprocessableEntity {
+	err := c.api.Call(ctx, http.MethodPost, "/ratings", req, nil)
+	if breaker.Status(err) == http.StatusUnprocessableEntity {
 		return fmt.Errorf("movie %d: %w", r.MovieID, ErrUnknownMovie)
 	}
 	return withRetryAfter(err)
@@ -51,32 +40,18 @@ func (c *Client) Rate(ctx context.Context, r model.Rating) error {
 // RatedMovies returns one page of rated movies.
 func (c *Client) RatedMovies(ctx context.Context, offset, limit int) (RatedMoviesPage, error) {
 	var page RatedMoviesPage
-	err := c.dep.Do(ctx, func(ctx context.Context) error {
-		_, err := breaker.CallJSON(ctx, c.http, http.MethodGet, fmt.Sprintf("%s/rated-movies?offset=%d&limit=%d", c.base, offset, limit), nil, &page)
-		return err
-	})
+	err := c.api.Call(ctx, http.MethodGet, fmt.Sprintf("/rated-movies?offset=%d&limit=%d", offset, limit), nil, &page)
 	return page, withRetryAfter(err)
 }
 
 // RatedMovie returns one rated movie, or ErrNotFound.
 func (c *Client) RatedMovie(ctx context.Context, id int64) (model.RatedMovie, error) {
 	var m model.RatedMovie
-	err := c.dep.Do(ctx, func(ctx context.Context) error {
-		_, err := breaker.CallJSON(ctx, c.http, http.MethodGet, fmt.Sprintf("%s/rated-movies/%d", c.base, id), nil, &m)
-		return err
-	})
-	if status(err) == http.StatusNotFound {
+	err := c.api.Call(ctx, http.MethodGet, fmt.Sprintf("/rated-movies/%d", id), nil, &m)
+	if breaker.Status(err) == http.StatusNotFound {
 		return model.RatedMovie{}, fmt.Errorf("movie %d: %w", id, ErrNotFound)
 	}
 	return m, withRetryAfter(err)
-}
-
-func status(err error) int {
-	var se *breaker.StatusError
-	if errors.As(err, &se) {
-		return se.Status
-	}
-	return 0
 }
 
 // withRetryAfter passes on ratings-rpc's own retry_after (from a 503 it

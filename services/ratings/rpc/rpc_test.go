@@ -4,13 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
-	"log"
-	"net"
-	"net/http"
-	"net/http/httptest"
-	"net/http/httputil"
-	"net/url"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -25,54 +18,12 @@ import (
 	"github.com/ratingslab/lab/services/movies/legacydb"
 	moviesrpc "github.com/ratingslab/lab/services/movies/rpc"
 	"github.com/ratingslab/lab/services/ratings/rpc"
-	"github.com/ratingslab/lab/services/serve"
+	"github.com/ratingslab/lab/services/servetest"
 )
-
-// serveOn runs srv on a real 127.0.0.1 port until the test ends.
-func serveOn(t *testing.T, srv *serve.Server) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- srv.Serve(ctx, ln) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("server stopped with %v", err)
-		}
-	})
-	return "http://" + ln.Addr().String()
-}
-
-// edge stands between ratings-rpc and movies-rpc like the lab's fault proxy:
-// it forwards, or (down) holds every request until the caller gives up.
-type edge struct {
-	*httptest.Server
-	down atomic.Bool
-}
-
-func newEdge(t *testing.T, upstream string) *edge {
-	u, _ := url.Parse(upstream)
-	proxy := httputil.NewSingleHostReverseProxy(u)
-	proxy.ErrorLog = log.New(io.Discard, "", 0) // callers giving up is what these tests do
-	e := &edge{}
-	e.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if e.down.Load() {
-			<-r.Context().Done()
-			return
-		}
-		proxy.ServeHTTP(w, r)
-	}))
-	t.Cleanup(e.Close)
-	return e
-}
 
 type stack struct {
 	ratings string // ratings-rpc base URL
-	movies  *edge
+	movies  *servetest.Edge
 	store   *rpc.Store
 	dir     string
 }
@@ -93,7 +44,7 @@ func startStack(t *testing.T, s breaker.Settings) *stack {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { db.Close() })
-	movies := newEdge(t, serveOn(t, moviesrpc.NewServer(db, prometheus.NewRegistry(), nil)))
+	movies := servetest.NewEdge(t, servetest.Start(t, moviesrpc.NewServer(db, prometheus.NewRegistry(), nil)))
 
 	dir := t.TempDir()
 	store, err := rpc.OpenStore(dir, rpc.SyncNormal)
@@ -101,40 +52,23 @@ func startStack(t *testing.T, s breaker.Settings) *stack {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { store.Close() })
-	srv, err := rpc.NewServer(store, movies.URL, s, breaker.ClientOptions{}, prometheus.NewRegistry(), nil)
+	srv, err := rpc.NewServer(store, rpc.MoviesUpstream(movies.URL, s), prometheus.NewRegistry(), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &stack{ratings: serveOn(t, srv), movies: movies, store: store, dir: dir}
-}
-
-func call(t *testing.T, method, url, body string, out any) int {
-	t.Helper()
-	req, _ := http.NewRequest(method, url, strings.NewReader(body))
-	res, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer res.Body.Close()
-	data, _ := io.ReadAll(res.Body)
-	if out != nil {
-		if err := json.Unmarshal(data, out); err != nil {
-			t.Fatalf("%s %s: not JSON: %s", method, url, data)
-		}
-	}
-	return res.StatusCode
+	return &stack{ratings: servetest.Start(t, srv), movies: movies, store: store, dir: dir}
 }
 
 func rate(t *testing.T, base, requestID string, movie, tenths int64) int {
 	t.Helper()
-	return call(t, "POST", base+"/ratings", fmt.Sprintf(`{"request_id":%q,"movie_id":%d,"rating_tenths":%d,"user_id":7}`, requestID, movie, tenths), nil)
+	return servetest.CallJSON(t, "POST", base+"/ratings", fmt.Sprintf(`{"request_id":%q,"movie_id":%d,"rating_tenths":%d,"user_id":7}`, requestID, movie, tenths), nil)
 }
 
 func ratedMovie(t *testing.T, base string, id int64) model.RatedMovie {
 	t.Helper()
 	var m model.RatedMovie
 	var raw json.RawMessage
-	if code := call(t, "GET", fmt.Sprintf("%s/rated-movies/%d", base, id), "", &raw); code != 200 {
+	if code := servetest.CallJSON(t, "GET", fmt.Sprintf("%s/rated-movies/%d", base, id), "", &raw); code != 200 {
 		t.Fatalf("GET rated movie %d: %d %s", id, code, raw)
 	}
 	if err := json.Unmarshal(raw, &m); err != nil {
@@ -189,7 +123,7 @@ func TestConcurrentRetriesApplyExactlyOnce(t *testing.T) {
 func TestAnUnknownMovieIs422AndBadBodiesAre400(t *testing.T) {
 	st := startStack(t, fastSettings())
 	var e rpc.ErrorAnswer
-	if code := call(t, "POST", st.ratings+"/ratings", `{"request_id":"u","movie_id":99999999,"rating_tenths":50}`, &e); code != 422 || !strings.HasPrefix(e.Error, "movie_id: ") {
+	if code := servetest.CallJSON(t, "POST", st.ratings+"/ratings", `{"request_id":"u","movie_id":99999999,"rating_tenths":50}`, &e); code != 422 || !strings.HasPrefix(e.Error, "movie_id: ") {
 		t.Errorf("unknown movie: %d %+v, want 422 naming movie_id", code, e)
 	}
 	for body, field := range map[string]string{
@@ -202,7 +136,7 @@ func TestAnUnknownMovieIs422AndBadBodiesAre400(t *testing.T) {
 		`not json`: "body",
 	} {
 		e = rpc.ErrorAnswer{}
-		if code := call(t, "POST", st.ratings+"/ratings", body, &e); code != 400 || !strings.HasPrefix(e.Error, field+": ") {
+		if code := servetest.CallJSON(t, "POST", st.ratings+"/ratings", body, &e); code != 400 || !strings.HasPrefix(e.Error, field+": ") {
 			t.Errorf("%s: %d %q, want 400 naming %s", body, code, e.Error, field)
 		}
 	}
@@ -215,7 +149,7 @@ func TestTheListShowsEveryCatalogMovieWithItsCount(t *testing.T) {
 	st := startStack(t, fastSettings())
 	rate(t, st.ratings, "a", 3, 60)
 	var page rpc.RatedMoviesPage
-	if code := call(t, "GET", st.ratings+"/rated-movies?limit=5", "", &page); code != 200 || page.Source != "catalog" || page.Total < 100 || len(page.Movies) != 5 {
+	if code := servetest.CallJSON(t, "GET", st.ratings+"/rated-movies?limit=5", "", &page); code != 200 || page.Source != "catalog" || page.Total < 100 || len(page.Movies) != 5 {
 		t.Fatalf("list: %d %+v", code, page)
 	}
 	for _, m := range page.Movies {
@@ -230,10 +164,10 @@ func TestTheListShowsEveryCatalogMovieWithItsCount(t *testing.T) {
 	if m := ratedMovie(t, st.ratings, 4); m.Count != 0 || m.Title == "" {
 		t.Errorf("unrated movie 4 = %+v, want count 0 with its title from the catalog", m)
 	}
-	if code := call(t, "GET", st.ratings+"/rated-movies/99999999", "", nil); code != 404 {
+	if code := servetest.CallJSON(t, "GET", st.ratings+"/rated-movies/99999999", "", nil); code != 404 {
 		t.Errorf("unknown movie: %d, want 404", code)
 	}
-	if code := call(t, "GET", st.ratings+"/rated-movies?limit=501", "", nil); code != 400 {
+	if code := servetest.CallJSON(t, "GET", st.ratings+"/rated-movies?limit=501", "", nil); code != 400 {
 		t.Errorf("limit 501: %d, want 400", code)
 	}
 }
@@ -241,17 +175,17 @@ func TestTheListShowsEveryCatalogMovieWithItsCount(t *testing.T) {
 func TestWhenMoviesRPCIsDownRatingsFailFastAndReadsDegrade(t *testing.T) {
 	st := startStack(t, fastSettings())
 	rate(t, st.ratings, "before", 5, 80)
-	st.movies.down.Store(true)
+	st.movies.Blackhole(true)
 
 	// The first attempts wait the 200ms timeout; then the breaker opens.
 	var e rpc.ErrorAnswer
 	for i := range 3 {
-		if code := call(t, "POST", st.ratings+"/ratings", fmt.Sprintf(`{"request_id":"down-%d","movie_id":1,"rating_tenths":50}`, i), &e); code != 503 || e.RetryAfter == nil {
+		if code := servetest.CallJSON(t, "POST", st.ratings+"/ratings", fmt.Sprintf(`{"request_id":"down-%d","movie_id":1,"rating_tenths":50}`, i), &e); code != 503 || e.RetryAfter == nil {
 			t.Fatalf("rating %d with movies-rpc down: %d %+v, want 503 with retry_after", i, code, e)
 		}
 	}
 	began := time.Now()
-	if code := call(t, "POST", st.ratings+"/ratings", `{"request_id":"fast","movie_id":1,"rating_tenths":50}`, &e); code != 503 || !strings.Contains(e.Error, "circuit breaker is open") {
+	if code := servetest.CallJSON(t, "POST", st.ratings+"/ratings", `{"request_id":"fast","movie_id":1,"rating_tenths":50}`, &e); code != 503 || !strings.Contains(e.Error, "circuit breaker is open") {
 		t.Errorf("with the breaker open: %d %q", code, e.Error)
 	}
 	if took := time.Since(began); took > 100*time.Millisecond {
@@ -264,7 +198,7 @@ func TestWhenMoviesRPCIsDownRatingsFailFastAndReadsDegrade(t *testing.T) {
 		t.Errorf("a rated movie is still served from the store: %+v", m)
 	}
 	var page rpc.RatedMoviesPage
-	if code := call(t, "GET", st.ratings+"/rated-movies", "", &page); code != 200 || page.Source != "cache" || page.Total != 1 || page.Movies[0].MovieID != 5 {
+	if code := servetest.CallJSON(t, "GET", st.ratings+"/rated-movies", "", &page); code != 200 || page.Source != "cache" || page.Total != 1 || page.Movies[0].MovieID != 5 {
 		t.Errorf("list while movies-rpc is down: %d %+v, want the cached rated movies", code, page)
 	}
 	if _, found, _ := st.store.RatedMovie(context.Background(), 1); found {
@@ -272,7 +206,7 @@ func TestWhenMoviesRPCIsDownRatingsFailFastAndReadsDegrade(t *testing.T) {
 	}
 
 	// movies-rpc back: after the open timeout a probe closes the breaker.
-	st.movies.down.Store(false)
+	st.movies.Blackhole(false)
 	deadline := time.Now().Add(5 * time.Second)
 	for rate(t, st.ratings, "after", 1, 50) != 201 {
 		if time.Now().After(deadline) {
@@ -281,7 +215,7 @@ func TestWhenMoviesRPCIsDownRatingsFailFastAndReadsDegrade(t *testing.T) {
 		time.Sleep(50 * time.Millisecond)
 	}
 	var health map[string]any
-	call(t, "GET", st.ratings+"/healthz", "", &health)
+	servetest.CallJSON(t, "GET", st.ratings+"/healthz", "", &health)
 	state := health["breakers"].(map[string]any)["movies-rpc"].(map[string]any)["state"]
 	if state != "closed" {
 		t.Errorf("breaker after recovery: %v, want closed", state)
@@ -312,7 +246,7 @@ func TestAcknowledgedRatingsSurviveARestart(t *testing.T) {
 func TestAdminConfigShowsBreakerSettings(t *testing.T) {
 	st := startStack(t, fastSettings())
 	var cfg map[string]any
-	if code := call(t, "GET", st.ratings+"/admin/config", "", &cfg); code != 200 {
+	if code := servetest.CallJSON(t, "GET", st.ratings+"/admin/config", "", &cfg); code != 200 {
 		t.Fatalf("/admin/config: %d", code)
 	}
 	settings := cfg["breakers"].(map[string]any)["movies-rpc"].(map[string]any)["settings"].(map[string]any)

@@ -3,9 +3,7 @@ package rpc
 import (
 	"context"
 	"flag"
-	"fmt"
 	"log/slog"
-	"net/http"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -17,12 +15,10 @@ import (
 
 // Runner is the ratings-rpc part: `lab serve ratings-rpc`.
 type Runner struct {
-	Listen    string
-	MoviesURL string
-	Data      string
-	Sync      string
-	MaxConns  int
-	Movies    breaker.Settings // the movies-rpc dependency
+	Listen string
+	Data   string
+	Sync   string
+	Movies breaker.Upstream
 }
 
 // DefaultMoviesSettings: movies-rpc answers from a local SQLite file in about
@@ -34,13 +30,17 @@ func DefaultMoviesSettings() breaker.Settings {
 	return s
 }
 
+// MoviesUpstream is movies-rpc at url (in the lab: its edge proxy) as
+// ratings-rpc calls it.
+func MoviesUpstream(url string, settings breaker.Settings) breaker.Upstream {
+	return breaker.Upstream{Name: "movies-rpc", URLFlag: "movies-url", URL: url, Settings: settings}
+}
+
 func (r *Runner) Flags(fs *flag.FlagSet) {
 	fs.StringVar(&r.Listen, "listen", "127.0.0.1:7711", "HTTP address: API, /healthz, /metrics, /admin/")
-	fs.StringVar(&r.MoviesURL, "movies-url", "http://127.0.0.1:7712", "base URL of movies-rpc (in the lab: its edge proxy)")
 	fs.StringVar(&r.Data, "data", ".lab/data/ratings-rpc", "directory of the ratings store (ratings.db)")
 	fs.StringVar(&r.Sync, "sync", string(SyncNormal), "store durability: normal (survives kill) or full (fsync per commit, survives power loss)")
-	fs.IntVar(&r.MaxConns, "max-conns", breaker.DefaultMaxConnsPerHost, "connection pool cap to movies-rpc")
-	r.Movies = DefaultMoviesSettings()
+	r.Movies = MoviesUpstream("http://127.0.0.1:7712", DefaultMoviesSettings())
 	r.Movies.Flags(fs)
 }
 
@@ -50,38 +50,30 @@ func (r *Runner) Run(ctx context.Context, log *slog.Logger) error {
 		return err
 	}
 	defer store.Close()
-	srv, err := NewServer(store, r.MoviesURL, r.Movies, breaker.ClientOptions{MaxConnsPerHost: r.MaxConns}, prometheus.NewRegistry(), log)
+	srv, err := NewServer(store, r.Movies, prometheus.NewRegistry(), log)
 	if err != nil {
 		return err
 	}
-	log.Info("ratings-rpc starting", "movies_url", r.MoviesURL, "store", store.Path(), "breakers", r.Movies.Enabled)
+	log.Info("ratings-rpc starting", "movies_url", r.Movies.URL, "store", store.Path(), "breakers", r.Movies.Settings.Enabled)
 	return srv.Run(ctx, r.Listen)
 }
 
 // NewServer assembles ratings-rpc's HTTP tree: the API over store and
-// movies-rpc at moviesURL, /healthz (store readable, breaker settings and
-// state), /metrics, admin faults and GET /admin/config.
-func NewServer(store *Store, moviesURL string, settings breaker.Settings, pool breaker.ClientOptions, reg *prometheus.Registry, log *slog.Logger) (*serve.Server, error) {
-	dep, err := breaker.New("movies-rpc", settings, breaker.NewMetrics(reg), log)
+// movies-rpc, /healthz (store readable, breaker settings and state),
+// /metrics, admin faults and GET /admin/config.
+func NewServer(store *Store, movies breaker.Upstream, reg *prometheus.Registry, log *slog.Logger) (*serve.Server, error) {
+	api, dep, err := movies.Connect(reg, log)
 	if err != nil {
 		return nil, err
 	}
-	movies, err := moviesrpc.NewClient(moviesURL, breaker.NewHTTPClient(pool), dep)
-	if err != nil {
-		return nil, fmt.Errorf("--movies-url: %w", err)
-	}
-	info := func() map[string]any {
-		return map[string]any{"variant": "rpc", "store": store.Path(), "movies_url": moviesURL, "breakers": breaker.Describe(dep)}
-	}
-	srv := serve.New(serve.Options{
-		Public:   New(store, movies, log),
+	return serve.New(serve.Options{
+		Public:   New(store, moviesrpc.NewClient(api), log),
 		Registry: reg,
 		Ready:    store.Ping, // movies-rpc down degrades ratings-rpc; it does not make it unready
-		Info:     info,
-		Log:      log,
-	})
-	srv.HandleAdmin("GET /admin/config", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		writeJSON(w, http.StatusOK, info())
-	}))
-	return srv, nil
+		Info: func() map[string]any {
+			return map[string]any{"variant": "rpc", "store": store.Path(), "movies_url": movies.URL, "breakers": breaker.Describe(dep)}
+		},
+		AdminConfig: true,
+		Log:         log,
+	}), nil
 }

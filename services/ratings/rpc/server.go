@@ -14,6 +14,7 @@ import (
 	"github.com/ratingslab/lab/services/breaker"
 	"github.com/ratingslab/lab/services/model"
 	moviesrpc "github.com/ratingslab/lab/services/movies/rpc"
+	"github.com/ratingslab/lab/services/serve"
 )
 
 // Catalog is what ratings-rpc asks movies-rpc (*moviesrpc.Client).
@@ -51,7 +52,7 @@ func (s *server) handleRate() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		rating, err := decodeRate(w, r)
 		if err != nil {
-			writeError(w, http.StatusBadRequest, err.Error())
+			serve.WriteError(w, http.StatusBadRequest, err.Error())
 			return
 		}
 		// A retry of an applied request is answered from the store alone, so
@@ -62,12 +63,12 @@ func (s *server) handleRate() http.Handler {
 			return
 		}
 		if dup {
-			writeJSON(w, http.StatusOK, RateAnswer{RequestID: rating.RequestID, Applied: false})
+			serve.WriteJSON(w, http.StatusOK, RateAnswer{RequestID: rating.RequestID, Applied: false})
 			return
 		}
 		movie, err := s.catalog.Movie(r.Context(), rating.MovieID)
 		if errors.Is(err, moviesrpc.ErrNotFound) {
-			writeError(w, http.StatusUnprocessableEntity, fmt.Sprintf("movie_id: unknown movie %d", rating.MovieID))
+			serve.WriteError(w, http.StatusUnprocessableEntity, fmt.Sprintf("movie_id: unknown movie %d", rating.MovieID))
 			return
 		}
 		if err != nil {
@@ -83,7 +84,7 @@ func (s *server) handleRate() http.Handler {
 		if !applied {
 			status = http.StatusOK // a concurrent retry won the race
 		}
-		writeJSON(w, status, RateAnswer{RequestID: rating.RequestID, Applied: applied})
+		serve.WriteJSON(w, status, RateAnswer{RequestID: rating.RequestID, Applied: applied})
 	})
 }
 
@@ -112,9 +113,9 @@ func decodeRate(w http.ResponseWriter, r *http.Request) (model.Rating, error) {
 // so far (source "cache"): fewer rows, but every count is still exact.
 func (s *server) handleRatedMovies() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		offset, limit, err := parsePage(r)
+		offset, limit, err := serve.ParsePage(r, DefaultLimit, MaxLimit)
 		if err != nil {
-			writeError(w, http.StatusBadRequest, err.Error())
+			serve.WriteError(w, http.StatusBadRequest, err.Error())
 			return
 		}
 		page := RatedMoviesPage{Offset: offset, Limit: limit, Source: "catalog", Movies: []model.RatedMovie{}}
@@ -147,7 +148,7 @@ func (s *server) handleRatedMovies() http.Handler {
 			}
 			page.Total = total
 		}
-		writeJSON(w, http.StatusOK, page)
+		serve.WriteJSON(w, http.StatusOK, page)
 	})
 }
 
@@ -156,9 +157,9 @@ func (s *server) handleRatedMovies() http.Handler {
 // movies-rpc to tell "count 0" from "no such movie".
 func (s *server) handleRatedMovie() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		id, err := strconv.ParseInt(r.PathValue("id"), 10, 64)
-		if err != nil || id <= 0 {
-			writeError(w, http.StatusBadRequest, fmt.Sprintf("id: must be a positive integer, got %.40q", r.PathValue("id")))
+		id, err := serve.PathID(r, "id")
+		if err != nil {
+			serve.WriteError(w, http.StatusBadRequest, err.Error())
 			return
 		}
 		rm, found, err := s.store.RatedMovie(r.Context(), id)
@@ -167,17 +168,17 @@ func (s *server) handleRatedMovie() http.Handler {
 			return
 		}
 		if found {
-			writeJSON(w, http.StatusOK, rm)
+			serve.WriteJSON(w, http.StatusOK, rm)
 			return
 		}
 		m, err := s.catalog.Movie(r.Context(), id)
 		switch {
 		case errors.Is(err, moviesrpc.ErrNotFound):
-			writeError(w, http.StatusNotFound, fmt.Sprintf("id: no movie %d", id))
+			serve.WriteError(w, http.StatusNotFound, fmt.Sprintf("id: no movie %d", id))
 		case err != nil:
 			s.catalogError(w, err)
 		default:
-			writeJSON(w, http.StatusOK, model.NewRatedMovie(m, model.CountAndSum{}))
+			serve.WriteJSON(w, http.StatusOK, model.NewRatedMovie(m, model.CountAndSum{}))
 		}
 	})
 }
@@ -191,7 +192,7 @@ func (s *server) catalogError(w http.ResponseWriter, err error) {
 		return
 	}
 	s.log.Warn("movies-rpc answered unexpectedly", "err", err)
-	writeError(w, http.StatusBadGateway, "movies-rpc: "+err.Error())
+	serve.WriteError(w, http.StatusBadGateway, "movies-rpc: "+err.Error())
 }
 
 func (s *server) storeError(w http.ResponseWriter, r *http.Request, err error) {
@@ -203,34 +204,8 @@ func (s *server) storeError(w http.ResponseWriter, r *http.Request, err error) {
 	writeUnavailable(w, "ratings store: "+err.Error(), time.Second)
 }
 
-func parsePage(r *http.Request) (offset, limit int, err error) {
-	q := r.URL.Query()
-	limit = DefaultLimit
-	if v := q.Get("offset"); q.Has("offset") {
-		if offset, err = strconv.Atoi(v); err != nil || offset < 0 {
-			return 0, 0, fmt.Errorf("offset: must be an integer >= 0, got %.40q", v)
-		}
-	}
-	if v := q.Get("limit"); q.Has("limit") {
-		if limit, err = strconv.Atoi(v); err != nil || limit < 1 || limit > MaxLimit {
-			return 0, 0, fmt.Errorf("limit: must be an integer from 1 to %d, got %.40q", MaxLimit, v)
-		}
-	}
-	return offset, limit, nil
-}
-
-func writeJSON(w http.ResponseWriter, status int, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(v)
-}
-
-func writeError(w http.ResponseWriter, status int, msg string) {
-	writeJSON(w, status, ErrorAnswer{Error: msg})
-}
-
 func writeUnavailable(w http.ResponseWriter, msg string, retryAfter time.Duration) {
 	secs := retryAfter.Seconds()
 	w.Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(secs))))
-	writeJSON(w, http.StatusServiceUnavailable, ErrorAnswer{Error: msg, RetryAfter: &secs})
+	serve.WriteJSON(w, http.StatusServiceUnavailable, ErrorAnswer{Error: msg, RetryAfter: &secs})
 }

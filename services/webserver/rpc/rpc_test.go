@@ -1,80 +1,29 @@
 package rpc_test
 
 import (
-	"context"
-	"encoding/json"
 	"fmt"
 	"io"
-	"log"
-	"net"
 	"net/http"
-	"net/http/httptest"
-	"net/http/httputil"
-	"net/url"
 	"path/filepath"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
-	"github.com/prometheus/client_golang/prometheus/testutil/promlint"
 
 	"github.com/ratingslab/lab/services/breaker"
 	"github.com/ratingslab/lab/services/model"
 	"github.com/ratingslab/lab/services/movies/legacydb"
 	moviesrpc "github.com/ratingslab/lab/services/movies/rpc"
 	ratingsrpc "github.com/ratingslab/lab/services/ratings/rpc"
-	"github.com/ratingslab/lab/services/serve"
+	"github.com/ratingslab/lab/services/servetest"
 	"github.com/ratingslab/lab/services/webserver"
 	"github.com/ratingslab/lab/services/webserver/rpc"
 )
 
-func serveOn(t *testing.T, srv *serve.Server) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- srv.Serve(ctx, ln) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("server stopped with %v", err)
-		}
-	})
-	return "http://" + ln.Addr().String()
-}
-
-// edge is a stand-in for the lab's fault proxy on ratings-rpc->movies-rpc:
-// it forwards, or (blackholed) holds requests until the caller gives up.
-type edge struct {
-	*httptest.Server
-	blackholed atomic.Bool
-}
-
-func newEdge(t *testing.T, upstream string) *edge {
-	u, _ := url.Parse(upstream)
-	proxy := httputil.NewSingleHostReverseProxy(u)
-	proxy.ErrorLog = log.New(io.Discard, "", 0) // callers giving up is what these tests do
-	e := &edge{}
-	e.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if e.blackholed.Load() {
-			<-r.Context().Done()
-			return
-		}
-		proxy.ServeHTTP(w, r)
-	}))
-	t.Cleanup(e.Close)
-	return e
-}
-
 type chain struct {
 	web    string
-	movies *edge
+	movies *servetest.Edge
 	reg    *prometheus.Registry
 }
 
@@ -87,83 +36,67 @@ func startChain(t *testing.T, breakersOn bool) *chain {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { db.Close() })
-	movies := newEdge(t, serveOn(t, moviesrpc.NewServer(db, prometheus.NewRegistry(), nil)))
+	movies := servetest.NewEdge(t, servetest.Start(t, moviesrpc.NewServer(db, prometheus.NewRegistry(), nil)))
 
 	store, err := ratingsrpc.OpenStore(t.TempDir(), ratingsrpc.SyncNormal)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { store.Close() })
-	ms := ratingsrpc.DefaultMoviesSettings()
-	ms.Enabled = breakersOn
-	ms.Timeout = 200 * time.Millisecond
-	ms.ConsecutiveFailures = 3
-	ms.OpenTimeout = 300 * time.Millisecond
-	ms.HalfOpenRequests = 1
-	ratingsSrv, err := ratingsrpc.NewServer(store, movies.URL, ms, breaker.ClientOptions{}, prometheus.NewRegistry(), nil)
+	ms := quick(ratingsrpc.DefaultMoviesSettings(), breakersOn, 200*time.Millisecond)
+	ratingsSrv, err := ratingsrpc.NewServer(store, ratingsrpc.MoviesUpstream(movies.URL, ms), prometheus.NewRegistry(), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	ratings := serveOn(t, ratingsSrv)
+	ratings := servetest.Start(t, ratingsSrv)
 
-	rs := rpc.DefaultRatingsSettings()
-	rs.Enabled = breakersOn
-	rs.Timeout = 500 * time.Millisecond
-	rs.ConsecutiveFailures = 3
-	rs.OpenTimeout = 300 * time.Millisecond
-	rs.HalfOpenRequests = 1
+	rs := quick(rpc.DefaultRatingsSettings(), breakersOn, 500*time.Millisecond)
 	reg := prometheus.NewRegistry()
-	webSrv, err := rpc.NewServer(ratings, rs, breaker.ClientOptions{}, reg, nil)
+	webSrv, err := rpc.NewServer(rpc.RatingsUpstream(ratings, rs), reg, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &chain{web: serveOn(t, webSrv), movies: movies, reg: reg}
+	return &chain{web: servetest.Start(t, webSrv), movies: movies, reg: reg}
 }
 
-func call(t *testing.T, method, url, body string, out any) (int, http.Header) {
-	t.Helper()
-	req, _ := http.NewRequest(method, url, strings.NewReader(body))
-	res, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer res.Body.Close()
-	data, _ := io.ReadAll(res.Body)
-	if out != nil {
-		if err := json.Unmarshal(data, out); err != nil {
-			t.Fatalf("%s %s: not JSON: %s", method, url, data)
-		}
-	}
-	return res.StatusCode, res.Header
+// quick makes s open and probe fast enough for a test: 3 failures open the
+// breaker, which probes once after 300ms.
+func quick(s breaker.Settings, enabled bool, timeout time.Duration) breaker.Settings {
+	s.Enabled = enabled
+	s.Timeout = timeout
+	s.ConsecutiveFailures = 3
+	s.OpenTimeout = 300 * time.Millisecond
+	s.HalfOpenRequests = 1
+	return s
 }
 
 func TestAUserRatesAMovieThroughTheWholeChain(t *testing.T) {
 	c := startChain(t, true)
 
 	var ack webserver.RateResponse
-	code, _ := call(t, "POST", c.web+"/api/ratings", `{"movie_id": 1, "rating": 7.5, "request_id": "user-1"}`, &ack)
+	code := servetest.CallJSON(t, "POST", c.web+"/api/ratings", `{"movie_id": 1, "rating": 7.5, "request_id": "user-1"}`, &ack)
 	if code != http.StatusCreated || ack.RequestID != "user-1" {
 		t.Fatalf("POST /api/ratings: %d %+v, want 201 echoing the request id", code, ack)
 	}
-	code, _ = call(t, "POST", c.web+"/api/ratings", `{"movie_id": 1, "rating": 8.5, "request_id": "user-1"}`, &ack)
+	code = servetest.CallJSON(t, "POST", c.web+"/api/ratings", `{"movie_id": 1, "rating": 8.5, "request_id": "user-1"}`, &ack)
 	if code != http.StatusCreated {
 		t.Errorf("retry of user-1: %d, want 201 (idempotent)", code)
 	}
-	call(t, "POST", c.web+"/api/ratings", `{"movie_id": 1, "rating": 10}`, nil)
+	servetest.CallJSON(t, "POST", c.web+"/api/ratings", `{"movie_id": 1, "rating": 10}`, nil)
 
 	var m model.RatedMovie
-	if code, _ := call(t, "GET", c.web+"/api/movies/1", "", &m); code != 200 || m.Count != 2 || m.SumTenths != 175 || m.Average != 8.75 || m.Title == "" {
+	if code := servetest.CallJSON(t, "GET", c.web+"/api/movies/1", "", &m); code != 200 || m.Count != 2 || m.SumTenths != 175 || m.Average != 8.75 || m.Title == "" {
 		t.Errorf("GET /api/movies/1: %d %+v, want 2 ratings averaging 8.75 (the retry applied once)", code, m)
 	}
 	var page webserver.MoviesPage
-	if code, _ := call(t, "GET", c.web+"/api/movies?limit=3", "", &page); code != 200 || page.Total < 100 || len(page.Movies) != 3 || page.Movies[0].Count != 2 {
+	if code := servetest.CallJSON(t, "GET", c.web+"/api/movies?limit=3", "", &page); code != 200 || page.Total < 100 || len(page.Movies) != 3 || page.Movies[0].Count != 2 {
 		t.Errorf("GET /api/movies: %d %+v", code, page)
 	}
 	var e webserver.ErrorBody
-	if code, _ := call(t, "POST", c.web+"/api/ratings", `{"movie_id": 99999999, "rating": 5}`, &e); code != 422 || !strings.HasPrefix(e.Error, "movie_id: ") {
+	if code := servetest.CallJSON(t, "POST", c.web+"/api/ratings", `{"movie_id": 99999999, "rating": 5}`, &e); code != 422 || !strings.HasPrefix(e.Error, "movie_id: ") {
 		t.Errorf("unknown movie: %d %+v, want 422", code, e)
 	}
-	if code, _ := call(t, "GET", c.web+"/api/movies/99999999", "", &e); code != 404 {
+	if code := servetest.CallJSON(t, "GET", c.web+"/api/movies/99999999", "", &e); code != 404 {
 		t.Errorf("GET unknown movie: %d, want 404", code)
 	}
 
@@ -181,33 +114,33 @@ func TestAUserRatesAMovieThroughTheWholeChain(t *testing.T) {
 
 func TestWithBreakersOnADeadMoviesRPCGivesFast503sAndRecovers(t *testing.T) {
 	c := startChain(t, true)
-	c.movies.blackholed.Store(true)
+	c.movies.Blackhole(true)
 
 	// Until a breaker opens, each rating waits for ratings-rpc's 200ms timeout.
 	var e webserver.ErrorBody
 	for i := range 3 {
-		code, hdr := call(t, "POST", c.web+"/api/ratings", fmt.Sprintf(`{"movie_id": 1, "rating": 5, "request_id": "slow-%d"}`, i), &e)
-		if code != 503 || e.RetryAfter == nil || hdr.Get("Retry-After") == "" {
-			t.Fatalf("rating %d: %d %+v, want 503 with retry_after", i, code, e)
+		a := servetest.Call(t, "POST", c.web+"/api/ratings", fmt.Sprintf(`{"movie_id": 1, "rating": 5, "request_id": "slow-%d"}`, i))
+		if a.Decode(t, &e); a.Status != 503 || e.RetryAfter == nil || a.Header.Get("Retry-After") == "" {
+			t.Fatalf("rating %d: %d %+v, want 503 with retry_after", i, a.Status, e)
 		}
 	}
 	began := time.Now()
 	for i := range 20 {
-		if code, _ := call(t, "POST", c.web+"/api/ratings", fmt.Sprintf(`{"movie_id": 1, "rating": 5, "request_id": "fast-%d"}`, i), &e); code != 503 {
+		if code := servetest.CallJSON(t, "POST", c.web+"/api/ratings", fmt.Sprintf(`{"movie_id": 1, "rating": 5, "request_id": "fast-%d"}`, i), &e); code != 503 {
 			t.Fatalf("rating with the breaker open: %d", code)
 		}
 	}
 	if took := time.Since(began); took > time.Second {
 		t.Errorf("20 ratings with the breaker open took %v; they must fail fast", took)
 	}
-	if !strings.Contains(metrics(t, c.reg), `lab_breaker_state{dependency="ratings-rpc"} 2`) {
+	if !strings.Contains(servetest.Metrics(t, c.reg), `lab_breaker_state{dependency="ratings-rpc"} 2`) {
 		t.Error("webserver-rpc's breaker to ratings-rpc did not open (ratings-rpc answered 503s)")
 	}
 
-	c.movies.blackholed.Store(false)
+	c.movies.Blackhole(false)
 	deadline := time.Now().Add(5 * time.Second)
 	for {
-		code, _ := call(t, "POST", c.web+"/api/ratings", `{"movie_id": 1, "rating": 5, "request_id": "back"}`, nil)
+		code := servetest.CallJSON(t, "POST", c.web+"/api/ratings", `{"movie_id": 1, "rating": 5, "request_id": "back"}`, nil)
 		if code == 201 {
 			break
 		}
@@ -216,7 +149,7 @@ func TestWithBreakersOnADeadMoviesRPCGivesFast503sAndRecovers(t *testing.T) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	m := metrics(t, c.reg)
+	m := servetest.Metrics(t, c.reg)
 	for _, want := range []string{
 		`lab_breaker_transitions_total{dependency="ratings-rpc",from="closed",to="open"} 1`,
 		`lab_breaker_transitions_total{dependency="ratings-rpc",from="half-open",to="closed"} 1`,
@@ -227,17 +160,17 @@ func TestWithBreakersOnADeadMoviesRPCGivesFast503sAndRecovers(t *testing.T) {
 		}
 	}
 	var mv model.RatedMovie
-	if call(t, "GET", c.web+"/api/movies/1", "", &mv); mv.Count != 1 {
+	if servetest.CallJSON(t, "GET", c.web+"/api/movies/1", "", &mv); mv.Count != 1 {
 		t.Errorf("movie 1 count %d, want 1: only the rating after recovery was applied", mv.Count)
 	}
 }
 
 func TestWithBreakersOffEveryRatingWaitsTheFullTimeout(t *testing.T) {
 	c := startChain(t, false)
-	c.movies.blackholed.Store(true)
+	c.movies.Blackhole(true)
 	for i := range 6 {
 		began := time.Now()
-		code, _ := call(t, "POST", c.web+"/api/ratings", fmt.Sprintf(`{"movie_id": 1, "rating": 5, "request_id": "naked-%d"}`, i), nil)
+		code := servetest.CallJSON(t, "POST", c.web+"/api/ratings", fmt.Sprintf(`{"movie_id": 1, "rating": 5, "request_id": "naked-%d"}`, i), nil)
 		took := time.Since(began)
 		if code != 503 {
 			t.Errorf("rating %d: %d, want 503", i, code)
@@ -246,7 +179,7 @@ func TestWithBreakersOffEveryRatingWaitsTheFullTimeout(t *testing.T) {
 			t.Errorf("rating %d took %v; with breakers off every call waits the 200ms timeout", i, took)
 		}
 	}
-	m := metrics(t, c.reg)
+	m := servetest.Metrics(t, c.reg)
 	if !strings.Contains(m, `lab_dependency_calls_total{dependency="ratings-rpc",result="rejected"} 0`) ||
 		!strings.Contains(m, `lab_dependency_calls_total{dependency="ratings-rpc",result="failure"} 6`) ||
 		!strings.Contains(m, `lab_breaker_state{dependency="ratings-rpc"} 0`) {
@@ -257,7 +190,7 @@ func TestWithBreakersOffEveryRatingWaitsTheFullTimeout(t *testing.T) {
 func TestHealthAndConfigShowTheBreakerSettings(t *testing.T) {
 	c := startChain(t, true)
 	var h map[string]any
-	if code, _ := call(t, "GET", c.web+"/healthz", "", &h); code != 200 || h["status"] != "ok" {
+	if code := servetest.CallJSON(t, "GET", c.web+"/healthz", "", &h); code != 200 || h["status"] != "ok" {
 		t.Fatalf("/healthz: %d %v", code, h)
 	}
 	dep := h["breakers"].(map[string]any)["ratings-rpc"].(map[string]any)
@@ -265,28 +198,16 @@ func TestHealthAndConfigShowTheBreakerSettings(t *testing.T) {
 		t.Errorf("/healthz breakers: %v", dep)
 	}
 	var cfg map[string]any
-	if code, _ := call(t, "GET", c.web+"/admin/config", "", &cfg); code != 200 || cfg["breakers"] == nil {
+	if code := servetest.CallJSON(t, "GET", c.web+"/admin/config", "", &cfg); code != 200 || cfg["breakers"] == nil {
 		t.Errorf("/admin/config: %d %v", code, cfg)
 	}
 }
 
 func TestEveryLabMetricPassesPromlint(t *testing.T) {
 	c := startChain(t, true)
-	call(t, "GET", c.web+"/api/movies/1", "", nil)
-	mfs, err := c.reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	problems, err := promlint.NewWithMetricFamilies(mfs).Lint()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, p := range problems {
-		if strings.HasPrefix(p.Metric, "lab_") {
-			t.Errorf("promlint: %s: %s", p.Metric, p.Text)
-		}
-	}
-	m := metrics(t, c.reg)
+	servetest.CallJSON(t, "GET", c.web+"/api/movies/1", "", nil)
+	servetest.LintLabMetrics(t, c.reg)
+	m := servetest.Metrics(t, c.reg)
 	for _, name := range []string{"lab_http_requests_total", "lab_http_request_duration_seconds", "lab_breaker_state",
 		"lab_dependency_calls_total", "lab_dependency_call_duration_seconds"} {
 		if !strings.Contains(m, name) {
@@ -296,14 +217,6 @@ func TestEveryLabMetricPassesPromlint(t *testing.T) {
 	if !strings.Contains(m, `lab_http_requests_total{code="200",method="GET",route="/api/movies/{id}"} 1`) {
 		t.Error("the public route is not labelled by its pattern")
 	}
-}
-
-// metrics renders reg in the text format, as a scrape would see it.
-func metrics(t *testing.T, reg *prometheus.Registry) string {
-	t.Helper()
-	rec := httptest.NewRecorder()
-	promhttp.HandlerFor(reg, promhttp.HandlerOpts{}).ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
-	return rec.Body.String()
 }
 
 func grep(text string, prefixes ...string) string {

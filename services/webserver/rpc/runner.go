@@ -2,9 +2,7 @@ package rpc
 
 import (
 	"context"
-	"encoding/json"
 	"flag"
-	"fmt"
 	"log/slog"
 	"net/http"
 	"time"
@@ -19,10 +17,8 @@ import (
 
 // Runner is the webserver-rpc part: `lab serve webserver-rpc`.
 type Runner struct {
-	Listen     string
-	RatingsURL string
-	MaxConns   int
-	Ratings    breaker.Settings // the ratings-rpc dependency
+	Listen  string
+	Ratings breaker.Upstream
 }
 
 // DefaultRatingsSettings: one attempt of 1s covers ratings-rpc's own
@@ -34,55 +30,50 @@ func DefaultRatingsSettings() breaker.Settings {
 	return s
 }
 
+// RatingsUpstream is ratings-rpc at url (in the lab: its edge proxy) as
+// webserver-rpc calls it.
+func RatingsUpstream(url string, settings breaker.Settings) breaker.Upstream {
+	return breaker.Upstream{Name: "ratings-rpc", URLFlag: "ratings-url", URL: url, Settings: settings}
+}
+
 func (r *Runner) Flags(fs *flag.FlagSet) {
 	fs.StringVar(&r.Listen, "listen", "127.0.0.1:7710", "HTTP address: public API and page, /healthz, /metrics, /admin/")
-	fs.StringVar(&r.RatingsURL, "ratings-url", "http://127.0.0.1:7711", "base URL of ratings-rpc (in the lab: its edge proxy)")
-	fs.IntVar(&r.MaxConns, "max-conns", breaker.DefaultMaxConnsPerHost, "connection pool cap to ratings-rpc")
-	r.Ratings = DefaultRatingsSettings()
+	r.Ratings = RatingsUpstream("http://127.0.0.1:7711", DefaultRatingsSettings())
 	r.Ratings.Flags(fs)
 }
 
 func (r *Runner) Run(ctx context.Context, log *slog.Logger) error {
-	srv, err := NewServer(r.RatingsURL, r.Ratings, breaker.ClientOptions{MaxConnsPerHost: r.MaxConns}, prometheus.NewRegistry(), log)
+	srv, err := NewServer(r.Ratings, prometheus.NewRegistry(), log)
 	if err != nil {
 		return err
 	}
-	log.Info("webserver-rpc starting", "ratings_url", r.RatingsURL, "breakers", r.Ratings.Enabled)
+	log.Info("webserver-rpc starting", "ratings_url", r.Ratings.URL, "breakers", r.Ratings.Settings.Enabled)
 	return srv.Run(ctx, r.Listen)
 }
 
 // NewServer assembles webserver-rpc's HTTP tree: the public API and page
-// over ratings-rpc at ratingsURL, /healthz (with breaker settings and
-// state), /metrics, admin faults and GET /admin/config.
-func NewServer(ratingsURL string, settings breaker.Settings, pool breaker.ClientOptions, reg *prometheus.Registry, log *slog.Logger) (*serve.Server, error) {
-	dep, err := breaker.New("ratings-rpc", settings, breaker.NewMetrics(reg), log)
+// over ratings-rpc, /healthz (with breaker settings and state), /metrics,
+// admin faults and GET /admin/config.
+func NewServer(ratings breaker.Upstream, reg *prometheus.Registry, log *slog.Logger) (*serve.Server, error) {
+	api, dep, err := ratings.Connect(reg, log)
 	if err != nil {
 		return nil, err
 	}
-	client, err := ratingsrpc.NewClient(ratingsURL, breaker.NewHTTPClient(pool), dep)
-	if err != nil {
-		return nil, fmt.Errorf("--ratings-url: %w", err)
-	}
-	backend := NewBackend(client, dep)
-	info := func() map[string]any {
-		return map[string]any{"variant": "rpc", "ratings_url": ratingsURL, "breakers": breaker.Describe(dep)}
-	}
-	srv := serve.New(serve.Options{
+	backend := NewBackend(ratingsrpc.NewClient(api), dep)
+	return serve.New(serve.Options{
 		Public: webserver.New(backend, webserver.Options{
 			Variant:        "rpc",
 			AcceptedStatus: http.StatusCreated,
 			// The web layer's guard sits just above everything the breaker
 			// may spend (all attempts and backoffs), so it never fires first.
-			BackendTimeout: settings.Budget() + 250*time.Millisecond,
+			BackendTimeout: ratings.Settings.Budget() + 250*time.Millisecond,
 		}, log),
 		Registry: reg,
 		Ready:    backend.Ready,
-		Info:     info,
-		Log:      log,
-	})
-	srv.HandleAdmin("GET /admin/config", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "application/json")
-		_ = json.NewEncoder(w).Encode(info())
-	}))
-	return srv, nil
+		Info: func() map[string]any {
+			return map[string]any{"variant": "rpc", "ratings_url": ratings.URL, "breakers": breaker.Describe(dep)}
+		},
+		AdminConfig: true,
+		Log:         log,
+	}), nil
 }

@@ -1,0 +1,79 @@
+package kafkatest
+
+import (
+	"net"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kfake"
+
+	"github.com/ratingslab/lab/lab/broker"
+)
+
+// DurableBroker is the lab's real broker part (lab/broker: kfake with a data
+// directory and the lab's topics) running in-process, so that a test can stop
+// it and start it again on the same port with the same data — a broker
+// restart as clients see it: connections drop, records and offsets survive.
+type DurableBroker struct {
+	Addr string // host:port, the same across restarts
+	Dir  string
+
+	mu sync.Mutex
+	c  *kfake.Cluster
+}
+
+// StartDurable starts the lab broker on a free loopback port with its data
+// in a test directory; it is closed at test end.
+func StartDurable(t testing.TB) *DurableBroker {
+	t.Helper()
+	b := &DurableBroker{Addr: net.JoinHostPort("127.0.0.1", strconv.Itoa(freePort(t))), Dir: t.TempDir()}
+	b.Start(t)
+	t.Cleanup(b.Stop)
+	return b
+}
+
+// Start starts the broker (again) on Addr with Dir. The port was just
+// released by Stop; binding it is retried for a bounded while.
+func (b *DurableBroker) Start(t testing.TB) {
+	t.Helper()
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.c != nil {
+		t.Fatal("kafkatest: broker already running")
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		c, err := broker.Start(b.Addr, b.Dir, time.Second, false)
+		if err == nil {
+			b.c = c
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("kafkatest: restart broker on %s: %v", b.Addr, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// Stop closes the broker: every client connection drops and new ones are
+// refused until Start.
+func (b *DurableBroker) Stop() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.c != nil {
+		b.c.Close()
+		b.c = nil
+	}
+}
+
+func freePort(t testing.TB) int {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
+}
