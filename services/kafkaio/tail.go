@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"maps"
 	"sync"
-	"time"
 
 	"github.com/segmentio/kafka-go"
 )
@@ -57,7 +56,7 @@ func (t *Tailer) Run(ctx context.Context) error {
 	defer f.Close()
 	lagCtx, stopLag := context.WithCancel(ctx)
 	defer stopLag()
-	go t.k.TrackLag(lagCtx, t.topic, AllPartitions(t.partitions), t.posOf, 5*time.Second)
+	go t.k.TrackLag(lagCtx, t.topic, AllPartitions(t.partitions), t.posOf, LagRefresh)
 	var buf []kafka.Message
 	for {
 		buf, err = f.Next(ctx, buf, t.maxBatch)

@@ -139,6 +139,10 @@ func AllPartitions(n int) []int {
 	return ps
 }
 
+// LagRefresh is how often consumers refresh their lag from the brokers
+// (TrackLag): the gauge is at most this old.
+const LagRefresh = 2 * time.Second
+
 // TrackLag sets the lag of topic's partitions from the brokers' end offsets
 // every interval until ctx ends, so that an idle partition shows 0 and a
 // stuck consumer shows its lag growing (the fetch path only updates lag when

@@ -145,7 +145,7 @@ func (c *Connector) Run(ctx context.Context) error {
 			failures++
 			c.setProblem(c.phaseName(), err)
 			c.log.Warn("poll failed; retrying", "consecutive_failures", failures, "error", err.Error())
-			pause = min(c.cfg.PollInterval*time.Duration(failures), 10*time.Second)
+			pause = retryPause(c.cfg.PollInterval, failures)
 		case n == c.cfg.BatchSize:
 			failures = 0
 			c.setProblem(c.phaseName(), nil)
@@ -166,6 +166,18 @@ func (c *Connector) Run(ctx context.Context) error {
 		case <-time.After(pause):
 		}
 	}
+}
+
+// maxRetryPause caps the pause between retries of a failing poll (the broker
+// or the legacy database is away): the connector is back within about this
+// long of their return, however long the outage lasted.
+const maxRetryPause = 2 * time.Second
+
+// retryPause is the pause after the given number of consecutive failed
+// polls: one poll interval more per failure, at most maxRetryPause (or the
+// poll interval, when that is longer).
+func retryPause(interval time.Duration, failures int) time.Duration {
+	return min(interval*time.Duration(failures), max(interval, maxRetryPause))
 }
 
 func (c *Connector) phaseName() string {

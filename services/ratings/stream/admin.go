@@ -11,7 +11,7 @@ import (
 // registerAdmin adds the processor's in-service fault, the consumer
 // throttle (used by `lab chaos inject throttle`):
 //
-//	POST   /admin/throttle {"delay":"1s"}   sleep that long before every fetched batch
+//	POST   /admin/throttle {"delay":"1s"}   sleep that long before every batch, of at most ThrottledMaxBatch ratings
 //	DELETE /admin/throttle                  heals
 //	GET    /admin/throttle                  shows the delay
 //

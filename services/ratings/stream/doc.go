@@ -66,5 +66,7 @@
 // # Operations
 //
 // GET /state and /state/{movie_id} show the committed state (debugging).
-// SetThrottle is the consumer-throttle fault: a sleep before every batch.
+// SetThrottle is the consumer-throttle fault: a sleep before every batch,
+// with batches capped at ThrottledMaxBatch while it is set, so that a throttle
+// of d counts at most about ThrottledMaxBatch/d ratings per second.
 package stream

@@ -139,6 +139,7 @@ func (p *Processor) write(ctx context.Context, msgs []kafka.Message) bool {
 		err := p.out.Write(wctx, msgs...)
 		cancel()
 		if err == nil {
+			p.health.resolve() // emission works again (after a broker restart, say)
 			return true
 		}
 		if ctx.Err() != nil {

@@ -147,18 +147,35 @@ func New(cfg Config) (*Processor, error) {
 // Close releases the database. Call it after Run returned.
 func (p *Processor) Close() error { return p.store.Close() }
 
-// SetThrottle makes the processor sleep d before every batch (0: no
-// throttle): the "consumer throttle" fault, which lets lag build up.
+// ThrottledMaxBatch caps the records per batch while a throttle is set.
+// Without the cap a throttle barely slows the processor: the records that
+// queue up during the sleep all go into the next batch (up to MaxBatch), so
+// batches grow until they catch up. With it, a throttle of d allows at most
+// about ThrottledMaxBatch/d ratings per second (100 per 1s, 1 000 per 100ms)
+// and lag grows whenever the load is above that.
+const ThrottledMaxBatch = 100
+
+// SetThrottle makes the processor sleep d before every batch and take at
+// most ThrottledMaxBatch records per batch (0: no throttle): the "consumer
+// throttle" fault, which lets lag build up under load.
 func (p *Processor) SetThrottle(d time.Duration) {
 	if d < 0 {
 		d = 0
 	}
 	p.throttle.Store(int64(d))
-	p.log.Info("consumer throttle set", "per_batch", d.String())
+	p.log.Info("consumer throttle set", "per_batch", d.String(), "max_batch", p.batchLimit())
 }
 
 // Throttle is the current per-batch sleep.
 func (p *Processor) Throttle() time.Duration { return time.Duration(p.throttle.Load()) }
+
+// batchLimit is the most records the next batch may take.
+func (p *Processor) batchLimit() int {
+	if p.Throttle() > 0 {
+		return min(p.cfg.MaxBatch, ThrottledMaxBatch)
+	}
+	return p.cfg.MaxBatch
+}
 
 // Delivery is the mode the processor runs in.
 func (p *Processor) Delivery() Delivery { return p.cfg.Delivery }
@@ -318,7 +335,7 @@ func (p *Processor) runGeneration(ctx, gctx context.Context, gen *kafka.Generati
 		return nil
 	}
 
-	bounds, err := p.k.Offsets(gctx, model.TopicRatings, ids)
+	bounds, err := p.partitionBounds(gctx, ids)
 	if err != nil {
 		return err
 	}
@@ -408,28 +425,54 @@ func (p *Processor) runGeneration(ctx, gctx context.Context, gen *kafka.Generati
 	lagDone := make(chan struct{})
 	go func() {
 		defer close(lagDone)
-		p.k.TrackLag(lagCtx, model.TopicRatings, ids, func(part int) int64 { return states[part].committed.Load() }, 5*time.Second)
+		p.k.TrackLag(lagCtx, model.TopicRatings, ids, func(part int) int64 { return states[part].committed.Load() }, kafkaio.LagRefresh)
 	}()
 	defer func() { stopLag(); <-lagDone }() // before the gauges are dropped
 
 	var buf []kafka.Message
 	for {
-		buf, err = f.Next(gctx, buf, p.cfg.MaxBatch)
+		buf, err = f.Next(gctx, buf, p.batchLimit())
 		if err != nil {
 			return nil // generation ended
 		}
-		if d := p.Throttle(); d > 0 {
-			select {
-			case <-gctx.Done():
-				return nil
-			case <-time.After(d):
+		// A throttle set while Next waited finds a full-size fetch: it is
+		// still counted in batches of the throttled size.
+		for rest := buf; len(rest) > 0; {
+			batch := rest[:min(len(rest), p.batchLimit())]
+			rest = rest[len(batch):]
+			if d := p.Throttle(); d > 0 {
+				select {
+				case <-gctx.Done():
+					return nil
+				case <-time.After(d):
+				}
+			}
+			if !p.emitting.Load() {
+				return errors.New("rated-movies emission failed; restarting the generation to re-emit from the database")
+			}
+			if err := p.process(ctx, gctx, gen, batch, states, aggs); err != nil {
+				return err
 			}
 		}
-		if !p.emitting.Load() {
-			return errors.New("rated-movies emission failed; restarting the generation to re-emit from the database")
+	}
+}
+
+// partitionBounds asks the broker for the bounds of the assigned ratings
+// partitions, retrying a few times (bounded, logged): a broker that has just
+// restarted can answer the group before its partitions (an unknown server
+// error for a moment), and giving up here would cost a whole rebalance.
+func (p *Processor) partitionBounds(ctx context.Context, ids []int) (map[int]kafkaio.Bounds, error) {
+	const attempts = 5
+	for attempt := 1; ; attempt++ {
+		bounds, err := p.k.Offsets(ctx, model.TopicRatings, ids)
+		if err == nil || attempt == attempts || ctx.Err() != nil {
+			return bounds, err
 		}
-		if err := p.process(ctx, gctx, gen, buf, states, aggs); err != nil {
-			return err
+		p.log.Warn("reading the bounds of the assigned partitions failed; retrying", "attempt", attempt, "of", attempts, "error", err.Error())
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(time.Duration(attempt) * 200 * time.Millisecond):
 		}
 	}
 }
@@ -766,6 +809,15 @@ func (h *health) note(err error) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	h.last, h.noted = err, time.Now()
+}
+
+// resolve clears a noted transient problem: what failed works again.
+func (h *health) resolve() {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if !h.noted.IsZero() {
+		h.last, h.noted = nil, time.Time{}
+	}
 }
 
 func (h *health) err() error {

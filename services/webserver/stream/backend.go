@@ -322,6 +322,9 @@ func (b *Backend) Rate(ctx context.Context, r model.Rating) error {
 		return &webserver.UnavailableError{Dependency: "broker", RetryAfter: time.Second,
 			Err: fmt.Errorf("not acknowledged within %s (it may still be written; retry with the same request_id): %w", b.cfg.ProduceTimeout, err)}
 	}
+	// An acknowledgement proves producing works again: health need not
+	// wait for the failure to age out.
+	b.lastError.Store(nil)
 	return nil
 }
 
@@ -365,12 +368,15 @@ func (b *Backend) Ready(context.Context) error {
 	if err := b.startErr.Load(); err != nil {
 		return *err
 	}
-	for name, t := range map[string]*kafkaio.Tailer{model.TopicMovies: b.moviesT.Load(), model.TopicRatedMovies: b.ratedT.Load()} {
-		if t == nil {
+	for _, v := range []struct {
+		name string
+		t    *kafkaio.Tailer
+	}{{model.TopicMovies, b.moviesT.Load()}, {model.TopicRatedMovies, b.ratedT.Load()}} {
+		if v.t == nil {
 			continue
 		}
-		if err := t.Err(); err != nil {
-			return fmt.Errorf("%s: %s view: %w", *b.phase.Load(), name, err)
+		if err := v.t.Err(); err != nil {
+			return fmt.Errorf("%s: %s view: %w", *b.phase.Load(), v.name, err)
 		}
 	}
 	if !b.caughtUp.Load() {

@@ -1,0 +1,63 @@
+package stream
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/ratingslab/lab/services/kafkaio"
+	"github.com/ratingslab/lab/services/kafkaio/kafkatest"
+)
+
+// A broker restart (every connection dropped, records, topics and group
+// offsets kept in its data directory): the consumer group rejoins, the
+// ratings readers and the movies table reconnect by themselves, health is OK
+// again within seconds of the broker's return — also for the movies table,
+// whose topic receives nothing new to prove that reading works — and ratings
+// produced after the restart are counted exactly.
+func TestProcessorRecoversAfterABrokerRestart(t *testing.T) {
+	b := kafkatest.StartDurable(t)
+	proxy := kafkatest.Forward(t, b.Addr)
+	routed, err := kafkaio.NewCluster(kafkaio.Config{Brokers: []string{proxy.Addr}, Routes: map[string]string{b.Addr: proxy.Addr}, DialTimeout: time.Second}, nil, testLog(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(routed.Close)
+	admin := &lab{t: t, k: newClient(t, b.Addr)} // the test's own client, direct
+	admin.movies(10)
+	g := newLedger()
+	admin.ratings(g, 500, 10, 11)
+
+	// The group timing the part runs with (the broker's minimum session
+	// timeout is above the short one other tests use).
+	r := (&lab{t: t, k: routed}).start(t.TempDir(), func(c *Config) {
+		c.HeartbeatInterval, c.SessionTimeout, c.RebalanceTimeout = time.Second, 10*time.Second, 15*time.Second
+	})
+	waitFor(t, 30*time.Second, "the first ratings counted", func() (bool, string) { return stateMatches(g, r.p) })
+	waitFor(t, 10*time.Second, "health OK", func() (bool, string) {
+		err := r.p.Ready(context.Background())
+		return err == nil, fmt.Sprint(err)
+	})
+
+	b.Stop()
+	stopped := time.Now()
+	// Long enough for kafka-go to stop retrying quietly and report the
+	// failed reconnects.
+	waitFor(t, 20*time.Second, "health to report the lost broker for a while", func() (bool, string) {
+		err := r.p.Ready(context.Background())
+		return err != nil && time.Since(stopped) > 4*time.Second, fmt.Sprint(err)
+	})
+
+	b.Start(t)
+	restarted := time.Now()
+	waitFor(t, 8*time.Second, "health OK after the broker came back", func() (bool, string) {
+		err := r.p.Ready(context.Background())
+		return err == nil, fmt.Sprint(err)
+	})
+	t.Logf("healthy %s after the broker restarted", time.Since(restarted).Round(10*time.Millisecond))
+
+	admin.ratings(g, 500, 10, 12)
+	waitFor(t, 10*time.Second, "ratings produced after the restart counted exactly", func() (bool, string) { return stateMatches(g, r.p) })
+	waitFor(t, 10*time.Second, "rated-movies to match", func() (bool, string) { return admin.viewMatches(g) })
+}

@@ -1,0 +1,76 @@
+package stream
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ratingslab/lab/services/kafkaio"
+	"github.com/ratingslab/lab/services/kafkaio/kafkatest"
+	"github.com/ratingslab/lab/services/model"
+)
+
+// A broker restart (every connection dropped, records and topics kept in its
+// data directory): both readers of the view reconnect by themselves, /healthz
+// is OK again within seconds of the broker's return — also for `movies`, a
+// topic where nothing new arrives to prove that reading works — and records
+// written after the restart reach the view; ratings are accepted again.
+func TestViewRecoversAfterABrokerRestart(t *testing.T) {
+	b := kafkatest.StartDurable(t)
+	proxy := kafkatest.Forward(t, b.Addr)
+	k, err := kafkaio.NewCluster(kafkaio.Config{Brokers: []string{proxy.Addr}, Routes: map[string]string{b.Addr: proxy.Addr}, DialTimeout: time.Second}, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(k.Close)
+	admin, err := kafkaio.NewCluster(kafkaio.Config{Brokers: []string{b.Addr}}, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(admin.Close)
+	f := &fixture{t: t, proxy: proxy, k: k, admin: admin}
+
+	f.produce(model.TopicMovies, movieRecord(1, "One"), movieRecord(2, "Two"))
+	f.produce(model.TopicRatedMovies, ratedRecord(1, 2, 150, 10))
+	w := f.start(t.TempDir(), 500*time.Millisecond)
+	w.waitReady(t)
+
+	b.Stop()
+	stopped := time.Now()
+	if code, body := w.post(t, `{"movie_id": 1, "rating": 5, "request_id": "during-outage"}`); code != http.StatusServiceUnavailable {
+		t.Errorf("POST without the broker = %d %s, want 503", code, body)
+	}
+	var m model.RatedMovie
+	if code := w.get(t, "/api/movies/1", &m); code != 200 || m.Count != 2 {
+		t.Errorf("GET during the outage = %d %+v, want the stored view", code, m)
+	}
+	// Long enough for kafka-go to stop retrying quietly and report the
+	// failed reconnects; health names the view that cannot read.
+	waitFor(t, 20*time.Second, "/healthz to report the lost broker for a while", func() (bool, string) {
+		err := w.b.Ready(context.Background())
+		return err != nil && strings.Contains(err.Error(), "view: reading") && time.Since(stopped) > 4*time.Second, fmt.Sprint(err)
+	})
+
+	b.Start(t)
+	restarted := time.Now()
+	waitFor(t, 5*time.Second, "/healthz OK after the broker came back", func() (bool, string) {
+		err := w.b.Ready(context.Background())
+		return err == nil, fmt.Sprint(err)
+	})
+	t.Logf("healthy %s after the broker restarted", time.Since(restarted).Round(10*time.Millisecond))
+
+	f.produce(model.TopicMovies, movieRecord(3, "Three"))
+	f.produce(model.TopicRatedMovies, ratedRecord(3, 1, 70, 4), ratedRecord(1, 3, 230, 11))
+	waitFor(t, 5*time.Second, "records written after the restart in the view", func() (bool, string) {
+		var m3, m1 model.RatedMovie
+		c3, c1 := w.get(t, "/api/movies/3", &m3), w.get(t, "/api/movies/1", &m1)
+		return c3 == 200 && m3.Title == "Three" && m3.Count == 1 && c1 == 200 && m1.Count == 3, fmt.Sprintf("movie 3: %d %+v, movie 1: %d %+v", c3, m3, c1, m1)
+	})
+	waitFor(t, 5*time.Second, "a rating to be accepted again", func() (bool, string) {
+		code, body := w.post(t, `{"movie_id": 3, "rating": 8, "request_id": "after-restart"}`)
+		return code == http.StatusAccepted, fmt.Sprint(code, " ", body)
+	})
+}
