@@ -27,11 +27,7 @@ type fixture struct {
 func newFixture(t *testing.T) *fixture {
 	t.Helper()
 	b := kafkatest.Start(t, kafkatest.LabTopics)
-	k, err := kafkaio.NewCluster(kafkaio.Config{Brokers: []string{b.Addr}}, nil, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(k.Close)
+	k := kafkatest.Client(t, kafkaio.Config{Brokers: []string{b.Addr}}, nil)
 	db, _, err := legacydb.Create(filepath.Join(t.TempDir(), "legacy", "movies.db"))
 	if err != nil {
 		t.Fatal(err)

@@ -20,16 +20,8 @@ import (
 func TestConnectorRecoversAfterABrokerRestart(t *testing.T) {
 	b := kafkatest.StartDurable(t)
 	proxy := kafkatest.Forward(t, b.Addr)
-	k, err := kafkaio.NewCluster(kafkaio.Config{Brokers: []string{proxy.Addr}, Routes: map[string]string{b.Addr: proxy.Addr}, DialTimeout: time.Second}, nil, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(k.Close)
-	admin, err := kafkaio.NewCluster(kafkaio.Config{Brokers: []string{b.Addr}}, nil, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(admin.Close)
+	k := kafkatest.Client(t, proxy.Via(b.Addr), nil)
+	admin := kafkatest.Client(t, kafkaio.Config{Brokers: []string{b.Addr}}, nil)
 	db, _, err := legacydb.Create(filepath.Join(t.TempDir(), "legacy", "movies.db"))
 	if err != nil {
 		t.Fatal(err)

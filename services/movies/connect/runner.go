@@ -5,7 +5,6 @@ import (
 	"errors"
 	"flag"
 	"log/slog"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -77,27 +76,14 @@ func (r *Runner) Run(ctx context.Context, log *slog.Logger) error {
 	srv := serve.New(serve.Options{Registry: reg, Ready: ready, Info: info, Log: log})
 	registerAdmin(srv, db, log)
 
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	var wg sync.WaitGroup
-	var serveErr error
-	wg.Go(func() {
-		serveErr = srv.Run(ctx, r.listen)
-		cancel()
-	})
-	if startErr == nil {
-		startErr = c.Run(ctx)
+	run := func(ctx context.Context) error {
+		if startErr == nil {
+			startErr = c.Run(ctx)
+		}
+		if startErr != nil && ctx.Err() == nil {
+			failed.Store(&startErr)
+		}
+		return startErr
 	}
-	if startErr != nil && ctx.Err() == nil {
-		failed.Store(&startErr)
-		// Stay up and say why on /healthz, rather than vanish.
-		log.Error("cannot stream the catalog; serving /healthz with the reason until stopped", "error", startErr.Error())
-		<-ctx.Done()
-	}
-	cancel()
-	wg.Wait()
-	if serveErr != nil && !errors.Is(serveErr, context.Canceled) {
-		return serveErr
-	}
-	return nil
+	return srv.RunAlongside(ctx, r.listen, run, "cannot stream the catalog; serving /healthz with the reason until stopped")
 }

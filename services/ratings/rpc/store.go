@@ -5,15 +5,12 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"net/url"
-	"os"
 	"path/filepath"
 	"strings"
 	"time"
 
-	_ "modernc.org/sqlite" // registers the "sqlite" driver
-
 	"github.com/ratingslab/lab/services/model"
+	"github.com/ratingslab/lab/services/sqlitedb"
 )
 
 // Store is ratings-rpc's own state, one SQLite file in WAL mode:
@@ -67,33 +64,24 @@ func OpenStore(dir string, sync SyncMode) (*Store, error) {
 	if sync != SyncNormal && sync != SyncFull {
 		return nil, fmt.Errorf("--sync: want normal or full, got %q", sync)
 	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return nil, fmt.Errorf("--data %s: %w", dir, err)
+	abs, err := sqlitedb.File(dir, "ratings.db")
+	if err != nil {
+		return nil, err
 	}
 	path := filepath.Join(dir, "ratings.db")
-	dsn := func(txlock string) string {
-		q := url.Values{}
-		for _, p := range []string{"journal_mode(WAL)", "synchronous(" + strings.ToUpper(string(sync)) + ")", "busy_timeout(5000)", "foreign_keys(ON)"} {
-			q.Add("_pragma", p)
-		}
-		q.Set("_txlock", txlock)
-		return "file:" + path + "?" + q.Encode()
-	}
-	w, err := sql.Open("sqlite", dsn("immediate"))
+	o := sqlitedb.Options{Sync: sqlitedb.Sync(strings.ToUpper(string(sync))), Pragmas: []string{"foreign_keys(ON)"}}
+	w, err := sqlitedb.Open(abs, o) // one connection, BEGIN IMMEDIATE
 	if err != nil {
 		return nil, fmt.Errorf("ratings store %s: %w", path, err)
 	}
-	w.SetMaxOpenConns(1)
-	r, err := sql.Open("sqlite", dsn("deferred"))
+	o.Deferred, o.MaxConns = true, 8
+	r, err := sqlitedb.Open(abs, o)
 	if err != nil {
 		w.Close()
 		return nil, fmt.Errorf("ratings store %s: %w", path, err)
 	}
-	r.SetMaxOpenConns(8)
 	s := &Store{path: path, w: w, r: r}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if _, err := w.ExecContext(ctx, schema); err != nil {
+	if err := sqlitedb.Exec(w, schema); err != nil {
 		s.Close()
 		return nil, fmt.Errorf("ratings store %s: schema: %w", path, err)
 	}

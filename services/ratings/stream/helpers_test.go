@@ -36,12 +36,7 @@ func newLab(t testing.TB) *lab {
 
 func newClient(t testing.TB, addr string) *kafkaio.Cluster {
 	t.Helper()
-	k, err := kafkaio.NewCluster(kafkaio.Config{Brokers: []string{addr}, DialTimeout: time.Second}, nil, testLog(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(k.Close)
-	return k
+	return kafkatest.Client(t, kafkaio.Config{Brokers: []string{addr}, DialTimeout: time.Second}, testLog(t))
 }
 
 func testLog(t testing.TB) *slog.Logger {

@@ -229,7 +229,7 @@ func (p *Processor) run(ctx context.Context) error {
 		p.log.Warn("movies table not caught up; unknown movies will be re-checked before dead-lettering", "error", err.Error())
 	}
 	cancel()
-	p.log.Info("movies table loaded", "movies", p.movies.size())
+	p.log.Info("movies table loaded", "movies", p.movies.Len())
 
 	p.dlq = p.k.Writer(model.TopicRatingsDLQ, kafkaio.WriterOptions{})
 	defer p.dlq.Close()
@@ -543,7 +543,7 @@ func (p *Processor) process(ctx, gctx context.Context, gen *kafka.Generation, ba
 			dead = append(dead, deadLetter(m, err))
 			continue
 		}
-		if _, ok := p.movies.get(ev.MovieID); !ok {
+		if _, ok := p.movies.Get(ev.MovieID); !ok {
 			unknown = append(unknown, pending{m, ev})
 			continue
 		}
@@ -560,7 +560,7 @@ func (p *Processor) process(ctx, gctx context.Context, gen *kafka.Generation, ba
 			return fmt.Errorf("cannot confirm %d unknown movie(s) against the movies topic: %w", len(unknown), err)
 		}
 		for _, u := range unknown {
-			if _, ok := p.movies.get(u.ev.MovieID); ok {
+			if _, ok := p.movies.Get(u.ev.MovieID); ok {
 				count(u.msg, states[u.msg.Partition], u.ev)
 				continue
 			}
@@ -673,7 +673,7 @@ func header(m kafka.Message, key string) string {
 func (p *Processor) ratedMovies(aggs []*aggregate) []kafka.Message {
 	msgs := make([]kafka.Message, 0, len(aggs))
 	for _, a := range aggs {
-		mv, _ := p.movies.get(a.MovieID)
+		mv, _ := p.movies.Get(a.MovieID)
 		ev := model.RatedMovieEvent{
 			RatedMovie: model.NewRatedMovie(model.Movie{ID: a.MovieID, Title: mv.Title, ReleaseYear: mv.ReleaseYear},
 				model.CountAndSum{Count: a.Count, SumTenth: a.SumTenths}),

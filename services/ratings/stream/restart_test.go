@@ -6,7 +6,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ratingslab/lab/services/kafkaio"
 	"github.com/ratingslab/lab/services/kafkaio/kafkatest"
 )
 
@@ -19,11 +18,7 @@ import (
 func TestProcessorRecoversAfterABrokerRestart(t *testing.T) {
 	b := kafkatest.StartDurable(t)
 	proxy := kafkatest.Forward(t, b.Addr)
-	routed, err := kafkaio.NewCluster(kafkaio.Config{Brokers: []string{proxy.Addr}, Routes: map[string]string{b.Addr: proxy.Addr}, DialTimeout: time.Second}, nil, testLog(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(routed.Close)
+	routed := kafkatest.Client(t, proxy.Via(b.Addr), testLog(t))
 	admin := &lab{t: t, k: newClient(t, b.Addr)} // the test's own client, direct
 	admin.movies(10)
 	g := newLedger()

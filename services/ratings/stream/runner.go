@@ -2,10 +2,8 @@ package stream
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"log/slog"
-	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -65,30 +63,5 @@ func (r *Runner) Run(ctx context.Context, log *slog.Logger) error {
 		Log: log,
 	})
 	registerAdmin(srv, p)
-	return RunWithServer(ctx, log, srv, r.listen, p.Run)
-}
-
-// RunWithServer serves srv while body runs. When body fails at start (the
-// topics never appeared), the error is logged and the server keeps
-// answering /healthz with it until ctx ends, so the reason is visible in
-// `lab status` rather than in a vanished process.
-func RunWithServer(ctx context.Context, log *slog.Logger, srv *serve.Server, listen string, body func(context.Context) error) error {
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	var wg sync.WaitGroup
-	var serveErr error
-	wg.Go(func() {
-		serveErr = srv.Run(ctx, listen)
-		cancel()
-	})
-	if err := body(ctx); err != nil && ctx.Err() == nil {
-		log.Error("cannot run; serving /healthz with the reason until stopped", "error", err.Error())
-		<-ctx.Done()
-	}
-	cancel()
-	wg.Wait()
-	if serveErr != nil && !errors.Is(serveErr, context.Canceled) {
-		return serveErr
-	}
-	return nil
+	return srv.RunAlongside(ctx, r.listen, p.Run, "cannot run; serving /healthz with the reason until stopped")
 }

@@ -5,15 +5,12 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"net/url"
-	"os"
-	"path/filepath"
 	"strconv"
 	"time"
 
-	_ "modernc.org/sqlite" // registers the "sqlite" driver
-
 	"github.com/ratingslab/lab/services/model"
+	"github.com/ratingslab/lab/services/moviestable"
+	"github.com/ratingslab/lab/services/sqlitedb"
 )
 
 // store is the processor's embedded database: the count and sum per movie,
@@ -66,52 +63,35 @@ func openStore(dir string) (*store, error) {
 	if dir == "" {
 		return nil, errors.New("--data: a data directory is required")
 	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return nil, fmt.Errorf("--data %s: %w", dir, err)
-	}
-	abs, err := filepath.Abs(filepath.Join(dir, dbFile))
+	abs, err := sqlitedb.File(dir, dbFile)
 	if err != nil {
 		return nil, err
 	}
-	q := url.Values{}
-	q.Add("_pragma", "journal_mode(WAL)")
-	// NORMAL in WAL mode: a committed transaction survives a process crash
-	// (kill -9); only a power cut can lose the last commits.
-	q.Add("_pragma", "synchronous(NORMAL)")
-	q.Add("_pragma", "busy_timeout(5000)")
-	q.Set("_txlock", "immediate")
-	db, err := sql.Open("sqlite", "file:"+(&url.URL{Path: abs}).EscapedPath()+"?"+q.Encode())
+	// One connection (the default): the batch loop and the movies table take
+	// turns in database/sql instead of spinning on SQLite's write lock.
+	db, err := sqlitedb.Open(abs, sqlitedb.Options{Sync: sqlitedb.Normal})
 	if err != nil {
-		return nil, fmt.Errorf("open %s: %w", abs, err)
+		return nil, err
 	}
-	// One connection: the batch loop and the movies table take turns in
-	// database/sql instead of spinning on SQLite's write lock.
-	db.SetMaxOpenConns(1)
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if _, err := db.ExecContext(ctx, schema); err != nil {
+	if err := sqlitedb.Exec(db, schema); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("%s is not a usable ratings-stream database: %w", abs, err)
 	}
 	s := &store{db: db}
-	for _, p := range []struct {
-		stmt **sql.Stmt
-		sql  string
-	}{
-		{&s.upsertAggregate, `INSERT INTO aggregates (movie_id, partition, count, sum_tenths, source_offset, last_event_ns)
+	err = sqlitedb.Prepare(db,
+		sqlitedb.Statement{Into: &s.upsertAggregate, SQL: `INSERT INTO aggregates (movie_id, partition, count, sum_tenths, source_offset, last_event_ns)
 			VALUES (?, ?, ?, ?, ?, ?)
 			ON CONFLICT (movie_id) DO UPDATE SET partition = excluded.partition, count = excluded.count,
 				sum_tenths = excluded.sum_tenths, source_offset = excluded.source_offset, last_event_ns = excluded.last_event_ns`},
-		{&s.upsertOffset, `INSERT INTO offsets (topic, partition, next_offset) VALUES (?, ?, ?)
+		sqlitedb.Statement{Into: &s.upsertOffset, SQL: `INSERT INTO offsets (topic, partition, next_offset) VALUES (?, ?, ?)
 			ON CONFLICT (topic, partition) DO UPDATE SET next_offset = excluded.next_offset`},
-		{&s.upsertMovie, `INSERT INTO movies (movie_id, title, release_year) VALUES (?, ?, ?)
+		sqlitedb.Statement{Into: &s.upsertMovie, SQL: `INSERT INTO movies (movie_id, title, release_year) VALUES (?, ?, ?)
 			ON CONFLICT (movie_id) DO UPDATE SET title = excluded.title, release_year = excluded.release_year`},
-		{&s.deleteMovie, `DELETE FROM movies WHERE movie_id = ?`},
-	} {
-		if *p.stmt, err = db.PrepareContext(ctx, p.sql); err != nil {
-			db.Close()
-			return nil, fmt.Errorf("prepare: %w", err)
-		}
+		sqlitedb.Statement{Into: &s.deleteMovie, SQL: `DELETE FROM movies WHERE movie_id = ?`},
+	)
+	if err != nil {
+		db.Close()
+		return nil, err
 	}
 	return s, nil
 }
@@ -229,27 +209,20 @@ func (s *store) commit(ctx context.Context, aggs []*aggregate, offsets map[int]i
 	return nil
 }
 
-// movieInfo is what the join needs from a movie.
-type movieInfo struct {
-	Title       string
-	ReleaseYear int
-}
-
 // loadMovies reads the materialized movies table and its positions.
-func (s *store) loadMovies(ctx context.Context) (map[int64]movieInfo, map[int]int64, error) {
-	movies := map[int64]movieInfo{}
+func (s *store) loadMovies(ctx context.Context) (map[int64]model.Movie, map[int]int64, error) {
+	movies := map[int64]model.Movie{}
 	rows, err := s.db.QueryContext(ctx, `SELECT movie_id, title, release_year FROM movies`)
 	if err != nil {
 		return nil, nil, err
 	}
 	for rows.Next() {
-		var id int64
-		var m movieInfo
-		if err := rows.Scan(&id, &m.Title, &m.ReleaseYear); err != nil {
+		var m model.Movie
+		if err := rows.Scan(&m.ID, &m.Title, &m.ReleaseYear); err != nil {
 			rows.Close()
 			return nil, nil, err
 		}
-		movies[id] = m
+		movies[m.ID] = m
 	}
 	if err := rows.Close(); err != nil {
 		return nil, nil, err
@@ -271,15 +244,8 @@ func (s *store) loadMovies(ctx context.Context) (map[int64]movieInfo, map[int]in
 	return movies, pos, rows.Err()
 }
 
-// movieChange is one record of the movies topic: an upsert or a tombstone.
-type movieChange struct {
-	ID      int64
-	Movie   movieInfo
-	Deleted bool
-}
-
 // applyMovies writes movie changes and the positions they reach.
-func (s *store) applyMovies(ctx context.Context, changes []movieChange, pos map[int]int64) error {
+func (s *store) applyMovies(ctx context.Context, changes []moviestable.Change, pos map[int]int64) error {
 	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
 		return err

@@ -38,6 +38,7 @@ import (
 
 	"github.com/ratingslab/lab/services/kafkaio"
 	"github.com/ratingslab/lab/services/model"
+	"github.com/ratingslab/lab/services/moviestable"
 	"github.com/ratingslab/lab/services/webserver"
 )
 
@@ -62,8 +63,7 @@ type Backend struct {
 	view    *view
 	metrics *metrics
 
-	mu     sync.RWMutex
-	movies map[int64]struct{} // ids in the movies table, for POST validation
+	movies *moviestable.Table // for POST validation
 
 	ratings   atomic.Pointer[kafkaio.Producer]
 	moviesT   atomic.Pointer[kafkaio.Tailer]
@@ -98,13 +98,13 @@ func NewBackend(cfg Config) (*Backend, error) {
 		return nil, err
 	}
 	b := &Backend{cfg: cfg, k: cfg.Cluster, log: cfg.Log, view: v, metrics: newMetrics(cfg.Registerer)}
-	ids, err := v.movieIDs(context.Background())
+	movies, err := v.loadMovies(context.Background())
 	if err != nil {
 		v.Close()
 		return nil, err
 	}
-	b.movies = ids
-	b.hasData.Store(len(ids) > 0)
+	b.movies = moviestable.New(movies, v.applyMovies, cfg.Log)
+	b.hasData.Store(len(movies) > 0)
 	b.setPhase("starting")
 	b.refreshRows(context.Background())
 	return b, nil
@@ -187,7 +187,7 @@ func (b *Backend) catchUp(ctx context.Context, tailers ...*kafkaio.Tailer) {
 		if err == nil {
 			b.caughtUp.Store(true)
 			b.setPhase("serving")
-			b.log.Info("view hydrated", "movies", b.movieCount())
+			b.log.Info("view hydrated", "movies", b.movies.Len())
 			return
 		}
 		if ctx.Err() != nil {
@@ -224,44 +224,10 @@ func (b *Backend) refreshRows(ctx context.Context) {
 	b.metrics.rows.WithLabelValues(model.TopicRatedMovies).Set(float64(rated))
 }
 
-func (b *Backend) movieCount() int {
-	b.mu.RLock()
-	defer b.mu.RUnlock()
-	return len(b.movies)
-}
-
 func (b *Backend) applyMovies(ctx context.Context, batch []kafka.Message) error {
-	changes := make([]movieChange, 0, len(batch))
-	pos := map[int]int64{}
-	for _, m := range batch {
-		pos[m.Partition] = m.Offset + 1
-		id, err := model.ParseMovieKey(m.Key)
-		if err != nil {
-			b.log.Warn("skipping movies record", "offset", m.Offset, "error", err.Error())
-			continue
-		}
-		mv, ok, err := model.DecodeMovie(m.Value)
-		switch {
-		case err != nil:
-			b.log.Warn("skipping movies record", "offset", m.Offset, "error", err.Error())
-		case !ok:
-			changes = append(changes, movieChange{ID: id, Deleted: true})
-		default:
-			changes = append(changes, movieChange{ID: id, Movie: mv})
-		}
-	}
-	if err := b.view.applyMovies(ctx, changes, pos); err != nil {
+	if err := b.movies.Apply(ctx, batch); err != nil {
 		return err
 	}
-	b.mu.Lock()
-	for _, c := range changes {
-		if c.Deleted {
-			delete(b.movies, c.ID)
-		} else {
-			b.movies[c.ID] = struct{}{}
-		}
-	}
-	b.mu.Unlock()
 	b.hasData.Store(true)
 	return nil
 }
@@ -300,10 +266,7 @@ func (b *Backend) Rate(ctx context.Context, r model.Rating) error {
 		return &webserver.UnavailableError{Dependency: "movies view", RetryAfter: time.Second,
 			Err: errors.New("the movies table is still being loaded from the log")}
 	}
-	b.mu.RLock()
-	_, known := b.movies[r.MovieID]
-	b.mu.RUnlock()
-	if !known {
+	if _, known := b.movies.Get(r.MovieID); !known {
 		return webserver.ErrUnknownMovie
 	}
 	w := b.ratings.Load()
@@ -390,5 +353,5 @@ func (b *Backend) Ready(context.Context) error {
 
 // Info is shown in /healthz.
 func (b *Backend) Info() map[string]any {
-	return map[string]any{"variant": "stream", "phase": *b.phase.Load(), "movies": b.movieCount()}
+	return map[string]any{"variant": "stream", "phase": *b.phase.Load(), "movies": b.movies.Len()}
 }

@@ -4,7 +4,8 @@ import (
 	"testing"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/testutil/promlint"
+
+	"github.com/ratingslab/lab/services/servetest"
 )
 
 func TestMetricsArePromlintClean(t *testing.T) {
@@ -12,15 +13,5 @@ func TestMetricsArePromlintClean(t *testing.T) {
 	m := newMetrics(reg)
 	m.freshness.WithLabelValues("rated-movies").Observe(0.05)
 	m.rows.WithLabelValues("movies").Set(3)
-	mfs, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	problems, err := promlint.NewWithMetricFamilies(mfs).Lint()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, p := range problems {
-		t.Errorf("%s: %s", p.Metric, p.Text)
-	}
+	servetest.LintLabMetrics(t, reg)
 }

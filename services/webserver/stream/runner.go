@@ -2,11 +2,9 @@ package stream
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"log/slog"
 	"net/http"
-	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -49,25 +47,9 @@ func (r *Runner) Run(ctx context.Context, log *slog.Logger) error {
 	defer b.Close()
 	srv := NewServer(b, reg, log)
 
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	var wg sync.WaitGroup
-	var serveErr error
-	wg.Go(func() {
-		serveErr = srv.Run(ctx, r.listen)
-		cancel()
-	})
-	if err := b.Run(ctx); err != nil && ctx.Err() == nil {
-		// Stay up: /healthz says why, and GETs serve the view from disk.
-		log.Error("cannot reach the log; serving the stored view and /healthz with the reason until stopped", "error", err.Error())
-		<-ctx.Done()
-	}
-	cancel()
-	wg.Wait()
-	if serveErr != nil && !errors.Is(serveErr, context.Canceled) {
-		return serveErr
-	}
-	return nil
+	// On failure stay up: /healthz says why, and GETs serve the view from disk.
+	return srv.RunAlongside(ctx, r.listen, b.Run,
+		"cannot reach the log; serving the stored view and /healthz with the reason until stopped")
 }
 
 // NewServer is webserver-stream's HTTP tree: the shared public API and page

@@ -34,16 +34,8 @@ func newFixture(t *testing.T) *fixture {
 	t.Helper()
 	b := kafkatest.Start(t, kafkatest.LabTopics)
 	proxy := kafkatest.Forward(t, b.Addr)
-	k, err := kafkaio.NewCluster(kafkaio.Config{Brokers: []string{proxy.Addr}, Routes: map[string]string{b.Addr: proxy.Addr}, DialTimeout: time.Second}, nil, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(k.Close)
-	admin, err := kafkaio.NewCluster(kafkaio.Config{Brokers: []string{b.Addr}}, nil, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(admin.Close)
+	k := kafkatest.Client(t, proxy.Via(b.Addr), nil)
+	admin := kafkatest.Client(t, kafkaio.Config{Brokers: []string{b.Addr}}, nil)
 	return &fixture{t: t, broker: b, proxy: proxy, k: k, admin: admin}
 }
 

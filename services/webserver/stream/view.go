@@ -5,15 +5,11 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"net/url"
-	"os"
-	"path/filepath"
 	"strings"
-	"time"
-
-	_ "modernc.org/sqlite" // registers the "sqlite" driver
 
 	"github.com/ratingslab/lab/services/model"
+	"github.com/ratingslab/lab/services/moviestable"
+	"github.com/ratingslab/lab/services/sqlitedb"
 )
 
 // view is the webserver's embedded database: the movies table (from the
@@ -61,56 +57,41 @@ func openView(dir string) (*view, error) {
 	if dir == "" {
 		return nil, errors.New("--data: a data directory is required (the view lives there)")
 	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return nil, fmt.Errorf("--data %s: %w", dir, err)
-	}
-	abs, err := filepath.Abs(filepath.Join(dir, viewFile))
-	if err != nil {
-		return nil, err
-	}
-	q := url.Values{}
-	q.Add("_pragma", "journal_mode(WAL)")
-	q.Add("_pragma", "synchronous(NORMAL)")
-	q.Add("_pragma", "busy_timeout(5000)")
-	q.Set("_txlock", "immediate")
-	db, err := sql.Open("sqlite", "file:"+(&url.URL{Path: abs}).EscapedPath()+"?"+q.Encode())
+	abs, err := sqlitedb.File(dir, viewFile)
 	if err != nil {
 		return nil, err
 	}
 	// Several connections: GETs read in parallel (WAL) while the hydration
 	// writes; the writers serialize on SQLite's lock (busy_timeout).
-	db.SetMaxOpenConns(8)
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if _, err := db.ExecContext(ctx, viewSchema); err != nil {
+	db, err := sqlitedb.Open(abs, sqlitedb.Options{Sync: sqlitedb.Normal, MaxConns: 8})
+	if err != nil {
+		return nil, err
+	}
+	if err := sqlitedb.Exec(db, viewSchema); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("%s is not a usable view database: %w", abs, err)
 	}
 	v := &view{db: db}
-	for _, p := range []struct {
-		stmt **sql.Stmt
-		sql  string
-	}{
-		{&v.upsertMovie, `INSERT INTO movies (movie_id, title, release_year, country, genres, version) VALUES (?, ?, ?, ?, ?, ?)
+	err = sqlitedb.Prepare(db,
+		sqlitedb.Statement{Into: &v.upsertMovie, SQL: `INSERT INTO movies (movie_id, title, release_year, country, genres, version) VALUES (?, ?, ?, ?, ?, ?)
 			ON CONFLICT (movie_id) DO UPDATE SET title = excluded.title, release_year = excluded.release_year,
 				country = excluded.country, genres = excluded.genres, version = excluded.version`},
-		{&v.deleteMovie, `DELETE FROM movies WHERE movie_id = ?`},
+		sqlitedb.Statement{Into: &v.deleteMovie, SQL: `DELETE FROM movies WHERE movie_id = ?`},
 		// A stale update (lower source offset on the same partition: a
 		// re-emit after a crash, or a new owner catching up after a
 		// rebalance) leaves the row alone.
-		{&v.upsertRated, `INSERT INTO rated (movie_id, count, sum_tenths, source_partition, source_offset, last_event_ns)
+		sqlitedb.Statement{Into: &v.upsertRated, SQL: `INSERT INTO rated (movie_id, count, sum_tenths, source_partition, source_offset, last_event_ns)
 			VALUES (?, ?, ?, ?, ?, ?)
 			ON CONFLICT (movie_id) DO UPDATE SET count = excluded.count, sum_tenths = excluded.sum_tenths,
 				source_partition = excluded.source_partition, source_offset = excluded.source_offset,
 				last_event_ns = excluded.last_event_ns
 			WHERE excluded.source_offset > rated.source_offset OR excluded.source_partition != rated.source_partition`},
-		{&v.upsertOffset, `INSERT INTO offsets (topic, partition, next_offset) VALUES (?, ?, ?)
+		sqlitedb.Statement{Into: &v.upsertOffset, SQL: `INSERT INTO offsets (topic, partition, next_offset) VALUES (?, ?, ?)
 			ON CONFLICT (topic, partition) DO UPDATE SET next_offset = excluded.next_offset`},
-	} {
-		if *p.stmt, err = db.PrepareContext(ctx, p.sql); err != nil {
-			db.Close()
-			return nil, fmt.Errorf("prepare: %w", err)
-		}
+	)
+	if err != nil {
+		db.Close()
+		return nil, err
 	}
 	return v, nil
 }
@@ -136,32 +117,26 @@ func (v *view) positions(ctx context.Context, topic string) (map[int]int64, erro
 	return out, rows.Err()
 }
 
-// movieIDs lists the movies in the table (the POST validation set).
-func (v *view) movieIDs(ctx context.Context) (map[int64]struct{}, error) {
-	rows, err := v.db.QueryContext(ctx, `SELECT movie_id FROM movies`)
+// loadMovies reads the movies table (the POST validation set).
+func (v *view) loadMovies(ctx context.Context) (map[int64]model.Movie, error) {
+	rows, err := v.db.QueryContext(ctx, `SELECT movie_id, title, release_year FROM movies`)
 	if err != nil {
 		return nil, err
 	}
 	defer rows.Close()
-	out := map[int64]struct{}{}
+	out := map[int64]model.Movie{}
 	for rows.Next() {
-		var id int64
-		if err := rows.Scan(&id); err != nil {
+		var m model.Movie
+		if err := rows.Scan(&m.ID, &m.Title, &m.ReleaseYear); err != nil {
 			return nil, err
 		}
-		out[id] = struct{}{}
+		out[m.ID] = m
 	}
 	return out, rows.Err()
 }
 
-// movieChange is one record of the movies topic.
-type movieChange struct {
-	ID      int64
-	Movie   model.Movie
-	Deleted bool
-}
-
-func (v *view) applyMovies(ctx context.Context, changes []movieChange, pos map[int]int64) error {
+// applyMovies writes movie changes and the positions they reach.
+func (v *view) applyMovies(ctx context.Context, changes []moviestable.Change, pos map[int]int64) error {
 	tx, err := v.db.BeginTx(ctx, nil)
 	if err != nil {
 		return err
