@@ -20,7 +20,7 @@ func init() { extraCommands = append(extraCommands, newBenchCmd) }
 func newBenchCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "bench",
-		Short: "Measure the lab itself (startup time, idle memory)",
+		Short: "Measure the lab: startup time, idle memory, load-generator ceiling, POST rate under a p99 bound",
 		Long: `Measurements of the lab that are not Go benchmarks. Results go to stdout in a
 form you can paste into docs/benchmarks.md. Go benchmarks of single components
 run with 'go test -bench' (see docs/benchmarks.md for the commands).`,
