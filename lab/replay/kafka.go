@@ -103,6 +103,7 @@ type Record struct {
 // away) are skipped: a fetch that returns nothing at or after the position
 // means nothing is left below the high watermark.
 func scanRange(ctx context.Context, k *kafkaio.Cluster, topic string, partition int, from, to int64, fn func(Record) error) error {
+	outOfRange := 0
 	for off := from; off < to; {
 		res, err := k.Client().Fetch(ctx, &kafka.FetchRequest{
 			Topic: topic, Partition: partition, Offset: off,
@@ -110,6 +111,30 @@ func scanRange(ctx context.Context, k *kafkaio.Cluster, topic string, partition 
 		})
 		if err != nil {
 			return fmt.Errorf("read %s/%d at offset %d: %w", topic, partition, off, err)
+		}
+		if errors.Is(res.Error, kafka.OffsetOutOfRange) && outOfRange < 50 {
+			// Retention moved the log's start past off, or the broker is
+			// rewriting a compacted segment under it (the embedded broker
+			// answers "out of range" for a moment then): start from the
+			// log's start if off fell below it, else ask again.
+			outOfRange++
+			bounds, berr := k.Offsets(ctx, topic, []int{partition})
+			if berr != nil {
+				return berr
+			}
+			switch b := bounds[partition]; {
+			case off < b.First:
+				off = b.First
+			case off >= b.End:
+				return nil
+			default:
+				select {
+				case <-ctx.Done():
+					return ctx.Err()
+				case <-time.After(100 * time.Millisecond):
+				}
+			}
+			continue
 		}
 		if res.Error != nil {
 			return fmt.Errorf("read %s/%d at offset %d: %w", topic, partition, off, res.Error)

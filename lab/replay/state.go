@@ -1,0 +1,318 @@
+package replay
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"net/url"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+
+	_ "modernc.org/sqlite" // registers the "sqlite" driver
+
+	"github.com/ratingslab/lab/services/model"
+)
+
+// Database files as the parts create them in their data directories
+// (services/ratings/stream/store.go, services/webserver/stream/view.go).
+const (
+	streamDBFile = "ratings-stream.db"
+	viewDBFile   = "webserver-stream.db"
+)
+
+// openReadOnly opens an existing SQLite file for queries only; WAL lets it
+// read while the part writes. It never creates the file.
+func openReadOnly(path string) (*sql.DB, error) {
+	if _, err := os.Stat(path); err != nil {
+		return nil, err
+	}
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return nil, err
+	}
+	q := url.Values{}
+	q.Add("_pragma", "busy_timeout(5000)")
+	q.Add("_pragma", "query_only(1)")
+	db, err := sql.Open("sqlite", "file:"+(&url.URL{Path: abs}).EscapedPath()+"?"+q.Encode())
+	if err != nil {
+		return nil, fmt.Errorf("open %s: %w", path, err)
+	}
+	db.SetMaxOpenConns(1)
+	return db, nil
+}
+
+// readTx runs fn in one read transaction: every query sees the same commit.
+func readTx(ctx context.Context, path string, fn func(tx *sql.Tx) error) error {
+	db, err := openReadOnly(path)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	tx, err := db.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("%s: %w", path, err)
+	}
+	defer tx.Rollback()
+	if err := fn(tx); err != nil {
+		return fmt.Errorf("%s: %w", path, err)
+	}
+	return nil
+}
+
+// Aggregate is one movie's count and sum as ratings-stream holds it.
+type Aggregate struct {
+	MovieID      int64 `json:"movie_id"`
+	Partition    int   `json:"partition"`
+	Count        int64 `json:"count"`
+	SumTenths    int64 `json:"sum_tenths"`
+	SourceOffset int64 `json:"source_offset"`
+}
+
+// StreamState is ratings-stream's committed state, merged over its
+// instances' databases.
+type StreamState struct {
+	// Movies: per movie, the aggregate that includes the most of its
+	// partition (a replica may keep a stale one after a rebalance).
+	Movies map[int64]Aggregate
+	// Offsets: next offset of `ratings` per partition, the furthest any
+	// instance reached.
+	Offsets map[int]int64
+	// Known: the movie ids of the processors' movies tables.
+	Known map[int64]bool
+}
+
+// readStreamState reads the databases at paths (missing files are skipped;
+// none at all is an empty state).
+func readStreamState(ctx context.Context, paths []string) (StreamState, error) {
+	st := StreamState{Movies: map[int64]Aggregate{}, Offsets: map[int]int64{}, Known: map[int64]bool{}}
+	for _, path := range paths {
+		err := readTx(ctx, path, func(tx *sql.Tx) error {
+			rows, err := tx.QueryContext(ctx, `SELECT movie_id, partition, count, sum_tenths, source_offset FROM aggregates`)
+			if err != nil {
+				return err
+			}
+			for rows.Next() {
+				var a Aggregate
+				if err := rows.Scan(&a.MovieID, &a.Partition, &a.Count, &a.SumTenths, &a.SourceOffset); err != nil {
+					rows.Close()
+					return err
+				}
+				if have, ok := st.Movies[a.MovieID]; !ok || a.SourceOffset > have.SourceOffset {
+					st.Movies[a.MovieID] = a
+				}
+			}
+			if err := rows.Close(); err != nil {
+				return err
+			}
+			rows, err = tx.QueryContext(ctx, `SELECT partition, next_offset FROM offsets WHERE topic = ?`, model.TopicRatings)
+			if err != nil {
+				return err
+			}
+			for rows.Next() {
+				var p int
+				var next int64
+				if err := rows.Scan(&p, &next); err != nil {
+					rows.Close()
+					return err
+				}
+				st.Offsets[p] = max(st.Offsets[p], next)
+			}
+			if err := rows.Close(); err != nil {
+				return err
+			}
+			rows, err = tx.QueryContext(ctx, `SELECT movie_id FROM movies`)
+			if err != nil {
+				return err
+			}
+			defer rows.Close()
+			for rows.Next() {
+				var id int64
+				if err := rows.Scan(&id); err != nil {
+					return err
+				}
+				st.Known[id] = true
+			}
+			return rows.Err()
+		})
+		if errors.Is(err, os.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return st, err
+		}
+	}
+	return st, nil
+}
+
+// readStreamOffsets reads only the next offsets of `ratings` (the furthest
+// any instance reached): cheap enough to poll while a rebuild runs.
+func readStreamOffsets(ctx context.Context, paths []string) (map[int]int64, error) {
+	out := map[int]int64{}
+	for _, path := range paths {
+		err := readTx(ctx, path, func(tx *sql.Tx) error {
+			rows, err := tx.QueryContext(ctx, `SELECT partition, next_offset FROM offsets WHERE topic = ?`, model.TopicRatings)
+			if err != nil {
+				return err
+			}
+			defer rows.Close()
+			for rows.Next() {
+				var p int
+				var next int64
+				if err := rows.Scan(&p, &next); err != nil {
+					return err
+				}
+				out[p] = max(out[p], next)
+			}
+			return rows.Err()
+		})
+		if err != nil && !errors.Is(err, os.ErrNotExist) {
+			return out, err
+		}
+	}
+	return out, nil
+}
+
+// ViewMovie is one movie as webserver-stream's view serves it, with the
+// position of the rated-movies update it holds.
+type ViewMovie struct {
+	MovieID     int64  `json:"movie_id"`
+	Title       string `json:"title"`
+	ReleaseYear int    `json:"release_year"`
+	Listed      bool   `json:"listed"` // in the movies table (GET /api/movies lists it)
+	Count       int64  `json:"count"`
+	SumTenths   int64  `json:"sum_tenths"`
+	Rated       bool   `json:"rated"` // has a rated-movies row
+	SrcPart     int    `json:"source_partition"`
+	SrcOffset   int64  `json:"source_offset"`
+}
+
+// ViewState is webserver-stream's view and the positions it reached.
+type ViewState struct {
+	Movies    map[int64]ViewMovie
+	Positions map[string]map[int]int64 // topic → partition → next offset
+}
+
+func readViewState(ctx context.Context, path string) (ViewState, error) {
+	st := ViewState{Movies: map[int64]ViewMovie{}, Positions: map[string]map[int]int64{}}
+	err := readTx(ctx, path, func(tx *sql.Tx) error {
+		rows, err := tx.QueryContext(ctx, `SELECT movie_id, title, release_year FROM movies`)
+		if err != nil {
+			return err
+		}
+		for rows.Next() {
+			m := ViewMovie{Listed: true}
+			if err := rows.Scan(&m.MovieID, &m.Title, &m.ReleaseYear); err != nil {
+				rows.Close()
+				return err
+			}
+			st.Movies[m.MovieID] = m
+		}
+		if err := rows.Close(); err != nil {
+			return err
+		}
+		rows, err = tx.QueryContext(ctx, `SELECT movie_id, count, sum_tenths, source_partition, source_offset FROM rated`)
+		if err != nil {
+			return err
+		}
+		for rows.Next() {
+			var id, count, sum, off int64
+			var part int
+			if err := rows.Scan(&id, &count, &sum, &part, &off); err != nil {
+				rows.Close()
+				return err
+			}
+			m := st.Movies[id]
+			m.MovieID, m.Count, m.SumTenths, m.Rated, m.SrcPart, m.SrcOffset = id, count, sum, true, part, off
+			st.Movies[id] = m
+		}
+		if err := rows.Close(); err != nil {
+			return err
+		}
+		rows, err = tx.QueryContext(ctx, `SELECT topic, partition, next_offset FROM offsets`)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var topic string
+			var p int
+			var next int64
+			if err := rows.Scan(&topic, &p, &next); err != nil {
+				return err
+			}
+			if st.Positions[topic] == nil {
+				st.Positions[topic] = map[int]int64{}
+			}
+			st.Positions[topic][p] = next
+		}
+		return rows.Err()
+	})
+	return st, err
+}
+
+// ChecksumRow is one movie's line of a checksum table.
+type ChecksumRow struct {
+	MovieID int64 `json:"movie_id"`
+	// What the checksum covers, before and after, for people.
+	Before string `json:"before"`
+	After  string `json:"after"`
+	// Delta is what the log added between the two positions ("" if nothing).
+	Delta          string `json:"delta,omitempty"`
+	BeforeChecksum string `json:"before_checksum"`
+	// ExpectedChecksum is the checksum of the state before with the delta
+	// applied; it equals BeforeChecksum when the log did not move.
+	ExpectedChecksum string `json:"expected_checksum"`
+	AfterChecksum    string `json:"after_checksum"`
+	Match            bool   `json:"match"`
+}
+
+// ChecksumTable is the proof a rebuild prints: per movie, a checksum of the
+// state before (plus what the log added meanwhile) and after, and one over
+// the whole state.
+type ChecksumTable struct {
+	Rows             []ChecksumRow `json:"movies"`
+	Movies           int           `json:"movie_count"`
+	Mismatches       int           `json:"mismatches"`
+	ExpectedChecksum string        `json:"expected_checksum"`
+	AfterChecksum    string        `json:"after_checksum"`
+}
+
+// OK reports whether every movie matches.
+func (t ChecksumTable) OK() bool { return t.Mismatches == 0 }
+
+// rowText is what a movie's checksum covers, as readable text.
+type rowText func(id int64) (text string, present bool)
+
+// checksumTable compares before+delta (expected) with after, movie by movie.
+func checksumTable(ids []int64, before, expected, after rowText, delta func(id int64) string) ChecksumTable {
+	sort.Slice(ids, func(i, j int) bool { return ids[i] < ids[j] })
+	var t ChecksumTable
+	whole := [2]uint32{}
+	for _, id := range ids {
+		b, _ := before(id)
+		e, _ := expected(id)
+		a, _ := after(id)
+		row := ChecksumRow{MovieID: id, Before: b, After: a, Delta: delta(id),
+			BeforeChecksum: sum32(id, b), ExpectedChecksum: sum32(id, e), AfterChecksum: sum32(id, a)}
+		row.Match = row.ExpectedChecksum == row.AfterChecksum
+		if !row.Match {
+			t.Mismatches++
+		}
+		whole[0] = crc32.Update(whole[0], crc32.IEEETable, []byte(row.ExpectedChecksum))
+		whole[1] = crc32.Update(whole[1], crc32.IEEETable, []byte(row.AfterChecksum))
+		t.Rows = append(t.Rows, row)
+	}
+	t.Movies = len(ids)
+	t.ExpectedChecksum = fmt.Sprintf("%08x", whole[0])
+	t.AfterChecksum = fmt.Sprintf("%08x", whole[1])
+	return t
+}
+
+// sum32 is a movie's checksum: CRC-32 (IEEE) of "id|text".
+func sum32(id int64, text string) string {
+	return fmt.Sprintf("%08x", crc32.ChecksumIEEE([]byte(strconv.FormatInt(id, 10)+"|"+text)))
+}

@@ -1,0 +1,385 @@
+package replay
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptrace"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/ratingslab/lab/lab/load/ledger"
+	"github.com/ratingslab/lab/services/kafkaio"
+	"github.com/ratingslab/lab/services/model"
+)
+
+// Speed is how fast traffic is replayed: a factor of the original pace, or
+// as fast as possible.
+type Speed struct {
+	Factor float64 // 1 = original pace; 0 with Max
+	Max    bool
+}
+
+// ParseSpeed reads --speed: "1x", "10x", "0.5x" or "max".
+func ParseSpeed(s string) (Speed, error) {
+	if s == "max" {
+		return Speed{Max: true}, nil
+	}
+	f, err := strconv.ParseFloat(strings.TrimSuffix(s, "x"), 64)
+	if err != nil || !strings.HasSuffix(s, "x") || f <= 0 || f > 10000 {
+		return Speed{}, fmt.Errorf("--speed %q: want a factor of the original pace such as 1x, 10x or 0.5x (up to 10000x), or max", s)
+	}
+	return Speed{Factor: f}, nil
+}
+
+func (s Speed) String() string {
+	if s.Max {
+		return "max"
+	}
+	return strconv.FormatFloat(s.Factor, 'f', -1, 64) + "x"
+}
+
+// TrafficSpec is one traffic replay.
+type TrafficSpec struct {
+	// From and To select the ratings by record timestamp, [From, To).
+	From, To time.Time
+	// Variant names the target in the ledger ("rpc", "stream"); URL is the
+	// base URL of its public API.
+	Variant string
+	URL     string
+	Speed   Speed
+	// RunID names the run: the ledger and every request id derive from it.
+	RunID string
+	// LedgerDir is where the ledger is written (<dir>/ledgers).
+	LedgerDir string
+	// Timeout bounds one request (default 5s).
+	Timeout time.Duration
+	// Concurrency bounds the requests in flight (default 256 paced, 32 at
+	// max speed). A paced replay that hits it falls behind schedule, which
+	// the result reports.
+	Concurrency int
+	// Progress, when set, is called about once a second.
+	Progress func(TrafficProgress)
+}
+
+// TrafficProgress is a progress sample.
+type TrafficProgress struct {
+	Sent, Total, Acknowledged, Failed int64
+	InFlight                          int64
+	Elapsed                           time.Duration
+}
+
+// TrafficResult is what a replay sent and how it ended.
+type TrafficResult struct {
+	RunID   string    `json:"run_id"`
+	Ledger  string    `json:"ledger"`
+	Variant string    `json:"variant"`
+	URL     string    `json:"url"`
+	From    time.Time `json:"from"`
+	To      time.Time `json:"to"`
+	Speed   string    `json:"speed"`
+	// Ratings: valid rating events in the window, each request id once.
+	Ratings int `json:"ratings"`
+	// Skipped: records of the window not replayed, by reason.
+	Skipped     map[string]int           `json:"skipped"`
+	Outcomes    map[ledger.Outcome]int64 `json:"outcomes"`
+	Causes      map[string]int64         `json:"causes,omitempty"`
+	Original    time.Duration            `json:"original_ns"` // span of the event times replayed
+	Duration    time.Duration            `json:"duration_ns"`
+	MaxLate     time.Duration            `json:"max_late_ns"` // worst lateness against the schedule
+	Interrupted bool                     `json:"interrupted"`
+}
+
+// replayed is one rating to send.
+type replayed struct {
+	ev        model.RatingEvent
+	partition int
+	offset    int64
+}
+
+// Reasons a record of the window is not replayed.
+const (
+	SkipNotRating = "not-a-countable-rating" // ratings-stream dead-letters it: no POST would say the same
+	SkipDuplicate = "duplicate-request-id"   // re-produced: ratings-stream counted it once
+)
+
+// selectRatings reads the window's ratings: valid events on the partition
+// their key maps to, each request id once (the first), in event-time order.
+func selectRatings(ctx context.Context, k *kafkaio.Cluster, from, to time.Time) ([]replayed, map[string]int, error) {
+	rs, err := ranges(ctx, k, model.TopicRatings, -1, from, to)
+	if err != nil {
+		return nil, nil, err
+	}
+	partitions, err := partitionCount(ctx, k, model.TopicRatings)
+	if err != nil {
+		return nil, nil, err
+	}
+	var out []replayed
+	skipped := map[string]int{}
+	seen := map[string]bool{}
+	for _, r := range rs {
+		err := scanRange(ctx, k, model.TopicRatings, r.Partition, r.From, r.To, func(rec Record) error {
+			ev, err := model.DecodeRatingEvent(rec.Value)
+			if err != nil || model.CheckRatingKey(rec.Key, ev) != nil || model.RatingPartition(rec.Key, partitions) != rec.Partition {
+				skipped[SkipNotRating]++
+				return nil
+			}
+			if seen[ev.RequestID] {
+				skipped[SkipDuplicate]++
+				return nil
+			}
+			seen[ev.RequestID] = true
+			out = append(out, replayed{ev: ev, partition: rec.Partition, offset: rec.Offset})
+			return nil
+		})
+		if err != nil {
+			return nil, nil, err
+		}
+	}
+	sort.SliceStable(out, func(i, j int) bool {
+		a, b := out[i], out[j]
+		if !a.ev.EventTime.Equal(b.ev.EventTime) {
+			return a.ev.EventTime.Before(b.ev.EventTime)
+		}
+		if a.partition != b.partition {
+			return a.partition < b.partition
+		}
+		return a.offset < b.offset
+	})
+	return out, skipped, nil
+}
+
+// ReplayRequestID is the request id of the replay of the record at
+// partition/offset of `ratings` in run runID: new (the target must apply it
+// as a new rating), unique per run, and traceable to the record it replays.
+func ReplayRequestID(runID string, partition int, offset int64) string {
+	return runID + ":" + strconv.Itoa(partition) + "." + strconv.FormatInt(offset, 10)
+}
+
+// ReplayTraffic re-drives a webserver with the ratings recorded in a window
+// of `ratings`: one POST /api/ratings per rating, with a new request id, at
+// the original pace (from the events' event_time) times Speed, or as fast
+// as possible. Every request and its outcome goes into a ledger in the
+// format of `lab load`, so `lab audit --ledger` checks the target after.
+func ReplayTraffic(ctx context.Context, k *kafkaio.Cluster, spec TrafficSpec) (*TrafficResult, error) {
+	if spec.Variant == "" || spec.URL == "" {
+		return nil, errors.New("--target: a target is required (rpc or stream)")
+	}
+	if !spec.Speed.Max && spec.Speed.Factor <= 0 {
+		return nil, errors.New("--speed: want 1x, 10x, ... or max")
+	}
+	if spec.From.IsZero() || spec.To.IsZero() {
+		return nil, errors.New("--from and --to: both ends of the window are required (RFC 3339 times)")
+	}
+	if !spec.To.After(spec.From) {
+		return nil, fmt.Errorf("--to %s: must be after --from %s", spec.To.Format(time.RFC3339Nano), spec.From.Format(time.RFC3339Nano))
+	}
+	if spec.RunID == "" || strings.ContainsAny(spec.RunID, "/\\ \t\n") {
+		return nil, fmt.Errorf("run id %q: must be a word usable as a file name", spec.RunID)
+	}
+	if spec.Timeout <= 0 {
+		spec.Timeout = 5 * time.Second
+	}
+	if spec.Concurrency <= 0 {
+		spec.Concurrency = 256
+		if spec.Speed.Max {
+			spec.Concurrency = 32
+		}
+	}
+	sel, skipped, err := selectRatings(ctx, k, spec.From, spec.To)
+	if err != nil {
+		return nil, err
+	}
+	res := &TrafficResult{RunID: spec.RunID, Variant: spec.Variant, URL: strings.TrimSuffix(spec.URL, "/"), From: spec.From, To: spec.To,
+		Speed: spec.Speed.String(), Ratings: len(sel), Skipped: skipped, Outcomes: map[ledger.Outcome]int64{}, Causes: map[string]int64{}}
+	if len(sel) == 0 {
+		return res, fmt.Errorf("no ratings in %s between %s and %s", model.TopicRatings, spec.From.Format(time.RFC3339Nano), spec.To.Format(time.RFC3339Nano))
+	}
+	res.Original = sel[len(sel)-1].ev.EventTime.Sub(sel[0].ev.EventTime)
+
+	schedule := "as fast as possible (" + strconv.Itoa(spec.Concurrency) + " in flight)"
+	if !spec.Speed.Max {
+		schedule = fmt.Sprintf("original pace × %s over %s of recorded traffic", spec.Speed, res.Original.Round(time.Millisecond))
+	}
+	res.Ledger = filepath.Join(spec.LedgerDir, spec.RunID+".jsonl")
+	lw, err := ledger.Create(res.Ledger, ledger.Header{
+		RunID: spec.RunID, Scenario: "replay", Variants: []string{spec.Variant},
+		Targets:            map[string]string{spec.Variant: res.URL},
+		Source:             fmt.Sprintf("log:%s[%s,%s)", model.TopicRatings, spec.From.UTC().Format(time.RFC3339Nano), spec.To.UTC().Format(time.RFC3339Nano)),
+		StartedAt:          time.Now(),
+		Schedule:           schedule,
+		ExpectedPerVariant: uint64(len(sel)),
+	})
+	if err != nil {
+		return nil, err
+	}
+
+	client := &http.Client{
+		Transport: &http.Transport{
+			DialContext:         (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+			MaxIdleConnsPerHost: spec.Concurrency,
+			IdleConnTimeout:     90 * time.Second,
+		},
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	}
+	defer client.CloseIdleConnections()
+
+	var (
+		mu       sync.Mutex
+		inFlight atomic.Int64
+		sent     atomic.Int64
+		acked    atomic.Int64
+		failed   atomic.Int64
+		wg       sync.WaitGroup
+		sem      = make(chan struct{}, spec.Concurrency)
+	)
+	record := func(e ledger.Entry) {
+		mu.Lock()
+		defer mu.Unlock()
+		res.Outcomes[e.Outcome]++
+		if e.Cause != "" {
+			res.Causes[e.Cause]++
+		}
+		_ = lw.Record(e) // the first write error sticks and is reported at the end
+	}
+
+	start := time.Now()
+	stopProgress := make(chan struct{})
+	progressDone := make(chan struct{})
+	go func() {
+		defer close(progressDone)
+		t := time.NewTicker(time.Second)
+		defer t.Stop()
+		for {
+			select {
+			case <-stopProgress:
+				return
+			case <-t.C:
+				_ = lw.Flush()
+				if spec.Progress != nil {
+					spec.Progress(TrafficProgress{Sent: sent.Load(), Total: int64(len(sel)), Acknowledged: acked.Load(), Failed: failed.Load(), InFlight: inFlight.Load(), Elapsed: time.Since(start)})
+				}
+			}
+		}
+	}()
+
+	first := sel[0].ev.EventTime
+dispatch:
+	for i, r := range sel {
+		if !spec.Speed.Max {
+			due := start.Add(time.Duration(float64(r.ev.EventTime.Sub(first)) / spec.Speed.Factor))
+			if wait := time.Until(due); wait > 0 {
+				select {
+				case <-ctx.Done():
+					break dispatch
+				case <-time.After(wait):
+				}
+			}
+		}
+		select {
+		case <-ctx.Done():
+			break dispatch
+		case sem <- struct{}{}:
+		}
+		if !spec.Speed.Max {
+			due := start.Add(time.Duration(float64(r.ev.EventTime.Sub(first)) / spec.Speed.Factor))
+			if late := time.Since(due); late > res.MaxLate {
+				res.MaxLate = late
+			}
+		}
+		sent.Add(1)
+		inFlight.Add(1)
+		wg.Go(func() {
+			defer func() { <-sem; inFlight.Add(-1) }()
+			e := post(ctx, client, res.URL, spec.Timeout, ReplayRequestID(spec.RunID, r.partition, r.offset), r.ev)
+			e.Variant, e.Seq = spec.Variant, uint64(i)
+			switch e.Outcome {
+			case ledger.Acknowledged:
+				acked.Add(1)
+			case ledger.Failed, ledger.Ambiguous:
+				failed.Add(1)
+			}
+			record(e)
+		})
+	}
+	wg.Wait()
+	close(stopProgress)
+	<-progressDone
+	res.Duration = time.Since(start)
+	res.Interrupted = ctx.Err() != nil
+	if err := lw.Close(time.Now(), res.Interrupted); err != nil {
+		return res, err
+	}
+	if spec.Progress != nil {
+		spec.Progress(TrafficProgress{Sent: sent.Load(), Total: int64(len(sel)), Acknowledged: acked.Load(), Failed: failed.Load(), Elapsed: res.Duration})
+	}
+	if res.Interrupted {
+		return res, fmt.Errorf("interrupted after %d of %d ratings (the ledger has every one sent)", sent.Load(), len(sel))
+	}
+	return res, nil
+}
+
+// post sends one rating and classifies the answer like `lab load` does:
+// acknowledged (2xx), rejected (4xx), failed (5xx, or never sent), and
+// ambiguous (sent, no answer: it may have been applied).
+func post(ctx context.Context, client *http.Client, base string, timeout time.Duration, requestID string, ev model.RatingEvent) ledger.Entry {
+	e := ledger.Entry{RequestID: requestID, MovieID: ev.MovieID, UserID: ev.UserID,
+		Rating: float64(ev.Tenths) / 10, RatingTenths: ev.Tenths, SentAt: time.Now()}
+	body := []byte(`{"request_id":` + strconv.Quote(requestID) + `,"movie_id":` + strconv.FormatInt(ev.MovieID, 10))
+	if ev.UserID > 0 {
+		body = append(body, `,"user_id":`+strconv.FormatInt(ev.UserID, 10)...)
+	}
+	body = append(append(body, `,"rating":`...), model.AppendTenths(nil, ev.Tenths)...)
+	body = append(body, '}')
+
+	rctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	var gotConn atomic.Bool
+	rctx = httptrace.WithClientTrace(rctx, &httptrace.ClientTrace{GotConn: func(httptrace.GotConnInfo) { gotConn.Store(true) }})
+	req, err := http.NewRequestWithContext(rctx, http.MethodPost, base+"/api/ratings", strings.NewReader(string(body)))
+	if err != nil {
+		e.Outcome, e.Cause, e.Error = ledger.Failed, "not_sent", err.Error()
+		return e
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := client.Do(req)
+	if err == nil {
+		_, err = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
+		resp.Body.Close()
+		e.Status = resp.StatusCode
+	}
+	e.LatencyNs = time.Since(e.SentAt)
+	switch c := e.Status; {
+	case c >= 200 && c < 300 && err == nil:
+		e.Outcome = ledger.Acknowledged
+	case c >= 400 && c < 500:
+		e.Outcome, e.Cause = ledger.Rejected, "4xx"
+	case c >= 500 && c < 600:
+		e.Outcome, e.Cause = ledger.Failed, "5xx"
+	case c != 0 && err == nil:
+		e.Outcome, e.Cause = ledger.Rejected, "other_status"
+	case !gotConn.Load():
+		e.Outcome, e.Cause = ledger.Failed, "not_sent"
+	case ctx.Err() != nil:
+		e.Outcome, e.Cause = ledger.Ambiguous, "aborted"
+	case errors.Is(rctx.Err(), context.DeadlineExceeded):
+		e.Outcome, e.Cause = ledger.Ambiguous, "timeout"
+	default:
+		e.Outcome, e.Cause = ledger.Ambiguous, "conn_error"
+	}
+	if err != nil && e.Outcome != ledger.Acknowledged {
+		e.Error = err.Error()
+	}
+	if e.Outcome != ledger.Acknowledged && e.Error == "" {
+		e.Error = "status " + strconv.Itoa(e.Status)
+	}
+	return e
+}
