@@ -22,6 +22,7 @@ type view struct {
 	upsertMovie  *sql.Stmt
 	deleteMovie  *sql.Stmt
 	upsertRated  *sql.Stmt
+	replaceRated *sql.Stmt
 	upsertOffset *sql.Stmt
 }
 
@@ -86,6 +87,13 @@ func openView(dir string) (*view, error) {
 				source_partition = excluded.source_partition, source_offset = excluded.source_offset,
 				last_event_ns = excluded.last_event_ns
 			WHERE excluded.source_offset > rated.source_offset OR excluded.source_partition != rated.source_partition`},
+		// For a batch whose updates of a movie switch partition: applied one
+		// by one, the switch always replaces the row, whatever it held.
+		sqlitedb.Statement{Into: &v.replaceRated, SQL: `INSERT INTO rated (movie_id, count, sum_tenths, source_partition, source_offset, last_event_ns)
+			VALUES (?, ?, ?, ?, ?, ?)
+			ON CONFLICT (movie_id) DO UPDATE SET count = excluded.count, sum_tenths = excluded.sum_tenths,
+				source_partition = excluded.source_partition, source_offset = excluded.source_offset,
+				last_event_ns = excluded.last_event_ns`},
 		sqlitedb.Statement{Into: &v.upsertOffset, SQL: `INSERT INTO offsets (topic, partition, next_offset) VALUES (?, ?, ?)
 			ON CONFLICT (topic, partition) DO UPDATE SET next_offset = excluded.next_offset`},
 	)
@@ -160,22 +168,34 @@ func (v *view) applyMovies(ctx context.Context, changes []moviestable.Change, po
 	return tx.Commit()
 }
 
-// applyRated stores rated-movies updates and returns those that were newer
-// than what the view held (the others were stale re-emits).
+// applyRated stores rated-movies updates and returns those that changed
+// the view (the others were stale re-emits, or were superseded within the
+// batch and so never visible).
+//
+// A batch of ~2,000 records covers at most a few hundred movies, so the
+// updates are first reduced in memory to one winner per movie and only the
+// winners are written: the rows end up exactly as if every update had been
+// upserted in order (see batchWinners).
 func (v *view) applyRated(ctx context.Context, updates []model.RatedMovieEvent, pos map[int]int64) ([]model.RatedMovieEvent, error) {
+	winners := batchWinners(updates)
 	tx, err := v.db.BeginTx(ctx, nil)
 	if err != nil {
 		return nil, err
 	}
 	defer tx.Rollback()
-	up := tx.StmtContext(ctx, v.upsertRated)
-	var applied []model.RatedMovieEvent
-	for _, u := range updates {
+	up, replace := tx.StmtContext(ctx, v.upsertRated), tx.StmtContext(ctx, v.replaceRated)
+	applied := make([]model.RatedMovieEvent, 0, len(winners))
+	for _, w := range winners {
+		u := w.RatedMovieEvent
 		var ns int64
 		if !u.LastEventTime.IsZero() {
 			ns = u.LastEventTime.UnixNano()
 		}
-		res, err := up.ExecContext(ctx, u.MovieID, u.Count, u.SumTenths, u.SourcePartition, u.SourceOffset, ns)
+		stmt := up
+		if w.switched {
+			stmt = replace
+		}
+		res, err := stmt.ExecContext(ctx, u.MovieID, u.Count, u.SumTenths, u.SourcePartition, u.SourceOffset, ns)
 		if err != nil {
 			return nil, fmt.Errorf("rated movie %d: %w", u.MovieID, err)
 		}
@@ -187,6 +207,46 @@ func (v *view) applyRated(ctx context.Context, updates []model.RatedMovieEvent, 
 		return nil, err
 	}
 	return applied, tx.Commit()
+}
+
+// ratedWinner is the update of one movie that a batch leaves in the view.
+type ratedWinner struct {
+	model.RatedMovieEvent
+	// switched: the batch changed the movie's source partition before the
+	// winner, so the winner replaces the stored row unconditionally (as the
+	// switch did when applied one by one); otherwise it is upserted with the
+	// stale check against the stored row.
+	switched bool
+}
+
+// batchWinners folds a batch into one update per movie, in order of first
+// appearance, with the view's rule: an update replaces the current one when
+// it is on another source partition or has a higher source offset (on a tie
+// the earlier one stays). Why this equals upserting every update in order:
+// after each upsert the row's partition is that of the last update of the
+// movie, whether it applied or not. So an update on another partition than
+// the previous one always applies, and from there on the row is known
+// (switched); before any switch the row is max(stored, updates so far), and
+// applying the batch's max to the stored row gives the same.
+func batchWinners(updates []model.RatedMovieEvent) []ratedWinner {
+	index := make(map[int64]int, 256)
+	winners := make([]ratedWinner, 0, 256)
+	for _, u := range updates {
+		i, seen := index[u.MovieID]
+		if !seen {
+			index[u.MovieID] = len(winners)
+			winners = append(winners, ratedWinner{RatedMovieEvent: u})
+			continue
+		}
+		w := &winners[i]
+		switch {
+		case u.SourcePartition != w.SourcePartition:
+			*w = ratedWinner{RatedMovieEvent: u, switched: true}
+		case u.SourceOffset > w.SourceOffset:
+			w.RatedMovieEvent = u
+		}
+	}
+	return winners
 }
 
 func (v *view) storePositions(ctx context.Context, tx *sql.Tx, topic string, pos map[int]int64) error {
