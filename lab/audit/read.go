@@ -2,23 +2,19 @@ package audit
 
 import (
 	"context"
-	"database/sql"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
-	"net/url"
 	"os"
 	"path/filepath"
 	"sort"
 	"strings"
 	"time"
 
-	_ "modernc.org/sqlite" // registers the "sqlite" driver
-
 	"github.com/ratingslab/lab/lab/layout"
 	"github.com/ratingslab/lab/lab/parts"
+	"github.com/ratingslab/lab/services/sqlitedb"
 )
 
 // Variant names (parts.VariantRPC, parts.VariantStream).
@@ -77,33 +73,9 @@ func ReadStore(ctx context.Context, dir layout.Dir, variant string) Snapshot {
 	return s
 }
 
-// openReadOnly opens an existing SQLite file for queries only. WAL mode
-// lets it read while the service writes; it never creates the file.
-func openReadOnly(path string) (*sql.DB, error) {
-	if _, err := os.Stat(path); err != nil {
-		if errors.Is(err, os.ErrNotExist) {
-			return nil, fmt.Errorf("store %s does not exist", path)
-		}
-		return nil, fmt.Errorf("store %s: %w", path, err)
-	}
-	abs, err := filepath.Abs(path)
-	if err != nil {
-		return nil, err
-	}
-	q := url.Values{}
-	q.Add("_pragma", "busy_timeout(5000)")
-	q.Add("_pragma", "query_only(1)")
-	db, err := sql.Open("sqlite", "file:"+(&url.URL{Path: abs}).EscapedPath()+"?"+q.Encode())
-	if err != nil {
-		return nil, fmt.Errorf("store %s: %w", path, err)
-	}
-	db.SetMaxOpenConns(1)
-	return db, nil
-}
-
 // ReadRPCStore reads count and sum per movie from ratings-rpc's SQLite.
 func ReadRPCStore(ctx context.Context, path string) ([]MovieState, error) {
-	db, err := openReadOnly(path)
+	db, err := sqlitedb.OpenReadOnly(path)
 	if err != nil {
 		return nil, err
 	}
@@ -136,7 +108,7 @@ type AppliedRequest struct {
 // ReadRPCApplied reads ratings-rpc's idempotency record: every request id it
 // applied, which lets the audit name lost and phantom requests exactly.
 func ReadRPCApplied(ctx context.Context, path string) (map[string]AppliedRequest, error) {
-	db, err := openReadOnly(path)
+	db, err := sqlitedb.OpenReadOnly(path)
 	if err != nil {
 		return nil, err
 	}
@@ -174,7 +146,7 @@ func ReadStreamStores(ctx context.Context, paths []string) ([]MovieState, error)
 	byID := map[int64]best{}
 	for _, path := range paths {
 		err := func() error {
-			db, err := openReadOnly(path)
+			db, err := sqlitedb.OpenReadOnly(path)
 			if err != nil {
 				return err
 			}

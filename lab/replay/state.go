@@ -6,15 +6,12 @@ import (
 	"errors"
 	"fmt"
 	"hash/crc32"
-	"net/url"
 	"os"
-	"path/filepath"
 	"sort"
 	"strconv"
 
-	_ "modernc.org/sqlite" // registers the "sqlite" driver
-
 	"github.com/ratingslab/lab/services/model"
+	"github.com/ratingslab/lab/services/sqlitedb"
 )
 
 // Database files as the parts create them in their data directories
@@ -24,30 +21,9 @@ const (
 	viewDBFile   = "webserver-stream.db"
 )
 
-// openReadOnly opens an existing SQLite file for queries only; WAL lets it
-// read while the part writes. It never creates the file.
-func openReadOnly(path string) (*sql.DB, error) {
-	if _, err := os.Stat(path); err != nil {
-		return nil, err
-	}
-	abs, err := filepath.Abs(path)
-	if err != nil {
-		return nil, err
-	}
-	q := url.Values{}
-	q.Add("_pragma", "busy_timeout(5000)")
-	q.Add("_pragma", "query_only(1)")
-	db, err := sql.Open("sqlite", "file:"+(&url.URL{Path: abs}).EscapedPath()+"?"+q.Encode())
-	if err != nil {
-		return nil, fmt.Errorf("open %s: %w", path, err)
-	}
-	db.SetMaxOpenConns(1)
-	return db, nil
-}
-
 // readTx runs fn in one read transaction: every query sees the same commit.
 func readTx(ctx context.Context, path string, fn func(tx *sql.Tx) error) error {
-	db, err := openReadOnly(path)
+	db, err := sqlitedb.OpenReadOnly(path)
 	if err != nil {
 		return err
 	}

@@ -7,6 +7,7 @@ package sqlitedb
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"net/url"
 	"os"
@@ -116,4 +117,30 @@ func Prepare(db *sql.DB, stmts ...Statement) error {
 		*s.Into = stmt
 	}
 	return nil
+}
+
+// OpenReadOnly opens an existing SQLite file for queries only, for tools that
+// inspect a part's store while it runs (WAL lets them read beside its
+// writer). It never creates the file; a missing one is an error that
+// wraps os.ErrNotExist.
+func OpenReadOnly(path string) (*sql.DB, error) {
+	if _, err := os.Stat(path); err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return nil, fmt.Errorf("store %s does not exist: %w", path, err)
+		}
+		return nil, fmt.Errorf("store %s: %w", path, err)
+	}
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return nil, err
+	}
+	q := url.Values{}
+	q.Add("_pragma", fmt.Sprintf("busy_timeout(%d)", busyTimeout.Milliseconds()))
+	q.Add("_pragma", "query_only(1)")
+	db, err := sql.Open("sqlite", "file:"+(&url.URL{Path: abs}).EscapedPath()+"?"+q.Encode())
+	if err != nil {
+		return nil, fmt.Errorf("store %s: %w", path, err)
+	}
+	db.SetMaxOpenConns(1)
+	return db, nil
 }
