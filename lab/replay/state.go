@@ -11,6 +11,7 @@ import (
 	"strconv"
 
 	"github.com/ratingslab/lab/services/model"
+	"github.com/ratingslab/lab/services/positions"
 	"github.com/ratingslab/lab/services/sqlitedb"
 )
 
@@ -84,21 +85,12 @@ func readStreamState(ctx context.Context, paths []string) (StreamState, error) {
 			if err := rows.Close(); err != nil {
 				return err
 			}
-			rows, err = tx.QueryContext(ctx, `SELECT partition, next_offset FROM offsets WHERE topic = ?`, model.TopicRatings)
+			offsets, err := positions.Read(ctx, tx, model.TopicRatings)
 			if err != nil {
 				return err
 			}
-			for rows.Next() {
-				var p int
-				var next int64
-				if err := rows.Scan(&p, &next); err != nil {
-					rows.Close()
-					return err
-				}
+			for p, next := range offsets {
 				st.Offsets[p] = max(st.Offsets[p], next)
-			}
-			if err := rows.Close(); err != nil {
-				return err
 			}
 			rows, err = tx.QueryContext(ctx, `SELECT movie_id FROM movies`)
 			if err != nil {
@@ -130,20 +122,11 @@ func readStreamOffsets(ctx context.Context, paths []string) (map[int]int64, erro
 	out := map[int]int64{}
 	for _, path := range paths {
 		err := readTx(ctx, path, func(tx *sql.Tx) error {
-			rows, err := tx.QueryContext(ctx, `SELECT partition, next_offset FROM offsets WHERE topic = ?`, model.TopicRatings)
-			if err != nil {
-				return err
-			}
-			defer rows.Close()
-			for rows.Next() {
-				var p int
-				var next int64
-				if err := rows.Scan(&p, &next); err != nil {
-					return err
-				}
+			offsets, err := positions.Read(ctx, tx, model.TopicRatings)
+			for p, next := range offsets {
 				out[p] = max(out[p], next)
 			}
-			return rows.Err()
+			return err
 		})
 		if err != nil && !errors.Is(err, os.ErrNotExist) {
 			return out, err

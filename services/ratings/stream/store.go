@@ -10,6 +10,7 @@ import (
 
 	"github.com/ratingslab/lab/services/model"
 	"github.com/ratingslab/lab/services/moviestable"
+	"github.com/ratingslab/lab/services/positions"
 	"github.com/ratingslab/lab/services/sqlitedb"
 )
 
@@ -25,18 +26,11 @@ type store struct {
 	deleteMovie     *sql.Stmt
 }
 
-const schema = `
+const schema = positions.Schema + `
 CREATE TABLE IF NOT EXISTS meta (
 	key   TEXT PRIMARY KEY,
 	value TEXT NOT NULL
 );
--- next offset to process per topic partition: the position the state includes
-CREATE TABLE IF NOT EXISTS offsets (
-	topic       TEXT    NOT NULL,
-	partition   INTEGER NOT NULL,
-	next_offset INTEGER NOT NULL,
-	PRIMARY KEY (topic, partition)
-) WITHOUT ROWID;
 -- count and sum per movie; source_offset: every rating of the movie below it
 -- on its partition is included
 CREATE TABLE IF NOT EXISTS aggregates (
@@ -83,8 +77,7 @@ func openStore(dir string) (*store, error) {
 			VALUES (?, ?, ?, ?, ?, ?)
 			ON CONFLICT (movie_id) DO UPDATE SET partition = excluded.partition, count = excluded.count,
 				sum_tenths = excluded.sum_tenths, source_offset = excluded.source_offset, last_event_ns = excluded.last_event_ns`},
-		sqlitedb.Statement{Into: &s.upsertOffset, SQL: `INSERT INTO offsets (topic, partition, next_offset) VALUES (?, ?, ?)
-			ON CONFLICT (topic, partition) DO UPDATE SET next_offset = excluded.next_offset`},
+		sqlitedb.Statement{Into: &s.upsertOffset, SQL: positions.UpsertSQL},
 		sqlitedb.Statement{Into: &s.upsertMovie, SQL: `INSERT INTO movies (movie_id, title, release_year) VALUES (?, ?, ?)
 			ON CONFLICT (movie_id) DO UPDATE SET title = excluded.title, release_year = excluded.release_year`},
 		sqlitedb.Statement{Into: &s.deleteMovie, SQL: `DELETE FROM movies WHERE movie_id = ?`},
@@ -227,21 +220,8 @@ func (s *store) loadMovies(ctx context.Context) (map[int64]model.Movie, map[int]
 	if err := rows.Close(); err != nil {
 		return nil, nil, err
 	}
-	pos := map[int]int64{}
-	rows, err = s.db.QueryContext(ctx, `SELECT partition, next_offset FROM offsets WHERE topic = ?`, model.TopicMovies)
-	if err != nil {
-		return nil, nil, err
-	}
-	defer rows.Close()
-	for rows.Next() {
-		var p int
-		var next int64
-		if err := rows.Scan(&p, &next); err != nil {
-			return nil, nil, err
-		}
-		pos[p] = next
-	}
-	return movies, pos, rows.Err()
+	pos, err := positions.Read(ctx, s.db, model.TopicMovies)
+	return movies, pos, err
 }
 
 // applyMovies writes movie changes and the positions they reach.
@@ -314,19 +294,5 @@ func (s *store) states(ctx context.Context, movieID int64) ([]stateRow, error) {
 
 // ratingOffsets lists the committed next offsets of `ratings`.
 func (s *store) ratingOffsets(ctx context.Context) (map[int]int64, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT partition, next_offset FROM offsets WHERE topic = ?`, model.TopicRatings)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	out := map[int]int64{}
-	for rows.Next() {
-		var p int
-		var next int64
-		if err := rows.Scan(&p, &next); err != nil {
-			return nil, err
-		}
-		out[p] = next
-	}
-	return out, rows.Err()
+	return positions.Read(ctx, s.db, model.TopicRatings)
 }

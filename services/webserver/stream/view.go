@@ -9,6 +9,7 @@ import (
 
 	"github.com/ratingslab/lab/services/model"
 	"github.com/ratingslab/lab/services/moviestable"
+	"github.com/ratingslab/lab/services/positions"
 	"github.com/ratingslab/lab/services/sqlitedb"
 )
 
@@ -26,7 +27,7 @@ type view struct {
 	upsertOffset *sql.Stmt
 }
 
-const viewSchema = `
+const viewSchema = positions.Schema + `
 CREATE TABLE IF NOT EXISTS movies (
 	movie_id     INTEGER PRIMARY KEY,
 	title        TEXT    NOT NULL,
@@ -44,12 +45,6 @@ CREATE TABLE IF NOT EXISTS rated (
 	source_offset    INTEGER NOT NULL,
 	last_event_ns    INTEGER NOT NULL
 );
-CREATE TABLE IF NOT EXISTS offsets (
-	topic       TEXT    NOT NULL,
-	partition   INTEGER NOT NULL,
-	next_offset INTEGER NOT NULL,
-	PRIMARY KEY (topic, partition)
-) WITHOUT ROWID;
 `
 
 const viewFile = "webserver-stream.db"
@@ -94,8 +89,7 @@ func openView(dir string) (*view, error) {
 			ON CONFLICT (movie_id) DO UPDATE SET count = excluded.count, sum_tenths = excluded.sum_tenths,
 				source_partition = excluded.source_partition, source_offset = excluded.source_offset,
 				last_event_ns = excluded.last_event_ns`},
-		sqlitedb.Statement{Into: &v.upsertOffset, SQL: `INSERT INTO offsets (topic, partition, next_offset) VALUES (?, ?, ?)
-			ON CONFLICT (topic, partition) DO UPDATE SET next_offset = excluded.next_offset`},
+		sqlitedb.Statement{Into: &v.upsertOffset, SQL: positions.UpsertSQL},
 	)
 	if err != nil {
 		db.Close()
@@ -108,21 +102,7 @@ func (v *view) Close() error { return v.db.Close() }
 
 // positions are the stored next offsets of topic.
 func (v *view) positions(ctx context.Context, topic string) (map[int]int64, error) {
-	rows, err := v.db.QueryContext(ctx, `SELECT partition, next_offset FROM offsets WHERE topic = ?`, topic)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	out := map[int]int64{}
-	for rows.Next() {
-		var p int
-		var next int64
-		if err := rows.Scan(&p, &next); err != nil {
-			return nil, err
-		}
-		out[p] = next
-	}
-	return out, rows.Err()
+	return positions.Read(ctx, v.db, topic)
 }
 
 // loadMovies reads the movies table (the POST validation set).
