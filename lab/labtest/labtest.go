@@ -22,6 +22,7 @@ import (
 
 	"github.com/ratingslab/lab/lab/layout"
 	"github.com/ratingslab/lab/lab/supervisor"
+	"github.com/ratingslab/lab/services/servetest"
 )
 
 // SkipUnlessE2E skips end-to-end tests when LAB_E2E=0 or under -short.
@@ -195,22 +196,6 @@ func (l *Lab) DumpLogs() {
 	}
 }
 
-// Eventually polls fn every 50ms until it returns nil or bound passes.
-func Eventually(t testing.TB, bound time.Duration, what string, fn func() error) {
-	t.Helper()
-	deadline := time.Now().Add(bound)
-	var err error
-	for {
-		if err = fn(); err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s: %v", bound, what, err)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
-
 // HTTPJSON does a request with a JSON body and decodes a JSON answer; it
 // returns the status code.
 func HTTPJSON(method, url string, in, out any) (int, error) {
@@ -246,4 +231,10 @@ func (l *Lab) Status(t testing.TB) []supervisor.PartStatus {
 		t.Fatalf("parts: %v", err)
 	}
 	return ps
+}
+
+// Eventually polls fn until it returns nil or bound passes (servetest.Eventually).
+func Eventually(t testing.TB, bound time.Duration, what string, fn func() error) {
+	t.Helper()
+	servetest.Eventually(t, bound, what, fn)
 }

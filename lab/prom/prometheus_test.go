@@ -20,6 +20,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/ratingslab/lab/lab/layout"
+	"github.com/ratingslab/lab/services/servetest"
 )
 
 // labPorts finds a port block whose supervisor, load and Prometheus ports are
@@ -92,20 +93,6 @@ func startPrometheus(t *testing.T, bin string, dir layout.Dir, ports layout.Port
 	})
 }
 
-// eventually polls cond every 200ms until it holds or the deadline passes.
-func eventually(t *testing.T, timeout time.Duration, what string, cond func() error) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	var last error
-	for time.Now().Before(deadline) {
-		if last = cond(); last == nil {
-			return
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
-	t.Fatalf("%s: not within %v: %v", what, timeout, last)
-}
-
 func nonEmpty(ctx context.Context, base, q string) (Result, error) {
 	r, err := Query(ctx, base, q)
 	if err != nil {
@@ -161,10 +148,10 @@ func TestRealPrometheusScrapesTheLabWithPartAndVariantLabels(t *testing.T) {
 	startPrometheus(t, bin, dir, ports, configFile)
 	base := URL(ports)
 
-	eventually(t, 60*time.Second, "prometheus ready", func() error { return Ready(ctx, base) })
+	servetest.Eventually(t, 60*time.Second, "prometheus ready", func() error { return Ready(ctx, base) })
 
 	var r Result
-	eventually(t, 30*time.Second, "service scraped", func() (err error) {
+	servetest.Eventually(t, 30*time.Second, "service scraped", func() (err error) {
 		r, err = nonEmpty(ctx, base, `lab_http_requests_total{part="webserver-rpc",variant="rpc"}`)
 		return err
 	})
@@ -172,7 +159,7 @@ func TestRealPrometheusScrapesTheLabWithPartAndVariantLabels(t *testing.T) {
 		t.Errorf("route label = %q", got)
 	}
 
-	eventually(t, 30*time.Second, "load generator scraped", func() (err error) {
+	servetest.Eventually(t, 30*time.Second, "load generator scraped", func() (err error) {
 		r, err = nonEmpty(ctx, base, `lab_load_requests_total`)
 		return err
 	})
@@ -180,7 +167,7 @@ func TestRealPrometheusScrapesTheLabWithPartAndVariantLabels(t *testing.T) {
 		t.Errorf("load series labels = %v, want the driven variant rpc kept (honor_labels) and part=load", l)
 	}
 
-	eventually(t, 30*time.Second, "supervisor scraped", func() (err error) {
+	servetest.Eventually(t, 30*time.Second, "supervisor scraped", func() (err error) {
 		r, err = nonEmpty(ctx, base, `lab_part_up`)
 		return err
 	})

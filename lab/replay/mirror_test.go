@@ -13,6 +13,7 @@ import (
 
 	"github.com/ratingslab/lab/services/kafkaio"
 	"github.com/ratingslab/lab/services/model"
+	"github.com/ratingslab/lab/services/servetest"
 )
 
 func freeAddr(t *testing.T) string {
@@ -63,7 +64,7 @@ func TestMirrorCopiesFromTheGroupPosition(t *testing.T) {
 	for _, m := range recent {
 		want[m.Partition]++
 	}
-	waitFor(t, 30*time.Second, "the recent ratings in the fork's broker", func() error {
+	servetest.Eventually(t, 30*time.Second, "the recent ratings in the fork's broker", func() error {
 		b, err := fork.k.Offsets(ctx, model.TopicRatings, allPartitions(model.RatingsPartitions))
 		if err != nil {
 			return err
@@ -101,7 +102,7 @@ func TestMirrorCopiesFromTheGroupPosition(t *testing.T) {
 
 	// New ratings follow.
 	live.produce(model.TopicRatings, rating("later", 3, 90, time.Now()))
-	waitFor(t, 30*time.Second, "a new rating copied", func() error {
+	servetest.Eventually(t, 30*time.Second, "a new rating copied", func() error {
 		b, err := fork.k.Offsets(ctx, model.TopicRatings, allPartitions(model.RatingsPartitions))
 		if err != nil {
 			return err
@@ -120,19 +121,4 @@ func TestMirrorCopiesFromTheGroupPosition(t *testing.T) {
 		t.Fatalf("mirror /healthz: %v %v", resp, err)
 	}
 	resp.Body.Close()
-}
-
-func waitFor(t *testing.T, bound time.Duration, what string, fn func() error) {
-	t.Helper()
-	deadline := time.Now().Add(bound)
-	for {
-		err := fn()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s: %v", bound, what, err)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
 }

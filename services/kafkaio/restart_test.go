@@ -13,23 +13,8 @@ import (
 	"github.com/ratingslab/lab/services/kafkaio"
 	"github.com/ratingslab/lab/services/kafkaio/kafkatest"
 	"github.com/ratingslab/lab/services/model"
+	"github.com/ratingslab/lab/services/servetest"
 )
-
-// eventually polls cond until it holds or the bound passes.
-func eventually(t *testing.T, within time.Duration, what string, cond func() error) {
-	t.Helper()
-	deadline := time.Now().Add(within)
-	for {
-		err := cond()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not within %s: %v", what, within, err)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
 
 func TestTailerRecoversAfterBrokerRestart(t *testing.T) {
 	b := kafkatest.StartDurable(t)
@@ -76,13 +61,13 @@ func TestTailerRecoversAfterBrokerRestart(t *testing.T) {
 		}
 	}
 	produce(1)
-	eventually(t, 10*time.Second, "first record", has("1"))
+	servetest.Eventually(t, 10*time.Second, "first record", has("1"))
 
 	b.Stop()
 	stopped := time.Now()
 	// Long enough for kafka-go to give up its quiet retries and report
 	// reconnect failures (EOF through the proxy) to the Fetcher.
-	eventually(t, 15*time.Second, "tailer reports a lasting outage", func() error {
+	servetest.Eventually(t, 15*time.Second, "tailer reports a lasting outage", func() error {
 		if tl.Err() == nil {
 			return fmt.Errorf("no error reported")
 		}
@@ -94,10 +79,10 @@ func TestTailerRecoversAfterBrokerRestart(t *testing.T) {
 	t.Logf("during the outage: %v", tl.Err())
 	b.Start(t)
 	restarted := time.Now()
-	eventually(t, 5*time.Second, "tailer healthy after the restart", tl.Err)
+	servetest.Eventually(t, 5*time.Second, "tailer healthy after the restart", tl.Err)
 	t.Logf("healthy %s after the restart", time.Since(restarted).Round(time.Millisecond))
 	produce(2)
-	eventually(t, 5*time.Second, "record produced after the restart", has("2"))
+	servetest.Eventually(t, 5*time.Second, "record produced after the restart", has("2"))
 	cancel()
 	if err := <-done; err != nil {
 		t.Fatal(err)

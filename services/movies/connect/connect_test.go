@@ -16,6 +16,7 @@ import (
 	"github.com/ratingslab/lab/services/kafkaio/kafkatest"
 	"github.com/ratingslab/lab/services/model"
 	"github.com/ratingslab/lab/services/movies/legacydb"
+	"github.com/ratingslab/lab/services/servetest"
 )
 
 type fixture struct {
@@ -107,21 +108,6 @@ func (f *fixture) table() map[int64]model.Movie {
 	return out
 }
 
-func waitFor(t *testing.T, d time.Duration, what string, cond func() (bool, string)) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for {
-		ok, status := cond()
-		if ok {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s; last: %s", d, what, status)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
-
 func TestSnapshotThenChangesReachTheTopicAndThePositionSurvivesARestart(t *testing.T) {
 	f := newFixture(t)
 	ctx := context.Background()
@@ -135,7 +121,7 @@ func TestSnapshotThenChangesReachTheTopicAndThePositionSurvivesARestart(t *testi
 	dir := t.TempDir()
 	c, stop := f.run(dir)
 
-	waitFor(t, 20*time.Second, "the snapshot", func() (bool, string) {
+	servetest.WaitFor(t, 20*time.Second, "the snapshot", func() (bool, string) {
 		err := c.Ready(ctx)
 		return err == nil, fmt.Sprint(err)
 	})
@@ -157,7 +143,7 @@ func TestSnapshotThenChangesReachTheTopicAndThePositionSurvivesARestart(t *testi
 	if err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 10*time.Second, "the add and the edit to reach the topic", func() (bool, string) {
+	servetest.WaitFor(t, 10*time.Second, "the add and the edit to reach the topic", func() (bool, string) {
 		tb := f.table()
 		return tb[added.ID].Title == "Connector Test" && tb[edited.ID].Title == "Renamed by the test" && tb[edited.ID].Version == edited.Version,
 			fmt.Sprintf("added %+v edited %+v", tb[added.ID], tb[edited.ID])
@@ -174,7 +160,7 @@ func TestSnapshotThenChangesReachTheTopicAndThePositionSurvivesARestart(t *testi
 	if err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 10*time.Second, "the edit after the restart", func() (bool, string) {
+	servetest.WaitFor(t, 10*time.Second, "the edit after the restart", func() (bool, string) {
 		return f.table()[edited2.ID].ReleaseYear == 1901, ""
 	})
 	if got := len(f.topic()); got != records+1 {

@@ -11,6 +11,7 @@ import (
 	"github.com/ratingslab/lab/services/kafkaio/kafkatest"
 	"github.com/ratingslab/lab/services/model"
 	"github.com/ratingslab/lab/services/movies/legacydb"
+	"github.com/ratingslab/lab/services/servetest"
 )
 
 // A broker restart while a catalog edit waits to be streamed: the poll fails
@@ -36,7 +37,7 @@ func TestConnectorRecoversAfterABrokerRestart(t *testing.T) {
 	done := make(chan error, 1)
 	go func() { done <- c.Run(ctx) }()
 	defer f.stop(cancel, done)
-	waitFor(t, 20*time.Second, "the snapshot", func() (bool, string) {
+	servetest.WaitFor(t, 20*time.Second, "the snapshot", func() (bool, string) {
 		err := c.Ready(ctx)
 		return err == nil, fmt.Sprint(err)
 	})
@@ -48,14 +49,14 @@ func TestConnectorRecoversAfterABrokerRestart(t *testing.T) {
 	}
 	// Several failed polls, so that the retry pause has grown to its cap.
 	stopped := time.Now()
-	waitFor(t, 20*time.Second, "health to report the failing poll for a while", func() (bool, string) {
+	servetest.WaitFor(t, 20*time.Second, "health to report the failing poll for a while", func() (bool, string) {
 		err := c.Ready(ctx)
 		return err != nil && time.Since(stopped) > 6*time.Second, fmt.Sprint(err)
 	})
 
 	b.Start(t)
 	restarted := time.Now()
-	waitFor(t, 6*time.Second, "health OK and the edit in the topic after the restart", func() (bool, string) {
+	servetest.WaitFor(t, 6*time.Second, "health OK and the edit in the topic after the restart", func() (bool, string) {
 		err := c.Ready(ctx)
 		return err == nil && c.Position().ID == added.ID, fmt.Sprintf("health %v, position at movie %d", err, c.Position().ID)
 	})

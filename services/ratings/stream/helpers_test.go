@@ -193,24 +193,6 @@ func (r *running) stop(t testing.TB) error {
 	return err
 }
 
-// waitFor polls cond until it holds or the deadline passes.
-func waitFor(t testing.TB, d time.Duration, what string, cond func() (bool, string)) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	var last string
-	for {
-		ok, status := cond()
-		if ok {
-			return
-		}
-		last = status
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s; last: %s", d, what, last)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
-
 // committedTotal sums counts in a processor's database.
 func committedTotal(p *Processor) (map[int64]model.CountAndSum, int64, error) {
 	rows, err := p.store.states(context.Background(), 0)

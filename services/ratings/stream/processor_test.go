@@ -15,6 +15,7 @@ import (
 	"github.com/ratingslab/lab/services/kafkaio"
 	"github.com/ratingslab/lab/services/kafkaio/kafkatest"
 	"github.com/ratingslab/lab/services/model"
+	"github.com/ratingslab/lab/services/servetest"
 )
 
 func TestRatingsAreCountedExactlyAndEmittedToRatedMovies(t *testing.T) {
@@ -26,8 +27,8 @@ func TestRatingsAreCountedExactlyAndEmittedToRatedMovies(t *testing.T) {
 	l.produce(ratingRecord(evs[0]), ratingRecord(evs[1500]), ratingRecord(evs[2999]))
 
 	r := l.start(t.TempDir())
-	waitFor(t, 30*time.Second, "committed state to match the ledger", func() (bool, string) { return stateMatches(g, r.p) })
-	waitFor(t, 30*time.Second, "rated-movies to match the ledger", func() (bool, string) { return l.viewMatches(g) })
+	servetest.WaitFor(t, 30*time.Second, "committed state to match the ledger", func() (bool, string) { return stateMatches(g, r.p) })
+	servetest.WaitFor(t, 30*time.Second, "rated-movies to match the ledger", func() (bool, string) { return l.viewMatches(g) })
 	if d := r.p.duplicates.Load(); d != 3 {
 		t.Errorf("duplicates skipped = %d, want 3", d)
 	}
@@ -57,7 +58,7 @@ func TestCancelMidBatchAndReopenNeitherLosesNorDuplicates(t *testing.T) {
 	for round := range 4 {
 		r := l.start(dir, func(c *Config) { c.MaxBatch = 97 })
 		r.p.SetThrottle(5 * time.Millisecond)
-		waitFor(t, 30*time.Second, "progress", func() (bool, string) {
+		servetest.WaitFor(t, 30*time.Second, "progress", func() (bool, string) {
 			_, n, err := committedTotal(r.p)
 			return err == nil && n > int64(round+1)*500 || n == g.total(), fmt.Sprintf("%d counted", n)
 		})
@@ -69,8 +70,8 @@ func TestCancelMidBatchAndReopenNeitherLosesNorDuplicates(t *testing.T) {
 		}
 	}
 	r := l.start(dir)
-	waitFor(t, 30*time.Second, "state to match the ledger after restarts", func() (bool, string) { return stateMatches(g, r.p) })
-	waitFor(t, 30*time.Second, "rated-movies to match the ledger", func() (bool, string) { return l.viewMatches(g) })
+	servetest.WaitFor(t, 30*time.Second, "state to match the ledger after restarts", func() (bool, string) { return stateMatches(g, r.p) })
+	servetest.WaitFor(t, 30*time.Second, "rated-movies to match the ledger", func() (bool, string) { return l.viewMatches(g) })
 }
 
 // A crash after the last batch's transaction committed but before its
@@ -94,15 +95,15 @@ func TestCrashBetweenCommitAndEmitIsRepairedByReemit(t *testing.T) {
 			return false
 		}
 	}, func(c *Config) { c.MaxBatch = 50 })
-	waitFor(t, 30*time.Second, "the crash", func() (bool, string) { return crashed.Load(), "" })
+	servetest.WaitFor(t, 30*time.Second, "the crash", func() (bool, string) { return crashed.Load(), "" })
 	r.stop(t)
 	if ok, _ := l.viewMatches(g); ok {
 		t.Fatal("rated-movies already up to date before the restart; the crash came too late to test the re-emit")
 	}
 
 	r = l.start(dir)
-	waitFor(t, 30*time.Second, "state to match", func() (bool, string) { return stateMatches(g, r.p) })
-	waitFor(t, 30*time.Second, "rated-movies to match", func() (bool, string) { return l.viewMatches(g) })
+	servetest.WaitFor(t, 30*time.Second, "state to match", func() (bool, string) { return stateMatches(g, r.p) })
+	servetest.WaitFor(t, 30*time.Second, "rated-movies to match", func() (bool, string) { return l.viewMatches(g) })
 }
 
 func TestPoisonEventsGoToTheDLQWithTheReasonAndProcessingContinues(t *testing.T) {
@@ -147,10 +148,10 @@ func TestPoisonEventsGoToTheDLQWithTheReasonAndProcessingContinues(t *testing.T)
 	g.add(after)
 
 	r := l.start(t.TempDir())
-	waitFor(t, 30*time.Second, "valid ratings counted", func() (bool, string) { return stateMatches(g, r.p) })
+	servetest.WaitFor(t, 30*time.Second, "valid ratings counted", func() (bool, string) { return stateMatches(g, r.p) })
 
 	var dead []kafka.Message
-	waitFor(t, 10*time.Second, "dead letters", func() (bool, string) {
+	servetest.WaitFor(t, 10*time.Second, "dead letters", func() (bool, string) {
 		var err error
 		dead, err = l.dlq()
 		return err == nil && len(dead) == len(poison)+1, fmt.Sprintf("%d dead letters, err %v", len(dead), err)
@@ -187,7 +188,7 @@ func TestARatingForAMovieJustAddedIsNotDeadLettered(t *testing.T) {
 	l := newLab(t)
 	l.movies(3)
 	r := l.start(t.TempDir())
-	waitFor(t, 20*time.Second, "the processor to run", func() (bool, string) {
+	servetest.WaitFor(t, 20*time.Second, "the processor to run", func() (bool, string) {
 		err := r.p.Ready(context.Background())
 		return err == nil, fmt.Sprint(err)
 	})
@@ -196,7 +197,7 @@ func TestARatingForAMovieJustAddedIsNotDeadLettered(t *testing.T) {
 	ev := model.RatingEvent{RequestID: "new-movie", MovieID: 40, Tenths: 90, EventTime: time.Now()}
 	l.produce(ratingRecord(ev))
 	g.add(ev)
-	waitFor(t, 20*time.Second, "the rating counted", func() (bool, string) { return stateMatches(g, r.p) })
+	servetest.WaitFor(t, 20*time.Second, "the rating counted", func() (bool, string) { return stateMatches(g, r.p) })
 	if dead, _ := l.dlq(); len(dead) != 0 {
 		t.Errorf("%d dead letters, want none", len(dead))
 	}
@@ -209,24 +210,24 @@ func TestTwoInstancesShareThePartitionsAndTheViewStaysExact(t *testing.T) {
 	l.ratings(g, 2000, 30, 6)
 
 	a := l.start(t.TempDir())
-	waitFor(t, 30*time.Second, "instance a to own all partitions", func() (bool, string) {
+	servetest.WaitFor(t, 30*time.Second, "instance a to own all partitions", func() (bool, string) {
 		return len(a.p.Assigned()) == model.RatingsPartitions, fmt.Sprint(a.p.Assigned())
 	})
 	b := l.start(t.TempDir())
-	waitFor(t, 30*time.Second, "the partitions to be shared", func() (bool, string) {
+	servetest.WaitFor(t, 30*time.Second, "the partitions to be shared", func() (bool, string) {
 		pa, pb := a.p.Assigned(), b.p.Assigned()
 		return len(pa) > 0 && len(pb) > 0 && len(pa)+len(pb) == model.RatingsPartitions, fmt.Sprintf("a %v b %v", pa, pb)
 	})
 	l.ratings(g, 2000, 30, 7)
-	waitFor(t, 60*time.Second, "rated-movies to match with two instances", func() (bool, string) { return l.viewMatches(g) })
+	servetest.WaitFor(t, 60*time.Second, "rated-movies to match with two instances", func() (bool, string) { return l.viewMatches(g) })
 
 	// One instance stops; the other takes its partitions over.
 	a.stop(t)
-	waitFor(t, 30*time.Second, "b to own all partitions", func() (bool, string) {
+	servetest.WaitFor(t, 30*time.Second, "b to own all partitions", func() (bool, string) {
 		return len(b.p.Assigned()) == model.RatingsPartitions, fmt.Sprint(b.p.Assigned())
 	})
 	l.ratings(g, 1000, 30, 8)
-	waitFor(t, 60*time.Second, "rated-movies to match after the hand-over", func() (bool, string) { return l.viewMatches(g) })
+	servetest.WaitFor(t, 60*time.Second, "rated-movies to match after the hand-over", func() (bool, string) { return l.viewMatches(g) })
 }
 
 // At-least-once mode shows what the effectively-once mode prevents: a crash
@@ -252,15 +253,15 @@ func TestAtLeastOnceCountsABatchTwiceAfterACrashBeforeTheOffsetCommit(t *testing
 			return false
 		}
 	}, func(c *Config) { c.MaxBatch = 100; c.Delivery = AtLeastOnce })
-	waitFor(t, 30*time.Second, "the crash", func() (bool, string) { return crashed.Load(), "" })
+	servetest.WaitFor(t, 30*time.Second, "the crash", func() (bool, string) { return crashed.Load(), "" })
 	r.stop(t)
 
 	r = l.start(dir, func(c *Config) { c.Delivery = AtLeastOnce })
-	waitFor(t, 30*time.Second, "all offsets consumed", func() (bool, string) {
+	servetest.WaitFor(t, 30*time.Second, "all offsets consumed", func() (bool, string) {
 		_, n, _ := committedTotal(r.p)
 		return n >= g.total(), fmt.Sprintf("%d of %d", n, g.total())
 	})
-	waitFor(t, 10*time.Second, "the first batch to be counted twice", func() (bool, string) {
+	servetest.WaitFor(t, 10*time.Second, "the first batch to be counted twice", func() (bool, string) {
 		_, n, _ := committedTotal(r.p)
 		return n == g.total()+firstBatch, fmt.Sprintf("counted %d, produced %d, first batch %d", n, g.total(), firstBatch)
 	})
@@ -270,7 +271,7 @@ func TestADataDirectoryOfTheOtherModeIsRefused(t *testing.T) {
 	l := newLab(t)
 	dir := t.TempDir()
 	r := l.start(dir, func(c *Config) { c.Delivery = AtLeastOnce })
-	waitFor(t, 20*time.Second, "running", func() (bool, string) { return r.p.Ready(context.Background()) == nil, "" })
+	servetest.WaitFor(t, 20*time.Second, "running", func() (bool, string) { return r.p.Ready(context.Background()) == nil, "" })
 	r.stop(t)
 	r = l.start(dir)
 	select {
@@ -316,7 +317,7 @@ func TestStateEndpoint(t *testing.T) {
 	g := newLedger()
 	l.ratings(g, 50, 3, 10)
 	r := l.start(t.TempDir())
-	waitFor(t, 20*time.Second, "state", func() (bool, string) { return stateMatches(g, r.p) })
+	servetest.WaitFor(t, 20*time.Second, "state", func() (bool, string) { return stateMatches(g, r.p) })
 	srv := httptest.NewServer(r.p.Handler())
 	defer srv.Close()
 

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/ratingslab/lab/services/kafkaio/kafkatest"
+	"github.com/ratingslab/lab/services/servetest"
 )
 
 // A broker restart (every connection dropped, records, topics and group
@@ -29,8 +30,8 @@ func TestProcessorRecoversAfterABrokerRestart(t *testing.T) {
 	r := (&lab{t: t, k: routed}).start(t.TempDir(), func(c *Config) {
 		c.HeartbeatInterval, c.SessionTimeout, c.RebalanceTimeout = time.Second, 10*time.Second, 15*time.Second
 	})
-	waitFor(t, 30*time.Second, "the first ratings counted", func() (bool, string) { return stateMatches(g, r.p) })
-	waitFor(t, 10*time.Second, "health OK", func() (bool, string) {
+	servetest.WaitFor(t, 30*time.Second, "the first ratings counted", func() (bool, string) { return stateMatches(g, r.p) })
+	servetest.WaitFor(t, 10*time.Second, "health OK", func() (bool, string) {
 		err := r.p.Ready(context.Background())
 		return err == nil, fmt.Sprint(err)
 	})
@@ -39,20 +40,20 @@ func TestProcessorRecoversAfterABrokerRestart(t *testing.T) {
 	stopped := time.Now()
 	// Long enough for kafka-go to stop retrying quietly and report the
 	// failed reconnects.
-	waitFor(t, 20*time.Second, "health to report the lost broker for a while", func() (bool, string) {
+	servetest.WaitFor(t, 20*time.Second, "health to report the lost broker for a while", func() (bool, string) {
 		err := r.p.Ready(context.Background())
 		return err != nil && time.Since(stopped) > 4*time.Second, fmt.Sprint(err)
 	})
 
 	b.Start(t)
 	restarted := time.Now()
-	waitFor(t, 8*time.Second, "health OK after the broker came back", func() (bool, string) {
+	servetest.WaitFor(t, 8*time.Second, "health OK after the broker came back", func() (bool, string) {
 		err := r.p.Ready(context.Background())
 		return err == nil, fmt.Sprint(err)
 	})
 	t.Logf("healthy %s after the broker restarted", time.Since(restarted).Round(10*time.Millisecond))
 
 	admin.ratings(g, 500, 10, 12)
-	waitFor(t, 10*time.Second, "ratings produced after the restart counted exactly", func() (bool, string) { return stateMatches(g, r.p) })
-	waitFor(t, 10*time.Second, "rated-movies to match", func() (bool, string) { return admin.viewMatches(g) })
+	servetest.WaitFor(t, 10*time.Second, "ratings produced after the restart counted exactly", func() (bool, string) { return stateMatches(g, r.p) })
+	servetest.WaitFor(t, 10*time.Second, "rated-movies to match", func() (bool, string) { return admin.viewMatches(g) })
 }

@@ -9,6 +9,7 @@ import (
 	dto "github.com/prometheus/client_model/go"
 
 	"github.com/ratingslab/lab/services/kafkaio"
+	"github.com/ratingslab/lab/services/servetest"
 )
 
 // batchesProcessed is how many batches the processor has committed.
@@ -38,7 +39,7 @@ func TestThrottleCapsTheBatchSoLagBuildsUnderLoad(t *testing.T) {
 	r := (&lab{t: t, k: k}).start(t.TempDir())
 	warm := newLedger()
 	l.ratings(warm, 10, 10, 30)
-	waitFor(t, 30*time.Second, "the processor to count", func() (bool, string) { return stateMatches(warm, r.p) })
+	servetest.WaitFor(t, 30*time.Second, "the processor to count", func() (bool, string) { return stateMatches(warm, r.p) })
 
 	const d = 200 * time.Millisecond
 	r.p.SetThrottle(d)
@@ -49,11 +50,11 @@ func TestThrottleCapsTheBatchSoLagBuildsUnderLoad(t *testing.T) {
 
 	// Time for 500 more ratings once counting resumed: at least 5 batches,
 	// so at least 4 whole sleeps between them.
-	waitFor(t, 10*time.Second, "counting under the throttle", func() (bool, string) {
+	servetest.WaitFor(t, 10*time.Second, "counting under the throttle", func() (bool, string) {
 		return r.p.committed.Load() > 10, fmt.Sprint(r.p.committed.Load())
 	})
 	c0, b0, t0 := r.p.committed.Load(), batchesProcessed(t, r.p), time.Now()
-	waitFor(t, 20*time.Second, "500 more ratings counted", func() (bool, string) {
+	servetest.WaitFor(t, 20*time.Second, "500 more ratings counted", func() (bool, string) {
 		return r.p.committed.Load() >= c0+500, fmt.Sprint(r.p.committed.Load() - c0)
 	})
 	elapsed := time.Since(t0)
@@ -72,7 +73,7 @@ func TestThrottleCapsTheBatchSoLagBuildsUnderLoad(t *testing.T) {
 	// about 0). It is refreshed every LagRefresh, while the throttled
 	// processor keeps counting up to 500/s: a quarter of the backlog is
 	// safely below what it must show.
-	waitFor(t, 3*kafkaio.LagRefresh, "the lag gauge to show the backlog", func() (bool, string) {
+	servetest.WaitFor(t, 3*kafkaio.LagRefresh, "the lag gauge to show the backlog", func() (bool, string) {
 		lag := ratingsLag(t, reg)
 		return lag >= float64(backlog)/4, fmt.Sprintf("lab_kafka_consumer_lag_messages %v with %d not counted", lag, g.total()-r.p.committed.Load())
 	})
@@ -80,9 +81,9 @@ func TestThrottleCapsTheBatchSoLagBuildsUnderLoad(t *testing.T) {
 
 	r.p.SetThrottle(0)
 	healed := time.Now()
-	waitFor(t, 10*time.Second, "catching up once healed", func() (bool, string) { return stateMatches(g, r.p) })
+	servetest.WaitFor(t, 10*time.Second, "catching up once healed", func() (bool, string) { return stateMatches(g, r.p) })
 	t.Logf("caught up %s after healing", time.Since(healed).Round(time.Millisecond))
-	waitFor(t, 3*kafkaio.LagRefresh, "the lag gauge back to 0", func() (bool, string) {
+	servetest.WaitFor(t, 3*kafkaio.LagRefresh, "the lag gauge back to 0", func() (bool, string) {
 		lag := ratingsLag(t, reg)
 		return lag == 0, fmt.Sprint(lag)
 	})

@@ -11,6 +11,7 @@ import (
 	"github.com/ratingslab/lab/services/movies/connect"
 	"github.com/ratingslab/lab/services/movies/legacydb"
 	ratingsstream "github.com/ratingslab/lab/services/ratings/stream"
+	"github.com/ratingslab/lab/services/servetest"
 )
 
 // The whole log variant in one process: legacy DB → movies-connect →
@@ -43,7 +44,7 @@ func TestTheLogVariantEndToEnd(t *testing.T) {
 
 	w := f.start(t.TempDir(), 2*time.Second)
 	w.waitReady(t)
-	waitFor(t, 20*time.Second, "the catalog in the view", func() (bool, string) {
+	servetest.WaitFor(t, 20*time.Second, "the catalog in the view", func() (bool, string) {
 		var page struct{ Total int }
 		w.get(t, "/api/movies", &page)
 		return page.Total >= 100, fmt.Sprint(page.Total)
@@ -59,7 +60,7 @@ func TestTheLogVariantEndToEnd(t *testing.T) {
 	if code, _ := w.post(t, `{"movie_id": 3, "rating": 7, "request_id": "e2e-0"}`); code != 202 {
 		t.Fatalf("retry = %d, want 202", code)
 	}
-	waitFor(t, 20*time.Second, "the ratings in the view", func() (bool, string) {
+	servetest.WaitFor(t, 20*time.Second, "the ratings in the view", func() (bool, string) {
 		var m model.RatedMovie
 		w.get(t, "/api/movies/3", &m)
 		return m.Count == 4 && m.SumTenths == 265, fmt.Sprintf("%+v", m)
@@ -74,7 +75,7 @@ func TestTheLogVariantEndToEnd(t *testing.T) {
 	if _, err := db.Edit(ctx, 5, func(m *model.Movie) { m.Title = "Edited Through Connect" }); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 10*time.Second, "the add and the edit in the view", func() (bool, string) {
+	servetest.WaitFor(t, 10*time.Second, "the add and the edit in the view", func() (bool, string) {
 		var a, e model.RatedMovie
 		w.get(t, fmt.Sprintf("/api/movies/%d", added.ID), &a)
 		w.get(t, "/api/movies/5", &e)
@@ -83,7 +84,7 @@ func TestTheLogVariantEndToEnd(t *testing.T) {
 	if code, body := w.post(t, fmt.Sprintf(`{"movie_id": %d, "rating": 9}`, added.ID)); code != 202 {
 		t.Fatalf("rating the new movie = %d %s", code, body)
 	}
-	waitFor(t, 20*time.Second, "the new movie's rating in the view", func() (bool, string) {
+	servetest.WaitFor(t, 20*time.Second, "the new movie's rating in the view", func() (bool, string) {
 		var m model.RatedMovie
 		w.get(t, fmt.Sprintf("/api/movies/%d", added.ID), &m)
 		return m.Count == 1 && m.Average == 9, fmt.Sprintf("%+v", m)

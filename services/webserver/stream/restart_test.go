@@ -11,6 +11,7 @@ import (
 	"github.com/ratingslab/lab/services/kafkaio"
 	"github.com/ratingslab/lab/services/kafkaio/kafkatest"
 	"github.com/ratingslab/lab/services/model"
+	"github.com/ratingslab/lab/services/servetest"
 )
 
 // A broker restart (every connection dropped, records and topics kept in its
@@ -41,14 +42,14 @@ func TestViewRecoversAfterABrokerRestart(t *testing.T) {
 	}
 	// Long enough for kafka-go to stop retrying quietly and report the
 	// failed reconnects; health names the view that cannot read.
-	waitFor(t, 20*time.Second, "/healthz to report the lost broker for a while", func() (bool, string) {
+	servetest.WaitFor(t, 20*time.Second, "/healthz to report the lost broker for a while", func() (bool, string) {
 		err := w.b.Ready(context.Background())
 		return err != nil && strings.Contains(err.Error(), "view: reading") && time.Since(stopped) > 4*time.Second, fmt.Sprint(err)
 	})
 
 	b.Start(t)
 	restarted := time.Now()
-	waitFor(t, 5*time.Second, "/healthz OK after the broker came back", func() (bool, string) {
+	servetest.WaitFor(t, 5*time.Second, "/healthz OK after the broker came back", func() (bool, string) {
 		err := w.b.Ready(context.Background())
 		return err == nil, fmt.Sprint(err)
 	})
@@ -56,12 +57,12 @@ func TestViewRecoversAfterABrokerRestart(t *testing.T) {
 
 	f.produce(model.TopicMovies, movieRecord(3, "Three"))
 	f.produce(model.TopicRatedMovies, ratedRecord(3, 1, 70, 4), ratedRecord(1, 3, 230, 11))
-	waitFor(t, 5*time.Second, "records written after the restart in the view", func() (bool, string) {
+	servetest.WaitFor(t, 5*time.Second, "records written after the restart in the view", func() (bool, string) {
 		var m3, m1 model.RatedMovie
 		c3, c1 := w.get(t, "/api/movies/3", &m3), w.get(t, "/api/movies/1", &m1)
 		return c3 == 200 && m3.Title == "Three" && m3.Count == 1 && c1 == 200 && m1.Count == 3, fmt.Sprintf("movie 3: %d %+v, movie 1: %d %+v", c3, m3, c1, m1)
 	})
-	waitFor(t, 5*time.Second, "a rating to be accepted again", func() (bool, string) {
+	servetest.WaitFor(t, 5*time.Second, "a rating to be accepted again", func() (bool, string) {
 		code, body := w.post(t, `{"movie_id": 3, "rating": 8, "request_id": "after-restart"}`)
 		return code == http.StatusAccepted, fmt.Sprint(code, " ", body)
 	})

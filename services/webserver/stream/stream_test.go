@@ -19,6 +19,7 @@ import (
 	"github.com/ratingslab/lab/services/kafkaio"
 	"github.com/ratingslab/lab/services/kafkaio/kafkatest"
 	"github.com/ratingslab/lab/services/model"
+	"github.com/ratingslab/lab/services/servetest"
 	"github.com/ratingslab/lab/services/webserver"
 )
 
@@ -126,24 +127,9 @@ func (w *webserverUnderTest) get(t *testing.T, path string, v any) int {
 	return res.StatusCode
 }
 
-func waitFor(t *testing.T, d time.Duration, what string, cond func() (bool, string)) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for {
-		ok, status := cond()
-		if ok {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s; last: %s", d, what, status)
-		}
-		time.Sleep(25 * time.Millisecond)
-	}
-}
-
 func (w *webserverUnderTest) waitReady(t *testing.T) {
 	t.Helper()
-	waitFor(t, 15*time.Second, "the view to be hydrated", func() (bool, string) {
+	servetest.WaitFor(t, 15*time.Second, "the view to be hydrated", func() (bool, string) {
 		err := w.b.Ready(context.Background())
 		return err == nil, fmt.Sprint(err)
 	})
@@ -248,12 +234,12 @@ func TestUnreachableBrokerIs503WithinTheTimeout(t *testing.T) {
 	if code := w.get(t, "/api/movies/1", &m); code != 200 || m.Title != "One" {
 		t.Errorf("GET while the broker is unreachable = %d %+v", code, m)
 	}
-	waitFor(t, 10*time.Second, "health to report the broker", func() (bool, string) {
+	servetest.WaitFor(t, 10*time.Second, "health to report the broker", func() (bool, string) {
 		err := w.b.Ready(context.Background())
 		return err != nil, ""
 	})
 	f.proxy.Heal()
-	waitFor(t, 20*time.Second, "POST to work again after healing", func() (bool, string) {
+	servetest.WaitFor(t, 20*time.Second, "POST to work again after healing", func() (bool, string) {
 		code, body := w.post(t, `{"movie_id": 1, "rating": 5}`)
 		return code == http.StatusAccepted, fmt.Sprint(code, body)
 	})
@@ -301,13 +287,13 @@ func TestViewServesMoviesWithAggregatesAndIgnoresStaleUpdates(t *testing.T) {
 	// A newer update applies; a stale one (lower source offset: a re-emit,
 	// or a new owner catching up) does not move the count back.
 	f.produce(model.TopicRatedMovies, ratedRecord(2, 5, 400, 90), ratedRecord(2, 4, 300, 60))
-	waitFor(t, 10*time.Second, "the newer update", func() (bool, string) {
+	servetest.WaitFor(t, 10*time.Second, "the newer update", func() (bool, string) {
 		var m model.RatedMovie
 		w.get(t, "/api/movies/2", &m)
 		return m.Count == 5 && m.SumTenths == 400, fmt.Sprintf("%+v", m)
 	})
 	f.produce(model.TopicRatedMovies, ratedRecord(3, 1, 10, 5)) // a marker to know the stale one was read
-	waitFor(t, 10*time.Second, "the marker", func() (bool, string) {
+	servetest.WaitFor(t, 10*time.Second, "the marker", func() (bool, string) {
 		var m model.RatedMovie
 		w.get(t, "/api/movies/3", &m)
 		return m.Count == 1, ""
@@ -342,7 +328,7 @@ func TestViewSurvivesARestartAndServesWithoutTheBroker(t *testing.T) {
 	if code := w.get(t, "/api/movies/1", &m); code != 200 || m.Count != 2 || m.Title != "One" {
 		t.Fatalf("GET after restart without broker = %d %+v", code, m)
 	}
-	waitFor(t, 15*time.Second, "/healthz to say why the view cannot hydrate", func() (bool, string) {
+	servetest.WaitFor(t, 15*time.Second, "/healthz to say why the view cannot hydrate", func() (bool, string) {
 		var h map[string]any
 		code := w.get(t, "/healthz", &h)
 		msg := fmt.Sprint(h["error"])

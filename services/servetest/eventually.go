@@ -1,0 +1,35 @@
+package servetest
+
+import (
+	"errors"
+	"testing"
+	"time"
+)
+
+// Eventually polls fn every 50ms until it returns nil, failing the test with
+// fn's last error once bound has passed: tests wait on conditions, not sleeps.
+func Eventually(t testing.TB, bound time.Duration, what string, fn func() error) {
+	t.Helper()
+	deadline := time.Now().Add(bound)
+	for {
+		err := fn()
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %v waiting for %s: %v", bound, what, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// WaitFor is Eventually for conditions that report (holds, status).
+func WaitFor(t testing.TB, bound time.Duration, what string, cond func() (bool, string)) {
+	t.Helper()
+	Eventually(t, bound, what, func() error {
+		if ok, status := cond(); !ok {
+			return errors.New("last: " + status)
+		}
+		return nil
+	})
+}
