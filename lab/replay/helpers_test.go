@@ -1,7 +1,6 @@
 package replay
 
 import (
-	"context"
 	"log/slog"
 	"os"
 	"strconv"
@@ -14,6 +13,7 @@ import (
 	"github.com/ratingslab/lab/services/kafkaio"
 	"github.com/ratingslab/lab/services/kafkaio/kafkatest"
 	"github.com/ratingslab/lab/services/model"
+	"github.com/ratingslab/lab/services/servetest"
 )
 
 // testBroker is a real Kafka broker (kfake) with the lab's topics and a
@@ -42,18 +42,12 @@ func testLog() *slog.Logger {
 	return slog.New(slog.DiscardHandler)
 }
 
-func ctxFor(t testing.TB, d time.Duration) context.Context {
-	ctx, cancel := context.WithTimeout(context.Background(), d)
-	t.Cleanup(cancel)
-	return ctx
-}
-
 // produce writes msgs to topic on the partitions they name.
 func (b *testBroker) produce(topic string, msgs ...kafka.Message) {
 	b.t.Helper()
 	w := b.k.Writer(topic, kafkaio.WriterOptions{Balancer: partitionBalancer{}})
 	defer w.Close()
-	if err := w.Write(ctxFor(b.t, 30*time.Second), msgs...); err != nil {
+	if err := w.Write(servetest.Context(b.t, 30*time.Second), msgs...); err != nil {
 		b.t.Fatal(err)
 	}
 }

@@ -13,12 +13,13 @@ import (
 	"github.com/segmentio/kafka-go"
 
 	"github.com/ratingslab/lab/services/model"
+	"github.com/ratingslab/lab/services/servetest"
 )
 
 func exportAll(t *testing.T, b *testBroker, spec ExportSpec) []byte {
 	t.Helper()
 	var buf bytes.Buffer
-	if _, err := Export(ctxFor(t, 30*time.Second), b.k, spec, &buf, nil); err != nil {
+	if _, err := Export(servetest.Context(t, 30*time.Second), b.k, spec, &buf, nil); err != nil {
 		t.Fatal(err)
 	}
 	return buf.Bytes()
@@ -52,7 +53,7 @@ func TestExportImportRoundTrip(t *testing.T) {
 		first := exportAll(t, b, ExportSpec{Topic: topic, Partition: -1})
 		name, open := writeFile(t, first)
 		copyTopic := topic + "-copy"
-		res, err := Import(ctxFor(t, 30*time.Second), b.k, name, open, ImportSpec{Topic: copyTopic}, nil)
+		res, err := Import(servetest.Context(t, 30*time.Second), b.k, name, open, ImportSpec{Topic: copyTopic}, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -120,7 +121,7 @@ func TestImportRejectsBadLines(t *testing.T) {
 		good,
 	}, "\n") + "\n"
 	name, open := writeFile(t, []byte(file))
-	ctx := ctxFor(t, 30*time.Second)
+	ctx := servetest.Context(t, 30*time.Second)
 	_, err := Import(ctx, b.k, name, open, ImportSpec{Topic: "imported"}, nil)
 	var bad *BadLinesError
 	if !errors.As(err, &bad) || bad.Total != 5 {

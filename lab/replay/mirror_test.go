@@ -42,7 +42,7 @@ func TestMirrorCopiesFromTheGroupPosition(t *testing.T) {
 	}
 	live.produce(model.TopicRatings, recent...)
 	live.produce(model.TopicMovies, kafka.Message{Partition: 0, Key: []byte("1"), Value: []byte(`{"movie_id":1,"title":"One"}`), Time: base})
-	ctx := ctxFor(t, 60*time.Second)
+	ctx := servetest.Context(t, 60*time.Second)
 	plan, err := PlanReset(ctx, live.k, ResetRequest{Group: "fork-t", Topic: model.TopicRatings, Strategy: Strategy{Kind: ToDatetime, Time: cut}})
 	if err != nil {
 		t.Fatal(err)

@@ -10,11 +10,12 @@ import (
 	"github.com/segmentio/kafka-go"
 
 	"github.com/ratingslab/lab/services/model"
+	"github.com/ratingslab/lab/services/servetest"
 )
 
 func committed(t *testing.T, b *testBroker, group string) map[int]int64 {
 	t.Helper()
-	got, err := committedOffsets(ctxFor(t, 10*time.Second), b.k, group, model.TopicRatings, allPartitions(model.RatingsPartitions))
+	got, err := committedOffsets(servetest.Context(t, 10*time.Second), b.k, group, model.TopicRatings, allPartitions(model.RatingsPartitions))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -23,7 +24,7 @@ func committed(t *testing.T, b *testBroker, group string) map[int]int64 {
 
 func execute(t *testing.T, b *testBroker, req ResetRequest) *ResetPlan {
 	t.Helper()
-	ctx := ctxFor(t, 10*time.Second)
+	ctx := servetest.Context(t, 10*time.Second)
 	plan, err := PlanReset(ctx, b.k, req)
 	if err != nil {
 		t.Fatal(err)
@@ -43,7 +44,7 @@ func TestResetDryRunChangesNothingExecuteMovesAsPrinted(t *testing.T) {
 	execute(t, b, ResetRequest{Group: "g", Topic: model.TopicRatings, Strategy: Strategy{Kind: ToLatest}})
 	before := committed(t, b, "g")
 
-	ctx := ctxFor(t, 10*time.Second)
+	ctx := servetest.Context(t, 10*time.Second)
 	plan, err := PlanReset(ctx, b.k, ResetRequest{Group: "g", Strategy: Strategy{Kind: ToEarliest}})
 	if err != nil {
 		t.Fatal(err)
@@ -126,7 +127,7 @@ func TestResetRefusesActiveGroup(t *testing.T) {
 		Dialer: &kafka.Dialer{ClientID: "busy-consumer", Timeout: 3 * time.Second},
 	})
 	t.Cleanup(func() { r.Close() })
-	ctx := ctxFor(t, 20*time.Second)
+	ctx := servetest.Context(t, 20*time.Second)
 	if _, err := r.ReadMessage(ctx); err != nil { // joined, and committed one offset
 		t.Fatal(err)
 	}
@@ -163,7 +164,7 @@ func TestResetRefusesActiveGroup(t *testing.T) {
 
 func TestResetNamesBadInput(t *testing.T) {
 	b := newTestBroker(t)
-	ctx := ctxFor(t, 10*time.Second)
+	ctx := servetest.Context(t, 10*time.Second)
 	for _, tc := range []struct {
 		req  ResetRequest
 		want string

@@ -13,6 +13,7 @@ import (
 
 	"github.com/ratingslab/lab/lab/load/ledger"
 	"github.com/ratingslab/lab/services/model"
+	"github.com/ratingslab/lab/services/servetest"
 )
 
 // target is a webserver stand-in on 127.0.0.1: it accepts ratings of movies
@@ -75,7 +76,7 @@ func TestReplayTrafficPacesAndKeepsALedger(t *testing.T) {
 	tg := newTarget(t)
 
 	dir := t.TempDir()
-	res, err := ReplayTraffic(ctxFor(t, 30*time.Second), b.k, TrafficSpec{
+	res, err := ReplayTraffic(servetest.Context(t, 30*time.Second), b.k, TrafficSpec{
 		From: base, To: base.Add(time.Second), Variant: "rpc", URL: tg.srv.URL,
 		Speed: Speed{Factor: 2}, RunID: "replay-test", LedgerDir: dir,
 	})
@@ -137,7 +138,7 @@ func TestReplayTrafficNamesBadInput(t *testing.T) {
 		{TrafficSpec{Variant: "rpc", URL: "http://127.0.0.1:1", From: now, To: now.Add(-time.Hour), Speed: Speed{Max: true}, RunID: "r"}, "--to"},
 		{TrafficSpec{Variant: "rpc", URL: "http://127.0.0.1:1", From: now.Add(-time.Hour), To: now, Speed: Speed{Max: true}, RunID: "r", LedgerDir: t.TempDir()}, "no ratings"},
 	} {
-		if _, err := ReplayTraffic(ctxFor(t, 10*time.Second), b.k, tc.spec); err == nil || !strings.Contains(err.Error(), tc.want) {
+		if _, err := ReplayTraffic(servetest.Context(t, 10*time.Second), b.k, tc.spec); err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("ReplayTraffic(%+v) = %v, want an error naming %s", tc.spec, err, tc.want)
 		}
 	}

@@ -1,6 +1,7 @@
 package servetest
 
 import (
+	"context"
 	"errors"
 	"testing"
 	"time"
@@ -32,4 +33,12 @@ func WaitFor(t testing.TB, bound time.Duration, what string, cond func() (bool, 
 		}
 		return nil
 	})
+}
+
+// Context returns a context that ends after d or with the test, whichever
+// comes first, so no call in a test can hang past its bound.
+func Context(t testing.TB, d time.Duration) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	t.Cleanup(cancel)
+	return ctx
 }

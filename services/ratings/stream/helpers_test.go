@@ -19,6 +19,7 @@ import (
 	"github.com/ratingslab/lab/services/kafkaio"
 	"github.com/ratingslab/lab/services/kafkaio/kafkatest"
 	"github.com/ratingslab/lab/services/model"
+	"github.com/ratingslab/lab/services/servetest"
 )
 
 // lab is a broker with the lab's topics and a client to it.
@@ -46,12 +47,6 @@ func testLog(t testing.TB) *slog.Logger {
 	return slog.New(slog.DiscardHandler)
 }
 
-func ctxFor(t testing.TB, d time.Duration) context.Context {
-	ctx, cancel := context.WithTimeout(context.Background(), d)
-	t.Cleanup(cancel)
-	return ctx
-}
-
 // movies publishes movies 1..n to the movies topic, as movies-connect would.
 func (l *lab) movies(n int) {
 	l.t.Helper()
@@ -62,7 +57,7 @@ func (l *lab) movies(n int) {
 		v, _ := json.Marshal(model.Movie{ID: id, Title: fmt.Sprintf("Movie %d", id), ReleaseYear: 1990 + int(id%30), Version: 1})
 		msgs = append(msgs, kafka.Message{Key: []byte(strconv.FormatInt(id, 10)), Value: v})
 	}
-	if err := w.Write(ctxFor(l.t, 30*time.Second), msgs...); err != nil {
+	if err := w.Write(servetest.Context(l.t, 30*time.Second), msgs...); err != nil {
 		l.t.Fatal(err)
 	}
 }
@@ -117,7 +112,7 @@ func (l *lab) ratings(g *ledger, n, movies int, seed uint64) []model.RatingEvent
 	}
 	for len(msgs) > 0 {
 		chunk := msgs[:min(len(msgs), 20000)]
-		if err := w.Write(ctxFor(l.t, 60*time.Second), chunk...); err != nil {
+		if err := w.Write(servetest.Context(l.t, 60*time.Second), chunk...); err != nil {
 			l.t.Fatal(err)
 		}
 		msgs = msgs[len(chunk):]
@@ -130,7 +125,7 @@ func (l *lab) produce(msgs ...kafka.Message) {
 	l.t.Helper()
 	w := l.k.Writer(model.TopicRatings, kafkaio.WriterOptions{})
 	defer w.Close()
-	if err := w.Write(ctxFor(l.t, 30*time.Second), msgs...); err != nil {
+	if err := w.Write(servetest.Context(l.t, 30*time.Second), msgs...); err != nil {
 		l.t.Fatal(err)
 	}
 }
@@ -212,7 +207,7 @@ func committedTotal(p *Processor) (map[int64]model.CountAndSum, int64, error) {
 // with the highest source offset.
 func (l *lab) view() (map[int64]model.RatedMovieEvent, error) {
 	p := &Processor{k: l.k}
-	return p.readRatedMovies(ctxFor(l.t, 30*time.Second))
+	return p.readRatedMovies(servetest.Context(l.t, 30*time.Second))
 }
 
 // viewMatches compares the rated-movies view with the ledger.
@@ -256,7 +251,7 @@ func stateMatches(g *ledger, p *Processor) (bool, string) {
 
 // dlq reads every record of ratings-dlq.
 func (l *lab) dlq() ([]kafka.Message, error) {
-	ctx := ctxFor(l.t, 10*time.Second)
+	ctx := servetest.Context(l.t, 10*time.Second)
 	b, err := l.k.Offsets(ctx, model.TopicRatingsDLQ, []int{0})
 	if err != nil {
 		return nil, err

@@ -138,7 +138,7 @@ func TestPoisonEventsGoToTheDLQWithTheReasonAndProcessingContinues(t *testing.T)
 	// another partitioner): the partition owns the movie's aggregate.
 	wrong := (model.RatingPartition([]byte("3"), model.RatingsPartitions) + 1) % model.RatingsPartitions
 	w := l.k.Writer(model.TopicRatings, kafkaio.WriterOptions{Balancer: kafka.BalancerFunc(func(kafka.Message, ...int) int { return wrong })})
-	if err := w.Write(ctxFor(t, 10*time.Second), good); err != nil {
+	if err := w.Write(servetest.Context(t, 10*time.Second), good); err != nil {
 		t.Fatal(err)
 	}
 	w.Close()

@@ -40,17 +40,11 @@ func newFixture(t *testing.T) *fixture {
 	return &fixture{t: t, broker: b, proxy: proxy, k: k, admin: admin}
 }
 
-func ctxFor(t *testing.T, d time.Duration) context.Context {
-	ctx, cancel := context.WithTimeout(context.Background(), d)
-	t.Cleanup(cancel)
-	return ctx
-}
-
 func (f *fixture) produce(topic string, msgs ...kafka.Message) {
 	f.t.Helper()
 	w := f.admin.Writer(topic, kafkaio.WriterOptions{})
 	defer w.Close()
-	if err := w.Write(ctxFor(f.t, 10*time.Second), msgs...); err != nil {
+	if err := w.Write(servetest.Context(f.t, 10*time.Second), msgs...); err != nil {
 		f.t.Fatal(err)
 	}
 }
@@ -138,7 +132,7 @@ func (w *webserverUnderTest) waitReady(t *testing.T) {
 func (f *fixture) end(topic string) int64 {
 	f.t.Helper()
 	parts := map[string]int{model.TopicRatings: 6, model.TopicMovies: 1, model.TopicRatedMovies: 6, model.TopicRatingsDLQ: 1}[topic]
-	b, err := f.admin.Offsets(ctxFor(f.t, 10*time.Second), topic, kafkaio.AllPartitions(parts))
+	b, err := f.admin.Offsets(servetest.Context(f.t, 10*time.Second), topic, kafkaio.AllPartitions(parts))
 	if err != nil {
 		f.t.Fatal(err)
 	}
@@ -172,7 +166,7 @@ func TestAcceptedRatingIsInTheLogBeforeThe202(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer fe.Close()
-	msgs, err := fe.Next(ctxFor(t, 10*time.Second), nil, 1)
+	msgs, err := fe.Next(servetest.Context(t, 10*time.Second), nil, 1)
 	if err != nil {
 		t.Fatal(err)
 	}
