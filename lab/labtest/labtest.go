@@ -75,7 +75,7 @@ type Lab struct {
 func FreePortBase(t testing.TB) int {
 	t.Helper()
 	for range 200 {
-		base := 20000 + rand.IntN(400)*layout.PortBlock
+		base := layout.TestPortBase(rand.IntN(layout.TestPortBases))
 		free := true
 		for i := 0; i < layout.PortBlock && free; i++ {
 			ln, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", base+i))

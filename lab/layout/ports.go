@@ -5,11 +5,28 @@ package layout
 
 import "fmt"
 
-// DefaultPortBase is the first port of the lab's block of 64 ports.
+// DefaultPortBase is the first port of the lab's block of PortBlock ports.
 const DefaultPortBase = 7700
 
-// PortBlock is how many consecutive ports one lab reserves.
-const PortBlock = 64
+// PortBlock is how many consecutive ports one lab reserves. The block is laid
+// out in ranges (offsets from the base):
+//
+//	  0–9    lab infrastructure (control, broker, Prometheus, Grafana, Toxiproxy,
+//	         load metrics, schema registry)
+//	 10–29   services' public listeners
+//	 30–49   edge fault proxies
+//	 50–61   replay forks
+//	 64–127  loopback admin listeners: a part's admin port is its public offset + 64
+//	128–191  the real Kafka cluster (node and controller listeners, per-broker edges)
+const PortBlock = 192
+
+// TestPortBases is how many port blocks fit between 20000 and the start of
+// Linux's ephemeral port range (32768): tests pick their lab's base among
+// them, so a lab under test never collides with an outgoing connection.
+const TestPortBases = (32768 - 20000) / PortBlock
+
+// TestPortBase returns the base of test block n (0 <= n < TestPortBases).
+func TestPortBase(n int) int { return 20000 + n*PortBlock }
 
 // Ports is the lab's port table, documented in the README. Offsets are fixed;
 // only the base moves.

@@ -29,7 +29,7 @@ import (
 func labPorts(t *testing.T) (layout.Ports, net.Listener, net.Listener) {
 	t.Helper()
 	for attempt := 0; attempt < 50; attempt++ {
-		ports := layout.Ports{Base: 20000 + layout.PortBlock*rand.IntN(600)}
+		ports := layout.Ports{Base: layout.TestPortBase(rand.IntN(layout.TestPortBases))}
 		control, err := net.Listen("tcp", ports.Control())
 		if err != nil {
 			continue
