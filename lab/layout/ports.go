@@ -40,6 +40,7 @@ const (
 	offGrafana   = 3 // Grafana, when installed
 	offToxiproxy = 4 // Toxiproxy HTTP API for the edge proxies
 	offLoad      = 5 // `lab load` client-side metrics while a load runs
+	offRegistry  = 6 // schema registry (embedded, or Apicurio)
 
 	offWebserverRPC  = 10
 	offRatingsRPC    = 11
@@ -50,7 +51,19 @@ const (
 
 	offEdges = 30 // edge proxies, see Edge* below
 	offForks = 50 // `lab replay fork` projections
+
+	// The real (or multi-node embedded) Kafka cluster, 128–191.
+	offKafkaNodes       = 128 // node n's client listener: 128+n
+	offKafkaControllers = 131 // node n's KRaft controller listener: 131+n
+	offNodeEdges        = 136 // per-(client, node) edge proxies: 136 + client*MaxKafkaNodes + node
 )
+
+// MaxKafkaNodes bounds a lab's Kafka cluster.
+const MaxKafkaNodes = 3
+
+// MaxNodeEdgeClients bounds how many Kafka clients get per-node edge proxies
+// (offsets 136..136+MaxNodeEdgeClients*MaxKafkaNodes-1 stay inside the block).
+const MaxNodeEdgeClients = 16
 
 func (p Ports) addr(off int) string { return fmt.Sprintf("127.0.0.1:%d", p.Base+off) }
 
@@ -60,6 +73,19 @@ func (p Ports) Prometheus() string { return p.addr(offProm) }
 func (p Ports) Grafana() string    { return p.addr(offGrafana) }
 func (p Ports) Toxiproxy() string  { return p.addr(offToxiproxy) }
 func (p Ports) Load() string       { return p.addr(offLoad) }
+func (p Ports) Registry() string   { return p.addr(offRegistry) }
+
+// KafkaNode is the client listener of cluster node n (0-based, n < MaxKafkaNodes).
+func (p Ports) KafkaNode(n int) string { return p.addr(offKafkaNodes + n) }
+
+// KafkaController is the KRaft controller listener of cluster node n.
+func (p Ports) KafkaController(n int) string { return p.addr(offKafkaControllers + n) }
+
+// NodeEdge is the listen address of the fault proxy between Kafka client
+// number client (0-based, < MaxNodeEdgeClients) and cluster node n.
+func (p Ports) NodeEdge(client, n int) string {
+	return p.addr(offNodeEdges + client*MaxKafkaNodes + n)
+}
 
 func (p Ports) WebserverRPC() string    { return p.addr(offWebserverRPC) }
 func (p Ports) RatingsRPC() string      { return p.addr(offRatingsRPC) }
