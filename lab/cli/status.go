@@ -1,10 +1,12 @@
 package cli
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"text/tabwriter"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -45,11 +47,16 @@ paused, stopped, exited) and uptime, then the edge proxies and anything active
 			var c *supervisor.Client
 			if err == nil {
 				c = supervisor.NewClient(st.Control)
-				if ps, perr := c.Parts(cmd.Context()); perr == nil {
+				pctx, cancel := context.WithTimeout(cmd.Context(), 5*time.Second)
+				ps, perr := c.Parts(pctx)
+				cancel()
+				if perr == nil {
 					rep.Up, rep.Parts = true, ps
 					if info, ierr := c.Lab(cmd.Context()); ierr == nil {
 						rep.Lab = &info
 					}
+				} else if live := liveProcesses(dir, st); len(live) > 0 {
+					return unresponsiveLabError(dir, st, live, perr)
 				}
 			}
 			var extra []string

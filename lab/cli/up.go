@@ -100,15 +100,24 @@ func runUp(ctx context.Context, g *globals, f *upFlags) error {
 	}
 	dir := g.dir()
 	if st, err := supervisor.ReadState(dir); err == nil {
-		if supervisor.NewClient(st.Control).Healthy(ctx) == nil {
+		hctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+		herr := supervisor.NewClient(st.Control).Healthy(hctx)
+		cancel()
+		if herr == nil {
 			fmt.Fprintf(g.stdout, "The lab in %s is already up (supervisor pid %d). 'lab status' shows its health; 'lab down' stops it.\n", dir, st.PID)
 			return nil
 		}
-		fmt.Fprintf(g.stderr, "Found a stale lab state in %s (supervisor pid %d is gone); cleaning up.\n", dir, st.PID)
-		sweepPIDs(dir)
+		if live := liveProcesses(dir, st); len(live) > 0 {
+			return unresponsiveLabError(dir, st, live, herr)
+		}
+		fmt.Fprintf(g.stderr, "Found a stale lab state in %s (supervisor pid %d and every recorded part are gone); cleaning up.\n", dir, st.PID)
 		_ = supervisor.RemoveState(dir)
 	} else if !errors.Is(err, supervisor.ErrNoState) {
 		return err
+	} else if live := liveProcesses(dir, supervisor.State{}); len(live) > 0 {
+		// No lab.json (a lab still starting, or one whose state file was
+		// deleted) but recorded processes live: they hold the ports and data.
+		return unresponsiveLabError(dir, supervisor.State{Control: "(no lab.json)"}, live, errors.New("no state file"))
 	}
 	if err := dir.Prepare(); err != nil {
 		return err

@@ -1,0 +1,96 @@
+package cli
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	"github.com/ratingslab/lab/lab/layout"
+	"github.com/ratingslab/lab/lab/supervisor"
+)
+
+// A lab's recorded state is stale only when every process it recorded is
+// provably gone. A supervisor that does not answer (paused with SIGSTOP, busy,
+// or lab.json naming a wrong control port) is not gone: its parts still hold
+// the lab's data and ports, so nothing may sweep them.
+
+// liveProcess is one recorded process of a lab that still runs.
+type liveProcess struct {
+	Name  string
+	PID   int
+	State string // from /proc/<pid>/stat: "running", "paused (SIGSTOP)", ...
+}
+
+func (p liveProcess) String() string { return fmt.Sprintf("%s pid %d (%s)", p.Name, p.PID, p.State) }
+
+// liveProcesses lists the lab's recorded processes that are alive and
+// carry this lab's LAB_DIR: the supervisor of st (if st.PID > 0) and every
+// <dir>/pids/*.pid.
+func liveProcesses(dir layout.Dir, st supervisor.State) []liveProcess {
+	var out []liveProcess
+	seen := map[int]bool{}
+	add := func(name string, pid int) {
+		if pid <= 0 || seen[pid] || !alive(pid) || !ownedByLab(pid, dir) {
+			return
+		}
+		seen[pid] = true
+		out = append(out, liveProcess{Name: name, PID: pid, State: procState(pid)})
+	}
+	add("supervisor", st.PID)
+	files, _ := filepath.Glob(filepath.Join(dir.Path("pids"), "*.pid"))
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			continue
+		}
+		pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
+		if err != nil {
+			continue
+		}
+		add(strings.TrimSuffix(filepath.Base(f), ".pid"), pid)
+	}
+	return out
+}
+
+// procState names a process's scheduler state from /proc/<pid>/stat.
+func procState(pid int) string {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return "unknown state"
+	}
+	i := strings.LastIndexByte(string(b), ')')
+	if i < 0 || i+2 >= len(b) {
+		return "unknown state"
+	}
+	switch b[i+2] {
+	case 'T', 't':
+		return "paused (SIGSTOP)"
+	case 'D':
+		return "in uninterruptible I/O"
+	default:
+		return "running"
+	}
+}
+
+// unresponsiveLabError explains why a command refuses to touch a lab whose
+// supervisor does not answer while its processes live, and what to do.
+func unresponsiveLabError(dir layout.Dir, st supervisor.State, live []liveProcess, cause error) error {
+	names := make([]string, len(live))
+	var paused []string
+	for i, p := range live {
+		names[i] = "  " + p.String()
+		if strings.HasPrefix(p.State, "paused") {
+			paused = append(paused, strconv.Itoa(p.PID))
+		}
+	}
+	hint := ""
+	if len(paused) > 0 {
+		hint = fmt.Sprintf("If it was paused on purpose, continue it (kill -CONT %s) and run 'lab status'.\n", strings.Join(paused, " "))
+	}
+	return fmt.Errorf("the lab in %s is still running but its supervisor does not answer at %s (%v).\n"+
+		"Its processes are alive, so its state is not stale and nothing was touched:\n%s\n%s"+
+		"To stop it for good: 'lab down --dir %s' (it kills the recorded processes).",
+		dir, st.Control, cause, strings.Join(names, "\n"), hint, dir)
+}
