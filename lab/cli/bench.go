@@ -39,8 +39,9 @@ func newBenchUpCmd(g *globals) *cobra.Command {
 	var runs int
 	var settle time.Duration
 	cmd := &cobra.Command{
-		Use:   "up",
-		Short: "Time 'lab up' to all-healthy and measure the whole lab's idle RSS",
+		Use:         "up",
+		Annotations: map[string]string{annotPorts: portsOwn},
+		Short:       "Time 'lab up' to all-healthy and measure the whole lab's idle RSS",
 		Long: `Starts and stops a fresh lab RUNS times in a temporary directory (its own
 port block from --port-base), timing 'lab up' until every part is healthy, and
 after the last start waits --settle, then sums the resident memory (VmRSS) of the

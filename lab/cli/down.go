@@ -19,8 +19,10 @@ import (
 
 func newDownCmd(g *globals) *cobra.Command {
 	return &cobra.Command{
-		Use:   "down",
-		Short: "Stop every part of the lab; safe to run twice",
+		Use: "down",
+		// down finds the supervisor through lab.json whatever --port-base says.
+		Annotations: map[string]string{annotPorts: portsOwn},
+		Short:       "Stop every part of the lab; safe to run twice",
 		Long: `Stop the lab: heal every active fault, stop each part gracefully (SIGTERM,
 then SIGKILL after 5s), stop the supervisor, and make sure no process of the
 lab is left behind. Data stays in the state directory; the next 'lab up'

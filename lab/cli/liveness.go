@@ -94,3 +94,28 @@ func unresponsiveLabError(dir layout.Dir, st supervisor.State, live []liveProces
 		"To stop it for good: 'lab down --dir %s' (it kills the recorded processes).",
 		dir, st.Control, cause, strings.Join(names, "\n"), hint, dir)
 }
+
+// Commands annotated annotPorts=portsOwn choose their own ports (they start
+// a lab, or are one of its processes); every other command talks to the
+// running lab of --dir and takes its ports from that lab's state.
+const (
+	annotPorts = "lab:ports"
+	portsOwn   = "own"
+)
+
+// adoptRunningPorts makes g's port base the running lab's, read from its
+// lab.json, so that `lab load --dir D` reaches the lab started with
+// `lab up --dir D --port-base N`. An explicit --port-base (or LAB_PORT_BASE)
+// that contradicts the lab's is an error naming both.
+func (g *globals) adoptRunningPorts(explicit bool) error {
+	st, err := supervisor.ReadState(g.dir())
+	if err != nil || st.PortBase == 0 {
+		return nil // no lab (or a corrupt state file, which the command reports)
+	}
+	if explicit && st.PortBase != g.portBase {
+		return fmt.Errorf("--port-base %d: the lab in %s runs on port base %d (from %s); drop --port-base (and LAB_PORT_BASE) or pass %d",
+			g.portBase, g.dir(), st.PortBase, g.dir().State(), st.PortBase)
+	}
+	g.portBase = st.PortBase
+	return nil
+}

@@ -75,13 +75,20 @@ side with different --dir and --port-base.`,
 				return fmt.Errorf("--dir %q: %w", g.dirFlag, err)
 			}
 			g.dirFlag = abs
-			return g.ports().Validate()
+			if err := g.ports().Validate(); err != nil {
+				return err
+			}
+			if cmd.Annotations[annotPorts] == portsOwn {
+				return nil
+			}
+			explicit := cmd.Flags().Changed("port-base") || getenv("LAB_PORT_BASE") != ""
+			return g.adoptRunningPorts(explicit)
 		},
 	}
 	root.SetOut(stdout)
 	root.SetErr(stderr)
 	root.PersistentFlags().StringVar(&g.dirFlag, "dir", ".lab", "state `dir`ectory of the lab (env LAB_DIR)")
-	root.PersistentFlags().IntVar(&g.portBase, "port-base", layout.DefaultPortBase, "first `port` of the lab's block of 64 ports (env LAB_PORT_BASE)")
+	root.PersistentFlags().IntVar(&g.portBase, "port-base", layout.DefaultPortBase, "first `port` of the lab's block of 192 ports (env LAB_PORT_BASE); commands other than 'up' take the running lab's from <dir>/lab.json")
 	root.AddCommand(
 		newUpCmd(g), newDownCmd(g), newStatusCmd(g), newServeCmd(g), newSuperviseCmd(g),
 		newDataCmd(g), newVersionCmd(g),

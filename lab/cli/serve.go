@@ -19,8 +19,9 @@ func newServeCmd(g *globals) *cobra.Command {
 		fmt.Fprintf(&b, "  %-18s %-7s %s\n", p.Name, p.Variant, p.Summary)
 	}
 	return &cobra.Command{
-		Use:   "serve PART [flags]",
-		Short: "Run one part in the foreground (the supervisor runs each part this way)",
+		Use:         "serve PART [flags]",
+		Annotations: map[string]string{annotPorts: portsOwn},
+		Short:       "Run one part in the foreground (the supervisor runs each part this way)",
 		Long: `Run one part of the lab in the foreground until SIGTERM or Ctrl-C.
 
 'lab up' starts every part like this, as its own OS process, with the flags it

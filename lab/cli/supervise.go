@@ -24,10 +24,11 @@ type supervisorSpec struct {
 func newSuperviseCmd(g *globals) *cobra.Command {
 	var specJSON string
 	cmd := &cobra.Command{
-		Use:    "supervise",
-		Short:  "Run the lab's supervisor in the foreground (started by 'lab up')",
-		Hidden: true,
-		Args:   cobra.NoArgs,
+		Use:         "supervise",
+		Annotations: map[string]string{annotPorts: portsOwn},
+		Short:       "Run the lab's supervisor in the foreground (started by 'lab up')",
+		Hidden:      true,
+		Args:        cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			var spec supervisorSpec
 			if err := json.Unmarshal([]byte(specJSON), &spec); err != nil {

@@ -33,8 +33,9 @@ type upFlags struct {
 func newUpCmd(g *globals) *cobra.Command {
 	f := &upFlags{}
 	cmd := &cobra.Command{
-		Use:   "up",
-		Short: "Start the whole lab in the background and wait until every part is healthy",
+		Use:         "up",
+		Annotations: map[string]string{annotPorts: portsOwn},
+		Short:       "Start the whole lab in the background and wait until every part is healthy",
 		Long: `Start the lab: a detached supervisor that runs every part as its own OS process
 (broker, legacy DB services, both variants, edge fault proxies, and Prometheus
 when installed), waits until each one is really healthy, and prints every URL.

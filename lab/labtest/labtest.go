@@ -135,6 +135,23 @@ func (l *Lab) RunContext(ctx context.Context, args ...string) (string, error) {
 	return out.String(), err
 }
 
+// RunDirOnly runs the lab binary with this lab's --dir only: no --port-base
+// and no LAB_PORT_BASE, as a user who started the lab elsewhere would.
+func (l *Lab) RunDirOnly(args ...string) (string, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, l.Bin, append([]string{"--dir", string(l.Dir)}, args...)...)
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "LAB_PORT_BASE=") && !strings.HasPrefix(kv, "LAB_DIR=") {
+			cmd.Env = append(cmd.Env, kv)
+		}
+	}
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	err := cmd.Run()
+	return out.String(), err
+}
+
 // MustRun is Run failing the test on error.
 func (l *Lab) MustRun(args ...string) string {
 	l.t.Helper()
