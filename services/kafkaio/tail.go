@@ -2,9 +2,11 @@ package kafkaio
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"maps"
 	"sync"
+	"time"
 
 	"github.com/segmentio/kafka-go"
 )
@@ -46,6 +48,9 @@ func (k *Cluster) NewTailer(topic string, partitions int, start map[int]int64, a
 
 // Run applies batches until ctx ends (returns nil) or apply fails.
 func (t *Tailer) Run(ctx context.Context) error {
+	if err := t.checkGaps(ctx); err != nil {
+		return err
+	}
 	f, err := t.k.NewFetcher(t.topic, t.Position(), FetchOptions{Queue: 1024})
 	if err != nil {
 		return err
@@ -138,4 +143,23 @@ func (t *Tailer) posOf(p int) int64 {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	return t.pos[p]
+}
+
+// checkGaps refuses to resume a table whose stored positions lie below the
+// log start (a retention gap: see RetentionGapError). A broker that does not
+// answer now is no reason not to start: the check is then skipped, logged.
+func (t *Tailer) checkGaps(ctx context.Context) error {
+	cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	err := t.k.CheckRetentionGaps(cctx, t.topic, t.Position())
+	var gap *RetentionGapError
+	if errors.As(err, &gap) {
+		t.k.log.Error("retention gap: the table cannot resume", "topic", gap.Topic, "partition", gap.Partition,
+			"next", gap.Next, "log_start", gap.LogStart, "deleted_unapplied", gap.LogStart-gap.Next)
+		return err
+	}
+	if err != nil && ctx.Err() == nil {
+		t.k.log.Warn("could not check for a retention gap; resuming unchecked", "topic", t.topic, "error", err.Error())
+	}
+	return nil
 }

@@ -122,6 +122,7 @@ type Processor struct {
 	duplicates atomic.Int64
 	committed  atomic.Int64 // ratings records processed and committed since start
 	batchSeq   uint64
+	halt       context.CancelCauseFunc // stops Run for good (a retention gap: gap.go)
 
 	// testHookAfterCommit runs after a batch's transaction committed and
 	// before its rated-movies are emitted; returning true simulates a crash
@@ -184,7 +185,12 @@ func (p *Processor) Delivery() Delivery { return p.cfg.Delivery }
 // error when it cannot start (topics missing after the bounded wait, a data
 // directory built for another mode).
 func (p *Processor) Run(ctx context.Context) error {
+	ctx, p.halt = context.WithCancelCause(ctx)
+	defer p.halt(nil)
 	err := p.run(ctx)
+	if gap := p.haltedByGap(ctx); gap != nil {
+		return gap
+	}
 	if ctx.Err() != nil {
 		return nil // stopped: whatever failed was cut short by the stop
 	}
@@ -276,6 +282,9 @@ func (p *Processor) run(ctx context.Context) error {
 		gen.Start(func(gctx context.Context) {
 			defer gens.Done()
 			if err := p.runGeneration(ctx, gctx, gen); err != nil && ctx.Err() == nil {
+				if p.haltOnGap(err) {
+					return
+				}
 				p.log.Error("generation ended with an error; rejoining", "generation", gen.ID, "error", err.Error())
 				p.health.set("recovering", err)
 				// A pause, so that a persistent failure does not turn into a
@@ -357,9 +366,8 @@ func (p *Processor) runGeneration(ctx, gctx context.Context, gen *kafka.Generati
 			if next > b.End {
 				return fmt.Errorf("ratings partition %d ends at offset %d but this processor's state already includes offset %d: the broker's log was reset; remove %s to rebuild the state from the new log", id, b.End, next, p.cfg.DataDir)
 			}
-			if next < b.First {
-				p.log.Error("ratings deleted by retention before they were counted", "partition", id, "from", next, "to", b.First)
-				next = b.First
+			if err := kafkaio.CheckRetentionGap(model.TopicRatings, id, next, b); err != nil {
+				return err
 			}
 			ps.next = next
 			ps.window = newWindow(p.cfg.DedupeWindow)
@@ -368,6 +376,9 @@ func (p *Processor) runGeneration(ctx, gctx context.Context, gen *kafka.Generati
 			// The group's committed offset is the truth; the state is
 			// whatever was applied, possibly beyond it.
 			next := assignment[id]
+			if err := kafkaio.CheckRetentionGap(model.TopicRatings, id, next, b); err != nil {
+				return err
+			}
 			if next < 0 {
 				next = b.First
 			}
