@@ -23,10 +23,11 @@ func optionalExtras(g *globals, opts parts.Options, disabled bool) ([]supervisor
 	if bin, ok := prom.Find(); ok {
 		var targets []prom.Target // the lab's own targets are added by prom.Config
 		for _, in := range supervisor.Instances(opts) {
-			if in.Part.HTTP == nil {
+			if in.Part.Admin == nil {
 				continue
 			}
-			targets = append(targets, prom.Target{Part: in.Name, Job: in.Part.Name, Variant: string(in.Part.Variant), Addr: in.Part.HTTP(ports, in.Index)})
+			// Every part's /metrics is on its loopback admin listener.
+			targets = append(targets, prom.Target{Part: in.Name, Job: in.Part.Name, Variant: string(in.Part.Variant), Addr: in.Part.Admin(ports, in.Index)})
 		}
 		cfg, err := prom.WriteConfig(dir, ports, targets)
 		if err != nil {

@@ -176,7 +176,7 @@ func runLoad(ctx context.Context, g *globals, f *loadFlags) error {
 	if err != nil {
 		return err
 	}
-	stopMetrics, err := serveLoadMetrics(f.metricsListen, g.ports().Load(), reg)
+	stopMetrics, err := serveLoadMetrics(f.metricsListen, g.ports().Load(), reg, g.stderr)
 	if err != nil {
 		return err
 	}
@@ -263,12 +263,17 @@ func runLoad(ctx context.Context, g *globals, f *loadFlags) error {
 // serveLoadMetrics serves reg on addr ("" = def, "off" = nowhere) for
 // Prometheus. A busy port is an error before any load: most likely another
 // `lab load` is running, and two runs would mix their numbers.
-func serveLoadMetrics(addr, def string, reg *prometheus.Registry) (stop func(), err error) {
+func serveLoadMetrics(addr, def string, reg *prometheus.Registry, warn io.Writer) (stop func(), err error) {
 	if addr == "off" {
 		return func() {}, nil
 	}
 	if addr == "" {
 		addr = def
+	}
+	if host, _, err := net.SplitHostPort(addr); err == nil {
+		if ip := net.ParseIP(host); host == "" || ip == nil && host != "localhost" || ip != nil && !ip.IsLoopback() {
+			fmt.Fprintf(warn, "warning: --metrics-listen %s serves this run's client metrics beyond loopback: anyone who can reach that address reads them (fine inside a container network; on a shared machine prefer 127.0.0.1)\n", addr)
+		}
 	}
 	l, err := net.Listen("tcp", addr)
 	if err != nil {

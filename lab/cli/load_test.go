@@ -10,6 +10,8 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/ratingslab/lab/lab/layout"
 	"github.com/ratingslab/lab/lab/load"
 )
@@ -111,5 +113,20 @@ func TestLoadRefusesBadInputBeforeSendingAnything(t *testing.T) {
 	}
 	if got.Load() != 0 {
 		t.Errorf("refused runs sent %d requests", got.Load())
+	}
+}
+
+// Client metrics served beyond loopback are a choice the user must see.
+func TestMetricsListenBeyondLoopbackWarns(t *testing.T) {
+	for addr, warns := range map[string]bool{"0.0.0.0:0": true, ":0": true, "127.0.0.1:0": false, "localhost:0": false} {
+		var out strings.Builder
+		stop, err := serveLoadMetrics(addr, "127.0.0.1:0", prometheus.NewRegistry(), &out)
+		if err != nil {
+			t.Fatalf("%s: %v", addr, err)
+		}
+		stop()
+		if got := strings.Contains(out.String(), "warning: --metrics-listen "+addr); got != warns {
+			t.Errorf("--metrics-listen %s: warned %v (%q), want %v", addr, got, out.String(), warns)
+		}
 	}
 }

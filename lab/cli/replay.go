@@ -653,12 +653,12 @@ func newReplayMirrorCmd(g *globals) *cobra.Command {
 		},
 	}
 	fl := cmd.Flags()
-	fl.StringVar(&cfg.Listen, "listen", "127.0.0.1:0", "HTTP `address` for /healthz, /metrics and /state")
 	fl.StringVar(&cfg.Group, "group", "", "consumer `group` on the lab's broker")
 	fl.StringVar(&cfg.Target, "to", "", "the fork's broker `address`")
 	fl.DurationVar(&cfg.TopicWait, "topic-wait", 30*time.Second, "how long to wait for the topics at start")
 	gofs := flag.NewFlagSet("mirror", flag.ContinueOnError)
 	source.RegisterFlags(gofs)
+	cfg.Listen.Flags(gofs, "127.0.0.1:0", "GET /state")
 	fl.AddGoFlagSet(gofs)
 	return cmd
 }

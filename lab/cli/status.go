@@ -88,12 +88,16 @@ paused, stopped, exited) and uptime, then the edge proxies and anything active
 					up = "-"
 				}
 				note := p.Error
-				if len(note) > 60 {
+				if note == "" && p.Warning != "" {
+					note = "WARNING: " + p.Warning
+				}
+				if len(note) > 60 && p.Warning == "" {
 					note = note[:57] + "..."
 				}
 				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", p.Name, p.Variant, pid, p.Addr, p.Health, up, note)
 			}
 			tw.Flush()
+			fmt.Fprintf(g.stdout, "\nAdmin listeners (loopback only; a part's port + 64): /healthz, /metrics, /debug/pprof/, /admin/ — e.g. http://%s/debug/pprof/\n", g.ports().AdminWebserverRPC())
 			if rep.Lab != nil && len(rep.Lab.Edges) > 0 {
 				fmt.Fprintln(g.stdout, "\nEdge proxies (Toxiproxy):")
 				tw = tabwriter.NewWriter(g.stdout, 0, 4, 2, ' ', 0)

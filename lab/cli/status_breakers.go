@@ -27,11 +27,11 @@ func breakerStatus(g *globals, _ *supervisor.Client, r *statusReport) []string {
 	lines := []string{"", "Circuit breakers (RPC variant):"}
 	all := map[string]any{}
 	for _, p := range r.Parts {
-		if p.Variant != "rpc" || p.PID == 0 || p.Health == supervisor.HealthPaused {
+		if p.Variant != "rpc" || p.PID == 0 || p.Health == supervisor.HealthPaused || p.Admin == "" {
 			continue
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+p.Addr+"/admin/config", nil)
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+p.Admin+"/admin/config", nil)
 		resp, err := client.Do(req)
 		cancel()
 		if err != nil {

@@ -171,6 +171,7 @@ func runUp(ctx context.Context, g *globals, f *upFlags) error {
 		return errors.New("the lab did not come up; see the log lines above and " + dir.Logs())
 	}
 	fmt.Fprintf(g.stdout, "\nAll parts healthy in %.1fs.\n\n", time.Since(start).Seconds())
+	printWarnings(ctx, g, client)
 	printURLs(g, ports, opts, extras)
 	for _, n := range notes {
 		fmt.Fprintln(g.stdout, n)
@@ -238,6 +239,9 @@ func checkPortsFree(p layout.Ports, opts parts.Options, extras []supervisor.Extr
 	uses := []use{{p.Control(), "supervisor control API"}, {p.Toxiproxy(), "toxiproxy API"}}
 	for _, in := range supervisor.Instances(opts) {
 		uses = append(uses, use{in.Addr(p), in.Name})
+		if in.Part.Admin != nil {
+			uses = append(uses, use{in.Part.Admin(p, in.Index), in.Name + " admin listener"})
+		}
 	}
 	for _, e := range parts.Edges(max(opts.Replicas["ratings-stream"], 1)) {
 		uses = append(uses, use{e.Listen(p), "edge proxy " + e.Name})
@@ -263,12 +267,29 @@ func printURLs(g *globals, p layout.Ports, opts parts.Options, extras []supervis
 	fmt.Fprintf(w, "  Kafka broker    %s          (kcat -b %s -L)\n", p.Broker(), p.Broker())
 	fmt.Fprintf(w, "  Control API     http://%s/v1/parts\n", p.Control())
 	fmt.Fprintf(w, "  Toxiproxy API   http://%s/proxies\n", p.Toxiproxy())
+	fmt.Fprintf(w, "  Admin           each part's port + 64, loopback only: /healthz, /metrics, /debug/pprof/, /admin/ (e.g. http://%s/debug/pprof/)\n", p.AdminWebserverRPC())
 	for _, x := range extras {
 		fmt.Fprintf(w, "  %-15s http://%s/\n", x.Name, x.Addr)
 	}
 	fmt.Fprintf(w, "  Logs            %s\n", g.dir().Logs())
 	if !opts.Breakers {
 		fmt.Fprintln(w, "  (circuit breakers are OFF in the RPC variant)")
+	}
+}
+
+// printWarnings shows what healthy parts reported as worth knowing (a
+// broker that found its data dir damaged), before anything else.
+func printWarnings(ctx context.Context, g *globals, c *supervisor.Client) {
+	pctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	defer cancel()
+	ps, err := c.Parts(pctx)
+	if err != nil {
+		return
+	}
+	for _, p := range ps {
+		if p.Warning != "" {
+			fmt.Fprintf(g.stdout, "WARNING from %s: %s\n  (details: %s)\n\n", p.Name, p.Warning, p.Log)
+		}
 	}
 }
 

@@ -195,7 +195,7 @@ method:
 
 func (c *chaosLab) edgeFaults(t *testing.T) {
 	const edge = "ratings-rpc->movies-rpc"
-	through := "http://" + c.edge(t, edge) + "/healthz" // movies-rpc, through its edge proxy
+	through := "http://" + c.edge(t, edge) + "/movies/1" // movies-rpc's API, through its edge proxy
 	fast := func(t *testing.T) {
 		t.Helper()
 		labtest.Eventually(t, 5*time.Second, "the edge to answer fast", func() error {
@@ -318,7 +318,7 @@ func (c *chaosLab) processFaults(t *testing.T) {
 	if p := c.part(t, "ratings-rpc"); p.Health != supervisor.HealthPaused || p.PID == 0 {
 		t.Fatalf("paused ratings-rpc: %+v", p)
 	}
-	if _, _, err := timedGet("http://"+c.Ports.RatingsRPC()+"/healthz", 300*time.Millisecond); !isTimeout(err) {
+	if _, _, err := timedGet("http://"+c.Ports.AdminRatingsRPC()+"/healthz", 300*time.Millisecond); !isTimeout(err) {
 		t.Fatalf("a paused part answered: %v", err)
 	}
 	c.heal(t, id)
@@ -337,7 +337,7 @@ func (c *chaosLab) processFaults(t *testing.T) {
 		var spec struct {
 			ErrorRate float64 `json:"error_rate"`
 		}
-		if _, err := labtest.HTTPJSON(http.MethodGet, "http://"+c.Ports.WebserverRPC()+"/admin/faults", nil, &spec); err != nil || spec.ErrorRate != 0.25 {
+		if _, err := labtest.HTTPJSON(http.MethodGet, "http://"+c.Ports.AdminWebserverRPC()+"/admin/faults", nil, &spec); err != nil || spec.ErrorRate != 0.25 {
 			return fmt.Errorf("error_rate %v (%v)", spec.ErrorRate, err)
 		}
 		return nil
@@ -370,7 +370,7 @@ func (c *chaosLab) brokerKill(t *testing.T) {
 }
 
 // metric reads the sum of a counter's (or gauge's) series matching labels
-// from a part's /metrics.
+// from a part's /metrics (addr: its admin listener).
 func metric(t *testing.T, addr, name string, labels map[string]string) float64 {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
@@ -448,8 +448,8 @@ func (c *chaosLab) serviceFaults(t *testing.T) {
 	// slow_db on movies-connect and throttle on ratings-stream: the parts
 	// report them on their admin endpoints, and forget them on heal.
 	for _, f := range []struct{ part, addr, path, flag, want string }{
-		{"movies-connect", c.Ports.MoviesConnect(), "/admin/slow-db", "--delay", "300ms"},
-		{"ratings-stream", c.Ports.RatingsStream(0), "/admin/throttle", "--delay", "300ms"},
+		{"movies-connect", c.Ports.AdminMoviesConnect(), "/admin/slow-db", "--delay", "300ms"},
+		{"ratings-stream", c.Ports.AdminRatingsStream(0), "/admin/throttle", "--delay", "300ms"},
 	} {
 		fault := map[string]string{"/admin/slow-db": "slow_db", "/admin/throttle": "throttle"}[f.path]
 		id := c.inject(t, fault, "--target", f.part, f.flag, f.want)
@@ -464,7 +464,7 @@ func (c *chaosLab) serviceFaults(t *testing.T) {
 	}
 
 	// poison: the records reach the DLQ, and the processor keeps counting.
-	stream := c.Ports.RatingsStream(0)
+	stream := c.Ports.AdminRatingsStream(0)
 	dlqBefore := metric(t, stream, "lab_dlq_messages_total", nil)
 	c.inject(t, "poison", "--target", "ratings", "--count", "4", "--kind", "rating-range")
 	labtest.Eventually(t, 20*time.Second, "4 poison records in the DLQ", func() error {
@@ -558,8 +558,8 @@ func (c *chaosLab) kafkaIsolation(t *testing.T) {
 
 	base := "http://" + c.Ports.WebserverStream()
 	rpcBase := "http://" + c.Ports.WebserverRPC()
-	stream := c.Ports.RatingsStream(0)
-	web := c.Ports.WebserverStream()
+	stream := c.Ports.AdminRatingsStream(0)
+	web := c.Ports.AdminWebserverStream()
 	const movie = 11
 	countBefore := streamCount(t, base, movie)
 	id := c.inject(t, "partition", "--target", "ratings-stream->broker")

@@ -56,8 +56,8 @@ func TargetsFor(opts parts.Options, ports layout.Ports) Targets {
 	for _, in := range supervisor.Instances(opts) {
 		t.Parts = append(t.Parts, in.Name)
 		t.Variants[in.Name] = string(in.Part.Variant)
-		if in.Part.HTTP != nil {
-			t.Services[in.Name] = in.Part.HTTP(ports, in.Index)
+		if in.Part.HTTP != nil && in.Part.Admin != nil {
+			t.Services[in.Name] = in.Part.Admin(ports, in.Index)
 		}
 	}
 	return t

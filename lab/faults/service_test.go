@@ -16,10 +16,15 @@ import (
 )
 
 // startService runs a real part HTTP server (services/serve) on loopback
-// whose public handler answers 200, and returns its address.
-func startService(t testing.TB) string {
+// whose public handler answers 200, and returns its public and admin
+// addresses.
+func startService(t testing.TB) (public, admin string) {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	pub, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	adm, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -28,9 +33,9 @@ func startService(t testing.TB) string {
 	})})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
-	go func() { defer close(done); _ = srv.Serve(ctx, ln) }()
+	go func() { defer close(done); _ = srv.Serve(ctx, pub, adm) }()
 	t.Cleanup(func() { cancel(); <-done })
-	return ln.Addr().String()
+	return pub.Addr().String(), adm.Addr().String()
 }
 
 func adminFaultSet(t *testing.T, addr string) serve.FaultSpec {
@@ -51,8 +56,8 @@ func adminFaultSet(t *testing.T, addr string) serve.FaultSpec {
 // handler_latency stacks with it on the same part; healing one leaves the
 // other in force.
 func TestServiceFaultsTakeEffectAndHeal(t *testing.T) {
-	addr := startService(t)
-	inj := New(Config{Targets: Targets{Services: map[string]string{"ratings-rpc": addr}}})
+	addr, admin := startService(t)
+	inj := New(Config{Targets: Targets{Services: map[string]string{"ratings-rpc": admin}}})
 	ctx := context.Background()
 
 	er, err := inj.Inject(ctx, Request{Fault: "error_rate", Target: "ratings-rpc", Params: ParamValues{"rate": "0.3"}})
@@ -91,7 +96,7 @@ func TestServiceFaultsTakeEffectAndHeal(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if spec := adminFaultSet(t, addr); spec.ErrorRate != 0.3 || time.Duration(spec.Latency) != 200*time.Millisecond {
+	if spec := adminFaultSet(t, admin); spec.ErrorRate != 0.3 || time.Duration(spec.Latency) != 200*time.Millisecond {
 		t.Fatalf("merged fault set = %+v, want error_rate 0.3 and latency 200ms", spec)
 	}
 	start := time.Now()
@@ -107,13 +112,13 @@ func TestServiceFaultsTakeEffectAndHeal(t *testing.T) {
 	if _, err := inj.Heal(ctx, er.ID); err != nil {
 		t.Fatal(err)
 	}
-	if spec := adminFaultSet(t, addr); spec.ErrorRate != 0 || time.Duration(spec.Latency) != 200*time.Millisecond {
+	if spec := adminFaultSet(t, admin); spec.ErrorRate != 0 || time.Duration(spec.Latency) != 200*time.Millisecond {
 		t.Fatalf("after healing error_rate the set is %+v, want only latency 200ms", spec)
 	}
 	if _, err := inj.Heal(ctx, hl.ID); err != nil {
 		t.Fatal(err)
 	}
-	if spec := adminFaultSet(t, addr); spec.Active() {
+	if spec := adminFaultSet(t, admin); spec.Active() {
 		t.Fatalf("after healing both the set is %+v", spec)
 	}
 }
@@ -121,8 +126,8 @@ func TestServiceFaultsTakeEffectAndHeal(t *testing.T) {
 // A part without the admin endpoint a fault needs is named in the error,
 // and nothing stays recorded as active.
 func TestServiceFaultOnMissingEndpointIsRefused(t *testing.T) {
-	addr := startService(t)
-	inj := New(Config{Targets: Targets{Services: map[string]string{"movies-rpc": addr}}})
+	_, admin := startService(t)
+	inj := New(Config{Targets: Targets{Services: map[string]string{"movies-rpc": admin}}})
 	_, err := inj.Inject(context.Background(), Request{Fault: "slow_db", Target: "movies-rpc"})
 	if err == nil || !strings.Contains(err.Error(), "movies-rpc has no POST /admin/slow-db admin endpoint") {
 		t.Fatalf("error = %v", err)

@@ -13,8 +13,9 @@ type Targets struct {
 	Edges []string `json:"edges"`
 	// Parts are every process instance ("broker", "ratings-stream-2").
 	Parts []string `json:"parts"`
-	// Services maps each instance with an HTTP endpoint to its address; its
-	// /admin/ endpoints carry the in-service faults.
+	// Services maps each service instance to its loopback admin listener:
+	// its /admin/ endpoints carry the in-service faults, its /metrics the
+	// samples.
 	Services map[string]string `json:"services"`
 	// Topics are the topics poison can be written to.
 	Topics []string `json:"topics"`

@@ -52,6 +52,10 @@ const (
 	offEdges = 30 // edge proxies, see Edge* below
 	offForks = 50 // `lab replay fork` projections
 
+	// offAdmin: a part's loopback admin listener (/healthz, /metrics,
+	// /debug/pprof/, /admin/) is at its public offset + offAdmin.
+	offAdmin = 64
+
 	// The real (or multi-node embedded) Kafka cluster, 128–191.
 	offKafkaNodes       = 128 // node n's client listener: 128+n
 	offKafkaControllers = 131 // node n's KRaft controller listener: 131+n
@@ -101,6 +105,34 @@ func (p Ports) Edge(n int) string { return p.addr(offEdges + n) }
 
 // Fork is the HTTP address of replay fork number n.
 func (p Ports) Fork(n int) string { return p.addr(offForks + n) }
+
+// Admin is the loopback admin listener of whatever listens on public, an
+// address of this lab's ports 0–63 (a service, the broker, a fork): the same
+// port plus 64. Any other address has no admin listener here ("").
+func (p Ports) Admin(public string) string {
+	var port int
+	if _, err := fmt.Sscanf(public, "127.0.0.1:%d", &port); err != nil {
+		return ""
+	}
+	off := port - p.Base
+	if off < 0 || off >= offAdmin {
+		return ""
+	}
+	return p.addr(off + offAdmin)
+}
+
+// AdminBroker is the embedded broker's admin listener (health with its data
+// check, metrics, pprof).
+func (p Ports) AdminBroker() string { return p.addr(offBroker + offAdmin) }
+
+func (p Ports) AdminWebserverRPC() string    { return p.addr(offWebserverRPC + offAdmin) }
+func (p Ports) AdminRatingsRPC() string      { return p.addr(offRatingsRPC + offAdmin) }
+func (p Ports) AdminMoviesRPC() string       { return p.addr(offMoviesRPC + offAdmin) }
+func (p Ports) AdminWebserverStream() string { return p.addr(offWebserverLog + offAdmin) }
+func (p Ports) AdminMoviesConnect() string   { return p.addr(offMoviesConnect + offAdmin) }
+
+// AdminRatingsStream is replica i's admin listener.
+func (p Ports) AdminRatingsStream(i int) string { return p.addr(offRatingsStream + i + offAdmin) }
 
 // Validate rejects a base whose block would not fit in the port range.
 func (p Ports) Validate() error {

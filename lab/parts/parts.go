@@ -58,11 +58,17 @@ type Part struct {
 	NewRunner func() Runner
 	// Args builds the command line for instance i (0-based).
 	Args func(env Env, i int) []string
-	// HTTP returns the instance's HTTP address serving /healthz and /metrics
-	// (nil for parts without HTTP, such as the broker).
+	// HTTP returns the instance's public HTTP address: its API and page
+	// (nil for parts without one, such as the broker).
 	HTTP func(p layout.Ports, i int) string
-	// Ready, when set, replaces the HTTP /healthz probe (the broker answers
-	// Kafka metadata instead).
+	// Admin returns the instance's loopback admin listener: /healthz,
+	// /metrics, /debug/pprof/, /admin/ (the public offset + 64). Register
+	// derives it from HTTP when unset; nil for parts without one (a real
+	// Kafka node). The supervisor passes it as --admin-listen and probes
+	// its /healthz.
+	Admin func(p layout.Ports, i int) string
+	// Ready, when set, replaces the admin /healthz probe (a process that
+	// speaks only Kafka).
 	Ready func(ctx context.Context, p layout.Ports, i int) error
 	// Addr is the address shown in `lab status` (defaults to HTTP).
 	Addr func(p layout.Ports, i int) string
@@ -79,6 +85,10 @@ func Register(p *Part) {
 	}
 	if p.MaxReplicas == 0 {
 		p.MaxReplicas = 1
+	}
+	if p.Admin == nil && p.HTTP != nil {
+		public := p.HTTP
+		p.Admin = func(ports layout.Ports, i int) string { return ports.Admin(public(ports, i)) }
 	}
 	registry[p.Name] = p
 }

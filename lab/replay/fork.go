@@ -214,17 +214,19 @@ func (l *Lab) spawnFork(ctx context.Context, f ForkInfo) error {
 	broker := l.forkBroker(f)
 	dir := l.forkDir(f.Name)
 	edge := parts.ForkBrokerEdge("fork-"+f.Name, f.Slot)
+	admin := func(i int) string { return l.Ports.Admin(procs[i].Addr) }
+	adminOf := func(addr string) []string { return []string{"--admin-listen", l.Ports.Admin(addr)} }
 	specs := []supervisor.SpawnSpec{
-		{Args: []string{"serve", "broker", "--listen", broker, "--data", filepath.Join(dir, "broker")},
-			Health: supervisor.SpawnHealth{Kafka: broker}},
-		{Args: append([]string{"replay", "mirror", "--listen", procs[1].Addr, "--group", f.Group(), "--to", broker},
-			parts.KafkaClientArgs(l.Ports, edge)...),
-			Health: supervisor.SpawnHealth{HTTP: procs[1].Addr},
+		{Args: append([]string{"serve", "broker", "--listen", broker, "--data", filepath.Join(dir, "broker")}, adminOf(broker)...),
+			Health: supervisor.SpawnHealth{HTTP: l.Ports.Admin(broker)}},
+		{Args: append(append([]string{"replay", "mirror", "--listen", procs[1].Addr, "--group", f.Group(), "--to", broker},
+			adminOf(procs[1].Addr)...), parts.KafkaClientArgs(l.Ports, edge)...),
+			Health: supervisor.SpawnHealth{HTTP: admin(1)},
 			Edge:   &supervisor.SpawnEdge{Name: edge.Name, Listen: edge.Listen(l.Ports), Upstream: edge.Upstream(l.Ports)}},
-		{Args: []string{"serve", "ratings-stream", "--listen", procs[2].Addr, "--data", filepath.Join(dir, "ratings-stream"), "--brokers", broker},
-			Health: supervisor.SpawnHealth{HTTP: procs[2].Addr}},
-		{Args: []string{"serve", "webserver-stream", "--listen", procs[3].Addr, "--data", filepath.Join(dir, "webserver-stream"), "--brokers", broker},
-			Health: supervisor.SpawnHealth{HTTP: procs[3].Addr}},
+		{Args: append([]string{"serve", "ratings-stream", "--listen", procs[2].Addr, "--data", filepath.Join(dir, "ratings-stream"), "--brokers", broker}, adminOf(procs[2].Addr)...),
+			Health: supervisor.SpawnHealth{HTTP: admin(2)}},
+		{Args: append([]string{"serve", "webserver-stream", "--listen", procs[3].Addr, "--data", filepath.Join(dir, "webserver-stream"), "--brokers", broker}, adminOf(procs[3].Addr)...),
+			Health: supervisor.SpawnHealth{HTTP: admin(3)}},
 	}
 	for i, s := range specs {
 		s.Name, s.Group, s.Variant, s.Addr = procs[i].Name, "fork-"+f.Name, "fork", procs[i].Addr

@@ -137,10 +137,11 @@ func (l *Lab) waitHealthy(ctx context.Context, names []string, bound time.Durati
 	}
 }
 
-// consumed reads lab_kafka_consumed_messages_total of topic from a part's
-// /metrics (0 when the part does not export it yet).
+// consumed reads lab_kafka_consumed_messages_total of topic from the
+// /metrics of the part whose public address is addr (on its admin listener;
+// 0 when the part does not export it yet).
 func (l *Lab) consumed(ctx context.Context, addr, topic string) (int64, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+"/metrics", nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+l.Ports.Admin(addr)+"/metrics", nil)
 	if err != nil {
 		return 0, err
 	}
@@ -164,9 +165,10 @@ func (l *Lab) consumed(ctx context.Context, addr, topic string) (int64, error) {
 	return 0, sc.Err()
 }
 
-// healthy reports whether a part's /healthz answers 200.
+// healthy reports whether the /healthz of the part whose public address is
+// addr (on its admin listener) answers 200.
 func (l *Lab) healthy(ctx context.Context, addr string) bool {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+"/healthz", nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+l.Ports.Admin(addr)+"/healthz", nil)
 	if err != nil {
 		return false
 	}

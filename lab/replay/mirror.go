@@ -35,7 +35,7 @@ type MirrorConfig struct {
 	// Group is the consumer group on the lab's broker; its committed
 	// offsets are the mirror's position.
 	Group  string
-	Listen string
+	Listen serve.Listen
 	// TopicWait bounds the wait for the topics at start.
 	TopicWait time.Duration
 	Log       *slog.Logger
@@ -88,7 +88,7 @@ func (m *mirror) state() map[string]any {
 }
 
 // RunMirror copies until ctx ends. It serves /healthz, /metrics and GET
-// /state on cfg.Listen.
+// /state on cfg.Listen (health and metrics on its admin listener).
 func RunMirror(ctx context.Context, cfg MirrorConfig) error {
 	if cfg.Log == nil {
 		cfg.Log = slog.New(slog.DiscardHandler)

@@ -13,6 +13,7 @@ import (
 
 	"github.com/ratingslab/lab/services/kafkaio"
 	"github.com/ratingslab/lab/services/model"
+	"github.com/ratingslab/lab/services/serve"
 	"github.com/ratingslab/lab/services/servetest"
 )
 
@@ -51,12 +52,12 @@ func TestMirrorCopiesFromTheGroupPosition(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	addr := freeAddr(t)
+	addr, adminAddr := freeAddr(t), freeAddr(t)
 	mctx, stop := context.WithCancel(ctx)
 	done := make(chan error, 1)
 	go func() {
 		done <- RunMirror(mctx, MirrorConfig{Source: kafkaio.Config{Brokers: live.k.Config().Brokers}, Target: fork.broker.Addr,
-			Group: "fork-t", Listen: addr, Log: testLog()})
+			Group: "fork-t", Listen: serve.Listen{Public: addr, Admin: adminAddr}, Log: testLog()})
 	}()
 	t.Cleanup(func() { stop(); <-done })
 
@@ -116,7 +117,7 @@ func TestMirrorCopiesFromTheGroupPosition(t *testing.T) {
 		}
 		return nil
 	})
-	resp, err := http.Get("http://" + addr + "/healthz")
+	resp, err := http.Get("http://" + adminAddr + "/healthz")
 	if err != nil || resp.StatusCode != http.StatusOK {
 		t.Fatalf("mirror /healthz: %v %v", resp, err)
 	}

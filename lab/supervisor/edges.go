@@ -15,6 +15,7 @@ import (
 
 	"github.com/ratingslab/lab/lab/layout"
 	"github.com/ratingslab/lab/lab/parts"
+	"github.com/ratingslab/lab/services/serve"
 )
 
 // Edges runs one Toxiproxy proxy per network edge, and Toxiproxy's own HTTP
@@ -53,7 +54,9 @@ func (e *Edges) Start() error {
 		e.Close()
 		return fmt.Errorf("toxiproxy API: port %s is in use: %w", e.ports.Toxiproxy(), err)
 	}
-	e.http = &http.Server{Handler: e.server.Routes(), ReadHeaderTimeout: 5 * time.Second}
+	// Toxiproxy refuses browser user agents itself; the guard also refuses
+	// foreign Host/Origin headers and non-JSON bodies, as every lab API does.
+	e.http = &http.Server{Handler: serve.Guard{What: "the Toxiproxy API"}.Wrap(e.server.Routes()), ReadHeaderTimeout: 5 * time.Second}
 	go func() {
 		if err := e.http.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			e.log.Error("toxiproxy API stopped", "err", err)

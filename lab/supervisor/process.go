@@ -2,8 +2,10 @@ package supervisor
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"os/exec"
@@ -32,6 +34,7 @@ type process struct {
 	name    string
 	variant string
 	addr    string
+	admin   string   // loopback admin listener ("" for processes without one)
 	path    string   // executable
 	args    []string // full argv after path
 	logPath string
@@ -49,6 +52,7 @@ type process struct {
 	paused   bool
 	health   Health
 	lastErr  string
+	warning  string // from the part's /healthz: healthy, but something to know
 	restarts int
 }
 
@@ -197,8 +201,10 @@ type PartStatus struct {
 	Variant  string    `json:"variant"`
 	PID      int       `json:"pid,omitempty"`
 	Addr     string    `json:"addr"`
+	Admin    string    `json:"admin,omitempty"` // admin listener: /healthz, /metrics, /debug/pprof/, /admin/
 	Health   Health    `json:"health"`
 	Error    string    `json:"error,omitempty"`
+	Warning  string    `json:"warning,omitempty"`
 	Started  time.Time `json:"started,omitzero"`
 	Uptime   string    `json:"uptime,omitempty"`
 	Restarts int       `json:"restarts"`
@@ -208,8 +214,8 @@ type PartStatus struct {
 func (p *process) status() PartStatus {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	s := PartStatus{Name: p.name, Variant: p.variant, Addr: p.addr, Health: p.health,
-		Error: p.lastErr, Restarts: p.restarts, Log: p.logPath}
+	s := PartStatus{Name: p.name, Variant: p.variant, Addr: p.addr, Admin: p.admin, Health: p.health,
+		Error: p.lastErr, Warning: p.warning, Restarts: p.restarts, Log: p.logPath}
 	switch {
 	case p.cmd == nil:
 		s.Health = HealthStopped
@@ -228,8 +234,10 @@ func (p *process) status() PartStatus {
 	return s
 }
 
-// httpProbe checks GET url/healthz answers 200.
-func httpProbe(client *http.Client, addr string) func(context.Context) error {
+// httpProbe checks GET http://addr/healthz (a part's admin listener)
+// answers 200, and keeps the "warning" its JSON may carry (a broker that
+// found its data damaged at start stays healthy but says so) on p.
+func httpProbe(client *http.Client, addr string, p *process) func(context.Context) error {
 	url := "http://" + addr + "/healthz"
 	return func(ctx context.Context) error {
 		req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
@@ -241,11 +249,21 @@ func httpProbe(client *http.Client, addr string) func(context.Context) error {
 			return err
 		}
 		defer resp.Body.Close()
+		body, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+		var h struct {
+			Warning string `json:"warning"`
+		}
+		_ = json.Unmarshal(body, &h)
+		p.setWarning(h.Warning)
 		if resp.StatusCode != http.StatusOK {
-			var buf [512]byte
-			n, _ := resp.Body.Read(buf[:])
-			return fmt.Errorf("healthz %d: %s", resp.StatusCode, buf[:n])
+			return fmt.Errorf("healthz %d: %.512s", resp.StatusCode, body)
 		}
 		return nil
 	}
+}
+
+func (p *process) setWarning(w string) {
+	p.mu.Lock()
+	p.warning = w
+	p.mu.Unlock()
 }

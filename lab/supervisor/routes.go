@@ -5,15 +5,17 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net"
 	"net/http"
 	"syscall"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/ratingslab/lab/services/serve"
 )
 
-// routes maps the whole control API. It listens on loopback only and also
-// refuses any non-loopback peer, in case it is ever bound elsewhere.
+// routes maps the whole control API. It listens on loopback only and, behind
+// serve.Guard, refuses non-loopback peers, foreign Host and Origin headers,
+// browsers changing anything and non-JSON bodies (no web page can drive it).
 func (s *Supervisor) routes() http.Handler {
 	mux := s.mux
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
@@ -31,7 +33,7 @@ func (s *Supervisor) routes() http.Handler {
 		writeJSON(w, http.StatusAccepted, map[string]string{"status": "stopping"})
 		s.requestStop()
 	})
-	return loopbackOnly(mux)
+	return serve.Guard{What: "the control API"}.Wrap(mux)
 }
 
 // Handle adds a route to the control API (the fault injector's /v1/faults).
@@ -127,17 +129,6 @@ func (s *Supervisor) edgeInfo() []EdgeInfo {
 		out = append(out, EdgeInfo{Name: e.Name, Variant: string(e.Variant), Listen: e.Listen(s.cfg.Ports), Upstream: e.Upstream(s.cfg.Ports)})
 	}
 	return out
-}
-
-func loopbackOnly(next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		host, _, err := net.SplitHostPort(r.RemoteAddr)
-		if ip := net.ParseIP(host); err != nil || ip == nil || !ip.IsLoopback() {
-			writeError(w, http.StatusForbidden, errors.New("the control API answers loopback clients only"))
-			return
-		}
-		next.ServeHTTP(w, r)
-	})
 }
 
 func writeJSON(w http.ResponseWriter, code int, v any) {

@@ -49,7 +49,8 @@ type SpawnSpec struct {
 	Edge *SpawnEdge `json:"edge,omitempty"`
 }
 
-// SpawnHealth says how to probe a spawned process: GET http://HTTP/healthz,
+// SpawnHealth says how to probe a spawned process: GET http://HTTP/healthz
+// (its admin listener),
 // or a Kafka metadata request to Kafka (a broker).
 type SpawnHealth struct {
 	HTTP  string `json:"http,omitempty"`
@@ -198,13 +199,13 @@ func (sp *spawner) spawn(spec SpawnSpec) (SpawnedStatus, bool, error) {
 		return have.status(), false, nil
 	}
 	cfg := sp.s.cfg
-	p := &process{name: spec.Name, variant: spec.Variant, addr: spec.Addr, path: cfg.Exe, args: spec.Args,
+	p := &process{name: spec.Name, variant: spec.Variant, addr: spec.Addr, admin: spec.Health.HTTP, path: cfg.Exe, args: spec.Args,
 		logPath: cfg.Dir.Log(spec.Name), pidDir: cfg.Dir.Path("pids"), labDir: string(cfg.Dir)}
 	if spec.Health.Kafka != "" {
 		addr := spec.Health.Kafka
 		p.probe = func(ctx context.Context) error { return broker.Ready(ctx, addr) }
 	} else {
-		p.probe = httpProbe(&http.Client{Timeout: time.Second}, spec.Health.HTTP)
+		p.probe = httpProbe(&http.Client{Timeout: time.Second}, spec.Health.HTTP, p)
 	}
 	if e := spec.Edge; e != nil {
 		proxy := toxiproxy.NewProxy(sp.s.edges.Server(), e.Name, e.Listen, e.Upstream)

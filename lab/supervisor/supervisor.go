@@ -103,14 +103,19 @@ func New(cfg Config, log *slog.Logger) (*Supervisor, error) {
 	}
 	for _, in := range Instances(cfg.Options) {
 		args := append([]string{"serve", in.Part.Name}, in.Part.Args(env, in.Index)...)
+		admin := ""
+		if in.Part.Admin != nil {
+			admin = in.Part.Admin(cfg.Ports, in.Index)
+			args = append(args, "--admin-listen", admin)
+		}
 		args = append(args, cfg.Options.Extra[in.Name]...)
-		p := &process{name: in.Name, variant: string(in.Part.Variant), addr: in.Addr(cfg.Ports), path: cfg.Exe, args: args,
+		p := &process{name: in.Name, variant: string(in.Part.Variant), addr: in.Addr(cfg.Ports), admin: admin, path: cfg.Exe, args: args,
 			logPath: cfg.Dir.Log(in.Name), pidDir: pidDir, labDir: string(cfg.Dir)}
 		if in.Part.Ready != nil {
 			part, i := in.Part, in.Index
 			p.probe = func(ctx context.Context) error { return part.Ready(ctx, cfg.Ports, i) }
 		} else {
-			p.probe = httpProbe(client, in.Part.HTTP(cfg.Ports, in.Index))
+			p.probe = httpProbe(client, admin, p)
 		}
 		s.add(p)
 	}

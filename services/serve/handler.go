@@ -2,6 +2,8 @@ package serve
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
@@ -16,7 +18,7 @@ import (
 // Options describe one part's HTTP face.
 type Options struct {
 	// Public is the part's own API (for the webserver: the public API and page).
-	// Nil serves only /healthz, /metrics and /admin/.
+	// Nil serves only a JSON 404 on the public listener.
 	Public http.Handler
 	// Registry is the part's own metrics registry; New adds the Go and process
 	// collectors and the RED metrics to it. Nil means a fresh one.
@@ -24,7 +26,8 @@ type Options struct {
 	// Ready reports readiness for /healthz; nil means always ready.
 	Ready func(context.Context) error
 	// Info adds fields to the /healthz JSON (for example breaker settings), so
-	// `lab status` can show them. Keys "status" and "error" are reserved.
+	// `lab status` can show them. Keys "status" and "error" are reserved; a
+	// "warning" (text) shows in `lab status` while the part stays healthy.
 	Info func() map[string]any
 	// AdminConfig adds GET /admin/config answering Info, for parts whose
 	// configuration (breaker settings, dependency URLs) tools read back.
@@ -34,27 +37,33 @@ type Options struct {
 	Log          *slog.Logger
 }
 
-// Server is a part's HTTP handler tree, ready to Run.
+// Server is a part's two HTTP handler trees, ready to Run: the public one
+// (the part's API and page) and the admin one (health, metrics, profiling,
+// faults), each on its own listener.
 type Server struct {
-	opts    Options
-	log     *slog.Logger
-	root    *http.ServeMux
-	admin   *http.ServeMux
-	faults  *Faults
-	handler http.Handler
+	opts      Options
+	log       *slog.Logger
+	adminMux  *http.ServeMux // /healthz, /metrics, /debug/pprof/, /admin/
+	admin     *http.ServeMux // /admin/... routes (faults, part-specific)
+	faults    *Faults
+	red       *redMetrics
+	handler   http.Handler // public tree
+	adminTree http.Handler
 }
 
 // ReadyTimeout bounds one readiness check.
 const ReadyTimeout = 2 * time.Second
 
-// New assembles the tree:
+// New assembles both trees. The admin listener serves
 //
-//	GET /healthz   readiness JSON
-//	GET /metrics   Prometheus text format from opts.Registry
-//	/admin/...     loopback clients only: faults, and whatever the part adds (HandleAdmin)
-//	/              opts.Public, behind the injected faults
+//	GET /healthz         readiness JSON
+//	GET /metrics         Prometheus text format from opts.Registry
+//	/debug/pprof/...     net/http/pprof
+//	/admin/...           faults, and whatever the part adds (HandleAdmin)
 //
-// and wraps it all in RED metrics labelled by route pattern.
+// behind a Guard (loopback only, unless Listen.Allow says more); the public listener serves opts.Public behind the
+// injected faults, and a JSON 404 for every path the part does not serve.
+// Both are wrapped in RED metrics labelled by route pattern.
 func New(opts Options) *Server {
 	if opts.Registry == nil {
 		opts.Registry = prometheus.NewRegistry()
@@ -66,29 +75,38 @@ func New(opts Options) *Server {
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	)
-	s := &Server{opts: opts, log: opts.Log, root: http.NewServeMux(), admin: http.NewServeMux(), faults: NewFaults(opts.Log)}
+	s := &Server{opts: opts, log: opts.Log, adminMux: http.NewServeMux(), admin: http.NewServeMux(), faults: NewFaults(opts.Log)}
 
-	s.root.Handle("GET /healthz", s.handleHealth())
-	s.root.Handle("GET /metrics", promhttp.HandlerFor(opts.Registry, promhttp.HandlerOpts{
+	s.adminMux.Handle("GET /healthz", s.handleHealth())
+	s.adminMux.Handle("GET /metrics", promhttp.HandlerFor(opts.Registry, promhttp.HandlerOpts{
 		Registry:          opts.Registry, // counts its own scrape errors
 		ErrorLog:          slog.NewLogLogger(opts.Log.Handler(), slog.LevelWarn),
 		EnableOpenMetrics: false,
 	}))
-	s.root.Handle("/admin/", loopbackOnly(s.admin))
+	registerPprof(s.adminMux)
+	s.adminMux.Handle("/admin/", s.admin)
+	s.adminMux.Handle("/", notFound("the admin listener serves /healthz, /metrics, /debug/pprof/ and /admin/"))
 	s.faults.register(s.admin)
 	if opts.AdminConfig && opts.Info != nil {
 		s.admin.HandleFunc("GET /admin/config", func(w http.ResponseWriter, r *http.Request) {
 			WriteJSON(w, http.StatusOK, opts.Info())
 		})
 	}
+	s.admin.Handle("/admin/", notFound("unknown admin endpoint"))
+
+	public := http.NewServeMux()
 	if opts.Public != nil {
-		s.root.Handle("/", s.faults.middleware(opts.Public))
+		public.Handle("/", jsonNotFound(opts.Public, s.faults.middleware(opts.Public)))
+	} else {
+		public.Handle("/", notFound("this part has no public API; health, metrics and admin endpoints are on its admin listener"))
 	}
-	s.handler = newREDMetrics(opts.Registry).middleware(s.root)
+	s.red = newREDMetrics(opts.Registry)
+	s.handler = s.red.middleware(public)
+	s.guard(Guard{})
 	return s
 }
 
-// HandleAdmin lets a part add its own loopback-only admin endpoint, such as
+// HandleAdmin lets a part add its own admin endpoint, such as
 // "POST /admin/slow-db". The pattern's path must start with /admin/.
 func (s *Server) HandleAdmin(pattern string, h http.Handler) {
 	path := pattern
@@ -107,35 +125,92 @@ func (s *Server) Faults() *Faults { return s.faults }
 // Registry is the part's metrics registry.
 func (s *Server) Registry() *prometheus.Registry { return s.opts.Registry }
 
-// ServeHTTP serves the whole tree (tests drive it directly or via httptest).
+// ServeHTTP serves the public tree (tests drive it directly or via httptest).
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.handler.ServeHTTP(w, r) }
 
-// Run serves on addr until ctx is cancelled.
-func (s *Server) Run(ctx context.Context, addr string) error {
-	ln, err := net.Listen("tcp", addr)
+// Admin is the admin tree, behind the guard.
+func (s *Server) Admin() http.Handler { return s.adminTree }
+
+// Run serves the public tree on l.Public and the admin tree on l.Admin
+// until ctx is cancelled. Either listener failing stops both.
+func (s *Server) Run(ctx context.Context, l Listen) error {
+	adminAddr, err := l.AdminAddr()
 	if err != nil {
 		return err
 	}
-	return s.Serve(ctx, ln)
-}
-
-// Serve serves on ln until ctx is cancelled.
-func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
-	return Serve(ctx, ln, s, s.log, s.opts.WriteTimeout)
-}
-
-// loopbackOnly answers 403 to any client that is not on 127.0.0.0/8 or ::1:
-// admin endpoints inject faults and must not be reachable from elsewhere.
-func loopbackOnly(h http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		host, _, err := net.SplitHostPort(r.RemoteAddr)
-		if err != nil {
-			host = r.RemoteAddr
+	g, err := l.Guard()
+	if err != nil {
+		return err
+	}
+	s.guard(g)
+	var pub net.Listener
+	if l.Public != "" {
+		if pub, err = net.Listen("tcp", l.Public); err != nil {
+			return fmt.Errorf("--listen %s: %w", l.Public, err)
 		}
-		if ip := net.ParseIP(host); ip == nil || !ip.IsLoopback() {
-			writeError(w, http.StatusForbidden, "admin endpoints answer loopback clients only")
+	}
+	adm, err := net.Listen("tcp", adminAddr)
+	if err != nil {
+		if pub != nil {
+			pub.Close()
+		}
+		return fmt.Errorf("--admin-listen %s: %w", adminAddr, err)
+	}
+	return s.Serve(ctx, pub, adm)
+}
+
+// Serve serves on listeners the caller opened (tests use 127.0.0.1:0); a
+// nil public listener serves the admin tree only (the broker has no HTTP API).
+func (s *Server) Serve(ctx context.Context, public, admin net.Listener) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	errc := make(chan error, 2)
+	n := 1
+	if public != nil {
+		n++
+		go func() { errc <- Serve(ctx, public, s.handler, s.log, s.opts.WriteTimeout); cancel() }()
+	}
+	go func() {
+		errc <- Serve(ctx, admin, s.adminTree, s.log.With("listener", "admin"), s.opts.WriteTimeout)
+		cancel()
+	}()
+	var errs []error
+	for range n {
+		errs = append(errs, <-errc)
+	}
+	return errors.Join(errs...)
+}
+
+// guard puts the admin tree behind g.
+func (s *Server) guard(g Guard) {
+	if g.What == "" {
+		g.What = "the admin listener"
+	}
+	s.adminTree = s.red.middleware(g.Wrap(s.adminMux))
+}
+
+// notFound answers every request 404 with a JSON error naming the path.
+func notFound(hint string) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, http.StatusNotFound, fmt.Sprintf("no such endpoint: %s %.100s (%s)", r.Method, r.URL.Path, hint))
+	})
+}
+
+// jsonNotFound answers paths the public handler api has no route for with
+// a JSON 404 rather than ServeMux's plain text, and passes the rest to next
+// (api behind the faults). Handlers that are not a ServeMux get everything.
+func jsonNotFound(api, next http.Handler) http.Handler {
+	resolver, ok := api.(routeResolver)
+	if !ok {
+		return next
+	}
+	nf := notFound("the public listener serves the part's API; /healthz, /metrics and /admin/ are on its admin listener")
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if _, pattern := resolver.Handler(r); pattern == "" {
+			r.Pattern = "" // counted as route "unmatched", not "/"
+			nf.ServeHTTP(w, r)
 			return
 		}
-		h.ServeHTTP(w, r)
+		next.ServeHTTP(w, r)
 	})
 }

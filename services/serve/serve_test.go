@@ -44,7 +44,7 @@ func TestHealthzReportsReadinessAndInfo(t *testing.T) {
 		Ready:  func(context.Context) error { return notReady },
 		Info:   func() map[string]any { return map[string]any{"breakers": map[string]any{"enabled": true}} },
 	})
-	base := servetest.Start(t, s)
+	_, base := servetest.StartBoth(t, s)
 
 	code, body := call(t, "GET", base+"/healthz", "")
 	var h map[string]any
@@ -64,13 +64,13 @@ func TestHealthzReportsReadinessAndInfo(t *testing.T) {
 
 func TestREDMetricsAreLabelledByRoutePatternNotPath(t *testing.T) {
 	s := serve.New(serve.Options{Public: public()})
-	base := servetest.Start(t, s)
+	base, admin := servetest.StartBoth(t, s)
 	call(t, "GET", base+"/things/1", "")
 	call(t, "GET", base+"/things/2", "")
 	call(t, "POST", base+"/things", "")
 	call(t, "GET", base+"/nowhere", "")
 
-	_, metrics := call(t, "GET", base+"/metrics", "")
+	_, metrics := call(t, "GET", admin+"/metrics", "")
 	for _, want := range []string{
 		`lab_http_requests_total{code="200",method="GET",route="/things/{id}"} 2`,
 		`lab_http_requests_total{code="201",method="POST",route="/things"} 1`,
@@ -97,13 +97,13 @@ func TestMetricsPassPromlint(t *testing.T) {
 
 func TestFaultsInjectErrorsAndLatencyIntoPublicRoutesOnly(t *testing.T) {
 	s := serve.New(serve.Options{Public: public()})
-	base := servetest.Start(t, s)
+	pub, base := servetest.StartBoth(t, s)
 
 	code, body := call(t, "POST", base+"/admin/faults", `{"error_rate": 1}`)
 	if code != 200 || !strings.Contains(body, `"error_rate":1`) {
 		t.Fatalf("set faults: %d %s", code, body)
 	}
-	if code, body := call(t, "GET", base+"/things/1", ""); code != 500 || !strings.Contains(body, "injected fault") {
+	if code, body := call(t, "GET", pub+"/things/1", ""); code != 500 || !strings.Contains(body, "injected fault") {
 		t.Errorf("public route with error_rate 1: %d %s, want 500 injected", code, body)
 	}
 	if code, body := call(t, "GET", base+"/healthz", ""); code != 200 || !strings.Contains(body, `"faults"`) {
@@ -116,7 +116,7 @@ func TestFaultsInjectErrorsAndLatencyIntoPublicRoutesOnly(t *testing.T) {
 
 	call(t, "POST", base+"/admin/faults", `{"latency": "150ms"}`)
 	began := time.Now()
-	if code, _ := call(t, "GET", base+"/things/1", ""); code != 200 {
+	if code, _ := call(t, "GET", pub+"/things/1", ""); code != 200 {
 		t.Errorf("latency only: status %d, want 200 (the POST replaced error_rate)", code)
 	}
 	if took := time.Since(began); took < 150*time.Millisecond {
@@ -134,7 +134,7 @@ func TestFaultsInjectErrorsAndLatencyIntoPublicRoutesOnly(t *testing.T) {
 
 func TestFaultRequestsAreValidated(t *testing.T) {
 	s := serve.New(serve.Options{Public: public()})
-	base := servetest.Start(t, s)
+	_, base := servetest.StartBoth(t, s)
 	for body, field := range map[string]string{
 		`{"error_rate": 1.5}`:            "error_rate",
 		`{"error_rate": -0.1}`:           "error_rate",
@@ -163,19 +163,20 @@ func TestAdminAnswersLoopbackOnlyAndPartsCanExtendIt(t *testing.T) {
 
 	for _, remote := range []string{"127.0.0.1:5000", "[::1]:5000"} {
 		req := httptest.NewRequest("POST", "/admin/slow-db", nil)
-		req.RemoteAddr = remote
+		req.RemoteAddr, req.Host = remote, "127.0.0.1:7776"
 		rec := httptest.NewRecorder()
-		s.ServeHTTP(rec, req)
+		s.Admin().ServeHTTP(rec, req)
 		if rec.Code != http.StatusNoContent {
 			t.Errorf("from %s: %d, want 204 from the part's own admin endpoint", remote, rec.Code)
 		}
 	}
 	for _, remote := range []string{"10.1.2.3:5000", "192.168.0.9:1", "[2001:db8::1]:80", "garbage"} {
-		for _, target := range []string{"/admin/faults", "/admin/slow-db"} {
+		for _, target := range []string{"/admin/faults", "/admin/slow-db", "/metrics", "/debug/pprof/"} {
 			req := httptest.NewRequest("POST", target, strings.NewReader(`{"error_rate":1}`))
+			req.Header.Set("Content-Type", "application/json")
 			req.RemoteAddr = remote
 			rec := httptest.NewRecorder()
-			s.ServeHTTP(rec, req)
+			s.Admin().ServeHTTP(rec, req)
 			if rec.Code != http.StatusForbidden {
 				t.Errorf("%s from %s: %d, want 403", target, remote, rec.Code)
 			}
@@ -183,6 +184,137 @@ func TestAdminAnswersLoopbackOnlyAndPartsCanExtendIt(t *testing.T) {
 	}
 	if s.Faults().Current().Active() {
 		t.Error("a non-loopback client set faults")
+	}
+}
+
+// The public listener serves the part's API and nothing else: health,
+// metrics, profiling and faults are on the admin listener, and every path
+// the part does not serve is a JSON 404 on both.
+func TestPublicAndAdminListenersServeSeparateTrees(t *testing.T) {
+	s := serve.New(serve.Options{Public: public()})
+	pub, admin := servetest.StartBoth(t, s)
+	for _, path := range []string{"/healthz", "/metrics", "/admin/faults", "/admin/config", "/debug/pprof/", "/nowhere"} {
+		a := servetest.Call(t, "GET", pub+path, "")
+		var e map[string]string
+		if a.Status != 404 || json.Unmarshal(a.Body, &e) != nil || !strings.Contains(e["error"], path) {
+			t.Errorf("public GET %s: %d %s, want a JSON 404 naming the path", path, a.Status, a.Body)
+		}
+	}
+	if a := servetest.Call(t, "POST", pub+"/admin/faults", `{"error_rate":1}`); a.Status != 404 || s.Faults().Current().Active() {
+		t.Errorf("public POST /admin/faults: %d %s, want 404 and no fault set", a.Status, a.Body)
+	}
+	if a := servetest.Call(t, "GET", pub+"/things/7", ""); a.Status != 200 {
+		t.Errorf("public API: %d", a.Status)
+	}
+	for _, path := range []string{"/healthz", "/metrics", "/admin/faults", "/debug/pprof/", "/debug/pprof/goroutine?debug=1"} {
+		if a := servetest.Call(t, "GET", admin+path, ""); a.Status != 200 {
+			t.Errorf("admin GET %s: %d %.200s, want 200", path, a.Status, a.Body)
+		}
+	}
+	for _, path := range []string{"/things/7", "/admin/nope", "/nowhere"} {
+		a := servetest.Call(t, "GET", admin+path, "")
+		if a.Status != 404 || !strings.HasPrefix(a.Header.Get("Content-Type"), "application/json") {
+			t.Errorf("admin GET %s: %d %s %s, want a JSON 404", path, a.Status, a.Header.Get("Content-Type"), a.Body)
+		}
+	}
+}
+
+// A web page the user visits must not reach the admin listener: not by DNS
+// rebinding (a foreign Host), not cross-site (a foreign Origin), not with a
+// form or "simple" request (a non-JSON content type), not from a browser at
+// all for anything that changes state.
+func TestAdminRefusesBrowserStyleCrossSiteRequests(t *testing.T) {
+	s := serve.New(serve.Options{Public: public()})
+	_, admin := servetest.StartBoth(t, s)
+	send := func(method, path, body string, hdr map[string]string, host string) int {
+		req, _ := http.NewRequest(method, admin+path, strings.NewReader(body))
+		for k, v := range hdr {
+			req.Header.Set(k, v)
+		}
+		if host != "" {
+			req.Host = host
+		}
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		return res.StatusCode
+	}
+	jsonCT := map[string]string{"Content-Type": "application/json"}
+	refused := []struct {
+		name         string
+		method, path string
+		body         string
+		hdr          map[string]string
+		host         string
+		want         int
+	}{
+		{"rebinding Host", "POST", "/admin/faults", `{"error_rate":1}`, jsonCT, "evil.example:80", 403},
+		{"rebinding Host on a read", "GET", "/metrics", "", nil, "attacker.test", 403},
+		{"foreign Origin", "POST", "/admin/faults", `{"error_rate":1}`, map[string]string{"Content-Type": "application/json", "Origin": "http://evil.example"}, "", 403},
+		{"text/plain form post", "POST", "/admin/faults", `{"error_rate":1}`, map[string]string{"Content-Type": "text/plain"}, "", 415},
+		{"urlencoded form post", "POST", "/admin/faults", `error_rate=1`, map[string]string{"Content-Type": "application/x-www-form-urlencoded"}, "", 415},
+		{"body without a type", "DELETE", "/admin/faults", `x`, nil, "", 415},
+		{"browser user agent", "POST", "/admin/faults", `{"error_rate":1}`, map[string]string{"Content-Type": "application/json", "User-Agent": "Mozilla/5.0 (X11; Linux x86_64)"}, "", 403},
+	}
+	for _, c := range refused {
+		if got := send(c.method, c.path, c.body, c.hdr, c.host); got != c.want {
+			t.Errorf("%s: %s %s answered %d, want %d", c.name, c.method, c.path, got, c.want)
+		}
+	}
+	if s.Faults().Current().Active() {
+		t.Fatal("a refused request set a fault")
+	}
+	allowed := []struct {
+		name string
+		host string
+		hdr  map[string]string
+	}{
+		{"localhost", "localhost:1", jsonCT},
+		{"IP literal", "", jsonCT},
+		{"same origin", "", map[string]string{"Content-Type": "application/json; charset=utf-8", "Origin": admin}},
+	}
+	for _, c := range allowed {
+		if got := send("POST", "/admin/faults", `{"error_rate":0}`, c.hdr, c.host); got != 200 {
+			t.Errorf("%s: answered %d, want 200", c.name, got)
+		}
+	}
+	if got := send("GET", "/debug/pprof/", "", map[string]string{"User-Agent": "Mozilla/5.0"}, "localhost"); got != 200 {
+		t.Errorf("a browser on this machine reading pprof by a loopback name: %d, want 200", got)
+	}
+}
+
+// --admin-allow lets named networks and host names in (the compose stack),
+// and rejects what is not a CIDR or a host name.
+func TestAdminAllowList(t *testing.T) {
+	g, err := serve.ParseAllow([]string{"172.28.0.0/16", "webserver-rpc"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := g.Wrap(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
+	for _, c := range []struct {
+		remote, host string
+		want         int
+	}{
+		{"172.28.3.4:999", "webserver-rpc:7774", 200},
+		{"172.28.3.4:999", "172.28.0.5:7774", 200},
+		{"172.29.0.1:999", "webserver-rpc:7774", 403},
+		{"172.28.3.4:999", "other:7774", 403},
+		{"127.0.0.1:999", "localhost:7774", 200},
+	} {
+		req := httptest.NewRequest("GET", "/metrics", nil)
+		req.RemoteAddr, req.Host = c.remote, c.host
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		if rec.Code != c.want {
+			t.Errorf("from %s as Host %s: %d, want %d", c.remote, c.host, rec.Code, c.want)
+		}
+	}
+	for _, bad := range []string{"10.0.0.1", "not a name", "300.1.1.1/8"} {
+		if _, err := serve.ParseAllow([]string{bad}); err == nil || !strings.Contains(err.Error(), bad) {
+			t.Errorf("--admin-allow %q: %v, want an error naming it", bad, err)
+		}
 	}
 }
 
@@ -210,7 +342,11 @@ func TestShutdownLetsInFlightRequestsFinish(t *testing.T) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	stopped := make(chan error, 1)
-	go func() { stopped <- serve.New(serve.Options{Public: mux}).Serve(ctx, ln) }()
+	adm, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() { stopped <- serve.New(serve.Options{Public: mux}).Serve(ctx, ln, adm) }()
 
 	got := make(chan string, 1)
 	go func() {

@@ -25,18 +25,31 @@ import (
 	"github.com/ratingslab/lab/services/serve"
 )
 
-// Start serves srv on 127.0.0.1 port 0 until the test ends and returns its
-// base URL. The listener is open before Start returns, so the server takes
-// requests at once. At the end Serve must return nil within its shutdown grace.
+// Start serves srv on 127.0.0.1 port 0 until the test ends and returns the
+// base URL of its public listener (StartBoth also gives the admin one).
 func Start(t testing.TB, srv *serve.Server) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	public, _ := StartBoth(t, srv)
+	return public
+}
+
+// StartBoth serves srv's public and admin listeners on 127.0.0.1 port 0
+// until the test ends and returns both base URLs. The listeners are open
+// before it returns, so the server takes requests at once. At the end Serve
+// must return nil within its shutdown grace.
+func StartBoth(t testing.TB, srv *serve.Server) (public, admin string) {
+	t.Helper()
+	pub, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	adm, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- srv.Serve(ctx, ln) }()
+	go func() { done <- srv.Serve(ctx, pub, adm) }()
 	t.Cleanup(func() {
 		cancel()
 		select {
@@ -48,7 +61,7 @@ func Start(t testing.TB, srv *serve.Server) string {
 			t.Error("Serve did not return after cancel")
 		}
 	})
-	return "http://" + ln.Addr().String()
+	return "http://" + pub.Addr().String(), "http://" + adm.Addr().String()
 }
 
 // Answer is what a call got back.
@@ -58,12 +71,16 @@ type Answer struct {
 	Body   []byte
 }
 
-// Call sends one request with body (empty: none) and reads the whole answer.
+// Call sends one request with body (empty: none; else sent as JSON) and
+// reads the whole answer.
 func Call(t testing.TB, method, url, body string) Answer {
 	t.Helper()
 	req, err := http.NewRequest(method, url, strings.NewReader(body))
 	if err != nil {
 		t.Fatal(err)
+	}
+	if body != "" {
+		req.Header.Set("Content-Type", "application/json") // the lab's APIs take JSON
 	}
 	res, err := http.DefaultClient.Do(req)
 	if err != nil {

@@ -17,7 +17,7 @@ import (
 
 // Runner is the `lab serve movies-connect` process.
 type Runner struct {
-	listen    string
+	listen    serve.Listen
 	data      string
 	legacyDB  string
 	poll      time.Duration
@@ -27,7 +27,7 @@ type Runner struct {
 }
 
 func (r *Runner) Flags(fs *flag.FlagSet) {
-	fs.StringVar(&r.listen, "listen", "127.0.0.1:7725", "HTTP `address` for /healthz, /metrics and /admin/")
+	r.listen.Flags(fs, "127.0.0.1:7725", "nothing but a JSON 404 (movies-connect has no public API)")
 	fs.StringVar(&r.data, "data", "", "data `dir`ectory; the connector's position (source offset) is stored here (required)")
 	fs.StringVar(&r.legacyDB, "legacy-db", "", "`path` of the legacy movie catalog (SQLite) to stream (required)")
 	fs.DurationVar(&r.poll, "poll-interval", time.Second, "pause between polls of the catalog that found nothing new")

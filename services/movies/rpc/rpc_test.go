@@ -18,7 +18,8 @@ import (
 	"github.com/ratingslab/lab/services/servetest"
 )
 
-// startMovies runs movies-rpc over a fresh seeded catalog on a real port.
+// startMovies runs movies-rpc over a fresh seeded catalog on a real port;
+// it returns the public base URL (adminOf gives the admin one).
 func startMovies(t *testing.T) (string, *legacydb.DB) {
 	t.Helper()
 	db, _, err := legacydb.Create(filepath.Join(t.TempDir(), "movies.db"))
@@ -26,8 +27,15 @@ func startMovies(t *testing.T) (string, *legacydb.DB) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { db.Close() })
-	return servetest.Start(t, rpc.NewServer(db, prometheus.NewRegistry(), nil)), db
+	pub, admin := servetest.StartBoth(t, rpc.NewServer(db, prometheus.NewRegistry(), nil))
+	admins[pub] = admin
+	return pub, db
 }
+
+// admins maps a started server's public base URL to its admin one.
+var admins = map[string]string{}
+
+func adminOf(base string) string { return admins[base] }
 
 func TestMoviesAreServedFromTheLegacyCatalog(t *testing.T) {
 	base, _ := startMovies(t)
@@ -73,7 +81,7 @@ func itoa(n int64) string { b, _ := json.Marshal(n); return string(b) }
 func TestSlowDBFaultDelaysCatalogQueries(t *testing.T) {
 	base, db := startMovies(t)
 	var shown map[string]string
-	if code := servetest.CallJSON(t, "POST", base+"/admin/slow-db", `{"delay":"200ms"}`, &shown); code != 200 || shown["delay"] != "200ms" {
+	if code := servetest.CallJSON(t, "POST", adminOf(base)+"/admin/slow-db", `{"delay":"200ms"}`, &shown); code != 200 || shown["delay"] != "200ms" {
 		t.Fatalf("set slow-db: %d %v", code, shown)
 	}
 	began := time.Now()
@@ -82,16 +90,16 @@ func TestSlowDBFaultDelaysCatalogQueries(t *testing.T) {
 		t.Errorf("query took %v with a 200ms slow-db fault", took)
 	}
 	var health map[string]any
-	if code := servetest.CallJSON(t, "GET", base+"/healthz", "", &health); code != 200 || health["slow_db"] != "200ms" {
+	if code := servetest.CallJSON(t, "GET", adminOf(base)+"/healthz", "", &health); code != 200 || health["slow_db"] != "200ms" {
 		t.Errorf("/healthz during slow-db: %d %v, want ok showing slow_db", code, health)
 	}
 	for _, bad := range []string{`{"delay":"soon"}`, `{"delay":"-1s"}`, `{"delay":"5m"}`, `{"wait":"1s"}`} {
 		var e map[string]string
-		if code := servetest.CallJSON(t, "POST", base+"/admin/slow-db", bad, &e); code != 400 || e["error"] == "" {
+		if code := servetest.CallJSON(t, "POST", adminOf(base)+"/admin/slow-db", bad, &e); code != 400 || e["error"] == "" {
 			t.Errorf("%s: %d %v, want 400", bad, code, e)
 		}
 	}
-	servetest.CallJSON(t, "DELETE", base+"/admin/slow-db", "", &shown)
+	servetest.CallJSON(t, "DELETE", adminOf(base)+"/admin/slow-db", "", &shown)
 	if db.QueryDelay() != 0 || shown["delay"] != "0s" {
 		t.Errorf("after DELETE the delay is %v", db.QueryDelay())
 	}

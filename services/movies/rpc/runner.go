@@ -16,12 +16,12 @@ import (
 
 // Runner is the movies-rpc part: `lab serve movies-rpc`.
 type Runner struct {
-	Listen   string
+	Listen   serve.Listen
 	LegacyDB string
 }
 
 func (r *Runner) Flags(fs *flag.FlagSet) {
-	fs.StringVar(&r.Listen, "listen", "127.0.0.1:7712", "HTTP address: API, /healthz, /metrics, /admin/")
+	r.Listen.Flags(fs, "127.0.0.1:7712", "the movies API")
 	fs.StringVar(&r.LegacyDB, "legacy-db", ".lab/data/legacy/movies.db", "legacy movie catalog (SQLite); created with the seed catalog if missing")
 }
 

@@ -23,6 +23,7 @@ import (
 
 type stack struct {
 	ratings string // ratings-rpc base URL
+	admin   string // its admin listener
 	movies  *servetest.Edge
 	store   *rpc.Store
 	dir     string
@@ -56,7 +57,8 @@ func startStack(t *testing.T, s breaker.Settings) *stack {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &stack{ratings: servetest.Start(t, srv), movies: movies, store: store, dir: dir}
+	pub, admin := servetest.StartBoth(t, srv)
+	return &stack{ratings: pub, admin: admin, movies: movies, store: store, dir: dir}
 }
 
 func rate(t *testing.T, base, requestID string, movie, tenths int64) int {
@@ -215,7 +217,7 @@ func TestWhenMoviesRPCIsDownRatingsFailFastAndReadsDegrade(t *testing.T) {
 		time.Sleep(50 * time.Millisecond)
 	}
 	var health map[string]any
-	servetest.CallJSON(t, "GET", st.ratings+"/healthz", "", &health)
+	servetest.CallJSON(t, "GET", st.admin+"/healthz", "", &health)
 	state := health["breakers"].(map[string]any)["movies-rpc"].(map[string]any)["state"]
 	if state != "closed" {
 		t.Errorf("breaker after recovery: %v, want closed", state)
@@ -246,7 +248,7 @@ func TestAcknowledgedRatingsSurviveARestart(t *testing.T) {
 func TestAdminConfigShowsBreakerSettings(t *testing.T) {
 	st := startStack(t, fastSettings())
 	var cfg map[string]any
-	if code := servetest.CallJSON(t, "GET", st.ratings+"/admin/config", "", &cfg); code != 200 {
+	if code := servetest.CallJSON(t, "GET", st.admin+"/admin/config", "", &cfg); code != 200 {
 		t.Fatalf("/admin/config: %d", code)
 	}
 	settings := cfg["breakers"].(map[string]any)["movies-rpc"].(map[string]any)["settings"].(map[string]any)

@@ -15,7 +15,7 @@ import (
 
 // Runner is the ratings-rpc part: `lab serve ratings-rpc`.
 type Runner struct {
-	Listen string
+	Listen serve.Listen
 	Data   string
 	Sync   string
 	Movies breaker.Upstream
@@ -37,7 +37,7 @@ func MoviesUpstream(url string, settings breaker.Settings) breaker.Upstream {
 }
 
 func (r *Runner) Flags(fs *flag.FlagSet) {
-	fs.StringVar(&r.Listen, "listen", "127.0.0.1:7711", "HTTP address: API, /healthz, /metrics, /admin/")
+	r.Listen.Flags(fs, "127.0.0.1:7711", "the ratings API")
 	fs.StringVar(&r.Data, "data", ".lab/data/ratings-rpc", "directory of the ratings store (ratings.db)")
 	fs.StringVar(&r.Sync, "sync", string(SyncNormal), "store durability: normal (survives kill) or full (fsync per commit, survives power loss)")
 	r.Movies = MoviesUpstream("http://127.0.0.1:7712", DefaultMoviesSettings())

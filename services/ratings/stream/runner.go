@@ -14,7 +14,7 @@ import (
 
 // Runner is the `lab serve ratings-stream` process.
 type Runner struct {
-	listen    string
+	listen    serve.Listen
 	data      string
 	delivery  string
 	group     string
@@ -25,7 +25,7 @@ type Runner struct {
 }
 
 func (r *Runner) Flags(fs *flag.FlagSet) {
-	fs.StringVar(&r.listen, "listen", "127.0.0.1:7721", "HTTP `address` for /healthz, /metrics, /state and /admin/")
+	r.listen.Flags(fs, "127.0.0.1:7721", "GET /state")
 	fs.StringVar(&r.data, "data", "", "data `dir`ectory of this instance's embedded database (required)")
 	fs.StringVar(&r.delivery, "delivery", string(EffectivelyOnce), "`mode`: effectively-once (state and offsets in one transaction) or at-least-once (offsets committed to the group after processing)")
 	fs.StringVar(&r.group, "group", "ratings-stream", "consumer `group` id")

@@ -23,6 +23,7 @@ import (
 
 type chain struct {
 	web    string
+	admin  string // webserver-rpc's admin listener
 	movies *servetest.Edge
 	reg    *prometheus.Registry
 }
@@ -56,7 +57,8 @@ func startChain(t *testing.T, breakersOn bool) *chain {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &chain{web: servetest.Start(t, webSrv), movies: movies, reg: reg}
+	web, admin := servetest.StartBoth(t, webSrv)
+	return &chain{web: web, admin: admin, movies: movies, reg: reg}
 }
 
 // quick makes s open and probe fast enough for a test: 3 failures open the
@@ -190,7 +192,7 @@ func TestWithBreakersOffEveryRatingWaitsTheFullTimeout(t *testing.T) {
 func TestHealthAndConfigShowTheBreakerSettings(t *testing.T) {
 	c := startChain(t, true)
 	var h map[string]any
-	if code := servetest.CallJSON(t, "GET", c.web+"/healthz", "", &h); code != 200 || h["status"] != "ok" {
+	if code := servetest.CallJSON(t, "GET", c.admin+"/healthz", "", &h); code != 200 || h["status"] != "ok" {
 		t.Fatalf("/healthz: %d %v", code, h)
 	}
 	dep := h["breakers"].(map[string]any)["ratings-rpc"].(map[string]any)
@@ -198,7 +200,7 @@ func TestHealthAndConfigShowTheBreakerSettings(t *testing.T) {
 		t.Errorf("/healthz breakers: %v", dep)
 	}
 	var cfg map[string]any
-	if code := servetest.CallJSON(t, "GET", c.web+"/admin/config", "", &cfg); code != 200 || cfg["breakers"] == nil {
+	if code := servetest.CallJSON(t, "GET", c.admin+"/admin/config", "", &cfg); code != 200 || cfg["breakers"] == nil {
 		t.Errorf("/admin/config: %d %v", code, cfg)
 	}
 }

@@ -17,7 +17,7 @@ import (
 
 // Runner is the webserver-rpc part: `lab serve webserver-rpc`.
 type Runner struct {
-	Listen  string
+	Listen  serve.Listen
 	Ratings breaker.Upstream
 }
 
@@ -37,7 +37,7 @@ func RatingsUpstream(url string, settings breaker.Settings) breaker.Upstream {
 }
 
 func (r *Runner) Flags(fs *flag.FlagSet) {
-	fs.StringVar(&r.Listen, "listen", "127.0.0.1:7710", "HTTP address: public API and page, /healthz, /metrics, /admin/")
+	r.Listen.Flags(fs, "127.0.0.1:7710", "the public API and page")
 	r.Ratings = RatingsUpstream("http://127.0.0.1:7711", DefaultRatingsSettings())
 	r.Ratings.Flags(fs)
 }

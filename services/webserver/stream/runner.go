@@ -16,7 +16,7 @@ import (
 
 // Runner is the `lab serve webserver-stream` process.
 type Runner struct {
-	listen         string
+	listen         serve.Listen
 	data           string
 	produceTimeout time.Duration
 	topicWait      time.Duration
@@ -24,7 +24,7 @@ type Runner struct {
 }
 
 func (r *Runner) Flags(fs *flag.FlagSet) {
-	fs.StringVar(&r.listen, "listen", "127.0.0.1:7720", "HTTP `address`: public API and page, /healthz, /metrics, /admin/")
+	r.listen.Flags(fs, "127.0.0.1:7720", "the public API and page")
 	fs.StringVar(&r.data, "data", "", "data `dir`ectory of the embedded view (required)")
 	fs.DurationVar(&r.produceTimeout, "produce-timeout", 2*time.Second, "how long POST /api/ratings waits for the broker's acknowledgement before answering 503")
 	fs.DurationVar(&r.topicWait, "topic-wait", 30*time.Second, "how long to wait at start for the topics before giving up")

@@ -67,6 +67,7 @@ type webserverUnderTest struct {
 	b      *Backend
 	reg    *prometheus.Registry
 	srv    *httptest.Server
+	admin  http.Handler
 	cancel context.CancelFunc
 	done   chan error
 }
@@ -80,7 +81,8 @@ func (f *fixture) start(dir string, produceTimeout time.Duration) *webserverUnde
 		f.t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	w := &webserverUnderTest{b: b, reg: reg, srv: httptest.NewServer(NewServer(b, reg, nil)), cancel: cancel, done: make(chan error, 1)}
+	srv := NewServer(b, reg, nil)
+	w := &webserverUnderTest{b: b, reg: reg, srv: httptest.NewServer(srv), admin: srv.Admin(), cancel: cancel, done: make(chan error, 1)}
 	go func() { w.done <- b.Run(ctx) }()
 	f.t.Cleanup(w.stop)
 	return w
@@ -119,6 +121,19 @@ func (w *webserverUnderTest) get(t *testing.T, path string, v any) int {
 		_ = json.NewDecoder(res.Body).Decode(v)
 	}
 	return res.StatusCode
+}
+
+// getAdmin is get on the server's admin tree (health, metrics, faults).
+func (w *webserverUnderTest) getAdmin(t *testing.T, path string, v any) int {
+	t.Helper()
+	rec := httptest.NewRecorder()
+	req := httptest.NewRequest(http.MethodGet, path, nil)
+	req.Host, req.RemoteAddr = "127.0.0.1", "127.0.0.1:1"
+	w.admin.ServeHTTP(rec, req)
+	if v != nil {
+		_ = json.NewDecoder(rec.Body).Decode(v)
+	}
+	return rec.Code
 }
 
 func (w *webserverUnderTest) waitReady(t *testing.T) {
@@ -324,7 +339,7 @@ func TestViewSurvivesARestartAndServesWithoutTheBroker(t *testing.T) {
 	}
 	servetest.WaitFor(t, 15*time.Second, "/healthz to say why the view cannot hydrate", func() (bool, string) {
 		var h map[string]any
-		code := w.get(t, "/healthz", &h)
+		code := w.getAdmin(t, "/healthz", &h)
 		msg := fmt.Sprint(h["error"])
 		return code == 503 && (strings.Contains(msg, "view: reading") || strings.Contains(msg, "unreachable")), fmt.Sprint(code, " ", msg)
 	})
