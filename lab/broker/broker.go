@@ -13,12 +13,16 @@ import (
 	"net"
 	"os"
 	"strconv"
+	"sync"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/segmentio/kafka-go"
 	"github.com/twmb/franz-go/pkg/kfake"
 
 	"github.com/ratingslab/lab/services/model"
+	"github.com/ratingslab/lab/services/serve"
 )
 
 // Topics are created at start when missing: the lab's topics, model.Topics.
@@ -27,6 +31,7 @@ var Topics = model.Topics
 // Runner is the `lab serve broker` process.
 type Runner struct {
 	listen          string
+	admin           serve.Listen
 	dataDir         string
 	compactInterval time.Duration
 	syncWrites      bool
@@ -34,47 +39,121 @@ type Runner struct {
 
 func (r *Runner) Flags(fs *flag.FlagSet) {
 	fs.StringVar(&r.listen, "listen", "127.0.0.1:9092", "Kafka listener `address` (loopback only; also the advertised address)")
+	fs.StringVar(&r.admin.Admin, "admin-listen", "", "admin HTTP `address`: /healthz (Kafka readiness and the data dir check), /metrics, /debug/pprof/ (default 127.0.0.1 at the --listen port + 64)")
+	fs.StringVar(&r.admin.Allow, "admin-allow", "", "who may use the admin listener besides loopback (see 'lab serve webserver-rpc --help')")
 	fs.StringVar(&r.dataDir, "data", "", "data `dir`ectory; records, topics and group offsets persist here (empty: in memory only)")
 	fs.DurationVar(&r.compactInterval, "compact-interval", 5*time.Second, "how often compacted topics are cleaned (log.cleaner.backoff.ms)")
 	fs.BoolVar(&r.syncWrites, "sync-writes", false, "fsync every produced batch (default: OS page cache, like Kafka's default; survives a process kill, not a power cut)")
 }
 
 func (r *Runner) Run(ctx context.Context, log *slog.Logger) error {
-	c, err := Start(r.listen, r.dataDir, r.compactInterval, r.syncWrites)
+	admin, err := serve.Listen{Public: r.listen, Admin: r.admin.Admin}.AdminAddr()
 	if err != nil {
 		return err
 	}
-	log.Info("broker ready", "listen", r.listen, "data", r.dataDir)
-	<-ctx.Done()
+	c, check, err := Open(r.listen, r.dataDir, r.compactInterval, r.syncWrites, log)
+	if err != nil {
+		return err
+	}
+	reportCheck(log, check)
+	reg := prometheus.NewRegistry()
+	lost := prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "lab_broker_lost_records",
+		Help: "Records the broker held before its last restart and no longer holds (data dir check at start), by topic.",
+	}, []string{"topic"})
+	reg.MustRegister(lost)
+	for _, t := range Topics {
+		lost.WithLabelValues(t.Name).Set(0)
+	}
+	for _, l := range check.Lost {
+		lost.WithLabelValues(l.Topic).Add(float64(l.Had - l.Has))
+	}
+	srv := serve.New(serve.Options{
+		Registry: reg,
+		Ready:    func(ctx context.Context) error { return Ready(ctx, r.listen) },
+		Info: func() map[string]any {
+			info := map[string]any{"listen": r.listen, "data": r.dataDir, "data_check": check}
+			if w := check.Warning(); w != "" {
+				info["warning"] = w
+			}
+			return info
+		},
+		Log: log,
+	})
+	log.Info("broker ready", "listen", r.listen, "admin", admin, "data", r.dataDir)
+	var wg sync.WaitGroup
+	if r.dataDir != "" {
+		wg.Go(func() { keepWatermarks(ctx, c, r.dataDir, time.Second, log) })
+	}
+	err = srv.Run(ctx, serve.Listen{Admin: admin, Allow: r.admin.Allow})
+	wg.Wait()
 	c.Close()
 	log.Info("broker stopped")
+	if err != nil && ctx.Err() == nil {
+		return err
+	}
 	return nil
 }
 
+// reportCheck logs what the data dir check found, loudly when data was lost.
+func reportCheck(log *slog.Logger, d DataCheck) {
+	for _, l := range d.Lost {
+		log.Error("DATA LOST: the partition ends below where it ended before the restart (truncated or damaged data dir)",
+			"topic", l.Topic, "partition", l.Partition, "had_high_watermark", l.Had, "has_high_watermark", l.Has, "lost_records", l.Had-l.Has)
+	}
+	for _, m := range d.Damaged {
+		log.Error("DATA DAMAGED: kfake dropped corrupt data while loading the data dir", "detail", m)
+	}
+	for _, t := range d.Recreated {
+		log.Warn("topic was recreated since the watermarks were recorded; not compared", "topic", t)
+	}
+	for _, f := range d.ConfigsFixed {
+		log.Warn("topic config brought in line with the lab's topic table", "config", f)
+	}
+	if d.Warning() == "" && !d.Baseline.IsZero() {
+		log.Info("data dir checked: every partition reaches its recorded watermark", "recorded", d.Baseline.Format(time.RFC3339))
+	}
+}
+
 // Start runs a broker on listen (host must be loopback) and creates the lab's
-// topics that do not exist yet.
+// topics that do not exist yet (Open without the report).
 func Start(listen, dataDir string, compactInterval time.Duration, syncWrites bool) (*kfake.Cluster, error) {
+	c, _, err := Open(listen, dataDir, compactInterval, syncWrites, slog.New(slog.DiscardHandler))
+	return c, err
+}
+
+// Open runs a broker on listen (host must be loopback), loads dataDir and
+// checks it against the watermarks recorded there, creates the lab's topics
+// that do not exist yet and fixes the configs of those that do.
+func Open(listen, dataDir string, compactInterval time.Duration, syncWrites bool, log *slog.Logger) (*kfake.Cluster, DataCheck, error) {
+	var check DataCheck
 	host, portStr, err := net.SplitHostPort(listen)
 	if err != nil {
-		return nil, fmt.Errorf("--listen %q: %w", listen, err)
+		return nil, check, fmt.Errorf("--listen %q: %w", listen, err)
 	}
 	if ip := net.ParseIP(host); ip == nil || !ip.IsLoopback() {
-		return nil, fmt.Errorf("--listen %q: the embedded broker listens on loopback only", listen)
+		return nil, check, fmt.Errorf("--listen %q: the embedded broker listens on loopback only", listen)
 	}
 	port, err := strconv.Atoi(portStr)
 	if err != nil {
-		return nil, fmt.Errorf("--listen %q: bad port", listen)
+		return nil, check, fmt.Errorf("--listen %q: bad port", listen)
 	}
+	klog := &kfakeLog{log: log, loading: true}
 	opts := []kfake.Opt{
 		kfake.NumBrokers(1),
 		kfake.Ports(port),
 		kfake.ClusterID("ratings-lab"),
 		kfake.ListenFn(func(network, _ string) (net.Listener, error) { return net.Listen(network, listen) }),
 		kfake.BrokerConfigs(map[string]string{"log.cleaner.backoff.ms": strconv.FormatInt(compactInterval.Milliseconds(), 10)}),
+		kfake.WithLogger(klog),
 	}
+	var before watermarks
 	if dataDir != "" {
 		if err := os.MkdirAll(dataDir, 0o755); err != nil {
-			return nil, fmt.Errorf("--data %s: %w", dataDir, err)
+			return nil, check, fmt.Errorf("--data %s: %w", dataDir, err)
+		}
+		if before, err = readWatermarks(dataDir); err != nil {
+			log.Warn("the recorded watermarks are unreadable; the data dir cannot be checked this time", "error", err.Error())
 		}
 		opts = append(opts, kfake.DataDir(dataDir))
 	}
@@ -85,9 +164,14 @@ func Start(listen, dataDir string, compactInterval time.Duration, syncWrites boo
 	if err != nil {
 		var opErr *net.OpError
 		if errors.As(err, &opErr) {
-			return nil, fmt.Errorf("broker cannot listen on %s: %w", listen, err)
+			return nil, check, fmt.Errorf("broker cannot listen on %s: %w", listen, err)
 		}
-		return nil, fmt.Errorf("start broker: %w", err)
+		return nil, check, fmt.Errorf("start broker: %w", err)
+	}
+	check.Damaged = klog.loaded()
+	if dataDir != "" && len(before.Topics) > 0 {
+		check.Baseline = before.Written
+		check.Lost, check.Recreated = compare(before, currentWatermarks(c))
 	}
 	for _, t := range Topics {
 		if c.TopicInfo(t.Name) != nil {
@@ -95,10 +179,24 @@ func Start(listen, dataDir string, compactInterval time.Duration, syncWrites boo
 		}
 		if err := c.CreateTopic(t.Name, t.Partitions, t.Configs); err != nil {
 			c.Close()
-			return nil, fmt.Errorf("create topic %s: %w", t.Name, err)
+			return nil, check, fmt.Errorf("create topic %s: %w", t.Name, err)
 		}
 	}
-	return c, nil
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if check.ConfigsFixed, err = fixTopicConfigs(ctx, c, listen); err != nil {
+		c.Close()
+		return nil, check, err
+	}
+	if dataDir != "" {
+		// The restored state is the new baseline: a loss is reported by the
+		// start that finds it (and in this process's health), not forever.
+		if err := writeWatermarks(dataDir, currentWatermarks(c)); err != nil {
+			c.Close()
+			return nil, check, fmt.Errorf("--data %s: record watermarks: %w", dataDir, err)
+		}
+	}
+	return c, check, nil
 }
 
 // Ready checks protocol readiness: the broker answers a Metadata request and

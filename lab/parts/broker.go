@@ -1,8 +1,6 @@
 package parts
 
 import (
-	"context"
-
 	"github.com/ratingslab/lab/lab/broker"
 	"github.com/ratingslab/lab/lab/layout"
 )
@@ -17,7 +15,9 @@ func init() {
 		Args: func(env Env, _ int) []string {
 			return []string{"--listen", env.Ports.Broker(), "--data", env.Dir.BrokerData()}
 		},
-		Ready: func(ctx context.Context, p layout.Ports, _ int) error { return broker.Ready(ctx, p.Broker()) },
+		// Its admin /healthz checks Kafka readiness on its own listener and
+		// reports what the data dir check found at start.
+		Admin: func(p layout.Ports, _ int) string { return p.AdminBroker() },
 		Addr:  func(p layout.Ports, _ int) string { return p.Broker() },
 	})
 }

@@ -21,13 +21,31 @@ type Topic struct {
 	Configs    map[string]string
 }
 
-// Topics are every topic the lab's broker creates at start. Compacted topics
-// keep the latest value per key, so a new consumer can rebuild a table from them.
+// Topics are every topic the lab creates (the embedded broker at start, and
+// any tool creating them on a real cluster: take the configs from here).
+// Compacted topics keep the latest value per key, so a new consumer can
+// rebuild a table from them.
+//
+// Every topic keeps its records forever (retention.ms=-1, retention.bytes=-1):
+// the log is the lab's recording, and rebuilds, forks and imports of old
+// records depend on it. Kafka's default (7 days) would trim `ratings`, and
+// kfake applies time retention to compacted topics too. Compacted topics
+// still drop tombstones after delete.retention.ms (Kafka's default, 1 day),
+// which loses nothing: a tombstone's key has no value left to rebuild.
 var Topics = []Topic{
-	{Name: TopicRatings, Partitions: RatingsPartitions},
-	{Name: TopicMovies, Partitions: 1, Configs: map[string]string{"cleanup.policy": "compact"}},
-	{Name: TopicRatedMovies, Partitions: RatingsPartitions, Configs: map[string]string{"cleanup.policy": "compact"}},
-	{Name: TopicRatingsDLQ, Partitions: 1},
+	{Name: TopicRatings, Partitions: RatingsPartitions, Configs: keptForever(nil)},
+	{Name: TopicMovies, Partitions: 1, Configs: keptForever(map[string]string{"cleanup.policy": "compact"})},
+	{Name: TopicRatedMovies, Partitions: RatingsPartitions, Configs: keptForever(map[string]string{"cleanup.policy": "compact"})},
+	{Name: TopicRatingsDLQ, Partitions: 1, Configs: keptForever(nil)},
+}
+
+// keptForever adds unlimited retention (time and size) to a topic's configs.
+func keptForever(configs map[string]string) map[string]string {
+	out := map[string]string{"retention.ms": "-1", "retention.bytes": "-1"}
+	for k, v := range configs {
+		out[k] = v
+	}
+	return out
 }
 
 // Movie is one film of the legacy catalog.
