@@ -337,6 +337,12 @@ func newChaosStatusCmd(g *globals) *cobra.Command {
 					fmt.Fprintf(g.stdout, "  %s\n", describeFault(f, now))
 				}
 			}
+			if len(l.External) > 0 {
+				fmt.Fprintln(g.stdout, "\nFaults in force that the lab did not inject ('lab chaos heal --all' does not remove them):")
+				for _, line := range externalLines(l.External) {
+					fmt.Fprintln(g.stdout, line)
+				}
+			}
 			if n := len(l.History); n > 0 {
 				fmt.Fprintln(g.stdout, "\nRecently finished:")
 				for _, f := range l.History[max(0, n-5):] {
@@ -396,13 +402,33 @@ func faultStatus(g *globals, c *supervisor.Client, r *statusReport) []string {
 		return nil
 	}
 	r.Extras["faults"] = l.Active
+	r.Extras["external_faults"] = l.External
+	var lines []string
 	if len(l.Active) == 0 {
-		return []string{"", "Faults: none active ('lab chaos list' shows what can be injected)."}
+		lines = []string{"", "Faults: none active ('lab chaos list' shows what can be injected)."}
+	} else {
+		lines = []string{"", "Active faults ('lab chaos heal <id>' or 'lab chaos heal --all'):"}
+		now := time.Now()
+		for _, f := range l.Active {
+			lines = append(lines, "  "+describeFault(f, now))
+		}
 	}
-	lines := []string{"", "Active faults ('lab chaos heal <id>' or 'lab chaos heal --all'):"}
-	now := time.Now()
-	for _, f := range l.Active {
-		lines = append(lines, "  "+describeFault(f, now))
+	if len(l.External) > 0 {
+		lines = append(lines, "", "Faults in force that the lab did not inject (set through Toxiproxy's API or a part's admin endpoint):")
+		lines = append(lines, externalLines(l.External)...)
+	}
+	return lines
+}
+
+// externalLines describes faults set outside the lab, with how to undo each.
+func externalLines(fs []faults.ExternalFault) []string {
+	lines := make([]string, 0, len(fs))
+	for _, f := range fs {
+		undo := "remove it with toxiproxy-cli or DELETE on the Toxiproxy API"
+		if f.Via == "admin endpoint" {
+			undo = "DELETE it on the part's admin endpoint"
+		}
+		lines = append(lines, fmt.Sprintf("  %s — %s", f, undo))
 	}
 	return lines
 }

@@ -45,6 +45,9 @@ func (p *ParamValues) UnmarshalJSON(b []byte) error {
 type Listing struct {
 	Active  []Fault `json:"active"`
 	History []Fault `json:"history"`
+	// External are faults in force that the lab did not inject (set
+	// through Toxiproxy's API or a part's admin endpoint).
+	External []ExternalFault `json:"external"`
 }
 
 // CatalogInfo is GET /v1/faults/catalog: every fault and this lab's targets.
@@ -56,7 +59,7 @@ type CatalogInfo struct {
 // Routes maps the fault API onto a mux (the supervisor's control API, which
 // answers loopback clients only):
 //
-//	GET    /v1/faults           active faults and recent history
+//	GET    /v1/faults           active faults, recent history, and faults set outside the lab
 //	GET    /v1/faults/catalog   every fault, its parameters and this lab's targets
 //	GET    /v1/faults/{id}      one fault
 //	POST   /v1/faults           inject: {"fault","target","params","for","owner"} → 201
@@ -64,7 +67,10 @@ type CatalogInfo struct {
 //	DELETE /v1/faults           heal all
 func (inj *Injector) Routes(handle func(pattern string, h http.Handler)) {
 	handle("GET /v1/faults", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		l := Listing{Active: inj.Active(), History: inj.History()}
+		l := Listing{Active: inj.Active(), History: inj.History(), External: inj.External(r.Context())}
+		if l.External == nil {
+			l.External = []ExternalFault{}
+		}
 		if l.Active == nil {
 			l.Active = []Fault{}
 		}

@@ -1,0 +1,64 @@
+package faults
+
+import (
+	"context"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	toxiclient "github.com/Shopify/toxiproxy/v2/client"
+
+	"github.com/ratingslab/lab/services/serve"
+	"github.com/ratingslab/lab/services/servetest"
+)
+
+// Faults set around the lab — a toxic added with a Toxiproxy client, an
+// error rate posted to a part's admin endpoint — are reported as external;
+// the lab's own faults are not reported twice.
+func TestFaultsSetOutsideTheLabAreReported(t *testing.T) {
+	e := startEdges(t)
+	_, admin := startService(t)
+	e.inj.cfg.Targets.Services = map[string]string{"ratings-rpc": admin}
+	api := httptest.NewServer(serve.Guard{What: "the Toxiproxy API"}.Wrap(e.server.Routes()))
+	t.Cleanup(api.Close)
+	ctx := context.Background()
+
+	if got := e.inj.External(ctx); len(got) != 0 {
+		t.Fatalf("a quiet lab reports external faults: %v", got)
+	}
+	ours, err := e.inj.Inject(ctx, Request{Fault: "latency", Target: testEdge, Params: ParamValues{"latency": "100ms"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.inj.Inject(ctx, Request{Fault: "handler_latency", Target: "ratings-rpc", Params: ParamValues{"latency": "10ms"}}); err != nil {
+		t.Fatal(err)
+	}
+	if got := e.inj.External(ctx); len(got) != 0 {
+		t.Fatalf("the lab's own faults are reported as external: %v", got)
+	}
+
+	p, err := toxiclient.NewClient(api.URL).Proxy(testEdge)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.AddToxic("by-hand", "bandwidth", "downstream", 1, toxiclient.Attributes{"rate": 10}); err != nil {
+		t.Fatal(err)
+	}
+	if a := servetest.Call(t, "POST", "http://"+admin+"/admin/faults", `{"error_rate":0.5,"latency":"10ms"}`); a.Status != 200 {
+		t.Fatalf("set error_rate by hand: %d %s", a.Status, a.Body)
+	}
+
+	got := e.inj.External(ctx)
+	var lines []string
+	for _, f := range got {
+		lines = append(lines, f.String())
+	}
+	all := strings.Join(lines, "\n")
+	if len(got) != 2 || !strings.Contains(all, `bandwidth on client->server: toxic "by-hand"`) || !strings.Contains(all, "error_rate on ratings-rpc: 0.5") ||
+		!strings.Contains(all, "toxiproxy API") || !strings.Contains(all, "admin endpoint") {
+		t.Errorf("external faults:\n%s\nwant the bandwidth toxic (toxiproxy API) and the error rate (admin endpoint), nothing else", all)
+	}
+	if _, err := e.inj.Heal(ctx, ours.ID); err != nil {
+		t.Fatal(err)
+	}
+}
