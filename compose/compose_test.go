@@ -79,7 +79,7 @@ func TestStackHasTheLabPartsAndTheRealInfrastructure(t *testing.T) {
 		names = append(names, n)
 	}
 	slices.Sort(names)
-	want := []string{"grafana", "k6", "kafka", "kafka-init", "movies-connect", "movies-rpc", "prometheus",
+	want := []string{"grafana", "k6", "kafka", "kafka-init", "lab-load", "movies-connect", "movies-rpc", "prometheus",
 		"ratings-rpc", "ratings-stream", "toxiproxy", "webserver-rpc", "webserver-stream"}
 	if !slices.Equal(names, want) {
 		t.Errorf("services %v, want %v", names, want)
@@ -266,10 +266,12 @@ func TestKafkaInitCreatesTheEmbeddedBrokersTopics(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	create := regexp.MustCompile(`(?m)^create --topic (\S+) --partitions (\d+)(?: --config (\S+))?$`)
+	create := regexp.MustCompile(`(?m)^create --topic (\S+) --partitions (\d+)((?: --config \S+)*)$`)
 	got := map[string]string{}
 	for _, m := range create.FindAllStringSubmatch(string(body), -1) {
-		got[m[1]] = m[2] + " " + m[3]
+		cfg := strings.Fields(strings.ReplaceAll(m[3], "--config", ""))
+		slices.Sort(cfg)
+		got[m[1]] = m[2] + " " + strings.Join(cfg, ",")
 	}
 	want := map[string]string{}
 	for _, topic := range broker.Topics {
@@ -354,8 +356,9 @@ func TestPublishedPortsAreLoopbackAndUnique(t *testing.T) {
 	}
 }
 
-// composeTargets are the scrape targets of the stack: every lab service at
-// its --listen port, labelled like the native ones.
+// composeTargets are the scrape targets of the stack, as natively: every lab
+// service at its admin listener, labelled like the native ones, and the
+// load generator (the lab-load service, profile load) with honor_labels.
 func composeTargets(t *testing.T, p *types.Project) []prom.Target {
 	var targets []prom.Target
 	for _, name := range []string{"webserver-rpc", "ratings-rpc", "movies-rpc", "webserver-stream", "ratings-stream", "movies-connect"} {
@@ -363,11 +366,39 @@ func composeTargets(t *testing.T, p *types.Project) []prom.Target {
 		targets = append(targets, prom.Target{
 			Part:    s.Labels["org.ratingslab.part"],
 			Variant: s.Labels["org.ratingslab.variant"],
-			Addr:    name + ":" + listenPort(t, s),
+			Addr:    name + ":" + adminPort(t, s),
 		})
 	}
-	return targets
+	pl := load(t, "load")
+	lg := service(t, pl, "lab-load")
+	_, port, err := net.SplitHostPort(flagValue(lg.Command, "metrics-listen"))
+	if err != nil {
+		t.Fatalf("lab-load --metrics-listen: %v", err)
+	}
+	native := prom.LabTargets(ports)[1] // the load generator's target natively
+	native.Addr = "lab-load:" + port
+	return append(targets, native)
 }
+
+// adminPort is the port of a lab service's admin listener: its public port
+// + 64 as natively, bound in the stack's network, allowed for the stack's
+// subnet and the service's own name.
+func adminPort(t *testing.T, s types.ServiceConfig) string {
+	t.Helper()
+	host, port, err := net.SplitHostPort(flagValue(s.Command, "admin-listen"))
+	pub, _ := strconv.Atoi(listenPort(t, s))
+	if err != nil || host != "0.0.0.0" || port != strconv.Itoa(pub+64) {
+		t.Fatalf("%s: --admin-listen %q, want 0.0.0.0:%d (the public port + 64, reachable by Prometheus)", s.Name, flagValue(s.Command, "admin-listen"), pub+64)
+	}
+	allow := strings.Split(flagValue(s.Command, "admin-allow"), ",")
+	if !slices.Contains(allow, s.Name) || !slices.Contains(allow, stackSubnet) {
+		t.Fatalf("%s: --admin-allow %q, want the stack's subnet %s and its own name", s.Name, flagValue(s.Command, "admin-allow"), stackSubnet)
+	}
+	return port
+}
+
+// stackSubnet is the compose network's fixed subnet (docker-compose.yml).
+const stackSubnet = "172.28.0.0/16"
 
 func TestPrometheusScrapesEveryLabServiceWithPartAndVariantLabels(t *testing.T) {
 	p := load(t)
@@ -466,6 +497,11 @@ func TestK6DrivesBothWebserversAndWritesToPrometheus(t *testing.T) {
 	if !strings.HasPrefix(env(k6, "K6_PROMETHEUS_RW_SERVER_URL"), "http://prometheus:9090/") ||
 		!slices.Contains(service(t, p, "prometheus").Command, "--web.enable-remote-write-receiver") {
 		t.Error("k6 should remote-write to prometheus, which must accept it")
+	}
+	// handleSummary writes into SUMMARY_DIR; k6 creates no folders and
+	// /loadtests is mounted read-only, so it must be elsewhere.
+	if dir := env(k6, "SUMMARY_DIR"); dir == "" || strings.HasPrefix(dir, "/loadtests") {
+		t.Errorf("k6 SUMMARY_DIR=%q, want a writable folder outside the read-only /loadtests", dir)
 	}
 	scenario := strings.TrimPrefix(env(k6, "SCENARIO"), "/loadtests/")
 	if _, err := os.Stat(filepath.Join("..", "loadtests", scenario)); err != nil {

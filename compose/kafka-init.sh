@@ -10,9 +10,15 @@ create() {
   "$kafka_topics" --bootstrap-server "$bootstrap" --create --if-not-exists --replication-factor 1 "$@"
 }
 
-create --topic ratings --partitions 6
-create --topic movies --partitions 1 --config cleanup.policy=compact
-create --topic rated-movies --partitions 6 --config cleanup.policy=compact
-create --topic ratings-dlq --partitions 1
+create --topic ratings --partitions 6 --config retention.bytes=-1 --config retention.ms=-1
+create --topic movies --partitions 1 --config cleanup.policy=compact --config retention.bytes=-1 --config retention.ms=-1
+create --topic rated-movies --partitions 6 --config cleanup.policy=compact --config retention.bytes=-1 --config retention.ms=-1
+create --topic ratings-dlq --partitions 1 --config retention.bytes=-1 --config retention.ms=-1
+
+# Topics created before the lab kept records forever: set it on every run.
+for topic in ratings movies rated-movies ratings-dlq; do
+  /opt/kafka/bin/kafka-configs.sh --bootstrap-server "$bootstrap" --alter --entity-type topics \
+    --entity-name "$topic" --add-config retention.ms=-1,retention.bytes=-1
+done
 
 "$kafka_topics" --bootstrap-server "$bootstrap" --describe

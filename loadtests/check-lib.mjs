@@ -8,7 +8,7 @@ import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { dirname, join } from 'node:path';
 import { makeGenerator, requestDraws } from './lib/generator.js';
-import { parseScenario, k6Scenario, k6Thresholds, scenarioFile, seconds } from './lib/scenario.js';
+import { parseScenario, k6Scenario, k6Thresholds, scenarioFile, seconds, summaryFile } from './lib/scenario.js';
 import { readdirSync } from 'node:fs';
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -62,6 +62,10 @@ eq('seconds', [seconds('1m30s'), seconds('500ms'), seconds('2h')], [90, 0.5, 720
 eq('scenarioFile name', scenarioFile('spike', 'steady'), { name: 'spike', path: './scenarios/spike.json' });
 eq('scenarioFile path', scenarioFile('/loadtests/scenarios/ramp.json', 'steady'), { name: 'ramp', path: '/loadtests/scenarios/ramp.json' });
 eq('scenarioFile default', scenarioFile(undefined, 'steady'), { name: 'steady', path: './scenarios/steady.json' });
+// k6 cannot create folders: the default summary goes where k6 runs.
+eq('summaryFile default', summaryFile(undefined, 'steady'), './steady-summary.json');
+eq('summaryFile dir', summaryFile('/home/k6/', 'smoke'), '/home/k6/smoke-summary.json');
+eq('summaryFile off', summaryFile('-', 'smoke'), undefined);
 let threw = false;
 try {
   seconds('soon');

@@ -4,6 +4,7 @@
 import http from 'k6/http';
 import exec from 'k6/execution';
 import { makeGenerator, ratingValue } from './generator.js';
+import { summaryFile } from './scenario.js';
 
 /** @typedef {import('./scenario.js').Scenario} Scenario */
 
@@ -97,7 +98,8 @@ function stat(data, metric, stat) {
 
 /**
  * handleSummary's answer: a short table per variant on stdout and the full
- * summary as JSON in $SUMMARY_DIR (default results/).
+ * summary as JSON in $SUMMARY_DIR (default: the directory k6 runs in; "-": no
+ * file), see summaryFile.
  * @param {string} name
  * @param {string[]} variants
  * @param {any} data
@@ -121,11 +123,11 @@ export function summaryFor(name, variants, data) {
   const thresholds = Object.entries(data.metrics)
     .flatMap(([metric, m]) => Object.entries((m && m.thresholds) || {}).map(([t, r]) => ({ metric, t, ok: r.ok })))
     .map((x) => `  ${x.ok ? 'pass' : 'FAIL'}  ${x.metric}: ${x.t}`);
-  const dir = __ENV.SUMMARY_DIR || 'results';
-  return {
-    stdout: [...lines, ...thresholds].join('\n') + '\n',
-    [`${dir}/${name}-summary.json`]: JSON.stringify(data, null, 2),
-  };
+  /** @type {Object<string, string>} */
+  const out = { stdout: [...lines, ...thresholds].join('\n') + '\n' };
+  const file = summaryFile(__ENV.SUMMARY_DIR, name);
+  if (file) out[file] = JSON.stringify(data, null, 2);
+  return out;
 }
 
 export const summaryTrendStats = ['avg', 'min', 'med', 'p(90)', 'p(99)', 'max'];

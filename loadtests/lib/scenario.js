@@ -163,3 +163,17 @@ export function scenarioFile(value, fallback) {
   }
   return { name: v, path: `./scenarios/${v}.json` };
 }
+
+/**
+ * Where handleSummary writes a run's JSON summary: in $SUMMARY_DIR, or else
+ * in the directory k6 runs in. k6 cannot create folders, so the default must
+ * be one that exists and is writable; "-" writes no file (stdout only).
+ * @param {string | undefined} dir
+ * @param {string} name
+ * @returns {string | undefined}
+ */
+export function summaryFile(dir, name) {
+  if (dir === '-') return undefined;
+  const d = (dir || '.').replace(/\/+$/, '') || '/';
+  return `${d === '/' ? '' : d}/${name}-summary.json`;
+}
