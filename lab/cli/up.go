@@ -166,7 +166,9 @@ func runUp(ctx context.Context, g *globals, f *upFlags) error {
 
 	client := supervisor.NewClient(ports.Control())
 	if err := waitAllHealthy(ctx, g, client, exited, start, f.timeout); err != nil {
-		fmt.Fprintf(g.stderr, "\nlab up failed: %v\nStopping what was started...\n", err)
+		fmt.Fprintf(g.stderr, "\nlab up failed: %v\n", err)
+		printWarnings(ctx, g, client) // a broker that lost data is often why
+		fmt.Fprintf(g.stderr, "Stopping what was started...\n")
 		stopSupervisor(context.Background(), dir, client, supPID, exited)
 		return errors.New("the lab did not come up; see the log lines above and " + dir.Logs())
 	}
@@ -221,6 +223,8 @@ func waitAllHealthy(ctx context.Context, g *globals, c *supervisor.Client, exite
 					}
 				case supervisor.HealthExited:
 					return fmt.Errorf("%s exited (%s); last log lines of %s:\n%s", p.Name, p.Error, p.Log, tailLog(p.Log, 15))
+				case supervisor.HealthFailed:
+					return fmt.Errorf("%s failed: %s\nlast log lines of %s:\n%s", p.Name, p.Error, p.Log, tailLog(p.Log, 15))
 				default:
 					all = false
 				}

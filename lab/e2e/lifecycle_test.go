@@ -3,9 +3,11 @@ package e2e
 import (
 	"encoding/json"
 	"os"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/ratingslab/lab/lab/labtest"
 	"github.com/ratingslab/lab/lab/supervisor"
@@ -86,5 +88,81 @@ func TestUnresponsiveLabIsNeverSweptAsStale(t *testing.T) {
 	}
 	if _, err := os.Stat(l.Dir.State()); err == nil {
 		t.Error("lab down left lab.json behind")
+	}
+}
+
+// A part whose own state is damaged fails at once, naming the file, and
+// `lab up` reports it within seconds instead of waiting out its timeout.
+// A broker whose partition file lost acknowledged records says so.
+func TestDamagedStateFailsFastAndNamesIt(t *testing.T) {
+	labtest.SkipUnlessE2E(t)
+	l := labtest.Start(t)
+	l.MustRun("load", "--scenario", "smoke", "--duration", "3s", "--quiet")
+	l.MustRun("down")
+
+	upFails := func(t *testing.T, what string, want ...string) string {
+		t.Helper()
+		start := time.Now()
+		out, err := l.Run("up", "--timeout", "60s")
+		took := time.Since(start)
+		if err == nil {
+			t.Fatalf("lab up with %s succeeded:\n%s", what, out)
+		}
+		if took > 25*time.Second {
+			t.Errorf("lab up with %s took %v to fail, want it reported at once", what, took.Round(time.Second))
+		}
+		for _, w := range want {
+			if !strings.Contains(out, w) {
+				t.Errorf("lab up with %s should say %q:\n%s", what, w, out)
+			}
+		}
+		if _, err := os.Stat(l.Dir.State()); err == nil {
+			t.Errorf("lab up with %s left lab.json behind", what)
+		}
+		return out
+	}
+
+	// Garbage over the pages of ratings-stream's database.
+	db := filepath.Join(l.Dir.Data("ratings-stream"), "ratings-stream.db")
+	good, err := os.ReadFile(db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bad := append([]byte(nil), good...)
+	for i := 4096; i < len(bad); i++ {
+		bad[i] = byte(i * 7)
+	}
+	os.WriteFile(db, bad, 0o644)
+	upFails(t, "a corrupt ratings-stream.db", db, "corrupt")
+	os.WriteFile(db, good, 0o644)
+
+	// Garbage in movies-connect's position file.
+	pos := filepath.Join(l.Dir.Data("movies-connect"), "movies-connect.position.json")
+	goodPos, err := os.ReadFile(pos)
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(pos, []byte("\x00\x01garbage{"), 0o644)
+	upFails(t, "a corrupt position file", pos, "corrupt", "movies-connect failed")
+	os.WriteFile(pos, goodPos, 0o644)
+
+	// 300 bytes cut off the end of a ratings partition: records the broker
+	// acknowledged are gone. The broker says so; ratings-stream, whose
+	// state includes them, refuses the shorter log at once.
+	var seg string
+	var size int64
+	files, _ := filepath.Glob(filepath.Join(l.Dir.BrokerData(), "partitions", "ratings-*", "*.dat"))
+	for _, f := range files {
+		if st, err := os.Stat(f); err == nil && st.Size() > size {
+			seg, size = f, st.Size()
+		}
+	}
+	if size < 600 {
+		t.Fatalf("no ratings partition file with data among %v", files)
+	}
+	os.Truncate(seg, size-300)
+	out := upFails(t, "a truncated ratings partition", "WARNING from broker: DATA LOST", "record(s) the broker held before its restart are gone", "ratings-stream failed")
+	if !strings.Contains(out, filepath.Base(filepath.Dir(seg))) {
+		t.Errorf("the warning should name the partition %s:\n%s", filepath.Base(filepath.Dir(seg)), out)
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -26,6 +27,9 @@ const (
 	HealthPaused   Health = "paused"
 	HealthStopped  Health = "stopped"
 	HealthExited   Health = "exited"
+	// HealthFailed: the part runs but reports a failure no waiting fixes
+	// (its /healthz status "failed": a corrupt file, a gap in the log).
+	HealthFailed Health = "failed"
 )
 
 // process is one supervised OS process. The supervisor never restarts it on
@@ -87,6 +91,11 @@ func (p *process) start() error {
 	go func() {
 		err := cmd.Wait()
 		logf.Close()
+		if err != nil {
+			if why := lastLogLine(p.logPath); why != "" {
+				err = fmt.Errorf("%w: %s", err, why)
+			}
+		}
 		p.mu.Lock()
 		p.exitErr = err
 		if err == nil {
@@ -186,7 +195,11 @@ func (p *process) check(ctx context.Context) {
 		return
 	}
 	if err != nil {
-		if p.health != HealthStarting {
+		var failed failedError
+		switch {
+		case errors.As(err, &failed):
+			p.health = HealthFailed
+		case p.health != HealthStarting:
 			p.health = HealthDown
 		}
 		p.lastErr = err.Error()
@@ -251,19 +264,53 @@ func httpProbe(client *http.Client, addr string, p *process) func(context.Contex
 		defer resp.Body.Close()
 		body, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
 		var h struct {
+			Status  string `json:"status"`
+			Error   string `json:"error"`
 			Warning string `json:"warning"`
 		}
 		_ = json.Unmarshal(body, &h)
 		p.setWarning(h.Warning)
 		if resp.StatusCode != http.StatusOK {
+			if h.Status == "failed" && h.Error != "" {
+				return failedError{h.Error}
+			}
 			return fmt.Errorf("healthz %d: %.512s", resp.StatusCode, body)
 		}
 		return nil
 	}
 }
 
+// failedError is a part's own report of a failure no waiting fixes.
+type failedError struct{ msg string }
+
+func (f failedError) Error() string { return f.msg }
+
 func (p *process) setWarning(w string) {
 	p.mu.Lock()
 	p.warning = w
 	p.mu.Unlock()
+}
+
+// lastLogLine is the last line a part wrote before it exited (`lab serve`
+// prints its fatal error last), so `lab status` shows why it is gone.
+func lastLogLine(path string) string {
+	f, err := os.Open(path)
+	if err != nil {
+		return ""
+	}
+	defer f.Close()
+	const tail = 4 << 10
+	if st, err := f.Stat(); err == nil && st.Size() > tail {
+		_, _ = f.Seek(st.Size()-tail, io.SeekStart)
+	}
+	b, _ := io.ReadAll(io.LimitReader(f, tail))
+	lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
+	last := strings.TrimSpace(lines[len(lines)-1])
+	if strings.HasPrefix(last, "--- ") { // the supervisor's own start marker: nothing was written
+		return ""
+	}
+	if len(last) > 300 {
+		last = last[:300] + "..."
+	}
+	return last
 }

@@ -25,6 +25,9 @@ func (e *RetentionGapError) Error() string {
 		e.Topic, e.Partition, e.Next, e.LogStart, e.LogStart-e.Next, e.Next, e.LogStart-1)
 }
 
+// Permanent: no waiting closes a gap (see serve.IsPermanent).
+func (e *RetentionGapError) Permanent() bool { return true }
+
 // CheckRetentionGap returns a *RetentionGapError when next (a consumer's
 // stored next offset; negative means "from the beginning") lies below the
 // partition's log start.

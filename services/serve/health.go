@@ -6,7 +6,7 @@ import (
 )
 
 // handleHealth answers 200 {"status":"ok",...} or 503
-// {"status":"unavailable","error":...}, plus the part's Info and any active faults.
+// {"status":"unavailable","error":...} ("failed" for a Permanent error), plus the part's Info and any active faults.
 func (s *Server) handleHealth() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		body := map[string]any{}
@@ -28,6 +28,9 @@ func (s *Server) handleHealth() http.Handler {
 			if err != nil {
 				status = http.StatusServiceUnavailable
 				body["status"] = "unavailable"
+				if IsPermanent(err) {
+					body["status"] = "failed" // no waiting fixes it: see Permanent
+				}
 				body["error"] = err.Error()
 			}
 		}

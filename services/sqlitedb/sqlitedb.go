@@ -12,6 +12,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	_ "modernc.org/sqlite" // registers the "sqlite" driver
@@ -59,7 +60,8 @@ func File(dir, name string) (string, error) {
 	return filepath.Abs(filepath.Join(dir, name))
 }
 
-// Open opens the SQLite file at path, creating it when missing.
+// Open opens the SQLite file at path, creating it when missing, and checks
+// its integrity (Check): a damaged file is a *CorruptError naming it.
 func Open(path string, o Options) (*sql.DB, error) {
 	sync := o.Sync
 	if sync == "" {
@@ -88,6 +90,10 @@ func Open(path string, o Options) (*sql.DB, error) {
 		conns = 1
 	}
 	db.SetMaxOpenConns(conns)
+	if err := Check(db, path); err != nil {
+		db.Close()
+		return nil, err
+	}
 	return db, nil
 }
 
@@ -143,4 +149,75 @@ func OpenReadOnly(path string) (*sql.DB, error) {
 	}
 	db.SetMaxOpenConns(1)
 	return db, nil
+}
+
+// CorruptError is a store SQLite finds damaged (a failed integrity check,
+// "database disk image is malformed", "file is not a database"). It names the
+// file, and no retry fixes it (serve.IsPermanent).
+type CorruptError struct {
+	Path   string
+	Detail string
+}
+
+func (e *CorruptError) Error() string {
+	return fmt.Sprintf("%s is corrupt (%s): remove it to rebuild it, or restore it from a backup", e.Path, e.Detail)
+}
+
+// Permanent: a corrupt file stays corrupt.
+func (e *CorruptError) Permanent() bool { return true }
+
+// sqliteCoded is what modernc.org/sqlite's errors offer.
+type sqliteCoded interface{ Code() int }
+
+// IsCorrupt reports whether err says a store is damaged: a CorruptError, or
+// SQLite's SQLITE_CORRUPT (11) or SQLITE_NOTADB (26) from any statement.
+func IsCorrupt(err error) bool {
+	if err == nil {
+		return false
+	}
+	var ce *CorruptError
+	if errors.As(err, &ce) {
+		return true
+	}
+	var coded sqliteCoded
+	if errors.As(err, &coded) {
+		switch coded.Code() & 0xff {
+		case 11, 26:
+			return true
+		}
+	}
+	return false
+}
+
+// Check runs SQLite's quick integrity check on db (the file at path) within a
+// bounded time, so that a damaged store fails its part at start, naming the
+// file, rather than at the first query that reaches the bad page.
+func Check(db *sql.DB, path string) error {
+	ctx, cancel := context.WithTimeout(context.Background(), setupTimeout)
+	defer cancel()
+	rows, err := db.QueryContext(ctx, "PRAGMA quick_check")
+	if err != nil {
+		if IsCorrupt(err) {
+			return &CorruptError{Path: path, Detail: err.Error()}
+		}
+		return fmt.Errorf("%s: %w", path, err)
+	}
+	defer rows.Close()
+	var problems []string
+	for rows.Next() && len(problems) < 3 {
+		var line string
+		if err := rows.Scan(&line); err != nil {
+			return &CorruptError{Path: path, Detail: err.Error()}
+		}
+		if line != "ok" {
+			problems = append(problems, line)
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return &CorruptError{Path: path, Detail: err.Error()}
+	}
+	if len(problems) > 0 {
+		return &CorruptError{Path: path, Detail: strings.Join(problems, "; ")}
+	}
+	return nil
 }

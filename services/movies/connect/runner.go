@@ -58,6 +58,9 @@ func (r *Runner) Run(ctx context.Context, log *slog.Logger) error {
 			TopicWait: kafkaio.TopicWait{Timeout: r.topicWait}, Log: log})
 	}
 	if err != nil {
+		// Its legacy DB or its position file cannot be used: no waiting
+		// fixes that, so /healthz says "failed" and `lab up` stops at once.
+		err = serve.Permanent(err)
 		startErr = err
 		failed.Store(&err)
 	}

@@ -17,6 +17,7 @@ import (
 
 	"github.com/ratingslab/lab/services/kafkaio"
 	"github.com/ratingslab/lab/services/model"
+	"github.com/ratingslab/lab/services/serve"
 )
 
 // Delivery is how the processor ties its state to the consumed offsets.
@@ -364,7 +365,7 @@ func (p *Processor) runGeneration(ctx, gctx context.Context, gen *kafka.Generati
 				next = b.First
 			}
 			if next > b.End {
-				return fmt.Errorf("ratings partition %d ends at offset %d but this processor's state already includes offset %d: the broker's log was reset; remove %s to rebuild the state from the new log", id, b.End, next, p.cfg.DataDir)
+				return serve.Permanent(fmt.Errorf("ratings partition %d ends at offset %d but this processor's state already includes offset %d: the broker's log was reset or lost records; remove %s to rebuild the state from the new log", id, b.End, next, p.cfg.DataDir))
 			}
 			if err := kafkaio.CheckRetentionGap(model.TopicRatings, id, next, b); err != nil {
 				return err
