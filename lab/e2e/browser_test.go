@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/ratingslab/lab/lab/labtest"
+	"github.com/ratingslab/lab/services/servetest"
 )
 
 // A user opens each variant's page in a real browser, rates a movie through
@@ -15,9 +16,7 @@ import (
 func TestBrowserRatesAMovieOnBothVariants(t *testing.T) {
 	labtest.SkipUnlessE2E(t)
 	browser := labtest.FindChromium()
-	if browser == "" {
-		t.Skip("no chromium installed (.ci/run installs Debian's chromium)")
-	}
+	servetest.Need(t, browser != "", "chromium", "apt-get install chromium")
 	l := labtest.Start(t, "--no-prometheus")
 	page := labtest.Launch(t, browser)
 	for variant, addr := range map[string]string{"rpc": l.Ports.WebserverRPC(), "stream": l.Ports.WebserverStream()} {

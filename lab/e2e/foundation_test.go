@@ -17,6 +17,7 @@ import (
 
 	"github.com/ratingslab/lab/lab/labtest"
 	"github.com/ratingslab/lab/lab/supervisor"
+	"github.com/ratingslab/lab/services/servetest"
 )
 
 type statusJSON struct {
@@ -45,7 +46,11 @@ func TestLabUpBrokerKillRestartDown(t *testing.T) {
 	if !st.Up || len(st.Parts) < 7 {
 		t.Fatalf("want the lab up with at least 7 parts, got %+v", st)
 	}
-	var pids []int
+	sup, err := supervisor.ReadState(l.Dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pids := []int{sup.PID} // the supervisor must be gone after lab down too
 	for _, p := range st.Parts {
 		if p.Health != supervisor.HealthOK {
 			t.Errorf("part %s is %s (%s), want healthy", p.Name, p.Health, p.Error)
@@ -58,7 +63,9 @@ func TestLabUpBrokerKillRestartDown(t *testing.T) {
 
 	broker := l.Ports.Broker()
 	// kcat (librdkafka) proves wire compatibility: metadata, produce, consume, group.
-	if _, err := exec.LookPath("kcat"); err == nil {
+	_, kcatErr := exec.LookPath("kcat")
+	servetest.Need(t, kcatErr == nil, "kcat", "apt-get install kcat")
+	if kcatErr == nil {
 		md := run(t, "kcat", "-b", broker, "-L")
 		for _, topic := range []string{"ratings", "movies", "rated-movies", "ratings-dlq"} {
 			if !strings.Contains(md, `topic "`+topic+`"`) {
@@ -148,8 +155,6 @@ func TestBadInputs(t *testing.T) {
 	}
 	defer occupied.Close()
 
-	roDir := filepath.Join(t.TempDir(), "ro")
-	os.MkdirAll(roDir, 0o555)
 	corrupt := t.TempDir()
 	os.WriteFile(filepath.Join(corrupt, "lab.json"), []byte("{not json"), 0o644)
 
@@ -167,13 +172,6 @@ func TestBadInputs(t *testing.T) {
 		{"corrupt state", []string{"--dir", corrupt, "status"}, "is corrupt"},
 		{"bad part flag", []string{"serve", "broker", "--listen", "10.1.2.3:9092"}, "loopback only"},
 	}
-	if os.Geteuid() != 0 { // root writes anywhere
-		cases = append(cases, struct {
-			name string
-			args []string
-			want string
-		}{"unwritable dir", []string{"--dir", roDir, "up"}, "not writable"})
-	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			out, err := l.Run(tc.args...)
@@ -188,6 +186,76 @@ func TestBadInputs(t *testing.T) {
 	if _, err := os.Stat(l.Dir.State()); err == nil {
 		t.Error("a refused lab up left a state file behind")
 	}
+}
+
+// A state dir the user cannot write is refused before anything starts. Root
+// writes anywhere (and CI runs as root), so the case runs as nobody.
+func TestUnwritableStateDirIsRefused(t *testing.T) {
+	labtest.SkipUnlessE2E(t)
+	l := labtest.New(t)
+	// Everything nobody needs must be reachable by nobody: the binary and
+	// the parent of the read-only dir.
+	parent, err := os.MkdirTemp("", "lab-ro-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.Chmod(filepath.Join(parent, "ro"), 0o755); os.RemoveAll(parent) })
+	ro := filepath.Join(parent, "ro")
+	if err := os.Mkdir(ro, 0o555); err != nil {
+		t.Fatal(err)
+	}
+	os.Chmod(parent, 0o755)
+	bin := filepath.Join(parent, "lab")
+	b, err := os.ReadFile(l.Bin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(bin, b, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	args := []string{bin, "--dir", ro, "--port-base", itoa(l.Ports.Base), "up"}
+	if os.Geteuid() == 0 {
+		setpriv, err := exec.LookPath("setpriv")
+		servetest.Need(t, err == nil, "setpriv (util-linux)", "apt-get install util-linux")
+		args = append([]string{setpriv, "--reuid=nobody", "--regid=nogroup", "--clear-groups", "--"}, args...)
+	}
+	cmd := exec.Command(args[0], args[1:]...)
+	cmd.Env = append(os.Environ(), "HOME="+parent)
+	out, err := cmd.CombinedOutput()
+	if err == nil {
+		t.Fatalf("lab up in a read-only dir succeeded:\n%s", out)
+	}
+	for _, want := range []string{ro, "not writable", "permission denied"} {
+		if !strings.Contains(string(out), want) {
+			t.Errorf("lab up in a read-only dir should say %q:\n%s", want, out)
+		}
+	}
+	if entries, _ := os.ReadDir(ro); len(entries) > 0 {
+		t.Errorf("a refused lab up wrote into the read-only dir: %v", entries)
+	}
+}
+
+// labProcesses lists the pids of running processes that belong to the lab
+// in dir (the supervisor gives each LAB_DIR=<dir>).
+func labProcesses(dir string) []int {
+	var out []int
+	procs, _ := filepath.Glob("/proc/[0-9]*/environ")
+	for _, f := range procs {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			continue
+		}
+		for _, kv := range strings.Split(string(b), "\x00") {
+			if kv == "LAB_DIR="+dir {
+				var pid int
+				fmt.Sscanf(filepath.Base(filepath.Dir(f)), "%d", &pid)
+				if !zombie(pid) {
+					out = append(out, pid)
+				}
+			}
+		}
+	}
+	return out
 }
 
 func run(t *testing.T, name string, args ...string) string { return runInput(t, "", name, args...) }

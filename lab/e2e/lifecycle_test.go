@@ -119,6 +119,10 @@ func TestDamagedStateFailsFastAndNamesIt(t *testing.T) {
 		if _, err := os.Stat(l.Dir.State()); err == nil {
 			t.Errorf("lab up with %s left lab.json behind", what)
 		}
+		// Parts that had started before the failing one are rolled back.
+		if left := labProcesses(string(l.Dir)); len(left) > 0 {
+			t.Errorf("lab up with %s left processes of the lab running: %v", what, left)
+		}
 		return out
 	}
 

@@ -10,6 +10,7 @@ import (
 	"github.com/ratingslab/lab/dashboards"
 	"github.com/ratingslab/lab/lab/labtest"
 	"github.com/ratingslab/lab/lab/prom"
+	"github.com/ratingslab/lab/services/servetest"
 )
 
 // With the lab up, load running and a fault injected, every panel query of
@@ -18,9 +19,8 @@ import (
 // promlint and the lab's naming rules.
 func TestDashboardsAgainstLivePrometheus(t *testing.T) {
 	labtest.SkipUnlessE2E(t)
-	if _, ok := prom.Find(); !ok {
-		t.Skip(prom.InstallHint)
-	}
+	_, ok := prom.Find()
+	servetest.Need(t, ok, "prometheus", prom.InstallHint)
 	l := labtest.Start(t)
 	promURL := prom.URL(l.Ports)
 

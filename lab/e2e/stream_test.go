@@ -15,6 +15,7 @@ import (
 
 	"github.com/ratingslab/lab/lab/labtest"
 	"github.com/ratingslab/lab/services/model"
+	"github.com/ratingslab/lab/services/servetest"
 )
 
 // expected accumulates acknowledged ratings per movie in tenths.
@@ -79,7 +80,9 @@ func TestStreamViewDLQAndConnect(t *testing.T) {
 	}
 	labtest.Eventually(t, 15*time.Second, "the view to show exact averages", func() error { return e.converged(t, base) })
 
-	if _, err := exec.LookPath("kcat"); err == nil {
+	_, kcatErr := exec.LookPath("kcat")
+	servetest.Need(t, kcatErr == nil, "kcat", "apt-get install kcat")
+	if kcatErr == nil {
 		broker := l.Ports.Broker()
 		poison := "6:{\"request_id\":\"poison-1\",\"movie_id\":\"six\",\"rating\":8}\n" + "6:not json at all\n"
 		runInput(t, poison, "kcat", "-P", "-b", broker, "-t", "ratings", "-K:")

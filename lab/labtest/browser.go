@@ -5,6 +5,7 @@ package labtest
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"os"
 	"os/exec"
@@ -15,6 +16,8 @@ import (
 	"time"
 
 	"golang.org/x/net/websocket"
+
+	"github.com/ratingslab/lab/services/servetest"
 )
 
 // FindChromium returns a Chromium-like browser on PATH, or "".
@@ -50,7 +53,7 @@ func Launch(t testing.TB, browser string) *Page {
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true} // its helpers join its process group
 	if err := cmd.Start(); err != nil {
 		os.RemoveAll(profile)
-		t.Skipf("cannot start %s: %v", browser, err)
+		servetest.Need(t, false, browser, fmt.Sprintf("it is there but does not start: %v", err))
 	}
 	t.Cleanup(func() {
 		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) // the group this test started

@@ -28,7 +28,7 @@ func (d Dir) SupervisorLog() string   { return d.Path("logs", "supervisor.log") 
 func (d Dir) Prepare() error {
 	for _, p := range []string{d.Logs(), d.Path("data"), d.Path("data", "legacy"), d.Ledgers(), d.Journals()} {
 		if err := os.MkdirAll(p, 0o755); err != nil {
-			return fmt.Errorf("state dir %s is not usable: %w", d, err)
+			return fmt.Errorf("state dir %s is not writable: %w", d, err)
 		}
 	}
 	probe := d.Path(".write-probe")

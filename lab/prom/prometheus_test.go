@@ -106,9 +106,7 @@ func nonEmpty(ctx context.Context, base, q string) (Result, error) {
 
 func TestRealPrometheusScrapesTheLabWithPartAndVariantLabels(t *testing.T) {
 	bin, ok := Find()
-	if !ok {
-		t.Skip("prometheus binary not installed (PATH, /usr/bin/prometheus): " + InstallHint)
-	}
+	servetest.Need(t, ok, "prometheus (PATH, /usr/bin/prometheus)", InstallHint)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	dir := layout.Dir(t.TempDir())

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/ratingslab/lab/lab/journal"
+	"github.com/ratingslab/lab/services/servetest"
 )
 
 const fixture = "testdata/journal.json"
@@ -158,9 +159,8 @@ func TestRenderShowsARunWithoutFaultsOrAudit(t *testing.T) {
 // checks the screenshot is a page of charts, not a blank or broken one.
 func TestHTMLRendersInHeadlessChromium(t *testing.T) {
 	chromium := "/usr/bin/chromium"
-	if _, err := os.Stat(chromium); err != nil {
-		t.Skip("headless Chromium not installed at /usr/bin/chromium")
-	}
+	_, err := os.Stat(chromium)
+	servetest.Need(t, err == nil, "chromium (/usr/bin/chromium)", "apt-get install chromium")
 	dir := t.TempDir()
 	out, err := RenderFile(fixture, filepath.Join(dir, "report"))
 	if err != nil {

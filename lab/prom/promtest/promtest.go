@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/ratingslab/lab/lab/prom"
+	"github.com/ratingslab/lab/services/servetest"
 )
 
 // StartTimeout bounds how long Prometheus may take to become ready.
@@ -26,9 +27,7 @@ const StartTimeout = 60 * time.Second
 func Start(t testing.TB, config []byte) string {
 	t.Helper()
 	bin, ok := prom.Find()
-	if !ok {
-		t.Skip(prom.InstallHint)
-	}
+	servetest.Need(t, ok, "prometheus", prom.InstallHint)
 	dir := t.TempDir()
 	configFile := filepath.Join(dir, "prometheus.yml")
 	if err := os.WriteFile(configFile, config, 0o644); err != nil {
