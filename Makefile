@@ -27,7 +27,10 @@ test-go:
 	$(GO) test -count=1 -timeout 25m $$($(GO) list ./... | grep -v '/lab/load$$')
 	$(GO) test -count=1 -timeout 5m ./lab/load
 
+# Node.js (18 or newer) and npm type-check the k6 scripts; say which is missing.
 test-k6:
+	@missing=""; for t in node npm; do command -v $$t >/dev/null || missing="$$missing $$t"; done; \
+	  if [ -n "$$missing" ]; then echo "test-k6: missing:$$missing. Node.js (18 or newer) and npm type-check the k6 scripts: install them (Debian: apt-get install nodejs npm; .ci/run does)" >&2; exit 1; fi
 	cd loadtests && { [ -d node_modules ] || npm ci --no-audit --no-fund; } && ./typecheck.sh
 
 lint:
