@@ -108,6 +108,7 @@ func TestDamagedStateFailsFastAndNamesIt(t *testing.T) {
 		if err == nil {
 			t.Fatalf("lab up with %s succeeded:\n%s", what, out)
 		}
+		t.Logf("lab up with %s failed after %v", what, took.Round(100*time.Millisecond))
 		if took > 25*time.Second {
 			t.Errorf("lab up with %s took %v to fail, want it reported at once", what, took.Round(time.Second))
 		}
