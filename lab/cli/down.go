@@ -71,27 +71,40 @@ func stopSupervisor(ctx context.Context, dir layout.Dir, c *supervisor.Client, p
 	}
 	if pid > 0 && alive(pid) {
 		_ = syscall.Kill(pid, syscall.SIGKILL)
+		waitGone(pid)
 	}
 	sweepPIDs(dir)
 	_ = supervisor.RemoveState(dir)
+}
+
+// waitGone waits (at most 5s) until the SIGKILLed processes are gone, so
+// that a command which killed them returns only when they are.
+func waitGone(pids ...int) {
+	deadline := time.Now().Add(5 * time.Second)
+	for _, pid := range pids {
+		for alive(pid) && time.Now().Before(deadline) {
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
 }
 
 // sweepPIDs kills any process still recorded in <dir>/pids (e.g. after the
 // supervisor itself was killed) and returns how many it found alive.
 func sweepPIDs(dir layout.Dir) int {
 	files, _ := filepath.Glob(filepath.Join(dir.Path("pids"), "*.pid"))
-	n := 0
+	var killed []int
 	for _, f := range files {
 		b, err := os.ReadFile(f)
 		pid, perr := strconv.Atoi(strings.TrimSpace(string(b)))
 		if err == nil && perr == nil && pid > 0 && alive(pid) && ownedByLab(pid, dir) {
 			_ = syscall.Kill(-pid, syscall.SIGKILL) // its process group
 			_ = syscall.Kill(pid, syscall.SIGKILL)
-			n++
+			killed = append(killed, pid)
 		}
 		_ = os.Remove(f)
 	}
-	return n
+	waitGone(killed...)
+	return len(killed)
 }
 
 // ownedByLab guards against killing an unrelated process that reused a pid:
