@@ -303,7 +303,7 @@ func TestQueriesAreTheDashboardsQueriesWithVariablesSubstituted(t *testing.T) {
 	// The substitution is the live one: drill-down of rpc, every part, 4s windows.
 	for _, q := range qs {
 		if q.Dashboard == "rpc" && q.PanelID == 101 {
-			if want := `sum by (part, route) (rate(lab_http_requests_total{variant="rpc",part=~".+",route!~"/metrics|/healthz|/admin/.*"}[4s]))`; q.Expr != want {
+			if want := `sum by (part, route) (rate(lab_http_requests_total{variant="rpc",part=~".+",route!~"/metrics|/healthz|/admin/.*|/debug/pprof/.*"}[4s]))`; q.Expr != want {
 				t.Errorf("rpc panel 101 live query\n got %s\nwant %s", q.Expr, want)
 			}
 		}

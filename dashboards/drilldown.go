@@ -7,7 +7,7 @@ package dashboards
 
 // infraRoutes are the parts' own endpoints (scrapes every second, health
 // probes, fault admin), kept out of the RED panels.
-const infraRoutes = "/metrics|/healthz|/admin/.*"
+const infraRoutes = "/metrics|/healthz|/admin/.*|/debug/pprof/.*"
 
 func drillDown(variant string) board {
 	scope := []string{eq("variant", "$variant"), re("part", "$part")}
@@ -66,7 +66,7 @@ func redPanels(scope []string) []panel {
 		{
 			id: 101, kind: timeSeries, width: 8, height: 8,
 			title:       "Rate — requests by part and route",
-			description: "Requests served per second (lab_http_requests_total), without the parts' own /metrics, /healthz and /admin/ endpoints.",
+			description: "Requests served per second (lab_http_requests_total), without the parts' own /metrics, /healthz, /admin/ and /debug/pprof/ endpoints (their admin listener).",
 			unit:        "reqps", min: ptr(0.0),
 			queries: []query{{expr: sumBy("part, route", rate(requests)), legend: "{{part}} {{route}}", requires: []string{requests}}},
 		},

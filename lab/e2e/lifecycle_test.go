@@ -40,6 +40,17 @@ func TestUnresponsiveLabIsNeverSweptAsStale(t *testing.T) {
 		}
 	}
 
+	// 0. A part paused by hand (kill -STOP) shows as paused, and says by whom.
+	if err := syscall.Kill(pids["ratings-rpc"], syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	l.WaitPart("ratings-rpc", supervisor.HealthPaused, 10*time.Second)
+	if out := l.MustRun("status"); !strings.Contains(lineOf(out, "ratings-rpc "), "paused outside the lab") {
+		t.Errorf("lab status should show ratings-rpc paused outside the lab:\n%s", out)
+	}
+	syscall.Kill(pids["ratings-rpc"], syscall.SIGCONT)
+	l.WaitPart("ratings-rpc", supervisor.HealthOK, 10*time.Second)
+
 	// 1. The supervisor is paused (SIGSTOP).
 	if err := syscall.Kill(st.PID, syscall.SIGSTOP); err != nil {
 		t.Fatal(err)

@@ -184,8 +184,21 @@ func (p *process) check(ctx context.Context) {
 	p.mu.Lock()
 	running := p.cmd != nil && !p.exitedLocked()
 	paused := p.paused
+	var pid int
+	if running {
+		pid = p.cmd.Process.Pid
+	}
 	p.mu.Unlock()
 	if !running || paused {
+		return
+	}
+	if stoppedOutside(pid) {
+		// SIGSTOPped by someone else (kill -STOP): a fault the lab did not
+		// inject, shown as such rather than as a slow health check.
+		p.mu.Lock()
+		p.health = HealthPaused
+		p.lastErr = fmt.Sprintf("paused outside the lab (SIGSTOP); 'kill -CONT %d' continues it", pid)
+		p.mu.Unlock()
 		return
 	}
 	err := p.probe(ctx)
@@ -313,4 +326,15 @@ func lastLogLine(path string) string {
 		last = last[:300] + "..."
 	}
 	return last
+}
+
+// stoppedOutside reports whether pid is in the stopped state ("T" in
+// /proc/<pid>/stat) although the supervisor did not pause it.
+func stoppedOutside(pid int) bool {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return false
+	}
+	i := strings.LastIndexByte(string(b), ')')
+	return i > 0 && i+2 < len(b) && b[i+2] == 'T'
 }
