@@ -359,18 +359,27 @@ func (p *scanner) requestID() (string, *EventError) {
 			return "", eventErr(ReasonMalformed, "request_id", "is not a valid JSON string")
 		}
 	}
+	if err := checkRequestID(s); err != nil {
+		return "", err
+	}
+	return s, nil
+}
+
+// checkRequestID applies the public API's rules to a decoded request id
+// (every format's decoder calls it).
+func checkRequestID(s string) *EventError {
 	if len(s) == 0 || len(s) > MaxRequestIDLen {
-		return "", eventErr(ReasonInvalidField, "request_id", "must be 1 to %d characters, got %d", MaxRequestIDLen, len(s))
+		return eventErr(ReasonInvalidField, "request_id", "must be 1 to %d characters, got %d", MaxRequestIDLen, len(s))
 	}
 	// The public API's alphabet (webserver.ValidateRequestID): safe in logs,
 	// Kafka headers and URLs without escaping.
 	for i := 0; i < len(s); i++ {
 		c := s[i]
 		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '_' || c == ':' || c == '-') {
-			return "", eventErr(ReasonInvalidField, "request_id", "may only contain A-Z a-z 0-9 . _ : - (bad character at index %d)", i)
+			return eventErr(ReasonInvalidField, "request_id", "may only contain A-Z a-z 0-9 . _ : - (bad character at index %d)", i)
 		}
 	}
-	return s, nil
+	return nil
 }
 
 // number reads a JSON number's text, or reports the field as wrong-typed.
