@@ -28,6 +28,7 @@ type upFlags struct {
 	replicas []string
 	timeout  time.Duration
 	noExtras bool
+	contract contractFlags
 }
 
 func newUpCmd(g *globals) *cobra.Command {
@@ -46,7 +47,9 @@ and exits 0. Logs: <dir>/logs/<part>.log.`,
 		Example: `  lab up
   lab up --breakers=off                  # show the naked RPC cascade
   lab up --replicas ratings-stream=2     # two stream processors share the partitions
-  lab up --dir /tmp/lab2 --port-base 7800   # a second lab beside the first`,
+  lab up --dir /tmp/lab2 --port-base 7800   # a second lab beside the first
+  lab up --format avro                   # Avro events through the embedded schema registry
+  lab up --format avro --registry apicurio   # ... through Apicurio Registry (make apicurio first)`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error { return runUp(cmd.Context(), g, f) },
 	}
@@ -55,6 +58,7 @@ and exits 0. Logs: <dir>/logs/<part>.log.`,
 	cmd.Flags().StringSliceVar(&f.replicas, "replicas", nil, "replicas per part, as `part=N` (only ratings-stream scales, up to 4)")
 	cmd.Flags().DurationVar(&f.timeout, "timeout", 60*time.Second, "how long to wait for every part to become healthy")
 	cmd.Flags().BoolVar(&f.noExtras, "no-prometheus", false, "do not start Prometheus/Grafana even when installed")
+	f.contract.register(cmd)
 	return cmd
 }
 
@@ -87,6 +91,9 @@ func (f *upFlags) options() (parts.Options, error) {
 			return o, fmt.Errorf("--replicas %s=%d: must be between 1 and %d", name, count, p.MaxReplicas)
 		}
 		o.Replicas[name] = count
+	}
+	if err := f.contract.apply(&o); err != nil {
+		return o, err
 	}
 	if f.timeout <= 0 || f.timeout > 10*time.Minute {
 		return o, fmt.Errorf("--timeout %v: must be between 0 and 10m", f.timeout)
@@ -121,6 +128,9 @@ func runUp(ctx context.Context, g *globals, f *upFlags) error {
 		return unresponsiveLabError(dir, supervisor.State{Control: "(no lab.json)"}, live, errors.New("no state file"))
 	}
 	if err := dir.Prepare(); err != nil {
+		return err
+	}
+	if err := checkFormat(dir, opts.Format); err != nil {
 		return err
 	}
 	ports := g.ports()
@@ -172,9 +182,15 @@ func runUp(ctx context.Context, g *globals, f *upFlags) error {
 		stopSupervisor(context.Background(), dir, client, supPID, exited)
 		return errors.New("the lab did not come up; see the log lines above and " + dir.Logs())
 	}
+	if err := setCompatibility(ctx, ports, opts, f.contract.compatibility); err != nil {
+		fmt.Fprintf(g.stderr, "\nlab up failed: %v\nStopping what was started...\n", err)
+		stopSupervisor(context.Background(), dir, client, supPID, exited)
+		return err
+	}
 	fmt.Fprintf(g.stdout, "\nAll parts healthy in %.1fs.\n\n", time.Since(start).Seconds())
 	printWarnings(ctx, g, client)
 	printURLs(g, ports, opts, extras)
+	printRegistry(g, ports, opts)
 	for _, n := range notes {
 		fmt.Fprintln(g.stdout, n)
 	}

@@ -103,6 +103,18 @@ func (p Ports) RatingsStream(i int) string { return p.addr(offRatingsStream + i)
 // Edge is the listen address of the fault proxy for edge number n (see parts.Edges).
 func (p Ports) Edge(n int) string { return p.addr(offEdges + n) }
 
+// registryEdgeOffsets are the edge proxies between the schema registry's
+// clients and the registry: webserver-stream, movies-connect, then
+// ratings-stream replicas 1..4 (the last two in the infrastructure range's
+// spare offsets).
+var registryEdgeOffsets = [...]int{38, 39, 40, 41, 7, 8}
+
+// MaxRegistryEdges bounds the registry's edge proxies.
+const MaxRegistryEdges = len(registryEdgeOffsets)
+
+// RegistryEdge is the listen address of registry edge proxy n (< MaxRegistryEdges).
+func (p Ports) RegistryEdge(n int) string { return p.addr(registryEdgeOffsets[n]) }
+
 // Fork is the HTTP address of replay fork number n.
 func (p Ports) Fork(n int) string { return p.addr(offForks + n) }
 

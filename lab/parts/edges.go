@@ -17,7 +17,12 @@ type Edge struct {
 }
 
 // Listen is where the edge's proxy listens; clients are handed this address.
-func (e Edge) Listen(p layout.Ports) string { return p.Edge(e.n) }
+func (e Edge) Listen(p layout.Ports) string {
+	if e.To == RegistryPart {
+		return p.RegistryEdge(e.n)
+	}
+	return p.Edge(e.n)
+}
 
 // Upstream is the address the proxy forwards to.
 func (e Edge) Upstream(p layout.Ports) string {
@@ -28,6 +33,8 @@ func (e Edge) Upstream(p layout.Ports) string {
 		return p.MoviesRPC()
 	case "broker":
 		return p.Broker()
+	case RegistryPart:
+		return p.Registry()
 	}
 	panic("parts: edge to unknown part " + e.To)
 }
@@ -47,7 +54,7 @@ func Edges(ratingsStreamReplicas int) []Edge {
 		from := InstanceName("ratings-stream", i)
 		es = append(es, Edge{Name: from + "->broker", From: from, To: "broker", Variant: VariantStream, n: 4 + i})
 	}
-	return es
+	return append(es, registryEdges(ratingsStreamReplicas)...)
 }
 
 // EdgeFrom returns the edge a client instance uses to reach part `to`.

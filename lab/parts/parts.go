@@ -37,6 +37,12 @@ type Options struct {
 	Delivery string              // ratings-stream delivery: "effectively-once" or "at-least-once"
 	Replicas map[string]int      // e.g. ratings-stream=2
 	Extra    map[string][]string // extra flags per part, appended last (lab up --part-flag)
+	// Format is the log's event format: "json" or "avro" (model.ParseFormat).
+	Format string `json:",omitempty"`
+	// Registry says which schema registry runs: RegistryEmbedded (""),
+	// RegistryApicurio, or RegistryExternal at RegistryURL.
+	Registry    string `json:",omitempty"`
+	RegistryURL string `json:",omitempty"`
 }
 
 // Env is what a part's argument builder may know about the lab.
@@ -74,6 +80,36 @@ type Part struct {
 	Addr func(p layout.Ports, i int) string
 	// MaxReplicas bounds --replicas for this part (1 when it cannot scale).
 	MaxReplicas int
+	// Exec, when set and it returns a path, runs that program instead of
+	// `lab serve <name>` (Apicurio Registry runs with Java).
+	Exec func(env Env, i int) (path string, args []string, err error)
+	// Enabled, when set, says whether the part runs with these options
+	// (no registry part when the lab uses an external one).
+	Enabled func(o Options) bool
+	// AdminFor, when set, replaces Admin for a lab started with o (Apicurio
+	// serves its health and metrics on its public port).
+	AdminFor func(o Options, p layout.Ports, i int) string
+}
+
+// AdminAddr is instance i's admin listener in a lab started with o ("" when
+// it has none).
+func (p *Part) AdminAddr(o Options, ports layout.Ports, i int) string {
+	switch {
+	case p.AdminFor != nil:
+		return p.AdminFor(o, ports, i)
+	case p.Admin != nil:
+		return p.Admin(ports, i)
+	}
+	return ""
+}
+
+// Program is the program instance i runs instead of `lab serve <name>`
+// ("" for lab serve).
+func (p *Part) Program(env Env, i int) (string, []string, error) {
+	if p.Exec == nil {
+		return "", nil, nil
+	}
+	return p.Exec(env, i)
 }
 
 var registry = map[string]*Part{}

@@ -26,6 +26,7 @@ func init() {
 				"--data", env.Dir.Data("movies-connect"),
 				"--legacy-db", env.Dir.LegacyDB(),
 			}
+			args = append(args, FormatArgs(env, "movies-connect")...)
 			return append(args, KafkaClientArgs(env.Ports, EdgeFrom("movies-connect", "broker"))...)
 		},
 		HTTP: func(p layout.Ports, _ int) string { return p.MoviesConnect() },
@@ -47,6 +48,7 @@ func init() {
 				"--data", env.Dir.Data(name),
 				"--delivery", delivery,
 			}
+			args = append(args, FormatArgs(env, name)...)
 			return append(args, KafkaClientArgs(env.Ports, EdgeFrom(name, "broker"))...)
 		},
 		HTTP:        func(p layout.Ports, i int) string { return p.RatingsStream(i) },
@@ -63,6 +65,7 @@ func init() {
 				"--listen", env.Ports.WebserverStream(),
 				"--data", env.Dir.Data("webserver-stream"),
 			}
+			args = append(args, FormatArgs(env, "webserver-stream")...)
 			return append(args, KafkaClientArgs(env.Ports, EdgeFrom("webserver-stream", "broker"))...)
 		},
 		HTTP: func(p layout.Ports, _ int) string { return p.WebserverStream() },

@@ -61,6 +61,9 @@ type Supervisor struct {
 func Instances(opts parts.Options) []Instance {
 	var out []Instance
 	for _, p := range parts.All() {
+		if p.Enabled != nil && !p.Enabled(opts) {
+			continue
+		}
 		n := opts.Replicas[p.Name]
 		if n < 1 {
 			n = 1
@@ -103,13 +106,19 @@ func New(cfg Config, log *slog.Logger) (*Supervisor, error) {
 	}
 	for _, in := range Instances(cfg.Options) {
 		args := append([]string{"serve", in.Part.Name}, in.Part.Args(env, in.Index)...)
-		admin := ""
-		if in.Part.Admin != nil {
-			admin = in.Part.Admin(cfg.Ports, in.Index)
+		admin := in.Part.AdminAddr(cfg.Options, cfg.Ports, in.Index)
+		path := cfg.Exe
+		x, xargs, err := in.Part.Program(env, in.Index)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", in.Name, err)
+		}
+		if x != "" {
+			path, args = x, xargs // another program: its own flags, no --admin-listen
+		} else if admin != "" {
 			args = append(args, "--admin-listen", admin)
 		}
 		args = append(args, cfg.Options.Extra[in.Name]...)
-		p := &process{name: in.Name, variant: string(in.Part.Variant), addr: in.Addr(cfg.Ports), admin: admin, path: cfg.Exe, args: args,
+		p := &process{name: in.Name, variant: string(in.Part.Variant), addr: in.Addr(cfg.Ports), admin: admin, path: path, args: args,
 			logPath: cfg.Dir.Log(in.Name), pidDir: pidDir, labDir: string(cfg.Dir)}
 		if in.Part.Ready != nil {
 			part, i := in.Part, in.Index
@@ -179,7 +188,7 @@ func (s *Supervisor) Run(ctx context.Context, ready func()) error {
 	// own dependencies.
 	var rest []*process
 	for _, p := range s.procs {
-		if p.name == "broker" || p.path != s.cfg.Exe {
+		if p.name == "broker" || p.name == parts.RegistryPart || p.path != s.cfg.Exe {
 			if err := p.start(); err != nil {
 				s.shutdown()
 				return err

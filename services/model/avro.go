@@ -29,6 +29,10 @@ type SchemaRegistry interface {
 // ErrSchemaNotFound is the registry's "no schema with this id" (40403).
 var ErrSchemaNotFound = errors.New("schema id not found in the registry")
 
+// ErrRegistryUnavailable wraps a decode that failed because the registry
+// could not be asked: the record is not bad; retry it later.
+var ErrRegistryUnavailable = errors.New("schema registry unavailable")
+
 // Reasons an Avro record goes to the DLQ (besides the JSON ones that apply
 // after decoding, such as rating-range).
 const (
@@ -156,7 +160,9 @@ func (c *avroCodec) writer(ctx context.Context, topic string, contract Contract)
 	if err != nil {
 		return nil, err
 	}
-	id, err := c.reg.Register(ctx, Subject(topic), s.String())
+	// Register the file's text, not s.String(): hamba's canonical form
+	// drops defaults, and defaults decide compatibility.
+	id, err := c.reg.Register(ctx, Subject(topic), text)
 	w = &writerSchema{schema: s, id: id, at: time.Now()}
 	if err != nil {
 		w.err = fmt.Errorf("register the %s schema of %s under subject %s: %w", contract, topic, Subject(topic), err)
@@ -203,7 +209,7 @@ func (c *avroCodec) reader(ctx context.Context, topic string, id int) (avro.Sche
 	case errors.Is(err, ErrSchemaNotFound):
 		r.err = eventErr(ReasonUnknownSchema, "value", "schema id %d is not known to the registry", id)
 	case err != nil:
-		return nil, fmt.Errorf("look up schema id %d: %w", id, err)
+		return nil, fmt.Errorf("look up schema id %d: %w: %w", id, ErrRegistryUnavailable, err)
 	default:
 		r = c.resolve(topic, id, text)
 	}

@@ -7,11 +7,13 @@ package moviestable
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"sync"
 
 	"github.com/segmentio/kafka-go"
 
+	"github.com/ratingslab/lab/services/eventformat"
 	"github.com/ratingslab/lab/services/model"
 )
 
@@ -30,6 +32,7 @@ type Persist func(ctx context.Context, changes []Change, pos map[int]int64) erro
 type Table struct {
 	persist Persist
 	log     *slog.Logger
+	codec   *model.Codec // nil: JSON
 
 	mu     sync.RWMutex
 	movies map[int64]model.Movie
@@ -46,8 +49,15 @@ func New(rows map[int64]model.Movie, persist Persist, log *slog.Logger) *Table {
 	return &Table{persist: persist, log: log, movies: rows}
 }
 
+// WithCodec makes the table decode values with c (the part's --format).
+func (t *Table) WithCodec(c *model.Codec) *Table {
+	t.codec = c
+	return t
+}
+
 // Apply stores one batch of movie records (a kafkaio.Tailer's apply func).
-// A record that does not decode is skipped with a warning: the movies topic
+// A record that does not decode is skipped with a warning (a registry that
+// cannot be asked fails the batch instead, so the tailer retries it): the movies topic
 // is the connector's, and one bad row must not stop the part.
 func (t *Table) Apply(ctx context.Context, batch []kafka.Message) error {
 	changes := make([]Change, 0, len(batch))
@@ -59,8 +69,15 @@ func (t *Table) Apply(ctx context.Context, batch []kafka.Message) error {
 			t.log.Warn("skipping movies record", "partition", m.Partition, "offset", m.Offset, "error", err.Error())
 			continue
 		}
-		mv, ok, err := model.DecodeMovie(m.Value)
+		var mv model.Movie
+		var ok bool
+		err = eventformat.Await(ctx, t.log, "movies table", func() (err error) {
+			mv, ok, err = t.codec.DecodeMovie(ctx, m.Value)
+			return err
+		})
 		switch {
+		case errors.Is(err, model.ErrRegistryUnavailable):
+			return err // stopped while waiting
 		case err != nil:
 			t.log.Warn("skipping movies record", "partition", m.Partition, "offset", m.Offset, "error", err.Error())
 		case !ok:

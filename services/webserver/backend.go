@@ -44,3 +44,15 @@ func (e *UnavailableError) Error() string {
 }
 
 func (e *UnavailableError) Unwrap() error { return e.Err }
+
+// RefusedError is a definite failure whose reason the caller should see
+// (500 with the message): nothing was written, and retrying the same
+// request will fail the same way until the backend is fixed — e.g. the
+// schema registry refused the producer's new contract.
+type RefusedError struct {
+	Err error
+}
+
+func (e *RefusedError) Error() string { return e.Err.Error() }
+
+func (e *RefusedError) Unwrap() error { return e.Err }

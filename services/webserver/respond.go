@@ -35,7 +35,10 @@ func writeUnavailable(w http.ResponseWriter, msg string, retryAfter time.Duratio
 // names the operation for the log and the client ("rating movie 7").
 func (s *server) writeBackendError(w http.ResponseWriter, r *http.Request, err error, what string) {
 	var unavailable *UnavailableError
+	var refused *RefusedError
 	switch {
+	case errors.As(err, &refused):
+		writeError(w, http.StatusInternalServerError, what+": "+refused.Error())
 	case errors.As(err, &unavailable):
 		retry := unavailable.RetryAfter
 		if retry <= 0 {

@@ -55,7 +55,9 @@ type Config struct {
 	BatchSize int
 	// TopicWait bounds the wait for the movies topic at start.
 	TopicWait kafkaio.TopicWait
-	Log       *slog.Logger
+	// Codec writes `movies` values in the lab's format (nil: JSON).
+	Codec *model.Codec
+	Log   *slog.Logger
 }
 
 // Connector streams the catalog into the movies topic.
@@ -205,9 +207,9 @@ func (c *Connector) poll(ctx context.Context) (int, error) {
 	}
 	msgs := make([]kafka.Message, len(movies))
 	for i, m := range movies {
-		value, err := json.Marshal(m)
+		value, err := c.cfg.Codec.EncodeMovie(ctx, m)
 		if err != nil {
-			return 0, err
+			return 0, fmt.Errorf("encoding movie %d: %w", m.ID, err)
 		}
 		msgs[i] = kafka.Message{Key: strconv.AppendInt(nil, m.ID, 10), Value: value}
 	}

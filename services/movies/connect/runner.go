@@ -10,6 +10,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/ratingslab/lab/services/eventformat"
 	"github.com/ratingslab/lab/services/kafkaio"
 	"github.com/ratingslab/lab/services/movies/legacydb"
 	"github.com/ratingslab/lab/services/serve"
@@ -24,6 +25,7 @@ type Runner struct {
 	batch     int
 	topicWait time.Duration
 	kafka     kafkaio.Config
+	format    eventformat.Config
 }
 
 func (r *Runner) Flags(fs *flag.FlagSet) {
@@ -34,6 +36,7 @@ func (r *Runner) Flags(fs *flag.FlagSet) {
 	fs.IntVar(&r.batch, "batch", 500, "most rows per poll and produce")
 	fs.DurationVar(&r.topicWait, "topic-wait", 30*time.Second, "how long to wait at start for the movies topic before giving up")
 	r.kafka.RegisterFlags(fs)
+	r.format.RegisterFlags(fs)
 }
 
 func (r *Runner) Run(ctx context.Context, log *slog.Logger) error {
@@ -41,6 +44,10 @@ func (r *Runner) Run(ctx context.Context, log *slog.Logger) error {
 		return errors.New("--legacy-db: the path of the legacy catalog is required")
 	}
 	reg := prometheus.NewRegistry()
+	codec, err := r.format.Codec(reg)
+	if err != nil {
+		return err
+	}
 	r.kafka.ClientID = "movies-connect"
 	k, err := kafkaio.NewCluster(r.kafka, kafkaio.NewMetrics(reg), log)
 	if err != nil {
@@ -55,7 +62,7 @@ func (r *Runner) Run(ctx context.Context, log *slog.Logger) error {
 	if err == nil {
 		defer db.Close()
 		c, err = New(Config{Cluster: k, DB: db, DataDir: r.data, PollInterval: r.poll, BatchSize: r.batch,
-			TopicWait: kafkaio.TopicWait{Timeout: r.topicWait}, Log: log})
+			TopicWait: kafkaio.TopicWait{Timeout: r.topicWait}, Codec: codec, Log: log})
 	}
 	if err != nil {
 		// Its legacy DB or its position file cannot be used: no waiting

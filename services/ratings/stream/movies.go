@@ -17,12 +17,12 @@ type movieTable struct {
 	tailer *kafkaio.Tailer
 }
 
-func newMovieTable(ctx context.Context, k *kafkaio.Cluster, s *store, partitions int, log *slog.Logger) (*movieTable, error) {
+func newMovieTable(ctx context.Context, k *kafkaio.Cluster, s *store, partitions int, codec *model.Codec, log *slog.Logger) (*movieTable, error) {
 	movies, pos, err := s.loadMovies(ctx)
 	if err != nil {
 		return nil, err
 	}
-	t := &movieTable{Table: moviestable.New(movies, s.applyMovies, log)}
+	t := &movieTable{Table: moviestable.New(movies, s.applyMovies, log).WithCodec(codec)}
 	t.tailer = k.NewTailer(model.TopicMovies, partitions, pos, t.Apply)
 	return t, nil
 }

@@ -2,7 +2,6 @@ package stream
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -15,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/segmentio/kafka-go"
 
+	"github.com/ratingslab/lab/services/eventformat"
 	"github.com/ratingslab/lab/services/kafkaio"
 	"github.com/ratingslab/lab/services/model"
 	"github.com/ratingslab/lab/services/serve"
@@ -61,6 +61,9 @@ type Config struct {
 	HeartbeatInterval time.Duration
 	SessionTimeout    time.Duration
 	RebalanceTimeout  time.Duration
+	// Codec reads `ratings` and `movies` and writes `rated-movies` in the
+	// lab's format (nil: JSON).
+	Codec *model.Codec
 	// Registerer receives the processor's metrics (nil: not registered).
 	Registerer prometheus.Registerer
 	Log        *slog.Logger
@@ -217,7 +220,11 @@ func (p *Processor) run(ctx context.Context) error {
 	}
 
 	p.health.set("loading the movies table", nil)
-	p.movies, err = newMovieTable(ctx, p.k, p.store, parts[model.TopicMovies], p.log)
+	if err := eventformat.Prepare(ctx, p.cfg.Codec, p.log, p.cfg.TopicWait.Timeout, model.TopicRatedMovies); err != nil {
+		p.health.set("stopped", err)
+		return err
+	}
+	p.movies, err = newMovieTable(ctx, p.k, p.store, parts[model.TopicMovies], p.cfg.Codec, p.log)
 	if err != nil {
 		p.health.set("stopped", err)
 		return err
@@ -542,7 +549,7 @@ func (p *Processor) process(ctx, gctx context.Context, gen *kafka.Generation, ba
 		if m.Offset < ps.next {
 			// Already in the state: only refills the dedupe window.
 			if ps.window != nil {
-				if ev, err := model.DecodeRatingEvent(m.Value); err == nil {
+				if ev, err := p.cfg.Codec.DecodeRating(gctx, m.Value); err == nil {
 					ps.window.add(hashID(ev.RequestID))
 				}
 			}
@@ -550,8 +557,11 @@ func (p *Processor) process(ctx, gctx context.Context, gen *kafka.Generation, ba
 		}
 		applied++
 		next[m.Partition] = m.Offset + 1
-		ev, err := p.validate(m)
+		ev, err := p.validate(gctx, m)
 		if err != nil {
+			if retry := transient(err); retry != nil {
+				return retry
+			}
 			dead = append(dead, deadLetter(m, err))
 			continue
 		}
@@ -630,8 +640,8 @@ func (p *Processor) process(ctx, gctx context.Context, gen *kafka.Generation, ba
 // validate decodes a ratings record and checks that it sits where its key
 // says: the key is its movie id, and the partition is the one that key maps
 // to (the partition owns the movie's aggregate).
-func (p *Processor) validate(m *kafka.Message) (model.RatingEvent, error) {
-	ev, err := model.DecodeRatingEvent(m.Value)
+func (p *Processor) validate(ctx context.Context, m *kafka.Message) (model.RatingEvent, error) {
+	ev, err := p.cfg.Codec.DecodeRating(ctx, m.Value)
 	if err != nil {
 		return ev, err
 	}
@@ -693,7 +703,13 @@ func (p *Processor) ratedMovies(aggs []*aggregate) []kafka.Message {
 			SourcePartition: a.Partition,
 			SourceOffset:    a.SourceOffset,
 		}
-		value, _ := json.Marshal(ev) // plain struct: cannot fail
+		value, err := p.cfg.Codec.EncodeRatedMovie(context.Background(), ev)
+		if err != nil {
+			// The writer schema was registered at start (Prepare) and is
+			// cached: this cannot fail unless a codec is broken.
+			p.log.Error("encode rated-movies", "movie", a.MovieID, "error", err.Error())
+			continue
+		}
 		msgs = append(msgs, kafka.Message{Key: strconv.AppendInt(nil, a.MovieID, 10), Value: value})
 	}
 	return msgs
@@ -764,8 +780,11 @@ func (p *Processor) readRatedMovies(ctx context.Context) (map[int64]model.RatedM
 			if m.Offset+1 >= bounds[m.Partition].End {
 				done[m.Partition] = true
 			}
-			ev, err := model.DecodeRatedMovieEvent(m.Value)
+			ev, err := p.cfg.Codec.DecodeRatedMovie(ctx, m.Value)
 			if err != nil {
+				if retry := transient(err); retry != nil {
+					return nil, retry
+				}
 				continue
 			}
 			if old, ok := latest[ev.MovieID]; !ok || ev.SourceOffset > old.SourceOffset {

@@ -8,6 +8,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/ratingslab/lab/services/eventformat"
 	"github.com/ratingslab/lab/services/kafkaio"
 	"github.com/ratingslab/lab/services/serve"
 )
@@ -22,6 +23,7 @@ type Runner struct {
 	window    int
 	topicWait time.Duration
 	kafka     kafkaio.Config
+	format    eventformat.Config
 }
 
 func (r *Runner) Flags(fs *flag.FlagSet) {
@@ -33,6 +35,7 @@ func (r *Runner) Flags(fs *flag.FlagSet) {
 	fs.IntVar(&r.window, "dedupe-window", 50000, "counted ratings per partition remembered to drop a re-produced request id (effectively-once)")
 	fs.DurationVar(&r.topicWait, "topic-wait", 30*time.Second, "how long to wait at start for the topics before giving up")
 	r.kafka.RegisterFlags(fs)
+	r.format.RegisterFlags(fs)
 }
 
 func (r *Runner) Run(ctx context.Context, log *slog.Logger) error {
@@ -41,6 +44,10 @@ func (r *Runner) Run(ctx context.Context, log *slog.Logger) error {
 		return err
 	}
 	reg := prometheus.NewRegistry()
+	codec, err := r.format.Codec(reg)
+	if err != nil {
+		return err
+	}
 	r.kafka.ClientID = "ratings-stream"
 	k, err := kafkaio.NewCluster(r.kafka, kafkaio.NewMetrics(reg), log)
 	if err != nil {
@@ -48,7 +55,7 @@ func (r *Runner) Run(ctx context.Context, log *slog.Logger) error {
 	}
 	defer k.Close()
 	p, err := New(Config{Cluster: k, DataDir: r.data, Delivery: delivery, Group: r.group, MaxBatch: r.maxBatch,
-		DedupeWindow: r.window, TopicWait: kafkaio.TopicWait{Timeout: r.topicWait}, Registerer: reg, Log: log})
+		DedupeWindow: r.window, Codec: codec, TopicWait: kafkaio.TopicWait{Timeout: r.topicWait}, Registerer: reg, Log: log})
 	if err != nil {
 		return err
 	}
@@ -58,7 +65,7 @@ func (r *Runner) Run(ctx context.Context, log *slog.Logger) error {
 		Registry: reg,
 		Ready:    p.Ready,
 		Info: func() map[string]any {
-			return map[string]any{"delivery": p.Delivery(), "assigned_partitions": p.Assigned(), "throttle": p.Throttle().String()}
+			return map[string]any{"delivery": p.Delivery(), "assigned_partitions": p.Assigned(), "throttle": p.Throttle().String(), "format": codec.Format()}
 		},
 		Log: log,
 	})

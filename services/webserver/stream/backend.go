@@ -39,6 +39,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/segmentio/kafka-go"
 
+	"github.com/ratingslab/lab/services/eventformat"
 	"github.com/ratingslab/lab/services/kafkaio"
 	"github.com/ratingslab/lab/services/model"
 	"github.com/ratingslab/lab/services/moviestable"
@@ -53,7 +54,10 @@ type Config struct {
 	// rating (default 2s); past it the answer is 503.
 	ProduceTimeout time.Duration
 	// TopicWait bounds the wait for the topics at start.
-	TopicWait  kafkaio.TopicWait
+	TopicWait kafkaio.TopicWait
+	// Codec writes `ratings` and reads `movies` and `rated-movies` in the
+	// lab's format (nil: JSON).
+	Codec      *model.Codec
 	Registerer prometheus.Registerer
 	Log        *slog.Logger
 }
@@ -106,7 +110,7 @@ func NewBackend(cfg Config) (*Backend, error) {
 		v.Close()
 		return nil, err
 	}
-	b.movies = moviestable.New(movies, v.applyMovies, cfg.Log)
+	b.movies = moviestable.New(movies, v.applyMovies, cfg.Log).WithCodec(cfg.Codec)
 	b.hasData.Store(len(movies) > 0)
 	b.setPhase("starting")
 	b.refreshRows(context.Background())
@@ -125,6 +129,13 @@ func (b *Backend) Run(ctx context.Context) error {
 	wait.OnWait = func(err error) { b.setPhase("waiting for kafka topics: " + err.Error()) }
 	parts, err := b.k.WaitForTopics(ctx, []string{model.TopicRatings, model.TopicMovies, model.TopicRatedMovies}, wait)
 	if err != nil {
+		if ctx.Err() != nil {
+			return nil
+		}
+		b.startErr.Store(&err)
+		return err
+	}
+	if err := eventformat.Prepare(ctx, b.cfg.Codec, b.log, b.cfg.TopicWait.Timeout, model.TopicRatings); err != nil {
 		if ctx.Err() != nil {
 			return nil
 		}
@@ -240,7 +251,14 @@ func (b *Backend) applyRated(ctx context.Context, batch []kafka.Message) error {
 	pos := map[int]int64{}
 	for _, m := range batch {
 		pos[m.Partition] = m.Offset + 1
-		ev, err := model.DecodeRatedMovieEvent(m.Value)
+		var ev model.RatedMovieEvent
+		err := eventformat.Await(ctx, b.log, "rated-movies view", func() (err error) {
+			ev, err = b.cfg.Codec.DecodeRatedMovie(ctx, m.Value)
+			return err
+		})
+		if errors.Is(err, model.ErrRegistryUnavailable) {
+			return err // stopped while waiting
+		}
 		if err != nil {
 			b.log.Warn("skipping rated-movies record", "partition", m.Partition, "offset", m.Offset, "error", err.Error())
 			continue
@@ -277,9 +295,9 @@ func (b *Backend) Rate(ctx context.Context, r model.Rating) error {
 		return &webserver.UnavailableError{Dependency: "broker", RetryAfter: time.Second, Err: b.notStarted()}
 	}
 	ev := model.NewRatingEvent(r, time.Now().UTC())
-	value, err := ev.MarshalJSON()
+	value, err := b.cfg.Codec.EncodeRating(ctx, ev)
 	if err != nil {
-		return err
+		return contractError(err)
 	}
 	pctx, cancel := context.WithTimeout(ctx, b.cfg.ProduceTimeout)
 	defer cancel()

@@ -9,6 +9,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/ratingslab/lab/services/eventformat"
 	"github.com/ratingslab/lab/services/kafkaio"
 	"github.com/ratingslab/lab/services/serve"
 	"github.com/ratingslab/lab/services/webserver"
@@ -21,6 +22,7 @@ type Runner struct {
 	produceTimeout time.Duration
 	topicWait      time.Duration
 	kafka          kafkaio.Config
+	format         eventformat.Config
 }
 
 func (r *Runner) Flags(fs *flag.FlagSet) {
@@ -29,10 +31,15 @@ func (r *Runner) Flags(fs *flag.FlagSet) {
 	fs.DurationVar(&r.produceTimeout, "produce-timeout", 2*time.Second, "how long POST /api/ratings waits for the broker's acknowledgement before answering 503")
 	fs.DurationVar(&r.topicWait, "topic-wait", 30*time.Second, "how long to wait at start for the topics before giving up")
 	r.kafka.RegisterFlags(fs)
+	r.format.RegisterFlags(fs)
 }
 
 func (r *Runner) Run(ctx context.Context, log *slog.Logger) error {
 	reg := prometheus.NewRegistry()
+	codec, err := r.format.Codec(reg)
+	if err != nil {
+		return err
+	}
 	r.kafka.ClientID = "webserver-stream"
 	k, err := kafkaio.NewCluster(r.kafka, kafkaio.NewMetrics(reg), log)
 	if err != nil {
@@ -40,12 +47,13 @@ func (r *Runner) Run(ctx context.Context, log *slog.Logger) error {
 	}
 	defer k.Close()
 	b, err := NewBackend(Config{Cluster: k, DataDir: r.data, ProduceTimeout: r.produceTimeout,
-		TopicWait: kafkaio.TopicWait{Timeout: r.topicWait}, Registerer: reg, Log: log})
+		TopicWait: kafkaio.TopicWait{Timeout: r.topicWait}, Codec: codec, Registerer: reg, Log: log})
 	if err != nil {
 		return err
 	}
 	defer b.Close()
 	srv := NewServer(b, reg, log)
+	registerContractAdmin(srv, codec)
 
 	// On failure stay up: /healthz says why, and GETs serve the view from disk.
 	return srv.RunAlongside(ctx, r.listen, b.Run,

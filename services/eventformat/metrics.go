@@ -1,0 +1,70 @@
+package eventformat
+
+import (
+	"errors"
+	"strconv"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Metrics count records per topic and schema id (one id per schema
+// version), decode failures by reason, and registry requests by result.
+type Metrics struct {
+	records  *prometheus.CounterVec
+	failures *prometheus.CounterVec
+	requests *prometheus.CounterVec
+	cached   prometheus.Counter
+}
+
+// NewMetrics registers the metrics on reg (nil: counted, not exported).
+func NewMetrics(reg prometheus.Registerer) *Metrics {
+	m := &Metrics{
+		records: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "lab_event_records_total",
+			Help: "Event values this part encoded (produced) or decoded (consumed), by topic and writer schema id (0: JSON).",
+		}, []string{"topic", "direction", "schema_id"}),
+		failures: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "lab_event_decode_failures_total",
+			Help: "Event values this part could not decode, by topic and reason (wrong-magic-byte, unknown-schema-id, incompatible-schema, truncated-body, ..., registry-unavailable).",
+		}, []string{"topic", "reason"}),
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "lab_schema_registry_requests_total",
+			Help: "Requests this part sent to the schema registry, by operation and result (ok, refused, not_found, unreachable).",
+		}, []string{"operation", "result"}),
+		cached: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "lab_schema_registry_cache_hits_total",
+			Help: "Schema lookups by id answered from this part's cache (no request).",
+		}),
+	}
+	if reg != nil {
+		reg.MustRegister(m.records, m.failures, m.requests, m.cached)
+	}
+	return m
+}
+
+func (m *Metrics) Encoded(topic string, id int) {
+	m.records.WithLabelValues(topic, "produced", strconv.Itoa(id)).Inc()
+}
+
+func (m *Metrics) Decoded(topic string, id int) {
+	m.records.WithLabelValues(topic, "consumed", strconv.Itoa(id)).Inc()
+}
+
+func (m *Metrics) DecodeFailed(topic, reason string) {
+	m.failures.WithLabelValues(topic, reason).Inc()
+}
+
+func (m *Metrics) request(op string, err error) {
+	result := "ok"
+	var re *RefusedError
+	if err != nil {
+		result = "unreachable"
+		if e := describe(err); errors.As(e, &re) {
+			result = "refused"
+			if re.Status == 404 {
+				result = "not_found"
+			}
+		}
+	}
+	m.requests.WithLabelValues(op, result).Inc()
+}
