@@ -46,10 +46,14 @@ func ParseLevel(s string) (Level, error) {
 func (l Level) transitive() bool { return strings.HasSuffix(string(l), "_TRANSITIVE") }
 
 // backward: the new schema reads data written with the old one.
-func (l Level) backward() bool { return strings.HasPrefix(string(l), "BACKWARD") || strings.HasPrefix(string(l), "FULL") }
+func (l Level) backward() bool {
+	return strings.HasPrefix(string(l), "BACKWARD") || strings.HasPrefix(string(l), "FULL")
+}
 
 // forward: the old schema reads data written with the new one.
-func (l Level) forward() bool { return strings.HasPrefix(string(l), "FORWARD") || strings.HasPrefix(string(l), "FULL") }
+func (l Level) forward() bool {
+	return strings.HasPrefix(string(l), "FORWARD") || strings.HasPrefix(string(l), "FULL")
+}
 
 // check tests candidate against earlier schemas (oldest first) under level
 // and returns one message per violation (empty: compatible). Non-transitive
