@@ -433,7 +433,7 @@ func runTraffic(ctx context.Context, g *globals, f trafficFlags) error {
 			return fmt.Errorf("--target %q: want rpc or stream (or give --url for another variant)", f.target)
 		}
 	}
-	spec := replay.TrafficSpec{From: from, To: to, Variant: f.target, URL: url, Speed: speed, RunID: f.runID,
+	spec := replay.TrafficSpec{Codec: l.Codec, From: from, To: to, Variant: f.target, URL: url, Speed: speed, RunID: f.runID,
 		LedgerDir: g.dir().Ledgers(), Timeout: f.timeout, Concurrency: f.concurrency}
 	if !f.quiet {
 		spec.Progress = func(p replay.TrafficProgress) {

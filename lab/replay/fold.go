@@ -18,8 +18,8 @@ import (
 // countable decodes a ratings record and applies ratings-stream's checks: a
 // valid event, keyed by its movie id, on the partition its key maps to, for
 // a movie of the movies table. ok=false means it is dead-lettered.
-func countable(r Record, partitions int, known map[int64]bool) (model.RatingEvent, bool) {
-	ev, err := model.DecodeRatingEvent(r.Value)
+func countable(ctx context.Context, codec *model.Codec, r Record, partitions int, known map[int64]bool) (model.RatingEvent, bool) {
+	ev, err := codec.DecodeRating(ctx, r.Value)
 	if err != nil || model.CheckRatingKey(r.Key, ev) != nil || model.RatingPartition(r.Key, partitions) != r.Partition {
 		return ev, false
 	}
@@ -64,7 +64,7 @@ type Delta struct {
 // foldRatings counts the ratings of [from[p], to[p]) into a copy of base.
 // The dedupe window is seeded from the `window` records before from[p], as
 // ratings-stream does after a restart.
-func foldRatings(ctx context.Context, k *kafkaio.Cluster, base map[int64]Aggregate, from, to map[int]int64, partitions, window int, known map[int64]bool) (map[int64]Aggregate, map[int64]Delta, error) {
+func foldRatings(ctx context.Context, k *kafkaio.Cluster, codec *model.Codec, base map[int64]Aggregate, from, to map[int]int64, partitions, window int, known map[int64]bool) (map[int64]Aggregate, map[int64]Delta, error) {
 	out := maps.Clone(base)
 	deltas := map[int64]Delta{}
 	for _, p := range sortedKeys(to) {
@@ -78,7 +78,7 @@ func foldRatings(ctx context.Context, k *kafkaio.Cluster, base map[int64]Aggrega
 		w := newIDWindow(window)
 		seedFrom := max(bounds[p].First, from[p]-int64(window))
 		err = scanRange(ctx, k, model.TopicRatings, p, seedFrom, to[p], func(r Record) error {
-			ev, ok := countable(r, partitions, known)
+			ev, ok := countable(ctx, codec, r, partitions, known)
 			if !ok {
 				return nil
 			}
@@ -113,7 +113,7 @@ func foldRatings(ctx context.Context, k *kafkaio.Cluster, base map[int64]Aggrega
 // upsert or delete a movie; a rated-movies update replaces the movie's
 // aggregate only when it includes more of its partition (a higher source
 // offset) or comes from another partition. changed lists the movies touched.
-func foldView(ctx context.Context, k *kafkaio.Cluster, base map[int64]ViewMovie, from, to map[string]map[int]int64) (map[int64]ViewMovie, map[int64]bool, error) {
+func foldView(ctx context.Context, k *kafkaio.Cluster, codec *model.Codec, base map[int64]ViewMovie, from, to map[string]map[int]int64) (map[int64]ViewMovie, map[int64]bool, error) {
 	out := maps.Clone(base)
 	changed := map[int64]bool{}
 	for _, topic := range []string{model.TopicMovies, model.TopicRatedMovies} {
@@ -131,7 +131,7 @@ func foldView(ctx context.Context, k *kafkaio.Cluster, base map[int64]ViewMovie,
 				m.MovieID = id
 				switch topic {
 				case model.TopicMovies:
-					mv, ok, err := model.DecodeMovie(r.Value)
+					mv, ok, err := codec.DecodeMovie(ctx, r.Value)
 					switch {
 					case err != nil:
 						return nil
@@ -141,7 +141,7 @@ func foldView(ctx context.Context, k *kafkaio.Cluster, base map[int64]ViewMovie,
 						m.Listed, m.Title, m.ReleaseYear = true, mv.Title, mv.ReleaseYear
 					}
 				case model.TopicRatedMovies:
-					ev, err := model.DecodeRatedMovieEvent(r.Value)
+					ev, err := codec.DecodeRatedMovie(ctx, r.Value)
 					if err != nil {
 						return nil
 					}

@@ -37,7 +37,7 @@ func TestFoldRatingsCountsLikeTheProcessor(t *testing.T) {
 	before := map[int64]Aggregate{1: {MovieID: 1, Partition: p, Count: 2, SumTenths: 150}}
 	known := map[int64]bool{1: true}
 	ctx := servetest.Context(t, 10*time.Second)
-	got, deltas, err := foldRatings(ctx, b.k, before, map[int]int64{p: 2}, map[int]int64{p: 7}, model.RatingsPartitions, 100, known)
+	got, deltas, err := foldRatings(ctx, b.k, nil, before, map[int]int64{p: 2}, map[int]int64{p: 7}, model.RatingsPartitions, 100, known)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -54,7 +54,7 @@ func TestFoldRatingsCountsLikeTheProcessor(t *testing.T) {
 		t.Fatal("the fold changed the state it started from")
 	}
 	// With a window of 1, r1 (two counted ratings back) counts again.
-	got, _, err = foldRatings(ctx, b.k, before, map[int]int64{p: 2}, map[int]int64{p: 7}, model.RatingsPartitions, 1, known)
+	got, _, err = foldRatings(ctx, b.k, nil, before, map[int]int64{p: 2}, map[int]int64{p: 7}, model.RatingsPartitions, 1, known)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -77,7 +77,7 @@ func TestFoldViewKeepsTheNewestAggregate(t *testing.T) {
 		kafka.Message{Partition: 0, Key: []byte("2"), Value: mv},
 		kafka.Message{Partition: 0, Key: []byte("1"), Value: nil}) // tombstone
 	before := map[int64]ViewMovie{1: {MovieID: 1, Title: "One", Listed: true, Rated: true, Count: 3, SumTenths: 200, SrcPart: 2, SrcOffset: 6}}
-	got, changed, err := foldView(servetest.Context(t, 10*time.Second), b.k, before,
+	got, changed, err := foldView(servetest.Context(t, 10*time.Second), b.k, nil, before,
 		map[string]map[int]int64{}, map[string]map[int]int64{model.TopicMovies: {0: 2}, model.TopicRatedMovies: {2: 3}})
 	if err != nil {
 		t.Fatal(err)

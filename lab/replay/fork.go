@@ -223,9 +223,9 @@ func (l *Lab) spawnFork(ctx context.Context, f ForkInfo) error {
 			adminOf(procs[1].Addr)...), parts.KafkaClientArgs(l.Ports, edge)...),
 			Health: supervisor.SpawnHealth{HTTP: admin(1)},
 			Edge:   &supervisor.SpawnEdge{Name: edge.Name, Listen: edge.Listen(l.Ports), Upstream: edge.Upstream(l.Ports)}},
-		{Args: append([]string{"serve", "ratings-stream", "--listen", procs[2].Addr, "--data", filepath.Join(dir, "ratings-stream"), "--brokers", broker}, adminOf(procs[2].Addr)...),
+		{Args: append(append([]string{"serve", "ratings-stream", "--listen", procs[2].Addr, "--data", filepath.Join(dir, "ratings-stream"), "--brokers", broker}, adminOf(procs[2].Addr)...), l.FormatArgs...),
 			Health: supervisor.SpawnHealth{HTTP: admin(2)}},
-		{Args: append([]string{"serve", "webserver-stream", "--listen", procs[3].Addr, "--data", filepath.Join(dir, "webserver-stream"), "--brokers", broker}, adminOf(procs[3].Addr)...),
+		{Args: append(append([]string{"serve", "webserver-stream", "--listen", procs[3].Addr, "--data", filepath.Join(dir, "webserver-stream"), "--brokers", broker}, adminOf(procs[3].Addr)...), l.FormatArgs...),
 			Health: supervisor.SpawnHealth{HTTP: admin(3)}},
 	}
 	for i, s := range specs {

@@ -16,7 +16,9 @@ import (
 	"github.com/ratingslab/lab/lab/layout"
 	"github.com/ratingslab/lab/lab/parts"
 	"github.com/ratingslab/lab/lab/supervisor"
+	"github.com/ratingslab/lab/services/eventformat"
 	"github.com/ratingslab/lab/services/kafkaio"
+	"github.com/ratingslab/lab/services/model"
 )
 
 // Lab is a running lab as the replay commands see it: its state
@@ -28,6 +30,10 @@ type Lab struct {
 	Kafka   *kafkaio.Cluster
 	Log     *slog.Logger
 	HTTP    *http.Client
+	// Codec decodes the log in the lab's --format, through its registry.
+	Codec *model.Codec
+	// FormatArgs are --format and --registry for parts a replay starts.
+	FormatArgs []string
 }
 
 // ErrLabDown means no lab runs in the state directory.
@@ -58,7 +64,13 @@ func Open(ctx context.Context, dir layout.Dir, log *slog.Logger) (*Lab, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Lab{Dir: dir, Ports: ports, Control: c, Kafka: k, Log: log, HTTP: &http.Client{Timeout: 5 * time.Second}}, nil
+	codec, formatArgs, err := labCodec(ports, st.Options)
+	if err != nil {
+		k.Close()
+		return nil, err
+	}
+	return &Lab{Dir: dir, Ports: ports, Control: c, Kafka: k, Log: log, HTTP: &http.Client{Timeout: 5 * time.Second},
+		Codec: codec, FormatArgs: formatArgs}, nil
 }
 
 // Close releases the broker connections.
@@ -178,4 +190,15 @@ func (l *Lab) healthy(ctx context.Context, addr string) bool {
 	}
 	resp.Body.Close()
 	return resp.StatusCode == http.StatusOK
+}
+
+// labCodec is the codec of a lab started with o: its format, and its
+// registry reached directly (replay tools are not behind an edge proxy).
+func labCodec(p layout.Ports, o parts.Options) (*model.Codec, []string, error) {
+	cfg := eventformat.Config{Format: o.Format, Registry: parts.RegistryURL(p, o)}
+	codec, err := cfg.Codec(nil)
+	if err != nil {
+		return nil, nil, fmt.Errorf("the lab's event format: %w", err)
+	}
+	return codec, []string{"--format", string(codec.Format()), "--registry", cfg.Registry}, nil
 }

@@ -319,7 +319,7 @@ func (l *Lab) rebuildRatingsStream(ctx context.Context, opts RebuildOptions) (*R
 	if err != nil {
 		return fail(err)
 	}
-	expected, deltas, err := foldRatings(ctx, k, before.Movies, before.Offsets, after.Offsets, partitions, opts.DedupeWindow, after.Known)
+	expected, deltas, err := foldRatings(ctx, k, l.Codec, before.Movies, before.Offsets, after.Offsets, partitions, opts.DedupeWindow, after.Known)
 	if err != nil {
 		return fail(err)
 	}
@@ -479,7 +479,7 @@ func (l *Lab) rebuildWebserverStream(ctx context.Context, opts RebuildOptions) (
 	if err != nil {
 		return fail(err)
 	}
-	expected, changed, err := foldView(ctx, k, before.Movies, before.Positions, after.Positions)
+	expected, changed, err := foldView(ctx, k, l.Codec, before.Movies, before.Positions, after.Positions)
 	if err != nil {
 		return fail(err)
 	}

@@ -49,6 +49,8 @@ func (s Speed) String() string {
 
 // TrafficSpec is one traffic replay.
 type TrafficSpec struct {
+	// Codec decodes the recorded ratings (the lab's --format; nil: JSON).
+	Codec *model.Codec
 	// From and To select the ratings by record timestamp, [From, To).
 	From, To time.Time
 	// Variant names the target in the ledger ("rpc", "stream"); URL is the
@@ -113,7 +115,7 @@ const (
 
 // selectRatings reads the window's ratings: valid events on the partition
 // their key maps to, each request id once (the first), in event-time order.
-func selectRatings(ctx context.Context, k *kafkaio.Cluster, from, to time.Time) ([]replayed, map[string]int, error) {
+func selectRatings(ctx context.Context, k *kafkaio.Cluster, codec *model.Codec, from, to time.Time) ([]replayed, map[string]int, error) {
 	rs, err := ranges(ctx, k, model.TopicRatings, -1, from, to)
 	if err != nil {
 		return nil, nil, err
@@ -127,7 +129,7 @@ func selectRatings(ctx context.Context, k *kafkaio.Cluster, from, to time.Time) 
 	seen := map[string]bool{}
 	for _, r := range rs {
 		err := scanRange(ctx, k, model.TopicRatings, r.Partition, r.From, r.To, func(rec Record) error {
-			ev, err := model.DecodeRatingEvent(rec.Value)
+			ev, err := codec.DecodeRating(ctx, rec.Value)
 			if err != nil || model.CheckRatingKey(rec.Key, ev) != nil || model.RatingPartition(rec.Key, partitions) != rec.Partition {
 				skipped[SkipNotRating]++
 				return nil
@@ -194,7 +196,7 @@ func ReplayTraffic(ctx context.Context, k *kafkaio.Cluster, spec TrafficSpec) (*
 			spec.Concurrency = 32
 		}
 	}
-	sel, skipped, err := selectRatings(ctx, k, spec.From, spec.To)
+	sel, skipped, err := selectRatings(ctx, k, spec.Codec, spec.From, spec.To)
 	if err != nil {
 		return nil, err
 	}
