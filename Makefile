@@ -4,7 +4,7 @@ BIN     := bin/lab
 VERSION := $(shell git describe --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X github.com/ratingslab/lab/lab/cli.Version=$(VERSION)
 
-.PHONY: build test test-go test-k6 lint dashboards lab bench clean
+.PHONY: build test test-go test-k6 lint dashboards lab bench clean apicurio
 
 build:
 	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN) ./lab/cmd/lab
@@ -46,3 +46,20 @@ bench: build
 
 clean:
 	rm -rf bin
+
+# Apicurio Registry (io.apicurio:apicurio-registry-app, the `all` tar.gz
+# assembly) from Maven Central, unpacked into .cache/apicurio/ for
+# `lab up --registry apicurio` and the registry contract suite. 3.0.x is the
+# newest line that runs on Java 17; 3.1 and later need Java 21.
+APICURIO_VERSION ?= 3.0.9
+APICURIO_HOME    := .cache/apicurio/apicurio-registry-app
+apicurio: $(APICURIO_HOME)/apicurio-registry-app-$(APICURIO_VERSION)-runner.jar
+
+$(APICURIO_HOME)/apicurio-registry-app-$(APICURIO_VERSION)-runner.jar:
+	mkdir -p .cache/apicurio
+	mvn -q -B dependency:copy -Dartifact=io.apicurio:apicurio-registry-app:$(APICURIO_VERSION):tar.gz:all -DoutputDirectory=.cache/apicurio
+	rm -rf $(APICURIO_HOME).tmp && mkdir -p $(APICURIO_HOME).tmp
+	tar -xzf .cache/apicurio/apicurio-registry-app-$(APICURIO_VERSION)-all.tar.gz -C $(APICURIO_HOME).tmp
+	rm -rf $(APICURIO_HOME) && mv $(APICURIO_HOME).tmp $(APICURIO_HOME)
+	rm -f .cache/apicurio/apicurio-registry-app-$(APICURIO_VERSION)-all.tar.gz
+	test -f $@

@@ -168,7 +168,8 @@ func init() {
 			}
 			return p.Admin(p.Registry())
 		},
-		HTTP: func(p layout.Ports, _ int) string { return p.Registry() },
+		HTTP:  func(p layout.Ports, _ int) string { return p.Registry() },
+		Ready: func(ctx context.Context, p layout.Ports, _ int) error { return registryReady(ctx, p) },
 	})
 }
 
