@@ -117,32 +117,34 @@ func ApicurioJar(home string) (string, error) {
 	return matches[0], nil
 }
 
-// apicurioCommand runs Apicurio Registry with Java: loopback only, its
-// storage in an H2 file under the state dir (durable like the embedded
-// registry), a bounded heap.
-func apicurioCommand(env Env) (string, []string, error) {
+// ApicurioCommand runs Apicurio Registry with Java on addr (loopback):
+// its storage in an H2 file under dataDir (durable, like the embedded
+// registry), or in memory when dataDir is empty; a bounded heap, and the
+// JIT's first tier only (starts in seconds; the registry is not a hot path).
+func ApicurioCommand(addr, dataDir string) (string, []string, error) {
 	jar, err := ApicurioJar(ApicurioHome())
 	if err != nil {
 		return "", nil, err
 	}
-	host, port, _ := strings.Cut(env.Ports.Registry(), ":")
-	data := env.Dir.Data(RegistryPart)
-	if err := os.MkdirAll(data, 0o755); err != nil {
-		return "", nil, err
-	}
+	host, port, _ := strings.Cut(addr, ":")
 	java := "java"
 	if jh := os.Getenv("JAVA_HOME"); jh != "" {
 		java = filepath.Join(jh, "bin", "java")
 	}
-	return java, []string{
+	args := []string{
 		"-Xmx512m", "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1",
 		"-Dquarkus.http.host=" + host, "-Dquarkus.http.port=" + port,
-		"-Dapicurio.storage.kind=sql", "-Dapicurio.storage.sql.kind=h2",
-		"-Dapicurio.datasource.url=jdbc:h2:file:" + filepath.Join(data, "apicurio") + ";DB_CLOSE_ON_EXIT=FALSE",
-		"-Dapicurio.datasource.username=sa", "-Dapicurio.datasource.password=sa",
 		"-Dquarkus.log.console.color=false",
-		"-jar", jar,
-	}, nil
+	}
+	if dataDir != "" {
+		if err := os.MkdirAll(dataDir, 0o755); err != nil {
+			return "", nil, err
+		}
+		args = append(args, "-Dapicurio.storage.kind=sql", "-Dapicurio.storage.sql.kind=h2",
+			"-Dapicurio.datasource.url=jdbc:h2:file:"+filepath.Join(dataDir, "apicurio")+";DB_CLOSE_ON_EXIT=FALSE",
+			"-Dapicurio.datasource.username=sa", "-Dapicurio.datasource.password=sa")
+	}
+	return java, append(args, "-jar", jar), nil
 }
 
 func init() {
@@ -159,7 +161,7 @@ func init() {
 			if env.Options.Registry != RegistryApicurio {
 				return "", nil, nil
 			}
-			return apicurioCommand(env)
+			return ApicurioCommand(env.Ports.Registry(), env.Dir.Data(RegistryPart))
 		},
 		Enabled: func(o Options) bool { return o.Registry != RegistryExternal },
 		AdminFor: func(o Options, p layout.Ports, _ int) string {
