@@ -100,7 +100,8 @@ func toxicityParam() Param {
 
 // Poison kinds: each produces a record the stream processor must send to
 // the DLQ with the matching reason (services/model.Reason*).
-var poisonKinds = []string{"malformed", "rating-range", "unknown-movie", "key-mismatch"}
+var poisonKinds = []string{"malformed", "rating-range", "unknown-movie", "key-mismatch",
+	"wrong-magic-byte", "unknown-schema-id", "truncated-body"}
 
 // ServiceFaultParts are the parts service faults may target, per fault.
 var (
@@ -201,7 +202,7 @@ var kinds = []Kind{
 		Heal:      "nothing to heal: the records stay in the log",
 		Params: []Param{
 			numParam("count", ParamInt, "1", "how many poison records", 1, MaxPoison),
-			choiceParam("kind", "malformed", "what is wrong with them: malformed (not JSON), rating-range (rating 42), unknown-movie (movie 999999), key-mismatch (key is not the movie id)", poisonKinds...),
+			choiceParam("kind", "malformed", "what is wrong with them: malformed (not JSON), rating-range (rating 42), unknown-movie (movie 999999), key-mismatch (key is not the movie id); for --format avro: wrong-magic-byte (not the Confluent wire format), unknown-schema-id (an id the registry never gave), truncated-body (the ratings schema's id, then a body cut short)", poisonKinds...),
 		}},
 }
 

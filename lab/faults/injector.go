@@ -78,6 +78,9 @@ type Config struct {
 	Targets Targets
 	// Broker is the broker address poison records are written to.
 	Broker string
+	// Registry is the schema registry's base URL (Avro poison kinds look up
+	// the ratings schema id there).
+	Registry string
 	// HTTP calls the parts' admin endpoints (default: 5s timeout).
 	HTTP *http.Client
 	// Registerer receives lab_fault_active (nil: not registered).
@@ -434,7 +437,7 @@ func (inj *Injector) effectFor(rec *record, d time.Duration) effect {
 	case TargetService:
 		return &serviceEffect{inj: inj, instance: rec.Target, kind: rec.kind.Name, params: rec.Params}
 	case TargetTopic:
-		return &poisonEffect{broker: inj.cfg.Broker, topic: rec.Target, id: rec.ID, params: rec.Params}
+		return &poisonEffect{broker: inj.cfg.Broker, registry: inj.cfg.Registry, topic: rec.Target, id: rec.ID, params: rec.Params}
 	}
 	panic("faults: no effect for " + rec.kind.Name)
 }

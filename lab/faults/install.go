@@ -23,6 +23,7 @@ func Install(s *supervisor.Supervisor, log *slog.Logger) *Injector {
 		Processes:  s,
 		Targets:    LabTargets(s),
 		Broker:     s.Config().Ports.Broker(),
+		Registry:   parts.RegistryURL(s.Config().Ports, s.Config().Options),
 		Registerer: s.Registry(),
 		Log:        log,
 	})
