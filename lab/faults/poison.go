@@ -27,9 +27,9 @@ const PoisonMovieID = 999999
 type poisonEffect struct {
 	broker   string
 	registry string
-	topic  string
-	id     string
-	params Params
+	topic    string
+	id       string
+	params   Params
 }
 
 // PoisonRecords builds n poison records of a kind (see poisonKinds).

@@ -8,6 +8,8 @@ import (
 
 	"github.com/segmentio/kafka-go"
 
+	"github.com/ratingslab/lab/lab/registry/registrytest"
+	"github.com/ratingslab/lab/services/eventformat"
 	"github.com/ratingslab/lab/services/kafkaio/kafkatest"
 	"github.com/ratingslab/lab/services/model"
 )
@@ -16,9 +18,19 @@ import (
 // decoder for exactly the reason the processor must put in the DLQ header.
 func TestPoisonRecordsReachTheLogAndAreRejectedForTheirReason(t *testing.T) {
 	b := kafkatest.Start(t, kafkatest.LabTopics)
-	inj := New(Config{Broker: b.Addr, Targets: Targets{Topics: []string{model.TopicRatings}}})
+	registry := registrytest.Embedded(t)
+	inj := New(Config{Broker: b.Addr, Registry: registry, Targets: Targets{Topics: []string{model.TopicRatings}}})
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
+	// The Avro kinds decode with the lab's Avro codec, whose ratings
+	// schema is registered as a producer would.
+	avroCodec, err := (&eventformat.Config{Format: "avro", Registry: registry}).Codec(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := avroCodec.Prepare(ctx, model.TopicRatings); err != nil {
+		t.Fatal(err)
+	}
 
 	want := map[string]string{}
 	for _, kind := range poisonKinds {
@@ -70,6 +82,15 @@ func TestPoisonRecordsReachTheLogAndAreRejectedForTheirReason(t *testing.T) {
 			case "key-mismatch":
 				if !errors.As(err, &ee) || ee.Reason != model.ReasonKeyMismatch {
 					t.Errorf("key-mismatch poison decoded as %v", err)
+				}
+			case "wrong-magic-byte", "unknown-schema-id", "truncated-body":
+				// Not JSON; in Avro, each fails for its own reason.
+				if !errors.As(err, &ee) || ee.Reason != model.ReasonMalformed {
+					t.Errorf("%s poison decoded as JSON: %v", kind, err)
+				}
+				_, err := avroCodec.DecodeRating(ctx, m.Value)
+				if !errors.As(err, &ee) || ee.Reason != kind {
+					t.Errorf("%s poison decoded as Avro: %v", kind, err)
 				}
 			case "unknown-movie": // well-formed: only the join with the catalog rejects it
 				if err != nil || ev.MovieID != PoisonMovieID {
