@@ -116,6 +116,25 @@ var equivalents = []Equivalent{
 			VariantRPC:    {{Fault: "handler_latency", Target: "ratings-rpc", Params: map[string]string{"latency": "300ms"}}},
 			VariantStream: {{Fault: "throttle", Target: "ratings-stream", Params: map[string]string{"delay": "1s"}}},
 		}},
+	{Name: "schema-change", Summary: "the producer side of the ratings contract deploys a new version while the consumers keep v1 (default v2-rename-field: incompatible)",
+		Actions: map[string][]Action{
+			VariantRPC:    {{Fault: "contract_change", Target: "webserver-rpc", Params: map[string]string{"change": "v2-rename-field"}}},
+			VariantStream: {{Fault: "contract_change", Target: "webserver-stream", Params: map[string]string{"change": "v2-rename-field"}}},
+		}},
+	{Name: "registry-compat-none", Summary: "the schema registry stops checking the ratings contract (compatibility NONE on ratings-value)",
+		Actions: map[string][]Action{
+			VariantStream: {{Fault: "registry_compatibility", Target: "schema-registry", Params: map[string]string{"subject": "ratings-value", "level": "NONE"}}},
+		},
+		NotApplicable: map[string]string{
+			VariantRPC: "no registry checks the RPC variant's JSON contract: every change reaches ratings-rpc unchecked anyway",
+		}},
+	{Name: "registry-outage", Summary: "the schema registry is down (kill -9; its data survives)",
+		Actions: map[string][]Action{
+			VariantStream: {{Fault: "kill", Target: "schema-registry"}},
+		},
+		NotApplicable: map[string]string{
+			VariantRPC: "the RPC variant uses no schema registry",
+		}},
 	{Name: "poison-event", Summary: "records no correct producer writes land in `ratings` (default 5, malformed)",
 		Actions: map[string][]Action{
 			VariantStream: {{Fault: "poison", Target: "ratings", Params: map[string]string{"count": "5", "kind": "malformed"}}},

@@ -452,13 +452,17 @@ func (r *run) inject(st PlannedStep) map[string][]faults.Fault {
 		if len(ev.Params) == 0 {
 			ev.Params = nil
 		}
-		var ids []string
+		var ids, outcomes []string
 		for _, f := range out[v] {
 			if ev.InjectedAt.IsZero() || f.InjectedAt.Before(ev.InjectedAt) {
 				ev.InjectedAt = f.InjectedAt
 			}
 			ids = append(ids, f.ID)
+			if f.Outcome != "" {
+				outcomes = append(outcomes, f.Target+": "+f.Outcome)
+			}
 		}
+		ev.Outcome = strings.Join(outcomes, "; ")
 		sort.Strings(ids)
 		switch {
 		case vf.NotApplicable != "":
@@ -468,7 +472,11 @@ func (r *run) inject(st PlannedStep) map[string][]faults.Fault {
 			ev.Error = strings.Join(errs[v], "; ")
 			lines = append(lines, fmt.Sprintf("%s: FAILED %s", v, ev.Error))
 		default:
-			lines = append(lines, fmt.Sprintf("%s: %s [%s]", v, describeRequests(vf.Requests), strings.Join(ids, " ")))
+			line := fmt.Sprintf("%s: %s [%s]", v, describeRequests(vf.Requests), strings.Join(ids, " "))
+			if ev.Outcome != "" {
+				line += " → " + ev.Outcome
+			}
+			lines = append(lines, line)
 		}
 		if st.Instant && !ev.InjectedAt.IsZero() {
 			ev.HealedAt = ev.InjectedAt

@@ -592,7 +592,8 @@ it again. Exit status 0 only when every variant's hypothesis held.`,
 				APIs:           map[string]string{chaos.VariantRPC: "http://" + ports.WebserverRPC(), chaos.VariantStream: "http://" + ports.WebserverStream()},
 				ControlMetrics: "http://" + st.Control + "/metrics", LoadMetricsAddr: ports.Load(),
 				Settings: map[string]string{"breakers": map[bool]string{true: "on", false: "off"}[st.Options.Breakers],
-					"delivery": st.Options.Delivery, "scenario": p.Scenario.Name, "experiment": experimentName(file)},
+					"delivery": st.Options.Delivery, "scenario": p.Scenario.Name, "experiment": experimentName(file),
+					"format": formatOf(st.Options)},
 				Name: experimentName(file), Out: g.stderr, TTY: isTerminal(g.stderr),
 			}
 			if quiet {

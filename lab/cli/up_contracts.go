@@ -133,3 +133,11 @@ func printRegistry(g *globals, p layout.Ports, o parts.Options) {
 	}
 	fmt.Fprintf(g.stdout, "  Event format    %s\n", format)
 }
+
+// formatOf is the event format a lab was started with.
+func formatOf(o parts.Options) string {
+	if o.Format == "" {
+		return string(model.DefaultFormat)
+	}
+	return o.Format
+}

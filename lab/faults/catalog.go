@@ -107,7 +107,15 @@ var poisonKinds = []string{"malformed", "rating-range", "unknown-movie", "key-mi
 var (
 	slowDBParts   = []string{"movies-rpc", "movies-connect"}
 	throttleParts = []string{"ratings-stream"}
+	contractParts = []string{"webserver-rpc", "webserver-stream"}
+	registryParts = []string{"schema-registry"}
 )
+
+// contractChanges are the v2 contracts (services/model.Contract).
+var contractChanges = []string{"v2-add-optional", "v2-rename-field", "v2-change-type"}
+
+// compatibilityLevels are the registry's levels (lab/registry.Levels).
+var compatibilityLevels = []string{"NONE", "BACKWARD", "BACKWARD_TRANSITIVE", "FORWARD", "FORWARD_TRANSITIVE", "FULL", "FULL_TRANSITIVE"}
 
 // kinds is the catalog, in listing order.
 var kinds = []Kind{
@@ -196,6 +204,21 @@ var kinds = []Kind{
 		Mechanism: "part admin endpoint POST /admin/throttle {delay}",
 		Heal:      "DELETE /admin/throttle",
 		Params:    []Param{durationParam("delay", "1s", "sleep before each fetched batch", 0, MaxDelay)}},
+	{Name: "contract_change", Targets: TargetService, Services: contractParts, Timed: true,
+		Summary:   "deploy a new rating contract on the producer side (webserver → ratings): the consumers keep v1; in Avro the registry decides on the new schema at once",
+		Mechanism: "part admin endpoint POST /admin/contract {contract}; the answer (the registry's decision) is the fault's outcome",
+		Heal:      "DELETE /admin/contract: back to v1",
+		Params: []Param{choiceParam("change", "v2-rename-field",
+			"the change: v2-add-optional (a new field with a default: compatible), v2-rename-field (rating → score), v2-change-type (rating as a string)",
+			contractChanges...)}},
+	{Name: "registry_compatibility", Targets: TargetService, Services: registryParts, Timed: true,
+		Summary:   "set a subject's compatibility level on the schema registry (e.g. NONE, so an incompatible schema is accepted and reaches the consumers)",
+		Mechanism: "registry API PUT /config/{subject} {compatibility}",
+		Heal:      "puts back the subject's level from before (or removes the subject-level setting)",
+		Params: []Param{
+			choiceParam("subject", "ratings-value", "registry subject (TopicNameStrategy: <topic>-value)", "ratings-value", "movies-value", "rated-movies-value"),
+			choiceParam("level", "NONE", "compatibility level", compatibilityLevels...),
+		}},
 	{Name: "poison", Targets: TargetTopic, Instant: true,
 		Summary:   "write records to `ratings` that no correct producer would write; the processor must route them to ratings-dlq and keep going",
 		Mechanism: "the supervisor produces them straight to the broker (a foreign or buggy producer)",

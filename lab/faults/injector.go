@@ -51,6 +51,9 @@ type Fault struct {
 	// HealError is set when undoing the fault failed (for example a killed
 	// part that would not start again); the fault is no longer tracked.
 	HealError string `json:"heal_error,omitempty"`
+	// Outcome is what the target answered when the fault was applied, when
+	// that is news (a schema registry's decision on a contract change).
+	Outcome string `json:"outcome,omitempty"`
 }
 
 // Request asks for one fault.
@@ -231,6 +234,9 @@ func (inj *Injector) Inject(ctx context.Context, req Request) (Fault, error) {
 		return Fault{}, fmt.Errorf("%w: %s on %s: %v", ErrConflict, k.Name, req.Target, err)
 	}
 	rec.InjectedAt = now
+	if o, ok := rec.effect.(outcomer); ok {
+		rec.Outcome = o.outcome()
+	}
 	if instant {
 		rec.State = StateDone
 		inj.rememberLocked(rec.Fault)
@@ -435,6 +441,12 @@ func (inj *Injector) effectFor(rec *record, d time.Duration) effect {
 		return &processEffect{procs: inj.cfg.Processes, part: rec.Target, kind: rec.kind.Name, timed: d > 0,
 			started: func() { go inj.reapplyServiceFaults(rec.Target) }}
 	case TargetService:
+		switch rec.kind.Name {
+		case "contract_change":
+			return &contractEffect{inj: inj, instance: rec.Target, params: rec.Params}
+		case "registry_compatibility":
+			return &compatibilityEffect{inj: inj, params: rec.Params}
+		}
 		return &serviceEffect{inj: inj, instance: rec.Target, kind: rec.kind.Name, params: rec.Params}
 	case TargetTopic:
 		return &poisonEffect{broker: inj.cfg.Broker, registry: inj.cfg.Registry, topic: rec.Target, id: rec.ID, params: rec.Params}

@@ -81,6 +81,9 @@ type FaultEvent struct {
 	InjectedAt time.Time `json:"injected_at"`
 	HealedAt   time.Time `json:"healed_at"`
 	Error      string    `json:"error,omitempty"`
+	// Outcome is what the targets answered when the fault was applied (a
+	// schema registry's decision on a contract change), for the timeline.
+	Outcome string `json:"outcome,omitempty"`
 }
 
 // Window is the time the fault was active: from injection to heal, or to

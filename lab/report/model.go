@@ -57,6 +57,7 @@ type faultRow struct {
 	Run, ID, Fault, Variant, Targets, Params string
 	PlannedAt, PlannedFor                    string
 	Injected, Healed, Error                  string
+	Outcome                                  string // what the target decided (a registry's decision)
 }
 
 type recoveryRow struct {
@@ -148,6 +149,7 @@ func buildDocument(runs []run) (*document, error) {
 				Run: r.Label, ID: f.ID, Fault: f.Fault, Variant: orDash(f.Variant), Targets: strings.Join(f.Targets, ", "),
 				Params: joinParams(f.Params), PlannedAt: "+" + f.PlannedAt.String(), PlannedFor: f.PlannedFor.String(),
 				Injected: offset(j.Started, f.InjectedAt), Healed: offset(j.Started, f.HealedAt), Error: f.Error,
+				Outcome: f.Outcome,
 			})
 		}
 		for _, rc := range recovery {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"sync/atomic"
 
 	"github.com/ratingslab/lab/services/breaker"
 	"github.com/ratingslab/lab/services/model"
@@ -18,7 +19,20 @@ var (
 
 // Client calls ratings-rpc through a breaker.Dependency.
 type Client struct {
-	api *breaker.Endpoint
+	api      *breaker.Endpoint
+	contract atomic.Pointer[model.Contract] // the request body's contract version
+}
+
+// SetContract makes Rate send bodies of contract c (the schema-change
+// fault deploys a new contract on the caller while ratings-rpc keeps v1).
+func (c *Client) SetContract(v model.Contract) { c.contract.Store(&v) }
+
+// Contract is the contract Rate sends.
+func (c *Client) Contract() model.Contract {
+	if p := c.contract.Load(); p != nil {
+		return *p
+	}
+	return model.ContractV1
 }
 
 // NewClient calls ratings-rpc at api (breaker.Upstream.Connect, or breaker.NewEndpoint).
@@ -29,8 +43,7 @@ func NewClient(api *breaker.Endpoint) *Client {
 // Rate applies r. Retries (when configured) are safe: ratings-rpc applies a
 // request id once and answers 200 to a repeat.
 func (c *Client) Rate(ctx context.Context, r model.Rating) error {
-	req := RateRequest{RequestID: r.RequestID, MovieID: r.MovieID, RatingTenths: r.Tenths, UserID: r.UserID}
-	err := c.api.Call(ctx, http.MethodPost, "/ratings", req, nil)
+	err := c.api.Call(ctx, http.MethodPost, "/ratings", rateBody(c.Contract(), r), nil)
 	if breaker.Status(err) == http.StatusUnprocessableEntity {
 		return fmt.Errorf("movie %d: %w", r.MovieID, ErrUnknownMovie)
 	}

@@ -5,6 +5,7 @@ package rpc
 
 import (
 	"context"
+	"fmt"
 	"errors"
 
 	"github.com/ratingslab/lab/services/breaker"
@@ -65,6 +66,11 @@ func translate(err error) error {
 	var ue *breaker.UnavailableError
 	if errors.As(err, &ue) {
 		return &webserver.UnavailableError{Dependency: ue.Dependency, RetryAfter: ue.RetryAfter, Err: ue.Err}
+	}
+	if status := breaker.Status(err); status >= 400 && status < 500 {
+		// ratings-rpc refused what this webserver sent (a contract the two
+		// no longer share): a definite failure, with ratings-rpc's reason.
+		return &webserver.RefusedError{Err: fmt.Errorf("ratings-rpc answered %d: %w", status, err)}
 	}
 	return err
 }

@@ -59,8 +59,9 @@ func NewServer(ratings breaker.Upstream, reg *prometheus.Registry, log *slog.Log
 	if err != nil {
 		return nil, err
 	}
-	backend := NewBackend(ratingsrpc.NewClient(api), dep)
-	return serve.New(serve.Options{
+	client := ratingsrpc.NewClient(api)
+	backend := NewBackend(client, dep)
+	srv := serve.New(serve.Options{
 		Public: webserver.New(backend, webserver.Options{
 			Variant:        "rpc",
 			AcceptedStatus: http.StatusCreated,
@@ -75,5 +76,7 @@ func NewServer(ratings breaker.Upstream, reg *prometheus.Registry, log *slog.Log
 		},
 		AdminConfig: true,
 		Log:         log,
-	}), nil
+	})
+	webserver.RegisterContractAdmin(srv, contracts{client})
+	return srv, nil
 }

@@ -53,7 +53,7 @@ func (r *Runner) Run(ctx context.Context, log *slog.Logger) error {
 	}
 	defer b.Close()
 	srv := NewServer(b, reg, log)
-	registerContractAdmin(srv, codec)
+	webserver.RegisterContractAdmin(srv, contracts{codec})
 
 	// On failure stay up: /healthz says why, and GETs serve the view from disk.
 	return srv.RunAlongside(ctx, r.listen, b.Run,
