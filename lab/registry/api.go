@@ -126,6 +126,7 @@ func (a *api) routes(mux *http.ServeMux) {
 	mux.Handle("GET /subjects/{subject}/versions/{version}/schema", a.handler(a.rawVersion))
 	mux.Handle("POST /subjects/{subject}", a.handler(a.lookup))
 	mux.Handle("DELETE /subjects/{subject}", a.handler(a.deleteSubject))
+	mux.Handle("DELETE /subjects/{subject}/versions/{version}", a.handler(a.deleteVersion))
 	mux.Handle("POST /compatibility/subjects/{subject}/versions/{version}", a.handler(a.compatibility))
 	mux.Handle("POST /compatibility/subjects/{subject}/versions", a.handler(a.compatibility))
 	mux.Handle("GET /config", a.handler(a.getConfig))
@@ -396,6 +397,38 @@ func (a *api) deleteSubject(r *http.Request) (any, error) {
 	}
 	a.log.Info("subject deleted", "subject", subject, "versions", vs, "permanent", r.URL.Query().Get("permanent") == "true")
 	return vs, nil
+}
+
+// deleteVersion soft-deletes a version ("latest" too), or removes a
+// soft-deleted one with ?permanent=true, and answers its number.
+func (a *api) deleteVersion(r *http.Request) (any, error) {
+	permanent := r.URL.Query().Get("permanent") == "true"
+	subject, err := subjectOf(r)
+	if err != nil {
+		return nil, err
+	}
+	version, err := versionOf(r)
+	if err != nil {
+		return nil, err
+	}
+	if version == -1 || !permanent {
+		v, err := a.pickVersion(r)
+		if err != nil {
+			return nil, err
+		}
+		version = v.Version
+	}
+	err = a.st.deleteVersion(r.Context(), subject, version, permanent)
+	switch {
+	case errors.Is(err, errVersionNotFound):
+		return nil, errf(http.StatusNotFound, codeVersionNotFound, "Version %d not found.", version)
+	case errors.Is(err, errNotSoftDeleted):
+		return nil, errf(http.StatusNotFound, 40407, "Subject '%s' Version %d was not deleted first before being permanently deleted", clip(subject), version)
+	case err != nil:
+		return nil, err
+	}
+	a.log.Info("version deleted", "subject", subject, "version", version, "permanent", permanent)
+	return version, nil
 }
 
 // compatibility tests a schema against one version (under the subject's

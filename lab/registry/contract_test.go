@@ -158,6 +158,17 @@ var scenarios = []struct {
 		{method: "POST", path: "/subjects/{s}/versions", body: register(schemaAB), status: 409, code: 409},
 		{method: "GET", path: "/config/{s}?defaultToGlobal=true", status: 200},
 	}},
+	{"a deleted version no longer counts", []step{
+		{method: "POST", path: "/subjects/{s}/versions", body: register(schemaA), status: 200},
+		{method: "PUT", path: "/config/{s}", body: level("NONE"), status: 200},
+		{method: "POST", path: "/subjects/{s}/versions", body: register(schemaC), status: 200},
+		{method: "PUT", path: "/config/{s}", body: level("BACKWARD"), status: 200},
+		{method: "POST", path: "/subjects/{s}/versions", body: register(schemaABdef), status: 409, code: 409},
+		{method: "DELETE", path: "/subjects/{s}/versions/latest", status: 200, want: `2`},
+		{method: "GET", path: "/subjects/{s}/versions", status: 200, want: `[1]`},
+		{method: "POST", path: "/subjects/{s}/versions", body: register(schemaABdef), status: 200},
+		{method: "GET", path: "/subjects/{s}/versions", status: 200, want: `[1,3]`},
+	}},
 	{"bad input", []step{
 		{method: "GET", path: "/subjects/{s}/versions", status: 404, code: 40401},
 		{method: "GET", path: "/subjects/{s}/versions/1", status: 404, code: 40401},

@@ -287,7 +287,32 @@ func (s *store) deleteSubject(ctx context.Context, subject string, permanent boo
 	return live, tx.Commit()
 }
 
+// deleteVersion soft-deletes one live version (or, when permanent,
+// removes a soft-deleted one).
+func (s *store) deleteVersion(ctx context.Context, subject string, version int, permanent bool) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var deleted int
+	err := s.db.QueryRowContext(ctx, `SELECT deleted FROM versions WHERE subject = ? AND version = ?`, subject, version).Scan(&deleted)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		return errVersionNotFound
+	case err != nil:
+		return err
+	case permanent && deleted == 0:
+		return errNotSoftDeleted
+	case !permanent && deleted == 1:
+		return errVersionNotFound
+	case permanent:
+		_, err = s.db.ExecContext(ctx, `DELETE FROM versions WHERE subject = ? AND version = ?`, subject, version)
+	default:
+		_, err = s.db.ExecContext(ctx, `UPDATE versions SET deleted = 1 WHERE subject = ? AND version = ?`, subject, version)
+	}
+	return err
+}
+
 var (
+	errVersionNotFound    = errors.New("version not found")
 	errSubjectNotFound    = errors.New("subject not found")
 	errNotSoftDeleted     = errors.New("subject was not soft-deleted first")
 	errSubjectSoftDeleted = errors.New("subject was soft-deleted")
