@@ -80,7 +80,7 @@ func TestStackHasTheLabPartsAndTheRealInfrastructure(t *testing.T) {
 	}
 	slices.Sort(names)
 	want := []string{"grafana", "k6", "kafka", "kafka-init", "lab-load", "movies-connect", "movies-rpc", "prometheus",
-		"ratings-rpc", "ratings-stream", "toxiproxy", "webserver-rpc", "webserver-stream"}
+		"ratings-rpc", "ratings-stream", "schema-registry", "toxiproxy", "webserver-rpc", "webserver-stream"}
 	if !slices.Equal(names, want) {
 		t.Errorf("services %v, want %v", names, want)
 	}
