@@ -49,3 +49,24 @@ func ParsePage(r *http.Request, defaultLimit, maxLimit int) (offset, limit int, 
 	}
 	return offset, limit, nil
 }
+
+// APIVersionHeader carries the contract version of an RPC service's API
+// (docs/openapi/rpc.yaml) on every answer.
+const APIVersionHeader = "Api-Version"
+
+// WithAPIVersion sets the API version header on every answer of mux. It
+// keeps the mux's route resolution (Handler), which the injected faults
+// use to label their answers by route.
+func WithAPIVersion(version string, mux *http.ServeMux) http.Handler {
+	return versionedMux{ServeMux: mux, version: version}
+}
+
+type versionedMux struct {
+	*http.ServeMux
+	version string
+}
+
+func (m versionedMux) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set(APIVersionHeader, m.version)
+	m.ServeMux.ServeHTTP(w, r)
+}

@@ -43,8 +43,11 @@ func New(catalog Catalog, log *slog.Logger) http.Handler {
 	s := &server{catalog: catalog, log: log}
 	mux := http.NewServeMux()
 	s.routes(mux)
-	return mux
+	return serve.WithAPIVersion(APIVersion, mux)
 }
+
+// APIVersion is the version of this service's contract (docs/openapi/rpc.yaml).
+const APIVersion = "1"
 
 type server struct {
 	catalog Catalog

@@ -31,8 +31,11 @@ func New(store *Store, catalog Catalog, log *slog.Logger) http.Handler {
 	s := &server{store: store, catalog: catalog, log: log}
 	mux := http.NewServeMux()
 	s.routes(mux)
-	return mux
+	return serve.WithAPIVersion(APIVersion, mux)
 }
+
+// APIVersion is the version of this service's contract (docs/openapi/rpc.yaml).
+const APIVersion = "1"
 
 type server struct {
 	store   *Store
