@@ -5,8 +5,8 @@ package rpc
 
 import (
 	"context"
-	"fmt"
 	"errors"
+	"fmt"
 
 	"github.com/ratingslab/lab/services/breaker"
 	"github.com/ratingslab/lab/services/model"
