@@ -36,6 +36,7 @@ func kafka() board {
 				withTitle(consumerLag(301, "part", "{{part}}", scope...), "Lag per group", 12),
 				withTitle(consumerLag(302, "part, topic", "{{part}} {{topic}}", scope...), "Lag per group and topic", 12),
 			}},
+			contractsRow(),
 		},
 	}
 }

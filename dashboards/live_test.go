@@ -161,7 +161,21 @@ func newContractLab(t *testing.T) *contractLab {
 	l.every(func(r *rand.Rand) { batch.WithLabelValues().Observe(r.Float64() / 50) })
 	mc := l.part(t, "movies-connect", VariantStream, false, true)
 	l.kafkaClient(mc, []string{"movies"}, nil)
+	for _, reg := range []*prometheus.Registry{wss, rs, mc} {
+		l.codec(reg)
+	}
+	sr := l.part(t, "schema-registry", "lab", false, true)
+	decisions := counter(sr, "lab_schema_registry_decisions_total", "decision")
+	l.every(func(*rand.Rand) { decisions.WithLabelValues("existing").Inc() })
 	return l
+}
+
+// codec is a part's event codec metrics (services/eventformat), moving.
+func (l *contractLab) codec(reg *prometheus.Registry) {
+	records := counter(reg, "lab_event_records_total", "topic", "direction", "schema")
+	counter(reg, "lab_event_decode_failures_total", "topic", "reason").WithLabelValues("ratings", "malformed")
+	counter(reg, "lab_schema_registry_requests_total", "operation", "result").WithLabelValues("register", "refused")
+	l.every(func(r *rand.Rand) { records.WithLabelValues("ratings", "produced", "avro:1").Add(float64(1 + r.IntN(5))) })
 }
 
 // run moves the metrics every 100ms until ctx ends.

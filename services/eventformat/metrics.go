@@ -5,7 +5,13 @@ import (
 	"strconv"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/ratingslab/lab/services/model"
 )
+
+// registryUnavailable is the reason of a decode that could not ask the
+// registry (retried, not dead-lettered).
+const registryUnavailable = "registry-unavailable"
 
 // Metrics count records per topic and schema id (one id per schema
 // version), decode failures by reason, and registry requests by result.
@@ -21,8 +27,8 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	m := &Metrics{
 		records: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "lab_event_records_total",
-			Help: "Event values this part encoded (produced) or decoded (consumed), by topic and writer schema id (0: JSON).",
-		}, []string{"topic", "direction", "schema_id"}),
+			Help: "Event values this part encoded (produced) or decoded (consumed), by topic and writer schema (json, or avro:<registry id>: one value per schema version registered, bounded by deployments, not by traffic).",
+		}, []string{"topic", "direction", "schema"}),
 		failures: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "lab_event_decode_failures_total",
 			Help: "Event values this part could not decode, by topic and reason (wrong-magic-byte, unknown-schema-id, incompatible-schema, truncated-body, ..., registry-unavailable).",
@@ -36,18 +42,43 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Help: "Schema lookups by id answered from this part's cache (no request).",
 		}),
 	}
+	// Every series a dashboard panel reads exists from the start (reading
+	// zero), not only after the first failure.
+	for _, topic := range model.ValueTopics {
+		for _, reason := range decodeReasons {
+			m.failures.WithLabelValues(topic, reason)
+		}
+	}
+	for _, op := range []string{"register", "schema_by_id"} {
+		for _, result := range []string{"ok", "refused", "not_found", "unreachable"} {
+			m.requests.WithLabelValues(op, result)
+		}
+	}
 	if reg != nil {
 		reg.MustRegister(m.records, m.failures, m.requests, m.cached)
 	}
 	return m
 }
 
+// decodeReasons are the reason label's values.
+var decodeReasons = []string{model.ReasonMalformed, model.ReasonInvalidField, model.ReasonRatingRange,
+	model.ReasonWrongMagicByte, model.ReasonUnknownSchema, model.ReasonIncompatibleSchema, model.ReasonTruncated,
+	registryUnavailable}
+
 func (m *Metrics) Encoded(topic string, id int) {
-	m.records.WithLabelValues(topic, "produced", strconv.Itoa(id)).Inc()
+	m.records.WithLabelValues(topic, "produced", schemaLabel(id)).Inc()
 }
 
 func (m *Metrics) Decoded(topic string, id int) {
-	m.records.WithLabelValues(topic, "consumed", strconv.Itoa(id)).Inc()
+	m.records.WithLabelValues(topic, "consumed", schemaLabel(id)).Inc()
+}
+
+// schemaLabel names a writer schema: "json", or "avro:<id>".
+func schemaLabel(id int) string {
+	if id == 0 {
+		return "json"
+	}
+	return "avro:" + strconv.Itoa(id)
 }
 
 func (m *Metrics) DecodeFailed(topic, reason string) {

@@ -123,7 +123,7 @@ func (c *Codec) decoded(topic string, id int, err error) error {
 	case errors.As(err, &ee):
 		c.obs.DecodeFailed(topic, ee.Reason)
 	default:
-		c.obs.DecodeFailed(topic, "registry-unavailable")
+		c.obs.DecodeFailed(topic, "registry-unavailable") // eventformat's registryUnavailable
 	}
 	return err
 }
