@@ -175,7 +175,9 @@ func (l *contractLab) codec(reg *prometheus.Registry) {
 	records := counter(reg, "lab_event_records_total", "topic", "direction", "schema")
 	counter(reg, "lab_event_decode_failures_total", "topic", "reason").WithLabelValues("ratings", "malformed")
 	counter(reg, "lab_schema_registry_requests_total", "operation", "result").WithLabelValues("register", "refused")
-	l.every(func(r *rand.Rand) { records.WithLabelValues("ratings", "produced", "avro:1").Add(float64(1 + r.IntN(5))) })
+	l.every(func(r *rand.Rand) {
+		records.WithLabelValues("ratings", "produced", "avro:1").Add(float64(1 + r.IntN(5)))
+	})
 }
 
 // run moves the metrics every 100ms until ctx ends.
