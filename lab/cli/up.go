@@ -182,6 +182,9 @@ func runUp(ctx context.Context, g *globals, f *upFlags) error {
 		stopSupervisor(context.Background(), dir, client, supPID, exited)
 		return errors.New("the lab did not come up; see the log lines above and " + dir.Logs())
 	}
+	if err := recordFormat(dir, opts.Format); err != nil {
+		fmt.Fprintf(g.stderr, "warning: could not record the log's format: %v\n", err)
+	}
 	if err := setCompatibility(ctx, ports, opts, f.contract.compatibility); err != nil {
 		fmt.Fprintf(g.stderr, "\nlab up failed: %v\nStopping what was started...\n", err)
 		stopSupervisor(context.Background(), dir, client, supPID, exited)

@@ -74,21 +74,28 @@ func (f *contractFlags) apply(o *parts.Options) error {
 func formatFile(dir layout.Dir) string { return dir.Path("data", "format") }
 
 func checkFormat(dir layout.Dir, format string) error {
+	had := string(model.FormatJSON) // a log written before formats were recorded is JSON
 	b, err := os.ReadFile(formatFile(dir))
-	if errors.Is(err, os.ErrNotExist) {
-		if err := os.MkdirAll(dir.Path("data"), 0o755); err != nil {
-			return err
-		}
-		return os.WriteFile(formatFile(dir), []byte(format+"\n"), 0o644)
-	}
-	if err != nil {
+	switch {
+	case err == nil:
+		had = strings.TrimSpace(string(b))
+	case !errors.Is(err, os.ErrNotExist):
 		return err
+	default:
+		if entries, _ := os.ReadDir(dir.BrokerData()); len(entries) == 0 {
+			return nil // no log yet: any format
+		}
 	}
-	if had := strings.TrimSpace(string(b)); had != format {
-		return fmt.Errorf("--format %s: the log in %s holds %s events (recorded in %s); start with --format %s, or from scratch: 'lab down && rm -rf %s'",
-			format, dir, had, formatFile(dir), had, dir)
+	if had != format {
+		return fmt.Errorf("--format %s: the log in %s holds %s events; start with --format %s, or from scratch: 'lab down && rm -rf %s'",
+			format, dir, had, had, dir)
 	}
 	return nil
+}
+
+// recordFormat notes the format once the lab is up (it wrote with it).
+func recordFormat(dir layout.Dir, format string) error {
+	return os.WriteFile(formatFile(dir), []byte(format+"\n"), 0o644)
 }
 
 // setCompatibility sets the global level on the lab's own registry, so that

@@ -1,7 +1,10 @@
 package e2e
 
 import (
+	"fmt"
+	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -134,5 +137,73 @@ func TestSchemaChangeExperiment(t *testing.T) {
 	}
 	if j.Verdict["rpc"] || j.Verdict["stream"] {
 		t.Errorf("verdict %v: neither variant survives these changes unharmed", j.Verdict)
+	}
+}
+
+// Bad contract switches are refused before anything starts, naming the flag.
+func TestContractFlagsRefuseBadInput(t *testing.T) {
+	labtest.SkipUnlessE2E(t)
+	l := labtest.New(t)
+	jsonLab := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(jsonLab, "data"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(filepath.Join(jsonLab, "data", "format"), []byte("json\n"), 0o644)
+	for _, tc := range []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"unknown format", []string{"up", "--format", "xml"}, `--format "xml": want json or avro`},
+		{"unknown registry", []string{"up", "--registry", "confluent"}, `--registry "confluent"`},
+		{"registry URL not http", []string{"up", "--registry-url", "ftp://host/x"}, "--registry-url"},
+		{"two registries", []string{"up", "--registry", "apicurio", "--registry-url", "http://127.0.0.1:1"}, "give one"},
+		{"unknown level", []string{"up", "--compatibility", "SIDEWAYS"}, "--compatibility"},
+		{"avro without a registry", []string{"serve", "webserver-stream", "--data", t.TempDir(), "--format", "avro"}, "--registry URL is required"},
+		{"format switch over a JSON log", []string{"--dir", jsonLab, "up", "--format", "avro"}, "holds json events"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			out, err := l.Run(tc.args...)
+			if err == nil || !strings.Contains(out, tc.want) {
+				t.Fatalf("lab %v: err %v, want an error containing %q:\n%s", tc.args, err, tc.want, out)
+			}
+		})
+	}
+	if _, err := os.Stat(filepath.Join(jsonLab, "lab.json")); err == nil {
+		t.Error("a refused lab up left a state file behind")
+	}
+}
+
+// --registry-url: the lab uses a registry it did not start (here a
+// standalone embedded one): no schema-registry part, the schemas land there.
+func TestExternalRegistryURL(t *testing.T) {
+	labtest.SkipUnlessE2E(t)
+	l := labtest.New(t)
+	addr := fmt.Sprintf("127.0.0.1:%d", labtest.FreePortBase(t))
+	reg := exec.Command(l.Bin, "serve", "schema-registry", "--listen", addr, "--data", t.TempDir())
+	if err := reg.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { reg.Process.Kill(); reg.Wait() })
+	labtest.Eventually(t, 10*time.Second, "the external registry", func() error {
+		_, err := http.Get("http://" + addr + "/healthz")
+		return err
+	})
+	l.MustRun("up", "--no-prometheus", "--format", "avro", "--registry-url", "http://"+addr)
+	t.Cleanup(func() { l.Run("down") })
+	for _, p := range l.Status(t) {
+		if p.Name == "schema-registry" {
+			t.Errorf("a schema-registry part runs beside --registry-url")
+		}
+	}
+	base := "http://" + l.Ports.WebserverStream()
+	e := newExpected()
+	if code := postStream(t, base, e, 4, 55, "external-1"); code != http.StatusAccepted {
+		t.Fatalf("POST: %d", code)
+	}
+	labtest.Eventually(t, 15*time.Second, "the rating through the external registry", func() error { return e.converged(t, base) })
+	var subjects []string
+	if code, err := labtest.HTTPJSON(http.MethodGet, "http://"+addr+"/subjects", nil, &subjects); err != nil || code != 200 || len(subjects) != 3 {
+		t.Fatalf("the external registry's subjects: %d %v %v", code, err, subjects)
 	}
 }
