@@ -549,7 +549,11 @@ func (p *Processor) process(ctx, gctx context.Context, gen *kafka.Generation, ba
 		if m.Offset < ps.next {
 			// Already in the state: only refills the dedupe window.
 			if ps.window != nil {
-				if ev, err := p.cfg.Codec.DecodeRating(gctx, m.Value); err == nil {
+				ev, err := p.cfg.Codec.DecodeRating(gctx, m.Value)
+				if retry := transient(err); retry != nil {
+					return retry // a window with a hole could count a repeat
+				}
+				if err == nil {
 					ps.window.add(hashID(ev.RequestID))
 				}
 			}
