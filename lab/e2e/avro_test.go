@@ -111,12 +111,19 @@ func TestAvroEndToEnd(t *testing.T) {
 		t.Fatalf("POST after poison: %d", code)
 	}
 	labtest.Eventually(t, 15*time.Second, "the rating after the poison counted", func() error { return e.converged(t, base) })
-	dlq := run(t, "kcat", "-C", "-b", broker, "-t", "ratings-dlq", "-o", "beginning", "-e", "-q", "-f", "%h\n")
-	for _, reason := range []string{"wrong-magic-byte", "unknown-schema-id", "truncated-body"} {
-		if n := strings.Count(dlq, "dlq-reason="+reason); n != 2 {
-			t.Errorf("DLQ: %d records with reason %s, want 2:\n%s", n, reason, dlq)
+	checkDLQ := func() {
+		t.Helper()
+		dlq := run(t, "kcat", "-C", "-b", broker, "-t", "ratings-dlq", "-o", "beginning", "-e", "-q", "-f", "%h\n")
+		for _, reason := range []string{"wrong-magic-byte", "unknown-schema-id", "truncated-body"} {
+			if n := strings.Count(dlq, "dlq-reason="+reason); n != 2 {
+				t.Errorf("DLQ: %d records with reason %s, want 2:\n%s", n, reason, dlq)
+			}
+		}
+		if n := strings.Count(dlq, "dlq-reason="); n != 6 {
+			t.Errorf("DLQ: %d records, want the 6 poison ones:\n%s", n, dlq)
 		}
 	}
+	checkDLQ()
 	l.WaitPart("ratings-stream", "healthy", 10*time.Second)
 
 	// The registry down: producers and consumers use their cached ids.
@@ -128,6 +135,24 @@ func TestAvroEndToEnd(t *testing.T) {
 	l.Action(parts.RegistryPart, "start")
 	l.WaitPart(parts.RegistryPart, "healthy", 20*time.Second)
 
+	// A schema id the consumer has not seen while the registry is away: the
+	// record waits (retried), it is not dead-lettered; once the registry is
+	// back it is counted.
+	l.MustRun("chaos", "inject", "contract_change", "--target", "webserver-stream", "--change", "v2-add-optional")
+	l.Action(parts.RegistryPart, "stop")
+	if code := postStream(t, base, e, 8, 30, "avro-new-id"); code != http.StatusAccepted {
+		t.Fatalf("POST with a cached new id: %d", code)
+	}
+	time.Sleep(3 * time.Second) // long enough for ratings-stream to try, and retry
+	if err := e.converged(t, base); err == nil {
+		t.Fatal("a record whose schema the consumer could not look up was counted")
+	}
+	l.Action(parts.RegistryPart, "start")
+	labtest.Eventually(t, 30*time.Second, "the new-id rating counted once the registry is back", func() error { return e.converged(t, base) })
+	l.MustRun("chaos", "heal", "--all")
+
+	checkDLQ()
+
 	var res replay.RebuildResult
 	out := l.MustRun("replay", "rebuild", "ratings-stream", "--json", "--quiet")
 	if err := json.Unmarshal([]byte(out[strings.Index(out, "{"):]), &res); err != nil || !res.Table.OK() || res.Events < 4 {
@@ -135,10 +160,10 @@ func TestAvroEndToEnd(t *testing.T) {
 	}
 
 	// The other replay tools read the Avro log too: traffic re-drive sends
-	// the five countable ratings (the poison ones are skipped), and a fork
+	// the six countable ratings (the poison ones are skipped), and a fork
 	// counts what the live processor counted.
 	out = l.MustRun("replay", "traffic", "--from", "-10m", "--to", "now", "--target", "rpc", "--speed", "max")
-	if !strings.Contains(out, "5 acknowledged") {
+	if !strings.Contains(out, "6 acknowledged") {
 		t.Errorf("traffic re-drive from the Avro log:\n%s", out)
 	}
 	out = l.MustRun("replay", "fork", "--name", "avro")
