@@ -27,7 +27,7 @@ func optionalExtras(g *globals, opts parts.Options, disabled bool) ([]supervisor
 				continue
 			}
 			// Every part's /metrics is on its loopback admin listener.
-			targets = append(targets, prom.Target{Part: in.Name, Job: in.Part.Name, Variant: string(in.Part.Variant), Addr: in.Part.Admin(ports, in.Index)})
+			targets = append(targets, prom.Target{Part: in.Name, Job: in.Part.Name, Variant: string(in.Part.Variant), Addr: in.Part.AdminAddr(opts, ports, in.Index)})
 		}
 		cfg, err := prom.WriteConfig(dir, ports, targets)
 		if err != nil {

@@ -263,7 +263,7 @@ func checkPortsFree(p layout.Ports, opts parts.Options, extras []supervisor.Extr
 	for _, in := range supervisor.Instances(opts) {
 		uses = append(uses, use{in.Addr(p), in.Name})
 		if in.Part.Admin != nil {
-			uses = append(uses, use{in.Part.Admin(p, in.Index), in.Name + " admin listener"})
+			uses = append(uses, use{in.Part.AdminAddr(opts, p, in.Index), in.Name + " admin listener"})
 		}
 	}
 	for _, e := range parts.Edges(max(opts.Replicas["ratings-stream"], 1)) {

@@ -58,7 +58,7 @@ func TargetsFor(opts parts.Options, ports layout.Ports) Targets {
 		t.Parts = append(t.Parts, in.Name)
 		t.Variants[in.Name] = string(in.Part.Variant)
 		if in.Part.HTTP != nil && in.Part.Admin != nil {
-			t.Services[in.Name] = in.Part.Admin(ports, in.Index)
+			t.Services[in.Name] = in.Part.AdminAddr(opts, ports, in.Index)
 		}
 	}
 	return t
