@@ -334,20 +334,22 @@ func TestAnInterruptedRunStillRecordsEveryRatingSent(t *testing.T) {
 			if how == "abort" {
 				cfg.Grace = time.Hour // only the abort can end the hanging requests
 			}
+			// The interrupting goroutine hands the moment of the interrupt
+			// over a channel: read after Run returns, it is ordered by it.
+			cancelledAt := make(chan time.Time, 1)
 			go func() {
 				<-received
+				cancelledAt <- time.Now()
 				cancel()
 				if how == "abort" {
 					close(abort)
 				}
 			}()
-			var cancelledAt time.Time
-			go func() { <-ctx.Done(); cancelledAt = time.Now() }()
 			sum, err := Run(ctx, cfg)
 			if err != nil {
 				t.Fatal(err)
 			}
-			if took := time.Since(cancelledAt); took > 5*time.Second {
+			if took := time.Since(<-cancelledAt); took > 5*time.Second {
 				t.Errorf("the run took %s to end after the interrupt", took)
 			}
 			v := sum.Variants[0]
