@@ -283,7 +283,6 @@ when any movie differs.`,
 		},
 	}
 	fl := cmd.Flags()
-	fl.IntVar(&opts.DedupeWindow, "dedupe-window", 50000, "ratings-stream's --dedupe-window (the proof applies the same window to what the log added meanwhile)")
 	fl.DurationVar(&opts.Timeout, "timeout", 10*time.Minute, "how long reprocessing may take")
 	fl.BoolVar(&opts.KeepBackup, "keep-backup", false, "keep the state from before (moved aside) even when the rebuilt one is equal")
 	fl.BoolVar(&opts.CompareRaw, "compare-raw", false, "also time a bare kafka-go consumer on the same topics, while the part is stopped (the benchmark's reference)")

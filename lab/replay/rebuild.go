@@ -21,10 +21,6 @@ const (
 
 // RebuildOptions tune a rebuild.
 type RebuildOptions struct {
-	// DedupeWindow must match ratings-stream's --dedupe-window (default
-	// 50000): the equality proof applies the same request-id window to what
-	// the log added meanwhile.
-	DedupeWindow int
 	// Timeout bounds the reprocessing (default 10 minutes).
 	Timeout time.Duration
 	// KeepBackup keeps the state from before the rebuild (moved aside)
@@ -39,9 +35,6 @@ type RebuildOptions struct {
 }
 
 func (o *RebuildOptions) defaults() {
-	if o.DedupeWindow <= 0 {
-		o.DedupeWindow = 50000
-	}
 	if o.Timeout <= 0 {
 		o.Timeout = 10 * time.Minute
 	}
@@ -319,7 +312,7 @@ func (l *Lab) rebuildRatingsStream(ctx context.Context, opts RebuildOptions) (*R
 	if err != nil {
 		return fail(err)
 	}
-	expected, deltas, err := foldRatings(ctx, k, before.Movies, before.Offsets, after.Offsets, partitions, opts.DedupeWindow, after.Known)
+	expected, deltas, err := foldRatings(ctx, k, before.Movies, before.Offsets, after.Offsets, partitions, before.RequestIDs, before.Retention, after.Known)
 	if err != nil {
 		return fail(err)
 	}

@@ -17,6 +17,7 @@ import (
 
 	"github.com/ratingslab/lab/services/kafkaio"
 	"github.com/ratingslab/lab/services/model"
+	"github.com/ratingslab/lab/services/requestids"
 	"github.com/ratingslab/lab/services/serve"
 )
 
@@ -52,9 +53,10 @@ type Config struct {
 	Group string
 	// MaxBatch bounds the records per transaction (default 5000).
 	MaxBatch int
-	// DedupeWindow is how many counted ratings per partition are remembered
-	// to drop a re-produced request id (default 50000; effectively-once only).
-	DedupeWindow int
+	// RequestIDRetention is how long, in the log's clock, a counted request
+	// id is kept to drop a repeat (default requestids.DefaultRetention;
+	// effectively-once only).
+	RequestIDRetention time.Duration
 	// TopicWait bounds the wait for the topics at start.
 	TopicWait kafkaio.TopicWait
 	// Group timing (defaults: 1s heartbeat, 10s session, 15s rebalance).
@@ -82,8 +84,8 @@ func (c *Config) defaults() error {
 	if c.MaxBatch <= 0 {
 		c.MaxBatch = 5000
 	}
-	if c.DedupeWindow <= 0 {
-		c.DedupeWindow = 50000
+	if c.RequestIDRetention <= 0 {
+		c.RequestIDRetention = requestids.DefaultRetention
 	}
 	if c.HeartbeatInterval <= 0 {
 		c.HeartbeatInterval = time.Second
@@ -215,6 +217,10 @@ func (p *Processor) run(ctx context.Context) error {
 		p.health.set("stopped", err)
 		return err
 	}
+	if err := p.store.recordRetention(ctx, p.cfg.RequestIDRetention); err != nil {
+		p.health.set("stopped", err)
+		return err
+	}
 
 	p.health.set("loading the movies table", nil)
 	p.movies, err = newMovieTable(ctx, p.k, p.store, parts[model.TopicMovies], p.log)
@@ -317,10 +323,9 @@ func (p *Processor) run(ctx context.Context) error {
 
 // partState is one assigned partition during a generation.
 type partState struct {
-	next      int64        // next offset to count: everything below is in the state
-	committed atomic.Int64 // next, as last committed (read by the lag tracker)
-	seedFrom  int64        // records in [seedFrom, next) only refill the dedupe window
-	window    *window      // nil in at-least-once mode
+	next      int64                 // next offset to count: everything below is in the state
+	committed atomic.Int64          // next, as last committed (read by the lag tracker)
+	ids       *requestids.Partition // request ids counted; nil in at-least-once mode
 }
 
 // runGeneration owns the assigned partitions until the generation ends.
@@ -371,8 +376,11 @@ func (p *Processor) runGeneration(ctx, gctx context.Context, gen *kafka.Generati
 				return err
 			}
 			ps.next = next
-			ps.window = newWindow(p.cfg.DedupeWindow)
-			ps.seedFrom = max(b.First, next-int64(p.cfg.DedupeWindow))
+			stored, err := p.store.loadRequestIDs(ctx, id)
+			if err != nil {
+				return fmt.Errorf("load state: %w", err)
+			}
+			ps.ids = requestids.NewPartition(p.cfg.RequestIDRetention, stored)
 		case AtLeastOnce:
 			// The group's committed offset is the truth; the state is
 			// whatever was applied, possibly beyond it.
@@ -383,11 +391,11 @@ func (p *Processor) runGeneration(ctx, gctx context.Context, gen *kafka.Generati
 			if next < 0 {
 				next = b.First
 			}
-			ps.next, ps.seedFrom = next, next
+			ps.next = next
 		}
 		ps.committed.Store(ps.next)
 		states[id] = ps
-		start[id] = ps.seedFrom
+		start[id] = ps.next
 	}
 	if p.cfg.Delivery == AtLeastOnce {
 		// The state of a partition handed over from another instance is in
@@ -396,7 +404,7 @@ func (p *Processor) runGeneration(ctx, gctx context.Context, gen *kafka.Generati
 		if err != nil {
 			return err
 		}
-		if err := p.store.commit(ctx, adopted, nil); err != nil {
+		if err := p.store.commit(ctx, adopted, nil, nil); err != nil {
 			return fmt.Errorf("store adopted state: %w", err)
 		}
 	}
@@ -509,13 +517,18 @@ func (p *Processor) process(ctx, gctx context.Context, gen *kafka.Generation, ba
 	applied := 0
 
 	count := func(m *kafka.Message, ps *partState, ev model.RatingEvent) {
-		if ps.window != nil {
-			h := hashID(ev.RequestID)
-			if ps.window.seen(h) {
+		if ps.ids != nil {
+			verdict, first := ps.ids.Count(requestids.Hash(ev.RequestID), requestids.Fingerprint(ev.MovieID, ev.Tenths, ev.UserID),
+				m.Offset, m.Time.UnixMilli())
+			switch verdict {
+			case requestids.Repeat:
 				p.duplicates.Add(1)
 				return
+			case requestids.Conflict:
+				dead = append(dead, deadLetter(m, &model.EventError{Reason: model.ReasonRequestIDConflict, Field: "request_id",
+					Msg: fmt.Sprintf("%q was counted for another rating at offset %d of this partition; a request id names one rating", ev.RequestID, first.Offset)}))
+				return
 			}
-			ps.window.add(h)
 		}
 		a := aggs[ev.MovieID]
 		if a == nil {
@@ -540,13 +553,7 @@ func (p *Processor) process(ctx, gctx context.Context, gen *kafka.Generation, ba
 			continue // not ours (cannot happen with a partition fetcher)
 		}
 		if m.Offset < ps.next {
-			// Already in the state: only refills the dedupe window.
-			if ps.window != nil {
-				if ev, err := model.DecodeRatingEvent(m.Value); err == nil {
-					ps.window.add(hashID(ev.RequestID))
-				}
-			}
-			continue
+			continue // already in the state (cannot happen: the fetcher starts at next)
 		}
 		applied++
 		next[m.Partition] = m.Offset + 1
@@ -599,11 +606,17 @@ func (p *Processor) process(ctx, gctx context.Context, gen *kafka.Generation, ba
 		a.SourceOffset = next[a.Partition]
 	}
 	var commitOffsets map[int]int64
+	var ids map[int]idChanges
 	if p.cfg.Delivery == EffectivelyOnce {
 		commitOffsets = next
+		ids = make(map[int]idChanges, len(next))
+		for part := range next {
+			added, forget := states[part].ids.Changes()
+			ids[part] = idChanges{added: added, forgetBelow: forget}
+		}
 	}
 	if len(touched) > 0 || len(commitOffsets) > 0 {
-		if err := p.store.commit(ctx, touched, commitOffsets); err != nil {
+		if err := p.store.commit(ctx, touched, commitOffsets, ids); err != nil {
 			return fmt.Errorf("commit batch: %w", err)
 		}
 	}
