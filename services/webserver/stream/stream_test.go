@@ -72,11 +72,15 @@ type webserverUnderTest struct {
 	done   chan error
 }
 
-func (f *fixture) start(dir string, produceTimeout time.Duration) *webserverUnderTest {
+func (f *fixture) start(dir string, produceTimeout time.Duration, tweaks ...func(*Config)) *webserverUnderTest {
 	f.t.Helper()
 	reg := prometheus.NewRegistry()
-	b, err := NewBackend(Config{Cluster: f.k, DataDir: dir, ProduceTimeout: produceTimeout, Registerer: reg,
-		TopicWait: kafkaio.TopicWait{Timeout: 5 * time.Second, Interval: 100 * time.Millisecond}})
+	cfg := Config{Cluster: f.k, DataDir: dir, ProduceTimeout: produceTimeout, Registerer: reg,
+		TopicWait: kafkaio.TopicWait{Timeout: 5 * time.Second, Interval: 100 * time.Millisecond}}
+	for _, tweak := range tweaks {
+		tweak(&cfg)
+	}
+	b, err := NewBackend(cfg)
 	if err != nil {
 		f.t.Fatal(err)
 	}
@@ -265,6 +269,7 @@ func TestLateAcknowledgementIs503(t *testing.T) {
 		time.Sleep(1500 * time.Millisecond) // one produce request answered late
 		return nil, nil, false
 	})
+	before := f.end(model.TopicRatings)
 	start := time.Now()
 	code, body := w.post(t, `{"movie_id": 1, "rating": 5, "request_id": "late-1"}`)
 	if code != http.StatusServiceUnavailable {
@@ -272,6 +277,31 @@ func TestLateAcknowledgementIs503(t *testing.T) {
 	}
 	if took := time.Since(start); took > 1400*time.Millisecond {
 		t.Errorf("503 after %s; should come at the 500ms produce timeout", took)
+	}
+	// The answer said "not acknowledged", not "not written": the broker
+	// appends the record once its late answer goes out, exactly once (the
+	// produce was not retried), so ratings-stream will count it — which is
+	// why a client retries with the same request id, never a new one.
+	servetest.WaitFor(t, 10*time.Second, "the late record in the log", func() (bool, string) {
+		n := f.end(model.TopicRatings) - before
+		return n >= 1, fmt.Sprintf("%d records", n)
+	})
+	time.Sleep(500 * time.Millisecond) // a second copy would come within a backoff
+	if n := f.end(model.TopicRatings) - before; n != 1 {
+		t.Fatalf("%d records after the late acknowledgement, want exactly 1", n)
+	}
+	part := model.RatingPartition([]byte("1"), model.RatingsPartitions)
+	fe, err := f.admin.NewFetcher(model.TopicRatings, map[int]int64{part: kafka.FirstOffset}, kafkaio.FetchOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fe.Close()
+	msgs, err := fe.Next(servetest.Context(t, 10*time.Second), nil, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ev, err := model.DecodeRatingEvent(msgs[0].Value); err != nil || ev.RequestID != "late-1" || ev.Tenths != 50 {
+		t.Errorf("the late record is %+v (%v), want late-1's rating", ev, err)
 	}
 }
 
