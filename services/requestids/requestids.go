@@ -89,10 +89,15 @@ const (
 type Partition struct {
 	retention int64 // milliseconds
 	newest    int64 // newest Entry.Time counted
-	byID      map[uint64]Entry
-	queue     []Entry // in offset (and so Time) order; queue[head:] are kept
-	head      int
-	added     []Entry // since the last Changes
+	// queue holds the entries in offset (and so Time) order; queue[head:]
+	// are kept. byID maps an id to its entry's sequence number: its index
+	// in queue plus dropped, the entries compacted away before it (an index
+	// rather than the entry halves the memory per id).
+	queue   []Entry
+	head    int
+	dropped int64
+	byID    map[uint64]int64
+	added   []Entry // since the last Changes
 	// reportedFloor is the forgetBelow Changes reported last.
 	reportedFloor int64
 }
@@ -103,7 +108,7 @@ func NewPartition(retention time.Duration, stored []Entry) *Partition {
 	if retention <= 0 {
 		retention = DefaultRetention
 	}
-	p := &Partition{retention: retention.Milliseconds(), byID: make(map[uint64]Entry, len(stored))}
+	p := &Partition{retention: retention.Milliseconds(), byID: make(map[uint64]int64, len(stored))}
 	for _, e := range stored {
 		p.keep(e)
 	}
@@ -114,7 +119,7 @@ func NewPartition(retention time.Duration, stored []Entry) *Partition {
 }
 
 func (p *Partition) keep(e Entry) {
-	p.byID[e.ID] = e
+	p.byID[e.ID] = p.dropped + int64(len(p.queue))
 	p.queue = append(p.queue, e)
 	p.newest = max(p.newest, e.Time)
 }
@@ -125,7 +130,8 @@ func (p *Partition) keep(e Entry) {
 func (p *Partition) Count(id, fp uint64, offset, t int64) (Verdict, Entry) {
 	t = max(t, p.newest) // the log's clock never goes back
 	p.prune(t)
-	if first, ok := p.byID[id]; ok {
+	if seq, ok := p.byID[id]; ok {
+		first := p.queue[seq-p.dropped]
 		if first.Fingerprint == fp {
 			return Repeat, first
 		}
@@ -143,12 +149,13 @@ func (p *Partition) Count(id, fp uint64, offset, t int64) (Verdict, Entry) {
 func (p *Partition) prune(now int64) {
 	for p.head < len(p.queue) && p.queue[p.head].Time < now-p.retention {
 		e := p.queue[p.head]
-		if cur, ok := p.byID[e.ID]; ok && cur.Offset == e.Offset {
+		if seq, ok := p.byID[e.ID]; ok && seq == p.dropped+int64(p.head) {
 			delete(p.byID, e.ID)
 		}
 		p.head++
 	}
 	if p.head > 1024 && p.head > len(p.queue)/2 {
+		p.dropped += int64(p.head)
 		p.queue = append(p.queue[:0], p.queue[p.head:]...)
 		p.head = 0
 	}
