@@ -35,7 +35,7 @@ func (s *server) handleRate() http.Handler {
 
 func (s *server) handleMovies() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		page, err := ParsePage(r.URL.Query())
+		page, err := ParsePage(r.URL.RawQuery, true)
 		if err != nil {
 			writeError(w, http.StatusBadRequest, err.Error())
 			return
