@@ -1,6 +1,7 @@
 package stream
 
 import (
+	"context"
 	"fmt"
 	"net/http"
 	"strings"
@@ -102,5 +103,29 @@ func TestARetryOfAnUnknownOutcomeIsProducedAgainWithinTheHorizon(t *testing.T) {
 	code, body := w.post(t, `{"movie_id": 1, "rating": 5, "request_id": "unknown-2"}`)
 	if code != http.StatusConflict || !strings.Contains(body, "outcome is unknown") || !strings.Contains(body, "more than 3s after the first attempt") {
 		t.Errorf("retry past the horizon = %d %s, want 409 saying why", code, body)
+	}
+}
+
+// BenchmarkRequestLog is what the request-id record adds to every POST of
+// webserver-stream: one transaction to record the id before producing and
+// one to mark it acknowledged after (go test ./services/webserver/stream
+// -run '^$' -bench RequestLog).
+func BenchmarkRequestLog(b *testing.B) {
+	l, err := openRequestLog(b.TempDir(), 0)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer l.Close()
+	ctx := context.Background()
+	now := time.Now()
+	b.ResetTimer()
+	for i := range b.N {
+		r := model.Rating{RequestID: fmt.Sprintf("bench-%d", i), MovieID: int64(1 + i%180), Tenths: 75, UserID: int64(i % 1000)}
+		if err := l.begin(ctx, r, now); err != nil {
+			b.Fatal(err)
+		}
+		if err := l.acknowledged(ctx, r.RequestID, now); err != nil {
+			b.Fatal(err)
+		}
 	}
 }
