@@ -3,6 +3,7 @@ package requestids_test
 import (
 	"fmt"
 	"math/rand/v2"
+	"runtime"
 	"slices"
 	"testing"
 	"time"
@@ -161,5 +162,30 @@ func TestEntriesRoundTripThroughTheirEncoding(t *testing.T) {
 	}
 	if _, err := requestids.DecodeEntries(nil, b[:40]); err == nil {
 		t.Fatal("a truncated block decoded without an error")
+	}
+}
+
+// BenchmarkMemoryPerID reports the heap a kept request id costs
+// (bytes/id), with a million of them kept:
+// go test ./services/requestids -run '^$' -bench MemoryPerID -benchtime 1x
+func BenchmarkMemoryPerID(b *testing.B) {
+	const n = 1_000_000
+	ids := make([]uint64, n)
+	for i := range ids {
+		ids[i] = requestids.Hash(fmt.Sprint("id-", i))
+	}
+	for range b.N {
+		runtime.GC()
+		var before, after runtime.MemStats
+		runtime.ReadMemStats(&before)
+		p := requestids.NewPartition(time.Hour, nil)
+		for i, id := range ids {
+			p.Count(id, 1, int64(i), int64(i))
+		}
+		p.Changes()
+		runtime.GC()
+		runtime.ReadMemStats(&after)
+		b.ReportMetric(float64(after.HeapAlloc-before.HeapAlloc)/n, "bytes/id")
+		runtime.KeepAlive(p)
 	}
 }
