@@ -126,11 +126,15 @@ type Processor struct {
 	committed  atomic.Int64 // ratings records processed and committed since start
 	batchSeq   uint64
 	halt       context.CancelCauseFunc // stops Run for good (a retention gap: gap.go)
+	valid      []pending               // a batch's valid ratings (process)
 
 	// testHookAfterCommit runs after a batch's transaction committed and
 	// before its rated-movies are emitted; returning true simulates a crash
 	// right there: nothing after the commit happens (crash tests).
 	testHookAfterCommit func() bool
+	// testHookBeforeCatchUp runs when a batch holds a rating of a movie the
+	// table does not know yet, before the table catches up with the topic.
+	testHookBeforeCatchUp func()
 }
 
 // New opens the processor's database. Run starts it.
@@ -499,7 +503,7 @@ func (p *Processor) partitionBounds(ctx context.Context, ids []int) (map[int]kaf
 
 var errSimulatedCrash = errors.New("simulated crash after commit")
 
-// pending is a rating whose movie was not in the table at first sight.
+// pending is a valid rating of a batch, waiting to be counted.
 type pending struct {
 	msg *kafka.Message
 	ev  model.RatingEvent
@@ -512,7 +516,6 @@ func (p *Processor) process(ctx, gctx context.Context, gen *kafka.Generation, ba
 	seq := p.batchSeq
 	var touched []*aggregate
 	var dead []kafka.Message
-	var unknown []pending
 	next := map[int]int64{}
 	applied := 0
 
@@ -546,6 +549,13 @@ func (p *Processor) process(ctx, gctx context.Context, gen *kafka.Generation, ba
 		}
 	}
 
+	// Decode and check every record first; count them afterwards, in
+	// offset order: the request-id record must see a partition's ratings in
+	// the order of the log (a rebuild reads them so), also when one of them
+	// waits for the movies table below.
+	valid := p.valid[:0]
+	defer func() { p.valid = valid[:0] }() // reused: batches run one at a time
+	unknown := 0
 	for i := range batch {
 		m := &batch[i]
 		ps := states[m.Partition]
@@ -563,12 +573,14 @@ func (p *Processor) process(ctx, gctx context.Context, gen *kafka.Generation, ba
 			continue
 		}
 		if _, ok := p.movies.Get(ev.MovieID); !ok {
-			unknown = append(unknown, pending{m, ev})
-			continue
+			unknown++
 		}
-		count(m, ps, ev)
+		valid = append(valid, pending{m, ev})
 	}
-	if len(unknown) > 0 {
+	if unknown > 0 {
+		if p.testHookBeforeCatchUp != nil {
+			p.testHookBeforeCatchUp()
+		}
 		// The webserver checked the movie against its own table, which may
 		// be ahead of ours: catch up with the movies topic before calling a
 		// movie unknown.
@@ -576,16 +588,16 @@ func (p *Processor) process(ctx, gctx context.Context, gen *kafka.Generation, ba
 		err := p.movies.tailer.WaitCaughtUp(wctx)
 		cancel()
 		if err != nil {
-			return fmt.Errorf("cannot confirm %d unknown movie(s) against the movies topic: %w", len(unknown), err)
+			return fmt.Errorf("cannot confirm %d unknown movie(s) against the movies topic: %w", unknown, err)
 		}
-		for _, u := range unknown {
-			if _, ok := p.movies.Get(u.ev.MovieID); ok {
-				count(u.msg, states[u.msg.Partition], u.ev)
-				continue
-			}
-			dead = append(dead, deadLetter(u.msg, &model.EventError{Reason: model.ReasonUnknownMovie, Field: "movie_id",
-				Msg: fmt.Sprintf("movie %d is not in the movies table", u.ev.MovieID)}))
+	}
+	for _, v := range valid {
+		if _, ok := p.movies.Get(v.ev.MovieID); !ok {
+			dead = append(dead, deadLetter(v.msg, &model.EventError{Reason: model.ReasonUnknownMovie, Field: "movie_id",
+				Msg: fmt.Sprintf("movie %d is not in the movies table", v.ev.MovieID)}))
+			continue
 		}
+		count(v.msg, states[v.msg.Partition], v.ev)
 	}
 
 	// Dead letters first: once the offsets below are committed, these

@@ -1,7 +1,11 @@
 package stream
 
 import (
+	"context"
+	"encoding/json"
 	"fmt"
+	"strconv"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -124,5 +128,52 @@ func TestARepeatBeyondTheRetentionIsCountedAgain(t *testing.T) {
 	servetest.WaitFor(t, 30*time.Second, "a counted twice, b once", func() (bool, string) { return stateMatches(g, r.p) })
 	if d := r.p.duplicates.Load(); d != 2 {
 		t.Errorf("duplicates skipped = %d, want 2", d)
+	}
+}
+
+// Ratings are counted in the order of the log also when one of them waits
+// for the movies table: a rating of a movie added a moment ago (unknown at
+// first sight) and, right after it, the same request id on a known movie of
+// the same partition are decided as a rebuild reading the log decides them —
+// the first counted, the second dead-lettered as request-id-conflict — not
+// in the order the processor happened to look at them.
+func TestARatingWaitingForItsMovieIsCountedInLogOrder(t *testing.T) {
+	l := newLab(t)
+	l.movies(3)
+	part := model.RatingPartition([]byte("2"), model.RatingsPartitions)
+	added := int64(100) // a movie not in the table yet, on movie 2's partition
+	for model.RatingPartition(strconv.AppendInt(nil, added, 10), model.RatingsPartitions) != part {
+		added++
+	}
+	var hooked atomic.Bool
+	r := l.startWith(t.TempDir(), func(p *Processor) {
+		p.testHookBeforeCatchUp = func() {
+			// The movie arrives while the batch waits for the table.
+			if hooked.CompareAndSwap(false, true) {
+				v, _ := json.Marshal(model.Movie{ID: added, Title: "Just added", ReleaseYear: 2026, Version: 1})
+				w := l.k.Writer(model.TopicMovies, kafkaio.WriterOptions{})
+				defer w.Close()
+				if err := w.Write(servetest.Context(t, 10*time.Second), kafka.Message{Key: strconv.AppendInt(nil, added, 10), Value: v}); err != nil {
+					t.Error(err)
+				}
+			}
+		}
+	})
+	servetest.WaitFor(t, 20*time.Second, "the processor to run", func() (bool, string) {
+		err := r.p.Ready(context.Background())
+		return err == nil, fmt.Sprint(err)
+	})
+	first := model.RatingEvent{RequestID: "order-1", MovieID: added, Tenths: 70, EventTime: time.Now()}
+	second := model.RatingEvent{RequestID: "order-1", MovieID: 2, Tenths: 80, EventTime: time.Now()}
+	l.produce(ratingRecord(first), ratingRecord(second))
+	g := newLedger()
+	g.add(first)
+	servetest.WaitFor(t, 30*time.Second, "the first rating counted, the reuse not", func() (bool, string) { return stateMatches(g, r.p) })
+	if !hooked.Load() {
+		t.Fatal("the movie was known at first sight; the test did not exercise the wait")
+	}
+	dead, err := l.dlq()
+	if err != nil || len(dead) != 1 || header(dead[0], hdrReason) != model.ReasonRequestIDConflict {
+		t.Fatalf("dead letters %v (%v), want the second rating as %s", dead, err, model.ReasonRequestIDConflict)
 	}
 }
