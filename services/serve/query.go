@@ -27,7 +27,7 @@ func Query(raw string, allowed []string) (url.Values, *ParamError) {
 			continue
 		}
 		if strings.Contains(part, ";") {
-			return nil, &ParamError{"query", "';' is not a separator, use '&' (in " + quoteClip(part) + ")"}
+			return nil, &ParamError{"query", "';' is not a separator: parameters are separated by ampersands (in " + quoteClip(part) + ")"}
 		}
 		rawKey, rawValue, _ := strings.Cut(part, "=")
 		key, err := url.QueryUnescape(rawKey)
