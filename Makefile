@@ -21,11 +21,16 @@ lab: build
 # type-check and the dashboards check. LAB_E2E=0 skips the end-to-end tests.
 test: build lint test-k6 test-go
 
-# lab/load's rate tests (achieved rate within 2 % of target, stalls visible in
-# p99) run on their own, after the rest, so no other suite steals their CPU.
+# Unit suites (every package but the end-to-end tests) run under the race
+# detector; the end-to-end tests start the real binary and run without it.
+# lab/load's timing tests (per-second send counts against the schedule, the
+# same request leaving for both variants at the same moment) skip their
+# timing checks under -race (raceEnabled), so they run again without it, on
+# their own and after the rest, so no other suite steals their CPU.
 test-go:
-	$(GO) test -count=1 -timeout 25m $$($(GO) list ./... | grep -v '/lab/load$$')
-	$(GO) test -count=1 -timeout 5m ./lab/load
+	$(GO) test -race -count=1 -timeout 20m $$($(GO) list ./... | grep -v '/lab/e2e$$')
+	$(GO) test -count=1 -timeout 25m ./lab/e2e
+	$(GO) test -count=1 -timeout 5m -run 'TestRunHoldsTheTargetRate|TestEveryVariantGetsTheSameSequenceAtTheSameMoments' ./lab/load
 
 # Node.js (18 or newer) and npm type-check the k6 scripts; say which is missing.
 test-k6:

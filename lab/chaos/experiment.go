@@ -363,6 +363,9 @@ func (d *decoder) experiment(n *yaml.Node) error {
 		if e.Variants, err = d.strings(v, "variants"); err != nil {
 			return err
 		}
+		if len(e.Variants) == 0 {
+			return d.errAt(v, "variants", "is empty: leave it out to run every variant, or name them (rpc, stream)")
+		}
 	}
 	if v := m["requires"]; v != nil {
 		rm, err := d.mapping(v, "requires", "breakers", "delivery")
@@ -568,6 +571,9 @@ func (d *decoder) steadyState(n *yaml.Node) error {
 		if v := pm["variants"]; v != nil {
 			if pr.Variants, err = d.strings(v, p+".variants"); err != nil {
 				return err
+			}
+			if len(pr.Variants) == 0 {
+				return d.errAt(v, p+".variants", "is empty: leave it out to check every variant, or name them")
 			}
 		}
 		ss.Probes = append(ss.Probes, pr)

@@ -144,6 +144,9 @@ func TestParseErrorsNameTheFieldAndLine(t *testing.T) {
 		{"bad seed", strings.Replace(goodExperiment, "duration: 30s", "seed: -1", 1), "x.yaml:4: load.seed: want a whole number"},
 		{"bad breakers", strings.Replace(goodExperiment, "title: t\n", "title: t\nrequires: {breakers: maybe}\n", 1), `x.yaml:2: requires.breakers: want on or off, got "maybe"`},
 		{"target and targets", strings.Replace(goodExperiment, "for: 5s", "for: 5s\n    targets: {rpc: movies-rpc}\n    target: movies-rpc", 1), "x.yaml:14: method[0].target: give target or targets, not both"},
+		{"no variants", strings.Replace(goodExperiment, "title: t\n", "title: t\nvariants: []\n", 1), "x.yaml:2: variants: is empty: leave it out to run every variant"},
+		{"no variants, as text", strings.Replace(goodExperiment, "title: t\n", "title: t\nvariants: ''\n", 1), "x.yaml:2: variants: is empty"},
+		{"probe for no variant", strings.Replace(goodExperiment, "min: 0.99", "min: 0.99\n      variants: []", 1), "x.yaml:9: steady_state.probes[0].variants: is empty"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := Parse([]byte(tc.yaml), "x.yaml")
@@ -177,6 +180,11 @@ func TestValidateErrorsNameTheFieldAndLine(t *testing.T) {
 		{"equivalent with targets", "fault: movies-outage", "fault: movies-outage\n    target: movies-rpc", "x.yaml:11: method[0].target: movies-outage is an equivalent from the mapping table: its targets are fixed"},
 		{"unknown scenario", "scenario: smoke", "scenario: tsunami", "x.yaml:3: load.scenario: tsunami: unknown scenario (known: "},
 		{"rollback of no part", "    for: 5s\n", "    for: 5s\nrollbacks:\n  - action: start\n    part: nowhere\n", "x.yaml:15: rollbacks[0].part: \"nowhere\" is not a part of this lab"},
+		{"target of the other variant", "fault: movies-outage", "fault: latency\n    targets: {rpc: 'ratings-stream->broker', stream: 'ratings-stream->broker'}", "x.yaml:11: method[0].targets.rpc: \"ratings-stream->broker\" belongs to the stream variant, not rpc"},
+		{"targets swapped", "fault: movies-outage", "fault: kill\n    targets: {rpc: ratings-stream, stream: ratings-rpc}", "x.yaml:11: method[0].targets.rpc: \"ratings-stream\" belongs to the stream variant, not rpc: a step's target for a variant must be one of that variant's edges or parts (valid for rpc: movies-rpc, ratings-rpc, webserver-rpc)"},
+		{"the broker for rpc", "fault: movies-outage", "fault: kill\n    targets: {rpc: broker}", "x.yaml:11: method[0].targets.rpc: \"broker\" belongs to the stream variant, not rpc"},
+		{"the same probe twice", "min: 0.99", "min: 0.99\n    - probe: success_rate\n      min: 0.5", "x.yaml:9: steady_state.probes[1]: success_rate is already checked for rpc by steady_state.probes[0]"},
+		{"the same label twice for one variant", "min: 0.99", "min: 0.99\n      name: ok\n    - probe: p99_latency\n      max: 1s\n      name: ok\n      variants: [stream]", "steady_state.probes[1]: ok is already checked for stream by steady_state.probes[0]"},
 		{"overlap", "    for: 5s\n", "    for: 5s\n  - fault: kill\n    target: movies-rpc\n    at: 7s\n    for: 2s\n", "x.yaml:15: method[1].at: overlaps method[0] on movies-rpc in the rpc variant (kill and kill at the same time)"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -200,5 +208,24 @@ func TestValidateErrorsNameTheFieldAndLine(t *testing.T) {
 	}
 	if _, err := Validate(e, defaultLab(t), []string{"grpc"}); err == nil || !strings.Contains(err.Error(), `--variants: unknown variant "grpc"`) {
 		t.Fatalf("--variants grpc: %v", err)
+	}
+}
+
+// One probe per variant with its own tolerance is not "the same probe
+// twice", and a target given for its own variant is accepted.
+func TestOneProbePerVariantAndTargetsOfTheirOwnVariantAreValid(t *testing.T) {
+	src := strings.Replace(goodExperiment, "    - probe: success_rate\n      min: 0.99",
+		"    - probe: p99_latency\n      max: 1s\n      variants: [rpc]\n    - probe: p99_latency\n      max: 2s\n      variants: [stream]", 1)
+	src = strings.Replace(src, "fault: movies-outage", "fault: kill\n    targets: {rpc: ratings-rpc, stream: broker}", 1)
+	e, err := Parse([]byte(src), "x.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := Validate(e, defaultLab(t), nil)
+	if err != nil {
+		t.Fatalf("%v\n%s", err, src)
+	}
+	if len(p.Probes) != 2 || p.Steps[0].Variants[VariantStream].Requests[0].Target != "broker" {
+		t.Fatalf("plan: %+v", p)
 	}
 }

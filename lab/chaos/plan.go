@@ -3,6 +3,7 @@ package chaos
 import (
 	"fmt"
 	"io/fs"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -141,6 +142,7 @@ func Validate(e *Experiment, lab Lab, variants []string) (*Plan, error) {
 	}
 
 	// Probes.
+	checkedBy := map[string]int{} // label + "\x00" + variant → probe index
 	for i, pr := range ss.Probes {
 		path := fmt.Sprintf("steady_state.probes[%d]", i)
 		k, ok := lookupProbe(pr.Probe)
@@ -190,6 +192,15 @@ func Validate(e *Experiment, lab Lab, variants []string) (*Plan, error) {
 		pp.Label = pr.Name
 		if pp.Label == "" {
 			pp.Label = k.name
+		}
+		// The same probe twice for a variant: two verdicts under one label,
+		// and the tighter tolerance silently wins.
+		for _, v := range pp.variants {
+			key := pp.Label + "\x00" + v
+			if j, dup := checkedBy[key]; dup {
+				return nil, e.fieldErr(path, "%s is already checked for %s by steady_state.probes[%d]; merge them, or give each its own name or variants", pp.Label, v, j)
+			}
+			checkedBy[key] = i
 		}
 		p.Probes = append(p.Probes, pp)
 	}
@@ -338,12 +349,17 @@ func (p *Plan) resolveStep(i int, st Step, t faults.Targets) (PlannedStep, error
 		if len(targets) == 0 {
 			return ps, e.fieldErr(path+".targets", "%s is a catalog fault: give target, or targets per variant (valid targets: %s)", kind.Name, strings.Join(t.For(kind), ", "))
 		}
-		for v, tg := range targets {
+		for _, v := range slices.Sorted(maps.Keys(targets)) {
+			tg := targets[v]
 			if !slices.Contains(AllVariants, v) {
 				return ps, e.fieldErr(path+".targets."+v, "unknown variant %q (valid: %s)", v, strings.Join(AllVariants, ", "))
 			}
 			if err := t.Check(kind, tg); err != nil {
 				return ps, e.fieldErr(targetPath(path, st, v), "%v", err)
+			}
+			if owner := targetVariant(t, kind, tg); owner != v {
+				return ps, e.fieldErr(targetPath(path, st, v), "%q belongs to the %s variant, not %s: a step's target for a variant must be one of that variant's edges or parts (valid for %s: %s)",
+					tg, owner, v, v, strings.Join(variantTargets(t, kind, v), ", "))
 			}
 		}
 		for _, v := range p.Variants {
@@ -381,6 +397,31 @@ func (p *Plan) resolveStep(i int, st Step, t faults.Targets) (PlannedStep, error
 		}
 	}
 	return ps, nil
+}
+
+// targetVariant is the variant a fault target belongs to. The broker (and
+// the lab's other shared infrastructure) and the topics serve the log
+// variant only.
+func targetVariant(t faults.Targets, kind faults.Kind, target string) string {
+	if kind.Targets == faults.TargetTopic {
+		return VariantStream
+	}
+	switch v := t.Variants[target]; v {
+	case VariantRPC, VariantStream:
+		return v
+	}
+	return VariantStream
+}
+
+// variantTargets lists the valid targets of a fault in one variant.
+func variantTargets(t faults.Targets, kind faults.Kind, variant string) []string {
+	var out []string
+	for _, tg := range t.For(kind) {
+		if targetVariant(t, kind, tg) == variant {
+			out = append(out, tg)
+		}
+	}
+	return out
 }
 
 func targetPath(path string, st Step, v string) string {

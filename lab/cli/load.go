@@ -36,6 +36,7 @@ type loadFlags struct {
 	targets       []string
 	rate          string
 	duration      time.Duration
+	durationSet   bool
 	seed          string
 	from          string
 	skipBad       bool
@@ -79,6 +80,7 @@ Client-side metrics are served on the lab's load port while it runs.`,
   lab load --list`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
+			f.durationSet = cmd.Flags().Changed("duration")
 			return runLoad(cmd.Context(), g, &f)
 		},
 	}
@@ -125,16 +127,18 @@ func runLoad(ctx context.Context, g *globals, f *loadFlags) error {
 		"rpc":    "http://" + g.ports().WebserverRPC(),
 		"stream": "http://" + g.ports().WebserverStream(),
 	}
+	var targeted []string
 	for _, t := range f.targets {
 		name, url, ok := strings.Cut(t, "=")
 		if !ok || name == "" || url == "" {
 			return fmt.Errorf("--target %q: want variant=URL, e.g. rpc=http://127.0.0.1:7710", t)
 		}
 		known[name] = strings.TrimSuffix(url, "/")
+		targeted = append(targeted, name)
 	}
 	opts := load.Options{
-		Scenario: f.scenario, ScenarioDirs: dirs, Variants: f.variants, Known: known,
-		Rate: f.rate, Duration: f.duration, From: f.from, SkipBad: f.skipBad,
+		Scenario: f.scenario, ScenarioDirs: dirs, Variants: f.variants, Known: known, Targeted: targeted, Builtin: []string{"rpc", "stream"},
+		Rate: f.rate, Duration: f.duration, DurationSet: f.durationSet, From: f.from, SkipBad: f.skipBad,
 		Force: f.force, RunID: f.runID, Now: time.Now(),
 	}
 	if f.seed != "" {

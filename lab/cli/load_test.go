@@ -86,14 +86,16 @@ func TestLoadRunsAScenarioAndWritesItsLedger(t *testing.T) {
 func TestLoadRefusesBadInputBeforeSendingAnything(t *testing.T) {
 	rpc, got := ratingsAPI(t)
 	cases := map[string][]string{
-		"--rate":              {"--rate", "0"},
-		"must be > 0":         {"--rate", "-10/s"},
-		`unknown variant "x"`: {"--variants", "rpc,x"},
-		"unknown scenario":    {"--scenario", "nope"},
-		"--force":             {"--duration", "1h"},
-		"--seed":              {"--seed", "seven"},
-		"unreachable":         {"--variants", "stream", "--target", "stream=http://127.0.0.1:1"},
-		"--target":            {"--target", "rpc"},
+		"--rate":               {"--rate", "0"},
+		"must be > 0":          {"--rate", "-10/s"},
+		`unknown variant "x"`:  {"--variants", "rpc,x"},
+		"unknown scenario":     {"--scenario", "nope"},
+		"--force":              {"--duration", "1h"},
+		"--seed":               {"--seed", "seven"},
+		"unreachable":          {"--variants", "stream", "--target", "stream=http://127.0.0.1:1"},
+		"--target":             {"--target", "rpc"},
+		"--duration 0s":        {"--duration", "0s"},
+		"nor among --variants": {"--target", "rcp=http://127.0.0.1:1"},
 	}
 	for want, args := range cases {
 		t.Run(want, func(t *testing.T) {

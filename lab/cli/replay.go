@@ -242,7 +242,8 @@ func newReplayRebuildCmd(g *globals) *cobra.Command {
      of ratings they include; webserver-stream: its view and positions),
   3. rewinds it: ratings-stream's group to the beginning of ratings, and its
      database moved aside (<data>/<part>.before-rebuild); webserver-stream's
-     view moved aside (it keeps its positions in its own database),
+     view database moved aside (it keeps its positions in it; its record of
+     request ids stays),
   4. starts it and waits until it has reprocessed the log up to where it was,
   5. compares per-movie checksums of the state before and after, at the same
      log position: if the log moved meanwhile (lag when it was stopped, or new
@@ -251,8 +252,11 @@ func newReplayRebuildCmd(g *globals) *cobra.Command {
 
 It prints the checksum table, the duration and events/s; the part is back in
 service afterwards. The old state is deleted once proven equal (--keep-backup
-keeps it) and kept, with instructions to restore it, when not. Exits non-zero
-when any movie differs.`,
+keeps it). On any failure after step 3 — a movie differs, --timeout runs out,
+the part is not healthy, Ctrl-C — the state from before is put back (and the
+group's offsets), the part restarted, the differences printed, and the exit
+status is non-zero: a rebuild never leaves the part stopped or serving a
+state it could not prove.`,
 		Example: `  lab replay rebuild ratings-stream
   lab replay rebuild webserver-stream --compare-raw`,
 		Args:      cobra.ExactArgs(1),
@@ -283,7 +287,6 @@ when any movie differs.`,
 		},
 	}
 	fl := cmd.Flags()
-	fl.IntVar(&opts.DedupeWindow, "dedupe-window", 50000, "ratings-stream's --dedupe-window (the proof applies the same window to what the log added meanwhile)")
 	fl.DurationVar(&opts.Timeout, "timeout", 10*time.Minute, "how long reprocessing may take")
 	fl.BoolVar(&opts.KeepBackup, "keep-backup", false, "keep the state from before (moved aside) even when the rebuilt one is equal")
 	fl.BoolVar(&opts.CompareRaw, "compare-raw", false, "also time a bare kafka-go consumer on the same topics, while the part is stopped (the benchmark's reference)")

@@ -20,6 +20,7 @@ import (
 	"github.com/ratingslab/lab/lab/labtest"
 	"github.com/ratingslab/lab/lab/replay"
 	"github.com/ratingslab/lab/services/model"
+	"github.com/ratingslab/lab/services/sqlitedb"
 )
 
 // The replay tooling on a running lab with a known ledger: a small load on
@@ -43,7 +44,8 @@ func TestReplayTooling(t *testing.T) {
 	t.Run("rebuild webserver-stream", func(t *testing.T) { r.rebuild(t, replay.PartWebserverStream) })
 	t.Run("export import", r.exportImport)
 	t.Run("traffic into rpc", func(t *testing.T) { r.traffic(t, from, to) })
-	t.Run("fork", r.fork)
+	t.Run("a failed rebuild puts the state back", r.rebuildRollback)
+	t.Run("fork", r.fork) // last: it ends with lab down
 }
 
 type replayLab struct {
@@ -239,6 +241,90 @@ func (r *replayLab) rebuild(t *testing.T, part string) {
 	// The rebuilt state still explains the load's ledger.
 	if out, err := r.l.Run("audit", "--ledger", r.ledger); err != nil {
 		t.Fatalf("audit after rebuilding %s: %v\n%s", part, err, out)
+	}
+}
+
+// A rebuild that fails after the state was moved aside — the rebuilt state
+// differs, or reprocessing runs out of time — puts the state from before
+// back, restarts the part and exits non-zero; a difference is printed. It
+// never leaves a part stopped, or serving a state it could not prove.
+func (r *replayLab) rebuildRollback(t *testing.T) {
+	r.drained(t)
+	// A state the log cannot give: one movie counted once more than rated
+	// (put right at the end; the view ignores the re-emits of the changed
+	// count, which carry the same source offset as what it holds).
+	var movie int64
+	changeCount := func(by int) {
+		t.Helper()
+		r.l.Action(replay.PartRatingsStream, "stop")
+		db, err := sqlitedb.Open(filepath.Join(r.l.Dir.Data(replay.PartRatingsStream), "ratings-stream.db"), sqlitedb.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer db.Close()
+		if movie == 0 {
+			if err := db.QueryRow(`SELECT movie_id FROM aggregates ORDER BY movie_id LIMIT 1`).Scan(&movie); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if _, err := db.Exec(`UPDATE aggregates SET count = count + ? WHERE movie_id = ?`, by, movie); err != nil {
+			t.Fatal(err)
+		}
+		r.l.Action(replay.PartRatingsStream, "start")
+		r.l.WaitPart(replay.PartRatingsStream, "healthy", 30*time.Second)
+	}
+	changeCount(+1)
+	defer changeCount(-1)
+	tampered := audit.ReadStore(context.Background(), r.l.Dir, audit.VariantStream)
+	group := r.groupOffsets(t, "ratings-stream")
+
+	checkPutBack := func(t *testing.T, part, out string, err error, wantInOutput ...string) {
+		t.Helper()
+		if err == nil {
+			t.Fatalf("rebuild %s succeeded; want a non-zero exit\n%s", part, out)
+		}
+		for _, want := range append(wantInOutput, "the state from before was put back and "+part+" restarted") {
+			if !strings.Contains(out, want) {
+				t.Errorf("rebuild %s output lacks %q:\n%s", part, want, out)
+			}
+		}
+		if st := r.l.Part(part); st.Health != "healthy" {
+			t.Errorf("%s after the failed rebuild: %s (%s), want healthy", part, st.Health, st.Error)
+		}
+		if left, _ := filepath.Glob(filepath.Join(r.l.Dir.Path("data"), "*", "*.before-rebuild")); len(left) > 0 {
+			t.Errorf("backups left behind: %v", left)
+		}
+		if left, _ := filepath.Glob(filepath.Join(r.l.Dir.Path("data"), "*.before-rebuild")); len(left) > 0 {
+			t.Errorf("backups left behind: %v", left)
+		}
+		if after := audit.ReadStore(context.Background(), r.l.Dir, audit.VariantStream); fmt.Sprint(after.Movies) != fmt.Sprint(tampered.Movies) {
+			t.Errorf("ratings-stream's state after the failed rebuild of %s is not the state from before", part)
+		}
+	}
+
+	out, err := r.l.Run("replay", "rebuild", replay.PartRatingsStream, "--quiet")
+	checkPutBack(t, replay.PartRatingsStream, out, err,
+		fmt.Sprintf("movie %d differs", movie), "1 of ", "movie(s) differ")
+	if got := r.groupOffsets(t, "ratings-stream"); fmt.Sprint(got) != fmt.Sprint(group) {
+		t.Errorf("group offsets after the failed rebuild: %v, want them back at %v", got, group)
+	}
+
+	out, err = r.l.Run("replay", "rebuild", replay.PartRatingsStream, "--quiet", "--timeout", "1ns")
+	checkPutBack(t, replay.PartRatingsStream, out, err, "did not reach offsets")
+
+	viewBefore := r.movies(t, r.stream)
+	requests := filepath.Join(r.l.Dir.Data(replay.PartWebserverStream), "requests.db")
+	reqBefore, err := os.Stat(requests)
+	if err != nil {
+		t.Fatalf("webserver-stream keeps no request-id record: %v", err)
+	}
+	out, err = r.l.Run("replay", "rebuild", replay.PartWebserverStream, "--quiet", "--timeout", "1ns")
+	checkPutBack(t, replay.PartWebserverStream, out, err, "did not catch up")
+	if err := sameAggregates(r.movies(t, r.stream), viewBefore); err != nil {
+		t.Errorf("the view after the failed rebuild is not the view from before: %v", err)
+	}
+	if st, err := os.Stat(requests); err != nil || st.Size() < reqBefore.Size() {
+		t.Errorf("the request-id record did not survive the rebuild: %v", err)
 	}
 }
 

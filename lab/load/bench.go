@@ -76,15 +76,13 @@ func BenchMaxRate(ctx context.Context, cfg BenchConfig, onStep func(BenchStep)) 
 
 	var steps []BenchStep
 	for i, rate := range cfg.Rates {
-		s := &Scenario{
-			Name: "bench", Seed: 1,
-			Arrival: Arrival{Executor: ExecutorConstant, Rate: rate, Duration: Duration(cfg.Step)},
-			Mix:     Mix{Rating: 1},
-		}
-		s.applyDefaults()
+		s := defaultScenario()
+		s.Name, s.Seed = "bench", 1
+		s.Arrival = Arrival{Executor: ExecutorConstant, Rate: rate, Duration: Duration(cfg.Step)}
+		s.Mix = Mix{Rating: 1}
 		cpu0 := processCPU()
 		sum, err := Run(ctx, Config{
-			RunID: fmt.Sprintf("bench%d", i), Scenario: s, Targets: []Target{{"bench", target}},
+			RunID: fmt.Sprintf("bench%d", i), Scenario: &s, Targets: []Target{{"bench", target}},
 			LedgerPath: filepath.Join(dir, fmt.Sprintf("bench%d.jsonl", i)),
 		})
 		if err != nil {

@@ -71,15 +71,15 @@ func BenchmarkEngine(b *testing.B) {
 	const rate = 10000
 	srv := httptest.NewServer(trivialHandler())
 	defer srv.Close()
-	s := &Scenario{Name: "bench", Seed: 1, Mix: Mix{Rating: 1},
-		Arrival: Arrival{Executor: ExecutorConstant, Rate: rate, Duration: Duration(time.Duration(b.N) * time.Second / rate)}}
-	s.applyDefaults()
+	s := defaultScenario()
+	s.Name, s.Seed, s.Mix = "bench", 1, Mix{Rating: 1}
+	s.Arrival = Arrival{Executor: ExecutorConstant, Rate: rate, Duration: Duration(time.Duration(b.N) * time.Second / rate)}
 	if s.Arrival.ExpectedRequests() == 0 {
 		s.Arrival.Duration = Duration(time.Second / rate)
 	}
 	cpu0 := processCPU()
 	b.ResetTimer()
-	sum, err := Run(context.Background(), Config{RunID: "bench", Scenario: s, Targets: []Target{{"bench", srv.URL}},
+	sum, err := Run(context.Background(), Config{RunID: "bench", Scenario: &s, Targets: []Target{{"bench", srv.URL}},
 		LedgerPath: filepath.Join(b.TempDir(), "bench.jsonl")})
 	if err != nil {
 		b.Fatal(err)

@@ -6,8 +6,10 @@ import (
 	"math"
 	"net/http"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -30,6 +32,14 @@ func TestRunHoldsTheTargetRate(t *testing.T) {
 		t.Skip("rates are meaningless under the race detector")
 	}
 	api := newTestAPI(t)
+	var mu sync.Mutex
+	var arrived []time.Time
+	api.before = func(http.ResponseWriter, *http.Request, int64) {
+		now := time.Now()
+		mu.Lock()
+		arrived = append(arrived, now)
+		mu.Unlock()
+	}
 	s := scenarioAt(t, "steady", 1000, 3*time.Second)
 	sum, err := Run(context.Background(), Config{RunID: "rate", Scenario: s, Targets: []Target{{"rpc", api.URL}}})
 	if err != nil {
@@ -44,8 +54,59 @@ func TestRunHoldsTheTargetRate(t *testing.T) {
 	if dev := math.Abs(v.AchievedRate/1000 - 1); dev > 0.02 {
 		t.Errorf("achieved %.1f req/s, %.1f%% off the 1000/s target (max 2%%)", v.AchievedRate, dev*100)
 	}
+	// Second by second, not only on average: a stall followed by a burst
+	// that catches up has the right mean rate and the wrong schedule.
+	mu.Lock()
+	perSecond := perSecondCounts(arrived)
+	mu.Unlock()
+	if len(perSecond) != 3 {
+		t.Fatalf("arrivals span %d seconds, want 3: %v", len(perSecond), perSecond)
+	}
+	for sec, n := range perSecond {
+		if n < 950 || n > 1050 {
+			t.Errorf("second %d of the run: %d requests arrived, the schedule sends 1000 (±5%%); all seconds: %v", sec, n, perSecond)
+		}
+	}
 	if v.Outcomes[Acknowledged]+v.Outcomes[Rejected] != 3000 || v.SuccessRate != 1 {
 		t.Errorf("a healthy server: want every request answered as expected, got %v, success %.4f", v.Outcomes, v.SuccessRate)
+	}
+}
+
+// perSecondCounts buckets times by whole seconds since the first.
+func perSecondCounts(ts []time.Time) []int {
+	if len(ts) == 0 {
+		return nil
+	}
+	first := slices.MinFunc(ts, func(a, b time.Time) int { return a.Compare(b) })
+	var out []int
+	for _, t := range ts {
+		sec := int(t.Sub(first) / time.Second)
+		for len(out) <= sec {
+			out = append(out, 0)
+		}
+		out[sec]++
+	}
+	return out
+}
+
+// The per-second check sees what the mean cannot: 1000/s for 3s whose
+// sends from 0.7s to 1.3s stall and then leave all at once.
+func TestPerSecondCountsSeeAStallTheMeanHides(t *testing.T) {
+	start := time.Now()
+	var ts []time.Time
+	for i := range 3000 {
+		at := start.Add(time.Duration(i) * time.Millisecond)
+		if d := at.Sub(start); d >= 700*time.Millisecond && d < 1300*time.Millisecond {
+			at = start.Add(1300 * time.Millisecond) // held back, then a burst
+		}
+		ts = append(ts, at)
+	}
+	mean := float64(len(ts)-1) / ts[len(ts)-1].Sub(ts[0]).Seconds()
+	if math.Abs(mean/1000-1) > 0.02 {
+		t.Fatalf("the mean of the stalled run is %.1f/s; it should look fine", mean)
+	}
+	if got := perSecondCounts(ts); fmt.Sprint(got) != "[700 1300 1000]" {
+		t.Fatalf("per second %v, want [700 1300 1000]", got)
 	}
 }
 
@@ -334,20 +395,22 @@ func TestAnInterruptedRunStillRecordsEveryRatingSent(t *testing.T) {
 			if how == "abort" {
 				cfg.Grace = time.Hour // only the abort can end the hanging requests
 			}
+			// The interrupting goroutine hands the moment of the interrupt
+			// over a channel: read after Run returns, it is ordered by it.
+			cancelledAt := make(chan time.Time, 1)
 			go func() {
 				<-received
+				cancelledAt <- time.Now()
 				cancel()
 				if how == "abort" {
 					close(abort)
 				}
 			}()
-			var cancelledAt time.Time
-			go func() { <-ctx.Done(); cancelledAt = time.Now() }()
 			sum, err := Run(ctx, cfg)
 			if err != nil {
 				t.Fatal(err)
 			}
-			if took := time.Since(cancelledAt); took > 5*time.Second {
+			if took := time.Since(<-cancelledAt); took > 5*time.Second {
 				t.Errorf("the run took %s to end after the interrupt", took)
 			}
 			v := sum.Variants[0]

@@ -20,15 +20,23 @@ type Options struct {
 	ScenarioDirs []fs.FS // where bare names are looked up, in order
 	Variants     []string
 	// Known maps every variant name that may be chosen to its base URL.
-	Known    map[string]string
+	Known map[string]string
+	// Targeted are the variants --target names. A name that is neither a
+	// lab variant (Builtin) nor among Variants is refused: a typo
+	// (--target rcp=...) would otherwise be silently ignored.
+	Targeted []string
+	Builtin  []string
 	Rate     string        // "" or a ParseRate string
-	Duration time.Duration // 0: the scenario's
-	Seed     *uint32
-	From     string // ratings file to replay, "" for the scenario's generator
-	SkipBad  bool
-	Force    bool
-	RunID    string    // "" for a fresh one
-	Now      time.Time // for the run id
+	Duration time.Duration // 0: the scenario's, unless DurationSet
+	// DurationSet says --duration was given: then 0 is an error, not "the
+	// scenario's".
+	DurationSet bool
+	Seed        *uint32
+	From        string // ratings file to replay, "" for the scenario's generator
+	SkipBad     bool
+	Force       bool
+	RunID       string    // "" for a fresh one
+	Now         time.Time // for the run id
 }
 
 // Plan is a checked run: everything `lab load` needs, found valid before a
@@ -57,8 +65,8 @@ func NewPlan(o Options) (*Plan, error) {
 			return nil, err
 		}
 	}
-	if o.Duration < 0 {
-		return nil, fmt.Errorf("--duration %s: must be > 0", o.Duration)
+	if o.Duration < 0 || o.DurationSet && o.Duration == 0 {
+		return nil, fmt.Errorf("--duration %s: must be > 0 (leave it out for the scenario's)", o.Duration)
 	}
 	s, err = s.Apply(Overrides{Rate: rate, Duration: o.Duration, Seed: o.Seed})
 	if err != nil {
@@ -84,6 +92,12 @@ func NewPlan(o Options) (*Plan, error) {
 	}
 	if err := validateTargets(p.Targets); err != nil {
 		return nil, err
+	}
+	for _, v := range o.Targeted {
+		if !slices.Contains(o.Variants, v) && !slices.Contains(o.Builtin, v) {
+			return nil, fmt.Errorf("--target %s=%s: %s is not a variant of the lab (%s) nor among --variants %s, so nothing would be sent to it; add it to --variants or fix the name",
+				v, o.Known[v], v, strings.Join(o.Builtin, ", "), strings.Join(o.Variants, ","))
+		}
 	}
 
 	if o.From != "" {

@@ -57,9 +57,14 @@ func TestBadOptionsAreRefusedBeforeAnyRequest(t *testing.T) {
 		"missing file":     {func(o *Options) { o.Scenario = "./nope.json" }, "nope.json"},
 		"too long":         {func(o *Options) { o.Duration = 2 * time.Hour }, "--force"},
 		"negative dur":     {func(o *Options) { o.Duration = -time.Second }, "--duration"},
-		"bad from line":    {func(o *Options) { o.From = badFile }, "line 2: rating"},
-		"missing from":     {func(o *Options) { o.From = filepath.Join(dir, "none.dat") }, "--from"},
-		"bad run id":       {func(o *Options) { o.RunID = "a b" }, "--run-id"},
+		"zero dur given":   {func(o *Options) { o.Duration, o.DurationSet = 0, true }, "--duration 0s: must be > 0"},
+		"target not loaded": {func(o *Options) {
+			o.Known["rcp"] = "http://127.0.0.1:9"
+			o.Targeted = []string{"rcp"}
+		}, "--target rcp=http://127.0.0.1:9: rcp is not a variant of the lab"},
+		"bad from line": {func(o *Options) { o.From = badFile }, "line 2: rating"},
+		"missing from":  {func(o *Options) { o.From = filepath.Join(dir, "none.dat") }, "--from"},
+		"bad run id":    {func(o *Options) { o.RunID = "a b" }, "--run-id"},
 	}
 	for name, c := range cases {
 		t.Run(name, func(t *testing.T) {

@@ -183,14 +183,17 @@ func ParseScenario(data []byte, format string) (*Scenario, error) {
 	}
 	dec := json.NewDecoder(bytes.NewReader(jsonData))
 	dec.DisallowUnknownFields()
-	var s Scenario
+	// Defaults are in place before decoding, so only what the file leaves
+	// out keeps them: an explicit zero is the file's value, and Validate
+	// rejects it where zero is not allowed.
+	s := defaultScenario()
 	if err := dec.Decode(&s); err != nil {
 		return nil, describeDecodeError(err)
 	}
 	if dec.More() {
 		return nil, errors.New("trailing data after the scenario object")
 	}
-	s.applyDefaults()
+	s.applyDefaults(present(jsonData))
 	if err := s.Validate(); err != nil {
 		return nil, err
 	}
@@ -271,41 +274,49 @@ func describeDecodeError(err error) error {
 	return err
 }
 
-// applyDefaults fills the sections a file leaves out. Keep in sync with
-// applyDefaults in loadtests/lib/scenario.js.
-func (s *Scenario) applyDefaults() {
-	if s.Mix == (Mix{}) {
+// defaultScenario holds the default of every field a file may leave out,
+// field by field (a file's "movies": {"max_id": 50} keeps min_id 1). Keep
+// in sync with parseScenario in loadtests/lib/scenario.js.
+func defaultScenario() Scenario {
+	return Scenario{
+		Movies:         Movies{MinID: 1, MaxID: 100, Popularity: "uniform"},
+		Users:          Users{MinID: 1, MaxID: 10000},
+		Ratings:        Ratings{Distribution: "uniform", Min: 1, Max: 10},
+		List:           List{Limit: 20},
+		RequestTimeout: Duration(defaultTimeout),
+		Thresholds:     Thresholds{SuccessRate: 0.99, P99Ms: 1000},
+	}
+}
+
+// present lists the fields a scenario document sets, as "mix" and
+// "movies.zipf_s" (top-level fields and those of its sections).
+func present(doc []byte) map[string]bool {
+	var top map[string]json.RawMessage
+	if json.Unmarshal(doc, &top) != nil {
+		return nil
+	}
+	out := map[string]bool{}
+	for k, v := range top {
+		out[k] = true
+		var section map[string]json.RawMessage
+		if json.Unmarshal(v, &section) == nil {
+			for f := range section {
+				out[k+"."+f] = true
+			}
+		}
+	}
+	return out
+}
+
+// applyDefaults fills the defaults that depend on what the file sets: the
+// mix is replaced as a whole (a file's {"movie": 1} is not added to the
+// default {"rating": 1}), and zipf_s defaults only for zipf popularity.
+func (s *Scenario) applyDefaults(set map[string]bool) {
+	if !set["mix"] {
 		s.Mix = Mix{Rating: 1}
 	}
-	if s.Movies.MinID == 0 && s.Movies.MaxID == 0 {
-		s.Movies.MinID, s.Movies.MaxID = 1, 100
-	}
-	if s.Movies.Popularity == "" {
-		s.Movies.Popularity = "uniform"
-	}
-	if s.Movies.Popularity == "zipf" && s.Movies.ZipfS == 0 {
+	if s.Movies.Popularity == "zipf" && !set["movies.zipf_s"] {
 		s.Movies.ZipfS = 1
-	}
-	if s.Users.MinID == 0 && s.Users.MaxID == 0 {
-		s.Users.MinID, s.Users.MaxID = 1, 10000
-	}
-	if s.Ratings.Distribution == "" {
-		s.Ratings.Distribution = "uniform"
-	}
-	if s.Ratings.Min == 0 && s.Ratings.Max == 0 {
-		s.Ratings.Min, s.Ratings.Max = 1, 10
-	}
-	if s.List.Limit == 0 {
-		s.List.Limit = 20
-	}
-	if s.RequestTimeout == 0 {
-		s.RequestTimeout = Duration(defaultTimeout)
-	}
-	if s.Thresholds.SuccessRate == 0 {
-		s.Thresholds.SuccessRate = 0.99
-	}
-	if s.Thresholds.P99Ms == 0 {
-		s.Thresholds.P99Ms = 1000
 	}
 }
 

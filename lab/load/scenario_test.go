@@ -60,6 +60,23 @@ func TestScenarioDefaultsFillWhatAFileLeavesOut(t *testing.T) {
 	}
 }
 
+// A section a file sets keeps the defaults of the fields it leaves out,
+// except the mix, which is the file's as a whole.
+func TestAPartialSectionKeepsTheOtherFieldsDefaults(t *testing.T) {
+	s, err := ParseScenario([]byte(`{"name":"p","arrival":{"executor":"constant-arrival-rate","rate":10,"duration":"2s"},
+		"mix":{"movie":1},"movies":{"max_id":50,"popularity":"zipf"},"users":{"max_id":20},"thresholds":{"p99_ms":250}}`), "json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.Mix != (Mix{Movie: 1}) {
+		t.Errorf("mix = %+v, want only the file's movie weight", s.Mix)
+	}
+	if s.Movies.MinID != 1 || s.Movies.MaxID != 50 || s.Movies.ZipfS != 1 || s.Users.MinID != 1 || s.Users.MaxID != 20 ||
+		s.Thresholds.P99Ms != 250 || s.Thresholds.SuccessRate != 0.99 {
+		t.Errorf("per-field defaults not kept: movies %+v users %+v thresholds %+v", s.Movies, s.Users, s.Thresholds)
+	}
+}
+
 func TestYAMLAndJSONDescribeTheSameScenario(t *testing.T) {
 	yamlText := `
 name: y
@@ -123,6 +140,19 @@ func TestBadScenariosNameTheField(t *testing.T) {
 		"list limit":       {`{"name":"x","arrival":{"executor":"constant-arrival-rate","rate":5,"duration":"1s"},"list":{"limit":501}}`, "list.limit"},
 		"no name":          {`{"arrival":{"executor":"constant-arrival-rate","rate":5,"duration":"1s"}}`, "name"},
 		"wrong type":       {`{"name":"x","arrival":{"executor":"constant-arrival-rate","rate":"fast","duration":"1s"}}`, "arrival.rate"},
+		// An explicit zero is the file's value, not "use the default".
+		"mix of zeros":       {`{"name":"x","arrival":{"executor":"constant-arrival-rate","rate":5,"duration":"1s"},"mix":{"rating":0,"movie":0,"list":0}}`, "mix"},
+		"empty mix":          {`{"name":"x","arrival":{"executor":"constant-arrival-rate","rate":5,"duration":"1s"},"mix":{}}`, "mix"},
+		"movie ids zero":     {`{"name":"x","arrival":{"executor":"constant-arrival-rate","rate":5,"duration":"1s"},"movies":{"min_id":0,"max_id":0}}`, "movies"},
+		"user ids zero":      {`{"name":"x","arrival":{"executor":"constant-arrival-rate","rate":5,"duration":"1s"},"users":{"min_id":0,"max_id":0}}`, "users"},
+		"ratings zero":       {`{"name":"x","arrival":{"executor":"constant-arrival-rate","rate":5,"duration":"1s"},"ratings":{"min":0,"max":0}}`, "ratings"},
+		"list limit zero":    {`{"name":"x","arrival":{"executor":"constant-arrival-rate","rate":5,"duration":"1s"},"list":{"limit":0}}`, "list.limit"},
+		"timeout zero":       {`{"name":"x","arrival":{"executor":"constant-arrival-rate","rate":5,"duration":"1s"},"request_timeout":"0s"}`, "request_timeout"},
+		"success rate zero":  {`{"name":"x","arrival":{"executor":"constant-arrival-rate","rate":5,"duration":"1s"},"thresholds":{"success_rate":0}}`, "thresholds.success_rate"},
+		"p99 zero":           {`{"name":"x","arrival":{"executor":"constant-arrival-rate","rate":5,"duration":"1s"},"thresholds":{"p99_ms":0}}`, "thresholds.p99_ms"},
+		"zipf_s zero":        {`{"name":"x","arrival":{"executor":"constant-arrival-rate","rate":5,"duration":"1s"},"movies":{"popularity":"zipf","zipf_s":0}}`, "movies.zipf_s"},
+		"popularity empty":   {`{"name":"x","arrival":{"executor":"constant-arrival-rate","rate":5,"duration":"1s"},"movies":{"popularity":""}}`, "movies.popularity"},
+		"distribution empty": {`{"name":"x","arrival":{"executor":"constant-arrival-rate","rate":5,"duration":"1s"},"ratings":{"distribution":""}}`, "ratings.distribution"},
 	}
 	for name, c := range cases {
 		t.Run(name, func(t *testing.T) {

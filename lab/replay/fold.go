@@ -4,9 +4,12 @@ import (
 	"context"
 	"fmt"
 	"maps"
+	"slices"
+	"time"
 
 	"github.com/ratingslab/lab/services/kafkaio"
 	"github.com/ratingslab/lab/services/model"
+	"github.com/ratingslab/lab/services/requestids"
 )
 
 // A rebuild compares the state before with the state after at the same log
@@ -26,70 +29,33 @@ func countable(ctx context.Context, codec *model.Codec, r Record, partitions int
 	return ev, known[ev.MovieID]
 }
 
-// idWindow remembers the last n request ids counted on a partition
-// (ratings-stream's --dedupe-window).
-type idWindow struct {
-	ring []string
-	head int
-	full bool
-	set  map[string]int
-}
-
-func newIDWindow(n int) *idWindow {
-	return &idWindow{ring: make([]string, max(n, 1)), set: map[string]int{}}
-}
-
-func (w *idWindow) seen(id string) bool { return w.set[id] > 0 }
-
-func (w *idWindow) add(id string) {
-	if w.full {
-		old := w.ring[w.head]
-		if w.set[old] <= 1 {
-			delete(w.set, old)
-		} else {
-			w.set[old]--
-		}
-	}
-	w.ring[w.head] = id
-	w.set[id]++
-	w.head = (w.head + 1) % len(w.ring)
-	w.full = w.full || w.head == 0
-}
-
 // Delta is what the log added to one movie between two positions.
 type Delta struct {
 	Count, SumTenths int64
 }
 
 // foldRatings counts the ratings of [from[p], to[p]) into a copy of base.
-// The dedupe window is seeded from the `window` records before from[p], as
-// ratings-stream does after a restart.
-func foldRatings(ctx context.Context, k *kafkaio.Cluster, codec *model.Codec, base map[int64]Aggregate, from, to map[int]int64, partitions, window int, known map[int64]bool) (map[int64]Aggregate, map[int64]Delta, error) {
+// Request ids go through the record ratings-stream keeps (services/requestids),
+// started from the one it stored with the state before (ids[p]), with the
+// same retention: a repeat is dropped, and a request id reused for another
+// rating is not counted (it is dead-lettered).
+func foldRatings(ctx context.Context, k *kafkaio.Cluster, codec *model.Codec, base map[int64]Aggregate, from, to map[int]int64, partitions int, ids map[int][]requestids.Entry, retention time.Duration, known map[int64]bool) (map[int64]Aggregate, map[int64]Delta, error) {
 	out := maps.Clone(base)
 	deltas := map[int64]Delta{}
 	for _, p := range sortedKeys(to) {
 		if to[p] <= from[p] {
 			continue
 		}
-		bounds, err := k.Offsets(ctx, model.TopicRatings, []int{p})
-		if err != nil {
-			return nil, nil, err
-		}
-		w := newIDWindow(window)
-		seedFrom := max(bounds[p].First, from[p]-int64(window))
-		err = scanRange(ctx, k, model.TopicRatings, p, seedFrom, to[p], func(r Record) error {
+		record := requestids.NewPartition(retention, slices.Clone(ids[p]))
+		err := scanRange(ctx, k, model.TopicRatings, p, max(from[p], 0), to[p], func(r Record) error {
 			ev, ok := countable(ctx, codec, r, partitions, known)
 			if !ok {
 				return nil
 			}
-			if r.Offset < from[p] {
-				w.add(ev.RequestID)
-				return nil
+			v, _ := record.Count(requestids.Hash(ev.RequestID), requestids.Fingerprint(ev.MovieID, ev.Tenths, ev.UserID), r.Offset, r.Time.UnixMilli())
+			if v != requestids.New {
+				return nil // a repeat (counted once) or a conflict (dead-lettered)
 			}
-			if w.seen(ev.RequestID) {
-				return nil // a re-produced rating: counted once
-			}
-			w.add(ev.RequestID)
 			a := out[ev.MovieID]
 			a.MovieID, a.Partition = ev.MovieID, p
 			a.Count++

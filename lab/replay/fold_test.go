@@ -9,15 +9,18 @@ import (
 	"github.com/segmentio/kafka-go"
 
 	"github.com/ratingslab/lab/services/model"
+	"github.com/ratingslab/lab/services/requestids"
 	"github.com/ratingslab/lab/services/servetest"
 )
 
 // What the log adds between two positions is counted like ratings-stream
-// counts: once per request id (within the window, seeded from before the
-// position), nothing that would be dead-lettered.
+// counts: through its request-id record (services/requestids), started
+// from the record stored with the state before, with its retention — a
+// repeat once, a request id reused for another rating not at all — and
+// nothing that would be dead-lettered.
 func TestFoldRatingsCountsLikeTheProcessor(t *testing.T) {
 	b := newTestBroker(t)
-	base := time.Now().Add(-time.Hour)
+	base := time.Now().Add(-time.Hour).Truncate(time.Millisecond)
 	first := rating("r1", 1, 70, base)
 	p := first.Partition
 	unknown := int64(1000) // a movie outside the table, on movie 1's partition
@@ -33,16 +36,22 @@ func TestFoldRatingsCountsLikeTheProcessor(t *testing.T) {
 		rating("r3", 1, 100, base.Add(4*time.Millisecond)), // and of a new one
 		rating("r4", unknown, 50, base.Add(5*time.Millisecond)),
 		kafka.Message{Partition: p, Key: []byte("1"), Value: []byte(`{"movie_id":1}`), Time: base},
+		rating("r2", 1, 90, base.Add(6*time.Millisecond)), // r2 reused for another rating
 	)
 	before := map[int64]Aggregate{1: {MovieID: 1, Partition: p, Count: 2, SumTenths: 150}}
+	// What ratings-stream stored with that state: r1 and r2, counted.
+	record := requestids.NewPartition(time.Hour, nil)
+	record.Count(requestids.Hash("r1"), requestids.Fingerprint(1, 70, 7), 0, base.UnixMilli())
+	record.Count(requestids.Hash("r2"), requestids.Fingerprint(1, 80, 7), 1, base.Add(time.Millisecond).UnixMilli())
+	ids := map[int][]requestids.Entry{p: record.Entries()}
 	known := map[int64]bool{1: true}
 	ctx := servetest.Context(t, 10*time.Second)
-	got, deltas, err := foldRatings(ctx, b.k, nil, before, map[int]int64{p: 2}, map[int]int64{p: 7}, model.RatingsPartitions, 100, known)
+	got, deltas, err := foldRatings(ctx, b.k, nil, before, map[int]int64{p: 2}, map[int]int64{p: 8}, model.RatingsPartitions, ids, time.Hour, known)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if a := got[1]; a.Count != 3 || a.SumTenths != 250 {
-		t.Fatalf("movie 1 after the fold: %+v, want count 3 (r1 and r3 once), sum 250", a)
+		t.Fatalf("movie 1 after the fold: %+v, want count 3 (r1 and r3 once, r2's reuse not), sum 250", a)
 	}
 	if _, ok := got[unknown]; ok {
 		t.Fatal("an unknown movie was counted")
@@ -50,16 +59,18 @@ func TestFoldRatingsCountsLikeTheProcessor(t *testing.T) {
 	if d := deltas[1]; d.Count != 1 || d.SumTenths != 100 {
 		t.Fatalf("delta of movie 1 = %+v, want +1, +100", d)
 	}
-	if before[1].Count != 2 {
-		t.Fatal("the fold changed the state it started from")
+	if before[1].Count != 2 || len(ids[p]) != 2 {
+		t.Fatal("the fold changed the state or the record it started from")
 	}
-	// With a window of 1, r1 (two counted ratings back) counts again.
-	got, _, err = foldRatings(ctx, b.k, nil, before, map[int]int64{p: 2}, map[int]int64{p: 7}, model.RatingsPartitions, 1, known)
+	// With a retention of 1ms (in the records' timestamps), r1's repeat 2ms
+	// after it and r2's reuse 5ms after it are new ratings (r3's repeat,
+	// 1ms after it, is still dropped).
+	got, _, err = foldRatings(ctx, b.k, nil, before, map[int]int64{p: 2}, map[int]int64{p: 8}, model.RatingsPartitions, ids, time.Millisecond, known)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if a := got[1]; a.Count != 4 {
-		t.Fatalf("window 1: count %d, want 4 (r1 is outside the window)", a.Count)
+	if a := got[1]; a.Count != 5 || a.SumTenths != 410 {
+		t.Fatalf("retention 1ms: %+v, want count 5 (r1 again, r3 once, r2's reuse), sum 410", a)
 	}
 }
 

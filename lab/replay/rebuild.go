@@ -21,10 +21,6 @@ const (
 
 // RebuildOptions tune a rebuild.
 type RebuildOptions struct {
-	// DedupeWindow must match ratings-stream's --dedupe-window (default
-	// 50000): the equality proof applies the same request-id window to what
-	// the log added meanwhile.
-	DedupeWindow int
 	// Timeout bounds the reprocessing (default 10 minutes).
 	Timeout time.Duration
 	// KeepBackup keeps the state from before the rebuild (moved aside)
@@ -39,9 +35,6 @@ type RebuildOptions struct {
 }
 
 func (o *RebuildOptions) defaults() {
-	if o.DedupeWindow <= 0 {
-		o.DedupeWindow = 50000
-	}
 	if o.Timeout <= 0 {
 		o.Timeout = 10 * time.Minute
 	}
@@ -99,6 +92,21 @@ func (r *RebuildResult) rates(firstBatch time.Duration) {
 	}
 }
 
+// restorePlan is the reset that puts a group's offsets back where plan
+// found them (partitions without a committed offset stay where plan put
+// them: no commit can remove an offset).
+func restorePlan(plan *ResetPlan) *ResetPlan {
+	back := *plan
+	back.Partitions = nil
+	for _, p := range plan.Partitions {
+		if p.Current >= 0 {
+			p.New = p.Current
+			back.Partitions = append(back.Partitions, p)
+		}
+	}
+	return &back
+}
+
 // ErrNotEqual means the rebuilt state differs from the state before.
 var ErrNotEqual = errors.New("the rebuilt state differs from the state before")
 
@@ -135,55 +143,123 @@ func (l *Lab) stopInstances(ctx context.Context, part string, opts RebuildOption
 // backupSuffix names the state moved aside by a rebuild.
 const backupSuffix = ".before-rebuild"
 
-// moveAside renames each data dir to <dir>.before-rebuild (replacing an
+// aside is the state a rebuild moved aside, and how to put it back: the
+// rebuild never leaves a part stopped, or serving a state it could not prove
+// equal (failRebuild).
+type aside struct {
+	names   []string // the instances of the part
+	targets []string // what the rebuild replaces: data dirs or database files
+	backups []string // target+backupSuffix, for the targets that existed
+	// group is the consumer group's offsets before the rewind (ratings-stream),
+	// put back with the state.
+	group *ResetPlan
+}
+
+// moveAside renames each target to <target>.before-rebuild (replacing an
 // older one): the part starts empty, and the old state stays at hand until
 // the new one is proven equal.
-func moveAside(dirs []string) ([]string, error) {
-	var backups []string
-	for _, d := range dirs {
-		b := d + backupSuffix
+func (a *aside) moveAside() error {
+	for _, t := range a.targets {
+		b := t + backupSuffix
 		if err := os.RemoveAll(b); err != nil {
-			return backups, fmt.Errorf("remove the previous backup %s: %w", b, err)
+			return fmt.Errorf("remove the previous backup %s: %w", b, err)
 		}
-		if err := os.Rename(d, b); err != nil {
+		if err := os.Rename(t, b); err != nil {
 			if errors.Is(err, os.ErrNotExist) {
 				continue
 			}
-			return backups, fmt.Errorf("move %s aside: %w", d, err)
+			return fmt.Errorf("move %s aside: %w", t, err)
 		}
-		backups = append(backups, b)
+		a.backups = append(a.backups, b)
 	}
-	return backups, nil
+	return nil
 }
 
-// restoreHint tells people how to put the old state back by hand.
-func restoreHint(names, backups []string) string {
-	if len(backups) == 0 {
+// restoreHint tells people how to put the old state back by hand (when
+// putting it back failed too).
+func (a *aside) restoreHint() string {
+	if len(a.backups) == 0 {
 		return ""
 	}
 	var b strings.Builder
-	fmt.Fprintf(&b, "\nThe state from before the rebuild is kept. To put it back: stop %s, then", strings.Join(names, ", "))
-	for _, bk := range backups {
-		dir := strings.TrimSuffix(bk, backupSuffix)
-		fmt.Fprintf(&b, "\n  rm -rf %s && mv %s %s", dir, bk, dir)
+	fmt.Fprintf(&b, "\nThe state from before the rebuild is kept. To put it back: stop %s, then", strings.Join(a.names, ", "))
+	for _, t := range a.targets {
+		fmt.Fprintf(&b, "\n  rm -rf %s", t)
+	}
+	for _, bk := range a.backups {
+		fmt.Fprintf(&b, "\n  mv %s %s", bk, strings.TrimSuffix(bk, backupSuffix))
 	}
 	b.WriteString("\nand start it again.")
 	return b.String()
 }
 
-func (l *Lab) finish(res *RebuildResult, opts RebuildOptions) error {
-	if !res.Table.OK() {
-		return fmt.Errorf("%w: %d of %d movie(s) differ (see the table); the state from before is kept in %s", ErrNotEqual, res.Table.Mismatches, res.Table.Movies, strings.Join(res.Backup, ", "))
+// putBack restores the state from before: it stops the instances, removes
+// what the rebuild wrote, moves the backups back, restores the group's
+// offsets, starts the instances and waits (bounded) until they are healthy.
+// It runs even when ctx was cancelled (Ctrl-C during the rebuild).
+func (l *Lab) putBack(ctx context.Context, a *aside) error {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 90*time.Second)
+	defer cancel()
+	if err := l.act(ctx, a.names, "stop"); err != nil {
+		return err
 	}
+	for _, t := range a.targets {
+		if err := os.RemoveAll(t); err != nil {
+			return fmt.Errorf("remove the rebuilt %s: %w", t, err)
+		}
+	}
+	for _, b := range a.backups {
+		if err := os.Rename(b, strings.TrimSuffix(b, backupSuffix)); err != nil {
+			return fmt.Errorf("put %s back: %w", b, err)
+		}
+	}
+	a.backups = nil
+	if a.group != nil {
+		if err := waitInactive(ctx, l.Kafka, a.group.Group, 20*time.Second); err != nil {
+			return err
+		}
+		if err := ExecuteReset(ctx, l.Kafka, a.group); err != nil {
+			return fmt.Errorf("restore the offsets of group %s: %w", a.group.Group, err)
+		}
+	}
+	if err := l.act(ctx, a.names, "start"); err != nil {
+		return err
+	}
+	return l.waitHealthy(ctx, a.names, 30*time.Second)
+}
+
+// failRebuild ends a rebuild that failed after the state was moved aside:
+// the state from before is put back and the part restarted, and the error
+// says so (res, when not nil, still carries what was measured, the table
+// with the differences included).
+func (l *Lab) failRebuild(ctx context.Context, res *RebuildResult, a *aside, err error) (*RebuildResult, error) {
+	names := strings.Join(a.names, ", ")
+	if perr := l.putBack(ctx, a); perr != nil {
+		if res != nil {
+			res.Backup = a.backups
+		}
+		return res, fmt.Errorf("%w; putting the state from before back failed too: %v%s", err, perr, a.restoreHint())
+	}
+	if res != nil {
+		res.Backup = nil
+	}
+	return res, fmt.Errorf("%w; the state from before was put back and %s restarted", err, names)
+}
+
+func (l *Lab) finish(ctx context.Context, res *RebuildResult, a *aside, opts RebuildOptions) (*RebuildResult, error) {
+	if !res.Table.OK() {
+		return l.failRebuild(ctx, res, a, fmt.Errorf("%w: %d of %d movie(s) differ (see the table)", ErrNotEqual, res.Table.Mismatches, res.Table.Movies))
+	}
+	res.Backup = a.backups
 	if !opts.KeepBackup {
-		for _, b := range res.Backup {
+		for _, b := range a.backups {
 			if err := os.RemoveAll(b); err != nil {
-				return fmt.Errorf("remove the backup %s: %w", b, err)
+				return res, fmt.Errorf("remove the backup %s: %w", b, err)
 			}
 		}
 		res.Backup = nil
 	}
-	return nil
+	return res, nil
 }
 
 func (l *Lab) rebuildRatingsStream(ctx context.Context, opts RebuildOptions) (*RebuildResult, error) {
@@ -234,15 +310,18 @@ func (l *Lab) rebuildRatingsStream(ctx context.Context, opts RebuildOptions) (*R
 		return abort(err)
 	}
 	if err := ExecuteReset(ctx, k, plan); err != nil {
+		if rerr := ExecuteReset(context.WithoutCancel(ctx), k, restorePlan(plan)); rerr != nil {
+			err = fmt.Errorf("%w (and restoring the group's offsets failed: %v)", err, rerr)
+		}
 		return abort(err)
 	}
 
+	// From here on, any failure puts the state from before back.
+	a := &aside{names: names, targets: dirs, group: restorePlan(plan)}
+	fail := func(err error) (*RebuildResult, error) { return l.failRebuild(ctx, res, a, err) }
 	opts.Progress(Progress{Phase: "wiping", Detail: strings.Join(dirs, ", ")})
-	if res.Backup, err = moveAside(dirs); err != nil {
-		return nil, fmt.Errorf("%w%s", err, restoreHint(names, res.Backup))
-	}
-	fail := func(err error) (*RebuildResult, error) {
-		return res, fmt.Errorf("%w%s", err, restoreHint(names, res.Backup))
+	if err := a.moveAside(); err != nil {
+		return fail(err)
 	}
 
 	bounds, err := k.Offsets(ctx, model.TopicRatings, allPartitions(partitions))
@@ -319,14 +398,14 @@ func (l *Lab) rebuildRatingsStream(ctx context.Context, opts RebuildOptions) (*R
 	if err != nil {
 		return fail(err)
 	}
-	expected, deltas, err := foldRatings(ctx, k, l.Codec, before.Movies, before.Offsets, after.Offsets, partitions, opts.DedupeWindow, after.Known)
+	expected, deltas, err := foldRatings(ctx, k, l.Codec, before.Movies, before.Offsets, after.Offsets, partitions, before.RequestIDs, before.Retention, after.Known)
 	if err != nil {
 		return fail(err)
 	}
 	res.LogMoved = !aheadOf(before.Offsets, after.Offsets)
 	res.Table = streamTable(before.Movies, expected, after.Movies, deltas)
 	res.Total = time.Since(started)
-	return res, l.finish(res, opts)
+	return l.finish(ctx, res, a, opts)
 }
 
 func streamText(m map[int64]Aggregate) rowText {
@@ -366,6 +445,10 @@ func (l *Lab) rebuildWebserverStream(ctx context.Context, opts RebuildOptions) (
 	res := &RebuildResult{Part: PartWebserverStream, Instances: names, Topics: topics}
 	dir := l.Dir.Data(PartWebserverStream)
 	db := filepath.Join(dir, viewDBFile)
+	// Only the view is rebuilt: the rest of the data directory (the record
+	// of the request ids it took, requests.db) is not in the log.
+	a := &aside{names: names, targets: []string{db, db + "-wal", db + "-shm"}}
+	fail := func(err error) (*RebuildResult, error) { return l.failRebuild(ctx, res, a, err) }
 	addr := l.Ports.WebserverStream()
 
 	opts.Progress(Progress{Phase: "reading", Detail: "the view before, from " + db})
@@ -379,12 +462,9 @@ func (l *Lab) rebuildWebserverStream(ctx context.Context, opts RebuildOptions) (
 	if before.Movies == nil {
 		before = ViewState{Movies: map[int64]ViewMovie{}, Positions: map[string]map[int]int64{}}
 	}
-	opts.Progress(Progress{Phase: "wiping", Detail: dir + " (the view keeps its positions in its own database; no consumer group to rewind)"})
-	if res.Backup, err = moveAside([]string{dir}); err != nil {
-		return nil, fmt.Errorf("%w%s", err, restoreHint(names, res.Backup))
-	}
-	fail := func(err error) (*RebuildResult, error) {
-		return res, fmt.Errorf("%w%s", err, restoreHint(names, res.Backup))
+	opts.Progress(Progress{Phase: "wiping", Detail: db + " (the view keeps its positions in its own database; no consumer group to rewind)"})
+	if err := a.moveAside(); err != nil {
+		return fail(err)
 	}
 
 	target, firsts := map[string]map[int]int64{}, map[string]map[int]int64{}
@@ -490,7 +570,7 @@ func (l *Lab) rebuildWebserverStream(ctx context.Context, opts RebuildOptions) (
 	}
 	res.Table = viewTable(before.Movies, expected, after.Movies, changed)
 	res.Total = time.Since(started)
-	return res, l.finish(res, opts)
+	return l.finish(ctx, res, a, opts)
 }
 
 // positionSpan is how far positions went from each partition's first

@@ -9,9 +9,12 @@ import (
 	"os"
 	"sort"
 	"strconv"
+	"time"
 
 	"github.com/ratingslab/lab/services/model"
 	"github.com/ratingslab/lab/services/positions"
+	"github.com/ratingslab/lab/services/ratings/stream"
+	"github.com/ratingslab/lab/services/requestids"
 	"github.com/ratingslab/lab/services/sqlitedb"
 )
 
@@ -60,12 +63,17 @@ type StreamState struct {
 	Offsets map[int]int64
 	// Known: the movie ids of the processors' movies tables.
 	Known map[int64]bool
+	// RequestIDs: per partition, the request ids counted (kept by the
+	// instance that reached Offsets), and the retention they were kept with.
+	RequestIDs map[int][]requestids.Entry
+	Retention  time.Duration
 }
 
 // readStreamState reads the databases at paths (missing files are skipped;
 // none at all is an empty state).
 func readStreamState(ctx context.Context, paths []string) (StreamState, error) {
-	st := StreamState{Movies: map[int64]Aggregate{}, Offsets: map[int]int64{}, Known: map[int64]bool{}}
+	st := StreamState{Movies: map[int64]Aggregate{}, Offsets: map[int]int64{}, Known: map[int64]bool{},
+		RequestIDs: map[int][]requestids.Entry{}, Retention: requestids.DefaultRetention}
 	for _, path := range paths {
 		err := readTx(ctx, path, func(tx *sql.Tx) error {
 			rows, err := tx.QueryContext(ctx, `SELECT movie_id, partition, count, sum_tenths, source_offset FROM aggregates`)
@@ -90,7 +98,18 @@ func readStreamState(ctx context.Context, paths []string) (StreamState, error) {
 				return err
 			}
 			for p, next := range offsets {
-				st.Offsets[p] = max(st.Offsets[p], next)
+				if _, ok := st.Offsets[p]; ok && next <= st.Offsets[p] {
+					continue
+				}
+				// This instance reached furthest on p: its record of p goes
+				// with the offset.
+				st.Offsets[p] = next
+				if st.RequestIDs[p], err = stream.ReadRequestIDs(ctx, tx, p); err != nil {
+					return err
+				}
+				if st.Retention, err = stream.ReadRequestIDRetention(ctx, tx); err != nil {
+					return err
+				}
 			}
 			rows, err = tx.QueryContext(ctx, `SELECT movie_id FROM movies`)
 			if err != nil {

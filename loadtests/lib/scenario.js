@@ -37,24 +37,16 @@ export function parseScenario(text, file) {
     throw new Error(`${file}: not valid JSON: ${e}`);
   }
   const s = /** @type {Scenario} */ (Object.assign({}, raw));
-  s.seed = s.seed || 0;
-  s.mix = Object.assign({ rating: 0, movie: 0, list: 0 }, raw.mix || { rating: 1 });
-  s.movies = Object.assign({ unknown_fraction: 0 }, raw.movies);
-  if (!raw.movies || (!raw.movies.min_id && !raw.movies.max_id)) {
-    s.movies.min_id = 1;
-    s.movies.max_id = 100;
-  }
-  s.movies.popularity = s.movies.popularity || 'uniform';
-  if (s.movies.popularity === 'zipf' && !s.movies.zipf_s) s.movies.zipf_s = 1;
-  s.users = raw.users && (raw.users.min_id || raw.users.max_id) ? raw.users : { min_id: 1, max_id: 10000 };
-  s.ratings = Object.assign({ distribution: 'uniform', decimals: 0 }, raw.ratings);
-  if (!s.ratings.min && !s.ratings.max) {
-    s.ratings.min = 1;
-    s.ratings.max = 10;
-  }
+  // Field by field, only what the file leaves out (an explicit 0 stays 0,
+  // and lab/load rejects it where 0 is not allowed); the mix as a whole.
+  s.seed = s.seed ?? 0;
+  s.mix = Object.assign({ rating: 0, movie: 0, list: 0 }, raw.mix ?? { rating: 1 });
+  s.movies = Object.assign({ min_id: 1, max_id: 100, popularity: 'uniform', unknown_fraction: 0 }, raw.movies);
+  if (s.movies.popularity === 'zipf' && s.movies.zipf_s === undefined) s.movies.zipf_s = 1;
+  s.users = Object.assign({ min_id: 1, max_id: 10000 }, raw.users);
+  s.ratings = Object.assign({ distribution: 'uniform', min: 1, max: 10, decimals: 0 }, raw.ratings);
   s.list = Object.assign({ limit: 20 }, raw.list);
-  if (!s.list.limit) s.list.limit = 20;
-  s.request_timeout = s.request_timeout || '10s';
+  s.request_timeout = s.request_timeout ?? '10s';
   s.thresholds = Object.assign({ success_rate: 0.99, p99_ms: 1000 }, raw.thresholds);
   const a = s.arrival;
   if (!a || (a.executor !== 'constant-arrival-rate' && a.executor !== 'ramping-arrival-rate')) {

@@ -92,8 +92,16 @@ func (k *Cluster) NewFetcher(topic string, start map[int]int64, o FetchOptions) 
 	ctx, cancel := context.WithCancel(context.Background())
 	f := &Fetcher{topic: topic, ch: make(chan kafka.Message, o.Queue), cancel: cancel, k: k,
 		parts: make(map[int]*partHealth, len(start))}
+	// Every reader is set up, and f.parts complete, before the first pump
+	// starts: pumps read f.parts (under f.mu), so filling it while they run
+	// would be a concurrent map write.
+	partitions := make([]int, 0, len(start))
 	for p, off := range start {
 		f.parts[p] = &partHealth{next: off}
+		partitions = append(partitions, p)
+	}
+	for _, p := range partitions {
+		off := start[p]
 		r := kafka.NewReader(kafka.ReaderConfig{
 			Brokers:        k.cfg.Brokers,
 			Topic:          topic,
@@ -115,8 +123,10 @@ func (k *Cluster) NewFetcher(topic string, start map[int]int64, o FetchOptions) 
 			return nil, fmt.Errorf("seek %s/%d to %d: %w", topic, p, off, err)
 		}
 		f.readers = append(f.readers, r)
+	}
+	for i, r := range f.readers {
 		f.wg.Add(1)
-		go f.pump(ctx, p, r)
+		go f.pump(ctx, partitions[i], r)
 	}
 	f.wg.Go(func() { f.watch(ctx) })
 	return f, nil

@@ -96,7 +96,15 @@ const (
 	ReasonUnknownMovie   = "unknown-movie"   // movie id not in the movies table
 	ReasonKeyMismatch    = "key-mismatch"    // record key is not the value's movie id
 	ReasonWrongPartition = "wrong-partition" // record is not on the partition its key maps to
+	// ReasonRequestIDConflict: the request id was already counted for
+	// another rating (docs/api.md: a request id names one rating).
+	ReasonRequestIDConflict = "request-id-conflict"
 )
+
+// DLQReasons lists every Reason* value (metrics export each from 0).
+var DLQReasons = []string{ReasonMalformed, ReasonInvalidField, ReasonRatingRange, ReasonUnknownMovie,
+	ReasonKeyMismatch, ReasonWrongPartition, ReasonRequestIDConflict,
+	ReasonWrongMagicByte, ReasonUnknownSchema, ReasonIncompatibleSchema, ReasonTruncated}
 
 func (e *EventError) Error() string { return e.Field + ": " + e.Msg }
 

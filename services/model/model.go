@@ -3,7 +3,10 @@
 // CountAndSum, and the RatedMovie both variants serve.
 package model
 
-import "time"
+import (
+	"fmt"
+	"time"
+)
 
 // Topic names of the log variant.
 const (
@@ -67,6 +70,19 @@ type Rating struct {
 	MovieID   int64  `json:"movie_id"`
 	Tenths    int64  `json:"-"`
 	UserID    int64  `json:"user_id,omitempty"`
+}
+
+// SamePayload reports whether o names the same rating as r: the same
+// movie, value and user (the request ids aside).
+func (r Rating) SamePayload(o Rating) bool {
+	return r.MovieID == o.MovieID && r.Tenths == o.Tenths && r.UserID == o.UserID
+}
+
+// RequestIDConflict is the error both variants answer (409) when a request
+// id that named one rating comes with another: it names the first use.
+func RequestIDConflict(requestID string, first Rating, at time.Time) string {
+	return fmt.Sprintf("request_id: %q already names another rating (movie %d, rating %s, user %d, first accepted %s); a request id names one rating: send this one with a new request_id",
+		requestID, first.MovieID, AppendTenths(nil, first.Tenths), first.UserID, at.UTC().Format(time.RFC3339Nano))
 }
 
 // CountAndSum is the running aggregate per movie. Sum is in tenths of a point.

@@ -33,9 +33,12 @@ func PathID(r *http.Request, name string) (int64, error) {
 }
 
 // ParsePage reads ?offset= (default 0) and ?limit= (default defaultLimit,
-// at most maxLimit); the error names the field.
+// at most maxLimit), and nothing else (Query); the error names the field.
 func ParsePage(r *http.Request, defaultLimit, maxLimit int) (offset, limit int, err error) {
-	q := r.URL.Query()
+	q, perr := Query(r.URL.RawQuery, []string{"offset", "limit"})
+	if perr != nil {
+		return 0, 0, perr
+	}
 	limit = defaultLimit
 	if v := q.Get("offset"); q.Has("offset") {
 		if offset, err = strconv.Atoi(v); err != nil || offset < 0 {

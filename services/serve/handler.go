@@ -101,7 +101,7 @@ func New(opts Options) *Server {
 		public.Handle("/", notFound("this part has no public API; health, metrics and admin endpoints are on its admin listener"))
 	}
 	s.red = newREDMetrics(opts.Registry)
-	s.handler = s.red.middleware(public)
+	s.handler = s.red.middleware(noMuxRedirects(public))
 	s.guard(Guard{})
 	return s
 }
@@ -186,7 +186,7 @@ func (s *Server) guard(g Guard) {
 	if g.What == "" {
 		g.What = "the admin listener"
 	}
-	s.adminTree = s.red.middleware(g.Wrap(s.adminMux))
+	s.adminTree = s.red.middleware(g.Wrap(noMuxRedirects(s.adminMux)))
 }
 
 // notFound answers every request 404 with a JSON error naming the path.

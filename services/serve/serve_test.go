@@ -318,6 +318,49 @@ func TestAdminAllowList(t *testing.T) {
 	}
 }
 
+// Every answer is JSON, also where http.ServeMux would answer by itself:
+// its redirects of non-canonical paths ("/api//movies/1") and of subtree
+// roots ("/admin" on the admin listener).
+func TestTheMuxAnswersJSONNotHTMLRedirects(t *testing.T) {
+	withAPI := serve.New(serve.Options{Public: public()})
+	withoutAPI := serve.New(serve.Options{})
+	for _, tc := range []struct {
+		srv     http.Handler
+		method  string
+		target  string
+		status  int
+		mention string
+	}{
+		{withAPI, "GET", "/things//1", 404, "did you mean /things/1?"},
+		{withAPI, "GET", "/./things/1", 404, "did you mean /things/1?"},
+		{withAPI, "POST", "/things/../things", 404, "did you mean /things?"},
+		{withAPI, "GET", "/admin", 404, "/admin"},
+		{withoutAPI, "GET", "/nope//x", 404, "did you mean /nope/x?"},
+		{withAPI.Admin(), "GET", "/admin", 404, "did you mean /admin/?"},
+		{withAPI.Admin(), "GET", "/debug//pprof/", 404, "did you mean /debug/pprof/?"},
+		{withAPI, "GET", "/things/1", 200, ""},
+	} {
+		req := httptest.NewRequest(tc.method, tc.target, nil)
+		req.RemoteAddr, req.Host = "127.0.0.1:5000", "127.0.0.1"
+		rec := httptest.NewRecorder()
+		tc.srv.ServeHTTP(rec, req)
+		if rec.Code != tc.status {
+			t.Errorf("%s %s: %d %s, want %d", tc.method, tc.target, rec.Code, rec.Body, tc.status)
+			continue
+		}
+		if tc.status == 200 {
+			continue
+		}
+		var e struct{ Error string }
+		if ct := rec.Header().Get("Content-Type"); ct != "application/json" || json.Unmarshal(rec.Body.Bytes(), &e) != nil || !strings.Contains(e.Error, tc.mention) {
+			t.Errorf("%s %s: %s %q, want a JSON error mentioning %q", tc.method, tc.target, ct, rec.Body, tc.mention)
+		}
+		if loc := rec.Header().Get("Location"); loc != "" {
+			t.Errorf("%s %s: still redirects to %s", tc.method, tc.target, loc)
+		}
+	}
+}
+
 func TestHandleAdminRejectsPatternsOutsideAdmin(t *testing.T) {
 	defer func() {
 		if recover() == nil {

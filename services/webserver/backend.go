@@ -14,9 +14,11 @@ import (
 
 // Backend is the integration seam between the shared web layer and a variant.
 type Backend interface {
-	// Rate records a validated rating. It returns ErrUnknownMovie when the
-	// movie does not exist, or an *UnavailableError when a dependency (the
-	// ratings service, the broker) cannot take it within its timeout.
+	// Rate records a validated rating, once per request id. It returns
+	// ErrUnknownMovie when the movie does not exist, a *ConflictError when
+	// the request id named another rating, or an *UnavailableError when a
+	// dependency (the ratings service, the broker) cannot take it within
+	// its timeout. A repeat of an accepted rating returns nil.
 	Rate(ctx context.Context, r model.Rating) error
 	// Movies returns one page of rated movies ordered by movie id, and the total.
 	Movies(ctx context.Context, offset, limit int) ([]model.RatedMovie, int, error)
@@ -30,6 +32,16 @@ var (
 	ErrUnknownMovie = errors.New("unknown movie")
 	ErrNotFound     = errors.New("not found")
 )
+
+// ConflictError says the request id was used before and cannot take this
+// request (docs/api.md, idempotency): it named another rating, or its first
+// use has an unknown outcome and is too old to retry safely. The API
+// answers 409 with Msg, which names the first use.
+type ConflictError struct {
+	Msg string
+}
+
+func (e *ConflictError) Error() string { return e.Msg }
 
 // UnavailableError says a dependency could not answer; the API maps it to 503
 // with retry_after.

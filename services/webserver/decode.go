@@ -12,12 +12,12 @@ import (
 	"math"
 	"math/big"
 	"net/http"
-	"net/url"
 	"slices"
 	"strconv"
 	"strings"
 
 	"github.com/ratingslab/lab/services/model"
+	"github.com/ratingslab/lab/services/serve"
 )
 
 // FieldError is a rejected input, naming the field so a client can fix it.
@@ -68,6 +68,12 @@ func parseRateRequest(body []byte) (RateRequest, *FieldError) {
 	if err := json.Unmarshal(body, &fields); err != nil || fields == nil {
 		return req, fieldErr("body", "must be a JSON object")
 	}
+	// A map keeps the last of a repeated key; the event decoder refuses
+	// repeats, and so does the API: {"movie_id":66,"movie_id":67} names no
+	// single rating.
+	if name, repeated := repeatedKey(body); repeated {
+		return req, fieldErr(fieldLabel(name), "appears twice")
+	}
 	for _, name := range slices.Sorted(maps.Keys(fields)) {
 		raw := fields[name]
 		var err error
@@ -88,6 +94,32 @@ func parseRateRequest(body []byte) (RateRequest, *FieldError) {
 		}
 	}
 	return req, nil
+}
+
+// repeatedKey returns the first key that appears twice in the JSON object
+// body (valid JSON, checked before).
+func repeatedKey(body []byte) (string, bool) {
+	dec := json.NewDecoder(bytes.NewReader(body))
+	if t, err := dec.Token(); err != nil || t != json.Delim('{') {
+		return "", false
+	}
+	seen := map[string]bool{}
+	for dec.More() {
+		t, err := dec.Token()
+		if err != nil {
+			return "", false
+		}
+		key, _ := t.(string)
+		if seen[key] {
+			return key, true
+		}
+		seen[key] = true
+		var skip json.RawMessage
+		if err := dec.Decode(&skip); err != nil {
+			return "", false
+		}
+	}
+	return "", false
 }
 
 // decodeOptional leaves *dst nil for JSON null, so null reads as "absent".
@@ -249,32 +281,39 @@ func NewRequestID() string {
 // Page is one validated paging request.
 type Page struct{ Offset, Limit int }
 
-// ParsePage reads ?offset=&limit= (offset default 0, limit default
-// DefaultPageLimit, at most MaxPageLimit).
-func ParsePage(q url.Values) (Page, error) {
+// ParsePage reads the raw query string of GET /api/movies and the page:
+// ?offset=&limit= (offset default 0, limit default DefaultPageLimit, at most
+// MaxPageLimit). A malformed query or a parameter given twice is an error
+// naming it (serve.Query); with strict, so is any other parameter (the API:
+// a typo such as ?limt= must not silently give the default page; the page
+// tolerates what browsers and links add).
+func ParsePage(rawQuery string, strict bool) (Page, error) {
+	var allowed []string
+	if strict {
+		allowed = []string{"offset", "limit"}
+	}
+	q, perr := serve.Query(rawQuery, allowed)
+	if perr != nil {
+		return Page{}, &FieldError{Field: perr.Param, Msg: perr.Msg}
+	}
 	p := Page{Offset: 0, Limit: DefaultPageLimit}
-	if v, ok := q["offset"]; ok {
-		n, err := strconv.Atoi(firstOf(v))
+	if q.Has("offset") {
+		v := q.Get("offset")
+		n, err := strconv.Atoi(v)
 		if err != nil || n < 0 {
-			return Page{}, fieldErr("offset", "must be an integer >= 0, got %.40q", firstOf(v))
+			return Page{}, fieldErr("offset", "must be an integer >= 0, got %.40q", v)
 		}
 		p.Offset = n
 	}
-	if v, ok := q["limit"]; ok {
-		n, err := strconv.Atoi(firstOf(v))
+	if q.Has("limit") {
+		v := q.Get("limit")
+		n, err := strconv.Atoi(v)
 		if err != nil || n < 1 || n > MaxPageLimit {
-			return Page{}, fieldErr("limit", "must be an integer from 1 to %d, got %.40q", MaxPageLimit, firstOf(v))
+			return Page{}, fieldErr("limit", "must be an integer from 1 to %d, got %.40q", MaxPageLimit, v)
 		}
 		p.Limit = n
 	}
 	return p, nil
-}
-
-func firstOf(v []string) string {
-	if len(v) == 0 {
-		return ""
-	}
-	return v[0]
 }
 
 // ParseMovieID reads the {id} path value of /api/movies/{id}.

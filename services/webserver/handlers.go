@@ -19,9 +19,12 @@ func (s *server) handleRate() http.Handler {
 		ctx, cancel := context.WithTimeout(r.Context(), s.opts.BackendTimeout)
 		defer cancel()
 		err = s.backend.Rate(ctx, rating)
+		var conflict *ConflictError
 		switch {
 		case errors.Is(err, ErrUnknownMovie):
 			writeError(w, http.StatusUnprocessableEntity, fmt.Sprintf("movie_id: unknown movie %d", rating.MovieID))
+		case errors.As(err, &conflict):
+			writeError(w, http.StatusConflict, conflict.Msg)
 		case err != nil:
 			s.writeBackendError(w, r, err, fmt.Sprintf("rating movie %d", rating.MovieID))
 		default:
@@ -32,7 +35,7 @@ func (s *server) handleRate() http.Handler {
 
 func (s *server) handleMovies() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		page, err := ParsePage(r.URL.Query())
+		page, err := ParsePage(r.URL.RawQuery, true)
 		if err != nil {
 			writeError(w, http.StatusBadRequest, err.Error())
 			return

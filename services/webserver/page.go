@@ -43,7 +43,7 @@ func (s *server) handlePage() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		data := pageData{Variant: s.opts.Variant}
 		status := http.StatusOK
-		page, err := ParsePage(r.URL.Query())
+		page, err := ParsePage(r.URL.RawQuery, false)
 		if err != nil {
 			status, data.Error = http.StatusBadRequest, err.Error()
 			page = Page{Limit: DefaultPageLimit}

@@ -210,6 +210,10 @@ func TestRateRejectsBadInputNamingTheFieldAndWritesNothing(t *testing.T) {
 		{"request_id bad chars", `{"movie_id": 1, "rating": 5, "request_id": "a b/c"}`, "request_id"},
 		{"unknown field", `{"movie_id": 1, "rating": 5, "stars": 3}`, "stars"},
 		{"field in other case", `{"MOVIE_ID": 1, "rating": 5}`, "MOVIE_ID"},
+		{"movie_id twice", `{"movie_id": 66, "movie_id": 67, "rating": 5}`, "movie_id"},
+		{"rating twice", `{"movie_id": 1, "rating": 5, "rating": 5}`, "rating"},
+		{"request_id twice", `{"movie_id": 1, "rating": 5, "request_id": "a", "request_id": "b"}`, "request_id"},
+		{"unknown field twice", `{"movie_id": 1, "rating": 5, "x": 1, "x": 2}`, "x"},
 		{"body over 64 KiB", `{"movie_id": 1, "rating": 5, "request_id": "x", "pad": "` + strings.Repeat("p", 64<<10) + `"}`, "body"},
 	}
 	for _, tc := range cases {
@@ -328,6 +332,12 @@ func TestMoviesPaging(t *testing.T) {
 		"/api/movies?offset=-1":                   "offset",
 		"/api/movies?offset=1.5":                  "offset",
 		"/api/movies?offset=99999999999999999999": "offset",
+		// url.Values would drop these and serve the default page.
+		"/api/movies?offset=%zz":       "offset",
+		"/api/movies?limit=5;offset=3": "query",
+		"/api/movies?limit=5&limit=6":  "limit",
+		"/api/movies?limt=5":           "limt",
+		"/api/movies?%zz=1":            "query",
 	} {
 		a := do(t, h, "GET", target, "")
 		var e webserver.ErrorBody

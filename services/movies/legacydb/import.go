@@ -98,12 +98,13 @@ func (db *DB) ImportReport(ctx context.Context, r io.Reader, format string) (Imp
 		cols []column
 		err  error
 	)
+	limited := &lineLimitReader{r: r}
 	switch format {
 	case "dat":
-		rows, err = parseDat(r)
+		rows, err = parseDat(limited)
 		cols = datColumns
 	case "csv":
-		rows, cols, err = parseCSV(r)
+		rows, cols, err = parseCSV(limited)
 	default:
 		return ImportResult{}, fmt.Errorf("format %q is not supported (want dat or csv)", format)
 	}
@@ -192,14 +193,17 @@ func upsert(ctx context.Context, tx *sql.Tx, rows []record, cols []column) (Impo
 var datFields = []string{"movie_id", "title", "release_year", "runtime", "country", "rating", "votes",
 	"genres", "actors", "directors", "composers", "screenwriters", "cinematographer", "production_companies"}
 
-func parseDat(r io.Reader) ([]record, error) {
+func parseDat(r *lineLimitReader) ([]record, error) {
 	sc := bufio.NewScanner(r)
-	sc.Buffer(make([]byte, 64*1024), 1024*1024)
+	sc.Buffer(make([]byte, 64*1024), MaxLineBytes+2) // the lineLimitReader says it first
 	var rows []record
 	seen := map[int64]int{}
 	line := 0
 	for sc.Scan() {
 		line++
+		if r.tooLong != nil {
+			return nil, r.tooLong // the scanner hands out the cut line first
+		}
 		text := strings.TrimRight(sc.Text(), "\r")
 		if line == 1 {
 			text = strings.TrimPrefix(text, "\uFEFF")
@@ -219,6 +223,9 @@ func parseDat(r io.Reader) ([]record, error) {
 		rows = append(rows, rec)
 	}
 	if err := sc.Err(); err != nil {
+		if _, tooLong := errors.AsType[*LineTooLongError](err); tooLong {
+			return nil, err
+		}
 		return nil, fmt.Errorf("line %d: %w", line+1, err)
 	}
 	return rows, nil
@@ -234,6 +241,9 @@ func parseDatLine(text string) (record, error) {
 	}
 	for i := range f {
 		f[i] = strings.TrimSpace(f[i])
+		if err := plainText(datFields[i], f[i]); err != nil {
+			return record{}, err
+		}
 	}
 	var rec record
 	var err error
@@ -368,6 +378,42 @@ func parseCSVRow(f []string, idx map[string]int, hasCountry bool, ci int, hasGen
 		return record{}, err
 	}
 	return rec, nil
+}
+
+// MaxLineBytes bounds one line of an import file (a movie's line is a few
+// hundred bytes): a longer one is an error naming it, not a runaway read.
+const MaxLineBytes = 1 << 20
+
+// LineTooLongError is a line over MaxLineBytes.
+type LineTooLongError struct{ Line int }
+
+func (e *LineTooLongError) Error() string {
+	return fmt.Sprintf("line %d: longer than %d bytes (1 MiB), the most one line of an import may hold", e.Line, MaxLineBytes)
+}
+
+// lineLimitReader fails a read as soon as a line exceeds MaxLineBytes, so
+// that both formats say which line and the limit.
+type lineLimitReader struct {
+	r       io.Reader
+	line    int // lines completed
+	cur     int // bytes of the current line
+	tooLong *LineTooLongError
+}
+
+func (l *lineLimitReader) Read(p []byte) (int, error) {
+	n, err := l.r.Read(p)
+	for i := range n {
+		if p[i] == '\n' {
+			l.line++
+			l.cur = 0
+			continue
+		}
+		if l.cur++; l.cur > MaxLineBytes {
+			l.tooLong = &LineTooLongError{Line: l.line + 1}
+			return i, l.tooLong
+		}
+	}
+	return n, err
 }
 
 // csvError rewords encoding/csv errors as "line N: ...".

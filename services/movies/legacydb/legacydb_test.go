@@ -271,6 +271,8 @@ func TestAddAndEditRejectBadFieldsAndWriteNothing(t *testing.T) {
 		{model.Movie{Title: "Future", ReleaseYear: 2101}, "release_year 2101 is out of range"},
 		{model.Movie{ID: -3, Title: "Neg", ReleaseYear: 2000}, "movie_id -3 must be positive"},
 		{model.Movie{Title: "Pipes", ReleaseYear: 2000, Genres: []string{"Drama|Comedy"}}, `genres: genre "Drama|Comedy"`},
+		{model.Movie{Title: "Nul\x00", ReleaseYear: 2000}, "title contains a control character (U+0000) at byte 3"},
+		{model.Movie{Title: "Ok", ReleaseYear: 2000, Country: "N\nO"}, "country contains a control character (U+000A)"},
 	} {
 		if _, err := db.Add(ctx, tc.movie); err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("Add(%+v) error = %v, want %q", tc.movie, err, tc.want)
@@ -525,6 +527,12 @@ func TestImportOfAMalformedFileNamesLineAndFieldAndWritesNothing(t *testing.T) {
 		{"csv bad year", "csv", "movie_id,title,release_year\n1,A,2001\n2,B,MCMXC\n", `line 3: release_year "MCMXC" is not a year`},
 		{"csv ragged row", "csv", "movie_id,title,release_year\n1,A,2001\n2,B\n", "line 3: wrong number of fields"},
 		{"csv empty title", "csv", "movie_id,title,release_year\n1,A,2001\n2, ,2001\n", "line 3: title must not be empty"},
+		{"NUL in a title", "dat", good + datRow("2", "Bad\x00Title", "1990"), "line 2: title contains a control character (U+0000) at byte 3"},
+		{"escape in an actor", "dat", good + "2::T::1990::::X::::::Drama::A\x1b[31m::::::::::\n", "line 2: actors contains a control character (U+001B)"},
+		{"csv newline in a quoted title", "csv", "movie_id,title,release_year\n1,\"Two\nLines\",2001\n", "line 2: title contains a control character (U+000A) at byte 3"},
+		{"csv tab in a genre", "csv", "movie_id,title,release_year,genres\n1,A,2001,Dra\tma\n", "line 2: genres contains a control character (U+0009)"},
+		{"a 10 MB line", "dat", good + "2::" + strings.Repeat("t", 10<<20) + "::1990::::X::::::Drama::::::::::::\n", "line 2: longer than 1048576 bytes (1 MiB), the most one line of an import may hold"},
+		{"csv a 10 MB line", "csv", "movie_id,title,release_year\n1,A,2001\n2," + strings.Repeat("t", 10<<20) + ",2001\n", "line 3: longer than 1048576 bytes"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			before := allMovies(t, db)

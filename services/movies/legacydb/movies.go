@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"strings"
 	"time"
+	"unicode"
 
 	"github.com/ratingslab/lab/services/model"
 )
@@ -305,6 +306,12 @@ func validate(m model.Movie) error {
 	if strings.TrimSpace(m.Title) == "" {
 		return errors.New("title must not be empty")
 	}
+	if err := plainText("title", m.Title); err != nil {
+		return err
+	}
+	if err := plainText("country", m.Country); err != nil {
+		return err
+	}
 	if m.ReleaseYear < MinYear || m.ReleaseYear > MaxYear {
 		return fmt.Errorf("release_year %d is out of range %d..%d", m.ReleaseYear, MinYear, MaxYear)
 	}
@@ -317,6 +324,20 @@ func validate(m model.Movie) error {
 		}
 		if strings.Contains(g, "|") {
 			return fmt.Errorf("genres: genre %q must not contain '|'", g)
+		}
+		if err := plainText("genres", g); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// plainText refuses control characters (NUL, tabs, newlines, escapes) in a
+// text field: they would reach every view, page and topic as they are.
+func plainText(field, v string) error {
+	for i, r := range v {
+		if unicode.IsControl(r) {
+			return fmt.Errorf("%s contains a control character (%U) at byte %d", field, r, i)
 		}
 	}
 	return nil

@@ -73,7 +73,7 @@ func (db *DB) initialize(ctx context.Context) (created bool, err error) {
 		catalogSchema, schemaVersion, metaHighWater); err != nil {
 		return false, fmt.Errorf("legacydb: create schema: %w", err)
 	}
-	rows, err := parseDat(strings.NewReader(seedCatalog))
+	rows, err := parseDat(&lineLimitReader{r: strings.NewReader(seedCatalog)})
 	if err != nil {
 		return false, fmt.Errorf("legacydb: embedded seed catalog: %w", err)
 	}

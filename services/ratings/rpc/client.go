@@ -17,6 +17,12 @@ var (
 	ErrNotFound     = errors.New("no such movie") // 404 from GET /rated-movies/{id}
 )
 
+// ConflictError is a 409 from POST /ratings: the request id was applied
+// with another rating. Msg is ratings-rpc's answer, naming the first use.
+type ConflictError struct{ Msg string }
+
+func (e *ConflictError) Error() string { return e.Msg }
+
 // Client calls ratings-rpc through a breaker.Dependency.
 type Client struct {
 	api      *breaker.Endpoint
@@ -41,11 +47,17 @@ func NewClient(api *breaker.Endpoint) *Client {
 }
 
 // Rate applies r. Retries (when configured) are safe: ratings-rpc applies a
-// request id once and answers 200 to a repeat.
+// request id once and answers 200 to a repeat of the same rating (and 409,
+// a *ConflictError, to the id reused for another).
 func (c *Client) Rate(ctx context.Context, r model.Rating) error {
 	err := c.api.Call(ctx, http.MethodPost, "/ratings", rateBody(c.Contract(), r), nil)
-	if breaker.Status(err) == http.StatusUnprocessableEntity {
+	switch breaker.Status(err) {
+	case http.StatusUnprocessableEntity:
 		return fmt.Errorf("movie %d: %w", r.MovieID, ErrUnknownMovie)
+	case http.StatusConflict:
+		var se *breaker.StatusError
+		errors.As(err, &se)
+		return &ConflictError{Msg: se.Message}
 	}
 	return withRetryAfter(err)
 }

@@ -96,6 +96,45 @@ func TestARatingIsAppliedOncePerRequestID(t *testing.T) {
 	}
 }
 
+// A request id names one rating: reused with another movie (known or
+// not), value or user it is a 409 naming the first use, and nothing changes.
+func TestARequestIDReusedForAnotherRatingIs409NamingTheFirstUse(t *testing.T) {
+	st := startStack(t, fastSettings())
+	if code := rate(t, st.ratings, "u-1", 3, 75); code != 201 {
+		t.Fatalf("first rating: %d, want 201", code)
+	}
+	for _, c := range []struct {
+		name   string
+		body   string
+		status int
+	}{
+		{"another movie", `{"request_id":"u-1","movie_id":4,"rating_tenths":75,"user_id":7}`, 409},
+		{"an unknown movie", `{"request_id":"u-1","movie_id":999999,"rating_tenths":75,"user_id":7}`, 409},
+		{"another value", `{"request_id":"u-1","movie_id":3,"rating_tenths":80,"user_id":7}`, 409},
+		{"another user", `{"request_id":"u-1","movie_id":3,"rating_tenths":75,"user_id":8}`, 409},
+		{"the same rating", `{"request_id":"u-1","movie_id":3,"rating_tenths":75,"user_id":7}`, 200},
+	} {
+		var answer map[string]any
+		if code := servetest.CallJSON(t, "POST", st.ratings+"/ratings", c.body, &answer); code != c.status {
+			t.Errorf("%s: %d %v, want %d", c.name, code, answer, c.status)
+			continue
+		}
+		if c.status != 409 {
+			continue
+		}
+		msg, _ := answer["error"].(string)
+		if !strings.Contains(msg, `request_id: "u-1" already names another rating (movie 3, rating 7.5, user 7, first accepted 20`) {
+			t.Errorf("%s: error %q does not name the first use", c.name, msg)
+		}
+	}
+	if m := ratedMovie(t, st.ratings, 3); m.Count != 1 || m.SumTenths != 75 {
+		t.Errorf("movie 3 = count %d sum %d, want 1 and 75", m.Count, m.SumTenths)
+	}
+	if m := ratedMovie(t, st.ratings, 4); m.Count != 0 {
+		t.Errorf("movie 4 was counted by a reused request id: count %d", m.Count)
+	}
+}
+
 func TestConcurrentRetriesApplyExactlyOnce(t *testing.T) {
 	patient := fastSettings()
 	patient.Timeout = 10 * time.Second // this test is about the store, not about timeouts
@@ -240,8 +279,8 @@ func TestAcknowledgedRatingsSurviveARestart(t *testing.T) {
 	if err != nil || !found || m.Count != 5 || m.SumTenths != 450 {
 		t.Errorf("after reopening: %+v found=%v err=%v, want count 5 sum 45", m, found, err)
 	}
-	if dup, _ := reopened.Applied(context.Background(), "d-3"); !dup {
-		t.Error("the applied request ids were not kept")
+	if first, _, found, _ := reopened.FirstUse(context.Background(), "d-3"); !found || first.MovieID != 6 || first.Tenths != 90 || first.UserID != 7 {
+		t.Errorf("the applied request id d-3 was not kept with its rating: %+v found=%v", first, found)
 	}
 }
 

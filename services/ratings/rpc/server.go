@@ -49,8 +49,10 @@ const maxRateBody = 16 << 10
 
 // handleRate applies one rating:
 //
-//	400 bad body · 200 request id applied before (movies-rpc not asked) ·
-//	422 movie not in the catalog · 503 movies-rpc unavailable · 201 applied
+//	400 bad body · 200 request id applied before with the same rating
+//	(movies-rpc not asked) · 409 request id applied before with another
+//	rating · 422 movie not in the catalog · 503 movies-rpc unavailable ·
+//	201 applied
 func (s *server) handleRate() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		rating, err := decodeRate(w, r)
@@ -60,13 +62,7 @@ func (s *server) handleRate() http.Handler {
 		}
 		// A retry of an applied request is answered from the store alone, so
 		// it succeeds even while movies-rpc is down.
-		dup, err := s.store.Applied(r.Context(), rating.RequestID)
-		if err != nil {
-			s.storeError(w, r, err)
-			return
-		}
-		if dup {
-			serve.WriteJSON(w, http.StatusOK, RateAnswer{RequestID: rating.RequestID, Applied: false})
+		if s.answerRepeat(w, r, rating) {
 			return
 		}
 		movie, err := s.catalog.Movie(r.Context(), rating.MovieID)
@@ -83,12 +79,29 @@ func (s *server) handleRate() http.Handler {
 			s.storeError(w, r, err)
 			return
 		}
-		status := http.StatusCreated
-		if !applied {
-			status = http.StatusOK // a concurrent retry won the race
+		if !applied && s.answerRepeat(w, r, rating) {
+			return // a concurrent request with the same id won the race
 		}
-		serve.WriteJSON(w, status, RateAnswer{RequestID: rating.RequestID, Applied: applied})
+		serve.WriteJSON(w, http.StatusCreated, RateAnswer{RequestID: rating.RequestID, Applied: true})
 	})
+}
+
+// answerRepeat answers a request id applied before: 200 (applied: false)
+// for the same rating, 409 naming the first use for another. It reports
+// whether it answered.
+func (s *server) answerRepeat(w http.ResponseWriter, r *http.Request, rating model.Rating) bool {
+	first, at, found, err := s.store.FirstUse(r.Context(), rating.RequestID)
+	switch {
+	case err != nil:
+		s.storeError(w, r, err)
+	case !found:
+		return false
+	case !first.SamePayload(rating):
+		serve.WriteError(w, http.StatusConflict, model.RequestIDConflict(rating.RequestID, first, at))
+	default:
+		serve.WriteJSON(w, http.StatusOK, RateAnswer{RequestID: rating.RequestID, Applied: false})
+	}
+	return true
 }
 
 func decodeRate(w http.ResponseWriter, r *http.Request) (model.Rating, error) {

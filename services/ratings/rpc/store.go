@@ -99,21 +99,25 @@ func (s *Store) Ping(ctx context.Context) error {
 	return s.r.QueryRowContext(ctx, `SELECT count(*) FROM sqlite_master`).Scan(&n)
 }
 
-// Applied reports whether a rating with this request id was applied.
-func (s *Store) Applied(ctx context.Context, requestID string) (bool, error) {
-	var one int
-	err := s.r.QueryRowContext(ctx, `SELECT 1 FROM applied_requests WHERE request_id = ?`, requestID).Scan(&one)
+// FirstUse returns the rating a request id was applied with and when;
+// found is false when the request id was never applied.
+func (s *Store) FirstUse(ctx context.Context, requestID string) (first model.Rating, at time.Time, found bool, err error) {
+	var us int64
+	first.RequestID = requestID
+	err = s.r.QueryRowContext(ctx, `SELECT movie_id, rating_tenths, user_id, applied_at_us FROM applied_requests WHERE request_id = ?`, requestID).
+		Scan(&first.MovieID, &first.Tenths, &first.UserID, &us)
 	if errors.Is(err, sql.ErrNoRows) {
-		return false, nil
+		return model.Rating{}, time.Time{}, false, nil
 	}
 	if err != nil {
-		return false, fmt.Errorf("ratings store: %w", err)
+		return model.Rating{}, time.Time{}, false, fmt.Errorf("ratings store: %w", err)
 	}
-	return true, nil
+	return first, time.UnixMicro(us).UTC(), true, nil
 }
 
 // Apply records rating r of movie m exactly once per request id. applied is
-// false when the request id was applied before (nothing changed then).
+// false when the request id was applied before (nothing changed then; see
+// FirstUse for what it named).
 func (s *Store) Apply(ctx context.Context, r model.Rating, m model.Movie) (applied bool, err error) {
 	tx, err := s.w.BeginTx(ctx, nil)
 	if err != nil {

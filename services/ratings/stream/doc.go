@@ -27,12 +27,13 @@
 // the record with the highest source offset.
 //
 // Request ids: kafka-go's producer is not idempotent, so a produce retried
-// after a lost acknowledgement appends a rating twice, and a client may
-// resend after a 503. The processor remembers the request ids of the last
-// --dedupe-window counted ratings per partition and drops a repeat. The
-// window is not stored; on (re)assignment it is rebuilt by re-reading the
-// records just before the resume offset. Repeats further apart than the
-// window are counted again (documented limit).
+// after a lost acknowledgement appends a rating twice, and a client retrying
+// a 504 makes the webserver produce it again. Each partition keeps a record
+// of the request ids it counted (services/requestids), by time in the log's
+// clock (--request-id-retention), stored in the batch's transaction
+// (requestids.go): a repeat is dropped, the id reused for another rating is
+// dead-lettered (request-id-conflict). A restart loads the stored record;
+// `lab replay rebuild` folds the log onto it with the same code.
 //
 // Rebalancing: each instance has its own database. Every movie belongs to
 // one partition (key = movie id, CRC32 partitioner), so an instance owns a

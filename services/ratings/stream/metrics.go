@@ -30,8 +30,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	}
 	// Every reason is exported from the start, at 0: a dashboard shows
 	// "no poison yet" rather than "no data".
-	for _, r := range []string{model.ReasonMalformed, model.ReasonInvalidField, model.ReasonRatingRange,
-		model.ReasonUnknownMovie, model.ReasonKeyMismatch, model.ReasonWrongPartition} {
+	for _, r := range model.DLQReasons {
 		m.dlq.WithLabelValues(r)
 	}
 	if reg != nil {

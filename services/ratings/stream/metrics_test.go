@@ -7,6 +7,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/segmentio/kafka-go"
 
+	"github.com/ratingslab/lab/services/model"
 	"github.com/ratingslab/lab/services/servetest"
 )
 
@@ -19,10 +20,26 @@ func TestMetricsArePromlintCleanAndDLQReasonsStartAtZero(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	exported := map[string]bool{}
 	for _, mf := range mfs {
-		if mf.GetName() == "lab_dlq_messages_total" && len(mf.GetMetric()) != 6 {
-			t.Errorf("lab_dlq_messages_total exports %d reasons before any dead letter, want all 6", len(mf.GetMetric()))
+		if mf.GetName() != "lab_dlq_messages_total" {
+			continue
 		}
+		for _, m := range mf.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetName() == "reason" && m.GetCounter().GetValue() == 0 {
+					exported[l.GetValue()] = true
+				}
+			}
+		}
+	}
+	for _, r := range model.DLQReasons {
+		if !exported[r] {
+			t.Errorf("lab_dlq_messages_total{reason=%q} is not exported at 0 before any dead letter", r)
+		}
+	}
+	if len(exported) != len(model.DLQReasons) {
+		t.Errorf("lab_dlq_messages_total exports reasons %v, want exactly %v", exported, model.DLQReasons)
 	}
 }
 

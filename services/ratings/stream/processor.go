@@ -17,6 +17,7 @@ import (
 	"github.com/ratingslab/lab/services/eventformat"
 	"github.com/ratingslab/lab/services/kafkaio"
 	"github.com/ratingslab/lab/services/model"
+	"github.com/ratingslab/lab/services/requestids"
 	"github.com/ratingslab/lab/services/serve"
 )
 
@@ -52,9 +53,10 @@ type Config struct {
 	Group string
 	// MaxBatch bounds the records per transaction (default 5000).
 	MaxBatch int
-	// DedupeWindow is how many counted ratings per partition are remembered
-	// to drop a re-produced request id (default 50000; effectively-once only).
-	DedupeWindow int
+	// RequestIDRetention is how long, in the log's clock, a counted request
+	// id is kept to drop a repeat (default requestids.DefaultRetention;
+	// effectively-once only).
+	RequestIDRetention time.Duration
 	// TopicWait bounds the wait for the topics at start.
 	TopicWait kafkaio.TopicWait
 	// Group timing (defaults: 1s heartbeat, 10s session, 15s rebalance).
@@ -85,8 +87,8 @@ func (c *Config) defaults() error {
 	if c.MaxBatch <= 0 {
 		c.MaxBatch = 5000
 	}
-	if c.DedupeWindow <= 0 {
-		c.DedupeWindow = 50000
+	if c.RequestIDRetention <= 0 {
+		c.RequestIDRetention = requestids.DefaultRetention
 	}
 	if c.HeartbeatInterval <= 0 {
 		c.HeartbeatInterval = time.Second
@@ -127,11 +129,15 @@ type Processor struct {
 	committed  atomic.Int64 // ratings records processed and committed since start
 	batchSeq   uint64
 	halt       context.CancelCauseFunc // stops Run for good (a retention gap: gap.go)
+	valid      []pending               // a batch's valid ratings (process)
 
 	// testHookAfterCommit runs after a batch's transaction committed and
 	// before its rated-movies are emitted; returning true simulates a crash
 	// right there: nothing after the commit happens (crash tests).
 	testHookAfterCommit func() bool
+	// testHookBeforeCatchUp runs when a batch holds a rating of a movie the
+	// table does not know yet, before the table catches up with the topic.
+	testHookBeforeCatchUp func()
 }
 
 // New opens the processor's database. Run starts it.
@@ -215,6 +221,10 @@ func (p *Processor) run(ctx context.Context) error {
 	}
 	p.partitions = parts[model.TopicRatings]
 	if err := p.store.claim(ctx, p.cfg.Delivery, p.partitions); err != nil {
+		p.health.set("stopped", err)
+		return err
+	}
+	if err := p.store.recordRetention(ctx, p.cfg.RequestIDRetention); err != nil {
 		p.health.set("stopped", err)
 		return err
 	}
@@ -324,10 +334,9 @@ func (p *Processor) run(ctx context.Context) error {
 
 // partState is one assigned partition during a generation.
 type partState struct {
-	next      int64        // next offset to count: everything below is in the state
-	committed atomic.Int64 // next, as last committed (read by the lag tracker)
-	seedFrom  int64        // records in [seedFrom, next) only refill the dedupe window
-	window    *window      // nil in at-least-once mode
+	next      int64                 // next offset to count: everything below is in the state
+	committed atomic.Int64          // next, as last committed (read by the lag tracker)
+	ids       *requestids.Partition // request ids counted; nil in at-least-once mode
 }
 
 // runGeneration owns the assigned partitions until the generation ends.
@@ -378,8 +387,11 @@ func (p *Processor) runGeneration(ctx, gctx context.Context, gen *kafka.Generati
 				return err
 			}
 			ps.next = next
-			ps.window = newWindow(p.cfg.DedupeWindow)
-			ps.seedFrom = max(b.First, next-int64(p.cfg.DedupeWindow))
+			stored, err := p.store.loadRequestIDs(ctx, id)
+			if err != nil {
+				return fmt.Errorf("load state: %w", err)
+			}
+			ps.ids = requestids.NewPartition(p.cfg.RequestIDRetention, stored)
 		case AtLeastOnce:
 			// The group's committed offset is the truth; the state is
 			// whatever was applied, possibly beyond it.
@@ -390,11 +402,11 @@ func (p *Processor) runGeneration(ctx, gctx context.Context, gen *kafka.Generati
 			if next < 0 {
 				next = b.First
 			}
-			ps.next, ps.seedFrom = next, next
+			ps.next = next
 		}
 		ps.committed.Store(ps.next)
 		states[id] = ps
-		start[id] = ps.seedFrom
+		start[id] = ps.next
 	}
 	if p.cfg.Delivery == AtLeastOnce {
 		// The state of a partition handed over from another instance is in
@@ -403,7 +415,7 @@ func (p *Processor) runGeneration(ctx, gctx context.Context, gen *kafka.Generati
 		if err != nil {
 			return err
 		}
-		if err := p.store.commit(ctx, adopted, nil); err != nil {
+		if err := p.store.commit(ctx, adopted, nil, nil); err != nil {
 			return fmt.Errorf("store adopted state: %w", err)
 		}
 	}
@@ -498,7 +510,7 @@ func (p *Processor) partitionBounds(ctx context.Context, ids []int) (map[int]kaf
 
 var errSimulatedCrash = errors.New("simulated crash after commit")
 
-// pending is a rating whose movie was not in the table at first sight.
+// pending is a valid rating of a batch, waiting to be counted.
 type pending struct {
 	msg *kafka.Message
 	ev  model.RatingEvent
@@ -511,18 +523,22 @@ func (p *Processor) process(ctx, gctx context.Context, gen *kafka.Generation, ba
 	seq := p.batchSeq
 	var touched []*aggregate
 	var dead []kafka.Message
-	var unknown []pending
 	next := map[int]int64{}
 	applied := 0
 
 	count := func(m *kafka.Message, ps *partState, ev model.RatingEvent) {
-		if ps.window != nil {
-			h := hashID(ev.RequestID)
-			if ps.window.seen(h) {
+		if ps.ids != nil {
+			verdict, first := ps.ids.Count(requestids.Hash(ev.RequestID), requestids.Fingerprint(ev.MovieID, ev.Tenths, ev.UserID),
+				m.Offset, m.Time.UnixMilli())
+			switch verdict {
+			case requestids.Repeat:
 				p.duplicates.Add(1)
 				return
+			case requestids.Conflict:
+				dead = append(dead, deadLetter(m, &model.EventError{Reason: model.ReasonRequestIDConflict, Field: "request_id",
+					Msg: fmt.Sprintf("%q was counted for another rating at offset %d of this partition; a request id names one rating", ev.RequestID, first.Offset)}))
+				return
 			}
-			ps.window.add(h)
 		}
 		a := aggs[ev.MovieID]
 		if a == nil {
@@ -540,6 +556,13 @@ func (p *Processor) process(ctx, gctx context.Context, gen *kafka.Generation, ba
 		}
 	}
 
+	// Decode and check every record first; count them afterwards, in
+	// offset order: the request-id record must see a partition's ratings in
+	// the order of the log (a rebuild reads them so), also when one of them
+	// waits for the movies table below.
+	valid := p.valid[:0]
+	defer func() { p.valid = valid[:0] }() // reused: batches run one at a time
+	unknown := 0
 	for i := range batch {
 		m := &batch[i]
 		ps := states[m.Partition]
@@ -547,17 +570,7 @@ func (p *Processor) process(ctx, gctx context.Context, gen *kafka.Generation, ba
 			continue // not ours (cannot happen with a partition fetcher)
 		}
 		if m.Offset < ps.next {
-			// Already in the state: only refills the dedupe window.
-			if ps.window != nil {
-				ev, err := p.cfg.Codec.DecodeRating(gctx, m.Value)
-				if retry := transient(err); retry != nil {
-					return retry // a window with a hole could count a repeat
-				}
-				if err == nil {
-					ps.window.add(hashID(ev.RequestID))
-				}
-			}
-			continue
+			continue // already in the state (cannot happen: the fetcher starts at next)
 		}
 		applied++
 		next[m.Partition] = m.Offset + 1
@@ -570,12 +583,14 @@ func (p *Processor) process(ctx, gctx context.Context, gen *kafka.Generation, ba
 			continue
 		}
 		if _, ok := p.movies.Get(ev.MovieID); !ok {
-			unknown = append(unknown, pending{m, ev})
-			continue
+			unknown++
 		}
-		count(m, ps, ev)
+		valid = append(valid, pending{m, ev})
 	}
-	if len(unknown) > 0 {
+	if unknown > 0 {
+		if p.testHookBeforeCatchUp != nil {
+			p.testHookBeforeCatchUp()
+		}
 		// The webserver checked the movie against its own table, which may
 		// be ahead of ours: catch up with the movies topic before calling a
 		// movie unknown.
@@ -583,16 +598,16 @@ func (p *Processor) process(ctx, gctx context.Context, gen *kafka.Generation, ba
 		err := p.movies.tailer.WaitCaughtUp(wctx)
 		cancel()
 		if err != nil {
-			return fmt.Errorf("cannot confirm %d unknown movie(s) against the movies topic: %w", len(unknown), err)
+			return fmt.Errorf("cannot confirm %d unknown movie(s) against the movies topic: %w", unknown, err)
 		}
-		for _, u := range unknown {
-			if _, ok := p.movies.Get(u.ev.MovieID); ok {
-				count(u.msg, states[u.msg.Partition], u.ev)
-				continue
-			}
-			dead = append(dead, deadLetter(u.msg, &model.EventError{Reason: model.ReasonUnknownMovie, Field: "movie_id",
-				Msg: fmt.Sprintf("movie %d is not in the movies table", u.ev.MovieID)}))
+	}
+	for _, v := range valid {
+		if _, ok := p.movies.Get(v.ev.MovieID); !ok {
+			dead = append(dead, deadLetter(v.msg, &model.EventError{Reason: model.ReasonUnknownMovie, Field: "movie_id",
+				Msg: fmt.Sprintf("movie %d is not in the movies table", v.ev.MovieID)}))
+			continue
 		}
+		count(v.msg, states[v.msg.Partition], v.ev)
 	}
 
 	// Dead letters first: once the offsets below are committed, these
@@ -613,11 +628,17 @@ func (p *Processor) process(ctx, gctx context.Context, gen *kafka.Generation, ba
 		a.SourceOffset = next[a.Partition]
 	}
 	var commitOffsets map[int]int64
+	var ids map[int]idChanges
 	if p.cfg.Delivery == EffectivelyOnce {
 		commitOffsets = next
+		ids = make(map[int]idChanges, len(next))
+		for part := range next {
+			added, forget := states[part].ids.Changes()
+			ids[part] = idChanges{added: added, forgetBelow: forget}
+		}
 	}
 	if len(touched) > 0 || len(commitOffsets) > 0 {
-		if err := p.store.commit(ctx, touched, commitOffsets); err != nil {
+		if err := p.store.commit(ctx, touched, commitOffsets, ids); err != nil {
 			return fmt.Errorf("commit batch: %w", err)
 		}
 	}

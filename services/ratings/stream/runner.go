@@ -10,6 +10,7 @@ import (
 
 	"github.com/ratingslab/lab/services/eventformat"
 	"github.com/ratingslab/lab/services/kafkaio"
+	"github.com/ratingslab/lab/services/requestids"
 	"github.com/ratingslab/lab/services/serve"
 )
 
@@ -20,7 +21,7 @@ type Runner struct {
 	delivery  string
 	group     string
 	maxBatch  int
-	window    int
+	retention time.Duration
 	topicWait time.Duration
 	kafka     kafkaio.Config
 	format    eventformat.Config
@@ -32,7 +33,7 @@ func (r *Runner) Flags(fs *flag.FlagSet) {
 	fs.StringVar(&r.delivery, "delivery", string(EffectivelyOnce), "`mode`: effectively-once (state and offsets in one transaction) or at-least-once (offsets committed to the group after processing)")
 	fs.StringVar(&r.group, "group", "ratings-stream", "consumer `group` id")
 	fs.IntVar(&r.maxBatch, "max-batch", 5000, "most ratings per transaction")
-	fs.IntVar(&r.window, "dedupe-window", 50000, "counted ratings per partition remembered to drop a re-produced request id (effectively-once)")
+	fs.DurationVar(&r.retention, "request-id-retention", requestids.DefaultRetention, "how long (in the log's record timestamps) a counted request id is kept to drop a repeat of it; cover kafka-go's produce retries and webserver-stream's --retry-horizon (effectively-once)")
 	fs.DurationVar(&r.topicWait, "topic-wait", 30*time.Second, "how long to wait at start for the topics before giving up")
 	r.kafka.RegisterFlags(fs)
 	r.format.RegisterFlags(fs)
@@ -55,7 +56,7 @@ func (r *Runner) Run(ctx context.Context, log *slog.Logger) error {
 	}
 	defer k.Close()
 	p, err := New(Config{Cluster: k, DataDir: r.data, Delivery: delivery, Group: r.group, MaxBatch: r.maxBatch,
-		DedupeWindow: r.window, Codec: codec, TopicWait: kafkaio.TopicWait{Timeout: r.topicWait}, Registerer: reg, Log: log})
+		RequestIDRetention: r.retention, Codec: codec, TopicWait: kafkaio.TopicWait{Timeout: r.topicWait}, Registerer: reg, Log: log})
 	if err != nil {
 		return err
 	}

@@ -20,10 +20,13 @@ import (
 type store struct {
 	db *sql.DB
 
-	upsertAggregate *sql.Stmt
-	upsertOffset    *sql.Stmt
-	upsertMovie     *sql.Stmt
-	deleteMovie     *sql.Stmt
+	upsertAggregate   *sql.Stmt
+	upsertOffset      *sql.Stmt
+	upsertMovie       *sql.Stmt
+	deleteMovie       *sql.Stmt
+	insertRequestIDs  *sql.Stmt
+	forgetRequestIDs  *sql.Stmt
+	setRequestIDFloor *sql.Stmt
 }
 
 const schema = positions.Schema + `
@@ -67,7 +70,7 @@ func openStore(dir string) (*store, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := sqlitedb.Exec(db, schema); err != nil {
+	if err := sqlitedb.Exec(db, schema+requestIDsSchema); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("%s is not a usable ratings-stream database: %w", abs, err)
 	}
@@ -81,6 +84,9 @@ func openStore(dir string) (*store, error) {
 		sqlitedb.Statement{Into: &s.upsertMovie, SQL: `INSERT INTO movies (movie_id, title, release_year) VALUES (?, ?, ?)
 			ON CONFLICT (movie_id) DO UPDATE SET title = excluded.title, release_year = excluded.release_year`},
 		sqlitedb.Statement{Into: &s.deleteMovie, SQL: `DELETE FROM movies WHERE movie_id = ?`},
+		sqlitedb.Statement{Into: &s.insertRequestIDs, SQL: insertRequestIDsSQL},
+		sqlitedb.Statement{Into: &s.forgetRequestIDs, SQL: forgetRequestIDsSQL},
+		sqlitedb.Statement{Into: &s.setRequestIDFloor, SQL: setRequestIDFloorSQL},
 	)
 	if err != nil {
 		db.Close()
@@ -170,9 +176,9 @@ func (s *store) snapshot(ctx context.Context, partitions []int) (map[int]int64, 
 	return offsets, aggs, nil
 }
 
-// commit writes changed aggregates and, when offsets is not nil, the next
-// offsets of `ratings` partitions, in one transaction.
-func (s *store) commit(ctx context.Context, aggs []*aggregate, offsets map[int]int64) error {
+// commit writes changed aggregates, the next offsets of `ratings`
+// partitions (when not nil) and the request ids counted, in one transaction.
+func (s *store) commit(ctx context.Context, aggs []*aggregate, offsets map[int]int64, ids map[int]idChanges) error {
 	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("begin: %w", err)
@@ -195,6 +201,9 @@ func (s *store) commit(ctx context.Context, aggs []*aggregate, offsets map[int]i
 				return fmt.Errorf("write offset of partition %d: %w", p, err)
 			}
 		}
+	}
+	if err := s.saveRequestIDs(ctx, tx, ids); err != nil {
+		return err
 	}
 	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("commit: %w", err)

@@ -32,6 +32,9 @@ func (b *Backend) Rate(ctx context.Context, r model.Rating) error {
 	if errors.Is(err, ratingsrpc.ErrUnknownMovie) {
 		return webserver.ErrUnknownMovie
 	}
+	if ce, ok := errors.AsType[*ratingsrpc.ConflictError](err); ok {
+		return &webserver.ConflictError{Msg: ce.Msg}
+	}
 	return translate(err)
 }
 

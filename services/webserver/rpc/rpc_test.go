@@ -80,9 +80,14 @@ func TestAUserRatesAMovieThroughTheWholeChain(t *testing.T) {
 	if code != http.StatusCreated || ack.RequestID != "user-1" {
 		t.Fatalf("POST /api/ratings: %d %+v, want 201 echoing the request id", code, ack)
 	}
-	code = servetest.CallJSON(t, "POST", c.web+"/api/ratings", `{"movie_id": 1, "rating": 8.5, "request_id": "user-1"}`, &ack)
-	if code != http.StatusCreated {
-		t.Errorf("retry of user-1: %d, want 201 (idempotent)", code)
+	code = servetest.CallJSON(t, "POST", c.web+"/api/ratings", `{"movie_id": 1, "rating": 7.5, "request_id": "user-1"}`, &ack)
+	if code != http.StatusCreated || ack.RequestID != "user-1" || ack.MovieID != 1 {
+		t.Errorf("retry of user-1: %d %+v, want the original answer, 201 (idempotent)", code, ack)
+	}
+	var conflict webserver.ErrorBody
+	code = servetest.CallJSON(t, "POST", c.web+"/api/ratings", `{"movie_id": 2, "rating": 7.5, "request_id": "user-1"}`, &conflict)
+	if code != http.StatusConflict || !strings.Contains(conflict.Error, `request_id: "user-1" already names another rating (movie 1, rating 7.5, user 0`) {
+		t.Errorf("user-1 reused for movie 2: %d %+v, want 409 naming the first use", code, conflict)
 	}
 	servetest.CallJSON(t, "POST", c.web+"/api/ratings", `{"movie_id": 1, "rating": 10}`, nil)
 

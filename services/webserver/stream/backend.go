@@ -53,6 +53,10 @@ type Config struct {
 	// ProduceTimeout bounds waiting for the broker's acknowledgement of one
 	// rating (default 2s); past it the answer is 503.
 	ProduceTimeout time.Duration
+	// RetryHorizon is how long after a first attempt whose outcome is
+	// unknown a retry with the same request id is produced again (default
+	// DefaultRetryHorizon); later it is 409.
+	RetryHorizon time.Duration
 	// TopicWait bounds the wait for the topics at start.
 	TopicWait kafkaio.TopicWait
 	// Codec writes `ratings` and reads `movies` and `rated-movies` in the
@@ -64,11 +68,12 @@ type Config struct {
 
 // Backend implements webserver.Backend over the log.
 type Backend struct {
-	cfg     Config
-	k       *kafkaio.Cluster
-	log     *slog.Logger
-	view    *view
-	metrics *metrics
+	cfg      Config
+	k        *kafkaio.Cluster
+	log      *slog.Logger
+	view     *view
+	requests *requestLog
+	metrics  *metrics
 
 	movies *moviestable.Table // for POST validation
 
@@ -104,10 +109,15 @@ func NewBackend(cfg Config) (*Backend, error) {
 	if err != nil {
 		return nil, err
 	}
-	b := &Backend{cfg: cfg, k: cfg.Cluster, log: cfg.Log, view: v, metrics: newMetrics(cfg.Registerer)}
-	movies, err := v.loadMovies(context.Background())
+	requests, err := openRequestLog(cfg.DataDir, cfg.RetryHorizon)
 	if err != nil {
 		v.Close()
+		return nil, err
+	}
+	b := &Backend{cfg: cfg, k: cfg.Cluster, log: cfg.Log, view: v, requests: requests, metrics: newMetrics(cfg.Registerer)}
+	movies, err := v.loadMovies(context.Background())
+	if err != nil {
+		b.Close()
 		return nil, err
 	}
 	b.movies = moviestable.New(movies, v.applyMovies, cfg.Log).WithCodec(cfg.Codec)
@@ -117,8 +127,8 @@ func NewBackend(cfg Config) (*Backend, error) {
 	return b, nil
 }
 
-// Close releases the view. Call it after Run returned.
-func (b *Backend) Close() error { return b.view.Close() }
+// Close releases the view and the request-id record. Call it after Run returned.
+func (b *Backend) Close() error { return errors.Join(b.view.Close(), b.requests.Close()) }
 
 func (b *Backend) setPhase(s string) { b.phase.Store(&s) }
 
@@ -281,7 +291,9 @@ func (b *Backend) applyRated(ctx context.Context, batch []kafka.Message) error {
 }
 
 // Rate produces one rating event and returns once the broker acknowledged
-// it (acks=all).
+// it (acks=all). The request id is recorded first (requestLog): a reuse
+// for another rating is refused, a repeat of an acknowledged rating is
+// answered without producing it again.
 func (b *Backend) Rate(ctx context.Context, r model.Rating) error {
 	if !b.hasData.Load() {
 		return &webserver.UnavailableError{Dependency: "movies view", RetryAfter: time.Second,
@@ -294,7 +306,16 @@ func (b *Backend) Rate(ctx context.Context, r model.Rating) error {
 	if w == nil {
 		return &webserver.UnavailableError{Dependency: "broker", RetryAfter: time.Second, Err: b.notStarted()}
 	}
-	ev := model.NewRatingEvent(r, time.Now().UTC())
+	now := time.Now().UTC()
+	switch err := b.requests.begin(ctx, r, now); {
+	case errors.Is(err, errAlreadyAcknowledged):
+		return nil
+	case errors.As(err, new(*webserver.ConflictError)):
+		return err
+	case err != nil:
+		return &webserver.UnavailableError{Dependency: "request-id record", RetryAfter: time.Second, Err: err}
+	}
+	ev := model.NewRatingEvent(r, now)
 	value, err := b.cfg.Codec.EncodeRating(ctx, ev)
 	if err != nil {
 		return contractError(err)
@@ -309,6 +330,11 @@ func (b *Backend) Rate(ctx context.Context, r model.Rating) error {
 	// An acknowledgement proves producing works again: health need not
 	// wait for the failure to age out.
 	b.lastError.Store(nil)
+	// Not marked (the record fails now): a retry produces it again, and
+	// ratings-stream counts it once.
+	if err := b.requests.acknowledged(context.WithoutCancel(ctx), r.RequestID, time.Now()); err != nil {
+		b.log.Warn("marking a request id acknowledged failed", "request_id", r.RequestID, "error", err.Error())
+	}
 	return nil
 }
 

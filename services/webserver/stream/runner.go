@@ -20,6 +20,7 @@ type Runner struct {
 	listen         serve.Listen
 	data           string
 	produceTimeout time.Duration
+	retryHorizon   time.Duration
 	topicWait      time.Duration
 	kafka          kafkaio.Config
 	format         eventformat.Config
@@ -29,6 +30,7 @@ func (r *Runner) Flags(fs *flag.FlagSet) {
 	r.listen.Flags(fs, "127.0.0.1:7720", "the public API and page")
 	fs.StringVar(&r.data, "data", "", "data `dir`ectory of the embedded view (required)")
 	fs.DurationVar(&r.produceTimeout, "produce-timeout", 2*time.Second, "how long POST /api/ratings waits for the broker's acknowledgement before answering 503")
+	fs.DurationVar(&r.retryHorizon, "retry-horizon", DefaultRetryHorizon, "how long after a first attempt with an unknown outcome (504) a retry with the same request_id is produced again; later it is 409. Keep it below ratings-stream's --request-id-retention")
 	fs.DurationVar(&r.topicWait, "topic-wait", 30*time.Second, "how long to wait at start for the topics before giving up")
 	r.kafka.RegisterFlags(fs)
 	r.format.RegisterFlags(fs)
@@ -46,7 +48,7 @@ func (r *Runner) Run(ctx context.Context, log *slog.Logger) error {
 		return err
 	}
 	defer k.Close()
-	b, err := NewBackend(Config{Cluster: k, DataDir: r.data, ProduceTimeout: r.produceTimeout,
+	b, err := NewBackend(Config{Cluster: k, DataDir: r.data, ProduceTimeout: r.produceTimeout, RetryHorizon: r.retryHorizon,
 		TopicWait: kafkaio.TopicWait{Timeout: r.topicWait}, Codec: codec, Registerer: reg, Log: log})
 	if err != nil {
 		return err

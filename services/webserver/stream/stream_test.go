@@ -72,11 +72,15 @@ type webserverUnderTest struct {
 	done   chan error
 }
 
-func (f *fixture) start(dir string, produceTimeout time.Duration) *webserverUnderTest {
+func (f *fixture) start(dir string, produceTimeout time.Duration, tweaks ...func(*Config)) *webserverUnderTest {
 	f.t.Helper()
 	reg := prometheus.NewRegistry()
-	b, err := NewBackend(Config{Cluster: f.k, DataDir: dir, ProduceTimeout: produceTimeout, Registerer: reg,
-		TopicWait: kafkaio.TopicWait{Timeout: 5 * time.Second, Interval: 100 * time.Millisecond}})
+	cfg := Config{Cluster: f.k, DataDir: dir, ProduceTimeout: produceTimeout, Registerer: reg,
+		TopicWait: kafkaio.TopicWait{Timeout: 5 * time.Second, Interval: 100 * time.Millisecond}}
+	for _, tweak := range tweaks {
+		tweak(&cfg)
+	}
+	b, err := NewBackend(cfg)
 	if err != nil {
 		f.t.Fatal(err)
 	}
@@ -144,6 +148,24 @@ func (w *webserverUnderTest) waitReady(t *testing.T) {
 	})
 }
 
+// firstRating reads the first record of the ratings partition of movie:
+// its key and the event it holds.
+func (f *fixture) firstRating(t *testing.T, movie int64) (string, model.RatingEvent, error) {
+	t.Helper()
+	part := model.RatingPartition(strconv.AppendInt(nil, movie, 10), model.RatingsPartitions)
+	fe, err := f.admin.NewFetcher(model.TopicRatings, map[int]int64{part: kafka.FirstOffset}, kafkaio.FetchOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fe.Close()
+	msgs, err := fe.Next(servetest.Context(t, 10*time.Second), nil, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ev, err := model.DecodeRatingEvent(msgs[0].Value)
+	return string(msgs[0].Key), ev, err
+}
+
 func (f *fixture) end(topic string) int64 {
 	f.t.Helper()
 	parts := map[string]int{model.TopicRatings: 6, model.TopicMovies: 1, model.TopicRatedMovies: 6, model.TopicRatingsDLQ: 1}[topic]
@@ -175,19 +197,9 @@ func TestAcceptedRatingIsInTheLogBeforeThe202(t *testing.T) {
 		}
 	}
 	// The record is the documented event, keyed by movie id, on the movie's partition.
-	part := model.RatingPartition([]byte("2"), model.RatingsPartitions)
-	fe, err := f.admin.NewFetcher(model.TopicRatings, map[int]int64{part: kafka.FirstOffset}, kafkaio.FetchOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer fe.Close()
-	msgs, err := fe.Next(servetest.Context(t, 10*time.Second), nil, 1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ev, err := model.DecodeRatingEvent(msgs[0].Value)
-	if err != nil || string(msgs[0].Key) != "2" || ev.MovieID != 2 || ev.Tenths != 75 || ev.UserID != 9 || ev.RequestID != "ack-0" {
-		t.Fatalf("record key %q event %+v err %v", msgs[0].Key, ev, err)
+	key, ev, err := f.firstRating(t, 2)
+	if err != nil || key != "2" || ev.MovieID != 2 || ev.Tenths != 75 || ev.UserID != 9 || ev.RequestID != "ack-0" {
+		t.Fatalf("record key %q event %+v err %v", key, ev, err)
 	}
 	if age := time.Since(ev.EventTime); age < 0 || age > time.Minute {
 		t.Errorf("event_time %s is not the time of acceptance", ev.EventTime)
@@ -265,6 +277,7 @@ func TestLateAcknowledgementIs503(t *testing.T) {
 		time.Sleep(1500 * time.Millisecond) // one produce request answered late
 		return nil, nil, false
 	})
+	before := f.end(model.TopicRatings)
 	start := time.Now()
 	code, body := w.post(t, `{"movie_id": 1, "rating": 5, "request_id": "late-1"}`)
 	if code != http.StatusServiceUnavailable {
@@ -272,6 +285,21 @@ func TestLateAcknowledgementIs503(t *testing.T) {
 	}
 	if took := time.Since(start); took > 1400*time.Millisecond {
 		t.Errorf("503 after %s; should come at the 500ms produce timeout", took)
+	}
+	// The answer said "not acknowledged", not "not written": the broker
+	// appends the record once its late answer goes out, exactly once (the
+	// produce was not retried), so ratings-stream will count it — which is
+	// why a client retries with the same request id, never a new one.
+	servetest.WaitFor(t, 10*time.Second, "the late record in the log", func() (bool, string) {
+		n := f.end(model.TopicRatings) - before
+		return n >= 1, fmt.Sprintf("%d records", n)
+	})
+	time.Sleep(500 * time.Millisecond) // a second copy would come within a backoff
+	if n := f.end(model.TopicRatings) - before; n != 1 {
+		t.Fatalf("%d records after the late acknowledgement, want exactly 1", n)
+	}
+	if _, ev, err := f.firstRating(t, 1); err != nil || ev.RequestID != "late-1" || ev.Tenths != 50 {
+		t.Errorf("the late record is %+v (%v), want late-1's rating", ev, err)
 	}
 }
 

@@ -1,0 +1,131 @@
+package stream
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/ratingslab/lab/services/model"
+	"github.com/ratingslab/lab/services/servetest"
+)
+
+// A request id names one rating (docs/api.md): the same rating again is
+// answered as the first time without producing it again, also after a
+// restart; the id with another rating is 409 naming the first use, and
+// nothing is produced — on any movie, so on any partition.
+func TestARequestIDNamesOneRatingAcrossRestarts(t *testing.T) {
+	f := newFixture(t)
+	f.produce(model.TopicMovies, movieRecord(1, "One"), movieRecord(2, "Two"), movieRecord(3, "Three"))
+	dir := t.TempDir()
+	w := f.start(dir, 2*time.Second)
+	w.waitReady(t)
+
+	if code, body := w.post(t, `{"movie_id": 1, "rating": 7.5, "user_id": 4, "request_id": "once"}`); code != http.StatusAccepted {
+		t.Fatalf("first use = %d %s, want 202", code, body)
+	}
+	produced := f.end(model.TopicRatings)
+	check := func(when string) {
+		t.Helper()
+		code, body := w.post(t, `{"movie_id": 1, "rating": 7.5, "user_id": 4, "request_id": "once"}`)
+		if code != http.StatusAccepted || body != `{"request_id":"once","movie_id":1}`+"\n" {
+			t.Errorf("%s: the same rating again = %d %s, want the first answer, 202", when, code, body)
+		}
+		for _, other := range []string{
+			`{"movie_id": 2, "rating": 7.5, "user_id": 4, "request_id": "once"}`,
+			`{"movie_id": 3, "rating": 7.5, "user_id": 4, "request_id": "once"}`,
+			`{"movie_id": 1, "rating": 8, "user_id": 4, "request_id": "once"}`,
+			`{"movie_id": 1, "rating": 7.5, "request_id": "once"}`,
+		} {
+			code, body := w.post(t, other)
+			if code != http.StatusConflict || !strings.Contains(body, `request_id: \"once\" already names another rating (movie 1, rating 7.5, user 4, first accepted 20`) {
+				t.Errorf("%s: %s = %d %s, want 409 naming the first use", when, other, code, body)
+			}
+		}
+		if got := f.end(model.TopicRatings); got != produced {
+			t.Errorf("%s: %d more records produced, want none", when, got-produced)
+		}
+	}
+	check("running")
+	w.stop()
+	w = f.start(dir, 2*time.Second)
+	w.waitReady(t)
+	check("after a restart")
+}
+
+// A first attempt whose outcome is unknown (the acknowledgement came after
+// the answer) is produced again when retried with the same rating within
+// --retry-horizon — ratings-stream counts the request id once — and refused
+// with 409 after it, when a second copy could be counted twice.
+func TestARetryOfAnUnknownOutcomeIsProducedAgainWithinTheHorizon(t *testing.T) {
+	f := newFixture(t)
+	f.produce(model.TopicMovies, movieRecord(1, "One"))
+	w := f.start(t.TempDir(), 300*time.Millisecond, func(c *Config) { c.RetryHorizon = 3 * time.Second })
+	w.waitReady(t)
+
+	var late atomic.Bool
+	late.Store(true)
+	f.broker.ControlKey(int16(kmsg.Produce), func(kmsg.Request) (kmsg.Response, error, bool) {
+		if late.CompareAndSwap(true, false) {
+			time.Sleep(time.Second) // answered after the webserver gave up
+		}
+		f.broker.KeepControl()
+		return nil, nil, false
+	})
+	before := f.end(model.TopicRatings)
+	if code, body := w.post(t, `{"movie_id": 1, "rating": 6, "request_id": "unknown-1"}`); code < 500 {
+		t.Fatalf("first attempt = %d %s, want a 5xx (outcome unknown)", code, body)
+	}
+	if code, body := w.post(t, `{"movie_id": 1, "rating": 9, "request_id": "unknown-1"}`); code != http.StatusConflict {
+		t.Errorf("the id with another rating after an unknown outcome = %d %s, want 409", code, body)
+	}
+	servetest.WaitFor(t, 10*time.Second, "the late first attempt in the log", func() (bool, string) {
+		n := f.end(model.TopicRatings) - before
+		return n == 1, fmt.Sprintf("%d records", n)
+	})
+	if code, body := w.post(t, `{"movie_id": 1, "rating": 6, "request_id": "unknown-1"}`); code != http.StatusAccepted {
+		t.Fatalf("retry within the horizon = %d %s, want 202", code, body)
+	}
+	if got := f.end(model.TopicRatings) - before; got != 2 {
+		t.Errorf("%d records of unknown-1 in the log, want 2 (the late first attempt and the retry; ratings-stream counts them once)", got)
+	}
+
+	late.Store(true)
+	if code, _ := w.post(t, `{"movie_id": 1, "rating": 5, "request_id": "unknown-2"}`); code < 500 {
+		t.Fatalf("first attempt of unknown-2 = %d, want a 5xx", code)
+	}
+	time.Sleep(3100 * time.Millisecond) // past the horizon
+	code, body := w.post(t, `{"movie_id": 1, "rating": 5, "request_id": "unknown-2"}`)
+	if code != http.StatusConflict || !strings.Contains(body, "outcome is unknown") || !strings.Contains(body, "more than 3s after the first attempt") {
+		t.Errorf("retry past the horizon = %d %s, want 409 saying why", code, body)
+	}
+}
+
+// BenchmarkRequestLog is what the request-id record adds to every POST of
+// webserver-stream: one transaction to record the id before producing and
+// one to mark it acknowledged after (go test ./services/webserver/stream
+// -run '^$' -bench RequestLog).
+func BenchmarkRequestLog(b *testing.B) {
+	l, err := openRequestLog(b.TempDir(), 0)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer l.Close()
+	ctx := context.Background()
+	now := time.Now()
+	b.ResetTimer()
+	for i := range b.N {
+		r := model.Rating{RequestID: fmt.Sprintf("bench-%d", i), MovieID: int64(1 + i%180), Tenths: 75, UserID: int64(i % 1000)}
+		if err := l.begin(ctx, r, now); err != nil {
+			b.Fatal(err)
+		}
+		if err := l.acknowledged(ctx, r.RequestID, now); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
