@@ -19,11 +19,12 @@ lab: build
 
 # The whole suite: unit tests, end-to-end tests on real processes, the k6
 # type-check and the dashboards check. LAB_E2E=0 skips the end-to-end tests.
-test: build lint test-k6 test-go
+# Apicurio (for the registry contract suite) is fetched once into .cache/.
+test: build lint apicurio test-k6 test-go
 
 # Unit suites (every package but the end-to-end tests) run under the race
 # detector; the end-to-end tests start the real binary and run without it.
-# lab/load's timing tests (per-second send counts against the schedule, the
+# lab/load's and lab/faults' timing tests (per-second send counts against the schedule, the
 # same request leaving for both variants at the same moment) skip their
 # timing checks under -race (raceEnabled), so they run again without it, on
 # their own and after the rest, so no other suite steals their CPU.
@@ -31,6 +32,7 @@ test-go:
 	$(GO) test -race -count=1 -timeout 20m $$($(GO) list ./... | grep -v '/lab/e2e$$')
 	$(GO) test -count=1 -timeout 25m ./lab/e2e
 	$(GO) test -count=1 -timeout 5m -run 'TestRunHoldsTheTargetRate|TestEveryVariantGetsTheSameSequenceAtTheSameMoments' ./lab/load
+	$(GO) test -count=1 -timeout 5m -run 'TestTimedFaultHealsItselfOnSchedule' ./lab/faults
 
 # Node.js (18 or newer) and npm type-check the k6 scripts; say which is missing.
 test-k6:

@@ -94,7 +94,9 @@ func TestTimedFaultHealsItselfOnSchedule(t *testing.T) {
 			if got.HealedBy != HealedByTimer {
 				t.Fatalf("healed by %q, want timer", got.HealedBy)
 			}
-			if late := got.HealedAt.Sub(got.HealsAt); late < 0 || late > 100*time.Millisecond {
+			// Under -race the timing is not what is checked: make test runs
+			// this test again without it.
+			if late := got.HealedAt.Sub(got.HealsAt); late < 0 || (late > 100*time.Millisecond && !raceEnabled) {
 				t.Fatalf("healed %v after its scheduled time", late)
 			}
 			break
