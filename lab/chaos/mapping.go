@@ -211,7 +211,7 @@ func expandTarget(k faults.Kind, target string, t faults.Targets) []string {
 		var out []string
 		for _, e := range t.Edges {
 			f, tt, _ := strings.Cut(e, "->")
-			if faults.BasePart(f) == from && tt == to {
+			if faults.BasePart(f) == from && (tt == to || faults.BasePart(tt) == to) {
 				out = append(out, e)
 			}
 		}

@@ -266,7 +266,7 @@ func checkPortsFree(p layout.Ports, opts parts.Options, extras []supervisor.Extr
 			uses = append(uses, use{in.Part.AdminAddr(opts, p, in.Index), in.Name + " admin listener"})
 		}
 	}
-	for _, e := range parts.Edges(max(opts.Replicas["ratings-stream"], 1)) {
+	for _, e := range parts.EdgesFor(opts) {
 		uses = append(uses, use{e.Listen(p), "edge proxy " + e.Name})
 	}
 	for _, x := range extras {

@@ -7,6 +7,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/ratingslab/lab/lab/parts"
 )
 
 // TargetClass says what a fault applies to.
@@ -283,7 +285,11 @@ func (k Kind) AppliesTo(instance string) bool {
 }
 
 // BasePart strips a replica suffix: "ratings-stream-2" → "ratings-stream".
+// The nodes of a Kafka cluster (broker-1, broker-2, ...) are all "broker".
 func BasePart(instance string) string {
+	if parts.IsKafkaNode(instance) {
+		return "broker"
+	}
 	if i := strings.LastIndexByte(instance, '-'); i > 0 {
 		if n, err := strconv.Atoi(instance[i+1:]); err == nil && n >= 2 {
 			return instance[:i]

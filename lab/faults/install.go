@@ -50,7 +50,7 @@ func LabTargets(s *supervisor.Supervisor) Targets {
 // edges, parts and services of the part table).
 func TargetsFor(opts parts.Options, ports layout.Ports) Targets {
 	t := Targets{Services: map[string]string{}, Variants: map[string]string{}, Topics: []string{model.TopicRatings}}
-	for _, e := range parts.Edges(max(opts.Replicas["ratings-stream"], 1)) {
+	for _, e := range parts.EdgesFor(opts) {
 		t.Edges = append(t.Edges, e.Name)
 		t.Variants[e.Name] = string(e.Variant)
 	}

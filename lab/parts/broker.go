@@ -17,7 +17,8 @@ func init() {
 		},
 		// Its admin /healthz checks Kafka readiness on its own listener and
 		// reports what the data dir check found at start.
-		Admin: func(p layout.Ports, _ int) string { return p.AdminBroker() },
-		Addr:  func(p layout.Ports, _ int) string { return p.Broker() },
+		Admin:   func(p layout.Ports, _ int) string { return p.AdminBroker() },
+		Addr:    func(p layout.Ports, _ int) string { return p.Broker() },
+		Enabled: func(o Options) bool { return o.Kafka.PlatformName() == KafkaEmbedded },
 	})
 }

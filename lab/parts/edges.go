@@ -9,15 +9,24 @@ import (
 // Edge is one network edge between two parts. Every edge has its own fault
 // proxy, so a fault on one edge touches nothing else.
 type Edge struct {
-	Name    string // "from->to", e.g. "webserver-rpc->ratings-rpc"
+	Name    string // "from->to", e.g. "webserver-rpc->ratings-rpc", "ratings-stream->broker-2"
 	From    string // client instance
-	To      string // server part
+	To      string // server part ("broker" or a cluster node "broker-N" for Kafka clients)
 	Variant Variant
-	n       int // proxy slot in the port table
+	n       int // proxy slot in the port table's edge range (-1: a per-node edge)
+
+	// Per-node Kafka edges (n == -1): the client's number and the node's
+	// index in the port table's NodeEdge(client, node), and the node's
+	// address when the lab does not run it (an external cluster).
+	client, node int
+	upstream     string
 }
 
 // Listen is where the edge's proxy listens; clients are handed this address.
 func (e Edge) Listen(p layout.Ports) string {
+	if e.n < 0 {
+		return p.NodeEdge(e.client, e.node)
+	}
 	if e.To == RegistryPart {
 		return p.RegistryEdge(e.n)
 	}
@@ -26,6 +35,12 @@ func (e Edge) Listen(p layout.Ports) string {
 
 // Upstream is the address the proxy forwards to.
 func (e Edge) Upstream(p layout.Ports) string {
+	if e.upstream != "" {
+		return e.upstream
+	}
+	if e.n < 0 {
+		return p.KafkaNode(e.node)
+	}
 	switch e.To {
 	case "ratings-rpc":
 		return p.RatingsRPC()
@@ -42,22 +57,30 @@ func (e Edge) Upstream(p layout.Ports) string {
 // MaxRatingsStreamReplicas bounds `--replicas ratings-stream=N`.
 const MaxRatingsStreamReplicas = 4
 
-// Edges returns every edge of a lab with the given ratings-stream replica count.
+// Edges returns every edge of an embedded-broker lab with the given
+// ratings-stream replica count (EdgesFor with default options).
 func Edges(ratingsStreamReplicas int) []Edge {
+	return EdgesFor(Options{Replicas: map[string]int{"ratings-stream": ratingsStreamReplicas}})
+}
+
+// EdgesFor returns every edge of a lab started with o: the RPC calls, and
+// each Kafka client's edge to each broker of the lab's Kafka.
+func EdgesFor(o Options) []Edge {
 	es := []Edge{
 		{Name: "webserver-rpc->ratings-rpc", From: "webserver-rpc", To: "ratings-rpc", Variant: VariantRPC, n: 0},
 		{Name: "ratings-rpc->movies-rpc", From: "ratings-rpc", To: "movies-rpc", Variant: VariantRPC, n: 1},
-		{Name: "webserver-stream->broker", From: "webserver-stream", To: "broker", Variant: VariantStream, n: 2},
-		{Name: "movies-connect->broker", From: "movies-connect", To: "broker", Variant: VariantStream, n: 3},
 	}
-	for i := 0; i < ratingsStreamReplicas && i < MaxRatingsStreamReplicas; i++ {
-		from := InstanceName("ratings-stream", i)
-		es = append(es, Edge{Name: from + "->broker", From: from, To: "broker", Variant: VariantStream, n: 4 + i})
+	es = append(es, kafkaEdges(o, "webserver-stream", clientWebserverStream, 2)...)
+	es = append(es, kafkaEdges(o, "movies-connect", clientMoviesConnect, 3)...)
+	replicas := max(o.Replicas["ratings-stream"], 1)
+	for i := 0; i < replicas && i < MaxRatingsStreamReplicas; i++ {
+		es = append(es, kafkaEdges(o, InstanceName("ratings-stream", i), clientRatingsStream+i, 4+i)...)
 	}
-	return append(es, registryEdges(ratingsStreamReplicas)...)
+	return append(es, registryEdges(replicas)...)
 }
 
-// EdgeFrom returns the edge a client instance uses to reach part `to`.
+// EdgeFrom returns the edge a client instance uses to reach part `to` (an
+// RPC edge, or the embedded broker's; see BrokerEdges for Kafka clients).
 func EdgeFrom(from, to string) Edge {
 	for _, e := range Edges(MaxRatingsStreamReplicas) {
 		if e.From == from && e.To == to {
@@ -67,15 +90,6 @@ func EdgeFrom(from, to string) Edge {
 	panic(fmt.Sprintf("parts: no edge %s->%s", from, to))
 }
 
-// ForkBrokerEdge is the broker edge of replay fork n (slots 12..); forks are
-// started by `lab replay fork`, not by `lab up`.
-func ForkBrokerEdge(name string, n int) Edge {
-	return Edge{Name: name + "->broker", From: name, To: "broker", Variant: VariantStream, n: 12 + n}
-}
-
-// KafkaClientArgs are the flags every Kafka client part gets: its own proxy
-// as bootstrap, and a route so that the broker address learned from metadata
-// is dialed through that same proxy (the classic advertised-address trap).
-func KafkaClientArgs(p layout.Ports, e Edge) []string {
-	return []string{"--brokers", e.Listen(p), "--broker-route", p.Broker() + "=" + e.Listen(p)}
-}
+// ForkBrokerEdge is the embedded broker's edge of replay fork n (slots
+// 12..); see ForkBrokerEdges for any platform.
+func ForkBrokerEdge(name string, n int) Edge { return ForkBrokerEdges(Options{}, name, n)[0] }

@@ -41,8 +41,9 @@ type Options struct {
 	Format string `json:",omitempty"`
 	// Registry says which schema registry runs: RegistryEmbedded (""),
 	// RegistryApicurio, or RegistryExternal at RegistryURL.
-	Registry    string `json:",omitempty"`
-	RegistryURL string `json:",omitempty"`
+	Registry    string       `json:",omitempty"`
+	RegistryURL string       `json:",omitempty"`
+	Kafka       KafkaOptions `json:",omitzero"` // which Kafka the log variant uses
 }
 
 // Env is what a part's argument builder may know about the lab.
@@ -89,6 +90,15 @@ type Part struct {
 	// AdminFor, when set, replaces Admin for a lab started with o (Apicurio
 	// serves its health and metrics on its public port).
 	AdminFor func(o Options, p layout.Ports, i int) string
+	// Count, when set, is how many instances the part runs (instead of
+	// --replicas), e.g. the nodes of a Kafka cluster.
+	Count func(o Options) int
+	// NameOf, when set, names instance i (instead of InstanceName).
+	NameOf func(i int) string
+	// Setup, when set, runs once in the supervisor after every instance of
+	// the part was started and before the parts of later Start tiers start
+	// (a cluster's topics are created here). An error stops the lab.
+	Setup func(ctx context.Context, env Env) error
 }
 
 // AdminAddr is instance i's admin listener in a lab started with o ("" when
@@ -110,6 +120,25 @@ func (p *Part) Program(env Env, i int) (string, []string, error) {
 		return "", nil, nil
 	}
 	return p.Exec(env, i)
+}
+
+// Instances is how many instances of p a lab started with o runs (0: none).
+func (p *Part) Instances(o Options) int {
+	if p.Enabled != nil && !p.Enabled(o) {
+		return 0
+	}
+	if p.Count != nil {
+		return p.Count(o)
+	}
+	return max(o.Replicas[p.Name], 1)
+}
+
+// Instance is the name of instance i of p.
+func (p *Part) Instance(i int) string {
+	if p.NameOf != nil {
+		return p.NameOf(i)
+	}
+	return InstanceName(p.Name, i)
 }
 
 var registry = map[string]*Part{}

@@ -10,8 +10,8 @@ import (
 // The log variant: movies-connect streams the legacy catalog into `movies`;
 // webserver-stream produces `ratings` and reads its own view; ratings-stream
 // (1..MaxRatingsStreamReplicas instances in one consumer group) turns
-// ratings into `rated-movies`. Every Kafka client reaches the broker through
-// its own edge proxy (KafkaClientArgs).
+// ratings into `rated-movies`. Every Kafka client reaches each broker through
+// its own edge proxy for that broker (BrokerEdges, KafkaClientArgs).
 
 func init() {
 	Register(&Part{
@@ -27,7 +27,7 @@ func init() {
 				"--legacy-db", env.Dir.LegacyDB(),
 			}
 			args = append(args, FormatArgs(env, "movies-connect")...)
-			return append(args, KafkaClientArgs(env.Ports, EdgeFrom("movies-connect", "broker"))...)
+			return append(args, KafkaClientArgs(env.Ports, BrokerEdges(env.Options, "movies-connect")...)...)
 		},
 		HTTP: func(p layout.Ports, _ int) string { return p.MoviesConnect() },
 	})
@@ -49,7 +49,7 @@ func init() {
 				"--delivery", delivery,
 			}
 			args = append(args, FormatArgs(env, name)...)
-			return append(args, KafkaClientArgs(env.Ports, EdgeFrom(name, "broker"))...)
+			return append(args, KafkaClientArgs(env.Ports, BrokerEdges(env.Options, name)...)...)
 		},
 		HTTP:        func(p layout.Ports, i int) string { return p.RatingsStream(i) },
 		MaxReplicas: MaxRatingsStreamReplicas,
@@ -66,7 +66,7 @@ func init() {
 				"--data", env.Dir.Data("webserver-stream"),
 			}
 			args = append(args, FormatArgs(env, "webserver-stream")...)
-			return append(args, KafkaClientArgs(env.Ports, EdgeFrom("webserver-stream", "broker"))...)
+			return append(args, KafkaClientArgs(env.Ports, BrokerEdges(env.Options, "webserver-stream")...)...)
 		},
 		HTTP: func(p layout.Ports, _ int) string { return p.WebserverStream() },
 	})

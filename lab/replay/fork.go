@@ -213,16 +213,24 @@ func (l *Lab) spawnFork(ctx context.Context, f ForkInfo) error {
 	procs := f.Processes(l)
 	broker := l.forkBroker(f)
 	dir := l.forkDir(f.Name)
-	edge := parts.ForkBrokerEdge("fork-"+f.Name, f.Slot)
+	opts, err := l.Options(ctx)
+	if err != nil {
+		return err
+	}
+	edges := parts.ForkBrokerEdges(opts, "fork-"+f.Name, f.Slot)
+	spawnEdges := make([]supervisor.SpawnEdge, len(edges))
+	for i, e := range edges {
+		spawnEdges[i] = supervisor.SpawnEdge{Name: e.Name, Listen: e.Listen(l.Ports), Upstream: e.Upstream(l.Ports)}
+	}
 	admin := func(i int) string { return l.Ports.Admin(procs[i].Addr) }
 	adminOf := func(addr string) []string { return []string{"--admin-listen", l.Ports.Admin(addr)} }
 	specs := []supervisor.SpawnSpec{
 		{Args: append([]string{"serve", "broker", "--listen", broker, "--data", filepath.Join(dir, "broker")}, adminOf(broker)...),
 			Health: supervisor.SpawnHealth{HTTP: l.Ports.Admin(broker)}},
 		{Args: append(append([]string{"replay", "mirror", "--listen", procs[1].Addr, "--group", f.Group(), "--to", broker},
-			adminOf(procs[1].Addr)...), parts.KafkaClientArgs(l.Ports, edge)...),
+			adminOf(procs[1].Addr)...), parts.KafkaClientArgs(l.Ports, edges...)...),
 			Health: supervisor.SpawnHealth{HTTP: admin(1)},
-			Edge:   &supervisor.SpawnEdge{Name: edge.Name, Listen: edge.Listen(l.Ports), Upstream: edge.Upstream(l.Ports)}},
+			Edges:  spawnEdges},
 		{Args: append(append([]string{"serve", "ratings-stream", "--listen", procs[2].Addr, "--data", filepath.Join(dir, "ratings-stream"), "--brokers", broker}, adminOf(procs[2].Addr)...), l.FormatArgs...),
 			Health: supervisor.SpawnHealth{HTTP: admin(2)}},
 		{Args: append(append([]string{"serve", "webserver-stream", "--listen", procs[3].Addr, "--data", filepath.Join(dir, "webserver-stream"), "--brokers", broker}, adminOf(procs[3].Addr)...), l.FormatArgs...),

@@ -47,6 +47,18 @@ type SpawnSpec struct {
 	// Edge, when set, is a fault proxy opened before the process starts
 	// (and closed when it is removed), like the parts' edge proxies.
 	Edge *SpawnEdge `json:"edge,omitempty"`
+	// Edges are more fault proxies like Edge (a Kafka client's edge to each
+	// node of a cluster).
+	Edges []SpawnEdge `json:"edges,omitempty"`
+}
+
+// allEdges are Edge and Edges.
+func (sp SpawnSpec) allEdges() []SpawnEdge {
+	out := slices.Clone(sp.Edges)
+	if sp.Edge != nil {
+		out = append([]SpawnEdge{*sp.Edge}, out...)
+	}
+	return out
 }
 
 // SpawnHealth says how to probe a spawned process: GET http://HTTP/healthz
@@ -67,9 +79,10 @@ type SpawnEdge struct {
 // SpawnedStatus is a spawned process as the API reports it.
 type SpawnedStatus struct {
 	PartStatus
-	Group string     `json:"group,omitempty"`
-	Args  []string   `json:"args"`
-	Edge  *SpawnEdge `json:"edge,omitempty"`
+	Group string      `json:"group,omitempty"`
+	Args  []string    `json:"args"`
+	Edge  *SpawnEdge  `json:"edge,omitempty"`
+	Edges []SpawnEdge `json:"edges,omitempty"`
 }
 
 var (
@@ -92,7 +105,7 @@ func (sp SpawnSpec) validate() error {
 			return fmt.Errorf("%s %q: must be a loopback host:port", field, addr)
 		}
 	}
-	if e := sp.Edge; e != nil {
+	for _, e := range sp.allEdges() {
 		if !edgeName.MatchString(e.Name) {
 			return fmt.Errorf("edge.name %q: want from->to", e.Name)
 		}
@@ -127,7 +140,7 @@ type spawnedProc struct {
 }
 
 func (sp *spawnedProc) status() SpawnedStatus {
-	return SpawnedStatus{PartStatus: sp.p.status(), Group: sp.spec.Group, Args: sp.spec.Args, Edge: sp.spec.Edge}
+	return SpawnedStatus{PartStatus: sp.p.status(), Group: sp.spec.Group, Args: sp.spec.Args, Edge: sp.spec.Edge, Edges: sp.spec.Edges}
 }
 
 // EnableSpawn adds the spawn API to the control API and stops spawned
@@ -207,9 +220,10 @@ func (sp *spawner) spawn(spec SpawnSpec) (SpawnedStatus, bool, error) {
 	} else {
 		p.probe = httpProbe(&http.Client{Timeout: time.Second}, spec.Health.HTTP, p)
 	}
-	if e := spec.Edge; e != nil {
+	for _, e := range spec.allEdges() {
 		proxy := toxiproxy.NewProxy(sp.s.edges.Server(), e.Name, e.Listen, e.Upstream)
 		if err := sp.s.edges.Server().Collection.Add(proxy, true); err != nil {
+			sp.closeEdge(spec)
 			return SpawnedStatus{}, false, fmt.Errorf("edge proxy %s on %s: %w", e.Name, e.Listen, err)
 		}
 	}
@@ -228,8 +242,8 @@ func (sp *spawner) spawn(spec SpawnSpec) (SpawnedStatus, bool, error) {
 }
 
 func (sp *spawner) closeEdge(spec SpawnSpec) {
-	if spec.Edge != nil {
-		_ = sp.s.edges.Server().Collection.Remove(spec.Edge.Name)
+	for _, e := range spec.allEdges() {
+		_ = sp.s.edges.Server().Collection.Remove(e.Name)
 	}
 }
 

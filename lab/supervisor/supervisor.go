@@ -61,15 +61,8 @@ type Supervisor struct {
 func Instances(opts parts.Options) []Instance {
 	var out []Instance
 	for _, p := range parts.All() {
-		if p.Enabled != nil && !p.Enabled(opts) {
-			continue
-		}
-		n := opts.Replicas[p.Name]
-		if n < 1 {
-			n = 1
-		}
-		for i := 0; i < n; i++ {
-			out = append(out, Instance{Part: p, Index: i, Name: parts.InstanceName(p.Name, i)})
+		for i := range p.Instances(opts) {
+			out = append(out, Instance{Part: p, Index: i, Name: p.Instance(i)})
 		}
 	}
 	return out
@@ -145,8 +138,7 @@ func New(cfg Config, log *slog.Logger) (*Supervisor, error) {
 		}
 		s.add(p)
 	}
-	replicas := max(cfg.Options.Replicas["ratings-stream"], 1)
-	s.edges = NewEdges(cfg.Ports, parts.Edges(replicas), log)
+	s.edges = NewEdges(cfg.Ports, parts.EdgesFor(cfg.Options), log)
 	s.reg.MustRegister(s.edges.Collectors()...)
 	return s, nil
 }

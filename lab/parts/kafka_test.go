@@ -1,0 +1,125 @@
+package parts
+
+import (
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/ratingslab/lab/lab/layout"
+)
+
+// routes reads --brokers and --broker-route back from a client's arguments.
+func routes(t *testing.T, args []string) (boot []string, route map[string]string) {
+	t.Helper()
+	route = map[string]string{}
+	for i := 0; i+1 < len(args); i += 2 {
+		switch args[i] {
+		case "--brokers":
+			boot = strings.Split(args[i+1], ",")
+		case "--broker-route":
+			adv, local, ok := strings.Cut(args[i+1], "=")
+			if !ok {
+				t.Fatalf("bad route %q", args[i+1])
+			}
+			route[adv] = local
+		}
+	}
+	return boot, route
+}
+
+// On a cluster every Kafka client gets its own proxy to every node, and
+// routes each node's advertised address to its own proxy for that node;
+// no two edges share a port and every port stays in the lab's block.
+func TestClusterEdgesRouteEveryNodeThroughTheClientsOwnProxy(t *testing.T) {
+	p := layout.Ports{Base: 20000}
+	o := Options{Replicas: map[string]int{"ratings-stream": MaxRatingsStreamReplicas},
+		Kafka: KafkaOptions{Platform: KafkaCluster}}
+	nodes := o.KafkaNodes(p)
+	if len(nodes) != DefaultClusterNodes || nodes[0].Name != "broker-1" || nodes[2].Advertised != p.KafkaNode(2) {
+		t.Fatalf("nodes: %+v", nodes)
+	}
+	seen := map[string]string{}
+	for _, e := range EdgesFor(o) {
+		l := e.Listen(p)
+		if other, dup := seen[l]; dup {
+			t.Fatalf("%s and %s both listen on %s", e.Name, other, l)
+		}
+		seen[l] = e.Name
+		if port := portOf(t, l); port < p.Base || port >= p.Base+layout.PortBlock {
+			t.Fatalf("%s listens on %s, outside the block", e.Name, l)
+		}
+	}
+	clients := []string{"webserver-stream", "movies-connect", "ratings-stream", "ratings-stream-2", "ratings-stream-3", "ratings-stream-4"}
+	for _, c := range clients {
+		es := BrokerEdges(o, c)
+		if len(es) != len(nodes) {
+			t.Fatalf("%s has %d broker edges, want one per node", c, len(es))
+		}
+		boot, route := routes(t, KafkaClientArgs(p, es...))
+		for i, n := range nodes {
+			want := c + "->" + n.Name
+			if es[i].Name != want || es[i].Upstream(p) != n.Advertised {
+				t.Errorf("edge %d of %s: %s -> %s, want %s -> %s", i, c, es[i].Name, es[i].Upstream(p), want, n.Advertised)
+			}
+			if route[n.Advertised] != es[i].Listen(p) || !slices.Contains(boot, es[i].Listen(p)) {
+				t.Errorf("%s: %s must route to and bootstrap from %s; routes %v, bootstrap %v", c, n.Advertised, es[i].Listen(p), route, boot)
+			}
+		}
+	}
+	fork := ForkBrokerEdges(o, "fork-a", 2)
+	if len(fork) != len(nodes) || seen[fork[0].Listen(p)] != "" {
+		t.Errorf("a fork's mirror needs its own edge per node, apart from the lab's: %+v", fork)
+	}
+}
+
+// The embedded broker keeps one classic edge per client, on the slots the
+// README's port table documents.
+func TestEmbeddedBrokerKeepsOneEdgePerClient(t *testing.T) {
+	p := layout.Ports{Base: 20000}
+	es := BrokerEdges(Options{}, "webserver-stream")
+	if len(es) != 1 || es[0].Name != "webserver-stream->broker" || es[0].Listen(p) != p.Edge(2) || es[0].Upstream(p) != p.Broker() {
+		t.Fatalf("embedded edges: %+v", es)
+	}
+	boot, route := routes(t, KafkaClientArgs(p, es...))
+	if len(boot) != 1 || boot[0] != p.Edge(2) || route[p.Broker()] != p.Edge(2) {
+		t.Fatalf("bootstrap %v routes %v", boot, route)
+	}
+	if got := (Options{}).KafkaBootstrap(p); !slices.Equal(got, []string{p.Broker()}) {
+		t.Fatalf("bootstrap for tools: %v", got)
+	}
+}
+
+// An external cluster's brokers are proxied like a lab cluster's nodes, by
+// the addresses their metadata advertised.
+func TestExternalBrokersAreProxiedByTheirAdvertisedAddress(t *testing.T) {
+	p := layout.Ports{Base: 20000}
+	o := Options{Kafka: KafkaOptions{Platform: KafkaExternal, Bootstrap: []string{"127.0.0.9:9092"},
+		Brokers: []KafkaNode{{Name: "broker-7", ID: 7, Advertised: "127.0.0.9:9092"}, {Name: "broker-8", ID: 8, Advertised: "127.0.0.9:9093"}}}}
+	es := BrokerEdges(o, "movies-connect")
+	if len(es) != 2 || es[1].Name != "movies-connect->broker-8" || es[1].Upstream(p) != "127.0.0.9:9093" || es[1].Listen(p) != p.NodeEdge(1, 1) {
+		t.Fatalf("external edges: %+v", es)
+	}
+	if got := o.KafkaBootstrap(p); !slices.Equal(got, []string{"127.0.0.9:9092"}) {
+		t.Fatalf("bootstrap for tools: %v", got)
+	}
+	for _, in := range []string{"broker-1", "broker-12"} {
+		if !IsKafkaNode(in) {
+			t.Errorf("%s is a cluster node", in)
+		}
+	}
+	for _, in := range []string{"broker", "broker-0", "broker-x", "ratings-stream-2"} {
+		if IsKafkaNode(in) {
+			t.Errorf("%s is not a cluster node", in)
+		}
+	}
+}
+
+func portOf(t *testing.T, addr string) int {
+	t.Helper()
+	_, port, _ := strings.Cut(addr, ":")
+	n := 0
+	for _, c := range port {
+		n = n*10 + int(c-'0')
+	}
+	return n
+}
