@@ -4,7 +4,7 @@ BIN     := bin/lab
 VERSION := $(shell git describe --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X github.com/ratingslab/lab/lab/cli.Version=$(VERSION)
 
-.PHONY: build test test-go test-k6 lint dashboards lab bench clean apicurio
+.PHONY: build test test-go test-k6 lint dashboards lab bench clean apicurio kafka
 
 build:
 	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN) ./lab/cmd/lab
@@ -47,6 +47,11 @@ lint:
 
 dashboards:
 	$(GO) run ./dashboards/cmd/gendashboards
+
+# Apache Kafka from Maven Central into .cache/kafka (a distribution's libs/),
+# for `lab up --kafka cluster`; skipped when the pom did not change.
+kafka:
+	./platform/kafka/fetch.sh
 
 bench: build
 	./$(BIN) bench

@@ -29,6 +29,7 @@ type upFlags struct {
 	timeout  time.Duration
 	noExtras bool
 	contract contractFlags
+	kafka    kafkaFlags
 }
 
 func newUpCmd(g *globals) *cobra.Command {
@@ -43,20 +44,27 @@ when installed), waits until each one is really healthy, and prints every URL.
 
 If a part does not become healthy, 'lab up' prints its last log lines, stops
 everything it started and exits non-zero. If the lab is already up, it says so
-and exits 0. Logs: <dir>/logs/<part>.log.`,
+and exits 0. Logs: <dir>/logs/<part>.log.
+` + kafkaFlagsHelp,
 		Example: `  lab up
   lab up --breakers=off                  # show the naked RPC cascade
   lab up --replicas ratings-stream=2     # two stream processors share the partitions
   lab up --dir /tmp/lab2 --port-base 7800   # a second lab beside the first
   lab up --format avro                   # Avro events through the embedded schema registry
-  lab up --format avro --registry apicurio   # ... through Apicurio Registry (make apicurio first)`,
+  lab up --format avro --registry apicurio   # ... through Apicurio Registry (make apicurio first)
+  make kafka && lab up --kafka cluster   # three Apache Kafka nodes instead of the embedded broker
+  lab up --kafka-bootstrap 127.0.0.1:9092   # your own Kafka cluster`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error { return runUp(cmd.Context(), g, f) },
 	}
 	cmd.Flags().StringVar(&f.breakers, "breakers", "on", "circuit breakers in the RPC variant: on or off")
 	cmd.Flags().StringVar(&f.delivery, "delivery", "effectively-once", "ratings-stream delivery: effectively-once (state and offsets in one transaction) or at-least-once")
 	cmd.Flags().StringSliceVar(&f.replicas, "replicas", nil, "replicas per part, as `part=N` (only ratings-stream scales, up to 4)")
-	cmd.Flags().DurationVar(&f.timeout, "timeout", 60*time.Second, "how long to wait for every part to become healthy")
+	cmd.Flags().DurationVar(&f.timeout, "timeout", 60*time.Second, "how long to wait for every part to become healthy (with --kafka cluster at least 3m)")
+	cmd.Flags().StringVar(&f.kafka.platform, "kafka", "", "Kafka platform: embedded (kfake, default) or cluster (3 Apache Kafka KRaft nodes); see below")
+	cmd.Flags().StringVar(&f.kafka.bootstrap, "kafka-bootstrap", "", "use your own Kafka cluster at `host:port[,host:port...]` (no broker parts)")
+	cmd.Flags().StringVar(&f.kafka.home, "kafka-home", "", "Apache Kafka distribution `dir` for --kafka cluster (default $KAFKA_HOME, else .cache/kafka from 'make kafka')")
+	cmd.Flags().StringVar(&f.kafka.heap, "kafka-heap", "", "JVM heap `size` of each cluster node (default 256m)")
 	cmd.Flags().BoolVar(&f.noExtras, "no-prometheus", false, "do not start Prometheus/Grafana even when installed")
 	f.contract.register(cmd)
 	return cmd
@@ -134,6 +142,18 @@ func runUp(ctx context.Context, g *globals, f *upFlags) error {
 		return err
 	}
 	ports := g.ports()
+	kafkaOpts, kafkaNotes, err := f.kafka.options(ctx, g, ports)
+	if err != nil {
+		return err
+	}
+	if err := checkPlatform(dir, kafkaOpts); err != nil {
+		return err
+	}
+	opts.Kafka = kafkaOpts
+	bound := f.timeout
+	if kafkaOpts.PlatformName() == parts.KafkaCluster && bound < 3*time.Minute {
+		bound = 3 * time.Minute // three JVMs on a small machine
+	}
 	extras, notes, err := optionalExtras(g, opts, f.noExtras)
 	if err != nil {
 		return err
@@ -175,7 +195,7 @@ func runUp(ctx context.Context, g *globals, f *upFlags) error {
 	fmt.Fprintf(g.stdout, "Starting the lab in %s (supervisor pid %d, ports %d-%d)...\n", dir, supPID, ports.Base, ports.Base+layout.PortBlock-1)
 
 	client := supervisor.NewClient(ports.Control())
-	if err := waitAllHealthy(ctx, g, client, exited, start, f.timeout); err != nil {
+	if err := waitAllHealthy(ctx, g, client, exited, start, bound); err != nil {
 		fmt.Fprintf(g.stderr, "\nlab up failed: %v\n", err)
 		printWarnings(ctx, g, client) // a broker that lost data is often why
 		fmt.Fprintf(g.stderr, "Stopping what was started...\n")
@@ -194,7 +214,7 @@ func runUp(ctx context.Context, g *globals, f *upFlags) error {
 	printWarnings(ctx, g, client)
 	printURLs(g, ports, opts, extras)
 	printRegistry(g, ports, opts)
-	for _, n := range notes {
+	for _, n := range append(kafkaNotes, notes...) {
 		fmt.Fprintln(g.stdout, n)
 	}
 	fmt.Fprintf(g.stdout, "\nNext: 'lab status' for health, 'lab load --scenario smoke' to drive both variants, 'lab chaos list' for faults, 'lab down' to stop.\n")
@@ -272,6 +292,9 @@ func checkPortsFree(p layout.Ports, opts parts.Options, extras []supervisor.Extr
 	for _, x := range extras {
 		uses = append(uses, use{x.Addr, x.Name})
 	}
+	for addr, what := range kafkaPortUses(p, opts) {
+		uses = append(uses, use{addr, what})
+	}
 	sort.SliceStable(uses, func(i, j int) bool { return uses[i].addr < uses[j].addr })
 	for _, u := range uses {
 		ln, err := net.Listen("tcp", u.addr)
@@ -287,7 +310,9 @@ func printURLs(g *globals, p layout.Ports, opts parts.Options, extras []supervis
 	w := g.stdout
 	fmt.Fprintf(w, "  RPC variant     http://%s/   (webserver-rpc: page and /api)\n", p.WebserverRPC())
 	fmt.Fprintf(w, "  Log variant     http://%s/   (webserver-stream: page and /api)\n", p.WebserverStream())
-	fmt.Fprintf(w, "  Kafka broker    %s          (kcat -b %s -L)\n", p.Broker(), p.Broker())
+	for _, l := range kafkaURLs(p, opts) {
+		fmt.Fprintln(w, l)
+	}
 	fmt.Fprintf(w, "  Control API     http://%s/v1/parts\n", p.Control())
 	fmt.Fprintf(w, "  Toxiproxy API   http://%s/proxies\n", p.Toxiproxy())
 	fmt.Fprintf(w, "  Admin           each part's port + 64, loopback only: /healthz, /metrics, /debug/pprof/, /admin/ (e.g. http://%s/debug/pprof/)\n", p.AdminWebserverRPC())

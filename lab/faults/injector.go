@@ -79,8 +79,10 @@ type Config struct {
 	Processes Processes
 	// Targets lists what exists in this lab.
 	Targets Targets
-	// Broker is the broker address poison records are written to.
-	Broker string
+	// Broker is the broker address poison records are written to; Brokers,
+	// when set, are the bootstrap addresses of a cluster instead.
+	Broker  string
+	Brokers []string
 	// Registry is the schema registry's base URL (Avro poison kinds look up
 	// the ratings schema id there).
 	Registry string
@@ -89,6 +91,17 @@ type Config struct {
 	// Registerer receives lab_fault_active (nil: not registered).
 	Registerer prometheus.Registerer
 	Log        *slog.Logger
+}
+
+// bootstrap is where the injector writes to Kafka directly.
+func (c Config) bootstrap() []string {
+	if len(c.Brokers) > 0 {
+		return c.Brokers
+	}
+	if c.Broker != "" {
+		return []string{c.Broker}
+	}
+	return nil
 }
 
 // HistorySize bounds how many finished faults the injector remembers.
@@ -449,7 +462,7 @@ func (inj *Injector) effectFor(rec *record, d time.Duration) effect {
 		}
 		return &serviceEffect{inj: inj, instance: rec.Target, kind: rec.kind.Name, params: rec.Params}
 	case TargetTopic:
-		return &poisonEffect{broker: inj.cfg.Broker, registry: inj.cfg.Registry, topic: rec.Target, id: rec.ID, params: rec.Params}
+		return &poisonEffect{brokers: inj.cfg.bootstrap(), registry: inj.cfg.Registry, topic: rec.Target, id: rec.ID, params: rec.Params}
 	}
 	panic("faults: no effect for " + rec.kind.Name)
 }

@@ -22,7 +22,7 @@ func Install(s *supervisor.Supervisor, log *slog.Logger) *Injector {
 		Proxies:    s.Edges().Server(),
 		Processes:  s,
 		Targets:    LabTargets(s),
-		Broker:     s.Config().Ports.Broker(),
+		Brokers:    s.Config().Options.KafkaBootstrap(s.Config().Ports),
 		Registry:   parts.RegistryURL(s.Config().Ports, s.Config().Options),
 		Registerer: s.Registry(),
 		Log:        log,

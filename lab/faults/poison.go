@@ -25,7 +25,7 @@ const PoisonMovieID = 999999
 // produces. Poison records carry request ids "poison-<fault id>-<n>" and a
 // "lab-poison" header naming their kind.
 type poisonEffect struct {
-	broker   string
+	brokers  []string
 	registry string
 	topic    string
 	id       string
@@ -73,13 +73,13 @@ func PoisonRecords(faultID, kind string, n int, now time.Time, ratingsSchemaID i
 }
 
 func (e *poisonEffect) apply(ctx context.Context) error {
-	if e.broker == "" {
+	if len(e.brokers) == 0 {
 		return fmt.Errorf("no broker address to write poison to")
 	}
 	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
 	defer cancel()
 	w := &kafka.Writer{
-		Addr:         kafka.TCP(e.broker),
+		Addr:         kafka.TCP(e.brokers...),
 		Topic:        e.topic,
 		Balancer:     &kafka.CRC32Balancer{}, // the partition a real producer would pick for the key
 		RequiredAcks: kafka.RequireAll,

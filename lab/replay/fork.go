@@ -294,7 +294,7 @@ func (l *Lab) WaitFork(ctx context.Context, f ForkInfo, bound time.Duration, pro
 	if err != nil {
 		return err
 	}
-	fk, err := Dial(l.forkBroker(f), l.Log)
+	fk, err := Dial([]string{l.forkBroker(f)}, l.Log)
 	if err != nil {
 		return err
 	}

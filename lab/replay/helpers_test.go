@@ -27,7 +27,7 @@ type testBroker struct {
 func newTestBroker(t testing.TB) *testBroker {
 	t.Helper()
 	b := kafkatest.Start(t, kafkatest.LabTopics, kfake.GroupMinSessionTimeout(time.Second))
-	k, err := Dial(b.Addr, testLog())
+	k, err := Dial([]string{b.Addr}, testLog())
 	if err != nil {
 		t.Fatal(err)
 	}

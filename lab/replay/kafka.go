@@ -19,8 +19,8 @@ import (
 // parts: they reach the broker directly rather than through an edge proxy,
 // so a fault injected on a part's edge does not stop the tool that repairs
 // it.
-func Dial(brokerAddr string, log *slog.Logger) (*kafkaio.Cluster, error) {
-	return kafkaio.NewCluster(kafkaio.Config{Brokers: []string{brokerAddr}, ClientID: "lab-replay", DialTimeout: 3 * time.Second}, nil, log)
+func Dial(brokers []string, log *slog.Logger) (*kafkaio.Cluster, error) {
+	return kafkaio.NewCluster(kafkaio.Config{Brokers: brokers, ClientID: "lab-replay", DialTimeout: 3 * time.Second}, nil, log)
 }
 
 // ErrNoTopic means a topic does not exist on the broker.

@@ -60,7 +60,7 @@ func Open(ctx context.Context, dir layout.Dir, log *slog.Logger) (*Lab, error) {
 		log = slog.New(slog.DiscardHandler)
 	}
 	ports := layout.Ports{Base: st.PortBase}
-	k, err := Dial(ports.Broker(), log)
+	k, err := Dial(st.Options.KafkaBootstrap(ports), log)
 	if err != nil {
 		return nil, err
 	}

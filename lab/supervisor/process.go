@@ -45,6 +45,7 @@ type process struct {
 	pidDir  string
 	env     []string
 	labDir  string // marks the process as this lab's (see `lab down`)
+	broker  bool   // a Kafka broker: started first, stopped last
 	probe   func(ctx context.Context) error
 
 	mu       sync.Mutex

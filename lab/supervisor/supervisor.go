@@ -52,6 +52,7 @@ type Supervisor struct {
 	reg     *prometheus.Registry
 	partUp  *prometheus.GaugeVec
 	hooks   []func(context.Context) // run first at shutdown (heal faults)
+	setups  []setup                 // parts' Setup, run after the brokers started
 	mux     *http.ServeMux
 	stopped chan struct{}
 	once    sync.Once
@@ -112,7 +113,11 @@ func New(cfg Config, log *slog.Logger) (*Supervisor, error) {
 		}
 		args = append(args, cfg.Options.Extra[in.Name]...)
 		p := &process{name: in.Name, variant: string(in.Part.Variant), addr: in.Addr(cfg.Ports), admin: admin, path: path, args: args,
-			logPath: cfg.Dir.Log(in.Name), pidDir: pidDir, labDir: string(cfg.Dir)}
+			logPath: cfg.Dir.Log(in.Name), pidDir: pidDir, labDir: string(cfg.Dir), broker: in.Part.Start == 0}
+		if in.Part.Setup != nil && in.Index == 0 {
+			part := in.Part
+			s.setups = append(s.setups, setup{part: part.Name, run: func(ctx context.Context) error { return part.Setup(ctx, env) }})
+		}
 		if in.Part.Ready != nil {
 			part, i := in.Part, in.Index
 			p.probe = func(ctx context.Context) error { return part.Ready(ctx, cfg.Ports, i) }
@@ -174,23 +179,34 @@ func (s *Supervisor) Run(ctx context.Context, ready func()) error {
 	}
 	defer s.edges.Close()
 
-	// Extras (Prometheus) and the broker start first: Prometheus needs a few
-	// seconds to open its TSDB, and every Kafka client needs the broker. All
-	// other parts start together once the broker is ready; each waits for its
-	// own dependencies.
-	var rest []*process
+	// Extras (Prometheus) and the brokers start first: Prometheus needs a few
+	// seconds to open its TSDB, and every Kafka client needs the brokers.
+	// Then the brokers' setup runs (a cluster's topics). All other parts
+	// start together once the brokers are ready; each waits for its own
+	// dependencies.
+	var rest, brokers []*process
 	for _, p := range s.procs {
-		if p.name == "broker" || p.name == parts.RegistryPart || p.path != s.cfg.Exe {
+		if p.broker || p.name == parts.RegistryPart || p.path != s.cfg.Exe {
 			if err := p.start(); err != nil {
 				s.shutdown()
 				return err
+			}
+			if p.broker {
+				brokers = append(brokers, p)
 			}
 			continue
 		}
 		rest = append(rest, p)
 	}
-	if b, ok := s.byName["broker"]; ok {
-		s.waitHealthy(ctx, b, 20*time.Second)
+	for _, st := range s.setups {
+		s.log.Info("setting up", "part", st.part)
+		if err := st.run(ctx); err != nil {
+			s.shutdown()
+			return fmt.Errorf("%s setup: %w", st.part, err)
+		}
+	}
+	for _, b := range brokers {
+		s.waitHealthy(ctx, b, BrokerReadyTimeout)
 	}
 	for _, p := range rest {
 		if err := p.start(); err != nil {
@@ -269,16 +285,30 @@ func (s *Supervisor) shutdown() {
 	var wg sync.WaitGroup
 	for i := len(s.procs) - 1; i >= 0; i-- {
 		p := s.procs[i]
-		if p.name == "broker" {
+		if p.broker {
 			continue // clients first, so they can leave their groups cleanly
 		}
 		wg.Add(1)
 		go func() { defer wg.Done(); p.stop(StopGrace) }()
 	}
 	wg.Wait()
-	if b, ok := s.byName["broker"]; ok {
-		b.stop(StopGrace)
+	for _, p := range s.procs {
+		if p.broker {
+			wg.Add(1)
+			go func() { defer wg.Done(); p.stop(StopGrace) }()
+		}
 	}
+	wg.Wait()
+}
+
+// BrokerReadyTimeout bounds waiting for a broker to become healthy before
+// the other parts start (they would only wait for it themselves).
+const BrokerReadyTimeout = 60 * time.Second
+
+// setup is a part's Setup, run once after the brokers started.
+type setup struct {
+	part string
+	run  func(ctx context.Context) error
 }
 
 // Statuses returns every process's status in start order.
