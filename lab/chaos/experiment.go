@@ -36,6 +36,7 @@ type Experiment struct {
 type Requires struct {
 	Breakers string `json:"breakers,omitempty"` // "on" | "off"
 	Delivery string `json:"delivery,omitempty"` // "effectively-once" | "at-least-once"
+	Kafka    string `json:"kafka,omitempty"`    // "embedded" | "cluster" (lab up --kafka)
 }
 
 // Load is the load profile: a scenario (loadtests/scenarios) plus overrides.
@@ -368,7 +369,7 @@ func (d *decoder) experiment(n *yaml.Node) error {
 		}
 	}
 	if v := m["requires"]; v != nil {
-		rm, err := d.mapping(v, "requires", "breakers", "delivery")
+		rm, err := d.mapping(v, "requires", "breakers", "delivery", "kafka")
 		if err != nil {
 			return err
 		}
@@ -379,6 +380,11 @@ func (d *decoder) experiment(n *yaml.Node) error {
 		}
 		if x := rm["delivery"]; x != nil {
 			if e.Requires.Delivery, err = d.str(x, "requires.delivery"); err != nil {
+				return err
+			}
+		}
+		if x := rm["kafka"]; x != nil {
+			if e.Requires.Kafka, err = d.str(x, "requires.kafka"); err != nil {
 				return err
 			}
 		}

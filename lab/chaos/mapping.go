@@ -23,6 +23,9 @@ type Equivalent struct {
 	// NotApplicable says, per variant, why it has no equivalent: the
 	// variant runs under the same load without the fault, as a control.
 	NotApplicable map[string]string `json:"not_applicable,omitempty"`
+	// Kafka, when set, is the Kafka platform the equivalent needs
+	// ("cluster": it names nodes broker-1..3).
+	Kafka string `json:"kafka,omitempty"`
 }
 
 // Action is one concrete fault. Target is a part name (every replica of it
@@ -107,6 +110,29 @@ var equivalents = []Equivalent{
 				{Fault: "partition", Target: "ratings-stream->broker"},
 				{Fault: "partition", Target: "movies-connect->broker"},
 			},
+		},
+		NotApplicable: map[string]string{
+			VariantRPC: "the RPC variant has no broker",
+		}},
+	{Name: "leader-failover", Summary: "the broker leading the busiest `ratings` partition crashes (kill -9); on a cluster a follower in the ISR takes over",
+		Actions: map[string][]Action{
+			VariantStream: {{Fault: "kill_leader", Target: "ratings"}},
+		},
+		NotApplicable: map[string]string{
+			VariantRPC: "the RPC variant has no broker and no replicas: its nearest case is ratings-crash",
+		}},
+	{Name: "broker-minority-outage", Summary: "one Kafka broker of three crashes (kill -9 broker-3): every partition keeps two replicas in sync",
+		Kafka: "cluster",
+		Actions: map[string][]Action{
+			VariantStream: {{Fault: "kill", Target: "broker-3"}},
+		},
+		NotApplicable: map[string]string{
+			VariantRPC: "the RPC variant has no broker",
+		}},
+	{Name: "broker-majority-outage", Summary: "two Kafka brokers of three are shut down (controlled shutdown of broker-2 and broker-3): the ISR shrinks below min.insync.replicas=2, acks=all writes get NOT_ENOUGH_REPLICAS",
+		Kafka: "cluster",
+		Actions: map[string][]Action{
+			VariantStream: {{Fault: "restart", Target: "broker-2"}, {Fault: "restart", Target: "broker-3"}},
 		},
 		NotApplicable: map[string]string{
 			VariantRPC: "the RPC variant has no broker",
@@ -211,7 +237,7 @@ func expandTarget(k faults.Kind, target string, t faults.Targets) []string {
 		var out []string
 		for _, e := range t.Edges {
 			f, tt, _ := strings.Cut(e, "->")
-			if faults.BasePart(f) == from && (tt == to || faults.BasePart(tt) == to) {
+			if (f == from || faults.BasePart(f) == from) && (tt == to || faults.BasePart(tt) == to) {
 				out = append(out, e)
 			}
 		}
@@ -219,7 +245,7 @@ func expandTarget(k faults.Kind, target string, t faults.Targets) []string {
 	}
 	var out []string
 	for _, p := range pool {
-		if faults.BasePart(p) == target {
+		if p == target || faults.BasePart(p) == target {
 			out = append(out, p)
 		}
 	}
@@ -245,6 +271,9 @@ func resolveActions(e Equivalent, variant string, stepParams map[string]string, 
 			}
 		}
 		targets := expandTarget(k, a.Target, t)
+		if len(targets) == 0 && e.Kafka != "" {
+			return nil, fmt.Errorf("%s needs a Kafka %s (it hits %s): lab down && lab up --kafka %s", e.Name, e.Kafka, a.Target, e.Kafka)
+		}
 		if len(targets) == 0 {
 			return nil, fmt.Errorf("the lab has no %s for %s in the %s variant", a.Target, a.Fault, variant)
 		}

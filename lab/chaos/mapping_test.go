@@ -13,8 +13,11 @@ import (
 // does (concrete faults that exist in a default lab) or why it has no
 // equivalent.
 func TestMappingTableIsComplete(t *testing.T) {
-	targets := defaultLab(t).Targets
 	for _, e := range Equivalents() {
+		targets := defaultLab(t).Targets
+		if e.Kafka != "" {
+			targets = faults.TargetsFor(parts.Options{Kafka: parts.KafkaOptions{Platform: e.Kafka}}, layout.Ports{Base: layout.DefaultPortBase})
+		}
 		for _, v := range AllVariants {
 			acts, has := e.Actions[v]
 			why, na := e.NotApplicable[v]
@@ -33,7 +36,8 @@ func TestMappingTableIsComplete(t *testing.T) {
 				if _, _, _, err := faults.Validate(r, targets); err != nil {
 					t.Errorf("%s/%s: %+v: %v", e.Name, v, r, err)
 				}
-				if tv := targets.Variants[r.Target]; r.Fault != "poison" && tv != v && !(tv == "lab" && v == VariantStream) {
+				k, _ := faults.Lookup(r.Fault)
+				if tv := targets.Variants[r.Target]; k.Targets != faults.TargetTopic && tv != v && !(tv == "lab" && v == VariantStream) {
 					t.Errorf("%s/%s: target %s belongs to variant %q", e.Name, v, r.Target, tv)
 				}
 			}

@@ -23,6 +23,8 @@ type Lab struct {
 	// Breakers and Delivery are the lab's `lab up` switches.
 	Breakers bool
 	Delivery string
+	// Kafka is the lab's Kafka platform (embedded, cluster, external).
+	Kafka string
 	// ScenarioDirs are searched for a bare load.scenario name, in order.
 	ScenarioDirs []fs.FS
 	// IgnoreRequires skips the requires checks (validating without a lab).
@@ -84,6 +86,13 @@ type PlannedProbe struct {
 // Applies says whether the probe is checked for a variant.
 func (p PlannedProbe) Applies(variant string) bool { return slices.Contains(p.variants, variant) }
 
+func cmpOr(s, def string) string {
+	if s == "" {
+		return def
+	}
+	return s
+}
+
 // MinAfterWindow is the shortest "after" window the schedule must leave.
 const MinAfterWindow = 2 * time.Second
 
@@ -126,6 +135,15 @@ func Validate(e *Experiment, lab Lab, variants []string) (*Plan, error) {
 		}
 		if !lab.IgnoreRequires && lab.Delivery != "" && lab.Delivery != want {
 			return nil, e.fieldErr("requires.delivery", "this experiment needs ratings-stream in %s mode, and this lab runs %s; restart it with: lab down && lab up --delivery=%s", want, lab.Delivery, want)
+		}
+	}
+
+	if want := e.Requires.Kafka; want != "" {
+		if want != "embedded" && want != "cluster" {
+			return nil, e.fieldErr("requires.kafka", "want embedded or cluster, got %q", want)
+		}
+		if have := cmpOr(lab.Kafka, "embedded"); !lab.IgnoreRequires && have != want {
+			return nil, e.fieldErr("requires.kafka", "this experiment needs the Kafka platform %s, and this lab runs %s; restart it with: lab down && lab up --kafka %s", want, have, want)
 		}
 	}
 
@@ -316,7 +334,7 @@ func (p *Plan) resolveStep(i int, st Step, t faults.Targets) (PlannedStep, error
 		for _, acts := range eq.Actions {
 			for _, a := range acts {
 				k, _ := faults.Lookup(a.Fault)
-				if !k.Instant {
+				if !k.Instant || (k.Name == "restart" && st.For > 0) { // restart with for: down until healed
 					instant = false
 				}
 			}

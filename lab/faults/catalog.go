@@ -186,6 +186,13 @@ var kinds = []Kind{
 		Summary:   "stop a part gracefully (SIGTERM) and start it again; with --for it stays down that long",
 		Mechanism: "supervisor: stop (SIGTERM, SIGKILL after 5s), then start",
 		Heal:      "starts the part (at once when no --for is given)"},
+	{Name: "kill_leader", Targets: TargetTopic, Timed: true,
+		Summary:   "leader failover: SIGKILL the broker that leads a partition of the topic right now (default: the partition with the most records); on a cluster a follower takes over, on the embedded broker it is a broker outage",
+		Mechanism: "supervisor: the partition's leader is read from metadata when the fault is applied, then that broker part (broker-N) is killed",
+		Heal:      "starts that broker again",
+		Params: []Param{
+			numParam("partition", ParamInt, "-1", "the partition whose leader is killed; -1 picks the one holding the most records", -1, 1023),
+		}},
 	{Name: "error_rate", Targets: TargetService, Timed: true,
 		Summary:   "answer a fraction of the part's requests with HTTP 500",
 		Mechanism: "part admin endpoint POST /admin/faults {error_rate}",

@@ -462,6 +462,10 @@ func (inj *Injector) effectFor(rec *record, d time.Duration) effect {
 		}
 		return &serviceEffect{inj: inj, instance: rec.Target, kind: rec.kind.Name, params: rec.Params}
 	case TargetTopic:
+		if rec.kind.Name == "kill_leader" {
+			return &leaderEffect{brokers: inj.cfg.bootstrap(), topic: rec.Target, partition: leaderPartition(rec.Params),
+				kill: processEffect{procs: inj.cfg.Processes, kind: "kill"}}
+		}
 		return &poisonEffect{brokers: inj.cfg.bootstrap(), registry: inj.cfg.Registry, topic: rec.Target, id: rec.ID, params: rec.Params}
 	}
 	panic("faults: no effect for " + rec.kind.Name)

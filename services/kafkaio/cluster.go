@@ -155,6 +155,12 @@ func (p *Producer) Write(ctx context.Context, msgs ...kafka.Message) error {
 		return nil
 	}
 	err := p.w.WriteMessages(ctx, msgs...)
+	if r := p.w.Stats().Retries; r > 0 {
+		p.metrics.produceRetries.WithLabelValues(p.topic).Add(float64(r))
+	}
+	if err != nil {
+		p.metrics.produceErrors.WithLabelValues(p.topic, ErrorName(err)).Inc()
+	}
 	if err == nil {
 		p.metrics.produced.WithLabelValues(p.topic).Add(float64(len(msgs)))
 		return nil

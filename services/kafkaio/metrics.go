@@ -12,6 +12,10 @@ type Metrics struct {
 	produced *prometheus.CounterVec
 	consumed *prometheus.CounterVec
 	lag      *prometheus.GaugeVec
+	// Producer trouble: the retries kafka-go made (a leader moved, a broker
+	// was down) and the errors a write finally failed with, by Kafka error.
+	produceRetries *prometheus.CounterVec
+	produceErrors  *prometheus.CounterVec
 }
 
 // NewMetrics creates the metrics and registers them with reg (nil: not
@@ -30,9 +34,17 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "lab_kafka_consumer_lag_messages",
 			Help: "Records on the partition not yet applied by this part: high watermark minus next offset to apply.",
 		}, []string{"topic", "partition"}),
+		produceRetries: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "lab_kafka_produce_retries_total",
+			Help: "Produce attempts the client retried (leader changes, brokers down, timeouts), by topic.",
+		}, []string{"topic"}),
+		produceErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "lab_kafka_produce_errors_total",
+			Help: "Writes that failed after their retries, by topic and Kafka error (e.g. NOT_ENOUGH_REPLICAS, REQUEST_TIMED_OUT; timeout = the caller's deadline).",
+		}, []string{"topic", "error"}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.produced, m.consumed, m.lag)
+		reg.MustRegister(m.produced, m.consumed, m.lag, m.produceRetries, m.produceErrors)
 	}
 	return m
 }
