@@ -4,10 +4,12 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -16,6 +18,7 @@ import (
 
 	"github.com/segmentio/kafka-go"
 
+	"github.com/ratingslab/lab/lab/apachekafka"
 	"github.com/ratingslab/lab/lab/audit"
 	"github.com/ratingslab/lab/lab/labtest"
 	"github.com/ratingslab/lab/lab/replay"
@@ -40,6 +43,7 @@ func TestReplayTooling(t *testing.T) {
 	}
 
 	t.Run("offsets", r.offsets)
+	t.Run("kafka-consumer-groups agrees", r.kafkaTools)
 	t.Run("rebuild ratings-stream", func(t *testing.T) { r.rebuild(t, replay.PartRatingsStream) })
 	t.Run("rebuild webserver-stream", func(t *testing.T) { r.rebuild(t, replay.PartWebserverStream) })
 	t.Run("export import", r.exportImport)
@@ -64,7 +68,7 @@ func (r *replayLab) json(t *testing.T, v any, args ...string) {
 }
 
 func (r *replayLab) client() *kafka.Client {
-	return &kafka.Client{Addr: kafka.TCP(r.l.Ports.Broker()), Timeout: 10 * time.Second}
+	return &kafka.Client{Addr: r.l.Kafka(), Timeout: 10 * time.Second}
 }
 
 func (r *replayLab) ratingsEnd(t *testing.T) int64 {
@@ -207,6 +211,70 @@ func (r *replayLab) offsets(t *testing.T) {
 			t.Errorf("partition %d: printed %+v, committed %d", p.Partition, p, got[p.Partition])
 		}
 	}
+}
+
+// Kafka's own kafka-consumer-groups (from the fetched jars) sees the
+// lab's groups as `lab replay offsets` does: the same committed offsets,
+// log ends and member, and the same plan for a reset to earliest.
+func (r *replayLab) kafkaTools(t *testing.T) {
+	r.drained(t)
+	labtest.Eventually(t, 60*time.Second, "kafka-consumer-groups to agree with lab replay offsets", func() error {
+		var plan replay.ResetPlan
+		r.json(t, &plan, "replay", "offsets", "--group", "ratings-stream", "--to-earliest", "--json")
+		rows, err := apachekafka.ParseGroupDescribe(r.l.KafkaTool("kafka-consumer-groups", "--describe", "--group", "ratings-stream"))
+		if err != nil {
+			return err
+		}
+		var problems []string
+		seen := 0
+		for _, row := range rows {
+			if row.Topic != model.TopicRatings {
+				continue
+			}
+			seen++
+			i := slices.IndexFunc(plan.Partitions, func(p replay.PartitionReset) bool { return p.Partition == row.Partition })
+			if i < 0 {
+				problems = append(problems, fmt.Sprintf("partition %d: not in lab replay offsets", row.Partition))
+				continue
+			}
+			p := plan.Partitions[i]
+			if p.Current != row.Current || p.LogEnd != row.LogEnd {
+				problems = append(problems, fmt.Sprintf("partition %d: kafka-consumer-groups current %d end %d, lab current %d end %d", row.Partition, row.Current, row.LogEnd, p.Current, p.LogEnd))
+			}
+			if len(plan.Members) != 1 || row.ConsumerID != plan.Members[0].ID {
+				problems = append(problems, fmt.Sprintf("partition %d: owned by %s, lab names members %+v", row.Partition, row.ConsumerID, plan.Members))
+			}
+		}
+		if seen != model.RatingsPartitions {
+			problems = append(problems, fmt.Sprintf("kafka-consumer-groups shows %d partitions of ratings, want %d", seen, model.RatingsPartitions))
+		}
+		if len(problems) > 0 {
+			return errors.New(strings.Join(problems, "\n"))
+		}
+		return nil
+	})
+
+	// Kafka's tool resets only inactive groups (so does the lab's --execute).
+	r.l.Action("ratings-stream", "stop")
+	defer func() {
+		r.l.Action("ratings-stream", "start")
+		r.l.WaitPart("ratings-stream", "healthy", 30*time.Second)
+	}()
+	labtest.Eventually(t, 30*time.Second, "the same reset plan from both tools", func() error {
+		var plan replay.ResetPlan
+		r.json(t, &plan, "replay", "offsets", "--group", "ratings-stream", "--shift-by", "-7", "--json")
+		out, err := r.l.KafkaToolErr("kafka-consumer-groups", "--reset-offsets", "--shift-by", "-7", "--dry-run", "--group", "ratings-stream", "--topic", model.TopicRatings)
+		if err != nil {
+			return err // the group may not be empty yet
+		}
+		table := strings.Join(strings.Fields(out), " ")
+		for _, p := range plan.Partitions {
+			if want := fmt.Sprintf("ratings-stream %s %d %d", model.TopicRatings, p.Partition, p.New); !strings.Contains(table, want) {
+				return fmt.Errorf("partition %d: lab replay offsets plans %d, kafka-consumer-groups printed:\n%s", p.Partition, p.New, out)
+			}
+		}
+		return nil
+	})
 }
 
 // A rebuild reprocesses the log from scratch, prints per-movie checksums
@@ -504,7 +572,7 @@ func benchEnv(name string, def int) int {
 // the partition, as every producer of the lab does).
 func benchWrite(b *testing.B, ctx context.Context, l *labtest.Lab, topic string, n int, gen func(int) kafka.Message) {
 	b.Helper()
-	w := &kafka.Writer{Addr: kafka.TCP(l.Ports.Broker()), Topic: topic, Balancer: &kafka.CRC32Balancer{},
+	w := &kafka.Writer{Addr: l.Kafka(), Topic: topic, Balancer: &kafka.CRC32Balancer{},
 		RequiredAcks: kafka.RequireAll, BatchSize: 5000, BatchBytes: 4 << 20, BatchTimeout: 5 * time.Millisecond}
 	defer w.Close()
 	const chunk = 20000

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net"
 	"net/http"
 	"os/exec"
 	"strings"
@@ -83,7 +84,7 @@ func TestStreamViewDLQAndConnect(t *testing.T) {
 	_, kcatErr := exec.LookPath("kcat")
 	servetest.Need(t, kcatErr == nil, "kcat", "apt-get install kcat")
 	if kcatErr == nil {
-		broker := l.Ports.Broker()
+		broker := l.Bootstrap()
 		poison := "6:{\"request_id\":\"poison-1\",\"movie_id\":\"six\",\"rating\":8}\n" + "6:not json at all\n"
 		runInput(t, poison, "kcat", "-P", "-b", broker, "-t", "ratings", "-K:")
 		good := fmt.Sprintf("6:{\"request_id\":\"kcat-1\",\"movie_id\":6,\"rating\":8.5,\"user_id\":7,\"event_time\":%q}\n", time.Now().UTC().Format(time.RFC3339Nano))
@@ -161,13 +162,13 @@ func TestStreamProcessorCrashAndOutage(t *testing.T) {
 	if stale := getMovie(t, base, 20); stale.Count != before.Count {
 		t.Fatalf("view changed while the processor was down: %d -> %d", before.Count, stale.Count)
 	}
-	if lag := groupLag(t, l.Ports.Broker(), "ratings-stream"); lag < 40 {
+	if lag := groupLag(t, l.Kafka(), "ratings-stream"); lag < 40 {
 		t.Fatalf("group lag %d during the outage, want at least 40", lag)
 	}
 	l.Action("ratings-stream", "start")
 	labtest.Eventually(t, 30*time.Second, "the view to converge after the outage", func() error { return e.converged(t, base) })
 	labtest.Eventually(t, 15*time.Second, "lag to drain", func() error {
-		if lag := groupLag(t, l.Ports.Broker(), "ratings-stream"); lag != 0 {
+		if lag := groupLag(t, l.Kafka(), "ratings-stream"); lag != 0 {
 			return fmt.Errorf("lag %d", lag)
 		}
 		return nil
@@ -175,11 +176,11 @@ func TestStreamProcessorCrashAndOutage(t *testing.T) {
 }
 
 // groupLag is the group's total lag on `ratings` (end offsets − committed).
-func groupLag(t *testing.T, broker, group string) int64 {
+func groupLag(t *testing.T, broker net.Addr, group string) int64 {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	c := &kafka.Client{Addr: kafka.TCP(broker)}
+	c := &kafka.Client{Addr: broker}
 	parts := make([]int, model.RatingsPartitions)
 	reqs := make([]kafka.OffsetRequest, model.RatingsPartitions)
 	for i := range parts {

@@ -15,11 +15,15 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/segmentio/kafka-go"
+
+	"github.com/ratingslab/lab/lab/apachekafka"
 	"github.com/ratingslab/lab/lab/layout"
 	"github.com/ratingslab/lab/lab/supervisor"
 	"github.com/ratingslab/lab/services/servetest"
@@ -99,10 +103,38 @@ func New(t testing.TB) *Lab {
 	return &Lab{t: t, Bin: Binary(t), Dir: layout.Dir(t.TempDir()), Ports: layout.Ports{Base: FreePortBase(t)}}
 }
 
+// KafkaEnv selects the Kafka platform of the labs Start runs: unset (or
+// "embedded") for the embedded broker, "cluster" for three Apache Kafka
+// nodes (make test runs the stream suites a second time that way).
+const KafkaEnv = "LAB_E2E_KAFKA"
+
+// Platform is the Kafka platform tests run on (KafkaEnv).
+func Platform() string {
+	if p := os.Getenv(KafkaEnv); p != "" {
+		return p
+	}
+	return "embedded"
+}
+
+// OnCluster reports whether tests run on the real Kafka cluster.
+func OnCluster() bool { return Platform() == "cluster" }
+
+// SkipOnCluster skips a test that is about the embedded broker itself.
+func SkipOnCluster(t testing.TB, why string) {
+	t.Helper()
+	if OnCluster() {
+		t.Skip("embedded broker only: " + why)
+	}
+}
+
 // Start runs `lab up` with extra args and registers `lab down` at cleanup;
-// on failure it shows the part logs.
+// on failure it shows the part logs. On a cluster (KafkaEnv) it adds
+// --kafka cluster unless the args choose a platform.
 func Start(t testing.TB, upArgs ...string) *Lab {
 	t.Helper()
+	if OnCluster() && !slices.ContainsFunc(upArgs, func(a string) bool { return strings.HasPrefix(a, "--kafka") }) {
+		upArgs = append(upArgs, "--kafka", "cluster")
+	}
 	l := New(t)
 	t.Cleanup(func() {
 		if out, err := l.Run("down"); err != nil {
@@ -161,6 +193,20 @@ func (l *Lab) MustRun(args ...string) string {
 	}
 	return out
 }
+
+// Bootstrap is where tests reach the lab's Kafka directly (its broker, or
+// every node of its cluster), comma-separated like kcat -b takes it.
+func (l *Lab) Bootstrap() string {
+	l.t.Helper()
+	st, err := supervisor.ReadState(l.Dir)
+	if err != nil {
+		l.t.Fatalf("lab state: %v", err)
+	}
+	return strings.Join(st.Options.KafkaBootstrap(l.Ports), ",")
+}
+
+// Kafka is Bootstrap as a kafka-go address.
+func (l *Lab) Kafka() net.Addr { return kafka.TCP(strings.Split(l.Bootstrap(), ",")...) }
 
 // Control is a client for this lab's supervisor.
 func (l *Lab) Control() *supervisor.Client { return supervisor.NewClient(l.Ports.Control()) }
@@ -254,4 +300,36 @@ func (l *Lab) Status(t testing.TB) []supervisor.PartStatus {
 func Eventually(t testing.TB, bound time.Duration, what string, fn func() error) {
 	t.Helper()
 	servetest.Eventually(t, bound, what, fn)
+}
+
+// KafkaTool runs one of Kafka's own tools (apachekafka.Tools) from the
+// jars 'make kafka' fetched (or KAFKA_HOME) against the lab's Kafka. Where
+// Kafka or Java is missing, the test is skipped on the embedded platform
+// and fails on a cluster (whose lab could not have started without them).
+func (l *Lab) KafkaTool(tool string, args ...string) string {
+	l.t.Helper()
+	out, err := l.KafkaToolErr(tool, args...)
+	if err != nil {
+		l.t.Fatal(err)
+	}
+	return out
+}
+
+// KafkaToolErr is KafkaTool returning the tool's failure.
+func (l *Lab) KafkaToolErr(tool string, args ...string) (string, error) {
+	l.t.Helper()
+	home, err := apachekafka.FindHome("", os.Getenv("KAFKA_HOME"), "")
+	if err == nil {
+		var java apachekafka.Java
+		if java, err = apachekafka.FindJava(os.Getenv("JAVA_HOME")); err == nil {
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+			defer cancel()
+			return apachekafka.RunTool(ctx, home, java, tool, append([]string{"--bootstrap-server", l.Bootstrap()}, args...)...)
+		}
+	}
+	if OnCluster() {
+		l.t.Fatalf("Kafka's tools: %v", err)
+	}
+	l.t.Skipf("Kafka's own tools are not available (%v); 'make kafka' fetches them", err)
+	return "", err
 }
