@@ -4,7 +4,7 @@ BIN     := bin/lab
 VERSION := $(shell git describe --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X github.com/ratingslab/lab/lab/cli.Version=$(VERSION)
 
-.PHONY: build test test-go test-k6 lint dashboards lab bench clean apicurio kafka
+.PHONY: build test test-go test-k6 test-kafka lint dashboards lab bench clean apicurio kafka
 
 build:
 	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN) ./lab/cmd/lab
@@ -20,7 +20,7 @@ lab: build
 # The whole suite: unit tests, end-to-end tests on real processes, the k6
 # type-check and the dashboards check. LAB_E2E=0 skips the end-to-end tests.
 # Apicurio (for the registry contract suite) is fetched once into .cache/.
-test: build lint apicurio test-k6 test-go
+test: build lint apicurio test-k6 test-go test-kafka
 
 # Unit suites (every package but the end-to-end tests) run under the race
 # detector; the end-to-end tests start the real binary and run without it.
@@ -39,6 +39,16 @@ test-k6:
 	@missing=""; for t in node npm; do command -v $$t >/dev/null || missing="$$missing $$t"; done; \
 	  if [ -n "$$missing" ]; then echo "test-k6: missing:$$missing. Node.js (18 or newer) and npm type-check the k6 scripts: install them (Debian: apt-get install nodejs npm; .ci/run does)" >&2; exit 1; fi
 	cd loadtests && { [ -d node_modules ] || npm ci --no-audit --no-fund; } && ./typecheck.sh
+
+# The log variant again on real Apache Kafka (three KRaft nodes from the
+# jars `make kafka` fetches), after the kfake suites: the stream end-to-end
+# tests, the replay tools (with Kafka's own kafka-consumer-groups), the
+# shipped log-variant experiments (shortened) and the cluster's faults.
+# LAB_E2E=0 skips it with the other end-to-end tests.
+KAFKA_E2E := TestStream|TestReplayTooling|TestShippedLogExperiments|TestCluster
+test-kafka: kafka
+	@if [ "$${LAB_E2E:-1}" = 0 ]; then echo "test-kafka: skipped (LAB_E2E=0)"; else \
+	  LAB_E2E_KAFKA=cluster $(GO) test -count=1 -timeout 15m -run '$(KAFKA_E2E)' ./lab/e2e; fi
 
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go' -not -path './loadtests/node_modules/*')); \

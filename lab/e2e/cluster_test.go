@@ -1,7 +1,9 @@
 package e2e
 
 import (
+	"fmt"
 	"io/fs"
+	"net/http"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -13,6 +15,8 @@ import (
 	"github.com/ratingslab/lab/experiments"
 	"github.com/ratingslab/lab/lab/journal"
 	"github.com/ratingslab/lab/lab/labtest"
+	"github.com/ratingslab/lab/lab/parts"
+	"github.com/ratingslab/lab/lab/supervisor"
 )
 
 // shortened writes a copy of a shipped experiment with every duration of
@@ -98,4 +102,128 @@ func TestShippedLogExperiments(t *testing.T) {
 			}
 		})
 	}
+}
+
+// The real cluster (LAB_E2E_KAFKA=cluster only): three healthy nodes, the
+// lab's topics replicated 3 ways with min.insync.replicas 2 (as Kafka's own
+// kafka-topics sees them), every Kafka client on its own proxy per node,
+// and broker faults: one client cut from one broker, a paused broker, a
+// broker restarted. No acknowledged rating is lost through any of them.
+func TestClusterFaults(t *testing.T) {
+	labtest.SkipUnlessE2E(t)
+	if !labtest.OnCluster() {
+		t.Skip("needs the real cluster: make test-kafka (LAB_E2E_KAFKA=cluster)")
+	}
+	l := labtest.Start(t, "--no-prometheus")
+	for _, n := range []string{"broker-1", "broker-2", "broker-3"} {
+		if p := l.Part(n); p.Health != supervisor.HealthOK || p.PID == 0 || p.Addr == "" {
+			t.Fatalf("%s: %+v", n, p)
+		}
+	}
+	topics := l.KafkaTool("kafka-topics", "--describe", "--topic", "ratings")
+	if !strings.Contains(topics, "ReplicationFactor: 3") || !strings.Contains(topics, "min.insync.replicas=2") {
+		t.Fatalf("kafka-topics --describe ratings: want RF 3 and min.insync.replicas=2:\n%s", topics)
+	}
+	if out := l.MustRun("status"); !strings.Contains(out, "webserver-stream->broker-3") {
+		t.Errorf("lab status should list the per-node edges:\n%s", out)
+	}
+
+	// No Kafka client dials a node directly, only its own proxies.
+	st, err := supervisor.ReadState(l.Dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	nodes := map[int]bool{}
+	for _, a := range st.Options.KafkaBootstrap(l.Ports) {
+		nodes[portOf(t, a)] = true
+	}
+	for _, client := range []string{"webserver-stream", "ratings-stream", "movies-connect"} {
+		own := map[int]bool{}
+		for _, e := range parts.BrokerEdges(st.Options, client) {
+			own[portOf(t, e.Listen(l.Ports))] = true
+		}
+		ports := remotePorts(t, l.Part(client).PID)
+		viaOwn := 0
+		for port, n := range ports {
+			if nodes[port] {
+				t.Errorf("%s has %d connection(s) straight to node port %d", client, n, port)
+			}
+			if own[port] {
+				viaOwn += n
+			}
+		}
+		if viaOwn == 0 {
+			t.Errorf("%s: no connection through its node proxies %v (connections by port: %v)", client, own, ports)
+		}
+	}
+
+	base := "http://" + l.Ports.WebserverStream()
+	acked := map[int64]int64{}
+	unsure := map[int64]int64{}
+	post := func(round string) (ok, failed int) {
+		type res struct {
+			movie int64
+			code  int
+		}
+		ch := make(chan res)
+		for m := int64(1); m <= 24; m++ {
+			go func() {
+				code, _ := postRating(t, base, m, 7, fmt.Sprintf("%s-%d", round, m))
+				ch <- res{m, code}
+			}()
+		}
+		for range 24 {
+			r := <-ch
+			switch {
+			case r.code == http.StatusAccepted:
+				acked[r.movie]++
+				ok++
+			case r.code >= 500 || r.code == 0:
+				unsure[r.movie]++ // may still be written (503/504)
+				failed++
+			default:
+				t.Errorf("%s: movie %d answered %d", round, r.movie, r.code)
+			}
+		}
+		return ok, failed
+	}
+	before := map[int64]int64{}
+	for m := int64(1); m <= 24; m++ {
+		before[m] = streamCount(t, base, m)
+	}
+
+	// One client cut from one broker: webserver-stream cannot reach
+	// broker-1, so writes to the partitions broker-1 leads fail, the others
+	// go through.
+	out := l.MustRun("chaos", "inject", "partition", "--target", "webserver-stream->broker-1", "--for", "15s")
+	id := regexp.MustCompile(`f-\d+`).FindString(out)
+	ok, failed := post("cut")
+	if ok == 0 || failed == 0 {
+		t.Errorf("with webserver-stream cut from broker-1: %d accepted, %d failed; want both (broker-1 leads some partitions, not all)", ok, failed)
+	}
+	l.MustRun("chaos", "heal", id)
+
+	// A paused broker, then a restarted one: the cluster fails over and
+	// each comes back into the ISR (healthy).
+	l.MustRun("chaos", "inject", "pause", "--target", "broker-2", "--for", "12s")
+	if p := l.Part("broker-2"); p.Health != supervisor.HealthPaused {
+		t.Errorf("paused broker-2 is %s", p.Health)
+	}
+	post("paused")
+	l.WaitPart("broker-2", supervisor.HealthOK, 90*time.Second)
+	l.MustRun("chaos", "inject", "restart", "--target", "broker-3")
+	l.WaitPart("broker-3", supervisor.HealthOK, 90*time.Second)
+	if ok, _ := post("after"); ok != 24 {
+		t.Errorf("after the faults healed, %d of 24 ratings accepted", ok)
+	}
+
+	labtest.Eventually(t, 60*time.Second, "every acknowledged rating counted once", func() error {
+		for m := int64(1); m <= 24; m++ {
+			got := streamCount(t, base, m) - before[m]
+			if got < acked[m] || got > acked[m]+unsure[m] {
+				return fmt.Errorf("movie %d: %d counted, %d acknowledged, %d unsure", m, got, acked[m], unsure[m])
+			}
+		}
+		return nil
+	})
 }
