@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -38,6 +39,7 @@ var benchCommands []func(*globals) *cobra.Command
 func newBenchUpCmd(g *globals) *cobra.Command {
 	var runs int
 	var settle time.Duration
+	var kafkaPlatform string
 	cmd := &cobra.Command{
 		Use:         "up",
 		Annotations: map[string]string{annotPorts: portsOwn},
@@ -46,7 +48,8 @@ func newBenchUpCmd(g *globals) *cobra.Command {
 port block from --port-base), timing 'lab up' until every part is healthy, and
 after the last start waits --settle, then sums the resident memory (VmRSS) of the
 supervisor and every part.`,
-		Example: `  lab bench up --runs 5 --port-base 7900`,
+		Example: `  lab bench up --runs 5 --port-base 7900
+  lab bench up --runs 3 --port-base 7900 --kafka cluster   # three Apache Kafka nodes, formatted fresh each run`,
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if runs < 1 || runs > 50 {
@@ -64,7 +67,11 @@ supervisor and every part.`,
 				}
 				base := []string{"--dir", dir, "--port-base", strconv.Itoa(g.portBase)}
 				start := time.Now()
-				if out, err := exec.CommandContext(cmd.Context(), exe, append(base, "up", "--no-prometheus")...).CombinedOutput(); err != nil {
+				up := append(slices.Clone(base), "up", "--no-prometheus")
+				if kafkaPlatform != "" {
+					up = append(up, "--kafka", kafkaPlatform)
+				}
+				if out, err := exec.CommandContext(cmd.Context(), exe, up...).CombinedOutput(); err != nil {
 					return fmt.Errorf("lab up: %v\n%s", err, out)
 				}
 				times = append(times, time.Since(start))
@@ -90,6 +97,7 @@ supervisor and every part.`,
 	}
 	cmd.Flags().IntVar(&runs, "runs", 5, "how many fresh labs to start")
 	cmd.Flags().DurationVar(&settle, "settle", 10*time.Second, "idle time before measuring memory")
+	cmd.Flags().StringVar(&kafkaPlatform, "kafka", "", "Kafka platform of the labs (lab up --kafka): embedded or cluster")
 	return cmd
 }
 
