@@ -50,7 +50,7 @@ after the last start waits --settle, then sums the resident memory (VmRSS) of th
 supervisor and every part.`,
 		Example: `  lab bench up --runs 5 --port-base 7900
   lab bench up --runs 3 --port-base 7900 --kafka cluster   # three Apache Kafka nodes, formatted fresh each run`,
-		Args:    cobra.NoArgs,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if runs < 1 || runs > 50 {
 				return fmt.Errorf("--runs %d: must be between 1 and 50", runs)
