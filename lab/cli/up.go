@@ -61,7 +61,7 @@ and exits 0. Logs: <dir>/logs/<part>.log.
 	cmd.Flags().StringVar(&f.delivery, "delivery", "effectively-once", "ratings-stream delivery: effectively-once (state and offsets in one transaction) or at-least-once")
 	cmd.Flags().StringSliceVar(&f.replicas, "replicas", nil, "replicas per part, as `part=N` (only ratings-stream scales, up to 4)")
 	cmd.Flags().DurationVar(&f.timeout, "timeout", 60*time.Second, "how long to wait for every part to become healthy (with --kafka cluster at least 3m)")
-	cmd.Flags().StringVar(&f.kafka.platform, "kafka", "", "Kafka platform: embedded (kfake, default) or cluster (3 Apache Kafka KRaft nodes); see below")
+	cmd.Flags().StringVar(&f.kafka.platform, "kafka", "", "Kafka platform: embedded (kfake, default) or cluster (3 Apache Kafka KRaft nodes); see above")
 	cmd.Flags().StringVar(&f.kafka.bootstrap, "kafka-bootstrap", "", "use your own Kafka cluster at `host:port[,host:port...]` (no broker parts)")
 	cmd.Flags().StringVar(&f.kafka.home, "kafka-home", "", "Apache Kafka distribution `dir` for --kafka cluster (default $KAFKA_HOME, else .cache/kafka from 'make kafka')")
 	cmd.Flags().StringVar(&f.kafka.heap, "kafka-heap", "", "JVM heap `size` of each cluster node (default 256m)")
@@ -135,16 +135,23 @@ func runUp(ctx context.Context, g *globals, f *upFlags) error {
 		// deleted) but recorded processes live: they hold the ports and data.
 		return unresponsiveLabError(dir, supervisor.State{Control: "(no lab.json)"}, live, errors.New("no state file"))
 	}
+	ports := g.ports()
+	// Kafka first: a bad platform flag, Kafka home, Java or bootstrap is
+	// named before anything is written.
+	kafkaOpts, kafkaNotes, err := f.kafka.options(ctx, g, ports)
+	if err != nil {
+		return err
+	}
 	if err := dir.Prepare(); err != nil {
 		return err
 	}
 	if err := checkFormat(dir, opts.Format); err != nil {
 		return err
 	}
-	ports := g.ports()
-	kafkaOpts, kafkaNotes, err := f.kafka.options(ctx, g, ports)
-	if err != nil {
-		return err
+	if kafkaOpts.PlatformName() == parts.KafkaCluster {
+		if kafkaOpts.ClusterID, err = clusterID(dir); err != nil {
+			return err
+		}
 	}
 	if err := checkPlatform(dir, kafkaOpts); err != nil {
 		return err

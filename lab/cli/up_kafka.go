@@ -87,12 +87,8 @@ func (k *kafkaFlags) options(ctx context.Context, g *globals, ports layout.Ports
 	if !strings.HasSuffix(strings.ToLower(heap), "m") && !strings.HasSuffix(strings.ToLower(heap), "g") {
 		return parts.KafkaOptions{}, nil, fmt.Errorf("--kafka-heap %q: want a size such as 256m or 1g", heap)
 	}
-	id, err := clusterID(g.dir())
-	if err != nil {
-		return parts.KafkaOptions{}, nil, err
-	}
 	notes = append(notes, fmt.Sprintf("Apache Kafka %s from %s, Java %d (%s).", home.Version, home.Dir, java.Major, java.Path))
-	return parts.KafkaOptions{Platform: parts.KafkaCluster, Nodes: parts.DefaultClusterNodes, Home: home.Dir, Java: java.Path, Heap: heap, ClusterID: id}, notes, nil
+	return parts.KafkaOptions{Platform: parts.KafkaCluster, Nodes: parts.DefaultClusterNodes, Home: home.Dir, Java: java.Path, Heap: heap}, notes, nil
 }
 
 // BootstrapTimeout bounds asking an external cluster for its brokers.

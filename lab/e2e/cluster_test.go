@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"encoding/json"
 	"fmt"
 	"io/fs"
 	"net/http"
@@ -53,7 +54,8 @@ func TestShippedLogExperiments(t *testing.T) {
 	l := labtest.Start(t, "--no-prometheus")
 	names := []string{"ratings-crash", "poison-event", "broker-outage"}
 	if labtest.OnCluster() {
-		names = append(names, "leader-failover", "broker-minority-outage")
+		// The cluster's own first, on a fresh lab.
+		names = append([]string{"leader-failover", "broker-minority-outage"}, names...)
 	}
 	for _, name := range names {
 		t.Run(name, func(t *testing.T) {
@@ -92,7 +94,8 @@ func TestShippedLogExperiments(t *testing.T) {
 				t.Errorf("no lost_writes or duplicates probe in the journal:\n%s", out)
 			}
 			if t.Failed() {
-				t.Logf("lab chaos run:\n%s", out)
+				audit, _ := json.MarshalIndent(j.Audit, "", "  ")
+				t.Logf("lab chaos run:\n%s\naudit: %s", out, audit)
 			}
 			// The next experiment starts from a healthy lab.
 			for _, p := range l.Status(t) {
