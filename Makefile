@@ -45,7 +45,7 @@ test-k6:
 # tests, the replay tools (with Kafka's own kafka-consumer-groups), the
 # shipped log-variant experiments (shortened) and the cluster's faults.
 # LAB_E2E=0 skips it with the other end-to-end tests.
-KAFKA_E2E := TestStream|TestReplayTooling|TestShippedLogExperiments|TestCluster
+KAFKA_E2E := TestStream|TestReplayTooling|TestCluster
 test-kafka: kafka
 	@if [ "$${LAB_E2E:-1}" = 0 ]; then echo "test-kafka: skipped (LAB_E2E=0)"; else \
 	  LAB_E2E_KAFKA=cluster $(GO) test -count=1 -timeout 15m -run '$(KAFKA_E2E)' ./lab/e2e; fi

@@ -43,22 +43,29 @@ func shortened(t *testing.T, name string, f float64) string {
 }
 
 // The shipped experiments that fault the log variant run on the stream
-// variant, shortened to half their length, on the platform under test: on
-// the embedded broker in the first pass of make test, on three Apache
-// Kafka nodes in the second (LAB_E2E_KAFKA=cluster), where the cluster's
-// own experiments (leader failover, broker minority/majority outages) run
-// too. Whatever a fault does to availability, no acknowledged rating may
-// be lost or counted twice, and every fault is applied as planned.
+// variant, shortened to half their length, on the embedded broker (the
+// cluster runs them, and its own, in TestCluster). Whatever a fault does to
+// availability, no acknowledged rating may be lost or counted twice, and
+// every fault is applied as planned.
 func TestShippedLogExperiments(t *testing.T) {
 	labtest.SkipUnlessE2E(t)
-	l := labtest.Start(t, "--no-prometheus")
-	names := []string{"ratings-crash", "poison-event", "broker-outage"}
 	if labtest.OnCluster() {
-		// The cluster's own first, on a fresh lab.
-		names = append([]string{"leader-failover", "broker-minority-outage"}, names...)
+		t.Skip("on the cluster, TestCluster runs these on its own lab")
 	}
+	l := labtest.Start(t, "--no-prometheus")
+	runShippedLogExperiments(t, l, "ratings-crash", "poison-event", "broker-outage")
+}
+
+// runShippedLogExperiments runs shipped experiments, shortened, one after
+// the other on one lab, each from a healthy lab.
+func runShippedLogExperiments(t *testing.T, l *labtest.Lab, names ...string) {
 	for _, name := range names {
 		t.Run(name, func(t *testing.T) {
+			for _, p := range l.Status(t) {
+				if p.Health != "healthy" {
+					l.WaitPart(p.Name, "healthy", 90*time.Second)
+				}
+			}
 			out, _ := l.Run("chaos", "run", shortened(t, name, 0.5), "--variants", "stream", "--quiet")
 			m := regexp.MustCompile(`Journal: (\S+)`).FindStringSubmatch(out)
 			if m == nil {
@@ -97,27 +104,28 @@ func TestShippedLogExperiments(t *testing.T) {
 				audit, _ := json.MarshalIndent(j.Audit, "", "  ")
 				t.Logf("lab chaos run:\n%s\naudit: %s", out, audit)
 			}
-			// The next experiment starts from a healthy lab.
-			for _, p := range l.Status(t) {
-				if p.Health != "healthy" {
-					l.WaitPart(p.Name, "healthy", 60*time.Second)
-				}
-			}
 		})
 	}
 }
 
-// The real cluster (LAB_E2E_KAFKA=cluster only): three healthy nodes, the
-// lab's topics replicated 3 ways with min.insync.replicas 2 (as Kafka's own
-// kafka-topics sees them), every Kafka client on its own proxy per node,
-// and broker faults: one client cut from one broker, a paused broker, a
-// broker restarted. No acknowledged rating is lost through any of them.
-func TestClusterFaults(t *testing.T) {
+// The real cluster (LAB_E2E_KAFKA=cluster only), on one lab: three healthy
+// nodes, the lab's topics replicated 3 ways with min.insync.replicas 2 (as
+// Kafka's own kafka-topics sees them), every Kafka client on its own proxy
+// per node, broker faults (one client cut from one broker, a paused broker,
+// a restarted one), then the shipped experiments: the cluster's own (leader
+// failover, broker minority/majority outages) and the log-variant ones.
+func TestCluster(t *testing.T) {
 	labtest.SkipUnlessE2E(t)
 	if !labtest.OnCluster() {
 		t.Skip("needs the real cluster: make test-kafka (LAB_E2E_KAFKA=cluster)")
 	}
 	l := labtest.Start(t, "--no-prometheus")
+	t.Run("faults", func(t *testing.T) { clusterFaults(t, l) })
+	runShippedLogExperiments(t, l, "leader-failover", "broker-minority-outage", "ratings-crash", "poison-event", "broker-outage")
+}
+
+// clusterFaults: no acknowledged rating is lost through broker faults.
+func clusterFaults(t *testing.T, l *labtest.Lab) {
 	for _, n := range []string{"broker-1", "broker-2", "broker-3"} {
 		if p := l.Part(n); p.Health != supervisor.HealthOK || p.PID == 0 || p.Addr == "" {
 			t.Fatalf("%s: %+v", n, p)
