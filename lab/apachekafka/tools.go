@@ -16,6 +16,7 @@ var Tools = map[string]string{
 	"kafka-topics":          "org.apache.kafka.tools.TopicCommand",
 	"kafka-get-offsets":     "org.apache.kafka.tools.GetOffsetShell",
 	"kafka-leader-election": "org.apache.kafka.tools.LeaderElectionCommand",
+	"kafka-configs":         "kafka.admin.ConfigCommand",
 }
 
 // RunTool runs one of Tools (e.g. "kafka-consumer-groups", "--bootstrap-server",
