@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io/fs"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -126,6 +127,25 @@ func TestCluster(t *testing.T) {
 	// cluster restarting takes longer than its half-length schedule.
 	runShippedLogExperiments(t, l, "leader-failover", "broker-minority-outage", "ratings-crash", "poison-event")
 	t.Run("external", func(t *testing.T) { externalCluster(t, l) })
+	t.Run("port in use", clusterPortInUse)
+}
+
+// A cluster node's controller port taken by another program: lab up names
+// it and starts nothing.
+func clusterPortInUse(t *testing.T) {
+	l := labtest.New(t)
+	ln, err := net.Listen("tcp", l.Ports.KafkaController(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	out, err := l.Run("up", "--no-prometheus", "--kafka", "cluster")
+	if err == nil || !strings.Contains(out, l.Ports.KafkaController(1)) || !strings.Contains(out, "broker-2 controller") {
+		t.Fatalf("up with broker-2's controller port taken: %v\n%s", err, out)
+	}
+	if _, err := os.Stat(l.Dir.Path("lab.json")); err == nil {
+		t.Error("a refused up left a lab state behind")
+	}
 }
 
 // A second lab on the first one's cluster (--kafka-bootstrap): refused
