@@ -176,7 +176,7 @@ func (r *Runner) Run(ctx context.Context, log *slog.Logger) error {
 	if _, err := os.Stat(filepath.Join(r.node.LogDir(), "meta.properties")); errors.Is(err, os.ErrNotExist) {
 		log.Info("formatting storage", "dir", r.node.LogDir(), "cluster_id", r.node.ClusterID)
 		fctx, cancel := context.WithTimeout(ctx, r.formatTimeout)
-		out, err := r.command(fctx, home, java, logConf, StorageClass, "format", "-t", r.node.ClusterID, "-c", props).CombinedOutput()
+		out, err := r.command(fctx, home, java, logConf, StorageClass, "format", "--cluster-id="+r.node.ClusterID, "--config", props).CombinedOutput()
 		cancel()
 		if err != nil {
 			return fmt.Errorf("format storage in %s: %v\n%s", r.node.LogDir(), err, out)

@@ -140,9 +140,14 @@ func clusterID(dir layout.Dir) (string, error) {
 	} else if !errors.Is(err, os.ErrNotExist) {
 		return "", err
 	}
-	var raw [16]byte
-	_, _ = rand.Read(raw[:])
-	id := base64.RawURLEncoding.EncodeToString(raw[:])
+	// Like Kafka's Uuid.randomUuid: never starting with '-', which tools
+	// would read as an option.
+	var id string
+	for id == "" || id[0] == '-' {
+		var raw [16]byte
+		_, _ = rand.Read(raw[:])
+		id = base64.RawURLEncoding.EncodeToString(raw[:])
+	}
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return "", err
 	}
