@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io/fs"
 	"net"
@@ -15,6 +16,7 @@ import (
 	"time"
 
 	"github.com/ratingslab/lab/experiments"
+	"github.com/ratingslab/lab/lab/audit"
 	"github.com/ratingslab/lab/lab/journal"
 	"github.com/ratingslab/lab/lab/labtest"
 	"github.com/ratingslab/lab/lab/parts"
@@ -58,15 +60,16 @@ func TestShippedLogExperiments(t *testing.T) {
 }
 
 // runShippedLogExperiments runs shipped experiments, shortened, one after
-// the other on one lab, each from a healthy lab.
+// the other on one lab, each from a healthy lab. Availability during a
+// fault is what the experiment shows; what is checked here is the log
+// variant's promise: once the lab has recovered, every acknowledged rating
+// is counted, none twice (`lab audit JOURNAL` after the run, retried while
+// the stream variant catches up). The run's own verdict may be taken
+// before the variant caught up; it is logged, not asserted.
 func runShippedLogExperiments(t *testing.T, l *labtest.Lab, names ...string) {
 	for _, name := range names {
 		t.Run(name, func(t *testing.T) {
-			for _, p := range l.Status(t) {
-				if p.Health != "healthy" {
-					l.WaitPart(p.Name, "healthy", 90*time.Second)
-				}
-			}
+			waitAllHealthy(t, l)
 			out, _ := l.Run("chaos", "run", shortened(t, name, 0.5), "--variants", "stream", "--quiet")
 			m := regexp.MustCompile(`Journal: (\S+)`).FindStringSubmatch(out)
 			if m == nil {
@@ -87,25 +90,39 @@ func runShippedLogExperiments(t *testing.T, l *labtest.Lab, names ...string) {
 					t.Errorf("leader failover hit %v; want the broker it killed named", f.Targets)
 				}
 			}
-			checked := 0
-			for _, ph := range j.Phases {
-				for _, p := range ph.Probes {
-					if ph.Variant == "stream" && (strings.HasPrefix(p.Name, "lost_writes") || strings.HasPrefix(p.Name, "duplicates")) {
-						checked++
-						if !p.OK {
-							t.Errorf("%s %s: %s (%s)", ph.Name, p.Name, p.Observed, p.Tolerance)
-						}
+			waitAllHealthy(t, l)
+			var last string
+			labtest.Eventually(t, 90*time.Second, "every acknowledged rating counted once, after recovery", func() error {
+				var results []audit.Result
+				aout, _ := l.Run("audit", m[1], "--json")
+				if err := json.Unmarshal([]byte(aout), &results); err != nil {
+					return fmt.Errorf("lab audit: %v: %s", err, aout)
+				}
+				last = aout
+				var bad []string
+				for _, r := range results {
+					if r.Variant == "stream" && (!r.Checked || r.Lost != 0 || r.Duplicates != 0) {
+						bad = append(bad, fmt.Sprintf("%s: checked %v, %d lost, %d duplicates (%d phantoms)", r.Source, r.Checked, r.Lost, r.Duplicates, r.Phantoms))
 					}
 				}
-			}
-			if checked == 0 {
-				t.Errorf("no lost_writes or duplicates probe in the journal:\n%s", out)
-			}
+				if len(bad) > 0 {
+					return errors.New(strings.Join(bad, "; "))
+				}
+				return nil
+			})
 			if t.Failed() {
-				audit, _ := json.MarshalIndent(j.Audit, "", "  ")
-				t.Logf("lab chaos run:\n%s\naudit: %s", out, audit)
+				t.Logf("lab chaos run:\n%s\nlast audit: %s", out, last)
 			}
 		})
+	}
+}
+
+func waitAllHealthy(t *testing.T, l *labtest.Lab) {
+	t.Helper()
+	for _, p := range l.Status(t) {
+		if p.Health != supervisor.HealthOK {
+			l.WaitPart(p.Name, supervisor.HealthOK, 2*time.Minute)
+		}
 	}
 }
 
@@ -125,7 +142,8 @@ func TestCluster(t *testing.T) {
 	t.Run("faults", func(t *testing.T) { clusterFaults(t, l) })
 	// broker-outage (all three nodes killed) is left out here: a whole
 	// cluster restarting takes longer than its half-length schedule.
-	runShippedLogExperiments(t, l, "leader-failover", "broker-minority-outage", "ratings-crash", "poison-event")
+	// broker-minority-outage last: two brokers down leave the slowest recovery.
+	runShippedLogExperiments(t, l, "leader-failover", "ratings-crash", "poison-event", "broker-minority-outage")
 	t.Run("external", func(t *testing.T) { externalCluster(t, l) })
 	t.Run("port in use", clusterPortInUse)
 }
@@ -165,7 +183,13 @@ func externalCluster(t *testing.T, cluster *labtest.Lab) {
 		t.Error("a refused up created the legacy DB")
 	}
 	cluster.KafkaTool("kafka-configs", "--alter", "--entity-type", "topics", "--entity-name", "ratings-dlq", "--add-config", "min.insync.replicas=2")
-	if out, err := ext.Run("up", "--no-prometheus", "--kafka-bootstrap", boot); err != nil {
+	out, err = ext.Run("up", "--no-prometheus", "--kafka-bootstrap", boot)
+	for try := 0; err != nil && strings.Contains(out, "is already in use") && try < 3; try++ {
+		// Another lab on this machine took a port of the free block meanwhile.
+		ext.Ports.Base = labtest.FreePortBase(t)
+		out, err = ext.Run("up", "--no-prometheus", "--kafka-bootstrap", boot)
+	}
+	if err != nil {
 		t.Fatalf("up --kafka-bootstrap %s: %v\n%s", boot, err, out)
 	}
 	status := ext.MustRun("status")
