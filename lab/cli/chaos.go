@@ -359,6 +359,9 @@ func newChaosStatusCmd(g *globals) *cobra.Command {
 // describeFault is one line: "f-3 latency on a->b (latency=2s) heals in 12s [cli]".
 func describeFault(f faults.Fault, now time.Time) string {
 	s := fmt.Sprintf("%s %s on %s", f.ID, f.Fault, f.Target)
+	if f.Outcome != "" { // e.g. kill_leader: which broker it killed
+		s += " → " + f.Outcome
+	}
 	if len(f.Params) > 0 {
 		keys := make([]string, 0, len(f.Params))
 		for k := range f.Params {
