@@ -254,6 +254,14 @@ func (r *replayLab) kafkaTools(t *testing.T) {
 		return nil
 	})
 
+	if !labtest.OnCluster() {
+		// Found by this test: kfake answers DescribeTopicPartitions without
+		// eligibleLeaderReplicas, and Kafka 4.1's --reset-offsets fails on
+		// that with a NullPointerException. The plans are compared on the
+		// real cluster only (make test-kafka).
+		t.Log("kafka-consumer-groups --reset-offsets does not run against kfake (no eligibleLeaderReplicas in DescribeTopicPartitions); compared on the cluster")
+		return
+	}
 	// Kafka's tool resets only inactive groups (so does the lab's --execute).
 	r.l.Action("ratings-stream", "stop")
 	defer func() {
