@@ -41,6 +41,9 @@ var apicurio struct {
 	url  string
 	cmd  *exec.Cmd
 	err  error
+	// exited gets the process's end: one goroutine waits for it, so
+	// StopApicurio reads this instead of calling Wait a second time.
+	exited chan error
 }
 
 // Apicurio returns the base URL of the Confluent-compatible API of one
@@ -67,7 +70,10 @@ func Apicurio(t testing.TB) string {
 func StopApicurio() {
 	if c := apicurio.cmd; c != nil && c.Process != nil {
 		_ = syscall.Kill(-c.Process.Pid, syscall.SIGKILL)
-		_ = c.Wait()
+		select {
+		case <-apicurio.exited:
+		case <-time.After(10 * time.Second):
+		}
 	}
 }
 
@@ -88,6 +94,7 @@ func startApicurio(t testing.TB) (string, *exec.Cmd, error) {
 		return "", nil, fmt.Errorf("start Apicurio: %w", err)
 	}
 	exited := make(chan error, 1)
+	apicurio.exited = exited
 	go func() { exited <- cmd.Wait() }()
 	deadline := time.Now().Add(90 * time.Second)
 	for time.Now().Before(deadline) {
