@@ -149,7 +149,9 @@ func (l *lab) start(dir string, opts ...procOption) *running {
 	return l.startWith(dir, nil, opts...)
 }
 
-func (l *lab) startWith(dir string, before func(*Processor), opts ...procOption) *running {
+// startWith lets before install test hooks; crash cancels this run, so a
+// hook can end the process without reaching for the *running it returns.
+func (l *lab) startWith(dir string, before func(p *Processor, crash context.CancelFunc), opts ...procOption) *running {
 	l.t.Helper()
 	cfg := Config{Cluster: l.k, DataDir: dir, Log: testLog(l.t),
 		HeartbeatInterval: 200 * time.Millisecond, SessionTimeout: 2 * time.Second, RebalanceTimeout: 3 * time.Second,
@@ -161,10 +163,10 @@ func (l *lab) startWith(dir string, before func(*Processor), opts ...procOption)
 	if err != nil {
 		l.t.Fatal(err)
 	}
-	if before != nil {
-		before(p)
-	}
 	ctx, cancel := context.WithCancel(context.Background())
+	if before != nil {
+		before(p, cancel)
+	}
 	r := &running{p: p, cancel: cancel, done: make(chan error, 1)}
 	go func() { r.done <- p.Run(ctx) }()
 	l.t.Cleanup(func() { r.stop(l.t) })

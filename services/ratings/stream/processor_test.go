@@ -85,11 +85,10 @@ func TestCrashBetweenCommitAndEmitIsRepairedByReemit(t *testing.T) {
 	dir := t.TempDir()
 
 	var crashed atomic.Bool
-	var r *running
-	r = l.startWith(dir, func(p *Processor) {
+	r := l.startWith(dir, func(p *Processor, crash context.CancelFunc) {
 		p.testHookAfterCommit = func() bool {
 			if _, n, _ := committedTotal(p); n == g.total() && crashed.CompareAndSwap(false, true) {
-				r.cancel() // the process dies here: nothing after the commit happens
+				crash() // the process dies here: nothing after the commit happens
 				return true
 			}
 			return false
@@ -241,19 +240,24 @@ func TestAtLeastOnceCountsABatchTwiceAfterACrashBeforeTheOffsetCommit(t *testing
 	dir := t.TempDir()
 
 	var crashed atomic.Bool
-	var firstBatch int64
-	var r *running
-	r = l.startWith(dir, func(p *Processor) {
+	firstBatchCounted := make(chan int64, 1)
+	r := l.startWith(dir, func(p *Processor, crash context.CancelFunc) {
 		p.testHookAfterCommit = func() bool {
 			if crashed.CompareAndSwap(false, true) {
-				_, firstBatch, _ = committedTotal(p)
-				r.cancel()
+				_, n, _ := committedTotal(p)
+				firstBatchCounted <- n
+				crash()
 				return true
 			}
 			return false
 		}
 	}, func(c *Config) { c.MaxBatch = 100; c.Delivery = AtLeastOnce })
-	servetest.WaitFor(t, 30*time.Second, "the crash", func() (bool, string) { return crashed.Load(), "" })
+	var firstBatch int64
+	select {
+	case firstBatch = <-firstBatchCounted:
+	case <-time.After(30 * time.Second):
+		t.Fatal("no batch was committed within 30s")
+	}
 	r.stop(t)
 
 	r = l.start(dir, func(c *Config) { c.Delivery = AtLeastOnce })

@@ -146,7 +146,7 @@ func TestARatingWaitingForItsMovieIsCountedInLogOrder(t *testing.T) {
 		added++
 	}
 	var hooked atomic.Bool
-	r := l.startWith(t.TempDir(), func(p *Processor) {
+	r := l.startWith(t.TempDir(), func(p *Processor, _ context.CancelFunc) {
 		p.testHookBeforeCatchUp = func() {
 			// The movie arrives while the batch waits for the table.
 			if hooked.CompareAndSwap(false, true) {
