@@ -28,7 +28,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	m := &Metrics{
 		state: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "lab_breaker_state",
-			Help: "Circuit breaker state per dependency: 0 closed, 1 half-open, 2 open (0 when breakers are off).",
+			Help: "Circuit breaker state per dependency: 0 closed, 1 half-open, 2 open, -1 disabled (breakers off).",
 		}, []string{"dependency"}),
 		transitions: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "lab_breaker_transitions_total",
@@ -88,7 +88,7 @@ func (m *Metrics) register(d *Dependency) *depMetrics {
 	m.mu.Lock()
 	m.deps = append(m.deps, d)
 	m.mu.Unlock()
-	m.state.WithLabelValues(d.name).Set(0)
+	m.state.WithLabelValues(d.name).Set(d.stateValue())
 	dm := &depMetrics{calls: map[result]prometheus.Counter{}, duration: m.duration.WithLabelValues(d.name)}
 	for _, r := range []result{resultSuccess, resultFailure, resultRejected} {
 		dm.calls[r] = m.calls.WithLabelValues(d.name, string(r))
