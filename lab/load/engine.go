@@ -187,12 +187,12 @@ func Run(ctx context.Context, cfg Config) (*Summary, error) {
 			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 		}
 		runs[i] = &variantRun{
-			target:  t,
-			base:    strings.TrimSuffix(t.BaseURL, "/"),
-			runID:   cfg.RunID,
-			source:  source,
-			limit:   pacer.total,
-			stats:   newVariantStats(),
+			target:   t,
+			base:     strings.TrimSuffix(t.BaseURL, "/"),
+			runID:    cfg.RunID,
+			source:   source,
+			limit:    pacer.total,
+			stats:    newVariantStats(),
 			metrics:  cfg.Metrics.forVariant(t.Variant),
 			observer: cfg.Observer,
 			// Workers stay uncapped (vegeta's default MaxWorkers): a stalled

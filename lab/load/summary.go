@@ -94,15 +94,15 @@ func buildSummary(cfg Config, runs []*variantRun, scheduled uint64, started, end
 		st := v.stats
 		st.mu.Lock()
 		vs := VariantSummary{
-			Variant:    v.target.Variant,
-			Target:     v.target.BaseURL,
-			Scheduled:  scheduled,
-			Sent:       st.sent.Load(),
-			Completed:  st.done,
-			Outcomes:   map[Outcome]uint64{},
-			Errors:     map[Cause]uint64{},
-			ByKind:     map[string]map[Outcome]uint64{},
-			TargetRate: math.Round(targetRate*100) / 100,
+			Variant:       v.target.Variant,
+			Target:        v.target.BaseURL,
+			Scheduled:     scheduled,
+			Sent:          st.sent.Load(),
+			Completed:     st.done,
+			Outcomes:      map[Outcome]uint64{},
+			Errors:        map[Cause]uint64{},
+			ByKind:        map[string]map[Outcome]uint64{},
+			TargetRate:    math.Round(targetRate*100) / 100,
 			Unexpected4xx: st.unexpected4,
 		}
 		all := st.all.Snapshot()
