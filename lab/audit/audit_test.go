@@ -248,7 +248,7 @@ func TestTheAuditJudgesEachOutcomeByItsDefinition(t *testing.T) {
 	add(1, 50, ledger.Acknowledged, "", ledger.Acknowledged)
 	add(1, 70, ledger.Ambiguous, ledger.CauseOutcomeUnknown, ledger.Acknowledged) // 504, applied later
 	add(2, 40, ledger.Ambiguous, ledger.CauseOutcomeUnknown, ledger.Acknowledged) // 504, never applied
-	add(900001, 30, ledger.Rejected, ledger.CauseHTTP4xx, ledger.Rejected)       // an unknown movie: as expected
+	add(900001, 30, ledger.Rejected, ledger.CauseHTTP4xx, ledger.Rejected)        // an unknown movie: as expected
 	ok := Check("rpc", es, snap(SourceStore), snap(SourceStore, MovieState{MovieID: 1, Count: 2, SumTenths: 120}))
 	if !ok.OK || ok.Phantoms != 0 || ok.AmbiguousApplied != 1 || ok.AmbiguousNotApplied != 1 || ok.UnexpectedRejections != 0 {
 		t.Errorf("504s applied or not are both correct: %+v", ok)

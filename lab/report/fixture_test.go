@@ -259,7 +259,9 @@ func fixtureClient(j journal.Journal) []journal.ClientWindow {
 				p99 = math.Max(p99, s.Values[journal.SeriesClientP99])
 			}
 			ratio := ok / answered
-			d := func(sec float64) *journal.Duration { return journal.DurationPtr(time.Duration(sec * float64(time.Second)).Round(time.Microsecond)) }
+			d := func(sec float64) *journal.Duration {
+				return journal.DurationPtr(time.Duration(sec * float64(time.Second)).Round(time.Microsecond))
+			}
 			f := journal.ClientFigures{Answered: uint64(answered), AsExpected: uint64(ok), SuccessRatio: &ratio,
 				Outcomes: map[string]uint64{"acknowledged": uint64(ok), "failed": uint64(answered) - uint64(ok)},
 				Latency:  journal.LatencyFigures{P50: d(p50), P90: d(p99 * 0.8), P99: d(p99), P999: d(p99 * 1.05), Max: d(p99 * 1.1)}}

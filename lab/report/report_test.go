@@ -49,8 +49,8 @@ func TestRenderWritesEveryChartAndTable(t *testing.T) {
 		"Ratings cut off for 20 s (breakers on)",
 		"FAIL", "PASS", // verdicts
 		"cut-rpc", "webserver-rpc-&gt;ratings-rpc", // fault timeline
-		"phantom",                         // audit finding
-		"r-0001412-rpc",                   // request-level audit
+		"phantom",                 // audit finding
+		"r-0001412-rpc",           // request-level audit
 		"success_rate &gt;= 0.99", // probes
 		"data:image/png;base64,",
 		"no circuit breakers in the stream variant",

@@ -106,8 +106,8 @@ type onceRecord struct {
 	ctx        context.Context
 	key, value []byte
 	at         time.Time
-	result chan error // buffered: the sender never blocks on a caller gone
-	taken  bool       // in a batch (guarded by the queue's mu)
+	result     chan error // buffered: the sender never blocks on a caller gone
+	taken      bool       // in a batch (guarded by the queue's mu)
 }
 
 // Produce sends one record and waits for its outcome (see OnceProducer);
