@@ -19,6 +19,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	dto "github.com/prometheus/client_model/go"
 
 	"github.com/ratingslab/lab/lab/audit"
 	"github.com/ratingslab/lab/lab/faults"
@@ -319,6 +320,7 @@ func Run(ctx context.Context, p *Plan, env Env) (*Result, error) {
 	rt := runTimes{t0: r.t0, loadEnd: loadEnd, drained: drained, interrupted: interrupted}
 	j.Phases, j.Verdict = p.evaluate(r.store, rt, j.Audit)
 	j.Client = p.clientWindows(r.store, rt)
+	addDashboardP99(j.Client, reg)
 	if interrupted {
 		j.Error = fmt.Sprintf("interrupted at +%s: every fault it injected was healed; the hypothesis was not checked to the end", offset(loadEnd, r.t0))
 		for v := range j.Verdict {
@@ -332,6 +334,30 @@ func Run(ctx context.Context, p *Plan, env Env) (*Result, error) {
 		return nil, err
 	}
 	return &Result{Journal: j, JournalPath: jpath}, nil
+}
+
+// addDashboardP99 puts beside each variant's exact run p99 the one a
+// dashboard interpolates from the load generator's histogram, so a report
+// shows how far the bucket figure is off.
+func addDashboardP99(windows []journal.ClientWindow, reg prometheus.Gatherer) {
+	fams, err := reg.Gather()
+	if err != nil {
+		return
+	}
+	for i, w := range windows {
+		if w.Window != journal.WindowRun {
+			continue
+		}
+		for _, f := range fams {
+			if f.GetName() != metricLoadDuration {
+				continue
+			}
+			b := histogram(f, func(m *dto.Metric) bool { return label(m, "variant") == w.Variant })
+			if q, ok := b.quantile(0.99); ok {
+				windows[i].All.DashboardP99 = journal.DurationPtr(time.Duration(q * float64(time.Second)))
+			}
+		}
+	}
 }
 
 // slo is the success-rate objective of the hypothesis, for the journal.

@@ -18,7 +18,21 @@ import (
 // metricFreshness is the one histogram the store reads from the parts: a
 // window's freshness quantile is computed from the window's own
 // observations rather than guessed from per-second quantiles.
-const metricFreshness = "lab_view_freshness_seconds"
+// metricLoadDuration is the load generator's own, read once at the end
+// for the dashboard figure beside the exact one.
+const (
+	metricFreshness    = "lab_view_freshness_seconds"
+	metricLoadDuration = "lab_load_request_duration_seconds"
+)
+
+func label(m *dto.Metric, name string) string {
+	for _, l := range m.GetLabel() {
+		if l.GetName() == name {
+			return l.GetValue()
+		}
+	}
+	return ""
+}
 
 // tick is one variant's second: the journal sample plus what the windows
 // need — the load generator's answers of that second (exact counts and

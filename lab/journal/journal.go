@@ -224,6 +224,11 @@ type ClientFigures struct {
 	Unexpected4xx uint64 `json:"unexpected_4xx"`
 	// Latency: nearest-rank percentiles of these answers' latencies.
 	Latency LatencyFigures `json:"latency"`
+	// DashboardP99, on the run window of all requests: the p99 a
+	// dashboard interpolates from lab_load_request_duration_seconds
+	// (histogram_quantile over its buckets), beside the exact one to show
+	// how far the server-style figure is off.
+	DashboardP99 *Duration `json:"dashboard_p99,omitempty"`
 }
 
 // LatencyFigures are percentiles of a set of latencies (absent when empty).

@@ -70,7 +70,7 @@ type clientRow struct {
 	Run, Variant, Window, Class string
 	Answered, Unexpected4xx     uint64
 	Success, P50, P99, P999     string
-	Max                         string
+	Max, Dashboard              string
 }
 
 type verdictRow struct {
@@ -348,7 +348,8 @@ func clientRowsOf(r run, v string) []clientRow {
 			l := class.f.Latency
 			out = append(out, clientRow{Run: r.Label, Variant: v, Window: c.Window, Class: class.name,
 				Answered: class.f.Answered, Unexpected4xx: class.f.Unexpected4xx, Success: fmtRatio(class.f.SuccessRatio),
-				P50: fmtOptional(l.P50, "—"), P99: fmtOptional(l.P99, "—"), P999: fmtOptional(l.P999, "—"), Max: fmtOptional(l.Max, "—")})
+				P50: fmtOptional(l.P50, "—"), P99: fmtOptional(l.P99, "—"), P999: fmtOptional(l.P999, "—"), Max: fmtOptional(l.Max, "—"),
+				Dashboard: fmtOptional(class.f.DashboardP99, "")})
 		}
 	}
 	return out

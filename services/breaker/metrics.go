@@ -5,11 +5,14 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/ratingslab/lab/services/serve"
 )
 
-// callBuckets (seconds): healthy loopback calls take about a millisecond; a
-// timed-out attempt takes the full timeout, so the top buckets reach past it.
-var callBuckets = []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30}
+// callBuckets (seconds): the lab's dense duration buckets (8 per doubling,
+// 1 ms to 32.8 s), so a timed-out attempt lands in a bucket near its
+// timeout and an interpolated p99 is within 9 % of the exact one.
+var callBuckets = serve.DurationBuckets
 
 // Metrics are the per-dependency metrics of one process (docs/architecture.md).
 // Register once per registry and share between that process's dependencies.
