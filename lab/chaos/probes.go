@@ -161,7 +161,7 @@ func fmtSeconds(s float64) string {
 	d := time.Duration(s * float64(time.Second))
 	switch {
 	case d >= time.Second:
-		return d.Round(10 * time.Millisecond).String()
+		return d.Round(time.Millisecond).String()
 	case d >= time.Millisecond:
 		return d.Round(100 * time.Microsecond).String()
 	}

@@ -225,7 +225,7 @@ func Run(ctx context.Context, p *Plan, env Env) (*Result, error) {
 	}
 	defer closeLogs()
 	j.LagSource = lagSource
-	smp := &sampler.Sampler{Targets: targets, Views: views, Logs: logs, Client: &http.Client{}}
+	smp := &sampler.Sampler{Targets: targets, Views: views, Logs: logs, Acked: meter.Acked, Client: &http.Client{}}
 	sctx, stopSampling := context.WithCancel(context.Background())
 	defer stopSampling()
 	first := make(chan struct{})
@@ -776,6 +776,8 @@ func (r *run) progress(ctx context.Context) {
 			}
 			if l, ok := smp.Get(journal.SeriesConsumerLag); ok {
 				col += fmt.Sprintf(" lag %.0f", l)
+			} else if smp.IsUnknown(journal.SeriesConsumerLag) {
+				col += " lag unknown"
 			}
 			if bad := r.p.liveViolations(r.store, v, now, r.t0, len(act) > 0); len(bad) > 0 {
 				col += " ✗ " + strings.Join(bad, ",")

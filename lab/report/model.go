@@ -197,7 +197,7 @@ func buildDocument(runs []run) (*document, error) {
 				Lag:     fmtSignal(j, rc, journal.SignalLag, journal.SeriesConsumerLag, rc.LagRecovered, "never"),
 				View:    fmtSignal(j, rc, journal.SignalView, journal.SeriesViewGap, rc.ViewConverged, "never"),
 				Failed:  fmt.Sprint(rc.FailedDuringFault), Budget: fmtBudget(rc.ErrorBudgetBurned),
-				Baseline: fmt.Sprintf("success %s, p99 %s", pct(rc.BaselineSuccessRatio), fmtSeconds(rc.BaselineP99Seconds)),
+				Baseline: fmt.Sprintf("success %s, p99 %s", pct(rc.BaselineSuccessRatio), fmtLatency(journal.DurationPtr(time.Duration(rc.BaselineP99Seconds*float64(time.Second))))),
 				Note:     rc.Note,
 			})
 		}
@@ -304,11 +304,11 @@ func diffOf(r run, v string, recovery []journal.Recovery) diffRow {
 	}
 	if c, ok := j.FindClient(v, journal.WindowDuring); ok {
 		row.SuccessDuring = fmtRatio(c.All.SuccessRatio)
-		row.P99During = fmtOptional(c.All.Latency.P99, "—")
+		row.P99During = fmtLatency(c.All.Latency.P99)
 		row.Errors = fmt.Sprint(c.All.Answered - c.All.AsExpected)
 	}
 	if c, ok := j.FindClient(v, journal.WindowRun); ok {
-		row.P99Run = fmtOptional(c.All.Latency.P99, "—")
+		row.P99Run = fmtLatency(c.All.Latency.P99)
 	}
 	var back []string
 	for _, rc := range recovery {
@@ -348,11 +348,29 @@ func clientRowsOf(r run, v string) []clientRow {
 			l := class.f.Latency
 			out = append(out, clientRow{Run: r.Label, Variant: v, Window: c.Window, Class: class.name,
 				Answered: class.f.Answered, Unexpected4xx: class.f.Unexpected4xx, Success: fmtRatio(class.f.SuccessRatio),
-				P50: fmtOptional(l.P50, "—"), P99: fmtOptional(l.P99, "—"), P999: fmtOptional(l.P999, "—"), Max: fmtOptional(l.Max, "—"),
-				Dashboard: fmtOptional(class.f.DashboardP99, "")})
+				P50: fmtLatency(l.P50), P99: fmtLatency(l.P99), P999: fmtLatency(l.P999), Max: fmtLatency(l.Max),
+				Dashboard: fmtLatency(class.f.DashboardP99)})
 		}
 	}
 	return out
+}
+
+// fmtLatency writes a measured latency with the precision it has (four
+// significant digits: 322.6ms, 1.005s), "—" when absent.
+func fmtLatency(d *journal.Duration) string {
+	if d == nil {
+		return "—"
+	}
+	switch v := d.D(); {
+	case v < time.Millisecond:
+		return fmt.Sprintf("%.0fµs", float64(v)/1e3)
+	case v < 10*time.Millisecond:
+		return fmt.Sprintf("%.2fms", float64(v)/1e6)
+	case v < time.Second:
+		return fmt.Sprintf("%.1fms", float64(v)/1e6)
+	default:
+		return fmt.Sprintf("%.3fs", v.Seconds())
+	}
 }
 
 func fmtRatio(r *float64) string {
@@ -633,9 +651,6 @@ func hasSeries(j *journal.Journal, variant, series string) bool {
 	return false
 }
 
-func fmtSeconds(s float64) string {
-	return fmtDuration(time.Duration(s * float64(time.Second)))
-}
 
 func pct(r float64) string {
 	return strings.TrimSuffix(strings.TrimSuffix(fmt.Sprintf("%.2f", r*100), "0"), ".0") + " %"

@@ -130,6 +130,22 @@ func (m *ClientMeter) Answered(a load.Answer) {
 	v.cur[c].add(a, &v.rec[c])
 }
 
+// Acked returns the acknowledged ratings per movie of every variant so
+// far (Sampler.Acked, read before the views).
+func (m *ClientMeter) Acked() map[string]map[int64]uint64 {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	out := make(map[string]map[int64]uint64, len(m.variants))
+	for name, v := range m.variants {
+		acked := make(map[int64]uint64, len(v.ackedByMovie))
+		for id, n := range v.ackedByMovie {
+			acked[id] = n
+		}
+		out[name] = acked
+	}
+	return out
+}
+
 // Cut ends the current tick of every variant at at and returns them.
 func (m *ClientMeter) Cut(at time.Time) map[string]ClientTick {
 	m.mu.Lock()

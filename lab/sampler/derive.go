@@ -395,8 +395,12 @@ func (d *Deriver) log(smp *journal.Sample, s Scrape) {
 }
 
 // view derives view_count_total, view_gap (acknowledged, not yet visible)
-// and view_unacknowledged (visible, never acknowledged), per movie against
-// the load generator's acknowledged ratings since the view was first read.
+// and view_unacknowledged (visible, never acknowledged), per movie, since
+// the view was first read. A rating acknowledged before the view read began
+// should be in it (AckedBefore, when the sampler has it), so the gap does
+// not count ratings acknowledged while the pages were being read; a rating
+// visible in the read was committed before it ended, so the unacknowledged
+// ones are counted against the acknowledgements at the tick's cut.
 func (d *Deriver) view(smp *journal.Sample, s Scrape, t ClientTick) {
 	v := smp.Variant
 	vt, ok := s.Views[v]
@@ -412,9 +416,13 @@ func (d *Deriver) view(smp *journal.Sample, s Scrape, t ClientTick) {
 	if t.AckedByMovie == nil {
 		return // no load generator: nothing to compare with
 	}
+	ackedBefore := s.AckedBefore[v]
+	if ackedBefore == nil {
+		ackedBefore = t.AckedByMovie
+	}
 	if _, seen := d.viewStart[v]; !seen {
 		d.viewStart[v] = vt.Movies
-		d.ackedAtViewStart[v] = t.AckedByMovie
+		d.ackedAtViewStart[v] = ackedBefore
 	}
 	start, ackedStart := d.viewStart[v], d.ackedAtViewStart[v]
 	var pending, extra int64
@@ -427,10 +435,10 @@ func (d *Deriver) view(smp *journal.Sample, s Scrape, t ClientTick) {
 	}
 	for id := range movies {
 		grown := vt.Movies[id] - start[id]
-		acked := int64(t.AckedByMovie[id] - ackedStart[id])
-		if acked > grown {
+		if acked := int64(ackedBefore[id]) - int64(ackedStart[id]); acked > grown {
 			pending += acked - grown
-		} else {
+		}
+		if acked := int64(t.AckedByMovie[id]) - int64(ackedStart[id]); grown > acked {
 			extra += grown - acked
 		}
 	}

@@ -80,6 +80,10 @@ type Scrape struct {
 	// Lags and DLQ by variant (log variants only).
 	Lags map[string]lag.Lag
 	DLQ  map[string]DLQRead
+	// AckedBefore are the acknowledged ratings per variant and movie just
+	// before the views were read (Sampler.Acked): every one of them should
+	// be visible in the view read after it.
+	AckedBefore map[string]map[int64]uint64
 }
 
 // ViewTotal is the public view of one variant: every movie's count, and
@@ -96,6 +100,9 @@ type Sampler struct {
 	Targets []Target
 	Views   []View
 	Logs    []Log
+	// Acked, when set, reports the acknowledged ratings per variant and
+	// movie (ClientMeter.Acked); it is read before the views.
+	Acked func() map[string]map[int64]uint64
 	Every   time.Duration // default 1s
 	Client  *http.Client  // default: a client with no keep-alive surprises
 }
@@ -134,6 +141,9 @@ func (s *Sampler) ScrapeOnce(ctx context.Context) Scrape {
 	}
 	sc := Scrape{At: time.Now(), Families: map[string]Families{}, Errors: map[string]string{}, Views: map[string]ViewTotal{},
 		Lags: map[string]lag.Lag{}, DLQ: map[string]DLQRead{}}
+	if s.Acked != nil {
+		sc.AckedBefore = s.Acked()
+	}
 	var mu sync.Mutex
 	var wg sync.WaitGroup
 	for _, t := range s.Targets {
