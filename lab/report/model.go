@@ -651,7 +651,6 @@ func hasSeries(j *journal.Journal, variant, series string) bool {
 	return false
 }
 
-
 func pct(r float64) string {
 	return strings.TrimSuffix(strings.TrimSuffix(fmt.Sprintf("%.2f", r*100), "0"), ".0") + " %"
 }

@@ -102,9 +102,9 @@ type Sampler struct {
 	Logs    []Log
 	// Acked, when set, reports the acknowledged ratings per variant and
 	// movie (ClientMeter.Acked); it is read before the views.
-	Acked func() map[string]map[int64]uint64
-	Every   time.Duration // default 1s
-	Client  *http.Client  // default: a client with no keep-alive surprises
+	Acked  func() map[string]map[int64]uint64
+	Every  time.Duration // default 1s
+	Client *http.Client  // default: a client with no keep-alive surprises
 }
 
 func (s *Sampler) every() time.Duration {
