@@ -235,8 +235,10 @@ func Run(ctx context.Context, p *Plan, env Env) (*Result, error) {
 		defer close(samplingDone)
 		_ = smp.Run(sctx, func(sc sampler.Scrape) {
 			// Cut after the scrape: a rating visible in the view read was
-			// committed before the cut.
-			ticks := meter.Cut(time.Now())
+			// committed before the cut. The sample is the second ending at
+			// the cut, so every answer belongs to the sample at or after it.
+			sc.At = time.Now()
+			ticks := meter.Cut(sc.At)
 			r.store.add(sc, deriver.Next(sc, ticks), ticks)
 			firstOnce.Do(func() { close(first) })
 		})
