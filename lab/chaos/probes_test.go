@@ -229,17 +229,17 @@ func TestEvaluateInterrupted(t *testing.T) {
 func TestAnUnexpected422FailsTheSuccessRate(t *testing.T) {
 	k, _ := lookupProbe("success_rate")
 	b := bound{set: true, min: true, v: 0.99}
-	tick := func(unexpected uint64) sampler.ClientTick {
+	answersWith := func(unexpected uint64) sampler.ClientTick {
 		var ct sampler.ClientTick
 		ct.ByClass[sampler.Writes] = sampler.ClassFigures{Answered: 100, AsExpected: 100 - unexpected, Unexpected4xx: unexpected,
 			Outcomes: map[load.Outcome]uint64{load.Acknowledged: 95 - unexpected, load.Rejected: 5 + unexpected}}
 		return ct
 	}
-	expectedOnly := windowOf([]tick{{at: time.Unix(1, 0), client: tick(0)}}, time.Unix(0, 0), time.Unix(2, 0))
+	expectedOnly := windowOf([]tick{{at: time.Unix(1, 0), client: answersWith(0)}}, time.Unix(0, 0), time.Unix(2, 0))
 	if m := k.measureWindow(expectedOnly); !m.acceptable(b) || m.value != 1 {
 		t.Errorf("5 rejections of unknown movies: %+v, want 1.0 (as expected)", m)
 	}
-	refused := windowOf([]tick{{at: time.Unix(1, 0), client: tick(2)}}, time.Unix(0, 0), time.Unix(2, 0))
+	refused := windowOf([]tick{{at: time.Unix(1, 0), client: answersWith(2)}}, time.Unix(0, 0), time.Unix(2, 0))
 	if m := k.measureWindow(refused); m.acceptable(b) || m.value != 0.98 || !strings.Contains(m.text, "2 unexpected 4xx") {
 		t.Errorf("2 valid ratings answered 422: %+v, want 0.98, failing, and saying why", m)
 	}
