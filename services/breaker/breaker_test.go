@@ -219,8 +219,8 @@ func TestWithBreakersOffEveryCallWaitsTheFullTimeout(t *testing.T) {
 	if got := h.counter(t, "lab_dependency_calls_total", "result", "rejected"); got != 0 {
 		t.Errorf("rejected = %v, want 0", got)
 	}
-	if got := h.counter(t, "lab_breaker_state", "dependency", "movies-rpc"); got != 0 {
-		t.Errorf("state gauge = %v, want 0 with breakers off", got)
+	if got := h.counter(t, "lab_breaker_state", "dependency", "movies-rpc"); got != breaker.StateDisabled {
+		t.Errorf("state gauge = %v, want -1 (disabled) with breakers off, never 0 (closed)", got)
 	}
 }
 
