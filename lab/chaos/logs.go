@@ -15,11 +15,12 @@ import (
 )
 
 // The durable position of ratings-stream depends on its delivery mode: its
-// SQLite stores (effectively-once), or the group's committed offsets
-// (at-least-once; a transactional mode commits there too).
+// SQLite stores in effectively-once mode (the default), the group's
+// committed offsets in every other (at-least-once; a transactional mode
+// commits there too).
 const (
-	deliveryAtLeastOnce = "at-least-once"
-	ratingsStreamGroup  = "ratings-stream"
+	deliveryEffectivelyOnce = "effectively-once"
+	ratingsStreamGroup      = "ratings-stream"
 )
 
 // logsOf is what the sampler reads of the log variant from outside its
@@ -37,7 +38,7 @@ func logsOf(p *Plan, env Env) ([]sampler.Log, string, func(), error) {
 	partitions := partitionsOf(model.TopicRatings)
 	var pos lag.Positions = lag.StoreFiles{Name: "ratings-stream", Topic: model.TopicRatings,
 		Paths: func() []string { return audit.StreamStorePaths(env.Dir) }}
-	if env.Settings["delivery"] == deliveryAtLeastOnce {
+	if d := env.Settings["delivery"]; d != "" && d != deliveryEffectivelyOnce {
 		pos = lag.GroupOffsets{Client: &kafka.Client{Addr: kafka.TCP(env.Brokers...), Timeout: time.Second},
 			Group: ratingsStreamGroup, Topic: model.TopicRatings, Partitions: partitions}
 	}
