@@ -25,6 +25,10 @@ const (
 	// for this many consecutive samples (or until the run ends), so one
 	// lucky second is not a recovery.
 	StableSamples = 3
+	// EffectGrace: a stretch out of band is the fault's only if it begins
+	// before the heal plus this (a backlog that builds as a part comes
+	// back); what begins later is something else, such as noise.
+	EffectGrace = 5 * time.Second
 	// DefaultSLO is the success objective when the journal names none.
 	DefaultSLO = 0.99
 )
@@ -133,10 +137,14 @@ func recoveryOf(f FaultEvent, variant string, ss []Sample, baseFrom, obsEnd, end
 		notes = append(notes, "no client samples before the fault: success baseline taken as 100 %")
 	}
 	r.BaselineSuccessRatio = baseSuccess
+	// The p99 of one second of a light load is nearly its slowest request:
+	// the band starts from how high the seconds before the fault went (their
+	// 90th percentile), not from their median, so ordinary noise is not an
+	// effect of the fault.
 	var baseP99 float64
 	if len(p99s) > 0 {
 		sort.Float64s(p99s)
-		baseP99 = p99s[len(p99s)/2]
+		baseP99 = p99s[min(len(p99s)-1, len(p99s)*9/10)]
 	}
 	r.BaselineP99Seconds = baseP99
 	if baseLag >= 0 {
@@ -200,8 +208,9 @@ func recoveryOf(f FaultEvent, variant string, ss []Sample, baseFrom, obsEnd, end
 			return !s.IsUnknown(SeriesViewGap), s.IsUnknown(SeriesViewGap)
 		}})
 	}
+	effectUntil := heal.Add(EffectGrace)
 	for _, sg := range signals {
-		first, last, touched := departures(obs, sg.in)
+		first, last, touched := departures(obs, sg.in, effectUntil)
 		if !touched {
 			continue
 		}
@@ -231,23 +240,29 @@ func recoveryOf(f FaultEvent, variant string, ss []Sample, baseFrom, obsEnd, end
 	return r
 }
 
-// departures finds where a signal left its band: out of band for at least
-// LeaveSamples consecutive samples. It returns the first sample of the
-// first departure and the last out-of-band sample of the last one.
-func departures(ss []Sample, in func(Sample) (bool, bool)) (first, last time.Time, touched bool) {
+// departures finds where a fault moved a signal out of its band: stretches
+// out of band for at least LeaveSamples consecutive samples that begin
+// before effectUntil (later ones are not the fault's). It returns the first
+// sample of the first such stretch and the last sample of the last one.
+func departures(ss []Sample, in func(Sample) (bool, bool), effectUntil time.Time) (first, last time.Time, touched bool) {
 	run := 0
-	for i, s := range ss {
+	var start time.Time
+	for _, s := range ss {
 		if ok, _ := in(s); ok {
 			run = 0
 			continue
 		}
+		if run == 0 {
+			start = s.At
+		}
 		run++
-		if run == LeaveSamples && !touched {
-			first, touched = ss[i-run+1].At, true
+		if run < LeaveSamples || start.After(effectUntil) {
+			continue
 		}
-		if run >= LeaveSamples {
-			last = s.At
+		if !touched {
+			first, touched = start, true
 		}
+		last = s.At
 	}
 	return first, last, touched
 }

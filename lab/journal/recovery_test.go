@@ -161,3 +161,25 @@ func TestAnUntouchedVariantHasNoRecoveryTimes(t *testing.T) {
 		t.Errorf("lag back %v after the heal, want 1s (known and in band from the first sample after it)", r.LagRecovered)
 	}
 }
+
+// A slow second long after the heal is not the fault's doing, and the
+// ordinary noise of per-second p99s before the fault sets the band: a
+// variant the fault did not move stays untouched.
+func TestNoiseIsNotAnEffectOfTheFault(t *testing.T) {
+	noisy := scripted("stream", func(sec int) (float64, float64, float64, float64) {
+		p99 := 0.010
+		if sec%4 == 0 {
+			p99 = 0.030 // the usual spikes of a busy machine
+		}
+		if sec == 75 || sec == 76 {
+			p99 = 0.500 // two slow seconds 25 s after the heal
+		}
+		return 1, p99, -1, 0
+	})
+	j := Journal{Version: CurrentVersion, Kind: KindExperiment, Variants: []string{"stream"}, Started: t0, Ended: t0.Add(90 * time.Second),
+		Faults: []FaultEvent{{ID: "m1", InjectedAt: t0.Add(40 * time.Second), HealedAt: t0.Add(50 * time.Second)}}, Samples: noisy}
+	r := ComputeRecovery(j)[0]
+	if len(r.Touched) != 0 || r.P99Recovered != nil {
+		t.Errorf("touched %v, p99 back %v: neither the usual spikes nor a slow stretch 25 s after the heal are the fault's", r.Touched, r.P99Recovered)
+	}
+}
