@@ -292,8 +292,9 @@ type Recovery struct {
 	// the next fault or the end; a signal not listed was untouched and has
 	// no recovery time.
 	Touched []string `json:"touched"`
-	// Heal → success ratio back within 1 % of baseline, p99 back, consumer
-	// lag back, view converged, each after its last time out of its band.
+	// Heal → success ratio back within 1 % of baseline, client latency back
+	// (P99Recovered: p99 and p50 both in their bands), consumer lag back,
+	// view converged, each after the fault's last stretch out of its band.
 	SuccessRecovered *Duration `json:"success_recovered"`
 	P99Recovered     *Duration `json:"p99_recovered"`
 	LagRecovered     *Duration `json:"lag_recovered"`
@@ -307,6 +308,7 @@ type Recovery struct {
 	// Baselines the thresholds derive from (absent series: 0).
 	BaselineSuccessRatio float64 `json:"baseline_success_ratio"`
 	BaselineP99Seconds   float64 `json:"baseline_p99_seconds"`
+	BaselineP50Seconds   float64 `json:"baseline_p50_seconds"`
 	BaselineLag          float64 `json:"baseline_lag"`
 	BaselineViewGap      float64 `json:"baseline_view_gap"`
 	// Note explains a metric that could not be computed.

@@ -17,6 +17,9 @@ const (
 	// max(baseline × P99Factor, baseline + P99Slack).
 	P99Factor = 1.5
 	P99Slack  = 5 * time.Millisecond
+	// P50Slack: the p50 band is max(baseline × P99Factor, baseline +
+	// P50Slack).
+	P50Slack = 10 * time.Millisecond
 	// LeaveSamples: a signal has left its band (the fault touched it) only
 	// when it is out of band for this many consecutive samples, so one
 	// unlucky second is not an effect.
@@ -104,7 +107,7 @@ func recoveryOf(f FaultEvent, variant string, ss []Sample, baseFrom, obsEnd, end
 
 	// Baselines.
 	var okW, w float64
-	var p99s []float64
+	var p50s, p99s []float64
 	baseLag, baseGap := -1.0, -1.0
 	haveSuccess := false
 	for _, s := range ss {
@@ -123,6 +126,9 @@ func recoveryOf(f FaultEvent, variant string, ss []Sample, baseFrom, obsEnd, end
 		if p, ok := s.Values[SeriesClientP99]; ok {
 			p99s = append(p99s, p)
 		}
+		if p, ok := s.Values[SeriesClientP50]; ok {
+			p50s = append(p50s, p)
+		}
 		if l, ok := s.Values[SeriesConsumerLag]; ok {
 			baseLag = max(baseLag, l)
 		}
@@ -138,15 +144,11 @@ func recoveryOf(f FaultEvent, variant string, ss []Sample, baseFrom, obsEnd, end
 	}
 	r.BaselineSuccessRatio = baseSuccess
 	// The p99 of one second of a light load is nearly its slowest request:
-	// the band starts from how high the seconds before the fault went (their
-	// 90th percentile), not from their median, so ordinary noise is not an
-	// effect of the fault.
-	var baseP99 float64
-	if len(p99s) > 0 {
-		sort.Float64s(p99s)
-		baseP99 = p99s[min(len(p99s)-1, len(p99s)*9/10)]
-	}
-	r.BaselineP99Seconds = baseP99
+	// the bands start from how high the seconds before the fault went (the
+	// 90th percentile of their p50s and p99s), not from the median, so
+	// ordinary noise is not an effect of the fault.
+	baseP99, baseP50 := highish(p99s), highish(p50s)
+	r.BaselineP99Seconds, r.BaselineP50Seconds = baseP99, baseP50
 	if baseLag >= 0 {
 		r.BaselineLag = baseLag
 	}
@@ -184,12 +186,18 @@ func recoveryOf(f FaultEvent, variant string, ss []Sample, baseFrom, obsEnd, end
 		return !stalled(s), stalled(s)
 	}}}
 	if len(p99s) > 0 {
-		limit := max(baseP99*P99Factor, baseP99+P99Slack.Seconds())
+		// Latency: the p99 band, and the p50's (a fault that slows every
+		// request moves the median too, even when the seconds before the
+		// fault had slow outliers of the same size).
+		limit99 := max(baseP99*P99Factor, baseP99+P99Slack.Seconds())
+		limit50 := max(baseP50*P99Factor, baseP50+P50Slack.Seconds())
 		signals = append(signals, signal{name: SignalP99, dst: &r.P99Recovered, in: func(s Sample) (bool, bool) {
-			if p, ok := s.Values[SeriesClientP99]; ok {
-				return p <= limit, true
+			p99, ok := s.Values[SeriesClientP99]
+			if !ok {
+				return !stalled(s), stalled(s)
 			}
-			return !stalled(s), stalled(s)
+			p50, has50 := s.Values[SeriesClientP50]
+			return p99 <= limit99 && (!has50 || len(p50s) == 0 || p50 <= limit50), true
 		}})
 	}
 	if baseLag >= 0 {
@@ -238,6 +246,15 @@ func recoveryOf(f FaultEvent, variant string, ss []Sample, baseFrom, obsEnd, end
 	}
 	r.Note = strings.Join(notes, "; ")
 	return r
+}
+
+// highish is the 90th percentile of per-second figures (0 without any).
+func highish(vs []float64) float64 {
+	if len(vs) == 0 {
+		return 0
+	}
+	sort.Float64s(vs)
+	return vs[min(len(vs)-1, len(vs)*9/10)]
 }
 
 // departures finds where a fault moved a signal out of its band: stretches
