@@ -127,10 +127,10 @@ func clientLatency(id uint32, variant string) panel {
 	bucket := sel("lab_load_request_duration_seconds_bucket", eq("variant", variant), re("kind", "$kind"))
 	return panel{
 		id: id, kind: timeSeries, variant: variant, width: 12, height: 8,
-		title:       variantTitle(variant) + " · latency p50 / p99",
+		title: variantTitle(variant) + " · latency p50 / p99",
 		description: "Client-side latency per request kind, measured from the moment the request was due (open model: no coordinated omission). " +
 			"Interpolated from lab_load_request_duration_seconds (8 buckets per doubling: within 9 %); experiment reports take exact percentiles from every request.",
-		unit:        "s", min: ptr(0.0),
+		unit: "s", min: ptr(0.0),
 		queries: []query{
 			{expr: quantile("0.5", "kind", bucket), legend: "p50 {{kind}}", requires: []string{bucket}},
 			{expr: quantile("0.99", "kind", bucket), legend: "p99 {{kind}}"},
