@@ -217,12 +217,15 @@ func TestAStallingServerShowsInP99(t *testing.T) {
 	if v.Sent != 600 {
 		t.Errorf("the schedule must go on during the stall: want 600 requests, sent %d", v.Sent)
 	}
-	if in := api.maxIn.Load(); in < 80 {
-		t.Errorf("during a 500 ms stall at 200/s about 100 requests should be waiting at once; the server saw at most %d", in)
-	}
 	t.Logf("p50 %.1f ms, p99 %.1f ms, max %.1f ms, server saw %d in flight", v.Latency.P50, v.Latency.P99, v.Latency.Max, api.maxIn.Load())
 	if v.Latency.P99 < 300 || v.Latency.Max < 400 {
 		t.Errorf("the stall must show in the tail: p99 %.1f ms, max %.1f ms (want p99 >= 300 ms)", v.Latency.P99, v.Latency.Max)
+	}
+	if raceEnabled {
+		return // the race detector's slowdown blurs how many wait at once and the median (the run without it checks them)
+	}
+	if in := api.maxIn.Load(); in < 80 {
+		t.Errorf("during a 500 ms stall at 200/s about 100 requests should be waiting at once; the server saw at most %d", in)
 	}
 	if v.Latency.P50 > 100 {
 		t.Errorf("most requests were not stalled: p50 %.1f ms", v.Latency.P50)
@@ -261,7 +264,9 @@ func TestLedgerHasExactlyOneOutcomePerRating(t *testing.T) {
 	}
 	s := scenarioAt(t, "smoke", 100, 2*time.Second)
 	s.Mix = Mix{Rating: 1}
-	s.RequestTimeout = Duration(300 * time.Millisecond)
+	// Long enough that a loaded machine (make test runs suites side by side
+	// under the race detector) answers the well-behaved requests in time.
+	s.RequestTimeout = Duration(time.Second)
 	reg := prometheus.NewPedanticRegistry()
 	m, err := NewMetrics(reg, []string{"good", "down"})
 	if err != nil {
