@@ -87,7 +87,7 @@ var metrics = []metric{
 		{Series: journal.SeriesClientP99, Label: "p99", Color: orange},
 	}},
 	{ID: "inflight", Title: "Requests in flight", Unit: "requests", Scale: 1, Lines: []line{
-		{Series: journal.SeriesClientInFlight, Label: "in flight", Color: grey},
+		{Series: journal.SeriesClientInFlight, Label: "in flight", Color: blue},
 	}},
 	{ID: "breaker", Title: "Circuit breakers", Scale: 1, Min: -1.4, Max: 3.2, Steps: breakerSteps, Dynamic: breakerLines},
 	{ID: "lag", Title: "Consumer lag (measured from outside; a gap is unknown)", Unit: "records", Scale: 1, Lines: []line{
