@@ -230,6 +230,8 @@ func (p *OnceProducer) send(partition int, batch []*onceRecord) {
 	err := p.produce(ctx, partition, batch)
 	if err == nil {
 		p.metrics.produced.WithLabelValues(p.topic).Add(float64(len(batch)))
+	} else {
+		p.metrics.produceErrors.WithLabelValues(p.topic, ErrorName(err)).Add(float64(len(batch)))
 	}
 	for _, r := range batch {
 		r.result <- err
@@ -272,6 +274,7 @@ func (p *OnceProducer) produce(ctx context.Context, partition int, batch []*once
 			return fmt.Errorf("produce to %s[%d]: refused: %w (no time left to retry)", p.topic, partition, err)
 		case <-time.After(wait):
 		}
+		p.metrics.produceRetries.WithLabelValues(p.topic).Inc()
 		wait *= 2
 	}
 }
