@@ -31,7 +31,7 @@ test: build lint apicurio test-k6 test-go test-kafka
 test-go:
 	$(GO) test -race -count=1 -timeout 20m $$($(GO) list ./... | grep -v '/lab/e2e$$')
 	$(GO) test -count=1 -timeout 25m ./lab/e2e
-	$(GO) test -count=1 -timeout 5m -run 'TestRunHoldsTheTargetRate|TestEveryVariantGetsTheSameSequenceAtTheSameMoments' ./lab/load
+	$(GO) test -count=1 -timeout 5m -run 'TestRunHoldsTheTargetRate|TestEveryVariantGetsTheSameSequenceAtTheSameMoments|TestAStallingServerShowsInP99' ./lab/load
 	$(GO) test -count=1 -timeout 5m -run 'TestTimedFaultHealsItselfOnSchedule' ./lab/faults
 
 # Node.js (18 or newer) and npm type-check the k6 scripts; say which is missing.

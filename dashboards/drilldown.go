@@ -136,9 +136,10 @@ func breakerStates(id uint32, matchers ...string) panel {
 	return panel{
 		id: id, kind: stateTimeline, variant: VariantRPC, width: 12, height: 8,
 		title:       "Circuit breakers",
-		description: "State of each caller's breaker per dependency (lab_breaker_state): closed, half-open (probing), open (rejecting calls).",
+		description: "State of each caller's breaker per dependency (lab_breaker_state): closed, half-open (probing), open (rejecting calls), disabled (lab up --breakers=off).",
 		queries:     []query{{expr: maxBy("part, dependency", states), legend: "{{part}} → {{dependency}}", requires: []string{states}}},
 		states: []state{
+			{value: "-1", text: "disabled", colour: "grey"},
 			{value: "0", text: "closed", colour: "green"},
 			{value: "1", text: "half-open", colour: "yellow"},
 			{value: "2", text: "open", colour: "red"},

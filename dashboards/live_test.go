@@ -129,13 +129,13 @@ func newContractLab(t *testing.T) *contractLab {
 	}
 
 	load := l.part(t, prom.LoadPart, prom.VariantLoad, true, true)
-	loadRequests := counter(load, "lab_load_requests_total", "variant", "kind", "outcome")
+	loadRequests := counter(load, "lab_load_requests_total", "variant", "kind", "outcome", "expected")
 	loadDuration := histogram(load, "lab_load_request_duration_seconds", "variant", "kind")
 	l.every(func(r *rand.Rand) {
 		for _, v := range []string{VariantRPC, VariantStream} {
 			for _, kind := range []string{"rating", "movie", "list"} {
-				loadRequests.WithLabelValues(v, kind, "acknowledged").Add(3)
-				loadRequests.WithLabelValues(v, kind, []string{"rejected", "failed", "ambiguous"}[r.IntN(3)]).Inc()
+				loadRequests.WithLabelValues(v, kind, "acknowledged", "true").Add(3)
+				loadRequests.WithLabelValues(v, kind, []string{"rejected", "failed", "ambiguous"}[r.IntN(3)], "false").Inc()
 				loadDuration.WithLabelValues(v, kind).Observe(r.Float64() / 5)
 			}
 		}

@@ -77,11 +77,17 @@ func Check(variant string, entries []ledger.Entry, baseline, observed Snapshot) 
 		case ledger.Failed:
 			r.Failed++
 			// Never sent (connection refused): the variant cannot have it.
-			if e.Cause != "not_sent" {
+			if e.Cause != ledger.CauseNotSent {
 				get(e.MovieID).reached = append(get(e.MovieID).reached, e.RatingTenths)
 			}
 		case ledger.Rejected:
 			r.Rejected++
+			if e.UnexpectedRejection() {
+				r.UnexpectedRejections++
+				if len(r.UnexpectedIDs) < maxListedIDs {
+					r.UnexpectedIDs = append(r.UnexpectedIDs, e.RequestID)
+				}
+			}
 			get(e.MovieID).reached = append(get(e.MovieID).reached, e.RatingTenths)
 		}
 	}
@@ -132,7 +138,8 @@ func Check(variant string, entries []ledger.Entry, baseline, observed Snapshot) 
 		}
 		r.Movies = append(r.Movies, *f)
 	}
-	r.OK = r.Lost == 0 && r.Duplicates == 0 && r.Phantoms == 0 && r.SumMismatches == 0
+	r.AmbiguousNotApplied = r.Ambiguous - r.AmbiguousApplied
+	r.OK = r.Lost == 0 && r.Duplicates == 0 && r.Phantoms == 0 && r.SumMismatches == 0 && r.UnexpectedRejections == 0
 	return r
 }
 

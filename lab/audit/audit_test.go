@@ -234,3 +234,35 @@ func TestAllPairsBaselinesAndSaysWhenOneIsMissing(t *testing.T) {
 		t.Errorf("stream has no baseline: want a note")
 	}
 }
+
+// The outcomes of docs/api.md, end to end through the audit: a 504 applied
+// later is "ambiguous, applied" (correct), a 503 applied is a phantom (a
+// bug), and a valid rating answered 422 is an unexpected rejection (a
+// failure of the variant), while an unknown movie's 422 is as expected.
+func TestTheAuditJudgesEachOutcomeByItsDefinition(t *testing.T) {
+	var es []ledger.Entry
+	add := func(movie, tenths int64, o ledger.Outcome, cause string, expected ledger.Outcome) {
+		es = append(es, ledger.Entry{Type: ledger.TypePost, RequestID: fmt.Sprintf("r-%d", len(es)), Variant: "rpc",
+			MovieID: movie, RatingTenths: tenths, Outcome: o, Cause: cause, Expected: expected})
+	}
+	add(1, 50, ledger.Acknowledged, "", ledger.Acknowledged)
+	add(1, 70, ledger.Ambiguous, ledger.CauseOutcomeUnknown, ledger.Acknowledged) // 504, applied later
+	add(2, 40, ledger.Ambiguous, ledger.CauseOutcomeUnknown, ledger.Acknowledged) // 504, never applied
+	add(900001, 30, ledger.Rejected, ledger.CauseHTTP4xx, ledger.Rejected)        // an unknown movie: as expected
+	ok := Check("rpc", es, snap(SourceStore), snap(SourceStore, MovieState{MovieID: 1, Count: 2, SumTenths: 120}))
+	if !ok.OK || ok.Phantoms != 0 || ok.AmbiguousApplied != 1 || ok.AmbiguousNotApplied != 1 || ok.UnexpectedRejections != 0 {
+		t.Errorf("504s applied or not are both correct: %+v", ok)
+	}
+
+	add(3, 60, ledger.Failed, ledger.CauseHTTP5xx, ledger.Acknowledged) // 503, yet applied
+	phantom := Check("rpc", es, snap(SourceStore), snap(SourceStore, MovieState{MovieID: 1, Count: 2, SumTenths: 120}, MovieState{MovieID: 3, Count: 1, SumTenths: 60}))
+	if phantom.OK || phantom.Phantoms != 1 {
+		t.Errorf("a 503 applied is a phantom: %+v", phantom)
+	}
+
+	add(4, 80, ledger.Rejected, ledger.CauseHTTP4xx, ledger.Acknowledged) // a valid rating refused
+	unexpected := Check("rpc", append(es[:4:4], es[len(es)-1]), snap(SourceStore), snap(SourceStore, MovieState{MovieID: 1, Count: 2, SumTenths: 120}))
+	if unexpected.OK || unexpected.UnexpectedRejections != 1 || len(unexpected.UnexpectedIDs) != 1 || unexpected.Phantoms != 0 {
+		t.Errorf("a valid rating answered 422 fails the audit: %+v", unexpected)
+	}
+}

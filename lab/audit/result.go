@@ -41,12 +41,23 @@ type Result struct {
 	Failed       int64 `json:"failed"`
 	Ambiguous    int64 `json:"ambiguous"`
 
+	// UnexpectedRejections counts valid ratings the variant answered with a
+	// 4xx (a failure of the variant, docs/api.md); UnexpectedIDs names the
+	// first 20.
+	UnexpectedRejections int64    `json:"unexpected_rejections"`
+	UnexpectedIDs        []string `json:"unexpected_ids,omitempty"`
+
 	// Findings, summed over movies. Each is the smallest number of such
 	// events that explains the observed counts (see docs/report.md).
-	Lost             int64 `json:"lost"`
-	Duplicates       int64 `json:"duplicates"`
-	Phantoms         int64 `json:"phantoms"`
-	AmbiguousApplied int64 `json:"ambiguous_applied"`
+	Lost       int64 `json:"lost"`
+	Duplicates int64 `json:"duplicates"`
+	// Phantoms: ratings applied although the answer was a definite no
+	// (4xx, 503, 500, never sent) — a bug.
+	Phantoms int64 `json:"phantoms"`
+	// AmbiguousApplied and AmbiguousNotApplied split the ambiguous ratings
+	// (504, no answer): both are correct outcomes.
+	AmbiguousApplied    int64 `json:"ambiguous_applied"`
+	AmbiguousNotApplied int64 `json:"ambiguous_not_applied"`
 	// SumMismatches counts movies whose count is explicable but whose sum
 	// is not (a rating applied with another value, or a loss hidden by an
 	// extra write).
@@ -61,7 +72,8 @@ type Result struct {
 
 	// Movies lists every movie with a violation, by id.
 	Movies []MovieFinding `json:"movies,omitempty"`
-	// OK: checked, and no loss, duplicate, phantom or sum mismatch.
+	// OK: checked, and no loss, duplicate, phantom, sum mismatch or
+	// unexpected rejection.
 	OK bool `json:"ok"`
 }
 

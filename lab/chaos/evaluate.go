@@ -7,6 +7,8 @@ import (
 
 	"github.com/ratingslab/lab/lab/audit"
 	"github.com/ratingslab/lab/lab/journal"
+	"github.com/ratingslab/lab/lab/load"
+	"github.com/ratingslab/lab/lab/sampler"
 )
 
 // Times of one run, from which the phases are cut.
@@ -193,4 +195,57 @@ func (p *Plan) liveViolations(s *store, v string, now, t0 time.Time, faultsActiv
 		}
 	}
 	return out
+}
+
+// clientWindows are the load generator's figures per variant over the
+// whole run and each phase, for the journal (and the report's comparison
+// table): exact counts, percentiles from the per-request latencies. The
+// run window takes every tick, so it holds every request of the ledger.
+func (p *Plan) clientWindows(s *store, rt runTimes) []journal.ClientWindow {
+	var out []journal.ClientWindow
+	for _, v := range p.Variants {
+		ticks := s.ticksOf(v)
+		if len(ticks) == 0 {
+			continue
+		}
+		type span struct {
+			name     string
+			from, to time.Time
+		}
+		bFrom, bTo := p.beforeWindow(rt)
+		dFrom, dTo := p.duringSpan(rt)
+		aFrom, aTo := p.afterWindow(rt)
+		windows := []span{
+			{journal.WindowRun, ticks[0].at.Add(-time.Second), ticks[len(ticks)-1].at},
+			{journal.WindowBefore, bFrom, minTime(bTo, rt.loadEnd)},
+			{journal.WindowDuring, dFrom, dTo},
+			{journal.WindowAfter, aFrom, aTo},
+		}
+		for _, win := range windows {
+			if !win.to.After(win.from) {
+				continue
+			}
+			w := windowOf(ticks, win.from, win.to)
+			out = append(out, journal.ClientWindow{Variant: v, Window: win.name, From: win.from, To: win.to,
+				All: figures(w.all()), Reads: figures(w.byClass[sampler.Reads]), Writes: figures(w.byClass[sampler.Writes])})
+		}
+	}
+	return out
+}
+
+// figures turns a window's counts into the journal's form.
+func figures(c sampler.ClassFigures) journal.ClientFigures {
+	f := journal.ClientFigures{Answered: c.Answered, AsExpected: c.AsExpected, Unexpected4xx: c.Unexpected4xx, Outcomes: map[string]uint64{}}
+	for _, o := range load.Outcomes {
+		f.Outcomes[string(o)] = c.Outcomes[o]
+	}
+	if c.Answered > 0 {
+		r := float64(c.AsExpected) / float64(c.Answered)
+		f.SuccessRatio = &r
+	}
+	if c.Latency.N() > 0 {
+		d := func(q float64) *journal.Duration { return journal.DurationPtr(c.Latency.Quantile(q)) }
+		f.Latency = journal.LatencyFigures{P50: d(0.5), P90: d(0.9), P99: d(0.99), P999: d(0.999), Max: d(1)}
+	}
+	return f
 }

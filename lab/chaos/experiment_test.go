@@ -57,6 +57,19 @@ func TestShippedExperimentsAreValid(t *testing.T) {
 			if e.Description == "" || len(p.Variants) != 2 {
 				t.Errorf("a shipped experiment explains itself and runs both variants: %+v", e)
 			}
+			// Every conclusion stands on the audit: each hypothesis checks
+			// loss, duplicates and phantoms, and reports the ambiguous.
+			for _, want := range []string{"lost_writes", "duplicates", "phantoms", "ambiguous", "audit"} {
+				found := false
+				for _, pp := range p.Probes {
+					if pp.kind.name == want && len(pp.variants) == 2 {
+						found = true
+					}
+				}
+				if !found {
+					t.Errorf("the hypothesis lacks the %s probe for both variants", want)
+				}
+			}
 		})
 	}
 	// The list: movies outage, movies latency, ratings crash, ratings

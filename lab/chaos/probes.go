@@ -25,26 +25,32 @@ type probeKind struct {
 	windowed bool
 	// final probes are checked once more (or only) after the drain.
 	final bool
-	what  string
+	// reported probes show what was seen and never fail.
+	reported bool
+	what     string
 }
 
 var probeKinds = []probeKind{
 	{name: "success_rate", bound: "min", windowed: true,
-		what: "share of client requests answered as expected (2xx; 4xx for an unknown movie), from the load generator"},
+		what: "share of client requests answered as expected (2xx; 4xx only for a request made invalid on purpose), counted exactly by the load generator"},
 	{name: "p99_latency", bound: "max", duration: true, windowed: true,
-		what: "99th percentile client latency over the window, from the load generator's histogram"},
+		what: "99th percentile client latency over the window, from the load generator's per-request latencies (nearest rank, within 0.2 %)"},
 	{name: "consumer_lag", bound: "max", only: []string{VariantStream}, windowed: true, final: true,
-		what: "messages not yet consumed, summed over the variant's consumers (lab_kafka_consumer_lag_messages); after the drain, its last value"},
+		what: "records of `ratings` not durably consumed: the broker's end offsets minus the processor's stored positions, read from outside; unknown (a failure) while either cannot be read; after the drain, its last value"},
 	{name: "freshness", bound: "max", duration: true, only: []string{VariantStream}, windowed: true,
-		what: "99th percentile time from a rating's acceptance to its visibility in the view (lab_view_freshness_seconds)"},
+		what: "99th percentile time from a rating's acceptance to its visibility in the view (lab_view_freshness_seconds, dense buckets: within 9 %)"},
 	{name: "view_gap", bound: "max", windowed: true, final: true,
-		what: "acknowledged ratings not yet visible in the public API; after the drain, its last value"},
+		what: "acknowledged ratings not yet visible in the public API (per movie); after the drain, its last value"},
 	{name: "lost_writes", bound: "max", def: "0", final: true,
 		what: "acknowledged ratings missing from the variant's state, by the audit after the drain"},
 	{name: "duplicates", bound: "max", def: "0", final: true,
 		what: "ratings counted more than once, by the audit after the drain"},
+	{name: "phantoms", bound: "max", def: "0", final: true,
+		what: "ratings applied although their answer was a definite no (4xx, 503, 500, never sent) — a bug — by the audit after the drain"},
+	{name: "ambiguous", final: true, reported: true,
+		what: "ratings whose outcome was unknown (504, no answer) and how many of them were applied: reported, either is correct"},
 	{name: "audit", final: true,
-		what: "the audit after the drain found no loss, duplicate, phantom or sum mismatch"},
+		what: "the audit after the drain found no loss, duplicate, phantom, sum mismatch or unexpected 4xx"},
 }
 
 func probeNames() []string {
@@ -124,8 +130,11 @@ func (k probeKind) parseBound(minText, maxText string) (bound, error) {
 
 // describe writes a tolerance for people: "success_rate >= 0.99".
 func (k probeKind) describe(b bound) string {
-	if k.name == "audit" {
+	switch {
+	case k.name == "audit":
 		return "audit finds nothing"
+	case k.reported:
+		return k.name + " reported"
 	}
 	if !b.set {
 		return k.name + " ok"
@@ -152,7 +161,7 @@ func fmtSeconds(s float64) string {
 	d := time.Duration(s * float64(time.Second))
 	switch {
 	case d >= time.Second:
-		return d.Round(10 * time.Millisecond).String()
+		return d.Round(time.Millisecond).String()
 	case d >= time.Millisecond:
 		return d.Round(100 * time.Microsecond).String()
 	}

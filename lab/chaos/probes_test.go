@@ -8,6 +8,9 @@ import (
 
 	"github.com/ratingslab/lab/lab/audit"
 	"github.com/ratingslab/lab/lab/journal"
+	"github.com/ratingslab/lab/lab/latency"
+	"github.com/ratingslab/lab/lab/load"
+	"github.com/ratingslab/lab/lab/sampler"
 )
 
 func TestQuantileInterpolatesLikePrometheus(t *testing.T) {
@@ -67,14 +70,27 @@ method:
 	return p
 }
 
-// One tick per second for 30 s; bad(sec) says how a second went.
+// answers is a second of the load generator: n ratings answered in lat,
+// failed of them not as expected.
+func answers(n, failed int, lat time.Duration) sampler.ClientTick {
+	var t sampler.ClientTick
+	var rec latency.Recorder
+	c := sampler.ClassFigures{Answered: uint64(n), AsExpected: uint64(n - failed), Outcomes: map[load.Outcome]uint64{load.Acknowledged: uint64(n - failed), load.Failed: uint64(failed)}}
+	for range n {
+		rec.Record(lat)
+	}
+	c.Latency = rec.Cut()
+	t.ByClass[sampler.Writes] = c
+	return t
+}
+
+// One tick per second for 30 s; fill says how a second went.
 func ticks(t0 time.Time, fill func(sec int, tk *tick)) []tick {
 	var out []tick
 	for sec := 1; sec <= 30; sec++ {
-		tk := tick{at: t0.Add(time.Duration(sec) * time.Second), latency: buckets{}, fresh: buckets{}}
+		tk := tick{at: t0.Add(time.Duration(sec) * time.Second), fresh: buckets{}}
 		tk.sample = journal.Sample{At: tk.at, Values: map[string]float64{}}
-		tk.answered = 10
-		tk.latency = buckets{0.05: 10, 0.5: 10, 2: 10, math.Inf(1): 10}
+		tk.client = answers(10, 0, 40*time.Millisecond)
 		fill(sec, &tk)
 		out = append(out, tk)
 	}
@@ -89,8 +105,7 @@ func TestEvaluatePhases(t *testing.T) {
 	// 0.5-2s then; otherwise all fine.
 	s.ticks[VariantRPC] = ticks(t0, func(sec int, tk *tick) {
 		if sec >= 12 && sec <= 15 {
-			tk.errors = 5
-			tk.latency = buckets{0.05: 0, 0.5: 0, 2: 10, math.Inf(1): 10}
+			tk.client = answers(10, 5, 1980*time.Millisecond)
 		}
 	})
 	// stream: requests hang (none answered, 40 in flight) from +11s to +13s,
@@ -103,8 +118,7 @@ func TestEvaluatePhases(t *testing.T) {
 		}
 		tk.sample.Set(journal.SeriesConsumerLag, lag)
 		if sec >= 11 && sec <= 13 {
-			tk.answered, tk.latency = 0, buckets{}
-			tk.sample.Set(journal.SeriesClientInFlight, 40)
+			tk.client = sampler.ClientTick{InFlight: 40}
 		}
 	})
 	rt := runTimes{t0: t0, loadEnd: t0.Add(30 * time.Second), drained: t0.Add(30 * time.Second)}
@@ -138,12 +152,12 @@ func TestEvaluatePhases(t *testing.T) {
 		{VariantRPC, "during", "success_rate", false, "worst 0.5000 at +14s; 6 of 10 windows out of tolerance from +12s"},
 		{VariantRPC, "during", "p99_latency", false, "worst 1.98s"}, // the during tolerance is 1s
 		{VariantRPC, "after", "success_rate", true, "1.0000"},
-		{VariantRPC, "after", "lost_writes", true, "0 store"},
+		{VariantRPC, "after", "lost_writes", true, "0 (store)"},
 		{VariantStream, "during", "success_rate", false, "worst no answers (40 in flight) at +13s; 1 of 10 windows out of tolerance from +13s"},
 		{VariantStream, "before", "consumer_lag", true, "0"},
 		{VariantStream, "after", "consumer_lag (after recovery)", true, "0"},
 		{VariantStream, "after", "consumer_lag (after drain)", true, "0"},
-		{VariantStream, "after", "lost_writes", false, "2 store"},
+		{VariantStream, "after", "lost_writes", false, "2 (store)"},
 	} {
 		got := get(c.variant, c.phase, c.probe)
 		if got.OK != c.ok || !strings.HasPrefix(got.Observed, c.observed) {
@@ -206,5 +220,27 @@ func TestEvaluateInterrupted(t *testing.T) {
 	}
 	if got["rpc/after"] || got["stream/after"] {
 		t.Errorf("an interrupted run has no after phase: %v", got)
+	}
+}
+
+// A 4xx the generator did not ask for is a failure: the log variant
+// refusing a movie the catalog has (its table is behind) fails the
+// success rate, while an expected 4xx (an unknown movie) does not.
+func TestAnUnexpected422FailsTheSuccessRate(t *testing.T) {
+	k, _ := lookupProbe("success_rate")
+	b := bound{set: true, min: true, v: 0.99}
+	answersWith := func(unexpected uint64) sampler.ClientTick {
+		var ct sampler.ClientTick
+		ct.ByClass[sampler.Writes] = sampler.ClassFigures{Answered: 100, AsExpected: 100 - unexpected, Unexpected4xx: unexpected,
+			Outcomes: map[load.Outcome]uint64{load.Acknowledged: 95 - unexpected, load.Rejected: 5 + unexpected}}
+		return ct
+	}
+	expectedOnly := windowOf([]tick{{at: time.Unix(1, 0), client: answersWith(0)}}, time.Unix(0, 0), time.Unix(2, 0))
+	if m := k.measureWindow(expectedOnly); !m.acceptable(b) || m.value != 1 {
+		t.Errorf("5 rejections of unknown movies: %+v, want 1.0 (as expected)", m)
+	}
+	refused := windowOf([]tick{{at: time.Unix(1, 0), client: answersWith(2)}}, time.Unix(0, 0), time.Unix(2, 0))
+	if m := k.measureWindow(refused); m.acceptable(b) || m.value != 0.98 || !strings.Contains(m.text, "2 unexpected 4xx") {
+		t.Errorf("2 valid ratings answered 422: %+v, want 0.98, failing, and saying why", m)
 	}
 }

@@ -19,6 +19,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	dto "github.com/prometheus/client_model/go"
 
 	"github.com/ratingslab/lab/lab/audit"
 	"github.com/ratingslab/lab/lab/faults"
@@ -39,6 +40,10 @@ type Env struct {
 	APIs map[string]string
 	// ControlMetrics is the supervisor's /metrics URL (lab_part_up).
 	ControlMetrics string
+	// Brokers are the broker addresses to read the log from outside the
+	// processes (consumer lag, dead letters): direct, never a part's edge
+	// proxy, so a fault on an edge does not blind the measurement.
+	Brokers []string
 	// LoadMetricsAddr, when set, serves the load generator's metrics there
 	// during the run (the lab's `lab load` port, scraped by Prometheus).
 	LoadMetricsAddr string
@@ -196,8 +201,9 @@ func Run(ctx context.Context, p *Plan, env Env) (*Result, error) {
 	j.Baseline = audit.Observe(bctx, client, env.Dir, p.Variants, apis)
 	bcancel()
 
-	// Sampling: every part of the chosen variants, the supervisor, the load.
-	targets := []sampler.Target{{Part: loadPart, Variant: "lab", Gatherer: reg}}
+	// Sampling: every part of the chosen variants, the supervisor, the log
+	// from outside, and the load generator's own per-request feed.
+	var targets []sampler.Target
 	if env.ControlMetrics != "" {
 		targets = append(targets, sampler.Target{Part: "supervisor", Variant: "lab", URL: env.ControlMetrics})
 	}
@@ -212,7 +218,14 @@ func Run(ctx context.Context, p *Plan, env Env) (*Result, error) {
 	}
 	r.store = newStore(p.Variants, targets)
 	deriver := sampler.NewDeriver(p.Variants, targets)
-	smp := &sampler.Sampler{Targets: targets, Views: views, Client: &http.Client{}}
+	meter := sampler.NewClientMeter(p.Variants)
+	logs, lagSource, closeLogs, err := logsOf(p, env)
+	if err != nil {
+		return nil, err
+	}
+	defer closeLogs()
+	j.LagSource = lagSource
+	smp := &sampler.Sampler{Targets: targets, Views: views, Logs: logs, Acked: meter.Acked, Client: &http.Client{}}
 	sctx, stopSampling := context.WithCancel(context.Background())
 	defer stopSampling()
 	first := make(chan struct{})
@@ -221,7 +234,12 @@ func Run(ctx context.Context, p *Plan, env Env) (*Result, error) {
 	go func() {
 		defer close(samplingDone)
 		_ = smp.Run(sctx, func(sc sampler.Scrape) {
-			r.store.add(sc, deriver.Next(sc))
+			// Cut after the scrape: a rating visible in the view read was
+			// committed before the cut. The sample is the second ending at
+			// the cut, so every answer belongs to the sample at or after it.
+			sc.At = time.Now()
+			ticks := meter.Cut(sc.At)
+			r.store.add(sc, deriver.Next(sc, ticks), ticks)
 			firstOnce.Do(func() { close(first) })
 		})
 	}()
@@ -243,7 +261,7 @@ func Run(ctx context.Context, p *Plan, env Env) (*Result, error) {
 	j.Started = r.t0
 	go func() {
 		sum, err := load.Run(lctx, load.Config{RunID: r.runID, Scenario: p.Scenario, Targets: loadTargets,
-			LedgerPath: ledgerPath, Metrics: metrics, Grace: 2 * time.Second})
+			LedgerPath: ledgerPath, Metrics: metrics, Observer: meter, Grace: 2 * time.Second})
 		loadDone <- loadResult{sum, err}
 	}()
 	schedDone := make(chan struct{})
@@ -303,6 +321,8 @@ func Run(ctx context.Context, p *Plan, env Env) (*Result, error) {
 	}
 	rt := runTimes{t0: r.t0, loadEnd: loadEnd, drained: drained, interrupted: interrupted}
 	j.Phases, j.Verdict = p.evaluate(r.store, rt, j.Audit)
+	j.Client = p.clientWindows(r.store, rt)
+	addDashboardP99(j.Client, reg)
 	if interrupted {
 		j.Error = fmt.Sprintf("interrupted at +%s: every fault it injected was healed; the hypothesis was not checked to the end", offset(loadEnd, r.t0))
 		for v := range j.Verdict {
@@ -316,6 +336,30 @@ func Run(ctx context.Context, p *Plan, env Env) (*Result, error) {
 		return nil, err
 	}
 	return &Result{Journal: j, JournalPath: jpath}, nil
+}
+
+// addDashboardP99 puts beside each variant's exact run p99 the one a
+// dashboard interpolates from the load generator's histogram, so a report
+// shows how far the bucket figure is off.
+func addDashboardP99(windows []journal.ClientWindow, reg prometheus.Gatherer) {
+	fams, err := reg.Gather()
+	if err != nil {
+		return
+	}
+	for i, w := range windows {
+		if w.Window != journal.WindowRun {
+			continue
+		}
+		for _, f := range fams {
+			if f.GetName() != metricLoadDuration {
+				continue
+			}
+			b := histogram(f, func(m *dto.Metric) bool { return label(m, "variant") == w.Variant })
+			if q, ok := b.quantile(0.99); ok {
+				windows[i].All.DashboardP99 = journal.DurationPtr(time.Duration(q * float64(time.Second)))
+			}
+		}
+	}
 }
 
 // slo is the success-rate objective of the hypothesis, for the journal.
@@ -656,7 +700,7 @@ func (r *run) drain(ctx context.Context, loadEnd time.Time) {
 			if gap, ok := smp.Get(journal.SeriesViewGap); !ok || gap > 0 {
 				caughtUp = false
 			}
-			if lag, ok := smp.Get(journal.SeriesConsumerLag); ok && lag > 0 {
+			if lag, ok := smp.Get(journal.SeriesConsumerLag); ok && lag > 0 || smp.IsUnknown(journal.SeriesConsumerLag) {
 				caughtUp = false
 			}
 		}
@@ -734,6 +778,8 @@ func (r *run) progress(ctx context.Context) {
 			}
 			if l, ok := smp.Get(journal.SeriesConsumerLag); ok {
 				col += fmt.Sprintf(" lag %.0f", l)
+			} else if smp.IsUnknown(journal.SeriesConsumerLag) {
+				col += " lag unknown"
 			}
 			if bad := r.p.liveViolations(r.store, v, now, r.t0, len(act) > 0); len(bad) > 0 {
 				col += " ✗ " + strings.Join(bad, ",")

@@ -10,27 +10,38 @@ import (
 
 	"github.com/ratingslab/lab/lab/audit"
 	"github.com/ratingslab/lab/lab/journal"
+	"github.com/ratingslab/lab/lab/latency"
+	"github.com/ratingslab/lab/lab/load"
 	"github.com/ratingslab/lab/lab/sampler"
 )
 
-// Metric names the store reads beyond the journal's derived series: the
-// histograms, so that a window's quantile is computed from the window's own
+// metricFreshness is the one histogram the store reads from the parts: a
+// window's freshness quantile is computed from the window's own
 // observations rather than guessed from per-second quantiles.
+// metricLoadDuration is the load generator's own, read once at the end
+// for the dashboard figure beside the exact one.
 const (
-	metricLoadLatency = "lab_load_request_duration_seconds"
-	metricFreshness   = "lab_view_freshness_seconds"
-	loadPart          = "load" // the sampler target of the in-process load engine
+	metricFreshness    = "lab_view_freshness_seconds"
+	metricLoadDuration = "lab_load_request_duration_seconds"
 )
 
+func label(m *dto.Metric, name string) string {
+	for _, l := range m.GetLabel() {
+		if l.GetName() == name {
+			return l.GetValue()
+		}
+	}
+	return ""
+}
+
 // tick is one variant's second: the journal sample plus what the windows
-// need (answers and errors in that second, histogram deltas).
+// need — the load generator's answers of that second (exact counts and
+// latencies) and the freshness histogram's delta.
 type tick struct {
-	at       time.Time
-	sample   journal.Sample
-	answered float64 // client answers in this tick
-	errors   float64 // failed + ambiguous in this tick
-	latency  buckets // client latency observations in this tick
-	fresh    buckets // view freshness observations in this tick
+	at     time.Time
+	sample journal.Sample
+	client sampler.ClientTick
+	fresh  buckets // view freshness observations in this tick
 }
 
 // store keeps every tick of a run, per variant. The sampler goroutine adds;
@@ -40,46 +51,37 @@ type store struct {
 	variants    []string
 	partVariant map[string]string
 	ticks       map[string][]tick
-	totals      map[string][2]float64 // last cumulative answers, errors per variant
-	lastHist    map[string]buckets    // last cumulative histogram per "metric/part/variant"
+	lastHist    map[string]buckets // last cumulative histogram per "metric/part"
 }
 
 func newStore(variants []string, targets []sampler.Target) *store {
-	s := &store{variants: variants, partVariant: map[string]string{}, ticks: map[string][]tick{},
-		totals: map[string][2]float64{}, lastHist: map[string]buckets{}}
+	s := &store{variants: variants, partVariant: map[string]string{}, ticks: map[string][]tick{}, lastHist: map[string]buckets{}}
 	for _, t := range targets {
 		s.partVariant[t.Part] = t.Variant
 	}
 	return s
 }
 
-// add records one scrape and the samples derived from it.
-func (s *store) add(sc sampler.Scrape, samples []journal.Sample) {
+// add records one scrape, the samples derived from it and the load
+// generator's ticks cut right after it.
+func (s *store) add(sc sampler.Scrape, samples []journal.Sample, client map[string]sampler.ClientTick) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	fresh := map[string]buckets{}
+	for part, fams := range sc.Families {
+		v := s.partVariant[part]
+		if f := fams[metricFreshness]; f != nil {
+			if fresh[v] == nil {
+				fresh[v] = buckets{}
+			}
+			fresh[v].add(s.histDelta(metricFreshness+"/"+part, histogram(f, nil)))
+		}
+	}
 	for _, smp := range samples {
 		v := smp.Variant
-		t := tick{at: smp.At, sample: smp, latency: buckets{}, fresh: buckets{}}
-		prev := s.totals[v]
-		if ans, ok := smp.Get(journal.SeriesClientRequestsTotal); ok {
-			t.answered = math.Max(0, ans-prev[0])
-			prev[0] = ans
-		}
-		if errs, ok := smp.Get(journal.SeriesClientErrorsTotal); ok {
-			t.errors = math.Max(0, errs-prev[1])
-			prev[1] = errs
-		}
-		s.totals[v] = prev
-		if fams, ok := sc.Families[loadPart]; ok {
-			t.latency = s.histDelta(metricLoadLatency+"/"+v, histogram(fams[metricLoadLatency], func(m *dto.Metric) bool { return label(m, "variant") == v }))
-		}
-		for part, fams := range sc.Families {
-			if s.partVariant[part] != v {
-				continue
-			}
-			if f := fams[metricFreshness]; f != nil {
-				t.fresh.add(s.histDelta(metricFreshness+"/"+part, histogram(f, nil)))
-			}
+		t := tick{at: smp.At, sample: smp, client: client[v], fresh: fresh[v]}
+		if t.fresh == nil {
+			t.fresh = buckets{}
 		}
 		s.ticks[v] = append(s.ticks[v], t)
 	}
@@ -122,15 +124,6 @@ func histogram(f *dto.MetricFamily, keep func(*dto.Metric) bool) buckets {
 	return out
 }
 
-func label(m *dto.Metric, name string) string {
-	for _, l := range m.GetLabel() {
-		if l.GetName() == name {
-			return l.GetValue()
-		}
-	}
-	return ""
-}
-
 // samples returns every tick's journal sample, in time order per variant.
 func (s *store) samples() []journal.Sample {
 	s.mu.Lock()
@@ -171,36 +164,34 @@ func (s *store) ticksOf(v string) []tick {
 
 // window is what the probes read over a stretch of time.
 type window struct {
-	from, to  time.Time
-	ticks     int
-	answered  float64
-	errors    float64
-	inFlight  float64 // most requests in flight at any tick
-	latency   buckets
-	fresh     buckets
-	lag, gap  float64 // worst (highest) value seen
-	lagN      int
-	gapN      int
-	lastLag   float64
-	lastGap   float64
-	lastLagOK bool
-	lastGapOK bool
+	from, to time.Time
+	ticks    int
+	// byClass are the load generator's answers in the window (exact).
+	byClass    [2]sampler.ClassFigures
+	inFlight   float64 // most requests in flight at any tick
+	fresh      buckets
+	lag, gap   float64 // worst (highest) known value seen
+	lagN, gapN int
+	// lagUnknown: seconds in which the lag could not be measured.
+	lagUnknown int
+	lastLag    float64
+	lastGap    float64
+	lastLagOK  bool
+	lastGapOK  bool
 }
 
 func windowOf(ts []tick, from, to time.Time) window {
-	w := window{from: from, to: to, latency: buckets{}, fresh: buckets{}}
+	w := window{from: from, to: to, fresh: buckets{}}
 	for _, t := range ts {
 		if !t.at.After(from) || t.at.After(to) {
 			continue
 		}
 		w.ticks++
-		w.answered += t.answered
-		w.errors += t.errors
-		w.latency.add(t.latency)
-		w.fresh.add(t.fresh)
-		if f, ok := t.sample.Get(journal.SeriesClientInFlight); ok {
-			w.inFlight = math.Max(w.inFlight, f)
+		for c := range w.byClass {
+			w.byClass[c] = mergeFigures(w.byClass[c], t.client.ByClass[c])
 		}
+		w.fresh.add(t.fresh)
+		w.inFlight = math.Max(w.inFlight, float64(t.client.InFlight))
 		if l, ok := t.sample.Get(journal.SeriesConsumerLag); ok {
 			if w.lagN == 0 || l > w.lag {
 				w.lag = l
@@ -208,6 +199,9 @@ func windowOf(ts []tick, from, to time.Time) window {
 			w.lagN++
 			w.lastLag, w.lastLagOK = l, true
 		} else {
+			if t.sample.IsUnknown(journal.SeriesConsumerLag) {
+				w.lagUnknown++
+			}
 			w.lastLagOK = false
 		}
 		if g, ok := t.sample.Get(journal.SeriesViewGap); ok {
@@ -223,6 +217,21 @@ func windowOf(ts []tick, from, to time.Time) window {
 	return w
 }
 
+func mergeFigures(a, b sampler.ClassFigures) sampler.ClassFigures {
+	out := sampler.ClassFigures{Answered: a.Answered + b.Answered, AsExpected: a.AsExpected + b.AsExpected,
+		Unexpected4xx: a.Unexpected4xx + b.Unexpected4xx, Latency: latency.Merge(a.Latency, b.Latency), Outcomes: map[load.Outcome]uint64{}}
+	for o, n := range a.Outcomes {
+		out.Outcomes[o] += n
+	}
+	for o, n := range b.Outcomes {
+		out.Outcomes[o] += n
+	}
+	return out
+}
+
+// all merges the window's classes.
+func (w window) all() sampler.ClassFigures { return mergeFigures(w.byClass[0], w.byClass[1]) }
+
 // measure is one probe's value over a window. noData means the probe could
 // not be measured; ok then says whether that is acceptable.
 type measure struct {
@@ -233,6 +242,7 @@ type measure struct {
 
 // measureWindow reads a windowed probe.
 func (k probeKind) measureWindow(w window) measure {
+	all := w.all()
 	noAnswers := func() measure {
 		if w.inFlight > 0 {
 			// Requests hang: a stall is the opposite of steady.
@@ -242,20 +252,27 @@ func (k probeKind) measureWindow(w window) measure {
 	}
 	switch k.name {
 	case "success_rate":
-		if w.answered == 0 {
+		if all.Answered == 0 {
 			return noAnswers()
 		}
-		v := 1 - w.errors/w.answered
-		return measure{value: v, text: k.format(v)}
+		v := float64(all.AsExpected) / float64(all.Answered)
+		text := k.format(v)
+		if all.Unexpected4xx > 0 {
+			text += fmt.Sprintf(" (%d unexpected 4xx)", all.Unexpected4xx)
+		}
+		return measure{value: v, text: text}
 	case "p99_latency":
-		q, ok := w.latency.quantile(0.99)
-		if !ok {
+		if all.Latency.N() == 0 {
 			return noAnswers()
 		}
+		q := all.Latency.Quantile(0.99).Seconds()
 		return measure{value: q, text: k.format(q)}
 	case "consumer_lag":
+		if w.lagUnknown > 0 {
+			return measure{noData: true, text: fmt.Sprintf("unknown for %d s (the broker or the consumer's store could not be read)", w.lagUnknown)}
+		}
 		if w.lagN == 0 {
-			return measure{noData: true, text: "no data (no consumer reported lag)"}
+			return measure{noData: true, text: "no data (lag not measured)"}
 		}
 		return measure{value: w.lag, text: k.format(w.lag)}
 	case "freshness":
@@ -263,7 +280,7 @@ func (k probeKind) measureWindow(w window) measure {
 		if !ok {
 			return measure{noData: true, text: "no data (no rating reached the view)"}
 		}
-		return measure{value: q, text: k.format(q)}
+		return measure{value: q, text: "≈" + k.format(q)}
 	case "view_gap":
 		if w.gapN == 0 {
 			return measure{noData: true, text: "no data (the view could not be read)"}
@@ -288,7 +305,7 @@ func (k probeKind) measureFinal(last window, results []audit.Result) measure {
 	switch k.name {
 	case "consumer_lag":
 		if !last.lastLagOK {
-			return measure{noData: true, text: "no data (no consumer reported lag)"}
+			return measure{noData: true, text: "unknown (the broker or the consumer's store could not be read)"}
 		}
 		return measure{value: last.lastLag, text: k.format(last.lastLag)}
 	case "view_gap":
@@ -296,47 +313,59 @@ func (k probeKind) measureFinal(last window, results []audit.Result) measure {
 			return measure{noData: true, text: "no data (the view could not be read)"}
 		}
 		return measure{value: last.lastGap, text: k.format(last.lastGap)}
-	case "lost_writes", "duplicates", "audit":
-		var worst float64
-		var text, problems string
-		checked := 0
-		for _, r := range results {
-			if !r.Checked {
-				problems = joinNonEmpty("; ", problems, r.Source+": "+r.Error)
-				continue
-			}
-			checked++
-			var v float64
-			switch k.name {
-			case "lost_writes":
-				v = float64(r.Lost)
-			case "duplicates":
-				v = float64(r.Duplicates)
-			case "audit":
-				if !r.OK {
-					v = 1
-					problems = joinNonEmpty("; ", problems, fmt.Sprintf("%s: lost %d, duplicates %d, phantoms %d, sum mismatches %d",
-						r.Source, r.Lost, r.Duplicates, r.Phantoms, r.SumMismatches))
-				}
-			}
-			worst = math.Max(worst, v)
-			if k.name != "audit" {
-				text = joinNonEmpty(", ", text, fmt.Sprintf("%s %s", k.format(v), r.Source))
-			}
-		}
-		if checked == 0 {
-			return measure{noData: true, text: "audit could not read the variant: " + problems}
-		}
-		if k.name == "audit" {
-			if worst > 0 {
-				return measure{value: 1, text: problems}
-			}
-			return measure{value: 0, text: "ok"}
-		}
-		if problems != "" {
-			text += " (unread: " + problems + ")"
-		}
-		return measure{value: worst, text: text}
+	case "lost_writes", "duplicates", "phantoms", "ambiguous", "audit":
+		return k.measureAudit(results)
 	}
 	return measure{noData: true, text: "not measured after the drain"}
+}
+
+// measureAudit reads the audit's findings for a variant, per source.
+func (k probeKind) measureAudit(results []audit.Result) measure {
+	var worst float64
+	var texts []string
+	var problems string
+	checked := 0
+	for _, r := range results {
+		if !r.Checked {
+			problems = joinNonEmpty("; ", problems, r.Source+": "+r.Error)
+			continue
+		}
+		checked++
+		var v float64
+		text := ""
+		switch k.name {
+		case "lost_writes":
+			v = float64(r.Lost)
+		case "duplicates":
+			v = float64(r.Duplicates)
+		case "phantoms":
+			v = float64(r.Phantoms)
+		case "ambiguous":
+			text = fmt.Sprintf("%d: %d applied, %d not", r.Ambiguous, r.AmbiguousApplied, r.AmbiguousNotApplied)
+		case "audit":
+			if !r.OK {
+				v = 1
+				text = fmt.Sprintf("lost %d, duplicates %d, phantoms %d, sum mismatches %d, unexpected 4xx %d",
+					r.Lost, r.Duplicates, r.Phantoms, r.SumMismatches, r.UnexpectedRejections)
+				if rq := r.Requests; rq != nil && !rq.OK() {
+					text += fmt.Sprintf("; by request id: lost %d, phantoms %d, altered %d", rq.Lost, rq.Phantoms, rq.Altered)
+				}
+			} else {
+				text = "nothing found"
+			}
+		}
+		if text == "" {
+			text = k.format(v)
+		}
+		worst = math.Max(worst, v)
+		texts = append(texts, text+" ("+r.Source+")")
+	}
+	if checked == 0 {
+		return measure{noData: true, text: "audit could not read the variant: " + problems}
+	}
+	out := measure{value: worst, text: joinNonEmpty(", ", texts...)}
+	if problems != "" {
+		out.text += " (unread: " + problems + ")"
+	}
+	return out
 }

@@ -169,7 +169,7 @@ func printAudit(w io.Writer, results []audit.Result, asJSON bool) error {
 		return enc.Encode(results)
 	}
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight|tabwriter.Debug)
-	fmt.Fprintln(tw, "variant\tsource\tacked\tambiguous\tfailed\trejected\tlost\tduplicates\tphantoms\tamb. applied\tsum mismatches\tresult\t")
+	fmt.Fprintln(tw, "variant\tsource\tacked\trejected (unexpected)\tfailed\tambiguous\tlost\tduplicates\tphantoms\tamb. applied\tamb. not applied\tsum mismatches\tresult\t")
 	for _, r := range results {
 		result := "ok"
 		switch {
@@ -178,8 +178,9 @@ func printAudit(w io.Writer, results []audit.Result, asJSON bool) error {
 		case !r.OK:
 			result = "FAIL"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%s\t\n", r.Variant, r.Source,
-			r.Acknowledged, r.Ambiguous, r.Failed, r.Rejected, r.Lost, r.Duplicates, r.Phantoms, r.AmbiguousApplied, r.SumMismatches, result)
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%d (%d)\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%s\t\n", r.Variant, r.Source,
+			r.Acknowledged, r.Rejected, r.UnexpectedRejections, r.Failed, r.Ambiguous, r.Lost, r.Duplicates, r.Phantoms,
+			r.AmbiguousApplied, r.AmbiguousNotApplied, r.SumMismatches, result)
 	}
 	if err := tw.Flush(); err != nil {
 		return err
@@ -191,6 +192,9 @@ func printAudit(w io.Writer, results []audit.Result, asJSON bool) error {
 		}
 		for _, n := range r.Notes {
 			fmt.Fprintf(w, "\n%snote: %s\n", prefix, n)
+		}
+		if len(r.UnexpectedIDs) > 0 {
+			fmt.Fprintf(w, "\n%s%d valid rating(s) answered 4xx (a failure of the variant): %s\n", prefix, r.UnexpectedRejections, strings.Join(r.UnexpectedIDs, " "))
 		}
 		if rq := r.Requests; rq != nil {
 			fmt.Fprintf(w, "\n%sby request id: lost %d, phantoms %d, ambiguous applied %d of %d, altered %d\n", prefix,

@@ -599,6 +599,10 @@ it again. Exit status 0 only when every variant's hypothesis held.`,
 				Dir: g.dir(), Control: c, Faults: fc, Targets: lab.Targets,
 				APIs:           map[string]string{chaos.VariantRPC: "http://" + ports.WebserverRPC(), chaos.VariantStream: "http://" + ports.WebserverStream()},
 				ControlMetrics: "http://" + st.Control + "/metrics", LoadMetricsAddr: ports.Load(),
+				// Direct, not an edge proxy: lag and dead letters are read
+				// from outside the processes and past every fault (every
+				// node of a cluster, or the external bootstrap).
+				Brokers: st.Options.KafkaBootstrap(ports),
 				Settings: map[string]string{"breakers": map[bool]string{true: "on", false: "off"}[st.Options.Breakers],
 					"delivery": st.Options.Delivery, "scenario": p.Scenario.Name, "experiment": experimentName(file),
 					"format": formatOf(st.Options)},

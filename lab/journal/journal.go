@@ -17,7 +17,13 @@ import (
 
 // CurrentVersion is the journal format this code writes and reads. Bump it
 // when a field changes meaning; Read rejects any other version by name.
-const CurrentVersion = 1
+//
+// Version 2: client latency percentiles from the load generator's
+// per-request latencies (not histogram buckets), per-phase client figures,
+// unknown values as null, consumer lag measured from outside the consumer,
+// success counting unexpected 4xx as failures, the view gap as two series,
+// breakers by name, recovery metrics that say which signals a fault touched.
+const CurrentVersion = 2
 
 // Kinds of run.
 const (
@@ -59,6 +65,12 @@ type Journal struct {
 	// Verdict per variant: true when every hypothesis probe held and the
 	// audit found nothing.
 	Verdict map[string]bool `json:"verdict"`
+	// Client are the load generator's figures per variant and window
+	// (the whole run and each phase), from its per-request latencies and
+	// outcomes: exact counts, percentiles within latency.ErrorBound.
+	Client []ClientWindow `json:"client"`
+	// LagSource says how consumer_lag was measured (empty: not measured).
+	LagSource string `json:"lag_source,omitempty"`
 	// Ledger is the path of the load generator's ledger of this run.
 	Ledger string `json:"ledger,omitempty"`
 	// Error says why the run ended early; empty when it ran to the end.
@@ -100,10 +112,16 @@ func (f FaultEvent) Window(end time.Time) (from, to time.Time, ok bool) {
 }
 
 // Sample is one variant's named series over the second ending at At.
+// In JSON, "values" maps each series to its number, or to null when the
+// series applies but could not be measured that second (Unknown).
 type Sample struct {
-	At      time.Time          `json:"at"`
-	Variant string             `json:"variant"`
-	Values  map[string]float64 `json:"values"`
+	At      time.Time
+	Variant string
+	Values  map[string]float64
+	// Unknown are the series that could not be measured this second (the
+	// broker or the consumer's store unreadable, ...): drawn as a gap,
+	// never as a stale number.
+	Unknown map[string]bool
 }
 
 // Set records a value, dropping NaN and infinities (a series without data
@@ -116,12 +134,120 @@ func (s *Sample) Set(name string, v float64) {
 		s.Values = map[string]float64{}
 	}
 	s.Values[name] = v
+	delete(s.Unknown, name)
 }
 
-// Get returns a value and whether it is present.
+// SetUnknown records that a series could not be measured this second.
+func (s *Sample) SetUnknown(name string) {
+	if s.Unknown == nil {
+		s.Unknown = map[string]bool{}
+	}
+	s.Unknown[name] = true
+	delete(s.Values, name)
+}
+
+// Get returns a value and whether it is present (false when unknown).
 func (s Sample) Get(name string) (float64, bool) {
 	v, ok := s.Values[name]
 	return v, ok
+}
+
+// IsUnknown reports whether a series was unknown this second.
+func (s Sample) IsUnknown(name string) bool { return s.Unknown[name] }
+
+type sampleJSON struct {
+	At      time.Time           `json:"at"`
+	Variant string              `json:"variant"`
+	Values  map[string]*float64 `json:"values"`
+}
+
+// MarshalJSON writes unknown series as null.
+func (s Sample) MarshalJSON() ([]byte, error) {
+	out := sampleJSON{At: s.At, Variant: s.Variant, Values: make(map[string]*float64, len(s.Values)+len(s.Unknown))}
+	for k, v := range s.Values {
+		out.Values[k] = &v
+	}
+	for k := range s.Unknown {
+		out.Values[k] = nil
+	}
+	return json.Marshal(out)
+}
+
+// UnmarshalJSON reads null values as unknown.
+func (s *Sample) UnmarshalJSON(b []byte) error {
+	var in sampleJSON
+	if err := json.Unmarshal(b, &in); err != nil {
+		return err
+	}
+	*s = Sample{At: in.At, Variant: in.Variant, Values: map[string]float64{}}
+	for k, v := range in.Values {
+		if v == nil {
+			s.SetUnknown(k)
+		} else {
+			s.Values[k] = *v
+		}
+	}
+	return nil
+}
+
+// Windows of ClientWindow.
+const (
+	WindowRun = "run" // every answer of the run
+	// The phases: the steady-state windows of the hypothesis.
+	WindowBefore = PhaseBefore
+	WindowDuring = PhaseDuring
+	WindowAfter  = PhaseAfter
+)
+
+// ClientWindow is what the load generator measured for one variant over
+// one window, counted by the second in which each answer arrived.
+type ClientWindow struct {
+	Variant string    `json:"variant"`
+	Window  string    `json:"window"`
+	From    time.Time `json:"from"`
+	To      time.Time `json:"to"`
+	// All requests, reads (GET) and writes (POST /api/ratings).
+	All    ClientFigures `json:"all"`
+	Reads  ClientFigures `json:"reads"`
+	Writes ClientFigures `json:"writes"`
+}
+
+// ClientFigures are exact counts and latency percentiles of some answers.
+type ClientFigures struct {
+	Answered   uint64 `json:"answered"`
+	AsExpected uint64 `json:"as_expected"`
+	// SuccessRatio is AsExpected / Answered; null without answers.
+	SuccessRatio *float64 `json:"success_ratio"`
+	// Outcomes counts acknowledged, rejected, failed, ambiguous.
+	Outcomes map[string]uint64 `json:"outcomes"`
+	// Unexpected4xx counts 4xx answers to valid requests (failures).
+	Unexpected4xx uint64 `json:"unexpected_4xx"`
+	// Latency: nearest-rank percentiles of these answers' latencies.
+	Latency LatencyFigures `json:"latency"`
+	// DashboardP99, on the run window of all requests: the p99 a
+	// dashboard interpolates from lab_load_request_duration_seconds
+	// (histogram_quantile over its buckets), beside the exact one to show
+	// how far the server-style figure is off.
+	DashboardP99 *Duration `json:"dashboard_p99,omitempty"`
+}
+
+// LatencyFigures are percentiles of a set of latencies (absent when empty).
+type LatencyFigures struct {
+	P50  *Duration `json:"p50,omitempty"`
+	P90  *Duration `json:"p90,omitempty"`
+	P99  *Duration `json:"p99,omitempty"`
+	P999 *Duration `json:"p999,omitempty"`
+	Max  *Duration `json:"max,omitempty"`
+}
+
+// FindClient returns a variant's figures over a window.
+func (j *Journal) FindClient(variant, window string) (ClientWindow, bool) {
+	for _, c := range j.Client {
+		if c.Variant == variant && c.Window == window {
+			return c, true
+		}
+	}
+	return ClientWindow{}, false
 }
 
 // Phase names.
@@ -157,11 +283,18 @@ type ProbeResult struct {
 type Recovery struct {
 	FaultID string `json:"fault_id"`
 	Variant string `json:"variant"`
-	// TimeToDetect: injection → first second with client errors beyond the
-	// baseline.
+	// TimeToDetect: injection → the first second of the first stretch in
+	// which the client success ratio left its baseline band; null when it
+	// never did (success untouched).
 	TimeToDetect *Duration `json:"time_to_detect"`
-	// Heal → success ratio back within 1 % of baseline, p99 back, consumer
-	// lag back, view converged.
+	// Touched lists the signals the fault moved out of their baseline band
+	// (SignalSuccess, SignalP99, SignalLag, SignalView), from injection to
+	// the next fault or the end; a signal not listed was untouched and has
+	// no recovery time.
+	Touched []string `json:"touched"`
+	// Heal → success ratio back within 1 % of baseline, client latency back
+	// (P99Recovered: p99 and p50 both in their bands), consumer lag back,
+	// view converged, each after the fault's last stretch out of its band.
 	SuccessRecovered *Duration `json:"success_recovered"`
 	P99Recovered     *Duration `json:"p99_recovered"`
 	LagRecovered     *Duration `json:"lag_recovered"`
@@ -175,6 +308,7 @@ type Recovery struct {
 	// Baselines the thresholds derive from (absent series: 0).
 	BaselineSuccessRatio float64 `json:"baseline_success_ratio"`
 	BaselineP99Seconds   float64 `json:"baseline_p99_seconds"`
+	BaselineP50Seconds   float64 `json:"baseline_p50_seconds"`
 	BaselineLag          float64 `json:"baseline_lag"`
 	BaselineViewGap      float64 `json:"baseline_view_gap"`
 	// Note explains a metric that could not be computed.
@@ -233,7 +367,7 @@ func (j *Journal) Validate() error {
 		}
 		for name, v := range s.Values {
 			if math.IsNaN(v) || math.IsInf(v, 0) {
-				return fmt.Errorf("samples[%d].values[%q]: %v is not a number (leave a series without data out)", i, name, v)
+				return fmt.Errorf("samples[%d].values[%q]: %v is not a number (leave a series without data out, or mark it unknown)", i, name, v)
 			}
 		}
 	}
@@ -326,7 +460,7 @@ func Decode(name string, b []byte) (Journal, error) {
 	case head.Version == nil:
 		return j, fmt.Errorf("journal %s: no \"version\" field: not a lab journal", name)
 	case *head.Version != CurrentVersion:
-		return j, fmt.Errorf("journal %s: version %d is not supported (this lab reads version %d); render it with the lab release that wrote it", name, *head.Version, CurrentVersion)
+		return j, fmt.Errorf("journal %s: version %d is not supported (this lab reads version %d)%s; render it with the lab release that wrote it", name, *head.Version, CurrentVersion, versionHint(*head.Version))
 	}
 	if err := json.Unmarshal(b, &j); err != nil {
 		return j, fmt.Errorf("journal %s: corrupt JSON: %s", name, describeJSONError(b, err))
@@ -335,6 +469,17 @@ func Decode(name string, b []byte) (Journal, error) {
 		return j, fmt.Errorf("journal %s: %w", name, err)
 	}
 	return j, nil
+}
+
+// versionHint says why another version is not read with today's meanings.
+func versionHint(v int) string {
+	switch {
+	case v == 1:
+		return ": version 1 interpolated latency percentiles from histogram buckets, took consumer lag from the consumer's own gauge and counted ratings of unknown outcome as failed, so its figures do not mean what version 2's do"
+	case v > CurrentVersion:
+		return ": it was written by a newer lab"
+	}
+	return ""
 }
 
 // describeJSONError adds the byte offset and line to a JSON error.

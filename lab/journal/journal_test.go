@@ -78,12 +78,13 @@ func TestReadNamesTheFileAndWhatIsWrong(t *testing.T) {
 	}{
 		{"missing", filepath.Join(dir, "nope.json"), []string{"nope.json", "no such file"}},
 		{"empty", write("empty.json", ""), []string{"empty.json", "empty file"}},
-		{"corrupt", write("corrupt.json", "{\n \"version\": 1,\n \"kind\": \"experiment\",,\n}"), []string{"corrupt.json", "corrupt JSON", "byte offset 40", "line 3"}},
-		{"truncated", write("truncated.json", `{"version": 1, "kind": "exp`), []string{"truncated.json", "corrupt JSON"}},
-		{"future version", write("v9.json", `{"version": 9, "kind": "experiment", "variants": ["rpc"]}`), []string{"v9.json", "version 9 is not supported", "reads version 1"}},
+		{"corrupt", write("corrupt.json", "{\n \"version\": 2,\n \"kind\": \"experiment\",,\n}"), []string{"corrupt.json", "corrupt JSON", "byte offset 40", "line 3"}},
+		{"truncated", write("truncated.json", `{"version": 2, "kind": "exp`), []string{"truncated.json", "corrupt JSON"}},
+		{"future version", write("v9.json", `{"version": 9, "kind": "experiment", "variants": ["rpc"]}`), []string{"v9.json", "version 9 is not supported", "reads version 2", "newer lab"}},
+		{"version 1", write("v1.json", `{"version": 1, "kind": "experiment", "variants": ["rpc"], "samples": []}`), []string{"v1.json", "version 1 is not supported", "reads version 2", "histogram buckets", "release that wrote it"}},
 		{"not a journal", write("other.json", `{"hello": "world"}`), []string{"other.json", "not a lab journal"}},
-		{"wrong type", write("type.json", `{"version": 1, "kind": "experiment", "variants": "rpc"}`), []string{"type.json", "corrupt JSON", "byte offset"}},
-		{"no variants", write("novariants.json", `{"version": 1, "kind": "experiment", "variants": []}`), []string{"novariants.json", "variants: empty"}},
+		{"wrong type", write("type.json", `{"version": 2, "kind": "experiment", "variants": "rpc"}`), []string{"type.json", "corrupt JSON", "byte offset"}},
+		{"no variants", write("novariants.json", `{"version": 2, "kind": "experiment", "variants": []}`), []string{"novariants.json", "variants: empty"}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -127,5 +128,27 @@ func TestSampleSetDropsValuesThatAreNotNumbers(t *testing.T) {
 	s.Set("c", math.Inf(1))
 	if len(s.Values) != 1 || s.Values["a"] != 1 {
 		t.Errorf("values = %v", s.Values)
+	}
+}
+
+// An unknown value survives the file as null and comes back unknown, not
+// as 0 and not absent.
+func TestUnknownValuesAreNullInTheFile(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "run.json")
+	j := sampleJournal()
+	j.Samples[0].SetUnknown(SeriesConsumerLag)
+	if err := Write(path, j); err != nil {
+		t.Fatal(err)
+	}
+	b, _ := os.ReadFile(path)
+	if !strings.Contains(string(b), `"consumer_lag": null`) {
+		t.Errorf("an unknown lag must be written as null:\n%s", b)
+	}
+	back, err := Read(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := back.Samples[0].Get(SeriesConsumerLag); ok || !back.Samples[0].IsUnknown(SeriesConsumerLag) {
+		t.Errorf("read back: %+v", back.Samples[0])
 	}
 }

@@ -17,10 +17,21 @@ const (
 	// max(baseline × P99Factor, baseline + P99Slack).
 	P99Factor = 1.5
 	P99Slack  = 5 * time.Millisecond
-	// StableSamples: a condition counts as back only when it holds for this
-	// many consecutive samples (or until the run ends), so one lucky
-	// second is not a recovery.
+	// P50Slack: the p50 band is max(baseline × P99Factor, baseline +
+	// P50Slack).
+	P50Slack = 10 * time.Millisecond
+	// LeaveSamples: a signal has left its band (the fault touched it) only
+	// when it is out of band for this many consecutive samples, so one
+	// unlucky second is not an effect.
+	LeaveSamples = 2
+	// StableSamples: a signal counts as back only when it holds its band
+	// for this many consecutive samples (or until the run ends), so one
+	// lucky second is not a recovery.
 	StableSamples = 3
+	// EffectGrace: a stretch out of band is the fault's only if it begins
+	// before the heal plus this (a backlog that builds as a part comes
+	// back); what begins later is something else, such as noise.
+	EffectGrace = 5 * time.Second
 	// DefaultSLO is the success objective when the journal names none.
 	DefaultSLO = 0.99
 )
@@ -62,10 +73,22 @@ func ComputeRecovery(j Journal) []Recovery {
 					from = g.HealedAt
 				}
 			}
-			out = append(out, recoveryOf(f, v, byVariant[v], from, j.Ended, slo))
+			out = append(out, recoveryOf(f, v, byVariant[v], from, observedUntil(j, i, v), j.Ended, slo))
 		}
 	}
 	return out
+}
+
+// observedUntil is where fault i's effects stop being its own: the next
+// injection that hits the variant, or the end of the run.
+func observedUntil(j Journal, i int, v string) time.Time {
+	until := j.Ended
+	for _, g := range j.Faults {
+		if g.InjectedAt.After(j.Faults[i].InjectedAt) && (g.Variant == "" || g.Variant == v) && g.InjectedAt.Before(until) {
+			until = g.InjectedAt
+		}
+	}
+	return until
 }
 
 func contains(l []string, s string) bool {
@@ -77,14 +100,14 @@ func contains(l []string, s string) bool {
 	return false
 }
 
-func recoveryOf(f FaultEvent, variant string, ss []Sample, baseFrom, end time.Time, slo float64) Recovery {
-	r := Recovery{FaultID: f.ID, Variant: variant}
+func recoveryOf(f FaultEvent, variant string, ss []Sample, baseFrom, obsEnd, end time.Time, slo float64) Recovery {
+	r := Recovery{FaultID: f.ID, Variant: variant, Touched: []string{}}
 	var notes []string
 	inBase := func(t time.Time) bool { return !t.Before(baseFrom) && t.Before(f.InjectedAt) }
 
 	// Baselines.
 	var okW, w float64
-	var p99s []float64
+	var p50s, p99s []float64
 	baseLag, baseGap := -1.0, -1.0
 	haveSuccess := false
 	for _, s := range ss {
@@ -103,6 +126,9 @@ func recoveryOf(f FaultEvent, variant string, ss []Sample, baseFrom, end time.Ti
 		if p, ok := s.Values[SeriesClientP99]; ok {
 			p99s = append(p99s, p)
 		}
+		if p, ok := s.Values[SeriesClientP50]; ok {
+			p50s = append(p50s, p)
+		}
 		if l, ok := s.Values[SeriesConsumerLag]; ok {
 			baseLag = max(baseLag, l)
 		}
@@ -117,12 +143,12 @@ func recoveryOf(f FaultEvent, variant string, ss []Sample, baseFrom, end time.Ti
 		notes = append(notes, "no client samples before the fault: success baseline taken as 100 %")
 	}
 	r.BaselineSuccessRatio = baseSuccess
-	var baseP99 float64
-	if len(p99s) > 0 {
-		sort.Float64s(p99s)
-		baseP99 = p99s[len(p99s)/2]
-	}
-	r.BaselineP99Seconds = baseP99
+	// The p99 of one second of a light load is nearly its slowest request:
+	// the bands start from how high the seconds before the fault went (the
+	// 90th percentile of their p50s and p99s), not from the median, so
+	// ordinary noise is not an effect of the fault.
+	baseP99, baseP50 := highish(p99s), highish(p50s)
+	r.BaselineP99Seconds, r.BaselineP50Seconds = baseP99, baseP50
 	if baseLag >= 0 {
 		r.BaselineLag = baseLag
 	}
@@ -130,73 +156,85 @@ func recoveryOf(f FaultEvent, variant string, ss []Sample, baseFrom, end time.Ti
 		r.BaselineViewGap = baseGap
 	}
 
-	// Detection: the first second after injection whose success ratio is
-	// below the baseline's tolerance, up to one second past the heal.
-	detectUntil := end
-	if !f.HealedAt.IsZero() {
-		detectUntil = f.HealedAt.Add(time.Second)
-	}
+	// The samples the fault may have moved: from injection to the next
+	// fault (or the end).
+	var obs []Sample
 	for _, s := range ss {
-		if !s.At.After(f.InjectedAt) || s.At.After(detectUntil) {
-			continue
-		}
-		if ratio, ok := s.Values[SeriesClientSuccessRatio]; ok && ratio < baseSuccess-SuccessTolerance {
-			r.TimeToDetect = DurationPtr(s.At.Sub(f.InjectedAt))
-			break
+		if s.At.After(f.InjectedAt) && !s.At.After(obsEnd) {
+			obs = append(obs, s)
 		}
 	}
-
-	// Errors during the fault and the budget they burned.
-	errorsAt := func(t time.Time) float64 { return valueAt(ss, SeriesClientErrorsTotal, t) }
 	heal := f.HealedAt
 	if heal.IsZero() {
 		heal = end
 		notes = append(notes, "never healed within the run")
 	}
-	r.FailedDuringFault = int64(errorsAt(heal) - errorsAt(f.InjectedAt) + 0.5)
 
-	// Recovery times, measured from the heal.
-	if !f.HealedAt.IsZero() {
-		after := make([]Sample, 0, len(ss))
-		for _, s := range ss {
-			if s.At.After(f.HealedAt) {
-				after = append(after, s)
+	// Each signal's band. present=false: no data that second, which only
+	// counts as out of band for a stall (requests in flight, no answer)
+	// or an unknown value.
+	stalled := func(s Sample) bool { n, ok := s.Values[SeriesClientInFlight]; return ok && n > 0 }
+	type signal struct {
+		name string
+		in   func(Sample) (inBand, present bool)
+		dst  **Duration
+	}
+	signals := []signal{{name: SignalSuccess, dst: &r.SuccessRecovered, in: func(s Sample) (bool, bool) {
+		if ratio, ok := s.Values[SeriesClientSuccessRatio]; ok {
+			return ratio >= baseSuccess-SuccessTolerance, true
+		}
+		return !stalled(s), stalled(s)
+	}}}
+	if len(p99s) > 0 {
+		// Latency: the p99 band, and the p50's (a fault that slows every
+		// request moves the median too, even when the seconds before the
+		// fault had slow outliers of the same size).
+		limit99 := max(baseP99*P99Factor, baseP99+P99Slack.Seconds())
+		limit50 := max(baseP50*P99Factor, baseP50+P50Slack.Seconds())
+		signals = append(signals, signal{name: SignalP99, dst: &r.P99Recovered, in: func(s Sample) (bool, bool) {
+			p99, ok := s.Values[SeriesClientP99]
+			if !ok {
+				return !stalled(s), stalled(s)
 			}
-		}
-		since := func(cond func(Sample) bool) *Duration {
-			at, found := firstStable(after, cond)
-			if !found {
-				return nil
+			p50, has50 := s.Values[SeriesClientP50]
+			return p99 <= limit99 && (!has50 || len(p50s) == 0 || p50 <= limit50), true
+		}})
+	}
+	if baseLag >= 0 {
+		signals = append(signals, signal{name: SignalLag, dst: &r.LagRecovered, in: func(s Sample) (bool, bool) {
+			if l, ok := s.Values[SeriesConsumerLag]; ok {
+				return l <= baseLag, true
 			}
-			return DurationPtr(max(0, at.Sub(f.HealedAt)))
+			return !s.IsUnknown(SeriesConsumerLag), s.IsUnknown(SeriesConsumerLag)
+		}})
+	}
+	if baseGap >= 0 {
+		signals = append(signals, signal{name: SignalView, dst: &r.ViewConverged, in: func(s Sample) (bool, bool) {
+			if g, ok := s.Values[SeriesViewGap]; ok {
+				return g <= max(baseGap, 0), true
+			}
+			return !s.IsUnknown(SeriesViewGap), s.IsUnknown(SeriesViewGap)
+		}})
+	}
+	effectUntil := heal.Add(EffectGrace)
+	for _, sg := range signals {
+		first, last, touched := departures(obs, sg.in, effectUntil)
+		if !touched {
+			continue
 		}
-		r.SuccessRecovered = since(func(s Sample) bool {
-			ratio, ok := s.Values[SeriesClientSuccessRatio]
-			return ok && ratio >= baseSuccess-SuccessTolerance
-		})
-		if len(p99s) > 0 {
-			limit := max(baseP99*P99Factor, baseP99+P99Slack.Seconds())
-			r.P99Recovered = since(func(s Sample) bool {
-				p, ok := s.Values[SeriesClientP99]
-				return ok && p <= limit
-			})
+		r.Touched = append(r.Touched, sg.name)
+		if sg.name == SignalSuccess {
+			r.TimeToDetect = DurationPtr(max(0, first.Sub(f.InjectedAt)))
 		}
-		if baseLag >= 0 {
-			r.LagRecovered = since(func(s Sample) bool {
-				l, ok := s.Values[SeriesConsumerLag]
-				return ok && l <= baseLag
-			})
-		}
-		if baseGap >= 0 {
-			r.ViewConverged = since(func(s Sample) bool {
-				g, ok := s.Values[SeriesViewGap]
-				return ok && g <= max(baseGap, 0)
-			})
+		if back, ok := backAfter(obs, last, sg.in); ok && !f.HealedAt.IsZero() {
+			*sg.dst = DurationPtr(max(0, back.Sub(f.HealedAt)))
 		}
 	}
 
-	// Budget: errors from injection until success was back (or the end).
-	budgetEnd := end
+	// Errors during the fault and the budget they burned.
+	errorsAt := func(t time.Time) float64 { return valueAt(ss, SeriesClientErrorsTotal, t) }
+	r.FailedDuringFault = int64(errorsAt(heal) - errorsAt(f.InjectedAt) + 0.5)
+	budgetEnd := obsEnd
 	if r.SuccessRecovered != nil {
 		budgetEnd = f.HealedAt.Add(r.SuccessRecovered.D())
 	}
@@ -210,22 +248,66 @@ func recoveryOf(f FaultEvent, variant string, ss []Sample, baseFrom, end time.Ti
 	return r
 }
 
-// firstStable returns the time of the first sample from which cond holds
-// for StableSamples consecutive samples, or for all remaining ones.
-func firstStable(ss []Sample, cond func(Sample) bool) (time.Time, bool) {
-	for i := range ss {
-		good := true
-		for k := i; k < len(ss) && k < i+StableSamples; k++ {
-			if !cond(ss[k]) {
-				good = false
-				break
+// highish is the 90th percentile of per-second figures (0 without any).
+func highish(vs []float64) float64 {
+	if len(vs) == 0 {
+		return 0
+	}
+	sort.Float64s(vs)
+	return vs[min(len(vs)-1, len(vs)*9/10)]
+}
+
+// departures finds where a fault moved a signal out of its band: stretches
+// out of band for at least LeaveSamples consecutive samples that begin
+// before effectUntil (later ones are not the fault's). It returns the first
+// sample of the first such stretch and the last sample of the last one.
+func departures(ss []Sample, in func(Sample) (bool, bool), effectUntil time.Time) (first, last time.Time, touched bool) {
+	run := 0
+	var start time.Time
+	for _, s := range ss {
+		if ok, _ := in(s); ok {
+			run = 0
+			continue
+		}
+		if run == 0 {
+			start = s.At
+		}
+		run++
+		if run < LeaveSamples || start.After(effectUntil) {
+			continue
+		}
+		if !touched {
+			first, touched = start, true
+		}
+		last = s.At
+	}
+	return first, last, touched
+}
+
+// backAfter is the first sample after last from which the signal holds its
+// band for StableSamples consecutive samples with data (or to the end).
+func backAfter(ss []Sample, last time.Time, in func(Sample) (bool, bool)) (time.Time, bool) {
+	var start time.Time
+	run := 0
+	for _, s := range ss {
+		if !s.At.After(last) {
+			continue
+		}
+		ok, present := in(s)
+		switch {
+		case !ok:
+			run = 0
+		case present:
+			if run == 0 {
+				start = s.At
+			}
+			run++
+			if run == StableSamples {
+				return start, true
 			}
 		}
-		if good {
-			return ss[i].At, true
-		}
 	}
-	return time.Time{}, false
+	return start, run > 0
 }
 
 // valueAt is a cumulative series' value at t: the last sample at or

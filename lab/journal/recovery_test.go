@@ -1,6 +1,7 @@
 package journal
 
 import (
+	"fmt"
 	"testing"
 	"time"
 )
@@ -89,7 +90,7 @@ func TestComputeRecoveryMeasuresDetectionAndEachRecoveryFromTheHeal(t *testing.T
 		{"rpc lag", sec(r.LagRecovered), "never"},
 		{"rpc view", sec(r.ViewConverged), "12s"},
 		{"stream detect", sec(s.TimeToDetect), "never"},
-		{"stream success", sec(s.SuccessRecovered), "1s"},
+		{"stream success", sec(s.SuccessRecovered), "never"},
 		{"stream lag", sec(s.LagRecovered), "10s"},
 		{"stream view", sec(s.ViewConverged), "10s"},
 	} {
@@ -112,6 +113,12 @@ func TestComputeRecoveryMeasuresDetectionAndEachRecoveryFromTheHeal(t *testing.T
 	if s.FailedDuringFault != 0 || s.ErrorBudgetBurned != 0 || s.BaselineLag != 10 {
 		t.Errorf("stream: failed %d budget %v baseline lag %v", s.FailedDuringFault, s.ErrorBudgetBurned, s.BaselineLag)
 	}
+	// What the fault moved: every signal of rpc but lag (it has none);
+	// in stream lag and view, never success or p99 — those are untouched,
+	// with no recovery time to show.
+	if fmt.Sprint(r.Touched) != "[success p99 view]" || fmt.Sprint(s.Touched) != "[lag view]" {
+		t.Errorf("touched: rpc %v stream %v, want [success p99 view] and [lag view]", r.Touched, s.Touched)
+	}
 }
 
 func TestComputeRecoveryOnlyForTheFaultsVariantAndOnlyWhenInjected(t *testing.T) {
@@ -129,5 +136,50 @@ func TestComputeRecoveryOnlyForTheFaultsVariantAndOnlyWhenInjected(t *testing.T)
 	}
 	if rs[0].SuccessRecovered != nil || rs[0].Note == "" {
 		t.Errorf("a fault never healed has no recovery and says why: %+v", rs[0])
+	}
+}
+
+// A fault that moves nothing leaves every signal untouched: no detection and
+// no recovery times — not "recovered in 1 s" because the first sample after
+// the heal was fine. A lag nobody could read while the broker was away
+// counts as moved.
+func TestAnUntouchedVariantHasNoRecoveryTimes(t *testing.T) {
+	calm := scripted("stream", func(sec int) (float64, float64, float64, float64) { return 1, 0.004, 2, 5 })
+	for i := range calm {
+		if sec := i + 1; sec > 40 && sec <= 50 {
+			delete(calm[i].Values, SeriesConsumerLag)
+			calm[i].SetUnknown(SeriesConsumerLag)
+		}
+	}
+	j := Journal{Version: CurrentVersion, Kind: KindExperiment, Variants: []string{"stream"}, Started: t0, Ended: t0.Add(90 * time.Second),
+		Faults: []FaultEvent{{ID: "m1", InjectedAt: t0.Add(40 * time.Second), HealedAt: t0.Add(50 * time.Second)}}, Samples: calm}
+	r := ComputeRecovery(j)[0]
+	if fmt.Sprint(r.Touched) != "[lag]" || r.TimeToDetect != nil || r.SuccessRecovered != nil || r.P99Recovered != nil || r.ViewConverged != nil {
+		t.Errorf("only the unreadable lag was moved: %+v", r)
+	}
+	if r.LagRecovered == nil || r.LagRecovered.D() != time.Second {
+		t.Errorf("lag back %v after the heal, want 1s (known and in band from the first sample after it)", r.LagRecovered)
+	}
+}
+
+// A slow second long after the heal is not the fault's doing, and the
+// ordinary noise of per-second p99s before the fault sets the band: a
+// variant the fault did not move stays untouched.
+func TestNoiseIsNotAnEffectOfTheFault(t *testing.T) {
+	noisy := scripted("stream", func(sec int) (float64, float64, float64, float64) {
+		p99 := 0.010
+		if sec%4 == 0 {
+			p99 = 0.030 // the usual spikes of a busy machine
+		}
+		if sec == 75 || sec == 76 {
+			p99 = 0.500 // two slow seconds 25 s after the heal
+		}
+		return 1, p99, -1, 0
+	})
+	j := Journal{Version: CurrentVersion, Kind: KindExperiment, Variants: []string{"stream"}, Started: t0, Ended: t0.Add(90 * time.Second),
+		Faults: []FaultEvent{{ID: "m1", InjectedAt: t0.Add(40 * time.Second), HealedAt: t0.Add(50 * time.Second)}}, Samples: noisy}
+	r := ComputeRecovery(j)[0]
+	if len(r.Touched) != 0 || r.P99Recovered != nil {
+		t.Errorf("touched %v, p99 back %v: neither the usual spikes nor a slow stretch 25 s after the heal are the fault's", r.Touched, r.P99Recovered)
 	}
 }

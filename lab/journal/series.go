@@ -1,25 +1,80 @@
 package journal
 
+import "strings"
+
 // Names of the sampled series (see the package documentation for meanings).
 const (
-	SeriesClientRPS           = "client_rps"
-	SeriesClientSuccessRatio  = "client_success_ratio"
-	SeriesClientErrorRPS      = "client_error_rps"
-	SeriesClientErrorsTotal   = "client_errors_total"
-	SeriesClientRequestsTotal = "client_requests_total"
-	SeriesClientAckedRatings  = "client_acked_ratings_total"
-	SeriesClientP50           = "client_p50_seconds"
-	SeriesClientP99           = "client_p99_seconds"
-	SeriesClientInFlight      = "client_in_flight"
-	SeriesServerRPS           = "server_rps"
-	SeriesServerErrorRatio    = "server_error_ratio"
-	SeriesBreakerState        = "breaker_state"
-	SeriesBreakerTransitions  = "breaker_transitions_total"
-	SeriesConsumerLag         = "consumer_lag"
-	SeriesFreshnessP99        = "freshness_p99_seconds"
-	SeriesDLQRPS              = "dlq_rps"
-	SeriesViewCount           = "view_count_total"
-	SeriesViewGap             = "view_gap"
-	SeriesPartsDown           = "parts_down"
-	SeriesScrapeErrors        = "scrape_errors"
+	SeriesClientRPS            = "client_rps"
+	SeriesClientSuccessRatio   = "client_success_ratio"
+	SeriesClientReadSuccess    = "client_read_success_ratio"
+	SeriesClientWriteSuccess   = "client_write_success_ratio"
+	SeriesClientErrorRPS       = "client_error_rps"
+	SeriesClientErrorsTotal    = "client_errors_total"
+	SeriesClientRequestsTotal  = "client_requests_total"
+	SeriesClientAckedRatings   = "client_acked_ratings_total"
+	SeriesClientP50            = "client_p50_seconds"
+	SeriesClientP99            = "client_p99_seconds"
+	SeriesClientInFlight       = "client_in_flight"
+	SeriesServerRPS            = "server_rps"
+	SeriesServerErrorRatio     = "server_error_ratio"
+	SeriesBreakerState         = "breaker_state"
+	SeriesBreakerTransitions   = "breaker_transitions_total"
+	SeriesConsumerLag          = "consumer_lag"
+	SeriesFreshnessP99         = "freshness_p99_seconds"
+	SeriesDLQRecords           = "dlq_records_total"
+	SeriesViewCount            = "view_count_total"
+	SeriesViewGap              = "view_gap"
+	SeriesViewUnacknowledged   = "view_unacknowledged"
+	SeriesPartsDown            = "parts_down"
+	SeriesScrapeErrors         = "scrape_errors"
+	seriesBreakerPrefix        = SeriesBreakerState + ":"
+	breakerSeriesPartSeparator = "/"
+)
+
+// Breaker states as the breaker series hold them (lab_breaker_state).
+const (
+	BreakerDisabled = -1
+	BreakerClosed   = 0
+	BreakerHalfOpen = 1
+	BreakerOpen     = 2
+)
+
+// BreakerStateName names a breaker series value.
+func BreakerStateName(v float64) string {
+	switch v {
+	case BreakerDisabled:
+		return "disabled"
+	case BreakerClosed:
+		return "closed"
+	case BreakerHalfOpen:
+		return "half-open"
+	case BreakerOpen:
+		return "open"
+	}
+	return "unknown"
+}
+
+// BreakerSeries is the series of one breaker by name: the caller part and
+// the dependency it calls ("breaker_state:webserver-rpc/ratings-rpc").
+func BreakerSeries(part, dependency string) string {
+	return seriesBreakerPrefix + part + breakerSeriesPartSeparator + dependency
+}
+
+// ParseBreakerSeries is BreakerSeries' inverse; ok is false for any other
+// series.
+func ParseBreakerSeries(name string) (part, dependency string, ok bool) {
+	rest, ok := strings.CutPrefix(name, seriesBreakerPrefix)
+	if !ok {
+		return "", "", false
+	}
+	part, dependency, ok = strings.Cut(rest, breakerSeriesPartSeparator)
+	return part, dependency, ok
+}
+
+// Signals a recovery measures (Recovery.Touched).
+const (
+	SignalSuccess = "success"
+	SignalP99     = "p99"
+	SignalLag     = "lag"
+	SignalView    = "view"
 )

@@ -39,6 +39,9 @@ type Config struct {
 	LedgerPath string
 	// Metrics, if set, receive every outcome.
 	Metrics *Metrics
+	// Observer, if set, sees every request sent and answered (the exact
+	// per-request feed an experiment derives its figures from).
+	Observer Observer
 	// OnProgress, if set, is called every ProgressEvery (default 1 s) with
 	// one snapshot per target, in target order.
 	OnProgress    func(elapsed time.Duration, snaps []Snapshot)
@@ -64,6 +67,7 @@ type variantRun struct {
 	next     atomic.Uint64
 	stats    *variantStats
 	metrics  *variantMetrics
+	observer Observer
 	attacker *vegeta.Attacker
 }
 
@@ -83,6 +87,9 @@ func (v *variantRun) targeter(tgt *vegeta.Target) error {
 		return vegeta.ErrNoTargets
 	}
 	v.stats.sent.Add(1)
+	if v.observer != nil {
+		v.observer.Sent(v.target.Variant, seq)
+	}
 	tgt.Method = req.Method()
 	tgt.URL = v.base + req.Path() + "#" + strconv.FormatUint(seq, 10)
 	if req.Kind == KindRating {
@@ -127,7 +134,7 @@ func validateTargets(ts []Target) error {
 // schedule, starting at the same instant, until the schedule ends or ctx is
 // cancelled (then the run is "interrupted": no new requests, in-flight ones
 // get Grace to finish). Every rating sent gets exactly one ledger entry
-// before Run returns. The error is non-nil only if the run could not start
+// before Run returns (and every read its get entry). The error is non-nil only if the run could not start
 // or the ledger could not be written.
 func Run(ctx context.Context, cfg Config) (*Summary, error) {
 	if cfg.Scenario == nil {
@@ -180,13 +187,14 @@ func Run(ctx context.Context, cfg Config) (*Summary, error) {
 			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 		}
 		runs[i] = &variantRun{
-			target:  t,
-			base:    strings.TrimSuffix(t.BaseURL, "/"),
-			runID:   cfg.RunID,
-			source:  source,
-			limit:   pacer.total,
-			stats:   newVariantStats(),
-			metrics: cfg.Metrics.forVariant(t.Variant),
+			target:   t,
+			base:     strings.TrimSuffix(t.BaseURL, "/"),
+			runID:    cfg.RunID,
+			source:   source,
+			limit:    pacer.total,
+			stats:    newVariantStats(),
+			metrics:  cfg.Metrics.forVariant(t.Variant),
+			observer: cfg.Observer,
 			// Workers stay uncapped (vegeta's default MaxWorkers): a stalled
 			// server must cost goroutines, never delay the schedule.
 			attacker: vegeta.NewAttacker(vegeta.Client(client)),
@@ -314,7 +322,8 @@ loop:
 	return sum, runErr
 }
 
-// handle turns one vegeta result into an outcome: tally, metrics, ledger.
+// handle turns one vegeta result into an outcome: tally, metrics,
+// observer, ledger.
 func (v *variantRun) handle(res *vegeta.Result, lw *ledger.Writer) {
 	if res.Method == "" {
 		return // a tick that found the sequence exhausted: nothing was sent
@@ -325,25 +334,32 @@ func (v *variantRun) handle(res *vegeta.Result, lw *ledger.Writer) {
 	}
 	req, _ := v.source.Request(seq)
 	outcome, cause := classify(res)
-	v.stats.record(req, outcome, cause, res.Timestamp, res.Latency)
-	v.metrics.observe(req.Kind, outcome, res.Latency)
-	if lw == nil || req.Kind != KindRating {
+	a := Answer{Variant: v.target.Variant, Seq: seq, Kind: req.Kind, MovieID: req.MovieID, Tenths: req.Tenths,
+		Outcome: outcome, Cause: cause, Expected: expectedOf(req), SentAt: res.Timestamp, Latency: res.Latency}
+	v.stats.record(a)
+	v.metrics.observe(a)
+	if v.observer != nil {
+		v.observer.Answered(a)
+	}
+	if lw == nil {
 		return
 	}
 	e := ledger.Entry{
-		RequestID:    RequestID(v.runID, v.target.Variant, seq),
 		Variant:      v.target.Variant,
 		Seq:          seq,
+		Kind:         req.Kind.String(),
 		MovieID:      req.MovieID,
-		UserID:       req.UserID,
-		Rating:       float64(req.Tenths) / 10,
-		RatingTenths: req.Tenths,
 		UnknownMovie: req.Unknown,
+		Expected:     a.Expected,
 		SentAt:       res.Timestamp,
 		Outcome:      outcome,
 		Status:       int(res.Code),
 		Cause:        string(cause),
 		LatencyNs:    res.Latency,
+	}
+	if req.Kind == KindRating {
+		e.RequestID = RequestID(v.runID, v.target.Variant, seq)
+		e.UserID, e.Rating, e.RatingTenths = req.UserID, float64(req.Tenths)/10, req.Tenths
 	}
 	if outcome != Acknowledged {
 		e.Error = res.Error

@@ -217,12 +217,15 @@ func TestAStallingServerShowsInP99(t *testing.T) {
 	if v.Sent != 600 {
 		t.Errorf("the schedule must go on during the stall: want 600 requests, sent %d", v.Sent)
 	}
-	if in := api.maxIn.Load(); in < 80 {
-		t.Errorf("during a 500 ms stall at 200/s about 100 requests should be waiting at once; the server saw at most %d", in)
-	}
 	t.Logf("p50 %.1f ms, p99 %.1f ms, max %.1f ms, server saw %d in flight", v.Latency.P50, v.Latency.P99, v.Latency.Max, api.maxIn.Load())
 	if v.Latency.P99 < 300 || v.Latency.Max < 400 {
 		t.Errorf("the stall must show in the tail: p99 %.1f ms, max %.1f ms (want p99 >= 300 ms)", v.Latency.P99, v.Latency.Max)
+	}
+	if raceEnabled {
+		return // the race detector's slowdown blurs how many wait at once and the median (the run without it checks them)
+	}
+	if in := api.maxIn.Load(); in < 80 {
+		t.Errorf("during a 500 ms stall at 200/s about 100 requests should be waiting at once; the server saw at most %d", in)
 	}
 	if v.Latency.P50 > 100 {
 		t.Errorf("most requests were not stalled: p50 %.1f ms", v.Latency.P50)
@@ -237,10 +240,16 @@ func TestLedgerHasExactlyOneOutcomePerRating(t *testing.T) {
 		if b.MovieID >= UnknownMovieBase {
 			return false
 		}
-		switch b.MovieID % 7 {
+		switch b.MovieID % 8 {
 		case 3:
 			w.WriteHeader(http.StatusServiceUnavailable)
 			w.Write([]byte(`{"error":"ratings unavailable","retry_after":1}`))
+		case 6: // the server cannot tell whether it applied the rating
+			w.WriteHeader(http.StatusGatewayTimeout)
+			w.Write([]byte(`{"error":"ratings-rpc did not answer","outcome":"unknown"}`))
+		case 7: // a valid rating refused: a failure, not an expected 4xx
+			w.WriteHeader(http.StatusUnprocessableEntity)
+			w.Write([]byte(`{"error":"movie_id: unknown movie"}`))
 		case 4: // cut the connection after reading the request
 			conn, _, err := http.NewResponseController(w).Hijack()
 			if err == nil {
@@ -255,7 +264,9 @@ func TestLedgerHasExactlyOneOutcomePerRating(t *testing.T) {
 	}
 	s := scenarioAt(t, "smoke", 100, 2*time.Second)
 	s.Mix = Mix{Rating: 1}
-	s.RequestTimeout = Duration(300 * time.Millisecond)
+	// Long enough that a loaded machine (make test runs suites side by side
+	// under the race detector) answers the well-behaved requests in time.
+	s.RequestTimeout = Duration(time.Second)
 	reg := prometheus.NewPedanticRegistry()
 	m, err := NewMetrics(reg, []string{"good", "down"})
 	if err != nil {
@@ -281,6 +292,7 @@ func TestLedgerHasExactlyOneOutcomePerRating(t *testing.T) {
 	}
 	seen := map[string]map[uint64]int{"good": {}, "down": {}}
 	counts := map[string]map[Outcome]int{"good": {}, "down": {}}
+	unexpected := map[string]uint64{}
 	for _, e := range l.Entries {
 		seen[e.Variant][e.Seq]++
 		counts[e.Variant][e.Outcome]++
@@ -294,20 +306,35 @@ func TestLedgerHasExactlyOneOutcomePerRating(t *testing.T) {
 			want, wantCause = Failed, CauseNotSent
 		case e.UnknownMovie:
 			want, wantCause = Rejected, CauseHTTP4xx
-		case e.MovieID%7 == 3:
+		case e.MovieID%8 == 3:
 			want, wantCause = Failed, CauseHTTP5xx
-		case e.MovieID%7 == 4:
+		case e.MovieID%8 == 4:
 			want, wantCause = Ambiguous, CauseConnError
-		case e.MovieID%7 == 5:
+		case e.MovieID%8 == 5:
 			want, wantCause = Ambiguous, CauseTimeout
+		case e.MovieID%8 == 6:
+			want, wantCause = Ambiguous, CauseOutcomeUnknown
+		case e.MovieID%8 == 7:
+			want, wantCause = Rejected, CauseHTTP4xx
+			unexpected[e.Variant]++
 		default:
 			want, wantCause = Acknowledged, CauseNone
 		}
 		if e.Outcome != want || Cause(e.Cause) != wantCause {
 			t.Errorf("%s movie %d: outcome %s/%s, want %s/%s (error %q)", e.RequestID, e.MovieID, e.Outcome, e.Cause, want, wantCause, e.Error)
 		}
+		wantExpected := Acknowledged
+		if e.UnknownMovie {
+			wantExpected = Rejected
+		}
+		if e.Expected != wantExpected || e.UnexpectedRejection() != (e.MovieID%8 == 7 && e.Variant == "good" && !e.UnknownMovie) {
+			t.Errorf("%s movie %d: expected %s, unexpected rejection %v", e.RequestID, e.MovieID, e.Expected, e.UnexpectedRejection())
+		}
 	}
 	for _, v := range sum.Variants {
+		if v.Unexpected4xx != unexpected[v.Variant] || v.Variant == "good" && v.Unexpected4xx == 0 {
+			t.Errorf("%s: summary counts %d unexpected 4xx, the ledger %d", v.Variant, v.Unexpected4xx, unexpected[v.Variant])
+		}
 		if v.Sent != 200 || uint64(len(seen[v.Variant])) != v.Sent {
 			t.Errorf("%s: sent %d, ledger has %d distinct requests", v.Variant, v.Sent, len(seen[v.Variant]))
 		}
@@ -321,9 +348,11 @@ func TestLedgerHasExactlyOneOutcomePerRating(t *testing.T) {
 				t.Errorf("%s %s: ledger %d, end line %d, summary %d", v.Variant, o, counts[v.Variant][o], l.End.Posts[v.Variant][o], v.Outcomes[o])
 			}
 			var got float64
-			var pb dto.Metric
-			if err := m.requests.WithLabelValues(v.Variant, "rating", string(o)).Write(&pb); err == nil {
-				got = pb.GetCounter().GetValue()
+			for _, expected := range []string{"true", "false"} {
+				var pb dto.Metric
+				if err := m.requests.WithLabelValues(v.Variant, "rating", string(o), expected).Write(&pb); err == nil {
+					got += pb.GetCounter().GetValue()
+				}
 			}
 			if uint64(got) != v.Outcomes[o] {
 				t.Errorf("metric lab_load_requests_total{variant=%s,kind=rating,outcome=%s} = %v, summary %d", v.Variant, o, got, v.Outcomes[o])

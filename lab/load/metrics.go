@@ -1,8 +1,6 @@
 package load
 
 import (
-	"time"
-
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/ratingslab/lab/services/serve"
@@ -25,8 +23,8 @@ func NewMetrics(reg prometheus.Registerer, variants []string) (*Metrics, error) 
 	m := &Metrics{
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "lab_load_requests_total",
-			Help: "Requests sent by lab load, by variant, kind (rating, movie, list) and outcome (acknowledged, rejected, failed, ambiguous).",
-		}, []string{"variant", "kind", "outcome"}),
+			Help: "Requests sent by lab load, by variant, kind (rating, movie, list), outcome (acknowledged, rejected, failed, ambiguous) and expected (true: the answer a correct variant gives — 2xx, or 4xx for a request made invalid on purpose).",
+		}, []string{"variant", "kind", "outcome", "expected"}),
 		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "lab_load_request_duration_seconds",
 			Help:    "Client-side latency of lab load requests, from the moment each was sent, by variant and kind.",
@@ -49,7 +47,9 @@ func NewMetrics(reg prometheus.Registerer, variants []string) (*Metrics, error) 
 	for _, v := range variants {
 		for _, k := range Kinds {
 			for _, o := range Outcomes {
-				m.requests.WithLabelValues(v, k.String(), string(o))
+				for _, e := range expectedLabels {
+					m.requests.WithLabelValues(v, k.String(), string(o), e)
+				}
 			}
 			m.duration.WithLabelValues(v, k.String())
 		}
@@ -62,7 +62,7 @@ func NewMetrics(reg prometheus.Registerer, variants []string) (*Metrics, error) 
 // variantMetrics are one variant's series, resolved once so that the hot
 // path does no label lookups.
 type variantMetrics struct {
-	requests [len(kindNames)][4]prometheus.Counter
+	requests [len(kindNames)][4][2]prometheus.Counter // kind, outcome, expected
 	duration [len(kindNames)]prometheus.Observer
 	inFlight prometheus.Gauge
 	rate     prometheus.Gauge
@@ -75,7 +75,9 @@ func (m *Metrics) forVariant(v string) *variantMetrics {
 	vm := &variantMetrics{inFlight: m.inFlight.WithLabelValues(v), rate: m.targetRate.WithLabelValues(v)}
 	for _, k := range Kinds {
 		for i, o := range Outcomes {
-			vm.requests[k][i] = m.requests.WithLabelValues(v, k.String(), string(o))
+			for e, label := range expectedLabels {
+				vm.requests[k][i][e] = m.requests.WithLabelValues(v, k.String(), string(o), label)
+			}
 		}
 		vm.duration[k] = m.duration.WithLabelValues(v, k.String())
 	}
@@ -91,10 +93,17 @@ func outcomeIndex(o Outcome) int {
 	return len(Outcomes) - 1
 }
 
-func (vm *variantMetrics) observe(k Kind, o Outcome, latency time.Duration) {
+// expectedLabels are the values of the expected label, by index.
+var expectedLabels = [2]string{"false", "true"}
+
+func (vm *variantMetrics) observe(a Answer) {
 	if vm == nil {
 		return
 	}
-	vm.requests[k][outcomeIndex(o)].Inc()
-	vm.duration[k].Observe(latency.Seconds())
+	e := 0
+	if a.AsExpected() {
+		e = 1
+	}
+	vm.requests[a.Kind][outcomeIndex(a.Outcome)][e].Inc()
+	vm.duration[a.Kind].Observe(a.Latency.Seconds())
 }

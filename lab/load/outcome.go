@@ -7,14 +7,15 @@ import (
 )
 
 // Outcome is how a request ended, as the client saw it: the `outcome` metric
-// label and the ledger's outcome field. See package ledger for the meanings.
+// label and the ledger's outcome field. docs/api.md defines them; package
+// ledger classifies.
 type Outcome = ledger.Outcome
 
 const (
 	Acknowledged = ledger.Acknowledged // 2xx
-	Rejected     = ledger.Rejected     // 4xx (or another non-2xx, non-5xx)
-	Failed       = ledger.Failed       // 5xx, or never sent
-	Ambiguous    = ledger.Ambiguous    // handed over, no answer
+	Rejected     = ledger.Rejected     // 4xx (or another non-2xx, non-5xx): a definite no
+	Failed       = ledger.Failed       // 5xx but 504, or never completely written: a definite failure
+	Ambiguous    = ledger.Ambiguous    // 504, or written and no answer: unknown
 )
 
 // Outcomes lists every outcome, in label order.
@@ -25,47 +26,38 @@ var Outcomes = ledger.Outcomes
 type Cause string
 
 const (
-	CauseNone      Cause = ""
-	CauseHTTP4xx   Cause = "4xx"
-	CauseHTTP5xx   Cause = "5xx"
-	CauseHTTPOther Cause = "other_status" // 1xx/3xx: not expected from the API
-	CauseNotSent   Cause = "not_sent"     // connection refused or dial timeout
-	CauseTimeout   Cause = "timeout"      // no answer within the request timeout
-	CauseConnError Cause = "conn_error"   // reset, EOF, ... after the request was handed over
-	CauseAborted   Cause = "aborted"      // the run was interrupted while it was in flight
+	CauseNone           Cause = ""
+	CauseHTTP4xx        Cause = ledger.CauseHTTP4xx
+	CauseHTTP5xx        Cause = ledger.CauseHTTP5xx
+	CauseOutcomeUnknown Cause = ledger.CauseOutcomeUnknown
+	CauseHTTPOther      Cause = ledger.CauseHTTPOther
+	CauseNotSent        Cause = ledger.CauseNotSent
+	CauseTimeout        Cause = ledger.CauseTimeout
+	CauseConnError      Cause = ledger.CauseConnError
+	CauseAborted        Cause = ledger.CauseAborted
 )
 
 // Causes lists the error causes in display order.
-var Causes = []Cause{CauseHTTP4xx, CauseHTTP5xx, CauseHTTPOther, CauseNotSent, CauseTimeout, CauseConnError, CauseAborted}
+var Causes = []Cause{CauseHTTP4xx, CauseHTTP5xx, CauseOutcomeUnknown, CauseHTTPOther, CauseNotSent, CauseTimeout, CauseConnError, CauseAborted}
 
 // classify maps a vegeta result to an outcome and a cause.
 func classify(r *vegeta.Result) (Outcome, Cause) {
-	switch c := r.Code; {
-	case c >= 200 && c < 300:
-		return Acknowledged, CauseNone
-	case c >= 400 && c < 500:
-		return Rejected, CauseHTTP4xx
-	case c >= 500 && c < 600:
-		return Failed, CauseHTTP5xx
-	case c != 0:
-		return Rejected, CauseHTTPOther
-	}
-	switch errorMarker(r.Error) {
-	case notSentMarker:
-		return Failed, CauseNotSent
-	case abortedMarker:
-		return Ambiguous, CauseAborted
-	case timeoutMarker:
-		return Ambiguous, CauseTimeout
-	}
-	return Ambiguous, CauseConnError
+	m := errorMarker(r.Error)
+	o, c := ledger.Classify(ledger.Answer{
+		Status:   int(r.Code),
+		Written:  m != notSentMarker,
+		Aborted:  m == abortedMarker,
+		TimedOut: m == timeoutMarker,
+	})
+	return o, Cause(c)
 }
 
-// expected reports whether the outcome is the answer the request should get:
-// a success, or a rejection for a movie outside the catalog.
-func expected(req Request, o Outcome) bool {
+// expectedOf is the answer a correct variant gives: acknowledged, or
+// rejected for a movie outside the catalog (the generator's invalid
+// requests on purpose).
+func expectedOf(req Request) Outcome {
 	if req.Unknown {
-		return o == Rejected
+		return Rejected
 	}
-	return o == Acknowledged
+	return Acknowledged
 }

@@ -66,7 +66,11 @@ func (p *Progress) Update(elapsed time.Duration, snaps []Snapshot) {
 func formatSnapshot(s Snapshot, scheduled uint64, rate float64) string {
 	var errs []string
 	for _, c := range Causes {
-		if n := s.Causes[c]; n > 0 {
+		n := s.Causes[c]
+		switch {
+		case n > 0 && c == CauseHTTP4xx && s.Unexpected4xx > 0:
+			errs = append(errs, fmt.Sprintf("%s %d (%d unexpected)", c, n, s.Unexpected4xx))
+		case n > 0:
 			errs = append(errs, fmt.Sprintf("%s %d", c, n))
 		}
 	}

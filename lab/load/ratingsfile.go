@@ -72,7 +72,7 @@ const maxFileRatings = 50_000_000
 // ReadRatingsFile parses a ratings file: the original demo's ratings.dat
 // ("user_id::movie_id::rating", an optional fourth "::timestamp" field is
 // ignored) or JSON lines ({"user_id":..,"movie_id":..,"rating":..}; other
-// fields are ignored, and a ledger's header and end lines are skipped, so a
+// fields are ignored, and a ledger's header, end and get (read) lines are skipped, so a
 // ledger replays as is). Blank lines are skipped. With skipBad, malformed
 // lines are dropped and returned; without it, any malformed line makes the
 // whole file an error (*BadLinesError), so nothing is sent.
@@ -181,8 +181,8 @@ func parseJSONRating(line []byte) (fileRecord, bool, error) {
 	if err := json.Unmarshal(line, &v); err != nil {
 		return fileRecord{}, false, fmt.Errorf("not a JSON rating: %v", err)
 	}
-	if v.Type == "header" || v.Type == "end" {
-		return fileRecord{}, true, nil // a ledger's bookends
+	if v.Type == "header" || v.Type == "end" || v.Type == "get" {
+		return fileRecord{}, true, nil // a ledger's bookends and reads
 	}
 	if v.MovieID == nil {
 		return fileRecord{}, false, errors.New("movie_id: missing")

@@ -4,6 +4,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/ratingslab/lab/lab/latency"
 )
 
 // variantStats is the running tally of one variant: written by the variant's
@@ -14,9 +16,10 @@ type variantStats struct {
 	mu          sync.Mutex
 	done        uint64
 	asExpected  uint64
+	unexpected4 uint64 // 4xx to valid requests
 	outcomes    [len(kindNames)][4]uint64
 	causes      map[Cause]uint64
-	all, window latencyHistogram
+	all, window latency.Recorder
 	firstSent   time.Time
 	lastSent    time.Time
 }
@@ -25,24 +28,26 @@ func newVariantStats() *variantStats {
 	return &variantStats{causes: map[Cause]uint64{}}
 }
 
-func (s *variantStats) record(req Request, o Outcome, c Cause, sentAt time.Time, latency time.Duration) {
+func (s *variantStats) record(a Answer) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.done++
-	if expected(req, o) {
+	if a.AsExpected() {
 		s.asExpected++
+	} else if a.Outcome == Rejected {
+		s.unexpected4++
 	}
-	s.outcomes[req.Kind][outcomeIndex(o)]++
-	if c != CauseNone {
-		s.causes[c]++
+	s.outcomes[a.Kind][outcomeIndex(a.Outcome)]++
+	if a.Cause != CauseNone {
+		s.causes[a.Cause]++
 	}
-	s.all.add(latency)
-	s.window.add(latency)
-	if s.firstSent.IsZero() || sentAt.Before(s.firstSent) {
-		s.firstSent = sentAt
+	s.all.Record(a.Latency)
+	s.window.Record(a.Latency)
+	if s.firstSent.IsZero() || a.SentAt.Before(s.firstSent) {
+		s.firstSent = a.SentAt
 	}
-	if sentAt.After(s.lastSent) {
-		s.lastSent = sentAt
+	if a.SentAt.After(s.lastSent) {
+		s.lastSent = a.SentAt
 	}
 }
 
@@ -52,31 +57,43 @@ type Snapshot struct {
 	Sent     uint64 // requests sent so far
 	Done     uint64 // requests with an outcome
 	InFlight uint64
-	// AsExpected counts 2xx, and 4xx for unknown movies.
-	AsExpected uint64
-	Outcomes   map[Outcome]uint64
-	Causes     map[Cause]uint64
-	P50, P99   time.Duration // over the whole run so far
-	WindowP99  time.Duration // over answers since the previous snapshot
+	// AsExpected counts 2xx to valid requests and 4xx to the generator's
+	// invalid ones; Unexpected4xx the 4xx to valid requests (failures).
+	AsExpected    uint64
+	Unexpected4xx uint64
+	Outcomes      map[Outcome]uint64
+	Causes        map[Cause]uint64
+	// P50, P99 over the whole run so far; WindowP99 over the answers
+	// since the previous snapshot. Within latency.ErrorBound of exact.
+	P50, P99   time.Duration
+	WindowP99  time.Duration
 	WindowDone uint64
 }
 
-// snapshot reads the tally; window resets the per-interval histogram.
+// snapshot reads the tally; resetWindow starts a new per-interval window.
 func (s *variantStats) snapshot(variant string, resetWindow bool) Snapshot {
 	sent := s.sent.Load()
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	all := s.all.Snapshot()
+	var window latency.Counts
+	if resetWindow {
+		window = s.window.Cut()
+	} else {
+		window = s.window.Snapshot()
+	}
 	snap := Snapshot{
-		Variant:    variant,
-		Sent:       sent,
-		Done:       s.done,
-		AsExpected: s.asExpected,
-		Outcomes:   map[Outcome]uint64{},
-		Causes:     map[Cause]uint64{},
-		P50:        s.all.quantile(0.50),
-		P99:        s.all.quantile(0.99),
-		WindowP99:  s.window.quantile(0.99),
-		WindowDone: s.window.n,
+		Variant:       variant,
+		Sent:          sent,
+		Done:          s.done,
+		AsExpected:    s.asExpected,
+		Unexpected4xx: s.unexpected4,
+		Outcomes:      map[Outcome]uint64{},
+		Causes:        map[Cause]uint64{},
+		P50:           all.Quantile(0.50),
+		P99:           all.Quantile(0.99),
+		WindowP99:     window.Quantile(0.99),
+		WindowDone:    window.N(),
 	}
 	if sent > s.done {
 		snap.InFlight = sent - s.done
@@ -88,9 +105,6 @@ func (s *variantStats) snapshot(variant string, resetWindow bool) Snapshot {
 	}
 	for c, n := range s.causes {
 		snap.Causes[c] = n
-	}
-	if resetWindow {
-		s.window.reset()
 	}
 	return snap
 }

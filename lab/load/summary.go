@@ -38,8 +38,10 @@ type VariantSummary struct {
 	Errors   map[Cause]uint64              `json:"errors"`
 	ByKind   map[string]map[Outcome]uint64 `json:"by_kind"`
 	// SuccessRate is the fraction of completed requests answered as
-	// expected (2xx; 4xx for an unknown movie).
-	SuccessRate float64 `json:"success_rate"`
+	// expected (2xx; 4xx for an unknown movie). Unexpected4xx counts the
+	// 4xx answers to valid requests, failures like any 5xx.
+	SuccessRate   float64 `json:"success_rate"`
+	Unexpected4xx uint64  `json:"unexpected_4xx"`
 	// TargetRate is the schedule's mean rate; AchievedRate is measured from
 	// the send times of the first and last request.
 	TargetRate   float64        `json:"target_rate"`
@@ -52,7 +54,8 @@ type VariantSummary struct {
 	FellBehind bool `json:"fell_behind"`
 }
 
-// LatencySummary is in milliseconds, measured from each request's send time.
+// LatencySummary is in milliseconds, measured from each request's send
+// time; quantiles are nearest-rank, within latency.ErrorBound (0.2 %).
 type LatencySummary struct {
 	Mean float64 `json:"mean"`
 	P50  float64 `json:"p50"`
@@ -91,23 +94,25 @@ func buildSummary(cfg Config, runs []*variantRun, scheduled uint64, started, end
 		st := v.stats
 		st.mu.Lock()
 		vs := VariantSummary{
-			Variant:    v.target.Variant,
-			Target:     v.target.BaseURL,
-			Scheduled:  scheduled,
-			Sent:       st.sent.Load(),
-			Completed:  st.done,
-			Outcomes:   map[Outcome]uint64{},
-			Errors:     map[Cause]uint64{},
-			ByKind:     map[string]map[Outcome]uint64{},
-			TargetRate: math.Round(targetRate*100) / 100,
-			Latency: LatencySummary{
-				Mean: ms(st.all.mean()),
-				P50:  ms(st.all.quantile(0.50)),
-				P90:  ms(st.all.quantile(0.90)),
-				P99:  ms(st.all.quantile(0.99)),
-				P999: ms(st.all.quantile(0.999)),
-				Max:  ms(st.all.max),
-			},
+			Variant:       v.target.Variant,
+			Target:        v.target.BaseURL,
+			Scheduled:     scheduled,
+			Sent:          st.sent.Load(),
+			Completed:     st.done,
+			Outcomes:      map[Outcome]uint64{},
+			Errors:        map[Cause]uint64{},
+			ByKind:        map[string]map[Outcome]uint64{},
+			TargetRate:    math.Round(targetRate*100) / 100,
+			Unexpected4xx: st.unexpected4,
+		}
+		all := st.all.Snapshot()
+		vs.Latency = LatencySummary{
+			Mean: ms(all.Mean()),
+			P50:  ms(all.Quantile(0.50)),
+			P90:  ms(all.Quantile(0.90)),
+			P99:  ms(all.Quantile(0.99)),
+			P999: ms(all.Quantile(0.999)),
+			Max:  ms(all.Max()),
 		}
 		for _, k := range Kinds {
 			byOutcome := map[Outcome]uint64{}
@@ -172,7 +177,7 @@ func (s *Summary) WriteTable(w io.Writer) error {
 	}
 	fmt.Fprintf(w, "run %s: scenario %s, seed %d%s, %s: %s\n", s.RunID, s.Scenario, s.Seed, source, s.Schedule, state)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "variant\tsent\tok\t4xx\t5xx\tambiguous\tnot sent\tsuccess\trate/s\tp50 ms\tp99 ms\tmax ms\tthresholds\t")
+	fmt.Fprintln(tw, "variant\tsent\tok\t4xx (unexpected)\t5xx\tambiguous\tnot sent\tsuccess\trate/s\tp50 ms\tp99 ms\tmax ms\tthresholds\t")
 	for _, v := range s.Variants {
 		th := "pass"
 		if !v.Thresholds.OK() {
@@ -185,8 +190,8 @@ func (s *Summary) WriteTable(w io.Writer) error {
 			}
 			th = "FAIL " + strings.Join(why, ",")
 		}
-		fmt.Fprintf(tw, "%s\t%d/%d\t%d\t%d\t%d\t%d\t%d\t%.2f%%\t%.1f\t%.1f\t%.1f\t%.1f\t%s\t\n",
-			v.Variant, v.Sent, v.Scheduled, v.Outcomes[Acknowledged], v.Errors[CauseHTTP4xx], v.Errors[CauseHTTP5xx],
+		fmt.Fprintf(tw, "%s\t%d/%d\t%d\t%d (%d)\t%d\t%d\t%d\t%.2f%%\t%.1f\t%.1f\t%.1f\t%.1f\t%s\t\n",
+			v.Variant, v.Sent, v.Scheduled, v.Outcomes[Acknowledged], v.Errors[CauseHTTP4xx], v.Unexpected4xx, v.Errors[CauseHTTP5xx],
 			v.Outcomes[Ambiguous], v.Errors[CauseNotSent], v.SuccessRate*100, v.AchievedRate,
 			v.Latency.P50, v.Latency.P99, v.Latency.Max, th)
 	}

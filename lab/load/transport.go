@@ -15,7 +15,7 @@ import (
 // vegeta keeps only the text of a request's error, so the transport marks
 // the errors whose meaning matters to the outcome with these prefixes.
 const (
-	notSentMarker  = "request not sent: "  // never handed to a connection
+	notSentMarker  = "request not sent: "  // never completely written to a connection
 	timeoutMarker  = "request timed out: " // no complete answer within the timeout
 	abortedMarker  = "request aborted: "   // the interrupted run gave up on it
 	markerNotFound = ""
@@ -32,12 +32,13 @@ func (e *markedError) Unwrap() error { return e.err }
 // outcomeTransport is the RoundTripper of one variant's attacker. It does
 // three things vegeta's plain client cannot:
 //
-//   - It learns whether a failed request may have reached the server.
-//     "May have" is decided conservatively: once the request is handed to a
-//     connection (httptrace.GotConn) its bytes may be on the wire, so a
-//     failure is ambiguous. Only a request that never got a connection (dial
-//     refused or timed out) is "not sent". The audit relies on this: it must
-//     never count a write the server could have seen as certainly absent.
+//   - It learns whether a failed request may have reached the server: once
+//     the whole request was written to a connection (httptrace.WroteRequest
+//     without error) the server may act on it, so a failure after that is
+//     ambiguous. A request never completely written (dial refused, a write
+//     that failed) cannot have been acted on — a partial body does not
+//     decode — and is "not sent". The audit relies on this: it must never
+//     count a write the server could have seen as certainly absent.
 //   - It applies the request timeout as a context deadline covering the
 //     whole exchange, body included. (http.Client.Timeout would do the same
 //     but, for a RoundTripper that is not *http.Transport, falls back to a
@@ -52,11 +53,15 @@ type outcomeTransport struct {
 
 func (t *outcomeTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	ctx, cancel := context.WithTimeout(t.abort, t.timeout)
-	var started atomic.Bool
-	ctx = httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{GotConn: func(httptrace.GotConnInfo) { started.Store(true) }})
+	var written atomic.Bool
+	ctx = httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{WroteRequest: func(i httptrace.WroteRequestInfo) {
+		if i.Err == nil {
+			written.Store(true)
+		}
+	}})
 	resp, err := t.next.RoundTrip(req.WithContext(ctx))
 	if err != nil {
-		err = t.mark(ctx, err, !started.Load())
+		err = t.mark(ctx, err, !written.Load())
 		cancel()
 		return nil, err
 	}

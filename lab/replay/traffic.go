@@ -329,12 +329,11 @@ dispatch:
 	return res, nil
 }
 
-// post sends one rating and classifies the answer like `lab load` does:
-// acknowledged (2xx), rejected (4xx), failed (5xx, or never sent), and
-// ambiguous (sent, no answer: it may have been applied).
+// post sends one rating and classifies the answer as `lab load` does
+// (ledger.Classify, the one definition in docs/api.md).
 func post(ctx context.Context, client *http.Client, base string, timeout time.Duration, requestID string, ev model.RatingEvent) ledger.Entry {
 	e := ledger.Entry{RequestID: requestID, MovieID: ev.MovieID, UserID: ev.UserID,
-		Rating: float64(ev.Tenths) / 10, RatingTenths: ev.Tenths, SentAt: time.Now()}
+		Rating: float64(ev.Tenths) / 10, RatingTenths: ev.Tenths, Expected: ledger.Acknowledged, SentAt: time.Now()}
 	body := []byte(`{"request_id":` + strconv.Quote(requestID) + `,"movie_id":` + strconv.FormatInt(ev.MovieID, 10))
 	if ev.UserID > 0 {
 		body = append(body, `,"user_id":`+strconv.FormatInt(ev.UserID, 10)...)
@@ -344,39 +343,31 @@ func post(ctx context.Context, client *http.Client, base string, timeout time.Du
 
 	rctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	var gotConn atomic.Bool
-	rctx = httptrace.WithClientTrace(rctx, &httptrace.ClientTrace{GotConn: func(httptrace.GotConnInfo) { gotConn.Store(true) }})
+	var written atomic.Bool
+	rctx = httptrace.WithClientTrace(rctx, &httptrace.ClientTrace{WroteRequest: func(i httptrace.WroteRequestInfo) {
+		if i.Err == nil {
+			written.Store(true)
+		}
+	}})
 	req, err := http.NewRequestWithContext(rctx, http.MethodPost, base+"/api/ratings", strings.NewReader(string(body)))
 	if err != nil {
-		e.Outcome, e.Cause, e.Error = ledger.Failed, "not_sent", err.Error()
+		e.Outcome, e.Cause, e.Error = ledger.Failed, ledger.CauseNotSent, err.Error()
 		return e
 	}
 	req.Header.Set("Content-Type", "application/json")
 	resp, err := client.Do(req)
+	status := 0
 	if err == nil {
 		_, err = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
 		resp.Body.Close()
 		e.Status = resp.StatusCode
+		if err == nil {
+			status = resp.StatusCode
+		}
 	}
 	e.LatencyNs = time.Since(e.SentAt)
-	switch c := e.Status; {
-	case c >= 200 && c < 300 && err == nil:
-		e.Outcome = ledger.Acknowledged
-	case c >= 400 && c < 500:
-		e.Outcome, e.Cause = ledger.Rejected, "4xx"
-	case c >= 500 && c < 600:
-		e.Outcome, e.Cause = ledger.Failed, "5xx"
-	case c != 0 && err == nil:
-		e.Outcome, e.Cause = ledger.Rejected, "other_status"
-	case !gotConn.Load():
-		e.Outcome, e.Cause = ledger.Failed, "not_sent"
-	case ctx.Err() != nil:
-		e.Outcome, e.Cause = ledger.Ambiguous, "aborted"
-	case errors.Is(rctx.Err(), context.DeadlineExceeded):
-		e.Outcome, e.Cause = ledger.Ambiguous, "timeout"
-	default:
-		e.Outcome, e.Cause = ledger.Ambiguous, "conn_error"
-	}
+	e.Outcome, e.Cause = ledger.Classify(ledger.Answer{Status: status, Written: written.Load(),
+		Aborted: ctx.Err() != nil, TimedOut: errors.Is(rctx.Err(), context.DeadlineExceeded)})
 	if err != nil && e.Outcome != ledger.Acknowledged {
 		e.Error = err.Error()
 	}

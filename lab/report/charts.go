@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"image/color"
 	"math"
+	"sort"
 	"strconv"
 	"time"
 
@@ -32,6 +33,8 @@ type line struct {
 	Label  string
 	Color  color.RGBA
 	Dashed bool
+	// Offset is added to every point (breakers drawn side by side).
+	Offset float64
 }
 
 // metric is one row of charts: the same metric for every panel.
@@ -46,8 +49,11 @@ type metric struct {
 	Log bool
 	// Fixed y range when Max > Min.
 	Min, Max float64
-	// Steps labels integer values (breaker states).
-	Steps []string
+	// Steps label values with words (breaker states) and draw steps.
+	Steps []plot.Tick
+	// Dynamic, when set, finds the lines in the panel's samples (one per
+	// breaker, by name) instead of Lines.
+	Dynamic func(p panel) []line
 	// Ticks, when set, are the only y ticks (the fixed range leaves room
 	// above them for the legend).
 	Ticks []float64
@@ -68,28 +74,79 @@ var (
 var metrics = []metric{
 	{ID: "rate", Title: "Request rate", Unit: "requests/s", Scale: 1, Lines: []line{
 		{Series: journal.SeriesClientRPS, Label: "answered", Color: blue},
-		{Series: journal.SeriesClientErrorRPS, Label: "failed + ambiguous", Color: red},
+		{Series: journal.SeriesClientErrorRPS, Label: "not as expected", Color: red},
 		{Series: journal.SeriesServerRPS, Label: "server", Color: grey, Dashed: true},
 	}},
-	{ID: "success", Title: "Success rate", Unit: "%", Scale: 100, Min: 0, Max: 130, Ticks: []float64{0, 25, 50, 75, 100}, Lines: []line{
-		{Series: journal.SeriesClientSuccessRatio, Label: "client success", Color: green},
+	{ID: "success", Title: "Success rate (answers as expected)", Unit: "%", Scale: 100, Min: 0, Max: 130, Ticks: []float64{0, 25, 50, 75, 100}, Lines: []line{
+		{Series: journal.SeriesClientSuccessRatio, Label: "all", Color: green},
+		{Series: journal.SeriesClientReadSuccess, Label: "reads", Color: blue, Dashed: true},
+		{Series: journal.SeriesClientWriteSuccess, Label: "writes", Color: orange, Dashed: true},
 	}},
-	{ID: "latency", Title: "Client latency", Unit: "ms", Scale: 1000, Log: true, Lines: []line{
+	{ID: "latency", Title: "Client latency (from every request)", Unit: "ms", Scale: 1000, Log: true, Lines: []line{
 		{Series: journal.SeriesClientP50, Label: "p50", Color: blue},
 		{Series: journal.SeriesClientP99, Label: "p99", Color: orange},
 	}},
-	{ID: "breaker", Title: "Breaker state (worst)", Scale: 1, Min: -0.2, Max: 3, Steps: []string{"closed", "half-open", "open"}, Lines: []line{
-		{Series: journal.SeriesBreakerState, Label: "state", Color: purple},
+	{ID: "inflight", Title: "Requests in flight", Unit: "requests", Scale: 1, Lines: []line{
+		{Series: journal.SeriesClientInFlight, Label: "in flight", Color: blue},
 	}},
-	{ID: "lag", Title: "Consumer lag", Unit: "messages", Scale: 1, Lines: []line{
+	{ID: "breaker", Title: "Circuit breakers", Scale: 1, Min: -1.4, Max: 3.2, Steps: breakerSteps, Dynamic: breakerLines},
+	{ID: "lag", Title: "Consumer lag (measured from outside; a gap is unknown)", Unit: "records", Scale: 1, Lines: []line{
 		{Series: journal.SeriesConsumerLag, Label: "lag", Color: orange},
 	}},
-	{ID: "freshness", Title: "View freshness p99", Unit: "s", Scale: 1, Lines: []line{
+	{ID: "dlq", Title: "Dead letters (ratings-dlq, since the start)", Unit: "records", Scale: 1, Lines: []line{
+		{Series: journal.SeriesDLQRecords, Label: "records", Color: red},
+	}},
+	{ID: "freshness", Title: "View freshness p99 (≈, server histogram)", Unit: "s", Scale: 1, Lines: []line{
 		{Series: journal.SeriesFreshnessP99, Label: "p99", Color: purple},
 	}},
-	{ID: "viewgap", Title: "Acknowledged, not yet visible", Unit: "ratings", Scale: 1, Lines: []line{
-		{Series: journal.SeriesViewGap, Label: "view gap", Color: red},
+	{ID: "view", Title: "View against acknowledged ratings", Unit: "ratings", Scale: 1, Lines: []line{
+		{Series: journal.SeriesViewGap, Label: "acknowledged, not yet visible", Color: red},
+		{Series: journal.SeriesViewUnacknowledged, Label: "visible, never acknowledged", Color: purple},
 	}},
+}
+
+// breakerSteps label the breaker states (lab_breaker_state values).
+var breakerSteps = []plot.Tick{
+	{Value: journal.BreakerDisabled, Label: "disabled"},
+	{Value: journal.BreakerClosed, Label: "closed"},
+	{Value: journal.BreakerHalfOpen, Label: "half-open"},
+	{Value: journal.BreakerOpen, Label: "open"},
+}
+
+var palette = []color.RGBA{purple, blue, orange, green, red, grey}
+
+// breakerLines are one line per breaker in the panel's samples, by name.
+// Each is lifted a little above the one before so that breakers in the
+// same state stay visible side by side.
+func breakerLines(p panel) []line {
+	seen := map[string]bool{}
+	var names []string
+	for _, s := range p.Journal.Samples {
+		if s.Variant != p.Variant {
+			continue
+		}
+		for name := range s.Values {
+			if _, _, ok := journal.ParseBreakerSeries(name); ok && !seen[name] {
+				seen[name] = true
+				names = append(names, name)
+			}
+		}
+	}
+	sort.Strings(names)
+	out := make([]line, 0, len(names))
+	for i, name := range names {
+		part, dep, _ := journal.ParseBreakerSeries(name)
+		out = append(out, line{Series: name, Label: part + " → " + dep, Color: palette[i%len(palette)], Offset: 0.08 * float64(i)})
+	}
+	return out
+}
+
+// linesOf are the metric's lines for a panel.
+func (m metric) linesOf(p panel) []line {
+	if m.Dynamic != nil {
+		return m.Dynamic(p)
+	}
+	return m.Lines
 }
 
 // panel is one column of charts: a variant of a run.
@@ -111,6 +168,10 @@ func (p panel) points(series string, scale float64, log bool) []plotter.XYs {
 		}
 		v, ok := s.Values[series]
 		if !ok {
+			if s.IsUnknown(series) && len(cur) > 0 {
+				out = append(out, cur) // unknown: a gap, never a stale value
+				cur = nil
+			}
 			continue
 		}
 		if len(cur) > 0 && s.At.Sub(last) > 2*time.Second+500*time.Millisecond {
@@ -135,7 +196,7 @@ const logFloor = 0.1
 
 // has reports whether the panel has any data for the metric.
 func (p panel) has(m metric) bool {
-	for _, l := range m.Lines {
+	for _, l := range m.linesOf(p) {
 		if len(p.points(l.Series, 1, false)) > 0 {
 			return true
 		}
@@ -190,7 +251,7 @@ func yRange(m metric, panels []panel) (lo, hi float64) {
 	}
 	lo, hi = math.Inf(1), math.Inf(-1)
 	for _, p := range panels {
-		for _, l := range m.Lines {
+		for _, l := range m.linesOf(p) {
 			for _, seg := range p.points(l.Series, m.Scale, m.Log) {
 				for _, pt := range seg {
 					lo, hi = min(lo, pt.Y), max(hi, pt.Y)
@@ -253,11 +314,7 @@ func renderChart(m metric, p panel, ylo, yhi, xmax float64) ([]byte, error) {
 		pl.Y.Scale = plot.LogScale{}
 		pl.Y.Tick.Marker = plot.LogTicks{Prec: -1}
 	case len(m.Steps) > 0:
-		var ticks []plot.Tick
-		for i, s := range m.Steps {
-			ticks = append(ticks, plot.Tick{Value: float64(i), Label: s})
-		}
-		pl.Y.Tick.Marker = plot.ConstantTicks(ticks)
+		pl.Y.Tick.Marker = plot.ConstantTicks(m.Steps)
 	default:
 		pl.Y.Tick.Marker = compactTicks{}
 	}
@@ -268,9 +325,15 @@ func renderChart(m metric, p panel, ylo, yhi, xmax float64) ([]byte, error) {
 	pl.Add(grid)
 	pl.Legend.Top = true
 	pl.Legend.TextStyle.Font = sans(7)
-	for _, l := range m.Lines {
+	for _, l := range m.linesOf(p) {
 		segs := p.points(l.Series, m.Scale, m.Log)
 		for i, seg := range segs {
+			if l.Offset != 0 {
+				seg = append(plotter.XYs(nil), seg...)
+				for k := range seg {
+					seg[k].Y += l.Offset
+				}
+			}
 			ln, err := plotter.NewLine(seg)
 			if err != nil {
 				return nil, fmt.Errorf("chart %s: %w", m.ID, err)

@@ -104,16 +104,27 @@ func fixtureJournal(breakers bool) journal.Journal {
 		s.Set(journal.SeriesClientAckedRatings, math.Round(acked))
 		s.Set(journal.SeriesClientP50, p50)
 		s.Set(journal.SeriesClientP99, p99)
+		s.Set(journal.SeriesClientReadSuccess, success)
+		s.Set(journal.SeriesClientWriteSuccess, success)
+		inFlight := 0.4
+		if during && (!breakers || sec <= faultFrom+3) {
+			inFlight = 2 * rps // every request waits its 2 s timeout
+		}
+		s.Set(journal.SeriesClientInFlight, math.Round(inFlight))
 		s.Set(journal.SeriesServerRPS, rps+noise(2))
 		s.Set(journal.SeriesServerErrorRatio, 1-success)
-		if breakers {
-			s.Set(journal.SeriesBreakerState, breaker)
+		if !breakers {
+			breaker = journal.BreakerDisabled
 		}
-		gap := 0.0
+		s.Set(journal.SeriesBreakerState, breaker)
+		s.Set(journal.BreakerSeries("webserver-rpc", "ratings-rpc"), breaker)
+		s.Set(journal.BreakerSeries("ratings-rpc", "movies-rpc"), map[bool]float64{true: journal.BreakerClosed, false: journal.BreakerDisabled}[breakers])
+		unacked := 0.0
 		if during && sec <= faultFrom+3 {
-			gap = -2 // timed-out ratings that ratings-rpc applied anyway
+			unacked = 2 // timed-out ratings (504) that ratings-rpc applied anyway
 		}
-		s.Set(journal.SeriesViewGap, gap)
+		s.Set(journal.SeriesViewGap, 0)
+		s.Set(journal.SeriesViewUnacknowledged, unacked)
 		s.Set(journal.SeriesViewCount, 1200+math.Round(acked))
 		s.Set(journal.SeriesPartsDown, 0)
 		s.Set(journal.SeriesScrapeErrors, 0)
@@ -147,6 +158,9 @@ func fixtureJournal(breakers bool) journal.Journal {
 		s.Set(journal.SeriesClientRequestsTotal, math.Round(reqs))
 		s.Set(journal.SeriesClientErrorsTotal, math.Round(errs))
 		s.Set(journal.SeriesClientAckedRatings, math.Round(acked))
+		s.Set(journal.SeriesClientReadSuccess, 1)
+		s.Set(journal.SeriesClientWriteSuccess, 1)
+		s.Set(journal.SeriesClientInFlight, 0)
 		s.Set(journal.SeriesClientP50, 0.0031+noise(0.0006))
 		s.Set(journal.SeriesClientP99, 0.0085+noise(0.002))
 		s.Set(journal.SeriesServerRPS, rps+noise(2))
@@ -154,8 +168,9 @@ func fixtureJournal(breakers bool) journal.Journal {
 		s.Set(journal.SeriesConsumerLag, math.Round(lag+3+noise(4)))
 		s.Set(journal.SeriesFreshnessP99, fresh)
 		s.Set(journal.SeriesViewGap, math.Round(lag+2))
+		s.Set(journal.SeriesViewUnacknowledged, 0)
 		s.Set(journal.SeriesViewCount, 1200+math.Round(acked-lag))
-		s.Set(journal.SeriesDLQRPS, 0)
+		s.Set(journal.SeriesDLQRecords, 0)
 		s.Set(journal.SeriesPartsDown, 0)
 		s.Set(journal.SeriesScrapeErrors, 0)
 		j.Samples = append(j.Samples, s)
@@ -168,18 +183,27 @@ func fixtureJournal(breakers bool) journal.Journal {
 	rpcDuringOK := false
 	j.Phases = []journal.PhaseResult{
 		{Name: journal.PhaseBefore, Variant: "rpc", At: at(faultFrom - 1), OK: true, Probes: []journal.ProbeResult{
-			probe("success", "client_success_ratio >= 0.99", "1", true), probe("latency", "client_p99_seconds <= 0.5", "0.011", true)}},
+			probe("success_rate", "success_rate >= 0.99", "1.0000", true), probe("p99_latency", "p99_latency <= 500ms", "11ms", true)}},
 		{Name: journal.PhaseBefore, Variant: "stream", At: at(faultFrom - 1), OK: true, Probes: []journal.ProbeResult{
-			probe("success", "client_success_ratio >= 0.99", "1", true), probe("latency", "client_p99_seconds <= 0.5", "0.0085", true)}},
+			probe("success_rate", "success_rate >= 0.99", "1.0000", true), probe("p99_latency", "p99_latency <= 500ms", "8.5ms", true),
+			probe("consumer_lag", "consumer_lag <= 500", "7", true)}},
 		{Name: journal.PhaseDuring, Variant: "rpc", At: at(faultTo - 1), OK: rpcDuringOK, Probes: []journal.ProbeResult{
-			probe("success", "client_success_ratio >= 0.99", "0.41", false), probe("latency", "client_p99_seconds <= 0.5", map[bool]string{true: "0.0021", false: "2"}[breakers], breakers)}},
+			probe("success_rate", "success_rate >= 0.99 over every 5s window", "worst 0.3800 at +41s; 20 of 20 windows out of tolerance from +31s", false),
+			probe("p99_latency", "p99_latency <= 500ms over every 5s window", map[bool]string{true: "worst 2s", false: "worst 2s at +31s; 20 of 20 windows out of tolerance from +31s"}[breakers], false)}},
 		{Name: journal.PhaseDuring, Variant: "stream", At: at(faultTo - 1), OK: true, Probes: []journal.ProbeResult{
-			probe("success", "client_success_ratio >= 0.99", "1", true), probe("latency", "client_p99_seconds <= 0.5", "0.0087", true)}},
-		{Name: journal.PhaseAfter, Variant: "rpc", At: at(runLength), OK: true, Probes: []journal.ProbeResult{
-			probe("success", "client_success_ratio >= 0.99", "1", true), probe("latency", "client_p99_seconds <= 0.5", "0.012", true)}},
+			probe("success_rate", "success_rate >= 0.99 over every 5s window", "worst 1.0000", true), probe("p99_latency", "p99_latency <= 500ms over every 5s window", "worst 8.7ms", true)}},
+		{Name: journal.PhaseAfter, Variant: "rpc", At: at(runLength), OK: false, Probes: []journal.ProbeResult{
+			probe("success_rate", "success_rate >= 0.99", "1.0000", true), probe("p99_latency", "p99_latency <= 500ms", "12ms", true),
+			probe("lost_writes", "lost_writes <= 0", "0 (api), 0 (store)", true), probe("duplicates", "duplicates <= 0", "0 (api), 0 (store)", true),
+			probe("phantoms", "phantoms <= 0", map[bool]string{true: "2 (api), 2 (store)", false: "0 (api), 0 (store)"}[breakers], !breakers),
+			probe("ambiguous", "ambiguous reported", map[bool]string{true: "84: 61 applied, 23 not (api), 84: 61 applied, 23 not (store)", false: "1390: 1022 applied, 368 not (api), 1390: 1022 applied, 368 not (store)"}[breakers], true)}},
 		{Name: journal.PhaseAfter, Variant: "stream", At: at(runLength), OK: true, Probes: []journal.ProbeResult{
-			probe("success", "client_success_ratio >= 0.99", "1", true), probe("latency", "client_p99_seconds <= 0.5", "0.0081", true)}},
+			probe("success_rate", "success_rate >= 0.99", "1.0000", true), probe("p99_latency", "p99_latency <= 500ms", "8.1ms", true),
+			probe("consumer_lag (after recovery)", "consumer_lag <= 500", "5", true), probe("consumer_lag (after drain)", "consumer_lag <= 500", "0", true),
+			probe("lost_writes", "lost_writes <= 0", "0 (api), 0 (store)", true), probe("duplicates", "duplicates <= 0", "0 (api), 0 (store)", true),
+			probe("phantoms", "phantoms <= 0", "0 (api), 0 (store)", true), probe("ambiguous", "ambiguous reported", "0: 0 applied, 0 not (api), 0: 0 applied, 0 not (store)", true)}},
 	}
+	j.Client = fixtureClient(j)
 
 	baseMovies := []audit.MovieState{{MovieID: 1, Count: 700, SumTenths: 51000}, {MovieID: 2, Count: 500, SumTenths: 39000}}
 	for _, v := range j.Variants {
@@ -188,7 +212,7 @@ func fixtureJournal(breakers bool) journal.Journal {
 		}
 	}
 	rpcAPI := audit.Result{Variant: "rpc", Source: audit.SourceAPI, Checked: true,
-		Acknowledged: 4710, Rejected: 52, Failed: 610, Ambiguous: 84, Phantoms: 2, AmbiguousApplied: 61,
+		Acknowledged: 4710, Rejected: 52, Failed: 610, Ambiguous: 84, Phantoms: 2, AmbiguousApplied: 61, AmbiguousNotApplied: 23,
 		Movies: []audit.MovieFinding{{MovieID: 17, MinCount: 41, MaxCount: 43, Count: 44, MinSumTenths: 3210, MaxSumTenths: 3390, SumTenths: 3300, Phantoms: 1,
 			Explanation: "count 44 (ledger allows 41..43), sum 330: at least 1 rating(s) the client saw fail applied"},
 			{MovieID: 93, MinCount: 22, MaxCount: 22, Count: 23, MinSumTenths: 1720, MaxSumTenths: 1720, SumTenths: 1720, Phantoms: 1,
@@ -197,7 +221,7 @@ func fixtureJournal(breakers bool) journal.Journal {
 	rpcStore.Source = audit.SourceStore
 	rpcStore.Requests = &audit.RequestCheck{Phantoms: 2, AmbiguousApplied: 61, AmbiguousNotApplied: 23, PhantomIDs: []string{"r-0001412-rpc", "r-0001977-rpc"}}
 	if !breakers {
-		rpcAPI.Ambiguous, rpcAPI.AmbiguousApplied, rpcAPI.Phantoms, rpcAPI.Movies = 1390, 1022, 0, nil
+		rpcAPI.Ambiguous, rpcAPI.AmbiguousApplied, rpcAPI.AmbiguousNotApplied, rpcAPI.Phantoms, rpcAPI.Movies = 1390, 1022, 368, 0, nil
 		rpcStore = rpcAPI
 		rpcStore.Source = audit.SourceStore
 		rpcStore.Requests = &audit.RequestCheck{AmbiguousApplied: 1022, AmbiguousNotApplied: 368}
@@ -210,6 +234,42 @@ func fixtureJournal(breakers bool) journal.Journal {
 	j.Recovery = journal.ComputeRecovery(j)
 	j.Verdict = map[string]bool{"rpc": false, "stream": true}
 	return j
+}
+
+// fixtureClient summarizes the samples into the journal's client windows
+// the way the runner would from the per-request feed (here from the
+// per-second figures: answers rps-weighted, p99 the worst second's).
+func fixtureClient(j journal.Journal) []journal.ClientWindow {
+	var out []journal.ClientWindow
+	for _, v := range j.Variants {
+		for _, w := range []struct {
+			name     string
+			from, to float64
+		}{{journal.WindowRun, 0, runLength}, {journal.WindowBefore, 5, faultFrom}, {journal.WindowDuring, faultFrom, faultTo}, {journal.WindowAfter, faultTo + 10, runLength}} {
+			var answered, ok float64
+			var p50, p99 float64
+			for _, s := range j.Samples {
+				sec := s.At.Sub(j.Started).Seconds()
+				if s.Variant != v || sec <= w.from || sec > w.to {
+					continue
+				}
+				answered += s.Values[journal.SeriesClientRPS]
+				ok += s.Values[journal.SeriesClientRPS] * s.Values[journal.SeriesClientSuccessRatio]
+				p50 = math.Max(p50, s.Values[journal.SeriesClientP50])
+				p99 = math.Max(p99, s.Values[journal.SeriesClientP99])
+			}
+			ratio := ok / answered
+			d := func(sec float64) *journal.Duration {
+				return journal.DurationPtr(time.Duration(sec * float64(time.Second)).Round(time.Microsecond))
+			}
+			f := journal.ClientFigures{Answered: uint64(answered), AsExpected: uint64(ok), SuccessRatio: &ratio,
+				Outcomes: map[string]uint64{"acknowledged": uint64(ok), "failed": uint64(answered) - uint64(ok)},
+				Latency:  journal.LatencyFigures{P50: d(p50), P90: d(p99 * 0.8), P99: d(p99), P999: d(p99 * 1.05), Max: d(p99 * 1.1)}}
+			out = append(out, journal.ClientWindow{Variant: v, Window: w.name, From: j.Started.Add(time.Duration(w.from) * time.Second),
+				To: j.Started.Add(time.Duration(w.to) * time.Second), All: f, Writes: f})
+		}
+	}
+	return out
 }
 
 func TestFixturesAreCurrent(t *testing.T) {

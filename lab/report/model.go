@@ -21,15 +21,21 @@ type run struct {
 
 // document is everything the templates show.
 type document struct {
-	Title    string
-	Compare  bool
-	Runs     []runInfo
-	Verdicts []verdictRow
-	Faults   []faultRow
-	Recovery []recoveryRow
-	Probes   []probeRow
-	Audits   []auditRow
-	Findings []findingRow
+	Title   string
+	Compare bool
+	Runs    []runInfo
+	// Differences open a comparison: the figures that matter, per
+	// variant and run.
+	Differences []diffRow
+	Verdicts    []verdictRow
+	// Hypotheses are the verdict tables, one per run, exactly as `lab
+	// chaos run` prints them (journal.VerdictTable).
+	Hypotheses []hypothesis
+	Clients    []clientRow
+	Faults     []faultRow
+	Recovery   []recoveryRow
+	Audits     []auditRow
+	Findings   []findingRow
 	// FindingsLeftOut counts findings not listed (the first maxFindings are).
 	FindingsLeftOut int
 	Grids           []grid
@@ -43,6 +49,28 @@ type runInfo struct {
 	Variants, Settings, Ledger, Error string
 	SLO                               string
 	Samples, FaultCount, RecoveryNote string
+	LagSource                         string
+}
+
+type diffRow struct {
+	Run, Variant                             string
+	SuccessDuring, P99During, P99Run, Errors string
+	Recovered, Audit, Verdict                string
+	Pass                                     bool
+}
+
+type hypothesis struct {
+	Run      string
+	Variants []string
+	Rows     []journal.VerdictRow
+	Verdict  []string
+}
+
+type clientRow struct {
+	Run, Variant, Window, Class string
+	Answered, Unexpected4xx     uint64
+	Success, P50, P99, P999     string
+	Max, Dashboard              string
 }
 
 type verdictRow struct {
@@ -66,17 +94,12 @@ type recoveryRow struct {
 	Failed, Budget, Baseline, Note  string
 }
 
-type probeRow struct {
-	Run, Phase, Variant, Probe, Tolerance, Observed, Result string
-	OK                                                      bool
-}
-
 type auditRow struct {
-	Run, Variant, Source                         string
-	Ack, Amb, Failed, Rejected                   int64
-	Lost, Dup, Phantoms, AmbApplied, SumMismatch int64
-	Result, Requests, Notes                      string
-	OK                                           bool
+	Run, Variant, Source                                        string
+	Ack, Amb, Failed, Rejected, Unexpected                      int64
+	Lost, Dup, Phantoms, AmbApplied, AmbNotApplied, SumMismatch int64
+	Result, Requests, Notes                                     string
+	OK                                                          bool
 }
 
 type findingRow struct {
@@ -129,6 +152,7 @@ func buildDocument(runs []run) (*document, error) {
 			SLO:        pct(sloOf(j)),
 			Samples:    fmt.Sprint(len(j.Samples)),
 			FaultCount: fmt.Sprint(len(j.Faults)),
+			LagSource:  j.LagSource,
 		}
 		if len(recovery) == 0 && len(j.Faults) > 0 {
 			recovery = journal.ComputeRecovery(*j)
@@ -143,6 +167,18 @@ func buildDocument(runs []run) (*document, error) {
 
 		for _, v := range j.Variants {
 			d.Verdicts = append(d.Verdicts, verdictOf(r, v, recovery))
+			if d.Compare {
+				d.Differences = append(d.Differences, diffOf(r, v, recovery))
+			}
+			d.Clients = append(d.Clients, clientRowsOf(r, v)...)
+		}
+		if len(j.Phases) > 0 {
+			vt := j.VerdictTable()
+			var heads []string
+			for _, v := range vt.Variants {
+				heads = append(heads, strings.ToUpper(v)) // as the terminal prints them
+			}
+			d.Hypotheses = append(d.Hypotheses, hypothesis{Run: r.Label, Variants: heads, Rows: vt.Rows, Verdict: vt.Verdict})
 		}
 		for _, f := range j.Faults {
 			d.Faults = append(d.Faults, faultRow{
@@ -155,24 +191,15 @@ func buildDocument(runs []run) (*document, error) {
 		for _, rc := range recovery {
 			d.Recovery = append(d.Recovery, recoveryRow{
 				Run: r.Label, Fault: rc.FaultID, Variant: rc.Variant,
-				Detect: fmtOptional(rc.TimeToDetect, "no errors seen"), Success: fmtOptional(rc.SuccessRecovered, "never"),
-				P99:    fmtApplicable(j, rc.Variant, journal.SeriesClientP99, rc.P99Recovered),
-				Lag:    fmtApplicable(j, rc.Variant, journal.SeriesConsumerLag, rc.LagRecovered),
-				View:   fmtApplicable(j, rc.Variant, journal.SeriesViewGap, rc.ViewConverged),
-				Failed: fmt.Sprint(rc.FailedDuringFault), Budget: pct(rc.ErrorBudgetBurned),
-				Baseline: fmt.Sprintf("success %s, p99 %s", pct(rc.BaselineSuccessRatio), fmtSeconds(rc.BaselineP99Seconds)),
+				Detect:  fmtSignal(j, rc, journal.SignalSuccess, journal.SeriesClientSuccessRatio, rc.TimeToDetect, "not detected"),
+				Success: fmtSignal(j, rc, journal.SignalSuccess, journal.SeriesClientSuccessRatio, rc.SuccessRecovered, "never"),
+				P99:     fmtSignal(j, rc, journal.SignalP99, journal.SeriesClientP99, rc.P99Recovered, "never"),
+				Lag:     fmtSignal(j, rc, journal.SignalLag, journal.SeriesConsumerLag, rc.LagRecovered, "never"),
+				View:    fmtSignal(j, rc, journal.SignalView, journal.SeriesViewGap, rc.ViewConverged, "never"),
+				Failed:  fmt.Sprint(rc.FailedDuringFault), Budget: fmtBudget(rc.ErrorBudgetBurned),
+				Baseline: fmt.Sprintf("success %s, p99 %s", pct(rc.BaselineSuccessRatio), fmtLatency(journal.DurationPtr(time.Duration(rc.BaselineP99Seconds*float64(time.Second))))),
 				Note:     rc.Note,
 			})
-		}
-		for _, ph := range sortedPhases(j.Phases, j.Variants) {
-			for _, pr := range ph.Probes {
-				row := probeRow{Run: r.Label, Phase: ph.Name, Variant: ph.Variant, Probe: pr.Name, Tolerance: pr.Tolerance, Observed: pr.Observed, OK: pr.OK}
-				row.Result = mark(pr.OK)
-				if pr.Error != "" {
-					row.Observed = strings.TrimSpace(row.Observed + " (" + pr.Error + ")")
-				}
-				d.Probes = append(d.Probes, row)
-			}
 		}
 		for _, a := range j.Audit {
 			d.Audits = append(d.Audits, auditRowOf(r.Label, a))
@@ -246,9 +273,9 @@ func verdictOf(r run, v string, recovery []journal.Recovery) verdictRow {
 		if countFaults(recovery, v) > 1 {
 			prefix = rc.FaultID + " "
 		}
-		detect = append(detect, prefix+fmtOptional(rc.TimeToDetect, "unseen"))
-		success = append(success, prefix+fmtOptional(rc.SuccessRecovered, "never"))
-		view = append(view, prefix+fmtOptional(rc.ViewConverged, "never"))
+		detect = append(detect, prefix+fmtSignal(j, rc, journal.SignalSuccess, journal.SeriesClientSuccessRatio, rc.TimeToDetect, "not detected"))
+		success = append(success, prefix+fmtSignal(j, rc, journal.SignalSuccess, journal.SeriesClientSuccessRatio, rc.SuccessRecovered, "never"))
+		view = append(view, prefix+fmtSignal(j, rc, journal.SignalView, journal.SeriesViewGap, rc.ViewConverged, "never"))
 	}
 	row.Detect, row.Recovered, row.Converged = joinOrDash(detect), joinOrDash(success), joinOrDash(view)
 	row.AuditAPI, row.AuditStore = "—", "—"
@@ -267,6 +294,92 @@ func verdictOf(r run, v string, recovery []journal.Recovery) verdictRow {
 	return row
 }
 
+// diffOf is one variant of one run in the comparison's opening table.
+func diffOf(r run, v string, recovery []journal.Recovery) diffRow {
+	j := r.Journal
+	row := diffRow{Run: r.Label + " · " + r.Name, Variant: v, SuccessDuring: "—", P99During: "—", P99Run: "—", Errors: "—", Verdict: "—"}
+	if ok, found := j.Verdict[v]; found {
+		row.Pass = ok
+		row.Verdict = map[bool]string{true: "PASS", false: "FAIL"}[ok]
+	}
+	if c, ok := j.FindClient(v, journal.WindowDuring); ok {
+		row.SuccessDuring = fmtRatio(c.All.SuccessRatio)
+		row.P99During = fmtLatency(c.All.Latency.P99)
+		row.Errors = fmt.Sprint(c.All.Answered - c.All.AsExpected)
+	}
+	if c, ok := j.FindClient(v, journal.WindowRun); ok {
+		row.P99Run = fmtLatency(c.All.Latency.P99)
+	}
+	var back []string
+	for _, rc := range recovery {
+		if rc.Variant == v {
+			prefix := ""
+			if countFaults(recovery, v) > 1 {
+				prefix = rc.FaultID + " "
+			}
+			back = append(back, prefix+fmtSignal(j, rc, journal.SignalSuccess, journal.SeriesClientSuccessRatio, rc.SuccessRecovered, "never"))
+		}
+	}
+	row.Recovered = joinOrDash(back)
+	var audits []string
+	for _, a := range j.Audit {
+		if a.Variant == v {
+			audits = append(audits, a.Source+": "+auditSummary(a))
+		}
+	}
+	row.Audit = joinOrDash(audits)
+	return row
+}
+
+// clientRowsOf are a variant's exact client figures per window and class.
+func clientRowsOf(r run, v string) []clientRow {
+	var out []clientRow
+	for _, c := range r.Journal.Client {
+		if c.Variant != v {
+			continue
+		}
+		for _, class := range []struct {
+			name string
+			f    journal.ClientFigures
+		}{{"all", c.All}, {"reads", c.Reads}, {"writes", c.Writes}} {
+			if class.f.Answered == 0 {
+				continue
+			}
+			l := class.f.Latency
+			out = append(out, clientRow{Run: r.Label, Variant: v, Window: c.Window, Class: class.name,
+				Answered: class.f.Answered, Unexpected4xx: class.f.Unexpected4xx, Success: fmtRatio(class.f.SuccessRatio),
+				P50: fmtLatency(l.P50), P99: fmtLatency(l.P99), P999: fmtLatency(l.P999), Max: fmtLatency(l.Max),
+				Dashboard: fmtLatency(class.f.DashboardP99)})
+		}
+	}
+	return out
+}
+
+// fmtLatency writes a measured latency with the precision it has (four
+// significant digits: 322.6ms, 1.005s), "—" when absent.
+func fmtLatency(d *journal.Duration) string {
+	if d == nil {
+		return "—"
+	}
+	switch v := d.D(); {
+	case v < time.Millisecond:
+		return fmt.Sprintf("%.0fµs", float64(v)/1e3)
+	case v < 10*time.Millisecond:
+		return fmt.Sprintf("%.2fms", float64(v)/1e6)
+	case v < time.Second:
+		return fmt.Sprintf("%.1fms", float64(v)/1e6)
+	default:
+		return fmt.Sprintf("%.3fs", v.Seconds())
+	}
+}
+
+func fmtRatio(r *float64) string {
+	if r == nil {
+		return "—"
+	}
+	return strings.TrimSuffix(strings.TrimSuffix(fmt.Sprintf("%.2f", *r*100), "0"), ".0") + " %"
+}
+
 func countFaults(rs []journal.Recovery, v string) int {
 	n := 0
 	for _, r := range rs {
@@ -277,34 +390,41 @@ func countFaults(rs []journal.Recovery, v string) int {
 	return n
 }
 
+// auditSummary says in one line what the audit found: the violations (a
+// bug each), then the ambiguous ratings split into applied and not
+// (either is correct).
 func auditSummary(a audit.Result) string {
 	if !a.Checked {
 		return "not checked: " + a.Error
 	}
-	if a.OK {
-		return fmt.Sprintf("✓ clean (%d ambiguous, %d applied)", a.Ambiguous, a.AmbiguousApplied)
+	ambiguous := "no ambiguous ratings"
+	if a.Ambiguous > 0 {
+		ambiguous = fmt.Sprintf("%d ambiguous (%d applied, %d not)", a.Ambiguous, a.AmbiguousApplied, a.AmbiguousNotApplied)
 	}
 	var parts []string
 	for _, p := range []struct {
 		n    int64
 		what string
-	}{{a.Lost, "lost"}, {a.Duplicates, "duplicate"}, {a.Phantoms, "phantom"}, {a.SumMismatches, "sum mismatch"}} {
+	}{{a.Lost, "lost"}, {a.Duplicates, "duplicated"}, {a.Phantoms, "phantom"}, {a.SumMismatches, "sum mismatch"}, {a.UnexpectedRejections, "unexpected 4xx"}} {
 		if p.n > 0 {
 			parts = append(parts, fmt.Sprintf("%d %s", p.n, p.what))
 		}
 	}
 	if a.Requests != nil && !a.Requests.OK() && len(parts) == 0 {
-		parts = append(parts, fmt.Sprintf("%d lost, %d phantom by request id", a.Requests.Lost, a.Requests.Phantoms))
+		parts = append(parts, fmt.Sprintf("%d lost, %d phantom, %d altered by request id", a.Requests.Lost, a.Requests.Phantoms, a.Requests.Altered))
 	}
-	return "✗ " + strings.Join(parts, ", ")
+	if len(parts) == 0 {
+		return "✓ nothing lost, duplicated or phantom; " + ambiguous
+	}
+	return "✗ " + strings.Join(parts, ", ") + "; " + ambiguous
 }
 
 func auditRowOf(runLabel string, a audit.Result) auditRow {
 	row := auditRow{
 		Run: runLabel, Variant: a.Variant, Source: a.Source,
-		Ack: a.Acknowledged, Amb: a.Ambiguous, Failed: a.Failed, Rejected: a.Rejected,
-		Lost: a.Lost, Dup: a.Duplicates, Phantoms: a.Phantoms, AmbApplied: a.AmbiguousApplied, SumMismatch: a.SumMismatches,
-		OK: a.OK, Result: auditSummary(a), Notes: strings.Join(a.Notes, "; "),
+		Ack: a.Acknowledged, Amb: a.Ambiguous, Failed: a.Failed, Rejected: a.Rejected, Unexpected: a.UnexpectedRejections,
+		Lost: a.Lost, Dup: a.Duplicates, Phantoms: a.Phantoms, AmbApplied: a.AmbiguousApplied, AmbNotApplied: a.AmbiguousNotApplied,
+		SumMismatch: a.SumMismatches, OK: a.OK, Result: auditSummary(a), Notes: strings.Join(a.Notes, "; "),
 	}
 	if rq := a.Requests; rq != nil {
 		row.Requests = fmt.Sprintf("lost %d, phantoms %d, ambiguous applied %d of %d, altered %d",
@@ -316,23 +436,20 @@ func auditRowOf(runLabel string, a audit.Result) auditRow {
 			row.Requests += "; phantom ids: " + strings.Join(rq.PhantomIDs, " ")
 		}
 	}
+	if len(a.UnexpectedIDs) > 0 {
+		row.Notes = joinOrEmpty("; ", row.Notes, "valid ratings answered 4xx: "+strings.Join(a.UnexpectedIDs, " "))
+	}
 	return row
 }
 
-func sortedPhases(phases []journal.PhaseResult, variants []string) []journal.PhaseResult {
-	order := map[string]int{journal.PhaseBefore: 0, journal.PhaseDuring: 1, journal.PhaseAfter: 2}
-	vorder := map[string]int{}
-	for i, v := range variants {
-		vorder[v] = i
-	}
-	out := append([]journal.PhaseResult(nil), phases...)
-	sort.SliceStable(out, func(a, b int) bool {
-		if order[out[a].Name] != order[out[b].Name] {
-			return order[out[a].Name] < order[out[b].Name]
+func joinOrEmpty(sep string, parts ...string) string {
+	var out []string
+	for _, p := range parts {
+		if p != "" {
+			out = append(out, p)
 		}
-		return vorder[out[a].Variant] < vorder[out[b].Variant]
-	})
-	return out
+	}
+	return strings.Join(out, sep)
 }
 
 // buildGrids lays the charts out: alone, one grid with a column per
@@ -400,6 +517,8 @@ func naReason(m metric, p panel) string {
 		return "no circuit breakers in the " + p.Variant + " variant's samples"
 	case "lag", "freshness":
 		return "no consumer in the " + p.Variant + " variant's samples"
+	case "dlq":
+		return "no dead-letter topic in the " + p.Variant + " variant's samples"
 	}
 	return "no samples of this metric for " + p.Variant
 }
@@ -499,28 +618,37 @@ func fmtOptional(d *journal.Duration, never string) string {
 	return fmtDuration(d.D())
 }
 
-// fmtApplicable formats a recovery time, or "n/a" when the variant has no
-// samples of the series it derives from (no consumer lag in RPC).
-func fmtApplicable(j *journal.Journal, variant, series string, d *journal.Duration) string {
-	if !hasSeries(j, variant, series) {
+// fmtSignal formats one recovery signal: "n/a" when the variant has no
+// such series (no consumer lag in RPC), "untouched" when the fault never
+// moved it out of its band, else the time (or never).
+func fmtSignal(j *journal.Journal, rc journal.Recovery, signal, series string, d *journal.Duration, never string) string {
+	switch {
+	case !hasSeries(j, rc.Variant, series):
 		return "n/a"
+	case !contains(rc.Touched, signal):
+		return "untouched"
 	}
-	return fmtOptional(d, "never")
+	return fmtOptional(d, never)
+}
+
+// fmtBudget is the share of the run's error budget a fault burned: a
+// percentage up to the whole budget, a multiple beyond it.
+func fmtBudget(b float64) string {
+	if b <= 1 {
+		return pct(b)
+	}
+	return fmt.Sprintf("%.3g× the budget: SLO broken", b)
 }
 
 func hasSeries(j *journal.Journal, variant, series string) bool {
 	for _, s := range j.Samples {
 		if s.Variant == variant {
-			if _, ok := s.Values[series]; ok {
+			if _, ok := s.Values[series]; ok || s.IsUnknown(series) {
 				return true
 			}
 		}
 	}
 	return false
-}
-
-func fmtSeconds(s float64) string {
-	return fmtDuration(time.Duration(s * float64(time.Second)))
 }
 
 func pct(r float64) string {

@@ -23,6 +23,7 @@ var (
 		"dataURI": func(c chartCell) htmltemplate.URL {
 			return htmltemplate.URL("data:image/png;base64," + base64.StdEncoding.EncodeToString(c.png))
 		},
+		"hasPrefix": strings.HasPrefix,
 	}).ParseFS(templateFS, "templates/report.html.tmpl"))
 	mdTmpl = texttemplate.Must(texttemplate.New("report.md.tmpl").Funcs(texttemplate.FuncMap{
 		"md": mdEscape,

@@ -24,10 +24,10 @@ func TestRenderWritesEveryChartAndTable(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// rpc has no consumer (lag, freshness); stream no breaker: 7 metrics
-	// × 2 variants − 3 not applicable.
-	if len(out.Charts) != 11 {
-		t.Errorf("charts = %d, want 11: %v", len(out.Charts), out.Charts)
+	// rpc has no consumer (lag, dead letters, freshness); stream no
+	// breaker: 9 metrics × 2 variants − 4 not applicable.
+	if len(out.Charts) != 14 {
+		t.Errorf("charts = %d, want 14: %v", len(out.Charts), out.Charts)
 	}
 	for _, c := range out.Charts {
 		f, err := os.Open(c)
@@ -49,11 +49,13 @@ func TestRenderWritesEveryChartAndTable(t *testing.T) {
 		"Ratings cut off for 20 s (breakers on)",
 		"FAIL", "PASS", // verdicts
 		"cut-rpc", "webserver-rpc-&gt;ratings-rpc", // fault timeline
-		"phantom",                         // audit finding
-		"r-0001412-rpc",                   // request-level audit
-		"client_success_ratio &gt;= 0.99", // probes
+		"phantom",                 // audit finding
+		"r-0001412-rpc",           // request-level audit
+		"success_rate &gt;= 0.99", // probes
 		"data:image/png;base64,",
 		"no circuit breakers in the stream variant",
+		"84 ambiguous (61 applied, 23 not)", // the audit's words
+		"Client figures", "during",
 	} {
 		if !strings.Contains(string(html), want) {
 			t.Errorf("HTML lacks %q", want)
@@ -62,10 +64,16 @@ func TestRenderWritesEveryChartAndTable(t *testing.T) {
 	if bytes.Contains(html, []byte("http://")) || bytes.Contains(html, []byte("https://")) {
 		t.Error("the HTML must work offline: it references a URL")
 	}
-	if c := strings.Count(string(html), "<img "); c != 11 {
-		t.Errorf("HTML has %d images, want 11", c)
+	if c := strings.Count(string(html), "<img "); c != 14 {
+		t.Errorf("HTML has %d images, want 14", c)
 	}
-	for _, want := range []string{"## Verdict", "| rpc | **FAIL** |", "![charts/g1-rate-1-rpc.png](charts/g1-rate-1-rpc.png)", "## Recovery", "| cut-rpc | rpc |"} {
+	for _, bad := range []string{"clean (0 ambiguous", "unseen", "no errors seen"} {
+		if strings.Contains(string(html), bad) {
+			t.Errorf("HTML still says %q", bad)
+		}
+	}
+	for _, want := range []string{"## Verdict", "| rpc | **FAIL** |", "![charts/g1-rate-1-rpc.png](charts/g1-rate-1-rpc.png)", "## Recovery", "| cut-rpc | rpc |",
+		"| stream | during | all |", "untouched", "| PHASE | PROBE | TOLERANCE | RPC | STREAM |"} {
 		if !strings.Contains(string(md), want) {
 			t.Errorf("Markdown lacks %q", want)
 		}
@@ -102,27 +110,38 @@ func TestCompareSetsTwoRunsSideBySide(t *testing.T) {
 		t.Fatal(err)
 	}
 	html, _ := os.ReadFile(out.HTML)
-	for _, want := range []string{"journal vs journal-breakers-off", "breakers=on", "breakers=off", "Variant rpc", "Variant stream", "A · journal · rpc", "B · journal-breakers-off · rpc"} {
+	for _, want := range []string{"journal vs journal-breakers-off", "breakers=on", "breakers=off", "Variant rpc", "Variant stream", "A · journal · rpc", "B · journal-breakers-off · rpc",
+		"<h2>Differences</h2>", "success during fault"} {
 		if !strings.Contains(string(html), want) {
 			t.Errorf("comparison lacks %q", want)
 		}
 	}
-	// Breakers off: no breaker chart for either variant in run B.
-	if len(out.Charts) != 2*11-1 {
-		t.Errorf("charts = %d, want 21", len(out.Charts))
+	// The differences come first, before the verdict.
+	if strings.Index(string(html), "<h2>Differences</h2>") > strings.Index(string(html), "<h2>Verdict</h2>") {
+		t.Error("the comparison must open with its differences")
+	}
+	// Breakers off still draws every breaker, by name, as disabled.
+	if len(out.Charts) != 2*14 {
+		t.Errorf("charts = %d, want 28", len(out.Charts))
 	}
 }
 
 func TestBadJournalsGiveAnErrorNamingThemAndWriteNothing(t *testing.T) {
 	tmp := t.TempDir()
 	corrupt := filepath.Join(tmp, "corrupt.json")
-	os.WriteFile(corrupt, []byte(`{"version": 1, "kind": `), 0o644)
+	os.WriteFile(corrupt, []byte(`{"version": 2, "kind": `), 0o644)
 	old := filepath.Join(tmp, "old.json")
 	os.WriteFile(old, []byte(`{"version": 0, "kind": "experiment"}`), 0o644)
+	// A journal of the previous format: its figures mean something else,
+	// so it is refused by name rather than rendered with today's words.
+	v1 := filepath.Join(tmp, "v1.json")
+	fx, _ := os.ReadFile(fixture)
+	os.WriteFile(v1, bytes.Replace(fx, []byte(`"version": 2`), []byte(`"version": 1`), 1), 0o644)
 	for _, c := range []struct{ path, want string }{
 		{filepath.Join(tmp, "missing.json"), "missing.json: no such file"},
 		{corrupt, "corrupt.json: corrupt JSON"},
 		{old, "old.json: version 0 is not supported"},
+		{v1, "v1.json: version 1 is not supported (this lab reads version 2): version 1 interpolated latency percentiles"},
 	} {
 		out := filepath.Join(tmp, "out-"+filepath.Base(c.path))
 		_, err := RenderFile(c.path, out)
@@ -223,4 +242,23 @@ func inkShare(img image.Image) float64 {
 		}
 	}
 	return ink / all
+}
+
+// A series that could not be measured is a gap in its line, never a value
+// carried over; a known 0 is a point.
+func TestUnknownValuesAreDrawnAsGaps(t *testing.T) {
+	j := &journal.Journal{Version: journal.CurrentVersion, Kind: journal.KindExperiment, Variants: []string{"stream"}, Started: fixtureStart}
+	for sec := 1; sec <= 6; sec++ {
+		s := journal.Sample{At: fixtureStart.Add(time.Duration(sec) * time.Second), Variant: "stream"}
+		if sec == 3 {
+			s.SetUnknown(journal.SeriesConsumerLag)
+		} else {
+			s.Set(journal.SeriesConsumerLag, 0)
+		}
+		j.Samples = append(j.Samples, s)
+	}
+	segs := panel{Journal: j, Variant: "stream"}.points(journal.SeriesConsumerLag, 1, false)
+	if len(segs) != 2 || len(segs[0]) != 2 || len(segs[1]) != 3 {
+		t.Errorf("segments %v, want [1 2] and [4 5 6]: one unknown second is a gap", segs)
+	}
 }

@@ -13,27 +13,15 @@ import (
 
 // Metric names read by the deriver (docs/architecture.md).
 const (
-	metricLoadRequests   = "lab_load_requests_total"
-	metricLoadDuration   = "lab_load_request_duration_seconds"
-	metricLoadInFlight   = "lab_load_in_flight_requests"
 	metricHTTPRequests   = "lab_http_requests_total"
 	metricBreakerState   = "lab_breaker_state"
 	metricBreakerTrans   = "lab_breaker_transitions_total"
-	metricConsumerLag    = "lab_kafka_consumer_lag_messages"
 	metricViewFreshness  = "lab_view_freshness_seconds"
-	metricDLQ            = "lab_dlq_messages_total"
 	metricPartUp         = "lab_part_up"
-	outcomeAcknowledged  = "acknowledged"
-	outcomeFailed        = "failed"
-	outcomeAmbiguous     = "ambiguous"
-	kindRating           = "rating"
-	loadVariantLabel     = "variant"
 	webserverPartPrefix  = "webserver"
 	supervisorPartLabel  = "part"
+	dependencyLabel      = "dependency"
 	httpCodeLabel        = "code"
-	loadKindLabel        = "kind"
-	loadOutcomeLabel     = "outcome"
-	histogramQuantileP50 = 0.50
 	histogramQuantileP99 = 0.99
 )
 
@@ -51,13 +39,12 @@ type Deriver struct {
 	prevAt time.Time
 	// running totals since sampling began, per variant
 	totals map[string]map[string]float64
-	// first view count per variant, for view_gap
-	viewStart map[string]int64
-	// client acked ratings when the view was first read, per variant
-	ackedAtViewStart map[string]float64
-	// parts that have reported consumer lag: while one of them cannot be
-	// read, the variant's lag is unknown, not the sum of the others
-	lagParts map[string]bool
+	// the view per movie when first read, and the acknowledged ratings per
+	// movie then, per variant: the zero of view_gap
+	viewStart        map[string]map[int64]int64
+	ackedAtViewStart map[string]map[int64]uint64
+	// the DLQ's end offset when first read, per variant
+	dlqStart map[string]int64
 }
 
 // NewDeriver derives series for variants from scrapes of targets (used to
@@ -69,9 +56,9 @@ func NewDeriver(variants []string, targets []Target) *Deriver {
 		last:             map[string]Families{},
 		lastAt:           map[string]time.Time{},
 		totals:           map[string]map[string]float64{},
-		viewStart:        map[string]int64{},
-		ackedAtViewStart: map[string]float64{},
-		lagParts:         map[string]bool{},
+		viewStart:        map[string]map[int64]int64{},
+		ackedAtViewStart: map[string]map[int64]uint64{},
+		dlqStart:         map[string]int64{},
 	}
 	for _, t := range targets {
 		d.partVariant[t.Part] = t.Variant
@@ -88,8 +75,10 @@ type partDelta struct {
 	seconds   float64  // length of the interval
 }
 
-// Next derives one sample per variant from s, in variant order.
-func (d *Deriver) Next(s Scrape) []journal.Sample {
+// Next derives one sample per variant from s and the load generator's tick
+// of each variant (ClientMeter.Cut right after the scrape), in variant
+// order.
+func (d *Deriver) Next(s Scrape, client map[string]ClientTick) []journal.Sample {
 	first := d.prevAt.IsZero()
 	deltas := map[string]partDelta{}
 	for part, fams := range s.Families {
@@ -109,20 +98,18 @@ func (d *Deriver) Next(s Scrape) []journal.Sample {
 	out := make([]journal.Sample, 0, len(d.variants))
 	for _, v := range d.variants {
 		smp := journal.Sample{At: s.At, Variant: v, Values: map[string]float64{}}
-		d.client(&smp, deltas, s)
+		tick, hasClient := client[v]
+		if hasClient {
+			d.client(&smp, tick, first)
+		}
 		d.server(&smp, deltas, s)
-		d.view(&smp, s)
+		d.log(&smp, s)
+		d.view(&smp, s, tick)
 		d.health(&smp, s)
 		out = append(out, smp)
 	}
 	d.prevAt = s.At
 	return out
-}
-
-// isLoad reports whether a part's series carry their own variant label.
-func isLoad(fams Families) bool {
-	_, ok := fams[metricLoadRequests]
-	return ok
 }
 
 func labelOf(m *dto.Metric, name string) string {
@@ -286,98 +273,48 @@ func quantile(q float64, bm map[float64]float64) (float64, bool) {
 	return b.upper[len(b.upper)-1], true
 }
 
-// client derives the client_* series from the load generator's metrics.
-func (d *Deriver) client(smp *journal.Sample, deltas map[string]partDelta, s Scrape) {
-	v := smp.Variant
-	ofVariant := func(m *dto.Metric) bool { return labelOf(m, loadVariantLabel) == v }
-	withOutcome := func(outcomes ...string) func(*dto.Metric) bool {
-		return func(m *dto.Metric) bool {
-			if !ofVariant(m) {
-				return false
-			}
-			o := labelOf(m, loadOutcomeLabel)
-			for _, want := range outcomes {
-				if o == want {
-					return true
-				}
-			}
-			return false
-		}
-	}
-	var (
-		found              bool
-		seconds            float64
-		all, ok, errs, ack float64
-		lat                map[float64]float64
-		inFlight           float64
-		inFlightSeen       bool
-	)
-	for part, fams := range s.Families {
-		if !isLoad(fams) {
-			continue
-		}
-		if f := fams[metricLoadInFlight]; f != nil {
-			for _, m := range f.GetMetric() {
-				if ofVariant(m) {
-					inFlight += m.GetGauge().GetValue()
-					inFlightSeen = true
-				}
-			}
-		}
-		pd, has := deltas[part]
-		if !has {
-			continue
-		}
-		found = true
-		seconds = max(seconds, pd.seconds)
-		all += counterDelta(pd, metricLoadRequests, ofVariant)
-		ok += counterDelta(pd, metricLoadRequests, withOutcome(outcomeAcknowledged))
-		errs += counterDelta(pd, metricLoadRequests, withOutcome(outcomeFailed, outcomeAmbiguous))
-		ack += counterDelta(pd, metricLoadRequests, func(m *dto.Metric) bool {
-			return withOutcome(outcomeAcknowledged)(m) && labelOf(m, loadKindLabel) == kindRating
-		})
-		lat = addBuckets(lat, histogramDelta(pd, metricLoadDuration, ofVariant))
-	}
-	if inFlightSeen {
-		smp.Set(journal.SeriesClientInFlight, inFlight)
-	}
-	if !found || seconds <= 0 {
+// client derives the client_* series from the load generator's tick: exact
+// counts, percentiles from its per-request latencies. The first tick (taken
+// before the load starts) only sets the zero of the cumulative series.
+func (d *Deriver) client(smp *journal.Sample, t ClientTick, first bool) {
+	smp.Set(journal.SeriesClientInFlight, float64(t.InFlight))
+	smp.Set(journal.SeriesClientRequestsTotal, float64(t.Requests))
+	smp.Set(journal.SeriesClientErrorsTotal, float64(t.Errors))
+	smp.Set(journal.SeriesClientAckedRatings, float64(t.AckedRatings))
+	if first {
 		return
 	}
-	tot := d.totals[v]
-	tot[journal.SeriesClientErrorsTotal] += errs
-	tot[journal.SeriesClientRequestsTotal] += all
-	tot[journal.SeriesClientAckedRatings] += ack
-	for _, name := range []string{journal.SeriesClientErrorsTotal, journal.SeriesClientRequestsTotal, journal.SeriesClientAckedRatings} {
-		smp.Set(name, tot[name])
+	seconds := smp.At.Sub(d.prevAt).Seconds()
+	all := t.All()
+	if seconds > 0 {
+		smp.Set(journal.SeriesClientRPS, float64(all.Answered)/seconds)
+		smp.Set(journal.SeriesClientErrorRPS, float64(all.Answered-all.AsExpected)/seconds)
 	}
-	smp.Set(journal.SeriesClientRPS, all/seconds)
-	smp.Set(journal.SeriesClientErrorRPS, errs/seconds)
-	if ok+errs > 0 {
-		smp.Set(journal.SeriesClientSuccessRatio, ok/(ok+errs))
+	ratio := func(c ClassFigures, name string) {
+		if c.Answered > 0 {
+			smp.Set(name, float64(c.AsExpected)/float64(c.Answered))
+		}
 	}
-	if q, has := quantile(histogramQuantileP50, lat); has {
-		smp.Set(journal.SeriesClientP50, q)
-	}
-	if q, has := quantile(histogramQuantileP99, lat); has {
-		smp.Set(journal.SeriesClientP99, q)
+	ratio(all, journal.SeriesClientSuccessRatio)
+	ratio(t.ByClass[Reads], journal.SeriesClientReadSuccess)
+	ratio(t.ByClass[Writes], journal.SeriesClientWriteSuccess)
+	if all.Latency.N() > 0 {
+		smp.Set(journal.SeriesClientP50, all.Latency.Quantile(0.50).Seconds())
+		smp.Set(journal.SeriesClientP99, all.Latency.Quantile(0.99).Seconds())
 	}
 }
 
-// server derives the series read from the variant's own parts.
+// server derives the series read from the variant's own parts' /metrics:
+// webserver rate and errors, every breaker by name, view freshness.
 func (d *Deriver) server(smp *journal.Sample, deltas map[string]partDelta, s Scrape) {
 	v := smp.Variant
 	var (
 		httpAll, http5xx, seconds float64
 		httpSeen                  bool
-		breaker                   = -1.0
+		worst                     = math.Inf(-1)
 		transitions               float64
 		transSeen                 bool
-		lag                       float64
-		lagSeen                   bool
 		fresh                     map[float64]float64
-		dlq, dlqSeconds           float64
-		dlqSeen                   bool
 	)
 	parts := make([]string, 0, len(s.Families))
 	for part := range s.Families {
@@ -391,14 +328,9 @@ func (d *Deriver) server(smp *journal.Sample, deltas map[string]partDelta, s Scr
 		fams := s.Families[part]
 		if f := fams[metricBreakerState]; f != nil {
 			for _, m := range f.GetMetric() {
-				breaker = max(breaker, m.GetGauge().GetValue())
-			}
-		}
-		if f := fams[metricConsumerLag]; f != nil {
-			d.lagParts[part] = true
-			lagSeen = true
-			for _, m := range f.GetMetric() {
-				lag += m.GetGauge().GetValue()
+				state := m.GetGauge().GetValue()
+				smp.Set(journal.BreakerSeries(part, labelOf(m, dependencyLabel)), state)
+				worst = max(worst, state)
 			}
 		}
 		pd, has := deltas[part]
@@ -418,11 +350,6 @@ func (d *Deriver) server(smp *journal.Sample, deltas map[string]partDelta, s Scr
 			transitions += counterDelta(pd, metricBreakerTrans, nil)
 		}
 		fresh = addBuckets(fresh, histogramDelta(pd, metricViewFreshness, nil))
-		if fams[metricDLQ] != nil {
-			dlqSeen = true
-			dlq += counterDelta(pd, metricDLQ, nil)
-			dlqSeconds = max(dlqSeconds, pd.seconds)
-		}
 	}
 	if httpSeen && seconds > 0 {
 		smp.Set(journal.SeriesServerRPS, httpAll/seconds)
@@ -430,46 +357,93 @@ func (d *Deriver) server(smp *journal.Sample, deltas map[string]partDelta, s Scr
 			smp.Set(journal.SeriesServerErrorRatio, http5xx/httpAll)
 		}
 	}
-	if breaker >= 0 {
-		smp.Set(journal.SeriesBreakerState, breaker)
+	if !math.IsInf(worst, -1) {
+		smp.Set(journal.SeriesBreakerState, worst)
 	}
 	if transSeen {
 		d.totals[v][journal.SeriesBreakerTransitions] += transitions
 		smp.Set(journal.SeriesBreakerTransitions, d.totals[v][journal.SeriesBreakerTransitions])
 	}
-	for part := range d.lagParts {
-		if _, ok := s.Families[part]; !ok && d.partVariant[part] == v {
-			lagSeen = false // a consumer is down or stopped: its lag is unknown
-		}
-	}
-	if lagSeen {
-		smp.Set(journal.SeriesConsumerLag, lag)
-	}
 	if q, has := quantile(histogramQuantileP99, fresh); has {
 		smp.Set(journal.SeriesFreshnessP99, q)
 	}
-	if dlqSeen && dlqSeconds > 0 {
-		smp.Set(journal.SeriesDLQRPS, dlq/dlqSeconds)
+}
+
+// log derives consumer_lag and dlq_records_total from what the sampler
+// read from outside the processes (the broker, the consumer's store): null
+// when either could not be read.
+func (d *Deriver) log(smp *journal.Sample, s Scrape) {
+	v := smp.Variant
+	if l, ok := s.Lags[v]; ok {
+		if l.Known() {
+			smp.Set(journal.SeriesConsumerLag, float64(l.Total))
+		} else {
+			smp.SetUnknown(journal.SeriesConsumerLag)
+		}
+	}
+	if r, ok := s.DLQ[v]; ok {
+		if r.Err != "" {
+			smp.SetUnknown(journal.SeriesDLQRecords)
+			return
+		}
+		start, seen := d.dlqStart[v]
+		if !seen {
+			d.dlqStart[v], start = r.End, r.End
+		}
+		smp.Set(journal.SeriesDLQRecords, float64(r.End-start))
 	}
 }
 
-// view derives view_count_total and view_gap.
-func (d *Deriver) view(smp *journal.Sample, s Scrape) {
+// view derives view_count_total, view_gap (acknowledged, not yet visible)
+// and view_unacknowledged (visible, never acknowledged), per movie, since
+// the view was first read. A rating acknowledged before the view read began
+// should be in it (AckedBefore, when the sampler has it), so the gap does
+// not count ratings acknowledged while the pages were being read; a rating
+// visible in the read was committed before it ended, so the unacknowledged
+// ones are counted against the acknowledgements at the tick's cut.
+func (d *Deriver) view(smp *journal.Sample, s Scrape, t ClientTick) {
 	v := smp.Variant
 	vt, ok := s.Views[v]
-	if !ok || vt.Err != "" {
+	if !ok {
+		return
+	}
+	if vt.Err != "" {
+		smp.SetUnknown(journal.SeriesViewGap)
+		smp.SetUnknown(journal.SeriesViewUnacknowledged)
 		return
 	}
 	smp.Set(journal.SeriesViewCount, float64(vt.Count))
-	acked := d.totals[v][journal.SeriesClientAckedRatings]
-	start, seen := d.viewStart[v]
-	if !seen {
-		d.viewStart[v] = vt.Count
-		d.ackedAtViewStart[v] = acked
-		start = vt.Count
+	if t.AckedByMovie == nil {
+		return // no load generator: nothing to compare with
 	}
-	gap := (acked - d.ackedAtViewStart[v]) - float64(vt.Count-start)
-	smp.Set(journal.SeriesViewGap, gap)
+	ackedBefore := s.AckedBefore[v]
+	if ackedBefore == nil {
+		ackedBefore = t.AckedByMovie
+	}
+	if _, seen := d.viewStart[v]; !seen {
+		d.viewStart[v] = vt.Movies
+		d.ackedAtViewStart[v] = ackedBefore
+	}
+	start, ackedStart := d.viewStart[v], d.ackedAtViewStart[v]
+	var pending, extra int64
+	movies := map[int64]bool{}
+	for id := range vt.Movies {
+		movies[id] = true
+	}
+	for id := range t.AckedByMovie {
+		movies[id] = true
+	}
+	for id := range movies {
+		grown := vt.Movies[id] - start[id]
+		if acked := int64(ackedBefore[id]) - int64(ackedStart[id]); acked > grown {
+			pending += acked - grown
+		}
+		if acked := int64(t.AckedByMovie[id]) - int64(ackedStart[id]); grown > acked {
+			extra += grown - acked
+		}
+	}
+	smp.Set(journal.SeriesViewGap, float64(pending))
+	smp.Set(journal.SeriesViewUnacknowledged, float64(extra))
 }
 
 // health derives parts_down (from the supervisor's lab_part_up) and

@@ -1,8 +1,11 @@
-// Package sampler reads every part's /metrics (and the public view of each
-// variant) once a second during a run, and derives from successive scrapes
-// the named per-variant series of the journal (package journal lists them):
-// rates from counter deltas, quantiles from histogram bucket deltas. The
-// journal then holds everything a report needs, without a Prometheus.
+// Package sampler reads, once a second during a run, every part's /metrics,
+// the public view of each variant and — from outside the processes — each
+// log variant's consumer lag and dead letters (package lag), and derives the
+// named per-variant series of the journal (package journal lists them). The
+// client series come from the load generator's own per-request feed
+// (ClientMeter), never from histogram buckets; server rates come from
+// counter deltas. The journal then holds everything a report needs, without
+// a Prometheus.
 package sampler
 
 import (
@@ -19,6 +22,8 @@ import (
 	"github.com/prometheus/common/model"
 
 	"github.com/ratingslab/lab/lab/audit"
+	"github.com/ratingslab/lab/lab/lag"
+	"github.com/ratingslab/lab/services/kafkaio"
 )
 
 // Target is one source of metrics.
@@ -42,6 +47,24 @@ type View struct {
 	BaseURL string // e.g. http://127.0.0.1:7710
 }
 
+// Log is a log variant's log, read from outside its processes: the
+// consumer's lag (broker end offsets − its durable position) and the
+// records in the dead-letter topic, both from a direct broker connection.
+type Log struct {
+	Variant string
+	Lag     *lag.Meter
+	// DLQ, when set, is the dead-letter topic read through Broker.
+	Broker        lag.EndOffsets
+	DLQ           string
+	DLQPartitions int
+}
+
+// DLQRead is the dead-letter topic's end offsets summed, or why not.
+type DLQRead struct {
+	End int64
+	Err string
+}
+
 // Families are one target's metric families by name.
 type Families map[string]*dto.MetricFamily
 
@@ -54,10 +77,19 @@ type Scrape struct {
 	Errors   map[string]string
 	// Views by variant.
 	Views map[string]ViewTotal
+	// Lags and DLQ by variant (log variants only).
+	Lags map[string]lag.Lag
+	DLQ  map[string]DLQRead
+	// AckedBefore are the acknowledged ratings per variant and movie just
+	// before the views were read (Sampler.Acked): every one of them should
+	// be visible in the view read after it.
+	AckedBefore map[string]map[int64]uint64
 }
 
-// ViewTotal sums the public view of one variant.
+// ViewTotal is the public view of one variant: every movie's count, and
+// the sums.
 type ViewTotal struct {
+	Movies    map[int64]int64
 	Count     int64
 	SumTenths int64
 	Err       string
@@ -67,8 +99,12 @@ type ViewTotal struct {
 type Sampler struct {
 	Targets []Target
 	Views   []View
-	Every   time.Duration // default 1s
-	Client  *http.Client  // default: a client with no keep-alive surprises
+	Logs    []Log
+	// Acked, when set, reports the acknowledged ratings per variant and
+	// movie (ClientMeter.Acked); it is read before the views.
+	Acked  func() map[string]map[int64]uint64
+	Every  time.Duration // default 1s
+	Client *http.Client  // default: a client with no keep-alive surprises
 }
 
 func (s *Sampler) every() time.Duration {
@@ -93,9 +129,9 @@ func (s *Sampler) Run(ctx context.Context, fn func(Scrape)) error {
 	}
 }
 
-// ScrapeOnce reads every target and view concurrently. Each read is bounded
-// by 80 % of Every so a stopped (SIGSTOP) part cannot stall the sampler; it
-// shows up as a scrape error instead.
+// ScrapeOnce reads every target, view and log concurrently. Each read is
+// bounded by 80 % of Every so a stopped (SIGSTOP) part cannot stall the
+// sampler; it shows up as a scrape error (or an unknown lag) instead.
 func (s *Sampler) ScrapeOnce(ctx context.Context) Scrape {
 	ctx, cancel := context.WithTimeout(ctx, s.every()*8/10)
 	defer cancel()
@@ -103,7 +139,11 @@ func (s *Sampler) ScrapeOnce(ctx context.Context) Scrape {
 	if client == nil {
 		client = http.DefaultClient
 	}
-	sc := Scrape{At: time.Now(), Families: map[string]Families{}, Errors: map[string]string{}, Views: map[string]ViewTotal{}}
+	sc := Scrape{At: time.Now(), Families: map[string]Families{}, Errors: map[string]string{}, Views: map[string]ViewTotal{},
+		Lags: map[string]lag.Lag{}, DLQ: map[string]DLQRead{}}
+	if s.Acked != nil {
+		sc.AckedBefore = s.Acked()
+	}
 	var mu sync.Mutex
 	var wg sync.WaitGroup
 	for _, t := range s.Targets {
@@ -129,8 +169,38 @@ func (s *Sampler) ScrapeOnce(ctx context.Context) Scrape {
 			mu.Unlock()
 		})
 	}
+	for _, l := range s.Logs {
+		if l.Lag != nil {
+			wg.Go(func() {
+				m := l.Lag.Measure(ctx)
+				mu.Lock()
+				sc.Lags[l.Variant] = m
+				mu.Unlock()
+			})
+		}
+		if l.DLQ != "" && l.Broker != nil {
+			wg.Go(func() {
+				r := readDLQ(ctx, l)
+				mu.Lock()
+				sc.DLQ[l.Variant] = r
+				mu.Unlock()
+			})
+		}
+	}
 	wg.Wait()
 	return sc
+}
+
+func readDLQ(ctx context.Context, l Log) DLQRead {
+	bounds, err := l.Broker.Offsets(ctx, l.DLQ, kafkaio.AllPartitions(max(l.DLQPartitions, 1)))
+	if err != nil {
+		return DLQRead{Err: err.Error()}
+	}
+	var r DLQRead
+	for _, b := range bounds {
+		r.End += b.End
+	}
+	return r
 }
 
 func scrapeTarget(ctx context.Context, client *http.Client, t Target) (Families, error) {
@@ -178,8 +248,9 @@ func ScrapeURL(ctx context.Context, client *http.Client, url string) (Families, 
 // (GET /api/movies, paged). The catalog is small (a few hundred movies), so
 // a page a second costs nothing next to the load.
 func ReadView(ctx context.Context, client *http.Client, baseURL string) (ViewTotal, error) {
-	var total ViewTotal
+	total := ViewTotal{Movies: map[int64]int64{}}
 	err := audit.EachMovie(ctx, client, baseURL, func(m audit.MovieState) {
+		total.Movies[m.MovieID] = m.Count
 		total.Count += m.Count
 		total.SumTenths += m.SumTenths
 	})

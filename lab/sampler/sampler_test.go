@@ -3,6 +3,7 @@ package sampler
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"math"
 	"net/http"
 	"net/http/httptest"
@@ -13,32 +14,10 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/ratingslab/lab/lab/journal"
+	"github.com/ratingslab/lab/lab/lag"
+	"github.com/ratingslab/lab/lab/latency"
+	"github.com/ratingslab/lab/lab/load"
 )
-
-// loadMetrics are the load generator's client metrics (lab/load/metrics.go).
-type loadMetrics struct {
-	reg      *prometheus.Registry
-	requests *prometheus.CounterVec
-	duration *prometheus.HistogramVec
-}
-
-func newLoadMetrics() *loadMetrics {
-	m := &loadMetrics{
-		reg:      prometheus.NewRegistry(),
-		requests: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "lab_load_requests_total"}, []string{"variant", "kind", "outcome"}),
-		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "lab_load_request_duration_seconds",
-			Buckets: []float64{0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30}}, []string{"variant", "kind"}),
-	}
-	m.reg.MustRegister(m.requests, m.duration)
-	return m
-}
-
-func (m *loadMetrics) answer(variant, kind, outcome string, n int, latency time.Duration) {
-	for range n {
-		m.requests.WithLabelValues(variant, kind, outcome).Inc()
-		m.duration.WithLabelValues(variant, kind).Observe(latency.Seconds())
-	}
-}
 
 // partMetrics are a service's metrics (docs/architecture.md).
 type partMetrics struct {
@@ -72,39 +51,45 @@ func serve(t *testing.T, reg *prometheus.Registry) string {
 
 func near(a, b float64) bool { return math.Abs(a-b) < 1e-9 }
 
+// answer feeds n answers to the meter.
+func answer(m *ClientMeter, variant string, kind load.Kind, movie int64, o, expected load.Outcome, n int, lat time.Duration) {
+	for range n {
+		m.Sent(variant, 0)
+		m.Answered(load.Answer{Variant: variant, Kind: kind, MovieID: movie, Outcome: o, Expected: expected, Latency: lat})
+	}
+}
+
 func TestDeriverTurnsTwoScrapesIntoPerVariantSeries(t *testing.T) {
-	load := newLoadMetrics()
 	web := newPartMetrics()
 	proc := newPartMetrics()
 	// The public view of the stream variant: a real HTTP server answering
 	// GET /api/movies like the webserver does.
-	viewCount := int64(100)
+	movie1, movie2 := int64(60), int64(40)
 	api := http.NewServeMux()
 	api.HandleFunc("GET /api/movies", func(w http.ResponseWriter, r *http.Request) {
 		json.NewEncoder(w).Encode(map[string]any{"total": 2, "movies": []map[string]any{
-			{"movie_id": 1, "count": viewCount - 40, "sum_tenths": 10},
-			{"movie_id": 2, "count": 40, "sum_tenths": 10},
+			{"movie_id": 1, "count": movie1, "sum_tenths": 10},
+			{"movie_id": 2, "count": movie2, "sum_tenths": 10},
 		}})
 	})
 	apiSrv := httptest.NewServer(api)
 	defer apiSrv.Close()
 
 	targets := []Target{
-		{Part: "load", URL: serve(t, load.reg)},
 		{Part: "webserver-rpc", Variant: "rpc", URL: serve(t, web.reg)},
 		{Part: "ratings-stream", Variant: "stream", URL: serve(t, proc.reg)},
 		{Part: "ratings-rpc", Variant: "rpc", URL: "http://127.0.0.1:1/metrics"}, // down
 	}
 	s := &Sampler{Targets: targets, Views: []View{{Variant: "stream", BaseURL: apiSrv.URL}}, Every: time.Second}
 	d := NewDeriver([]string{"rpc", "stream"}, targets)
+	meter := NewClientMeter([]string{"rpc", "stream"})
 	ctx := context.Background()
 
 	// Tick 1: state before the interval.
 	web.http.WithLabelValues("POST /api/ratings", "POST", "201").Add(1000)
-	proc.lag.WithLabelValues("ratings", "0").Set(3)
 	sc := s.ScrapeOnce(ctx)
 	start := sc.At
-	first := d.Next(sc)
+	first := d.Next(sc, meter.Cut(sc.At))
 	if _, ok := first[0].Get(journal.SeriesClientRPS); ok {
 		t.Errorf("no rate can come from a single scrape: %v", first[0].Values)
 	}
@@ -112,67 +97,79 @@ func TestDeriverTurnsTwoScrapesIntoPerVariantSeries(t *testing.T) {
 		t.Errorf("view count = %v, want 100", v)
 	}
 
-	// The second: rpc answers 90 acknowledged in 10 ms and 10 failed
-	// after 2 s; 5 rejections (4xx) that count on neither side.
-	load.answer("rpc", "rating", "acknowledged", 90, 10*time.Millisecond)
-	load.answer("rpc", "rating", "failed", 10, 2*time.Second)
-	load.answer("rpc", "movie", "rejected", 5, time.Millisecond)
-	load.answer("stream", "rating", "acknowledged", 50, 3*time.Millisecond)
+	// The second: rpc answers 90 ratings acknowledged in 10 ms and 10
+	// failed after 2 s; 5 reads of an unknown movie rejected as expected,
+	// and 5 valid reads rejected (an unexpected 4xx: a failure). stream
+	// acknowledges 50 ratings of movie 1; 30 become visible, and movie 2
+	// grows by 4 that nobody was told were accepted.
+	answer(meter, "rpc", load.KindRating, 1, load.Acknowledged, load.Acknowledged, 90, 10*time.Millisecond)
+	answer(meter, "rpc", load.KindRating, 1, load.Failed, load.Acknowledged, 10, 2*time.Second)
+	answer(meter, "rpc", load.KindMovie, 900001, load.Rejected, load.Rejected, 5, time.Millisecond)
+	answer(meter, "rpc", load.KindMovie, 3, load.Rejected, load.Acknowledged, 5, time.Millisecond)
+	answer(meter, "stream", load.KindRating, 1, load.Acknowledged, load.Acknowledged, 50, 3*time.Millisecond)
+	meter.Sent("stream", 0) // one still in flight
 	web.http.WithLabelValues("POST /api/ratings", "POST", "201").Add(90)
 	web.http.WithLabelValues("POST /api/ratings", "POST", "503").Add(10)
-	web.breaker.WithLabelValues("ratings").Set(2)
-	web.transitions.WithLabelValues("ratings", "closed", "open").Inc()
-	proc.lag.WithLabelValues("ratings", "0").Set(40)
-	proc.lag.WithLabelValues("ratings", "1").Set(2)
+	web.breaker.WithLabelValues("ratings-rpc").Set(2)
+	web.breaker.WithLabelValues("movies-rpc").Set(-1)
+	web.transitions.WithLabelValues("ratings-rpc", "closed", "open").Inc()
 	for range 97 {
 		proc.freshness.WithLabelValues("rated-movies").Observe(0.05)
 	}
 	for range 3 {
 		proc.freshness.WithLabelValues("rated-movies").Observe(5)
 	}
-	viewCount = 130 // 30 of the 50 acknowledged are visible
+	movie1 += 30
+	movie2 += 4
 
 	sc = s.ScrapeOnce(ctx)
 	sc.At = start.Add(time.Second) // make the interval exactly one second
-	got := d.Next(sc)
+	got := d.Next(sc, meter.Cut(sc.At))
 	rpc, stream := got[0], got[1]
 	if rpc.Variant != "rpc" || stream.Variant != "stream" {
 		t.Fatalf("variant order: %s, %s", rpc.Variant, stream.Variant)
 	}
 	want := map[string]float64{
-		journal.SeriesClientRPS:           105,
-		journal.SeriesClientErrorRPS:      10,
-		journal.SeriesClientSuccessRatio:  0.9,
-		journal.SeriesClientRequestsTotal: 105,
-		journal.SeriesClientErrorsTotal:   10,
-		journal.SeriesClientAckedRatings:  90,
-		journal.SeriesServerRPS:           100,
-		journal.SeriesServerErrorRatio:    0.1,
-		journal.SeriesBreakerState:        2,
-		journal.SeriesBreakerTransitions:  1,
-		journal.SeriesScrapeErrors:        1,
+		journal.SeriesClientRPS:                               110,
+		journal.SeriesClientErrorRPS:                          15,
+		journal.SeriesClientSuccessRatio:                      95.0 / 110,
+		journal.SeriesClientReadSuccess:                       0.5, // 5 rejected as expected, 5 not
+		journal.SeriesClientWriteSuccess:                      0.9,
+		journal.SeriesClientRequestsTotal:                     110,
+		journal.SeriesClientErrorsTotal:                       15,
+		journal.SeriesClientAckedRatings:                      90,
+		journal.SeriesClientInFlight:                          0,
+		journal.SeriesServerRPS:                               100,
+		journal.SeriesServerErrorRatio:                        0.1,
+		journal.SeriesBreakerState:                            2,
+		journal.BreakerSeries("webserver-rpc", "ratings-rpc"): 2,
+		journal.BreakerSeries("webserver-rpc", "movies-rpc"):  -1,
+		journal.SeriesBreakerTransitions:                      1,
+		journal.SeriesScrapeErrors:                            1,
 	}
 	for name, w := range want {
 		if v, ok := rpc.Get(name); !ok || !near(v, w) {
 			t.Errorf("rpc %s = %v (present %v), want %v", name, v, ok, w)
 		}
 	}
-	// p50 falls in the 5..10 ms bucket; p99 in the 1..2.5 s bucket.
-	if p, _ := rpc.Get(journal.SeriesClientP50); p <= 0.005 || p > 0.010 {
-		t.Errorf("rpc p50 = %v, want within (5ms, 10ms]", p)
+	// Percentiles of the answers themselves, not of bucket edges: 100 of
+	// the 110 took 1 to 10 ms, the 10 failures 2 s (p99 is the 109th).
+	if p, _ := rpc.Get(journal.SeriesClientP50); math.Abs(p-0.010) > 0.010*latency.ErrorBound {
+		t.Errorf("rpc p50 = %v, want 10ms", p)
 	}
-	if p, _ := rpc.Get(journal.SeriesClientP99); p <= 1 || p > 2.5 {
-		t.Errorf("rpc p99 = %v, want within (1s, 2.5s]", p)
+	if p, _ := rpc.Get(journal.SeriesClientP99); math.Abs(p-2) > 2*latency.ErrorBound {
+		t.Errorf("rpc p99 = %v, want 2s", p)
 	}
-	if _, ok := rpc.Get(journal.SeriesConsumerLag); ok {
-		t.Error("rpc has no consumer")
+	if _, ok := rpc.Get(journal.SeriesConsumerLag); ok || rpc.IsUnknown(journal.SeriesConsumerLag) {
+		t.Error("rpc has no consumer: its lag is absent, not unknown")
 	}
 	for name, w := range map[string]float64{
 		journal.SeriesClientRPS:          50,
 		journal.SeriesClientSuccessRatio: 1,
-		journal.SeriesConsumerLag:        42,
-		journal.SeriesViewCount:          130,
+		journal.SeriesClientInFlight:     1,
+		journal.SeriesViewCount:          134,
 		journal.SeriesViewGap:            20, // 50 acknowledged, 30 visible
+		journal.SeriesViewUnacknowledged: 4,  // visible, never acknowledged: not netted against the 20
 		journal.SeriesScrapeErrors:       0,
 	} {
 		if v, ok := stream.Get(name); !ok || !near(v, w) {
@@ -184,6 +181,32 @@ func TestDeriverTurnsTwoScrapesIntoPerVariantSeries(t *testing.T) {
 	}
 	if _, ok := stream.Get(journal.SeriesBreakerState); ok {
 		t.Error("stream has no breaker")
+	}
+}
+
+// Lag and dead letters come from outside the processes; when a side cannot
+// be read the sample says unknown (null), never a stale number.
+func TestDeriverSaysUnknownWhenTheLogCannotBeRead(t *testing.T) {
+	d := NewDeriver([]string{"stream"}, nil)
+	at := time.Unix(1000, 0)
+	read := Scrape{At: at, Lags: map[string]lag.Lag{"stream": {Total: 42}}, DLQ: map[string]DLQRead{"stream": {End: 7}}}
+	smp := d.Next(read, nil)[0]
+	if v, ok := smp.Get(journal.SeriesConsumerLag); !ok || v != 42 {
+		t.Errorf("lag = %v (present %v), want 42", v, ok)
+	}
+	if v, ok := smp.Get(journal.SeriesDLQRecords); !ok || v != 0 {
+		t.Errorf("dlq = %v, want 0 (counted from the first read)", v)
+	}
+	down := Scrape{At: at.Add(time.Second), Lags: map[string]lag.Lag{"stream": {Err: errors.New("broker end offsets: connection refused")}},
+		DLQ: map[string]DLQRead{"stream": {Err: "connection refused"}}}
+	smp = d.Next(down, nil)[0]
+	if _, ok := smp.Get(journal.SeriesConsumerLag); ok || !smp.IsUnknown(journal.SeriesConsumerLag) || !smp.IsUnknown(journal.SeriesDLQRecords) {
+		t.Errorf("with the broker down lag and DLQ must be unknown: %+v", smp)
+	}
+	back := Scrape{At: at.Add(2 * time.Second), Lags: map[string]lag.Lag{"stream": {Total: 900}}, DLQ: map[string]DLQRead{"stream": {End: 27}}}
+	smp = d.Next(back, nil)[0]
+	if v, _ := smp.Get(journal.SeriesDLQRecords); v != 20 {
+		t.Errorf("dlq = %v, want 20 since the first read", v)
 	}
 }
 
@@ -203,12 +226,12 @@ func TestDeriverTreatsACounterDropAsARestart(t *testing.T) {
 		}
 		return Scrape{At: at.Add(time.Duration(sec) * time.Second), Families: map[string]Families{"webserver-rpc": f}}
 	}
-	d.Next(scrape(0, 500))
-	if v, _ := d.Next(scrape(1, 600))[0].Get(journal.SeriesServerRPS); v != 100 {
+	d.Next(scrape(0, 500), nil)
+	if v, _ := d.Next(scrape(1, 600), nil)[0].Get(journal.SeriesServerRPS); v != 100 {
 		t.Errorf("rps = %v, want 100", v)
 	}
 	// The part was killed and restarted: its counter starts again.
-	if v, _ := d.Next(scrape(2, 30))[0].Get(journal.SeriesServerRPS); v != 30 {
+	if v, _ := d.Next(scrape(2, 30), nil)[0].Get(journal.SeriesServerRPS); v != 30 {
 		t.Errorf("rps after restart = %v, want 30", v)
 	}
 }
@@ -230,13 +253,13 @@ func TestQuantileInterpolatesLikePromQL(t *testing.T) {
 }
 
 func TestRunScrapesEverySecondUntilCancelled(t *testing.T) {
-	load := newLoadMetrics()
-	s := &Sampler{Targets: []Target{{Part: "load", Gatherer: load.reg}}, Every: 20 * time.Millisecond}
+	part := newPartMetrics()
+	s := &Sampler{Targets: []Target{{Part: "in-process", Gatherer: part.reg}}, Every: 20 * time.Millisecond}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	n := 0
 	err := s.Run(ctx, func(sc Scrape) {
-		if _, ok := sc.Families["load"]; !ok {
+		if _, ok := sc.Families["in-process"]; !ok {
 			t.Errorf("in-process gatherer not read: %v", sc.Errors)
 		}
 		n++
@@ -246,39 +269,5 @@ func TestRunScrapesEverySecondUntilCancelled(t *testing.T) {
 	})
 	if n != 3 || err == nil {
 		t.Errorf("ran %d ticks, err %v", n, err)
-	}
-}
-
-func TestDeriverCallsLagUnknownWhileAConsumerCannotBeRead(t *testing.T) {
-	targets := []Target{{Part: "ratings-stream", Variant: "stream"}, {Part: "webserver-stream", Variant: "stream"}}
-	d := NewDeriver([]string{"stream"}, targets)
-	families := func(lag float64) Families {
-		m := newPartMetrics()
-		m.lag.WithLabelValues("ratings", "0").Set(lag)
-		fams, err := m.reg.Gather()
-		if err != nil {
-			t.Fatal(err)
-		}
-		f := Families{}
-		for _, mf := range fams {
-			f[mf.GetName()] = mf
-		}
-		return f
-	}
-	at := time.Unix(1000, 0)
-	both := Scrape{At: at, Families: map[string]Families{"ratings-stream": families(40), "webserver-stream": families(2)}}
-	if v, ok := d.Next(both)[0].Get(journal.SeriesConsumerLag); !ok || v != 42 {
-		t.Errorf("lag = %v (present %v), want 42", v, ok)
-	}
-	// The processor is killed: the webserver's lag alone would read as
-	// "no lag" while the backlog grows.
-	killed := Scrape{At: at.Add(time.Second), Families: map[string]Families{"webserver-stream": families(2)},
-		Errors: map[string]string{"ratings-stream": "connection refused"}}
-	smp := d.Next(killed)[0]
-	if v, ok := smp.Get(journal.SeriesConsumerLag); ok {
-		t.Errorf("lag = %v while the processor is down, want absent", v)
-	}
-	if v, _ := smp.Get(journal.SeriesScrapeErrors); v != 1 {
-		t.Errorf("scrape errors = %v, want 1", v)
 	}
 }

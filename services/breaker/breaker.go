@@ -74,12 +74,17 @@ func (d *Dependency) State() string {
 	return d.cb.State().String()
 }
 
-// stateValue is the lab_breaker_state value: 0 closed, 1 half-open, 2 open.
-// Reading it also applies a due open→half-open transition, which gobreaker
-// otherwise performs lazily on the next call.
+// StateDisabled is the lab_breaker_state value of a dependency whose
+// breaker is switched off (lab up --breakers=off): reports draw it as
+// "disabled", never as "closed".
+const StateDisabled = -1
+
+// stateValue is the lab_breaker_state value: 0 closed, 1 half-open, 2 open,
+// -1 disabled. Reading it also applies a due open→half-open transition,
+// which gobreaker otherwise performs lazily on the next call.
 func (d *Dependency) stateValue() float64 {
 	if d.cb == nil {
-		return 0
+		return StateDisabled
 	}
 	return stateGaugeValue(d.cb.State())
 }
@@ -104,9 +109,13 @@ func (d *Dependency) onStateChange(_ string, from, to gobreaker.State) {
 //   - nil on success;
 //   - a client error (IsClientError) passed through untouched, not retried;
 //   - an *UnavailableError when the dependency failed, timed out, or the
-//     breaker rejected the call (fail fast).
+//     breaker rejected the call (fail fast). Its OutcomeUnknown is set when
+//     any attempt's request may have reached the dependency without an
+//     answer (ErrOutcomeUnknown): a later definite failure does not undo an
+//     earlier "maybe".
 func (d *Dependency) Do(ctx context.Context, call func(ctx context.Context) error) error {
 	var last error
+	unknown := false
 	for attempt := 0; attempt <= d.settings.Retries; attempt++ {
 		if attempt > 0 {
 			if err := d.backoff(ctx, attempt-1); err != nil {
@@ -114,18 +123,19 @@ func (d *Dependency) Do(ctx context.Context, call func(ctx context.Context) erro
 			}
 		}
 		result, err := d.attempt(ctx, call)
+		unknown = unknown || errors.Is(err, ErrOutcomeUnknown)
 		switch result {
 		case resultSuccess:
 			return err // nil, or a client error
 		case resultRejected:
-			return d.unavailable(err, d.settings.OpenTimeout)
+			return d.unavailable(err, d.settings.OpenTimeout, unknown)
 		}
 		last = err
 		if ctx.Err() != nil {
 			break // the caller's own deadline or cancellation: no point retrying
 		}
 	}
-	return d.unavailable(last, d.retryAfter())
+	return d.unavailable(last, d.retryAfter(), unknown)
 }
 
 type result string
@@ -147,8 +157,10 @@ func (d *Dependency) attempt(ctx context.Context, call func(ctx context.Context)
 			switch {
 			case ctx.Err() != nil:
 				err = fmt.Errorf("%w: %w", errCallerGone, err)
+			case actx.Err() != nil && errors.Is(err, ErrOutcomeUnknown):
+				err = fmt.Errorf("no answer within %s: %w: %w", d.settings.Timeout, ErrOutcomeUnknown, context.DeadlineExceeded)
 			case actx.Err() != nil:
-				err = fmt.Errorf("no answer within %s: %w", d.settings.Timeout, context.DeadlineExceeded)
+				err = fmt.Errorf("not sent within %s: %w", d.settings.Timeout, context.DeadlineExceeded)
 			}
 		}
 		return struct{}{}, err
@@ -191,11 +203,11 @@ func (d *Dependency) retryAfter() time.Duration {
 	return time.Second
 }
 
-func (d *Dependency) unavailable(err error, retryAfter time.Duration) error {
+func (d *Dependency) unavailable(err error, retryAfter time.Duration, unknown bool) error {
 	if err == nil {
 		err = errors.New("no attempt made")
 	}
-	return &UnavailableError{Dependency: d.name, RetryAfter: retryAfter, Err: err}
+	return &UnavailableError{Dependency: d.name, RetryAfter: retryAfter, Err: err, OutcomeUnknown: unknown}
 }
 
 // UnavailableError says the dependency could not serve the call: it failed,
@@ -204,6 +216,11 @@ type UnavailableError struct {
 	Dependency string
 	RetryAfter time.Duration
 	Err        error
+	// OutcomeUnknown: some attempt's request reached the dependency (was
+	// completely written) and no answer came, so it may have acted on it.
+	// False means the dependency certainly did not act (refused, never
+	// sent, answered a definite error, or the breaker rejected the call).
+	OutcomeUnknown bool
 }
 
 func (e *UnavailableError) Error() string { return e.Dependency + ": " + e.Err.Error() }

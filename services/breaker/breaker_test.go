@@ -219,8 +219,8 @@ func TestWithBreakersOffEveryCallWaitsTheFullTimeout(t *testing.T) {
 	if got := h.counter(t, "lab_dependency_calls_total", "result", "rejected"); got != 0 {
 		t.Errorf("rejected = %v, want 0", got)
 	}
-	if got := h.counter(t, "lab_breaker_state", "dependency", "movies-rpc"); got != 0 {
-		t.Errorf("state gauge = %v, want 0 with breakers off", got)
+	if got := h.counter(t, "lab_breaker_state", "dependency", "movies-rpc"); got != breaker.StateDisabled {
+		t.Errorf("state gauge = %v, want -1 (disabled) with breakers off, never 0 (closed)", got)
 	}
 }
 
@@ -425,4 +425,82 @@ func mustGather(t *testing.T, reg *prometheus.Registry) []*dto.MetricFamily {
 		t.Fatal(err)
 	}
 	return mfs
+}
+
+// What a failed call means for a write decides the caller's answer
+// (docs/api.md): only a request that reached the dependency without an
+// answer is "outcome unknown"; refusals, definite errors and an open
+// breaker are certain failures.
+func TestAFailedCallSaysWhetherTheDependencyMayHaveActed(t *testing.T) {
+	s := breaker.DefaultSettings()
+	s.Timeout = 150 * time.Millisecond
+	s.ConsecutiveFailures = 100
+	s.FailureRatio = 0
+	unknown := func(err error) (bool, bool) {
+		var ue *breaker.UnavailableError
+		if !errors.As(err, &ue) {
+			return false, false
+		}
+		return ue.OutcomeUnknown, true
+	}
+
+	h := newHarness(t, s)
+	h.backend.mode.Store("hang")
+	if u, ok := unknown(h.call()); !ok || !u {
+		t.Errorf("a request the dependency read and never answered: OutcomeUnknown %v (unavailable %v), want true", u, ok)
+	}
+	h.backend.mode.Store("fail")
+	if u, ok := unknown(h.call()); !ok || u {
+		t.Errorf("a 500 answer: OutcomeUnknown %v, want false (a definite failure)", u)
+	}
+
+	refused := newHarness(t, s)
+	refused.backend.Close()
+	if u, ok := unknown(refused.call()); !ok || u {
+		t.Errorf("a refused connection: OutcomeUnknown %v, want false (never sent)", u)
+	}
+
+	// The dependency itself says it does not know.
+	gw := newHarness(t, s)
+	gw.url = serveFunc(t, func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(http.StatusGatewayTimeout)
+		w.Write([]byte(`{"error":"no answer","outcome":"unknown"}`))
+	})
+	if u, ok := unknown(gw.call()); !ok || !u {
+		t.Errorf("a 504 from the dependency: OutcomeUnknown %v, want true", u)
+	}
+
+	// With retries, an earlier "maybe" is not undone by a later definite 500.
+	r := s
+	r.Retries, r.RetryBackoff, r.MaxBackoff = 1, time.Millisecond, time.Millisecond
+	retried := newHarness(t, r)
+	var n atomic.Int64
+	retried.url = serveFunc(t, func(w http.ResponseWriter, req *http.Request) {
+		if n.Add(1) == 1 {
+			<-req.Context().Done()
+			return
+		}
+		http.Error(w, `{"error":"injected"}`, http.StatusInternalServerError)
+	})
+	if u, ok := unknown(retried.call()); !ok || !u || n.Load() != 2 {
+		t.Errorf("a timeout then a 500: OutcomeUnknown %v after %d attempts, want true after 2", u, n.Load())
+	}
+
+	// An open breaker rejects without sending.
+	o := s
+	o.ConsecutiveFailures = 1
+	open := newHarness(t, o)
+	open.backend.mode.Store("fail")
+	open.call()
+	err := open.call()
+	var ue *breaker.UnavailableError
+	if !errors.As(err, &ue) || !ue.Rejected() || ue.OutcomeUnknown {
+		t.Errorf("a call the open breaker rejected: %v (unknown %v), want a rejection with a certain outcome", err, ue != nil && ue.OutcomeUnknown)
+	}
+}
+
+func serveFunc(t *testing.T, f http.HandlerFunc) string {
+	srv := httptest.NewServer(f)
+	t.Cleanup(srv.Close)
+	return srv.URL
 }

@@ -4,13 +4,23 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptrace"
 	"strconv"
+	"sync/atomic"
 	"time"
 )
+
+// ErrOutcomeUnknown marks a call whose request was completely written to the
+// dependency but whose answer never came (timeout, connection lost), or
+// whose dependency answered 504 itself: the dependency may have acted on
+// it. A write behind such an error must be answered "outcome unknown"
+// (docs/api.md), never "failed".
+var ErrOutcomeUnknown = errors.New("outcome unknown")
 
 // ClientOptions size the connection pool to one dependency.
 type ClientOptions struct {
@@ -76,8 +86,9 @@ const MaxAnswerBytes = 4 << 20
 // CallJSON makes one HTTP call with a JSON body (nil: none) and decodes a 2xx
 // JSON answer into out (nil: discard). It returns the status code, and:
 // for 4xx a ClientError wrapping a *StatusError (the dependency answered; the
-// request was wrong), for 5xx a plain *StatusError (a failure the breaker counts).
-// Use it inside Dependency.Do.
+// request was wrong), for 5xx a plain *StatusError (a failure the breaker
+// counts). An error after the whole request was written without an answer
+// (and a 504) also matches ErrOutcomeUnknown. Use it inside Dependency.Do.
 func CallJSON(ctx context.Context, c *http.Client, method, url string, in, out any) (int, error) {
 	var body io.Reader
 	if in != nil {
@@ -95,14 +106,30 @@ func CallJSON(ctx context.Context, c *http.Client, method, url string, in, out a
 	if in != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}
+	// Whether the whole request left decides what a failure means: one
+	// never completely written cannot have been acted on (a partial body
+	// does not decode); after that, no answer means "maybe".
+	var written atomic.Bool
+	req = req.WithContext(httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{WroteRequest: func(i httptrace.WroteRequestInfo) {
+		if i.Err == nil {
+			written.Store(true)
+		}
+	}}))
 	res, err := c.Do(req)
 	if err != nil {
+		if written.Load() {
+			return 0, fmt.Errorf("%w: %w", ErrOutcomeUnknown, err)
+		}
 		return 0, err
 	}
 	defer res.Body.Close()
 	data, err := io.ReadAll(io.LimitReader(res.Body, MaxAnswerBytes))
 	if err != nil {
-		return res.StatusCode, fmt.Errorf("%s %s: reading answer: %w", method, url, err)
+		err = fmt.Errorf("%s %s: reading answer: %w", method, url, err)
+		if res.StatusCode >= 200 && res.StatusCode < 300 {
+			err = fmt.Errorf("%w: %w", ErrOutcomeUnknown, err) // it answered yes, but we could not read on
+		}
+		return res.StatusCode, err
 	}
 	if res.StatusCode < 200 || res.StatusCode > 299 {
 		se := &StatusError{Method: method, URL: url, Status: res.StatusCode}
@@ -112,6 +139,9 @@ func CallJSON(ctx context.Context, c *http.Client, method, url string, in, out a
 		}
 		if res.StatusCode >= 400 && res.StatusCode < 500 && res.StatusCode != http.StatusTooManyRequests {
 			return res.StatusCode, ClientError(se)
+		}
+		if res.StatusCode == http.StatusGatewayTimeout {
+			return res.StatusCode, fmt.Errorf("%w: %w", ErrOutcomeUnknown, se)
 		}
 		return res.StatusCode, se
 	}

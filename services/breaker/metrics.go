@@ -5,11 +5,14 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/ratingslab/lab/services/serve"
 )
 
-// callBuckets (seconds): healthy loopback calls take about a millisecond; a
-// timed-out attempt takes the full timeout, so the top buckets reach past it.
-var callBuckets = []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30}
+// callBuckets (seconds): the lab's dense duration buckets (8 per doubling,
+// 1 ms to 32.8 s), so a timed-out attempt lands in a bucket near its
+// timeout and an interpolated p99 is within 9 % of the exact one.
+var callBuckets = serve.DurationBuckets
 
 // Metrics are the per-dependency metrics of one process (docs/architecture.md).
 // Register once per registry and share between that process's dependencies.
@@ -28,7 +31,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	m := &Metrics{
 		state: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "lab_breaker_state",
-			Help: "Circuit breaker state per dependency: 0 closed, 1 half-open, 2 open (0 when breakers are off).",
+			Help: "Circuit breaker state per dependency: 0 closed, 1 half-open, 2 open, -1 disabled (breakers off).",
 		}, []string{"dependency"}),
 		transitions: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "lab_breaker_transitions_total",
@@ -88,7 +91,7 @@ func (m *Metrics) register(d *Dependency) *depMetrics {
 	m.mu.Lock()
 	m.deps = append(m.deps, d)
 	m.mu.Unlock()
-	m.state.WithLabelValues(d.name).Set(0)
+	m.state.WithLabelValues(d.name).Set(d.stateValue())
 	dm := &depMetrics{calls: map[result]prometheus.Counter{}, duration: m.duration.WithLabelValues(d.name)}
 	for _, r := range []result{resultSuccess, resultFailure, resultRejected} {
 		dm.calls[r] = m.calls.WithLabelValues(d.name, string(r))

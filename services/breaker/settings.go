@@ -13,7 +13,7 @@ import (
 type Settings struct {
 	// Enabled switches the circuit breaker. Off, calls still time out and are
 	// counted, but nothing stops a caller from waiting on a dead dependency
-	// (the naked cascade). The state gauge then stays 0.
+	// (the naked cascade). The state gauge then reads -1 (disabled).
 	Enabled bool
 	// Timeout bounds one attempt, connect to last byte of the answer.
 	Timeout time.Duration

@@ -2,6 +2,7 @@ package kafkaio
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -61,12 +62,16 @@ func (k *Cluster) Dial(ctx context.Context, network, address string) (net.Conn, 
 	conn, err := d.DialContext(ctx, network, target)
 	if err != nil {
 		if target != address {
-			return nil, fmt.Errorf("dial broker %s via %s: %w", address, target, err)
+			return nil, fmt.Errorf("dial broker %s via %s: %w: %w", address, target, errNotConnected, err)
 		}
-		return nil, fmt.Errorf("dial broker %s: %w", address, err)
+		return nil, fmt.Errorf("dial broker %s: %w: %w", address, errNotConnected, err)
 	}
 	return conn, nil
 }
+
+// errNotConnected marks a failed dial: whatever was to go over the
+// connection was certainly not sent.
+var errNotConnected = errors.New("not connected")
 
 // Config is the validated configuration.
 func (k *Cluster) Config() Config { return k.cfg }

@@ -7,6 +7,9 @@ package positions
 import (
 	"context"
 	"database/sql"
+	"fmt"
+
+	"github.com/ratingslab/lab/services/sqlitedb"
 )
 
 // Schema creates the offsets table; include it in the store's schema.
@@ -47,4 +50,29 @@ func Read(ctx context.Context, q Querier, topic string) (map[int]int64, error) {
 		out[p] = next
 	}
 	return out, rows.Err()
+}
+
+// ReadFile reads the stored positions of topic from the SQLite store at
+// path, opened read-only, for tools outside the owning process (the lab's
+// lag meter): they read what the consumer durably recorded without
+// touching its tables' SQL. A store without an offsets table yet (a
+// consumer that never committed) has no positions.
+func ReadFile(ctx context.Context, path, topic string) (map[int]int64, error) {
+	db, err := sqlitedb.OpenReadOnly(path)
+	if err != nil {
+		return nil, err
+	}
+	defer db.Close()
+	var n int
+	if err := db.QueryRowContext(ctx, `SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'offsets'`).Scan(&n); err != nil {
+		return nil, fmt.Errorf("store %s: %w", path, err)
+	}
+	if n == 0 {
+		return map[int]int64{}, nil
+	}
+	pos, err := Read(ctx, db, topic)
+	if err != nil {
+		return nil, fmt.Errorf("store %s: %w", path, err)
+	}
+	return pos, nil
 }

@@ -134,6 +134,9 @@ func NewEdge(t testing.TB, upstream string) *Edge {
 	e := &Edge{}
 	e.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if e.blackholed.Load() {
+			// Take the whole request, as a silent peer's kernel does; only
+			// then does the server notice the caller hanging up.
+			_, _ = io.Copy(io.Discard, r.Body)
 			<-r.Context().Done()
 			return
 		}

@@ -32,11 +32,17 @@ type MoviesPage struct {
 	Limit  int                `json:"limit"`
 }
 
-// ErrorBody is every error answer. RetryAfter (seconds) is set on 503 only.
+// ErrorBody is every error answer. RetryAfter (seconds) is set on 503 and
+// 504; Outcome is "unknown" on a 504 (docs/api.md, "Outcomes").
 type ErrorBody struct {
 	Error      string   `json:"error"`
 	RetryAfter *float64 `json:"retry_after,omitempty"`
+	Outcome    string   `json:"outcome,omitempty"`
 }
+
+// OutcomeUnknown is ErrorBody.Outcome of a 504: the webserver cannot tell
+// whether the rating was applied.
+const OutcomeUnknown = "unknown"
 
 // Limits of the public API.
 const (

@@ -17,8 +17,9 @@ type Backend interface {
 	// Rate records a validated rating, once per request id. It returns
 	// ErrUnknownMovie when the movie does not exist, a *ConflictError when
 	// the request id named another rating, or an *UnavailableError when a
-	// dependency (the ratings service, the broker) cannot take it within
-	// its timeout. A repeat of an accepted rating returns nil.
+	// dependency (the ratings service, the broker) did not take it within
+	// its timeout — with OutcomeUnknown set when the rating may have been
+	// recorded anyway. A repeat of an accepted rating returns nil.
 	Rate(ctx context.Context, r model.Rating) error
 	// Movies returns one page of rated movies ordered by movie id, and the total.
 	Movies(ctx context.Context, offset, limit int) ([]model.RatedMovie, int, error)
@@ -44,11 +45,15 @@ type ConflictError struct {
 func (e *ConflictError) Error() string { return e.Msg }
 
 // UnavailableError says a dependency could not answer; the API maps it to 503
-// with retry_after.
+// with retry_after, or for a rating whose OutcomeUnknown is set to 504
+// {"outcome":"unknown"}.
 type UnavailableError struct {
 	Dependency string
 	RetryAfter time.Duration
 	Err        error
+	// OutcomeUnknown: the write reached the dependency (or may have) and
+	// no answer came; it may be applied. False: certainly not applied.
+	OutcomeUnknown bool
 }
 
 func (e *UnavailableError) Error() string {

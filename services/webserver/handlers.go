@@ -25,6 +25,8 @@ func (s *server) handleRate() http.Handler {
 			writeError(w, http.StatusUnprocessableEntity, fmt.Sprintf("movie_id: unknown movie %d", rating.MovieID))
 		case errors.As(err, &conflict):
 			writeError(w, http.StatusConflict, conflict.Msg)
+		case outcomeUnknown(err):
+			s.writeOutcomeUnknown(w, err, fmt.Sprintf("rating movie %d", rating.MovieID))
 		case err != nil:
 			s.writeBackendError(w, r, err, fmt.Sprintf("rating movie %d", rating.MovieID))
 		default:

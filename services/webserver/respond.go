@@ -31,6 +31,35 @@ func writeUnavailable(w http.ResponseWriter, msg string, retryAfter time.Duratio
 	writeJSON(w, http.StatusServiceUnavailable, ErrorBody{Error: msg, RetryAfter: &secs})
 }
 
+// outcomeUnknown reports whether a failed Rate may still have recorded the
+// rating: the backend said so, or it was still working when the handler's
+// own timeout (or the client) ended it — a backend that knows it did nothing
+// says so with an *UnavailableError.
+func outcomeUnknown(err error) bool {
+	var unavailable *UnavailableError
+	if errors.As(err, &unavailable) {
+		return unavailable.OutcomeUnknown
+	}
+	return errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled)
+}
+
+// writeOutcomeUnknown answers 504 {"error", "retry_after", "outcome":
+// "unknown"}: the rating may or may not be applied; a retry with the same
+// request_id applies it at most once (docs/api.md).
+func (s *server) writeOutcomeUnknown(w http.ResponseWriter, err error, what string) {
+	retry := s.opts.RetryAfter
+	var unavailable *UnavailableError
+	if errors.As(err, &unavailable) && unavailable.RetryAfter > 0 {
+		retry = unavailable.RetryAfter
+	}
+	secs := retry.Seconds()
+	w.Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(secs))))
+	writeJSON(w, http.StatusGatewayTimeout, ErrorBody{
+		Error:      what + ": outcome unknown (it may or may not be applied; retry with the same request_id): " + err.Error(),
+		RetryAfter: &secs, Outcome: OutcomeUnknown,
+	})
+}
+
 // writeBackendError maps a Backend error to the API's status codes. what
 // names the operation for the log and the client ("rating movie 7").
 func (s *server) writeBackendError(w http.ResponseWriter, r *http.Request, err error, what string) {

@@ -277,22 +277,46 @@ func TestUnavailableBackendIs503WithRetryAfter(t *testing.T) {
 	}
 }
 
-func TestABackendThatHangsIsCutOffAtTheTimeoutWith503(t *testing.T) {
+// A backend still working when the handler's timeout fires may yet record
+// the rating: the answer is 504 "outcome unknown", not a failure. A read cut
+// off the same way is simply unavailable (503).
+func TestABackendThatHangsIsCutOffAtTheTimeout(t *testing.T) {
 	b := newMemoryBackend(3)
 	b.block = true
 	h := webserver.New(b, webserver.Options{BackendTimeout: 50 * time.Millisecond}, nil)
 	start := time.Now()
 	a := do(t, h, "POST", "/api/ratings", `{"movie_id": 1, "rating": 5}`)
-	if a.status != http.StatusServiceUnavailable {
-		t.Fatalf("status = %d, want 503: %s", a.status, a.body)
+	if a.status != http.StatusGatewayTimeout {
+		t.Fatalf("status = %d, want 504: %s", a.status, a.body)
 	}
 	if took := time.Since(start); took > 5*time.Second {
 		t.Errorf("took %v; the 50ms timeout did not bound the request", took)
 	}
 	var e webserver.ErrorBody
 	a.json(t, &e)
-	if e.RetryAfter == nil {
-		t.Errorf("503 without retry_after: %s", a.body)
+	if e.RetryAfter == nil || e.Outcome != webserver.OutcomeUnknown || !strings.Contains(e.Error, "outcome unknown") {
+		t.Errorf("504 without retry_after or outcome unknown: %s", a.body)
+	}
+	if got := do(t, h, "GET", "/api/movies/1", ""); got.status != http.StatusServiceUnavailable {
+		t.Errorf("a hanging read: %d, want 503: %s", got.status, got.body)
+	}
+}
+
+// The backend decides: a dependency that certainly did not record the
+// rating gives 503, one that may have gives 504.
+func TestUnavailableRatingsSayWhetherTheyMayBeApplied(t *testing.T) {
+	for _, c := range []struct {
+		unknown bool
+		status  int
+	}{{false, http.StatusServiceUnavailable}, {true, http.StatusGatewayTimeout}} {
+		b := newMemoryBackend(3)
+		b.fail = &webserver.UnavailableError{Dependency: "ratings-rpc", RetryAfter: time.Second, Err: errors.New("no answer"), OutcomeUnknown: c.unknown}
+		a := do(t, webserver.New(b, webserver.Options{}, nil), "POST", "/api/ratings", `{"movie_id": 1, "rating": 5}`)
+		var e webserver.ErrorBody
+		a.json(t, &e)
+		if a.status != c.status || (e.Outcome == webserver.OutcomeUnknown) != c.unknown {
+			t.Errorf("OutcomeUnknown %v: %d %s, want %d", c.unknown, a.status, a.body, c.status)
+		}
 	}
 }
 

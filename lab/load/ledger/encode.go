@@ -12,23 +12,39 @@ import (
 func appendEntry(b []byte, e *Entry) []byte {
 	b = append(b, `{"type":`...)
 	b = appendString(b, e.Type)
-	b = append(b, `,"request_id":`...)
-	b = appendString(b, e.RequestID)
+	if e.RequestID != "" {
+		b = append(b, `,"request_id":`...)
+		b = appendString(b, e.RequestID)
+	}
 	b = append(b, `,"variant":`...)
 	b = appendString(b, e.Variant)
 	b = append(b, `,"seq":`...)
 	b = strconv.AppendUint(b, e.Seq, 10)
-	b = append(b, `,"movie_id":`...)
-	b = strconv.AppendInt(b, e.MovieID, 10)
-	b = append(b, `,"user_id":`...)
-	b = strconv.AppendInt(b, e.UserID, 10)
-	b = append(b, `,"rating":`...)
-	b = appendFloat(b, e.Rating)
-	b = append(b, `,"rating_tenths":`...)
-	b = strconv.AppendInt(b, e.RatingTenths, 10)
+	if e.Kind != "" {
+		b = append(b, `,"kind":`...)
+		b = appendString(b, e.Kind)
+	}
+	if e.MovieID != 0 {
+		b = append(b, `,"movie_id":`...)
+		b = strconv.AppendInt(b, e.MovieID, 10)
+	}
+	if e.UserID != 0 {
+		b = append(b, `,"user_id":`...)
+		b = strconv.AppendInt(b, e.UserID, 10)
+	}
+	if e.Rating != 0 {
+		b = append(b, `,"rating":`...)
+		b = appendFloat(b, e.Rating)
+	}
+	if e.RatingTenths != 0 {
+		b = append(b, `,"rating_tenths":`...)
+		b = strconv.AppendInt(b, e.RatingTenths, 10)
+	}
 	if e.UnknownMovie {
 		b = append(b, `,"unknown_movie":true`...)
 	}
+	b = append(b, `,"expected":`...)
+	b = appendString(b, string(e.Expected))
 	b = append(b, `,"sent_at":"`...)
 	b = e.SentAt.AppendFormat(b, time.RFC3339Nano)
 	b = append(b, `","outcome":`...)

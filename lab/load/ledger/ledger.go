@@ -1,12 +1,15 @@
-// Package ledger is the record `lab load` keeps of every rating it sent and
-// how it ended. The audit reads it to check each variant's state after a run
-// (lost acknowledged writes, duplicates, phantoms); replay tools read it to
-// know what was sent. The file format is documented in loadtests/README.md.
+// Package ledger is the record `lab load` keeps of every request it sent and
+// how it ended. The audit reads its ratings to check each variant's state
+// after a run (lost acknowledged writes, duplicates, phantoms, ambiguous
+// writes applied or not); reports check their latency figures against it;
+// replay tools read it to know what was sent. The file format is documented
+// in loadtests/README.md; what each outcome means is in docs/api.md.
 //
 // A ledger is JSON lines in <state dir>/ledgers/<run-id>.jsonl:
 //
 //	{"type":"header", ...}   once, first: what was run
-//	{"type":"post", ...}     once per rating request sent, when its outcome is known
+//	{"type":"post", ...}     once per rating sent (POST /api/ratings), when its outcome is known
+//	{"type":"get", ...}      once per read sent (GET /api/movies[/{id}]), when its outcome is known
 //	{"type":"end", ...}      once, last: counts; absent if the process died
 package ledger
 
@@ -22,28 +25,42 @@ import (
 	"time"
 )
 
-// Version of the format; readers reject ledgers from a newer one.
-const Version = 1
+// Version of the format. Readers reject every other version by name:
+// version 1 recorded a rating whose outcome the server could not know (a
+// timeout answered 503) as "failed", had no expected outcome and no reads,
+// so its figures do not mean what version 2's do.
+const Version = 2
 
 // Line types.
 const (
 	TypeHeader = "header"
 	TypePost   = "post"
+	TypeGet    = "get"
 	TypeEnd    = "end"
+)
+
+// Kinds of request (the load generator's, and the `kind` metric label).
+const (
+	KindRating = "rating" // POST /api/ratings: a "post" line
+	KindMovie  = "movie"  // GET /api/movies/{id}: a "get" line
+	KindList   = "list"   // GET /api/movies?offset=&limit=: a "get" line
 )
 
 // Outcome is how a request ended as the client saw it.
 type Outcome string
 
+// The outcomes (docs/api.md, "Outcomes", is the one definition).
 const (
 	// Acknowledged: 2xx. The variant promised to keep the rating.
 	Acknowledged Outcome = "acknowledged"
-	// Rejected: 4xx (or another non-2xx, non-5xx status). Must not be applied.
+	// Rejected: 4xx (or another non-2xx, non-5xx status): a definite no,
+	// the request was invalid. Must not be applied.
 	Rejected Outcome = "rejected"
-	// Failed: 5xx, or never sent (connection refused). Not acknowledged; a 5xx
-	// rating may or may not have been applied.
+	// Failed: a definite failure — 5xx other than 504, or never sent
+	// (the request was not completely written). Must not be applied.
 	Failed Outcome = "failed"
-	// Ambiguous: handed to a connection but no answer (timeout, reset,
+	// Ambiguous: the outcome is unknown — 504 (the server could not tell
+	// whether it was applied), or written but no answer (timeout, reset,
 	// interrupted run). May or may not have been applied.
 	Ambiguous Outcome = "ambiguous"
 )
@@ -81,29 +98,58 @@ type Header struct {
 	ExpectedPerVariant uint64 `json:"expected_per_variant"`
 }
 
-// Entry is one rating request (POST /api/ratings) and its outcome.
+// Entry is one request and its outcome: a rating (Type "post", Kind
+// "rating") or a read (Type "get", Kind "movie" or "list").
 type Entry struct {
-	Type      string `json:"type"`
-	RequestID string `json:"request_id"`
+	Type string `json:"type"`
+	// RequestID is the rating's idempotency key (ratings only).
+	RequestID string `json:"request_id,omitempty"`
 	Variant   string `json:"variant"`
 	// Seq is the request's number in the run's sequence (all kinds count);
-	// the same Seq carries the same rating to every variant.
-	Seq          uint64  `json:"seq"`
-	MovieID      int64   `json:"movie_id"`
-	UserID       int64   `json:"user_id"`
-	Rating       float64 `json:"rating"`
-	RatingTenths int64   `json:"rating_tenths"`
-	// UnknownMovie marks a movie outside the catalog: expected Rejected.
-	UnknownMovie bool      `json:"unknown_movie,omitempty"`
-	SentAt       time.Time `json:"sent_at"`
-	Outcome      Outcome   `json:"outcome"`
+	// the same Seq carries the same request to every variant.
+	Seq uint64 `json:"seq"`
+	// Kind is "movie" or "list" on a get line; absent (rating) on a post.
+	Kind string `json:"kind,omitempty"`
+	// MovieID: the rated or read movie (absent for a list).
+	MovieID      int64   `json:"movie_id,omitempty"`
+	UserID       int64   `json:"user_id,omitempty"`
+	Rating       float64 `json:"rating,omitempty"`
+	RatingTenths int64   `json:"rating_tenths,omitempty"`
+	// UnknownMovie marks a movie outside the catalog, which the generator
+	// used on purpose: its Expected outcome is Rejected.
+	UnknownMovie bool `json:"unknown_movie,omitempty"`
+	// Expected is the answer a correct variant gives: Acknowledged, or
+	// Rejected for a request the generator made invalid on purpose. An
+	// outcome other than Expected is a failure of the variant.
+	Expected Outcome   `json:"expected"`
+	SentAt   time.Time `json:"sent_at"`
+	Outcome  Outcome   `json:"outcome"`
 	// Status is the HTTP status, 0 when no answer came.
 	Status int `json:"status,omitempty"`
-	// Cause refines the outcome: 4xx, 5xx, other_status, not_sent, timeout,
-	// conn_error, aborted.
+	// Cause refines the outcome: 4xx, 5xx, outcome_unknown (504),
+	// other_status, not_sent, timeout, conn_error, aborted.
 	Cause     string        `json:"cause,omitempty"`
 	LatencyNs time.Duration `json:"latency_ns"`
 	Error     string        `json:"error,omitempty"`
+}
+
+// KindOf is the entry's request kind ("rating" for a post line).
+func (e Entry) KindOf() string {
+	if e.Kind == "" {
+		return KindRating
+	}
+	return e.Kind
+}
+
+// AsExpected reports whether the variant gave the answer a correct variant
+// gives (see Expected).
+func (e Entry) AsExpected() bool { return e.Outcome == e.Expected }
+
+// UnexpectedRejection reports a 4xx to a request that was valid: the
+// variant refused something it should have taken (a movie its table does
+// not know yet, ...).
+func (e Entry) UnexpectedRejection() bool {
+	return e.Outcome == Rejected && e.Expected == Acknowledged
 }
 
 // End is the last line, written when the run finished or was interrupted and
@@ -112,14 +158,19 @@ type End struct {
 	Type        string    `json:"type"`
 	EndedAt     time.Time `json:"ended_at"`
 	Interrupted bool      `json:"interrupted"`
-	// Posts counts the post entries per variant and outcome.
+	// Posts counts the post entries per variant and outcome; Gets the get
+	// entries.
 	Posts map[string]map[Outcome]uint64 `json:"posts"`
+	Gets  map[string]map[Outcome]uint64 `json:"gets,omitempty"`
 }
 
 // Ledger is a ledger file read whole.
 type Ledger struct {
-	Header  Header
+	Header Header
+	// Entries are the ratings (post lines), in file order.
 	Entries []Entry
+	// Reads are the reads (get lines), in file order.
+	Reads []Entry
 	// End is nil when the file has no end line: the writer died mid-run and
 	// requests may have been sent that have no entry.
 	End *End
@@ -140,7 +191,11 @@ func Read(path string) (*Ledger, error) {
 	defer f.Close()
 	l := &Ledger{}
 	h, end, trunc, err := Scan(f, func(e Entry) error {
-		l.Entries = append(l.Entries, e)
+		if e.Type == TypeGet {
+			l.Reads = append(l.Reads, e)
+		} else {
+			l.Entries = append(l.Entries, e)
+		}
 		return nil
 	})
 	if err != nil {
@@ -150,7 +205,8 @@ func Read(path string) (*Ledger, error) {
 	return l, nil
 }
 
-// Scan streams a ledger: fn is called for each entry in file order. It
+// Scan streams a ledger: fn is called for each entry (post and get lines)
+// in file order. It
 // returns the header, the end line (nil if absent) and the number of an
 // ignored incomplete last line (0 if none). A malformed complete line is an
 // error naming its line number.
@@ -185,8 +241,8 @@ func Scan(r io.Reader, fn func(Entry) error) (Header, *End, int, error) {
 			if err := decodeStrict(line, &h); err != nil || h.Type != TypeHeader {
 				return h, end, 0, fmt.Errorf("line 1: not a ledger header: %v", firstErr(err, "type is "+h.Type))
 			}
-			if h.Version > Version || h.Version < 1 {
-				return h, end, 0, fmt.Errorf("line 1: ledger version %d, this reader knows 1..%d", h.Version, Version)
+			if h.Version != Version {
+				return h, end, 0, fmt.Errorf("line 1: ledger version %d is not supported: this lab reads version %d only%s", h.Version, Version, versionHint(h.Version))
 			}
 			continue
 		}
@@ -200,13 +256,13 @@ func Scan(r io.Reader, fn func(Entry) error) (Header, *End, int, error) {
 			return h, end, 0, fmt.Errorf("line %d: %v", lineNo, err)
 		}
 		switch probe.Type {
-		case TypePost:
+		case TypePost, TypeGet:
 			var e Entry
 			if err := decodeStrict(line, &e); err != nil {
 				return h, end, 0, fmt.Errorf("line %d: %v", lineNo, err)
 			}
-			if !e.Outcome.Valid() {
-				return h, end, 0, fmt.Errorf("line %d: unknown outcome %q", lineNo, e.Outcome)
+			if err := e.check(); err != nil {
+				return h, end, 0, fmt.Errorf("line %d: %v", lineNo, err)
 			}
 			if err := fn(e); err != nil {
 				return h, end, 0, err
@@ -227,6 +283,34 @@ func Scan(r io.Reader, fn func(Entry) error) (Header, *End, int, error) {
 		return h, end, 0, errors.New("empty ledger: no header line")
 	}
 	return h, end, 0, nil
+}
+
+// versionHint says why another version cannot be read.
+func versionHint(v int) string {
+	switch {
+	case v == 1:
+		return " (version 1 recorded a rating whose outcome the server could not know as \"failed\" and had no expected outcome, so its audit would call such ratings phantoms; audit it with the lab release that wrote it)"
+	case v > Version:
+		return " (written by a newer lab)"
+	}
+	return ""
+}
+
+// check validates the fields a reader relies on.
+func (e Entry) check() error {
+	if !e.Outcome.Valid() {
+		return fmt.Errorf("unknown outcome %q", e.Outcome)
+	}
+	if e.Expected != Acknowledged && e.Expected != Rejected {
+		return fmt.Errorf("expected: want %q or %q, got %q", Acknowledged, Rejected, e.Expected)
+	}
+	switch {
+	case e.Type == TypePost && e.Kind != "":
+		return fmt.Errorf("kind: a post line is a rating and has no kind, got %q", e.Kind)
+	case e.Type == TypeGet && e.Kind != KindMovie && e.Kind != KindList:
+		return fmt.Errorf("kind: a get line is %q or %q, got %q", KindMovie, KindList, e.Kind)
+	}
+	return nil
 }
 
 func firstErr(err error, otherwise string) string {
@@ -251,6 +335,7 @@ type Writer struct {
 	w     *bufio.Writer
 	err   error
 	posts map[string]map[Outcome]uint64
+	gets  map[string]map[Outcome]uint64
 	buf   []byte
 }
 
@@ -261,7 +346,7 @@ func Create(path string, h Header) (*Writer, error) {
 		return nil, fmt.Errorf("ledger: %w", err)
 	}
 	h.Type, h.Version = TypeHeader, Version
-	w := &Writer{path: path, f: f, w: bufio.NewWriterSize(f, 256<<10), posts: map[string]map[Outcome]uint64{}}
+	w := &Writer{path: path, f: f, w: bufio.NewWriterSize(f, 256<<10), posts: map[string]map[Outcome]uint64{}, gets: map[string]map[Outcome]uint64{}}
 	for _, v := range h.Variants {
 		w.posts[v] = map[Outcome]uint64{}
 	}
@@ -291,10 +376,22 @@ func (w *Writer) writeLine(v any) {
 	}
 }
 
-// Record appends one entry. The first write error sticks and is returned by
-// every later call: a ledger with a hole must not look complete.
+// Record appends one entry: a post line for a rating (Kind "" or
+// "rating"), a get line for a read. Expected defaults to Acknowledged. The
+// first write error sticks and is returned by every later call: a ledger
+// with a hole must not look complete.
 func (w *Writer) Record(e Entry) error {
+	counts := w.posts
 	e.Type = TypePost
+	if e.Kind == KindRating {
+		e.Kind = ""
+	}
+	if e.Kind != "" {
+		e.Type, counts = TypeGet, w.gets
+	}
+	if e.Expected == "" {
+		e.Expected = Acknowledged
+	}
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if w.err == nil {
@@ -304,10 +401,10 @@ func (w *Writer) Record(e Entry) error {
 		}
 	}
 	if w.err == nil {
-		if w.posts[e.Variant] == nil {
-			w.posts[e.Variant] = map[Outcome]uint64{}
+		if counts[e.Variant] == nil {
+			counts[e.Variant] = map[Outcome]uint64{}
 		}
-		w.posts[e.Variant][e.Outcome]++
+		counts[e.Variant][e.Outcome]++
 	}
 	return w.err
 }
@@ -336,7 +433,11 @@ func (w *Writer) Err() error {
 func (w *Writer) Close(endedAt time.Time, interrupted bool) error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	w.writeLine(End{Type: TypeEnd, EndedAt: endedAt, Interrupted: interrupted, Posts: w.posts})
+	end := End{Type: TypeEnd, EndedAt: endedAt, Interrupted: interrupted, Posts: w.posts}
+	if len(w.gets) > 0 {
+		end.Gets = w.gets
+	}
+	w.writeLine(end)
 	if w.err == nil {
 		if err := w.w.Flush(); err != nil {
 			w.err = fmt.Errorf("ledger %s: %w", w.path, err)

@@ -64,11 +64,12 @@ func (b *Backend) Ready(context.Context) error {
 }
 
 // translate turns the breaker's unavailability into the web layer's, which
-// the API answers with 503 and retry_after.
+// the API answers with 503 and retry_after — or, for a rating that reached
+// ratings-rpc without an answer, 504 "outcome unknown".
 func translate(err error) error {
 	var ue *breaker.UnavailableError
 	if errors.As(err, &ue) {
-		return &webserver.UnavailableError{Dependency: ue.Dependency, RetryAfter: ue.RetryAfter, Err: ue.Err}
+		return &webserver.UnavailableError{Dependency: ue.Dependency, RetryAfter: ue.RetryAfter, Err: ue.Err, OutcomeUnknown: ue.OutcomeUnknown}
 	}
 	if status := breaker.Status(err); status >= 400 && status < 500 {
 		// ratings-rpc refused what this webserver sent (a contract the two

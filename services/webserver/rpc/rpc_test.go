@@ -22,10 +22,12 @@ import (
 )
 
 type chain struct {
-	web    string
-	admin  string // webserver-rpc's admin listener
-	movies *servetest.Edge
-	reg    *prometheus.Registry
+	web     string
+	admin   string // webserver-rpc's admin listener
+	movies  *servetest.Edge
+	ratings *servetest.Edge
+	store   *ratingsrpc.Store
+	reg     *prometheus.Registry
 }
 
 // startChain runs the whole RPC variant on real ports: movies-rpc over a
@@ -49,16 +51,16 @@ func startChain(t *testing.T, breakersOn bool) *chain {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ratings := servetest.Start(t, ratingsSrv)
+	ratings := servetest.NewEdge(t, servetest.Start(t, ratingsSrv))
 
 	rs := quick(rpc.DefaultRatingsSettings(), breakersOn, 500*time.Millisecond)
 	reg := prometheus.NewRegistry()
-	webSrv, err := rpc.NewServer(rpc.RatingsUpstream(ratings, rs), reg, nil)
+	webSrv, err := rpc.NewServer(rpc.RatingsUpstream(ratings.URL, rs), reg, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	web, admin := servetest.StartBoth(t, webSrv)
-	return &chain{web: web, admin: admin, movies: movies, reg: reg}
+	return &chain{web: web, admin: admin, movies: movies, ratings: ratings, store: store, reg: reg}
 }
 
 // quick makes s open and probe fast enough for a test: 3 failures open the
@@ -189,8 +191,30 @@ func TestWithBreakersOffEveryRatingWaitsTheFullTimeout(t *testing.T) {
 	m := servetest.Metrics(t, c.reg)
 	if !strings.Contains(m, `lab_dependency_calls_total{dependency="ratings-rpc",result="rejected"} 0`) ||
 		!strings.Contains(m, `lab_dependency_calls_total{dependency="ratings-rpc",result="failure"} 6`) ||
-		!strings.Contains(m, `lab_breaker_state{dependency="ratings-rpc"} 0`) {
+		!strings.Contains(m, `lab_breaker_state{dependency="ratings-rpc"} -1`) {
 		t.Errorf("metrics with breakers off:\n%s", grep(m, "lab_dependency_calls_total", "lab_breaker_state"))
+	}
+}
+
+// A rating that reached ratings-rpc and got no answer within the timeout
+// may be applied: webserver-rpc answers 504 "outcome unknown", never a 503
+// that would call it failed (docs/api.md). One refused before it left (the
+// open breaker) stays a definite 503.
+func TestARatingWithoutAnAnswerHasAnUnknownOutcome(t *testing.T) {
+	c := startChain(t, true)
+	c.ratings.Blackhole(true)
+	var e webserver.ErrorBody
+	a := servetest.Call(t, "POST", c.web+"/api/ratings", `{"movie_id": 1, "rating": 5, "request_id": "lost-answer"}`)
+	if a.Decode(t, &e); a.Status != http.StatusGatewayTimeout || e.Outcome != webserver.OutcomeUnknown || e.RetryAfter == nil {
+		t.Fatalf("rating with ratings-rpc silent: %d %s, want 504 with outcome unknown", a.Status, a.Body)
+	}
+	for i := range 5 { // open the breaker
+		servetest.CallJSON(t, "POST", c.web+"/api/ratings", fmt.Sprintf(`{"movie_id": 1, "rating": 5, "request_id": "more-%d"}`, i), nil)
+	}
+	a = servetest.Call(t, "POST", c.web+"/api/ratings", `{"movie_id": 1, "rating": 5, "request_id": "refused"}`)
+	e = webserver.ErrorBody{}
+	if a.Decode(t, &e); a.Status != http.StatusServiceUnavailable || e.Outcome != "" {
+		t.Errorf("rating refused by the open breaker: %d %s, want a definite 503", a.Status, a.Body)
 	}
 }
 

@@ -5,10 +5,16 @@
 //   - POST /api/ratings: the movie id is checked against the webserver's own
 //     movies table, then one rating event is produced to `ratings` (key:
 //     movie id; value: model.RatingEvent, docs/events.md) with acks=all.
-//     202 is answered only once the broker acknowledged it; when it cannot
-//     within --produce-timeout the answer is 503, and the event may still
-//     have been written — a retry with the same request_id is counted once,
-//     because ratings-stream drops a request id it has already counted.
+//     202 is answered only once the broker acknowledged it. When it was not
+//     acknowledged within --produce-timeout the answer says what is known
+//     (docs/api.md, "Outcomes"): 503 when the event is certainly not in the
+//     log (the broker refused it, or it was never sent), 504 "outcome
+//     unknown" when it was sent and no answer came — it may still be in the
+//     log. The event is sent in at most one produce request, never retried
+//     in the background (kafkaio.OnceProducer), so a 504's event can land
+//     only while that one request is in transit. A retry with the same
+//     request_id is counted once: ratings-stream drops a request id it has
+//     already counted.
 //   - GET /api/movies[/{id}]: read from an embedded SQLite view, never from
 //     ratings-stream. The view is hydrated from the compacted `movies` and
 //     `rated-movies` topics. It uses no consumer group: every webserver
@@ -51,7 +57,7 @@ type Config struct {
 	Cluster *kafkaio.Cluster // required
 	DataDir string           // required: the view lives here
 	// ProduceTimeout bounds waiting for the broker's acknowledgement of one
-	// rating (default 2s); past it the answer is 503.
+	// rating (default 2s); past it the answer is 503 or 504.
 	ProduceTimeout time.Duration
 	// RetryHorizon is how long after a first attempt whose outcome is
 	// unknown a retry with the same request id is produced again (default
@@ -77,7 +83,7 @@ type Backend struct {
 
 	movies *moviestable.Table // for POST validation
 
-	ratings   atomic.Pointer[kafkaio.Producer]
+	ratings   atomic.Pointer[ratingsLog]
 	moviesT   atomic.Pointer[kafkaio.Tailer]
 	ratedT    atomic.Pointer[kafkaio.Tailer]
 	caughtUp  atomic.Bool // both tables reached the topics' ends once
@@ -86,6 +92,18 @@ type Backend struct {
 	phase     atomic.Pointer[string]
 	lastError atomic.Pointer[timedError]
 }
+
+// RatingsLog puts one rating event in the log: nil once the broker
+// acknowledged it; an error matching kafkaio.ErrOutcomeUnknown when it may
+// be in the log anyway; any other error when it certainly is not.
+// kafkaio.OnceProducer is the lab's; another client (an idempotent
+// producer) plugs in here.
+type RatingsLog interface {
+	Produce(ctx context.Context, key, value []byte) error
+}
+
+// ratingsLog boxes a RatingsLog for an atomic pointer.
+type ratingsLog struct{ RatingsLog }
 
 type timedError struct {
 	err error
@@ -152,9 +170,9 @@ func (b *Backend) Run(ctx context.Context) error {
 		b.startErr.Store(&err)
 		return err
 	}
-	w := b.k.Writer(model.TopicRatings, kafkaio.WriterOptions{MaxAttempts: 3})
+	w := b.k.OnceProducer(model.TopicRatings, parts[model.TopicRatings], kafkaio.OnceOptions{})
 	defer w.Close()
-	b.ratings.Store(w)
+	b.ratings.Store(&ratingsLog{w})
 
 	moviesPos, err := b.view.positions(ctx, model.TopicMovies)
 	if err != nil {
@@ -322,10 +340,14 @@ func (b *Backend) Rate(ctx context.Context, r model.Rating) error {
 	}
 	pctx, cancel := context.WithTimeout(ctx, b.cfg.ProduceTimeout)
 	defer cancel()
-	if err := w.Write(pctx, kafka.Message{Key: ev.Key(), Value: value}); err != nil {
+	if err := w.Produce(pctx, ev.Key(), value); err != nil {
 		b.lastError.Store(&timedError{err: err, at: time.Now()})
+		if kafkaio.IsOutcomeUnknown(err) {
+			return &webserver.UnavailableError{Dependency: "broker", RetryAfter: time.Second, OutcomeUnknown: true,
+				Err: fmt.Errorf("sent, not acknowledged within %s (it may be in the log): %w", b.cfg.ProduceTimeout, err)}
+		}
 		return &webserver.UnavailableError{Dependency: "broker", RetryAfter: time.Second,
-			Err: fmt.Errorf("not acknowledged within %s (it may still be written; retry with the same request_id): %w", b.cfg.ProduceTimeout, err)}
+			Err: fmt.Errorf("not in the log: %w", err)}
 	}
 	// An acknowledgement proves producing works again: health need not
 	// wait for the failure to age out.

@@ -29,7 +29,7 @@ type Runner struct {
 func (r *Runner) Flags(fs *flag.FlagSet) {
 	r.listen.Flags(fs, "127.0.0.1:7720", "the public API and page")
 	fs.StringVar(&r.data, "data", "", "data `dir`ectory of the embedded view (required)")
-	fs.DurationVar(&r.produceTimeout, "produce-timeout", 2*time.Second, "how long POST /api/ratings waits for the broker's acknowledgement before answering 503")
+	fs.DurationVar(&r.produceTimeout, "produce-timeout", 2*time.Second, "how long POST /api/ratings waits for the broker's acknowledgement before answering 503 (not in the log) or 504 (outcome unknown)")
 	fs.DurationVar(&r.retryHorizon, "retry-horizon", DefaultRetryHorizon, "how long after a first attempt with an unknown outcome (504) a retry with the same request_id is produced again; later it is 409. Keep it below ratings-stream's --request-id-retention")
 	fs.DurationVar(&r.topicWait, "topic-wait", 30*time.Second, "how long to wait at start for the topics before giving up")
 	r.kafka.RegisterFlags(fs)
@@ -69,8 +69,8 @@ func NewServer(b *Backend, reg *prometheus.Registry, log *slog.Logger) *serve.Se
 		Public: webserver.New(b, webserver.Options{
 			Variant:        "stream",
 			AcceptedStatus: http.StatusAccepted,
-			// Above the produce timeout, so the backend's own 503 (with its
-			// reason) answers first.
+			// Above the produce timeout, so the backend's own 503 or 504
+			// (with its reason) answers first.
 			BackendTimeout: b.cfg.ProduceTimeout + time.Second,
 		}, log),
 		Registry: reg,

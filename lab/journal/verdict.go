@@ -1,0 +1,78 @@
+package journal
+
+import "slices"
+
+// VerdictTable is a run's steady-state hypothesis as one table: a row per
+// probe of each phase, a cell per variant, and the verdict per variant.
+// `lab chaos run` prints it and the report renders it, both from here, so
+// the terminal and the report agree line for line.
+type VerdictTable struct {
+	Variants []string
+	Rows     []VerdictRow
+	// Verdict per variant, in Variants order: VerdictHeld or VerdictNotHeld.
+	Verdict []string
+}
+
+// VerdictRow is one probe in one phase.
+type VerdictRow struct {
+	Phase, Probe, Tolerance string
+	// Cells per variant: "✓ observed", "✗ observed", or NotApplicable.
+	Cells []string
+}
+
+// Words of the verdict table.
+const (
+	VerdictHeld    = "✓ held"
+	VerdictNotHeld = "✗ did not hold"
+	NotApplicable  = "n/a"
+)
+
+// VerdictTable builds the table. Rows come in phase order; within a phase
+// the variants' probe lists are merged so a probe one variant lacks keeps
+// its place.
+func (j Journal) VerdictTable() VerdictTable {
+	t := VerdictTable{Variants: j.Variants}
+	type key struct{ phase, probe, tol string }
+	cells := map[key]map[string]string{}
+	for _, phase := range []string{PhaseBefore, PhaseDuring, PhaseAfter} {
+		var order []key
+		for _, ph := range j.Phases {
+			if ph.Name != phase {
+				continue
+			}
+			at := 0
+			for _, pr := range ph.Probes {
+				k := key{ph.Name, pr.Name, pr.Tolerance}
+				if cells[k] == nil {
+					cells[k] = map[string]string{}
+					order = slices.Insert(order, at, k)
+				}
+				at = slices.Index(order, k) + 1
+				mark := "✓"
+				if !pr.OK {
+					mark = "✗"
+				}
+				cells[k][ph.Variant] = mark + " " + pr.Observed
+			}
+		}
+		for _, k := range order {
+			row := VerdictRow{Phase: k.phase, Probe: k.probe, Tolerance: k.tol}
+			for _, v := range j.Variants {
+				c := cells[k][v]
+				if c == "" {
+					c = NotApplicable
+				}
+				row.Cells = append(row.Cells, c)
+			}
+			t.Rows = append(t.Rows, row)
+		}
+	}
+	for _, v := range j.Variants {
+		if j.Verdict[v] {
+			t.Verdict = append(t.Verdict, VerdictHeld)
+		} else {
+			t.Verdict = append(t.Verdict, VerdictNotHeld)
+		}
+	}
+	return t
+}
