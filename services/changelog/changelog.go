@@ -9,8 +9,9 @@
 // state (formats: docs/events.md):
 //
 //	movie/<movie id>  the movie's count and sum, and the source offset they include
-//	seen/<offset>     the request ids counted at ratings offsets [offset, offset+BlockSize);
-//	                  a tombstone once the block left the dedupe window
+//	seen/<offset>     the request-id record's entries (services/requestids: id and
+//	                  payload hashes, time, offset) counted at ratings offsets
+//	                  [offset, offset+BlockSize); a tombstone once they all left the record
 //	position          the next ratings offset: every rating below it is in the state
 //
 // A Partition is the state of one partition; a Batch collects one batch's
@@ -31,16 +32,18 @@ import (
 	"maps"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/segmentio/kafka-go"
 
 	"github.com/ratingslab/lab/services/kafkaio"
+	"github.com/ratingslab/lab/services/requestids"
 )
 
 // BlockSize is how many ratings offsets one seen/ record covers. A batch
 // rewrites the (partial) block it ends in, so small blocks keep rewrites
-// small; the window is WindowSize/BlockSize records per partition.
+// small.
 const BlockSize = 100
 
 // Key prefixes and the position key.
@@ -62,66 +65,61 @@ type Aggregate struct {
 	LastEvent time.Time `json:"last_event_time,omitzero"`
 }
 
-// block is the value of a seen/ record.
-type block struct {
-	From       int64    `json:"from_offset"`
-	RequestIDs []string `json:"request_ids"`
-}
-
 // position is the value of the position record.
 type position struct {
 	Next int64 `json:"next_offset"`
 }
 
-// Partition is the state of one partition.
+// Partition is the state of one partition: counts, position, and the
+// request-id record (services/requestids) the counts were made with.
 type Partition struct {
 	ID int
 	// Next is the next ratings offset to count; -1 when nothing was counted.
 	Next   int64
 	Movies map[int64]Aggregate
 
-	blocks map[int64][]string // block start → request ids counted in it
-	ids    map[string]int32   // request id → how many blocks hold it
+	retention time.Duration
+	blocks    map[int64][]requestids.Entry // committed entries by block start offset
+	record    *requestids.Partition        // built from blocks; ahead of them during a batch
 }
 
-// NewPartition is the empty state of partition id.
-func NewPartition(id int) *Partition {
-	return &Partition{ID: id, Next: -1, Movies: map[int64]Aggregate{}, blocks: map[int64][]string{}, ids: map[string]int32{}}
+// NewPartition is the empty state of partition id, whose request ids are
+// kept for retention (requestids.DefaultRetention when 0).
+func NewPartition(id int, retention time.Duration) *Partition {
+	return &Partition{ID: id, Next: -1, Movies: map[int64]Aggregate{}, retention: retention, blocks: map[int64][]requestids.Entry{}}
 }
 
-// Seen reports whether a rating with this request id was counted in the
-// window the partition remembers.
-func (p *Partition) Seen(requestID string) bool { return p.ids[requestID] > 0 }
-
-// SeenCount is how many request ids the partition remembers.
-func (p *Partition) SeenCount() int { return len(p.ids) }
-
-func (p *Partition) setBlock(from int64, ids []string) {
-	for _, id := range p.blocks[from] {
-		p.forget(id)
+// ids is the partition's request-id record, built from the committed
+// blocks the first time it is needed (after a restore, after an abort).
+func (p *Partition) ids() *requestids.Partition {
+	if p.record == nil {
+		var all []requestids.Entry
+		for _, from := range slices.Sorted(maps.Keys(p.blocks)) {
+			all = append(all, p.blocks[from]...)
+		}
+		p.record = requestids.NewPartition(p.retention, all)
+		p.record.Changes() // what is stored is not news
 	}
-	if ids == nil {
-		delete(p.blocks, from)
-		return
-	}
-	p.blocks[from] = ids
-	for _, id := range ids {
-		p.ids[id]++
-	}
+	return p.record
 }
 
-func (p *Partition) forget(id string) {
-	if n := p.ids[id]; n <= 1 {
-		delete(p.ids, id)
-	} else {
-		p.ids[id] = n - 1
+// RequestIDs is how many request ids the record keeps.
+func (p *Partition) RequestIDs() int { return p.ids().Len() }
+
+// Entries are the committed request-id entries, in offset order.
+func (p *Partition) Entries() []requestids.Entry {
+	var all []requestids.Entry
+	for _, from := range slices.Sorted(maps.Keys(p.blocks)) {
+		all = append(all, p.blocks[from]...)
 	}
+	return all
 }
 
 // Load applies one changelog record of this partition (restore). A nil or
 // empty value is a tombstone.
 func (p *Partition) Load(key, value []byte) error {
 	k := string(key)
+	p.record = nil // rebuilt from the blocks when next needed
 	switch {
 	case k == keyPosition:
 		if len(value) == 0 {
@@ -133,7 +131,7 @@ func (p *Partition) Load(key, value []byte) error {
 			return fmt.Errorf("changelog record %q: %w", k, err)
 		}
 		p.Next = pos.Next
-	case len(k) > len(prefixMovie) && k[:len(prefixMovie)] == prefixMovie:
+	case strings.HasPrefix(k, prefixMovie) && len(k) > len(prefixMovie):
 		id, err := strconv.ParseInt(k[len(prefixMovie):], 10, 64)
 		if err != nil {
 			return fmt.Errorf("changelog record %q: bad movie id", k)
@@ -147,38 +145,42 @@ func (p *Partition) Load(key, value []byte) error {
 			return fmt.Errorf("changelog record %q: %w", k, err)
 		}
 		p.Movies[id] = a
-	case len(k) > len(prefixSeen) && k[:len(prefixSeen)] == prefixSeen:
+	case strings.HasPrefix(k, prefixSeen) && len(k) > len(prefixSeen):
 		from, err := strconv.ParseInt(k[len(prefixSeen):], 10, 64)
 		if err != nil {
 			return fmt.Errorf("changelog record %q: bad block offset", k)
 		}
 		if len(value) == 0 {
-			p.setBlock(from, nil)
+			delete(p.blocks, from)
 			return nil
 		}
-		var b block
-		if err := json.Unmarshal(value, &b); err != nil {
+		entries, err := requestids.DecodeEntries(nil, value)
+		if err != nil {
 			return fmt.Errorf("changelog record %q: %w", k, err)
 		}
-		p.setBlock(from, b.RequestIDs)
+		p.blocks[from] = entries
 	default:
 		return fmt.Errorf("changelog record %q: not a ratings-stream changelog key (movie/, seen/, position)", k)
 	}
 	return nil
 }
 
-// Batch is one batch's changes to a Partition, not applied yet.
+// Batch is one batch's changes to a Partition, not applied yet: the
+// counts, position and blocks it changes. Only the request-id record runs
+// ahead (it decides in offset order); Discard sets it back.
 type Batch struct {
 	p      *Partition
 	next   int64
 	movies map[int64]Aggregate
-	blocks map[int64][]string // changed blocks: their whole new content
-	added  map[string]bool
+	blocks map[int64][]requestids.Entry // changed blocks: their whole new content
+	added  []requestids.Entry
+	forget int64 // entries below it left the record (-1: nothing new)
+	closed bool  // Records ran: the record's changes are taken
 }
 
 // Begin starts a batch on p.
 func (p *Partition) Begin() *Batch {
-	return &Batch{p: p, next: p.Next, movies: map[int64]Aggregate{}, blocks: map[int64][]string{}, added: map[string]bool{}}
+	return &Batch{p: p, next: p.Next, movies: map[int64]Aggregate{}, blocks: map[int64][]requestids.Entry{}, forget: -1}
 }
 
 // ID is the partition the batch belongs to.
@@ -187,36 +189,51 @@ func (b *Batch) ID() int { return b.p.ID }
 // Next is the next offset to count after the batch.
 func (b *Batch) Next() int64 { return b.next }
 
-// Seen reports whether a request id was counted before or in this batch.
-func (b *Batch) Seen(requestID string) bool { return b.added[requestID] || b.p.Seen(requestID) }
-
 // Skip records that the rating at offset was handled without counting it
-// (a duplicate, a dead letter): the position moves past it.
+// (a dead letter, a repeat): the position moves past it.
 func (b *Batch) Skip(offset int64) { b.next = max(b.next, offset+1) }
 
-// Count adds the rating at offset to its movie and remembers its request id.
-func (b *Batch) Count(offset int64, requestID string, movieID, tenths int64, eventTime time.Time) {
-	a, ok := b.movies[movieID]
+// Rating is one valid rating, as the record and the counts need it.
+type Rating struct {
+	Offset    int64
+	Time      time.Time // the record's timestamp: the record's clock
+	RequestID string
+	MovieID   int64
+	Tenths    int64
+	UserID    int64
+	EventTime time.Time
+}
+
+// Count decides about a rating with the request-id record (in offset
+// order) and counts it when it is new. A Repeat or Conflict is not counted;
+// first says where its request id was counted.
+func (b *Batch) Count(r Rating) (verdict requestids.Verdict, first requestids.Entry) {
+	b.Skip(r.Offset)
+	verdict, first = b.p.ids().Count(requestids.Hash(r.RequestID), requestids.Fingerprint(r.MovieID, r.Tenths, r.UserID),
+		r.Offset, r.Time.UnixMilli())
+	if verdict != requestids.New {
+		return verdict, first
+	}
+	a, ok := b.movies[r.MovieID]
 	if !ok {
-		a, ok = b.p.Movies[movieID]
+		a, ok = b.p.Movies[r.MovieID]
 		if !ok {
-			a = Aggregate{MovieID: movieID}
+			a = Aggregate{MovieID: r.MovieID}
 		}
 	}
 	a.Count++
-	a.SumTenths += tenths
-	if eventTime.After(a.LastEvent) {
-		a.LastEvent = eventTime
+	a.SumTenths += r.Tenths
+	if r.EventTime.After(a.LastEvent) {
+		a.LastEvent = r.EventTime
 	}
-	b.movies[movieID] = a
-	from := offset - offset%BlockSize
+	b.movies[r.MovieID] = a
+	from := r.Offset - r.Offset%BlockSize
 	ids, ok := b.blocks[from]
 	if !ok {
 		ids = slices.Clone(b.p.blocks[from])
 	}
-	b.blocks[from] = append(ids, requestID)
-	b.added[requestID] = true
-	b.Skip(offset)
+	b.blocks[from] = append(ids, first)
+	return verdict, first
 }
 
 // Changed lists the aggregates the batch changed, by movie id, with their
@@ -231,13 +248,16 @@ func (b *Batch) Changed() []Aggregate {
 	return out
 }
 
-// expired lists the blocks (the partition's and the batch's) that fall out
-// of a dedupe window of window offsets once the batch is applied.
-func (b *Batch) expired(window int64) []int64 {
+// expired lists the blocks (the partition's and the batch's) whose every
+// offset lies below the record's floor once the batch is applied.
+func (b *Batch) expired() []int64 {
+	if b.forget < 0 {
+		return nil
+	}
 	var out []int64
-	for _, m := range []map[int64][]string{b.p.blocks, b.blocks} {
+	for _, m := range []map[int64][]requestids.Entry{b.p.blocks, b.blocks} {
 		for from := range m {
-			if from+BlockSize <= b.next-window && !slices.Contains(out, from) {
+			if from+BlockSize <= b.forget && !slices.Contains(out, from) {
 				out = append(out, from)
 			}
 		}
@@ -246,28 +266,29 @@ func (b *Batch) expired(window int64) []int64 {
 	return out
 }
 
-// Records are the changelog records of the batch for a dedupe window of
-// window offsets: changed movies, changed blocks, tombstones for blocks
-// that left the window, and the position. Write them to partition ID().
-func (b *Batch) Records(window int64) []kafka.Message {
-	if b.next == b.p.Next && len(b.movies) == 0 {
+// Records are the changelog records of the batch: changed movies, changed
+// request-id blocks, tombstones for blocks that left the record, and the
+// position. Write them to partition ID(). Call it once per batch.
+func (b *Batch) Records() []kafka.Message {
+	if !b.closed {
+		b.added, b.forget = b.p.ids().Changes()
+		b.closed = true
+	}
+	if b.next == b.p.Next && len(b.movies) == 0 && len(b.blocks) == 0 {
 		return nil
 	}
 	var out []kafka.Message
-	add := func(key string, v any) {
-		var value []byte
-		if v != nil {
-			value, _ = json.Marshal(v) // plain structs: cannot fail
-		}
+	add := func(key string, value []byte) {
 		out = append(out, kafka.Message{Partition: b.p.ID, Key: []byte(key), Value: value})
 	}
 	for _, a := range b.Changed() {
-		add(prefixMovie+strconv.FormatInt(a.MovieID, 10), a)
+		v, _ := json.Marshal(a) // a plain struct: cannot fail
+		add(prefixMovie+strconv.FormatInt(a.MovieID, 10), v)
 	}
-	expired := b.expired(window)
+	expired := b.expired()
 	for _, from := range slices.Sorted(maps.Keys(b.blocks)) {
 		if !slices.Contains(expired, from) {
-			add(prefixSeen+strconv.FormatInt(from, 10), block{From: from, RequestIDs: b.blocks[from]})
+			add(prefixSeen+strconv.FormatInt(from, 10), requestids.AppendEntries(nil, b.blocks[from]))
 		}
 	}
 	for _, from := range expired {
@@ -275,33 +296,47 @@ func (b *Batch) Records(window int64) []kafka.Message {
 			add(prefixSeen+strconv.FormatInt(from, 10), nil)
 		}
 	}
-	add(keyPosition, position{Next: b.next})
+	v, _ := json.Marshal(position{Next: b.next})
+	add(keyPosition, v)
 	return out
+}
+
+// RequestIDChanges is what the batch changed in the request-id record:
+// entries added, and the offset below which entries were forgotten (-1:
+// none). Valid after Records.
+func (b *Batch) RequestIDChanges() (added []requestids.Entry, forgetBelow int64) {
+	return b.added, b.forget
 }
 
 // Apply makes the batch part of the partition: call it once its records
 // (and the consumed offsets) are committed.
-func (b *Batch) Apply(window int64) {
-	expired := b.expired(window)
+func (b *Batch) Apply() {
+	if !b.closed {
+		b.Records()
+	}
+	expired := b.expired()
 	for _, a := range b.Changed() {
 		b.p.Movies[a.MovieID] = a
 	}
-	for from, ids := range b.blocks {
-		b.p.setBlock(from, ids)
-	}
+	maps.Copy(b.p.blocks, b.blocks)
 	for _, from := range expired {
-		b.p.setBlock(from, nil)
+		delete(b.p.blocks, from)
 	}
 	b.p.Next = b.next
 }
 
+// Discard drops a batch whose transaction did not commit: the request-id
+// record, which ran ahead, is rebuilt from the committed blocks.
+func (b *Batch) Discard() { b.p.record = nil }
+
 // Restore reads the given partitions of the changelog topic, committed
 // records only, from their start to their end as of the call, and returns
-// their state (an empty one for a partition never written).
-func Restore(ctx context.Context, k *kafkaio.Cluster, topic string, partitions []int) (map[int]*Partition, error) {
+// their state (an empty one for a partition never written), with request
+// ids kept for retention.
+func Restore(ctx context.Context, k *kafkaio.Cluster, topic string, partitions []int, retention time.Duration) (map[int]*Partition, error) {
 	out := make(map[int]*Partition, len(partitions))
 	for _, p := range partitions {
-		out[p] = NewPartition(p)
+		out[p] = NewPartition(p, retention)
 	}
 	err := k.ReadCommitted(ctx, topic, partitions, func(m kafka.Message) error {
 		p := out[m.Partition]
@@ -328,5 +363,5 @@ func (p *Partition) Equal(o *Partition) bool {
 	}) {
 		return false
 	}
-	return maps.EqualFunc(p.blocks, o.blocks, func(a, b []string) bool { return slices.Equal(a, b) })
+	return slices.Equal(p.Entries(), o.Entries())
 }
