@@ -65,6 +65,7 @@ and exits 0. Logs: <dir>/logs/<part>.log.
 	cmd.Flags().StringVar(&f.kafka.bootstrap, "kafka-bootstrap", "", "use your own Kafka cluster at `host:port[,host:port...]` (no broker parts)")
 	cmd.Flags().StringVar(&f.kafka.home, "kafka-home", "", "Apache Kafka distribution `dir` for --kafka cluster (default $KAFKA_HOME, else .cache/kafka from 'make kafka')")
 	cmd.Flags().StringVar(&f.kafka.heap, "kafka-heap", "", "JVM heap `size` of each cluster node (default 256m)")
+	cmd.Flags().IntVar(&f.kafka.nodes, "kafka-nodes", 0, "`nodes` of the embedded broker (1..3; default 1): several kfake nodes in one process, for node-loss and leader-move faults")
 	cmd.Flags().BoolVar(&f.noExtras, "no-prometheus", false, "do not start Prometheus/Grafana even when installed")
 	f.contract.register(cmd)
 	return cmd

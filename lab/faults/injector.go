@@ -461,10 +461,15 @@ func (inj *Injector) effectFor(rec *record, d time.Duration) effect {
 			return &compatibilityEffect{inj: inj, params: rec.Params}
 		}
 		return &serviceEffect{inj: inj, instance: rec.Target, kind: rec.kind.Name, params: rec.Params}
+	case TargetGroup:
+		return &coordinatorEffect{brokers: inj.cfg.bootstrap(), group: rec.Target,
+			brokerKill: brokerKill{kill: processEffect{procs: inj.cfg.Processes, kind: "kill"}}}
+	case TargetKafka:
+		return &kafkaEffect{inj: inj, broker: rec.Target, id: rec.ID, kind: rec.kind.Name, params: rec.Params}
 	case TargetTopic:
 		if rec.kind.Name == "kill_leader" {
 			return &leaderEffect{brokers: inj.cfg.bootstrap(), topic: rec.Target, partition: leaderPartition(rec.Params),
-				kill: processEffect{procs: inj.cfg.Processes, kind: "kill"}}
+				brokerKill: brokerKill{kill: processEffect{procs: inj.cfg.Processes, kind: "kill"}}}
 		}
 		return &poisonEffect{brokers: inj.cfg.bootstrap(), registry: inj.cfg.Registry, topic: rec.Target, id: rec.ID, params: rec.Params}
 	}

@@ -224,3 +224,19 @@ func inkShare(img image.Image) float64 {
 	}
 	return ink / all
 }
+
+// The report names the Kafka platform that ran the log variant.
+func TestReportNamesTheKafkaPlatform(t *testing.T) {
+	j := journal.Journal{Version: journal.CurrentVersion, Kind: journal.KindExperiment, Title: "on three nodes", Variants: []string{"stream"},
+		Platform: "embedded (kfake, 3 nodes)", Started: fixtureStart, Ended: fixtureStart.Add(time.Second)}
+	out, err := RenderJournal(j, "nodes", t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range []string{out.HTML, out.Markdown} {
+		b, _ := os.ReadFile(f)
+		if !strings.Contains(string(b), "embedded (kfake, 3 nodes)") {
+			t.Errorf("%s does not name the platform", f)
+		}
+	}
+}
