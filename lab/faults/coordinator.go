@@ -39,6 +39,6 @@ func (e *coordinatorEffect) apply(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("metadata: %w", err)
 	}
-	part := brokerPart(res.Coordinator.NodeID, len(md.Brokers))
+	part := e.brokerPart(res.Coordinator.NodeID, len(md.Brokers))
 	return e.killPart(ctx, part, fmt.Sprintf("%s, the coordinator of %s", part, e.group))
 }

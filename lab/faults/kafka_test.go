@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/ratingslab/lab/lab/broker"
+	"github.com/ratingslab/lab/lab/supervisor"
 	"github.com/ratingslab/lab/services/serve"
 )
 
@@ -121,5 +122,52 @@ func TestKafkaFaultsNeedTheEmbeddedBroker(t *testing.T) {
 	_, _, _, err := Validate(Request{Fault: "leader_election", Target: "broker"}, Targets{Parts: []string{"broker-1", "broker-2"}})
 	if err == nil || !strings.Contains(err.Error(), "kill or pause a broker-N") {
 		t.Fatalf("leader_election on a cluster: %v", err)
+	}
+}
+
+// signals records the process actions a fault asks the supervisor for.
+type signals struct{ got []string }
+
+func (s *signals) Signal(_ context.Context, part, action string) (supervisor.PartStatus, error) {
+	s.got = append(s.got, action+" "+part)
+	return supervisor.PartStatus{Name: part}, nil
+}
+
+// On a multi-node embedded broker the leader and the coordinator are nodes
+// of the one part "broker": kill_leader and kill_coordinator kill that part
+// (there is no broker-N process to kill).
+func TestKillLeaderAndCoordinatorOnAMultiNodeEmbeddedBroker(t *testing.T) {
+	var addrs []string
+	for range 3 {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		addrs = append(addrs, ln.Addr().String())
+		ln.Close()
+	}
+	c, _, err := broker.StartNodes(addrs, "", time.Second, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	procs := &signals{}
+	inj := New(Config{Processes: procs, Brokers: addrs, Targets: Targets{Platform: "embedded", KafkaNodes: 3,
+		Topics: []string{"ratings"}, Groups: []string{"ratings-stream"}, Parts: []string{"broker"}, Variants: map[string]string{"broker": "lab"}}})
+	ctx := context.Background()
+	for _, req := range []Request{{Fault: "kill_leader", Target: "ratings"}, {Fault: "kill_coordinator", Target: "ratings-stream"}} {
+		f, err := inj.Inject(ctx, req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(f.Outcome, "killed broker,") {
+			t.Errorf("%s: outcome %q, want the part broker named", req.Fault, f.Outcome)
+		}
+		if _, err := inj.Heal(ctx, f.ID); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if want := []string{"kill broker", "start broker", "kill broker", "start broker"}; strings.Join(procs.got, "; ") != strings.Join(want, "; ") {
+		t.Fatalf("supervisor asked %v, want %v", procs.got, want)
 	}
 }

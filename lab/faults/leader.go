@@ -56,7 +56,7 @@ func (e *leaderEffect) apply(ctx context.Context) error {
 	if leader.Host == "" {
 		return fmt.Errorf("%s/%d has no leader right now", e.topic, p)
 	}
-	part := brokerPart(leader.ID, len(md.Brokers))
+	part := e.brokerPart(leader.ID, len(md.Brokers))
 	return e.killPart(ctx, part, fmt.Sprintf("%s, the leader of %s/%d", part, e.topic, p))
 }
 
@@ -64,8 +64,9 @@ func (e *leaderEffect) apply(ctx context.Context) error {
 // partition's leader, a group's coordinator) and starts it again when the
 // fault heals, like `kill`.
 type brokerKill struct {
-	kill   processEffect
-	chosen string // "broker-2, the leader of ratings/4", once applied
+	kill     processEffect
+	embedded bool   // the lab's Kafka is the embedded broker: one part, whatever its nodes
+	chosen   string // "broker-2, the leader of ratings/4", once applied
 }
 
 func (b *brokerKill) killPart(ctx context.Context, part, chosen string) error {
@@ -90,10 +91,11 @@ func injectorClient(brokers []string) *kafka.Client {
 		Transport: &kafka.Transport{DialTimeout: 2 * time.Second, ClientID: "lab-fault-injector", MetadataTTL: time.Second}}
 }
 
-// brokerPart is the part that runs broker id of a Kafka of n brokers.
-func brokerPart(id, n int) string {
-	if n == 1 {
-		return "broker" // the embedded broker leads and coordinates everything
+// brokerPart is the part that runs broker id of a Kafka of n brokers: the
+// embedded broker runs all its nodes in the one part "broker".
+func (b *brokerKill) brokerPart(id, n int) string {
+	if b.embedded || n == 1 {
+		return "broker"
 	}
 	return parts.KafkaNodeName(int32(id))
 }
