@@ -2,9 +2,11 @@ package faults
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"strconv"
+	"time"
 )
 
 // kafkaEffect sets a protocol fault on the embedded broker through its
@@ -61,4 +63,33 @@ func (e *kafkaEffect) call(ctx context.Context, method, path string, body any) (
 		return 0, nil, fmt.Errorf("%s %s: %w", e.broker, path, err)
 	}
 	return code, msg, nil
+}
+
+// kafkaFaultsInForce lists the protocol faults a broker holds that the
+// injector did not set (posted to its admin endpoint by hand, or left by an
+// injector that is gone).
+func (inj *Injector) kafkaFaultsInForce(ctx context.Context, broker, addr string, ours map[string]bool) []ExternalFault {
+	ctx, cancel := context.WithTimeout(ctx, time.Second)
+	defer cancel()
+	code, body, err := adminCall(ctx, inj.http, addr, http.MethodGet, adminKafkaFaults, nil)
+	if err != nil || code != http.StatusOK {
+		return nil // a broker that does not answer has none to report
+	}
+	var got struct {
+		Faults []struct {
+			ID     string `json:"id"`
+			Kind   string `json:"kind"`
+			Detail string `json:"detail"`
+		} `json:"faults"`
+	}
+	if json.Unmarshal(body, &got) != nil {
+		return nil
+	}
+	var out []ExternalFault
+	for _, f := range got.Faults {
+		if !ours[f.ID] {
+			out = append(out, ExternalFault{Kind: f.Kind, Target: broker, Detail: fmt.Sprintf("id %s: %s", f.ID, f.Detail), Via: "admin endpoint"})
+		}
+	}
+	return out
 }

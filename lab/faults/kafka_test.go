@@ -171,3 +171,27 @@ func TestKillLeaderAndCoordinatorOnAMultiNodeEmbeddedBroker(t *testing.T) {
 		t.Fatalf("supervisor asked %v, want %v", procs.got, want)
 	}
 }
+
+// A protocol fault posted to the broker by hand shows among the faults set
+// outside the lab; the injector's own does not.
+func TestKafkaFaultsSetOutsideTheLabAreReported(t *testing.T) {
+	admin, _ := brokerAdmin(t)
+	inj := New(Config{Targets: Targets{Kafka: map[string]string{"broker": admin}, Variants: map[string]string{"broker": "lab"}}})
+	ctx := context.Background()
+	if _, err := inj.Inject(ctx, Request{Fault: "not_enough_replicas", Target: "broker"}); err != nil {
+		t.Fatal(err)
+	}
+	res, err := http.Post("http://"+admin+"/admin/kafka/faults", "application/json",
+		strings.NewReader(`{"id":"by-hand","kind":"produce_timeout","topic":"ratings","partition":-1}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if res.StatusCode != http.StatusOK {
+		t.Fatalf("POST by hand: %s", res.Status)
+	}
+	ext := inj.External(ctx)
+	if len(ext) != 1 || ext[0].Kind != "produce_timeout" || ext[0].Target != "broker" || !strings.Contains(ext[0].Detail, "by-hand") {
+		t.Fatalf("faults set outside the lab: %+v, want only the produce_timeout posted by hand", ext)
+	}
+}
