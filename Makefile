@@ -43,9 +43,10 @@ test-k6:
 # The log variant again on real Apache Kafka (three KRaft nodes from the
 # jars `make kafka` fetches), after the kfake suites: the stream end-to-end
 # tests, the replay tools (with Kafka's own kafka-consumer-groups), the
-# shipped log-variant experiments (shortened) and the cluster's faults.
+# shipped log-variant experiments (shortened), the cluster's faults, and
+# transactional delivery with the experiments that run on either platform.
 # LAB_E2E=0 skips it with the other end-to-end tests.
-KAFKA_E2E := TestStream|TestReplayTooling|TestCluster
+KAFKA_E2E := TestStream|TestReplayTooling|TestCluster|TestTransactional
 test-kafka: kafka
 	@if [ "$${LAB_E2E:-1}" = 0 ]; then echo "test-kafka: skipped (LAB_E2E=0)"; else \
 	  LAB_E2E_KAFKA=cluster $(GO) test -count=1 -timeout 15m -run '$(KAFKA_E2E)' ./lab/e2e; fi

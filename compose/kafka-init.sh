@@ -14,9 +14,10 @@ create --topic ratings --partitions 6 --config retention.bytes=-1 --config reten
 create --topic movies --partitions 1 --config cleanup.policy=compact --config retention.bytes=-1 --config retention.ms=-1
 create --topic rated-movies --partitions 6 --config cleanup.policy=compact --config retention.bytes=-1 --config retention.ms=-1
 create --topic ratings-dlq --partitions 1 --config retention.bytes=-1 --config retention.ms=-1
+create --topic ratings-stream-changelog --partitions 6 --config cleanup.policy=compact --config retention.bytes=-1 --config retention.ms=-1 --config segment.ms=60000
 
 # Topics created before the lab kept records forever: set it on every run.
-for topic in ratings movies rated-movies ratings-dlq; do
+for topic in ratings movies rated-movies ratings-dlq ratings-stream-changelog; do
   /opt/kafka/bin/kafka-configs.sh --bootstrap-server "$bootstrap" --alter --entity-type topics \
     --entity-name "$topic" --add-config retention.ms=-1,retention.bytes=-1
 done

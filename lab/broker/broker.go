@@ -13,6 +13,7 @@ import (
 	"net"
 	"os"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -38,8 +39,8 @@ type Runner struct {
 }
 
 func (r *Runner) Flags(fs *flag.FlagSet) {
-	fs.StringVar(&r.listen, "listen", "127.0.0.1:9092", "Kafka listener `address` (loopback only; also the advertised address)")
-	fs.StringVar(&r.admin.Admin, "admin-listen", "", "admin HTTP `address`: /healthz (Kafka readiness and the data dir check), /metrics, /debug/pprof/ (default 127.0.0.1 at the --listen port + 64)")
+	fs.StringVar(&r.listen, "listen", "127.0.0.1:9092", "Kafka listener `address` (loopback only; also the advertised address); a comma-separated list runs one node per address (a multi-node embedded cluster)")
+	fs.StringVar(&r.admin.Admin, "admin-listen", "", "admin HTTP `address`: /healthz (Kafka readiness and the data dir check), /metrics, /debug/pprof/, the protocol faults at /admin/kafka/faults (default 127.0.0.1 at the first --listen port + 64)")
 	fs.StringVar(&r.admin.Allow, "admin-allow", "", "who may use the admin listener besides loopback (see 'lab serve webserver-rpc --help')")
 	fs.StringVar(&r.dataDir, "data", "", "data `dir`ectory; records, topics and group offsets persist here (empty: in memory only)")
 	fs.DurationVar(&r.compactInterval, "compact-interval", 5*time.Second, "how often compacted topics are cleaned (log.cleaner.backoff.ms)")
@@ -47,14 +48,16 @@ func (r *Runner) Flags(fs *flag.FlagSet) {
 }
 
 func (r *Runner) Run(ctx context.Context, log *slog.Logger) error {
-	admin, err := serve.Listen{Public: r.listen, Admin: r.admin.Admin}.AdminAddr()
+	addrs := strings.Split(r.listen, ",")
+	admin, err := serve.Listen{Public: addrs[0], Admin: r.admin.Admin}.AdminAddr()
 	if err != nil {
 		return err
 	}
-	c, check, err := Open(r.listen, r.dataDir, r.compactInterval, r.syncWrites, log)
+	c, nodes, check, err := OpenNodes(addrs, r.dataDir, r.compactInterval, r.syncWrites, log)
 	if err != nil {
 		return err
 	}
+	faults := NewKafkaFaults(c, nodes, log)
 	reportCheck(log, check)
 	reg := prometheus.NewRegistry()
 	lost := prometheus.NewGaugeVec(prometheus.GaugeOpts{
@@ -70,9 +73,9 @@ func (r *Runner) Run(ctx context.Context, log *slog.Logger) error {
 	}
 	srv := serve.New(serve.Options{
 		Registry: reg,
-		Ready:    func(ctx context.Context) error { return Ready(ctx, r.listen) },
+		Ready:    func(ctx context.Context) error { return Ready(ctx, addrs[0]) },
 		Info: func() map[string]any {
-			info := map[string]any{"listen": r.listen, "data": r.dataDir, "data_check": check}
+			info := map[string]any{"listen": r.listen, "data": r.dataDir, "data_check": check, "nodes": len(addrs), "kafka_faults": len(faults.Active())}
 			if w := check.Warning(); w != "" {
 				info["warning"] = w
 			}
@@ -80,13 +83,15 @@ func (r *Runner) Run(ctx context.Context, log *slog.Logger) error {
 		},
 		Log: log,
 	})
-	log.Info("broker ready", "listen", r.listen, "admin", admin, "data", r.dataDir)
+	RegisterKafkaFaults(srv.HandleAdmin, faults)
+	log.Info("broker ready", "listen", r.listen, "nodes", len(addrs), "admin", admin, "data", r.dataDir)
 	var wg sync.WaitGroup
 	if r.dataDir != "" {
 		wg.Go(func() { keepWatermarks(ctx, c, r.dataDir, time.Second, log) })
 	}
 	err = srv.Run(ctx, serve.Listen{Admin: admin, Allow: r.admin.Allow})
 	wg.Wait()
+	faults.HealAll()
 	c.Close()
 	log.Info("broker stopped")
 	if err != nil && ctx.Err() == nil {
@@ -126,32 +131,52 @@ func Start(listen, dataDir string, compactInterval time.Duration, syncWrites boo
 // checks it against the watermarks recorded there, creates the lab's topics
 // that do not exist yet and fixes the configs of those that do.
 func Open(listen, dataDir string, compactInterval time.Duration, syncWrites bool, log *slog.Logger) (*kfake.Cluster, DataCheck, error) {
+	c, _, check, err := OpenNodes([]string{listen}, dataDir, compactInterval, syncWrites, log)
+	return c, check, err
+}
+
+// StartNodes is Start for a cluster of one node per address (see OpenNodes).
+func StartNodes(listens []string, dataDir string, compactInterval time.Duration, syncWrites bool) (*kfake.Cluster, *nodeListeners, error) {
+	c, nodes, _, err := OpenNodes(listens, dataDir, compactInterval, syncWrites, slog.New(slog.DiscardHandler))
+	return c, nodes, err
+}
+
+// OpenNodes is Open for a cluster of one node per address: kfake nodes
+// 0..n-1 in one process, sharing one log (no replication: a lost node loses
+// no data, its partitions move). It returns the nodes' listeners too (node
+// loss closes the connections a node accepted).
+func OpenNodes(listens []string, dataDir string, compactInterval time.Duration, syncWrites bool, log *slog.Logger) (*kfake.Cluster, *nodeListeners, DataCheck, error) {
 	var check DataCheck
-	host, portStr, err := net.SplitHostPort(listen)
-	if err != nil {
-		return nil, check, fmt.Errorf("--listen %q: %w", listen, err)
+	ports := make([]int, len(listens))
+	for i, listen := range listens {
+		host, portStr, err := net.SplitHostPort(listen)
+		if err != nil {
+			return nil, nil, check, fmt.Errorf("--listen %q: %w", listen, err)
+		}
+		if ip := net.ParseIP(host); ip == nil || !ip.Equal(net.IPv4(127, 0, 0, 1)) {
+			return nil, nil, check, fmt.Errorf("--listen %q: the embedded broker listens on loopback only (127.0.0.1)", listen)
+		}
+		if ports[i], err = strconv.Atoi(portStr); err != nil || ports[i] <= 0 {
+			return nil, nil, check, fmt.Errorf("--listen %q: bad port", listen)
+		}
 	}
-	if ip := net.ParseIP(host); ip == nil || !ip.IsLoopback() {
-		return nil, check, fmt.Errorf("--listen %q: the embedded broker listens on loopback only", listen)
-	}
-	port, err := strconv.Atoi(portStr)
-	if err != nil {
-		return nil, check, fmt.Errorf("--listen %q: bad port", listen)
-	}
+	listen := listens[0]
+	nodes := newNodeListeners(listens)
 	klog := &kfakeLog{log: log, loading: true}
 	opts := []kfake.Opt{
-		kfake.NumBrokers(1),
-		kfake.Ports(port),
+		kfake.NumBrokers(len(listens)),
+		kfake.Ports(ports...),
 		kfake.ClusterID("ratings-lab"),
-		kfake.ListenFn(func(network, _ string) (net.Listener, error) { return net.Listen(network, listen) }),
+		kfake.ListenFn(nodes.listen),
 		kfake.BrokerConfigs(map[string]string{"log.cleaner.backoff.ms": strconv.FormatInt(compactInterval.Milliseconds(), 10)}),
 		kfake.WithLogger(klog),
 	}
 	var before watermarks
 	if dataDir != "" {
 		if err := os.MkdirAll(dataDir, 0o755); err != nil {
-			return nil, check, fmt.Errorf("--data %s: %w", dataDir, err)
+			return nil, nil, check, fmt.Errorf("--data %s: %w", dataDir, err)
 		}
+		var err error
 		if before, err = readWatermarks(dataDir); err != nil {
 			log.Warn("the recorded watermarks are unreadable; the data dir cannot be checked this time", "error", err.Error())
 		}
@@ -164,9 +189,9 @@ func Open(listen, dataDir string, compactInterval time.Duration, syncWrites bool
 	if err != nil {
 		var opErr *net.OpError
 		if errors.As(err, &opErr) {
-			return nil, check, fmt.Errorf("broker cannot listen on %s: %w", listen, err)
+			return nil, nil, check, fmt.Errorf("broker cannot listen on %s: %w", strings.Join(listens, ","), err)
 		}
-		return nil, check, fmt.Errorf("start broker: %w", err)
+		return nil, nil, check, fmt.Errorf("start broker: %w", err)
 	}
 	check.Damaged = klog.loaded()
 	if dataDir != "" && len(before.Topics) > 0 {
@@ -179,24 +204,24 @@ func Open(listen, dataDir string, compactInterval time.Duration, syncWrites bool
 		}
 		if err := c.CreateTopic(t.Name, t.Partitions, t.Configs); err != nil {
 			c.Close()
-			return nil, check, fmt.Errorf("create topic %s: %w", t.Name, err)
+			return nil, nil, check, fmt.Errorf("create topic %s: %w", t.Name, err)
 		}
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	if check.ConfigsFixed, err = fixTopicConfigs(ctx, c, listen); err != nil {
 		c.Close()
-		return nil, check, err
+		return nil, nil, check, err
 	}
 	if dataDir != "" {
 		// The restored state is the new baseline: a loss is reported by the
 		// start that finds it (and in this process's health), not forever.
 		if err := writeWatermarks(dataDir, currentWatermarks(c)); err != nil {
 			c.Close()
-			return nil, check, fmt.Errorf("--data %s: record watermarks: %w", dataDir, err)
+			return nil, nil, check, fmt.Errorf("--data %s: record watermarks: %w", dataDir, err)
 		}
 	}
-	return c, check, nil
+	return c, nodes, check, nil
 }
 
 // Ready checks protocol readiness: the broker answers a Metadata request and

@@ -35,7 +35,7 @@ type Experiment struct {
 // Requires are lab switches the experiment needs (they are `lab up` flags).
 type Requires struct {
 	Breakers string `json:"breakers,omitempty"` // "on" | "off"
-	Delivery string `json:"delivery,omitempty"` // "effectively-once" | "at-least-once"
+	Delivery string `json:"delivery,omitempty"` // "effectively-once" | "at-least-once" | "transactional"
 	Kafka    string `json:"kafka,omitempty"`    // "embedded" | "cluster" (lab up --kafka)
 }
 

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 
 	"github.com/ratingslab/lab/lab/faults"
@@ -37,6 +38,16 @@ type Action struct {
 	Fault  string            `json:"fault"`
 	Target string            `json:"target"`
 	Params map[string]string `json:"params,omitempty"`
+	// Kafka, when set, is the only Kafka platform the action runs on: the
+	// embedded broker answers a fault at the protocol level ("embedded")
+	// where a real cluster has a broker killed or paused ("cluster"). The
+	// same experiment runs on either; the journal says which ran it.
+	Kafka string `json:"kafka,omitempty"`
+}
+
+// onPlatform reports whether the action runs on a lab's Kafka platform.
+func (a Action) onPlatform(platform string) bool {
+	return a.Kafka == "" || a.Kafka == cmpOr(platform, "embedded")
 }
 
 // Variants of the lab.
@@ -114,28 +125,55 @@ var equivalents = []Equivalent{
 		NotApplicable: map[string]string{
 			VariantRPC: "the RPC variant has no broker",
 		}},
-	{Name: "leader-failover", Summary: "the broker leading the busiest `ratings` partition crashes (kill -9); on a cluster a follower in the ISR takes over",
+	{Name: "leader-failover", Summary: "the broker leading the busiest `ratings` partition crashes (kill -9); on a cluster a follower in the ISR takes over. Embedded: no leader while the step lasts (NOT_LEADER_OR_FOLLOWER), then new leaders and epochs",
 		Actions: map[string][]Action{
-			VariantStream: {{Fault: "kill_leader", Target: "ratings"}},
+			VariantStream: {
+				{Fault: "leader_election", Target: "broker", Params: map[string]string{"topic": "ratings"}, Kafka: "embedded"},
+				{Fault: "kill_leader", Target: "ratings", Kafka: "cluster"},
+			},
 		},
 		NotApplicable: map[string]string{
 			VariantRPC: "the RPC variant has no broker and no replicas: its nearest case is ratings-crash",
 		}},
-	{Name: "broker-minority-outage", Summary: "one Kafka broker of three crashes (kill -9 broker-3): every partition keeps two replicas in sync",
-		Kafka: "cluster",
+	{Name: "broker-minority-outage", Summary: "one Kafka broker of three crashes (kill -9 broker-3): every partition keeps two replicas in sync. Embedded (--kafka-nodes 3): node 3 is lost, its connections close, its partitions move",
 		Actions: map[string][]Action{
-			VariantStream: {{Fault: "kill", Target: "broker-3"}},
+			VariantStream: {
+				{Fault: "node_loss", Target: "broker", Params: map[string]string{"node": "3"}, Kafka: "embedded"},
+				{Fault: "kill", Target: "broker-3", Kafka: "cluster"},
+			},
 		},
 		NotApplicable: map[string]string{
 			VariantRPC: "the RPC variant has no broker",
 		}},
-	{Name: "broker-majority-outage", Summary: "two Kafka brokers of three are shut down (controlled shutdown of broker-2 and broker-3): the ISR shrinks below min.insync.replicas=2, acks=all writes get NOT_ENOUGH_REPLICAS",
-		Kafka: "cluster",
+	{Name: "broker-majority-outage", Summary: "two Kafka brokers of three are shut down (controlled shutdown of broker-2 and broker-3): the ISR shrinks below min.insync.replicas=2, acks=all writes get NOT_ENOUGH_REPLICAS. Embedded: writes to `ratings` answered the same",
 		Actions: map[string][]Action{
-			VariantStream: {{Fault: "restart", Target: "broker-2"}, {Fault: "restart", Target: "broker-3"}},
+			VariantStream: {
+				{Fault: "not_enough_replicas", Target: "broker", Params: map[string]string{"topic": "ratings"}, Kafka: "embedded"},
+				{Fault: "restart", Target: "broker-2", Kafka: "cluster"}, {Fault: "restart", Target: "broker-3", Kafka: "cluster"},
+			},
 		},
 		NotApplicable: map[string]string{
 			VariantRPC: "the RPC variant has no broker",
+		}},
+	{Name: "ambiguous-writes", Summary: "acks=all writes to `ratings` are appended, then answered REQUEST_TIMED_OUT: the producer cannot know they were written, and a retry writes them again. Cluster: a paused follower (broker-3) until it leaves the ISR; the partitions it leads stall",
+		Actions: map[string][]Action{
+			VariantStream: {
+				{Fault: "produce_timeout", Target: "broker", Params: map[string]string{"topic": "ratings"}, Kafka: "embedded"},
+				{Fault: "pause", Target: "broker-3", Kafka: "cluster"},
+			},
+		},
+		NotApplicable: map[string]string{
+			VariantRPC: "the RPC variant has no broker; its own ambiguous calls are timeouts (ratings-latency)",
+		}},
+	{Name: "coordinator-failover", Summary: "the broker coordinating ratings-stream's group goes away: group requests fail until a new coordinator takes over, members rejoin, the group rebalances. Embedded: NOT_COORDINATOR while the step lasts; cluster: the coordinator is killed",
+		Actions: map[string][]Action{
+			VariantStream: {
+				{Fault: "coordinator_move", Target: "broker", Params: map[string]string{"group": "ratings-stream"}, Kafka: "embedded"},
+				{Fault: "kill_coordinator", Target: "ratings-stream", Kafka: "cluster"},
+			},
+		},
+		NotApplicable: map[string]string{
+			VariantRPC: "the RPC variant has no consumer group",
 		}},
 	{Name: "slow-consumer", Summary: "whoever applies ratings is slow: ratings-rpc handlers (default +300ms), the stream processor (default 1s per batch)",
 		Actions: map[string][]Action{
@@ -201,6 +239,9 @@ func (e Equivalent) Describe(variant string) string {
 	var parts []string
 	for _, a := range acts {
 		s := a.Fault + " " + a.Target
+		if a.Kafka != "" {
+			s = a.Kafka + ": " + s
+		}
 		if len(a.Params) > 0 {
 			keys := make([]string, 0, len(a.Params))
 			for k := range a.Params {
@@ -225,9 +266,9 @@ func expandTarget(k faults.Kind, target string, t faults.Targets) []string {
 	switch k.Targets {
 	case faults.TargetPart:
 		pool = t.Parts
-	case faults.TargetService:
+	case faults.TargetService, faults.TargetKafka:
 		pool = t.For(k)
-	case faults.TargetTopic:
+	case faults.TargetTopic, faults.TargetGroup:
 		return []string{target}
 	case faults.TargetEdge:
 		from, to, ok := strings.Cut(target, "->")
@@ -256,7 +297,12 @@ func expandTarget(k faults.Kind, target string, t faults.Targets) []string {
 // variant, with the step's params routed to the actions that take them.
 func resolveActions(e Equivalent, variant string, stepParams map[string]string, t faults.Targets) ([]faults.Request, error) {
 	var out []faults.Request
+	var skipped []string
 	for _, a := range e.Actions[variant] {
+		if !a.onPlatform(t.Platform) {
+			skipped = append(skipped, a.Kafka)
+			continue
+		}
 		k, err := faults.Lookup(a.Fault)
 		if err != nil {
 			return nil, err
@@ -277,9 +323,17 @@ func resolveActions(e Equivalent, variant string, stepParams map[string]string, 
 		if len(targets) == 0 {
 			return nil, fmt.Errorf("the lab has no %s for %s in the %s variant", a.Target, a.Fault, variant)
 		}
+		if n, ok := params["node"]; ok && k.Targets == faults.TargetKafka {
+			if node, _ := strconv.Atoi(n); node > t.KafkaNodes {
+				return nil, fmt.Errorf("%s hits broker-%s, and this lab's embedded broker has %d node(s): lab down && lab up --kafka-nodes 3", e.Name, n, t.KafkaNodes)
+			}
+		}
 		for _, tg := range targets {
 			out = append(out, faults.Request{Fault: k.Name, Target: tg, Params: params})
 		}
+	}
+	if len(out) == 0 && len(skipped) > 0 {
+		return nil, fmt.Errorf("%s has no action on this lab's Kafka platform (%s), only on: %s", e.Name, cmpOr(t.Platform, "embedded"), strings.Join(skipped, ", "))
 	}
 	return out, nil
 }

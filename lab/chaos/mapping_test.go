@@ -1,7 +1,9 @@
 package chaos
 
 import (
+	"fmt"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/ratingslab/lab/lab/faults"
@@ -10,14 +12,15 @@ import (
 )
 
 // Every row of the mapping table says, for each variant, either what it
-// does (concrete faults that exist in a default lab) or why it has no
-// equivalent.
+// does (concrete faults that exist in a lab of the platform each action
+// runs on) or why it has no equivalent.
 func TestMappingTableIsComplete(t *testing.T) {
+	ports := layout.Ports{Base: layout.DefaultPortBase}
+	labs := map[string][]faults.Targets{
+		"embedded": {defaultLab(t).Targets, faults.TargetsFor(parts.Options{Kafka: parts.KafkaOptions{Nodes: 3}}, ports)},
+		"cluster":  {faults.TargetsFor(parts.Options{Kafka: parts.KafkaOptions{Platform: "cluster"}}, ports)},
+	}
 	for _, e := range Equivalents() {
-		targets := defaultLab(t).Targets
-		if e.Kafka != "" {
-			targets = faults.TargetsFor(parts.Options{Kafka: parts.KafkaOptions{Platform: e.Kafka}}, layout.Ports{Base: layout.DefaultPortBase})
-		}
 		for _, v := range AllVariants {
 			acts, has := e.Actions[v]
 			why, na := e.NotApplicable[v]
@@ -28,20 +31,65 @@ func TestMappingTableIsComplete(t *testing.T) {
 			if na {
 				continue
 			}
-			reqs, err := resolveActions(e, v, nil, targets)
-			if err != nil || len(reqs) < len(acts) {
-				t.Errorf("%s/%s: %v (%d requests for %d actions)", e.Name, v, err, len(reqs), len(acts))
-			}
-			for _, r := range reqs {
-				if _, _, _, err := faults.Validate(r, targets); err != nil {
-					t.Errorf("%s/%s: %+v: %v", e.Name, v, r, err)
+			for platform, targetSets := range labs {
+				var want []Action
+				for _, a := range acts {
+					if a.onPlatform(platform) {
+						want = append(want, a)
+					}
 				}
-				k, _ := faults.Lookup(r.Fault)
-				if tv := targets.Variants[r.Target]; k.Targets != faults.TargetTopic && tv != v && !(tv == "lab" && v == VariantStream) {
-					t.Errorf("%s/%s: target %s belongs to variant %q", e.Name, v, r.Target, tv)
+				if len(want) == 0 || (e.Kafka != "" && e.Kafka != platform) {
+					continue
+				}
+				resolved := false
+				var errs []error
+				for _, targets := range targetSets {
+					reqs, err := resolveActions(e, v, nil, targets)
+					if err != nil || len(reqs) < len(want) {
+						errs = append(errs, fmt.Errorf("%v (%d requests for %d actions)", err, len(reqs), len(want)))
+						continue
+					}
+					resolved = true
+					for _, r := range reqs {
+						if _, _, _, err := faults.Validate(r, targets); err != nil {
+							t.Errorf("%s/%s on %s: %+v: %v", e.Name, v, platform, r, err)
+						}
+						k, _ := faults.Lookup(r.Fault)
+						tv := targets.Variants[r.Target]
+						if k.Targets != faults.TargetTopic && k.Targets != faults.TargetGroup && tv != v && !(tv == "lab" && v == VariantStream) {
+							t.Errorf("%s/%s on %s: target %s belongs to variant %q", e.Name, v, platform, r.Target, tv)
+						}
+					}
+				}
+				if !resolved {
+					t.Errorf("%s/%s: no %s lab resolves it: %v", e.Name, v, platform, errs)
 				}
 			}
 		}
+	}
+}
+
+// The same equivalent runs on either platform: the embedded broker gets the
+// protocol-level fault, a cluster the broker fault; a platform without
+// either is told so.
+func TestEquivalentsPickTheActionOfThePlatform(t *testing.T) {
+	ports := layout.Ports{Base: layout.DefaultPortBase}
+	eq, _ := LookupEquivalent("leader-failover")
+	emb, err := resolveActions(eq, VariantStream, nil, defaultLab(t).Targets)
+	if err != nil || len(emb) != 1 || emb[0].Fault != "leader_election" || emb[0].Target != "broker" {
+		t.Fatalf("embedded: %+v, %v; want leader_election on broker", emb, err)
+	}
+	cl, err := resolveActions(eq, VariantStream, nil, faults.TargetsFor(parts.Options{Kafka: parts.KafkaOptions{Platform: "cluster"}}, ports))
+	if err != nil || len(cl) != 1 || cl[0].Fault != "kill_leader" {
+		t.Fatalf("cluster: %+v, %v; want kill_leader", cl, err)
+	}
+	ext := faults.TargetsFor(parts.Options{Kafka: parts.KafkaOptions{Platform: "external", Brokers: []parts.KafkaNode{{Name: "broker-1", ID: 1, Advertised: "127.0.0.1:9092"}}}}, ports)
+	if _, err := resolveActions(eq, VariantStream, nil, ext); err == nil || !strings.Contains(err.Error(), "external") {
+		t.Fatalf("external: %v, want an error naming the platform", err)
+	}
+	loss, _ := LookupEquivalent("broker-minority-outage")
+	if _, err := resolveActions(loss, VariantStream, nil, defaultLab(t).Targets); err == nil || !strings.Contains(err.Error(), "--kafka-nodes 3") {
+		t.Fatalf("node loss on a one-node broker: %v, want the way to a three-node one", err)
 	}
 }
 

@@ -130,8 +130,8 @@ func Validate(e *Experiment, lab Lab, variants []string) (*Plan, error) {
 		}
 	}
 	if want := e.Requires.Delivery; want != "" {
-		if want != "effectively-once" && want != "at-least-once" {
-			return nil, e.fieldErr("requires.delivery", "want effectively-once or at-least-once, got %q", want)
+		if want != "effectively-once" && want != "at-least-once" && want != "transactional" {
+			return nil, e.fieldErr("requires.delivery", "want effectively-once, at-least-once or transactional, got %q", want)
 		}
 		if !lab.IgnoreRequires && lab.Delivery != "" && lab.Delivery != want {
 			return nil, e.fieldErr("requires.delivery", "this experiment needs ratings-stream in %s mode, and this lab runs %s; restart it with: lab down && lab up --delivery=%s", want, lab.Delivery, want)
@@ -356,7 +356,7 @@ func (p *Plan) resolveStep(i int, st Step, t faults.Targets) (PlannedStep, error
 		targets := st.Targets
 		if st.Target != "" {
 			v := t.Variants[st.Target]
-			if kind.Targets == faults.TargetTopic {
+			if kind.Targets == faults.TargetTopic || kind.Targets == faults.TargetKafka || kind.Targets == faults.TargetGroup {
 				v = VariantStream
 			}
 			if v == "" || v == "lab" {

@@ -49,6 +49,8 @@ type Env struct {
 	LoadMetricsAddr string
 	// Settings are lab switches recorded in the journal.
 	Settings map[string]string
+	// Platform is the lab's Kafka platform, recorded in the journal.
+	Platform string
 	// Name is the run's name (the experiment file's stem).
 	Name string
 	// Out receives progress and event lines; TTY rewrites the progress line.
@@ -188,7 +190,7 @@ func Run(ctx context.Context, p *Plan, env Env) (*Result, error) {
 	}
 	j := journal.Journal{
 		Version: journal.CurrentVersion, Kind: journal.KindExperiment, Title: p.Exp.Title,
-		Seed: uint64(p.Scenario.Seed), Variants: p.Variants, Settings: env.Settings, SLO: p.slo(),
+		Seed: uint64(p.Scenario.Seed), Variants: p.Variants, Settings: env.Settings, Platform: env.Platform, SLO: p.slo(),
 		Ledger: ledgerPath, Faults: []journal.FaultEvent{}, Samples: []journal.Sample{}, Audit: []audit.Result{}, Recovery: []journal.Recovery{},
 	}
 	if def, err := json.Marshal(p.Exp); err == nil {
@@ -196,6 +198,9 @@ func Run(ctx context.Context, p *Plan, env Env) (*Result, error) {
 	}
 	fmt.Fprintf(env.Out, "Experiment: %s\n  variants %s; load %s, %s; %d fault step(s); run %s\n",
 		p.Exp.Title, strings.Join(p.Variants, ", "), p.Scenario.Name, load.DescribeArrival(p.Scenario.Arrival), len(p.Steps), r.runID)
+	if env.Platform != "" {
+		fmt.Fprintf(env.Out, "  Kafka platform: %s\n", env.Platform)
+	}
 
 	bctx, bcancel := context.WithTimeout(ctx, 30*time.Second)
 	j.Baseline = audit.Observe(bctx, client, env.Dir, p.Variants, apis)

@@ -606,7 +606,8 @@ it again. Exit status 0 only when every variant's hypothesis held.`,
 				Settings: map[string]string{"breakers": map[bool]string{true: "on", false: "off"}[st.Options.Breakers],
 					"delivery": st.Options.Delivery, "scenario": p.Scenario.Name, "experiment": experimentName(file),
 					"format": formatOf(st.Options)},
-				Name: experimentName(file), Out: g.stderr, TTY: isTerminal(g.stderr),
+				Platform: st.Options.Kafka.Describe(),
+				Name:     experimentName(file), Out: g.stderr, TTY: isTerminal(g.stderr),
 			}
 			if quiet {
 				env.Out = io.Discard

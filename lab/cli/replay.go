@@ -88,8 +88,9 @@ resets every topic the group has committed offsets for.
 Note: ratings-stream in its default effectively-once mode resumes from the
 offsets stored with its state in its own database, not from the group; its
 group offsets only tell tools where it is. To reprocess, use 'lab replay
-rebuild ratings-stream'. Forks' groups (fork-NAME) are their mirrors'
-positions.`,
+rebuild ratings-stream'. In transactional mode the group offsets are
+committed with the state, and it resumes from its changelog's position.
+Forks' groups (fork-NAME) are their mirrors' positions.`,
 		Example: `  lab replay offsets --group ratings-stream --to-earliest
   lab replay offsets --group fork-a --topic ratings --to-datetime 2026-01-02T15:00:00Z --execute
   lab replay offsets --group fork-a --shift-by -500 --execute
@@ -223,6 +224,9 @@ func groupNote(ctx context.Context, l *replay.Lab, group string) string {
 	}
 	if o, err := l.Options(ctx); err == nil && o.Delivery == "at-least-once" {
 		return "Note: ratings-stream runs at-least-once: it resumes from these group offsets, so a rewind counts those ratings again (the duplicates this mode exists to show)."
+	}
+	if o, err := l.Options(ctx); err == nil && o.Delivery == "transactional" {
+		return "Note: ratings-stream (transactional) commits these offsets in the same Kafka transaction as its state, but resumes from the position in its changelog topic (" + model.TopicRatingsChangelog + "): a rewind here is answered by skipping what the state already includes, never by counting it again."
 	}
 	return "Note: ratings-stream (effectively-once) resumes from the offsets stored with its state in its database, not from these: the group offsets tell tools where it is. To reprocess, run 'lab replay rebuild ratings-stream'."
 }

@@ -34,6 +34,9 @@ func kafkaStatus(_ *globals, _ *supervisor.Client, r *statusReport) []string {
 		what = fmt.Sprintf("your cluster (%d brokers; no broker parts)", len(o.Kafka.Brokers))
 	default:
 		what = "embedded broker (kfake)"
+		if n := o.Kafka.Nodes; n > 1 {
+			what = fmt.Sprintf("embedded broker (kfake), %d nodes broker-1..%d in one process, one shared log; protocol faults: lab chaos list", n, n)
+		}
 	}
 	return []string{"", "Kafka: " + what, "  bootstrap " + boot + "   (kcat -b " + boot + " -L)"}
 }

@@ -58,13 +58,14 @@ and exits 0. Logs: <dir>/logs/<part>.log.
 		RunE: func(cmd *cobra.Command, args []string) error { return runUp(cmd.Context(), g, f) },
 	}
 	cmd.Flags().StringVar(&f.breakers, "breakers", "on", "circuit breakers in the RPC variant: on or off")
-	cmd.Flags().StringVar(&f.delivery, "delivery", "effectively-once", "ratings-stream delivery: effectively-once (state and offsets in one transaction) or at-least-once")
+	cmd.Flags().StringVar(&f.delivery, "delivery", "effectively-once", "ratings-stream delivery: effectively-once (state and offsets in one SQLite transaction), at-least-once, or transactional (Kafka transactions with a changelog topic)")
 	cmd.Flags().StringSliceVar(&f.replicas, "replicas", nil, "replicas per part, as `part=N` (only ratings-stream scales, up to 4)")
 	cmd.Flags().DurationVar(&f.timeout, "timeout", 60*time.Second, "how long to wait for every part to become healthy (with --kafka cluster at least 3m)")
 	cmd.Flags().StringVar(&f.kafka.platform, "kafka", "", "Kafka platform: embedded (kfake, default) or cluster (3 Apache Kafka KRaft nodes); see above")
 	cmd.Flags().StringVar(&f.kafka.bootstrap, "kafka-bootstrap", "", "use your own Kafka cluster at `host:port[,host:port...]` (no broker parts)")
 	cmd.Flags().StringVar(&f.kafka.home, "kafka-home", "", "Apache Kafka distribution `dir` for --kafka cluster (default $KAFKA_HOME, else .cache/kafka from 'make kafka')")
 	cmd.Flags().StringVar(&f.kafka.heap, "kafka-heap", "", "JVM heap `size` of each cluster node (default 256m)")
+	cmd.Flags().IntVar(&f.kafka.nodes, "kafka-nodes", 0, "`nodes` of the embedded broker (1..3; default 1): several kfake nodes in one process, for node-loss and leader-move faults")
 	cmd.Flags().BoolVar(&f.noExtras, "no-prometheus", false, "do not start Prometheus/Grafana even when installed")
 	f.contract.register(cmd)
 	return cmd
@@ -80,10 +81,10 @@ func (f *upFlags) options() (parts.Options, error) {
 		return o, fmt.Errorf("--breakers %q: must be on or off", f.breakers)
 	}
 	switch f.delivery {
-	case "effectively-once", "at-least-once":
+	case "effectively-once", "at-least-once", "transactional":
 		o.Delivery = f.delivery
 	default:
-		return o, fmt.Errorf("--delivery %q: must be effectively-once or at-least-once", f.delivery)
+		return o, fmt.Errorf("--delivery %q: must be effectively-once, at-least-once or transactional", f.delivery)
 	}
 	for _, r := range f.replicas {
 		name, n, ok := strings.Cut(r, "=")

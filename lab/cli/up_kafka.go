@@ -26,12 +26,17 @@ type kafkaFlags struct {
 	bootstrap string
 	home      string
 	heap      string
+	nodes     int // --kafka-nodes: nodes of the embedded broker
 }
 
 const kafkaFlagsHelp = `
 Kafka platforms (the log variant's broker):
   --kafka embedded     one embedded broker (kfake) as the part "broker": starts in
                        seconds, needs no Java (default)
+  --kafka-nodes 3      the embedded broker runs 3 kfake nodes (broker-1..3) in its
+                       one process, one log shared by all (no replication); each
+                       client reaches each node through its own edge proxy; for
+                       node loss, leader moves and coordinator moves in seconds
   --kafka cluster      three Apache Kafka KRaft nodes as parts broker-1..3, from
                        --kafka-home / KAFKA_HOME or the jars 'make kafka' fetched
                        into .cache/kafka; topics with replication factor 3 and
@@ -61,8 +66,17 @@ func (k *kafkaFlags) options(ctx context.Context, g *globals, ports layout.Ports
 	if platform != parts.KafkaCluster && (k.home != "" || k.heap != "") {
 		return parts.KafkaOptions{}, nil, fmt.Errorf("--kafka-home and --kafka-heap apply to --kafka cluster only")
 	}
+	if k.nodes != 0 && platform != parts.KafkaEmbedded {
+		return parts.KafkaOptions{}, nil, fmt.Errorf("--kafka-nodes applies to the embedded broker only (--kafka cluster runs %d nodes)", parts.DefaultClusterNodes)
+	}
+	if k.nodes < 0 || k.nodes > layout.MaxKafkaNodes {
+		return parts.KafkaOptions{}, nil, fmt.Errorf("--kafka-nodes %d: must be from 1 to %d", k.nodes, layout.MaxKafkaNodes)
+	}
 	switch platform {
 	case parts.KafkaEmbedded:
+		if k.nodes > 1 {
+			return parts.KafkaOptions{Nodes: k.nodes}, nil, nil
+		}
 		return parts.KafkaOptions{}, nil, nil
 	case parts.KafkaExternal:
 		o, err := k.external(ctx)
@@ -200,6 +214,11 @@ func kafkaPortUses(p layout.Ports, o parts.Options) map[string]string {
 	if o.Kafka.PlatformName() == parts.KafkaCluster {
 		for i := range o.Kafka.NodeCount() {
 			out[p.KafkaController(i)] = parts.KafkaNodeName(int32(i+1)) + " controller"
+		}
+	}
+	if o.Kafka.PlatformName() == parts.KafkaEmbedded {
+		for _, n := range o.KafkaNodes(p)[1:] {
+			out[n.Advertised] = n.Name + " (embedded broker node)"
 		}
 	}
 	return out

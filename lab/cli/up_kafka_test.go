@@ -60,6 +60,9 @@ func TestKafkaFlagsRejectBadCombinations(t *testing.T) {
 		{kafkaFlags{bootstrap: "nohost"}, `--kafka-bootstrap "nohost": want host:port`},
 		{kafkaFlags{bootstrap: " , "}, "want host:port"},
 		{kafkaFlags{platform: "cluster", home: "/nonexistent/kafka"}, "--kafka-home /nonexistent/kafka: no such directory"},
+		{kafkaFlags{platform: "cluster", nodes: 3}, "--kafka-nodes applies to the embedded broker only"},
+		{kafkaFlags{nodes: 4}, "--kafka-nodes 4: must be from 1 to 3"},
+		{kafkaFlags{nodes: -1}, "--kafka-nodes -1: must be from 1 to 3"},
 	} {
 		_, _, err := c.f.options(context.Background(), g, layout.Ports{Base: 20000})
 		if err == nil || !strings.Contains(err.Error(), c.want) {
@@ -68,5 +71,8 @@ func TestKafkaFlagsRejectBadCombinations(t *testing.T) {
 	}
 	if o, _, err := (&kafkaFlags{}).options(context.Background(), g, layout.Ports{Base: 20000}); err != nil || o.PlatformName() != parts.KafkaEmbedded {
 		t.Errorf("no flags: %+v %v, want the embedded broker", o, err)
+	}
+	if o, _, err := (&kafkaFlags{nodes: 3}).options(context.Background(), g, layout.Ports{Base: 20000}); err != nil || o.PlatformName() != parts.KafkaEmbedded || o.Nodes != 3 {
+		t.Errorf("--kafka-nodes 3: %+v %v, want a three-node embedded broker", o, err)
 	}
 }

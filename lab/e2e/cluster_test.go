@@ -75,77 +75,118 @@ func TestShippedLogExperiments(t *testing.T) {
 // docs/benchmarks.md and experiments/README.md say so.
 func runShippedLogExperiments(t *testing.T, l *labtest.Lab, names ...string) {
 	for _, name := range names {
-		t.Run(name, func(t *testing.T) {
-			waitAllHealthy(t, l)
-			out, _ := l.Run("chaos", "run", shortened(t, name, 0.5), "--variants", "stream", "--quiet")
-			m := regexp.MustCompile(`Journal: (\S+)`).FindStringSubmatch(out)
-			if m == nil {
-				t.Fatalf("lab chaos run %s: no journal:\n%s", name, out)
-			}
-			j, err := journal.Read(m[1])
-			if err != nil {
-				t.Fatal(err)
-			}
-			if j.Error != "" {
-				t.Fatalf("run error: %s\n%s", j.Error, out)
-			}
-			for _, f := range j.Faults {
-				if f.Error != "" || f.InjectedAt.IsZero() {
-					t.Errorf("fault %s/%s not applied: %q", f.ID, f.Variant, f.Error)
-				}
-				if name == "leader-failover" && !strings.Contains(f.Outcome, "killed broker-") {
-					t.Errorf("leader failover's outcome %q; want the broker it killed named", f.Outcome)
-				}
-			}
-			waitAllHealthy(t, l)
-			var last string
-			var viewIssue []string
-			defer func() {
-				if len(viewIssue) > 0 {
-					t.Logf("OPEN DEFECT (not asserted): the API view differs from the ledger while the store does not: %s", strings.Join(viewIssue, "; "))
-				}
-				if t.Failed() {
-					t.Logf("lab chaos run:\n%s\nlast audit: %s", out, last)
-				}
-			}()
-			labtest.Eventually(t, 90*time.Second, "every acknowledged rating counted once in the store, after recovery", func() error {
-				var results []audit.Result
-				// The JSON comes first; lab audit exits non-zero (and says so
-				// after it) when anything, phantoms included, is unexplained.
-				aout, _ := l.Run("audit", m[1], "--json")
-				if err := json.NewDecoder(strings.NewReader(aout)).Decode(&results); err != nil {
-					return fmt.Errorf("lab audit: %v: %s", err, aout)
-				}
-				last = aout
-				var bad []string
-				viewIssue = nil
-				stores := 0
-				for _, r := range results {
-					if r.Variant != "stream" {
-						continue
-					}
-					problem := !r.Checked || r.Lost != 0 || r.Duplicates != 0
-					what := fmt.Sprintf("%s: checked %v, %d lost, %d duplicates (%d phantoms)", r.Source, r.Checked, r.Lost, r.Duplicates, r.Phantoms)
-					switch {
-					case r.Source == "api" && problem:
-						viewIssue = append(viewIssue, what)
-					case r.Source != "api":
-						stores++
-						if problem {
-							bad = append(bad, what)
-						}
-					}
-				}
-				if stores == 0 {
-					bad = append(bad, "no audit of ratings-stream's store")
-				}
-				if len(bad) > 0 {
-					return errors.New(strings.Join(bad, "; "))
-				}
-				return nil
-			})
-		})
+		t.Run(name, func(t *testing.T) { runLogExperiment(t, l, name, shortened(t, name, 0.5)) })
 	}
+}
+
+// runLogExperiment runs one experiment file on the stream variant and checks
+// it as runShippedLogExperiments says; it returns the run's journal.
+func runLogExperiment(t *testing.T, l *labtest.Lab, name, file string) journal.Journal {
+	t.Helper()
+	waitAllHealthy(t, l)
+	out, _ := l.Run("chaos", "run", file, "--variants", "stream", "--quiet")
+	m := regexp.MustCompile(`Journal: (\S+)`).FindStringSubmatch(out)
+	if m == nil {
+		t.Fatalf("lab chaos run %s: no journal:\n%s", name, out)
+	}
+	j, err := journal.Read(m[1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if j.Error != "" {
+		t.Fatalf("run error: %s\n%s", j.Error, out)
+	}
+	for _, f := range j.Faults {
+		if f.Error != "" || f.InjectedAt.IsZero() {
+			t.Errorf("fault %s/%s not applied: %q", f.ID, f.Variant, f.Error)
+		}
+		if name == "leader-failover" && !strings.Contains(f.Outcome, "killed broker-") {
+			t.Errorf("leader failover's outcome %q; want the broker it killed named", f.Outcome)
+		}
+	}
+	waitAllHealthy(t, l)
+	var last string
+	var viewIssue []string
+	defer func() {
+		if len(viewIssue) > 0 {
+			t.Logf("OPEN DEFECT (not asserted): the API view differs from the ledger while the store does not: %s", strings.Join(viewIssue, "; "))
+		}
+		if t.Failed() {
+			t.Logf("lab chaos run:\n%s\nlast audit: %s", out, last)
+		}
+	}()
+	labtest.Eventually(t, 90*time.Second, "every acknowledged rating counted once in the store, after recovery", func() error {
+		var results []audit.Result
+		// The JSON comes first; lab audit exits non-zero (and says so
+		// after it) when anything, phantoms included, is unexplained.
+		aout, _ := l.Run("audit", m[1], "--json")
+		if err := json.NewDecoder(strings.NewReader(aout)).Decode(&results); err != nil {
+			return fmt.Errorf("lab audit: %v: %s", err, aout)
+		}
+		last = aout
+		var bad []string
+		viewIssue = nil
+		stores := 0
+		for _, r := range results {
+			if r.Variant != "stream" {
+				continue
+			}
+			problem := !r.Checked || r.Lost != 0 || r.Duplicates != 0
+			what := fmt.Sprintf("%s: checked %v, %d lost, %d duplicates (%d phantoms)", r.Source, r.Checked, r.Lost, r.Duplicates, r.Phantoms)
+			switch {
+			case r.Source == "api" && problem:
+				viewIssue = append(viewIssue, what)
+			case r.Source != "api":
+				stores++
+				if problem {
+					bad = append(bad, what)
+				}
+			}
+		}
+		if stores == 0 {
+			bad = append(bad, "no audit of ratings-stream's store")
+		}
+		if len(bad) > 0 {
+			return errors.New(strings.Join(bad, "; "))
+		}
+		return nil
+	})
+	return j
+}
+
+// assertOwnNodeEdges checks that no Kafka client of the lab dials a broker
+// node directly: each has connections through its own per-node proxies
+// only. It returns the lab's state.
+func assertOwnNodeEdges(t *testing.T, l *labtest.Lab) supervisor.State {
+	t.Helper()
+	st, err := supervisor.ReadState(l.Dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	nodes := map[int]bool{}
+	for _, a := range st.Options.KafkaBootstrap(l.Ports) {
+		nodes[portOf(t, a)] = true
+	}
+	for _, client := range []string{"webserver-stream", "ratings-stream", "movies-connect"} {
+		own := map[int]bool{}
+		for _, e := range parts.BrokerEdges(st.Options, client) {
+			own[portOf(t, e.Listen(l.Ports))] = true
+		}
+		ports := remotePorts(t, l.Part(client).PID)
+		viaOwn := 0
+		for port, n := range ports {
+			if nodes[port] {
+				t.Errorf("%s has %d connection(s) straight to node port %d", client, n, port)
+			}
+			if own[port] {
+				viaOwn += n
+			}
+		}
+		if viaOwn == 0 {
+			t.Errorf("%s: no connection through its node proxies %v (connections by port: %v)", client, own, ports)
+		}
+	}
+	return st
 }
 
 func waitAllHealthy(t *testing.T, l *labtest.Lab) {
@@ -255,33 +296,7 @@ func clusterFaults(t *testing.T, l *labtest.Lab) {
 	}
 
 	// No Kafka client dials a node directly, only its own proxies.
-	st, err := supervisor.ReadState(l.Dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	nodes := map[int]bool{}
-	for _, a := range st.Options.KafkaBootstrap(l.Ports) {
-		nodes[portOf(t, a)] = true
-	}
-	for _, client := range []string{"webserver-stream", "ratings-stream", "movies-connect"} {
-		own := map[int]bool{}
-		for _, e := range parts.BrokerEdges(st.Options, client) {
-			own[portOf(t, e.Listen(l.Ports))] = true
-		}
-		ports := remotePorts(t, l.Part(client).PID)
-		viaOwn := 0
-		for port, n := range ports {
-			if nodes[port] {
-				t.Errorf("%s has %d connection(s) straight to node port %d", client, n, port)
-			}
-			if own[port] {
-				viaOwn += n
-			}
-		}
-		if viaOwn == 0 {
-			t.Errorf("%s: no connection through its node proxies %v (connections by port: %v)", client, own, ports)
-		}
-	}
+	assertOwnNodeEdges(t, l)
 
 	base := "http://" + l.Ports.WebserverStream()
 	acked := map[int64]int64{}

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/ratingslab/lab/lab/parts"
+	"github.com/ratingslab/lab/services/model"
 )
 
 // TargetClass says what a fault applies to.
@@ -19,6 +20,8 @@ const (
 	TargetPart    TargetClass = "part"    // any process of the lab, the broker included
 	TargetService TargetClass = "service" // a part with an HTTP admin endpoint
 	TargetTopic   TargetClass = "topic"   // a topic of the log
+	TargetKafka   TargetClass = "kafka"   // the embedded Kafka broker's protocol (kfake faults)
+	TargetGroup   TargetClass = "group"   // a consumer group of the log
 )
 
 // ParamType is how a parameter's text is read.
@@ -119,6 +122,23 @@ var contractChanges = []string{"v2-add-optional", "v2-rename-field", "v2-change-
 // compatibilityLevels are the registry's levels (lab/registry.Levels).
 var compatibilityLevels = []string{"NONE", "BACKWARD", "BACKWARD_TRANSITIVE", "FORWARD", "FORWARD_TRANSITIVE", "FULL", "FULL_TRANSITIVE"}
 
+// Parameters of the Kafka protocol faults.
+func kafkaTopicParam() Param {
+	names := make([]string, len(model.Topics))
+	for i, t := range model.Topics {
+		names[i] = t.Name
+	}
+	return choiceParam("topic", model.TopicRatings, "the topic whose partitions are faulted", names...)
+}
+
+func kafkaPartitionParam() Param {
+	return numParam("partition", ParamInt, "-1", "the partition; -1: every partition of the topic", -1, 1023)
+}
+
+func kafkaFractionParam() Param {
+	return numParam("fraction", ParamFraction, "1", "fraction of the matching requests answered so", 0.001, 1)
+}
+
 // kinds is the catalog, in listing order.
 var kinds = []Kind{
 	{Name: "latency", Targets: TargetEdge, Timed: true,
@@ -193,6 +213,10 @@ var kinds = []Kind{
 		Params: []Param{
 			numParam("partition", ParamInt, "-1", "the partition whose leader is killed; -1 picks the one holding the most records", -1, 1023),
 		}},
+	{Name: "kill_coordinator", Targets: TargetGroup, Timed: true,
+		Summary:   "coordinator failover: SIGKILL the broker that coordinates the consumer group right now; on a cluster another broker takes the group over and its members rejoin, on the embedded broker it is a broker outage (coordinator_move is its protocol-level version)",
+		Mechanism: "supervisor: the group's coordinator is found (FindCoordinator) when the fault is applied, then that broker part (broker-N) is killed",
+		Heal:      "starts that broker again"},
 	{Name: "error_rate", Targets: TargetService, Timed: true,
 		Summary:   "answer a fraction of the part's requests with HTTP 500",
 		Mechanism: "part admin endpoint POST /admin/faults {error_rate}",
@@ -228,6 +252,35 @@ var kinds = []Kind{
 			choiceParam("subject", "ratings-value", "registry subject (TopicNameStrategy: <topic>-value)", "ratings-value", "movies-value", "rated-movies-value"),
 			choiceParam("level", "NONE", "compatibility level", compatibilityLevels...),
 		}},
+
+	// Kafka protocol faults (lab/broker/kafkafaults.go): what a real
+	// cluster answers when brokers fail, answered by the embedded broker.
+	{Name: "not_enough_replicas", Targets: TargetKafka, Timed: true,
+		Summary:   "writes to the topic are refused with NOT_ENOUGH_REPLICAS and nothing is appended: what acks=all producers get when the ISR is below min.insync.replicas (a cluster with two of three brokers down)",
+		Mechanism: "kfake Fault on Produce, through the broker's admin endpoint POST /admin/kafka/faults",
+		Heal:      "removes the fault",
+		Params:    []Param{kafkaTopicParam(), kafkaPartitionParam(), kafkaFractionParam()}},
+	{Name: "produce_timeout", Targets: TargetKafka, Timed: true,
+		Summary:   "writes to the topic are appended, then answered REQUEST_TIMED_OUT (or NOT_ENOUGH_REPLICAS_AFTER_APPEND): ambiguous writes, as when a follower in the ISR stalls under acks=all; a producer that retries appends again",
+		Mechanism: "kfake Fault on Produce answered after the append, through POST /admin/kafka/faults",
+		Heal:      "removes the fault",
+		Params: []Param{kafkaTopicParam(), kafkaPartitionParam(), kafkaFractionParam(),
+			choiceParam("error", "REQUEST_TIMED_OUT", "the answer after the append", "REQUEST_TIMED_OUT", "NOT_ENOUGH_REPLICAS_AFTER_APPEND")}},
+	{Name: "leader_election", Targets: TargetKafka, Timed: true,
+		Summary:   "leader failover: the topic's partitions have no leader while the fault lasts (produce, fetch and offset requests answered NOT_LEADER_OR_FOLLOWER), then get new leaders with new leader epochs (on another node of a multi-node broker) — as when the leader broker dies",
+		Mechanism: "kfake Fault on Produce/Fetch/ListOffsets/OffsetForLeaderEpoch, then MoveTopicPartition per partition at heal",
+		Heal:      "removes the fault and elects the new leaders",
+		Params:    []Param{kafkaTopicParam(), kafkaPartitionParam()}},
+	{Name: "coordinator_move", Targets: TargetKafka, Timed: true,
+		Summary:   "the consumer group's coordinator moves: group requests (heartbeat, join, sync, offset commit and fetch) are answered NOT_COORDINATOR while the fault lasts; members rejoin, and past the session timeout they are expired: the group rebalances",
+		Mechanism: "kfake RehashCoordinators, and a Fault on the group's requests, through POST /admin/kafka/faults",
+		Heal:      "removes the fault; the group settles on its (new) coordinator",
+		Params:    []Param{choiceParam("group", "ratings-stream", "the consumer group", "ratings-stream")}},
+	{Name: "node_loss", Targets: TargetKafka, Timed: true,
+		Summary:   "a node of a multi-node embedded broker (lab up --kafka-nodes 3) is lost: its listener and every connection to it close, its partition leaders and coordinators move to the other nodes (nothing is lost: the nodes share one log)",
+		Mechanism: "kfake RemoveNode and the node's connections closed, through POST /admin/kafka/faults",
+		Heal:      "kfake AddNode: the node is back on its port and partitions are spread again",
+		Params:    []Param{numParam("node", ParamInt, "1", "the node, 1-based as in broker-1", 1, 3)}},
 	{Name: "poison", Targets: TargetTopic, Instant: true,
 		Summary:   "write records to `ratings` that no correct producer would write; the processor must route them to ratings-dlq and keep going",
 		Mechanism: "the supervisor produces them straight to the broker (a foreign or buggy producer)",

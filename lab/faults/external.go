@@ -37,6 +37,7 @@ func (inj *Injector) External(ctx context.Context) []ExternalFault {
 	inj.mu.Lock()
 	ours := map[string]bool{}       // toxic names of active edge faults
 	oursSvc := map[[2]string]bool{} // (instance, kind) of active service faults
+	oursKafka := map[string]bool{}  // ids of active protocol faults
 	for _, r := range inj.running {
 		switch e := r.effect.(type) {
 		case *edgeEffect:
@@ -45,6 +46,8 @@ func (inj *Injector) External(ctx context.Context) []ExternalFault {
 			}
 		case *serviceEffect:
 			oursSvc[[2]string{e.instance, e.kind}] = true
+		case *kafkaEffect:
+			oursKafka[e.id] = true
 		}
 	}
 	inj.mu.Unlock()
@@ -79,6 +82,14 @@ func (inj *Injector) External(ctx context.Context) []ExternalFault {
 				out = append(out, f)
 				mu.Unlock()
 			}
+		})
+	}
+	for broker, addr := range inj.cfg.Targets.Kafka {
+		wg.Go(func() {
+			fs := inj.kafkaFaultsInForce(ctx, broker, addr, oursKafka)
+			mu.Lock()
+			out = append(out, fs...)
+			mu.Unlock()
 		})
 	}
 	wg.Wait()

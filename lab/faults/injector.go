@@ -15,6 +15,7 @@ import (
 	toxiproxy "github.com/Shopify/toxiproxy/v2"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/ratingslab/lab/lab/parts"
 	"github.com/ratingslab/lab/lab/supervisor"
 )
 
@@ -445,6 +446,11 @@ func idNum(id string) int {
 	return n
 }
 
+// embeddedKafka reports whether the lab's Kafka is the embedded broker.
+func (inj *Injector) embeddedKafka() bool {
+	return inj.cfg.Targets.Platform == "" || inj.cfg.Targets.Platform == parts.KafkaEmbedded
+}
+
 // effectFor builds the effect of a fault on its target.
 func (inj *Injector) effectFor(rec *record, d time.Duration) effect {
 	switch rec.kind.Targets {
@@ -461,10 +467,15 @@ func (inj *Injector) effectFor(rec *record, d time.Duration) effect {
 			return &compatibilityEffect{inj: inj, params: rec.Params}
 		}
 		return &serviceEffect{inj: inj, instance: rec.Target, kind: rec.kind.Name, params: rec.Params}
+	case TargetGroup:
+		return &coordinatorEffect{brokers: inj.cfg.bootstrap(), group: rec.Target,
+			brokerKill: brokerKill{kill: processEffect{procs: inj.cfg.Processes, kind: "kill"}, embedded: inj.embeddedKafka()}}
+	case TargetKafka:
+		return &kafkaEffect{inj: inj, broker: rec.Target, id: rec.ID, kind: rec.kind.Name, params: rec.Params}
 	case TargetTopic:
 		if rec.kind.Name == "kill_leader" {
 			return &leaderEffect{brokers: inj.cfg.bootstrap(), topic: rec.Target, partition: leaderPartition(rec.Params),
-				kill: processEffect{procs: inj.cfg.Processes, kind: "kill"}}
+				brokerKill: brokerKill{kill: processEffect{procs: inj.cfg.Processes, kind: "kill"}, embedded: inj.embeddedKafka()}}
 		}
 		return &poisonEffect{brokers: inj.cfg.bootstrap(), registry: inj.cfg.Registry, topic: rec.Target, id: rec.ID, params: rec.Params}
 	}

@@ -49,7 +49,12 @@ func LabTargets(s *supervisor.Supervisor) Targets {
 // TargetsFor lists the targets of a lab started with opts on ports (the
 // edges, parts and services of the part table).
 func TargetsFor(opts parts.Options, ports layout.Ports) Targets {
-	t := Targets{Services: map[string]string{}, Variants: map[string]string{}, Topics: []string{model.TopicRatings}}
+	t := Targets{Services: map[string]string{}, Variants: map[string]string{}, Topics: []string{model.TopicRatings}, Kafka: map[string]string{}}
+	t.Platform, t.KafkaNodes = opts.Kafka.PlatformName(), len(opts.KafkaNodes(ports))
+	t.Groups = []string{"ratings-stream"}
+	if opts.Kafka.PlatformName() == parts.KafkaEmbedded {
+		t.Kafka["broker"] = ports.AdminBroker() // protocol faults: the embedded broker only
+	}
 	for _, e := range parts.EdgesFor(opts) {
 		t.Edges = append(t.Edges, e.Name)
 		t.Variants[e.Name] = string(e.Variant)

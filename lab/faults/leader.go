@@ -17,11 +17,10 @@ import (
 // is applied (leaders move), so the target is the topic and the broker is
 // resolved from metadata, then killed and started again like `kill`.
 type leaderEffect struct {
+	brokerKill
 	brokers   []string
 	topic     string
 	partition int // -1: the partition holding the most records
-	kill      processEffect
-	chosen    string // "broker-2, the leader of ratings/4", once applied
 }
 
 func (e *leaderEffect) apply(ctx context.Context) error {
@@ -30,8 +29,7 @@ func (e *leaderEffect) apply(ctx context.Context) error {
 	}
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	c := &kafka.Client{Addr: kafka.TCP(e.brokers...), Timeout: 5 * time.Second,
-		Transport: &kafka.Transport{DialTimeout: 2 * time.Second, ClientID: "lab-fault-injector", MetadataTTL: time.Second}}
+	c := injectorClient(e.brokers)
 	md, err := c.Metadata(ctx, &kafka.MetadataRequest{Topics: []string{e.topic}})
 	if err != nil {
 		return fmt.Errorf("metadata of %s: %w", e.topic, err)
@@ -58,25 +56,49 @@ func (e *leaderEffect) apply(ctx context.Context) error {
 	if leader.Host == "" {
 		return fmt.Errorf("%s/%d has no leader right now", e.topic, p)
 	}
-	part := parts.KafkaNodeName(int32(leader.ID))
-	if len(md.Brokers) == 1 {
-		part = "broker" // the embedded broker leads everything
-	}
-	e.kill.part = part
-	e.chosen = fmt.Sprintf("%s, the leader of %s/%d", part, e.topic, p)
-	return e.kill.apply(ctx)
+	part := e.brokerPart(leader.ID, len(md.Brokers))
+	return e.killPart(ctx, part, fmt.Sprintf("%s, the leader of %s/%d", part, e.topic, p))
 }
 
-func (e *leaderEffect) heal(ctx context.Context, shutdown bool) error {
-	if e.kill.part == "" {
+// brokerKill kills a broker part found when a fault is applied (a
+// partition's leader, a group's coordinator) and starts it again when the
+// fault heals, like `kill`.
+type brokerKill struct {
+	kill     processEffect
+	embedded bool   // the lab's Kafka is the embedded broker: one part, whatever its nodes
+	chosen   string // "broker-2, the leader of ratings/4", once applied
+}
+
+func (b *brokerKill) killPart(ctx context.Context, part, chosen string) error {
+	b.kill.part, b.chosen = part, chosen
+	return b.kill.apply(ctx)
+}
+
+func (b *brokerKill) heal(ctx context.Context, shutdown bool) error {
+	if b.kill.part == "" {
 		return nil
 	}
-	return e.kill.heal(ctx, shutdown)
+	return b.kill.heal(ctx, shutdown)
 }
 
 // outcome names the broker the fault hit (the journal's fault timeline
 // shows it).
-func (e *leaderEffect) outcome() string { return "killed " + e.chosen }
+func (b *brokerKill) outcome() string { return "killed " + b.chosen }
+
+// injectorClient asks the lab's Kafka directly (never through an edge).
+func injectorClient(brokers []string) *kafka.Client {
+	return &kafka.Client{Addr: kafka.TCP(brokers...), Timeout: 5 * time.Second,
+		Transport: &kafka.Transport{DialTimeout: 2 * time.Second, ClientID: "lab-fault-injector", MetadataTTL: time.Second}}
+}
+
+// brokerPart is the part that runs broker id of a Kafka of n brokers: the
+// embedded broker runs all its nodes in the one part "broker".
+func (b *brokerKill) brokerPart(id, n int) string {
+	if b.embedded || n == 1 {
+		return "broker"
+	}
+	return parts.KafkaNodeName(int32(id))
+}
 
 // busiestPartition is the partition of topic with the most records.
 func busiestPartition(ctx context.Context, c *kafka.Client, topic string, n int) (int, error) {

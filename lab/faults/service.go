@@ -90,6 +90,19 @@ func (e *serviceEffect) call(ctx context.Context, method, path string, body any)
 	if !ok {
 		return fmt.Errorf("%s has no HTTP endpoint", e.instance)
 	}
+	code, msg, err := adminCall(ctx, e.inj.http, addr, method, path, body)
+	if err != nil {
+		return fmt.Errorf("%s %s: %w", e.instance, path, err)
+	}
+	if code == http.StatusNotFound || code == http.StatusMethodNotAllowed {
+		return fmt.Errorf("%s has no %s %s admin endpoint (answered %d %s)", e.instance, method, path, code, http.StatusText(code))
+	}
+	return answerError(e.instance, path, code, msg)
+}
+
+// adminCall sends one JSON request to a part's admin endpoint and returns
+// the status and (the start of) the answer.
+func adminCall(ctx context.Context, client *http.Client, addr, method, path string, body any) (int, []byte, error) {
 	var rd io.Reader
 	if body != nil {
 		b, _ := json.Marshal(body)
@@ -97,28 +110,31 @@ func (e *serviceEffect) call(ctx context.Context, method, path string, body any)
 	}
 	req, err := http.NewRequestWithContext(ctx, method, "http://"+addr+path, rd)
 	if err != nil {
-		return err
+		return 0, nil, err
 	}
 	req.Header.Set("Content-Type", "application/json")
-	resp, err := e.inj.http.Do(req)
+	resp, err := client.Do(req)
 	if err != nil {
-		return fmt.Errorf("%s %s: %w", e.instance, path, err)
+		return 0, nil, err
 	}
 	defer resp.Body.Close()
 	msg, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
-	switch {
-	case resp.StatusCode == http.StatusNotFound || resp.StatusCode == http.StatusMethodNotAllowed:
-		return fmt.Errorf("%s has no %s %s admin endpoint (answered %s)", e.instance, method, path, resp.Status)
-	case resp.StatusCode >= 300:
-		var m struct {
-			Error string `json:"error"`
-		}
-		if json.Unmarshal(msg, &m) == nil && m.Error != "" {
-			return fmt.Errorf("%s %s: %s", e.instance, path, m.Error)
-		}
-		return fmt.Errorf("%s %s answered %s", e.instance, path, resp.Status)
+	return resp.StatusCode, msg, nil
+}
+
+// answerError is nil for a 2xx answer, else an error with the part's own
+// message ({"error": ...}) when it gave one.
+func answerError(instance, path string, code int, msg []byte) error {
+	if code < 300 {
+		return nil
 	}
-	return nil
+	var m struct {
+		Error string `json:"error"`
+	}
+	if json.Unmarshal(msg, &m) == nil && m.Error != "" {
+		return fmt.Errorf("%s %s: %s", instance, path, m.Error)
+	}
+	return fmt.Errorf("%s %s answered %d %s", instance, path, code, http.StatusText(code))
 }
 
 // reapplyServiceFaults sets a restarted part's in-service faults again: the

@@ -45,6 +45,10 @@ type Journal struct {
 	// and compared by `lab report --compare`, e.g. "breakers": "on",
 	// "delivery": "effectively-once", "scenario": "steady".
 	Settings map[string]string `json:"settings,omitempty"`
+	// Platform is the Kafka platform the log variant ran on: "embedded
+	// (kfake, 1 node)", "cluster (Apache Kafka, 3 nodes)", "external (...)";
+	// empty in journals from before it was recorded.
+	Platform string `json:"platform,omitempty"`
 	// SLO is the client success-ratio objective the error budget derives
 	// from (0.99 when zero).
 	SLO     float64   `json:"slo,omitempty"`

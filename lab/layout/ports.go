@@ -134,7 +134,7 @@ func (p Ports) Admin(public string) string {
 }
 
 // AdminBroker is the embedded broker's admin listener (health with its data
-// check, metrics, pprof).
+// check, metrics, pprof, the Kafka protocol faults).
 func (p Ports) AdminBroker() string { return p.addr(offBroker + offAdmin) }
 
 func (p Ports) AdminWebserverRPC() string    { return p.addr(offWebserverRPC + offAdmin) }

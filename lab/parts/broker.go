@@ -13,7 +13,7 @@ func init() {
 		Start:     0,
 		NewRunner: func() Runner { return &broker.Runner{} },
 		Args: func(env Env, _ int) []string {
-			return []string{"--listen", env.Ports.Broker(), "--data", env.Dir.BrokerData()}
+			return []string{"--listen", env.Options.EmbeddedListen(env.Ports), "--data", env.Dir.BrokerData()}
 		},
 		// Its admin /healthz checks Kafka readiness on its own listener and
 		// reports what the data dir check found at start.

@@ -20,6 +20,7 @@ type Edge struct {
 	// address when the lab does not run it (an external cluster).
 	client, node int
 	upstream     string
+	embedded     bool // a node of the embedded broker (embeddedNodeAddr)
 }
 
 // Listen is where the edge's proxy listens; clients are handed this address.
@@ -37,6 +38,9 @@ func (e Edge) Listen(p layout.Ports) string {
 func (e Edge) Upstream(p layout.Ports) string {
 	if e.upstream != "" {
 		return e.upstream
+	}
+	if e.n < 0 && e.embedded {
+		return embeddedNodeAddr(p, e.node)
 	}
 	if e.n < 0 {
 		return p.KafkaNode(e.node)

@@ -25,7 +25,8 @@ const DefaultClusterNodes = 3
 type KafkaOptions struct {
 	// Platform is KafkaEmbedded (also when empty), KafkaCluster or KafkaExternal.
 	Platform string `json:"platform,omitempty"`
-	// Nodes is the cluster's node count (KafkaCluster; default 3).
+	// Nodes is the cluster's node count (KafkaCluster; default 3), or the
+	// embedded broker's (KafkaEmbedded; 1 unless `lab up --kafka-nodes`).
 	Nodes int `json:"nodes,omitempty"`
 	// Home is the Apache Kafka distribution the nodes run from (KafkaCluster).
 	Home string `json:"home,omitempty"`
@@ -49,6 +50,20 @@ func (k KafkaOptions) PlatformName() string {
 		return KafkaEmbedded
 	}
 	return k.Platform
+}
+
+// Describe names the platform for people, journals and reports:
+// "embedded (kfake, 1 node)", "cluster (Apache Kafka, 3 nodes)",
+// "external (3 brokers)".
+func (k KafkaOptions) Describe() string {
+	switch k.PlatformName() {
+	case KafkaCluster:
+		return fmt.Sprintf("cluster (Apache Kafka, %d nodes)", k.NodeCount())
+	case KafkaExternal:
+		return fmt.Sprintf("external (%d brokers)", len(k.Brokers))
+	}
+	n := max(k.Nodes, 1)
+	return fmt.Sprintf("embedded (kfake, %d node%s)", n, map[bool]string{true: "s"}[n > 1])
 }
 
 // NodeCount is the cluster's node count (DefaultClusterNodes when unset).
@@ -111,7 +126,43 @@ func (o Options) KafkaNodes(p layout.Ports) []KafkaNode {
 		}
 		return out
 	}
+	if o.Kafka.Nodes > 1 {
+		return EmbeddedKafkaNodes(p, o.Kafka.Nodes)
+	}
 	return []KafkaNode{{Name: "broker", ID: 0, Advertised: p.Broker(), index: -1}}
+}
+
+// EmbeddedKafkaNodes lists a multi-node embedded broker (`lab up
+// --kafka-nodes n`): n kfake nodes in the one part "broker", node i
+// (0-based) with kfake's id i, named broker-<i+1> like a cluster's nodes.
+// Node 1 listens on the broker's usual port (so `kcat -b`, the status table
+// and the broker's health stay where they are), the others on the port
+// table's KafkaNode(i); every client reaches every node through its own
+// per-node edge proxy.
+func EmbeddedKafkaNodes(p layout.Ports, n int) []KafkaNode {
+	out := make([]KafkaNode, n)
+	for i := range out {
+		out[i] = KafkaNode{Name: KafkaNodeName(int32(i + 1)), ID: int32(i), Advertised: embeddedNodeAddr(p, i), index: i}
+	}
+	return out
+}
+
+// embeddedNodeAddr is where node i of the embedded broker listens.
+func embeddedNodeAddr(p layout.Ports, i int) string {
+	if i == 0 {
+		return p.Broker()
+	}
+	return p.KafkaNode(i)
+}
+
+// EmbeddedListen is the embedded broker's --listen: one address per node.
+func (o Options) EmbeddedListen(p layout.Ports) string {
+	n := max(o.Kafka.Nodes, 1)
+	addrs := make([]string, n)
+	for i := range addrs {
+		addrs[i] = embeddedNodeAddr(p, i)
+	}
+	return strings.Join(addrs, ",")
 }
 
 // KafkaBootstrap is where the lab's own tools (replay, poison, tests)
@@ -147,7 +198,7 @@ func kafkaEdges(o Options, from string, client, legacySlot int) []Edge {
 	out := make([]Edge, 0, len(nodes))
 	for i, nd := range nodes {
 		e := Edge{Name: from + "->" + nd.Name, From: from, To: nd.Name, Variant: VariantStream, n: -1,
-			client: client, node: i}
+			client: client, node: i, embedded: o.Kafka.PlatformName() == KafkaEmbedded}
 		if nd.index < 0 {
 			e.upstream = nd.Advertised
 		}

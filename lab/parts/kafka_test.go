@@ -2,6 +2,7 @@ package parts
 
 import (
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -86,6 +87,40 @@ func TestEmbeddedBrokerKeepsOneEdgePerClient(t *testing.T) {
 	}
 	if got := (Options{}).KafkaBootstrap(p); !slices.Equal(got, []string{p.Broker()}) {
 		t.Fatalf("bootstrap for tools: %v", got)
+	}
+}
+
+// A multi-node embedded broker (--kafka-nodes 3) is one part listening on
+// three addresses — node 1 on the broker's own port, the others in the
+// cluster range — and every client reaches each node through its own proxy.
+func TestMultiNodeEmbeddedBrokerHasPerNodeEdges(t *testing.T) {
+	p := layout.Ports{Base: 20000}
+	o := Options{Kafka: KafkaOptions{Nodes: 3}, Replicas: map[string]int{"ratings-stream": 2}}
+	want := []string{p.Broker(), p.KafkaNode(1), p.KafkaNode(2)}
+	if got := strings.Split(o.EmbeddedListen(p), ","); !slices.Equal(got, want) {
+		t.Fatalf("--listen %v, want %v", got, want)
+	}
+	if got := o.KafkaBootstrap(p); !slices.Equal(got, want) {
+		t.Fatalf("bootstrap for tools %v, want %v", got, want)
+	}
+	es := BrokerEdges(o, "ratings-stream-2")
+	if len(es) != 3 {
+		t.Fatalf("edges %+v, want one per node", es)
+	}
+	boot, route := routes(t, KafkaClientArgs(p, es...))
+	for i, e := range es {
+		if e.Name != "ratings-stream-2->broker-"+strconv.Itoa(i+1) || e.Upstream(p) != want[i] || e.Listen(p) != p.NodeEdge(clientRatingsStream+1, i) {
+			t.Errorf("edge %d: %+v (listen %s, upstream %s)", i, e, e.Listen(p), e.Upstream(p))
+		}
+		if route[want[i]] != e.Listen(p) || boot[i] != e.Listen(p) {
+			t.Errorf("node %d: bootstrap %v routes %v", i+1, boot, route)
+		}
+	}
+	if n := len(o.KafkaNodes(p)); n != 3 {
+		t.Fatalf("%d nodes", n)
+	}
+	if single := (Options{}).EmbeddedListen(p); single != p.Broker() {
+		t.Fatalf("one node listens on %s, want %s", single, p.Broker())
 	}
 }
 

@@ -34,7 +34,7 @@ type Runner interface {
 // Options are the lab-wide switches `lab up` passes on to parts.
 type Options struct {
 	Breakers bool                // circuit breakers in the RPC variant
-	Delivery string              // ratings-stream delivery: "effectively-once" or "at-least-once"
+	Delivery string              // ratings-stream delivery: "effectively-once", "at-least-once" or "transactional"
 	Replicas map[string]int      // e.g. ratings-stream=2
 	Extra    map[string][]string // extra flags per part, appended last (lab up --part-flag)
 	// Format is the log's event format: "json" or "avro" (model.ParseFormat).

@@ -49,6 +49,11 @@ func init() {
 				"--delivery", delivery,
 			}
 			args = append(args, FormatArgs(env, name)...)
+			if delivery == string(ratingsstream.Transactional) {
+				// Stable per instance: a restarted instance fences its
+				// previous incarnation and aborts what it left open.
+				args = append(args, "--transactional-id", name)
+			}
 			return append(args, KafkaClientArgs(env.Ports, BrokerEdges(env.Options, name)...)...)
 		},
 		HTTP:        func(p layout.Ports, i int) string { return p.RatingsStream(i) },

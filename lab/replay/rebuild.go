@@ -271,6 +271,9 @@ func (l *Lab) rebuildRatingsStream(ctx context.Context, opts RebuildOptions) (*R
 	if o.Delivery == "at-least-once" {
 		return nil, errors.New("ratings-stream runs --delivery=at-least-once: there the group's offsets are the truth and a partition is restored from rated-movies (the changelog), so wiping its database rebuilds nothing from the log; rebuild needs the default effectively-once mode")
 	}
+	if o.Delivery == "transactional" {
+		return nil, errors.New("ratings-stream runs --delivery=transactional: its database is a cache of the " + model.TopicRatingsChangelog + " topic, and a wiped one is restored from there, not rebuilt from the ratings log; rebuild needs the default effectively-once mode")
+	}
 	k := l.Kafka
 	partitions, err := partitionCount(ctx, k, model.TopicRatings)
 	if err != nil {

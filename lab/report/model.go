@@ -47,6 +47,7 @@ type runInfo struct {
 	Started, Ended, Duration          string
 	Seed                              uint64
 	Variants, Settings, Ledger, Error string
+	Platform                          string
 	SLO                               string
 	Samples, FaultCount, RecoveryNote string
 	LagSource                         string
@@ -148,7 +149,7 @@ func buildDocument(runs []run) (*document, error) {
 			Label: r.Label, Name: r.Name, Kind: j.Kind, Title: j.Title,
 			Started: j.Started.UTC().Format(time.RFC3339), Ended: j.Ended.UTC().Format(time.RFC3339),
 			Duration: fmtDuration(j.Ended.Sub(j.Started)), Seed: j.Seed,
-			Variants: strings.Join(j.Variants, ", "), Ledger: j.Ledger, Error: j.Error,
+			Variants: strings.Join(j.Variants, ", "), Ledger: j.Ledger, Error: j.Error, Platform: orDash(j.Platform),
 			SLO:        pct(sloOf(j)),
 			Samples:    fmt.Sprint(len(j.Samples)),
 			FaultCount: fmt.Sprint(len(j.Faults)),

@@ -262,3 +262,19 @@ func TestUnknownValuesAreDrawnAsGaps(t *testing.T) {
 		t.Errorf("segments %v, want [1 2] and [4 5 6]: one unknown second is a gap", segs)
 	}
 }
+
+// The report names the Kafka platform that ran the log variant.
+func TestReportNamesTheKafkaPlatform(t *testing.T) {
+	j := journal.Journal{Version: journal.CurrentVersion, Kind: journal.KindExperiment, Title: "on three nodes", Variants: []string{"stream"},
+		Platform: "embedded (kfake, 3 nodes)", Started: fixtureStart, Ended: fixtureStart.Add(time.Second)}
+	out, err := RenderJournal(j, "nodes", t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range []string{out.HTML, out.Markdown} {
+		b, _ := os.ReadFile(f)
+		if !strings.Contains(string(b), "embedded (kfake, 3 nodes)") {
+			t.Errorf("%s does not name the platform", f)
+		}
+	}
+}

@@ -124,7 +124,14 @@ func (s *Sampler) Run(ctx context.Context, fn func(Scrape)) error {
 		case <-ctx.Done():
 			return ctx.Err()
 		case <-t.C:
-			fn(s.ScrapeOnce(ctx))
+			sc := s.ScrapeOnce(ctx)
+			if ctx.Err() != nil {
+				// Stopped mid-scrape: what it read was cut short by the
+				// stop, not by the lab; recording it would end the run
+				// with a sample of errors.
+				return ctx.Err()
+			}
+			fn(sc)
 		}
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"math"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"testing"
 	"time"
 
@@ -269,5 +270,30 @@ func TestRunScrapesEverySecondUntilCancelled(t *testing.T) {
 	})
 	if n != 3 || err == nil {
 		t.Errorf("ran %d ticks, err %v", n, err)
+	}
+}
+
+// A scrape cut short by the end of the run is not a sample: its errors come
+// from the stop, not from the lab (they used to end every run with a view
+// that "could not be read").
+func TestRunDropsTheScrapeCutShortByTheStop(t *testing.T) {
+	reading := make(chan struct{}, 1)
+	view := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case reading <- struct{}{}:
+		default:
+		}
+		<-r.Context().Done() // answers only when the scrape gives up
+	}))
+	defer view.Close()
+	s := &Sampler{Views: []View{{Variant: "stream", BaseURL: view.URL}}, Every: 200 * time.Millisecond}
+	ctx, cancel := context.WithCancel(context.Background())
+	go func() { <-reading; cancel() }()
+	var got []Scrape
+	s.Run(ctx, func(sc Scrape) { got = append(got, sc) })
+	for _, sc := range got {
+		if strings.Contains(sc.Views["stream"].Err, "context canceled") {
+			t.Fatalf("a scrape cut short by the stop was recorded: %+v", sc.Views)
+		}
 	}
 }

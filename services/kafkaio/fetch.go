@@ -24,6 +24,10 @@ type FetchOptions struct {
 	MaxBytes int
 	// Queue is how many fetched records may wait per partition (default 2048).
 	Queue int
+	// ReadCommitted reads committed records only, with franz-go: for topics
+	// written in Kafka transactions (committed.go). Next may then return an
+	// empty batch, after passing over transaction markers only.
+	ReadCommitted bool
 }
 
 // Fetcher reads a fixed set of partitions of one topic, each from an offset
@@ -47,8 +51,9 @@ type Fetcher struct {
 	wg      sync.WaitGroup
 	k       *Cluster
 
-	mu    sync.Mutex
-	parts map[int]*partHealth
+	mu         sync.Mutex
+	parts      map[int]*partHealth
+	controlEnd map[int]int64 // committed fetchers: offset after the last marker passed (ControlEnd)
 }
 
 // partHealth is what the Fetcher knows about reading one partition.
@@ -88,6 +93,9 @@ func (k *Cluster) NewFetcher(topic string, start map[int]int64, o FetchOptions) 
 	}
 	if o.Queue <= 0 {
 		o.Queue = 2048
+	}
+	if o.ReadCommitted {
+		return k.newCommittedFetcher(topic, start, o)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	f := &Fetcher{topic: topic, ch: make(chan kafka.Message, o.Queue), cancel: cancel, k: k,
@@ -276,7 +284,8 @@ func (f *Fetcher) Err() error {
 
 // Next blocks until at least one record is available (or ctx ends), then
 // returns it together with whatever else is already fetched, up to max
-// records, appended to buf[:0].
+// records, appended to buf[:0]. A committed fetcher returns no transaction
+// markers, so its batch may be empty (see ControlEnd).
 //
 // The Fetcher does not export consumer lag: a record's high watermark is the
 // one of the fetch that brought it, stale by the time a slow or throttled
@@ -299,7 +308,7 @@ drain:
 			break drain
 		}
 	}
-	return buf, nil
+	return f.dropControl(buf), nil
 }
 
 // Close stops every partition reader and waits for them.

@@ -17,6 +17,11 @@ import (
 )
 
 func TestTailerRecoversAfterBrokerRestart(t *testing.T) {
+	t.Run("kafka-go", func(t *testing.T) { tailerRecoversAfterBrokerRestart(t, false) })
+	t.Run("read committed (franz-go)", func(t *testing.T) { tailerRecoversAfterBrokerRestart(t, true) })
+}
+
+func tailerRecoversAfterBrokerRestart(t *testing.T, committed bool) {
 	b := kafkatest.StartDurable(t)
 	proxy := kafkatest.Forward(t, b.Addr)
 	log := slog.New(slog.DiscardHandler)
@@ -48,6 +53,9 @@ func TestTailerRecoversAfterBrokerRestart(t *testing.T) {
 		}
 		return nil
 	})
+	if committed {
+		tl.ReadCommitted()
+	}
 	done := make(chan error, 1)
 	go func() { done <- tl.Run(ctx) }()
 	has := func(key string) func() error {

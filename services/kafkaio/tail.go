@@ -26,6 +26,7 @@ type Tailer struct {
 	partitions int
 	apply      ApplyFunc
 	maxBatch   int
+	committed  bool // read committed records only (ReadCommitted)
 
 	mu      sync.Mutex
 	pos     map[int]int64 // next offset to apply; kafka.FirstOffset when nothing was read yet
@@ -46,12 +47,21 @@ func (k *Cluster) NewTailer(topic string, partitions int, start map[int]int64, a
 	return &Tailer{k: k, topic: topic, partitions: partitions, apply: apply, maxBatch: 2000, pos: pos, advance: make(chan struct{})}
 }
 
+// ReadCommitted makes the tailer see committed records only, for a topic
+// written in Kafka transactions: records of aborted transactions never
+// reach the table, nor does anything of a transaction still open. Call it
+// before Run.
+func (t *Tailer) ReadCommitted() *Tailer {
+	t.committed = true
+	return t
+}
+
 // Run applies batches until ctx ends (returns nil) or apply fails.
 func (t *Tailer) Run(ctx context.Context) error {
 	if err := t.checkGaps(ctx); err != nil {
 		return err
 	}
-	f, err := t.k.NewFetcher(t.topic, t.Position(), FetchOptions{Queue: 1024})
+	f, err := t.k.NewFetcher(t.topic, t.Position(), FetchOptions{Queue: 1024, ReadCommitted: t.committed})
 	if err != nil {
 		return err
 	}
@@ -68,17 +78,27 @@ func (t *Tailer) Run(ctx context.Context) error {
 		if err != nil {
 			return nil // ctx ended
 		}
-		if err := t.apply(ctx, buf); err != nil {
-			if ctx.Err() != nil {
-				return nil
+		if len(buf) > 0 { // empty: a committed fetcher passed transaction markers only
+			if err := t.apply(ctx, buf); err != nil {
+				if ctx.Err() != nil {
+					return nil
+				}
+				return fmt.Errorf("apply %s batch: %w", t.topic, err)
 			}
-			return fmt.Errorf("apply %s batch: %w", t.topic, err)
 		}
 		t.k.metrics.Consumed(t.topic, len(buf))
 		t.mu.Lock()
 		for _, m := range buf {
 			if m.Offset+1 > t.pos[m.Partition] {
 				t.pos[m.Partition] = m.Offset + 1
+			}
+		}
+		if t.committed {
+			// Everything before a marker Next passed over is applied by now.
+			for p := range t.pos {
+				if end := f.ControlEnd(p); end > t.pos[p] {
+					t.pos[p] = end
+				}
 			}
 		}
 		close(t.advance)
@@ -110,7 +130,11 @@ func (t *Tailer) Err() error {
 // been applied, or when ctx ends. Use it so that a table is complete before
 // it is trusted (at start, or before declaring a movie unknown).
 func (t *Tailer) WaitCaughtUp(ctx context.Context) error {
-	ends, err := t.k.Offsets(ctx, t.topic, AllPartitions(t.partitions))
+	offsets := t.k.Offsets
+	if t.committed {
+		offsets = t.k.OffsetsCommitted // an open transaction is not there yet
+	}
+	ends, err := offsets(ctx, t.topic, AllPartitions(t.partitions))
 	if err != nil {
 		return err
 	}

@@ -107,11 +107,22 @@ type Bounds struct{ First, End int64 }
 
 // Offsets returns the bounds of the given partitions of topic.
 func (k *Cluster) Offsets(ctx context.Context, topic string, partitions []int) (map[int]Bounds, error) {
+	return k.offsets(ctx, topic, partitions, kafka.ReadUncommitted)
+}
+
+// OffsetsCommitted is Offsets as a read_committed consumer sees them: End is
+// the last stable offset, below the first record of a transaction still
+// open (equal to the high watermark when none is).
+func (k *Cluster) OffsetsCommitted(ctx context.Context, topic string, partitions []int) (map[int]Bounds, error) {
+	return k.offsets(ctx, topic, partitions, kafka.ReadCommitted)
+}
+
+func (k *Cluster) offsets(ctx context.Context, topic string, partitions []int, iso kafka.IsolationLevel) (map[int]Bounds, error) {
 	reqs := make([]kafka.OffsetRequest, 0, 2*len(partitions))
 	for _, p := range partitions {
 		reqs = append(reqs, kafka.FirstOffsetOf(p), kafka.LastOffsetOf(p))
 	}
-	res, err := k.client.ListOffsets(ctx, &kafka.ListOffsetsRequest{Topics: map[string][]kafka.OffsetRequest{topic: reqs}})
+	res, err := k.client.ListOffsets(ctx, &kafka.ListOffsetsRequest{Topics: map[string][]kafka.OffsetRequest{topic: reqs}, IsolationLevel: iso})
 	if err != nil {
 		return nil, fmt.Errorf("list offsets of %s: %w", topic, err)
 	}

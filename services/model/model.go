@@ -17,6 +17,11 @@ const (
 	RatingsPartitions = 6
 )
 
+// TopicRatingsChangelog is ratings-stream's state (compacted; partition p is
+// the state of ratings partition p), written in Kafka transactions by
+// --delivery=transactional (services/changelog).
+const TopicRatingsChangelog = "ratings-stream-changelog"
+
 // Topic is one topic of the log variant with its partition count and configs.
 type Topic struct {
 	Name       string
@@ -40,6 +45,10 @@ var Topics = []Topic{
 	{Name: TopicMovies, Partitions: 1, Configs: keptForever(map[string]string{"cleanup.policy": "compact"})},
 	{Name: TopicRatedMovies, Partitions: RatingsPartitions, Configs: keptForever(map[string]string{"cleanup.policy": "compact"})},
 	{Name: TopicRatingsDLQ, Partitions: 1, Configs: keptForever(nil)},
+	// Co-partitioned with ratings. Real Kafka compacts closed segments only:
+	// a segment rolls every minute so that a restore reads little more than
+	// the current state (kfake compacts all but the last batch).
+	{Name: TopicRatingsChangelog, Partitions: RatingsPartitions, Configs: keptForever(map[string]string{"cleanup.policy": "compact", "segment.ms": "60000"})},
 }
 
 // keptForever adds unlimited retention (time and size) to a topic's configs.

@@ -2,21 +2,27 @@ package stream
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"strconv"
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/segmentio/kafka-go"
 
+	"github.com/ratingslab/lab/services/changelog"
+	"github.com/ratingslab/lab/services/kafkaio"
 	"github.com/ratingslab/lab/services/model"
+	"github.com/ratingslab/lab/services/requestids"
 )
 
 // BenchmarkProcessor measures ratings-stream throughput — events per second
 // from `ratings` to committed state (decode, join, dedupe, aggregate, one
-// SQLite transaction per batch, emit rated-movies) — next to the raw rate at
-// which a kafka-go group reader consumes the same topic from the same
-// in-process broker. Targets: processor ≥ 0.5 × raw and ≥ 100k events/s.
+// SQLite transaction per batch, emit rated-movies; transactional: one Kafka
+// transaction per batch with rated-movies, the changelog and the offsets) —
+// next to the raw rate at which a kafka-go group reader consumes the same
+// topic from the same in-process broker. Targets: processor ≥ 0.5 × raw and ≥ 100k events/s.
 //
 // Each iteration consumes the whole topic from the beginning (fresh data
 // directory, fresh group), including start-up and group join. The event
@@ -29,33 +35,79 @@ func BenchmarkProcessor(b *testing.B) {
 		n = v
 	}
 	l := newLab(b)
+	// The transactional runs' changelogs exist before any client caches
+	// metadata (a topic created later is not seen for a metadata refresh).
+	const maxIterations = 8
+	for i := range maxIterations {
+		if err := l.broker.CreateTopic(benchChangelog(i), model.RatingsPartitions, map[string]string{"cleanup.policy": "compact"}); err != nil {
+			b.Fatal(err)
+		}
+	}
 	l.movies(100)
 	l.ratings(newLedger(), n, 100, 42)
 
-	b.Run("processor", func(b *testing.B) {
-		var total time.Duration
-		for i := 0; i < b.N; i++ {
-			p, err := New(Config{Cluster: l.k, DataDir: b.TempDir(), Group: "bench-" + strconv.Itoa(i), Log: testLog(b)})
-			if err != nil {
-				b.Fatal(err)
-			}
-			ctx, cancel := context.WithCancel(context.Background())
-			done := make(chan error, 1)
-			start := time.Now()
-			go func() { done <- p.Run(ctx) }()
-			deadline := time.Now().Add(10 * time.Minute)
-			for p.committed.Load() < int64(n) {
-				if time.Now().After(deadline) {
-					b.Fatalf("processed %d of %d events in 10 minutes", p.committed.Load(), n)
+	// Effectively-once (the default) and transactional delivery, in the same
+	// run: each iteration its own group (and, transactional, its own
+	// changelog topic).
+	processor := func(delivery Delivery) func(b *testing.B) {
+		return func(b *testing.B) {
+			var total, steady time.Duration
+			var steadyEvents int64
+			var txns float64
+			for i := 0; i < b.N; i++ {
+				group := "bench-" + string(delivery) + "-" + strconv.Itoa(i)
+				cfg := Config{Cluster: l.k, DataDir: b.TempDir(), Group: group, Delivery: delivery, Log: testLog(b)}
+				if delivery == Transactional {
+					if i >= maxIterations {
+						b.Fatalf("more than %d iterations: use -benchtime 1x", maxIterations)
+					}
+					cfg.Changelog = benchChangelog(i)
+					cfg.Registerer = prometheus.NewRegistry()
 				}
-				time.Sleep(5 * time.Millisecond)
+				r, err := runUntilCounted(b, cfg, n)
+				if err != nil {
+					b.Fatal(err)
+				}
+				total += r.total
+				steady += r.steady
+				steadyEvents += r.steadyEvents
+				if reg, ok := cfg.Registerer.(*prometheus.Registry); ok {
+					txns += counterValue(reg, "lab_stream_transactions_total", "committed")
+				}
+			}
+			b.ReportMetric(float64(n)*float64(b.N)/total.Seconds(), "events/s")
+			b.ReportMetric(float64(steadyEvents)/steady.Seconds(), "events/s-after-first-commit")
+			if txns > 0 {
+				b.ReportMetric(float64(n)*float64(b.N)/txns, "events/txn")
+			}
+		}
+	}
+	b.Run("processor", processor(EffectivelyOnce))
+	b.Run("processor-transactional", processor(Transactional))
+
+	// What a transactional instance reads when partitions are assigned to
+	// it: the whole changelog the run above left (not compacted yet: the
+	// worst case), committed records only.
+	b.Run("restore-changelog", func(b *testing.B) {
+		var total time.Duration
+		var records int64
+		for i := 0; i < b.N; i++ {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+			var n int64
+			err := l.k.ReadCommitted(ctx, benchChangelog(0), kafkaio.AllPartitions(model.RatingsPartitions), func(kafka.Message) error { n++; return nil })
+			start := time.Now()
+			if err == nil {
+				_, err = changelog.Restore(ctx, l.k, benchChangelog(0), kafkaio.AllPartitions(model.RatingsPartitions), requestids.DefaultRetention)
 			}
 			total += time.Since(start)
 			cancel()
-			<-done
-			p.Close()
+			if err != nil {
+				b.Fatal(err)
+			}
+			records += n
 		}
-		b.ReportMetric(float64(n)*float64(b.N)/total.Seconds(), "events/s")
+		b.ReportMetric(float64(records)/float64(b.N), "changelog-records")
+		b.ReportMetric(total.Seconds()*1000/float64(b.N), "restore-ms")
 	})
 
 	b.Run("raw-group-consume", func(b *testing.B) {
@@ -79,4 +131,62 @@ func BenchmarkProcessor(b *testing.B) {
 		}
 		b.ReportMetric(float64(n)*float64(b.N)/total.Seconds(), "events/s")
 	})
+}
+
+func benchChangelog(i int) string { return "bench-transactional-" + strconv.Itoa(i) + "-changelog" }
+
+// counted is how long a processor took to count n ratings: in total
+// (start-up, group join and restore included) and from its first commit on.
+type counted struct {
+	total, steady time.Duration
+	steadyEvents  int64
+}
+
+// runUntilCounted runs a processor with cfg until it committed n ratings.
+func runUntilCounted(b *testing.B, cfg Config, n int) (counted, error) {
+	p, err := New(cfg)
+	if err != nil {
+		return counted{}, err
+	}
+	defer p.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	start := time.Now()
+	go func() { done <- p.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	deadline := time.Now().Add(10 * time.Minute)
+	var first time.Time
+	var firstN int64
+	for c := p.committed.Load(); c < int64(n); c = p.committed.Load() {
+		if time.Now().After(deadline) {
+			return counted{}, fmt.Errorf("processed %d of %d events in 10 minutes", c, n)
+		}
+		if first.IsZero() && c > 0 {
+			first, firstN = time.Now(), c
+		}
+		time.Sleep(time.Millisecond)
+	}
+	end := time.Now()
+	if first.IsZero() {
+		first = end // everything in one batch
+	}
+	return counted{total: end.Sub(start), steady: end.Sub(first), steadyEvents: int64(n) - firstN}, nil
+}
+
+// counterValue reads one labelled counter from a registry (0 when absent).
+func counterValue(reg *prometheus.Registry, name, label string) float64 {
+	fams, _ := reg.Gather()
+	for _, f := range fams {
+		if f.GetName() != name {
+			continue
+		}
+		for _, m := range f.GetMetric() {
+			for _, lp := range m.GetLabel() {
+				if lp.GetValue() == label {
+					return m.GetCounter().GetValue()
+				}
+			}
+		}
+	}
+	return 0
 }

@@ -21,6 +21,13 @@ import (
 // retention.ms=-1 had, and records imported with old timestamps) are a gap
 // the processor must not skip: it stops and reports the gap in its health.
 func TestRetentionGapStopsTheProcessorAndIsReported(t *testing.T) {
+	for _, d := range []Delivery{EffectivelyOnce, Transactional} {
+		t.Run(string(d), func(t *testing.T) { retentionGapStops(t, d) })
+	}
+}
+
+func retentionGapStops(t *testing.T, delivery Delivery) {
+	mode := func(c *Config) { c.Delivery = delivery }
 	topics := make([]kafkatest.Topic, len(model.Topics))
 	for i, tp := range model.Topics {
 		tp.Configs = maps.Clone(tp.Configs)
@@ -35,7 +42,7 @@ func TestRetentionGapStopsTheProcessorAndIsReported(t *testing.T) {
 	g := newLedger()
 	l.ratings(g, 60, 5, 1)
 	dir := t.TempDir()
-	r := l.start(dir)
+	r := l.start(dir, mode)
 	servetest.WaitFor(t, 30*time.Second, "60 ratings counted", func() (bool, string) {
 		_, n, err := committedTotal(r.p)
 		return err == nil && n == 60, "not yet"
@@ -57,7 +64,7 @@ func TestRetentionGapStopsTheProcessorAndIsReported(t *testing.T) {
 	l.produce(old...)
 	b.ApplyRetention()
 
-	r = l.start(dir)
+	r = l.start(dir, mode)
 	var ready error
 	servetest.WaitFor(t, 30*time.Second, "the gap reported", func() (bool, string) {
 		ready = r.p.Ready(context.Background())

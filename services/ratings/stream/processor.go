@@ -31,17 +31,21 @@ const (
 	// AtLeastOnce: state applied, then offsets committed to the consumer
 	// group; a crash in between counts the batch again.
 	AtLeastOnce Delivery = "at-least-once"
+	// Transactional: Kafka transactions (Kafka Streams' exactly-once):
+	// rated-movies, the changelog and the consumed offsets commit together
+	// (transactional.go).
+	Transactional Delivery = "transactional"
 )
 
 // ParseDelivery reads a --delivery value.
 func ParseDelivery(s string) (Delivery, error) {
 	switch d := Delivery(s); d {
-	case EffectivelyOnce, AtLeastOnce:
+	case EffectivelyOnce, AtLeastOnce, Transactional:
 		return d, nil
 	case "":
 		return EffectivelyOnce, nil
 	}
-	return "", fmt.Errorf("--delivery %q: want %s or %s", s, EffectivelyOnce, AtLeastOnce)
+	return "", fmt.Errorf("--delivery %q: want %s, %s or %s", s, EffectivelyOnce, AtLeastOnce, Transactional)
 }
 
 // Config configures a Processor. Zero values mean the defaults.
@@ -51,6 +55,14 @@ type Config struct {
 	Delivery Delivery
 	// Group is the consumer group (default "ratings-stream").
 	Group string
+	// Changelog is the topic of the processor's state in transactional mode
+	// (default model.TopicRatingsChangelog, the lab group's): one per
+	// consumer group, co-partitioned with ratings, compacted.
+	Changelog string
+	// TransactionalID identifies this instance's transactional producer
+	// (transactional mode; default: Group). Stable per instance, unique
+	// among instances.
+	TransactionalID string
 	// MaxBatch bounds the records per transaction (default 5000).
 	MaxBatch int
 	// RequestIDRetention is how long, in the log's clock, a counted request
@@ -83,6 +95,12 @@ func (c *Config) defaults() error {
 	}
 	if c.Group == "" {
 		c.Group = "ratings-stream"
+	}
+	if c.TransactionalID == "" {
+		c.TransactionalID = c.Group
+	}
+	if c.Changelog == "" {
+		c.Changelog = model.TopicRatingsChangelog
 	}
 	if c.MaxBatch <= 0 {
 		c.MaxBatch = 5000
@@ -138,6 +156,10 @@ type Processor struct {
 	// testHookBeforeCatchUp runs when a batch holds a rating of a movie the
 	// table does not know yet, before the table catches up with the topic.
 	testHookBeforeCatchUp func()
+	// testHookBeforeEnd runs in transactional mode after a batch was
+	// produced in its transaction and before the transaction ends;
+	// returning true simulates a crash there.
+	testHookBeforeEnd func() bool
 }
 
 // New opens the processor's database. Run starts it.
@@ -209,6 +231,9 @@ func (p *Processor) Run(ctx context.Context) error {
 
 func (p *Processor) run(ctx context.Context) error {
 	needed := []string{model.TopicRatings, model.TopicMovies, model.TopicRatedMovies, model.TopicRatingsDLQ}
+	if p.cfg.Delivery == Transactional {
+		needed = append(needed, p.cfg.Changelog)
+	}
 	wait := p.cfg.TopicWait
 	wait.OnWait = func(err error) { p.health.set("waiting for kafka topics", err) }
 	parts, err := p.k.WaitForTopics(ctx, needed, wait)
@@ -254,6 +279,9 @@ func (p *Processor) run(ctx context.Context) error {
 	}
 	cancel()
 	p.log.Info("movies table loaded", "movies", p.movies.Len())
+	if p.cfg.Delivery == Transactional {
+		return p.runTransactional(ctx)
+	}
 
 	p.dlq = p.k.Writer(model.TopicRatingsDLQ, kafkaio.WriterOptions{})
 	defer p.dlq.Close()
@@ -535,8 +563,7 @@ func (p *Processor) process(ctx, gctx context.Context, gen *kafka.Generation, ba
 				p.duplicates.Add(1)
 				return
 			case requestids.Conflict:
-				dead = append(dead, deadLetter(m, &model.EventError{Reason: model.ReasonRequestIDConflict, Field: "request_id",
-					Msg: fmt.Sprintf("%q was counted for another rating at offset %d of this partition; a request id names one rating", ev.RequestID, first.Offset)}))
+				dead = append(dead, deadLetter(m, requestIDConflict(ev.RequestID, first.Offset)))
 				return
 			}
 		}
@@ -587,24 +614,12 @@ func (p *Processor) process(ctx, gctx context.Context, gen *kafka.Generation, ba
 		}
 		valid = append(valid, pending{m, ev})
 	}
-	if unknown > 0 {
-		if p.testHookBeforeCatchUp != nil {
-			p.testHookBeforeCatchUp()
-		}
-		// The webserver checked the movie against its own table, which may
-		// be ahead of ours: catch up with the movies topic before calling a
-		// movie unknown.
-		wctx, cancel := context.WithTimeout(gctx, 10*time.Second)
-		err := p.movies.tailer.WaitCaughtUp(wctx)
-		cancel()
-		if err != nil {
-			return fmt.Errorf("cannot confirm %d unknown movie(s) against the movies topic: %w", unknown, err)
-		}
+	if err := p.catchUpMovies(gctx, unknown); err != nil {
+		return err
 	}
 	for _, v := range valid {
 		if _, ok := p.movies.Get(v.ev.MovieID); !ok {
-			dead = append(dead, deadLetter(v.msg, &model.EventError{Reason: model.ReasonUnknownMovie, Field: "movie_id",
-				Msg: fmt.Sprintf("movie %d is not in the movies table", v.ev.MovieID)}))
+			dead = append(dead, deadLetter(v.msg, unknownMovie(v.ev.MovieID)))
 			continue
 		}
 		count(v.msg, states[v.msg.Partition], v.ev)
@@ -765,59 +780,30 @@ func (p *Processor) adopt(ctx context.Context, partitions []int, aggs map[int64]
 	return changed, nil
 }
 
-// readRatedMovies reads the compacted rated-movies topic to its end and
-// keeps, per movie, the update with the highest source offset.
+// readRatedMovies reads the compacted rated-movies topic to its end
+// (committed records only: in transactional mode it is written in
+// transactions) and keeps, per movie, the update with the highest source
+// offset.
 func (p *Processor) readRatedMovies(ctx context.Context) (map[int64]model.RatedMovieEvent, error) {
 	parts, err := p.k.WaitForTopics(ctx, []string{model.TopicRatedMovies}, kafkaio.TopicWait{Timeout: 5 * time.Second})
 	if err != nil {
 		return nil, err
 	}
-	n := parts[model.TopicRatedMovies]
-	bounds, err := p.k.Offsets(ctx, model.TopicRatedMovies, kafkaio.AllPartitions(n))
-	if err != nil {
-		return nil, err
-	}
-	start := map[int]int64{}
-	remaining := 0
-	for part, b := range bounds {
-		if b.End > b.First {
-			start[part] = b.First
-			remaining++
-		}
-	}
 	latest := map[int64]model.RatedMovieEvent{}
-	if remaining == 0 {
-		return latest, nil
-	}
-	f, err := p.k.NewFetcher(model.TopicRatedMovies, start, kafkaio.FetchOptions{})
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	var buf []kafka.Message
-	done := map[int]bool{}
-	for len(done) < remaining {
-		buf, err = f.Next(ctx, buf, 1000)
+	err = p.k.ReadCommitted(ctx, model.TopicRatedMovies, kafkaio.AllPartitions(parts[model.TopicRatedMovies]), func(m kafka.Message) error {
+		ev, err := p.cfg.Codec.DecodeRatedMovie(ctx, m.Value)
 		if err != nil {
-			return nil, err
+			if retry := transient(err); retry != nil {
+				return retry
+			}
+			return nil
 		}
-		for _, m := range buf {
-			if m.Offset+1 >= bounds[m.Partition].End {
-				done[m.Partition] = true
-			}
-			ev, err := p.cfg.Codec.DecodeRatedMovie(ctx, m.Value)
-			if err != nil {
-				if retry := transient(err); retry != nil {
-					return nil, retry
-				}
-				continue
-			}
-			if old, ok := latest[ev.MovieID]; !ok || ev.SourceOffset > old.SourceOffset {
-				latest[ev.MovieID] = ev
-			}
+		if old, ok := latest[ev.MovieID]; !ok || ev.SourceOffset > old.SourceOffset {
+			latest[ev.MovieID] = ev
 		}
-	}
-	return latest, nil
+		return nil
+	})
+	return latest, err
 }
 
 // Ready is the processor's health: nil when it consumes normally.

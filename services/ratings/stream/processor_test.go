@@ -203,16 +203,25 @@ func TestARatingForAMovieJustAddedIsNotDeadLettered(t *testing.T) {
 }
 
 func TestTwoInstancesShareThePartitionsAndTheViewStaysExact(t *testing.T) {
+	for _, d := range []Delivery{EffectivelyOnce, Transactional} {
+		t.Run(string(d), func(t *testing.T) { twoInstances(t, d) })
+	}
+}
+
+func twoInstances(t *testing.T, delivery Delivery) {
 	l := newLab(t)
 	l.movies(30)
 	g := newLedger()
 	l.ratings(g, 2000, 30, 6)
+	instance := func(id string) *running {
+		return l.start(t.TempDir(), func(c *Config) { c.Delivery, c.TransactionalID = delivery, "ratings-stream-"+id })
+	}
 
-	a := l.start(t.TempDir())
+	a := instance("a")
 	servetest.WaitFor(t, 30*time.Second, "instance a to own all partitions", func() (bool, string) {
 		return len(a.p.Assigned()) == model.RatingsPartitions, fmt.Sprint(a.p.Assigned())
 	})
-	b := l.start(t.TempDir())
+	b := instance("b")
 	servetest.WaitFor(t, 30*time.Second, "the partitions to be shared", func() (bool, string) {
 		pa, pb := a.p.Assigned(), b.p.Assigned()
 		return len(pa) > 0 && len(pb) > 0 && len(pa)+len(pb) == model.RatingsPartitions, fmt.Sprintf("a %v b %v", pa, pb)
@@ -227,6 +236,12 @@ func TestTwoInstancesShareThePartitionsAndTheViewStaysExact(t *testing.T) {
 	})
 	l.ratings(g, 1000, 30, 8)
 	servetest.WaitFor(t, 60*time.Second, "rated-movies to match after the hand-over", func() (bool, string) { return l.viewMatches(g) })
+	if delivery == Transactional {
+		servetest.WaitFor(t, 30*time.Second, "the changelog to match", func() (bool, string) { return l.changelogMatches(g) })
+	}
+	if err := b.p.Ready(context.Background()); err != nil {
+		t.Errorf("b unhealthy after the hand-over: %v", err)
+	}
 }
 
 // At-least-once mode shows what the effectively-once mode prevents: a crash

@@ -17,6 +17,12 @@ import (
 // whose topic receives nothing new to prove that reading works — and ratings
 // produced after the restart are counted exactly.
 func TestProcessorRecoversAfterABrokerRestart(t *testing.T) {
+	for _, d := range []Delivery{EffectivelyOnce, Transactional} {
+		t.Run(string(d), func(t *testing.T) { processorRecoversAfterABrokerRestart(t, d) })
+	}
+}
+
+func processorRecoversAfterABrokerRestart(t *testing.T, delivery Delivery) {
 	b := kafkatest.StartDurable(t)
 	proxy := kafkatest.Forward(t, b.Addr)
 	routed := kafkatest.Client(t, proxy.Via(b.Addr), testLog(t))
@@ -29,6 +35,7 @@ func TestProcessorRecoversAfterABrokerRestart(t *testing.T) {
 	// timeout is above the short one other tests use).
 	r := (&lab{t: t, k: routed}).start(t.TempDir(), func(c *Config) {
 		c.HeartbeatInterval, c.SessionTimeout, c.RebalanceTimeout = time.Second, 10*time.Second, 15*time.Second
+		c.Delivery = delivery
 	})
 	servetest.WaitFor(t, 30*time.Second, "the first ratings counted", func() (bool, string) { return stateMatches(g, r.p) })
 	servetest.WaitFor(t, 10*time.Second, "health OK", func() (bool, string) {

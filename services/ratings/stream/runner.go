@@ -10,6 +10,7 @@ import (
 
 	"github.com/ratingslab/lab/services/eventformat"
 	"github.com/ratingslab/lab/services/kafkaio"
+	"github.com/ratingslab/lab/services/model"
 	"github.com/ratingslab/lab/services/requestids"
 	"github.com/ratingslab/lab/services/serve"
 )
@@ -20,6 +21,8 @@ type Runner struct {
 	data      string
 	delivery  string
 	group     string
+	txnID     string
+	changelog string
 	maxBatch  int
 	retention time.Duration
 	topicWait time.Duration
@@ -30,10 +33,12 @@ type Runner struct {
 func (r *Runner) Flags(fs *flag.FlagSet) {
 	r.listen.Flags(fs, "127.0.0.1:7721", "GET /state")
 	fs.StringVar(&r.data, "data", "", "data `dir`ectory of this instance's embedded database (required)")
-	fs.StringVar(&r.delivery, "delivery", string(EffectivelyOnce), "`mode`: effectively-once (state and offsets in one transaction) or at-least-once (offsets committed to the group after processing)")
+	fs.StringVar(&r.delivery, "delivery", string(EffectivelyOnce), "`mode`: effectively-once (state and offsets in one SQLite transaction), at-least-once (offsets committed to the group after processing) or transactional (Kafka transactions: rated-movies, changelog and offsets commit together)")
 	fs.StringVar(&r.group, "group", "ratings-stream", "consumer `group` id")
+	fs.StringVar(&r.changelog, "changelog", model.TopicRatingsChangelog, "`topic` of the state in transactional mode: one per consumer group, co-partitioned with ratings, compacted")
+	fs.StringVar(&r.txnID, "transactional-id", "", "transactional `id` of this instance (transactional mode; default: the group id): stable across restarts, unique per instance")
 	fs.IntVar(&r.maxBatch, "max-batch", 5000, "most ratings per transaction")
-	fs.DurationVar(&r.retention, "request-id-retention", requestids.DefaultRetention, "how long (in the log's record timestamps) a counted request id is kept to drop a repeat of it; cover kafka-go's produce retries and webserver-stream's --retry-horizon (effectively-once)")
+	fs.DurationVar(&r.retention, "request-id-retention", requestids.DefaultRetention, "how long (in the log's record timestamps) a counted request id is kept to drop a repeat of it; cover kafka-go's produce retries and webserver-stream's --retry-horizon (effectively-once, transactional)")
 	fs.DurationVar(&r.topicWait, "topic-wait", 30*time.Second, "how long to wait at start for the topics before giving up")
 	r.kafka.RegisterFlags(fs)
 	r.format.RegisterFlags(fs)
@@ -55,7 +60,7 @@ func (r *Runner) Run(ctx context.Context, log *slog.Logger) error {
 		return err
 	}
 	defer k.Close()
-	p, err := New(Config{Cluster: k, DataDir: r.data, Delivery: delivery, Group: r.group, MaxBatch: r.maxBatch,
+	p, err := New(Config{Cluster: k, DataDir: r.data, Delivery: delivery, Group: r.group, TransactionalID: r.txnID, Changelog: r.changelog, MaxBatch: r.maxBatch,
 		RequestIDRetention: r.retention, Codec: codec, TopicWait: kafkaio.TopicWait{Timeout: r.topicWait}, Registerer: reg, Log: log})
 	if err != nil {
 		return err

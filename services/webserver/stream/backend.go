@@ -183,7 +183,9 @@ func (b *Backend) Run(ctx context.Context) error {
 		return err
 	}
 	mt := b.k.NewTailer(model.TopicMovies, parts[model.TopicMovies], moviesPos, b.applyMovies)
-	rt := b.k.NewTailer(model.TopicRatedMovies, parts[model.TopicRatedMovies], ratedPos, b.applyRated)
+	// Committed records only: ratings-stream may write rated-movies in
+	// Kafka transactions (--delivery=transactional).
+	rt := b.k.NewTailer(model.TopicRatedMovies, parts[model.TopicRatedMovies], ratedPos, b.applyRated).ReadCommitted()
 	b.moviesT.Store(mt)
 	b.ratedT.Store(rt)
 

@@ -1,0 +1,539 @@
+package stream
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"maps"
+	"net"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/segmentio/kafka-go"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/ratingslab/lab/services/changelog"
+	"github.com/ratingslab/lab/services/kafkaio"
+	"github.com/ratingslab/lab/services/model"
+	"github.com/ratingslab/lab/services/requestids"
+	"github.com/ratingslab/lab/services/serve"
+)
+
+// Transactional delivery (--delivery=transactional) is Kafka Streams'
+// exactly-once processing, done with franz-go's GroupTransactSession
+// (kafka-go has no transactions). Per batch, one Kafka transaction holds
+// the batch's rated-movies records, its dead letters, its changelog records
+// (services/changelog: changed aggregates, the request ids it counted, the
+// position) and the consumed offsets of `ratings`. Either all of it is
+// committed or none of it is, and readers of rated-movies and the changelog
+// read committed records only.
+//
+// The changelog is the truth; the SQLite database is a cache written after
+// each commit (for GET /state, the audit and replay). When partitions are
+// assigned, their state is restored from the changelog (read committed,
+// compacted) and consumption resumes at the changelog's position — not the
+// group's offset, though after a commit both are the same: a group reset by
+// hand is answered by re-reading or skipping up to the position, never by
+// counting twice. A transaction that aborts (a rebalance, a broker failure,
+// a crash) leaves nothing behind: the batch's changes are applied to the
+// in-memory state only after the commit, and franz-go rewinds to the
+// committed offsets.
+//
+// Rebalances are blocked while a batch is processed (BlockRebalanceOnPoll):
+// the state of the partitions a batch touches cannot change under it. The
+// transactional id (--transactional-id) must be stable per instance: a
+// restarted instance fences its previous incarnation and aborts the
+// transaction it left open at once, instead of after the transaction
+// timeout.
+
+// txnTimeout bounds a transaction at the coordinator: an instance that dies
+// mid-transaction and does not come back holds the last stable offset of
+// its partitions (readers wait) for at most this long.
+const txnTimeout = 10 * time.Second
+
+// endTimeout bounds the commit of one transaction (flush, offsets, EndTxn):
+// past the transaction timeout the coordinator aborts it anyway, so the
+// session is rebuilt and the state restored rather than waiting longer.
+const endTimeout = 2 * txnTimeout
+
+// txnMetrics count transactions by outcome.
+type txnMetrics struct {
+	txns *prometheus.CounterVec
+}
+
+func newTxnMetrics(reg prometheus.Registerer) *txnMetrics {
+	m := &txnMetrics{txns: prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "lab_stream_transactions_total",
+		Help: "Kafka transactions of ratings-stream in transactional delivery, by result: committed, aborted, or unknown (ending it failed; the state is restored from the changelog).",
+	}, []string{"result"})}
+	for _, r := range []string{"committed", "aborted", "unknown"} {
+		m.txns.WithLabelValues(r)
+	}
+	if reg != nil {
+		reg.MustRegister(m.txns)
+	}
+	return m
+}
+
+// runTransactional consumes in transactional mode until ctx ends. A session
+// that fails (the transactional id fenced, a commit that could not finish)
+// is replaced by a new one, which restores the state from the changelog.
+func (p *Processor) runTransactional(ctx context.Context) error {
+	m := newTxnMetrics(p.cfg.Registerer)
+	p.log.Info("ratings processor started", "delivery", p.cfg.Delivery, "group", p.cfg.Group,
+		"transactional_id", p.cfg.TransactionalID, "partitions", p.partitions)
+	for ctx.Err() == nil {
+		err := p.transactSession(ctx, m)
+		if ctx.Err() != nil {
+			break
+		}
+		p.log.Error("transactional session ended; starting a new one (the state is restored from the changelog)", "error", fmt.Sprint(err))
+		p.health.set("recovering", err)
+		select {
+		case <-ctx.Done():
+		case <-time.After(2 * time.Second):
+		}
+	}
+	p.log.Info("ratings processor stopped")
+	return nil
+}
+
+// txnSession is one GroupTransactSession and the state of the partitions
+// it owns.
+type txnSession struct {
+	p *Processor
+	m *txnMetrics
+
+	mu    sync.Mutex
+	owned map[int]*changelog.Partition // restored, by ratings partition
+}
+
+func (p *Processor) transactSession(ctx context.Context, m *txnMetrics) error {
+	s := &txnSession{p: p, m: m, owned: map[int]*changelog.Partition{}}
+	p.health.set("joining consumer group "+p.cfg.Group, nil)
+	sess, err := kgo.NewGroupTransactSession(p.k.FranzOpts(
+		kgo.ConsumerGroup(p.cfg.Group),
+		kgo.ConsumeTopics(model.TopicRatings),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
+		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
+		kgo.RequireStableFetchOffsets(),
+		kgo.BlockRebalanceOnPoll(),
+		kgo.SessionTimeout(p.cfg.SessionTimeout),
+		kgo.RebalanceTimeout(p.cfg.RebalanceTimeout),
+		kgo.HeartbeatInterval(p.cfg.HeartbeatInterval),
+		kgo.FetchMaxWait(time.Second),
+		kgo.OnPartitionsAssigned(s.assigned),
+		kgo.AdjustFetchOffsetsFn(s.restore),
+		kgo.OnPartitionsRevoked(s.revoked),
+		kgo.OnPartitionsLost(s.revoked),
+		kgo.TransactionalID(p.cfg.TransactionalID),
+		kgo.TransactionTimeout(txnTimeout),
+		kgo.RecordPartitioner(kgo.ManualPartitioner()),
+		kgo.RecordDeliveryTimeout(15*time.Second),
+		kgo.WithHooks(txnHealth{p}),
+	)...)
+	if err != nil {
+		return fmt.Errorf("transactional client: %w", err)
+	}
+	defer sess.Close()
+	lagCtx, stopLag := context.WithCancel(ctx)
+	lagDone := make(chan struct{})
+	go func() { defer close(lagDone); s.trackLag(lagCtx) }()
+	defer func() { stopLag(); <-lagDone; s.dropAll() }()
+
+	for {
+		// The throttle sleeps while rebalances are allowed: a long one must
+		// not cost the group membership.
+		if d := p.Throttle(); d > 0 {
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-time.After(d):
+			}
+		}
+		fs := sess.PollRecords(ctx, p.batchLimit())
+		if ctx.Err() != nil {
+			sess.AllowRebalance()
+			return nil
+		}
+		if fs.IsClientClosed() {
+			return errors.New("the transactional client was closed")
+		}
+		fs.EachError(func(topic string, part int32, err error) {
+			p.health.note(fmt.Errorf("reading %s partition %d: %w", topic, part, err))
+			p.log.Warn("fetch failed", "topic", topic, "partition", part, "error", err.Error())
+		})
+		recs := fs.Records()
+		if len(recs) == 0 {
+			sess.AllowRebalance()
+			continue
+		}
+		err := s.transact(ctx, sess, recs)
+		sess.AllowRebalance()
+		if err != nil {
+			return err
+		}
+	}
+}
+
+// txnHealth turns what franz-go retries silently (a broker gone, a cut
+// proxy) into health: a failed connect or fetch makes the processor
+// unhealthy, a fetch that works again clears it.
+type txnHealth struct{ p *Processor }
+
+func (h txnHealth) OnBrokerConnect(meta kgo.BrokerMetadata, _ time.Duration, _ net.Conn, err error) {
+	if err != nil {
+		h.p.health.note(fmt.Errorf("connect to broker %s:%d: %w", meta.Host, meta.Port, err))
+	}
+}
+
+func (h txnHealth) OnBrokerE2E(meta kgo.BrokerMetadata, key int16, e2e kgo.BrokerE2E) {
+	switch err := e2e.Err(); {
+	case errors.Is(err, context.Canceled):
+		// franz-go cancelled it itself (a rebalance, a moved partition).
+	case err != nil:
+		h.p.health.note(fmt.Errorf("%s to broker %s:%d: %w", kmsg.NameForKey(key), meta.Host, meta.Port, err))
+	case key == int16(kmsg.Fetch):
+		h.p.health.resolve()
+	}
+}
+
+// assigned marks the processor running when there is nothing to restore.
+func (s *txnSession) assigned(_ context.Context, _ *kgo.Client, added map[string][]int32) {
+	if len(added[model.TopicRatings]) == 0 {
+		s.p.health.set("running", nil)
+	}
+}
+
+// restore runs when offsets of newly assigned partitions were fetched,
+// before any of their records is consumed: their state is read from the
+// changelog, and consumption starts at its position.
+func (s *txnSession) restore(ctx context.Context, offsets map[string]map[int32]kgo.Offset) (map[string]map[int32]kgo.Offset, error) {
+	fetched := offsets[model.TopicRatings]
+	if len(fetched) == 0 {
+		return offsets, nil
+	}
+	var ids []int
+	for part := range fetched {
+		ids = append(ids, int(part))
+	}
+	slices.Sort(ids)
+	s.p.health.set(fmt.Sprintf("restoring partitions %v from %s", ids, s.p.cfg.Changelog), nil)
+	started := time.Now()
+	restored, err := changelog.Restore(ctx, s.p.k, s.p.cfg.Changelog, ids, s.p.cfg.RequestIDRetention)
+	if err != nil {
+		s.p.health.set("recovering", err)
+		return nil, err
+	}
+	// As in the other modes: a log that ends before the state, or ratings
+	// deleted before they were counted, is not something a retry fixes.
+	bounds, err := s.p.partitionBounds(ctx, ids)
+	if err != nil {
+		s.p.health.set("recovering", err)
+		return nil, err
+	}
+	for _, id := range ids {
+		next, b := restored[id].Next, bounds[id]
+		var perr error
+		switch {
+		case next > b.End:
+			perr = serve.Permanent(fmt.Errorf("ratings partition %d ends at offset %d but the state in %s already includes offset %d: the broker's log was reset or lost records; delete that topic's records and %s to rebuild the state from the new log",
+				id, b.End, s.p.cfg.Changelog, next, s.p.cfg.DataDir))
+		case next >= 0:
+			perr = kafkaio.CheckRetentionGap(model.TopicRatings, id, next, b)
+		}
+		if perr != nil {
+			s.p.haltOnGap(perr)
+			return nil, perr
+		}
+	}
+	var aggs []*aggregate
+	next := map[int]int64{}
+	seen := 0
+	for _, id := range ids {
+		st := restored[id]
+		group := fetched[int32(id)].EpochOffset().Offset
+		if st.Next >= 0 {
+			fetched[int32(id)] = kgo.NewOffset().At(st.Next).WithEpoch(-1)
+			next[id] = st.Next
+		} else {
+			fetched[int32(id)] = kgo.NewOffset().AtStart()
+		}
+		if group >= 0 && group != st.Next {
+			s.p.log.Warn("the group's offset differs from the changelog's position; resuming at the changelog's (the state is the truth)",
+				"partition", id, "group_offset", group, "changelog_position", st.Next)
+		}
+		for _, a := range st.Movies {
+			aggs = append(aggs, cachedAggregate(id, a))
+		}
+		seen += st.RequestIDs()
+	}
+	// The database is a cache of the changelog: bring it up to date.
+	err = s.p.store.commit(ctx, aggs, next, nil)
+	if err == nil {
+		err = s.p.store.replaceRequestIDs(ctx, restored)
+	}
+	if err != nil {
+		s.p.health.set("recovering", err)
+		return nil, fmt.Errorf("cache the restored state: %w", err)
+	}
+	s.mu.Lock()
+	maps.Copy(s.owned, restored)
+	s.mu.Unlock()
+	s.p.setAssigned(s.ownedIDs())
+	s.p.log.Info("partitions restored from the changelog", "partitions", ids, "movies", len(aggs),
+		"request_ids", seen, "positions", next, "took", time.Since(started).Round(time.Millisecond).String())
+	s.p.health.set("running", nil)
+	return offsets, nil
+}
+
+// revoked forgets partitions that left: their state is restored again,
+// from the changelog, whenever they come back.
+func (s *txnSession) revoked(_ context.Context, _ *kgo.Client, lost map[string][]int32) {
+	s.mu.Lock()
+	for _, part := range lost[model.TopicRatings] {
+		delete(s.owned, int(part))
+		s.p.k.Metrics().DropLag(model.TopicRatings, int(part))
+	}
+	s.mu.Unlock()
+	s.p.setAssigned(s.ownedIDs())
+}
+
+func (s *txnSession) dropAll() {
+	s.mu.Lock()
+	for part := range s.owned {
+		s.p.k.Metrics().DropLag(model.TopicRatings, part)
+	}
+	s.owned = map[int]*changelog.Partition{}
+	s.mu.Unlock()
+	s.p.setAssigned(nil)
+}
+
+func (s *txnSession) ownedIDs() []int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Sorted(maps.Keys(s.owned))
+}
+
+// trackLag exports the lag of the owned partitions against their committed
+// positions, like the other modes (kafkaio.TrackLag for a changing set).
+func (s *txnSession) trackLag(ctx context.Context) {
+	t := time.NewTicker(kafkaio.LagRefresh)
+	defer t.Stop()
+	for {
+		s.mu.Lock()
+		next := map[int]int64{}
+		for part, st := range s.owned {
+			next[part] = st.Next
+		}
+		s.mu.Unlock()
+		if len(next) > 0 {
+			qctx, cancel := context.WithTimeout(ctx, kafkaio.LagRefresh)
+			bounds, err := s.p.k.Offsets(qctx, model.TopicRatings, slices.Sorted(maps.Keys(next)))
+			cancel()
+			if err == nil {
+				for part, b := range bounds {
+					n := next[part]
+					if n < 0 {
+						n = b.First
+					}
+					s.p.k.Metrics().SetLag(model.TopicRatings, part, b.End-n)
+				}
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// transact processes one polled batch in one Kafka transaction.
+func (s *txnSession) transact(ctx context.Context, sess *kgo.GroupTransactSession, recs []*kgo.Record) error {
+	p := s.p
+	started := time.Now()
+	s.mu.Lock()
+	owned := maps.Clone(s.owned)
+	s.mu.Unlock()
+	batches := map[int]*changelog.Batch{}
+	var dead []kafka.Message
+	// Decode and check every record first, then count in offset order, as
+	// process does: the request-id record must see a partition's ratings in
+	// the order of the log, also when one of them waits for its movie.
+	var valid []pending
+	unknown, applied := 0, 0
+	msgs := make([]kafka.Message, len(recs))
+	for i, r := range recs {
+		m := &msgs[i]
+		*m = kafkaio.MessageOf(r)
+		st := owned[m.Partition]
+		if st == nil {
+			return fmt.Errorf("records of ratings partition %d arrived before its state was restored", m.Partition)
+		}
+		b := batches[m.Partition]
+		if b == nil {
+			b = st.Begin()
+			batches[m.Partition] = b
+		}
+		if m.Offset < b.Next() {
+			continue // already in the state (the group's offset was behind the changelog)
+		}
+		applied++
+		ev, err := p.validate(ctx, m)
+		if err != nil {
+			if retry := transient(err); retry != nil {
+				discard(batches)
+				return retry // the session restarts and reads the batch again
+			}
+			dead = append(dead, deadLetter(m, err))
+			b.Skip(m.Offset)
+			continue
+		}
+		if _, ok := p.movies.Get(ev.MovieID); !ok {
+			unknown++
+		}
+		valid = append(valid, pending{m, ev})
+	}
+	if err := p.catchUpMovies(ctx, unknown); err != nil {
+		discard(batches)
+		return err
+	}
+	for _, v := range valid {
+		b := batches[v.msg.Partition]
+		if _, ok := p.movies.Get(v.ev.MovieID); !ok {
+			dead = append(dead, deadLetter(v.msg, unknownMovie(v.ev.MovieID)))
+			b.Skip(v.msg.Offset)
+			continue
+		}
+		verdict, first := b.Count(changelog.Rating{Offset: v.msg.Offset, Time: v.msg.Time, RequestID: v.ev.RequestID,
+			MovieID: v.ev.MovieID, Tenths: v.ev.Tenths, UserID: v.ev.UserID, EventTime: v.ev.EventTime})
+		switch verdict {
+		case requestids.Repeat:
+			p.duplicates.Add(1)
+		case requestids.Conflict:
+			dead = append(dead, deadLetter(v.msg, requestIDConflict(v.ev.RequestID, first.Offset)))
+		}
+	}
+
+	// Everything the batch writes, in one transaction with its offsets.
+	var out []*kgo.Record
+	produced := map[string]int{}
+	var cached []*aggregate
+	next := map[int]int64{}
+	for part, b := range batches {
+		for _, m := range b.Records() {
+			out = append(out, kafkaio.RecordOf(m, p.cfg.Changelog, part))
+		}
+		var changed []*aggregate
+		for _, a := range b.Changed() {
+			changed = append(changed, cachedAggregate(part, a))
+		}
+		for _, m := range p.ratedMovies(changed) {
+			out = append(out, kafkaio.RecordOf(m, model.TopicRatedMovies, part))
+			produced[model.TopicRatedMovies]++
+		}
+		cached = append(cached, changed...)
+		next[part] = b.Next()
+	}
+	for _, d := range dead {
+		out = append(out, kafkaio.RecordOf(d, model.TopicRatingsDLQ, 0))
+	}
+	produced[model.TopicRatingsDLQ] = len(dead)
+
+	if err := sess.Begin(); err != nil {
+		return fmt.Errorf("begin transaction: %w", err)
+	}
+	var perrMu sync.Mutex
+	var perr error
+	for _, r := range out {
+		sess.Produce(ctx, r, func(r *kgo.Record, err error) {
+			if err != nil {
+				perrMu.Lock()
+				perr = errors.Join(perr, fmt.Errorf("%s: %w", r.Topic, err))
+				perrMu.Unlock()
+			}
+		})
+	}
+	if p.testHookBeforeEnd != nil && p.testHookBeforeEnd() {
+		discard(batches)
+		return errSimulatedCrash
+	}
+	ectx, cancel := context.WithTimeout(ctx, endTimeout)
+	committed, err := sess.End(ectx, kgo.TryCommit)
+	cancel()
+	if err != nil {
+		discard(batches)
+		if ctx.Err() == nil {
+			s.m.txns.WithLabelValues("unknown").Inc()
+		}
+		return fmt.Errorf("end transaction (its outcome is restored from the changelog): %w", err)
+	}
+	if !committed {
+		discard(batches)
+		s.m.txns.WithLabelValues("aborted").Inc()
+		perrMu.Lock()
+		why := perr
+		perrMu.Unlock()
+		p.log.Warn("transaction aborted; the batch is consumed again from the committed offsets", "records", len(recs), "produce_error", fmt.Sprint(why))
+		if why != nil {
+			p.health.note(fmt.Errorf("transaction aborted: %w", why))
+		}
+		return nil
+	}
+	s.m.txns.WithLabelValues("committed").Inc()
+	p.health.resolve()
+
+	// Committed: the batch is now part of the state.
+	s.mu.Lock()
+	ids := make(map[int]idChanges, len(batches))
+	for part, b := range batches {
+		added, forget := b.RequestIDChanges()
+		ids[part] = idChanges{added: added, forgetBelow: forget}
+		if s.owned[part] == owned[part] { // not revoked and restored since
+			b.Apply()
+		}
+	}
+	s.mu.Unlock()
+	if p.testHookAfterCommit != nil && p.testHookAfterCommit() {
+		return errSimulatedCrash
+	}
+	if err := p.store.commit(ctx, cached, next, ids); err != nil {
+		// Only the cache is behind; the next restore repairs it.
+		p.log.Warn("caching committed state in the database failed", "error", err.Error())
+	}
+	p.committed.Add(int64(applied))
+	p.k.Metrics().Consumed(model.TopicRatings, applied)
+	for topic, n := range produced {
+		p.k.Metrics().Produced(topic, n)
+	}
+	p.metrics.batch.Observe(time.Since(started).Seconds())
+	for _, d := range dead {
+		p.metrics.dlq.WithLabelValues(header(d, hdrReason)).Inc()
+	}
+	return nil
+}
+
+// setAssigned publishes the partitions this instance owns (GET /state).
+func (p *Processor) setAssigned(ids []int) {
+	if ids == nil {
+		ids = []int{}
+	}
+	p.assigned.Store(&ids)
+}
+
+// discard drops batches whose transaction did not commit.
+func discard(batches map[int]*changelog.Batch) {
+	for _, b := range batches {
+		b.Discard()
+	}
+}
+
+// cachedAggregate is a changelog aggregate as the database caches it.
+func cachedAggregate(part int, a changelog.Aggregate) *aggregate {
+	return &aggregate{MovieID: a.MovieID, Partition: part, Count: a.Count, SumTenths: a.SumTenths,
+		SourceOffset: a.SourceOffset, LastEvent: a.LastEvent}
+}
