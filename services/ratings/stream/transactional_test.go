@@ -1,6 +1,7 @@
 package stream
 
 import (
+	"context"
 	"fmt"
 	"sync/atomic"
 	"testing"
@@ -145,11 +146,10 @@ func TestTransactionalStateAndSeenRequestIDsComeBackFromTheChangelog(t *testing.
 	evs := l.ratings(g, 1000, 10, 24)
 
 	var crashed atomic.Bool
-	var r *running
-	r = l.startWith(t.TempDir(), func(p *Processor) {
+	r := l.startWith(t.TempDir(), func(p *Processor, crash context.CancelFunc) {
 		p.testHookAfterCommit = func() bool {
 			if crashed.CompareAndSwap(false, true) { // the first commit
-				r.cancel()
+				crash()
 				return true
 			}
 			return false
