@@ -19,8 +19,9 @@ lab: build
 
 # The whole suite: unit tests, end-to-end tests on real processes, the k6
 # type-check and the dashboards check. LAB_E2E=0 skips the end-to-end tests.
-# Apicurio (for the registry contract suite) is fetched once into .cache/.
-test: build lint apicurio test-k6 test-go test-kafka
+# Apicurio (for the registry contract suite) and Apache Kafka (for the replay
+# tools' and the real-cluster passes) are fetched once into .cache/.
+test: build lint apicurio kafka test-k6 test-go test-kafka
 
 # Unit suites (every package but the end-to-end tests) run under the race
 # detector; the end-to-end tests start the real binary and run without it.
