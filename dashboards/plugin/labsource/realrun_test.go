@@ -3,12 +3,15 @@ package labsource_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"net"
 	"os"
 	"path/filepath"
 	"regexp"
 	"sort"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -23,22 +26,33 @@ import (
 	"github.com/ratingslab/lab/lab/load/ledger"
 )
 
+var (
+	serveOnce sync.Once
+	served    datasourcetest.TestPlugin
+	serveErr  error
+	dsIDs     atomic.Int64
+)
+
 // plugin serves labsource over a real gRPC plugin server on a loopback
-// port, as Grafana talks to it, and returns a client for it.
+// port, as Grafana talks to it, and returns a client for it. The SDK
+// registers its metrics globally, so one server serves the whole test
+// process; each test's settings get their own data source id (instance).
 func plugin(t *testing.T) *datasourcetest.TestPluginClient {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	serveOnce.Do(func() {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			serveErr = err
+			return
+		}
+		addr := ln.Addr().String()
+		ln.Close()
+		served, serveErr = datasourcetest.Manage(labsource.NewInstance, datasourcetest.ManageOpts{Address: addr})
+	})
+	if serveErr != nil {
+		t.Fatal(serveErr)
 	}
-	addr := ln.Addr().String()
-	ln.Close()
-	p, err := datasourcetest.Manage(labsource.NewInstance, datasourcetest.ManageOpts{Address: addr})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { p.Shutdown() })
-	return p.Client
+	return served.Client
 }
 
 // settings are the data source settings Grafana passes for jsonData.
@@ -48,7 +62,8 @@ func settings(t *testing.T, jsonData any) *backend.DataSourceInstanceSettings {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &backend.DataSourceInstanceSettings{ID: 1, UID: "lab-journals", Name: "Ratings lab", JSONData: b, Updated: time.Now()}
+	id := dsIDs.Add(1)
+	return &backend.DataSourceInstanceSettings{ID: id, UID: fmt.Sprintf("lab-journals-%d", id), Name: "Ratings lab", JSONData: b, Updated: time.Now()}
 }
 
 // query runs one query and returns its response.
@@ -461,4 +476,12 @@ func paramsText(p map[string]string) string {
 	}
 	sort.Strings(kv)
 	return strings.Join(kv, ", ")
+}
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if served.Server != nil || served.Client != nil {
+		served.Shutdown()
+	}
+	os.Exit(code)
 }
