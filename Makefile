@@ -4,7 +4,7 @@ BIN     := bin/lab
 VERSION := $(shell git describe --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X github.com/ratingslab/lab/lab/cli.Version=$(VERSION)
 
-.PHONY: build test test-go test-k6 test-kafka lint dashboards lab bench clean apicurio kafka
+.PHONY: build test test-go test-k6 test-kafka lint dashboards plugin lab bench clean apicurio kafka
 
 build:
 	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN) ./lab/cmd/lab
@@ -34,6 +34,7 @@ test-go:
 	$(GO) test -count=1 -timeout 25m ./lab/e2e
 	$(GO) test -count=1 -timeout 5m -run 'TestRunHoldsTheTargetRate|TestEveryVariantGetsTheSameSequenceAtTheSameMoments|TestAStallingServerShowsInP99' ./lab/load
 	$(GO) test -count=1 -timeout 5m -run 'TestTimedFaultHealsItselfOnSchedule' ./lab/faults
+	cd $(PLUGIN) && $(GO) test -race -count=1 -timeout 10m ./...
 
 # Node.js (18 or newer) and npm type-check the k6 scripts; say which is missing.
 test-k6:
@@ -56,9 +57,26 @@ lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go' -not -path './loadtests/node_modules/*')); \
 	  if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
+	cd $(PLUGIN) && $(GO) vet ./...
 
 dashboards:
 	$(GO) run ./dashboards/cmd/gendashboards
+
+# The Grafana data source plugin (its own Go module: the plugin SDK's
+# dependencies stay out of the lab's) into the folder Grafana loads:
+# dashboards/plugin/dist holds plugin.json, module.js, img/ and the backend
+# gpx_lab_<os>_<arch> for each of PLUGIN_PLATFORMS (this machine's by
+# default; compose on another machine: PLUGIN_PLATFORMS="linux/amd64 linux/arm64").
+PLUGIN           := dashboards/plugin
+PLUGIN_DIST      := $(PLUGIN)/dist
+PLUGIN_PLATFORMS ?= $(shell $(GO) env GOOS)/$(shell $(GO) env GOARCH)
+plugin:
+	rm -rf $(PLUGIN_DIST) && mkdir -p $(PLUGIN_DIST)/img
+	cp $(PLUGIN)/plugin.json $(PLUGIN)/module.js $(PLUGIN)/README.md $(PLUGIN_DIST)/
+	cp $(PLUGIN)/img/* $(PLUGIN_DIST)/img/
+	for p in $(PLUGIN_PLATFORMS); do os=$${p%/*}; arch=$${p#*/}; \
+	  (cd $(PLUGIN) && CGO_ENABLED=0 GOOS=$$os GOARCH=$$arch $(GO) build -trimpath -ldflags "-s -w" -o dist/gpx_lab_$${os}_$${arch} .) || exit 1; done
+	@echo "plugin ratingslab-lab-datasource built in $(PLUGIN_DIST): point GF_PATHS_PLUGINS at a folder holding it and allow it unsigned (GF_PLUGINS_ALLOW_LOADING_UNSIGNED_PLUGINS=ratingslab-lab-datasource)"
 
 # Apache Kafka from Maven Central into .cache/kafka (a distribution's libs/),
 # for `lab up --kafka cluster`; skipped when the pom did not change.
@@ -69,7 +87,7 @@ bench: build
 	./$(BIN) bench
 
 clean:
-	rm -rf bin
+	rm -rf bin $(PLUGIN_DIST)
 
 # Apicurio Registry (io.apicurio:apicurio-registry-app, the `all` tar.gz
 # assembly) from Maven Central, unpacked into .cache/apicurio/ for

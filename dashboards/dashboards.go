@@ -55,6 +55,7 @@ type panelKind int
 const (
 	timeSeries    panelKind = iota
 	stateTimeline           // discrete states: breakers, faults, parts up
+	labTable                // a table of the lab data source (labsource.go)
 )
 
 // panel is one visualisation. Panel ids are written by hand and never
@@ -75,6 +76,9 @@ type panel struct {
 	height  uint32
 	stacked bool
 	queries []query
+	// lab are queries of the lab data source instead of Prometheus
+	// (labsource.go); a panel has either queries or lab.
+	lab []LabQuery
 	// states maps values to names and colours for state timelines.
 	states []state
 	// colours pins series (by legend regexp) to a colour where meaning beats

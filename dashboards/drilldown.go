@@ -23,6 +23,9 @@ func drillDown(variant string) board {
 	}
 	red := row{id: 100, title: "RED per service — server side", panels: redPanels(scope)}
 	runtime := row{id: 900, title: "Runtime", panels: runtimePanels(scope)}
+	verdicts := row{id: 1000, title: "Verdicts — audit and recovery from the journals (lab data source)", panels: []panel{
+		auditTable(1001, variant), recoveryTable(1002, variant),
+	}}
 	switch variant {
 	case VariantRPC:
 		b.title = "RPC variant — services"
@@ -31,7 +34,7 @@ func drillDown(variant string) board {
 			withTitle(callsByResult(201, "part, dependency, result", "{{part}} → {{dependency}} {{result}}", scope...), "Calls by dependency and result", 8),
 			callDuration(202, scope),
 			withTitle(breakerStates(203, scope...), "Circuit breakers", 8),
-		}}, runtime}
+		}}, runtime, verdicts}
 	case VariantStream:
 		b.title = "Log variant — services"
 		b.description = "Per service: what each log-variant service serves, produces and consumes, how far behind it is, and how fresh its view is."
@@ -47,7 +50,7 @@ func drillDown(variant string) board {
 				viewRows(303, scope),
 				withTitle(deadLetters(304, scope...), "Dead-lettered events", 6),
 			}},
-			runtime}
+			runtime, verdicts}
 	}
 	// Every panel of a drill-down shows its variant.
 	for i := range b.rows {

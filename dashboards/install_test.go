@@ -68,6 +68,21 @@ func TestInstallWritesTheProvisioningAndDashboardsForANativeGrafana(t *testing.T
 		t.Errorf("datasource timeInterval %q, want the scrape interval %s ($__rate_interval derives from it)", d.JSONData.TimeInterval, prom.ScrapeInterval)
 	}
 
+	var lab struct {
+		Datasources []struct {
+			Name, UID, Type string
+			JSONData        struct {
+				StateDir   string `yaml:"stateDir"`
+				ControlURL string `yaml:"controlUrl"`
+			} `yaml:"jsonData"`
+		}
+	}
+	readYAML(t, filepath.Join(provisioning, "datasources", "lab-journals.yaml"), &lab)
+	if len(lab.Datasources) != 1 || lab.Datasources[0].UID != LabDatasourceUID || lab.Datasources[0].Type != prom.LabPluginID ||
+		lab.Datasources[0].JSONData.StateDir != "${"+prom.EnvStateDir+"}" || lab.Datasources[0].JSONData.ControlURL != "${"+prom.EnvControlURL+"}" {
+		t.Errorf("lab data source %+v, want uid %s of type %s reading ${%s} and ${%s}", lab.Datasources, LabDatasourceUID, prom.LabPluginID, prom.EnvStateDir, prom.EnvControlURL)
+	}
+
 	var providers struct {
 		Providers []struct {
 			Name, Type string

@@ -47,6 +47,10 @@ func overview() board {
 				withTitle(deadLetters(802, eq("variant", VariantStream)), "Log · dead-lettered events", 12),
 			}},
 			sideBySide(900, "Audit — the load generator's ledger of ratings", ledger),
+			sideBySide(1000, "Exact client latency — from the runs' ledgers (lab data source)", exactLatency),
+			{id: 1100, title: "Experiments — verdicts and audits from the journals (lab data source)", panels: []panel{
+				experimentsTable(1101), auditTable(1102, ""),
+			}},
 		},
 	}
 }

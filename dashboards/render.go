@@ -79,6 +79,7 @@ func (b board) build() (dashboard.Dashboard, error) {
 		TitleFormat("{{fault}}").
 		TextFormat(fq.legend).
 		TagKeys("fault,target"))
+	db.Annotation(labFaultsAnnotation(b.variant))
 	for _, r := range b.rows {
 		db.WithRow(dashboard.NewRowBuilder(r.title).Id(r.id))
 		for _, p := range r.panels {
@@ -132,6 +133,9 @@ func (v variable) builder() cog.Builder[dashboard.VariableModel] {
 }
 
 func (p panel) targets() []cog.Builder[variants.Dataquery] {
+	if len(p.lab) > 0 {
+		return p.labTargets()
+	}
 	var ts []cog.Builder[variants.Dataquery]
 	for i, q := range p.queries {
 		ts = append(ts, prometheus.NewDataqueryBuilder().
@@ -173,9 +177,20 @@ func (p panel) builder(byVariant bool) cog.Builder[dashboard.Panel] {
 	switch p.kind {
 	case stateTimeline:
 		return p.stateTimeline()
+	case labTable:
+		return p.labTable()
 	default:
 		return p.timeSeries(byVariant)
 	}
+}
+
+// datasourceRef is the panel's data source: the lab's own for lab
+// queries, Prometheus (through $datasource) otherwise.
+func (p panel) datasourceRef() common.DataSourceRef {
+	if len(p.lab) > 0 {
+		return labDatasource
+	}
+	return datasource
 }
 
 func (p panel) timeSeries(byVariant bool) cog.Builder[dashboard.Panel] {
@@ -183,7 +198,7 @@ func (p panel) timeSeries(byVariant bool) cog.Builder[dashboard.Panel] {
 		Id(p.id).
 		Title(p.title).
 		Description(p.description).
-		Datasource(datasource).
+		Datasource(p.datasourceRef()).
 		Span(p.width).
 		Height(p.height).
 		Unit(p.unit).
@@ -205,6 +220,15 @@ func (p panel) timeSeries(byVariant bool) cog.Builder[dashboard.Panel] {
 	}
 	for _, c := range p.colours {
 		b.OverrideByRegexp(c.match, fixedColour(c.colour))
+	}
+	if len(p.lab) > 0 {
+		// The lab's latency frames carry the second's request count
+		// beside the percentiles: a count, on its own axis.
+		b.OverrideByRegexp(".*requests$", []dashboard.DynamicConfigValue{
+			{Id: "unit", Value: "none"},
+			{Id: "custom.axisPlacement", Value: "right"},
+			{Id: "custom.lineStyle", Value: map[string]any{"fill": "dash", "dash": []int{4, 4}}},
+		})
 	}
 	return b
 }

@@ -32,6 +32,11 @@ type Grafana struct {
 const (
 	EnvPrometheusURL = "LAB_PROMETHEUS_URL"
 	EnvDashboardsDir = "LAB_DASHBOARDS_DIR"
+	// The lab data source's settings (provisioning/datasources/lab-journals.yaml).
+	EnvStateDir   = "LAB_STATE_DIR"
+	EnvControlURL = "LAB_CONTROL_URL"
+	// LabPluginID is the lab data source plugin (dashboards/plugin), unsigned.
+	LabPluginID = "ratingslab-lab-datasource"
 )
 
 // Where packages put Grafana: deb/rpm (/usr/sbin, /usr/share/grafana),
@@ -116,6 +121,9 @@ func GrafanaEnv(dir layout.Dir, ports layout.Ports, provisioningDir, dashboardsD
 		"GF_DASHBOARDS_DEFAULT_HOME_DASHBOARD_PATH=" + filepath.Join(dashboardsDir, "overview.json"),
 		EnvPrometheusURL + "=" + URL(ports),
 		EnvDashboardsDir + "=" + dashboardsDir,
+		EnvStateDir + "=" + absDir(dir),
+		EnvControlURL + "=http://" + ports.Control(),
+		"GF_PLUGINS_ALLOW_LOADING_UNSIGNED_PLUGINS=" + LabPluginID,
 	}
 }
 
@@ -128,3 +136,11 @@ func GrafanaReady(ctx context.Context, baseURL string) error {
 
 // GrafanaURL is the base URL of a native lab's Grafana.
 func GrafanaURL(ports layout.Ports) string { return "http://" + ports.Grafana() }
+
+// absDir is the state dir as an absolute path (Grafana runs elsewhere).
+func absDir(dir layout.Dir) string {
+	if abs, err := filepath.Abs(string(dir)); err == nil {
+		return abs
+	}
+	return string(dir)
+}
