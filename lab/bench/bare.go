@@ -195,7 +195,7 @@ func waitHealthy(ctx context.Context, c *supervisor.Client, names []string, dead
 		if time.Now().After(deadline) {
 			return fmt.Errorf("parts not healthy again: %v (see 'lab status')", waiting)
 		}
-		if err := sleep(ctx, 200*time.Millisecond); err != nil {
+		if err := Sleep(ctx, 200*time.Millisecond); err != nil {
 			return errors.Join(err, fmt.Errorf("parts not healthy again: %v", waiting))
 		}
 	}

@@ -128,7 +128,7 @@ func Run(ctx context.Context, cfg Config) ([]Result, error) {
 				cfg.OnStep(st)
 			}
 		}
-		if err := sleep(ctx, cfg.Cooldown); err != nil {
+		if err := Sleep(ctx, cfg.Cooldown); err != nil {
 			return finish(results, searches), err
 		}
 	}
@@ -257,7 +257,8 @@ func judge(cfg Config, st Step, interrupted bool) (bool, string) {
 	return false, s
 }
 
-func sleep(ctx context.Context, d time.Duration) error {
+// Sleep waits d or until ctx ends (its error then).
+func Sleep(ctx context.Context, d time.Duration) error {
 	if d <= 0 {
 		return ctx.Err()
 	}
