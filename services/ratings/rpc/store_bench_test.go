@@ -37,6 +37,9 @@ func BenchmarkStoreApply(b *testing.B) {
 				}
 			})
 			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "ratings/s")
+			if st := store.Stats(); st.Batches > 0 {
+				b.ReportMetric(float64(st.Applied)/float64(st.Batches), "ratings/commit")
+			}
 		})
 	}
 }
