@@ -402,10 +402,11 @@ func newBenchHopCmd(g *globals) *cobra.Command {
 	var listen, next string
 	var status int
 	cmd := &cobra.Command{
-		Use:    "hop",
-		Hidden: true,
-		Short:  "A trivial handler that passes each request on to --next (a bare hop of 'lab bench post')",
-		Args:   cobra.NoArgs,
+		Use:   "hop",
+		Short: "Serve a trivial handler that passes each request on to --next (the bare hops of 'lab bench post'; a server for 'lab bench load --target')",
+		Example: `  lab bench hop --listen 127.0.0.1:10290
+  lab bench hop --listen 127.0.0.1:10291 --next http://127.0.0.1:10290 --status 202`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return bench.RunHop(cmd.Context(), listen, next, status)
 		},
