@@ -50,6 +50,7 @@ type postVariant struct {
 	ShareOfCeil  float64            `json:"share_of_ceiling,omitempty"`
 	CPUPerRating map[string]float64 `json:"cpu_us_per_rating_at_max,omitempty"`
 	CeilCPU      map[string]float64 `json:"bare_hop_cpu_us_per_rating,omitempty"`
+	Warning      string             `json:"warning,omitempty"`
 }
 
 // newBenchPostCmd searches the highest POST rate every chosen variant
@@ -305,6 +306,10 @@ func summarize(real, ceiling []bench.Result) []postVariant {
 			if cr.MaxRate > 0 {
 				pv.ShareOfCeil = math.Round(r.MaxRate/cr.MaxRate*1000) / 1000
 			}
+			if cr.MaxRate < r.MaxRate {
+				pv.Warning = fmt.Sprintf("the bare hops held less than the variant (load average %.1f then, %.1f at the variant's max): the machine's load changed between the phases, so this ceiling is not one; run again on a quieter machine",
+					pv.CeilLoadAvg, pv.LoadAvg)
+			}
 		}
 		out = append(out, pv)
 	}
@@ -337,6 +342,11 @@ func printPostReport(w io.Writer, rep postReport) {
 		fmt.Fprintf(tw, "%s\t%s\t%.1f ms\t%.2f\t%s\t%s\t%s\t\n", v.Variant, rateText(v.MaxRate, v.Bounded), v.P99Ms, v.LoadAvg, ceil, cl, share)
 	}
 	tw.Flush()
+	for _, v := range rep.Variants {
+		if v.Warning != "" {
+			fmt.Fprintf(w, "warning: %s: %s\n", v.Variant, v.Warning)
+		}
+	}
 	fmt.Fprintln(w, "\nCPU per acknowledged rating at the max rate held (µs; shared processes divided by every variant's ratings):")
 	for _, v := range rep.Variants {
 		fmt.Fprintf(w, "  %-7s %s\n", v.Variant, cpuLine(v.CPUPerRating))
