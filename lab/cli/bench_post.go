@@ -18,6 +18,7 @@ import (
 
 	"github.com/ratingslab/lab/lab/bench"
 	"github.com/ratingslab/lab/lab/load"
+	"github.com/ratingslab/lab/lab/parts"
 	"github.com/ratingslab/lab/lab/supervisor"
 )
 
@@ -267,8 +268,8 @@ func bareHopCeiling(ctx context.Context, g *globals, c *supervisor.Client, ps []
 }
 
 // labProcs are the processes a variant step accounts for: every part (the
-// lab's infrastructure — broker, registry — serves the stream variant)
-// and the supervisor, shared.
+// broker and the schema registry serve the stream variant; Prometheus is
+// shared) and the supervisor, shared.
 func labProcs(ctx context.Context, c *supervisor.Client, supervisorPID int) []bench.Proc {
 	out := []bench.Proc{{Name: "supervisor", PID: supervisorPID}}
 	ps, err := c.Parts(ctx)
@@ -280,8 +281,12 @@ func labProcs(ctx context.Context, c *supervisor.Client, supervisorPID int) []be
 			continue
 		}
 		v := p.Variant
-		if v == "lab" {
-			v = "stream"
+		switch {
+		case v != "lab":
+		case strings.HasPrefix(p.Name, "broker") || p.Name == parts.RegistryPart:
+			v = "stream" // the log variant's infrastructure
+		default:
+			v = "" // Prometheus and other extras serve both
 		}
 		out = append(out, bench.Proc{Name: p.Name, Variant: v, PID: p.PID})
 	}

@@ -71,7 +71,7 @@ loaded through the stream variant.`,
 			}
 			part := ps[i]
 			if part.Admin == "" {
-				return fmt.Errorf("%s has no admin listener of the lab (a JVM part): profile it with its own tools", part.Name)
+				return fmt.Errorf("%s has no admin listener of the lab (not a Go part of this binary: Prometheus, a Kafka node, Apicurio): profile it with its own tools", part.Name)
 			}
 			if part.Health != supervisor.HealthOK {
 				return fmt.Errorf("%s is %s: profile a healthy part ('lab status')", part.Name, part.Health)
