@@ -34,7 +34,7 @@ type Config struct {
 	Step, Cooldown time.Duration
 	MaxP99         time.Duration
 	MinSuccess     float64 // fraction of scheduled ratings answered as expected, 0.999
-	Tolerance      float64 // achieved rate within this fraction of the target, 0.01
+	Tolerance      float64 // achieved rate at most this fraction below the target, 0.01
 	// KeepLoad keeps a variant whose search ended loaded at its highest
 	// rate held while the others search on: "both at once" stays true.
 	KeepLoad  bool
@@ -244,8 +244,12 @@ func judge(cfg Config, st Step, interrupted bool) (bool, string) {
 	if st.P99Ms >= float64(cfg.MaxP99)/float64(time.Millisecond) {
 		why = append(why, fmt.Sprintf("p99 %.1f ms ≥ %v", st.P99Ms, cfg.MaxP99))
 	}
-	if math.Abs(st.Achieved/st.Rate-1) > cfg.Tolerance {
-		why = append(why, fmt.Sprintf("achieved %.1f/s, off by more than %.0f%%", st.Achieved, cfg.Tolerance*100))
+	// Falling behind the schedule is the generator's (or the machine's)
+	// limit showing; running ahead is a catch-up burst after a stall, and
+	// shows in the p99. With few requests a millisecond at either end
+	// moves the measured rate, so the bound is at least 2 requests' worth.
+	if tol := math.Max(cfg.Tolerance, 2/float64(max(st.Scheduled, 1))); st.Achieved < st.Rate*(1-tol) {
+		why = append(why, fmt.Sprintf("achieved %.1f/s, more than %.1f%% behind", st.Achieved, tol*100))
 	}
 	if len(why) == 0 {
 		return true, ""

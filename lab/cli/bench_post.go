@@ -78,7 +78,7 @@ func newBenchPostCmd(g *globals) *cobra.Command {
 POSTs it holds: a step holds when the success ratio (ratings answered as
 expected / scheduled) is at least --min-success, the exact p99 (the load
 generator's own per-request latencies) is below --max-p99, and the achieved
-rate is within 1 % of the step's. Each variant's search climbs by --factor
+rate is at most 1 % below the step's (the generator kept up). Each variant's search climbs by --factor
 from --start until a step is not held, then bisects to --precision. A variant
 whose search ended keeps running at its highest rate held while the others
 search on, so "at once" stays true.
@@ -158,7 +158,7 @@ printed beside it: figures taken on a busy machine say so.`,
 			defer os.RemoveAll(tmp)
 			rep := postReport{
 				Command: "lab " + strings.Join(os.Args[1:], " "), StartedAt: time.Now().UTC(), CPUs: cpuCount(),
-				Held: fmt.Sprintf("success ≥ %g%%, exact p99 < %v, achieved rate within 1%%", minSuccess, maxP99),
+				Held: fmt.Sprintf("success ≥ %g%%, exact p99 < %v, achieved rate at most 1%% below", minSuccess, maxP99),
 			}
 			runID := load.NewRunID("bench-post", time.Now())
 			cfg := bench.Config{

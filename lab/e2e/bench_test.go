@@ -21,7 +21,7 @@ import (
 func TestBenchPostSearchesBothVariantsAndTheirBareHops(t *testing.T) {
 	labtest.SkipUnlessE2E(t)
 	l := labtest.Start(t, "--no-prometheus")
-	out := l.MustRun("bench", "post", "--start", "20", "--step", "1s", "--cooldown", "0s", "--max-steps", "2", "--max-p99", "10s", "--json")
+	out := l.MustRun("bench", "post", "--start", "20", "--step", "2s", "--cooldown", "0s", "--max-steps", "2", "--max-p99", "10s", "--json")
 	var rep struct {
 		Variants []struct {
 			Variant string             `json:"variant"`
