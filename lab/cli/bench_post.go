@@ -34,7 +34,11 @@ type postReport struct {
 	Variants  []postVariant  `json:"variants"`
 	Ceiling   []bench.Result `json:"bare_hop_ceiling,omitempty"`
 	Real      []bench.Result `json:"variant_search"`
-	Note      string         `json:"note,omitempty"`
+	// With --alone: each variant (and its bare hops) searched alone first.
+	Alone        []postVariant  `json:"variants_alone,omitempty"`
+	CeilingAlone []bench.Result `json:"bare_hop_ceiling_alone,omitempty"`
+	RealAlone    []bench.Result `json:"variant_search_alone,omitempty"`
+	Note         string         `json:"note,omitempty"`
 }
 
 // postVariant is one variant's line: its highest rate held beside the
@@ -69,6 +73,7 @@ func newBenchPostCmd(g *globals) *cobra.Command {
 		precision  float64
 		maxSteps   int
 		ceiling    bool
+		alone      bool
 		asJSON     bool
 	)
 	cmd := &cobra.Command{
@@ -171,19 +176,29 @@ printed beside it: figures taken on a busy machine say so.`,
 			fmt.Fprintf(g.stderr, "lab bench post: %s at once; steps of %v (+%v cooldown), at most %d per search; held: %s; %d CPUs, load average %.2f\n",
 				variantList(targets), step, cooldown, maxSteps, rep.Held, rep.CPUs, bench.LoadAverage())
 			fmt.Fprintf(g.stderr, "[1/%d] the variants (at most ~%v)\n", 1+boolInt(ceiling), time.Duration(maxSteps)*(step+cooldown))
+			alone = alone && len(targets) > 1
+			if alone {
+				rep.RealAlone, err = runAlone(ctx, cfg)
+				if err != nil {
+					return err
+				}
+			}
 			rep.Real, err = bench.Run(ctx, cfg)
 			if err != nil {
 				return err
 			}
 			if ceiling {
-				fmt.Fprintf(g.stderr, "[2/2] the bare hops: stopping the variants' parts; trivial handlers on their ports (at most ~%v)\n", time.Duration(maxSteps)*(step+cooldown))
-				rep.Ceiling, err = bareHopCeiling(ctx, g, c, ps, info, cfg, rep.Real)
+				fmt.Fprintf(g.stderr, "[2/2] the bare hops: stopping the variants' parts; trivial handlers on their ports (at most ~%v)\n", time.Duration((1+len(targets)*boolInt(alone))*maxSteps)*(step+cooldown))
+				rep.CeilingAlone, rep.Ceiling, err = bareHopCeiling(ctx, g, c, ps, info, cfg, append(rep.RealAlone, rep.Real...), alone)
 				if err != nil {
 					return err
 				}
 			}
 			rep.EndedAt = time.Now().UTC()
 			rep.Variants = summarize(rep.Real, rep.Ceiling)
+			if alone {
+				rep.Alone = summarize(rep.RealAlone, rep.CeilingAlone)
+			}
 			rep.Note = "Kafka platform " + st.Options.Kafka.PlatformName()
 			if asJSON {
 				enc := json.NewEncoder(g.stdout)
@@ -206,30 +221,31 @@ printed beside it: figures taken on a busy machine say so.`,
 	cmd.Flags().Float64Var(&precision, "precision", 0.1, "bisect until the highest held and lowest failed rates are this close (fraction)")
 	cmd.Flags().IntVar(&maxSteps, "max-steps", 10, "steps per search at most")
 	cmd.Flags().BoolVar(&ceiling, "ceiling", true, "also measure the bare-hop ceiling (stops and restarts the variants' parts)")
+	cmd.Flags().BoolVar(&alone, "alone", false, "first search each variant (and its bare hops) alone, then all at once")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the result as JSON on stdout (progress stays on stderr)")
 	return cmd
 }
 
 // bareHopCeiling runs the search on bare hops in place of the variants'
 // parts, and starts the parts again whatever happens.
-func bareHopCeiling(ctx context.Context, g *globals, c *supervisor.Client, ps []supervisor.PartStatus, info supervisor.LabInfo, cfg bench.Config, real []bench.Result) (res []bench.Result, err error) {
+func bareHopCeiling(ctx context.Context, g *globals, c *supervisor.Client, ps []supervisor.PartStatus, info supervisor.LabInfo, cfg bench.Config, real []bench.Result, alone bool) (aloneRes, res []bench.Result, err error) {
 	exe, err := os.Executable()
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	var specs []bench.HopSpec
 	var names []string
 	for _, t := range cfg.Targets {
 		hs, err := bench.BareHops(ps, info, t.Variant)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		specs = append(specs, hs...)
 		names = append(names, t.Variant)
 	}
 	stop := bench.PartsToStop(ps, names)
 	if err := bench.StopParts(ctx, c, stop); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	var hops []*bench.Hop
 	defer func() {
@@ -247,7 +263,7 @@ func bareHopCeiling(ctx context.Context, g *globals, c *supervisor.Client, ps []
 	for _, s := range specs {
 		h, err := bench.StartHop(ctx, exe, s)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		hops = append(hops, h)
 	}
@@ -264,7 +280,28 @@ func bareHopCeiling(ctx context.Context, g *globals, c *supervisor.Client, ps []
 	for _, r := range real {
 		cfg.Search.Start = math.Max(cfg.Search.Start, r.MaxRate)
 	}
-	return bench.Run(ctx, cfg)
+	if alone {
+		if aloneRes, err = runAlone(ctx, cfg); err != nil {
+			return aloneRes, nil, err
+		}
+	}
+	res, err = bench.Run(ctx, cfg)
+	return aloneRes, res, err
+}
+
+// runAlone searches each target of cfg alone, one after the other.
+func runAlone(ctx context.Context, cfg bench.Config) ([]bench.Result, error) {
+	var out []bench.Result
+	for _, t := range cfg.Targets {
+		one := cfg
+		one.Targets, one.Phase, one.RunID = []bench.Target{t}, cfg.Phase+" alone", cfg.RunID+"-alone"
+		res, err := bench.Run(ctx, one)
+		out = append(out, res...)
+		if err != nil {
+			return out, err
+		}
+	}
+	return out, nil
 }
 
 // labProcs are the processes a variant step accounts for: every part (the
@@ -334,25 +371,14 @@ func printStep(w io.Writer, s bench.Step) {
 }
 
 func printPostReport(w io.Writer, rep postReport) {
+	if len(rep.Alone) > 0 {
+		fmt.Fprintf(w, "Highest POST rate held (%s), each variant alone, %d CPUs:\n", rep.Held, rep.CPUs)
+		printVariants(w, rep.Alone, len(rep.CeilingAlone) > 0)
+		fmt.Fprintln(w)
+	}
 	fmt.Fprintf(w, "Highest POST rate held (%s), %s at once, %d CPUs:\n", rep.Held, variantNames(rep.Variants), rep.CPUs)
-	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "variant\tmax rate held\tp99 there\tload avg\tbare-hop ceiling\tload avg\tshare of ceiling\t")
-	for _, v := range rep.Variants {
-		ceil, share, cl := "-", "-", "-"
-		if len(rep.Ceiling) > 0 {
-			ceil = rateText(v.Ceiling, v.CeilBounded)
-			share = fmt.Sprintf("%.0f %%", v.ShareOfCeil*100)
-			cl = fmt.Sprintf("%.2f", v.CeilLoadAvg)
-		}
-		fmt.Fprintf(tw, "%s\t%s\t%.1f ms\t%.2f\t%s\t%s\t%s\t\n", v.Variant, rateText(v.MaxRate, v.Bounded), v.P99Ms, v.LoadAvg, ceil, cl, share)
-	}
-	tw.Flush()
-	for _, v := range rep.Variants {
-		if v.Warning != "" {
-			fmt.Fprintf(w, "warning: %s: %s\n", v.Variant, v.Warning)
-		}
-	}
-	fmt.Fprintln(w, "\nCPU per acknowledged rating at the max rate held (µs; shared processes divided by every variant's ratings):")
+	printVariants(w, rep.Variants, len(rep.Ceiling) > 0)
+	fmt.Fprintln(w, "\nCPU per acknowledged rating at the max rate held, all at once (µs; shared processes divided by every variant's ratings):")
 	for _, v := range rep.Variants {
 		fmt.Fprintf(w, "  %-7s %s\n", v.Variant, cpuLine(v.CPUPerRating))
 		if len(v.CeilCPU) > 0 {
@@ -360,6 +386,29 @@ func printPostReport(w io.Writer, rep postReport) {
 		}
 	}
 	fmt.Fprintf(w, "\nreproduce: %s\n", rep.Command)
+}
+
+func printVariants(w io.Writer, vs []postVariant, withCeiling bool) {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "variant\tmax rate held\tp99 there\tload avg\tbare-hop ceiling\tload avg\tshare of ceiling\t")
+	for _, v := range vs {
+		ceil, share, cl := "-", "-", "-"
+		if withCeiling {
+			ceil = rateText(v.Ceiling, v.CeilBounded)
+			share = fmt.Sprintf("%.0f %%", v.ShareOfCeil*100)
+			if !v.CeilBounded && v.Ceiling > 0 {
+				share = "≤ " + share // the ceiling is only a lower bound
+			}
+			cl = fmt.Sprintf("%.2f", v.CeilLoadAvg)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%.1f ms\t%.2f\t%s\t%s\t%s\t\n", v.Variant, rateText(v.MaxRate, v.Bounded), v.P99Ms, v.LoadAvg, ceil, cl, share)
+	}
+	tw.Flush()
+	for _, v := range vs {
+		if v.Warning != "" {
+			fmt.Fprintf(w, "warning: %s: %s\n", v.Variant, v.Warning)
+		}
+	}
 }
 
 func cpuLine(m map[string]float64) string {
