@@ -461,7 +461,8 @@ func boolInt(b bool) int {
 	return 0
 }
 
-// newBenchHopCmd is the process body of one bare hop (internal).
+// newBenchHopCmd is the process body of one bare hop, and a trivial server
+// for `lab bench load --target`.
 func newBenchHopCmd(g *globals) *cobra.Command {
 	var listen, next string
 	var status int
