@@ -13,6 +13,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/ratingslab/lab/lab/bench"
 	"github.com/ratingslab/lab/lab/supervisor"
 )
 
@@ -40,6 +41,7 @@ func newBenchUpCmd(g *globals) *cobra.Command {
 	var runs int
 	var settle time.Duration
 	var kafkaPlatform string
+	var withProm, sameDir bool
 	cmd := &cobra.Command{
 		Use:         "up",
 		Annotations: map[string]string{annotPorts: portsOwn},
@@ -49,6 +51,7 @@ port block from --port-base), timing 'lab up' until every part is healthy, and
 after the last start waits --settle, then sums the resident memory (VmRSS) of the
 supervisor and every part.`,
 		Example: `  lab bench up --runs 5 --port-base 7900
+  lab bench up --runs 10 --same-dir --prometheus --port-base 7900   # down/up cycles on one dir, as a user does
   lab bench up --runs 3 --port-base 7900 --kafka cluster   # three Apache Kafka nodes, formatted fresh each run`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -60,14 +63,19 @@ supervisor and every part.`,
 				return err
 			}
 			var times []time.Duration
+			var dir string
 			for i := 0; i < runs; i++ {
-				dir, err := os.MkdirTemp("", "labbench")
-				if err != nil {
-					return err
+				if dir == "" || !sameDir {
+					if dir, err = os.MkdirTemp("", "labbench"); err != nil {
+						return err
+					}
 				}
 				base := []string{"--dir", dir, "--port-base", strconv.Itoa(g.portBase)}
 				start := time.Now()
-				up := append(slices.Clone(base), "up", "--no-prometheus")
+				up := append(slices.Clone(base), "up")
+				if !withProm {
+					up = append(up, "--no-prometheus")
+				}
 				if kafkaPlatform != "" {
 					up = append(up, "--kafka", kafkaPlatform)
 				}
@@ -77,17 +85,20 @@ supervisor and every part.`,
 				times = append(times, time.Since(start))
 				if i == runs-1 {
 					time.Sleep(settle) // let the lab go idle before measuring memory
-					rss, detail, err := labRSS(cmd.Context(), g.ports().Control())
+					rss, pss, detail, err := labRSS(cmd.Context(), g.ports().Control())
 					if err != nil {
 						return err
 					}
-					fmt.Fprintf(g.stdout, "idle RSS after %v: %.1f MiB total\n%s", settle, float64(rss)/(1<<20), detail)
+					fmt.Fprintf(g.stdout, "idle memory after %v (load average %.2f): RSS %.1f MiB total, PSS %.1f MiB (shared pages of the lab binary counted once)\n%s",
+						settle, bench.LoadAverage(), float64(rss)/(1<<20), float64(pss)/(1<<20), detail)
 				}
 				if out, err := exec.CommandContext(cmd.Context(), exe, append(base, "down")...).CombinedOutput(); err != nil {
 					return fmt.Errorf("lab down: %v\n%s", err, out)
 				}
-				os.RemoveAll(dir)
-				fmt.Fprintf(g.stderr, "run %d/%d: up in %.2fs\n", i+1, runs, times[i].Seconds())
+				if !sameDir || i == runs-1 {
+					os.RemoveAll(dir)
+				}
+				fmt.Fprintf(g.stderr, "run %d/%d: up in %.2fs (load average %.2f)\n", i+1, runs, times[i].Seconds(), bench.LoadAverage())
 			}
 			sort.Slice(times, func(i, j int) bool { return times[i] < times[j] })
 			fmt.Fprintf(g.stdout, "lab up to all-healthy over %d runs: min %.2fs, median %.2fs, max %.2fs\n",
@@ -98,26 +109,32 @@ supervisor and every part.`,
 	cmd.Flags().IntVar(&runs, "runs", 5, "how many fresh labs to start")
 	cmd.Flags().DurationVar(&settle, "settle", 10*time.Second, "idle time before measuring memory")
 	cmd.Flags().StringVar(&kafkaPlatform, "kafka", "", "Kafka platform of the labs (lab up --kafka): embedded or cluster")
+	cmd.Flags().BoolVar(&sameDir, "same-dir", false, "start every run on the same state dir (the first run creates it): a user's 'lab down'/'lab up' cycle")
+	cmd.Flags().BoolVar(&withProm, "prometheus", false, "start Prometheus with each lab (when installed), as a plain 'lab up' does")
 	return cmd
 }
 
-// labRSS sums VmRSS of the supervisor and every running part.
-func labRSS(ctx context.Context, control string) (int64, string, error) {
+// labRSS sums VmRSS and PSS (proportional set size: a page shared by n
+// processes, like the lab binary's code, counts 1/n in each) of the
+// supervisor and every running part.
+func labRSS(ctx context.Context, control string) (rss, pss int64, detail string, err error) {
 	c := supervisor.NewClient(control)
 	ps, err := c.Parts(ctx)
 	if err != nil {
-		return 0, "", err
+		return 0, 0, "", err
 	}
 	info, err := c.Lab(ctx)
 	if err != nil {
-		return 0, "", err
+		return 0, 0, "", err
 	}
-	var total int64
 	var b strings.Builder
+	fmt.Fprintf(&b, "  %-18s %9s %9s\n", "process", "RSS", "PSS")
 	add := func(name string, pid int) {
-		kb := vmRSS(pid)
-		total += kb << 10
-		fmt.Fprintf(&b, "  %-18s %7.1f MiB\n", name, float64(kb)/1024)
+		r := procKB(fmt.Sprintf("/proc/%d/status", pid), "VmRSS:")
+		p := procKB(fmt.Sprintf("/proc/%d/smaps_rollup", pid), "Pss:")
+		rss += r << 10
+		pss += p << 10
+		fmt.Fprintf(&b, "  %-18s %5.1f MiB %5.1f MiB\n", name, float64(r)/1024, float64(p)/1024)
 	}
 	add("supervisor", info.PID)
 	for _, p := range ps {
@@ -125,16 +142,17 @@ func labRSS(ctx context.Context, control string) (int64, string, error) {
 			add(p.Name, p.PID)
 		}
 	}
-	return total, b.String(), nil
+	return rss, pss, b.String(), nil
 }
 
-func vmRSS(pid int) int64 {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+// procKB reads the "<field> N kB" line of a /proc file (0 when absent).
+func procKB(path, field string) int64 {
+	b, err := os.ReadFile(path)
 	if err != nil {
 		return 0
 	}
 	for _, line := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+		if v, ok := strings.CutPrefix(line, field); ok {
 			n, _ := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
 			return n
 		}

@@ -22,6 +22,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/spf13/cobra"
 
+	"github.com/ratingslab/lab/lab/bench"
 	"github.com/ratingslab/lab/lab/load"
 	"github.com/ratingslab/lab/loadtests"
 )
@@ -347,11 +348,15 @@ func newBenchLoadCmd(g *globals) *cobra.Command {
 		Short: "Find the highest rate 'lab load' holds within 1% against a trivial handler",
 		Long: `Runs constant-rate steps (ratings only, with a ledger, like a real run) at
 increasing rates until one is not held: every scheduled request sent and
-answered 2xx, achieved rate within 1 % of the target. Without --target the
-trivial handler runs inside this process and shares its CPU, so the CPU per
-request includes both sides.`,
+answered 2xx, achieved rate within 1 % of the target; each step prints how
+far the achieved rate was off and this process's CPU per request. Without
+--target the trivial handler runs inside this process and shares its CPU, so
+the CPU per request includes both sides; with --target (e.g. a 'lab bench
+hop' in another process) it is the generator's own.`,
 		Example: `  lab bench load
-  lab bench load --rates 5000,10000,20000 --step 10s`,
+  lab bench load --rates 5000,10000,20000 --step 10s
+  lab bench hop --listen 127.0.0.1:10290 &   # a trivial server in its own process
+  lab bench load --target http://127.0.0.1:10290 --rates 5000,10000,12000`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			cfg := load.BenchConfig{Target: target, Step: step}
@@ -370,8 +375,8 @@ request includes both sides.`,
 				if !s.Held {
 					verdict = "NOT held"
 				}
-				fmt.Fprintf(g.stderr, "%8.0f/s: sent %d/%d, achieved %.1f/s, errors %d, p99 %.2f ms, cpu %s/request — %s\n",
-					s.Rate, s.Sent, s.Scheduled, s.Achieved, s.Errors, s.P99Ms, s.CPUPerRequest, verdict)
+				fmt.Fprintf(g.stderr, "%8.0f/s: sent %d/%d, achieved %.1f/s (%+.2f%%), errors %d, p99 %.2f ms, cpu %s/request, load %.2f — %s\n",
+					s.Rate, s.Sent, s.Scheduled, s.Achieved, (s.Achieved/s.Rate-1)*100, s.Errors, s.P99Ms, s.CPUPerRequest, bench.LoadAverage(), verdict)
 			})
 			if err != nil {
 				return err

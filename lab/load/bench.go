@@ -76,19 +76,12 @@ func BenchMaxRate(ctx context.Context, cfg BenchConfig, onStep func(BenchStep)) 
 
 	var steps []BenchStep
 	for i, rate := range cfg.Rates {
-		s := defaultScenario()
-		s.Name, s.Seed = "bench", 1
-		s.Arrival = Arrival{Executor: ExecutorConstant, Rate: rate, Duration: Duration(cfg.Step)}
-		s.Mix = Mix{Rating: 1}
 		cpu0 := processCPU()
-		sum, err := Run(ctx, Config{
-			RunID: fmt.Sprintf("bench%d", i), Scenario: &s, Targets: []Target{{"bench", target}},
-			LedgerPath: filepath.Join(dir, fmt.Sprintf("bench%d.jsonl", i)),
-		})
+		v, interrupted, err := RunRatingsStep(ctx, fmt.Sprintf("bench%d", i), Target{"bench", target}, rate, cfg.Step,
+			filepath.Join(dir, fmt.Sprintf("bench%d.jsonl", i)))
 		if err != nil {
 			return steps, err
 		}
-		v := sum.Variants[0]
 		st := BenchStep{
 			Rate: rate, Scheduled: v.Scheduled, Sent: v.Sent, Achieved: v.AchievedRate,
 			Errors: v.Completed - v.Outcomes[Acknowledged], P99Ms: v.Latency.P99,
@@ -96,7 +89,7 @@ func BenchMaxRate(ctx context.Context, cfg BenchConfig, onStep func(BenchStep)) 
 		if v.Sent > 0 {
 			st.CPUPerRequest = (processCPU() - cpu0) / time.Duration(v.Sent)
 		}
-		st.Held = !sum.Interrupted && v.Sent == v.Scheduled && st.Errors == 0 &&
+		st.Held = !interrupted && v.Sent == v.Scheduled && st.Errors == 0 &&
 			math.Abs(v.AchievedRate/rate-1) <= cfg.Tolerance &&
 			(cfg.MaxP99 == 0 || st.P99Ms < float64(cfg.MaxP99)/float64(time.Millisecond))
 		steps = append(steps, st)
@@ -109,6 +102,25 @@ func BenchMaxRate(ctx context.Context, cfg BenchConfig, onStep func(BenchStep)) 
 	}
 	return steps, nil
 }
+
+// RunRatingsStep sends rating POSTs (ratings only, valid movies, a ledger
+// at ledgerPath as in a real run) to one target at a constant rate for d:
+// one step of a rate search. runID must be new for every step, since the
+// request ids derive from it and a repeated id is answered as a repeat.
+func RunRatingsStep(ctx context.Context, runID string, target Target, rate float64, d time.Duration, ledgerPath string) (VariantSummary, bool, error) {
+	s := defaultScenario()
+	s.Name, s.Seed = "bench", 1
+	s.Arrival = Arrival{Executor: ExecutorConstant, Rate: rate, Duration: Duration(d)}
+	s.Mix = Mix{Rating: 1}
+	sum, err := Run(ctx, Config{RunID: runID, Scenario: &s, Targets: []Target{target}, LedgerPath: ledgerPath})
+	if err != nil {
+		return VariantSummary{}, false, err
+	}
+	return sum.Variants[0], sum.Interrupted, nil
+}
+
+// ProcessCPU is this process's CPU time so far (user+system).
+func ProcessCPU() time.Duration { return processCPU() }
 
 // startTrivialAPI answers every request at once, the cheapest server the
 // engine can be measured against.

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/ratingslab/lab/services/model"
@@ -19,13 +20,52 @@ import (
 //	rated_movies      count and sum (tenths) per movie, with the title and
 //	                  year movies-rpc returned when the last rating was validated
 //
-// A rating is applied in one transaction: the request id is inserted (a
+// A rating is applied inside a transaction: the request id is inserted (a
 // duplicate inserts nothing and changes nothing) and the aggregate updated.
-// The answer is sent after COMMIT, so an acknowledged rating survives a kill.
+// Apply returns after COMMIT, so an acknowledged rating survives a kill.
+//
+// Writes are group-committed: one goroutine owns the writer connection and
+// applies every rating waiting for it in one transaction (at most
+// maxBatch), the way databases batch concurrent commits into one log
+// write. Nobody waits for a batch to fill: a rating arriving at an idle
+// store is committed at once, and under load the ratings that queued while
+// one commit ran share the next. Each Apply still returns only after the
+// COMMIT of the transaction that holds its rating.
 type Store struct {
 	path string
-	w    *sql.DB // one connection: writes queue in Go instead of spinning on SQLITE_BUSY
+	w    *sql.DB // one connection, owned by commitLoop
 	r    *sql.DB // reads: WAL readers never block the writer
+
+	insertRequest, upsertMovie *sql.Stmt // prepared on w
+	firstUse                   *sql.Stmt
+
+	writes  chan *write
+	quit    chan struct{}
+	stopped chan struct{}
+	batches atomic.Int64 // transactions committed (Stats)
+	applied atomic.Int64 // ratings written by them
+}
+
+// maxBatch bounds the ratings in one transaction (and so how long one
+// commit holds the ratings behind it).
+const maxBatch = 256
+
+// commitTimeout bounds one batch's transaction: the requests in it have
+// handed their rating over and wait for its outcome, whatever their own
+// deadlines.
+const commitTimeout = 10 * time.Second
+
+// write is one rating waiting for its batch.
+type write struct {
+	ctx    context.Context
+	rating model.Rating
+	movie  model.Movie
+	done   chan writeResult // buffered: the committer never blocks on it
+}
+
+type writeResult struct {
+	applied bool
+	err     error
 }
 
 // SyncMode is SQLite's synchronous setting for the store.
@@ -80,15 +120,59 @@ func OpenStore(dir string, sync SyncMode) (*Store, error) {
 		w.Close()
 		return nil, fmt.Errorf("ratings store %s: %w", path, err)
 	}
-	s := &Store{path: path, w: w, r: r}
+	s := &Store{path: path, w: w, r: r, writes: make(chan *write), quit: make(chan struct{}), stopped: make(chan struct{})}
 	if err := sqlitedb.Exec(w, schema); err != nil {
-		s.Close()
+		errors.Join(w.Close(), r.Close())
 		return nil, fmt.Errorf("ratings store %s: schema: %w", path, err)
 	}
+	if err := sqlitedb.Prepare(w,
+		sqlitedb.Statement{Into: &s.insertRequest, SQL: insertRequestSQL},
+		sqlitedb.Statement{Into: &s.upsertMovie, SQL: upsertMovieSQL},
+	); err != nil {
+		errors.Join(w.Close(), r.Close())
+		return nil, fmt.Errorf("ratings store %s: %w", path, err)
+	}
+	if err := sqlitedb.Prepare(r, sqlitedb.Statement{Into: &s.firstUse, SQL: firstUseSQL}); err != nil {
+		errors.Join(w.Close(), r.Close())
+		return nil, fmt.Errorf("ratings store %s: %w", path, err)
+	}
+	go s.commitLoop()
 	return s, nil
 }
 
-func (s *Store) Close() error { return errors.Join(s.w.Close(), s.r.Close()) }
+const (
+	insertRequestSQL = `INSERT INTO applied_requests (request_id, movie_id, rating_tenths, user_id, applied_at_us)
+		VALUES (?, ?, ?, ?, ?) ON CONFLICT (request_id) DO NOTHING`
+	upsertMovieSQL = `INSERT INTO rated_movies (movie_id, title, release_year, count, sum_tenths)
+		VALUES (?, ?, ?, 1, ?)
+		ON CONFLICT (movie_id) DO UPDATE SET title = excluded.title, release_year = excluded.release_year,
+			count = count + 1, sum_tenths = sum_tenths + excluded.sum_tenths`
+	firstUseSQL = `SELECT movie_id, rating_tenths, user_id, applied_at_us FROM applied_requests WHERE request_id = ?`
+)
+
+// Close stops the committer (after the batch it is writing) and closes the
+// database. Apply after Close fails.
+func (s *Store) Close() error {
+	select {
+	case <-s.quit:
+	default:
+		close(s.quit)
+	}
+	<-s.stopped
+	return errors.Join(s.w.Close(), s.r.Close())
+}
+
+// StoreStats count the store's write transactions.
+type StoreStats struct {
+	Batches int64 // transactions committed
+	Applied int64 // ratings they applied (repeats excluded)
+}
+
+// Stats says how many transactions the store committed and how many
+// ratings they applied: Applied/Batches is the mean batch.
+func (s *Store) Stats() StoreStats {
+	return StoreStats{Batches: s.batches.Load(), Applied: s.applied.Load()}
+}
 
 // Path is the store's file.
 func (s *Store) Path() string { return s.path }
@@ -104,7 +188,7 @@ func (s *Store) Ping(ctx context.Context) error {
 func (s *Store) FirstUse(ctx context.Context, requestID string) (first model.Rating, at time.Time, found bool, err error) {
 	var us int64
 	first.RequestID = requestID
-	err = s.r.QueryRowContext(ctx, `SELECT movie_id, rating_tenths, user_id, applied_at_us FROM applied_requests WHERE request_id = ?`, requestID).
+	err = s.firstUse.QueryRowContext(ctx, requestID).
 		Scan(&first.MovieID, &first.Tenths, &first.UserID, &us)
 	if errors.Is(err, sql.ErrNoRows) {
 		return model.Rating{}, time.Time{}, false, nil
@@ -117,38 +201,104 @@ func (s *Store) FirstUse(ctx context.Context, requestID string) (first model.Rat
 
 // Apply records rating r of movie m exactly once per request id. applied is
 // false when the request id was applied before (nothing changed then; see
-// FirstUse for what it named).
+// FirstUse for what it named). It returns after the rating's transaction
+// committed (or failed); a ctx that ends before the rating joins a batch
+// leaves it unwritten, one that ends later changes nothing.
 func (s *Store) Apply(ctx context.Context, r model.Rating, m model.Movie) (applied bool, err error) {
-	tx, err := s.w.BeginTx(ctx, nil)
-	if err != nil {
-		return false, fmt.Errorf("ratings store: begin: %w", err)
+	w := &write{ctx: ctx, rating: r, movie: m, done: make(chan writeResult, 1)}
+	select {
+	case s.writes <- w:
+	case <-ctx.Done():
+		return false, fmt.Errorf("ratings store: %w", ctx.Err())
+	case <-s.quit:
+		return false, errors.New("ratings store: closed")
 	}
-	defer func() {
-		if err != nil {
-			_ = tx.Rollback()
+	res := <-w.done // the committer answers every write it took, within commitTimeout
+	return res.applied, res.err
+}
+
+// commitLoop owns the writer connection: it takes the first waiting write,
+// every other one already waiting (up to maxBatch), and commits them in
+// one transaction.
+func (s *Store) commitLoop() {
+	defer close(s.stopped)
+	batch := make([]*write, 0, maxBatch)
+	for {
+		select {
+		case w := <-s.writes:
+			batch = append(batch[:0], w)
+		case <-s.quit:
+			return
 		}
+	fill:
+		for len(batch) < maxBatch {
+			select {
+			case w := <-s.writes:
+				batch = append(batch, w)
+			default:
+				break fill
+			}
+		}
+		s.commit(batch)
+		clear(batch) // drop the references until the next batch
+	}
+}
+
+// commit applies batch in one transaction and answers each write. A write
+// whose ctx ended before it joins the transaction is answered with that
+// error, unwritten. Any failure of the transaction fails every rating in
+// it: none of them was written.
+func (s *Store) commit(batch []*write) {
+	ctx, cancel := context.WithTimeout(context.Background(), commitTimeout)
+	defer cancel()
+	results := make([]writeResult, len(batch))
+	err := func() error {
+		tx, err := s.w.BeginTx(ctx, nil)
+		if err != nil {
+			return fmt.Errorf("ratings store: begin: %w", err)
+		}
+		defer tx.Rollback() // after Commit: a no-op
+		ins, ups := tx.StmtContext(ctx, s.insertRequest), tx.StmtContext(ctx, s.upsertMovie)
+		now := time.Now().UnixMicro()
+		for i, w := range batch {
+			if err := w.ctx.Err(); err != nil {
+				results[i].err = fmt.Errorf("ratings store: %w", err) // gone before it was written
+				continue
+			}
+			r, m := w.rating, w.movie
+			res, err := ins.ExecContext(ctx, r.RequestID, r.MovieID, r.Tenths, r.UserID, now)
+			if err != nil {
+				return fmt.Errorf("ratings store: record request: %w", err)
+			}
+			if n, err := res.RowsAffected(); err != nil {
+				return fmt.Errorf("ratings store: record request: %w", err)
+			} else if n == 0 {
+				continue // applied before (or earlier in this batch): nothing to do
+			}
+			if _, err := ups.ExecContext(ctx, m.ID, m.Title, m.ReleaseYear, r.Tenths); err != nil {
+				return fmt.Errorf("ratings store: update movie %d: %w", m.ID, err)
+			}
+			results[i].applied = true
+		}
+		if err := tx.Commit(); err != nil {
+			return fmt.Errorf("ratings store: commit: %w", err)
+		}
+		return nil
 	}()
-	res, err := tx.ExecContext(ctx, `INSERT INTO applied_requests (request_id, movie_id, rating_tenths, user_id, applied_at_us)
-		VALUES (?, ?, ?, ?, ?) ON CONFLICT (request_id) DO NOTHING`,
-		r.RequestID, r.MovieID, r.Tenths, r.UserID, time.Now().UnixMicro())
-	if err != nil {
-		return false, fmt.Errorf("ratings store: record request: %w", err)
+	if err == nil {
+		s.batches.Add(1)
+		for _, r := range results {
+			if r.applied {
+				s.applied.Add(1)
+			}
+		}
 	}
-	if n, err := res.RowsAffected(); err != nil || n == 0 {
-		_ = tx.Rollback()
-		return false, err // a duplicate: applied before, nothing to do
+	for i, w := range batch {
+		if err != nil && results[i].err == nil {
+			results[i] = writeResult{err: err}
+		}
+		w.done <- results[i]
 	}
-	if _, err = tx.ExecContext(ctx, `INSERT INTO rated_movies (movie_id, title, release_year, count, sum_tenths)
-		VALUES (?, ?, ?, 1, ?)
-		ON CONFLICT (movie_id) DO UPDATE SET title = excluded.title, release_year = excluded.release_year,
-			count = count + 1, sum_tenths = sum_tenths + excluded.sum_tenths`,
-		m.ID, m.Title, m.ReleaseYear, r.Tenths); err != nil {
-		return false, fmt.Errorf("ratings store: update movie %d: %w", m.ID, err)
-	}
-	if err = tx.Commit(); err != nil {
-		return false, fmt.Errorf("ratings store: commit: %w", err)
-	}
-	return true, nil
 }
 
 // RatedMovie returns the aggregate of one movie with its cached title;

@@ -1,0 +1,45 @@
+package rpc_test
+
+import (
+	"context"
+	"fmt"
+	"sync/atomic"
+	"testing"
+
+	"github.com/ratingslab/lab/services/model"
+	"github.com/ratingslab/lab/services/ratings/rpc"
+)
+
+// BenchmarkStoreApply applies distinct ratings to the store from many
+// goroutines at once, as ratings-rpc's handlers do under load (each Apply
+// returns only after its rating is committed):
+//
+//	go test ./services/ratings/rpc -run '^$' -bench StoreApply -benchtime 20000x
+func BenchmarkStoreApply(b *testing.B) {
+	for _, writers := range []int{1, 64} {
+		b.Run(fmt.Sprintf("writers=%d", writers), func(b *testing.B) {
+			store, err := rpc.OpenStore(b.TempDir(), rpc.SyncNormal)
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer store.Close()
+			var seq atomic.Int64
+			b.SetParallelism(writers) // × GOMAXPROCS goroutines
+			b.ResetTimer()
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					i := seq.Add(1)
+					r := model.Rating{RequestID: fmt.Sprintf("bench-%d", i), MovieID: 1 + i%180, Tenths: 75, UserID: i % 1000}
+					if _, err := store.Apply(context.Background(), r, model.Movie{ID: r.MovieID, Title: "t", ReleaseYear: 2000}); err != nil {
+						b.Error(err)
+						return
+					}
+				}
+			})
+			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "ratings/s")
+			if st := store.Stats(); st.Batches > 0 {
+				b.ReportMetric(float64(st.Applied)/float64(st.Batches), "ratings/commit")
+			}
+		})
+	}
+}
