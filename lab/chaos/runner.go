@@ -266,7 +266,7 @@ func Run(ctx context.Context, p *Plan, env Env) (*Result, error) {
 	j.Started = r.t0
 	go func() {
 		sum, err := load.Run(lctx, load.Config{RunID: r.runID, Scenario: p.Scenario, Targets: loadTargets,
-			LedgerPath: ledgerPath, Metrics: metrics, Observer: meter, Grace: 2 * time.Second})
+			LedgerPath: ledgerPath, Metrics: metrics, Observer: meter, Grace: 2 * time.Second, Retry: p.Exp.Load.RetryPolicy()})
 		loadDone <- loadResult{sum, err}
 	}()
 	schedDone := make(chan struct{})
