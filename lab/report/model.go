@@ -411,6 +411,9 @@ func auditSummary(a audit.Result) string {
 			parts = append(parts, fmt.Sprintf("%d %s", p.n, p.what))
 		}
 	}
+	if a.Retried > 0 {
+		ambiguous += fmt.Sprintf("; %d retried with the same request id (%d resends), %d doubled", a.Retried, a.Retries, a.RetriedDoubled)
+	}
 	if a.Requests != nil && !a.Requests.OK() && len(parts) == 0 {
 		parts = append(parts, fmt.Sprintf("%d lost, %d phantom, %d altered by request id", a.Requests.Lost, a.Requests.Phantoms, a.Requests.Altered))
 	}
