@@ -97,6 +97,9 @@ type Probe struct {
 	DuringSkip bool       `json:"during_skip,omitempty"`
 	// Variants limits the probe to some variants (default: all).
 	Variants []string `json:"variants,omitempty"`
+	// Why explains a tolerance that departs from the lab's SLO (required
+	// then: the SLO is the same for every experiment and variant).
+	Why string `json:"why,omitempty"`
 }
 
 // Tolerance is a min or max bound, as written.
@@ -587,7 +590,7 @@ func (d *decoder) steadyState(n *yaml.Node) error {
 	}
 	for i, it := range items {
 		p := fmt.Sprintf("steady_state.probes[%d]", i)
-		pm, err := d.mapping(it, p, "name", "probe", "min", "max", "during", "variants")
+		pm, err := d.mapping(it, p, "name", "probe", "min", "max", "during", "variants", "why")
 		if err != nil {
 			return err
 		}
@@ -633,6 +636,11 @@ func (d *decoder) steadyState(n *yaml.Node) error {
 					}
 				}
 				pr.During = t
+			}
+		}
+		if v := pm["why"]; v != nil {
+			if pr.Why, err = d.str(v, p+".why"); err != nil {
+				return err
 			}
 		}
 		if v := pm["variants"]; v != nil {

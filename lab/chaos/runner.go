@@ -190,7 +190,7 @@ func Run(ctx context.Context, p *Plan, env Env) (*Result, error) {
 	}
 	j := journal.Journal{
 		Version: journal.CurrentVersion, Kind: journal.KindExperiment, Title: p.Exp.Title,
-		Seed: uint64(p.Scenario.Seed), Variants: p.Variants, Settings: env.Settings, Platform: env.Platform, SLO: p.slo(),
+		Seed: uint64(p.Scenario.Seed), Variants: p.Variants, Settings: env.Settings, Platform: env.Platform, SLO: p.slo(), Objective: LabSLO.String(),
 		Ledger: ledgerPath, Faults: []journal.FaultEvent{}, Samples: []journal.Sample{}, Audit: []audit.Result{}, Recovery: []journal.Recovery{},
 	}
 	if def, err := json.Marshal(p.Exp); err == nil {

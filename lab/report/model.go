@@ -150,7 +150,7 @@ func buildDocument(runs []run) (*document, error) {
 			Started: j.Started.UTC().Format(time.RFC3339), Ended: j.Ended.UTC().Format(time.RFC3339),
 			Duration: fmtDuration(j.Ended.Sub(j.Started)), Seed: j.Seed,
 			Variants: strings.Join(j.Variants, ", "), Ledger: j.Ledger, Error: j.Error, Platform: orDash(j.Platform),
-			SLO:        pct(sloOf(j)),
+			SLO:        sloText(j),
 			Samples:    fmt.Sprint(len(j.Samples)),
 			FaultCount: fmt.Sprint(len(j.Faults)),
 			LagSource:  j.LagSource,
@@ -234,6 +234,15 @@ func label(l string) string {
 		return ""
 	}
 	return l + ": "
+}
+
+// sloText is the run's objective: the whole SLO when the journal has it,
+// else the success objective the error budget derives from.
+func sloText(j *journal.Journal) string {
+	if j.Objective != "" {
+		return j.Objective
+	}
+	return pct(sloOf(j))
 }
 
 func sloOf(j *journal.Journal) float64 {
