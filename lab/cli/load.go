@@ -77,9 +77,11 @@ ledger; a second Ctrl-C aborts them at once (recorded as ambiguous).
 
 --retries N makes the load a careful client: a rating whose outcome is unknown
 (504 "outcome: unknown", or sent and not answered in time) is sent again with
-the same request id, up to N times, after --retry-backoff (doubling, jittered).
-The ledger lists every attempt; the audit shows whether any rating was counted
-twice. Definite answers (2xx, 4xx, 503) and reads are never retried.
+the same request id, up to N times, after --retry-backoff (doubling, jittered),
+until an answer says what happened (2xx or 4xx): a 503 after an unknown
+attempt is retried too, since the first attempt may have been applied. The
+ledger lists every attempt; the audit shows whether any rating was counted
+twice. A rating whose first answer is definite, and reads, are never retried.
 Client-side metrics are served on the lab's load port while it runs.`,
 		Example: `  lab load --scenario smoke
   lab load --scenario steady --variants rpc,stream --rate 500/s --duration 60s --seed 7

@@ -24,8 +24,11 @@ const (
 // RetryPolicy is what a careful client does with a rating whose outcome is
 // unknown (docs/api.md, "Outcomes": 504, or sent and no answer): send it
 // again with the same request id, which the idempotency contract makes safe
-// (docs/api.md, "Idempotency"). A definite answer (2xx, 4xx, 503) ends the
-// retries; so do Max retries. Reads and definite failures are never retried.
+// (docs/api.md, "Idempotency"), until it learns the outcome. A 2xx or a 4xx
+// ends the retries, and so do Max retries; a definite failure (503, not
+// sent) of a retry does not, since the first attempt may still have been
+// applied. A rating whose first answer is a definite failure, and reads,
+// are never retried.
 type RetryPolicy struct {
 	// Max is how many times a rating may be sent again after its first
 	// attempt (0: never).
@@ -79,6 +82,7 @@ func (t *retryTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 		return t.next.RoundTrip(req)
 	}
 	var tried []ledger.Attempt
+	unknown := false // some attempt's outcome was unknown
 	for n := 0; ; n++ {
 		start := time.Now()
 		resp, err := t.next.RoundTrip(req)
@@ -92,7 +96,9 @@ func (t *retryTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 		outcome, cause := ledger.Classify(a)
 		tried = append(tried, ledger.Attempt{SentAt: start, Status: a.Status, Outcome: outcome, Cause: cause, LatencyNs: time.Since(start)})
 		var body io.ReadCloser
-		retry := outcome == ledger.Ambiguous && cause != ledger.CauseAborted && n < t.policy.Max && t.abort.Err() == nil
+		unknown = unknown || outcome == ledger.Ambiguous
+		retry := unknown && (outcome == ledger.Ambiguous || outcome == ledger.Failed) &&
+			cause != ledger.CauseAborted && n < t.policy.Max && t.abort.Err() == nil
 		if retry {
 			if body, err = req.GetBody(); err != nil {
 				retry = false

@@ -42,7 +42,7 @@ func TestUnknownOutcomesAreRetriedWithTheSameRequestID(t *testing.T) {
 		case 2: // always unknown: retried up to the bound
 			unknown()
 			return true
-		case 3: // unknown, then a definite failure: still ambiguous
+		case 3: // unknown, then definite failures: retried to the bound, still ambiguous
 			if n == 1 {
 				unknown()
 			} else {
@@ -91,7 +91,7 @@ func TestUnknownOutcomesAreRetriedWithTheSameRequestID(t *testing.T) {
 		case e.MovieID%5 == 2:
 			want, wantAttempts = Ambiguous, policy.Max+1
 		case e.MovieID%5 == 3:
-			want, wantAttempts = Ambiguous, 2
+			want, wantAttempts = Ambiguous, policy.Max+1
 		case e.MovieID%5 == 4:
 			want = Failed
 		}
