@@ -40,7 +40,19 @@ func TestIdempotentRetries(t *testing.T) {
 		if j.Error != "" {
 			t.Fatalf("%s: the run ended early: %s", m[1], j.Error)
 		}
-		if !strings.Contains(j.Settings["overrides"], "load.duration=30s") || !strings.Contains(string(j.Definition), `"retries":{"max":4`) {
+		var def struct {
+			Load struct {
+				Duration string `json:"duration"`
+				Retries  *struct {
+					Max int `json:"max"`
+				} `json:"retries"`
+			} `json:"load"`
+			Overrides []struct{ Path, Value string } `json:"overrides"`
+		}
+		if err := json.Unmarshal(j.Definition, &def); err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(j.Settings["overrides"], "load.duration=30s") || def.Load.Duration != "30s" || def.Load.Retries == nil || def.Load.Retries.Max != 4 || len(def.Overrides) != 6 {
 			t.Errorf("%s: the journal does not record the overrides and the retry policy: %v\n%s", m[1], j.Settings, j.Definition)
 		}
 		checkRetriedNothingDoubled(t, j)
