@@ -649,7 +649,7 @@ every variant's hypothesis held (in every run of a series).`,
 		Example: `  lab chaos run movies-outage
   lab chaos run experiments/ratings-crash.yaml --variants stream
   # a shorter, slower run: the fault at +10s for 10s within 40s of load
-  lab chaos run movies-outage --duration 40s --rate 20 --set method[0].at=10s --set method[0].for=10s
+  lab chaos run movies-outage --duration 40s --rate 20 --set 'method[0].at=10s' --set 'method[0].for=10s'
   # the same experiment with another fault parameter and a looser recovery
   lab chaos run movies-latency --set 'method[0].params={latency: 600ms}' --set steady_state.recovery=20s
   # clients that retry unknown outcomes with the same request id
