@@ -786,13 +786,12 @@ func (f *chaosRunFlags) addOverrideFlags(cmd *cobra.Command) {
 // writeRepeats writes and prints the summary of a series of runs.
 func writeRepeats(g *globals, names []string, journals []journal.Journal) {
 	r := report.SummarizeRepeats(names, journals)
-	base := strings.TrimSuffix(names[0], filepath.Ext(names[0])) + fmt.Sprintf(".repeat-%d", len(names))
-	jsonPath, mdPath, err := report.WriteRepeatFiles(r, base)
+	jsonPath, mdPath, err := report.WriteRepeatFiles(r, report.DefaultRepeatsDir(names[0], len(names)))
 	fmt.Fprintln(g.stdout)
 	_ = r.WriteMarkdown(g.stdout)
 	if err != nil {
 		fmt.Fprintf(g.stderr, "repeat summary: %v\n", err)
 		return
 	}
-	fmt.Fprintf(g.stdout, "\nSummary of %d runs: %s\n                   %s\n", len(names), mdPath, jsonPath)
+	fmt.Fprintf(g.stdout, "\nSummary of %d runs: %s\n                   %s\n('lab report --repeats JOURNAL...' writes it again from the journals)\n", len(names), mdPath, jsonPath)
 }

@@ -1,8 +1,10 @@
 package e2e
 
 import (
+	"bytes"
 	"encoding/json"
 	"os"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -58,7 +60,7 @@ func TestIdempotentRetries(t *testing.T) {
 		checkRetriedNothingDoubled(t, j)
 	}
 	// The summary: every figure with its median and range over both runs.
-	sm := regexp.MustCompile(`Summary of 2 runs: (\S+)\s+(\S+\.json)`).FindStringSubmatch(out)
+	sm := regexp.MustCompile(`Summary of 2 runs: (\S+)\s+(\S+summary\.json)`).FindStringSubmatch(out)
 	if sm == nil {
 		t.Fatalf("no summary of the runs in the output:\n%s", out)
 	}
@@ -89,6 +91,14 @@ func TestIdempotentRetries(t *testing.T) {
 	}
 	if !strings.Contains(out, "| rpc | p99 latency (run) |") {
 		t.Errorf("the summary table is not printed:\n%s", out)
+	}
+	// The summary comes from the journals alone: written again, it is the same.
+	again := t.TempDir()
+	if rout, err := l.Run("report", "--repeats", paths[0][1], paths[1][1], "--out", again); err != nil {
+		t.Fatalf("lab report --repeats: %v\n%s", err, rout)
+	}
+	if b2, err := os.ReadFile(filepath.Join(again, "summary.json")); err != nil || !bytes.Equal(b, b2) {
+		t.Errorf("lab report --repeats wrote another summary (%v)", err)
 	}
 }
 

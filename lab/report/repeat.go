@@ -207,27 +207,52 @@ func (r Repeats) WriteMarkdown(w io.Writer) error {
 	return err
 }
 
-// WriteRepeatFiles writes the summary beside the journals: <base>.json and
-// <base>.md; it returns their paths.
-func WriteRepeatFiles(r Repeats, base string) (jsonPath, mdPath string, err error) {
-	if err := os.MkdirAll(filepath.Dir(base), 0o755); err != nil {
+// DefaultRepeatsDir is where the summary of a series goes by default: a
+// directory beside the first journal (a .json file there would pass for a
+// journal).
+func DefaultRepeatsDir(first string, runs int) string {
+	return filepath.Join(filepath.Dir(first), fmt.Sprintf("%s.repeat-%d", journalName(first), runs))
+}
+
+// WriteRepeatFiles writes the summary into dir: summary.json and
+// summary.md; it returns their paths.
+func WriteRepeatFiles(r Repeats, dir string) (jsonPath, mdPath string, err error) {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return "", "", err
 	}
 	b, err := json.MarshalIndent(r, "", "  ")
 	if err != nil {
 		return "", "", err
 	}
-	jsonPath, mdPath = base+".json", base+".md"
+	jsonPath, mdPath = filepath.Join(dir, "summary.json"), filepath.Join(dir, "summary.md")
 	if err := os.WriteFile(jsonPath, append(b, '\n'), 0o644); err != nil {
 		return "", "", err
 	}
-	f, err := os.Create(mdPath)
-	if err != nil {
+	var md strings.Builder
+	if err := r.WriteMarkdown(&md); err != nil {
 		return "", "", err
 	}
-	if err := r.WriteMarkdown(f); err != nil {
-		f.Close()
-		return "", "", err
+	return jsonPath, mdPath, os.WriteFile(mdPath, []byte(md.String()), 0o644)
+}
+
+// RepeatFiles reads journals of one experiment and writes their summary
+// into dir (DefaultRepeatsDir when empty).
+func RepeatFiles(paths []string, dir string) (Repeats, string, string, error) {
+	js := make([]journal.Journal, 0, len(paths))
+	for _, p := range paths {
+		j, err := journal.Read(p)
+		if err != nil {
+			return Repeats{}, "", "", err
+		}
+		if len(js) > 0 && j.Title != js[0].Title {
+			return Repeats{}, "", "", fmt.Errorf("%s: %q is another experiment than %s (%q): repeats summarize runs of one experiment", p, j.Title, paths[0], js[0].Title)
+		}
+		js = append(js, j)
 	}
-	return jsonPath, mdPath, f.Close()
+	if dir == "" {
+		dir = DefaultRepeatsDir(paths[0], len(paths))
+	}
+	r := SummarizeRepeats(paths, js)
+	jp, mp, err := WriteRepeatFiles(r, dir)
+	return r, jp, mp, err
 }

@@ -2,6 +2,7 @@ package report
 
 import (
 	"bytes"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -87,5 +88,29 @@ func TestRepeatMedianOfEvenRunsAndUnmeasured(t *testing.T) {
 				t.Errorf("%s: a figure no run measured has a median %v", f.Name, *f.Median)
 			}
 		}
+	}
+}
+
+// Repeats are of one experiment: journals of another are refused.
+func TestRepeatFilesRefuseAnotherExperiment(t *testing.T) {
+	dir := t.TempDir()
+	base, err := journal.Read("testdata/journal.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	other := base
+	other.Title = "something else"
+	a, b := filepath.Join(dir, "a.json"), filepath.Join(dir, "b.json")
+	if err := journal.Write(a, base); err != nil {
+		t.Fatal(err)
+	}
+	if err := journal.Write(b, other); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, _, err := RepeatFiles([]string{a, b}, ""); err == nil || !strings.Contains(err.Error(), "another experiment") {
+		t.Fatalf("want a refusal, got %v", err)
+	}
+	if _, jp, mp, err := RepeatFiles([]string{a, a}, ""); err != nil || filepath.Dir(jp) != filepath.Join(dir, "a.repeat-2") || filepath.Base(mp) != "summary.md" {
+		t.Fatalf("summary of two runs: %v, %s, %s", err, jp, mp)
 	}
 }
