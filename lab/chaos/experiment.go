@@ -199,20 +199,7 @@ func (e *Experiment) fieldErr(path, format string, args ...any) error {
 
 // Parse reads an experiment file. It checks the shape and the types of
 // every field; Validate checks it against the lab.
-func Parse(data []byte, file string) (*Experiment, error) {
-	var root yaml.Node
-	if err := yaml.Unmarshal(data, &root); err != nil {
-		return nil, &FieldError{File: file, Msg: "not valid YAML: " + strings.TrimPrefix(err.Error(), "yaml: ")}
-	}
-	if root.Kind == 0 || len(root.Content) == 0 {
-		return nil, &FieldError{File: file, Msg: "empty file"}
-	}
-	d := &decoder{exp: &Experiment{File: file, lines: map[string]int{}}}
-	if err := d.experiment(root.Content[0]); err != nil {
-		return nil, err
-	}
-	return d.exp, nil
-}
+func Parse(data []byte, file string) (*Experiment, error) { return ParseWith(data, file, nil) }
 
 // decoder walks the YAML node tree of an experiment.
 type decoder struct{ exp *Experiment }

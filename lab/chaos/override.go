@@ -40,9 +40,6 @@ func ParseOverride(s string) (Override, error) {
 // override whose path the format does not have, or whose value has the
 // wrong type, is an error naming the --set; nothing else is read.
 func ParseWith(data []byte, file string, sets []Override) (*Experiment, error) {
-	if len(sets) == 0 {
-		return Parse(data, file)
-	}
 	var root yaml.Node
 	if err := yaml.Unmarshal(data, &root); err != nil {
 		return nil, &FieldError{File: file, Msg: "not valid YAML: " + strings.TrimPrefix(err.Error(), "yaml: ")}
