@@ -638,7 +638,8 @@ a probe that departs from it says why.
 seed, same faults: only the lab's own timing varies), each with its journal
 and report, then writes a summary beside the journals with the median and the
 range (min – max) of every figure per variant: exact client success and
-percentiles, audit counts, each fault's recovery times, and how many runs held.
+percentiles, audit counts, each fault's recovery times, and how many runs held
+('lab report --repeats JOURNAL...' writes it again from the journals).
 
 The whole file is checked before anything is injected; an error names the
 field and its line. Progress is shown while it runs; Ctrl-C heals every fault
