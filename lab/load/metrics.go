@@ -2,6 +2,7 @@ package load
 
 import (
 	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 
 	"github.com/ratingslab/lab/services/serve"
 )
@@ -114,4 +115,17 @@ func (vm *variantMetrics) observe(a Answer) {
 	vm.requests[a.Kind][outcomeIndex(a.Outcome)][e].Inc()
 	vm.duration[a.Kind].Observe(a.Latency.Seconds())
 	vm.retries.Add(float64(a.Retries))
+}
+
+// Retries is how many ratings a variant's load sent again so far
+// (lab_load_retries_total), for progress lines.
+func (m *Metrics) Retries(variant string) float64 {
+	if m == nil {
+		return 0
+	}
+	var d dto.Metric
+	if err := m.retries.WithLabelValues(variant).Write(&d); err != nil {
+		return 0
+	}
+	return d.GetCounter().GetValue()
 }

@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/ratingslab/lab/lab/load/ledger"
 )
 
@@ -60,8 +62,12 @@ func TestUnknownOutcomesAreRetriedWithTheSameRequestID(t *testing.T) {
 	s.RequestTimeout = Duration(2 * time.Second)
 	ledgerPath := filepath.Join(t.TempDir(), "retry.jsonl")
 	policy := RetryPolicy{Max: 2, Backoff: 5 * time.Millisecond}
+	m, err := NewMetrics(prometheus.NewPedanticRegistry(), []string{"v"})
+	if err != nil {
+		t.Fatal(err)
+	}
 	sum, err := Run(context.Background(), Config{RunID: "retry", Scenario: s, LedgerPath: ledgerPath,
-		Targets: []Target{{"v", api.URL}}, Retry: policy})
+		Targets: []Target{{"v", api.URL}}, Retry: policy, Metrics: m})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -118,6 +124,9 @@ func TestUnknownOutcomesAreRetriedWithTheSameRequestID(t *testing.T) {
 	v := sum.Variants[0]
 	if v.Retried != retried || v.Retries != retries || retried == 0 {
 		t.Errorf("summary: retried %d, retries %d; ledger: %d, %d", v.Retried, v.Retries, retried, retries)
+	}
+	if got := m.Retries("v"); got != float64(retries) {
+		t.Errorf("lab_load_retries_total %v, the ledger %d", got, retries)
 	}
 	for _, p := range api.gets {
 		if strings.Contains(p, "#") {
