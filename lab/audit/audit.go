@@ -16,6 +16,8 @@ type movieLedger struct {
 	// reached: ratings the variant received and answered with an error or
 	// a rejection. Applying one is a phantom.
 	reached []int64
+	// retried: a rating of this movie was sent more than once.
+	retried bool
 }
 
 // tally sorts each list ascending so that prefix sums give the cheapest
@@ -66,6 +68,11 @@ func Check(variant string, entries []ledger.Entry, baseline, observed Snapshot) 
 	for _, e := range entries {
 		if e.Variant != variant {
 			continue
+		}
+		if n := e.Retries(); n > 0 {
+			r.Retried++
+			r.Retries += int64(n)
+			get(e.MovieID).retried = true
 		}
 		switch e.Outcome {
 		case ledger.Acknowledged:
@@ -132,6 +139,9 @@ func Check(variant string, entries []ledger.Entry, baseline, observed Snapshot) 
 		}
 		r.Lost += f.Lost
 		r.Duplicates += f.Duplicates
+		if ml.retried {
+			r.RetriedDoubled += f.Duplicates
+		}
 		r.Phantoms += f.Phantoms
 		if f.SumMismatch {
 			r.SumMismatches++

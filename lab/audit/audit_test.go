@@ -266,3 +266,26 @@ func TestTheAuditJudgesEachOutcomeByItsDefinition(t *testing.T) {
 		t.Errorf("a valid rating answered 422 fails the audit: %+v", unexpected)
 	}
 }
+
+// A retried rating is one rating: counted once it is fine, counted twice the
+// audit says so and ties the double to the retry.
+func TestCheckCountsRetriedRatingsAndTheirDoubles(t *testing.T) {
+	es := entries("rpc",
+		sent{movie: 1, outcome: ledger.Acknowledged, tenths: []int64{70}},
+		sent{movie: 2, outcome: ledger.Acknowledged, tenths: []int64{50}},
+		sent{movie: 3, outcome: ledger.Acknowledged, tenths: []int64{40}},
+	)
+	retried := []ledger.Attempt{{Outcome: ledger.Ambiguous, Status: 504, Cause: ledger.CauseOutcomeUnknown}, {Outcome: ledger.Ambiguous, Cause: ledger.CauseTimeout}, {Outcome: ledger.Acknowledged, Status: 201}}
+	es[0].Attempts, es[1].Attempts = retried, retried[1:]
+	base := snap(SourceAPI)
+	once := Check("rpc", es, base, snap(SourceAPI, MovieState{1, 1, 70}, MovieState{2, 1, 50}, MovieState{3, 1, 40}))
+	if !once.OK || once.Retried != 2 || once.Retries != 3 || once.RetriedDoubled != 0 {
+		t.Errorf("retried ratings counted once: %+v", once)
+	}
+	// Movie 1's retried rating counted twice; movie 3 (never retried)
+	// doubled too: only the first is the retry's.
+	twice := Check("rpc", es, base, snap(SourceAPI, MovieState{1, 2, 140}, MovieState{2, 1, 50}, MovieState{3, 2, 80}))
+	if twice.OK || twice.Duplicates != 2 || twice.RetriedDoubled != 1 {
+		t.Errorf("a retried rating counted twice: duplicates %d, retried doubled %d", twice.Duplicates, twice.RetriedDoubled)
+	}
+}

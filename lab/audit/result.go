@@ -63,6 +63,16 @@ type Result struct {
 	// extra write).
 	SumMismatches int64 `json:"sum_mismatches"`
 
+	// Retried counts the ratings the load generator sent more than once
+	// with the same request id (their outcome was unknown; lab load
+	// --retries), Retries the extra sends. RetriedDoubled is the part of
+	// Duplicates found on movies that received a retried rating: the
+	// ratings a retry may have counted twice (0 when the idempotency
+	// contract held).
+	Retried        int64 `json:"retried,omitempty"`
+	Retries        int64 `json:"retries,omitempty"`
+	RetriedDoubled int64 `json:"retried_doubled,omitempty"`
+
 	// Requests is the audit by request id, when the source keeps an
 	// idempotency record (ratings-rpc's store); nil otherwise.
 	Requests *RequestCheck `json:"requests,omitempty"`

@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/ratingslab/lab/lab/load"
 )
 
 // Experiment is one experiment file (experiments/README.md documents the
@@ -25,6 +27,10 @@ type Experiment struct {
 	// Drain is how long, after the load ended, the runner waits for every
 	// variant to catch up (consumer lag 0, view complete) before the audit.
 	Drain Duration `json:"drain"`
+
+	// Overrides are the fields set from the command line (--set, --rate,
+	// --duration, --seed), already applied to the fields above.
+	Overrides []Override `json:"overrides,omitempty"`
 
 	// File is where the experiment was read from.
 	File string `json:"-"`
@@ -45,6 +51,23 @@ type Load struct {
 	Rate     float64  `json:"rate,omitempty"`
 	Duration Duration `json:"duration,omitempty"`
 	Seed     *uint32  `json:"seed,omitempty"`
+	// Retries, when set, has the load generator send a rating again with
+	// the same request id when its outcome was unknown (504, no answer).
+	Retries *Retries `json:"retries,omitempty"`
+}
+
+// Retries is the load generator's retry of unknown outcomes (load.RetryPolicy).
+type Retries struct {
+	Max     int      `json:"max"`
+	Backoff Duration `json:"backoff"`
+}
+
+// RetryPolicy is the load generator's policy: none unless retries are set.
+func (l Load) RetryPolicy() load.RetryPolicy {
+	if l.Retries == nil {
+		return load.RetryPolicy{}
+	}
+	return load.RetryPolicy{Max: l.Retries.Max, Backoff: l.Retries.Backoff.D()}
 }
 
 // SteadyState is the hypothesis: probes with tolerances, checked before the
@@ -74,6 +97,9 @@ type Probe struct {
 	DuringSkip bool       `json:"during_skip,omitempty"`
 	// Variants limits the probe to some variants (default: all).
 	Variants []string `json:"variants,omitempty"`
+	// Why explains a tolerance that departs from the lab's SLO (required
+	// then: the SLO is the same for every experiment and variant).
+	Why string `json:"why,omitempty"`
 }
 
 // Tolerance is a min or max bound, as written.
@@ -144,9 +170,18 @@ type FieldError struct {
 	Line  int
 	Field string
 	Msg   string
+	// Set is the command-line override the bad value came from, if any.
+	Set *Override
 }
 
 func (e *FieldError) Error() string {
+	if e.Set != nil {
+		msg := "--set " + e.Set.String() + " (" + e.File + "): "
+		if e.Field != "" && e.Field != e.Set.Path {
+			msg += e.Field + ": "
+		}
+		return msg + e.Msg
+	}
 	loc := e.File
 	if e.Line > 0 {
 		loc += ":" + strconv.Itoa(e.Line)
@@ -159,25 +194,12 @@ func (e *FieldError) Error() string {
 
 // fieldErr builds a FieldError at a path of e.
 func (e *Experiment) fieldErr(path, format string, args ...any) error {
-	return &FieldError{File: e.File, Line: e.Line(path), Field: path, Msg: fmt.Sprintf(format, args...)}
+	return e.blame(&FieldError{File: e.File, Line: e.Line(path), Field: path, Msg: fmt.Sprintf(format, args...)})
 }
 
 // Parse reads an experiment file. It checks the shape and the types of
 // every field; Validate checks it against the lab.
-func Parse(data []byte, file string) (*Experiment, error) {
-	var root yaml.Node
-	if err := yaml.Unmarshal(data, &root); err != nil {
-		return nil, &FieldError{File: file, Msg: "not valid YAML: " + strings.TrimPrefix(err.Error(), "yaml: ")}
-	}
-	if root.Kind == 0 || len(root.Content) == 0 {
-		return nil, &FieldError{File: file, Msg: "empty file"}
-	}
-	d := &decoder{exp: &Experiment{File: file, lines: map[string]int{}}}
-	if err := d.experiment(root.Content[0]); err != nil {
-		return nil, err
-	}
-	return d.exp, nil
-}
+func Parse(data []byte, file string) (*Experiment, error) { return ParseWith(data, file, nil) }
 
 // decoder walks the YAML node tree of an experiment.
 type decoder struct{ exp *Experiment }
@@ -459,7 +481,7 @@ func (d *decoder) onOff(n *yaml.Node, path string) (string, error) {
 
 func (d *decoder) load(n *yaml.Node) error {
 	l := &d.exp.Load
-	m, err := d.mapping(n, "load", "scenario", "rate", "duration", "seed")
+	m, err := d.mapping(n, "load", "scenario", "rate", "duration", "seed", "retries")
 	if err != nil {
 		return err
 	}
@@ -497,6 +519,35 @@ func (d *decoder) load(n *yaml.Node) error {
 		seed := uint32(n)
 		l.Seed = &seed
 	}
+	if v := m["retries"]; v != nil {
+		rm, err := d.mapping(v, "load.retries", "max", "backoff")
+		if err != nil {
+			return err
+		}
+		r := &Retries{Backoff: Duration(load.DefaultRetryBackoff)}
+		if x := rm["max"]; x != nil {
+			s, err := d.str(x, "load.retries.max")
+			if err != nil {
+				return err
+			}
+			n, err := strconv.Atoi(s)
+			if err != nil {
+				return d.errAt(x, "load.retries.max", "want a whole number from 0 to %d, got %q", load.MaxRetries, s)
+			}
+			r.Max = n
+		} else {
+			return d.errAt(v, "load.retries.max", "is required: how many times a rating of unknown outcome is sent again (1 to %d)", load.MaxRetries)
+		}
+		if x := rm["backoff"]; x != nil {
+			if r.Backoff, err = d.duration(x, "load.retries.backoff"); err != nil {
+				return err
+			}
+		}
+		if err := (load.RetryPolicy{Max: r.Max, Backoff: r.Backoff.D()}).Validate(); err != nil {
+			return d.errAt(v, "load.retries."+err.Field, "%s", err.Msg)
+		}
+		l.Retries = r
+	}
 	return nil
 }
 
@@ -526,7 +577,7 @@ func (d *decoder) steadyState(n *yaml.Node) error {
 	}
 	for i, it := range items {
 		p := fmt.Sprintf("steady_state.probes[%d]", i)
-		pm, err := d.mapping(it, p, "name", "probe", "min", "max", "during", "variants")
+		pm, err := d.mapping(it, p, "name", "probe", "min", "max", "during", "variants", "why")
 		if err != nil {
 			return err
 		}
@@ -572,6 +623,11 @@ func (d *decoder) steadyState(n *yaml.Node) error {
 					}
 				}
 				pr.During = t
+			}
+		}
+		if v := pm["why"]; v != nil {
+			if pr.Why, err = d.str(v, p+".why"); err != nil {
+				return err
 			}
 		}
 		if v := pm["variants"]; v != nil {

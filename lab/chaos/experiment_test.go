@@ -190,7 +190,7 @@ func TestValidateErrorsNameTheFieldAndLine(t *testing.T) {
 		{"unknown probe", "probe: success_rate", "probe: happiness", "x.yaml:7: steady_state.probes[0].probe: unknown probe \"happiness\" (valid: success_rate"},
 		{"wrong bound", "min: 0.99", "max: 0.99", "x.yaml:8: steady_state.probes[0].max: success_rate takes a min, not a max"},
 		{"fraction", "min: 0.99", "min: 99", "x.yaml:8: steady_state.probes[0].min: is a fraction from 0 to 1"},
-		{"probe for the other variant", "min: 0.99", "min: 0.99\n    - probe: consumer_lag\n      max: 10\n      variants: [rpc]", "x.yaml:11: steady_state.probes[1].variants: consumer_lag applies to stream only"},
+		{"probe for the other variant", "min: 0.99", "min: 0.99\n    - probe: consumer_lag\n      variants: [rpc]", "x.yaml:10: steady_state.probes[1].variants: consumer_lag applies to stream only"},
 		{"unknown variant", "title: t", "title: t\nvariants: [rpc, soap]", "x.yaml:2: variants[1]: unknown variant \"soap\""},
 		{"catalog fault without target", "fault: movies-outage", "fault: latency", "x.yaml:10: method[0].targets: latency is a catalog fault: give target, or targets per variant"},
 		{"target of the wrong kind", "fault: movies-outage", "fault: latency\n    target: movies-rpc", "x.yaml:11: method[0].target: target \"movies-rpc\": latency applies to edges"},
@@ -200,7 +200,8 @@ func TestValidateErrorsNameTheFieldAndLine(t *testing.T) {
 		{"target of the other variant", "fault: movies-outage", "fault: latency\n    targets: {rpc: 'ratings-stream->broker', stream: 'ratings-stream->broker'}", "x.yaml:11: method[0].targets.rpc: \"ratings-stream->broker\" belongs to the stream variant, not rpc"},
 		{"targets swapped", "fault: movies-outage", "fault: kill\n    targets: {rpc: ratings-stream, stream: ratings-rpc}", "x.yaml:11: method[0].targets.rpc: \"ratings-stream\" belongs to the stream variant, not rpc: a step's target for a variant must be one of that variant's edges or parts (valid for rpc: movies-rpc, ratings-rpc, webserver-rpc)"},
 		{"the broker for rpc", "fault: movies-outage", "fault: kill\n    targets: {rpc: broker}", "x.yaml:11: method[0].targets.rpc: \"broker\" belongs to the stream variant, not rpc"},
-		{"the same probe twice", "min: 0.99", "min: 0.99\n    - probe: success_rate\n      min: 0.5", "x.yaml:9: steady_state.probes[1]: success_rate is already checked for rpc by steady_state.probes[0]"},
+		{"a tolerance off the SLO without why", "min: 0.99", "min: 0.95", "x.yaml:8: steady_state.probes[0].min: 0.95 departs from the lab's SLO (success_rate >= 0.99, experiments/README.md \"The SLO\"): leave it out to use the SLO, or say why in steady_state.probes[0].why"},
+		{"the same probe twice", "min: 0.99", "min: 0.99\n    - probe: success_rate\n      min: 0.5\n      why: a test", "x.yaml:9: steady_state.probes[1]: success_rate is already checked for rpc by steady_state.probes[0]"},
 		{"the same label twice for one variant", "min: 0.99", "min: 0.99\n      name: ok\n    - probe: p99_latency\n      max: 1s\n      name: ok\n      variants: [stream]", "steady_state.probes[1]: ok is already checked for stream by steady_state.probes[0]"},
 		{"overlap", "    for: 5s\n", "    for: 5s\n  - fault: kill\n    target: movies-rpc\n    at: 7s\n    for: 2s\n", "x.yaml:15: method[1].at: overlaps method[0] on movies-rpc in the rpc variant (kill and kill at the same time)"},
 	} {
@@ -232,7 +233,7 @@ func TestValidateErrorsNameTheFieldAndLine(t *testing.T) {
 // twice", and a target given for its own variant is accepted.
 func TestOneProbePerVariantAndTargetsOfTheirOwnVariantAreValid(t *testing.T) {
 	src := strings.Replace(goodExperiment, "    - probe: success_rate\n      min: 0.99",
-		"    - probe: p99_latency\n      max: 1s\n      variants: [rpc]\n    - probe: p99_latency\n      max: 2s\n      variants: [stream]", 1)
+		"    - probe: p99_latency\n      max: 1s\n      variants: [rpc]\n    - probe: p99_latency\n      max: 2s\n      why: the log variant's tail is allowed more here\n      variants: [stream]", 1)
 	src = strings.Replace(src, "fault: movies-outage", "fault: kill\n    targets: {rpc: ratings-rpc, stream: broker}", 1)
 	e, err := Parse([]byte(src), "x.yaml")
 	if err != nil {

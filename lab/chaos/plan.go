@@ -174,6 +174,13 @@ func Validate(e *Experiment, lab Lab, variants []string) (*Plan, error) {
 		if k.name == "audit" {
 			tol = bound{set: true, v: 0, text: "0"} // no finding at all
 		}
+		if slo := LabSLO.Tolerance(k.name); slo != "" && pr.Why == "" && pr.Min+pr.Max != "" {
+			if want, _ := k.parseBound("", ""); want.v != tol.v {
+				return nil, e.fieldErr(path+"."+boundField(pr.Min, pr.Max),
+					"%s departs from the lab's SLO (%s %s %s, experiments/README.md \"The SLO\"): leave it out to use the SLO, or say why in %s.why",
+					tol.text, k.name, map[bool]string{true: ">=", false: "<="}[tol.min], slo, path)
+			}
+		}
 		pp := PlannedProbe{Probe: pr, kind: k, tol: tol, during: tol, skip: pr.DuringSkip}
 		if pr.During != nil {
 			if !k.windowed {

@@ -49,6 +49,8 @@ var probeKinds = []probeKind{
 		what: "ratings applied although their answer was a definite no (4xx, 503, 500, never sent) — a bug — by the audit after the drain"},
 	{name: "ambiguous", final: true, reported: true,
 		what: "ratings whose outcome was unknown (504, no answer) and how many of them were applied: reported, either is correct"},
+	{name: "retried", bound: "min", def: "0", final: true,
+		what: "ratings the load generator sent again with the same request id because their outcome was unknown (load.retries), and how many of those movies' ratings were counted twice; `min` states that the mechanism occurred"},
 	{name: "audit", final: true,
 		what: "the audit after the drain found no loss, duplicate, phantom, sum mismatch or unexpected 4xx"},
 }
@@ -101,6 +103,9 @@ func (k probeKind) parseBound(minText, maxText string) (bound, error) {
 	text := minText + maxText
 	if k.bound == "" {
 		return bound{}, nil
+	}
+	if text == "" {
+		text = LabSLO.Tolerance(k.name) // the lab's one objective
 	}
 	if text == "" {
 		if k.def == "" {

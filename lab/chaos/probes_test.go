@@ -47,11 +47,14 @@ steady_state:
   probes:
     - probe: success_rate
       min: 0.9
+      why: tolerances small enough for hand-made samples
     - probe: p99_latency
       max: 200ms
+      why: tolerances small enough for hand-made samples
       during: {max: 1s}
     - probe: consumer_lag
       max: 10
+      why: tolerances small enough for hand-made samples
       during: skip
     - probe: lost_writes
 method:

@@ -91,6 +91,8 @@ type run struct {
 	active   map[string]string              // step id → fault name, while active (progress)
 	notes    []string
 	rolled   bool
+	// metrics are the load generator's (retries for the progress line).
+	metrics *load.Metrics
 }
 
 // Preflight checks the lab can take the experiment: nothing else injected,
@@ -178,6 +180,7 @@ func Run(ctx context.Context, p *Plan, env Env) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
+	r.metrics = metrics
 	stopMetrics := serveMetrics(env.LoadMetricsAddr, reg)
 	defer stopMetrics()
 
@@ -190,7 +193,7 @@ func Run(ctx context.Context, p *Plan, env Env) (*Result, error) {
 	}
 	j := journal.Journal{
 		Version: journal.CurrentVersion, Kind: journal.KindExperiment, Title: p.Exp.Title,
-		Seed: uint64(p.Scenario.Seed), Variants: p.Variants, Settings: env.Settings, Platform: env.Platform, SLO: p.slo(),
+		Seed: uint64(p.Scenario.Seed), Variants: p.Variants, Settings: env.Settings, Platform: env.Platform, SLO: p.slo(), Objective: LabSLO.String(),
 		Ledger: ledgerPath, Faults: []journal.FaultEvent{}, Samples: []journal.Sample{}, Audit: []audit.Result{}, Recovery: []journal.Recovery{},
 	}
 	if def, err := json.Marshal(p.Exp); err == nil {
@@ -266,7 +269,7 @@ func Run(ctx context.Context, p *Plan, env Env) (*Result, error) {
 	j.Started = r.t0
 	go func() {
 		sum, err := load.Run(lctx, load.Config{RunID: r.runID, Scenario: p.Scenario, Targets: loadTargets,
-			LedgerPath: ledgerPath, Metrics: metrics, Observer: meter, Grace: 2 * time.Second})
+			LedgerPath: ledgerPath, Metrics: metrics, Observer: meter, Grace: 2 * time.Second, Retry: p.Exp.Load.RetryPolicy()})
 		loadDone <- loadResult{sum, err}
 	}()
 	schedDone := make(chan struct{})
@@ -780,6 +783,9 @@ func (r *run) progress(ctx context.Context) {
 			}
 			if q, ok := smp.Get(journal.SeriesClientP99); ok {
 				col += " p99 " + fmtSeconds(q)
+			}
+			if n := r.metrics.Retries(v); n > 0 {
+				col += fmt.Sprintf(" retries %.0f", n)
 			}
 			if l, ok := smp.Get(journal.SeriesConsumerLag); ok {
 				col += fmt.Sprintf(" lag %.0f", l)

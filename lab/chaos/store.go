@@ -313,7 +313,7 @@ func (k probeKind) measureFinal(last window, results []audit.Result) measure {
 			return measure{noData: true, text: "no data (the view could not be read)"}
 		}
 		return measure{value: last.lastGap, text: k.format(last.lastGap)}
-	case "lost_writes", "duplicates", "phantoms", "ambiguous", "audit":
+	case "lost_writes", "duplicates", "phantoms", "ambiguous", "retried", "audit":
 		return k.measureAudit(results)
 	}
 	return measure{noData: true, text: "not measured after the drain"}
@@ -342,6 +342,9 @@ func (k probeKind) measureAudit(results []audit.Result) measure {
 			v = float64(r.Phantoms)
 		case "ambiguous":
 			text = fmt.Sprintf("%d: %d applied, %d not", r.Ambiguous, r.AmbiguousApplied, r.AmbiguousNotApplied)
+		case "retried":
+			v = float64(r.Retried)
+			text = fmt.Sprintf("%d (%d resends), %d doubled", r.Retried, r.Retries, r.RetriedDoubled)
 		case "audit":
 			if !r.OK {
 				v = 1

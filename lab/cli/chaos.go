@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -22,6 +23,7 @@ import (
 	"github.com/ratingslab/lab/experiments"
 	"github.com/ratingslab/lab/lab/chaos"
 	"github.com/ratingslab/lab/lab/faults"
+	"github.com/ratingslab/lab/lab/journal"
 	"github.com/ratingslab/lab/lab/layout"
 	"github.com/ratingslab/lab/lab/parts"
 	"github.com/ratingslab/lab/lab/report"
@@ -513,11 +515,16 @@ func chaosLab(ctx context.Context, g *globals) (chaos.Lab, *supervisor.Client, *
 
 func newChaosValidateCmd(g *globals) *cobra.Command {
 	var variants []string
+	var f chaosRunFlags
 	cmd := &cobra.Command{
 		Use:   "validate <experiment>...",
 		Short: "Check experiment files without running them (against the running lab, or a default one)",
 		Args:  cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			sets, err := f.overrides(cmd)
+			if err != nil {
+				return err
+			}
 			lab, _, _, _, err := chaosLab(cmd.Context(), g)
 			offline := err != nil
 			if offline {
@@ -529,7 +536,7 @@ func newChaosValidateCmd(g *globals) *cobra.Command {
 				data, file, err := readExperiment(name)
 				if err == nil {
 					var e *chaos.Experiment
-					if e, err = chaos.Parse(data, file); err == nil {
+					if e, err = chaos.ParseWith(data, file, sets); err == nil {
 						var p *chaos.Plan
 						if offline && e.Requires.Kafka != "" {
 							// Without a lab, check against the platform it asks for.
@@ -551,38 +558,121 @@ func newChaosValidateCmd(g *globals) *cobra.Command {
 		},
 	}
 	cmd.Flags().StringSliceVar(&variants, "variants", nil, "variants to check, replacing the file's (rpc, stream)")
+	f.addOverrideFlags(cmd)
 	return cmd
 }
 
+// maxRepeat bounds `lab chaos run --repeat`.
+const maxRepeat = 50
+
+// chaosRunFlags are `lab chaos run`'s flags.
+type chaosRunFlags struct {
+	variants []string
+	quiet    bool
+	rate     string
+	duration string
+	seed     string
+	sets     []string
+	repeat   int
+}
+
+// overrides turns the shortcut flags and every --set into overrides, in
+// that order (a later one wins), each checked for its form.
+func (f *chaosRunFlags) overrides(cmd *cobra.Command) ([]chaos.Override, error) {
+	var out []chaos.Override
+	if cmd.Flags().Changed("rate") {
+		r := strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(f.rate), "/s"))
+		if _, err := strconv.ParseFloat(r, 64); err != nil || r == "" {
+			return nil, fmt.Errorf("--rate %s: want requests per second per variant, e.g. --rate 20 or --rate 20/s", f.rate)
+		}
+		out = append(out, chaos.Override{Path: "load.rate", Value: r})
+	}
+	if cmd.Flags().Changed("duration") {
+		if _, err := time.ParseDuration(f.duration); err != nil {
+			return nil, fmt.Errorf("--duration %s: want a duration such as 40s or 1m30s", f.duration)
+		}
+		out = append(out, chaos.Override{Path: "load.duration", Value: f.duration})
+	}
+	if cmd.Flags().Changed("seed") {
+		out = append(out, chaos.Override{Path: "load.seed", Value: f.seed})
+	}
+	for _, s := range f.sets {
+		o, err := chaos.ParseOverride(s)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, o)
+	}
+	return out, nil
+}
+
 func newChaosRunCmd(g *globals) *cobra.Command {
-	var variants []string
-	var quiet bool
+	var f chaosRunFlags
 	cmd := &cobra.Command{
-		Use:   "run <experiment> [--variants rpc,stream]",
+		Use:   "run <experiment> [--variants rpc,stream] [--rate N] [--duration D] [--seed S] [--set path=value]... [--repeat N]",
 		Short: "Run a chaos experiment: same load, same faults, both variants, a verdict each",
 		Long: `Run an experiment file (a path, or the name of a shipped one in experiments/):
 the load runs on every selected variant; each fault of the method is applied
 to the equivalent parts or edges of every variant at the same moment; the
 steady-state hypothesis is checked before the first fault, every second while
 faults are active, and after recovery; after a drain the audit checks that no
-acknowledged rating was lost.
+acknowledged rating was lost or counted twice.
+
+Parameters come from the file; the command line changes any of them without
+editing it:
+  --rate, --duration, --seed   the load (same as --set load.rate=..., ...)
+  --set path=value             any field, by the path the file's errors use:
+                               load.rate, steady_state.recovery,
+                               method[0].for, method[1].params.latency,
+                               steady_state.probes[2].max, load.retries.max
+                               (the value is YAML: 20, 3s, off, [rpc],
+                               {latency: 3s}); repeat --set for several
+A later override wins. Each is checked exactly as if it were written in the
+file: an unknown path or a value of the wrong type is an error naming the
+--set, and nothing is injected. The journal records every override.
+
+Tolerances come from the lab's one SLO (experiments/README.md, "The SLO");
+a probe that departs from it says why.
+
+--repeat N runs the experiment N times back to back on the same lab (same
+seed, same faults: only the lab's own timing varies), each with its journal
+and report, then writes a summary beside the journals with the median and the
+range (min – max) of every figure per variant: exact client success and
+percentiles, audit counts, each fault's recovery times, and how many runs held
+('lab report --repeats JOURNAL...' writes it again from the journals).
 
 The whole file is checked before anything is injected; an error names the
 field and its line. Progress is shown while it runs; Ctrl-C heals every fault
-the run injected. A journal is written to <dir>/journals/<run>.json and rendered
-into a report beside it (HTML with charts, and Markdown); 'lab report' renders
-it again. Exit status 0 only when every variant's hypothesis held.`,
+the run injected (and ends a series). A journal is written to
+<dir>/journals/<run>.json and rendered into a report beside it (HTML with
+charts, and Markdown); 'lab report' renders it again. Exit status 0 only when
+every variant's hypothesis held (in every run of a series).`,
 		Example: `  lab chaos run movies-outage
   lab chaos run experiments/ratings-crash.yaml --variants stream
-  lab chaos validate my-experiment.yaml`,
+  # a shorter, slower run: the fault at +10s for 10s within 40s of load
+  lab chaos run movies-outage --duration 40s --rate 20 --set 'method[0].at=10s' --set 'method[0].for=10s'
+  # the same experiment with another fault parameter and a looser recovery
+  lab chaos run movies-latency --set 'method[0].params={latency: 600ms}' --set steady_state.recovery=20s
+  # clients that retry unknown outcomes with the same request id
+  lab chaos run ratings-pause --set load.retries.max=3 --set load.retries.backoff=250ms
+  # how stable are the figures? five runs, median and range of each
+  lab chaos run ratings-crash --repeat 5 --quiet
+  lab chaos validate my-experiment.yaml --set load.rate=500`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
+			if f.repeat < 1 || f.repeat > maxRepeat {
+				return fmt.Errorf("--repeat %d: want 1 to %d runs", f.repeat, maxRepeat)
+			}
+			sets, err := f.overrides(cmd)
+			if err != nil {
+				return err
+			}
 			data, file, err := readExperiment(args[0])
 			if err != nil {
 				return err
 			}
-			e, err := chaos.Parse(data, file)
+			e, err := chaos.ParseWith(data, file, sets)
 			if err != nil {
 				return err
 			}
@@ -590,11 +680,21 @@ it again. Exit status 0 only when every variant's hypothesis held.`,
 			if err != nil {
 				return err
 			}
-			p, err := chaos.Validate(e, lab, variants)
+			p, err := chaos.Validate(e, lab, f.variants)
 			if err != nil {
 				return err
 			}
 			ports := layout.Ports{Base: st.PortBase}
+			settings := map[string]string{"breakers": map[bool]string{true: "on", false: "off"}[st.Options.Breakers],
+				"delivery": st.Options.Delivery, "scenario": p.Scenario.Name, "experiment": experimentName(file),
+				"format": formatOf(st.Options)}
+			if len(sets) > 0 {
+				var ss []string
+				for _, o := range sets {
+					ss = append(ss, o.String())
+				}
+				settings["overrides"] = strings.Join(ss, " ")
+			}
 			env := chaos.Env{
 				Dir: g.dir(), Control: c, Faults: fc, Targets: lab.Targets,
 				APIs:           map[string]string{chaos.VariantRPC: "http://" + ports.WebserverRPC(), chaos.VariantStream: "http://" + ports.WebserverStream()},
@@ -602,45 +702,97 @@ it again. Exit status 0 only when every variant's hypothesis held.`,
 				// Direct, not an edge proxy: lag and dead letters are read
 				// from outside the processes and past every fault (every
 				// node of a cluster, or the external bootstrap).
-				Brokers: st.Options.KafkaBootstrap(ports),
-				Settings: map[string]string{"breakers": map[bool]string{true: "on", false: "off"}[st.Options.Breakers],
-					"delivery": st.Options.Delivery, "scenario": p.Scenario.Name, "experiment": experimentName(file),
-					"format": formatOf(st.Options)},
+				Brokers:  st.Options.KafkaBootstrap(ports),
+				Settings: settings,
 				Platform: st.Options.Kafka.Describe(),
 				Name:     experimentName(file), Out: g.stderr, TTY: isTerminal(g.stderr),
 			}
-			if quiet {
+			if f.quiet {
 				env.Out = io.Discard
 			}
-			if err := chaos.Preflight(ctx, p, env, 30*time.Second); err != nil {
-				return err
-			}
-			res, err := chaos.Run(ctx, p, env)
-			if err != nil {
-				return err
-			}
-			chaos.PrintVerdict(g.stdout, res.Journal, res.JournalPath)
-			if out, rerr := report.RenderFile(res.JournalPath, report.DefaultDir(res.JournalPath)); rerr != nil {
-				fmt.Fprintf(g.stderr, "report: %v (render it later with 'lab report %s')\n", rerr, res.JournalPath)
-			} else {
-				fmt.Fprintf(g.stdout, "\nReport: %s\n        %s\n(open the HTML in a browser; 'lab report --compare A B' sets two runs side by side)\n", out.HTML, out.Markdown)
-			}
-			if !res.Held() {
-				var failed []string
-				for _, v := range res.Journal.Variants {
-					if !res.Journal.Verdict[v] {
-						failed = append(failed, v)
+			var names []string
+			var journals []journal.Journal
+			var failed []string
+			for i := 1; i <= f.repeat; i++ {
+				if f.repeat > 1 {
+					fmt.Fprintf(g.stderr, "\n== run %d of %d ==\n", i, f.repeat)
+				}
+				if err := chaos.Preflight(ctx, p, env, 30*time.Second); err != nil {
+					if i > 1 {
+						err = fmt.Errorf("run %d of %d: %w (the runs before it are summarized below)", i, f.repeat, err)
+						fmt.Fprintln(g.stderr, err)
+						break
+					}
+					return err
+				}
+				res, err := chaos.Run(ctx, p, env)
+				if err != nil {
+					if i > 1 {
+						fmt.Fprintf(g.stderr, "run %d of %d: %v\n", i, f.repeat, err)
+						break
+					}
+					return err
+				}
+				chaos.PrintVerdict(g.stdout, res.Journal, res.JournalPath)
+				if out, rerr := report.RenderFile(res.JournalPath, report.DefaultDir(res.JournalPath)); rerr != nil {
+					fmt.Fprintf(g.stderr, "report: %v (render it later with 'lab report %s')\n", rerr, res.JournalPath)
+				} else {
+					fmt.Fprintf(g.stdout, "\nReport: %s\n        %s\n(open the HTML in a browser; 'lab report --compare A B' sets two runs side by side)\n", out.HTML, out.Markdown)
+				}
+				names = append(names, res.JournalPath)
+				journals = append(journals, res.Journal)
+				if !res.Held() {
+					for _, v := range res.Journal.Variants {
+						if !res.Journal.Verdict[v] && !slices.Contains(failed, v) {
+							failed = append(failed, v)
+						}
 					}
 				}
 				if res.Journal.Error != "" && ctx.Err() != nil {
+					if f.repeat > 1 && len(journals) > 1 {
+						writeRepeats(g, names[:len(names)-1], journals[:len(journals)-1])
+					}
 					return errors.New("experiment interrupted; every fault it injected was healed")
 				}
+			}
+			if f.repeat > 1 {
+				writeRepeats(g, names, journals)
+				if len(journals) < f.repeat {
+					return fmt.Errorf("only %d of %d runs completed", len(journals), f.repeat)
+				}
+			}
+			if len(failed) > 0 {
 				return fmt.Errorf("%w for: %s", chaos.ErrNotHeld, strings.Join(failed, ", "))
 			}
 			return nil
 		},
 	}
-	cmd.Flags().StringSliceVar(&variants, "variants", nil, "variants to run, replacing the file's (rpc, stream)")
-	cmd.Flags().BoolVar(&quiet, "quiet", false, "no progress lines")
+	fl := cmd.Flags()
+	fl.StringSliceVar(&f.variants, "variants", nil, "variants to run, replacing the file's (rpc, stream)")
+	fl.BoolVar(&f.quiet, "quiet", false, "no progress lines")
+	f.addOverrideFlags(cmd)
+	fl.IntVar(&f.repeat, "repeat", 1, fmt.Sprintf("run the experiment this many times (1..%d) and summarize median and range per figure", maxRepeat))
 	return cmd
+}
+
+// addOverrideFlags adds --rate, --duration, --seed and --set.
+func (f *chaosRunFlags) addOverrideFlags(cmd *cobra.Command) {
+	fl := cmd.Flags()
+	fl.StringVar(&f.rate, "rate", "", "constant `requests/s` per variant, replacing load.rate (e.g. 20 or 20/s)")
+	fl.StringVar(&f.duration, "duration", "", "length of the load, replacing load.duration (the fault times stay: shorten them with --set)")
+	fl.StringVar(&f.seed, "seed", "", "seed of the request sequence (0..4294967295), replacing load.seed")
+	fl.StringArrayVar(&f.sets, "set", nil, "set any field of the experiment: `path=value` (repeatable; see 'lab chaos run --help')")
+}
+
+// writeRepeats writes and prints the summary of a series of runs.
+func writeRepeats(g *globals, names []string, journals []journal.Journal) {
+	r := report.SummarizeRepeats(names, journals)
+	jsonPath, mdPath, err := report.WriteRepeatFiles(r, report.DefaultRepeatsDir(names[0], len(names)))
+	fmt.Fprintln(g.stdout)
+	_ = r.WriteMarkdown(g.stdout)
+	if err != nil {
+		fmt.Fprintf(g.stderr, "repeat summary: %v\n", err)
+		return
+	}
+	fmt.Fprintf(g.stdout, "\nSummary of %d runs: %s\n                   %s\n('lab report --repeats JOURNAL...' writes it again from the journals)\n", len(names), mdPath, jsonPath)
 }

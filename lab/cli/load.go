@@ -50,6 +50,8 @@ type loadFlags struct {
 	quiet         bool
 	list          bool
 	failOnThresh  bool
+	retries       int
+	retryBackoff  time.Duration
 }
 
 func newLoadCmd(g *globals) *cobra.Command {
@@ -73,11 +75,20 @@ Every rating sent is recorded with its outcome (acknowledged, rejected, failed,
 ambiguous) in <dir>/ledgers/<run-id>.jsonl; the audit reads it. Ctrl-C stops
 sending, gives requests in flight --grace to finish and still completes the
 ledger; a second Ctrl-C aborts them at once (recorded as ambiguous).
+
+--retries N makes the load a careful client: a rating whose outcome is unknown
+(504 "outcome: unknown", or sent and not answered in time) is sent again with
+the same request id, up to N times, after --retry-backoff (doubling, jittered),
+until an answer says what happened (2xx or 4xx): a 503 after an unknown
+attempt is retried too, since the first attempt may have been applied. The
+ledger lists every attempt; the audit shows whether any rating was counted
+twice. A rating whose first answer is definite, and reads, are never retried.
 Client-side metrics are served on the lab's load port while it runs.`,
 		Example: `  lab load --scenario smoke
   lab load --scenario steady --variants rpc,stream --rate 500/s --duration 60s --seed 7
   lab load --scenario spike --json > spike.json
   lab load --from ratings.dat --rate 200/s --variants stream
+  lab load --scenario steady --retries 3 --retry-backoff 200ms
   lab load --list`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -103,6 +114,8 @@ Client-side metrics are served on the lab's load port while it runs.`,
 	fl.DurationVar(&f.linger, "metrics-linger", 0, "keep serving metrics this long after the run so Prometheus scrapes the final counts")
 	fl.BoolVar(&f.quiet, "quiet", false, "no live progress")
 	fl.BoolVar(&f.list, "list", false, "list the scenarios and exit")
+	fl.IntVar(&f.retries, "retries", 0, fmt.Sprintf("send a rating of unknown outcome (504, no answer) again with the same request id, at most this many times (0..%d)", load.MaxRetries))
+	fl.DurationVar(&f.retryBackoff, "retry-backoff", load.DefaultRetryBackoff, fmt.Sprintf("wait before the first retry; doubles each time, jittered, at most %s", load.MaxRetryBackoff))
 	fl.BoolVar(&f.failOnThresh, "fail-on-thresholds", false, "exit non-zero when a variant misses the scenario's thresholds")
 	return cmd
 }
@@ -152,6 +165,11 @@ func runLoad(ctx context.Context, g *globals, f *loadFlags) error {
 	}
 	if f.grace <= 0 {
 		return fmt.Errorf("--grace %s: must be > 0", f.grace)
+	}
+	retry := load.RetryPolicy{Max: f.retries, Backoff: f.retryBackoff}
+	if err := retry.Validate(); err != nil {
+		flag := map[string]string{"max": "--retries", "backoff": "--retry-backoff"}[err.Field]
+		return fmt.Errorf("%s: %s", flag, err.Msg)
 	}
 	plan, err := load.NewPlan(opts)
 	if err != nil {
@@ -225,7 +243,7 @@ func runLoad(ctx context.Context, g *globals, f *loadFlags) error {
 		plan.RunID, plan.Scenario.Name, plan.Scenario.Seed, load.DescribeArrival(a), source, scheduled, describeTargets(plan.Targets))
 	cfg := load.Config{
 		RunID: plan.RunID, Scenario: plan.Scenario, Source: plan.Source, SourceName: plan.SourceName,
-		Targets: plan.Targets, LedgerPath: ledgerPath, Metrics: metrics, Grace: f.grace, Abort: abort,
+		Targets: plan.Targets, LedgerPath: ledgerPath, Metrics: metrics, Grace: f.grace, Abort: abort, Retry: retry,
 	}
 	if !f.quiet {
 		cfg.OnProgress = load.NewProgress(g.stderr, isTerminal(g.stderr), scheduled).Update

@@ -96,6 +96,8 @@ func TestLoadRefusesBadInputBeforeSendingAnything(t *testing.T) {
 		"--target":             {"--target", "rpc"},
 		"--duration 0s":        {"--duration", "0s"},
 		"nor among --variants": {"--target", "rcp=http://127.0.0.1:1"},
+		"--retries: want 0 to 10 retries, got 11":    {"--retries", "11"},
+		"--retry-backoff: want 1ms to 10s, got 1m0s": {"--retries", "2", "--retry-backoff", "1m"},
 	}
 	for want, args := range cases {
 		t.Run(want, func(t *testing.T) {

@@ -362,7 +362,7 @@ func tortureFiles(t *testing.T, l *labtest.Lab, bases map[string]string, y *tall
 	for i, c := range []struct{ content, want string }{
 		{exp("  - fault: latency\n    targets: {rpc: 'ratings-stream->broker', stream: 'ratings-stream->broker'}\n    at: 5s\n    for: 5s\n"), ":11: method[0].targets.rpc: \"ratings-stream->broker\" belongs to the stream variant, not rpc"},
 		{strings.Replace(exp(outage), "title: t\n", "title: t\nvariants: []\n", 1), ":2: variants: is empty"},
-		{strings.Replace(exp(outage), "      min: 0.99\n", "      min: 0.99\n    - probe: success_rate\n      min: 0.9\n", 1), ":9: steady_state.probes[1]: success_rate is already checked for rpc"},
+		{strings.Replace(exp(outage), "      min: 0.99\n", "      min: 0.99\n    - probe: success_rate\n      min: 0.9\n      why: t\n", 1), ":9: steady_state.probes[1]: success_rate is already checked for rpc"},
 		{exp("  - fault: meteor\n    at: 5s\n    for: 5s\n"), ":10: method[0].fault: unknown fault"},
 		{exp("  - fault: movies-outage\n    at: soon\n    for: 5s\n"), ":11: method[0].at: want a duration"},
 		{exp("  - fault: kill\n    targets: {rpc: ratings-stream}\n    at: 5s\n    for: 5s\n"), ":11: method[0].targets.rpc: \"ratings-stream\" belongs to the stream variant, not rpc"},

@@ -51,9 +51,13 @@ type Journal struct {
 	Platform string `json:"platform,omitempty"`
 	// SLO is the client success-ratio objective the error budget derives
 	// from (0.99 when zero).
-	SLO     float64   `json:"slo,omitempty"`
-	Started time.Time `json:"started"`
-	Ended   time.Time `json:"ended"`
+	SLO float64 `json:"slo,omitempty"`
+	// Objective is the whole SLO the hypothesis was held to, in words
+	// (chaos.LabSLO): "success ≥ 99 %, exact p99 ≤ 1s, ..."; empty in
+	// journals from before it was recorded.
+	Objective string    `json:"objective,omitempty"`
+	Started   time.Time `json:"started"`
+	Ended     time.Time `json:"ended"`
 
 	Faults  []FaultEvent  `json:"faults"`
 	Samples []Sample      `json:"samples"`

@@ -52,6 +52,10 @@ type Config struct {
 	Grace time.Duration
 	// Abort, when closed, aborts in-flight requests at once (a second Ctrl-C).
 	Abort <-chan struct{}
+	// Retry, when Max > 0, sends ratings whose outcome was unknown again
+	// with the same request id (see RetryPolicy); the ledger keeps every
+	// attempt.
+	Retry RetryPolicy
 }
 
 // ErrNoTargets is returned for a run without targets.
@@ -69,6 +73,7 @@ type variantRun struct {
 	metrics  *variantMetrics
 	observer Observer
 	attacker *vegeta.Attacker
+	retry    *retryTransport // nil without a retry policy
 }
 
 var jsonHeader = http.Header{"Content-Type": []string{"application/json"}}
@@ -149,6 +154,9 @@ func Run(ctx context.Context, cfg Config) (*Summary, error) {
 	if err := cfg.Scenario.Arrival.validate(false); err != nil {
 		return nil, err
 	}
+	if err := cfg.Retry.Validate(); err != nil {
+		return nil, fmt.Errorf("retries: %w", err)
+	}
 	source := cfg.Source
 	if source == nil {
 		g, err := NewGenerator(cfg.Scenario)
@@ -180,9 +188,16 @@ func Run(ctx context.Context, cfg Config) (*Summary, error) {
 
 	runs := make([]*variantRun, len(cfg.Targets))
 	for i, t := range cfg.Targets {
+		transport := newTransport(abortCtx, timeout)
+		var retry *retryTransport
+		if cfg.Retry.Max > 0 {
+			retry = &retryTransport{next: transport, abort: abortCtx, policy: cfg.Retry, attempts: map[uint64][]ledger.Attempt{}}
+			transport = retry
+		}
 		client := &http.Client{
-			// The transport applies the request timeout (see outcomeTransport).
-			Transport: newTransport(abortCtx, timeout),
+			// The transport applies the request timeout (see outcomeTransport),
+			// per attempt when ratings are retried.
+			Transport: transport,
 			// The API never redirects; a redirect is an answer to count, not follow.
 			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 		}
@@ -195,6 +210,7 @@ func Run(ctx context.Context, cfg Config) (*Summary, error) {
 			stats:    newVariantStats(),
 			metrics:  cfg.Metrics.forVariant(t.Variant),
 			observer: cfg.Observer,
+			retry:    retry,
 			// Workers stay uncapped (vegeta's default MaxWorkers): a stalled
 			// server must cost goroutines, never delay the schedule.
 			attacker: vegeta.NewAttacker(vegeta.Client(client)),
@@ -334,8 +350,13 @@ func (v *variantRun) handle(res *vegeta.Result, lw *ledger.Writer) {
 	}
 	req, _ := v.source.Request(seq)
 	outcome, cause := classify(res)
+	tried := v.retry.take(seq)
+	if tried != nil {
+		o, c := retriedOutcome(outcome, string(cause), tried)
+		outcome, cause = o, Cause(c)
+	}
 	a := Answer{Variant: v.target.Variant, Seq: seq, Kind: req.Kind, MovieID: req.MovieID, Tenths: req.Tenths,
-		Outcome: outcome, Cause: cause, Expected: expectedOf(req), SentAt: res.Timestamp, Latency: res.Latency}
+		Outcome: outcome, Cause: cause, Expected: expectedOf(req), SentAt: res.Timestamp, Latency: res.Latency, Retries: max(len(tried)-1, 0)}
 	v.stats.record(a)
 	v.metrics.observe(a)
 	if v.observer != nil {
@@ -356,6 +377,7 @@ func (v *variantRun) handle(res *vegeta.Result, lw *ledger.Writer) {
 		Status:       int(res.Code),
 		Cause:        string(cause),
 		LatencyNs:    res.Latency,
+		Attempts:     tried,
 	}
 	if req.Kind == KindRating {
 		e.RequestID = RequestID(v.runID, v.target.Variant, seq)

@@ -2,6 +2,7 @@ package load
 
 import (
 	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 
 	"github.com/ratingslab/lab/services/serve"
 )
@@ -14,6 +15,7 @@ type Metrics struct {
 	duration   *prometheus.HistogramVec
 	inFlight   *prometheus.GaugeVec
 	targetRate *prometheus.GaugeVec
+	retries    *prometheus.CounterVec
 }
 
 // NewMetrics registers the load metrics with reg and creates every series of
@@ -38,8 +40,12 @@ func NewMetrics(reg prometheus.Registerer, variants []string) (*Metrics, error) 
 			Name: "lab_load_target_rate",
 			Help: "Scheduled arrival rate of lab load in requests per second, by variant.",
 		}, []string{"variant"}),
+		retries: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "lab_load_retries_total",
+			Help: "Ratings lab load sent again with the same request id because the outcome of the previous attempt was unknown (504, no answer), by variant. Zero unless retries are on.",
+		}, []string{"variant"}),
 	}
-	for _, c := range []prometheus.Collector{m.requests, m.duration, m.inFlight, m.targetRate} {
+	for _, c := range []prometheus.Collector{m.requests, m.duration, m.inFlight, m.targetRate, m.retries} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}
@@ -55,6 +61,7 @@ func NewMetrics(reg prometheus.Registerer, variants []string) (*Metrics, error) 
 		}
 		m.inFlight.WithLabelValues(v)
 		m.targetRate.WithLabelValues(v)
+		m.retries.WithLabelValues(v)
 	}
 	return m, nil
 }
@@ -66,13 +73,14 @@ type variantMetrics struct {
 	duration [len(kindNames)]prometheus.Observer
 	inFlight prometheus.Gauge
 	rate     prometheus.Gauge
+	retries  prometheus.Counter
 }
 
 func (m *Metrics) forVariant(v string) *variantMetrics {
 	if m == nil {
 		return nil
 	}
-	vm := &variantMetrics{inFlight: m.inFlight.WithLabelValues(v), rate: m.targetRate.WithLabelValues(v)}
+	vm := &variantMetrics{inFlight: m.inFlight.WithLabelValues(v), rate: m.targetRate.WithLabelValues(v), retries: m.retries.WithLabelValues(v)}
 	for _, k := range Kinds {
 		for i, o := range Outcomes {
 			for e, label := range expectedLabels {
@@ -106,4 +114,18 @@ func (vm *variantMetrics) observe(a Answer) {
 	}
 	vm.requests[a.Kind][outcomeIndex(a.Outcome)][e].Inc()
 	vm.duration[a.Kind].Observe(a.Latency.Seconds())
+	vm.retries.Add(float64(a.Retries))
+}
+
+// Retries is how many ratings a variant's load sent again so far
+// (lab_load_retries_total), for progress lines.
+func (m *Metrics) Retries(variant string) float64 {
+	if m == nil {
+		return 0
+	}
+	var d dto.Metric
+	if err := m.retries.WithLabelValues(variant).Write(&d); err != nil {
+		return 0
+	}
+	return d.GetCounter().GetValue()
 }

@@ -17,6 +17,9 @@ type Answer struct {
 	Expected Outcome
 	SentAt   time.Time
 	Latency  time.Duration
+	// Retries is how many times a rating of unknown outcome was sent again
+	// (RetryPolicy); Latency covers every attempt and wait.
+	Retries int
 }
 
 // AsExpected reports whether the variant gave the answer a correct variant

@@ -17,6 +17,8 @@ type variantStats struct {
 	done        uint64
 	asExpected  uint64
 	unexpected4 uint64 // 4xx to valid requests
+	retried     uint64 // ratings sent more than once (RetryPolicy)
+	retries     uint64 // the extra sends
 	outcomes    [len(kindNames)][4]uint64
 	causes      map[Cause]uint64
 	all, window latency.Recorder
@@ -38,6 +40,10 @@ func (s *variantStats) record(a Answer) {
 		s.unexpected4++
 	}
 	s.outcomes[a.Kind][outcomeIndex(a.Outcome)]++
+	if a.Retries > 0 {
+		s.retried++
+		s.retries += uint64(a.Retries)
+	}
 	if a.Cause != CauseNone {
 		s.causes[a.Cause]++
 	}

@@ -42,6 +42,10 @@ type VariantSummary struct {
 	// 4xx answers to valid requests, failures like any 5xx.
 	SuccessRate   float64 `json:"success_rate"`
 	Unexpected4xx uint64  `json:"unexpected_4xx"`
+	// Retried counts the ratings sent again with the same request id
+	// because an attempt's outcome was unknown; Retries the extra sends.
+	Retried uint64 `json:"retried,omitempty"`
+	Retries uint64 `json:"retries,omitempty"`
 	// TargetRate is the schedule's mean rate; AchievedRate is measured from
 	// the send times of the first and last request.
 	TargetRate   float64        `json:"target_rate"`
@@ -104,6 +108,8 @@ func buildSummary(cfg Config, runs []*variantRun, scheduled uint64, started, end
 			ByKind:        map[string]map[Outcome]uint64{},
 			TargetRate:    math.Round(targetRate*100) / 100,
 			Unexpected4xx: st.unexpected4,
+			Retried:       st.retried,
+			Retries:       st.retries,
 		}
 		all := st.all.Snapshot()
 		vs.Latency = LatencySummary{
@@ -197,6 +203,11 @@ func (s *Summary) WriteTable(w io.Writer) error {
 	}
 	if err := tw.Flush(); err != nil {
 		return err
+	}
+	for _, v := range s.Variants {
+		if v.Retried > 0 {
+			fmt.Fprintf(w, "%s: %d rating(s) of unknown outcome sent again with the same request id (%d retries in all); the ledger lists their attempts\n", v.Variant, v.Retried, v.Retries)
+		}
 	}
 	for _, v := range s.Variants {
 		if v.FellBehind {

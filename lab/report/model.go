@@ -150,7 +150,7 @@ func buildDocument(runs []run) (*document, error) {
 			Started: j.Started.UTC().Format(time.RFC3339), Ended: j.Ended.UTC().Format(time.RFC3339),
 			Duration: fmtDuration(j.Ended.Sub(j.Started)), Seed: j.Seed,
 			Variants: strings.Join(j.Variants, ", "), Ledger: j.Ledger, Error: j.Error, Platform: orDash(j.Platform),
-			SLO:        pct(sloOf(j)),
+			SLO:        sloText(j),
 			Samples:    fmt.Sprint(len(j.Samples)),
 			FaultCount: fmt.Sprint(len(j.Faults)),
 			LagSource:  j.LagSource,
@@ -234,6 +234,15 @@ func label(l string) string {
 		return ""
 	}
 	return l + ": "
+}
+
+// sloText is the run's objective: the whole SLO when the journal has it,
+// else the success objective the error budget derives from.
+func sloText(j *journal.Journal) string {
+	if j.Objective != "" {
+		return j.Objective
+	}
+	return pct(sloOf(j))
 }
 
 func sloOf(j *journal.Journal) float64 {
@@ -410,6 +419,9 @@ func auditSummary(a audit.Result) string {
 		if p.n > 0 {
 			parts = append(parts, fmt.Sprintf("%d %s", p.n, p.what))
 		}
+	}
+	if a.Retried > 0 {
+		ambiguous += fmt.Sprintf("; %d retried with the same request id (%d resends), %d doubled", a.Retried, a.Retries, a.RetriedDoubled)
 	}
 	if a.Requests != nil && !a.Requests.OK() && len(parts) == 0 {
 		parts = append(parts, fmt.Sprintf("%d lost, %d phantom, %d altered by request id", a.Requests.Lost, a.Requests.Phantoms, a.Requests.Altered))

@@ -63,6 +63,12 @@ func appendEntry(b []byte, e *Entry) []byte {
 		b = append(b, `,"error":`...)
 		b = appendString(b, e.Error)
 	}
+	if len(e.Attempts) > 0 {
+		// Rare (retried ratings only): encoding/json's own rendering.
+		q, _ := json.Marshal(e.Attempts)
+		b = append(b, `,"attempts":`...)
+		b = append(b, q...)
+	}
 	return append(b, '}')
 }
 

@@ -131,6 +131,24 @@ type Entry struct {
 	Cause     string        `json:"cause,omitempty"`
 	LatencyNs time.Duration `json:"latency_ns"`
 	Error     string        `json:"error,omitempty"`
+	// Attempts lists every send of a rating the load generator retried
+	// because its outcome was unknown (lab load --retries), with the same
+	// request id; absent when it was sent once. Outcome is then the
+	// rating's: acknowledged if an attempt was, ambiguous if any attempt
+	// was, else the last attempt's.
+	Attempts []Attempt `json:"attempts,omitempty"`
+}
+
+// Retries is how many times the rating was sent again (0: sent once).
+func (e Entry) Retries() int { return max(len(e.Attempts)-1, 0) }
+
+// Attempt is one send of a retried rating.
+type Attempt struct {
+	SentAt    time.Time     `json:"sent_at"`
+	Status    int           `json:"status,omitempty"`
+	Outcome   Outcome       `json:"outcome"`
+	Cause     string        `json:"cause,omitempty"`
+	LatencyNs time.Duration `json:"latency_ns"`
 }
 
 // KindOf is the entry's request kind ("rating" for a post line).

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -21,6 +22,9 @@ func TestLedgerRoundTrip(t *testing.T) {
 	entries := []Entry{
 		{RequestID: "run-rpc-0", Variant: "rpc", Seq: 0, MovieID: 3, UserID: 9, Rating: 7.5, RatingTenths: 75, SentAt: start, Outcome: Acknowledged, Status: 201, LatencyNs: 1500 * time.Microsecond},
 		{RequestID: "run-stream-0", Variant: "stream", Seq: 0, MovieID: 3, UserID: 9, Rating: 7.5, RatingTenths: 75, SentAt: start, Outcome: Ambiguous, Cause: "timeout", LatencyNs: time.Second, Error: "timeout"},
+		// A retried rating keeps every attempt.
+		{RequestID: "run-stream-1", Variant: "stream", Seq: 1, MovieID: 4, UserID: 9, Rating: 7, RatingTenths: 70, SentAt: start, Outcome: Acknowledged, Status: 202, LatencyNs: 2 * time.Second,
+			Attempts: []Attempt{{SentAt: start, Status: 504, Outcome: Ambiguous, Cause: CauseOutcomeUnknown, LatencyNs: time.Second}, {SentAt: start.Add(1500 * time.Millisecond), Status: 202, Outcome: Acknowledged, LatencyNs: time.Millisecond}}},
 	}
 	for _, e := range entries {
 		if err := w.Record(e); err != nil {
@@ -40,8 +44,8 @@ func TestLedgerRoundTrip(t *testing.T) {
 	if !l.Complete() || l.End.Posts["rpc"][Acknowledged] != 1 || l.End.Posts["stream"][Ambiguous] != 1 {
 		t.Errorf("end line: %+v", l.End)
 	}
-	if len(l.Entries) != 2 {
-		t.Fatalf("want 2 entries, got %d", len(l.Entries))
+	if len(l.Entries) != 3 {
+		t.Fatalf("want 3 entries, got %d", len(l.Entries))
 	}
 	for i := range entries {
 		got, want := l.Entries[i], entries[i]
@@ -50,7 +54,13 @@ func TestLedgerRoundTrip(t *testing.T) {
 			t.Errorf("entry %d sent_at %v, want %v", i, got.SentAt, want.SentAt)
 		}
 		got.SentAt, want.SentAt = time.Time{}, time.Time{}
-		if got != want {
+		for j := range got.Attempts {
+			if !got.Attempts[j].SentAt.Equal(want.Attempts[j].SentAt) {
+				t.Errorf("entry %d attempt %d sent_at %v, want %v", i, j, got.Attempts[j].SentAt, want.Attempts[j].SentAt)
+			}
+			got.Attempts[j].SentAt, want.Attempts[j].SentAt = time.Time{}, time.Time{}
+		}
+		if !reflect.DeepEqual(got, want) {
 			t.Errorf("entry %d: got %+v, want %+v", i, got, want)
 		}
 	}
