@@ -79,7 +79,7 @@ func TestStackHasTheLabPartsAndTheRealInfrastructure(t *testing.T) {
 		names = append(names, n)
 	}
 	slices.Sort(names)
-	want := []string{"grafana", "k6", "kafka", "kafka-init", "lab-load", "movies-connect", "movies-rpc", "prometheus",
+	want := []string{"grafana", "k6", "kafka", "kafka-init", "lab", "lab-load", "movies-connect", "movies-rpc", "prometheus",
 		"ratings-rpc", "ratings-stream", "schema-registry", "toxiproxy", "webserver-rpc", "webserver-stream"}
 	if !slices.Equal(names, want) {
 		t.Errorf("services %v, want %v", names, want)
@@ -88,6 +88,7 @@ func TestStackHasTheLabPartsAndTheRealInfrastructure(t *testing.T) {
 	images := map[string]string{
 		"kafka": "apache/kafka:", "kafka-init": "apache/kafka:", "toxiproxy": "ghcr.io/shopify/toxiproxy:2.12.0",
 		"prometheus": "prom/prometheus:v3.", "grafana": "grafana/grafana:", "k6": "grafana/k6:",
+		"schema-registry": "apicurio/apicurio-registry:3.0.9",
 	}
 	for name, prefix := range images {
 		img := service(t, p, name).Image
@@ -238,7 +239,20 @@ func TestEveryEdgeHasItsProxyAndItsClientUsesIt(t *testing.T) {
 			t.Errorf("proxy %s listens on %s (enabled %v), want 0.0.0.0:%s like the native edge", e.Name, px.Listen, px.Enabled, port)
 		}
 		upstream := "kafka:9092"
-		if e.To != "broker" {
+		switch e.To {
+		case "broker":
+		case parts.RegistryPart:
+			// Apicurio Registry, on the native registry port.
+			reg := service(t, p, e.To)
+			_, regPort, _ := net.SplitHostPort(ports.Registry())
+			if env(reg, "QUARKUS_HTTP_PORT") != regPort {
+				t.Errorf("schema-registry listens on %q, the port table says %s", env(reg, "QUARKUS_HTTP_PORT"), regPort)
+			}
+			upstream = e.To + ":" + env(reg, "QUARKUS_HTTP_PORT")
+			if want := "http://toxiproxy:" + port + parts.ApicurioPath; flagValue(service(t, p, e.From).Command, "registry") != want {
+				t.Errorf("%s --registry %q, want Apicurio's Confluent API through its edge proxy, %s", e.From, flagValue(service(t, p, e.From).Command, "registry"), want)
+			}
+		default:
 			upstream = e.To + ":" + listenPort(t, service(t, p, e.To))
 		}
 		if px.Upstream != upstream {
@@ -356,11 +370,20 @@ func TestPublishedPortsAreLoopbackAndUnique(t *testing.T) {
 	}
 }
 
-// composeTargets are the scrape targets of the stack, as natively: every lab
-// service at its admin listener, labelled like the native ones, and the
-// load generator (the lab-load service, profile load) with honor_labels.
+// composeTargets are the scrape targets of the stack, as natively: the
+// supervisor's metrics (the lab service: lab compose watch) and the load
+// generator (the lab-load service, profile load), both with honor_labels,
+// and every lab service at its admin listener, labelled like the native
+// ones.
 func composeTargets(t *testing.T, p *types.Project) []prom.Target {
-	var targets []prom.Target
+	lab := service(t, p, "lab")
+	host, port, err := net.SplitHostPort(flagValue(lab.Command, "listen"))
+	if err != nil || host != "0.0.0.0" || port != strconv.Itoa(ports.Base) {
+		t.Fatalf("lab (the supervisor's metrics) --listen %q, want 0.0.0.0:%d (the native control port)", flagValue(lab.Command, "listen"), ports.Base)
+	}
+	supervisor := prom.LabTargets(ports)[0]
+	supervisor.Addr = "lab:" + port
+	targets := []prom.Target{supervisor}
 	for _, name := range []string{"webserver-rpc", "ratings-rpc", "movies-rpc", "webserver-stream", "ratings-stream", "movies-connect"} {
 		s := service(t, p, name)
 		targets = append(targets, prom.Target{
@@ -371,12 +394,12 @@ func composeTargets(t *testing.T, p *types.Project) []prom.Target {
 	}
 	pl := load(t, "load")
 	lg := service(t, pl, "lab-load")
-	_, port, err := net.SplitHostPort(flagValue(lg.Command, "metrics-listen"))
+	_, loadPort, err := net.SplitHostPort(flagValue(lg.Command, "metrics-listen"))
 	if err != nil {
 		t.Fatalf("lab-load --metrics-listen: %v", err)
 	}
 	native := prom.LabTargets(ports)[1] // the load generator's target natively
-	native.Addr = "lab-load:" + port
+	native.Addr = "lab-load:" + loadPort
 	return append(targets, native)
 }
 
@@ -447,8 +470,17 @@ func env(s types.ServiceConfig, name string) string {
 func TestGrafanaIsProvisionedFromTheDashboardsFolder(t *testing.T) {
 	p := load(t)
 	g := service(t, p, "grafana")
-	if !hasMount(g, filepath.Join("dashboards", "provisioning"), "/etc/grafana/provisioning") {
-		t.Errorf("grafana does not mount dashboards/provisioning at /etc/grafana/provisioning: %+v", g.Volumes)
+	// The lab's provisioning folders only: a mount over the whole of
+	// /etc/grafana/provisioning hides the image's alerting/ and plugins/.
+	for _, sub := range []string{"datasources", "dashboards"} {
+		if !hasMount(g, filepath.Join("dashboards", "provisioning", sub), "/etc/grafana/provisioning/"+sub) {
+			t.Errorf("grafana does not mount dashboards/provisioning/%s at /etc/grafana/provisioning/%s: %+v", sub, sub, g.Volumes)
+		}
+	}
+	for _, v := range g.Volumes {
+		if v.Target == "/etc/grafana/provisioning" {
+			t.Errorf("grafana mounts over the whole of /etc/grafana/provisioning, hiding the image's alerting/ and plugins/: %+v", v)
+		}
 	}
 	dir := env(g, prom.EnvDashboardsDir)
 	if dir == "" || !hasMount(g, filepath.Join("dashboards", "json"), dir) {
