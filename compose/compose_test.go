@@ -543,3 +543,135 @@ func TestK6DrivesBothWebserversAndWritesToPrometheus(t *testing.T) {
 		t.Errorf("k6 runs %s, want a script under /loadtests", got)
 	}
 }
+
+// Every flag a part documents as required is on its service's command line
+// (movies-connect once ran without --data: up, unhealthy, the movies topic
+// empty), and the check sees a missing one.
+func TestEveryRequiredFlagOfALabServiceIsSet(t *testing.T) {
+	p := load(t, "load")
+	for _, name := range labServices(p) {
+		s := service(t, p, name)
+		if len(s.Command) < 2 || s.Command[0] != "serve" {
+			continue // lab load, lab compose watch: cobra commands, checked by running them
+		}
+		missing, err := requiredFlagsMissing(s.Command[1], s.Command[2:])
+		if err != nil {
+			t.Errorf("%s: %v", name, err)
+		}
+		if len(missing) > 0 {
+			t.Errorf("%s: lab serve %s needs %v", name, s.Command[1], missing)
+		}
+	}
+	cmd := service(t, p, "movies-connect").Command
+	missing, err := requiredFlagsMissing("movies-connect", withoutFlag(cmd[2:], "--data"))
+	if err != nil || !slices.Equal(missing, []string{"--data"}) {
+		t.Errorf("movies-connect without --data: missing %v (%v), want [--data]", missing, err)
+	}
+}
+
+// Every named volume a lab service mounts is a directory the image makes
+// for its user: Docker gives a fresh volume the owner of the mount point in
+// the image, and root where the image has none, and the parts run as
+// nonroot. The check sees the image as it was (only /data/legacy).
+func TestEveryVolumeOfALabServiceIsWritableByItsUser(t *testing.T) {
+	p := load(t, "load")
+	dockerfile := readText(t, "Dockerfile")
+	unwritable := func(img image) []string {
+		var out []string
+		for _, name := range labServices(p) {
+			for _, v := range service(t, p, name).Volumes {
+				if v.Type == types.VolumeTypeVolume && !img.owned[v.Target] {
+					out = append(out, name+":"+v.Target)
+				}
+			}
+		}
+		return out
+	}
+	if bad := unwritable(readImage(t, dockerfile)); len(bad) > 0 {
+		t.Errorf("mount points the image does not make for nonroot (root-owned volumes): %v", bad)
+	}
+	before := regexp.MustCompile(`(?s)RUN mkdir -p (?:[^\n\\]|\\\n)+`).ReplaceAllString(dockerfile, "RUN mkdir -p /out/data/legacy")
+	if bad := unwritable(readImage(t, before)); len(bad) < 4 {
+		t.Errorf("with only /data/legacy in the image, unwritable volumes %v: the check does not bite", bad)
+	}
+}
+
+// The build stage's Go is the toolchain go.mod asks for: the golang image
+// sets GOTOOLCHAIN=local, so a older 1.26.x would refuse to build.
+func TestDockerfileBuildsWithGoModsToolchain(t *testing.T) {
+	gomod := readText(t, filepath.Join("..", "go.mod"))
+	m := regexp.MustCompile(`(?m)^(?:toolchain go|go )(\d+\.\d+\.\d+)$`).FindAllStringSubmatch(gomod, -1)
+	if len(m) == 0 {
+		t.Fatal("go.mod names no go x.y.z")
+	}
+	want := m[len(m)-1][1]
+	from := regexp.MustCompile(`(?m)^FROM golang:(\S+) AS build$`).FindStringSubmatch(readText(t, "Dockerfile"))
+	if from == nil || from[1] != want {
+		t.Errorf("Dockerfile builds FROM golang:%v, go.mod wants %s", from, want)
+	}
+}
+
+// grafanaSchema is the newest dashboard schemaVersion each Grafana minor
+// reads (Grafana's schemaversion.LATEST_VERSION); a dashboard newer than
+// its Grafana is shown unmigrated at best.
+var grafanaSchema = map[string]int{"12.2": 42}
+
+func TestGrafanaUnderstandsTheDashboardsSchemaVersion(t *testing.T) {
+	p := load(t)
+	img := service(t, p, "grafana").Image
+	m := regexp.MustCompile(`^grafana/grafana:(\d+\.\d+)\.\d+$`).FindStringSubmatch(img)
+	if m == nil {
+		t.Fatalf("grafana image %q: want a pinned x.y.z", img)
+	}
+	max, known := grafanaSchema[m[1]]
+	if !known {
+		t.Fatalf("grafana %s: add the schemaVersion it reads to grafanaSchema", m[1])
+	}
+	files, _ := filepath.Glob(filepath.Join("..", "dashboards", "json", "*.json"))
+	for _, f := range files {
+		var d struct {
+			SchemaVersion int `json:"schemaVersion"`
+		}
+		if err := json.Unmarshal([]byte(readText(t, f)), &d); err != nil {
+			t.Fatalf("%s: %v", f, err)
+		}
+		if d.SchemaVersion > max {
+			t.Errorf("%s: schemaVersion %d, grafana %s reads up to %d", filepath.Base(f), d.SchemaVersion, m[1], max)
+		}
+	}
+}
+
+// Kafka's log is on a volume, as the lab's stores (their offsets) are: a
+// `down`/`up` must not give them an empty log. (The stores also refuse a
+// reset log: kafkaio.LogResetError.)
+func TestKafkaKeepsItsLogOnAVolume(t *testing.T) {
+	p := load(t)
+	k := service(t, p, "kafka")
+	dir := env(k, "KAFKA_LOG_DIRS")
+	if dir == "" || strings.HasPrefix(dir, "/tmp") {
+		t.Fatalf("kafka KAFKA_LOG_DIRS=%q, want a directory on a volume", dir)
+	}
+	found := false
+	for _, v := range k.Volumes {
+		found = found || (v.Type == types.VolumeTypeVolume && v.Target == dir)
+	}
+	if !found {
+		t.Errorf("kafka's log dir %s is not a named volume: %+v", dir, k.Volumes)
+	}
+	if env(k, "CLUSTER_ID") == "" {
+		t.Error("kafka needs a fixed CLUSTER_ID: a formatted volume must match it on every start")
+	}
+}
+
+// Each k6 script runs its own default scenario unless LAB_SCENARIO names
+// one: K6_SCRIPT=ramp.js with steady's constant rate throws at start.
+func TestK6RunsEachScriptsDefaultScenario(t *testing.T) {
+	k6 := service(t, load(t, "load"), "k6")
+	if v := env(k6, "SCENARIO"); v != "" {
+		t.Errorf("k6 SCENARIO=%q by default, want empty (each script's own default)", v)
+	}
+	named := service(t, loadWith(t, []string{"LAB_SCENARIO=spike"}, "load"), "k6")
+	if v := env(named, "SCENARIO"); v != "spike" {
+		t.Errorf("with LAB_SCENARIO=spike, k6 SCENARIO=%q", v)
+	}
+}
