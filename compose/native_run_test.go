@@ -152,6 +152,33 @@ func TestComposeStackRunsNatively(t *testing.T) {
 			return nil
 		})
 	})
+	// Kafka's log lost under the stores (what `down`/`up` did before the
+	// log had a volume): they must stop and say so, not skip new records.
+	t.Run("a reset Kafka log is reported by the stores", func(t *testing.T) {
+		s.stop("kafka")
+		if err := os.RemoveAll(filepath.Join(s.root, "volumes", "kafka")); err != nil {
+			t.Fatal(err)
+		}
+		s.startBroker()
+		for _, n := range []string{"webserver-stream", "ratings-stream"} {
+			s.stop(n)
+			s.start(n, s.labCommand(n))
+		}
+		// kafkaio.LogResetError (the view's tables), and ratings-stream's own check of its state.
+		says := map[string]string{"webserver-stream": "log reset on", "ratings-stream": "the broker's log was reset"}
+		eventually(t, 60*time.Second, "webserver-stream and ratings-stream to report the reset log", func() error {
+			for n, want := range says {
+				err := s.healthy(n)
+				if err == nil || !strings.Contains(err.Error(), want) {
+					return fmt.Errorf("%s on an empty log: %v, want unhealthy with %q", n, err, want)
+				}
+			}
+			return nil
+		})
+		for n := range says {
+			t.Logf("%s: %v", n, s.healthy(n))
+		}
+	})
 }
 
 func readText(t *testing.T, path string) string {
