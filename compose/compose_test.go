@@ -675,3 +675,16 @@ func TestK6RunsEachScriptsDefaultScenario(t *testing.T) {
 		t.Errorf("with LAB_SCENARIO=spike, k6 SCENARIO=%q", v)
 	}
 }
+
+// Compose runs the Kafka the lab's real platform runs (`make kafka`,
+// platform/kafka/pom.xml), so what make test-kafka verifies natively is
+// what the stack pulls.
+func TestKafkaImageIsTheLabsKafkaVersion(t *testing.T) {
+	m := regexp.MustCompile(`<kafka.version>(\S+)</kafka.version>`).FindStringSubmatch(readText(t, filepath.Join("..", "platform", "kafka", "pom.xml")))
+	if m == nil {
+		t.Fatal("platform/kafka/pom.xml names no kafka.version")
+	}
+	if img := service(t, load(t), "kafka").Image; img != "apache/kafka:"+m[1] {
+		t.Errorf("kafka image %s, the lab's Kafka is %s (platform/kafka/pom.xml)", img, m[1])
+	}
+}

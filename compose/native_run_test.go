@@ -19,6 +19,8 @@ import (
 	"github.com/compose-spec/compose-go/v2/types"
 
 	"github.com/ratingslab/lab/dashboards"
+	"github.com/ratingslab/lab/lab/apachekafka"
+	"github.com/ratingslab/lab/lab/labtest"
 	"github.com/ratingslab/lab/lab/parts"
 	"github.com/ratingslab/lab/lab/prom"
 	"github.com/ratingslab/lab/lab/prom/promtest"
@@ -53,9 +55,15 @@ func TestComposeStackRunsNatively(t *testing.T) {
 	dockerfile := readText(t, "Dockerfile")
 	s := newNativeStack(t, p, dockerfile)
 
-	s.startBroker()
+	// make test-kafka runs this again on real Apache Kafka (LAB_E2E_KAFKA=cluster).
+	onKafka := labtest.OnCluster()
+	if onKafka {
+		s.startKafka(java)
+	} else {
+		s.startBroker()
+	}
 	s.startToxiproxy()
-	s.startApicurio(java, jar)
+	s.startApicurio(java, jar, onKafka)
 	var lab []string
 	for _, n := range labServices(p) {
 		if n != "lab-load" {
@@ -155,6 +163,9 @@ func TestComposeStackRunsNatively(t *testing.T) {
 	// Kafka's log lost under the stores (what `down`/`up` did before the
 	// log had a volume): they must stop and say so, not skip new records.
 	t.Run("a reset Kafka log is reported by the stores", func(t *testing.T) {
+		if onKafka {
+			t.Skip("the embedded pass wipes the broker's log; on real Kafka this pass checks kafka-init.sh and Apicurio's KafkaSQL storage")
+		}
 		s.stop("kafka")
 		if err := os.RemoveAll(filepath.Join(s.root, "volumes", "kafka")); err != nil {
 			t.Fatal(err)
@@ -276,12 +287,62 @@ func (s *nativeStack) mounted(service, source string) string {
 	return dst
 }
 
+// startKafka stands in for the kafka service on real Apache Kafka (the jars
+// of `make kafka`): one KRaft node configured as the compose one (the
+// compose CLUSTER_ID, replication 1, min ISR 1), its log in the kafka
+// volume's directory; then compose/kafka-init.sh itself runs, with
+// /opt/kafka/bin's two tools as shims onto the same jars, and must succeed
+// (kafka-init's service_completed_successfully).
+func (s *nativeStack) startKafka(java string) {
+	s.t.Helper()
+	home, err := apachekafka.FindHome("", os.Getenv("KAFKA_HOME"), "")
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	k := s.p.Services["kafka"]
+	controller := freeLoopback(s.t)
+	s.start("kafka", command{path: s.bin, dir: s.root, args: []string{"serve", "kafka-node", "--node-id", env(k, "KAFKA_NODE_ID"),
+		"--listen", s.broker, "--controller", controller, "--voters", env(k, "KAFKA_NODE_ID") + "@" + controller,
+		"--data", filepath.Join(s.root, "volumes", "kafka"), "--cluster-id", env(k, "CLUSTER_ID"),
+		"--kafka-home", home.Dir, "--java", java, "--replication", env(k, "KAFKA_OFFSETS_TOPIC_REPLICATION_FACTOR"),
+		"--min-isr", env(k, "KAFKA_TRANSACTION_STATE_LOG_MIN_ISR")}})
+	if err := apachekafka.WaitBrokers(context.Background(), []string{s.broker}, 1, 90*time.Second); err != nil {
+		s.t.Fatalf("kafka node: %v\n%s", err, s.logTail("kafka"))
+	}
+
+	shims := filepath.Join(s.root, "opt-kafka-bin")
+	if err := os.MkdirAll(shims, 0o755); err != nil {
+		s.t.Fatal(err)
+	}
+	for _, tool := range []string{"kafka-topics", "kafka-configs"} {
+		shim := fmt.Sprintf("#!/bin/sh\nexec %s -Xmx128m -XX:+UseSerialGC -XX:TieredStopAtLevel=1 -cp '%s' %s \"$@\"\n", java, home.Libs(), apachekafka.Tools[tool])
+		if err := os.WriteFile(filepath.Join(shims, tool+".sh"), []byte(shim), 0o755); err != nil {
+			s.t.Fatal(err)
+		}
+	}
+	init := s.p.Services["kafka-init"]
+	script := strings.ReplaceAll(readText(s.t, "kafka-init.sh"), "/opt/kafka/bin/", shims+"/")
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "bash", "-c", script)
+	cmd.Env = []string{"PATH=" + os.Getenv("PATH")}
+	for k, v := range init.Environment {
+		if v != nil {
+			cmd.Env = append(cmd.Env, k+"="+s.rewrite("kafka-init", *v))
+		}
+	}
+	if out, err := cmd.CombinedOutput(); err != nil {
+		s.t.Fatalf("kafka-init.sh on real Kafka: %v\n%s", err, out)
+	}
+}
+
 // startApicurio runs the Apicurio Registry jar with the schema-registry
-// service's environment. One deviation: its KafkaSQL storage cannot run on
-// the embedded broker (kfake answers DescribeConfigs with config source
-// -1, which Kafka's Java admin client rejects: "id should be positive"),
-// so here it keeps its schemas in memory.
-func (s *nativeStack) startApicurio(java, jar string) {
+// service's environment. On the embedded broker, one deviation: its
+// KafkaSQL storage cannot run there (kfake answers DescribeConfigs with
+// config source -1, which Kafka's Java admin client rejects: "id should be
+// positive"), so it keeps its schemas in memory. On real Kafka the compose
+// environment is used as it is.
+func (s *nativeStack) startApicurio(java, jar string, exact bool) {
 	s.t.Helper()
 	svc := s.p.Services["schema-registry"]
 	c := command{path: java, dir: s.root, env: []string{"PATH=" + os.Getenv("PATH"), "HOME=" + s.root}}
@@ -295,7 +356,10 @@ func (s *nativeStack) startApicurio(java, jar string) {
 		}
 		c.env = append(c.env, k+"="+s.rewrite("schema-registry", *v))
 	}
-	c.env = append(c.env, "APICURIO_STORAGE_KIND=sql", "QUARKUS_HTTP_HOST="+s.addrs["schema-registry"])
+	c.env = append(c.env, "QUARKUS_HTTP_HOST="+s.addrs["schema-registry"])
+	if !exact {
+		c.env = append(c.env, "APICURIO_STORAGE_KIND=sql")
+	}
 	c.args = []string{"-Xmx512m", "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1", "-jar", jar}
 	s.start("schema-registry", c)
 	eventually(s.t, 90*time.Second, "Apicurio Registry ready", func() error {
