@@ -50,8 +50,10 @@ func TestComposeStackRunsNatively(t *testing.T) {
 	java, err := exec.LookPath("java")
 	servetest.Need(t, err == nil, "java", "Java 17 runs Apicurio Registry")
 
-	// A short load: the smoke scenario (10 s) instead of steady (60 s).
-	p := loadWith(t, []string{"LAB_SCENARIO=smoke"}, "load")
+	// A short load: the smoke scenario (10 s) instead of steady (60 s). The
+	// log in Avro, so the registry and its edges carry every event (in
+	// JSON, the default, the registry is not used at all).
+	p := loadWith(t, []string{"LAB_SCENARIO=smoke", "LAB_FORMAT=avro"}, "load")
 	dockerfile := readText(t, "Dockerfile")
 	s := newNativeStack(t, p, dockerfile)
 
