@@ -54,6 +54,8 @@ func TestComposeStackRunsNatively(t *testing.T) {
 	// log in Avro, so the registry and its edges carry every event (in
 	// JSON, the default, the registry is not used at all).
 	p := loadWith(t, []string{"LAB_SCENARIO=smoke", "LAB_FORMAT=avro"}, "load")
+	began := time.Now()
+	elapsed := func(what string) { t.Logf("%s after %v", what, time.Since(began).Round(100*time.Millisecond)) }
 	dockerfile := readText(t, "Dockerfile")
 	s := newNativeStack(t, p, dockerfile)
 
@@ -66,6 +68,7 @@ func TestComposeStackRunsNatively(t *testing.T) {
 	}
 	s.startToxiproxy()
 	s.startApicurio(java, jar, onKafka)
+	elapsed("broker, toxiproxy and registry ready")
 	var lab []string
 	for _, n := range labServices(p) {
 		if n != "lab-load" {
@@ -86,6 +89,7 @@ func TestComposeStackRunsNatively(t *testing.T) {
 		return nil
 	})
 
+	elapsed("every lab service healthy")
 	t.Run("ratings flow through both variants", func(t *testing.T) { s.checkRatingsFlow(t) })
 
 	promURL := promtest.Start(t, s.prometheusConfig(readText(t, "prometheus.yml")))
@@ -106,6 +110,7 @@ func TestComposeStackRunsNatively(t *testing.T) {
 		return nil
 	})
 
+	elapsed("lab-load done")
 	t.Run("every scrape target answers with the dashboards' metric families", func(t *testing.T) {
 		checkTargets(t, promURL, readText(t, "prometheus.yml"))
 	})
@@ -173,13 +178,15 @@ func TestComposeStackRunsNatively(t *testing.T) {
 			t.Fatal(err)
 		}
 		s.startBroker()
-		for _, n := range []string{"webserver-stream", "ratings-stream"} {
+		// kafkaio.LogResetError (the view's tables), ratings-stream's own
+		// check of its state, and the connector's of its position.
+		says := map[string]string{"webserver-stream": "log reset on", "ratings-stream": "the broker's log was reset",
+			"movies-connect": "log reset on movies"}
+		for n := range says {
 			s.stop(n)
 			s.start(n, s.labCommand(n))
 		}
-		// kafkaio.LogResetError (the view's tables), and ratings-stream's own check of its state.
-		says := map[string]string{"webserver-stream": "log reset on", "ratings-stream": "the broker's log was reset"}
-		eventually(t, 60*time.Second, "webserver-stream and ratings-stream to report the reset log", func() error {
+		eventually(t, 60*time.Second, "the log variant's stores to report the reset log", func() error {
 			for n, want := range says {
 				err := s.healthy(n)
 				if err == nil || !strings.Contains(err.Error(), want) {
