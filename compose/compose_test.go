@@ -535,6 +535,11 @@ func TestK6DrivesBothWebserversAndWritesToPrometheus(t *testing.T) {
 	if dir := env(k6, "SUMMARY_DIR"); dir == "" || strings.HasPrefix(dir, "/loadtests") {
 		t.Errorf("k6 SUMMARY_DIR=%q, want a writable folder outside the read-only /loadtests", dir)
 	}
+	// One series per endpoint, not per URL (movie id): no url system tag, the name tag kept.
+	tags := strings.Split(env(k6, "K6_SYSTEM_TAGS"), ",")
+	if slices.Contains(tags, "url") || !slices.Contains(tags, "name") || !slices.Contains(tags, "status") {
+		t.Errorf("k6 K6_SYSTEM_TAGS=%q, want k6's defaults without url (name and status kept)", env(k6, "K6_SYSTEM_TAGS"))
+	}
 	scenario := strings.TrimPrefix(env(k6, "SCENARIO"), "/loadtests/")
 	if _, err := os.Stat(filepath.Join("..", "loadtests", scenario)); err != nil {
 		t.Errorf("k6 default scenario: %v", err)
