@@ -87,7 +87,7 @@ func TestStackHasTheLabPartsAndTheRealInfrastructure(t *testing.T) {
 
 	images := map[string]string{
 		"kafka": "apache/kafka:", "kafka-init": "apache/kafka:", "toxiproxy": "ghcr.io/shopify/toxiproxy:2.12.0",
-		"prometheus": "prom/prometheus:v3.", "grafana": "grafana/grafana:", "k6": "grafana/k6:",
+		"prometheus": "prom/prometheus:v3.", "k6": "grafana/k6:",
 		"schema-registry": "apicurio/apicurio-registry:3.0.9",
 	}
 	for name, prefix := range images {
@@ -117,8 +117,8 @@ func TestLabServicesRunTheLabImageBuiltFromThisRepository(t *testing.T) {
 	}
 	for name, variant := range labParts {
 		s := service(t, p, name)
-		if s.Build == nil || s.Build.Context != repo || s.Build.Dockerfile != "compose/Dockerfile" {
-			t.Errorf("%s build %+v, want context %s and compose/Dockerfile", name, s.Build, repo)
+		if s.Build == nil || s.Build.Context != repo || s.Build.Dockerfile != "compose/Dockerfile" || s.Build.Target != "lab" {
+			t.Errorf("%s build %+v, want context %s, compose/Dockerfile, target lab", name, s.Build, repo)
 		}
 		if s.Image != "ratings-lab/lab:dev" {
 			t.Errorf("%s image %q, want the one lab image", name, s.Image)
@@ -500,14 +500,19 @@ func TestGrafanaIsProvisionedFromTheDashboardsFolder(t *testing.T) {
 	if len(prometheus.Ports) != 1 || prometheus.Ports[0].Target != 9090 {
 		t.Errorf("prometheus ports %+v, want container port 9090", prometheus.Ports)
 	}
-	// The provisioning reads exactly these variables.
-	for _, f := range []string{"datasources/prometheus.yaml", "dashboards/lab.yaml"} {
-		body, err := os.ReadFile(filepath.Join("..", "dashboards", "provisioning", f))
+	// Every provisioning file's variables are set (a data source's may be
+	// set empty on purpose: the plugin's control URL).
+	files, _ := filepath.Glob(filepath.Join("..", "dashboards", "provisioning", "*", "*.yaml"))
+	if len(files) < 2 {
+		t.Fatalf("provisioning files %v", files)
+	}
+	for _, f := range files {
+		body, err := os.ReadFile(f)
 		if err != nil {
 			t.Fatal(err)
 		}
 		for _, ref := range regexp.MustCompile(`\$\{(\w+)\}`).FindAllStringSubmatch(string(body), -1) {
-			if env(g, ref[1]) == "" {
+			if _, set := g.Environment[ref[1]]; !set {
 				t.Errorf("provisioning %s reads ${%s}, which the grafana service does not set", f, ref[1])
 			}
 		}
@@ -622,8 +627,7 @@ func TestDockerfileBuildsWithGoModsToolchain(t *testing.T) {
 var grafanaSchema = map[string]int{"12.2": 42}
 
 func TestGrafanaUnderstandsTheDashboardsSchemaVersion(t *testing.T) {
-	p := load(t)
-	img := service(t, p, "grafana").Image
+	img := grafanaBase(t)
 	m := regexp.MustCompile(`^grafana/grafana:(\d+\.\d+)\.\d+$`).FindStringSubmatch(img)
 	if m == nil {
 		t.Fatalf("grafana image %q: want a pinned x.y.z", img)
@@ -691,5 +695,57 @@ func TestKafkaImageIsTheLabsKafkaVersion(t *testing.T) {
 	}
 	if img := service(t, load(t), "kafka").Image; img != "apache/kafka:"+m[1] {
 		t.Errorf("kafka image %s, the lab's Kafka is %s (platform/kafka/pom.xml)", img, m[1])
+	}
+}
+
+// grafanaBase is the Grafana image the grafana service builds on: compose/
+// Dockerfile's grafana target, which adds the lab's plugin.
+func grafanaBase(t *testing.T) string {
+	t.Helper()
+	g := service(t, load(t), "grafana")
+	if g.Build == nil || g.Build.Target != "grafana" || g.Build.Dockerfile != "compose/Dockerfile" {
+		t.Fatalf("grafana build %+v, want compose/Dockerfile target grafana", g.Build)
+	}
+	m := regexp.MustCompile(`(?m)^FROM (grafana/grafana:\S+) AS grafana$`).FindStringSubmatch(readText(t, "Dockerfile"))
+	if m == nil {
+		t.Fatal("compose/Dockerfile has no `FROM grafana/grafana:<tag> AS grafana` stage")
+	}
+	return m[1]
+}
+
+// Grafana loads the lab's data-source plugin (dashboards/plugin, issue [I])
+// as `make plugin` lays it out: the folder named by the plugin's id, the
+// backend named by plugin.json's executable, allowed unsigned, and every
+// variable its provisioning reads set.
+func TestGrafanaLoadsTheLabsDataSourcePlugin(t *testing.T) {
+	body, err := os.ReadFile(filepath.Join("..", "dashboards", "plugin", "plugin.json"))
+	if os.IsNotExist(err) {
+		t.Skip("dashboards/plugin (the data source of issue [I]) is not on this branch yet")
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	var plugin struct{ ID, Executable string }
+	if err := json.Unmarshal(body, &plugin); err != nil {
+		t.Fatalf("plugin.json: %v", err)
+	}
+	if b := grafanaBase(t); !strings.HasPrefix(b, "grafana/grafana:") {
+		t.Fatalf("grafana base %s", b)
+	}
+	dockerfile := readText(t, "Dockerfile")
+	if !strings.Contains(dockerfile, "COPY --from=plugin /out/plugin /var/lib/grafana/plugins/"+plugin.ID+"\n") {
+		t.Errorf("compose/Dockerfile does not install the plugin under /var/lib/grafana/plugins/%s", plugin.ID)
+	}
+	if !strings.Contains(dockerfile, "-o /out/plugin/"+plugin.Executable+"_linux_$(go env GOARCH) .") {
+		t.Errorf("compose/Dockerfile does not build the backend as %s_linux_<arch> (plugin.json executable %q)", plugin.Executable, plugin.Executable)
+	}
+	for _, f := range []string{"plugin.json", "module.js"} {
+		if _, err := os.Stat(filepath.Join("..", "dashboards", "plugin", f)); err != nil || !strings.Contains(dockerfile, f) {
+			t.Errorf("the plugin's %s is not copied: %v", f, err)
+		}
+	}
+	g := service(t, load(t), "grafana")
+	if allowed := strings.Split(env(g, "GF_PLUGINS_ALLOW_LOADING_UNSIGNED_PLUGINS"), ","); !slices.Contains(allowed, plugin.ID) {
+		t.Errorf("grafana does not allow the unsigned plugin %s: %v", plugin.ID, allowed)
 	}
 }
