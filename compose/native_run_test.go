@@ -66,8 +66,10 @@ func TestComposeStackRunsNatively(t *testing.T) {
 	} else {
 		s.startBroker()
 	}
+	// Apicurio (a JVM) starts while toxiproxy is built and started.
+	registryReady := s.startApicurio(java, jar, onKafka)
 	s.startToxiproxy()
-	s.startApicurio(java, jar, onKafka)
+	registryReady()
 	elapsed("broker, toxiproxy and registry ready")
 	var lab []string
 	for _, n := range labServices(p) {
@@ -351,7 +353,8 @@ func (s *nativeStack) startKafka(java string) {
 // config source -1, which Kafka's Java admin client rejects: "id should be
 // positive"), so it keeps its schemas in memory. On real Kafka the compose
 // environment is used as it is.
-func (s *nativeStack) startApicurio(java, jar string, exact bool) {
+// It returns the wait for the registry to be ready.
+func (s *nativeStack) startApicurio(java, jar string, exact bool) (ready func()) {
 	s.t.Helper()
 	svc := s.p.Services["schema-registry"]
 	c := command{path: java, dir: s.root, env: []string{"PATH=" + os.Getenv("PATH"), "HOME=" + s.root}}
@@ -371,12 +374,14 @@ func (s *nativeStack) startApicurio(java, jar string, exact bool) {
 	}
 	c.args = []string{"-Xmx512m", "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1", "-jar", jar}
 	s.start("schema-registry", c)
-	eventually(s.t, 90*time.Second, "Apicurio Registry ready", func() error {
-		if gone, err := s.exitErr("schema-registry"); gone {
-			s.t.Fatalf("apicurio exited: %v\n%s", err, s.logTail("schema-registry"))
-		}
-		return httpOK("http://" + net.JoinHostPort(s.addrs["schema-registry"], port) + "/health/ready")
-	})
+	return func() {
+		eventually(s.t, 90*time.Second, "Apicurio Registry ready", func() error {
+			if gone, err := s.exitErr("schema-registry"); gone {
+				s.t.Fatalf("apicurio exited: %v\n%s", err, s.logTail("schema-registry"))
+			}
+			return httpOK("http://" + net.JoinHostPort(s.addrs["schema-registry"], port) + "/health/ready")
+		})
+	}
 }
 
 // up starts the named lab-image services in depends_on order, waiting for
