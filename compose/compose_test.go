@@ -6,7 +6,6 @@
 package compose
 
 import (
-	"context"
 	"encoding/json"
 	"flag"
 	"fmt"
@@ -19,9 +18,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
-	"time"
 
-	"github.com/compose-spec/compose-go/v2/cli"
 	"github.com/compose-spec/compose-go/v2/types"
 
 	"github.com/ratingslab/lab/lab/broker"
@@ -42,25 +39,11 @@ var labParts = map[string]string{
 // ports is the native port table, which the stack reuses inside its network.
 var ports = layout.Ports{Base: layout.DefaultPortBase}
 
+// load loads docker-compose.yml with the file's defaults only: the test
+// must not depend on the caller's environment.
 func load(t *testing.T, profiles ...string) *types.Project {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	opts, err := cli.NewProjectOptions([]string{"docker-compose.yml"},
-		cli.WithWorkingDirectory("."),
-		cli.WithEnv(nil), // defaults only: the test must not depend on the caller's environment
-		cli.WithProfiles(profiles),
-		cli.WithResolvedPaths(true),
-		cli.WithConsistency(true),
-	)
-	if err != nil {
-		t.Fatal(err)
-	}
-	p, err := opts.LoadProject(ctx)
-	if err != nil {
-		t.Fatalf("docker-compose.yml does not load: %v", err)
-	}
-	return p
+	return loadWith(t, nil, profiles...)
 }
 
 func service(t *testing.T, p *types.Project, name string) types.ServiceConfig {
