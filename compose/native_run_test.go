@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/compose-spec/compose-go/v2/types"
+	"github.com/segmentio/kafka-go"
 
 	"github.com/ratingslab/lab/dashboards"
 	"github.com/ratingslab/lab/lab/apachekafka"
@@ -115,6 +116,22 @@ func TestComposeStackRunsNatively(t *testing.T) {
 	elapsed("lab-load done")
 	t.Run("every scrape target answers with the dashboards' metric families", func(t *testing.T) {
 		checkTargets(t, promURL, readText(t, "prometheus.yml"))
+	})
+	t.Run("the registry keeps the schemas on the Kafka log", func(t *testing.T) {
+		if !onKafka {
+			t.Skip("Apicurio's KafkaSQL storage runs only on real Kafka (see startApicurio)")
+		}
+		// The Avro schemas the clients registered are records of Apicurio's journal topic.
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		defer cancel()
+		conn, err := kafka.DialLeader(ctx, "tcp", s.broker, "kafkasql-journal", 0)
+		if err != nil {
+			t.Fatalf("Apicurio's journal topic: %v", err)
+		}
+		defer conn.Close()
+		if end, err := conn.ReadLastOffset(); err != nil || end == 0 {
+			t.Errorf("kafkasql-journal ends at %d (%v), want the registrations in it", end, err)
+		}
 	})
 	t.Run("every dashboard query returns data", func(t *testing.T) {
 		eventually(t, 60*time.Second, "every dashboard query to return data", func() error {
