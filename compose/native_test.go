@@ -181,8 +181,33 @@ func newNativeStack(t *testing.T, p *types.Project, dockerfile string) *nativeSt
 		s.addrs[n] = fmt.Sprintf("127.0.77.%d", 10+i)
 	}
 	s.broker = freeLoopback(t)
+	s.checkPortsFree()
 	s.bin = s.install(labtest.Binary(t), "lab")
 	return s
+}
+
+// checkPortsFree fails at once, naming the address, when a port a service
+// will listen on is taken (by a wildcard listener, or another run's
+// leftovers), rather than letting that service fail later.
+func (s *nativeStack) checkPortsFree() {
+	s.t.Helper()
+	addr := regexp.MustCompile(`0\.0\.0\.0:(\d+)`)
+	for name, svc := range s.p.Services {
+		var texts []string
+		texts = append(texts, svc.Command...)
+		for _, v := range svc.Environment {
+			if v != nil {
+				texts = append(texts, *v)
+			}
+		}
+		for _, m := range addr.FindAllStringSubmatch(strings.Join(texts, " "), -1) {
+			ln, err := net.Listen("tcp", net.JoinHostPort(s.addrs[name], m[1]))
+			if err != nil {
+				s.t.Fatalf("%s's port %s is taken here (%v): a wildcard listener or a previous run's processes (ss -ltnp 'sport = :%s')", name, m[1], err, m[1])
+			}
+			ln.Close()
+		}
+	}
 }
 
 // install copies a binary where every user may run it.
@@ -322,13 +347,17 @@ func (s *nativeStack) start(name string, c command) {
 		s.t.Fatal(err)
 	}
 	path, args := c.path, c.args
+	// Every process dies with the test process, even when a timeout kills
+	// it before the cleanup runs (setpriv sets the signal again after
+	// changing the user, which clears it).
 	if c.user {
-		path, args = "setpriv", append([]string{"--reuid", strconv.Itoa(s.img.uid), "--regid", strconv.Itoa(s.img.gid), "--clear-groups", "--", c.path}, args...)
+		path, args = "setpriv", append([]string{"--reuid", strconv.Itoa(s.img.uid), "--regid", strconv.Itoa(s.img.gid), "--clear-groups",
+			"--pdeathsig", "KILL", "--", c.path}, args...)
 	}
 	cmd := exec.Command(path, args...)
 	cmd.Dir, cmd.Env = c.dir, c.env
 	cmd.Stdout, cmd.Stderr = logFile, logFile
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
 		logFile.Close()
 		s.t.Fatalf("start %s: %v", name, err)
