@@ -46,12 +46,15 @@ test-k6:
 # jars `make kafka` fetches), after the kfake suites: the stream end-to-end
 # tests, the replay tools (with Kafka's own kafka-consumer-groups), the
 # shipped log-variant experiments (shortened), the cluster's faults, and
-# transactional delivery with the experiments that run on either platform.
+# transactional delivery with the experiments that run on either platform;
+# and the compose stack run natively on real Kafka (kafka-init.sh itself,
+# Apicurio on its KafkaSQL storage).
 # LAB_E2E=0 skips it with the other end-to-end tests.
 KAFKA_E2E := TestStream|TestReplayTooling|TestCluster|TestTransactional
 test-kafka: kafka
 	@if [ "$${LAB_E2E:-1}" = 0 ]; then echo "test-kafka: skipped (LAB_E2E=0)"; else \
-	  LAB_E2E_KAFKA=cluster $(GO) test -count=1 -timeout 15m -run '$(KAFKA_E2E)' ./lab/e2e; fi
+	  LAB_E2E_KAFKA=cluster $(GO) test -count=1 -timeout 15m -run '$(KAFKA_E2E)' ./lab/e2e && \
+	  LAB_E2E_KAFKA=cluster $(GO) test -count=1 -timeout 10m -run 'TestComposeStackRunsNatively' ./compose; fi
 
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go' -not -path './loadtests/node_modules/*')); \

@@ -57,6 +57,9 @@ for (const f of readdirSync(join(here, 'scenarios')).filter((f) => f.endsWith('.
   eq(`${f}: tags`, [k.exec, k.tags], ['rpc', { variant: 'rpc' }]);
   const th = k6Thresholds(s, 'rpc');
   eq(`${f}: p99 threshold`, th['http_req_duration{variant:rpc}'], [`p(99)<${s.thresholds.p99_ms}`]);
+  // Without a threshold naming it, k6 leaves http_reqs{variant:rpc} out of
+  // the summary data and the summary's request count reads "-".
+  eq(`${f}: request count in the summary`, th['http_reqs{variant:rpc}'], ['count>=0']);
 }
 eq('seconds', [seconds('1m30s'), seconds('500ms'), seconds('2h')], [90, 0.5, 7200]);
 eq('scenarioFile name', scenarioFile('spike', 'steady'), { name: 'spike', path: './scenarios/spike.json' });

@@ -124,7 +124,10 @@ export function k6Scenario(s, extra = {}) {
  * The scenario's thresholds for one variant (or all traffic when variant is
  * empty): the share of requests answered as expected (2xx; 4xx for an
  * unknown movie — see expectedStatuses in k6lab.js), p99 latency, and no
- * dropped iteration (k6 could not keep the open-model schedule).
+ * dropped iteration (k6 could not keep the open-model schedule). The
+ * request count carries an always-true threshold: k6 puts a tagged
+ * sub-metric (http_reqs{variant:rpc}) in the summary data only when a
+ * threshold names it, and the summary table prints that count.
  * @param {Scenario} s
  * @param {string} [variant]
  * @returns {Object<string, string[]>}
@@ -135,6 +138,7 @@ export function k6Thresholds(s, variant) {
   return {
     [`http_req_failed${tag}`]: [`rate<=${maxFailed}`],
     [`http_req_duration${tag}`]: [`p(99)<${s.thresholds.p99_ms}`],
+    [`http_reqs${tag}`]: ['count>=0'],
   };
 }
 

@@ -38,8 +38,32 @@ func CheckRetentionGap(topic string, partition int, next int64, b Bounds) error 
 	return nil
 }
 
+// LogResetError says that a consumer's stored position lies past the end
+// of the partition: the log it was built from is gone (a broker whose data
+// was wiped, a compose stack brought up again without Kafka's volume, a
+// topic deleted and created again). Resuming would skip every new record
+// below the stored offset without a word, so a consumer that meets one
+// stops and reports it instead.
+type LogResetError struct {
+	Topic     string
+	Partition int
+	Next      int64 // the consumer's next offset to apply
+	End       int64 // the partition's end offset now
+}
+
+func (e *LogResetError) Error() string {
+	return fmt.Sprintf("log reset on %s partition %d: the stored position is offset %d but the log now ends at %d, "+
+		"so the log this state was built from is gone (broker data wiped, or the topic re-created); stopped rather than "+
+		"skip the new records. Remove this consumer's state to rebuild it from the new log, or bring back the broker's data",
+		e.Topic, e.Partition, e.Next, e.End)
+}
+
+// Permanent: no waiting brings the old log back (see serve.IsPermanent).
+func (e *LogResetError) Permanent() bool { return true }
+
 // CheckRetentionGaps asks the broker for the bounds of every partition in
-// pos (next offset per partition) and returns the first gap. When the
+// pos (next offset per partition) and returns the first gap, or the first
+// reset (a position past the partition's end: *LogResetError). When the
 // broker cannot be asked it returns that error: callers decide whether to
 // go on unchecked.
 func (k *Cluster) CheckRetentionGaps(ctx context.Context, topic string, pos map[int]int64) error {
@@ -53,6 +77,9 @@ func (k *Cluster) CheckRetentionGaps(ctx context.Context, topic string, pos map[
 		return err
 	}
 	for _, p := range ps {
+		if pos[p] > bounds[p].End {
+			return &LogResetError{Topic: topic, Partition: p, Next: pos[p], End: bounds[p].End}
+		}
 		if err := CheckRetentionGap(topic, p, pos[p], bounds[p]); err != nil {
 			return err
 		}

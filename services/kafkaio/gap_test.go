@@ -51,3 +51,31 @@ func TestTailerRefusesToResumePastARetentionGap(t *testing.T) {
 		t.Errorf("a table read from the beginning: %v, want no gap", err)
 	}
 }
+
+// A table whose stored position lies past the end of the log (the broker's
+// data was wiped, or the topic created again, while the table's SQLite file
+// kept its offsets) refuses to resume: new records below the stored offset
+// would be skipped without a word.
+func TestTailerRefusesToResumeOnALogThatWasReset(t *testing.T) {
+	b := kafkatest.Start(t, []kafkatest.Topic{{Name: "table", Partitions: 2}})
+	k := newCluster(t, b.Addr)
+	w := k.Writer("table", kafkaio.WriterOptions{})
+	defer w.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := w.Write(ctx, kafka.Message{Partition: 1, Key: []byte("k"), Value: []byte("v")}); err != nil {
+		t.Fatal(err)
+	}
+
+	applied := 0
+	// Partition 0 is at its end (0) and fine; partition 1 holds one record (end 1) but the table says 7.
+	tl := k.NewTailer("table", 2, map[int]int64{0: 0, 1: 7}, func(context.Context, []kafka.Message) error { applied++; return nil })
+	err := tl.Run(ctx)
+	var reset *kafkaio.LogResetError
+	if !errors.As(err, &reset) || reset.Partition != 1 || reset.Next != 7 || reset.End != 1 {
+		t.Fatalf("Run from offset 7 over a log ending at 1: %v, want a log reset on partition 1", err)
+	}
+	if applied != 0 {
+		t.Errorf("applied %d batches on a reset log", applied)
+	}
+}

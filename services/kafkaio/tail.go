@@ -170,7 +170,8 @@ func (t *Tailer) posOf(p int) int64 {
 }
 
 // checkGaps refuses to resume a table whose stored positions lie below the
-// log start (a retention gap: see RetentionGapError). A broker that does not
+// log start (a retention gap: see RetentionGapError) or past its end (a
+// reset log: see LogResetError). A broker that does not
 // answer now is no reason not to start: the check is then skipped, logged.
 func (t *Tailer) checkGaps(ctx context.Context) error {
 	cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
@@ -180,6 +181,12 @@ func (t *Tailer) checkGaps(ctx context.Context) error {
 	if errors.As(err, &gap) {
 		t.k.log.Error("retention gap: the table cannot resume", "topic", gap.Topic, "partition", gap.Partition,
 			"next", gap.Next, "log_start", gap.LogStart, "deleted_unapplied", gap.LogStart-gap.Next)
+		return err
+	}
+	var reset *LogResetError
+	if errors.As(err, &reset) {
+		t.k.log.Error("log reset: the table cannot resume", "topic", reset.Topic, "partition", reset.Partition,
+			"next", reset.Next, "log_end", reset.End)
 		return err
 	}
 	if err != nil && ctx.Err() == nil {

@@ -42,6 +42,7 @@ import (
 	"github.com/ratingslab/lab/services/kafkaio"
 	"github.com/ratingslab/lab/services/model"
 	"github.com/ratingslab/lab/services/movies/legacydb"
+	"github.com/ratingslab/lab/services/serve"
 )
 
 // Config configures a Connector. Zero values mean the defaults.
@@ -117,10 +118,15 @@ func New(cfg Config) (*Connector, error) {
 func (c *Connector) Run(ctx context.Context) error {
 	wait := c.cfg.TopicWait
 	wait.OnWait = func(err error) { c.setProblem("waiting for kafka topics", err) }
-	if _, err := c.cfg.Cluster.WaitForTopics(ctx, []string{model.TopicMovies}, wait); err != nil {
+	parts, err := c.cfg.Cluster.WaitForTopics(ctx, []string{model.TopicMovies}, wait)
+	if err != nil {
 		if ctx.Err() != nil {
 			return nil
 		}
+		c.setProblem("stopped", err)
+		return err
+	}
+	if err := c.checkLogNotReset(ctx, parts[model.TopicMovies]); err != nil {
 		c.setProblem("stopped", err)
 		return err
 	}
@@ -235,6 +241,39 @@ func (c *Connector) finishSnapshot() error {
 	}
 	c.log.Info("catalog snapshot complete; streaming changes", "poll_interval", c.cfg.PollInterval.String())
 	return nil
+}
+
+// checkLogNotReset refuses to resume from a stored position when the movies
+// topic is empty: the rows before the position were streamed into a log
+// that is gone (the broker's data wiped, the topic created again), and
+// resuming would leave them out of it for good. A broker that cannot be
+// asked now is no reason not to start: the check is then skipped, logged.
+func (c *Connector) checkLogNotReset(ctx context.Context, partitions int) error {
+	pos := c.Position()
+	if pos.ID == 0 && pos.UpdatedAt == 0 && !pos.SnapshotDone {
+		return nil
+	}
+	ps := make([]int, partitions)
+	for i := range ps {
+		ps[i] = i
+	}
+	cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	bounds, err := c.cfg.Cluster.Offsets(cctx, model.TopicMovies, ps)
+	if err != nil {
+		c.log.Warn("could not check the movies topic against the stored position; resuming unchecked", "error", err.Error())
+		return nil
+	}
+	for _, b := range bounds {
+		if b.End > 0 {
+			return nil
+		}
+	}
+	file := filepath.Join(c.cfg.DataDir, positionFile)
+	c.log.Error("log reset: the movies topic is empty but the position says the catalog was streamed", "position_movie_id", pos.ID, "position_file", file)
+	return serve.Permanent(fmt.Errorf("log reset on %s: the topic is empty but %s says the catalog was streamed up to movie %d, "+
+		"so the log it was streamed into is gone (broker data wiped, or the topic re-created); stopped rather than leave those movies out. "+
+		"Remove %s to stream the whole catalog again", model.TopicMovies, file, pos.ID, file))
 }
 
 // Position is the last position stored.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -11,6 +12,7 @@ import (
 	"github.com/ratingslab/lab/services/kafkaio/kafkatest"
 	"github.com/ratingslab/lab/services/model"
 	"github.com/ratingslab/lab/services/movies/legacydb"
+	"github.com/ratingslab/lab/services/serve"
 	"github.com/ratingslab/lab/services/servetest"
 )
 
@@ -82,5 +84,37 @@ func TestRetryPauseGrowsToABoundedCap(t *testing.T) {
 		if got := retryPause(c.interval, c.failures); got != c.want {
 			t.Errorf("retryPause(%s, %d) = %s, want %s", c.interval, c.failures, got, c.want)
 		}
+	}
+}
+
+// A connector whose position says the catalog was streamed, over an empty
+// movies topic (the broker's data wiped while its position file stayed),
+// stops and says so: resuming would leave every movie before the position
+// out of the log for good.
+func TestConnectorRefusesToResumeOnAResetLog(t *testing.T) {
+	f := newFixture(t)
+	dir := t.TempDir()
+	c, stop := f.run(dir)
+	servetest.WaitFor(t, 20*time.Second, "the snapshot", func() (bool, string) {
+		err := c.Ready(context.Background())
+		return err == nil, fmt.Sprint(err)
+	})
+	stop()
+
+	// The same position file, a new broker with the lab's topics, empty.
+	b := kafkatest.Start(t, kafkatest.LabTopics)
+	fresh := &fixture{t: t, k: kafkatest.Client(t, kafkaio.Config{Brokers: []string{b.Addr}}, nil), db: f.db}
+	again, err := New(Config{Cluster: fresh.k, DB: fresh.db, DataDir: dir, PollInterval: 50 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	err = again.Run(ctx)
+	if err == nil || !strings.Contains(err.Error(), "log reset on movies") || !serve.IsPermanent(err) {
+		t.Fatalf("Run on an empty movies topic with a stored position: %v, want a permanent log reset error", err)
+	}
+	if got := fresh.topic(); len(got) != 0 {
+		t.Errorf("%d records streamed after the reset was found", len(got))
 	}
 }
