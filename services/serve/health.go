@@ -15,6 +15,7 @@ func (s *Server) handleHealth() http.Handler {
 				body[k] = v
 			}
 		}
+		body["limits"] = s.bulkhead.limits.Info()
 		if f := s.faults.Current(); f.Active() {
 			body["faults"] = f
 		}
