@@ -72,7 +72,11 @@ func NewServer(ratings breaker.Upstream, reg *prometheus.Registry, log *slog.Log
 		Registry: reg,
 		Ready:    backend.Ready,
 		Info: func() map[string]any {
-			return map[string]any{"variant": "rpc", "ratings_url": ratings.URL, "breakers": breaker.Describe(dep)}
+			info := map[string]any{"variant": "rpc", "ratings_url": ratings.URL, "breakers": breaker.Describe(dep)}
+			if w := backend.Warning(); w != "" {
+				info["warning"] = w
+			}
+			return info
 		},
 		AdminConfig: true,
 		Log:         log,
