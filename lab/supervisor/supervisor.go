@@ -56,6 +56,9 @@ type Supervisor struct {
 	mux     *http.ServeMux
 	stopped chan struct{}
 	once    sync.Once
+
+	resilienceMu sync.Mutex // one runtime switch at a time
+	optMu        sync.Mutex // cfg.Options.Breakers changes at runtime
 }
 
 // Instances expands the part table into the instances this lab runs.

@@ -82,5 +82,6 @@ func NewServer(ratings breaker.Upstream, reg *prometheus.Registry, log *slog.Log
 		Log:         log,
 	})
 	webserver.RegisterContractAdmin(srv, contracts{client})
+	breaker.RegisterAdmin(srv, dep)
 	return srv, nil
 }
