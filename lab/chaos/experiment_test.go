@@ -90,7 +90,7 @@ func TestRequiresIsCheckedAgainstTheLab(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, err = Validate(e, defaultLab(t), nil)
-	want := "experiments/movies-latency-breakers-off.yaml:10: requires.breakers: this experiment needs the RPC variant's circuit breakers off, and this lab runs them on; restart it with: lab down && lab up --breakers=off"
+	want := "experiments/movies-latency-breakers-off.yaml:10: requires.breakers: this experiment needs the RPC variant's circuit breakers off, and this lab runs them on; switch them at runtime with: lab breakers off"
 	if err == nil || err.Error() != want {
 		t.Fatalf("error:\n %v\nwant:\n %s", err, want)
 	}
