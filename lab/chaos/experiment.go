@@ -16,17 +16,17 @@ import (
 // format). It is decoded from YAML nodes so that every error names the
 // field and its line.
 type Experiment struct {
-	Title       string      `json:"title"`
-	Description string      `json:"description,omitempty"`
-	Variants    []string    `json:"variants"`
-	Requires    Requires    `json:"requires,omitzero"`
+	Title       string   `json:"title"`
+	Description string   `json:"description,omitempty"`
+	Variants    []string `json:"variants"`
+	Requires    Requires `json:"requires,omitzero"`
 	// Resilience sets the RPC callers' breakers and retries at runtime for
 	// the run; two entries run back to back on the same lab, compared.
-	Resilience []Resilience `json:"resilience,omitempty"`
-	Load        Load        `json:"load"`
-	SteadyState SteadyState `json:"steady_state"`
-	Method      []Step      `json:"method"`
-	Rollbacks   []Rollback  `json:"rollbacks,omitempty"`
+	Resilience  []Resilience `json:"resilience,omitempty"`
+	Load        Load         `json:"load"`
+	SteadyState SteadyState  `json:"steady_state"`
+	Method      []Step       `json:"method"`
+	Rollbacks   []Rollback   `json:"rollbacks,omitempty"`
 	// Drain is how long, after the load ended, the runner waits for every
 	// variant to catch up (consumer lag 0, view complete) before the audit.
 	Drain Duration `json:"drain"`
