@@ -2,6 +2,7 @@ package sampler
 
 import (
 	"sort"
+	"strings"
 
 	dto "github.com/prometheus/client_model/go"
 
@@ -19,6 +20,7 @@ const (
 	metricCalls       = "lab_dependency_calls_total"
 	resultLabel       = "result"
 	resultRejected    = "rejected"
+	routeLabel        = "route"
 )
 
 // resources derives, per part of the variant, the requests it served per
@@ -49,7 +51,8 @@ func (d *Deriver) resources(smp *journal.Sample, deltas map[string]partDelta, s 
 			continue
 		}
 		if fams[metricHTTPRequests] != nil {
-			smp.Set(journal.PartSeries(journal.SeriesPartRPS, part), counterDelta(pd, metricHTTPRequests, nil)/pd.seconds)
+			served := counterDelta(pd, metricHTTPRequests, func(m *dto.Metric) bool { return !infraRoute(labelOf(m, routeLabel)) })
+			smp.Set(journal.PartSeries(journal.SeriesPartRPS, part), served/pd.seconds)
 		}
 		if f := fams[metricCalls]; f != nil {
 			deps := map[string]bool{}
@@ -64,6 +67,16 @@ func (d *Deriver) resources(smp *journal.Sample, deltas map[string]partDelta, s 
 			}
 		}
 	}
+}
+
+// infraRoute says a route is the part's own (scrapes, health probes,
+// admin, profiling), not a request it serves.
+func infraRoute(route string) bool {
+	switch {
+	case route == "/metrics", route == "/healthz", strings.HasPrefix(route, "/admin/"), strings.HasPrefix(route, "/debug/pprof/"):
+		return true
+	}
+	return false
 }
 
 // perDependency sums a gauge per dependency label.
