@@ -177,7 +177,7 @@ func poolWaiting(id uint32, scope []string) panel {
 		title:       "Calls waiting for a connection — per edge",
 		description: "Calls queued for a pooled connection to each dependency (lab_dependency_pool_waiting_calls, at most --max-pending); each waits at most its attempt's timeout.",
 		unit:        "short", min: ptr(0.0),
-		queries:     []query{{expr: sumBy("part, dependency", waiting), legend: "{{part}} → {{dependency}}", requires: []string{waiting}}},
+		queries: []query{{expr: sumBy("part, dependency", waiting), legend: "{{part}} → {{dependency}}", requires: []string{waiting}}},
 	}
 }
 
@@ -212,21 +212,21 @@ func bulkheads(scope []string) row {
 			title:       "Bulkhead in use — per part",
 			description: "Share of each part's bulkhead in use (lab_http_inflight_requests / lab_http_inflight_limit, --max-inflight): requests being handled now.",
 			unit:        "percentunit", min: ptr(0.0), max: ptr(1.0),
-			queries:     []query{{expr: sumBy("part", inflight) + " / " + sumBy("part", limit), legend: "{{part}}", requires: []string{inflight, limit}}},
+			queries: []query{{expr: sumBy("part", inflight) + " / " + sumBy("part", limit), legend: "{{part}}", requires: []string{inflight, limit}}},
 		},
 		{
 			id: 402, kind: timeSeries, width: 8, height: 8,
 			title:       "Queued for a slot — per part",
 			description: "Requests waiting for a bulkhead slot (lab_http_queued_requests, at most --max-queue).",
 			unit:        "short", min: ptr(0.0),
-			queries:     []query{{expr: sumBy("part", queued), legend: "{{part}}", requires: []string{queued}}},
+			queries: []query{{expr: sumBy("part", queued), legend: "{{part}}", requires: []string{queued}}},
 		},
 		{
 			id: 403, kind: timeSeries, width: 8, height: 8,
 			title:       "Shed by the bulkhead — per part",
 			description: "Requests answered 503 by a full bulkhead per second (lab_http_rejected_requests_total): queue_full, queue_timeout.",
 			unit:        "reqps", min: ptr(0.0),
-			queries:     []query{{expr: sumBy("part, reason", rate(rejected)), legend: "{{part}} {{reason}}", requires: []string{rejected}}},
+			queries: []query{{expr: sumBy("part, reason", rate(rejected)), legend: "{{part}} {{reason}}", requires: []string{rejected}}},
 		},
 	}}
 }
