@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"strconv"
+	"strings"
 
 	"gopkg.in/yaml.v3"
 
@@ -36,19 +37,29 @@ func (r Resilience) Request() breaker.Resilience {
 	return req
 }
 
-// Label names the setting in run names and reports: "breakers-off-retries-3".
+// Label names the setting for people: "breakers off, retries 3".
 func (r Resilience) Label() string {
-	s := ""
+	var parts []string
 	if r.Breakers != "" {
-		s = "breakers-" + r.Breakers
+		parts = append(parts, "breakers "+r.Breakers)
 	}
 	if r.Retries != nil {
-		if s != "" {
-			s += "-"
-		}
-		s += "retries-" + strconv.Itoa(*r.Retries)
+		parts = append(parts, "retries "+strconv.Itoa(*r.Retries))
 	}
-	return s
+	return strings.Join(parts, ", ")
+}
+
+// Suffix names the setting in run names, short enough that two settings
+// of one experiment stay apart in a run id: "breakers-off-r3".
+func (r Resilience) Suffix() string {
+	var parts []string
+	if r.Breakers != "" {
+		parts = append(parts, "breakers-"+r.Breakers)
+	}
+	if r.Retries != nil {
+		parts = append(parts, "r"+strconv.Itoa(*r.Retries))
+	}
+	return strings.Join(parts, "-")
 }
 
 // resilience decodes the `resilience` list.

@@ -48,7 +48,7 @@ func runResilience(ctx context.Context, g *globals, p *chaos.Plan, env chaos.Env
 		if r.Retries != nil {
 			run.Settings["retries"] = strconv.Itoa(*r.Retries)
 		}
-		run.Name = env.Name + "-" + r.Label()
+		run.Name = env.Name + "-" + r.Suffix()
 		fmt.Fprintf(g.stdout, "\n== Run %d of %d: RPC %s (set at runtime) ==\n", i+1, len(p.Exp.Resilience), r.Label())
 		res, err := runAndReport(ctx, g, p, run)
 		if res != nil {
