@@ -64,8 +64,11 @@ func cascade(t *testing.T, l *labtest.Lab) {
 	during, _ := off.FindClient("rpc", journal.WindowDuring)
 	b50, d50 := before.Reads.Latency.P50, during.Reads.Latency.P50
 	if b50 == nil || d50 == nil || d50.D() < 5*b50.D() {
-		t.Errorf("breakers off: reads' median %v before, %v during the fault; want the reads stalled (at least 5× slower) behind the full pool", b50, d50)
+		t.Fatalf("breakers off: reads' median %v before, %v during the fault; want the reads stalled (at least 5× slower) behind the full pool", b50, d50)
 	}
+	onDuring, _ := on.FindClient("rpc", journal.WindowDuring)
+	t.Logf("reads during the fault: breakers off median %v, success %.3f; breakers on median %v, success %.3f (before: median %v)",
+		d50.D(), deref(during.Reads.SuccessRatio), onDuring.Reads.Latency.P50.D(), deref(onDuring.Reads.SuccessRatio), b50.D())
 
 	// Breakers on: ratings-rpc's breaker to movies-rpc opens; its 503s are
 	// passed on, so webserver-rpc's breakers to ratings-rpc stay closed.
@@ -177,6 +180,13 @@ func duringFault(j journal.Journal, variant, series string, fold func(v float64)
 			fold(v)
 		}
 	}
+}
+
+func deref(p *float64) float64 {
+	if p == nil {
+		return -1
+	}
+	return *p
 }
 
 func maxDuringFault(j journal.Journal, variant, series string) float64 {
