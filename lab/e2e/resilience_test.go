@@ -68,7 +68,7 @@ func cascade(t *testing.T, l *labtest.Lab) {
 	}
 	onDuring, _ := on.FindClient("rpc", journal.WindowDuring)
 	t.Logf("reads during the fault: breakers off median %v, success %.3f; breakers on median %v, success %.3f (before: median %v)",
-		d50.D(), deref(during.Reads.SuccessRatio), onDuring.Reads.Latency.P50.D(), deref(onDuring.Reads.SuccessRatio), b50.D())
+		d50.D(), deref(during.Reads.SuccessRatio), onDuring.Reads.Latency.P50, deref(onDuring.Reads.SuccessRatio), b50.D())
 
 	// Breakers on: ratings-rpc's breaker to movies-rpc opens; its 503s are
 	// passed on, so webserver-rpc's breakers to ratings-rpc stay closed.
