@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -42,12 +43,13 @@ func OperationOf(method string) Operation {
 // It is safe for concurrent use; its settings can change at runtime
 // (Update: the lab's control API switches breakers and retries).
 type Dependency struct {
-	name    string
-	cur     atomic.Pointer[config]
-	pool    *pool // nil: unbounded (tests); Upstream.Connect sets it
-	metrics *Metrics
-	series  map[Operation]*depMetrics
-	log     *slog.Logger
+	name     string
+	cur      atomic.Pointer[config]
+	updateMu sync.Mutex // one Update at a time (read, change, store)
+	pool     *pool      // nil: unbounded (tests); Upstream.Connect sets it
+	metrics  *Metrics
+	series   map[Operation]*depMetrics
+	log      *slog.Logger
 }
 
 // config is one generation of settings with the breakers built for them.
@@ -99,7 +101,7 @@ func (d *Dependency) build(s Settings) *config {
 			// of this dependency.
 			IsExcluded: func(err error) bool { return errors.Is(err, errCallerGone) || IsPassedOn(err) },
 			OnStateChange: func(_ string, from, to gobreaker.State) { // under gobreaker's lock: no calls back into cb
-				if d.cur.Load() != c && d.cur.Load() != nil {
+				if d.cur.Load() != c {
 					return // a breaker replaced by Update
 				}
 				d.metrics.transition(d.name, op, from.String(), to.String(), stateGaugeValue(to))
@@ -114,6 +116,8 @@ func (d *Dependency) build(s Settings) *config {
 // validate. The breakers start afresh (closed, no counts), so a switch
 // between runs of an experiment carries nothing over.
 func (d *Dependency) Update(change func(*Settings)) (Settings, error) {
+	d.updateMu.Lock()
+	defer d.updateMu.Unlock()
 	s := d.Settings()
 	change(&s)
 	if err := s.Validate(); err != nil {
@@ -347,11 +351,11 @@ func IsClientError(err error) bool {
 // the worst of the operations' states.
 func (d *Dependency) Info() map[string]any {
 	states := map[string]string{}
-	worst := d.State(Read)
+	worst, worstValue := "", float64(StateDisabled-1)
 	for _, op := range Operations {
 		states[string(op)] = d.State(op)
-		if d.stateValue(op) > d.stateValue(Read) {
-			worst = d.State(op)
+		if v := d.stateValue(op); v > worstValue {
+			worst, worstValue = d.State(op), v
 		}
 	}
 	info := map[string]any{"state": worst, "states": states, "settings": d.Settings()}
