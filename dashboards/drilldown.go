@@ -34,7 +34,11 @@ func drillDown(variant string) board {
 			withTitle(callsByResult(201, "part, dependency, result", "{{part}} → {{dependency}} {{result}}", scope...), "Calls by dependency and result", 8),
 			callDuration(202, scope),
 			withTitle(breakerStates(203, scope...), "Circuit breakers", 8),
-		}}, runtime, verdicts}
+		}}, {id: 300, title: "Bounded resources — connection pools and calls per edge", panels: []panel{
+			poolUtilisation(301, scope),
+			poolWaiting(302, scope),
+			edgeCalls(303, scope),
+		}}, bulkheads(scope), runtime, verdicts}
 	case VariantStream:
 		b.title = "Log variant — services"
 		b.description = "Per service: what each log-variant service serves, produces and consumes, how far behind it is, and how fresh its view is."
@@ -50,6 +54,7 @@ func drillDown(variant string) board {
 				viewRows(303, scope),
 				withTitle(deadLetters(304, scope...), "Dead-lettered events", 6),
 			}},
+			bulkheads(scope),
 			runtime, verdicts}
 	}
 	// Every panel of a drill-down shows its variant.
@@ -139,8 +144,8 @@ func breakerStates(id uint32, matchers ...string) panel {
 	return panel{
 		id: id, kind: stateTimeline, variant: VariantRPC, width: 12, height: 8,
 		title:       "Circuit breakers",
-		description: "State of each caller's breaker per dependency (lab_breaker_state): closed, half-open (probing), open (rejecting calls), disabled (lab up --breakers=off).",
-		queries:     []query{{expr: maxBy("part, dependency", states), legend: "{{part}} → {{dependency}}", requires: []string{states}}},
+		description: "State of each caller's breaker per dependency and operation (lab_breaker_state; reads and writes have their own): closed, half-open (probing), open (rejecting calls), disabled (lab breakers off).",
+		queries:     []query{{expr: maxBy("part, dependency, operation", states), legend: "{{part}} → {{dependency}} {{operation}}s", requires: []string{states}}},
 		states: []state{
 			{value: "-1", text: "disabled", colour: "grey"},
 			{value: "0", text: "closed", colour: "green"},
@@ -150,17 +155,93 @@ func breakerStates(id uint32, matchers ...string) panel {
 	}
 }
 
+// poolUtilisation is the share of each edge's connection pool in use.
+func poolUtilisation(id uint32, scope []string) panel {
+	inUse := sel("lab_dependency_pool_in_use_connections", scope...)
+	size := sel("lab_dependency_pool_connections", scope...)
+	return panel{
+		id: id, kind: timeSeries, variant: VariantRPC, width: 8, height: 8,
+		title: "Connection pool in use — per edge",
+		description: "Share of the caller's connection pool to each dependency held by a call now (lab_dependency_pool_in_use_connections / lab_dependency_pool_connections, --max-conns). " +
+			"At 100 % further calls wait for a connection, reads and writes alike: with breakers off and a slow dependency, this is where the cascade starts.",
+		unit: "percentunit", min: ptr(0.0), max: ptr(1.0),
+		queries: []query{{expr: sumBy("part, dependency", inUse) + " / " + sumBy("part, dependency", size), legend: "{{part}} → {{dependency}}", requires: []string{inUse, size}}},
+	}
+}
+
+// poolWaiting is the calls waiting for a connection per edge.
+func poolWaiting(id uint32, scope []string) panel {
+	waiting := sel("lab_dependency_pool_waiting_calls", scope...)
+	return panel{
+		id: id, kind: timeSeries, variant: VariantRPC, width: 8, height: 8,
+		title:       "Calls waiting for a connection — per edge",
+		description: "Calls queued for a pooled connection to each dependency (lab_dependency_pool_waiting_calls, at most --max-pending); each waits at most its attempt's timeout.",
+		unit:        "short", min: ptr(0.0),
+		queries: []query{{expr: sumBy("part, dependency", waiting), legend: "{{part}} → {{dependency}}", requires: []string{waiting}}},
+	}
+}
+
+// edgeCalls is the call attempts per second on each edge beside what the
+// dependency served: retry amplification shows as the gap.
+func edgeCalls(id uint32, scope []string) panel {
+	calls := sel("lab_dependency_calls_total", append(append([]string{}, scope...), `result!="rejected"`)...)
+	served := sel("lab_http_requests_total", append(append([]string{}, scope...), nre("route", infraRoutes))...)
+	return panel{
+		id: id, kind: timeSeries, variant: VariantRPC, width: 8, height: 8,
+		title: "Calls per second — per edge, and served per part",
+		description: "Call attempts per second on each edge, retries included, breaker rejections not (lab_dependency_calls_total), " +
+			"beside the requests each part served (lab_http_requests_total): with retries on, a failing dependency gets a multiple of the load.",
+		unit: "reqps", min: ptr(0.0),
+		queries: []query{
+			{expr: sumBy("part, dependency", rate(calls)), legend: "{{part}} → {{dependency}}", requires: []string{calls}},
+			{expr: sumBy("part", rate(served)), legend: "served by {{part}}"},
+		},
+	}
+}
+
+// bulkheads is every part's bulkhead: requests in flight, queued, and
+// rejected (503) per second.
+func bulkheads(scope []string) row {
+	inflight := sel("lab_http_inflight_requests", scope...)
+	limit := sel("lab_http_inflight_limit", scope...)
+	queued := sel("lab_http_queued_requests", scope...)
+	rejected := sel("lab_http_rejected_requests_total", scope...)
+	return row{id: 400, title: "Bulkheads — requests in flight and queued per part", panels: []panel{
+		{
+			id: 401, kind: timeSeries, width: 8, height: 8,
+			title:       "Bulkhead in use — per part",
+			description: "Share of each part's bulkhead in use (lab_http_inflight_requests / lab_http_inflight_limit, --max-inflight): requests being handled now.",
+			unit:        "percentunit", min: ptr(0.0), max: ptr(1.0),
+			queries: []query{{expr: sumBy("part", inflight) + " / " + sumBy("part", limit), legend: "{{part}}", requires: []string{inflight, limit}}},
+		},
+		{
+			id: 402, kind: timeSeries, width: 8, height: 8,
+			title:       "Queued for a slot — per part",
+			description: "Requests waiting for a bulkhead slot (lab_http_queued_requests, at most --max-queue).",
+			unit:        "short", min: ptr(0.0),
+			queries: []query{{expr: sumBy("part", queued), legend: "{{part}}", requires: []string{queued}}},
+		},
+		{
+			id: 403, kind: timeSeries, width: 8, height: 8,
+			title:       "Shed by the bulkhead — per part",
+			description: "Requests answered 503 by a full bulkhead per second (lab_http_rejected_requests_total): queue_full, queue_timeout.",
+			unit:        "reqps", min: ptr(0.0),
+			queries: []query{{expr: sumBy("part, reason", rate(rejected)), legend: "{{part}} {{reason}}", requires: []string{rejected}}},
+		},
+	}}
+}
+
 // callsByResult is the outbound call rate split by result.
 func callsByResult(id uint32, by, legend string, matchers ...string) panel {
 	calls := sel("lab_dependency_calls_total", matchers...)
 	return panel{
 		id: id, kind: timeSeries, variant: VariantRPC, width: 12, height: 8, stacked: true,
 		title: "Dependency calls by result",
-		description: "Outbound calls per second by result (lab_dependency_calls_total): success, failure (error or timeout after retries), " +
-			"rejected (an open breaker refused the call).",
+		description: "Outbound call attempts per second by result (lab_dependency_calls_total): success, failure (error or timeout; each retry is one more), " +
+			"rejected (an open breaker refused the call), passed_on (a 503 the dependency passed on from its own dependency: not counted by the breaker).",
 		unit: "reqps", min: ptr(0.0),
 		queries: []query{{expr: sumBy(by, rate(calls)), legend: legend, requires: []string{calls}}},
-		colours: []seriesColour{{match: ".*success", colour: "green"}, {match: ".*failure", colour: "red"}, {match: ".*rejected", colour: "purple"}},
+		colours: []seriesColour{{match: ".*success", colour: "green"}, {match: ".*failure", colour: "red"}, {match: ".*rejected", colour: "purple"}, {match: ".*passed_on", colour: "orange"}},
 	}
 }
 

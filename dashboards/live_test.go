@@ -65,7 +65,15 @@ func histogram(reg *prometheus.Registry, name string, labels ...string) *prometh
 func (l *contractLab) httpService(reg *prometheus.Registry, routes ...string) {
 	requests := counter(reg, "lab_http_requests_total", "route", "method", "code")
 	duration := histogram(reg, "lab_http_request_duration_seconds", "route", "method")
+	inflight := gauge(reg, "lab_http_inflight_requests")
+	gauge(reg, "lab_http_inflight_limit").WithLabelValues().Set(200)
+	queued := gauge(reg, "lab_http_queued_requests")
+	gauge(reg, "lab_http_queue_limit").WithLabelValues().Set(100)
+	rejected := counter(reg, "lab_http_rejected_requests_total", "reason")
 	l.every(func(r *rand.Rand) {
+		inflight.WithLabelValues().Set(float64(r.IntN(200)))
+		queued.WithLabelValues().Set(float64(r.IntN(100)))
+		rejected.WithLabelValues([]string{"queue_full", "queue_timeout"}[r.IntN(2)]).Inc()
 		for _, route := range routes {
 			method, path, _ := strings.Cut(route, " ")
 			code := "200"
@@ -80,13 +88,20 @@ func (l *contractLab) httpService(reg *prometheus.Registry, routes ...string) {
 }
 
 func (l *contractLab) caller(reg *prometheus.Registry, dependency string) {
-	calls := counter(reg, "lab_dependency_calls_total", "dependency", "result")
-	duration := histogram(reg, "lab_dependency_call_duration_seconds", "dependency")
-	state := gauge(reg, "lab_breaker_state", "dependency")
+	calls := counter(reg, "lab_dependency_calls_total", "dependency", "operation", "result")
+	duration := histogram(reg, "lab_dependency_call_duration_seconds", "dependency", "operation")
+	state := gauge(reg, "lab_breaker_state", "dependency", "operation")
+	gauge(reg, "lab_dependency_pool_connections", "dependency").WithLabelValues(dependency).Set(10)
+	inUse := gauge(reg, "lab_dependency_pool_in_use_connections", "dependency")
+	waiting := gauge(reg, "lab_dependency_pool_waiting_calls", "dependency")
 	l.every(func(r *rand.Rand) {
-		calls.WithLabelValues(dependency, []string{"success", "success", "failure", "rejected"}[r.IntN(4)]).Inc()
-		duration.WithLabelValues(dependency).Observe(r.Float64() / 20)
-		state.WithLabelValues(dependency).Set(float64(r.IntN(3)))
+		for _, op := range []string{"read", "write"} {
+			calls.WithLabelValues(dependency, op, []string{"success", "success", "failure", "rejected", "passed_on"}[r.IntN(5)]).Inc()
+			duration.WithLabelValues(dependency, op).Observe(r.Float64() / 20)
+			state.WithLabelValues(dependency, op).Set(float64(r.IntN(3)))
+		}
+		inUse.WithLabelValues(dependency).Set(float64(r.IntN(11)))
+		waiting.WithLabelValues(dependency).Set(float64(r.IntN(5)))
 	})
 }
 

@@ -16,14 +16,17 @@ import (
 // format). It is decoded from YAML nodes so that every error names the
 // field and its line.
 type Experiment struct {
-	Title       string      `json:"title"`
-	Description string      `json:"description,omitempty"`
-	Variants    []string    `json:"variants"`
-	Requires    Requires    `json:"requires,omitzero"`
-	Load        Load        `json:"load"`
-	SteadyState SteadyState `json:"steady_state"`
-	Method      []Step      `json:"method"`
-	Rollbacks   []Rollback  `json:"rollbacks,omitempty"`
+	Title       string   `json:"title"`
+	Description string   `json:"description,omitempty"`
+	Variants    []string `json:"variants"`
+	Requires    Requires `json:"requires,omitzero"`
+	// Resilience sets the RPC callers' breakers and retries at runtime for
+	// the run; two entries run back to back on the same lab, compared.
+	Resilience  []Resilience `json:"resilience,omitempty"`
+	Load        Load         `json:"load"`
+	SteadyState SteadyState  `json:"steady_state"`
+	Method      []Step       `json:"method"`
+	Rollbacks   []Rollback   `json:"rollbacks,omitempty"`
 	// Drain is how long, after the load ended, the runner waits for every
 	// variant to catch up (consumer lag 0, view complete) before the audit.
 	Drain Duration `json:"drain"`
@@ -365,7 +368,7 @@ func (d *decoder) stringMap(n *yaml.Node, path string) (map[string]string, error
 func (d *decoder) experiment(n *yaml.Node) error {
 	e := d.exp
 	e.lines[""] = n.Line
-	m, err := d.mapping(n, "", "title", "description", "variants", "requires", "load", "steady_state", "method", "rollbacks", "drain")
+	m, err := d.mapping(n, "", "title", "description", "variants", "requires", "resilience", "load", "steady_state", "method", "rollbacks", "drain")
 	if err != nil {
 		return err
 	}
@@ -409,6 +412,14 @@ func (d *decoder) experiment(n *yaml.Node) error {
 			if e.Requires.Kafka, err = d.str(x, "requires.kafka"); err != nil {
 				return err
 			}
+		}
+	}
+	if v := m["resilience"]; v != nil {
+		if err := d.resilience(v); err != nil {
+			return err
+		}
+		if m["requires"] != nil && e.Requires.Breakers != "" {
+			return d.errAt(v, "resilience", "sets the breakers at runtime: leave requires.breakers out")
 		}
 	}
 	if err := d.load(m["load"]); err != nil {

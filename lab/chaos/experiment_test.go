@@ -90,7 +90,7 @@ func TestRequiresIsCheckedAgainstTheLab(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, err = Validate(e, defaultLab(t), nil)
-	want := "experiments/movies-latency-breakers-off.yaml:10: requires.breakers: this experiment needs the RPC variant's circuit breakers off, and this lab runs them on; restart it with: lab down && lab up --breakers=off"
+	want := "experiments/movies-latency-breakers-off.yaml:10: requires.breakers: this experiment needs the RPC variant's circuit breakers off, and this lab runs them on; switch them at runtime with: lab breakers off"
 	if err == nil || err.Error() != want {
 		t.Fatalf("error:\n %v\nwant:\n %s", err, want)
 	}
@@ -164,6 +164,13 @@ func TestParseErrorsNameTheFieldAndLine(t *testing.T) {
 		{"no variants", strings.Replace(goodExperiment, "title: t\n", "title: t\nvariants: []\n", 1), "x.yaml:2: variants: is empty: leave it out to run every variant"},
 		{"no variants, as text", strings.Replace(goodExperiment, "title: t\n", "title: t\nvariants: ''\n", 1), "x.yaml:2: variants: is empty"},
 		{"probe for no variant", strings.Replace(goodExperiment, "min: 0.99", "min: 0.99\n      variants: []", 1), "x.yaml:9: steady_state.probes[0].variants: is empty"},
+		{"empty resilience", strings.Replace(goodExperiment, "title: t\n", "title: t\nresilience: []\n", 1), "x.yaml:2: resilience: want 1 setting, or 2 to compare back to back; got 0"},
+		{"three settings", strings.Replace(goodExperiment, "title: t\n", "title: t\nresilience: [{breakers: on}, {breakers: off}, {retries: 1}]\n", 1), "x.yaml:2: resilience: want 1 setting, or 2 to compare back to back; got 3"},
+		{"retries above the bound", strings.Replace(goodExperiment, "title: t\n", "title: t\nresilience:\n  - retries: 6\n", 1), "x.yaml:3: resilience[0].retries: want an integer from 0 to 5, got 6"},
+		{"fractional retries", strings.Replace(goodExperiment, "title: t\n", "title: t\nresilience:\n  - retries: 1.5\n", 1), "x.yaml:3: resilience[0].retries: want an integer from 0 to 5, got 1.5"},
+		{"empty setting", strings.Replace(goodExperiment, "title: t\n", "title: t\nresilience:\n  - {}\n", 1), "x.yaml:3: resilience[0]: set breakers (on|off), retries (0..5) or both"},
+		{"bad breakers setting", strings.Replace(goodExperiment, "title: t\n", "title: t\nresilience:\n  - breakers: maybe\n", 1), `x.yaml:3: resilience[0].breakers: want on or off, got "maybe"`},
+		{"resilience and requires", strings.Replace(goodExperiment, "title: t\n", "title: t\nrequires: {breakers: off}\nresilience: [{breakers: on}]\n", 1), "x.yaml:3: resilience: sets the breakers at runtime: leave requires.breakers out"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := Parse([]byte(tc.yaml), "x.yaml")

@@ -70,6 +70,18 @@ var equivalents = []Equivalent{
 			VariantRPC:    {{Fault: "latency", Target: "ratings-rpc->movies-rpc", Params: map[string]string{"latency": "2s"}}},
 			VariantStream: {{Fault: "latency", Target: "movies-connect->broker", Params: map[string]string{"latency": "2s"}}},
 		}},
+	{Name: "movies-partition", Summary: "the movies role is cut off from the part that needs it, every other link works (a partial partition)",
+		Actions: map[string][]Action{
+			VariantRPC:    {{Fault: "partition", Target: "ratings-rpc->movies-rpc"}},
+			VariantStream: {{Fault: "partition", Target: "movies-connect->broker"}},
+		}},
+	{Name: "movies-errors", Summary: "the movies service fails a fraction of its requests fast (default 0.5)",
+		Actions: map[string][]Action{
+			VariantRPC: {{Fault: "error_rate", Target: "movies-rpc", Params: map[string]string{"rate": "0.5"}}},
+		},
+		NotApplicable: map[string]string{
+			VariantStream: "movies-connect reads the legacy DB directly and answers no requests; its failing is movies-outage",
+		}},
 	{Name: "movies-slow-db", Summary: "the legacy movies DB answers slowly (default 1s per query)",
 		Actions: map[string][]Action{
 			VariantRPC:    {{Fault: "slow_db", Target: "movies-rpc", Params: map[string]string{"delay": "1s"}}},

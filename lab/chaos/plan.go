@@ -126,7 +126,7 @@ func Validate(e *Experiment, lab Lab, variants []string) (*Plan, error) {
 	if want := e.Requires.Breakers; want != "" && !lab.IgnoreRequires {
 		have := map[bool]string{true: "on", false: "off"}[lab.Breakers]
 		if want != have {
-			return nil, e.fieldErr("requires.breakers", "this experiment needs the RPC variant's circuit breakers %s, and this lab runs them %s; restart it with: lab down && lab up --breakers=%s", want, have, want)
+			return nil, e.fieldErr("requires.breakers", "this experiment needs the RPC variant's circuit breakers %s, and this lab runs them %s; switch them at runtime with: lab breakers %s", want, have, want)
 		}
 	}
 	if want := e.Requires.Delivery; want != "" {

@@ -35,6 +35,10 @@ var probeKinds = []probeKind{
 		what: "share of client requests answered as expected (2xx; 4xx only for a request made invalid on purpose), counted exactly by the load generator"},
 	{name: "p99_latency", bound: "max", duration: true, windowed: true,
 		what: "99th percentile client latency over the window, from the load generator's per-request latencies (nearest rank, within 0.2 %)"},
+	{name: "read_success_rate", bound: "min", windowed: true,
+		what: "success_rate of the reads only (movie pages and the list): whether reads stay available while writes fail, the containment a cascade breaks"},
+	{name: "read_p99_latency", bound: "max", duration: true, windowed: true,
+		what: "p99_latency of the reads only: whether reads stall behind slow writes"},
 	{name: "consumer_lag", bound: "max", only: []string{VariantStream}, windowed: true, final: true,
 		what: "records of `ratings` not durably consumed: the broker's end offsets minus the processor's stored positions, read from outside; unknown (a failure) while either cannot be read; after the drain, its last value"},
 	{name: "freshness", bound: "max", duration: true, only: []string{VariantStream}, windowed: true,
@@ -54,6 +58,9 @@ var probeKinds = []probeKind{
 	{name: "audit", final: true,
 		what: "the audit after the drain found no loss, duplicate, phantom, sum mismatch or unexpected 4xx"},
 }
+
+// ratio says the probe is a share from 0 to 1.
+func (k probeKind) ratio() bool { return strings.HasSuffix(k.name, "success_rate") }
 
 func probeNames() []string {
 	out := make([]string, len(probeKinds))
@@ -126,7 +133,7 @@ func (k probeKind) parseBound(minText, maxText string) (bound, error) {
 	if err != nil || math.IsNaN(v) || math.IsInf(v, 0) || v < 0 {
 		return bound{}, fmt.Errorf("want a number >= 0, got %q", text)
 	}
-	if k.name == "success_rate" && v > 1 {
+	if k.ratio() && v > 1 {
 		return bound{}, fmt.Errorf("is a fraction from 0 to 1, got %v", v)
 	}
 	b.v = v
@@ -156,7 +163,7 @@ func (k probeKind) format(v float64) string {
 	switch {
 	case k.duration:
 		return fmtSeconds(v)
-	case k.name == "success_rate":
+	case k.ratio():
 		return strconv.FormatFloat(v, 'f', 4, 64)
 	}
 	return strconv.FormatFloat(v, 'f', -1, 64)

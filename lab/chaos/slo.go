@@ -44,9 +44,9 @@ var LabSLO = SLO{
 // ("" when the SLO says nothing about it).
 func (s SLO) Tolerance(probe string) string {
 	switch probe {
-	case "success_rate":
+	case "success_rate", "read_success_rate": // reads are requests too: the same objective
 		return strconv.FormatFloat(s.Success, 'g', -1, 64)
-	case "p99_latency":
+	case "p99_latency", "read_p99_latency":
 		return s.P99.String()
 	case "freshness":
 		return s.Freshness.String()

@@ -3,6 +3,7 @@ package chaos
 import (
 	"fmt"
 	"math"
+	"strings"
 	"sync"
 	"time"
 
@@ -243,6 +244,10 @@ type measure struct {
 // measureWindow reads a windowed probe.
 func (k probeKind) measureWindow(w window) measure {
 	all := w.all()
+	name := k.name
+	if r, ok := strings.CutPrefix(name, "read_"); ok {
+		all, name = w.byClass[sampler.Reads], r
+	}
 	noAnswers := func() measure {
 		if w.inFlight > 0 {
 			// Requests hang: a stall is the opposite of steady.
@@ -250,7 +255,7 @@ func (k probeKind) measureWindow(w window) measure {
 		}
 		return measure{noData: true, text: "no requests"}
 	}
-	switch k.name {
+	switch name {
 	case "success_rate":
 		if all.Answered == 0 {
 			return noAnswers()

@@ -606,6 +606,43 @@ func (f *chaosRunFlags) overrides(cmd *cobra.Command) ([]chaos.Override, error) 
 	return out, nil
 }
 
+// printAndRender prints a run's verdict and renders its report beside the journal.
+func printAndRender(g *globals, res *chaos.Result) {
+	chaos.PrintVerdict(g.stdout, res.Journal, res.JournalPath)
+	if out, rerr := report.RenderFile(res.JournalPath, report.DefaultDir(res.JournalPath)); rerr != nil {
+		fmt.Fprintf(g.stderr, "report: %v (render it later with 'lab report %s')\n", rerr, res.JournalPath)
+	} else {
+		fmt.Fprintf(g.stdout, "\nReport: %s\n        %s\n(open the HTML in a browser; 'lab report --compare A B' sets two runs side by side)\n", out.HTML, out.Markdown)
+	}
+}
+
+// runAndReport runs one experiment on a checked lab, prints the verdict and
+// renders the report. The error is ErrNotHeld (wrapped) when a hypothesis
+// did not hold; the result is there then too.
+func runAndReport(ctx context.Context, g *globals, p *chaos.Plan, env chaos.Env) (*chaos.Result, error) {
+	if err := chaos.Preflight(ctx, p, env, 30*time.Second); err != nil {
+		return nil, err
+	}
+	res, err := chaos.Run(ctx, p, env)
+	if err != nil {
+		return nil, err
+	}
+	printAndRender(g, res)
+	if !res.Held() {
+		var failed []string
+		for _, v := range res.Journal.Variants {
+			if !res.Journal.Verdict[v] {
+				failed = append(failed, v)
+			}
+		}
+		if res.Journal.Error != "" && ctx.Err() != nil {
+			return res, errors.New("experiment interrupted; every fault it injected was healed")
+		}
+		return res, fmt.Errorf("%w for: %s", chaos.ErrNotHeld, strings.Join(failed, ", "))
+	}
+	return res, nil
+}
+
 func newChaosRunCmd(g *globals) *cobra.Command {
 	var f chaosRunFlags
 	cmd := &cobra.Command{
@@ -710,6 +747,12 @@ every variant's hypothesis held (in every run of a series).`,
 			if f.quiet {
 				env.Out = io.Discard
 			}
+			if len(e.Resilience) > 0 {
+				if f.repeat > 1 {
+					return fmt.Errorf("--repeat %d: an experiment with resilience settings runs once per setting already; repeat it with a shell loop", f.repeat)
+				}
+				return runResilience(ctx, g, p, env, c)
+			}
 			var names []string
 			var journals []journal.Journal
 			var failed []string
@@ -733,12 +776,7 @@ every variant's hypothesis held (in every run of a series).`,
 					}
 					return err
 				}
-				chaos.PrintVerdict(g.stdout, res.Journal, res.JournalPath)
-				if out, rerr := report.RenderFile(res.JournalPath, report.DefaultDir(res.JournalPath)); rerr != nil {
-					fmt.Fprintf(g.stderr, "report: %v (render it later with 'lab report %s')\n", rerr, res.JournalPath)
-				} else {
-					fmt.Fprintf(g.stdout, "\nReport: %s\n        %s\n(open the HTML in a browser; 'lab report --compare A B' sets two runs side by side)\n", out.HTML, out.Markdown)
-				}
+				printAndRender(g, res)
 				names = append(names, res.JournalPath)
 				journals = append(journals, res.Journal)
 				if !res.Held() {

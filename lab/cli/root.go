@@ -91,7 +91,7 @@ side with different --dir and --port-base.`,
 	root.PersistentFlags().IntVar(&g.portBase, "port-base", layout.DefaultPortBase, "first `port` of the lab's block of 192 ports (env LAB_PORT_BASE); commands other than 'up' take the running lab's from <dir>/lab.json")
 	root.AddCommand(
 		newUpCmd(g), newDownCmd(g), newStatusCmd(g), newServeCmd(g), newSuperviseCmd(g),
-		newDataCmd(g), newVersionCmd(g),
+		newDataCmd(g), newVersionCmd(g), newBreakersCmd(g),
 	)
 	for _, add := range extraCommands {
 		root.AddCommand(add(g))

@@ -4,7 +4,9 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"flag"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"os/exec"
@@ -26,6 +28,7 @@ type upFlags struct {
 	breakers string
 	delivery string
 	replicas []string
+	partFlag []string
 	timeout  time.Duration
 	noExtras bool
 	contract contractFlags
@@ -49,6 +52,7 @@ and exits 0. Logs: <dir>/logs/<part>.log.
 		Example: `  lab up
   lab up --breakers=off                  # show the naked RPC cascade
   lab up --replicas ratings-stream=2     # two stream processors share the partitions
+  lab up --part-flag ratings-rpc=--max-conns=50 --part-flag webserver-rpc=--max-inflight=400
   lab up --dir /tmp/lab2 --port-base 7800   # a second lab beside the first
   lab up --format avro                   # Avro events through the embedded schema registry
   lab up --format avro --registry apicurio   # ... through Apicurio Registry (make apicurio first)
@@ -60,6 +64,7 @@ and exits 0. Logs: <dir>/logs/<part>.log.
 	cmd.Flags().StringVar(&f.breakers, "breakers", "on", "circuit breakers in the RPC variant: on or off")
 	cmd.Flags().StringVar(&f.delivery, "delivery", "effectively-once", "ratings-stream delivery: effectively-once (state and offsets in one SQLite transaction), at-least-once, or transactional (Kafka transactions with a changelog topic)")
 	cmd.Flags().StringSliceVar(&f.replicas, "replicas", nil, "replicas per part, as `part=N` (only ratings-stream scales, up to 4)")
+	cmd.Flags().StringArrayVar(&f.partFlag, "part-flag", nil, "an extra flag for one part (every replica of it), as `part=--flag=value`, repeatable; checked against the part's flags before anything starts, e.g. webserver-rpc=--max-conns=50 ('lab serve <part> --help' lists them)")
 	cmd.Flags().DurationVar(&f.timeout, "timeout", 60*time.Second, "how long to wait for every part to become healthy (with --kafka cluster at least 3m)")
 	cmd.Flags().StringVar(&f.kafka.platform, "kafka", "", "Kafka platform: embedded (kfake, default) or cluster (3 Apache Kafka KRaft nodes); see above")
 	cmd.Flags().StringVar(&f.kafka.bootstrap, "kafka-bootstrap", "", "use your own Kafka cluster at `host:port[,host:port...]` (no broker parts)")
@@ -101,6 +106,11 @@ func (f *upFlags) options() (parts.Options, error) {
 		}
 		o.Replicas[name] = count
 	}
+	for _, pf := range f.partFlag {
+		if err := addPartFlag(&o, pf); err != nil {
+			return o, err
+		}
+	}
 	if err := f.contract.apply(&o); err != nil {
 		return o, err
 	}
@@ -108,6 +118,36 @@ func (f *upFlags) options() (parts.Options, error) {
 		return o, fmt.Errorf("--timeout %v: must be between 0 and 10m", f.timeout)
 	}
 	return o, nil
+}
+
+// addPartFlag checks one --part-flag against the part's own flags (a bad
+// pool size is refused here, before anything starts) and records it.
+func addPartFlag(o *parts.Options, pf string) error {
+	name, fl, ok := strings.Cut(pf, "=")
+	if !ok || !strings.HasPrefix(fl, "-") {
+		return fmt.Errorf("--part-flag %q: want part=--flag=value, e.g. webserver-rpc=--max-conns=50", pf)
+	}
+	p, err := parts.Lookup(name)
+	if err != nil {
+		return fmt.Errorf("--part-flag: %w", err)
+	}
+	if p.NewRunner == nil {
+		return fmt.Errorf("--part-flag %s: this part is not a lab service and takes no flags", name)
+	}
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	p.NewRunner().Flags(fs)
+	if err := fs.Parse([]string{fl}); err != nil {
+		return fmt.Errorf("--part-flag %s: %w ('lab serve %s --help' lists its flags)", pf, err, name)
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("--part-flag %s: give one flag with its value joined by '=', e.g. %s=--max-conns=50", pf, name)
+	}
+	if o.Extra == nil {
+		o.Extra = map[string][]string{}
+	}
+	o.Extra[name] = append(o.Extra[name], fl)
+	return nil
 }
 
 func runUp(ctx context.Context, g *globals, f *upFlags) error {

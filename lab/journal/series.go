@@ -78,3 +78,39 @@ const (
 	SignalLag     = "lag"
 	SignalView    = "view"
 )
+
+// Bounded resources of the services ([K]): per part, and per edge (a
+// caller part and the dependency it calls).
+const (
+	// SeriesPartRPS: requests a part served per second (lab_http_requests_total
+	// of its public listener): at movies-rpc, the calls that reached it.
+	SeriesPartRPS = "part_rps"
+	// SeriesPartInFlight and SeriesPartQueued: the part's bulkhead now
+	// (lab_http_inflight_requests, lab_http_queued_requests).
+	SeriesPartInFlight = "part_in_flight"
+	SeriesPartQueued   = "part_queued"
+	// SeriesPoolUtilisation: share of the edge's connection pool held by
+	// calls now (0..1); SeriesPoolWaiting: calls waiting for a connection.
+	SeriesPoolUtilisation = "pool_utilisation"
+	SeriesPoolWaiting     = "pool_waiting"
+	// SeriesEdgeCallsRPS: call attempts per second on the edge, retries
+	// included, breaker rejections not (lab_dependency_calls_total).
+	SeriesEdgeCallsRPS = "edge_calls_rps"
+)
+
+// PartSeries is the series kind of one part ("part_rps:movies-rpc").
+func PartSeries(kind, part string) string { return kind + ":" + part }
+
+// EdgeSeries is the series kind of one edge ("edge_calls_rps:ratings-rpc/movies-rpc").
+func EdgeSeries(kind, part, dependency string) string {
+	return kind + ":" + part + breakerSeriesPartSeparator + dependency
+}
+
+// ParseSeries splits "kind:name" into kind and name ("" kinds for plain series).
+func ParseSeries(series string) (kind, name string) {
+	kind, name, ok := strings.Cut(series, ":")
+	if !ok {
+		return "", series
+	}
+	return kind, name
+}

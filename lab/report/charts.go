@@ -5,8 +5,10 @@ import (
 	"fmt"
 	"image/color"
 	"math"
+	"slices"
 	"sort"
 	"strconv"
+	"strings"
 	"time"
 
 	"gonum.org/v1/plot"
@@ -90,6 +92,12 @@ var metrics = []metric{
 		{Series: journal.SeriesClientInFlight, Label: "in flight", Color: blue},
 	}},
 	{ID: "breaker", Title: "Circuit breakers", Scale: 1, Min: -1.4, Max: 3.2, Steps: breakerSteps, Dynamic: breakerLines},
+	{ID: "pools", Title: "Connection pools: share of each edge's pool in use", Unit: "%", Scale: 100, Min: 0, Max: 130, Ticks: []float64{0, 25, 50, 75, 100},
+		Dynamic: seriesLines(journal.SeriesPoolUtilisation)},
+	{ID: "calls", Title: "Calls per second: attempts per edge (retries included), requests served per part (dashed)", Unit: "calls/s", Scale: 1,
+		Dynamic: seriesLines(journal.SeriesEdgeCallsRPS, journal.SeriesPartRPS)},
+	{ID: "bulkheads", Title: "Bulkheads: requests in flight per part, queued (dashed)", Unit: "requests", Scale: 1,
+		Dynamic: seriesLines(journal.SeriesPartInFlight, journal.SeriesPartQueued)},
 	{ID: "lag", Title: "Consumer lag (measured from outside; a gap is unknown)", Unit: "records", Scale: 1, Lines: []line{
 		{Series: journal.SeriesConsumerLag, Label: "lag", Color: orange},
 	}},
@@ -139,6 +147,40 @@ func breakerLines(p panel) []line {
 		out = append(out, line{Series: name, Label: part + " → " + dep, Color: palette[i%len(palette)], Offset: 0.08 * float64(i)})
 	}
 	return out
+}
+
+// seriesLines finds, per panel, one line per part or edge of the series
+// kinds (journal.PartSeries, journal.EdgeSeries): solid for the first
+// kind, dashed for the others. Parts that never did anything (a line of
+// zeros) are left out so the lines that matter stay readable.
+func seriesLines(kinds ...string) func(p panel) []line {
+	return func(p panel) []line {
+		seen := map[string]bool{}
+		var names []string
+		for _, s := range p.Journal.Samples {
+			if s.Variant != p.Variant {
+				continue
+			}
+			for name, v := range s.Values {
+				kind, _ := journal.ParseSeries(name)
+				if v != 0 && !seen[name] && slices.Contains(kinds, kind) {
+					seen[name] = true
+					names = append(names, name)
+				}
+			}
+		}
+		sort.Strings(names)
+		out := make([]line, 0, len(names))
+		for i, name := range names {
+			kind, what := journal.ParseSeries(name)
+			label := strings.Replace(what, "/", " → ", 1)
+			if kind == journal.SeriesPartQueued {
+				label += " queued"
+			}
+			out = append(out, line{Series: name, Label: label, Color: palette[i%len(palette)], Dashed: kind != kinds[0]})
+		}
+		return out
+	}
 }
 
 // linesOf are the metric's lines for a panel.

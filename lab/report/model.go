@@ -530,6 +530,10 @@ func naReason(m metric, p panel) string {
 		return "no circuit breakers in the " + p.Variant + " variant's samples"
 	case "lag", "freshness":
 		return "no consumer in the " + p.Variant + " variant's samples"
+	case "pools":
+		return "no outbound connection pools in the " + p.Variant + " variant's samples"
+	case "calls", "bulkheads":
+		return "no activity of the " + p.Variant + " variant's parts in the samples (or a journal from before these series)"
 	case "dlq":
 		return "no dead-letter topic in the " + p.Variant + " variant's samples"
 	}

@@ -21,6 +21,7 @@ const (
 	webserverPartPrefix  = "webserver"
 	supervisorPartLabel  = "part"
 	dependencyLabel      = "dependency"
+	operationLabel       = "operation"
 	httpCodeLabel        = "code"
 	histogramQuantileP99 = 0.99
 )
@@ -103,6 +104,7 @@ func (d *Deriver) Next(s Scrape, client map[string]ClientTick) []journal.Sample 
 			d.client(&smp, tick, first)
 		}
 		d.server(&smp, deltas, s)
+		d.resources(&smp, deltas, s)
 		d.log(&smp, s)
 		d.view(&smp, s, tick)
 		d.health(&smp, s)
@@ -329,7 +331,11 @@ func (d *Deriver) server(smp *journal.Sample, deltas map[string]partDelta, s Scr
 		if f := fams[metricBreakerState]; f != nil {
 			for _, m := range f.GetMetric() {
 				state := m.GetGauge().GetValue()
-				smp.Set(journal.BreakerSeries(part, labelOf(m, dependencyLabel)), state)
+				dep := labelOf(m, dependencyLabel)
+				if op := labelOf(m, operationLabel); op != "" {
+					dep += " " + op + "s" // one breaker per operation: "ratings-rpc reads"
+				}
+				smp.Set(journal.BreakerSeries(part, dep), state)
 				worst = max(worst, state)
 			}
 		}

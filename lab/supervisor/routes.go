@@ -26,8 +26,12 @@ func (s *Supervisor) routes() http.Handler {
 		writeJSON(w, http.StatusOK, s.Statuses())
 	})
 	mux.HandleFunc("GET /v1/lab", func(w http.ResponseWriter, r *http.Request) {
-		writeJSON(w, http.StatusOK, LabInfo{Dir: string(s.cfg.Dir), PortBase: s.cfg.Ports.Base, Options: s.cfg.Options, Edges: s.edgeInfo(), PID: pid()})
+		s.optMu.Lock()
+		opts := s.cfg.Options
+		s.optMu.Unlock()
+		writeJSON(w, http.StatusOK, LabInfo{Dir: string(s.cfg.Dir), PortBase: s.cfg.Ports.Base, Options: opts, Edges: s.edgeInfo(), PID: pid()})
 	})
+	mux.HandleFunc("POST /v1/resilience", s.handleResilience)
 	mux.HandleFunc("POST /v1/parts/{name}/{action}", s.handleAction)
 	mux.HandleFunc("POST /v1/shutdown", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusAccepted, map[string]string{"status": "stopping"})
@@ -41,7 +45,11 @@ func (s *Supervisor) routes() http.Handler {
 func (s *Supervisor) Handle(pattern string, h http.Handler) { s.mux.Handle(pattern, h) }
 
 // Config returns the supervisor's configuration.
-func (s *Supervisor) Config() Config { return s.cfg }
+func (s *Supervisor) Config() Config {
+	s.optMu.Lock()
+	defer s.optMu.Unlock()
+	return s.cfg
+}
 
 // Signal sends a process action (kill, pause, resume, stop, start, restart)
 // to a part, as the control API does.

@@ -56,6 +56,9 @@ type Supervisor struct {
 	mux     *http.ServeMux
 	stopped chan struct{}
 	once    sync.Once
+
+	resilienceMu sync.Mutex // one runtime switch at a time
+	optMu        sync.Mutex // cfg.Options.Breakers changes at runtime
 }
 
 // Instances expands the part table into the instances this lab runs.
@@ -111,7 +114,7 @@ func New(cfg Config, log *slog.Logger) (*Supervisor, error) {
 		} else if admin != "" {
 			args = append(args, "--admin-listen", admin)
 		}
-		args = append(args, cfg.Options.Extra[in.Name]...)
+		args = append(args, cfg.Options.Extra[in.Part.Name]...) // every replica of the part
 		p := &process{name: in.Name, variant: string(in.Part.Variant), addr: in.Addr(cfg.Ports), admin: admin, path: path, args: args,
 			logPath: cfg.Dir.Log(in.Name), pidDir: pidDir, labDir: string(cfg.Dir), broker: in.Part.Start == 0}
 		if in.Part.Setup != nil && in.Index == 0 {

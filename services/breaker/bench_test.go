@@ -38,13 +38,13 @@ func BenchmarkBreakerCall(b *testing.B) {
 	b.Run("noop/breaker", func(b *testing.B) {
 		d := newDep(b, true)
 		for b.Loop() {
-			_ = d.Do(ctx, noop)
+			_ = d.Do(ctx, breaker.Read, noop)
 		}
 	})
 	b.Run("noop/breakers-off", func(b *testing.B) {
 		d := newDep(b, false)
 		for b.Loop() {
-			_ = d.Do(ctx, noop)
+			_ = d.Do(ctx, breaker.Read, noop)
 		}
 	})
 
@@ -67,7 +67,7 @@ func BenchmarkBreakerCall(b *testing.B) {
 	b.Run("http/breaker", func(b *testing.B) {
 		d := newDep(b, true)
 		for b.Loop() {
-			if err := d.Do(ctx, get); err != nil {
+			if err := d.Do(ctx, breaker.Read, get); err != nil {
 				b.Fatal(err)
 			}
 		}
@@ -76,7 +76,7 @@ func BenchmarkBreakerCall(b *testing.B) {
 		d := newDep(b, true)
 		b.RunParallel(func(pb *testing.PB) {
 			for pb.Next() {
-				_ = d.Do(ctx, noop)
+				_ = d.Do(ctx, breaker.Read, noop)
 			}
 		})
 	})

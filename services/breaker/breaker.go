@@ -9,20 +9,53 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/sony/gobreaker/v2"
 )
 
+// Operation is what a call does to the dependency. Each has its own
+// breaker, as resilient RPC clients keep them: writes failing (a dependency
+// of the write path down) must not stop reads the dependency can still
+// serve.
+type Operation string
+
+const (
+	Read  Operation = "read"  // GET, HEAD, OPTIONS
+	Write Operation = "write" // everything else
+)
+
+// Operations are every operation, in label order.
+var Operations = []Operation{Read, Write}
+
+// OperationOf is the operation of an HTTP method.
+func OperationOf(method string) Operation {
+	switch method {
+	case "GET", "HEAD", "OPTIONS":
+		return Read
+	}
+	return Write
+}
+
 // Dependency is everything a caller needs to call one dependency safely.
-// It is safe for concurrent use.
+// It is safe for concurrent use; its settings can change at runtime
+// (Update: the lab's control API switches breakers and retries).
 type Dependency struct {
 	name     string
-	settings Settings
-	cb       *gobreaker.CircuitBreaker[struct{}] // nil when breakers are off
+	cur      atomic.Pointer[config]
+	updateMu sync.Mutex // one Update at a time (read, change, store)
+	pool     *pool      // nil: unbounded (tests); Upstream.Connect sets it
 	metrics  *Metrics
-	series   *depMetrics
+	series   map[Operation]*depMetrics
 	log      *slog.Logger
+}
+
+// config is one generation of settings with the breakers built for them.
+type config struct {
+	settings Settings
+	cbs      map[Operation]*gobreaker.CircuitBreaker[struct{}] // nil when breakers are off
 }
 
 // New returns the wrapper for dependency name ("ratings-rpc"). metrics may be
@@ -34,10 +67,22 @@ func New(name string, s Settings, metrics *Metrics, log *slog.Logger) (*Dependen
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	d := &Dependency{name: name, settings: s, metrics: metrics, log: log.With("dependency", name)}
-	if s.Enabled {
-		d.cb = gobreaker.NewCircuitBreaker[struct{}](gobreaker.Settings{
-			Name:         name,
+	d := &Dependency{name: name, metrics: metrics, log: log.With("dependency", name)}
+	d.cur.Store(d.build(s))
+	d.series = metrics.register(d)
+	return d, nil
+}
+
+// build makes fresh breakers (closed, no counts) for s.
+func (d *Dependency) build(s Settings) *config {
+	c := &config{settings: s}
+	if !s.Enabled {
+		return c
+	}
+	c.cbs = map[Operation]*gobreaker.CircuitBreaker[struct{}]{}
+	for _, op := range Operations {
+		c.cbs[op] = gobreaker.NewCircuitBreaker[struct{}](gobreaker.Settings{
+			Name:         d.name + " " + string(op),
 			MaxRequests:  s.HalfOpenRequests,
 			Interval:     s.Interval,
 			BucketPeriod: s.Interval / 10,
@@ -51,27 +96,54 @@ func New(name string, s Settings, metrics *Metrics, log *slog.Logger) (*Dependen
 			},
 			// The dependency answered; the request was wrong. Not its failure.
 			IsSuccessful: func(err error) bool { return err == nil || IsClientError(err) },
-			// Our caller gave up (client went away): says nothing about the dependency.
-			IsExcluded:    func(err error) bool { return errors.Is(err, errCallerGone) },
-			OnStateChange: d.onStateChange, // runs under gobreaker's lock: no calls back into cb
+			// Our caller gave up (client went away), or the dependency said
+			// honestly that its own dependency is down: neither is a failure
+			// of this dependency.
+			IsExcluded: func(err error) bool { return errors.Is(err, errCallerGone) || IsPassedOn(err) },
+			OnStateChange: func(_ string, from, to gobreaker.State) { // under gobreaker's lock: no calls back into cb
+				if d.cur.Load() != c {
+					return // a breaker replaced by Update
+				}
+				d.metrics.transition(d.name, op, from.String(), to.String(), stateGaugeValue(to))
+				d.log.Warn("circuit breaker state change", "operation", string(op), "from", from.String(), "to", to.String())
+			},
 		})
 	}
-	d.series = metrics.register(d)
-	return d, nil
+	return c
+}
+
+// Update changes the settings at runtime: change edits a copy, which must
+// validate. The breakers start afresh (closed, no counts), so a switch
+// between runs of an experiment carries nothing over.
+func (d *Dependency) Update(change func(*Settings)) (Settings, error) {
+	d.updateMu.Lock()
+	defer d.updateMu.Unlock()
+	s := d.Settings()
+	change(&s)
+	if err := s.Validate(); err != nil {
+		return d.Settings(), err
+	}
+	d.cur.Store(d.build(s))
+	for _, op := range Operations {
+		d.metrics.setState(d.name, op, d.stateValue(op))
+	}
+	d.log.Info("resilience settings changed", "breakers", s.Enabled, "retries", s.Retries)
+	return s, nil
 }
 
 // Name is the dependency's name, the label of its metrics.
 func (d *Dependency) Name() string { return d.name }
 
-// Settings are the dependency's settings, for /healthz and /admin/config.
-func (d *Dependency) Settings() Settings { return d.settings }
+// Settings are the dependency's settings in force, for /healthz and /admin/config.
+func (d *Dependency) Settings() Settings { return d.cur.Load().settings }
 
-// State is the breaker state: "closed", "half-open", "open", or "off".
-func (d *Dependency) State() string {
-	if d.cb == nil {
+// State is op's breaker state: "closed", "half-open", "open", or "off".
+func (d *Dependency) State(op Operation) string {
+	c := d.cur.Load()
+	if c.cbs == nil {
 		return "off"
 	}
-	return d.cb.State().String()
+	return c.cbs[op].State().String()
 }
 
 // StateDisabled is the lab_breaker_state value of a dependency whose
@@ -82,11 +154,12 @@ const StateDisabled = -1
 // stateValue is the lab_breaker_state value: 0 closed, 1 half-open, 2 open,
 // -1 disabled. Reading it also applies a due open→half-open transition,
 // which gobreaker otherwise performs lazily on the next call.
-func (d *Dependency) stateValue() float64 {
-	if d.cb == nil {
+func (d *Dependency) stateValue(op Operation) float64 {
+	c := d.cur.Load()
+	if c.cbs == nil {
 		return StateDisabled
 	}
-	return stateGaugeValue(d.cb.State())
+	return stateGaugeValue(c.cbs[op].State())
 }
 
 func stateGaugeValue(s gobreaker.State) float64 {
@@ -99,43 +172,46 @@ func stateGaugeValue(s gobreaker.State) float64 {
 	return 0
 }
 
-func (d *Dependency) onStateChange(_ string, from, to gobreaker.State) {
-	d.metrics.transition(d.name, from.String(), to.String(), stateGaugeValue(to))
-	d.log.Warn("circuit breaker state change", "from", from.String(), "to", to.String())
-}
-
-// Do runs call through the timeout, the breaker and the retries. call gets a
-// context that ends at the attempt's timeout and must honour it. The error is
+// Do runs call through the connection pool, the timeout, op's breaker and
+// the retries. call gets a context that ends at the attempt's timeout and
+// must honour it. The error is
 //   - nil on success;
 //   - a client error (IsClientError) passed through untouched, not retried;
+//   - a 503 the dependency passed on from its own dependency (IsPassedOn),
+//     inside an *UnavailableError, not retried and not counted by the
+//     breaker: retrying it here would multiply the load on the dependency
+//     that is down, once per layer;
 //   - an *UnavailableError when the dependency failed, timed out, or the
 //     breaker rejected the call (fail fast). Its OutcomeUnknown is set when
 //     any attempt's request may have reached the dependency without an
 //     answer (ErrOutcomeUnknown): a later definite failure does not undo an
 //     earlier "maybe".
-func (d *Dependency) Do(ctx context.Context, call func(ctx context.Context) error) error {
+func (d *Dependency) Do(ctx context.Context, op Operation, call func(ctx context.Context) error) error {
+	c := d.cur.Load() // one generation of settings for the whole call
 	var last error
 	unknown := false
-	for attempt := 0; attempt <= d.settings.Retries; attempt++ {
+	for attempt := 0; attempt <= c.settings.Retries; attempt++ {
 		if attempt > 0 {
-			if err := d.backoff(ctx, attempt-1); err != nil {
+			if err := backoff(ctx, c.settings, attempt-1); err != nil {
 				break
 			}
 		}
-		result, err := d.attempt(ctx, call)
+		result, err := d.attempt(ctx, c, op, call)
 		unknown = unknown || errors.Is(err, ErrOutcomeUnknown)
 		switch result {
 		case resultSuccess:
 			return err // nil, or a client error
 		case resultRejected:
-			return d.unavailable(err, d.settings.OpenTimeout, unknown)
+			return d.unavailable(err, c.settings.OpenTimeout, unknown)
+		case resultPassedOn:
+			return d.unavailable(err, time.Second, unknown)
 		}
 		last = err
 		if ctx.Err() != nil {
 			break // the caller's own deadline or cancellation: no point retrying
 		}
 	}
-	return d.unavailable(last, d.retryAfter(), unknown)
+	return d.unavailable(last, retryAfter(c, op), unknown)
 }
 
 type result string
@@ -144,30 +220,44 @@ const (
 	resultSuccess  result = "success"
 	resultFailure  result = "failure"
 	resultRejected result = "rejected"
+	resultPassedOn result = "passed_on" // a 503 the dependency passed on from its own dependency
 )
 
-// attempt makes one call with its own timeout, through the breaker when on.
-func (d *Dependency) attempt(ctx context.Context, call func(ctx context.Context) error) (result, error) {
+var results = []result{resultSuccess, resultFailure, resultRejected, resultPassedOn}
+
+// attempt makes one call with its own timeout (which includes the wait for
+// a pooled connection), through op's breaker when on.
+func (d *Dependency) attempt(ctx context.Context, c *config, op Operation, call func(ctx context.Context) error) (result, error) {
 	start := time.Now()
+	timeout := c.settings.Timeout
 	run := func() (struct{}, error) {
-		actx, cancel := context.WithTimeout(ctx, d.settings.Timeout)
+		actx, cancel := context.WithTimeout(ctx, timeout)
 		defer cancel()
-		err := call(actx)
+		var err error
+		if d.pool != nil {
+			err = d.pool.acquire(actx)
+		}
+		if err == nil {
+			err = call(actx)
+			if d.pool != nil {
+				d.pool.release()
+			}
+		}
 		if err != nil && !IsClientError(err) {
 			switch {
 			case ctx.Err() != nil:
 				err = fmt.Errorf("%w: %w", errCallerGone, err)
 			case actx.Err() != nil && errors.Is(err, ErrOutcomeUnknown):
-				err = fmt.Errorf("no answer within %s: %w: %w", d.settings.Timeout, ErrOutcomeUnknown, context.DeadlineExceeded)
+				err = fmt.Errorf("no answer within %s: %w: %w", timeout, ErrOutcomeUnknown, context.DeadlineExceeded)
 			case actx.Err() != nil:
-				err = fmt.Errorf("not sent within %s: %w", d.settings.Timeout, context.DeadlineExceeded)
+				err = fmt.Errorf("not sent within %s: %w: %w", timeout, err, context.DeadlineExceeded)
 			}
 		}
 		return struct{}{}, err
 	}
 	var err error
-	if d.cb != nil {
-		_, err = d.cb.Execute(run)
+	if c.cbs != nil {
+		_, err = c.cbs[op].Execute(run)
 	} else {
 		_, err = run()
 	}
@@ -175,15 +265,17 @@ func (d *Dependency) attempt(ctx context.Context, call func(ctx context.Context)
 	switch {
 	case errors.Is(err, gobreaker.ErrOpenState), errors.Is(err, gobreaker.ErrTooManyRequests):
 		res = resultRejected
+	case IsPassedOn(err):
+		res = resultPassedOn
 	case err != nil && !IsClientError(err):
 		res = resultFailure
 	}
-	d.series.observe(res, time.Since(start), res != resultRejected)
+	d.series[op].observe(res, time.Since(start), res != resultRejected)
 	return res, err
 }
 
-func (d *Dependency) backoff(ctx context.Context, n int) error {
-	wait := rand.N(d.settings.backoffCap(n) + 1)
+func backoff(ctx context.Context, s Settings, n int) error {
+	wait := rand.N(s.backoffCap(n) + 1)
 	t := time.NewTimer(wait)
 	defer t.Stop()
 	select {
@@ -196,9 +288,9 @@ func (d *Dependency) backoff(ctx context.Context, n int) error {
 
 // retryAfter hints when to try again after a failure: when the breaker is
 // open by now, once it may probe; otherwise soon.
-func (d *Dependency) retryAfter() time.Duration {
-	if d.cb != nil && d.cb.State() == gobreaker.StateOpen {
-		return d.settings.OpenTimeout
+func retryAfter(c *config, op Operation) time.Duration {
+	if c.cbs != nil && c.cbs[op].State() == gobreaker.StateOpen {
+		return c.settings.OpenTimeout
 	}
 	return time.Second
 }
@@ -254,9 +346,23 @@ func IsClientError(err error) bool {
 	return errors.As(err, &ce)
 }
 
-// Info is the dependency's settings and current state, for /healthz and /admin/config.
+// Info is the dependency's settings, breaker state per operation and
+// connection pool, for /healthz, /admin/config and `lab status`. "state" is
+// the worst of the operations' states.
 func (d *Dependency) Info() map[string]any {
-	return map[string]any{"state": d.State(), "settings": d.settings}
+	states := map[string]string{}
+	worst, worstValue := "", float64(StateDisabled-1)
+	for _, op := range Operations {
+		states[string(op)] = d.State(op)
+		if v := d.stateValue(op); v > worstValue {
+			worst, worstValue = d.State(op), v
+		}
+	}
+	info := map[string]any{"state": worst, "states": states, "settings": d.Settings()}
+	if d.pool != nil {
+		info["pool"] = map[string]any{"max_conns": d.pool.size, "max_pending": d.pool.pending, "in_use": d.pool.inUse(), "waiting": d.pool.queued()}
+	}
+	return info
 }
 
 // Describe maps each dependency's name to its Info: the "breakers" field of

@@ -39,6 +39,9 @@ func newDependency(t *testing.T) *dependency {
 			case <-r.Context().Done():
 			case <-time.After(10 * time.Second):
 			}
+		case "passed-on":
+			w.Header().Set(breaker.PassedOnHeader, "movies-rpc")
+			http.Error(w, `{"error":"movies-rpc: down"}`, http.StatusServiceUnavailable)
 		case "missing":
 			w.WriteHeader(http.StatusNotFound)
 			_, _ = w.Write([]byte(`{"error":"id: no movie 9"}`))
@@ -70,7 +73,7 @@ func newHarness(t *testing.T, s breaker.Settings) *harness {
 }
 
 func (h *harness) call() error {
-	return h.dep.Do(context.Background(), func(ctx context.Context) error {
+	return h.dep.Do(context.Background(), breaker.Read, func(ctx context.Context) error {
 		_, err := breaker.CallJSON(ctx, h.client, "GET", h.url, nil, nil)
 		return err
 	})
@@ -138,8 +141,8 @@ func TestAFailingDependencyOpensTheBreakerAndCallsFailFast(t *testing.T) {
 			t.Fatalf("call %d was rejected before the breaker had seen 3 failures", i)
 		}
 	}
-	if h.dep.State() != "open" {
-		t.Fatalf("state after 3 failures = %s, want open", h.dep.State())
+	if h.dep.State(breaker.Read) != "open" {
+		t.Fatalf("state after 3 failures = %s, want open", h.dep.State(breaker.Read))
 	}
 	reached := h.backend.calls.Load()
 
@@ -210,8 +213,8 @@ func TestWithBreakersOffEveryCallWaitsTheFullTimeout(t *testing.T) {
 			t.Errorf("call %d took %v; with breakers off it must wait the full 200ms timeout", i, took)
 		}
 	}
-	if h.dep.State() != "off" {
-		t.Errorf("State() = %s, want off", h.dep.State())
+	if h.dep.State(breaker.Read) != "off" {
+		t.Errorf("State() = %s, want off", h.dep.State(breaker.Read))
 	}
 	if got := h.counter(t, "lab_dependency_calls_total", "result", "failure"); got != 5 {
 		t.Errorf("failures = %v, want 5 (calls are counted with breakers off)", got)
@@ -230,8 +233,8 @@ func TestARecoveredDependencyClosesTheBreakerThroughHalfOpen(t *testing.T) {
 	for range 3 {
 		_ = h.call()
 	}
-	if h.dep.State() != "open" {
-		t.Fatalf("state = %s, want open", h.dep.State())
+	if h.dep.State(breaker.Read) != "open" {
+		t.Fatalf("state = %s, want open", h.dep.State(breaker.Read))
 	}
 	h.backend.mode.Store("ok")
 
@@ -239,7 +242,7 @@ func TestARecoveredDependencyClosesTheBreakerThroughHalfOpen(t *testing.T) {
 	deadline := time.Now().Add(5 * time.Second)
 	for h.counter(t, "lab_breaker_state", "dependency", "movies-rpc") != 1 {
 		if time.Now().After(deadline) {
-			t.Fatalf("breaker never went half-open; state %s", h.dep.State())
+			t.Fatalf("breaker never went half-open; state %s", h.dep.State(breaker.Read))
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
@@ -248,8 +251,8 @@ func TestARecoveredDependencyClosesTheBreakerThroughHalfOpen(t *testing.T) {
 			t.Fatalf("probe %d: %v", i, err)
 		}
 	}
-	if h.dep.State() != "closed" {
-		t.Errorf("state after 2 successful probes = %s, want closed", h.dep.State())
+	if h.dep.State(breaker.Read) != "closed" {
+		t.Errorf("state after 2 successful probes = %s, want closed", h.dep.State(breaker.Read))
 	}
 	for _, tr := range [][2]string{{"closed", "open"}, {"open", "half-open"}, {"half-open", "closed"}} {
 		if got := h.counter(t, "lab_breaker_transitions_total", "from", tr[0], "to", tr[1]); got != 1 {
@@ -268,15 +271,15 @@ func TestAFailedProbeOpensTheBreakerAgain(t *testing.T) {
 		_ = h.call()
 	}
 	deadline := time.Now().Add(5 * time.Second)
-	for h.dep.State() != "half-open" {
+	for h.dep.State(breaker.Read) != "half-open" {
 		if time.Now().After(deadline) {
 			t.Fatal("breaker never went half-open")
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
 	_ = h.call()
-	if h.dep.State() != "open" {
-		t.Errorf("state after a failed probe = %s, want open", h.dep.State())
+	if h.dep.State(breaker.Read) != "open" {
+		t.Errorf("state after a failed probe = %s, want open", h.dep.State(breaker.Read))
 	}
 }
 
@@ -294,8 +297,8 @@ func TestAnErrorRateTripsTheBreakerByRatio(t *testing.T) {
 		}
 		_ = h.call()
 	}
-	if h.dep.State() != "open" {
-		t.Errorf("state after 5 of 10 failed = %s, want open", h.dep.State())
+	if h.dep.State(breaker.Read) != "open" {
+		t.Errorf("state after 5 of 10 failed = %s, want open", h.dep.State(breaker.Read))
 	}
 }
 
@@ -309,8 +312,8 @@ func TestClientErrorsAreAnswersNotFailures(t *testing.T) {
 			t.Fatalf("404: %v, want a client error carrying status and message", err)
 		}
 	}
-	if h.dep.State() != "closed" {
-		t.Errorf("state after 10 404s = %s, want closed", h.dep.State())
+	if h.dep.State(breaker.Read) != "closed" {
+		t.Errorf("state after 10 404s = %s, want closed", h.dep.State(breaker.Read))
 	}
 	if got := h.counter(t, "lab_dependency_calls_total", "result", "success"); got != 10 {
 		t.Errorf("successes = %v, want 10", got)
@@ -328,7 +331,7 @@ func TestRetriesAreBoundedAndRecoverTransientFailures(t *testing.T) {
 	h := newHarness(t, s)
 
 	var n atomic.Int64
-	err := h.dep.Do(context.Background(), func(ctx context.Context) error {
+	err := h.dep.Do(context.Background(), breaker.Read, func(ctx context.Context) error {
 		if n.Add(1) < 3 {
 			return errors.New("transient")
 		}
@@ -339,7 +342,7 @@ func TestRetriesAreBoundedAndRecoverTransientFailures(t *testing.T) {
 	}
 
 	n.Store(0)
-	err = h.dep.Do(context.Background(), func(ctx context.Context) error {
+	err = h.dep.Do(context.Background(), breaker.Read, func(ctx context.Context) error {
 		n.Add(1)
 		return errors.New("down")
 	})
@@ -359,7 +362,7 @@ func TestACallerThatGivesUpIsNotRetriedNorBlamedOnTheDependency(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
 	defer cancel()
 	began := time.Now()
-	err := h.dep.Do(ctx, func(ctx context.Context) error {
+	err := h.dep.Do(ctx, breaker.Read, func(ctx context.Context) error {
 		_, err := breaker.CallJSON(ctx, h.client, "GET", h.url, nil, nil)
 		return err
 	})
@@ -370,10 +373,10 @@ func TestACallerThatGivesUpIsNotRetriedNorBlamedOnTheDependency(t *testing.T) {
 	for range 5 {
 		ctx, cancel := context.WithCancel(context.Background())
 		cancel()
-		_ = h.dep.Do(ctx, func(ctx context.Context) error { return ctx.Err() })
+		_ = h.dep.Do(ctx, breaker.Read, func(ctx context.Context) error { return ctx.Err() })
 	}
-	if h.dep.State() != "closed" {
-		t.Errorf("state = %s; callers giving up must not open the breaker", h.dep.State())
+	if h.dep.State(breaker.Read) != "closed" {
+		t.Errorf("state = %s; callers giving up must not open the breaker", h.dep.State(breaker.Read))
 	}
 }
 
@@ -412,8 +415,8 @@ func TestMetricsPassPromlint(t *testing.T) {
 		t.Errorf("promlint: %s: %s", p.Metric, p.Text)
 	}
 	for _, mf := range mustGather(t, h.reg) {
-		if mf.GetName() == "lab_dependency_calls_total" && len(mf.GetMetric()) != 3 {
-			t.Errorf("lab_dependency_calls_total has %d series, want 3 (success, failure, rejected from the start)", len(mf.GetMetric()))
+		if mf.GetName() == "lab_dependency_calls_total" && len(mf.GetMetric()) != 8 {
+			t.Errorf("lab_dependency_calls_total has %d series, want 8 (read and write × success, failure, rejected, passed_on from the start)", len(mf.GetMetric()))
 		}
 	}
 }

@@ -24,16 +24,50 @@ var ErrOutcomeUnknown = errors.New("outcome unknown")
 
 // ClientOptions size the connection pool to one dependency.
 type ClientOptions struct {
-	// MaxConnsPerHost caps connections to the dependency (0: DefaultMaxConnsPerHost).
-	// Without a cap, a slow dependency under load makes the caller open a
-	// connection per waiting request until file descriptors run out; with it,
-	// extra requests queue for a connection and their own timeout still holds.
+	// MaxConnsPerHost caps connections to the dependency, and so the calls
+	// in flight to it (0: DefaultMaxConnsPerHost). Without a cap, a slow
+	// dependency under load makes the caller open a connection per waiting
+	// request until file descriptors run out; with it, extra calls queue
+	// for a connection inside their own attempt timeout.
 	MaxConnsPerHost int
+	// MaxPending caps the calls waiting for a connection; more fail at once
+	// without being sent (0: DefaultMaxPending).
+	MaxPending int
 }
 
-// DefaultMaxConnsPerHost is far above what a healthy loopback dependency needs
-// (about rate × latency) and well below a process's descriptor limit.
-const DefaultMaxConnsPerHost = 512
+// Connection pool defaults, modelled on common client defaults:
+// DefaultMaxConnsPerHost is Hystrix's default thread pool per dependency
+// (coreSize 10: at most 10 calls in flight to one dependency);
+// DefaultMaxPending is Envoy's cluster default max_pending_requests. A
+// healthy loopback call takes milliseconds, so 10 carries thousands of
+// calls per second; a dependency slowed to its timeout fills it.
+const (
+	DefaultMaxConnsPerHost = 10
+	DefaultMaxPending      = 1024
+)
+
+// withDefaults fills zero fields with the defaults.
+func (o ClientOptions) withDefaults() ClientOptions {
+	if o.MaxConnsPerHost <= 0 {
+		o.MaxConnsPerHost = DefaultMaxConnsPerHost
+	}
+	if o.MaxPending <= 0 {
+		o.MaxPending = DefaultMaxPending
+	}
+	return o
+}
+
+// PassedOnHeader marks a 503 that a service answers because its own
+// dependency is unavailable (ratings-rpc when movies-rpc is down): the
+// service itself is fine, so its callers' breakers do not count it.
+// Its value names the dependency that is down.
+const PassedOnHeader = "Lab-Passed-On"
+
+// errPassedOn marks a *StatusError carrying PassedOnHeader.
+var errPassedOn = errors.New("passed on from the dependency's own dependency")
+
+// IsPassedOn reports whether err is a 503 the dependency passed on.
+func IsPassedOn(err error) bool { return errors.Is(err, errPassedOn) }
 
 // NewHTTPClient returns the client for calls to one dependency. Its settings,
 // and why:
@@ -51,10 +85,7 @@ const DefaultMaxConnsPerHost = 512
 //     proxies, handed over as addresses; HTTP_PROXY must not add another hop.
 //   - Compression off: small JSON on loopback; gzip only costs CPU.
 func NewHTTPClient(opts ClientOptions) *http.Client {
-	maxConns := opts.MaxConnsPerHost
-	if maxConns <= 0 {
-		maxConns = DefaultMaxConnsPerHost
-	}
+	maxConns := opts.withDefaults().MaxConnsPerHost
 	return &http.Client{Transport: &http.Transport{
 		Proxy:                 nil,
 		DialContext:           (&net.Dialer{Timeout: time.Second, KeepAlive: 30 * time.Second}).DialContext,
@@ -142,6 +173,9 @@ func CallJSON(ctx context.Context, c *http.Client, method, url string, in, out a
 		}
 		if res.StatusCode == http.StatusGatewayTimeout {
 			return res.StatusCode, fmt.Errorf("%w: %w", ErrOutcomeUnknown, se)
+		}
+		if res.StatusCode == http.StatusServiceUnavailable && res.Header.Get(PassedOnHeader) != "" {
+			return res.StatusCode, fmt.Errorf("%w (%s): %w", errPassedOn, res.Header.Get(PassedOnHeader), se)
 		}
 		return res.StatusCode, se
 	}

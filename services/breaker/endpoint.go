@@ -37,7 +37,7 @@ func NewEndpoint(baseURL string, c *http.Client, dep *Dependency) (*Endpoint, er
 // errors are those of Do: a *UnavailableError, or a client error wrapping
 // the *StatusError of a 4xx (see Status).
 func (e *Endpoint) Call(ctx context.Context, method, path string, in, out any) error {
-	return e.dep.Do(ctx, func(ctx context.Context) error {
+	return e.dep.Do(ctx, OperationOf(method), func(ctx context.Context) error {
 		_, err := CallJSON(ctx, e.http, method, e.base+path, in, out)
 		return err
 	})
@@ -64,22 +64,27 @@ type Upstream struct {
 	Settings Settings
 }
 
-// Flags adds --<URLFlag>, --max-conns and the breaker flags, with u's
-// current URL and Settings as their defaults.
+// Flags adds --<URLFlag>, --max-conns, --max-pending and the breaker
+// flags, with u's current URL and Settings as their defaults. Bad sizes
+// are flag errors, before anything starts.
 func (u *Upstream) Flags(fs *flag.FlagSet) {
 	fs.StringVar(&u.URL, u.URLFlag, u.URL, "base URL of "+u.Name+" (in the lab: its edge proxy)")
-	fs.IntVar(&u.Pool.MaxConnsPerHost, "max-conns", DefaultMaxConnsPerHost, "connection pool cap to "+u.Name)
+	u.Pool = u.Pool.withDefaults()
+	fs.Func("max-conns", fmt.Sprintf("connection pool to %s: calls in flight at once, >= 1 (default %d: Hystrix's thread pool per dependency)", u.Name, u.Pool.MaxConnsPerHost), atLeast(&u.Pool.MaxConnsPerHost, 1))
+	fs.Func("max-pending", fmt.Sprintf("calls waiting for a connection to %s, >= 1; more fail at once (default %d: Envoy's max_pending_requests)", u.Name, u.Pool.MaxPending), atLeast(&u.Pool.MaxPending, 1))
 	u.Settings.Flags(fs)
 }
 
 // Connect creates the dependency, with its metrics registered in reg, and
-// the Endpoint that calls it.
+// the Endpoint that calls it through its connection pool.
 func (u Upstream) Connect(reg prometheus.Registerer, log *slog.Logger) (*Endpoint, *Dependency, error) {
 	dep, err := New(u.Name, u.Settings, NewMetrics(reg), log)
 	if err != nil {
 		return nil, nil, err
 	}
-	api, err := NewEndpoint(u.URL, NewHTTPClient(u.Pool), dep)
+	pool := u.Pool.withDefaults()
+	dep.pool = newPool(pool)
+	api, err := NewEndpoint(u.URL, NewHTTPClient(pool), dep)
 	if err != nil {
 		return nil, nil, fmt.Errorf("--%s: %w", u.URLFlag, err)
 	}

@@ -21,6 +21,9 @@ type Metrics struct {
 	transitions *prometheus.CounterVec
 	calls       *prometheus.CounterVec
 	duration    *prometheus.HistogramVec
+	poolSize    *prometheus.GaugeVec
+	poolInUse   *prometheus.GaugeVec
+	poolWaiting *prometheus.GaugeVec
 
 	mu   sync.Mutex
 	deps []*Dependency
@@ -31,20 +34,32 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	m := &Metrics{
 		state: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "lab_breaker_state",
-			Help: "Circuit breaker state per dependency: 0 closed, 1 half-open, 2 open, -1 disabled (breakers off).",
-		}, []string{"dependency"}),
+			Help: "Circuit breaker state per dependency and operation (read, write): 0 closed, 1 half-open, 2 open, -1 disabled (breakers off).",
+		}, []string{"dependency", "operation"}),
 		transitions: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "lab_breaker_transitions_total",
-			Help: "Circuit breaker state transitions per dependency.",
-		}, []string{"dependency", "from", "to"}),
+			Help: "Circuit breaker state transitions per dependency and operation.",
+		}, []string{"dependency", "operation", "from", "to"}),
 		calls: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "lab_dependency_calls_total",
-			Help: "Outbound call attempts per dependency by result: success, failure, rejected (by the open breaker).",
-		}, []string{"dependency", "result"}),
+			Help: "Outbound call attempts per dependency and operation by result: success, failure, rejected (by the open breaker), passed_on (a 503 the dependency passed on from its own dependency). Its rate is the calls per second on the edge, retries included.",
+		}, []string{"dependency", "operation", "result"}),
 		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "lab_dependency_call_duration_seconds",
-			Help:    "Duration of outbound call attempts that reached the dependency.",
+			Help:    "Duration of outbound call attempts that reached the dependency (the wait for a pooled connection included).",
 			Buckets: callBuckets,
+		}, []string{"dependency", "operation"}),
+		poolSize: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "lab_dependency_pool_connections",
+			Help: "Size of the connection pool to the dependency (--max-conns): calls in flight at once.",
+		}, []string{"dependency"}),
+		poolInUse: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "lab_dependency_pool_in_use_connections",
+			Help: "Connections of the pool to the dependency held by a call now.",
+		}, []string{"dependency"}),
+		poolWaiting: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "lab_dependency_pool_waiting_calls",
+			Help: "Calls waiting for a connection to the dependency now (at most --max-pending).",
 		}, []string{"dependency"}),
 	}
 	reg.MustRegister(m)
@@ -57,6 +72,9 @@ func (m *Metrics) Describe(ch chan<- *prometheus.Desc) {
 	m.transitions.Describe(ch)
 	m.calls.Describe(ch)
 	m.duration.Describe(ch)
+	m.poolSize.Describe(ch)
+	m.poolInUse.Describe(ch)
+	m.poolWaiting.Describe(ch)
 }
 
 // Collect implements prometheus.Collector. It refreshes the state gauges
@@ -67,12 +85,22 @@ func (m *Metrics) Collect(ch chan<- prometheus.Metric) {
 	deps := append([]*Dependency(nil), m.deps...)
 	m.mu.Unlock()
 	for _, d := range deps {
-		m.state.WithLabelValues(d.name).Set(d.stateValue())
+		for _, op := range Operations {
+			m.state.WithLabelValues(d.name, string(op)).Set(d.stateValue(op))
+		}
+		if d.pool != nil {
+			m.poolSize.WithLabelValues(d.name).Set(float64(d.pool.size))
+			m.poolInUse.WithLabelValues(d.name).Set(float64(d.pool.inUse()))
+			m.poolWaiting.WithLabelValues(d.name).Set(float64(d.pool.queued()))
+		}
 	}
 	m.state.Collect(ch)
 	m.transitions.Collect(ch)
 	m.calls.Collect(ch)
 	m.duration.Collect(ch)
+	m.poolSize.Collect(ch)
+	m.poolInUse.Collect(ch)
+	m.poolWaiting.Collect(ch)
 }
 
 // depMetrics are one dependency's series, resolved once: label lookups per
@@ -82,29 +110,41 @@ type depMetrics struct {
 	duration prometheus.Observer
 }
 
-// register creates the dependency's series up front, so rate() and
-// dashboards see zeros rather than gaps, and returns them (nil without Metrics).
-func (m *Metrics) register(d *Dependency) *depMetrics {
+// register creates the dependency's series per operation up front, so
+// rate() and dashboards see zeros rather than gaps, and returns them (nil
+// series without Metrics).
+func (m *Metrics) register(d *Dependency) map[Operation]*depMetrics {
+	out := map[Operation]*depMetrics{}
 	if m == nil {
-		return nil
+		return out
 	}
 	m.mu.Lock()
 	m.deps = append(m.deps, d)
 	m.mu.Unlock()
-	m.state.WithLabelValues(d.name).Set(d.stateValue())
-	dm := &depMetrics{calls: map[result]prometheus.Counter{}, duration: m.duration.WithLabelValues(d.name)}
-	for _, r := range []result{resultSuccess, resultFailure, resultRejected} {
-		dm.calls[r] = m.calls.WithLabelValues(d.name, string(r))
+	for _, op := range Operations {
+		m.state.WithLabelValues(d.name, string(op)).Set(d.stateValue(op))
+		dm := &depMetrics{calls: map[result]prometheus.Counter{}, duration: m.duration.WithLabelValues(d.name, string(op))}
+		for _, r := range results {
+			dm.calls[r] = m.calls.WithLabelValues(d.name, string(op), string(r))
+		}
+		out[op] = dm
 	}
-	return dm
+	return out
 }
 
-func (m *Metrics) transition(dep, from, to string, value float64) {
+func (m *Metrics) transition(dep string, op Operation, from, to string, value float64) {
 	if m == nil {
 		return
 	}
-	m.transitions.WithLabelValues(dep, from, to).Inc()
-	m.state.WithLabelValues(dep).Set(value)
+	m.transitions.WithLabelValues(dep, string(op), from, to).Inc()
+	m.state.WithLabelValues(dep, string(op)).Set(value)
+}
+
+func (m *Metrics) setState(dep string, op Operation, value float64) {
+	if m == nil {
+		return
+	}
+	m.state.WithLabelValues(dep, string(op)).Set(value)
 }
 
 func (dm *depMetrics) observe(r result, took time.Duration, reached bool) {

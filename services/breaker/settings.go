@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -108,7 +109,14 @@ func (s Settings) backoffCap(attempt int) time.Duration {
 func (s *Settings) Flags(fs *flag.FlagSet) {
 	fs.Var(onOff{&s.Enabled}, "breakers", "circuit breakers on|off; off shows the naked cascade (default on)")
 	fs.DurationVar(&s.Timeout, "timeout", s.Timeout, "timeout of one attempt of an outbound call")
-	fs.IntVar(&s.Retries, "retries", s.Retries, fmt.Sprintf("retries after a failed attempt (0..%d)", MaxRetries))
+	fs.Func("retries", fmt.Sprintf("retries after a failed attempt, 0..%d, with full-jitter exponential backoff (default %d)", MaxRetries, s.Retries), func(v string) error {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 0 || n > MaxRetries {
+			return fmt.Errorf("want an integer from 0 to %d, got %q", MaxRetries, v)
+		}
+		s.Retries = n
+		return nil
+	})
 	fs.DurationVar(&s.RetryBackoff, "retry-backoff", s.RetryBackoff, "base of the exponential backoff between retries (full jitter)")
 	fs.DurationVar(&s.MaxBackoff, "retry-max-backoff", s.MaxBackoff, "cap of one backoff wait")
 	fs.Func("breaker-consecutive-failures", fmt.Sprintf("consecutive failures that open the breaker (default %d)", s.ConsecutiveFailures), uintSetter(&s.ConsecutiveFailures))
@@ -138,6 +146,17 @@ func (o onOff) Set(v string) error {
 		return fmt.Errorf("want on or off, got %q", v)
 	}
 	return nil
+}
+
+func atLeast(dst *int, lo int) func(string) error {
+	return func(v string) error {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < lo {
+			return fmt.Errorf("want an integer >= %d, got %q", lo, v)
+		}
+		*dst = n
+		return nil
+	}
 }
 
 func uintSetter(dst *uint32) func(string) error {

@@ -46,6 +46,7 @@ type Server struct {
 	adminMux  *http.ServeMux // /healthz, /metrics, /debug/pprof/, /admin/
 	admin     *http.ServeMux // /admin/... routes (faults, part-specific)
 	faults    *Faults
+	bulkhead  *bulkhead
 	red       *redMetrics
 	handler   http.Handler // public tree
 	adminTree http.Handler
@@ -95,8 +96,10 @@ func New(opts Options) *Server {
 	s.admin.Handle("/admin/", notFound("unknown admin endpoint"))
 
 	public := http.NewServeMux()
+	s.bulkhead = newBulkhead(DefaultLimits(), opts.Registry)
 	if opts.Public != nil {
-		public.Handle("/", jsonNotFound(opts.Public, s.faults.middleware(opts.Public)))
+		resolver, _ := opts.Public.(routeResolver)
+		public.Handle("/", jsonNotFound(opts.Public, s.bulkhead.middleware(resolver, s.faults.middleware(opts.Public))))
 	} else {
 		public.Handle("/", notFound("this part has no public API; health, metrics and admin endpoints are on its admin listener"))
 	}
@@ -118,6 +121,19 @@ func (s *Server) HandleAdmin(pattern string, h http.Handler) {
 	}
 	s.admin.Handle(pattern, h)
 }
+
+// SetLimits sizes the public listener's bulkhead. Call it before serving
+// (Run does, from Listen.Limits).
+func (s *Server) SetLimits(l Limits) error {
+	if err := l.Validate(); err != nil {
+		return err
+	}
+	s.bulkhead.resize(l)
+	return nil
+}
+
+// Limits are the public listener's limits in force.
+func (s *Server) Limits() Limits { return s.bulkhead.limits }
 
 // Faults are the in-service faults of this server (error rate, latency).
 func (s *Server) Faults() *Faults { return s.faults }
@@ -141,6 +157,11 @@ func (s *Server) Run(ctx context.Context, l Listen) error {
 	g, err := l.Guard()
 	if err != nil {
 		return err
+	}
+	if l.Limits != (Limits{}) {
+		if err := s.SetLimits(l.Limits); err != nil {
+			return err
+		}
 	}
 	s.guard(g)
 	var pub net.Listener

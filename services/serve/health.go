@@ -15,6 +15,9 @@ func (s *Server) handleHealth() http.Handler {
 				body[k] = v
 			}
 		}
+		if s.opts.Public != nil { // parts without a public API have no bulkhead to show
+			body["limits"] = s.bulkhead.limits.Info()
+		}
 		if f := s.faults.Current(); f.Active() {
 			body["faults"] = f
 		}

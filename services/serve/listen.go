@@ -23,13 +23,20 @@ type Listen struct {
 	Admin string
 	// Allow is the admin listener's --admin-allow list (see ParseAllow).
 	Allow string
+	// Limits bound the public listener (the zero value: DefaultLimits).
+	Limits Limits
 }
 
-// Flags registers --listen (default public), --admin-listen and
-// --admin-allow; what says what the public listener serves.
+// Flags registers --listen (default public), --admin-listen,
+// --admin-allow and the public listener's Limits (--max-inflight,
+// --max-queue, --queue-timeout); what says what the public listener serves.
 func (l *Listen) Flags(fs *flag.FlagSet, public, what string) {
 	fs.StringVar(&l.Public, "listen", public, "public HTTP `address`: "+what)
 	fs.StringVar(&l.Admin, "admin-listen", "", "admin HTTP `address`: /healthz, /metrics, /debug/pprof/, /admin/ (default 127.0.0.1 at the --listen port + 64; keep it on loopback unless --admin-allow says who else may call)")
+	if l.Limits == (Limits{}) {
+		l.Limits = DefaultLimits()
+	}
+	l.Limits.Flags(fs)
 	fs.StringVar(&l.Allow, "admin-allow", "", "comma-separated `list` of who may use the admin listener besides loopback: CIDRs of client networks (the compose network) and host names it may be addressed by (a compose service name)")
 }
 

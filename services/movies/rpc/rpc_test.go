@@ -126,8 +126,8 @@ func TestClientThroughTheBreaker(t *testing.T) {
 	if ms, total, err := c.Movies(ctx, 0, 7); err != nil || len(ms) != 7 || total < 100 {
 		t.Errorf("Movies(0, 7) = %d movies of %d, %v", len(ms), total, err)
 	}
-	if dep.State() != "closed" {
-		t.Errorf("a 404 moved the breaker to %s", dep.State())
+	if dep.State(breaker.Read) != "closed" {
+		t.Errorf("a 404 moved the breaker to %s", dep.State(breaker.Read))
 	}
 	if _, err := breaker.NewEndpoint("127.0.0.1:1", nil, dep); err == nil || !strings.HasPrefix(err.Error(), "movies-rpc URL ") {
 		t.Errorf("a URL without scheme: %v, want an error naming movies-rpc", err)

@@ -66,7 +66,7 @@ func NewServer(store *Store, movies breaker.Upstream, reg *prometheus.Registry, 
 	if err != nil {
 		return nil, err
 	}
-	return serve.New(serve.Options{
+	srv := serve.New(serve.Options{
 		Public:   New(store, moviesrpc.NewClient(api), log),
 		Registry: reg,
 		Ready:    store.Ping, // movies-rpc down degrades ratings-rpc; it does not make it unready
@@ -75,5 +75,7 @@ func NewServer(store *Store, movies breaker.Upstream, reg *prometheus.Registry, 
 		},
 		AdminConfig: true,
 		Log:         log,
-	}), nil
+	})
+	breaker.RegisterAdmin(srv, dep)
+	return srv, nil
 }

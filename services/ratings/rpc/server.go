@@ -204,6 +204,8 @@ func (s *server) handleRatedMovie() http.Handler {
 func (s *server) catalogError(w http.ResponseWriter, err error) {
 	var unavailable *breaker.UnavailableError
 	if errors.As(err, &unavailable) {
+		// ratings-rpc itself is fine: callers' breakers must not count this.
+		w.Header().Set(breaker.PassedOnHeader, unavailable.Dependency)
 		writeUnavailable(w, err.Error(), unavailable.RetryAfter)
 		return
 	}

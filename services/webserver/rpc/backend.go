@@ -55,12 +55,24 @@ func (b *Backend) Movie(ctx context.Context, id int64) (model.RatedMovie, error)
 }
 
 // Ready is cheap on purpose (health checks run every second): it reports
-// not ready only while the breaker to ratings-rpc is open.
+// not ready only while the breakers of both operations to ratings-rpc are
+// open (nothing can be served); one open breaker is a warning (Warning).
 func (b *Backend) Ready(context.Context) error {
-	if b.dep.State() == "open" {
-		return errors.New("circuit breaker to ratings-rpc is open")
+	if b.dep.State(breaker.Read) == "open" && b.dep.State(breaker.Write) == "open" {
+		return errors.New("circuit breakers to ratings-rpc are open (reads and writes)")
 	}
 	return nil
+}
+
+// Warning names an open breaker while the other operation still works, for
+// /healthz's "warning" (shown by `lab status`); "" when none is.
+func (b *Backend) Warning() string {
+	for _, op := range breaker.Operations {
+		if b.dep.State(op) == "open" {
+			return fmt.Sprintf("circuit breaker to ratings-rpc is open for %ss", op)
+		}
+	}
+	return ""
 }
 
 // translate turns the breaker's unavailability into the web layer's, which

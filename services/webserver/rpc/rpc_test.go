@@ -121,11 +121,18 @@ func TestAUserRatesAMovieThroughTheWholeChain(t *testing.T) {
 	}
 }
 
-func TestWithBreakersOnADeadMoviesRPCGivesFast503sAndRecovers(t *testing.T) {
+// With movies-rpc dead, ratings-rpc's breaker to it opens and ratings fail
+// fast; ratings-rpc passes the 503 on, marked, so webserver-rpc's breakers
+// to ratings-rpc stay closed and reads go on (from ratings-rpc's store and
+// cache) — the containment the per-operation breakers exist for.
+func TestWithBreakersOnADeadMoviesRPCFailsWritesFastAndKeepsReads(t *testing.T) {
 	c := startChain(t, true)
+	if code := servetest.CallJSON(t, "POST", c.web+"/api/ratings", `{"movie_id": 1, "rating": 5, "request_id": "before"}`, nil); code != 201 {
+		t.Fatalf("rating before the fault: %d", code)
+	}
 	c.movies.Blackhole(true)
 
-	// Until a breaker opens, each rating waits for ratings-rpc's 200ms timeout.
+	// Until ratings-rpc's breaker opens, each rating waits its 200ms timeout.
 	var e webserver.ErrorBody
 	for i := range 3 {
 		a := servetest.Call(t, "POST", c.web+"/api/ratings", fmt.Sprintf(`{"movie_id": 1, "rating": 5, "request_id": "slow-%d"}`, i))
@@ -140,37 +147,54 @@ func TestWithBreakersOnADeadMoviesRPCGivesFast503sAndRecovers(t *testing.T) {
 		}
 	}
 	if took := time.Since(began); took > time.Second {
-		t.Errorf("20 ratings with the breaker open took %v; they must fail fast", took)
+		t.Errorf("20 ratings with ratings-rpc's breaker open took %v; they must fail fast", took)
 	}
-	if !strings.Contains(servetest.Metrics(t, c.reg), `lab_breaker_state{dependency="ratings-rpc"} 2`) {
-		t.Error("webserver-rpc's breaker to ratings-rpc did not open (ratings-rpc answered 503s)")
+	var mv model.RatedMovie
+	if code := servetest.CallJSON(t, "GET", c.web+"/api/movies/1", "", &mv); code != 200 || mv.Count != 1 {
+		t.Errorf("a rated movie while movies-rpc is down: %d %+v, want 200 from ratings-rpc's store", code, mv)
 	}
-
-	c.movies.Blackhole(false)
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		code := servetest.CallJSON(t, "POST", c.web+"/api/ratings", `{"movie_id": 1, "rating": 5, "request_id": "back"}`, nil)
-		if code == 201 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("never recovered: last status %d", code)
-		}
-		time.Sleep(50 * time.Millisecond)
+	var page webserver.MoviesPage
+	if code := servetest.CallJSON(t, "GET", c.web+"/api/movies", "", &page); code != 200 || len(page.Movies) != 1 {
+		t.Errorf("the list while movies-rpc is down: %d %+v, want 200 with the rated movie (ratings-rpc's cache)", code, page)
 	}
 	m := servetest.Metrics(t, c.reg)
 	for _, want := range []string{
-		`lab_breaker_transitions_total{dependency="ratings-rpc",from="closed",to="open"} 1`,
-		`lab_breaker_transitions_total{dependency="ratings-rpc",from="half-open",to="closed"} 1`,
-		`lab_breaker_state{dependency="ratings-rpc"} 0`,
+		`lab_breaker_state{dependency="ratings-rpc",operation="read"} 0`,
+		`lab_breaker_state{dependency="ratings-rpc",operation="write"} 0`,
+		`lab_dependency_calls_total{dependency="ratings-rpc",operation="write",result="passed_on"} 23`,
 	} {
 		if !strings.Contains(m, want) {
-			t.Errorf("metrics lack %s", want)
+			t.Errorf("metrics lack %s (ratings-rpc's passed-on 503s must not trip webserver-rpc's breakers):\n%s", want, grep(m, "lab_breaker_state", "lab_dependency_calls_total"))
 		}
 	}
-	var mv model.RatedMovie
-	if servetest.CallJSON(t, "GET", c.web+"/api/movies/1", "", &mv); mv.Count != 1 {
-		t.Errorf("movie 1 count %d, want 1: only the rating after recovery was applied", mv.Count)
+
+	c.movies.Blackhole(false)
+	servetest.Eventually(t, 5*time.Second, "ratings accepted again", func() error {
+		if code := servetest.CallJSON(t, "POST", c.web+"/api/ratings", `{"movie_id": 1, "rating": 5, "request_id": "back"}`, nil); code != 201 {
+			return fmt.Errorf("status %d", code)
+		}
+		return nil
+	})
+	if servetest.CallJSON(t, "GET", c.web+"/api/movies/1", "", &mv); mv.Count != 2 {
+		t.Errorf("movie 1 count %d, want 2: only the ratings before and after the fault were applied", mv.Count)
+	}
+}
+
+// A 503 ratings-rpc answers for itself (it is failing, not passing on)
+// opens webserver-rpc's breaker for that operation only.
+func TestRatingsRPCsOwnFailuresOpenOnlyTheFailingOperationsBreaker(t *testing.T) {
+	c := startChain(t, true)
+	c.ratings.Blackhole(true)
+	for i := range 4 {
+		servetest.CallJSON(t, "POST", c.web+"/api/ratings", fmt.Sprintf(`{"movie_id": 1, "rating": 5, "request_id": "w-%d"}`, i), nil)
+	}
+	m := servetest.Metrics(t, c.reg)
+	if !strings.Contains(m, `lab_breaker_state{dependency="ratings-rpc",operation="write"} 2`) || !strings.Contains(m, `lab_breaker_state{dependency="ratings-rpc",operation="read"} 0`) {
+		t.Errorf("after failed writes, want the write breaker open and the read breaker closed:\n%s", grep(m, "lab_breaker_state"))
+	}
+	var h map[string]any
+	if code := servetest.CallJSON(t, "GET", c.admin+"/healthz", "", &h); code != 200 || !strings.Contains(fmt.Sprint(h["warning"]), "open for writes") {
+		t.Errorf("healthz with the write breaker open: %d %v, want 200 with a warning", code, h)
 	}
 }
 
@@ -189,9 +213,9 @@ func TestWithBreakersOffEveryRatingWaitsTheFullTimeout(t *testing.T) {
 		}
 	}
 	m := servetest.Metrics(t, c.reg)
-	if !strings.Contains(m, `lab_dependency_calls_total{dependency="ratings-rpc",result="rejected"} 0`) ||
-		!strings.Contains(m, `lab_dependency_calls_total{dependency="ratings-rpc",result="failure"} 6`) ||
-		!strings.Contains(m, `lab_breaker_state{dependency="ratings-rpc"} -1`) {
+	if !strings.Contains(m, `lab_dependency_calls_total{dependency="ratings-rpc",operation="write",result="rejected"} 0`) ||
+		!strings.Contains(m, `lab_dependency_calls_total{dependency="ratings-rpc",operation="write",result="passed_on"} 6`) ||
+		!strings.Contains(m, `lab_breaker_state{dependency="ratings-rpc",operation="write"} -1`) {
 		t.Errorf("metrics with breakers off:\n%s", grep(m, "lab_dependency_calls_total", "lab_breaker_state"))
 	}
 }

@@ -30,6 +30,11 @@ func DefaultRatingsSettings() breaker.Settings {
 	return s
 }
 
+func withMaxRetries(s breaker.Settings) breaker.Settings {
+	s.Retries = breaker.MaxRetries
+	return s
+}
+
 // RatingsUpstream is ratings-rpc at url (in the lab: its edge proxy) as
 // webserver-rpc calls it.
 func RatingsUpstream(url string, settings breaker.Settings) breaker.Upstream {
@@ -66,17 +71,23 @@ func NewServer(ratings breaker.Upstream, reg *prometheus.Registry, log *slog.Log
 			Variant:        "rpc",
 			AcceptedStatus: http.StatusCreated,
 			// The web layer's guard sits just above everything the breaker
-			// may spend (all attempts and backoffs), so it never fires first.
-			BackendTimeout: ratings.Settings.Budget() + 250*time.Millisecond,
+			// may spend (all attempts and backoffs) with as many retries as
+			// `lab breakers --retries` may set at runtime, so it never fires first.
+			BackendTimeout: withMaxRetries(ratings.Settings).Budget() + 250*time.Millisecond,
 		}, log),
 		Registry: reg,
 		Ready:    backend.Ready,
 		Info: func() map[string]any {
-			return map[string]any{"variant": "rpc", "ratings_url": ratings.URL, "breakers": breaker.Describe(dep)}
+			info := map[string]any{"variant": "rpc", "ratings_url": ratings.URL, "breakers": breaker.Describe(dep)}
+			if w := backend.Warning(); w != "" {
+				info["warning"] = w
+			}
+			return info
 		},
 		AdminConfig: true,
 		Log:         log,
 	})
 	webserver.RegisterContractAdmin(srv, contracts{client})
+	breaker.RegisterAdmin(srv, dep)
 	return srv, nil
 }
