@@ -46,9 +46,10 @@ func TestShippedExperimentsAreValid(t *testing.T) {
 			}
 			lab := defaultLab(t)
 			lab.Breakers = e.Requires.Breakers != "off"
-			if e.Requires.Kafka != "" {
+			if e.Requires.Kafka != "" || e.Requires.Replicas != "" {
 				lab.Kafka = e.Requires.Kafka
-				lab.Targets = faults.TargetsFor(parts.Options{Kafka: parts.KafkaOptions{Platform: e.Requires.Kafka}}, layout.Ports{Base: layout.DefaultPortBase})
+				lab.Replicas = RequiredOptions(e).Replicas
+				lab.Targets = faults.TargetsFor(RequiredOptions(e), layout.Ports{Base: layout.DefaultPortBase})
 			}
 			p, err := Validate(e, lab, nil)
 			if err != nil {

@@ -510,6 +510,7 @@ func chaosLab(ctx context.Context, g *globals) (chaos.Lab, *supervisor.Client, *
 	lab.Breakers = st.Options.Breakers
 	lab.Delivery = st.Options.Delivery
 	lab.Kafka = st.Options.Kafka.PlatformName()
+	lab.Replicas = st.Options.Replicas
 	return lab, c, fc, st, nil
 }
 
@@ -538,9 +539,9 @@ func newChaosValidateCmd(g *globals) *cobra.Command {
 					var e *chaos.Experiment
 					if e, err = chaos.ParseWith(data, file, sets); err == nil {
 						var p *chaos.Plan
-						if offline && e.Requires.Kafka != "" {
-							// Without a lab, check against the platform it asks for.
-							lab.Targets = faults.TargetsFor(parts.Options{Kafka: parts.KafkaOptions{Platform: e.Requires.Kafka}}, g.ports())
+						if offline && (e.Requires.Kafka != "" || e.Requires.Replicas != "") {
+							// Without a lab, check against the lab it asks for.
+							lab.Targets = faults.TargetsFor(chaos.RequiredOptions(e), g.ports())
 						}
 						if p, err = chaos.Validate(e, lab, variants); err == nil {
 							fmt.Fprintf(g.stdout, "%s: ok — %q, %d step(s), load %s for %s\n", file, e.Title, len(p.Steps), p.Scenario.Name, p.LoadDuration)
