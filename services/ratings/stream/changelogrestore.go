@@ -73,6 +73,10 @@ type changelogPart struct {
 	cl      *kgo.Client          // transactional id <changelog>-<partition>
 	state   *changelog.Partition // what the changelog holds, committed
 	pending *changelog.Batch     // committed to the database, not to the changelog yet
+	// broken: a transaction could not be ended (its outcome is unknown, the
+	// client may still be in it). Nothing more is written with this client;
+	// the next generation opens a new one, which aborts it.
+	broken error
 }
 
 // changelogTxnID is the transactional id of one changelog partition's
@@ -140,6 +144,9 @@ var errFenced = errors.New("fenced by a newer owner of the partition")
 // writer or a transaction whose end failed is an error that ends the
 // generation.
 func (c *changelogPart) write(ctx context.Context, topic string, beforeEnd func() bool) (written int, err error) {
+	if c.broken != nil {
+		return 0, c.broken
+	}
 	msgs := c.pending.Records()
 	if len(msgs) == 0 {
 		c.pending.Apply()
@@ -151,23 +158,27 @@ func (c *changelogPart) write(ctx context.Context, topic string, beforeEnd func(
 		recs[i] = kafkaio.RecordOf(m, topic, c.id)
 	}
 	if err := c.cl.BeginTransaction(); err != nil {
-		return 0, fenced(fmt.Errorf("begin changelog transaction of partition %d: %w", c.id, err))
+		c.broken = fenced(fmt.Errorf("begin changelog transaction of partition %d: %w", c.id, err))
+		return 0, c.broken
 	}
 	wctx, cancel := context.WithTimeout(ctx, changelogWriteTimeout)
 	defer cancel()
 	perr := c.cl.ProduceSync(wctx, recs...).FirstErr()
 	if beforeEnd != nil && beforeEnd() {
+		c.broken = errSimulatedCrash
 		return 0, errSimulatedCrash
 	}
 	end := kgo.TryCommit
 	if perr != nil {
 		end = kgo.TryAbort
 		if aerr := c.cl.AbortBufferedRecords(wctx); aerr != nil {
-			return 0, fenced(fmt.Errorf("changelog partition %d: %w (aborting: %v)", c.id, perr, aerr))
+			c.broken = fenced(fmt.Errorf("changelog partition %d: %w (aborting: %v)", c.id, perr, aerr))
+			return 0, c.broken
 		}
 	}
 	if err := c.cl.EndTransaction(wctx, end); err != nil {
-		return 0, fenced(fmt.Errorf("end changelog transaction of partition %d: %w", c.id, err))
+		c.broken = fenced(fmt.Errorf("end changelog transaction of partition %d: %w", c.id, err))
+		return 0, c.broken
 	}
 	if perr != nil {
 		return 0, keptPending{fmt.Errorf("changelog partition %d: %w; kept to be written with the next batch", c.id, perr)}
@@ -259,6 +270,7 @@ func (p *Processor) restoreChangelog(ctx context.Context, ids []int) (parts map[
 		if err := p.store.adoptPartitions(ctx, sub); err != nil {
 			return nil, nil, 0, fmt.Errorf("store the restored state: %w", err)
 		}
+		p.log.Debug("restored state stored", "took", time.Since(t0).String())
 	}
 	return parts, adopted, records, nil
 }
@@ -273,7 +285,7 @@ func (p *Processor) writeChangelog(ctx context.Context, parts map[int]*changelog
 	var wg sync.WaitGroup
 	for _, id := range ids {
 		c := parts[id]
-		if c == nil {
+		if c == nil || c.broken != nil && errors.Is(c.broken, errSimulatedCrash) {
 			continue
 		}
 		wg.Go(func() {

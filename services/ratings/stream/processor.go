@@ -437,8 +437,14 @@ func (p *Processor) runGeneration(ctx, gctx context.Context, gen *kafka.Generati
 			// What is still pending goes out now, unless this is a
 			// simulated crash: a crash writes nothing more.
 			if !errors.Is(genErr, errSimulatedCrash) {
+				var open []int // a broken writer stays as it is: the next owner aborts its transaction
+				for _, id := range ids {
+					if cl[id].broken == nil {
+						open = append(open, id)
+					}
+				}
 				fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-				if err := p.writeChangelog(fctx, cl, ids); err != nil {
+				if err := p.writeChangelog(fctx, cl, open); err != nil {
 					p.log.Warn("writing the changelog at the end of the generation failed; the next owner restores an older position and reads more of the log", "error", err.Error())
 				}
 				cancel()
@@ -450,6 +456,7 @@ func (p *Processor) runGeneration(ctx, gctx context.Context, gen *kafka.Generati
 	if err != nil {
 		return fmt.Errorf("load state: %w", err)
 	}
+	p.log.Debug("state loaded", "took", time.Since(genStarted).String())
 	states := make(map[int]*partState, len(ids))
 	start := make(map[int]int64, len(ids))
 	for _, id := range ids {
@@ -750,7 +757,9 @@ func (p *Processor) process(ctx, gctx context.Context, gen *kafka.Generation, ba
 		return errSimulatedCrash
 	}
 	if cl != nil {
-		if err := p.followChangelog(gctx, cl, touched, next, ids); err != nil {
+		// Not gctx: a write that the generation's end cut short would leave
+		// the client in its transaction. The write is bounded by itself.
+		if err := p.followChangelog(context.WithoutCancel(ctx), cl, touched, next, ids); err != nil {
 			return err
 		}
 	}
