@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -688,7 +689,7 @@ every variant's hypothesis held (in every run of a series).`,
 			ports := layout.Ports{Base: st.PortBase}
 			settings := map[string]string{"breakers": map[bool]string{true: "on", false: "off"}[st.Options.Breakers],
 				"delivery": st.Options.Delivery, "scenario": p.Scenario.Name, "experiment": experimentName(file),
-				"format": formatOf(st.Options)}
+				"format": formatOf(st.Options), "restore": cmp.Or(st.Options.Restore, "changelog")}
 			if len(sets) > 0 {
 				var ss []string
 				for _, o := range sets {
