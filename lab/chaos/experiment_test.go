@@ -97,6 +97,29 @@ func TestRequiresIsCheckedAgainstTheLab(t *testing.T) {
 	}
 }
 
+// The rebalance experiment refuses a lab with one ratings-stream and names
+// the lab up flag; a malformed requires.replicas is an error of its own.
+func TestRequiredReplicasAreCheckedAgainstTheLab(t *testing.T) {
+	data, err := fs.ReadFile(experiments.FS(), "rebalance.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	e, err := Parse(data, "experiments/rebalance.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = Validate(e, defaultLab(t), nil)
+	if err == nil || !strings.Contains(err.Error(), "requires.replicas: this experiment needs 2 replicas of ratings-stream, and this lab runs 1; restart it with: lab down && lab up --replicas ratings-stream=2") {
+		t.Fatalf("error: %v", err)
+	}
+	for _, bad := range []string{"ratings-stream", "ratings-stream=1", "ratings-stream=two", "=2"} {
+		e.Requires.Replicas = bad
+		if _, err := Validate(e, defaultLab(t), nil); err == nil || !strings.Contains(err.Error(), "requires.replicas: want part=N with N at least 2") {
+			t.Errorf("replicas %q: %v", bad, err)
+		}
+	}
+}
+
 // The README's format example is itself a valid experiment.
 func TestREADMEExampleIsValid(t *testing.T) {
 	b, err := os.ReadFile("../../experiments/README.md")
