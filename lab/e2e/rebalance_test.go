@@ -20,7 +20,11 @@ import (
 
 // preloadRatings writes n valid ratings of movies 1..100 straight into
 // `ratings` (the broker's own address, no edge), as a log that has been
-// running a while, and waits until the lab's processors counted them.
+// running a while: stamped two hours ago, longer than the request-id
+// retention (15 min), so that, as in any log with more history than that,
+// their request ids leave the record once newer ratings arrive — the state
+// a restore reads is the counts and the last 15 minutes' ids, not the whole
+// history. It waits until the lab's processors counted them.
 func preloadRatings(t *testing.T, l *labtest.Lab, n int) {
 	t.Helper()
 	k, err := kafkaio.NewCluster(kafkaio.Config{Brokers: []string{l.Ports.Broker()}, DialTimeout: 2 * time.Second}, nil, slog.New(slog.DiscardHandler))
@@ -37,10 +41,11 @@ func preloadRatings(t *testing.T, l *labtest.Lab, n int) {
 		}
 	}
 	msgs := make([]kafka.Message, 0, 5000)
+	then := time.Now().Add(-2 * time.Hour)
 	for i := range n {
-		ev := model.RatingEvent{RequestID: "preload-" + strconv.Itoa(i), MovieID: int64(1 + i%100), Tenths: int64(10 + i%91), EventTime: time.Now()}
+		ev := model.RatingEvent{RequestID: "preload-" + strconv.Itoa(i), MovieID: int64(1 + i%100), Tenths: int64(10 + i%91), EventTime: then}
 		v, _ := ev.MarshalJSON()
-		msgs = append(msgs, kafka.Message{Key: ev.Key(), Value: v})
+		msgs = append(msgs, kafka.Message{Key: ev.Key(), Value: v, Time: then})
 		if len(msgs) == cap(msgs) || i == n-1 {
 			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 			err := w.Write(ctx, msgs...)
@@ -78,7 +83,7 @@ func lastRestore(t *testing.T, addr string) *stream.Restore {
 }
 
 // The rebalance experiment, shortened, on a lab with two ratings-stream
-// replicas and a log of 150 000 ratings: when one replica is killed and
+// replicas and a log of 300 000 older ratings: when one replica is killed and
 // later paused past the session timeout, the survivor takes its partitions
 // over by restoring them from the changelog and reading only the tail —
 // in well under the time a replay of those partitions from offset 0 takes
@@ -86,7 +91,7 @@ func lastRestore(t *testing.T, addr string) *stream.Restore {
 func TestRebalanceRestoresFromTheChangelog(t *testing.T) {
 	labtest.SkipUnlessE2E(t)
 	l := labtest.Start(t, "--no-prometheus", "--replicas", "ratings-stream=2")
-	const preload = 150000
+	const preload = 300000
 	preloadRatings(t, l, preload)
 	survivor := l.Ports.RatingsStream(0)
 
