@@ -53,6 +53,7 @@ func drillDown(variant string) board {
 				withTitle(viewFreshness(302, scope...), "View freshness p50 / p99", 6),
 				viewRows(303, scope),
 				withTitle(deadLetters(304, scope...), "Dead-lettered events", 6),
+				restoreTime(305, scope),
 			}},
 			bulkheads(scope),
 			runtime, verdicts}
@@ -309,6 +310,22 @@ func batchDuration(id uint32, scope []string) panel {
 			{expr: quantile("0.5", "part", bucket), legend: "p50 {{part}}", requires: []string{bucket}},
 			{expr: quantile("0.99", "part", bucket), legend: "p99 {{part}}"},
 		},
+	}
+}
+
+// restoreTime is how long taken-over partitions took to include the whole
+// log, by where their state came from (ratings-stream, effectively-once).
+func restoreTime(id uint32, scope []string) panel {
+	sum, count := sel("lab_stream_restore_duration_seconds_sum", scope...), sel("lab_stream_restore_duration_seconds_count", scope...)
+	return panel{
+		id: id, kind: timeSeries, width: 12, height: 8,
+		title: "Partition restore time (after a rebalance)",
+		description: "Mean time from a partition's assignment until its state included every rating that was in the log then, for partitions restored in the window, " +
+			"by where the state came from: changelog (restored from ratings-stream-changelog, then the tail), local (the replica's own database), start (replayed from offset 0). " +
+			"lab_stream_restore_duration_seconds; gaps: no partition changed hands.",
+		unit: "s", min: ptr(0.0),
+		queries: []query{{expr: sumBy("part, from", "increase("+sum+"["+rateWindow+"])") + " / " + sumBy("part, from", "increase("+count+"["+rateWindow+"])"),
+			legend: "{{part}} from {{from}}", requires: []string{count}}},
 	}
 }
 

@@ -174,6 +174,8 @@ func newContractLab(t *testing.T) *contractLab {
 	batch := histogram(rs, "lab_stream_batch_duration_seconds")
 	counter(rs, "lab_dlq_messages_total", "reason") // no dead letters: the panel reads zero
 	l.every(func(r *rand.Rand) { batch.WithLabelValues().Observe(r.Float64() / 50) })
+	restore := histogram(rs, "lab_stream_restore_duration_seconds", "from") // partitions taken over now and then
+	l.every(func(r *rand.Rand) { restore.WithLabelValues("changelog").Observe(r.Float64() / 5) })
 	mc := l.part(t, "movies-connect", VariantStream, false, true)
 	l.kafkaClient(mc, []string{"movies"}, nil)
 	for _, reg := range []*prometheus.Registry{wss, rs, mc} {

@@ -46,6 +46,9 @@ type Requires struct {
 	Breakers string `json:"breakers,omitempty"` // "on" | "off"
 	Delivery string `json:"delivery,omitempty"` // "effectively-once" | "at-least-once" | "transactional"
 	Kafka    string `json:"kafka,omitempty"`    // "embedded" | "cluster" (lab up --kafka)
+	// Replicas is a part's replica count the experiment needs, as lab up
+	// takes it ("ratings-stream=2"): the lab must run at least that many.
+	Replicas string `json:"replicas,omitempty"`
 }
 
 // Load is the load profile: a scenario (loadtests/scenarios) plus overrides.
@@ -394,7 +397,7 @@ func (d *decoder) experiment(n *yaml.Node) error {
 		}
 	}
 	if v := m["requires"]; v != nil {
-		rm, err := d.mapping(v, "requires", "breakers", "delivery", "kafka")
+		rm, err := d.mapping(v, "requires", "breakers", "delivery", "kafka", "replicas")
 		if err != nil {
 			return err
 		}
@@ -410,6 +413,11 @@ func (d *decoder) experiment(n *yaml.Node) error {
 		}
 		if x := rm["kafka"]; x != nil {
 			if e.Requires.Kafka, err = d.str(x, "requires.kafka"); err != nil {
+				return err
+			}
+		}
+		if x := rm["replicas"]; x != nil {
+			if e.Requires.Replicas, err = d.str(x, "requires.replicas"); err != nil {
 				return err
 			}
 		}

@@ -46,9 +46,10 @@ func TestShippedExperimentsAreValid(t *testing.T) {
 			}
 			lab := defaultLab(t)
 			lab.Breakers = e.Requires.Breakers != "off"
-			if e.Requires.Kafka != "" {
+			if e.Requires.Kafka != "" || e.Requires.Replicas != "" {
 				lab.Kafka = e.Requires.Kafka
-				lab.Targets = faults.TargetsFor(parts.Options{Kafka: parts.KafkaOptions{Platform: e.Requires.Kafka}}, layout.Ports{Base: layout.DefaultPortBase})
+				lab.Replicas = RequiredOptions(e).Replicas
+				lab.Targets = faults.TargetsFor(RequiredOptions(e), layout.Ports{Base: layout.DefaultPortBase})
 			}
 			p, err := Validate(e, lab, nil)
 			if err != nil {
@@ -93,6 +94,29 @@ func TestRequiresIsCheckedAgainstTheLab(t *testing.T) {
 	want := "experiments/movies-latency-breakers-off.yaml:10: requires.breakers: this experiment needs the RPC variant's circuit breakers off, and this lab runs them on; switch them at runtime with: lab breakers off"
 	if err == nil || err.Error() != want {
 		t.Fatalf("error:\n %v\nwant:\n %s", err, want)
+	}
+}
+
+// The rebalance experiment refuses a lab with one ratings-stream and names
+// the lab up flag; a malformed requires.replicas is an error of its own.
+func TestRequiredReplicasAreCheckedAgainstTheLab(t *testing.T) {
+	data, err := fs.ReadFile(experiments.FS(), "rebalance.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	e, err := Parse(data, "experiments/rebalance.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = Validate(e, defaultLab(t), nil)
+	if err == nil || !strings.Contains(err.Error(), "requires.replicas: this experiment needs 2 replicas of ratings-stream, and this lab runs 1; restart it with: lab down && lab up --replicas ratings-stream=2") {
+		t.Fatalf("error: %v", err)
+	}
+	for _, bad := range []string{"ratings-stream", "ratings-stream=1", "ratings-stream=two", "=2"} {
+		e.Requires.Replicas = bad
+		if _, err := Validate(e, defaultLab(t), nil); err == nil || !strings.Contains(err.Error(), "requires.replicas: want part=N with N at least 2") {
+			t.Errorf("replicas %q: %v", bad, err)
+		}
 	}
 }
 

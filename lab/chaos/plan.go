@@ -8,11 +8,13 @@ import (
 	"path/filepath"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
 	"github.com/ratingslab/lab/lab/faults"
 	"github.com/ratingslab/lab/lab/load"
+	"github.com/ratingslab/lab/lab/parts"
 )
 
 // Lab is what validation needs to know about the lab an experiment will run
@@ -25,6 +27,9 @@ type Lab struct {
 	Delivery string
 	// Kafka is the lab's Kafka platform (embedded, cluster, external).
 	Kafka string
+	// Replicas are the lab's replica counts (lab up --replicas); a part
+	// not named runs one.
+	Replicas map[string]int
 	// ScenarioDirs are searched for a bare load.scenario name, in order.
 	ScenarioDirs []fs.FS
 	// IgnoreRequires skips the requires checks (validating without a lab).
@@ -144,6 +149,16 @@ func Validate(e *Experiment, lab Lab, variants []string) (*Plan, error) {
 		}
 		if have := cmpOr(lab.Kafka, "embedded"); !lab.IgnoreRequires && have != want {
 			return nil, e.fieldErr("requires.kafka", "this experiment needs the Kafka platform %s, and this lab runs %s; restart it with: lab down && lab up --kafka %s", want, have, want)
+		}
+	}
+
+	if want := e.Requires.Replicas; want != "" {
+		part, n, err := parseReplicas(want)
+		if err != nil {
+			return nil, e.fieldErr("requires.replicas", "%v", err)
+		}
+		if have := max(lab.Replicas[part], 1); !lab.IgnoreRequires && have < n {
+			return nil, e.fieldErr("requires.replicas", "this experiment needs %d replicas of %s, and this lab runs %d; restart it with: lab down && lab up --replicas %s=%d", n, part, have, part, n)
 		}
 	}
 
@@ -543,4 +558,25 @@ func sortedKeys(m map[string]bool) []string {
 	}
 	sort.Strings(out)
 	return out
+}
+
+// parseReplicas reads a requires.replicas value: part=N, N at least 2.
+func parseReplicas(s string) (string, int, error) {
+	part, count, ok := strings.Cut(s, "=")
+	n, err := strconv.Atoi(count)
+	if !ok || part == "" || err != nil || n < 2 {
+		return "", 0, fmt.Errorf("want part=N with N at least 2 (as lab up --replicas takes it), got %q", s)
+	}
+	return part, n, nil
+}
+
+// RequiredOptions are the lab options an experiment's requires name (its
+// Kafka platform, its replicas): the lab to validate it against when no
+// lab runs.
+func RequiredOptions(e *Experiment) parts.Options {
+	o := parts.Options{Kafka: parts.KafkaOptions{Platform: e.Requires.Kafka}}
+	if part, n, err := parseReplicas(e.Requires.Replicas); err == nil {
+		o.Replicas = map[string]int{part: n}
+	}
+	return o
 }

@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -510,6 +511,7 @@ func chaosLab(ctx context.Context, g *globals) (chaos.Lab, *supervisor.Client, *
 	lab.Breakers = st.Options.Breakers
 	lab.Delivery = st.Options.Delivery
 	lab.Kafka = st.Options.Kafka.PlatformName()
+	lab.Replicas = st.Options.Replicas
 	return lab, c, fc, st, nil
 }
 
@@ -538,9 +540,9 @@ func newChaosValidateCmd(g *globals) *cobra.Command {
 					var e *chaos.Experiment
 					if e, err = chaos.ParseWith(data, file, sets); err == nil {
 						var p *chaos.Plan
-						if offline && e.Requires.Kafka != "" {
-							// Without a lab, check against the platform it asks for.
-							lab.Targets = faults.TargetsFor(parts.Options{Kafka: parts.KafkaOptions{Platform: e.Requires.Kafka}}, g.ports())
+						if offline && (e.Requires.Kafka != "" || e.Requires.Replicas != "") {
+							// Without a lab, check against the lab it asks for.
+							lab.Targets = faults.TargetsFor(chaos.RequiredOptions(e), g.ports())
 						}
 						if p, err = chaos.Validate(e, lab, variants); err == nil {
 							fmt.Fprintf(g.stdout, "%s: ok — %q, %d step(s), load %s for %s\n", file, e.Title, len(p.Steps), p.Scenario.Name, p.LoadDuration)
@@ -724,7 +726,7 @@ every variant's hypothesis held (in every run of a series).`,
 			ports := layout.Ports{Base: st.PortBase}
 			settings := map[string]string{"breakers": map[bool]string{true: "on", false: "off"}[st.Options.Breakers],
 				"delivery": st.Options.Delivery, "scenario": p.Scenario.Name, "experiment": experimentName(file),
-				"format": formatOf(st.Options)}
+				"format": formatOf(st.Options), "restore": cmp.Or(st.Options.Restore, "changelog")}
 			if len(sets) > 0 {
 				var ss []string
 				for _, o := range sets {

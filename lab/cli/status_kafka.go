@@ -38,5 +38,6 @@ func kafkaStatus(_ *globals, _ *supervisor.Client, r *statusReport) []string {
 			what = fmt.Sprintf("embedded broker (kfake), %d nodes broker-1..%d in one process, one shared log; protocol faults: lab chaos list", n, n)
 		}
 	}
-	return []string{"", "Kafka: " + what, "  bootstrap " + boot + "   (kcat -b " + boot + " -L)"}
+	lines := []string{"", "Kafka: " + what, "  bootstrap " + boot + "   (kcat -b " + boot + " -L)"}
+	return append(lines, restoreStatus(o, p, r.Extras)...)
 }

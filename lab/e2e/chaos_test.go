@@ -403,6 +403,8 @@ next:
 			sum += m.GetGauge().GetValue()
 		case m.GetUntyped() != nil:
 			sum += m.GetUntyped().GetValue()
+		case m.GetHistogram() != nil: // how many observations
+			sum += float64(m.GetHistogram().GetSampleCount())
 		}
 	}
 	return sum

@@ -27,8 +27,9 @@ func assigned(t *testing.T, addr string) ([]int, error) {
 
 // Two ratings-stream replicas share the partitions; one is killed (kill -9)
 // in the middle of a stream of ratings, the other takes its partitions over
-// and resumes them from its own stored state (no changelog restore yet:
-// [K]); the killed one comes back and the partitions move again. Through
+// and restores them from the changelog (ratings-stream-changelog), reading
+// only the tail of ratings; the killed one comes back and the partitions move
+// again. Through
 // all of it the view and the replicas' stored state hold exactly the
 // acknowledged ratings: none lost, none doubled.
 func TestStreamReplicasShareThePartitionsAndSurviveAKill(t *testing.T) {
@@ -83,6 +84,18 @@ func TestStreamReplicasShareThePartitionsAndSurviveAKill(t *testing.T) {
 	}
 	wg.Wait()
 	labtest.Eventually(t, 60*time.Second, "the survivor to own every partition", shared(first))
+	labtest.Eventually(t, 30*time.Second, "the survivor to report restoring the taken-over partitions from the changelog", func() error {
+		r := lastRestore(t, first)
+		if r == nil || len(r.Partitions) == 0 || len(r.Partitions) == 6 {
+			return fmt.Errorf("last restore: %+v", r)
+		}
+		for _, p := range r.Partitions {
+			if r.From[p] != "changelog" {
+				return fmt.Errorf("partition %d restored from %q", p, r.From[p])
+			}
+		}
+		return nil
+	})
 	labtest.Eventually(t, 60*time.Second, "exact counts after one replica was killed mid-stream", func() error { return e.converged(t, base) })
 	storeMatches := func() error {
 		st := audit.ReadStore(context.Background(), l.Dir, audit.VariantStream)
@@ -107,8 +120,9 @@ func TestStreamReplicasShareThePartitionsAndSurviveAKill(t *testing.T) {
 	}
 	labtest.Eventually(t, 30*time.Second, "the replicas' stored state to hold exactly the acknowledged ratings", storeMatches)
 
-	// The killed replica comes back: the partitions are shared again, and
-	// whatever it takes over it resumes from its own, older snapshot.
+	// The killed replica comes back: the partitions are shared again; what
+	// it takes over it restores from the changelog (its own snapshot is
+	// older).
 	l.Action(victim, "start")
 	labtest.Eventually(t, 60*time.Second, "the partitions to be shared again", shared(first, second))
 	for i := range 100 {

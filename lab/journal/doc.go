@@ -61,6 +61,10 @@
 //	                            minus the positions in its store (or group), summed over partitions (stream only;
 //	                            null when either side cannot be read)
 //	freshness_p99_seconds       99th percentile of lab_view_freshness_seconds observed in that second (stream only)
+//	restore_seconds             the latest partition take-over: mean time from assignment until a taken-over partition
+//	                            included the whole log (lab_stream_restore_duration_seconds' sum and count over the
+//	                            partitions restored in the last second that had any; exact); held until the next
+//	                            (stream only)
 //	dlq_records_total           records in ratings-dlq since sampling began, from the broker (stream only; null when
 //	                            the broker cannot be read)
 //	view_count_total            sum of the per-movie counts the public API GET /api/movies serves

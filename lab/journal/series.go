@@ -21,6 +21,7 @@ const (
 	SeriesBreakerTransitions   = "breaker_transitions_total"
 	SeriesConsumerLag          = "consumer_lag"
 	SeriesFreshnessP99         = "freshness_p99_seconds"
+	SeriesRestoreSeconds       = "restore_seconds"
 	SeriesDLQRecords           = "dlq_records_total"
 	SeriesViewCount            = "view_count_total"
 	SeriesViewGap              = "view_gap"

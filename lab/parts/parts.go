@@ -33,8 +33,11 @@ type Runner interface {
 
 // Options are the lab-wide switches `lab up` passes on to parts.
 type Options struct {
-	Breakers bool                // circuit breakers in the RPC variant
-	Delivery string              // ratings-stream delivery: "effectively-once", "at-least-once" or "transactional"
+	Breakers bool   // circuit breakers in the RPC variant
+	Delivery string // ratings-stream delivery: "effectively-once", "at-least-once" or "transactional"
+	// Restore is how effectively-once ratings-stream replicas take
+	// partitions over: "" (the changelog) or "log" (lab up --restore).
+	Restore  string              `json:",omitempty"`
 	Replicas map[string]int      // e.g. ratings-stream=2
 	Extra    map[string][]string // extra flags per part, appended last (lab up --part-flag)
 	// Format is the log's event format: "json" or "avro" (model.ParseFormat).

@@ -49,6 +49,9 @@ func init() {
 				"--delivery", delivery,
 			}
 			args = append(args, FormatArgs(env, name)...)
+			if env.Options.Restore != "" {
+				args = append(args, "--restore", env.Options.Restore)
+			}
 			if delivery == string(ratingsstream.Transactional) {
 				// Stable per instance: a restarted instance fences its
 				// previous incarnation and aborts what it left open.

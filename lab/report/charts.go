@@ -101,6 +101,9 @@ var metrics = []metric{
 	{ID: "lag", Title: "Consumer lag (measured from outside; a gap is unknown)", Unit: "records", Scale: 1, Lines: []line{
 		{Series: journal.SeriesConsumerLag, Label: "lag", Color: orange},
 	}},
+	{ID: "restore", Title: "Partition restore after a rebalance (latest; mean per taken-over partition)", Unit: "s", Scale: 1, Lines: []line{
+		{Series: journal.SeriesRestoreSeconds, Label: "restore", Color: blue},
+	}},
 	{ID: "dlq", Title: "Dead letters (ratings-dlq, since the start)", Unit: "records", Scale: 1, Lines: []line{
 		{Series: journal.SeriesDLQRecords, Label: "records", Color: red},
 	}},

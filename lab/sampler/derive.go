@@ -15,6 +15,7 @@ import (
 const (
 	metricHTTPRequests   = "lab_http_requests_total"
 	metricBreakerState   = "lab_breaker_state"
+	metricRestore        = "lab_stream_restore_duration_seconds"
 	metricBreakerTrans   = "lab_breaker_transitions_total"
 	metricViewFreshness  = "lab_view_freshness_seconds"
 	metricPartUp         = "lab_part_up"
@@ -46,6 +47,8 @@ type Deriver struct {
 	ackedAtViewStart map[string]map[int64]uint64
 	// the DLQ's end offset when first read, per variant
 	dlqStart map[string]int64
+	// the latest take-over's mean restore time, per variant
+	restore map[string]float64
 }
 
 // NewDeriver derives series for variants from scrapes of targets (used to
@@ -60,6 +63,7 @@ func NewDeriver(variants []string, targets []Target) *Deriver {
 		viewStart:        map[string]map[int64]int64{},
 		ackedAtViewStart: map[string]map[int64]uint64{},
 		dlqStart:         map[string]int64{},
+		restore:          map[string]float64{},
 	}
 	for _, t := range targets {
 		d.partVariant[t.Part] = t.Variant
@@ -317,6 +321,7 @@ func (d *Deriver) server(smp *journal.Sample, deltas map[string]partDelta, s Scr
 		transitions               float64
 		transSeen                 bool
 		fresh                     map[float64]float64
+		restored, restoredSeconds float64
 	)
 	parts := make([]string, 0, len(s.Families))
 	for part := range s.Families {
@@ -356,6 +361,16 @@ func (d *Deriver) server(smp *journal.Sample, deltas map[string]partDelta, s Scr
 			transitions += counterDelta(pd, metricBreakerTrans, nil)
 		}
 		fresh = addBuckets(fresh, histogramDelta(pd, metricViewFreshness, nil))
+		if n, sum := histogramCountSumDelta(pd, metricRestore); n > 0 {
+			restored += n
+			restoredSeconds += sum
+		}
+	}
+	if restored > 0 {
+		d.restore[v] = restoredSeconds / restored
+	}
+	if r, ok := d.restore[v]; ok {
+		smp.Set(journal.SeriesRestoreSeconds, r)
 	}
 	if httpSeen && seconds > 0 {
 		smp.Set(journal.SeriesServerRPS, httpAll/seconds)
@@ -476,4 +491,31 @@ func (d *Deriver) health(smp *journal.Sample, s Scrape) {
 		}
 		smp.Set(journal.SeriesPartsDown, down)
 	}
+}
+
+// histogramCountSumDelta is how many observations a histogram (all its
+// series) got since the part's previous scrape, and their sum.
+func histogramCountSumDelta(pd partDelta, name string) (count, sum float64) {
+	at := func(fams Families) (n, s float64) {
+		f := fams[name]
+		if f == nil {
+			return 0, 0
+		}
+		for _, m := range f.GetMetric() {
+			if h := m.GetHistogram(); h != nil {
+				n += float64(h.GetSampleCount())
+				s += h.GetSampleSum()
+			}
+		}
+		return n, s
+	}
+	count, sum = at(pd.cur)
+	if pd.prev == nil {
+		return count, sum
+	}
+	pn, ps := at(pd.prev)
+	if count < pn { // restarted: all it has is new
+		return count, sum
+	}
+	return count - pn, sum - ps
 }

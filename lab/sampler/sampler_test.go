@@ -297,3 +297,37 @@ func TestRunDropsTheScrapeCutShortByTheStop(t *testing.T) {
 		}
 	}
 }
+
+// A take-over shows as restore_seconds: the mean time of the partitions
+// restored since the previous scrape (exact: the histogram's sum and count),
+// held until the next take-over.
+func TestDeriverHoldsTheLatestRestoreTime(t *testing.T) {
+	d := NewDeriver([]string{"stream"}, []Target{{Part: "ratings-stream", Variant: "stream"}})
+	reg := prometheus.NewRegistry()
+	h := prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "lab_stream_restore_duration_seconds", Help: "-"}, []string{"from"})
+	reg.MustRegister(h)
+	at := time.Unix(1000, 0)
+	scrape := func(sec int) Scrape {
+		fams, err := reg.Gather()
+		if err != nil {
+			t.Fatal(err)
+		}
+		f := Families{}
+		for _, mf := range fams {
+			f[mf.GetName()] = mf
+		}
+		return Scrape{At: at.Add(time.Duration(sec) * time.Second), Families: map[string]Families{"ratings-stream": f}}
+	}
+	h.WithLabelValues("start").Observe(9) // before sampling began: not this run's
+	d.Next(scrape(0), nil)
+	if _, ok := d.Next(scrape(1), nil)[0].Get(journal.SeriesRestoreSeconds); ok {
+		t.Error("restore_seconds before any take-over")
+	}
+	h.WithLabelValues("changelog").Observe(0.2)
+	h.WithLabelValues("changelog").Observe(0.4)
+	for sec := 2; sec <= 3; sec++ {
+		if v, _ := d.Next(scrape(sec), nil)[0].Get(journal.SeriesRestoreSeconds); !near(v, 0.3) {
+			t.Errorf("second %d: restore_seconds = %v, want 0.3 (the mean of the two, held)", sec, v)
+		}
+	}
+}

@@ -236,6 +236,32 @@ func (b *Batch) Count(r Rating) (verdict requestids.Verdict, first requestids.En
 	return verdict, first
 }
 
+// Follow adds changes decided and committed elsewhere to the batch: the
+// effectively-once processor decides with its own request-id record and
+// commits to its own database, then writes the changelog after it. changed
+// are the aggregates' new values, added the request-id entries counted,
+// forgetBelow the offset below which entries left the record (-1: none),
+// next the partition's next offset. A batch whose write failed keeps what it
+// holds: Follow the next changes onto it and write it again. Do not mix
+// Follow and Count on one batch.
+func (b *Batch) Follow(next int64, changed []Aggregate, added []requestids.Entry, forgetBelow int64) {
+	b.closed = true // the record is the caller's: Records must not ask the partition's
+	b.next = max(b.next, next)
+	for _, a := range changed {
+		b.movies[a.MovieID] = a
+	}
+	for _, e := range added {
+		from := e.Offset - e.Offset%BlockSize
+		ids, ok := b.blocks[from]
+		if !ok {
+			ids = slices.Clone(b.p.blocks[from])
+		}
+		b.blocks[from] = append(ids, e)
+	}
+	b.added = append(b.added, added...)
+	b.forget = max(b.forget, forgetBelow)
+}
+
 // Changed lists the aggregates the batch changed, by movie id, with their
 // source offset set to the batch's end.
 func (b *Batch) Changed() []Aggregate {
@@ -334,6 +360,13 @@ func (b *Batch) Discard() { b.p.record = nil }
 // their state (an empty one for a partition never written), with request
 // ids kept for retention.
 func Restore(ctx context.Context, k *kafkaio.Cluster, topic string, partitions []int, retention time.Duration) (map[int]*Partition, error) {
+	out, _, err := RestoreCounting(ctx, k, topic, partitions, retention)
+	return out, err
+}
+
+// RestoreCounting is Restore, also saying how many records it read.
+func RestoreCounting(ctx context.Context, k *kafkaio.Cluster, topic string, partitions []int, retention time.Duration) (map[int]*Partition, int, error) {
+	read := 0
 	out := make(map[int]*Partition, len(partitions))
 	for _, p := range partitions {
 		out[p] = NewPartition(p, retention)
@@ -343,15 +376,16 @@ func Restore(ctx context.Context, k *kafkaio.Cluster, topic string, partitions [
 		if p == nil {
 			return nil
 		}
+		read++
 		if err := p.Load(m.Key, m.Value); err != nil {
 			return fmt.Errorf("%s partition %d offset %d: %w", topic, m.Partition, m.Offset, err)
 		}
 		return nil
 	})
 	if err != nil {
-		return nil, fmt.Errorf("restore from %s: %w", topic, err)
+		return nil, read, fmt.Errorf("restore from %s: %w", topic, err)
 	}
-	return out, nil
+	return out, read, nil
 }
 
 // Equal reports whether two partition states hold the same state (tests,

@@ -230,3 +230,34 @@ func TestRestoreSeesCommittedTransactionsOnly(t *testing.T) {
 		t.Fatalf("partition 0 was never written, restored %+v", got[0])
 	}
 }
+
+// An effectively-once processor decides with its own record and follows
+// its decisions into the changelog: the records restore the same state as
+// counting them here, also when a write failed and the next batch's
+// changes were followed onto the unwritten batch.
+func TestFollowedChangesRestoreTheCountedState(t *testing.T) {
+	live := changelog.NewPartition(1, retention)     // decides, as the processor's own record does
+	follower := changelog.NewPartition(1, retention) // what the changelog holds
+	pending := follower.Begin()
+	var log [][]kafka.Message
+	for i, span := range [][2]int64{{0, 40}, {40, 90}, {90, 250}, {250, 260}} {
+		b := count(live, span[0], span[1])
+		b.Records()
+		added, forget := b.RequestIDChanges()
+		pending.Follow(b.Next(), b.Changed(), added, forget)
+		b.Apply()
+		if i == 1 {
+			continue // this write failed: its changes go with the next one
+		}
+		log = append(log, pending.Records())
+		pending.Apply()
+		pending = follower.Begin()
+	}
+	restored := replay(t, 1, log...)
+	if !restored.Equal(live) {
+		t.Fatalf("restored state differs:\nrestored %+v\nlive     %+v", restored, live)
+	}
+	if !seen(restored, rating(45)) || !seen(restored, rating(259)) || seen(restored, rating(260)) {
+		t.Fatal("request ids of the followed batches did not come back")
+	}
+}

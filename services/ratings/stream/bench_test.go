@@ -39,8 +39,10 @@ func BenchmarkProcessor(b *testing.B) {
 	// metadata (a topic created later is not seen for a metadata refresh).
 	const maxIterations = 8
 	for i := range maxIterations {
-		if err := l.broker.CreateTopic(benchChangelog(i), model.RatingsPartitions, map[string]string{"cleanup.policy": "compact"}); err != nil {
-			b.Fatal(err)
+		for _, d := range []Delivery{EffectivelyOnce, Transactional} {
+			if err := l.broker.CreateTopic(benchChangelogOf(d, i), model.RatingsPartitions, map[string]string{"cleanup.policy": "compact"}); err != nil {
+				b.Fatal(err)
+			}
 		}
 	}
 	l.movies(100)
@@ -49,19 +51,19 @@ func BenchmarkProcessor(b *testing.B) {
 	// Effectively-once (the default) and transactional delivery, in the same
 	// run: each iteration its own group (and, transactional, its own
 	// changelog topic).
-	processor := func(delivery Delivery) func(b *testing.B) {
+	processor := func(delivery Delivery, restore string) func(b *testing.B) {
 		return func(b *testing.B) {
 			var total, steady time.Duration
 			var steadyEvents int64
 			var txns float64
 			for i := 0; i < b.N; i++ {
-				group := "bench-" + string(delivery) + "-" + strconv.Itoa(i)
-				cfg := Config{Cluster: l.k, DataDir: b.TempDir(), Group: group, Delivery: delivery, Log: testLog(b)}
+				group := "bench-" + string(delivery) + "-" + restore + "-" + strconv.Itoa(i)
+				cfg := Config{Cluster: l.k, DataDir: b.TempDir(), Group: group, Delivery: delivery, Restore: restore, Log: testLog(b)}
+				if i >= maxIterations {
+					b.Fatalf("more than %d iterations: use -benchtime 1x", maxIterations)
+				}
+				cfg.Changelog = benchChangelogOf(delivery, i)
 				if delivery == Transactional {
-					if i >= maxIterations {
-						b.Fatalf("more than %d iterations: use -benchtime 1x", maxIterations)
-					}
-					cfg.Changelog = benchChangelog(i)
 					cfg.Registerer = prometheus.NewRegistry()
 				}
 				r, err := runUntilCounted(b, cfg, n)
@@ -82,8 +84,43 @@ func BenchmarkProcessor(b *testing.B) {
 			}
 		}
 	}
-	b.Run("processor", processor(EffectivelyOnce))
-	b.Run("processor-transactional", processor(Transactional))
+	b.Run("processor", processor(EffectivelyOnce, RestoreChangelog))
+	b.Run("processor-no-changelog", processor(EffectivelyOnce, RestoreLog))
+	b.Run("processor-transactional", processor(Transactional, ""))
+
+	// Taking every partition over with an empty database, effectively-once:
+	// from the changelog the "processor" run above left (the restore reads
+	// it, then the ratings after its position: none here), against
+	// --restore=log, which replays the partitions from offset 0. The same
+	// clock for both (restore.go): from assignment until the state includes
+	// everything that was in the log at the assignment.
+	takeover := func(restore string) func(b *testing.B) {
+		return func(b *testing.B) {
+			var seconds float64
+			var clRecords int
+			for i := 0; i < b.N; i++ {
+				cfg := Config{Cluster: l.k, DataDir: b.TempDir(), Group: "bench-" + string(EffectivelyOnce) + "-" + RestoreChangelog + "-0",
+					Changelog: benchChangelogOf(EffectivelyOnce, 0), Restore: restore, Log: testLog(b)}
+				if restore == RestoreLog {
+					cfg.Group = "bench-takeover-replay-" + strconv.Itoa(i)
+				}
+				r, err := runUntilRestored(b, cfg)
+				if err != nil {
+					b.Fatal(err)
+				}
+				seconds += r.Seconds
+				clRecords += r.ChangelogRecords
+				if restore == RestoreChangelog && r.From[0] != fromChangelog || restore == RestoreLog && r.From[0] != fromStart {
+					b.Fatalf("restored from %v", r.From)
+				}
+			}
+			b.ReportMetric(float64(n)*float64(b.N)/seconds, "events/s")
+			b.ReportMetric(seconds*1000/float64(b.N), "restore-ms")
+			b.ReportMetric(float64(clRecords)/float64(b.N), "changelog-records")
+		}
+	}
+	b.Run("takeover-changelog", takeover(RestoreChangelog))
+	b.Run("takeover-replay-from-0", takeover(RestoreLog))
 
 	// What a transactional instance reads when partitions are assigned to
 	// it: the whole changelog the run above left (not compacted yet: the
@@ -94,10 +131,10 @@ func BenchmarkProcessor(b *testing.B) {
 		for i := 0; i < b.N; i++ {
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 			var n int64
-			err := l.k.ReadCommitted(ctx, benchChangelog(0), kafkaio.AllPartitions(model.RatingsPartitions), func(kafka.Message) error { n++; return nil })
+			err := l.k.ReadCommitted(ctx, benchChangelogOf(Transactional, 0), kafkaio.AllPartitions(model.RatingsPartitions), func(kafka.Message) error { n++; return nil })
 			start := time.Now()
 			if err == nil {
-				_, err = changelog.Restore(ctx, l.k, benchChangelog(0), kafkaio.AllPartitions(model.RatingsPartitions), requestids.DefaultRetention)
+				_, err = changelog.Restore(ctx, l.k, benchChangelogOf(Transactional, 0), kafkaio.AllPartitions(model.RatingsPartitions), requestids.DefaultRetention)
 			}
 			total += time.Since(start)
 			cancel()
@@ -133,7 +170,33 @@ func BenchmarkProcessor(b *testing.B) {
 	})
 }
 
-func benchChangelog(i int) string { return "bench-transactional-" + strconv.Itoa(i) + "-changelog" }
+func benchChangelogOf(d Delivery, i int) string {
+	return "bench-" + string(d) + "-" + strconv.Itoa(i) + "-changelog"
+}
+
+// runUntilRestored runs a processor with cfg until it reports the restore
+// of the partitions it was assigned.
+func runUntilRestored(b *testing.B, cfg Config) (Restore, error) {
+	p, err := New(cfg)
+	if err != nil {
+		return Restore{}, err
+	}
+	defer p.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- p.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	deadline := time.Now().Add(10 * time.Minute)
+	for {
+		if r := p.LastRestore(); r != nil && len(r.Partitions) == model.RatingsPartitions {
+			return *r, nil
+		}
+		if time.Now().After(deadline) {
+			return Restore{}, fmt.Errorf("no restore of every partition reported in 10 minutes (last: %+v)", p.LastRestore())
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
 
 // counted is how long a processor took to count n ratings: in total
 // (start-up, group join and restore included) and from its first commit on.

@@ -11,7 +11,19 @@ import (
 type metrics struct {
 	batch prometheus.Histogram
 	dlq   *prometheus.CounterVec
+
+	// Taking partitions over (restore.go).
+	restore          *prometheus.HistogramVec // by where the state came from
+	restoreRecords   *prometheus.CounterVec   // changelog records read, ratings replayed
+	changelogWritten prometheus.Counter
 }
+
+// Where a taken-over partition's state came from (the "from" label).
+const (
+	fromChangelog = "changelog" // restored from the changelog topic
+	fromLocal     = "local"     // this instance's own database
+	fromStart     = "start"     // nothing: the partition is replayed from the start of the log
+)
 
 func newMetrics(reg prometheus.Registerer) *metrics {
 	batch := prometheus.NewHistogram(prometheus.HistogramOpts{
@@ -33,8 +45,28 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	for _, r := range model.DLQReasons {
 		m.dlq.WithLabelValues(r)
 	}
+	m.restore = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name: "lab_stream_restore_duration_seconds",
+		Help: "Time from a partition's assignment until its state includes every rating that was in the log at the assignment (restore from the changelog or the database, then the tail of ratings), by where the state came from: changelog, local (this instance's database), start (replayed from the start of the log).",
+		// 1ms .. 2 min, 4 buckets per doubling.
+		Buckets: prometheus.ExponentialBuckets(0.001, 1.189207115, 69),
+	}, []string{"from"})
+	m.restoreRecords = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "lab_stream_restore_records_total",
+		Help: "Records read to restore taken-over partitions: changelog (records of the changelog topic) and ratings (the ratings replayed to catch up).",
+	}, []string{"topic"})
+	m.changelogWritten = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "lab_stream_changelog_records_total",
+		Help: "Changelog records written by the effectively-once processor (--restore=changelog).",
+	})
+	for _, f := range []string{fromChangelog, fromLocal, fromStart} {
+		m.restore.WithLabelValues(f)
+	}
+	for _, t := range []string{"changelog", "ratings"} {
+		m.restoreRecords.WithLabelValues(t)
+	}
 	if reg != nil {
-		reg.MustRegister(batch, m.dlq)
+		reg.MustRegister(batch, m.dlq, m.restore, m.restoreRecords, m.changelogWritten)
 	}
 	return m
 }

@@ -55,10 +55,16 @@ type Config struct {
 	Delivery Delivery
 	// Group is the consumer group (default "ratings-stream").
 	Group string
-	// Changelog is the topic of the processor's state in transactional mode
-	// (default model.TopicRatingsChangelog, the lab group's): one per
-	// consumer group, co-partitioned with ratings, compacted.
+	// Changelog is the topic of the processor's state (default
+	// model.TopicRatingsChangelog, the lab group's): one per consumer group,
+	// co-partitioned with ratings, compacted. Transactional mode always
+	// keeps it; effectively-once keeps it with Restore = RestoreChangelog.
 	Changelog string
+	// Restore is how effectively-once takes partitions over:
+	// RestoreChangelog (default: write the changelog after each commit,
+	// restore from it) or RestoreLog (no changelog: the instance's own
+	// snapshot or the start of the log). changelogrestore.go.
+	Restore string
 	// TransactionalID identifies this instance's transactional producer
 	// (transactional mode; default: Group). Stable per instance, unique
 	// among instances.
@@ -102,6 +108,11 @@ func (c *Config) defaults() error {
 	if c.Changelog == "" {
 		c.Changelog = model.TopicRatingsChangelog
 	}
+	restore, err := ParseRestore(c.Restore)
+	if err != nil {
+		return err
+	}
+	c.Restore = restore
 	if c.MaxBatch <= 0 {
 		c.MaxBatch = 5000
 	}
@@ -145,6 +156,7 @@ type Processor struct {
 	fetcher    atomic.Pointer[kafkaio.Fetcher]
 	duplicates atomic.Int64
 	committed  atomic.Int64 // ratings records processed and committed since start
+	restored   lastRestore  // the latest restore of taken-over partitions (restore.go)
 	batchSeq   uint64
 	halt       context.CancelCauseFunc // stops Run for good (a retention gap: gap.go)
 	valid      []pending               // a batch's valid ratings (process)
@@ -156,9 +168,10 @@ type Processor struct {
 	// testHookBeforeCatchUp runs when a batch holds a rating of a movie the
 	// table does not know yet, before the table catches up with the topic.
 	testHookBeforeCatchUp func()
-	// testHookBeforeEnd runs in transactional mode after a batch was
-	// produced in its transaction and before the transaction ends;
-	// returning true simulates a crash there.
+	// testHookBeforeEnd runs after a batch was produced in its
+	// transaction (transactional mode) or its changelog transaction
+	// (effectively-once) and before the transaction ends; returning true
+	// simulates a crash there.
 	testHookBeforeEnd func() bool
 }
 
@@ -231,7 +244,7 @@ func (p *Processor) Run(ctx context.Context) error {
 
 func (p *Processor) run(ctx context.Context) error {
 	needed := []string{model.TopicRatings, model.TopicMovies, model.TopicRatedMovies, model.TopicRatingsDLQ}
-	if p.cfg.Delivery == Transactional {
+	if p.cfg.Delivery == Transactional || p.keepsChangelog() {
 		needed = append(needed, p.cfg.Changelog)
 	}
 	wait := p.cfg.TopicWait
@@ -373,8 +386,19 @@ type partState struct {
 	ids       *requestids.Partition // request ids counted; nil in at-least-once mode
 }
 
+// keepsChangelog says whether effectively-once writes and restores from
+// the changelog.
+func (p *Processor) keepsChangelog() bool {
+	return p.cfg.Delivery == EffectivelyOnce && p.cfg.Restore == RestoreChangelog
+}
+
+// LastRestore is the latest completed restore of taken-over partitions
+// (nil before the first).
+func (p *Processor) LastRestore() *Restore { return p.restored.Get() }
+
 // runGeneration owns the assigned partitions until the generation ends.
-func (p *Processor) runGeneration(ctx, gctx context.Context, gen *kafka.Generation) error {
+func (p *Processor) runGeneration(ctx, gctx context.Context, gen *kafka.Generation) (genErr error) {
+	genStarted := time.Now()
 	var ids []int
 	assignment := map[int]int64{}
 	for _, a := range gen.Assignments[model.TopicRatings] {
@@ -382,6 +406,7 @@ func (p *Processor) runGeneration(ctx, gctx context.Context, gen *kafka.Generati
 		assignment[a.ID] = a.Offset
 	}
 	slices.Sort(ids)
+	previous := p.Assigned()
 	p.assigned.Store(&ids)
 	defer func() {
 		for _, id := range ids {
@@ -399,10 +424,39 @@ func (p *Processor) runGeneration(ctx, gctx context.Context, gen *kafka.Generati
 	if err != nil {
 		return err
 	}
+	var cl map[int]*changelogPart
+	var adopted []int
+	var clRecords int
+	if p.keepsChangelog() {
+		p.health.set(fmt.Sprintf("restoring partitions %v from %s", ids, p.cfg.Changelog), nil)
+		cl, adopted, clRecords, err = p.restoreChangelog(gctx, ids)
+		if err != nil {
+			return err
+		}
+		defer func() {
+			// What is still pending goes out now, unless this is a
+			// simulated crash: a crash writes nothing more.
+			if !errors.Is(genErr, errSimulatedCrash) {
+				var open []int // a broken writer stays as it is: the next owner aborts its transaction
+				for _, id := range ids {
+					if cl[id].broken == nil {
+						open = append(open, id)
+					}
+				}
+				fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+				if err := p.writeChangelog(fctx, cl, open); err != nil {
+					p.log.Warn("writing the changelog at the end of the generation failed; the next owner restores an older position and reads more of the log", "error", err.Error())
+				}
+				cancel()
+			}
+			closeChangelogParts(cl)
+		}()
+	}
 	offsets, aggs, err := p.store.snapshot(ctx, ids)
 	if err != nil {
 		return fmt.Errorf("load state: %w", err)
 	}
+	p.log.Debug("state loaded", "took", time.Since(genStarted).String())
 	states := make(map[int]*partState, len(ids))
 	start := make(map[int]int64, len(ids))
 	for _, id := range ids {
@@ -442,6 +496,37 @@ func (p *Processor) runGeneration(ctx, gctx context.Context, gen *kafka.Generati
 		states[id] = ps
 		start[id] = ps.next
 	}
+	if cl != nil {
+		// The database was ahead of the changelog: catch the changelog up.
+		if err := p.writeChangelog(gctx, cl, ids); err != nil {
+			return err
+		}
+	}
+	var taken []int
+	from, ends := map[int]string{}, map[int]int64{}
+	for _, id := range ids {
+		if slices.Contains(previous, id) {
+			continue
+		}
+		taken = append(taken, id)
+		ends[id] = bounds[id].End
+		_, had := offsets[id]
+		switch {
+		case slices.Contains(adopted, id):
+			from[id] = fromChangelog
+		case had:
+			from[id] = fromLocal
+		default:
+			from[id] = fromStart
+		}
+	}
+	clock := newRestoreClock(genStarted, taken, ends, start, from, clRecords)
+	p.metrics.restoreRecords.WithLabelValues("changelog").Add(float64(clRecords))
+	if len(adopted) > 0 {
+		p.log.Info("partitions restored from the changelog", "generation", gen.ID, "partitions", adopted,
+			"changelog_records", clRecords, "took", time.Since(genStarted).Round(time.Millisecond).String())
+	}
+	p.noteRestore(clock, states)
 	if p.cfg.Delivery == AtLeastOnce {
 		// The state of a partition handed over from another instance is in
 		// rated-movies (the changelog); adopt what is newer than ours.
@@ -515,9 +600,10 @@ func (p *Processor) runGeneration(ctx, gctx context.Context, gen *kafka.Generati
 			if !p.emitting.Load() {
 				return errors.New("rated-movies emission failed; restarting the generation to re-emit from the database")
 			}
-			if err := p.process(ctx, gctx, gen, batch, states, aggs); err != nil {
+			if err := p.process(ctx, gctx, gen, batch, states, aggs, cl); err != nil {
 				return err
 			}
+			p.noteRestore(clock, states)
 		}
 	}
 }
@@ -551,7 +637,7 @@ type pending struct {
 }
 
 // process counts one batch and commits it.
-func (p *Processor) process(ctx, gctx context.Context, gen *kafka.Generation, batch []kafka.Message, states map[int]*partState, aggs map[int64]*aggregate) error {
+func (p *Processor) process(ctx, gctx context.Context, gen *kafka.Generation, batch []kafka.Message, states map[int]*partState, aggs map[int64]*aggregate, cl map[int]*changelogPart) error {
 	started := time.Now()
 	p.batchSeq++
 	seq := p.batchSeq
@@ -669,6 +755,13 @@ func (p *Processor) process(ctx, gctx context.Context, gen *kafka.Generation, ba
 	}
 	if p.testHookAfterCommit != nil && p.testHookAfterCommit() {
 		return errSimulatedCrash
+	}
+	if cl != nil {
+		// Not gctx: a write that the generation's end cut short would leave
+		// the client in its transaction. The write is bounded by itself.
+		if err := p.followChangelog(context.WithoutCancel(ctx), cl, touched, next, ids); err != nil {
+			return err
+		}
 	}
 	p.committed.Add(int64(applied))
 	p.k.Metrics().Consumed(model.TopicRatings, applied)

@@ -29,7 +29,11 @@ type State struct {
 	Offsets           map[string]int64 `json:"next_offsets"` // partition → next offset (effectively-once)
 	DuplicatesSkipped int64            `json:"duplicates_skipped"`
 	ThrottleSeconds   float64          `json:"throttle_seconds"`
-	Movies            []stateRow       `json:"movies"`
+	// LastRestore is the latest restore of taken-over partitions: where
+	// their state came from and how long until it included the whole log
+	// (effectively-once; absent before the first).
+	LastRestore *Restore   `json:"last_restore,omitempty"`
+	Movies      []stateRow `json:"movies"`
 }
 
 func (p *Processor) handleState() http.Handler {
@@ -45,7 +49,7 @@ func (p *Processor) handleState() http.Handler {
 			return
 		}
 		st := State{Delivery: p.cfg.Delivery, Assigned: p.Assigned(), Offsets: map[string]int64{},
-			DuplicatesSkipped: p.duplicates.Load(), ThrottleSeconds: p.Throttle().Seconds(), Movies: rows}
+			DuplicatesSkipped: p.duplicates.Load(), ThrottleSeconds: p.Throttle().Seconds(), LastRestore: p.LastRestore(), Movies: rows}
 		if st.Assigned == nil {
 			st.Assigned = []int{}
 		}

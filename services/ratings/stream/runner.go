@@ -23,6 +23,7 @@ type Runner struct {
 	group     string
 	txnID     string
 	changelog string
+	restore   string
 	maxBatch  int
 	retention time.Duration
 	topicWait time.Duration
@@ -35,7 +36,8 @@ func (r *Runner) Flags(fs *flag.FlagSet) {
 	fs.StringVar(&r.data, "data", "", "data `dir`ectory of this instance's embedded database (required)")
 	fs.StringVar(&r.delivery, "delivery", string(EffectivelyOnce), "`mode`: effectively-once (state and offsets in one SQLite transaction), at-least-once (offsets committed to the group after processing) or transactional (Kafka transactions: rated-movies, changelog and offsets commit together)")
 	fs.StringVar(&r.group, "group", "ratings-stream", "consumer `group` id")
-	fs.StringVar(&r.changelog, "changelog", model.TopicRatingsChangelog, "`topic` of the state in transactional mode: one per consumer group, co-partitioned with ratings, compacted")
+	fs.StringVar(&r.changelog, "changelog", model.TopicRatingsChangelog, "`topic` of the state (transactional, and effectively-once with --restore=changelog): one per consumer group, co-partitioned with ratings, compacted")
+	fs.StringVar(&r.restore, "restore", RestoreChangelog, "how effectively-once takes partitions over: changelog (write the state to --changelog after each commit; a new owner restores it and reads only the tail of ratings) or log (no changelog: a new owner resumes from its own snapshot or replays the partition from the start)")
 	fs.StringVar(&r.txnID, "transactional-id", "", "transactional `id` of this instance (transactional mode; default: the group id): stable across restarts, unique per instance")
 	fs.IntVar(&r.maxBatch, "max-batch", 5000, "most ratings per transaction")
 	fs.DurationVar(&r.retention, "request-id-retention", requestids.DefaultRetention, "how long (in the log's record timestamps) a counted request id is kept to drop a repeat of it; cover kafka-go's produce retries and webserver-stream's --retry-horizon (effectively-once, transactional)")
@@ -46,6 +48,10 @@ func (r *Runner) Flags(fs *flag.FlagSet) {
 
 func (r *Runner) Run(ctx context.Context, log *slog.Logger) error {
 	delivery, err := ParseDelivery(r.delivery)
+	if err != nil {
+		return err
+	}
+	restore, err := ParseRestore(r.restore)
 	if err != nil {
 		return err
 	}
@@ -60,7 +66,7 @@ func (r *Runner) Run(ctx context.Context, log *slog.Logger) error {
 		return err
 	}
 	defer k.Close()
-	p, err := New(Config{Cluster: k, DataDir: r.data, Delivery: delivery, Group: r.group, TransactionalID: r.txnID, Changelog: r.changelog, MaxBatch: r.maxBatch,
+	p, err := New(Config{Cluster: k, DataDir: r.data, Delivery: delivery, Group: r.group, TransactionalID: r.txnID, Changelog: r.changelog, Restore: restore, MaxBatch: r.maxBatch,
 		RequestIDRetention: r.retention, Codec: codec, TopicWait: kafkaio.TopicWait{Timeout: r.topicWait}, Registerer: reg, Log: log})
 	if err != nil {
 		return err
@@ -71,7 +77,14 @@ func (r *Runner) Run(ctx context.Context, log *slog.Logger) error {
 		Registry: reg,
 		Ready:    p.Ready,
 		Info: func() map[string]any {
-			return map[string]any{"delivery": p.Delivery(), "assigned_partitions": p.Assigned(), "throttle": p.Throttle().String(), "format": codec.Format()}
+			info := map[string]any{"delivery": p.Delivery(), "assigned_partitions": p.Assigned(), "throttle": p.Throttle().String(), "format": codec.Format()}
+			if delivery == EffectivelyOnce {
+				info["restore"] = restore
+			}
+			if r := p.LastRestore(); r != nil {
+				info["last_restore"] = r
+			}
+			return info
 		},
 		Log: log,
 	})

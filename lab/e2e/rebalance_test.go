@@ -1,0 +1,148 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+
+	"github.com/ratingslab/lab/lab/audit"
+	"github.com/ratingslab/lab/lab/labtest"
+	"github.com/ratingslab/lab/services/kafkaio"
+	"github.com/ratingslab/lab/services/model"
+	"github.com/ratingslab/lab/services/ratings/stream"
+)
+
+// preloadRatings writes n valid ratings of movies 1..100 straight into
+// `ratings` (the broker's own address, no edge), as a log that has been
+// running a while: stamped two hours ago, longer than the request-id
+// retention (15 min), so that, as in any log with more history than that,
+// their request ids leave the record once newer ratings arrive — the state
+// a restore reads is the counts and the last 15 minutes' ids, not the whole
+// history. It waits until the lab's processors counted them.
+func preloadRatings(t *testing.T, l *labtest.Lab, n int) {
+	t.Helper()
+	k, err := kafkaio.NewCluster(kafkaio.Config{Brokers: []string{l.Ports.Broker()}, DialTimeout: 2 * time.Second}, nil, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer k.Close()
+	w := k.Writer(model.TopicRatings, kafkaio.WriterOptions{BatchSize: 5000})
+	defer w.Close()
+	var before int64
+	if st := audit.ReadStore(context.Background(), l.Dir, audit.VariantStream); st.Error == "" {
+		for _, m := range st.Movies {
+			before += m.Count
+		}
+	}
+	msgs := make([]kafka.Message, 0, 5000)
+	then := time.Now().Add(-2 * time.Hour)
+	for i := range n {
+		ev := model.RatingEvent{RequestID: "preload-" + strconv.Itoa(i), MovieID: int64(1 + i%100), Tenths: int64(10 + i%91), EventTime: then}
+		v, _ := ev.MarshalJSON()
+		msgs = append(msgs, kafka.Message{Key: ev.Key(), Value: v, Time: then})
+		if len(msgs) == cap(msgs) || i == n-1 {
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			err := w.Write(ctx, msgs...)
+			cancel()
+			if err != nil {
+				t.Fatal(err)
+			}
+			msgs = msgs[:0]
+		}
+	}
+	labtest.Eventually(t, 3*time.Minute, "the preloaded ratings to be counted", func() error {
+		st := audit.ReadStore(context.Background(), l.Dir, audit.VariantStream)
+		if st.Error != "" {
+			return fmt.Errorf("store: %s", st.Error)
+		}
+		var total int64
+		for _, m := range st.Movies {
+			total += m.Count
+		}
+		if total < before+int64(n) {
+			return fmt.Errorf("%d of %d counted", total-before, n)
+		}
+		return nil
+	})
+}
+
+// lastRestore reads a replica's latest restore (GET /state).
+func lastRestore(t *testing.T, addr string) *stream.Restore {
+	t.Helper()
+	var st stream.State
+	if code, err := labtest.HTTPJSON(http.MethodGet, "http://"+addr+"/state", nil, &st); err != nil || code != http.StatusOK {
+		t.Fatalf("GET %s/state: %d %v", addr, code, err)
+	}
+	return st.LastRestore
+}
+
+// The rebalance experiment, shortened, on a lab with two ratings-stream
+// replicas and a log of 300 000 older ratings: when one replica is killed and
+// later paused past the session timeout, the survivor takes its partitions
+// over by restoring them from the changelog and reading only the tail —
+// in well under the time a replay of those partitions from offset 0 takes
+// on the same log and machine — and the audit is exact.
+func TestRebalanceRestoresFromTheChangelog(t *testing.T) {
+	labtest.SkipUnlessE2E(t)
+	l := labtest.Start(t, "--no-prometheus", "--replicas", "ratings-stream=2")
+	const preload = 300000
+	preloadRatings(t, l, preload)
+	survivor := l.Ports.RatingsStream(0)
+
+	runLogExperiment(t, l, "rebalance", shortened(t, "rebalance", 0.6))
+
+	// The survivor took partitions over twice (kill, pause), each time from
+	// the changelog.
+	if n := metric(t, l.Ports.AdminRatingsStream(0), "lab_stream_restore_duration_seconds", map[string]string{"from": "changelog"}); n < 2 {
+		t.Errorf("the survivor restored from the changelog %v times, want at least 2 (the kill and the pause)", n)
+	}
+	r := lastRestore(t, survivor)
+	if r == nil || len(r.Partitions) == 0 {
+		t.Fatalf("the survivor reports no restore: %+v", r)
+	}
+	for _, p := range r.Partitions {
+		if r.From[p] != "changelog" {
+			t.Errorf("partition %d taken over from %q, want the changelog", p, r.From[p])
+		}
+	}
+	if r.RatingsReplayed*10 > preload {
+		t.Errorf("the survivor read %d ratings after restoring, more than a tenth of the log: not a tail", r.RatingsReplayed)
+	}
+
+	// The same log replayed from offset 0 by the same code, with no
+	// changelog (--restore=log), in a group of its own.
+	k, err := kafkaio.NewCluster(kafkaio.Config{Brokers: []string{l.Ports.Broker()}, DialTimeout: 2 * time.Second}, nil, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer k.Close()
+	p, err := stream.New(stream.Config{Cluster: k, DataDir: t.TempDir(), Group: "e2e-replay-from-0", Restore: stream.RestoreLog,
+		TopicWait: kafkaio.TopicWait{Timeout: 10 * time.Second}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- p.Run(ctx) }()
+	defer func() { cancel(); <-done; p.Close() }()
+	var replay *stream.Restore
+	labtest.Eventually(t, 3*time.Minute, "the replay from offset 0 to catch up", func() error {
+		if replay = p.LastRestore(); replay == nil {
+			return fmt.Errorf("replaying")
+		}
+		return nil
+	})
+	// Per partition: the survivor restored len(r.Partitions) of six.
+	share := replay.Seconds * float64(len(r.Partitions)) / float64(model.RatingsPartitions)
+	t.Logf("survivor: %d partitions from the changelog in %.3fs (%d changelog records, %d ratings of tail); replay from 0: 6 partitions, %d ratings in %.3fs (%.3fs for %d partitions' share)",
+		len(r.Partitions), r.Seconds, r.ChangelogRecords, r.RatingsReplayed, replay.RatingsReplayed, replay.Seconds, share, len(r.Partitions))
+	if r.Seconds*2 > share {
+		t.Errorf("restore from the changelog took %.3fs, not well under (half) a replay of the same partitions from 0 (%.3fs)", r.Seconds, share)
+	}
+}

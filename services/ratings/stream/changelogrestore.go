@@ -1,0 +1,346 @@
+package stream
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/ratingslab/lab/services/changelog"
+	"github.com/ratingslab/lab/services/kafkaio"
+	"github.com/ratingslab/lab/services/requestids"
+)
+
+// Effectively-once with a changelog (--restore=changelog, the default).
+//
+// The database stays the truth of the instance that owns a partition: a
+// batch is committed there first, as before. Right after, the batch's
+// changes (services/changelog records: changed aggregates, the request ids
+// it counted, the position) go to the changelog partition in one Kafka
+// transaction. So the changelog is a consistent copy of the state at some
+// position at or behind the database's, and an instance that takes a
+// partition over restores its state from the changelog and reads only the
+// tail of `ratings` after that position, instead of replaying the partition
+// from its own old snapshot or from offset 0 (Kafka Streams' restore).
+//
+// Each partition has its own transactional id (<changelog>-<partition>),
+// the way Kafka Streams' first exactly-once design gave each task its own
+// producer: whoever takes the partition over initialises that id before it
+// restores, which aborts a transaction the previous owner left open and
+// fences it — a paused previous owner that wakes up cannot write its older
+// state over the new owner's. Only a generation that was assigned the
+// partition initialises the id; a write that fails ends the generation
+// (the group rebalances and the next owner initialises it again), so an
+// instance never fences the owner the group chose.
+//
+// Restore takes whichever is further ahead: the changelog, or the
+// instance's own database (a replica that got its partition back, or a
+// changelog behind because the owner died between its two commits). Both
+// are the state of a prefix of the log, decided the same way (request ids
+// in the log's clock), so the one further ahead is simply newer. When the
+// database is ahead, what the changelog misses is written at once.
+
+// Restore modes (--restore).
+const (
+	// RestoreChangelog writes the changelog and restores taken-over
+	// partitions from it.
+	RestoreChangelog = "changelog"
+	// RestoreLog writes no changelog: a taken-over partition resumes from
+	// the instance's own snapshot of it, or replays it from the start of
+	// the log (the behaviour kept to compare with).
+	RestoreLog = "log"
+)
+
+// ParseRestore reads a --restore value.
+func ParseRestore(s string) (string, error) {
+	switch s {
+	case RestoreChangelog, RestoreLog:
+		return s, nil
+	case "":
+		return RestoreChangelog, nil
+	}
+	return "", fmt.Errorf("--restore %q: want %s or %s", s, RestoreChangelog, RestoreLog)
+}
+
+// changelogPart writes one owned partition's changes to the changelog.
+type changelogPart struct {
+	id      int
+	cl      *kgo.Client          // transactional id <changelog>-<partition>
+	state   *changelog.Partition // what the changelog holds, committed
+	pending *changelog.Batch     // committed to the database, not to the changelog yet
+	// broken: a transaction could not be ended (its outcome is unknown, the
+	// client may still be in it). Nothing more is written with this client;
+	// the next generation opens a new one, which aborts it.
+	broken error
+}
+
+// changelogTxnID is the transactional id of one changelog partition's
+// writer: the same for every instance, so that a new owner fences the old.
+func changelogTxnID(topic string, partition int) string {
+	return topic + "-" + strconv.Itoa(partition)
+}
+
+// openChangelogParts opens and initialises (fences) the writers of the
+// given partitions, concurrently.
+func (p *Processor) openChangelogParts(ctx context.Context, ids []int) (map[int]*changelogPart, error) {
+	out := make(map[int]*changelogPart, len(ids))
+	var mu sync.Mutex
+	var errs error
+	var wg sync.WaitGroup
+	for _, id := range ids {
+		wg.Go(func() {
+			cl, err := kgo.NewClient(p.k.FranzOpts(
+				kgo.TransactionalID(changelogTxnID(p.cfg.Changelog, id)),
+				kgo.TransactionTimeout(txnTimeout),
+				kgo.RecordPartitioner(kgo.ManualPartitioner()),
+				kgo.RecordDeliveryTimeout(changelogWriteTimeout),
+			)...)
+			if err == nil {
+				ictx, cancel := context.WithTimeout(ctx, 2*txnTimeout)
+				_, _, err = cl.ProducerID(ictx) // InitProducerID: aborts and fences the previous owner's
+				cancel()
+				if err != nil {
+					cl.Close()
+				}
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil {
+				errs = errors.Join(errs, fmt.Errorf("changelog writer of partition %d: %w", id, err))
+				return
+			}
+			out[id] = &changelogPart{id: id, cl: cl}
+		})
+	}
+	wg.Wait()
+	if errs != nil {
+		closeChangelogParts(out)
+		return nil, errs
+	}
+	return out, nil
+}
+
+func closeChangelogParts(parts map[int]*changelogPart) {
+	for _, c := range parts {
+		c.cl.Close()
+	}
+}
+
+// changelogWriteTimeout bounds one write of a partition's changes.
+const changelogWriteTimeout = 10 * time.Second
+
+// errFenced is a write refused because another instance initialised the
+// partition's transactional id: it owns the partition now.
+var errFenced = errors.New("fenced by a newer owner of the partition")
+
+// write puts the partition's pending changes in the changelog in one
+// transaction. A refused produce aborts the transaction and keeps the
+// changes pending (nil error: the next batch writes them along); a fenced
+// writer or a transaction whose end failed is an error that ends the
+// generation.
+func (c *changelogPart) write(ctx context.Context, topic string, beforeEnd func() bool) (written int, err error) {
+	if c.broken != nil {
+		return 0, c.broken
+	}
+	msgs := c.pending.Records()
+	if len(msgs) == 0 {
+		c.pending.Apply()
+		c.pending = c.state.Begin()
+		return 0, nil
+	}
+	recs := make([]*kgo.Record, len(msgs))
+	for i, m := range msgs {
+		recs[i] = kafkaio.RecordOf(m, topic, c.id)
+	}
+	if err := c.cl.BeginTransaction(); err != nil {
+		c.broken = fenced(fmt.Errorf("begin changelog transaction of partition %d: %w", c.id, err))
+		return 0, c.broken
+	}
+	wctx, cancel := context.WithTimeout(ctx, changelogWriteTimeout)
+	defer cancel()
+	perr := c.cl.ProduceSync(wctx, recs...).FirstErr()
+	if beforeEnd != nil && beforeEnd() {
+		c.broken = errSimulatedCrash
+		return 0, errSimulatedCrash
+	}
+	end := kgo.TryCommit
+	if perr != nil {
+		end = kgo.TryAbort
+		if aerr := c.cl.AbortBufferedRecords(wctx); aerr != nil {
+			c.broken = fenced(fmt.Errorf("changelog partition %d: %w (aborting: %v)", c.id, perr, aerr))
+			return 0, c.broken
+		}
+	}
+	if err := c.cl.EndTransaction(wctx, end); err != nil {
+		c.broken = fenced(fmt.Errorf("end changelog transaction of partition %d: %w", c.id, err))
+		return 0, c.broken
+	}
+	if perr != nil {
+		return 0, keptPending{fmt.Errorf("changelog partition %d: %w; kept to be written with the next batch", c.id, perr)}
+	}
+	c.pending.Apply()
+	c.pending = c.state.Begin()
+	return len(msgs), nil
+}
+
+// keptPending is a write that was refused and aborted: the changes stay
+// pending and go with the next write.
+type keptPending struct{ error }
+
+func (k keptPending) Unwrap() error { return k.error }
+
+// fenced marks errors that mean another instance owns the partition.
+func fenced(err error) error {
+	if errors.Is(err, kerr.ProducerFenced) || errors.Is(err, kerr.InvalidProducerEpoch) || errors.Is(err, kerr.TransactionalIDAuthorizationFailed) {
+		return fmt.Errorf("%w: %w", errFenced, err)
+	}
+	return err
+}
+
+// restoreChangelog makes the database's state of the assigned partitions
+// at least as new as the changelog's, and returns the partitions' writers
+// with what the changelog misses pending. adopted lists the partitions whose
+// state came from the changelog; records counts the changelog records read.
+func (p *Processor) restoreChangelog(ctx context.Context, ids []int) (parts map[int]*changelogPart, adopted []int, records int, err error) {
+	t0 := time.Now()
+	parts, err = p.openChangelogParts(ctx, ids)
+	if err != nil {
+		return nil, nil, 0, err
+	}
+	p.log.Debug("changelog writers initialised", "took", time.Since(t0).String())
+	defer func() {
+		if err != nil {
+			closeChangelogParts(parts)
+		}
+	}()
+	restored, records, err := changelog.RestoreCounting(ctx, p.k, p.cfg.Changelog, ids, p.cfg.RequestIDRetention)
+	if err != nil {
+		return nil, nil, 0, err
+	}
+	p.log.Debug("changelog read", "records", records, "took", time.Since(t0).String())
+	local, aggs, err := p.store.snapshot(ctx, ids)
+	if err != nil {
+		return nil, nil, 0, fmt.Errorf("load state: %w", err)
+	}
+	for _, id := range ids {
+		st, c := restored[id], parts[id]
+		c.state = st
+		c.pending = st.Begin()
+		next, ok := local[id]
+		if !ok {
+			next = -1
+		}
+		if st.Next > next {
+			adopted = append(adopted, id)
+			continue
+		}
+		if next < 0 {
+			continue // nothing anywhere yet
+		}
+		// The database is ahead: write what the changelog misses.
+		var changed []changelog.Aggregate
+		for _, a := range aggs {
+			if a.Partition == id && a.SourceOffset > st.Next {
+				changed = append(changed, changelog.Aggregate{MovieID: a.MovieID, Count: a.Count, SumTenths: a.SumTenths,
+					SourceOffset: a.SourceOffset, LastEvent: a.LastEvent})
+			}
+		}
+		entries, err := p.store.loadRequestIDs(ctx, id)
+		if err != nil {
+			return nil, nil, 0, fmt.Errorf("load state: %w", err)
+		}
+		var added []requestids.Entry
+		for _, e := range entries {
+			if e.Offset >= st.Next {
+				added = append(added, e)
+			}
+		}
+		c.pending.Follow(next, changed, added, -1)
+	}
+	if len(adopted) > 0 {
+		sub := make(map[int]*changelog.Partition, len(adopted))
+		for _, id := range adopted {
+			sub[id] = restored[id]
+		}
+		if err := p.store.adoptPartitions(ctx, sub); err != nil {
+			return nil, nil, 0, fmt.Errorf("store the restored state: %w", err)
+		}
+		p.log.Debug("restored state stored", "took", time.Since(t0).String())
+	}
+	return parts, adopted, records, nil
+}
+
+// writeChangelog writes the pending changes of the given partitions, one
+// transaction per partition, concurrently. A fenced writer or a failed
+// transaction end is returned (the generation ends); a refused produce is
+// noted in health and retried with the next batch.
+func (p *Processor) writeChangelog(ctx context.Context, parts map[int]*changelogPart, ids []int) error {
+	var mu sync.Mutex
+	var hard, soft error
+	var wg sync.WaitGroup
+	for _, id := range ids {
+		c := parts[id]
+		if c == nil || c.broken != nil && errors.Is(c.broken, errSimulatedCrash) {
+			continue
+		}
+		wg.Go(func() {
+			n, err := c.write(ctx, p.cfg.Changelog, p.testHookBeforeEnd)
+			mu.Lock()
+			defer mu.Unlock()
+			var kept keptPending
+			switch {
+			case err == nil:
+				p.metrics.changelogWritten.Add(float64(n))
+			case errors.As(err, &kept):
+				soft = errors.Join(soft, err)
+			default:
+				hard = errors.Join(hard, err)
+			}
+		})
+	}
+	wg.Wait()
+	if soft != nil {
+		p.health.note(soft)
+	}
+	return hard
+}
+
+// followChangelog adds a committed batch to the partitions' pending
+// changes and writes them.
+func (p *Processor) followChangelog(ctx context.Context, cl map[int]*changelogPart, touched []*aggregate, next map[int]int64, ids map[int]idChanges) error {
+	changed := map[int][]changelog.Aggregate{}
+	for _, a := range touched {
+		changed[a.Partition] = append(changed[a.Partition], changelog.Aggregate{MovieID: a.MovieID, Count: a.Count,
+			SumTenths: a.SumTenths, SourceOffset: a.SourceOffset, LastEvent: a.LastEvent})
+	}
+	parts := make([]int, 0, len(next))
+	for part, n := range next {
+		c := cl[part]
+		if c == nil {
+			continue
+		}
+		c.pending.Follow(n, changed[part], ids[part].added, ids[part].forgetBelow)
+		parts = append(parts, part)
+	}
+	return p.writeChangelog(ctx, cl, parts)
+}
+
+// noteRestore records the taken-over partitions that caught up.
+func (p *Processor) noteRestore(clock *restoreClock, states map[int]*partState) {
+	now := time.Now()
+	for part, took := range clock.reached(func(part int) int64 { return states[part].next }, now) {
+		p.metrics.restore.WithLabelValues(clock.summary.From[part]).Observe(took.Seconds())
+	}
+	if r, ok := clock.finished(now); ok && !clock.reported {
+		clock.reported = true
+		p.metrics.restoreRecords.WithLabelValues("ratings").Add(float64(r.RatingsReplayed))
+		p.restored.set(r)
+		p.log.Info("taken-over partitions caught up", "partitions", r.Partitions, "from", r.From,
+			"seconds", r.Seconds, "changelog_records", r.ChangelogRecords, "ratings_replayed", r.RatingsReplayed)
+	}
+}
