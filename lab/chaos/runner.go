@@ -205,9 +205,7 @@ func Run(ctx context.Context, p *Plan, env Env) (*Result, error) {
 		fmt.Fprintf(env.Out, "  Kafka platform: %s\n", env.Platform)
 	}
 
-	bctx, bcancel := context.WithTimeout(ctx, 30*time.Second)
-	j.Baseline = audit.Observe(bctx, client, env.Dir, p.Variants, apis)
-	bcancel()
+	j.Baseline = observeSettled(ctx, client, env.Dir, p.Variants, apis, env.Out)
 
 	// Sampling: every part of the chosen variants, the supervisor, the log
 	// from outside, and the load generator's own per-request feed.
