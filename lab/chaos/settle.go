@@ -9,20 +9,24 @@ import (
 
 	"github.com/ratingslab/lab/lab/audit"
 	"github.com/ratingslab/lab/lab/layout"
+	"github.com/ratingslab/lab/lab/sampler"
 )
 
 // settleTimeout bounds the wait for every variant's API to agree with its
 // store before a run's baseline.
 const settleTimeout = 30 * time.Second
 
-// observeSettled reads the baseline (audit.Observe) once every variant's
-// API agrees with its store, for at most settleTimeout. The stream
-// variant's API is webserver-stream's view, a projection of ratings-stream's
-// store that can lag it — for seconds after a broker failure made
-// rated-movies unwritable, say — and a baseline read then would charge the
-// lag to the run as duplicates in the API's audit. When they still disagree
-// at the bound, the last reading is the baseline and the audit notes it.
-func observeSettled(ctx context.Context, client *http.Client, dir layout.Dir, variants []string, apis map[string]string, out io.Writer) []audit.Snapshot {
+// observeSettled reads the baseline (audit.Observe) once the log variant
+// has consumed its whole log and every variant's API agrees with its store,
+// for at most settleTimeout. Ratings of an earlier run still on their way
+// would otherwise be charged to this one as duplicates: ratings-stream's
+// store can be behind the log (a write answered 504 becomes readable only
+// when the cluster has replicated it), and the stream variant's API,
+// webserver-stream's view, a projection of that store, can be behind the
+// store (for seconds after a broker failure made rated-movies unwritable,
+// say). When either still holds at the bound, the last reading is the
+// baseline: the output says so, and the API's audit notes a disagreement.
+func observeSettled(ctx context.Context, client *http.Client, dir layout.Dir, variants []string, apis map[string]string, logs []sampler.Log, out io.Writer) []audit.Snapshot {
 	deadline := time.Now().Add(settleTimeout)
 	said := false
 	for {
@@ -30,9 +34,12 @@ func observeSettled(ctx context.Context, client *http.Client, dir layout.Dir, va
 		snaps := audit.Observe(octx, client, dir, variants, apis)
 		cancel()
 		lagging := unsettled(snaps)
+		if lagging == "" {
+			lagging = consuming(ctx, logs)
+		}
 		if lagging == "" || time.Now().After(deadline) || ctx.Err() != nil {
 			if lagging != "" {
-				fmt.Fprintf(out, "  baseline taken although %s (waited %s); the API audit notes it\n", lagging, settleTimeout)
+				fmt.Fprintf(out, "  baseline taken although %s (waited %s)\n", lagging, settleTimeout)
 			}
 			return snaps
 		}
@@ -59,6 +66,24 @@ func unsettled(snaps []audit.Snapshot) string {
 					return fmt.Sprintf("the %s variant's API differs from its store on %d movie(s) (%d rating(s) behind)", a.Variant, movies, behind)
 				}
 			}
+		}
+	}
+	return ""
+}
+
+// consuming describes a log consumer still behind the log's end ("" when
+// every one is caught up, or its lag cannot be read: an unreachable broker
+// is no reason to hold the run).
+func consuming(ctx context.Context, logs []sampler.Log) string {
+	for _, l := range logs {
+		if l.Lag == nil {
+			continue
+		}
+		mctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		lg := l.Lag.Measure(mctx)
+		cancel()
+		if lg.Known() && lg.Total > 0 {
+			return fmt.Sprintf("the %s variant's consumer is %d record(s) behind the log", l.Variant, lg.Total)
 		}
 	}
 	return ""
