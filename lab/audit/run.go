@@ -53,6 +53,11 @@ func All(in Inputs) []Result {
 		if !found {
 			r.Notes = append(r.Notes, "no baseline: assumed the variant started empty, so ratings from before the run count as duplicates")
 		}
+		if f.Source == SourceAPI {
+			if note := baselineNote(in.Baseline, f.Variant); note != "" {
+				r.Notes = append(r.Notes, note)
+			}
+		}
 		if applied := in.Applied[f.Variant]; applied != nil && f.Source == SourceStore && r.Checked {
 			r.Requests = CheckRequests(f.Variant, in.Entries, applied)
 			r.OK = r.OK && r.Requests.OK()

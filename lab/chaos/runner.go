@@ -205,10 +205,6 @@ func Run(ctx context.Context, p *Plan, env Env) (*Result, error) {
 		fmt.Fprintf(env.Out, "  Kafka platform: %s\n", env.Platform)
 	}
 
-	bctx, bcancel := context.WithTimeout(ctx, 30*time.Second)
-	j.Baseline = audit.Observe(bctx, client, env.Dir, p.Variants, apis)
-	bcancel()
-
 	// Sampling: every part of the chosen variants, the supervisor, the log
 	// from outside, and the load generator's own per-request feed.
 	var targets []sampler.Target
@@ -233,6 +229,7 @@ func Run(ctx context.Context, p *Plan, env Env) (*Result, error) {
 	}
 	defer closeLogs()
 	j.LagSource = lagSource
+	j.Baseline = observeSettled(ctx, client, env.Dir, p.Variants, apis, logs, env.Out)
 	smp := &sampler.Sampler{Targets: targets, Views: views, Logs: logs, Acked: meter.Acked, Client: &http.Client{}}
 	sctx, stopSampling := context.WithCancel(context.Background())
 	defer stopSampling()

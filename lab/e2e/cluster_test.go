@@ -63,16 +63,15 @@ func TestShippedLogExperiments(t *testing.T) {
 // the other on one lab, each from a healthy lab. Availability during a
 // fault is what the experiment shows; what is checked here is the log
 // variant's promise: once the lab has recovered, every acknowledged rating
-// is counted, none twice, in ratings-stream's store (`lab audit JOURNAL`
-// after the run, retried while the stream variant catches up). The run's own
-// verdict may be taken before the variant caught up; it is logged, not
-// asserted.
+// is counted, none twice, in ratings-stream's store and in webserver-stream's
+// view, its projection read through the API (`lab audit JOURNAL` after the
+// run, retried while the stream variant catches up). The run's own verdict
+// may be taken before the variant caught up; it is logged, not asserted.
 //
-// Open defect, logged here and not asserted: after a leader failover on the
-// real cluster, webserver-stream's view (the API, fed by rated-movies) has
-// been seen to differ from the store it is a projection of (a few ratings
-// missing and some counted twice, e.g. 5 and 27 with the store exact);
-// docs/benchmarks.md and experiments/README.md say so.
+// The view is checked like the store since ratings-stream re-emits at once
+// after an emission of rated-movies gave up (a leader failover on the real
+// cluster): before, the view stayed behind until the next rating arrived,
+// and the next run's baseline read it stale (seen: 5 missing, 27 twice).
 func runShippedLogExperiments(t *testing.T, l *labtest.Lab, names ...string) {
 	for _, name := range names {
 		t.Run(name, func(t *testing.T) { runLogExperiment(t, l, name, shortened(t, name, 0.5)) })
@@ -106,16 +105,12 @@ func runLogExperiment(t *testing.T, l *labtest.Lab, name, file string) journal.J
 	}
 	waitAllHealthy(t, l)
 	var last string
-	var viewIssue []string
 	defer func() {
-		if len(viewIssue) > 0 {
-			t.Logf("OPEN DEFECT (not asserted): the API view differs from the ledger while the store does not: %s", strings.Join(viewIssue, "; "))
-		}
 		if t.Failed() {
 			t.Logf("lab chaos run:\n%s\nlast audit: %s", out, last)
 		}
 	}()
-	labtest.Eventually(t, 90*time.Second, "every acknowledged rating counted once in the store, after recovery", func() error {
+	labtest.Eventually(t, 90*time.Second, "every acknowledged rating counted once in the store and the view, after recovery", func() error {
 		var results []audit.Result
 		// The JSON comes first; lab audit exits non-zero (and says so
 		// after it) when anything, phantoms included, is unexplained.
@@ -125,26 +120,20 @@ func runLogExperiment(t *testing.T, l *labtest.Lab, name, file string) journal.J
 		}
 		last = aout
 		var bad []string
-		viewIssue = nil
-		stores := 0
+		seen := map[string]bool{}
 		for _, r := range results {
 			if r.Variant != "stream" {
 				continue
 			}
-			problem := !r.Checked || r.Lost != 0 || r.Duplicates != 0
-			what := fmt.Sprintf("%s: checked %v, %d lost, %d duplicates (%d phantoms)", r.Source, r.Checked, r.Lost, r.Duplicates, r.Phantoms)
-			switch {
-			case r.Source == "api" && problem:
-				viewIssue = append(viewIssue, what)
-			case r.Source != "api":
-				stores++
-				if problem {
-					bad = append(bad, what)
-				}
+			seen[r.Source] = true
+			if !r.Checked || r.Lost != 0 || r.Duplicates != 0 {
+				bad = append(bad, fmt.Sprintf("%s: checked %v, %d lost, %d duplicates (%d phantoms)", r.Source, r.Checked, r.Lost, r.Duplicates, r.Phantoms))
 			}
 		}
-		if stores == 0 {
-			bad = append(bad, "no audit of ratings-stream's store")
+		for _, source := range []string{audit.SourceAPI, audit.SourceStore} {
+			if !seen[source] {
+				bad = append(bad, "no audit of the stream variant's "+source)
+			}
 		}
 		if len(bad) > 0 {
 			return errors.New(strings.Join(bad, "; "))

@@ -149,6 +149,9 @@ func (p *Processor) write(ctx context.Context, msgs []kafka.Message) bool {
 		if attempt == attempts {
 			p.log.Error("giving up emitting rated-movies; the generation restarts and re-emits", "records", len(msgs), "error", err.Error())
 			p.emitting.Store(false)
+			if end := p.endGeneration.Load(); end != nil {
+				(*end)(errEmissionGaveUp)
+			}
 			return false
 		}
 		p.log.Warn("emitting rated-movies failed; retrying", "attempt", attempt, "error", err.Error())

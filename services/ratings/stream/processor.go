@@ -152,14 +152,19 @@ type Processor struct {
 	out        *kafkaio.Producer
 	emitq      chan emitJob
 	emitting   atomic.Bool // false after an emission gave up: the generation restarts to re-emit
-	assigned   atomic.Pointer[[]int]
-	fetcher    atomic.Pointer[kafkaio.Fetcher]
-	duplicates atomic.Int64
-	committed  atomic.Int64 // ratings records processed and committed since start
-	restored   lastRestore  // the latest restore of taken-over partitions (restore.go)
-	batchSeq   uint64
-	halt       context.CancelCauseFunc // stops Run for good (a retention gap: gap.go)
-	valid      []pending               // a batch's valid ratings (process)
+	// endGeneration ends the running generation's loop (nil between
+	// generations): an emission that gave up calls it, so the generation
+	// restarts and re-emits at once rather than at the next ratings batch,
+	// which may never come once the load has stopped.
+	endGeneration atomic.Pointer[context.CancelCauseFunc]
+	assigned      atomic.Pointer[[]int]
+	fetcher       atomic.Pointer[kafkaio.Fetcher]
+	duplicates    atomic.Int64
+	committed     atomic.Int64 // ratings records processed and committed since start
+	restored      lastRestore  // the latest restore of taken-over partitions (restore.go)
+	batchSeq      uint64
+	halt          context.CancelCauseFunc // stops Run for good (a retention gap: gap.go)
+	valid         []pending               // a batch's valid ratings (process)
 
 	// testHookAfterCommit runs after a batch's transaction committed and
 	// before its rated-movies are emitted; returning true simulates a crash
@@ -539,6 +544,14 @@ func (p *Processor) runGeneration(ctx, gctx context.Context, gen *kafka.Generati
 		}
 	}
 
+	// From here on an emission that gives up, this generation's re-emit
+	// included, ends the loop below (endGeneration).
+	loopCtx, endLoop := context.WithCancelCause(gctx)
+	defer endLoop(nil)
+	p.endGeneration.Store(&endLoop)
+	defer p.endGeneration.CompareAndSwap(&endLoop, nil)
+	p.emitting.Store(true)
+
 	// Re-emit the whole state of the partitions: a crash between a commit
 	// and its emission leaves rated-movies behind, and the emission is
 	// idempotent (consumers keep the highest source offset per movie).
@@ -569,7 +582,6 @@ func (p *Processor) runGeneration(ctx, gctx context.Context, gen *kafka.Generati
 		}
 	}()
 	p.health.set("running", nil)
-	p.emitting.Store(true)
 	p.log.Info("consuming", "generation", gen.ID, "from", start)
 	lagCtx, stopLag := context.WithCancel(gctx)
 	lagDone := make(chan struct{})
@@ -581,9 +593,9 @@ func (p *Processor) runGeneration(ctx, gctx context.Context, gen *kafka.Generati
 
 	var buf []kafka.Message
 	for {
-		buf, err = f.Next(gctx, buf, p.batchLimit())
+		buf, err = f.Next(loopCtx, buf, p.batchLimit())
 		if err != nil {
-			return nil // generation ended
+			return loopEnded(loopCtx)
 		}
 		// A throttle set while Next waited finds a full-size fetch: it is
 		// still counted in batches of the throttled size.
@@ -592,13 +604,13 @@ func (p *Processor) runGeneration(ctx, gctx context.Context, gen *kafka.Generati
 			rest = rest[len(batch):]
 			if d := p.Throttle(); d > 0 {
 				select {
-				case <-gctx.Done():
-					return nil
+				case <-loopCtx.Done():
+					return loopEnded(loopCtx)
 				case <-time.After(d):
 				}
 			}
 			if !p.emitting.Load() {
-				return errors.New("rated-movies emission failed; restarting the generation to re-emit from the database")
+				return errEmissionGaveUp
 			}
 			if err := p.process(ctx, gctx, gen, batch, states, aggs, cl); err != nil {
 				return err
@@ -629,6 +641,19 @@ func (p *Processor) partitionBounds(ctx context.Context, ids []int) (map[int]kaf
 }
 
 var errSimulatedCrash = errors.New("simulated crash after commit")
+
+// errEmissionGaveUp ends a generation whose rated-movies could not be
+// written: the next one re-emits the whole state from the database.
+var errEmissionGaveUp = errors.New("rated-movies emission failed; restarting the generation to re-emit from the database")
+
+// loopEnded is what a generation whose loop context ended returns: the
+// emission's failure, or nil when the generation itself ended.
+func loopEnded(loopCtx context.Context) error {
+	if cause := context.Cause(loopCtx); errors.Is(cause, errEmissionGaveUp) {
+		return cause
+	}
+	return nil
+}
 
 // pending is a valid rating of a batch, waiting to be counted.
 type pending struct {
