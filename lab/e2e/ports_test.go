@@ -36,7 +36,7 @@ func TestCommandsTakeTheRunningLabsPortsFromItsState(t *testing.T) {
 		{[]string{"audit", "snapshot", "--out", snapshot}, ""},
 		{[]string{"replay", "offsets", "--group", "ratings-stream", "--to-earliest"}, "ratings"},
 		{[]string{"log", "export", "--topic", "movies", "--out", export, "--quiet"}, ""},
-		{[]string{"bench", "post", "--variant", "rpc", "--rates", "20", "--step", "1s", "--max-p99", "2s"}, "20"},
+		{[]string{"bench", "post", "--variants", "rpc", "--start", "20", "--max-steps", "1", "--ceiling=false", "--step", "1s", "--max-p99", "2s"}, "20"},
 	}
 	for _, tc := range cases {
 		out, err := l.RunDirOnly(tc.args...)
