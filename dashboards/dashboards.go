@@ -95,6 +95,11 @@ type query struct {
 	// 0, not "No data") would pass the live check on a misspelt metric or
 	// label value; the live check also runs these selectors to catch that.
 	requires []string
+	// onEvent marks a query that has samples only in a window where its
+	// event happened (a restore time: only after partitions changed
+	// hands); its gaps are the honest picture. The live check then asks
+	// only that its required series exist.
+	onEvent bool
 }
 
 type state struct {

@@ -325,7 +325,7 @@ func restoreTime(id uint32, scope []string) panel {
 			"lab_stream_restore_duration_seconds; gaps: no partition changed hands.",
 		unit: "s", min: ptr(0.0),
 		queries: []query{{expr: sumBy("part, from", "increase("+sum+"["+rateWindow+"])") + " / " + sumBy("part, from", "increase("+count+"["+rateWindow+"])"),
-			legend: "{{part}} from {{from}}", requires: []string{count}}},
+			legend: "{{part}} from {{from}}", requires: []string{count}, onEvent: true}},
 	}
 }
 

@@ -24,6 +24,9 @@ type PanelQuery struct {
 	// Requires are series selectors the query depends on that must hold
 	// data too (see query.requires).
 	Requires []string
+	// OnEvent: the query has samples only around its event (see
+	// query.onEvent); only Requires must hold data.
+	OnEvent bool
 }
 
 // VariableQuery is a template variable's label_values(Match, Label) with
@@ -54,7 +57,7 @@ func Queries() []PanelQuery {
 				for i, q := range p.queries {
 					qs = append(qs, PanelQuery{
 						Dashboard: b.file, PanelID: p.id, PanelTitle: p.title, RefID: string(rune('A' + i)),
-						Expr: sub(q.expr), Variant: p.variant, Requires: subAll(sub, q.requires),
+						Expr: sub(q.expr), Variant: p.variant, Requires: subAll(sub, q.requires), OnEvent: q.onEvent,
 					})
 				}
 			}
