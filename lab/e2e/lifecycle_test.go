@@ -167,7 +167,9 @@ func TestDamagedStateFailsFastAndNamesIt(t *testing.T) {
 	// state includes them, refuses the shorter log at once.
 	var seg string
 	var size int64
-	files, _ := filepath.Glob(filepath.Join(l.Dir.BrokerData(), "partitions", "ratings-*", "*.dat"))
+	// ratings-[0-9]*: the ratings topic's partitions, not ratings-dlq's or
+	// ratings-stream-changelog's.
+	files, _ := filepath.Glob(filepath.Join(l.Dir.BrokerData(), "partitions", "ratings-[0-9]*", "*.dat"))
 	for _, f := range files {
 		if st, err := os.Stat(f); err == nil && st.Size() > size {
 			seg, size = f, st.Size()

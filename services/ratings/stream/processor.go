@@ -61,9 +61,9 @@ type Config struct {
 	// keeps it; effectively-once keeps it with Restore = RestoreChangelog.
 	Changelog string
 	// Restore is how effectively-once takes partitions over:
-	// RestoreChangelog (default: write the changelog after each commit,
-	// restore from it) or RestoreLog (no changelog: the instance's own
-	// snapshot or the start of the log). changelogrestore.go.
+	// RestoreChangelog (opt-in: write the changelog after each commit,
+	// restore from it) or RestoreLog (default; no changelog: the
+	// instance's own snapshot or the start of the log). changelogrestore.go.
 	Restore string
 	// TransactionalID identifies this instance's transactional producer
 	// (transactional mode; default: Group). Stable per instance, unique
@@ -434,9 +434,11 @@ func (p *Processor) runGeneration(ctx, gctx context.Context, gen *kafka.Generati
 	var clRecords int
 	if p.keepsChangelog() {
 		p.health.set(fmt.Sprintf("restoring partitions %v from %s", ids, p.cfg.Changelog), nil)
-		cl, adopted, clRecords, err = p.restoreChangelog(gctx, ids)
+		rctx, cancel := context.WithTimeout(gctx, changelogRestoreTimeout)
+		cl, adopted, clRecords, err = p.restoreChangelog(rctx, ids)
+		cancel()
 		if err != nil {
-			return err
+			return fmt.Errorf("restore partitions %v from %s (bounded by %s): %w", ids, p.cfg.Changelog, changelogRestoreTimeout, err)
 		}
 		defer func() {
 			// What is still pending goes out now, unless this is a
