@@ -66,7 +66,7 @@ func Check(variant string, entries []ledger.Entry, baseline, observed Snapshot) 
 		}
 		return m
 	}
-	converged, hasConverged := convergedAt(variant, entries)
+	converged, hasConverged := ConvergedAt(variant, entries)
 	for _, e := range entries {
 		if e.Variant != variant {
 			continue
@@ -91,8 +91,8 @@ func Check(variant string, entries []ledger.Entry, baseline, observed Snapshot) 
 			}
 		case ledger.Rejected:
 			r.Rejected++
-			// A refusal of a movie added during the run is owed only
-			// before the variant acknowledged a rating of it sent earlier.
+			// A refusal of a movie added during the run is owed only if
+			// sent before the variant first answered one with a 2xx.
 			late := e.NewMovie && hasConverged && e.SentAt.After(converged)
 			if e.UnexpectedRejection() || late {
 				r.UnexpectedRejections++
@@ -158,14 +158,19 @@ func Check(variant string, entries []ledger.Entry, baseline, observed Snapshot) 
 	return r
 }
 
-// convergedAt is when the variant first took a rating of a movie added
-// during the run: the send time of the earliest acknowledged one.
-func convergedAt(variant string, entries []ledger.Entry) (time.Time, bool) {
+// ConvergedAt is when the variant is known to have seen a movie added
+// during the run: the earliest answer (send time + latency) of an
+// acknowledged rating of it. A rating sent before then may have been
+// checked before the variant saw the movie; one sent after, not.
+func ConvergedAt(variant string, entries []ledger.Entry) (time.Time, bool) {
 	var first time.Time
 	found := false
 	for _, e := range entries {
-		if e.NewMovie && e.Variant == variant && e.Outcome == ledger.Acknowledged && (!found || e.SentAt.Before(first)) {
-			first, found = e.SentAt, true
+		if !e.NewMovie || e.Variant != variant || e.Outcome != ledger.Acknowledged {
+			continue
+		}
+		if answered := e.SentAt.Add(e.LatencyNs); !found || answered.Before(first) {
+			first, found = answered, true
 		}
 	}
 	return first, found

@@ -4,10 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sort"
 	"sync"
 	"time"
 
+	"github.com/ratingslab/lab/lab/audit"
 	"github.com/ratingslab/lab/lab/journal"
 	"github.com/ratingslab/lab/lab/load"
 	"github.com/ratingslab/lab/lab/load/ledger"
@@ -118,13 +118,8 @@ func (r *run) catalogEdits(entries []ledger.Entry, events []journal.FaultEvent) 
 				mine = append(mine, e)
 			}
 		}
-		sort.SliceStable(mine, func(i, j int) bool { return mine[i].SentAt.Before(mine[j].SentAt) })
-		for _, e := range mine {
-			if e.Outcome == ledger.Acknowledged {
-				t := e.SentAt
-				cv.Converged = &t
-				break
-			}
+		if t, ok := audit.ConvergedAt(v, mine); ok {
+			cv.Converged = &t
 		}
 		for _, e := range mine {
 			cv.Sent++
@@ -144,8 +139,10 @@ func (r *run) catalogEdits(entries []ledger.Entry, events []journal.FaultEvent) 
 		}
 		if cv.Converged != nil && !c.addedAt.IsZero() {
 			cv.AfterEdit = journal.DurationPtr(cv.Converged.Sub(c.addedAt))
-			if heal := healOfFaultsAt(a.At, r.p.Steps, events, v); !heal.IsZero() && cv.Converged.After(heal) {
-				cv.AfterHeal = journal.DurationPtr(cv.Converged.Sub(heal))
+			// The first answer can come as the heal completes (a process
+			// started serves before the fault API records the heal): 0.
+			if heal := healOfFaultsAt(a.At, r.p.Steps, events, v); !heal.IsZero() {
+				cv.AfterHeal = journal.DurationPtr(max(cv.Converged.Sub(heal), 0))
 			}
 		}
 		ce.Variants = append(ce.Variants, cv)

@@ -29,18 +29,19 @@ type CatalogConvergence struct {
 	Variant string `json:"variant"`
 	// Sent counts the ratings of the new movie; Acknowledged, Refused
 	// (4xx), Failed (5xx but 504, never sent) and Ambiguous (504, no
-	// answer) split them. RefusedLate are refusals after the variant had
-	// taken an earlier rating of the movie or after RefuseUntil: failures.
+	// answer) split them. RefusedLate are refusals sent after Converged or
+	// after RefuseUntil: failures.
 	Sent         int64 `json:"sent"`
 	Acknowledged int64 `json:"acknowledged"`
 	Refused      int64 `json:"refused"`
 	RefusedLate  int64 `json:"refused_late"`
 	Failed       int64 `json:"failed"`
 	Ambiguous    int64 `json:"ambiguous"`
-	// Converged is the send time of the first acknowledged rating of the
-	// new movie; nil when none was. AfterEdit is Converged − AddedAt,
-	// AfterHeal Converged − the heal of the last fault active at the edit
-	// in this variant (nil when none was, or it converged before).
+	// Converged is when the variant is known to have seen the new movie:
+	// the first answer (send + latency) of an acknowledged rating of it;
+	// nil when none was. AfterEdit is Converged − AddedAt, AfterHeal
+	// Converged − the heal of the last fault active at the edit in this
+	// variant (nil when none was; 0 when it came as the heal completed).
 	Converged *time.Time `json:"converged,omitempty"`
 	AfterEdit *Duration  `json:"after_edit,omitempty"`
 	AfterHeal *Duration  `json:"after_heal,omitempty"`
@@ -50,7 +51,7 @@ type CatalogConvergence struct {
 // them: a figure's name, then one cell per variant (in Variants' order).
 func (c CatalogEdit) Figures() [][]string {
 	rows := [][]string{
-		{"catalog convergence (edit → first rating taken)"},
+		{"catalog convergence (edit → first 2xx for it)"},
 		{"  of which after the heal"},
 		{"ratings of the new movie"},
 		{"  taken (2xx)"},

@@ -19,12 +19,15 @@ import (
 //
 // The expected answer to a rating of the new movie is 2xx, with one
 // exception: a variant may refuse it (422, unknown movie) while the edit
-// cannot have reached it yet, that is, before the variant acknowledged any
-// rating of the movie sent earlier, and before RefuseUntil (the end of the
-// faults active at the edit plus the recovery the experiment allows). A
-// refusal after either is a failure. The audit checks the first condition
-// again on the whole ledger, so answers arriving out of order cannot hide a
-// refusal after convergence.
+// cannot have reached it yet, that is, when it was sent before the variant
+// answered any rating of the movie with a 2xx, and before RefuseUntil (the
+// end of the faults active at the edit plus the recovery the experiment
+// allows). The answer, not the send, of the first 2xx is where the variant
+// is known to have seen the movie: a request sent earlier may have been
+// checked later, so a rating sent between the two may still be refused
+// honestly. A refusal sent after either is a failure. The audit checks the
+// first condition again on the whole ledger, so answers arriving out of
+// order cannot hide a refusal after convergence.
 type CatalogEdit struct {
 	// Share of valid ratings sent after the edit that rate the new movie,
 	// in (0, 1].
@@ -40,7 +43,7 @@ type CatalogEdit struct {
 	active   bool
 	cutoff   uint64
 	movieID  int64
-	// acked is, per variant, the send time of the earliest acknowledged
+	// acked is, per variant, the earliest answer time of an acknowledged
 	// rating of the new movie seen so far: where the variant converged.
 	acked map[string]time.Time
 }
@@ -104,15 +107,15 @@ func (c *CatalogEdit) rewrite(seq uint64, r *Request) {
 }
 
 // expect is the answer a correct variant owes a rating of the new movie
-// that ended with outcome, sent at sentAt; it also records where the
-// variant converged.
-func (c *CatalogEdit) expect(variant string, outcome Outcome, sentAt time.Time) Outcome {
+// that ended with outcome, sent at sentAt and answered latency later; it
+// also records where the variant converged.
+func (c *CatalogEdit) expect(variant string, outcome Outcome, sentAt time.Time, latency time.Duration) Outcome {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	first, converged := c.acked[variant]
 	if outcome == Acknowledged {
-		if !converged || sentAt.Before(first) {
-			c.acked[variant] = sentAt
+		if answered := sentAt.Add(latency); !converged || answered.Before(first) {
+			c.acked[variant] = answered
 		}
 		return Acknowledged
 	}

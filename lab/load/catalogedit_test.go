@@ -56,29 +56,30 @@ func TestCatalogEditRewritesOnlyRatingsAskedAfterTheEdit(t *testing.T) {
 	}
 }
 
-// A refusal is owed only before the variant acknowledged an earlier rating
-// of the movie, and before RefuseUntil.
+// A refusal is owed only when sent before the variant answered a rating of
+// the movie with a 2xx, and before RefuseUntil.
 func TestCatalogEditExpectsRefusalsOnlyBeforeConvergence(t *testing.T) {
 	edit, _ := NewCatalogEdit(1, 10*time.Second)
 	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	edit.begin(t0)
 	at := func(s float64) time.Time { return t0.Add(time.Duration(s * float64(time.Second))) }
 	cases := []struct {
-		variant string
-		outcome Outcome
-		sent    float64
-		want    Outcome
+		variant       string
+		outcome       Outcome
+		sent, latency float64
+		want          Outcome
 	}{
-		{"stream", Rejected, 1, Rejected},         // not seen yet
-		{"stream", Failed, 1.5, Acknowledged},     // a failure is never owed
-		{"stream", Acknowledged, 4, Acknowledged}, // converged at 4 s
-		{"stream", Rejected, 3, Rejected},         // sent before the first ack: still owed
-		{"stream", Rejected, 5, Acknowledged},     // after convergence: a failure
-		{"rpc", Rejected, 11, Acknowledged},       // after RefuseUntil: a failure
-		{"rpc", Rejected, 9, Rejected},            // the rpc variant has not converged
+		{"stream", Rejected, 1, 0, Rejected},           // not seen yet
+		{"stream", Failed, 1.5, 0, Acknowledged},       // a failure is never owed
+		{"stream", Acknowledged, 4, 0.5, Acknowledged}, // converged, answered at 4.5 s
+		{"stream", Rejected, 3, 0, Rejected},           // sent before the first ack: still owed
+		{"stream", Rejected, 4.2, 0, Rejected},         // sent before that ack was answered: may have been checked first
+		{"stream", Rejected, 5, 0, Acknowledged},       // sent after convergence: a failure
+		{"rpc", Rejected, 11, 0, Acknowledged},         // after RefuseUntil: a failure
+		{"rpc", Rejected, 9, 0, Rejected},              // the rpc variant has not converged
 	}
 	for _, c := range cases {
-		if got := edit.expect(c.variant, c.outcome, at(c.sent)); got != c.want {
+		if got := edit.expect(c.variant, c.outcome, at(c.sent), time.Duration(c.latency*float64(time.Second))); got != c.want {
 			t.Errorf("%s %s sent at %vs: expected %s, want %s", c.variant, c.outcome, c.sent, got, c.want)
 		}
 	}

@@ -121,8 +121,8 @@ type Entry struct {
 	// NewMovie marks a rating of a movie an experiment added to the
 	// catalog during the run (its movie-add action). Expected is Rejected
 	// when the variant refused it before it could have seen the movie
-	// (docs/api.md, "Outcomes"); the audit checks no refusal came after
-	// the variant first acknowledged one.
+	// (docs/api.md, "Outcomes"); the audit checks no refusal was sent
+	// after the variant first answered one with a 2xx.
 	NewMovie bool `json:"new_movie,omitempty"`
 	// Expected is the answer a correct variant gives: Acknowledged, or
 	// Rejected for a request the generator made invalid on purpose. An
