@@ -62,7 +62,7 @@ func printCatalogEdits(w io.Writer, j journal.Journal) {
 		if !c.AddedAt.IsZero() {
 			fmt.Fprintf(w, " added at +%s", offset(c.AddedAt, j.Started))
 		}
-		fmt.Fprintf(w, "; a refusal is owed until the variant takes one, at most until +%s\n", c.RefuseUntil)
+		fmt.Fprintf(w, "; a refusal (422) is owed until the variant answers one with a 2xx, at most until +%s\n", c.RefuseUntil)
 		if c.Error != "" {
 			fmt.Fprintf(w, "  (%s)\n", c.Error)
 		}

@@ -202,7 +202,7 @@ func buildDocument(runs []run) (*document, error) {
 		}
 		for _, c := range j.CatalogEdits {
 			ct := catalogTable{Run: r.Label, Error: c.Error, Rows: c.Figures(),
-				Heading: fmt.Sprintf("%s: movie %d %q added at %s; a refusal (422) is owed until the variant takes a rating of it, at most until +%s",
+				Heading: fmt.Sprintf("%s: movie %d %q added at %s; a refusal (422) is owed until the variant answers a rating of it with a 2xx, at most until +%s",
 					c.ID, c.MovieID, c.Title, offset(j.Started, c.AddedAt), c.RefuseUntil)}
 			for _, v := range c.Variants {
 				ct.Variants = append(ct.Variants, strings.ToUpper(v.Variant))
