@@ -109,7 +109,6 @@ func (r *run) catalogEdits(entries []ledger.Entry, events []journal.FaultEvent) 
 	if c.addedAt.IsZero() && c.err == "" {
 		ce.Error = "not added: the run ended first"
 	}
-	refuseUntil := r.t0.Add(a.RefuseUntil)
 	for _, v := range r.p.Variants {
 		cv := journal.CatalogConvergence{Variant: v}
 		var mine []ledger.Entry
@@ -127,8 +126,10 @@ func (r *run) catalogEdits(entries []ledger.Entry, events []journal.FaultEvent) 
 			case ledger.Acknowledged:
 				cv.Acknowledged++
 			case ledger.Rejected:
+				// Owed as the load generator judged it (422, in time), and
+				// sent before convergence as the audit judges it.
 				cv.Refused++
-				if (cv.Converged != nil && e.SentAt.After(*cv.Converged)) || !e.SentAt.Before(refuseUntil) {
+				if e.Expected != ledger.Rejected || (cv.Converged != nil && e.SentAt.After(*cv.Converged)) {
 					cv.RefusedLate++
 				}
 			case ledger.Failed:

@@ -21,7 +21,11 @@ func TestCatalogEditFiguresComeFromTheLedger(t *testing.T) {
 	action := &PlannedAction{ID: "m2", Action: ActionMovieAdd, At: 7 * time.Second, RefuseUntil: 25 * time.Second, Movie: model.Movie{Title: "New"}}
 	r := &run{p: p, t0: t0, catalog: &catalogRun{action: action, added: model.Movie{ID: 181, Title: "New"}, addedAt: at(7)}}
 	entry := func(v string, sent, latency float64, o ledger.Outcome) ledger.Entry {
-		return ledger.Entry{Variant: v, NewMovie: true, MovieID: 181, SentAt: at(sent), LatencyNs: time.Duration(latency * float64(time.Second)), Outcome: o}
+		e := ledger.Entry{Variant: v, NewMovie: true, MovieID: 181, SentAt: at(sent), LatencyNs: time.Duration(latency * float64(time.Second)), Outcome: o, Expected: ledger.Acknowledged}
+		if o == ledger.Rejected {
+			e.Expected = ledger.Rejected // as the load generator judged it
+		}
+		return e
 	}
 	entries := []ledger.Entry{
 		{Variant: "stream", MovieID: 3, SentAt: at(8), Outcome: ledger.Rejected}, // another movie: not counted

@@ -175,15 +175,15 @@ func Run(ctx context.Context, p *Plan, env Env) (*Result, error) {
 	jpath := filepath.Join(env.Dir.Journals(), r.runID+".json")
 	ledgerPath := filepath.Join(env.Dir.Ledgers(), r.runID+".jsonl")
 
-	// Whatever happens below, nothing this run injected outlives it.
-	defer r.cleanup()
-
 	catalog, err := openCatalogEdit(ctx, p, env.Dir.LegacyDB())
 	if err != nil {
 		return nil, err
 	}
 	r.catalog = catalog
 	defer catalog.close()
+
+	// Whatever happens below, nothing this run injected outlives it.
+	defer r.cleanup()
 
 	reg := prometheus.NewRegistry()
 	metrics, err := load.NewMetrics(reg, p.Variants)

@@ -29,8 +29,9 @@ type CatalogConvergence struct {
 	Variant string `json:"variant"`
 	// Sent counts the ratings of the new movie; Acknowledged, Refused
 	// (4xx), Failed (5xx but 504, never sent) and Ambiguous (504, no
-	// answer) split them. RefusedLate are refusals sent after Converged or
-	// after RefuseUntil: failures.
+	// answer) split them. RefusedLate are refusals not owed — another
+	// status than 422, sent after RefuseUntil, or sent after Converged —:
+	// failures.
 	Sent         int64 `json:"sent"`
 	Acknowledged int64 `json:"acknowledged"`
 	Refused      int64 `json:"refused"`

@@ -107,9 +107,10 @@ func (c *CatalogEdit) rewrite(seq uint64, r *Request) {
 }
 
 // expect is the answer a correct variant owes a rating of the new movie
-// that ended with outcome, sent at sentAt and answered latency later; it
-// also records where the variant converged.
-func (c *CatalogEdit) expect(variant string, outcome Outcome, sentAt time.Time, latency time.Duration) Outcome {
+// that ended with outcome (HTTP status), sent at sentAt and answered
+// latency later; it also records where the variant converged. Only "unknown
+// movie" (422) is a refusal a variant can owe: any other 4xx is a failure.
+func (c *CatalogEdit) expect(variant string, outcome Outcome, status int, sentAt time.Time, latency time.Duration) Outcome {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	first, converged := c.acked[variant]
@@ -119,11 +120,15 @@ func (c *CatalogEdit) expect(variant string, outcome Outcome, sentAt time.Time, 
 		}
 		return Acknowledged
 	}
-	if outcome == Rejected && (!converged || !sentAt.After(first)) && sentAt.Before(c.start.Add(c.RefuseUntil)) {
+	if outcome == Rejected && status == StatusUnknownMovie && (!converged || !sentAt.After(first)) && sentAt.Before(c.start.Add(c.RefuseUntil)) {
 		return Rejected // the variant cannot have seen the movie yet
 	}
 	return Acknowledged
 }
+
+// StatusUnknownMovie is the webservers' answer to a rating of a movie they
+// do not know (docs/api.md).
+const StatusUnknownMovie = 422
 
 // editSource rates the new movie in place of some of the inner source's
 // ratings.

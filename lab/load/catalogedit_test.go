@@ -79,9 +79,15 @@ func TestCatalogEditExpectsRefusalsOnlyBeforeConvergence(t *testing.T) {
 		{"rpc", Rejected, 9, 0, Rejected},              // the rpc variant has not converged
 	}
 	for _, c := range cases {
-		if got := edit.expect(c.variant, c.outcome, at(c.sent), time.Duration(c.latency*float64(time.Second))); got != c.want {
+		status := map[Outcome]int{Rejected: 422, Failed: 503, Acknowledged: 201}[c.outcome]
+		if got := edit.expect(c.variant, c.outcome, status, at(c.sent), time.Duration(c.latency*float64(time.Second))); got != c.want {
 			t.Errorf("%s %s sent at %vs: expected %s, want %s", c.variant, c.outcome, c.sent, got, c.want)
 		}
+	}
+	// Only "unknown movie" can be owed: a 400 is a failure even before
+	// convergence.
+	if got := edit.expect("rpc", Rejected, 400, at(1), 0); got != Acknowledged {
+		t.Errorf("a 400 for the new movie: expected %s, want acknowledged", got)
 	}
 }
 

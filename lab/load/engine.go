@@ -368,7 +368,7 @@ func (v *variantRun) handle(res *vegeta.Result, lw *ledger.Writer) {
 	}
 	expected := expectedOf(req)
 	if req.NewMovie {
-		expected = v.edit.expect(v.target.Variant, outcome, res.Timestamp, res.Latency)
+		expected = v.edit.expect(v.target.Variant, outcome, int(res.Code), res.Timestamp, res.Latency)
 	}
 	a := Answer{Variant: v.target.Variant, Seq: seq, Kind: req.Kind, MovieID: req.MovieID, Tenths: req.Tenths,
 		Outcome: outcome, Cause: cause, Expected: expected, SentAt: res.Timestamp, Latency: res.Latency, Retries: max(len(tried)-1, 0)}
