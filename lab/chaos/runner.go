@@ -209,8 +209,12 @@ func Run(ctx context.Context, p *Plan, env Env) (*Result, error) {
 	if def, err := json.Marshal(p.Exp); err == nil {
 		j.Definition = def
 	}
-	fmt.Fprintf(env.Out, "Experiment: %s\n  variants %s; load %s, %s; %d fault step(s); run %s\n",
-		p.Exp.Title, strings.Join(p.Variants, ", "), p.Scenario.Name, load.DescribeArrival(p.Scenario.Arrival), len(p.Steps), r.runID)
+	actions := ""
+	if n := len(p.Actions); n > 0 {
+		actions = fmt.Sprintf(", %d action(s)", n)
+	}
+	fmt.Fprintf(env.Out, "Experiment: %s\n  variants %s; load %s, %s; %d fault step(s)%s; run %s\n",
+		p.Exp.Title, strings.Join(p.Variants, ", "), p.Scenario.Name, load.DescribeArrival(p.Scenario.Arrival), len(p.Steps), actions, r.runID)
 	if env.Platform != "" {
 		fmt.Fprintf(env.Out, "  Kafka platform: %s\n", env.Platform)
 	}
