@@ -60,7 +60,7 @@ func TestCatalogEditFiguresComeFromTheLedger(t *testing.T) {
 	// The terminal shows them as a table, a column per variant.
 	var out bytes.Buffer
 	printCatalogEdits(&out, journal.Journal{Started: t0, CatalogEdits: got})
-	for _, want := range []string{`Catalog edit m2: movie 181 "New" added at +7s`, "RPC", "STREAM", "catalog convergence (edit → first 2xx for it)  8.3s", "refused after convergence: failures          0      1"} {
+	for _, want := range []string{`Catalog edit m2: movie 181 "New" added at +7s`, "RPC", "STREAM", "catalog convergence (edit → first 2xx for it)  8.3s", "refused when not owed: failures              0      1"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("the table lacks %q:\n%s", want, out.String())
 		}

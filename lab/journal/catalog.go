@@ -56,8 +56,8 @@ func (c CatalogEdit) Figures() [][]string {
 		{"  of which after the heal"},
 		{"ratings of the new movie"},
 		{"  taken (2xx)"},
-		{"  refused (4xx) before convergence: owed"},
-		{"  refused after convergence: failures"},
+		{"  refused (422) while not yet converged: owed"},
+		{"  refused when not owed: failures"},
 		{"  failed (5xx, not sent)"},
 		{"  ambiguous (504, no answer)"},
 	}

@@ -144,7 +144,7 @@ func SummarizeRepeats(names []string, js []journal.Journal) Repeats {
 					put(i, v, p+"convergence after the edit", UnitSeconds, secs(cv.AfterEdit))
 					put(i, v, p+"convergence after the heal", UnitSeconds, secs(cv.AfterHeal))
 					put(i, v, p+"refused (owed)", UnitCount, num(float64(cv.Refused-cv.RefusedLate)))
-					put(i, v, p+"refused after convergence", UnitCount, num(float64(cv.RefusedLate)))
+					put(i, v, p+"refused, not owed", UnitCount, num(float64(cv.RefusedLate)))
 					put(i, v, p+"failed", UnitCount, num(float64(cv.Failed)))
 					put(i, v, p+"ambiguous", UnitCount, num(float64(cv.Ambiguous)))
 				}

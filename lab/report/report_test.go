@@ -290,7 +290,7 @@ func TestReportShowsTheCatalogEdit(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for f, want := range map[string]string{out.Markdown: "| catalog convergence (edit → first 2xx for it) | 12s | 12s |", out.HTML: "<td>  refused (4xx) before convergence: owed</td><td class=\"num\">0</td><td class=\"num\">5</td>"} {
+	for f, want := range map[string]string{out.Markdown: "| catalog convergence (edit → first 2xx for it) | 12s | 12s |", out.HTML: "<td>  refused (422) while not yet converged: owed</td><td class=\"num\">0</td><td class=\"num\">5</td>"} {
 		b, _ := os.ReadFile(f)
 		if !strings.Contains(string(b), want) || !strings.Contains(string(b), `movie 181 `) {
 			t.Errorf("%s lacks %q", f, want)
