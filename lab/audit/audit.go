@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/ratingslab/lab/lab/load/ledger"
 	"github.com/ratingslab/lab/services/model"
@@ -65,6 +66,7 @@ func Check(variant string, entries []ledger.Entry, baseline, observed Snapshot) 
 		}
 		return m
 	}
+	converged, hasConverged := ConvergedAt(variant, entries)
 	for _, e := range entries {
 		if e.Variant != variant {
 			continue
@@ -89,7 +91,10 @@ func Check(variant string, entries []ledger.Entry, baseline, observed Snapshot) 
 			}
 		case ledger.Rejected:
 			r.Rejected++
-			if e.UnexpectedRejection() {
+			// A refusal of a movie added during the run is owed only if
+			// sent before the variant first answered one with a 2xx.
+			late := e.NewMovie && hasConverged && e.SentAt.After(converged)
+			if e.UnexpectedRejection() || late {
 				r.UnexpectedRejections++
 				if len(r.UnexpectedIDs) < maxListedIDs {
 					r.UnexpectedIDs = append(r.UnexpectedIDs, e.RequestID)
@@ -151,6 +156,24 @@ func Check(variant string, entries []ledger.Entry, baseline, observed Snapshot) 
 	r.AmbiguousNotApplied = r.Ambiguous - r.AmbiguousApplied
 	r.OK = r.Lost == 0 && r.Duplicates == 0 && r.Phantoms == 0 && r.SumMismatches == 0 && r.UnexpectedRejections == 0
 	return r
+}
+
+// ConvergedAt is when the variant is known to have seen a movie added
+// during the run: the earliest answer (send time + latency) of an
+// acknowledged rating of it. A rating sent before then may have been
+// checked before the variant saw the movie; one sent after, not.
+func ConvergedAt(variant string, entries []ledger.Entry) (time.Time, bool) {
+	var first time.Time
+	found := false
+	for _, e := range entries {
+		if !e.NewMovie || e.Variant != variant || e.Outcome != ledger.Acknowledged {
+			continue
+		}
+		if answered := e.SentAt.Add(e.LatencyNs); !found || answered.Before(first) {
+			first, found = answered, true
+		}
+	}
+	return first, found
 }
 
 func byMovie(s Snapshot) map[int64]MovieState {

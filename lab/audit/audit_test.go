@@ -3,6 +3,7 @@ package audit
 import (
 	"fmt"
 	"testing"
+	"time"
 
 	"github.com/ratingslab/lab/lab/load/ledger"
 )
@@ -287,5 +288,33 @@ func TestCheckCountsRetriedRatingsAndTheirDoubles(t *testing.T) {
 	twice := Check("rpc", es, base, snap(SourceAPI, MovieState{1, 2, 140}, MovieState{2, 1, 50}, MovieState{3, 2, 80}))
 	if twice.OK || twice.Duplicates != 2 || twice.RetriedDoubled != 1 {
 		t.Errorf("a retried rating counted twice: duplicates %d, retried doubled %d", twice.Duplicates, twice.RetriedDoubled)
+	}
+}
+
+// A movie added during the run may be refused until the variant first
+// answered a rating of it with a 2xx; a refusal sent after that answer is a
+// failure, whatever the load generator expected when the answers came in.
+func TestCheckCountsARefusalOfTheNewMovieAfterConvergenceAsUnexpected(t *testing.T) {
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	rating := func(id string, s int, o ledger.Outcome, expected ledger.Outcome) ledger.Entry {
+		return ledger.Entry{Type: ledger.TypePost, RequestID: id, Variant: "stream", MovieID: 500, NewMovie: true,
+			RatingTenths: 70, Rating: 7, Outcome: o, Expected: expected, SentAt: t0.Add(time.Duration(s) * time.Second), LatencyNs: time.Second}
+	}
+	es := []ledger.Entry{
+		rating("before", 1, ledger.Rejected, ledger.Rejected),
+		rating("first-ack", 2, ledger.Acknowledged, ledger.Acknowledged), // answered at 3 s
+		// Answered before the ack came in, so the generator owed a refusal.
+		rating("late", 4, ledger.Rejected, ledger.Rejected),
+	}
+	r := Check("stream", es, Snapshot{Source: SourceAPI}, Snapshot{Source: SourceAPI, Movies: []MovieState{{MovieID: 500, Count: 1, SumTenths: 70}}})
+	if r.UnexpectedRejections != 1 || len(r.UnexpectedIDs) != 1 || r.UnexpectedIDs[0] != "late" || r.OK {
+		t.Errorf("want the refusal after convergence (late) unexpected and the audit failed, got %d %v ok=%v", r.UnexpectedRejections, r.UnexpectedIDs, r.OK)
+	}
+	// Sent while the first ack was still on its way: it may have been
+	// checked before the variant saw the movie.
+	es[2].SentAt = t0.Add(2500 * time.Millisecond)
+	r = Check("stream", es, Snapshot{Source: SourceAPI}, Snapshot{Source: SourceAPI, Movies: []MovieState{{MovieID: 500, Count: 1, SumTenths: 70}}})
+	if r.UnexpectedRejections != 0 || !r.OK {
+		t.Errorf("a refusal before convergence is owed, got %d unexpected, ok=%v", r.UnexpectedRejections, r.OK)
 	}
 }

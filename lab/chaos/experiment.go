@@ -114,11 +114,20 @@ type Tolerance struct {
 	Max string `json:"max,omitempty"`
 }
 
-// Step is one fault of the method.
+// Step is one fault of the method, or one action (a change a user makes
+// to the lab while the load runs, such as a catalog edit).
 type Step struct {
 	// Fault is an equivalent from the mapping table ("movies-outage"), or a
 	// fault of the catalog ("latency") with Targets.
-	Fault string `json:"fault"`
+	Fault string `json:"fault,omitempty"`
+	// Action is an action instead of a fault ("movie-add"), with its
+	// fields below.
+	Action string `json:"action,omitempty"`
+	// Movie is the movie a movie-add puts into the legacy catalog, as
+	// `lab data movie add` would.
+	Movie *MovieSpec `json:"movie,omitempty"`
+	// Share of the ratings sent after a movie-add that rate the new movie.
+	Share float64 `json:"share,omitempty"`
 	// Target is the one edge or part a catalog fault hits (its variant is
 	// the target's); Targets maps each variant to its own edge or part.
 	Target  string            `json:"target,omitempty"`
@@ -126,6 +135,16 @@ type Step struct {
 	Params  map[string]string `json:"params,omitempty"`
 	At      Duration          `json:"at"`
 	For     Duration          `json:"for,omitempty"`
+}
+
+// MovieSpec is a movie of a movie-add action, by the fields movies-rpc
+// serves (ID 0: the next free id).
+type MovieSpec struct {
+	ID          int64    `json:"movie_id,omitempty"`
+	Title       string   `json:"title"`
+	ReleaseYear int      `json:"release_year"`
+	Country     string   `json:"country,omitempty"`
+	Genres      []string `json:"genres,omitempty"`
 }
 
 // Rollback is an action run after the faults were healed, even when the
@@ -664,12 +683,19 @@ func (d *decoder) steadyState(n *yaml.Node) error {
 
 func (d *decoder) step(n *yaml.Node, path string) (Step, error) {
 	var st Step
+	if n.Kind == yaml.MappingNode {
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			if n.Content[i].Value == "action" {
+				return d.action(n, path)
+			}
+		}
+	}
 	m, err := d.mapping(n, path, "fault", "target", "targets", "params", "at", "for")
 	if err != nil {
 		return st, err
 	}
 	if m["fault"] == nil {
-		return st, d.errAt(n, path+".fault", "is required")
+		return st, d.errAt(n, path+".fault", "is required (or action, for an action such as movie-add)")
 	}
 	if st.Fault, err = d.str(m["fault"], path+".fault"); err != nil {
 		return st, err
@@ -703,5 +729,84 @@ func (d *decoder) step(n *yaml.Node, path string) (Step, error) {
 			return st, err
 		}
 	}
+	return st, nil
+}
+
+// Actions a method step can take instead of a fault.
+const ActionMovieAdd = "movie-add"
+
+// DefaultMovieAddShare is the share of ratings that rate a new movie.
+const DefaultMovieAddShare = 0.2
+
+// action reads a method step that is an action.
+func (d *decoder) action(n *yaml.Node, path string) (Step, error) {
+	var st Step
+	m, err := d.mapping(n, path, "action", "at", "movie", "share")
+	if err != nil {
+		return st, err
+	}
+	if st.Action, err = d.str(m["action"], path+".action"); err != nil {
+		return st, err
+	}
+	if st.Action != ActionMovieAdd {
+		return st, d.errAt(m["action"], path+".action", "unknown action %q (valid: %s)", st.Action, ActionMovieAdd)
+	}
+	if m["at"] == nil {
+		return st, d.errAt(n, path+".at", "is required: when the movie is added, from the start of the load (e.g. 20s)")
+	}
+	if st.At, err = d.duration(m["at"], path+".at"); err != nil {
+		return st, err
+	}
+	st.Share = DefaultMovieAddShare
+	if v := m["share"]; v != nil {
+		if st.Share, err = d.number(v, path+".share"); err != nil {
+			return st, err
+		}
+		if !(st.Share > 0 && st.Share <= 1) {
+			return st, d.errAt(v, path+".share", "want the fraction of ratings after the edit that rate the new movie, more than 0 and at most 1, got %v", st.Share)
+		}
+	}
+	if m["movie"] == nil {
+		return st, d.errAt(n, path+".movie", "is required: the movie to add (title, release_year; optionally movie_id, country, genres)")
+	}
+	mp := path + ".movie"
+	mm, err := d.mapping(m["movie"], mp, "movie_id", "title", "release_year", "country", "genres")
+	if err != nil {
+		return st, err
+	}
+	mv := &MovieSpec{}
+	for _, req := range []string{"title", "release_year"} {
+		if mm[req] == nil {
+			return st, d.errAt(m["movie"], mp+"."+req, "is required")
+		}
+	}
+	if mv.Title, err = d.str(mm["title"], mp+".title"); err != nil {
+		return st, err
+	}
+	year, err := d.number(mm["release_year"], mp+".release_year")
+	if err != nil || year != float64(int(year)) {
+		return st, d.errAt(mm["release_year"], mp+".release_year", "want a year such as 1975, got %s", kindOf(mm["release_year"]))
+	}
+	mv.ReleaseYear = int(year)
+	if v := mm["movie_id"]; v != nil {
+		s, err := d.str(v, mp+".movie_id")
+		if err != nil {
+			return st, err
+		}
+		if mv.ID, err = strconv.ParseInt(s, 10, 64); err != nil || mv.ID <= 0 {
+			return st, d.errAt(v, mp+".movie_id", "want a positive movie id (or leave it out for the next free id), got %q", s)
+		}
+	}
+	if v := mm["country"]; v != nil {
+		if mv.Country, err = d.str(v, mp+".country"); err != nil {
+			return st, err
+		}
+	}
+	if v := mm["genres"]; v != nil {
+		if mv.Genres, err = d.strings(v, mp+".genres"); err != nil {
+			return st, err
+		}
+	}
+	st.Movie = mv
 	return st, nil
 }

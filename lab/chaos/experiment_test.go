@@ -236,19 +236,7 @@ func TestValidateErrorsNameTheFieldAndLine(t *testing.T) {
 		{"the same label twice for one variant", "min: 0.99", "min: 0.99\n      name: ok\n    - probe: p99_latency\n      max: 1s\n      name: ok\n      variants: [stream]", "steady_state.probes[1]: ok is already checked for stream by steady_state.probes[0]"},
 		{"overlap", "    for: 5s\n", "    for: 5s\n  - fault: kill\n    target: movies-rpc\n    at: 7s\n    for: 2s\n", "x.yaml:15: method[1].at: overlaps method[0] on movies-rpc in the rpc variant (kill and kill at the same time)"},
 	} {
-		t.Run(tc.name, func(t *testing.T) {
-			src := strings.Replace(goodExperiment, tc.old, tc.new, 1)
-			if src == goodExperiment {
-				t.Fatalf("test case %q changed nothing", tc.name)
-			}
-			e, err := Parse([]byte(src), "x.yaml")
-			if err == nil {
-				_, err = Validate(e, defaultLab(t), nil)
-			}
-			if err == nil || !strings.Contains(err.Error(), tc.want) {
-				t.Fatalf("error %v\nwant it to contain %q\nfile:\n%s", err, tc.want, src)
-			}
-		})
+		t.Run(tc.name, func(t *testing.T) { wantEditRefused(t, goodExperiment, tc.old, tc.new, tc.want) })
 	}
 	// --variants is checked too.
 	e, err := Parse([]byte(goodExperiment), "x.yaml")
@@ -257,6 +245,23 @@ func TestValidateErrorsNameTheFieldAndLine(t *testing.T) {
 	}
 	if _, err := Validate(e, defaultLab(t), []string{"grpc"}); err == nil || !strings.Contains(err.Error(), `--variants: unknown variant "grpc"`) {
 		t.Fatalf("--variants grpc: %v", err)
+	}
+}
+
+// wantEditRefused checks that base with old replaced by new is refused by
+// Parse or Validate with an error containing want.
+func wantEditRefused(t *testing.T, base, old, new, want string) {
+	t.Helper()
+	src := strings.Replace(base, old, new, 1)
+	if src == base {
+		t.Fatalf("the edit %q → %q changed nothing", old, new)
+	}
+	e, err := Parse([]byte(src), "x.yaml")
+	if err == nil {
+		_, err = Validate(e, defaultLab(t), nil)
+	}
+	if err == nil || !strings.Contains(err.Error(), want) {
+		t.Fatalf("error %v\nwant it to contain %q\nfile:\n%s", err, want, src)
 	}
 }
 

@@ -46,7 +46,9 @@ type Plan struct {
 	// its start.
 	LoadDuration time.Duration
 	Steps        []PlannedStep
-	Probes       []PlannedProbe
+	// Actions are the method's actions (movie-add), in file order.
+	Actions []PlannedAction
+	Probes  []PlannedProbe
 	// FirstFault and LastHeal bound the faults: "before" ends at FirstFault,
 	// "during" runs to LastHeal, "after" starts at LastHeal + recovery.
 	FirstFault, LastHeal time.Duration
@@ -250,13 +252,25 @@ func Validate(e *Experiment, lab Lab, variants []string) (*Plan, error) {
 		return nil, e.fieldErr("method", "is empty: at least one fault")
 	}
 	for i, st := range e.Method {
+		if st.Action != "" {
+			if err := p.resolveAction(i, st); err != nil {
+				return nil, err
+			}
+			continue
+		}
 		ps, err := p.resolveStep(i, st, lab.Targets)
 		if err != nil {
 			return nil, err
 		}
 		p.Steps = append(p.Steps, ps)
 	}
+	if len(p.Steps) == 0 {
+		return nil, e.fieldErr("method", "has no fault: at least one (actions such as movie-add happen beside faults)")
+	}
 	if err := p.checkSchedule(); err != nil {
+		return nil, err
+	}
+	if err := p.scheduleActions(); err != nil {
 		return nil, err
 	}
 

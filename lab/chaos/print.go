@@ -31,6 +31,7 @@ func PrintVerdict(w io.Writer, j journal.Journal, path string) {
 		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\n", f.ID, f.Fault, f.Variant, when, what)
 	}
 	tw.Flush()
+	printCatalogEdits(w, j)
 
 	fmt.Fprintf(w, "\nSteady-state hypothesis: %s\n", j.Title)
 	vt := j.VerdictTable() // the report renders the same table
@@ -50,5 +51,30 @@ func PrintVerdict(w io.Writer, j journal.Journal, path string) {
 	}
 	if path != "" {
 		fmt.Fprintf(w, "\nJournal: %s\n", path)
+	}
+}
+
+// printCatalogEdits shows how each variant answered the ratings of a movie
+// added during the run.
+func printCatalogEdits(w io.Writer, j journal.Journal) {
+	for _, c := range j.CatalogEdits {
+		fmt.Fprintf(w, "\nCatalog edit %s: movie %d %q", c.ID, c.MovieID, c.Title)
+		if !c.AddedAt.IsZero() {
+			fmt.Fprintf(w, " added at +%s", offset(c.AddedAt, j.Started))
+		}
+		fmt.Fprintf(w, "; a refusal (422) is owed until the variant answers one with a 2xx, at most until +%s\n", c.RefuseUntil)
+		if c.Error != "" {
+			fmt.Fprintf(w, "  (%s)\n", c.Error)
+		}
+		tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+		fmt.Fprintf(tw, "  FIGURE")
+		for _, v := range c.Variants {
+			fmt.Fprintf(tw, "\t%s", strings.ToUpper(v.Variant))
+		}
+		fmt.Fprintln(tw)
+		for _, row := range c.Figures() {
+			fmt.Fprintf(tw, "  %s\n", strings.Join(row, "\t"))
+		}
+		tw.Flush()
 	}
 }

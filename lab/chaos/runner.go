@@ -26,6 +26,7 @@ import (
 	"github.com/ratingslab/lab/lab/journal"
 	"github.com/ratingslab/lab/lab/layout"
 	"github.com/ratingslab/lab/lab/load"
+	"github.com/ratingslab/lab/lab/load/ledger"
 	"github.com/ratingslab/lab/lab/sampler"
 	"github.com/ratingslab/lab/lab/supervisor"
 )
@@ -93,6 +94,8 @@ type run struct {
 	rolled   bool
 	// metrics are the load generator's (retries for the progress line).
 	metrics *load.Metrics
+	// catalog is the method's movie-add, nil without one.
+	catalog *catalogRun
 }
 
 // Preflight checks the lab can take the experiment: nothing else injected,
@@ -172,6 +175,13 @@ func Run(ctx context.Context, p *Plan, env Env) (*Result, error) {
 	jpath := filepath.Join(env.Dir.Journals(), r.runID+".json")
 	ledgerPath := filepath.Join(env.Dir.Ledgers(), r.runID+".jsonl")
 
+	catalog, err := openCatalogEdit(ctx, p, env.Dir.LegacyDB())
+	if err != nil {
+		return nil, err
+	}
+	r.catalog = catalog
+	defer catalog.close()
+
 	// Whatever happens below, nothing this run injected outlives it.
 	defer r.cleanup()
 
@@ -199,8 +209,12 @@ func Run(ctx context.Context, p *Plan, env Env) (*Result, error) {
 	if def, err := json.Marshal(p.Exp); err == nil {
 		j.Definition = def
 	}
-	fmt.Fprintf(env.Out, "Experiment: %s\n  variants %s; load %s, %s; %d fault step(s); run %s\n",
-		p.Exp.Title, strings.Join(p.Variants, ", "), p.Scenario.Name, load.DescribeArrival(p.Scenario.Arrival), len(p.Steps), r.runID)
+	actions := ""
+	if n := len(p.Actions); n > 0 {
+		actions = fmt.Sprintf(", %d action(s)", n)
+	}
+	fmt.Fprintf(env.Out, "Experiment: %s\n  variants %s; load %s, %s; %d fault step(s)%s; run %s\n",
+		p.Exp.Title, strings.Join(p.Variants, ", "), p.Scenario.Name, load.DescribeArrival(p.Scenario.Arrival), len(p.Steps), actions, r.runID)
 	if env.Platform != "" {
 		fmt.Fprintf(env.Out, "  Kafka platform: %s\n", env.Platform)
 	}
@@ -266,11 +280,14 @@ func Run(ctx context.Context, p *Plan, env Env) (*Result, error) {
 	j.Started = r.t0
 	go func() {
 		sum, err := load.Run(lctx, load.Config{RunID: r.runID, Scenario: p.Scenario, Targets: loadTargets,
-			LedgerPath: ledgerPath, Metrics: metrics, Observer: meter, Grace: 2 * time.Second, Retry: p.Exp.Load.RetryPolicy()})
+			LedgerPath: ledgerPath, Metrics: metrics, Observer: meter, Grace: 2 * time.Second, Retry: p.Exp.Load.RetryPolicy(),
+			CatalogEdit: r.catalog.loadEdit()})
 		loadDone <- loadResult{sum, err}
 	}()
 	schedDone := make(chan struct{})
 	go func() { defer close(schedDone); r.schedule(ctx) }()
+	actionsDone := make(chan struct{})
+	go func() { defer close(actionsDone); r.applyCatalogEdit(ctx) }()
 	// Ctrl-C heals at once, not after the load's grace period.
 	runDone := make(chan struct{})
 	defer close(runDone)
@@ -288,6 +305,7 @@ func Run(ctx context.Context, p *Plan, env Env) (*Result, error) {
 	lr := <-loadDone
 	loadEnd := time.Now()
 	<-schedDone
+	<-actionsDone
 	interrupted := ctx.Err() != nil
 	if lr.err != nil && !interrupted {
 		stopProgress()
@@ -306,6 +324,7 @@ func Run(ctx context.Context, p *Plan, env Env) (*Result, error) {
 	drained := time.Now()
 	r.cleanup() // heals anything left (interrupted runs), then rollbacks
 
+	var entries []ledger.Entry // the ratings, for the catalog edit's figures
 	if !interrupted {
 		actx, acancel := context.WithTimeout(context.Background(), 60*time.Second)
 		j.Final = audit.Observe(actx, client, env.Dir, p.Variants, apis)
@@ -315,11 +334,13 @@ func Run(ctx context.Context, p *Plan, env Env) (*Result, error) {
 		if err != nil {
 			r.note(fmt.Sprintf("ledger unreadable, no audit: %v", err))
 		} else {
+			entries = led.Entries
 			j.Audit = audit.All(audit.Inputs{Variants: p.Variants, Entries: led.Entries, Baseline: j.Baseline, Final: j.Final, Applied: applied})
 		}
 	}
 	j.Ended = time.Now()
 	j.Faults = r.faultEvents()
+	j.CatalogEdits = r.catalogEdits(entries, j.Faults)
 	j.Samples = r.store.samples()
 	if rec := journal.ComputeRecovery(j); rec != nil {
 		j.Recovery = rec

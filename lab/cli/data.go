@@ -258,7 +258,11 @@ func newDataMovieAddCmd(g *globals) *cobra.Command {
 existing movie with "lab data movie edit").
 
 With the lab up, the new movie is served by movies-rpc at once and appears on
-the "movies" topic as soon as movies-connect polls.`,
+the "movies" topic as soon as movies-connect polls.
+
+An experiment can make the same edit at a set time, during a fault, and have
+the load rate the new movie: the movie-add action (experiments/README.md,
+"Actions"; lab chaos run movies-catalog-edit).`,
 		Example: `  lab data movie add --title "Sholay" --year 1975 --country India --genres Action,Adventure
   lab data movie add --id 1000 --title "The Lab Movie" --year 2025`,
 		Args: cobra.NoArgs,

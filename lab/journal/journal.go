@@ -70,6 +70,9 @@ type Journal struct {
 	Final    []audit.Snapshot `json:"final,omitempty"`
 	Audit    []audit.Result   `json:"audit"`
 	Recovery []Recovery       `json:"recovery"`
+	// CatalogEdits are the experiment's movie-add actions and how each
+	// variant converged on the new movie; absent without one.
+	CatalogEdits []CatalogEdit `json:"catalog_edits,omitempty"`
 	// Verdict per variant: true when every hypothesis probe held and the
 	// audit found nothing.
 	Verdict map[string]bool `json:"verdict"`

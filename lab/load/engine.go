@@ -52,6 +52,9 @@ type Config struct {
 	Grace time.Duration
 	// Abort, when closed, aborts in-flight requests at once (a second Ctrl-C).
 	Abort <-chan struct{}
+	// CatalogEdit, when set, has the load rate a movie an experiment adds
+	// to the catalog during the run, with the answer each variant owes it.
+	CatalogEdit *CatalogEdit
 	// Retry, when Max > 0, sends ratings whose outcome was unknown again
 	// with the same request id (see RetryPolicy); the ledger keeps every
 	// attempt.
@@ -74,6 +77,7 @@ type variantRun struct {
 	observer Observer
 	attacker *vegeta.Attacker
 	retry    *retryTransport // nil without a retry policy
+	edit     *CatalogEdit    // nil without a catalog edit
 }
 
 var jsonHeader = http.Header{"Content-Type": []string{"application/json"}}
@@ -182,6 +186,9 @@ func Run(ctx context.Context, cfg Config) (*Summary, error) {
 	if pacer.total == 0 {
 		return nil, errors.New("the schedule holds no request")
 	}
+	if cfg.CatalogEdit != nil {
+		source = editSource{inner: source, edit: cfg.CatalogEdit}
+	}
 	timeout := cfg.Scenario.RequestTimeout.D()
 	abortCtx, abort := context.WithCancel(context.Background())
 	defer abort()
@@ -210,6 +217,7 @@ func Run(ctx context.Context, cfg Config) (*Summary, error) {
 			stats:    newVariantStats(),
 			metrics:  cfg.Metrics.forVariant(t.Variant),
 			observer: cfg.Observer,
+			edit:     cfg.CatalogEdit,
 			retry:    retry,
 			// Workers stay uncapped (vegeta's default MaxWorkers): a stalled
 			// server must cost goroutines, never delay the schedule.
@@ -261,6 +269,9 @@ func Run(ctx context.Context, cfg Config) (*Summary, error) {
 		}()
 	}
 	start = time.Now()
+	if cfg.CatalogEdit != nil {
+		cfg.CatalogEdit.begin(start)
+	}
 	close(gate)
 	allDone := make(chan struct{})
 	go func() { consumers.Wait(); close(allDone) }()
@@ -355,8 +366,12 @@ func (v *variantRun) handle(res *vegeta.Result, lw *ledger.Writer) {
 		o, c := retriedOutcome(outcome, string(cause), tried)
 		outcome, cause = o, Cause(c)
 	}
+	expected := expectedOf(req)
+	if req.NewMovie {
+		expected = v.edit.expect(v.target.Variant, outcome, int(res.Code), res.Timestamp, res.Latency)
+	}
 	a := Answer{Variant: v.target.Variant, Seq: seq, Kind: req.Kind, MovieID: req.MovieID, Tenths: req.Tenths,
-		Outcome: outcome, Cause: cause, Expected: expectedOf(req), SentAt: res.Timestamp, Latency: res.Latency, Retries: max(len(tried)-1, 0)}
+		Outcome: outcome, Cause: cause, Expected: expected, SentAt: res.Timestamp, Latency: res.Latency, Retries: max(len(tried)-1, 0)}
 	v.stats.record(a)
 	v.metrics.observe(a)
 	if v.observer != nil {
@@ -371,6 +386,7 @@ func (v *variantRun) handle(res *vegeta.Result, lw *ledger.Writer) {
 		Kind:         req.Kind.String(),
 		MovieID:      req.MovieID,
 		UnknownMovie: req.Unknown,
+		NewMovie:     req.NewMovie,
 		Expected:     a.Expected,
 		SentAt:       res.Timestamp,
 		Outcome:      outcome,

@@ -41,6 +41,9 @@ type Request struct {
 	// Unknown marks a request for a movie outside the catalog; the expected
 	// answer is a rejection (4xx), not a success.
 	Unknown bool
+	// NewMovie marks a rating of a movie added to the catalog during the
+	// run (CatalogEdit): MovieID is that movie's.
+	NewMovie bool
 }
 
 // Source is a sequence of requests: the scenario's generator, or a replayed

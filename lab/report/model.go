@@ -33,13 +33,24 @@ type document struct {
 	Hypotheses []hypothesis
 	Clients    []clientRow
 	Faults     []faultRow
-	Recovery   []recoveryRow
-	Audits     []auditRow
-	Findings   []findingRow
+	// CatalogEdits are the movie-add actions' figures, one table each.
+	CatalogEdits []catalogTable
+	Recovery     []recoveryRow
+	Audits       []auditRow
+	Findings     []findingRow
 	// FindingsLeftOut counts findings not listed (the first maxFindings are).
 	FindingsLeftOut int
 	Grids           []grid
 	Notes           []string
+}
+
+// catalogTable is one movie-add: what was added when, and per variant how
+// the ratings of the new movie ended (journal.CatalogEdit.Figures, as the
+// terminal prints them).
+type catalogTable struct {
+	Run, Heading, Error string
+	Variants            []string
+	Rows                [][]string
 }
 
 type runInfo struct {
@@ -188,6 +199,15 @@ func buildDocument(runs []run) (*document, error) {
 				Injected: offset(j.Started, f.InjectedAt), Healed: offset(j.Started, f.HealedAt), Error: f.Error,
 				Outcome: f.Outcome,
 			})
+		}
+		for _, c := range j.CatalogEdits {
+			ct := catalogTable{Run: r.Label, Error: c.Error, Rows: c.Figures(),
+				Heading: fmt.Sprintf("%s: movie %d %q added at %s; a refusal (422) is owed until the variant answers a rating of it with a 2xx, at most until +%s",
+					c.ID, c.MovieID, c.Title, offset(j.Started, c.AddedAt), c.RefuseUntil)}
+			for _, v := range c.Variants {
+				ct.Variants = append(ct.Variants, strings.ToUpper(v.Variant))
+			}
+			d.CatalogEdits = append(d.CatalogEdits, ct)
 		}
 		for _, rc := range recovery {
 			d.Recovery = append(d.Recovery, recoveryRow{

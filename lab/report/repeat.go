@@ -135,6 +135,20 @@ func SummarizeRepeats(names []string, js []journal.Journal) Repeats {
 				}
 				put(i, v, p+"failed during fault", UnitCount, num(float64(rc.FailedDuringFault)))
 			}
+			for _, ce := range j.CatalogEdits {
+				for _, cv := range ce.Variants {
+					if cv.Variant != v {
+						continue
+					}
+					p := "catalog edit " + ce.ID + ": "
+					put(i, v, p+"convergence after the edit", UnitSeconds, secs(cv.AfterEdit))
+					put(i, v, p+"convergence after the heal", UnitSeconds, secs(cv.AfterHeal))
+					put(i, v, p+"refused (owed)", UnitCount, num(float64(cv.Refused-cv.RefusedLate)))
+					put(i, v, p+"refused, not owed", UnitCount, num(float64(cv.RefusedLate)))
+					put(i, v, p+"failed", UnitCount, num(float64(cv.Failed)))
+					put(i, v, p+"ambiguous", UnitCount, num(float64(cv.Ambiguous)))
+				}
+			}
 		}
 	}
 	for _, k := range order {

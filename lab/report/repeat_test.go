@@ -29,6 +29,7 @@ func TestRepeatsGiveMedianAndRangePerFigure(t *testing.T) {
 			}
 		}
 		j.Verdict = map[string]bool{v: i != 1}
+		j.CatalogEdits = []journal.CatalogEdit{{ID: "m2", Variants: []journal.CatalogConvergence{{Variant: v, AfterEdit: journal.DurationPtr(p99 * 10), Refused: 5}}}}
 		js = append(js, j)
 	}
 	r := SummarizeRepeats([]string{"a.json", "b.json", "c.json"}, js)
@@ -49,6 +50,19 @@ func TestRepeatsGiveMedianAndRangePerFigure(t *testing.T) {
 	}
 	if p99.MedianText() != "2s" || p99.RangeText() != "1s – 3s" {
 		t.Errorf("p99 text: %s, %s", p99.MedianText(), p99.RangeText())
+	}
+	// So is a catalog edit's convergence.
+	sawCatalog := false
+	for _, f := range r.Figures {
+		if f.Variant == v && f.Name == "catalog edit m2: convergence after the edit" {
+			sawCatalog = true
+			if f.MedianText() != "20s" || f.RangeText() != "10s – 30s" {
+				t.Errorf("catalog convergence: %s, %s", f.MedianText(), f.RangeText())
+			}
+		}
+	}
+	if !sawCatalog {
+		t.Error("no catalog convergence figure")
 	}
 	// The audit and each fault's recovery are figures too.
 	var sawAudit, sawRecovery bool

@@ -278,3 +278,22 @@ func TestReportNamesTheKafkaPlatform(t *testing.T) {
 		}
 	}
 }
+
+// A catalog edit's figures get their own table, in both formats.
+func TestReportShowsTheCatalogEdit(t *testing.T) {
+	conv := journal.DurationPtr(12 * time.Second)
+	j := journal.Journal{Version: journal.CurrentVersion, Kind: journal.KindExperiment, Title: "edit", Variants: []string{"rpc", "stream"},
+		Started: fixtureStart, Ended: fixtureStart.Add(time.Minute),
+		CatalogEdits: []journal.CatalogEdit{{ID: "m2", MovieID: 181, Title: "The Lab Movie", AddedAt: fixtureStart.Add(20 * time.Second), RefuseUntil: journal.Duration(time.Minute),
+			Variants: []journal.CatalogConvergence{{Variant: "rpc", Sent: 10, Failed: 4, Acknowledged: 6, AfterEdit: conv}, {Variant: "stream", Sent: 10, Refused: 5, Acknowledged: 5, AfterEdit: conv}}}}}
+	out, err := RenderJournal(j, "edit", t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for f, want := range map[string]string{out.Markdown: "| catalog convergence (edit → first 2xx for it) | 12s | 12s |", out.HTML: "<td>  refused (422) while not yet converged: owed</td><td class=\"num\">0</td><td class=\"num\">5</td>"} {
+		b, _ := os.ReadFile(f)
+		if !strings.Contains(string(b), want) || !strings.Contains(string(b), `movie 181 `) {
+			t.Errorf("%s lacks %q", f, want)
+		}
+	}
+}

@@ -43,6 +43,9 @@ func appendEntry(b []byte, e *Entry) []byte {
 	if e.UnknownMovie {
 		b = append(b, `,"unknown_movie":true`...)
 	}
+	if e.NewMovie {
+		b = append(b, `,"new_movie":true`...)
+	}
 	b = append(b, `,"expected":`...)
 	b = appendString(b, string(e.Expected))
 	b = append(b, `,"sent_at":"`...)

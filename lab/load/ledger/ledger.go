@@ -118,6 +118,12 @@ type Entry struct {
 	// UnknownMovie marks a movie outside the catalog, which the generator
 	// used on purpose: its Expected outcome is Rejected.
 	UnknownMovie bool `json:"unknown_movie,omitempty"`
+	// NewMovie marks a rating of a movie an experiment added to the
+	// catalog during the run (its movie-add action). Expected is Rejected
+	// when the variant refused it before it could have seen the movie
+	// (docs/api.md, "Outcomes"); the audit checks no refusal was sent
+	// after the variant first answered one with a 2xx.
+	NewMovie bool `json:"new_movie,omitempty"`
 	// Expected is the answer a correct variant gives: Acknowledged, or
 	// Rejected for a request the generator made invalid on purpose. An
 	// outcome other than Expected is a failure of the variant.

@@ -107,6 +107,7 @@ func TestFastEncodingMatchesEncodingJSON(t *testing.T) {
 		{Type: TypePost, RequestID: "r-rpc-1", Variant: "rpc", Seq: 1, MovieID: 2, UserID: 3, Rating: 7.5, RatingTenths: 75, Expected: Acknowledged, SentAt: at, Outcome: Acknowledged, Status: 201, LatencyNs: 12345},
 		{Type: TypePost, RequestID: "r-stream-2", Variant: "stream", Seq: 2, MovieID: 900001, Rating: 10, RatingTenths: 100, UnknownMovie: true, Expected: Rejected, SentAt: at, Outcome: Ambiguous, Cause: "timeout", LatencyNs: 1, Error: "Post \"http://x/<a>&\": \x01 naïve \\ \t"},
 		{Type: TypePost, SentAt: time.Time{}, Outcome: Failed, Rating: 1, Expected: Acknowledged},
+		{Type: TypePost, RequestID: "r-stream-3", Variant: "stream", Seq: 3, MovieID: 181, Rating: 6, RatingTenths: 60, NewMovie: true, Expected: Rejected, SentAt: at, Outcome: Rejected, Status: 422, Cause: "4xx", LatencyNs: 2},
 		{Type: TypeGet, Variant: "rpc", Seq: 3, Kind: KindMovie, MovieID: 7, Expected: Acknowledged, SentAt: at, Outcome: Failed, Status: 503, Cause: "5xx", LatencyNs: 7},
 		{Type: TypeGet, Variant: "rpc", Seq: 4, Kind: KindList, Expected: Acknowledged, SentAt: at, Outcome: Acknowledged, Status: 200, LatencyNs: 8},
 	} {

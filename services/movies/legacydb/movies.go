@@ -163,17 +163,10 @@ func queryMovies(ctx context.Context, q rowsQueryer, query string, args ...any) 
 // the next free id; an id already in use is an error wrapping ErrExists.
 // UpdatedAt and Version of m are ignored.
 func (db *DB) Add(ctx context.Context, m model.Movie) (model.Movie, error) {
-	if m.ID < 0 {
-		return model.Movie{}, fmt.Errorf("movie_id %d must be positive (or 0 for the next free id)", m.ID)
-	}
-	normalize(&m)
-	probe := m
-	if probe.ID == 0 {
-		probe.ID = 1 // validated for its other fields; the real id comes below
-	}
-	if err := validate(probe); err != nil {
+	if err := CheckNew(m); err != nil {
 		return model.Movie{}, err
 	}
+	normalize(&m)
 	var id int64
 	err := db.write(ctx, func(tx *sql.Tx) error {
 		id = m.ID
@@ -295,6 +288,21 @@ func normalize(m *model.Movie) {
 		}
 	}
 	m.Genres = genres
+}
+
+// CheckNew reports whether Add would accept m (ID 0 takes the next free
+// id), naming the wrong field by its JSON name (movie_id, title,
+// release_year, country, genres): experiments check a movie they will add
+// before anything is injected.
+func CheckNew(m model.Movie) error {
+	if m.ID < 0 {
+		return fmt.Errorf("movie_id %d must be positive (or left out for the next free id)", m.ID)
+	}
+	normalize(&m)
+	if m.ID == 0 {
+		m.ID = 1 // its other fields are what is checked
+	}
+	return validate(m)
 }
 
 // validate checks the fields every stored movie must satisfy, naming the
