@@ -19,18 +19,25 @@ import (
 	"github.com/ratingslab/lab/lab/supervisor"
 )
 
+// State is where a fault is in its life: active until healed, or done at
+// once when it is instant.
+type State string
+
 // Fault states.
 const (
-	StateActive = "active" // in force until healed
-	StateHealed = "healed" // was active, is healed
-	StateDone   = "done"   // instant: applied once, nothing to heal
+	StateActive State = "active" // in force until healed
+	StateHealed State = "healed" // was active, is healed
+	StateDone   State = "done"   // instant: applied once, nothing to heal
 )
+
+// Healer says who healed a fault.
+type Healer string
 
 // Who healed a fault.
 const (
-	HealedByTimer    = "timer"    // its --for ran out
-	HealedByRequest  = "request"  // lab chaos heal, the experiment runner, the API
-	HealedByShutdown = "shutdown" // lab down
+	HealedByTimer    Healer = "timer"    // its --for ran out
+	HealedByRequest  Healer = "request"  // lab chaos heal, the experiment runner, the API
+	HealedByShutdown Healer = "shutdown" // lab down
 )
 
 // Fault is one injected fault as the API reports it.
@@ -44,11 +51,11 @@ type Fault struct {
 	For string `json:"for,omitempty"`
 	// Owner says who injected it (the CLI, or an experiment run).
 	Owner      string    `json:"owner,omitempty"`
-	State      string    `json:"state"`
+	State      State     `json:"state"`
 	InjectedAt time.Time `json:"injected_at"`
 	HealsAt    time.Time `json:"heals_at,omitzero"`
 	HealedAt   time.Time `json:"healed_at,omitzero"`
-	HealedBy   string    `json:"healed_by,omitempty"`
+	HealedBy   Healer    `json:"healed_by,omitempty"`
 	// HealError is set when undoing the fault failed (for example a killed
 	// part that would not start again); the fault is no longer tracked.
 	HealError string `json:"heal_error,omitempty"`
@@ -295,7 +302,7 @@ func (inj *Injector) Heal(ctx context.Context, id string) (Fault, error) {
 	return inj.heal(ctx, id, HealedByRequest)
 }
 
-func (inj *Injector) heal(ctx context.Context, id, by string) (Fault, error) {
+func (inj *Injector) heal(ctx context.Context, id string, by Healer) (Fault, error) {
 	inj.mu.Lock()
 	rec, ok := inj.running[id]
 	if !ok {
@@ -347,7 +354,7 @@ func (inj *Injector) Shutdown(ctx context.Context) {
 	inj.healAll(ctx, HealedByShutdown)
 }
 
-func (inj *Injector) healAll(ctx context.Context, by string) []Fault {
+func (inj *Injector) healAll(ctx context.Context, by Healer) []Fault {
 	// A fault still being applied is waited for, briefly, so it is healed too.
 	deadline := time.Now().Add(5 * time.Second)
 	var ids []string
