@@ -15,6 +15,7 @@ import (
 	"github.com/ratingslab/lab/lab/faults"
 	"github.com/ratingslab/lab/lab/load"
 	"github.com/ratingslab/lab/lab/parts"
+	"github.com/ratingslab/lab/lab/supervisor"
 )
 
 // Lab is what validation needs to know about the lab an experiment will run
@@ -277,8 +278,8 @@ func Validate(e *Experiment, lab Lab, variants []string) (*Plan, error) {
 	// Rollbacks.
 	for i, rb := range e.Rollbacks {
 		path := fmt.Sprintf("rollbacks[%d]", i)
-		switch rb.Action {
-		case "start", "resume", "restart":
+		switch supervisor.Action(rb.Action) {
+		case supervisor.ActionStart, supervisor.ActionResume, supervisor.ActionRestart:
 			if !slices.Contains(lab.Targets.Parts, rb.Part) {
 				return nil, e.fieldErr(path+".part", "%q is not a part of this lab (parts: %s)", rb.Part, strings.Join(lab.Targets.Parts, ", "))
 			}

@@ -76,7 +76,7 @@ type Request struct {
 
 // Processes is the supervisor's process control (supervisor.Supervisor).
 type Processes interface {
-	Signal(ctx context.Context, part, action string) (supervisor.PartStatus, error)
+	Signal(ctx context.Context, part string, action supervisor.Action) (supervisor.PartStatus, error)
 }
 
 // Config is what the injector needs from the lab.

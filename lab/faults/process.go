@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+
+	"github.com/ratingslab/lab/lab/supervisor"
 )
 
 // processEffect kills, pauses or stops a part through the supervisor.
@@ -22,12 +24,12 @@ func (e *processEffect) apply(ctx context.Context) error {
 	if e.procs == nil {
 		return errors.New("process faults need the supervisor")
 	}
-	action := map[string]string{"kill": "kill", "pause": "pause", "restart": "restart"}[e.kind]
+	action := map[string]supervisor.Action{"kill": supervisor.ActionKill, "pause": supervisor.ActionPause, "restart": supervisor.ActionRestart}[e.kind]
 	if e.kind == "restart" && e.timed {
-		action = "stop"
+		action = supervisor.ActionStop
 	}
 	_, err := e.procs.Signal(ctx, e.part, action)
-	if err == nil && action == "restart" && e.started != nil {
+	if err == nil && action == supervisor.ActionRestart && e.started != nil {
 		e.started()
 	}
 	return err
@@ -37,26 +39,26 @@ func (e *processEffect) apply(ctx context.Context) error {
 // continues. At shutdown a killed part is left down: it is about to be
 // stopped anyway, and starting it would only slow `lab down`.
 func (e *processEffect) heal(ctx context.Context, shutdown bool) error {
-	var action string
+	var action supervisor.Action
 	switch e.kind {
 	case "kill", "restart":
 		if shutdown {
 			return nil
 		}
-		action = "start"
+		action = supervisor.ActionStart
 	case "pause":
-		action = "resume"
+		action = supervisor.ActionResume
 	default:
 		return nil
 	}
 	_, err := e.procs.Signal(ctx, e.part, action)
-	if err != nil && action == "start" && strings.Contains(err.Error(), "already running") {
+	if err != nil && action == supervisor.ActionStart && strings.Contains(err.Error(), "already running") {
 		return nil // someone started it by hand: healed all the same
 	}
 	if err != nil {
 		return fmt.Errorf("%s %s: %w", action, e.part, err)
 	}
-	if action == "start" && e.started != nil {
+	if action == supervisor.ActionStart && e.started != nil {
 		e.started()
 	}
 	return nil
