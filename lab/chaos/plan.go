@@ -371,7 +371,7 @@ func (p *Plan) resolveStep(i int, st Step, t faults.Targets) (PlannedStep, error
 		for _, acts := range eq.Actions {
 			for _, a := range acts {
 				k, _ := faults.Lookup(a.Fault)
-				if !k.Instant || (k.Name == "restart" && st.For > 0) { // restart with for: down until healed
+				if !k.InstantFor(st.For.D()) { // restart with for: down until healed
 					instant = false
 				}
 			}
@@ -389,7 +389,7 @@ func (p *Plan) resolveStep(i int, st Step, t faults.Targets) (PlannedStep, error
 			ps.Variants[v] = VariantFaults{Requests: reqs}
 		}
 	case kerr == nil:
-		ps.Instant = kind.Instant && (kind.Name != "restart" || st.For == 0)
+		ps.Instant = kind.InstantFor(st.For.D())
 		targets := st.Targets
 		if st.Target != "" {
 			v := t.Variants[st.Target]

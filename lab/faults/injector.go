@@ -217,7 +217,7 @@ func (inj *Injector) Inject(ctx context.Context, req Request) (Fault, error) {
 	if err != nil {
 		return Fault{}, fmt.Errorf("%w: %v", ErrInvalid, err)
 	}
-	instant := k.Instant && (k.Name != "restart" || d == 0)
+	instant := k.InstantFor(d)
 
 	inj.mu.Lock()
 	if inj.shutting {
@@ -458,33 +458,54 @@ func (inj *Injector) embeddedKafka() bool {
 	return inj.cfg.Targets.Platform == "" || inj.cfg.Targets.Platform == parts.KafkaEmbedded
 }
 
+// effectMaker builds a fault's effect on one target. Every catalog entry
+// holds one (Kind.act): what a fault does is data next to its name — a
+// toxic for an edge, an admin call for a service, a process action for a
+// part — or, where the effect has logic of its own, a constructor.
+type effectMaker interface {
+	effectOn(inj *Injector, rec *record, d time.Duration) effect
+}
+
+// makeEffect is a constructor used as an effectMaker.
+type makeEffect func(inj *Injector, rec *record, d time.Duration) effect
+
+func (f makeEffect) effectOn(inj *Injector, rec *record, d time.Duration) effect {
+	return f(inj, rec, d)
+}
+
 // effectFor builds the effect of a fault on its target.
 func (inj *Injector) effectFor(rec *record, d time.Duration) effect {
-	switch rec.kind.Targets {
-	case TargetEdge:
-		return &edgeEffect{proxies: inj.cfg.Proxies, edge: rec.Target, id: rec.ID, kind: rec.kind.Name, params: rec.Params}
-	case TargetPart:
-		return &processEffect{procs: inj.cfg.Processes, part: rec.Target, kind: rec.kind.Name, timed: d > 0,
-			started: func() { go inj.reapplyServiceFaults(rec.Target) }}
-	case TargetService:
-		switch rec.kind.Name {
-		case "contract_change":
-			return &contractEffect{inj: inj, instance: rec.Target, params: rec.Params}
-		case "registry_compatibility":
-			return &compatibilityEffect{inj: inj, params: rec.Params}
-		}
-		return &serviceEffect{inj: inj, instance: rec.Target, kind: rec.kind.Name, params: rec.Params}
-	case TargetGroup:
-		return &coordinatorEffect{brokers: inj.cfg.bootstrap(), group: rec.Target,
-			brokerKill: brokerKill{kill: processEffect{procs: inj.cfg.Processes, kind: "kill"}, embedded: inj.embeddedKafka()}}
-	case TargetKafka:
-		return &kafkaEffect{inj: inj, broker: rec.Target, id: rec.ID, kind: rec.kind.Name, params: rec.Params}
-	case TargetTopic:
-		if rec.kind.Name == "kill_leader" {
-			return &leaderEffect{brokers: inj.cfg.bootstrap(), topic: rec.Target, partition: leaderPartition(rec.Params),
-				brokerKill: brokerKill{kill: processEffect{procs: inj.cfg.Processes, kind: "kill"}, embedded: inj.embeddedKafka()}}
-		}
-		return &poisonEffect{brokers: inj.cfg.bootstrap(), registry: inj.cfg.Registry, topic: rec.Target, id: rec.ID, params: rec.Params}
+	if rec.kind.act == nil {
+		panic("faults: no effect for " + rec.kind.Name)
 	}
-	panic("faults: no effect for " + rec.kind.Name)
+	return rec.kind.act.effectOn(inj, rec, d)
+}
+
+// brokerKiller kills a broker part found when a fault is applied.
+func (inj *Injector) brokerKiller() brokerKill {
+	return brokerKill{kill: processEffect{procs: inj.cfg.Processes, act: killPart}, embedded: inj.embeddedKafka()}
+}
+
+func newLeaderEffect(inj *Injector, rec *record, _ time.Duration) effect {
+	return &leaderEffect{brokers: inj.cfg.bootstrap(), topic: rec.Target, partition: leaderPartition(rec.Params), brokerKill: inj.brokerKiller()}
+}
+
+func newCoordinatorEffect(inj *Injector, rec *record, _ time.Duration) effect {
+	return &coordinatorEffect{brokers: inj.cfg.bootstrap(), group: rec.Target, brokerKill: inj.brokerKiller()}
+}
+
+func newKafkaEffect(inj *Injector, rec *record, _ time.Duration) effect {
+	return &kafkaEffect{inj: inj, broker: rec.Target, id: rec.ID, kind: rec.kind, params: rec.Params}
+}
+
+func newPoisonEffect(inj *Injector, rec *record, _ time.Duration) effect {
+	return &poisonEffect{brokers: inj.cfg.bootstrap(), registry: inj.cfg.Registry, topic: rec.Target, id: rec.ID, params: rec.Params}
+}
+
+func newContractEffect(inj *Injector, rec *record, _ time.Duration) effect {
+	return &contractEffect{inj: inj, instance: rec.Target, params: rec.Params}
+}
+
+func newCompatibilityEffect(inj *Injector, rec *record, _ time.Duration) effect {
+	return &compatibilityEffect{inj: inj, params: rec.Params}
 }
