@@ -14,7 +14,8 @@ import (
 
 	"github.com/ratingslab/lab/lab/layout"
 	"github.com/ratingslab/lab/lab/parts"
-	"github.com/ratingslab/lab/services/sqlitedb"
+	ratingsrpc "github.com/ratingslab/lab/services/ratings/rpc"
+	ratingsstream "github.com/ratingslab/lab/services/ratings/stream"
 )
 
 // Variant names (parts.VariantRPC, parts.VariantStream).
@@ -23,17 +24,12 @@ const (
 	VariantStream = string(parts.VariantStream)
 )
 
-// Store files, as the services create them in their data directories
-// (services/ratings/rpc and services/ratings/stream).
-const (
-	rpcStoreFile      = "ratings.db"
-	streamStoreFile   = "ratings-stream.db"
-	maxStreamReplicas = 4 // layout: ratings-stream replicas listen on 4 ports
-)
+// maxStreamReplicas: layout gives ratings-stream replicas 4 ports.
+const maxStreamReplicas = 4
 
 // RPCStorePath is ratings-rpc's SQLite file in a lab's state directory.
 func RPCStorePath(dir layout.Dir) string {
-	return filepath.Join(dir.Data("ratings-rpc"), rpcStoreFile)
+	return filepath.Join(dir.Data("ratings-rpc"), ratingsrpc.DBFile)
 }
 
 // StreamStorePaths are the SQLite files of the ratings-stream replicas
@@ -41,7 +37,7 @@ func RPCStorePath(dir layout.Dir) string {
 func StreamStorePaths(dir layout.Dir) []string {
 	var out []string
 	for i := range maxStreamReplicas {
-		p := filepath.Join(dir.Data(parts.InstanceName("ratings-stream", i)), streamStoreFile)
+		p := filepath.Join(dir.Data(parts.InstanceName("ratings-stream", i)), ratingsstream.DBFile)
 		if _, err := os.Stat(p); err == nil {
 			out = append(out, p)
 		}
@@ -75,26 +71,18 @@ func ReadStore(ctx context.Context, dir layout.Dir, variant string) Snapshot {
 
 // ReadRPCStore reads count and sum per movie from ratings-rpc's SQLite.
 func ReadRPCStore(ctx context.Context, path string) ([]MovieState, error) {
-	db, err := sqlitedb.OpenReadOnly(path)
+	r, err := ratingsrpc.OpenReader(ctx, path)
 	if err != nil {
 		return nil, err
 	}
-	defer db.Close()
-	rows, err := db.QueryContext(ctx, `SELECT movie_id, count, sum_tenths FROM rated_movies ORDER BY movie_id`)
+	defer r.Close()
+	totals, err := r.Totals(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("store %s: %w", path, err)
+		return nil, err
 	}
-	defer rows.Close()
 	var out []MovieState
-	for rows.Next() {
-		var m MovieState
-		if err := rows.Scan(&m.MovieID, &m.Count, &m.SumTenths); err != nil {
-			return nil, fmt.Errorf("store %s: %w", path, err)
-		}
-		out = append(out, m)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("store %s: %w", path, err)
+	for _, t := range totals {
+		out = append(out, MovieState{MovieID: t.MovieID, Count: t.Count, SumTenths: t.SumTenths})
 	}
 	return out, nil
 }
@@ -108,27 +96,18 @@ type AppliedRequest struct {
 // ReadRPCApplied reads ratings-rpc's idempotency record: every request id it
 // applied, which lets the audit name lost and phantom requests exactly.
 func ReadRPCApplied(ctx context.Context, path string) (map[string]AppliedRequest, error) {
-	db, err := sqlitedb.OpenReadOnly(path)
+	r, err := ratingsrpc.OpenReader(ctx, path)
 	if err != nil {
 		return nil, err
 	}
-	defer db.Close()
-	rows, err := db.QueryContext(ctx, `SELECT request_id, movie_id, rating_tenths FROM applied_requests`)
+	defer r.Close()
+	applied, err := r.AppliedRequests(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("store %s: %w", path, err)
+		return nil, err
 	}
-	defer rows.Close()
-	out := map[string]AppliedRequest{}
-	for rows.Next() {
-		var id string
-		var a AppliedRequest
-		if err := rows.Scan(&id, &a.MovieID, &a.SumTenths); err != nil {
-			return nil, fmt.Errorf("store %s: %w", path, err)
-		}
-		out[id] = a
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("store %s: %w", path, err)
+	out := make(map[string]AppliedRequest, len(applied))
+	for id, a := range applied {
+		out[id] = AppliedRequest{MovieID: a.MovieID, SumTenths: a.RatingTenths}
 	}
 	return out, nil
 }
@@ -139,44 +118,33 @@ func ReadRPCApplied(ctx context.Context, path string) (map[string]AppliedRequest
 // of its partition it includes (source_offset), so for every movie the one
 // that includes the most wins.
 func ReadStreamStores(ctx context.Context, paths []string) ([]MovieState, error) {
-	type best struct {
-		MovieState
-		offset int64
-	}
-	byID := map[int64]best{}
+	byID := map[int64]ratingsstream.Aggregate{}
 	for _, path := range paths {
-		err := func() error {
-			db, err := sqlitedb.OpenReadOnly(path)
-			if err != nil {
-				return err
-			}
-			defer db.Close()
-			rows, err := db.QueryContext(ctx, `SELECT movie_id, count, sum_tenths, source_offset FROM aggregates`)
-			if err != nil {
-				return fmt.Errorf("store %s: %w", path, err)
-			}
-			defer rows.Close()
-			for rows.Next() {
-				var b best
-				if err := rows.Scan(&b.MovieID, &b.Count, &b.SumTenths, &b.offset); err != nil {
-					return fmt.Errorf("store %s: %w", path, err)
-				}
-				if have, ok := byID[b.MovieID]; !ok || b.offset > have.offset {
-					byID[b.MovieID] = b
-				}
-			}
-			return rows.Err()
-		}()
+		aggs, err := readStreamAggregates(ctx, path)
 		if err != nil {
 			return nil, err
 		}
+		for _, a := range aggs {
+			if have, ok := byID[a.MovieID]; !ok || a.SourceOffset > have.SourceOffset {
+				byID[a.MovieID] = a
+			}
+		}
 	}
 	out := make([]MovieState, 0, len(byID))
-	for _, b := range byID {
-		out = append(out, b.MovieState)
+	for _, a := range byID {
+		out = append(out, MovieState{MovieID: a.MovieID, Count: a.Count, SumTenths: a.SumTenths})
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].MovieID < out[j].MovieID })
 	return out, nil
+}
+
+func readStreamAggregates(ctx context.Context, path string) ([]ratingsstream.Aggregate, error) {
+	r, err := ratingsstream.OpenReader(ctx, path)
+	if err != nil {
+		return nil, err
+	}
+	defer r.Close()
+	return r.Aggregates(ctx)
 }
 
 // ReadAPI reads every movie's aggregate from a variant's public API

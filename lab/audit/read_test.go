@@ -18,6 +18,7 @@ import (
 	"github.com/ratingslab/lab/lab/parts"
 	"github.com/ratingslab/lab/services/model"
 	ratingsrpc "github.com/ratingslab/lab/services/ratings/rpc"
+	ratingsstream "github.com/ratingslab/lab/services/ratings/stream"
 )
 
 func TestReadStoreReadsRatingsRPCsSQLiteAndItsAppliedRequests(t *testing.T) {
@@ -75,7 +76,7 @@ func writeStreamStore(t *testing.T, dir string, rows ...[4]int64) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	db, err := sql.Open("sqlite", filepath.Join(dir, streamStoreFile))
+	db, err := sql.Open("sqlite", filepath.Join(dir, ratingsstream.DBFile))
 	if err != nil {
 		t.Fatal(err)
 	}

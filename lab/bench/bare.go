@@ -149,7 +149,7 @@ func StartHop(ctx context.Context, exe string, h HopSpec) (*Hop, error) {
 // StopParts stops the named parts (SIGTERM, in order).
 func StopParts(ctx context.Context, c *supervisor.Client, names []string) error {
 	for _, n := range names {
-		if _, err := c.Action(ctx, n, "stop"); err != nil {
+		if _, err := c.Action(ctx, n, supervisor.ActionStop); err != nil {
 			return fmt.Errorf("stop %s: %w", n, err)
 		}
 	}
@@ -165,7 +165,7 @@ func StartParts(ctx context.Context, c *supervisor.Client, names []string, timeo
 	}
 	deadline := time.Now().Add(timeout)
 	for i, n := range order {
-		if _, err := c.Action(ctx, n, "start"); err != nil {
+		if _, err := c.Action(ctx, n, supervisor.ActionStart); err != nil {
 			return fmt.Errorf("start %s: %w", n, err)
 		}
 		if n == "broker" || i == len(order)-1 {

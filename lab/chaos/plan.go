@@ -15,6 +15,7 @@ import (
 	"github.com/ratingslab/lab/lab/faults"
 	"github.com/ratingslab/lab/lab/load"
 	"github.com/ratingslab/lab/lab/parts"
+	"github.com/ratingslab/lab/lab/supervisor"
 )
 
 // Lab is what validation needs to know about the lab an experiment will run
@@ -277,8 +278,8 @@ func Validate(e *Experiment, lab Lab, variants []string) (*Plan, error) {
 	// Rollbacks.
 	for i, rb := range e.Rollbacks {
 		path := fmt.Sprintf("rollbacks[%d]", i)
-		switch rb.Action {
-		case "start", "resume", "restart":
+		switch supervisor.Action(rb.Action) {
+		case supervisor.ActionStart, supervisor.ActionResume, supervisor.ActionRestart:
 			if !slices.Contains(lab.Targets.Parts, rb.Part) {
 				return nil, e.fieldErr(path+".part", "%q is not a part of this lab (parts: %s)", rb.Part, strings.Join(lab.Targets.Parts, ", "))
 			}
@@ -370,7 +371,7 @@ func (p *Plan) resolveStep(i int, st Step, t faults.Targets) (PlannedStep, error
 		for _, acts := range eq.Actions {
 			for _, a := range acts {
 				k, _ := faults.Lookup(a.Fault)
-				if !k.Instant || (k.Name == "restart" && st.For > 0) { // restart with for: down until healed
+				if !k.InstantFor(st.For.D()) { // restart with for: down until healed
 					instant = false
 				}
 			}
@@ -388,7 +389,7 @@ func (p *Plan) resolveStep(i int, st Step, t faults.Targets) (PlannedStep, error
 			ps.Variants[v] = VariantFaults{Requests: reqs}
 		}
 	case kerr == nil:
-		ps.Instant = kind.Instant && (kind.Name != "restart" || st.For == 0)
+		ps.Instant = kind.InstantFor(st.For.D())
 		targets := st.Targets
 		if st.Target != "" {
 			v := t.Variants[st.Target]

@@ -694,8 +694,9 @@ func (r *run) rollbacks() {
 		case "heal-all":
 			_, err = r.env.Faults.HealAll(ctx)
 		default:
-			_, err = r.env.Control.Action(ctx, rb.Part, rb.Action)
-			if err != nil && (strings.Contains(err.Error(), "already running") || strings.Contains(err.Error(), "not running") && rb.Action == "resume") {
+			action := supervisor.Action(rb.Action)
+			_, err = r.env.Control.Action(ctx, rb.Part, action)
+			if err != nil && (strings.Contains(err.Error(), "already running") || strings.Contains(err.Error(), "not running") && action == supervisor.ActionResume) {
 				err = nil // already where the rollback wants it
 			}
 		}

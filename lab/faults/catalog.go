@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/ratingslab/lab/lab/parts"
+	"github.com/ratingslab/lab/lab/supervisor"
 	"github.com/ratingslab/lab/services/model"
 )
 
@@ -66,7 +67,16 @@ type Kind struct {
 	Instant bool `json:"instant,omitempty"`
 	// Timed says whether --for is accepted.
 	Timed bool `json:"timed"`
+
+	// act is what the fault does (edgeToxic, adminEndpoint, processAction,
+	// or a constructor for effects with logic of their own).
+	act effectMaker
 }
+
+// InstantFor reports whether the fault, given --for d (0: none), takes
+// effect once and leaves nothing to heal. An instant fault that accepts a
+// duration (restart --for 30s) stays in force until healed.
+func (k Kind) InstantFor(d time.Duration) bool { return k.Instant && (!k.Timed || d == 0) }
 
 // Limits shared by several faults.
 const (
@@ -142,6 +152,7 @@ func kafkaFractionParam() Param {
 // kinds is the catalog, in listing order.
 var kinds = []Kind{
 	{Name: "latency", Targets: TargetEdge, Timed: true,
+		act:       edgeToxic{Type: "latency", Attributes: []string{"latency", "jitter"}},
 		Summary:   "add latency (and jitter) to traffic on an edge",
 		Mechanism: "Toxiproxy latency toxic on the edge's proxy",
 		Heal:      "removes the toxic",
@@ -151,6 +162,7 @@ var kinds = []Kind{
 			directionParam("downstream"), toxicityParam(),
 		}},
 	{Name: "timeout", Targets: TargetEdge, Timed: true,
+		act:       edgeToxic{Type: "timeout", Attributes: []string{"timeout"}},
 		Summary:   "blackhole: data stops flowing; the connection is closed after `timeout` (0 = held open forever)",
 		Mechanism: "Toxiproxy timeout toxic on the edge's proxy",
 		Heal:      "removes the toxic; connections it held are closed",
@@ -159,6 +171,7 @@ var kinds = []Kind{
 			directionParam("downstream"), toxicityParam(),
 		}},
 	{Name: "reset_peer", Targets: TargetEdge, Timed: true,
+		act:       edgeToxic{Type: "reset_peer", Attributes: []string{"timeout"}},
 		Summary:   "reset connections (TCP RST) immediately or after `timeout`",
 		Mechanism: "Toxiproxy reset_peer toxic on the edge's proxy",
 		Heal:      "removes the toxic",
@@ -167,6 +180,7 @@ var kinds = []Kind{
 			directionParam("downstream"), toxicityParam(),
 		}},
 	{Name: "bandwidth", Targets: TargetEdge, Timed: true,
+		act:       edgeToxic{Type: "bandwidth", Attributes: []string{"rate"}},
 		Summary:   "limit the edge's bandwidth",
 		Mechanism: "Toxiproxy bandwidth toxic on the edge's proxy",
 		Heal:      "removes the toxic",
@@ -175,6 +189,7 @@ var kinds = []Kind{
 			directionParam("downstream"), toxicityParam(),
 		}},
 	{Name: "slow_close", Targets: TargetEdge, Timed: true,
+		act:       edgeToxic{Type: "slow_close", Attributes: []string{"delay"}},
 		Summary:   "delay the closing of connections",
 		Mechanism: "Toxiproxy slow_close toxic on the edge's proxy",
 		Heal:      "removes the toxic",
@@ -183,6 +198,7 @@ var kinds = []Kind{
 			directionParam("downstream"), toxicityParam(),
 		}},
 	{Name: "limit_data", Targets: TargetEdge, Timed: true,
+		act:       edgeToxic{Type: "limit_data", Attributes: []string{"bytes"}},
 		Summary:   "close each connection after it carried `bytes` bytes",
 		Mechanism: "Toxiproxy limit_data toxic on the edge's proxy",
 		Heal:      "removes the toxic",
@@ -190,23 +206,30 @@ var kinds = []Kind{
 			numParam("bytes", ParamInt, "1024", "bytes allowed per connection", 0, 1<<40),
 			directionParam("downstream"), toxicityParam(),
 		}},
+	// Nothing gets through either way and nothing is closed: clients see
+	// their requests hang, as in a real partition.
 	{Name: "partition", Targets: TargetEdge, Timed: true,
+		act:       edgeToxic{Type: "timeout", Fixed: map[string]any{"timeout": 0}, BothWays: true},
 		Summary:   "network partition: nothing gets through in either direction; connections hang",
 		Mechanism: "Toxiproxy timeout toxics (timeout 0) upstream and downstream",
 		Heal:      "removes the toxics; connections caught in the partition are closed, clients reconnect"},
 	{Name: "kill", Targets: TargetPart, Timed: true,
+		act:       killPart,
 		Summary:   "SIGKILL a part (the broker included; its data survives)",
 		Mechanism: "supervisor: SIGKILL",
 		Heal:      "starts the part again"},
 	{Name: "pause", Targets: TargetPart, Timed: true,
+		act:       processAction{Apply: supervisor.ActionPause, Heal: supervisor.ActionResume},
 		Summary:   "freeze a part with SIGSTOP: it holds its connections and answers nothing",
 		Mechanism: "supervisor: SIGSTOP",
 		Heal:      "SIGCONT"},
 	{Name: "restart", Targets: TargetPart, Timed: true, Instant: true,
+		act:       processAction{Apply: supervisor.ActionRestart, ApplyTimed: supervisor.ActionStop, Heal: supervisor.ActionStart},
 		Summary:   "stop a part gracefully (SIGTERM) and start it again; with --for it stays down that long",
 		Mechanism: "supervisor: stop (SIGTERM, SIGKILL after 5s), then start",
 		Heal:      "starts the part (at once when no --for is given)"},
 	{Name: "kill_leader", Targets: TargetTopic, Timed: true,
+		act:       makeEffect(newLeaderEffect),
 		Summary:   "leader failover: SIGKILL the broker that leads a partition of the topic right now (default: the partition with the most records); on a cluster a follower takes over, on the embedded broker it is a broker outage",
 		Mechanism: "supervisor: the partition's leader is read from metadata when the fault is applied, then that broker part (broker-N) is killed",
 		Heal:      "starts that broker again",
@@ -214,30 +237,36 @@ var kinds = []Kind{
 			numParam("partition", ParamInt, "-1", "the partition whose leader is killed; -1 picks the one holding the most records", -1, 1023),
 		}},
 	{Name: "kill_coordinator", Targets: TargetGroup, Timed: true,
+		act:       makeEffect(newCoordinatorEffect),
 		Summary:   "coordinator failover: SIGKILL the broker that coordinates the consumer group right now; on a cluster another broker takes the group over and its members rejoin, on the embedded broker it is a broker outage (coordinator_move is its protocol-level version)",
 		Mechanism: "supervisor: the group's coordinator is found (FindCoordinator) when the fault is applied, then that broker part (broker-N) is killed",
 		Heal:      "starts that broker again"},
 	{Name: "error_rate", Targets: TargetService, Timed: true,
+		act:       adminEndpoint{Path: adminFaults, Shared: true, Field: "error_rate", Param: "rate", Shows: "%v of requests answered 500"},
 		Summary:   "answer a fraction of the part's requests with HTTP 500",
 		Mechanism: "part admin endpoint POST /admin/faults {error_rate}",
 		Heal:      "sets the error rate back to 0",
 		Params:    []Param{numParam("rate", ParamFraction, "0.5", "fraction of requests answered 500", 0, 1)}},
 	{Name: "handler_latency", Targets: TargetService, Timed: true,
+		act:       adminEndpoint{Path: adminFaults, Shared: true, Field: "latency", Param: "latency", Shows: "%v added to every request"},
 		Summary:   "add latency inside the part's request handlers",
 		Mechanism: "part admin endpoint POST /admin/faults {latency}",
 		Heal:      "sets the added latency back to 0",
 		Params:    []Param{durationParam("latency", "500ms", "added to every request", 0, MaxDelay)}},
 	{Name: "slow_db", Targets: TargetService, Services: slowDBParts, Timed: true,
+		act:       adminEndpoint{Path: adminSlowDB, Field: "delay", Param: "delay", Shows: "delay %v"},
 		Summary:   "slow every legacy-DB query of the part",
 		Mechanism: "part admin endpoint POST /admin/slow-db {delay}",
 		Heal:      "DELETE /admin/slow-db",
 		Params:    []Param{durationParam("delay", "500ms", "added to every legacy-DB query", 0, MaxDelay)}},
 	{Name: "throttle", Targets: TargetService, Services: throttleParts, Timed: true,
+		act:       adminEndpoint{Path: adminThrottle, Field: "delay", Param: "delay", Shows: "delay %v"},
 		Summary:   "slow consumer: the stream processor sleeps `delay` before every batch it fetched, so lag and staleness build up",
 		Mechanism: "part admin endpoint POST /admin/throttle {delay}",
 		Heal:      "DELETE /admin/throttle",
 		Params:    []Param{durationParam("delay", "1s", "sleep before each fetched batch", 0, MaxDelay)}},
 	{Name: "contract_change", Targets: TargetService, Services: contractParts, Timed: true,
+		act:       makeEffect(newContractEffect),
 		Summary:   "deploy a new rating contract on the producer side (webserver → ratings): the consumers keep v1; in Avro the registry decides on the new schema at once",
 		Mechanism: "part admin endpoint POST /admin/contract {contract}; the answer (the registry's decision) is the fault's outcome",
 		Heal:      "DELETE /admin/contract: back to v1",
@@ -245,6 +274,7 @@ var kinds = []Kind{
 			"the change: v2-add-optional (a new field with a default: compatible), v2-rename-field (rating → score), v2-change-type (rating as a string)",
 			contractChanges...)}},
 	{Name: "registry_compatibility", Targets: TargetService, Services: registryParts, Timed: true,
+		act:       makeEffect(newCompatibilityEffect),
 		Summary:   "set a subject's compatibility level on the schema registry (e.g. NONE, so an incompatible schema is accepted and reaches the consumers)",
 		Mechanism: "registry API PUT /config/{subject} {compatibility}",
 		Heal:      "puts back the subject's level from before (or removes the subject-level setting)",
@@ -256,32 +286,38 @@ var kinds = []Kind{
 	// Kafka protocol faults (lab/broker/kafkafaults.go): what a real
 	// cluster answers when brokers fail, answered by the embedded broker.
 	{Name: "not_enough_replicas", Targets: TargetKafka, Timed: true,
+		act:       makeEffect(newKafkaEffect),
 		Summary:   "writes to the topic are refused with NOT_ENOUGH_REPLICAS and nothing is appended: what acks=all producers get when the ISR is below min.insync.replicas (a cluster with two of three brokers down)",
 		Mechanism: "kfake Fault on Produce, through the broker's admin endpoint POST /admin/kafka/faults",
 		Heal:      "removes the fault",
 		Params:    []Param{kafkaTopicParam(), kafkaPartitionParam(), kafkaFractionParam()}},
 	{Name: "produce_timeout", Targets: TargetKafka, Timed: true,
+		act:       makeEffect(newKafkaEffect),
 		Summary:   "writes to the topic are appended, then answered REQUEST_TIMED_OUT (or NOT_ENOUGH_REPLICAS_AFTER_APPEND): ambiguous writes, as when a follower in the ISR stalls under acks=all; a producer that retries appends again",
 		Mechanism: "kfake Fault on Produce answered after the append, through POST /admin/kafka/faults",
 		Heal:      "removes the fault",
 		Params: []Param{kafkaTopicParam(), kafkaPartitionParam(), kafkaFractionParam(),
 			choiceParam("error", "REQUEST_TIMED_OUT", "the answer after the append", "REQUEST_TIMED_OUT", "NOT_ENOUGH_REPLICAS_AFTER_APPEND")}},
 	{Name: "leader_election", Targets: TargetKafka, Timed: true,
+		act:       makeEffect(newKafkaEffect),
 		Summary:   "leader failover: the topic's partitions have no leader while the fault lasts (produce, fetch and offset requests answered NOT_LEADER_OR_FOLLOWER), then get new leaders with new leader epochs (on another node of a multi-node broker) — as when the leader broker dies",
 		Mechanism: "kfake Fault on Produce/Fetch/ListOffsets/OffsetForLeaderEpoch, then MoveTopicPartition per partition at heal",
 		Heal:      "removes the fault and elects the new leaders",
 		Params:    []Param{kafkaTopicParam(), kafkaPartitionParam()}},
 	{Name: "coordinator_move", Targets: TargetKafka, Timed: true,
+		act:       makeEffect(newKafkaEffect),
 		Summary:   "the consumer group's coordinator moves: group requests (heartbeat, join, sync, offset commit and fetch) are answered NOT_COORDINATOR while the fault lasts; members rejoin, and past the session timeout they are expired: the group rebalances",
 		Mechanism: "kfake RehashCoordinators, and a Fault on the group's requests, through POST /admin/kafka/faults",
 		Heal:      "removes the fault; the group settles on its (new) coordinator",
 		Params:    []Param{choiceParam("group", "ratings-stream", "the consumer group", "ratings-stream")}},
 	{Name: "node_loss", Targets: TargetKafka, Timed: true,
+		act:       makeEffect(newKafkaEffect),
 		Summary:   "a node of a multi-node embedded broker (lab up --kafka-nodes 3) is lost: its listener and every connection to it close, its partition leaders and coordinators move to the other nodes (nothing is lost: the nodes share one log)",
 		Mechanism: "kfake RemoveNode and the node's connections closed, through POST /admin/kafka/faults",
 		Heal:      "kfake AddNode: the node is back on its port and partitions are spread again",
 		Params:    []Param{numParam("node", ParamInt, "1", "the node, 1-based as in broker-1", 1, 3)}},
 	{Name: "poison", Targets: TargetTopic, Instant: true,
+		act:       makeEffect(newPoisonEffect),
 		Summary:   "write records to `ratings` that no correct producer would write; the processor must route them to ratings-dlq and keep going",
 		Mechanism: "the supervisor produces them straight to the broker (a foreign or buggy producer)",
 		Heal:      "nothing to heal: the records stay in the log",

@@ -111,3 +111,61 @@ func TestBasePart(t *testing.T) {
 		}
 	}
 }
+
+// Every fault carries its effect in its catalog entry, of the kind its
+// targets take, and the parameters that effect reads exist.
+func TestEveryFaultCarriesItsEffect(t *testing.T) {
+	for _, k := range Kinds() {
+		switch a := k.act.(type) {
+		case nil:
+			t.Errorf("%s: no effect in its catalog entry", k.Name)
+		case edgeToxic:
+			if k.Targets != TargetEdge || a.Type == "" {
+				t.Errorf("%s: a toxic on a %s fault, type %q", k.Name, k.Targets, a.Type)
+			}
+			for _, name := range a.Attributes {
+				if _, ok := k.Param(name); !ok {
+					t.Errorf("%s: toxic attribute %s is no parameter", k.Name, name)
+				}
+			}
+		case adminEndpoint:
+			if _, ok := k.Param(a.Param); !ok || k.Targets != TargetService || !strings.HasPrefix(a.Path, "/admin/") || a.Field == "" {
+				t.Errorf("%s: admin endpoint %+v does not fit the fault", k.Name, a)
+			}
+		case processAction:
+			if k.Targets != TargetPart || a.Apply == "" {
+				t.Errorf("%s: process action %+v does not fit the fault", k.Name, a)
+			}
+		}
+	}
+}
+
+// An edge fault's toxics are its entry's type with its parameters as
+// attributes (durations in ms), one per direction.
+func TestEdgeFaultsBecomeTheirToxics(t *testing.T) {
+	toxics := func(name string, given map[string]string) []toxic {
+		k, err := Lookup(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ps, err := k.Resolve(given)
+		if err != nil {
+			t.Fatal(err)
+		}
+		e := k.act.effectOn(&Injector{}, &record{Fault: Fault{ID: "f-1", Params: ps}, kind: k}, 0).(*edgeEffect)
+		return e.toxics()
+	}
+	lat := toxics("latency", map[string]string{"latency": "2s", "jitter": "100ms", "toxicity": "0.5"})
+	if len(lat) != 1 || lat[0].Type != "latency" || lat[0].Stream != "downstream" || lat[0].Toxicity != 0.5 || lat[0].Name != "lab-f-1-downstream" ||
+		lat[0].Attributes["latency"] != int64(2000) || lat[0].Attributes["jitter"] != int64(100) {
+		t.Errorf("latency: %+v", lat)
+	}
+	bw := toxics("bandwidth", map[string]string{"rate": "64", "direction": "both"})
+	if len(bw) != 2 || bw[0].Stream != "upstream" || bw[1].Stream != "downstream" || bw[0].Attributes["rate"] != int64(64) {
+		t.Errorf("bandwidth both ways: %+v", bw)
+	}
+	part := toxics("partition", nil)
+	if len(part) != 2 || part[0].Type != "timeout" || part[0].Attributes["timeout"] != 0 || part[0].Toxicity != 1 {
+		t.Errorf("partition: %+v", part)
+	}
+}

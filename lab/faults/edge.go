@@ -6,9 +6,29 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
+	"time"
 
 	toxiproxy "github.com/Shopify/toxiproxy/v2"
 )
+
+// edgeToxic is an edge fault as Toxiproxy toxics on the edge's proxy: one
+// toxic of Type per direction (the `direction` parameter), applied to the
+// `toxicity` parameter's fraction of connections (all without one).
+type edgeToxic struct {
+	Type string
+	// Attributes are the parameters the toxic takes as attributes of the
+	// same name (durations in milliseconds, as Toxiproxy reads them).
+	Attributes []string
+	// Fixed are attributes whose value does not depend on parameters.
+	Fixed map[string]any
+	// BothWays: upstream and downstream, whatever the parameters say.
+	BothWays bool
+}
+
+func (t edgeToxic) effectOn(inj *Injector, rec *record, _ time.Duration) effect {
+	return &edgeEffect{proxies: inj.cfg.Proxies, edge: rec.Target, id: rec.ID, kind: rec.kind, toxic: t, params: rec.Params}
+}
 
 // edgeEffect adds Toxiproxy toxics to one edge's proxy. Toxics are named
 // "lab-<fault id>-<direction>", so they are recognisable in toxiproxy-cli
@@ -17,7 +37,8 @@ type edgeEffect struct {
 	proxies *toxiproxy.ApiServer
 	edge    string
 	id      string
-	kind    string
+	kind    Kind
+	toxic   edgeToxic
 	params  Params
 	added   []string
 }
@@ -33,35 +54,28 @@ type toxic struct {
 
 // toxics translates the fault into Toxiproxy toxics (durations in ms).
 func (e *edgeEffect) toxics() []toxic {
-	ms := func(name string) int64 { return e.params.Duration(name).Milliseconds() }
-	typ, attrs := e.kind, map[string]any{}
-	switch e.kind {
-	case "latency":
-		attrs["latency"], attrs["jitter"] = ms("latency"), ms("jitter")
-	case "timeout", "reset_peer":
-		attrs["timeout"] = ms("timeout")
-	case "bandwidth":
-		attrs["rate"] = e.params.Int("rate")
-	case "slow_close":
-		attrs["delay"] = ms("delay")
-	case "limit_data":
-		attrs["bytes"] = e.params.Int("bytes")
-	case "partition":
-		// Nothing gets through either way and nothing is closed: clients
-		// see their requests hang, as in a real partition.
-		typ, attrs["timeout"] = "timeout", 0
+	attrs := maps.Clone(e.toxic.Fixed)
+	if attrs == nil {
+		attrs = map[string]any{}
+	}
+	for _, name := range e.toxic.Attributes {
+		if p, _ := e.kind.Param(name); p.Type == ParamDuration {
+			attrs[name] = e.params.Duration(name).Milliseconds()
+		} else {
+			attrs[name] = e.params.Int(name)
+		}
 	}
 	toxicity := 1.0
 	if _, ok := e.params["toxicity"]; ok {
 		toxicity = e.params.Float("toxicity")
 	}
 	dirs := []string{e.params["direction"]}
-	if e.kind == "partition" || dirs[0] == "both" {
+	if e.toxic.BothWays || dirs[0] == "both" {
 		dirs = []string{"upstream", "downstream"}
 	}
 	out := make([]toxic, 0, len(dirs))
 	for _, d := range dirs {
-		out = append(out, toxic{Name: "lab-" + e.id + "-" + d, Type: typ, Stream: d, Toxicity: toxicity, Attributes: attrs})
+		out = append(out, toxic{Name: "lab-" + e.id + "-" + d, Type: e.toxic.Type, Stream: d, Toxicity: toxicity, Attributes: attrs})
 	}
 	return out
 }

@@ -5,14 +5,11 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
-	"slices"
 	"sort"
 	"sync"
 	"time"
 
 	"github.com/Shopify/toxiproxy/v2/toxics"
-
-	"github.com/ratingslab/lab/services/serve"
 )
 
 // ExternalFault is a fault in force that this injector did not inject: a
@@ -45,7 +42,7 @@ func (inj *Injector) External(ctx context.Context) []ExternalFault {
 				ours[e.edge+"/"+t.Name] = true
 			}
 		case *serviceEffect:
-			oursSvc[[2]string{e.instance, e.kind}] = true
+			oursSvc[[2]string{e.instance, e.kind.Name}] = true
 		case *kafkaEffect:
 			oursKafka[e.id] = true
 		}
@@ -117,39 +114,34 @@ func (inj *Injector) serviceFaultsInForce(ctx context.Context, instance, addr st
 		return resp.StatusCode == http.StatusOK && json.NewDecoder(resp.Body).Decode(v) == nil
 	}
 	var out []ExternalFault
-	add := func(kind, detail string) {
-		out = append(out, ExternalFault{Kind: kind, Target: instance, Detail: detail, Via: "admin endpoint"})
-	}
-	var spec serve.FaultSpec
-	if get(adminFaults, &spec) {
-		if spec.ErrorRate > 0 {
-			add("error_rate", fmt.Sprintf("%g of requests answered 500", spec.ErrorRate))
-		}
-		if spec.Latency > 0 {
-			add("handler_latency", fmt.Sprintf("%s added to every request", time.Duration(spec.Latency)))
-		}
-	}
-	for kind, path := range map[string]string{"slow_db": adminSlowDB, "throttle": adminThrottle} {
-		if !slices.Contains(kindsFor(instance), kind) {
+	read := map[string]map[string]any{} // admin path → what GET answered
+	for _, k := range kinds {
+		a, ok := k.act.(adminEndpoint)
+		if !ok || !k.AppliesTo(instance) || a.Shows == "" {
 			continue
 		}
-		var d struct {
-			Delay string `json:"delay"`
+		state, ok := read[a.Path]
+		if !ok {
+			if !get(a.Path, &state) {
+				state = nil
+			}
+			read[a.Path] = state
 		}
-		if get(path, &d) && d.Delay != "" && d.Delay != "0s" {
-			add(kind, "delay "+d.Delay)
+		if v, ok := state[a.Field]; ok && !zeroJSON(v) {
+			out = append(out, ExternalFault{Kind: k.Name, Target: instance, Detail: fmt.Sprintf(a.Shows, v), Via: "admin endpoint"})
 		}
 	}
 	return out
 }
 
-// kindsFor lists the service faults a part instance offers.
-func kindsFor(instance string) []string {
-	var out []string
-	for _, k := range Kinds() {
-		if k.Targets == TargetService && k.AppliesTo(instance) {
-			out = append(out, k.Name)
-		}
+// zeroJSON reports whether a decoded JSON value means "no fault": 0, "",
+// "0s", null.
+func zeroJSON(v any) bool {
+	switch v := v.(type) {
+	case float64:
+		return v <= 0
+	case string:
+		return v == "" || v == "0s"
 	}
-	return out
+	return v == nil
 }

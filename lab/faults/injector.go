@@ -19,18 +19,25 @@ import (
 	"github.com/ratingslab/lab/lab/supervisor"
 )
 
+// State is where a fault is in its life: active until healed, or done at
+// once when it is instant.
+type State string
+
 // Fault states.
 const (
-	StateActive = "active" // in force until healed
-	StateHealed = "healed" // was active, is healed
-	StateDone   = "done"   // instant: applied once, nothing to heal
+	StateActive State = "active" // in force until healed
+	StateHealed State = "healed" // was active, is healed
+	StateDone   State = "done"   // instant: applied once, nothing to heal
 )
+
+// Healer says who healed a fault.
+type Healer string
 
 // Who healed a fault.
 const (
-	HealedByTimer    = "timer"    // its --for ran out
-	HealedByRequest  = "request"  // lab chaos heal, the experiment runner, the API
-	HealedByShutdown = "shutdown" // lab down
+	HealedByTimer    Healer = "timer"    // its --for ran out
+	HealedByRequest  Healer = "request"  // lab chaos heal, the experiment runner, the API
+	HealedByShutdown Healer = "shutdown" // lab down
 )
 
 // Fault is one injected fault as the API reports it.
@@ -44,11 +51,11 @@ type Fault struct {
 	For string `json:"for,omitempty"`
 	// Owner says who injected it (the CLI, or an experiment run).
 	Owner      string    `json:"owner,omitempty"`
-	State      string    `json:"state"`
+	State      State     `json:"state"`
 	InjectedAt time.Time `json:"injected_at"`
 	HealsAt    time.Time `json:"heals_at,omitzero"`
 	HealedAt   time.Time `json:"healed_at,omitzero"`
-	HealedBy   string    `json:"healed_by,omitempty"`
+	HealedBy   Healer    `json:"healed_by,omitempty"`
 	// HealError is set when undoing the fault failed (for example a killed
 	// part that would not start again); the fault is no longer tracked.
 	HealError string `json:"heal_error,omitempty"`
@@ -69,7 +76,7 @@ type Request struct {
 
 // Processes is the supervisor's process control (supervisor.Supervisor).
 type Processes interface {
-	Signal(ctx context.Context, part, action string) (supervisor.PartStatus, error)
+	Signal(ctx context.Context, part string, action supervisor.Action) (supervisor.PartStatus, error)
 }
 
 // Config is what the injector needs from the lab.
@@ -210,7 +217,7 @@ func (inj *Injector) Inject(ctx context.Context, req Request) (Fault, error) {
 	if err != nil {
 		return Fault{}, fmt.Errorf("%w: %v", ErrInvalid, err)
 	}
-	instant := k.Instant && (k.Name != "restart" || d == 0)
+	instant := k.InstantFor(d)
 
 	inj.mu.Lock()
 	if inj.shutting {
@@ -295,7 +302,7 @@ func (inj *Injector) Heal(ctx context.Context, id string) (Fault, error) {
 	return inj.heal(ctx, id, HealedByRequest)
 }
 
-func (inj *Injector) heal(ctx context.Context, id, by string) (Fault, error) {
+func (inj *Injector) heal(ctx context.Context, id string, by Healer) (Fault, error) {
 	inj.mu.Lock()
 	rec, ok := inj.running[id]
 	if !ok {
@@ -347,7 +354,7 @@ func (inj *Injector) Shutdown(ctx context.Context) {
 	inj.healAll(ctx, HealedByShutdown)
 }
 
-func (inj *Injector) healAll(ctx context.Context, by string) []Fault {
+func (inj *Injector) healAll(ctx context.Context, by Healer) []Fault {
 	// A fault still being applied is waited for, briefly, so it is healed too.
 	deadline := time.Now().Add(5 * time.Second)
 	var ids []string
@@ -451,33 +458,54 @@ func (inj *Injector) embeddedKafka() bool {
 	return inj.cfg.Targets.Platform == "" || inj.cfg.Targets.Platform == parts.KafkaEmbedded
 }
 
+// effectMaker builds a fault's effect on one target. Every catalog entry
+// holds one (Kind.act): what a fault does is data next to its name — a
+// toxic for an edge, an admin call for a service, a process action for a
+// part — or, where the effect has logic of its own, a constructor.
+type effectMaker interface {
+	effectOn(inj *Injector, rec *record, d time.Duration) effect
+}
+
+// makeEffect is a constructor used as an effectMaker.
+type makeEffect func(inj *Injector, rec *record, d time.Duration) effect
+
+func (f makeEffect) effectOn(inj *Injector, rec *record, d time.Duration) effect {
+	return f(inj, rec, d)
+}
+
 // effectFor builds the effect of a fault on its target.
 func (inj *Injector) effectFor(rec *record, d time.Duration) effect {
-	switch rec.kind.Targets {
-	case TargetEdge:
-		return &edgeEffect{proxies: inj.cfg.Proxies, edge: rec.Target, id: rec.ID, kind: rec.kind.Name, params: rec.Params}
-	case TargetPart:
-		return &processEffect{procs: inj.cfg.Processes, part: rec.Target, kind: rec.kind.Name, timed: d > 0,
-			started: func() { go inj.reapplyServiceFaults(rec.Target) }}
-	case TargetService:
-		switch rec.kind.Name {
-		case "contract_change":
-			return &contractEffect{inj: inj, instance: rec.Target, params: rec.Params}
-		case "registry_compatibility":
-			return &compatibilityEffect{inj: inj, params: rec.Params}
-		}
-		return &serviceEffect{inj: inj, instance: rec.Target, kind: rec.kind.Name, params: rec.Params}
-	case TargetGroup:
-		return &coordinatorEffect{brokers: inj.cfg.bootstrap(), group: rec.Target,
-			brokerKill: brokerKill{kill: processEffect{procs: inj.cfg.Processes, kind: "kill"}, embedded: inj.embeddedKafka()}}
-	case TargetKafka:
-		return &kafkaEffect{inj: inj, broker: rec.Target, id: rec.ID, kind: rec.kind.Name, params: rec.Params}
-	case TargetTopic:
-		if rec.kind.Name == "kill_leader" {
-			return &leaderEffect{brokers: inj.cfg.bootstrap(), topic: rec.Target, partition: leaderPartition(rec.Params),
-				brokerKill: brokerKill{kill: processEffect{procs: inj.cfg.Processes, kind: "kill"}, embedded: inj.embeddedKafka()}}
-		}
-		return &poisonEffect{brokers: inj.cfg.bootstrap(), registry: inj.cfg.Registry, topic: rec.Target, id: rec.ID, params: rec.Params}
+	if rec.kind.act == nil {
+		panic("faults: no effect for " + rec.kind.Name)
 	}
-	panic("faults: no effect for " + rec.kind.Name)
+	return rec.kind.act.effectOn(inj, rec, d)
+}
+
+// brokerKiller kills a broker part found when a fault is applied.
+func (inj *Injector) brokerKiller() brokerKill {
+	return brokerKill{kill: processEffect{procs: inj.cfg.Processes, act: killPart}, embedded: inj.embeddedKafka()}
+}
+
+func newLeaderEffect(inj *Injector, rec *record, _ time.Duration) effect {
+	return &leaderEffect{brokers: inj.cfg.bootstrap(), topic: rec.Target, partition: leaderPartition(rec.Params), brokerKill: inj.brokerKiller()}
+}
+
+func newCoordinatorEffect(inj *Injector, rec *record, _ time.Duration) effect {
+	return &coordinatorEffect{brokers: inj.cfg.bootstrap(), group: rec.Target, brokerKill: inj.brokerKiller()}
+}
+
+func newKafkaEffect(inj *Injector, rec *record, _ time.Duration) effect {
+	return &kafkaEffect{inj: inj, broker: rec.Target, id: rec.ID, kind: rec.kind, params: rec.Params}
+}
+
+func newPoisonEffect(inj *Injector, rec *record, _ time.Duration) effect {
+	return &poisonEffect{brokers: inj.cfg.bootstrap(), registry: inj.cfg.Registry, topic: rec.Target, id: rec.ID, params: rec.Params}
+}
+
+func newContractEffect(inj *Injector, rec *record, _ time.Duration) effect {
+	return &contractEffect{inj: inj, instance: rec.Target, params: rec.Params}
+}
+
+func newCompatibilityEffect(inj *Injector, rec *record, _ time.Duration) effect {
+	return &compatibilityEffect{inj: inj, params: rec.Params}
 }

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
-	"strconv"
 	"time"
 )
 
@@ -16,23 +15,24 @@ type kafkaEffect struct {
 	inj    *Injector
 	broker string // the broker part
 	id     string
-	kind   string
+	kind   Kind
 	params Params
 }
 
 const adminKafkaFaults = "/admin/kafka/faults"
 
 func (e *kafkaEffect) apply(ctx context.Context) error {
-	body := map[string]any{"id": e.id, "kind": e.kind, "partition": -1}
-	for name, v := range e.params {
-		switch name {
-		case "partition", "node":
-			n, _ := strconv.Atoi(v)
-			body[name] = n
-		case "fraction":
-			body[name] = e.params.Float(name)
+	// The broker knows the fault by the catalog's name; parameters go as
+	// JSON numbers or text, by their type.
+	body := map[string]any{"id": e.id, "kind": e.kind.Name, "partition": -1}
+	for _, p := range e.kind.Params {
+		switch p.Type {
+		case ParamInt:
+			body[p.Name] = int(e.params.Int(p.Name))
+		case ParamFloat, ParamFraction:
+			body[p.Name] = e.params.Float(p.Name)
 		default:
-			body[name] = v
+			body[p.Name] = e.params[p.Name]
 		}
 	}
 	code, msg, err := e.call(ctx, http.MethodPost, adminKafkaFaults, body)

@@ -128,8 +128,8 @@ func TestKafkaFaultsNeedTheEmbeddedBroker(t *testing.T) {
 // signals records the process actions a fault asks the supervisor for.
 type signals struct{ got []string }
 
-func (s *signals) Signal(_ context.Context, part, action string) (supervisor.PartStatus, error) {
-	s.got = append(s.got, action+" "+part)
+func (s *signals) Signal(_ context.Context, part string, action supervisor.Action) (supervisor.PartStatus, error) {
+	s.got = append(s.got, string(action)+" "+part)
 	return supervisor.PartStatus{Name: part}, nil
 }
 

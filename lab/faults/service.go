@@ -10,7 +10,8 @@ import (
 	"time"
 )
 
-// Admin endpoints of the parts (services/serve and the parts' admin.go).
+// Admin endpoints of the parts (services/serve and the parts' admin.go);
+// the catalog's adminEndpoint entries say which fault uses which.
 //
 //	POST   /admin/faults    {"error_rate":0.2,"latency":"250ms"}  replaces the set; DELETE heals
 //	POST   /admin/slow-db   {"delay":"500ms"}                     DELETE heals   (movies-rpc, movies-connect)
@@ -21,66 +22,97 @@ const (
 	adminThrottle = "/admin/throttle"
 )
 
+// adminEndpoint is a service fault set through the part's admin endpoint:
+// POST Path {Field: <Param's value>} sets it, DELETE Path heals it.
+type adminEndpoint struct {
+	Path string
+	// Field of the posted JSON object carries parameter Param (a duration
+	// as Go text such as "500ms", a number as a JSON number).
+	Field, Param string
+	// Shared: the endpoint holds a set of faults (every fault of the
+	// catalog with this Path) and takes the whole set at once, so each
+	// change posts the merge of the part's active ones (zero for the
+	// others), and DELETE when all are zero.
+	Shared bool
+	// Shows is how `lab status` describes the fault when the part reports
+	// it in force (GET Path) but the lab did not set it; %v is the value.
+	Shows string
+}
+
+func (a adminEndpoint) effectOn(inj *Injector, rec *record, _ time.Duration) effect {
+	return &serviceEffect{inj: inj, instance: rec.Target, kind: rec.kind, admin: a, params: rec.Params}
+}
+
+// value is the JSON value of the fault's parameter in ps (zero when ps
+// lacks it).
+func (a adminEndpoint) value(k Kind, ps Params) (v any, zero bool) {
+	p, _ := k.Param(a.Param)
+	switch p.Type {
+	case ParamDuration:
+		d := ps.Duration(a.Param)
+		return d.String(), d == 0
+	case ParamInt, ParamFloat, ParamFraction:
+		f := ps.Float(a.Param)
+		return f, f == 0
+	}
+	return ps[a.Param], ps[a.Param] == ""
+}
+
 // serviceEffect sets an in-service fault through a part's admin endpoint.
-// error_rate and handler_latency share one endpoint that takes the whole
-// set, so each change posts the merge of both as currently active.
 type serviceEffect struct {
 	inj      *Injector
 	instance string
-	kind     string
+	kind     Kind
+	admin    adminEndpoint
 	params   Params
 }
 
 func (e *serviceEffect) apply(ctx context.Context) error {
 	e.inj.svcMu.Lock()
 	defer e.inj.svcMu.Unlock()
-	switch e.kind {
-	case "error_rate", "handler_latency":
-		return e.postFaultSet(ctx)
-	case "slow_db":
-		return e.call(ctx, http.MethodPost, adminSlowDB, map[string]string{"delay": e.params.Duration("delay").String()})
-	case "throttle":
-		return e.call(ctx, http.MethodPost, adminThrottle, map[string]string{"delay": e.params.Duration("delay").String()})
+	if e.admin.Shared {
+		return e.postSet(ctx)
 	}
-	return fmt.Errorf("unknown service fault %s", e.kind)
+	v, _ := e.admin.value(e.kind, e.params)
+	return e.call(ctx, http.MethodPost, e.admin.Path, map[string]any{e.admin.Field: v})
 }
 
 func (e *serviceEffect) heal(ctx context.Context, _ bool) error {
 	e.inj.svcMu.Lock()
 	defer e.inj.svcMu.Unlock()
-	switch e.kind {
-	case "error_rate", "handler_latency":
-		return e.postFaultSet(ctx)
-	case "slow_db":
-		return e.call(ctx, http.MethodDelete, adminSlowDB, nil)
-	case "throttle":
-		return e.call(ctx, http.MethodDelete, adminThrottle, nil)
+	if e.admin.Shared {
+		return e.postSet(ctx)
 	}
-	return nil
+	return e.call(ctx, http.MethodDelete, e.admin.Path, nil)
 }
 
-// postFaultSet posts the merge of the instance's active error_rate and
-// handler_latency faults (a healed one has already left the active set).
-func (e *serviceEffect) postFaultSet(ctx context.Context) error {
-	var rate float64
-	var latency time.Duration
+// postSet posts the merge of the instance's active faults that share the
+// endpoint (a healed one has already left the active set), or DELETE when
+// none is in force.
+func (e *serviceEffect) postSet(ctx context.Context) error {
+	active := map[string]Params{}
 	e.inj.mu.Lock()
 	for _, r := range e.inj.running {
-		if r.Target != e.instance {
-			continue
-		}
-		switch r.kind.Name {
-		case "error_rate":
-			rate = r.Params.Float("rate")
-		case "handler_latency":
-			latency = r.Params.Duration("latency")
+		if r.Target == e.instance {
+			active[r.kind.Name] = r.Params
 		}
 	}
 	e.inj.mu.Unlock()
-	if rate == 0 && latency == 0 {
-		return e.call(ctx, http.MethodDelete, adminFaults, nil)
+	body := map[string]any{}
+	set := false
+	for _, k := range kinds {
+		a, ok := k.act.(adminEndpoint)
+		if !ok || !a.Shared || a.Path != e.admin.Path {
+			continue
+		}
+		v, zero := a.value(k, active[k.Name])
+		body[a.Field] = v
+		set = set || !zero
 	}
-	return e.call(ctx, http.MethodPost, adminFaults, map[string]any{"error_rate": rate, "latency": latency.String()})
+	if !set {
+		return e.call(ctx, http.MethodDelete, e.admin.Path, nil)
+	}
+	return e.call(ctx, http.MethodPost, e.admin.Path, body)
 }
 
 // call sends one admin request and turns an error answer into an error
@@ -179,9 +211,9 @@ func (inj *Injector) reapplyServiceFaults(instance string) {
 			continue // healed while the part was starting
 		}
 		if err := e.apply(ctx); err != nil {
-			inj.log.Warn("re-applying an in-service fault after a restart failed", "part", instance, "fault", e.kind, "err", err)
+			inj.log.Warn("re-applying an in-service fault after a restart failed", "part", instance, "fault", e.kind.Name, "err", err)
 		} else {
-			inj.log.Info("in-service fault set again after a restart", "part", instance, "fault", e.kind)
+			inj.log.Info("in-service fault set again after a restart", "part", instance, "fault", e.kind.Name)
 		}
 	}
 }

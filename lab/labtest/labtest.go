@@ -239,7 +239,7 @@ func (l *Lab) WaitPart(name string, h supervisor.Health, bound time.Duration) {
 }
 
 // Action runs a control action (start, stop, restart, kill, pause, resume).
-func (l *Lab) Action(part, action string) {
+func (l *Lab) Action(part string, action supervisor.Action) {
 	l.t.Helper()
 	if _, err := l.Control().Action(context.Background(), part, action); err != nil {
 		l.t.Fatalf("%s %s: %v", action, part, err)

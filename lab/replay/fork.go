@@ -458,7 +458,7 @@ func (l *Lab) StopFork(ctx context.Context, name string) error {
 	}
 	procs := f.Processes(l)
 	for i := len(procs) - 1; i >= 0; i-- {
-		if _, err := l.Control.SpawnedAction(ctx, procs[i].Name, "stop"); err != nil && !isUnknown(err) {
+		if _, err := l.Control.SpawnedAction(ctx, procs[i].Name, supervisor.ActionStop); err != nil && !isUnknown(err) {
 			return err
 		}
 	}

@@ -112,7 +112,7 @@ func (l *Lab) Instances(ctx context.Context, part string) ([]supervisor.PartStat
 }
 
 // act runs a process action on every named part.
-func (l *Lab) act(ctx context.Context, names []string, action string) error {
+func (l *Lab) act(ctx context.Context, names []string, action supervisor.Action) error {
 	for _, n := range names {
 		if _, err := l.Control.Action(ctx, n, action); err != nil {
 			return fmt.Errorf("%s %s: %w", action, n, err)

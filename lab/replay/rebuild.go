@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/ratingslab/lab/lab/supervisor"
 	"github.com/ratingslab/lab/services/model"
 )
 
@@ -134,7 +135,7 @@ func (l *Lab) stopInstances(ctx context.Context, part string, opts RebuildOption
 		names = append(names, in.Name)
 	}
 	opts.Progress(Progress{Phase: "stopping", Detail: strings.Join(names, ", ")})
-	if err := l.act(ctx, names, "stop"); err != nil {
+	if err := l.act(ctx, names, supervisor.ActionStop); err != nil {
 		return nil, err
 	}
 	return names, nil
@@ -200,7 +201,7 @@ func (a *aside) restoreHint() string {
 func (l *Lab) putBack(ctx context.Context, a *aside) error {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 90*time.Second)
 	defer cancel()
-	if err := l.act(ctx, a.names, "stop"); err != nil {
+	if err := l.act(ctx, a.names, supervisor.ActionStop); err != nil {
 		return err
 	}
 	for _, t := range a.targets {
@@ -222,7 +223,7 @@ func (l *Lab) putBack(ctx context.Context, a *aside) error {
 			return fmt.Errorf("restore the offsets of group %s: %w", a.group.Group, err)
 		}
 	}
-	if err := l.act(ctx, a.names, "start"); err != nil {
+	if err := l.act(ctx, a.names, supervisor.ActionStart); err != nil {
 		return err
 	}
 	return l.waitHealthy(ctx, a.names, 30*time.Second)
@@ -293,7 +294,7 @@ func (l *Lab) rebuildRatingsStream(ctx context.Context, opts RebuildOptions) (*R
 	// Until the state is moved aside, a failure leaves it as it was and
 	// puts the part back in service.
 	abort := func(err error) (*RebuildResult, error) {
-		if serr := l.act(context.WithoutCancel(ctx), names, "start"); serr != nil {
+		if serr := l.act(context.WithoutCancel(ctx), names, supervisor.ActionStart); serr != nil {
 			return nil, fmt.Errorf("%w (and starting %s again failed: %v)", err, strings.Join(names, ", "), serr)
 		}
 		return nil, fmt.Errorf("%w (nothing was changed; %s started again)", err, strings.Join(names, ", "))
@@ -356,7 +357,7 @@ func (l *Lab) rebuildRatingsStream(ctx context.Context, opts RebuildOptions) (*R
 
 	t0 := time.Now()
 	opts.Progress(Progress{Phase: "reprocessing", Detail: fmt.Sprintf("%d records of %s from the beginning", total, model.TopicRatings), Total: total})
-	if err := l.act(ctx, names, "start"); err != nil {
+	if err := l.act(ctx, names, supervisor.ActionStart); err != nil {
 		return fail(err)
 	}
 	var firstBatch time.Duration
@@ -457,7 +458,7 @@ func (l *Lab) rebuildWebserverStream(ctx context.Context, opts RebuildOptions) (
 	opts.Progress(Progress{Phase: "reading", Detail: "the view before, from " + db})
 	before, err := readViewState(ctx, db)
 	if err != nil && !errors.Is(err, os.ErrNotExist) {
-		if serr := l.act(context.WithoutCancel(ctx), names, "start"); serr != nil {
+		if serr := l.act(context.WithoutCancel(ctx), names, supervisor.ActionStart); serr != nil {
 			return nil, fmt.Errorf("read the view before: %w (and starting it again failed: %v)", err, serr)
 		}
 		return nil, fmt.Errorf("read the view before: %w (nothing was changed; webserver-stream started again)", err)
@@ -508,7 +509,7 @@ func (l *Lab) rebuildWebserverStream(ctx context.Context, opts RebuildOptions) (
 
 	t0 := time.Now()
 	opts.Progress(Progress{Phase: "reprocessing", Detail: fmt.Sprintf("%s and %s from the beginning (offset span %d; compaction leaves fewer records)", model.TopicMovies, model.TopicRatedMovies, total), Total: total})
-	if err := l.act(ctx, names, "start"); err != nil {
+	if err := l.act(ctx, names, supervisor.ActionStart); err != nil {
 		return fail(err)
 	}
 	var firstBatch time.Duration

@@ -2,7 +2,6 @@ package replay
 
 import (
 	"context"
-	"database/sql"
 	"errors"
 	"fmt"
 	"hash/crc32"
@@ -11,46 +10,19 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/ratingslab/lab/services/model"
-	"github.com/ratingslab/lab/services/positions"
-	"github.com/ratingslab/lab/services/ratings/stream"
+	ratingsstream "github.com/ratingslab/lab/services/ratings/stream"
 	"github.com/ratingslab/lab/services/requestids"
-	"github.com/ratingslab/lab/services/sqlitedb"
+	webstream "github.com/ratingslab/lab/services/webserver/stream"
 )
 
-// Database files as the parts create them in their data directories
-// (services/ratings/stream/store.go, services/webserver/stream/view.go).
+// Database files as the parts create them in their data directories.
 const (
-	streamDBFile = "ratings-stream.db"
-	viewDBFile   = "webserver-stream.db"
+	streamDBFile = ratingsstream.DBFile
+	viewDBFile   = webstream.DBFile
 )
-
-// readTx runs fn in one read transaction: every query sees the same commit.
-func readTx(ctx context.Context, path string, fn func(tx *sql.Tx) error) error {
-	db, err := sqlitedb.OpenReadOnly(path)
-	if err != nil {
-		return err
-	}
-	defer db.Close()
-	tx, err := db.BeginTx(ctx, nil)
-	if err != nil {
-		return fmt.Errorf("%s: %w", path, err)
-	}
-	defer tx.Rollback()
-	if err := fn(tx); err != nil {
-		return fmt.Errorf("%s: %w", path, err)
-	}
-	return nil
-}
 
 // Aggregate is one movie's count and sum as ratings-stream holds it.
-type Aggregate struct {
-	MovieID      int64 `json:"movie_id"`
-	Partition    int   `json:"partition"`
-	Count        int64 `json:"count"`
-	SumTenths    int64 `json:"sum_tenths"`
-	SourceOffset int64 `json:"source_offset"`
-}
+type Aggregate = ratingsstream.Aggregate
 
 // StreamState is ratings-stream's committed state, merged over its
 // instances' databases.
@@ -69,31 +41,23 @@ type StreamState struct {
 	Retention  time.Duration
 }
 
-// readStreamState reads the databases at paths (missing files are skipped;
-// none at all is an empty state).
+// readStreamState reads the databases at paths, each in one read
+// transaction (missing files are skipped; none at all is an empty state).
 func readStreamState(ctx context.Context, paths []string) (StreamState, error) {
 	st := StreamState{Movies: map[int64]Aggregate{}, Offsets: map[int]int64{}, Known: map[int64]bool{},
 		RequestIDs: map[int][]requestids.Entry{}, Retention: requestids.DefaultRetention}
 	for _, path := range paths {
-		err := readTx(ctx, path, func(tx *sql.Tx) error {
-			rows, err := tx.QueryContext(ctx, `SELECT movie_id, partition, count, sum_tenths, source_offset FROM aggregates`)
+		err := readStream(ctx, path, func(r *ratingsstream.Reader) error {
+			aggs, err := r.Aggregates(ctx)
 			if err != nil {
 				return err
 			}
-			for rows.Next() {
-				var a Aggregate
-				if err := rows.Scan(&a.MovieID, &a.Partition, &a.Count, &a.SumTenths, &a.SourceOffset); err != nil {
-					rows.Close()
-					return err
-				}
+			for _, a := range aggs {
 				if have, ok := st.Movies[a.MovieID]; !ok || a.SourceOffset > have.SourceOffset {
 					st.Movies[a.MovieID] = a
 				}
 			}
-			if err := rows.Close(); err != nil {
-				return err
-			}
-			offsets, err := positions.Read(ctx, tx, model.TopicRatings)
+			offsets, err := r.Positions(ctx)
 			if err != nil {
 				return err
 			}
@@ -104,26 +68,18 @@ func readStreamState(ctx context.Context, paths []string) (StreamState, error) {
 				// This instance reached furthest on p: its record of p goes
 				// with the offset.
 				st.Offsets[p] = next
-				if st.RequestIDs[p], err = stream.ReadRequestIDs(ctx, tx, p); err != nil {
+				if st.RequestIDs[p], err = r.RequestIDs(ctx, p); err != nil {
 					return err
 				}
-				if st.Retention, err = stream.ReadRequestIDRetention(ctx, tx); err != nil {
+				if st.Retention, err = r.RequestIDRetention(ctx); err != nil {
 					return err
 				}
 			}
-			rows, err = tx.QueryContext(ctx, `SELECT movie_id FROM movies`)
-			if err != nil {
-				return err
-			}
-			defer rows.Close()
-			for rows.Next() {
-				var id int64
-				if err := rows.Scan(&id); err != nil {
-					return err
-				}
+			ids, err := r.MovieIDs(ctx)
+			for _, id := range ids {
 				st.Known[id] = true
 			}
-			return rows.Err()
+			return err
 		})
 		if errors.Is(err, os.ErrNotExist) {
 			continue
@@ -135,13 +91,23 @@ func readStreamState(ctx context.Context, paths []string) (StreamState, error) {
 	return st, nil
 }
 
+// readStream runs fn on one ratings-stream database, read-only.
+func readStream(ctx context.Context, path string, fn func(r *ratingsstream.Reader) error) error {
+	r, err := ratingsstream.OpenReader(ctx, path)
+	if err != nil {
+		return err
+	}
+	defer r.Close()
+	return fn(r)
+}
+
 // readStreamOffsets reads only the next offsets of `ratings` (the furthest
 // any instance reached): cheap enough to poll while a rebuild runs.
 func readStreamOffsets(ctx context.Context, paths []string) (map[int]int64, error) {
 	out := map[int]int64{}
 	for _, path := range paths {
-		err := readTx(ctx, path, func(tx *sql.Tx) error {
-			offsets, err := positions.Read(ctx, tx, model.TopicRatings)
+		err := readStream(ctx, path, func(r *ratingsstream.Reader) error {
+			offsets, err := r.Positions(ctx)
 			for p, next := range offsets {
 				out[p] = max(out[p], next)
 			}
@@ -174,62 +140,36 @@ type ViewState struct {
 	Positions map[string]map[int]int64 // topic → partition → next offset
 }
 
+// readViewState reads the view at path in one read transaction.
 func readViewState(ctx context.Context, path string) (ViewState, error) {
 	st := ViewState{Movies: map[int64]ViewMovie{}, Positions: map[string]map[int]int64{}}
-	err := readTx(ctx, path, func(tx *sql.Tx) error {
-		rows, err := tx.QueryContext(ctx, `SELECT movie_id, title, release_year FROM movies`)
-		if err != nil {
-			return err
-		}
-		for rows.Next() {
-			m := ViewMovie{Listed: true}
-			if err := rows.Scan(&m.MovieID, &m.Title, &m.ReleaseYear); err != nil {
-				rows.Close()
-				return err
-			}
-			st.Movies[m.MovieID] = m
-		}
-		if err := rows.Close(); err != nil {
-			return err
-		}
-		rows, err = tx.QueryContext(ctx, `SELECT movie_id, count, sum_tenths, source_partition, source_offset FROM rated`)
-		if err != nil {
-			return err
-		}
-		for rows.Next() {
-			var id, count, sum, off int64
-			var part int
-			if err := rows.Scan(&id, &count, &sum, &part, &off); err != nil {
-				rows.Close()
-				return err
-			}
-			m := st.Movies[id]
-			m.MovieID, m.Count, m.SumTenths, m.Rated, m.SrcPart, m.SrcOffset = id, count, sum, true, part, off
-			st.Movies[id] = m
-		}
-		if err := rows.Close(); err != nil {
-			return err
-		}
-		rows, err = tx.QueryContext(ctx, `SELECT topic, partition, next_offset FROM offsets`)
-		if err != nil {
-			return err
-		}
-		defer rows.Close()
-		for rows.Next() {
-			var topic string
-			var p int
-			var next int64
-			if err := rows.Scan(&topic, &p, &next); err != nil {
-				return err
-			}
-			if st.Positions[topic] == nil {
-				st.Positions[topic] = map[int]int64{}
-			}
-			st.Positions[topic][p] = next
-		}
-		return rows.Err()
-	})
-	return st, err
+	r, err := webstream.OpenReader(ctx, path)
+	if err != nil {
+		return st, err
+	}
+	defer r.Close()
+	movies, err := r.Movies(ctx)
+	if err != nil {
+		return st, err
+	}
+	for _, m := range movies {
+		st.Movies[m.ID] = ViewMovie{MovieID: m.ID, Title: m.Title, ReleaseYear: m.ReleaseYear, Listed: true}
+	}
+	rated, err := r.Rated(ctx)
+	if err != nil {
+		return st, err
+	}
+	for _, rm := range rated {
+		m := st.Movies[rm.MovieID]
+		m.MovieID, m.Count, m.SumTenths, m.Rated, m.SrcPart, m.SrcOffset = rm.MovieID, rm.Count, rm.SumTenths, true, rm.SourcePartition, rm.SourceOffset
+		st.Movies[rm.MovieID] = m
+	}
+	pos, err := r.Positions(ctx)
+	if err != nil {
+		return st, err
+	}
+	st.Positions = pos
+	return st, nil
 }
 
 // ChecksumRow is one movie's line of a checksum table.

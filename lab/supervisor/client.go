@@ -37,9 +37,9 @@ func (c *Client) Lab(ctx context.Context) (LabInfo, error) {
 }
 
 // Action runs start, stop, restart, kill, pause or resume on a part.
-func (c *Client) Action(ctx context.Context, part, action string) (PartStatus, error) {
+func (c *Client) Action(ctx context.Context, part string, action Action) (PartStatus, error) {
 	var out PartStatus
-	return out, c.do(ctx, http.MethodPost, "/v1/parts/"+part+"/"+action, nil, &out)
+	return out, c.do(ctx, http.MethodPost, "/v1/parts/"+part+"/"+string(action), nil, &out)
 }
 
 // Shutdown asks the supervisor to stop everything and exit.

@@ -53,7 +53,7 @@ func (s *Supervisor) Config() Config {
 
 // Signal sends a process action (kill, pause, resume, stop, start, restart)
 // to a part, as the control API does.
-func (s *Supervisor) Signal(ctx context.Context, part, action string) (PartStatus, error) {
+func (s *Supervisor) Signal(ctx context.Context, part string, action Action) (PartStatus, error) {
 	p, err := s.lookup(part)
 	if err != nil {
 		return PartStatus{}, err
@@ -64,12 +64,21 @@ func (s *Supervisor) Signal(ctx context.Context, part, action string) (PartStatu
 	return p.status(), nil
 }
 
-// Actions on a part. kill, pause and resume are faults; stop and start are
-// orderly; restart is stop then start.
-var actions = map[string]string{
-	"start": "start the part", "stop": "SIGTERM, then SIGKILL after a grace period",
-	"restart": "stop then start", "kill": "SIGKILL", "pause": "SIGSTOP", "resume": "SIGCONT",
-}
+// Action is a process-control action on a part (or a spawned process), as
+// the control API's POST /v1/parts/{name}/{action} names it. kill, pause
+// and resume are faults; stop and start are orderly; restart is stop then
+// start.
+type Action string
+
+// Process-control actions.
+const (
+	ActionStart   Action = "start"   // start the part
+	ActionStop    Action = "stop"    // SIGTERM, then SIGKILL after a grace period
+	ActionRestart Action = "restart" // stop then start
+	ActionKill    Action = "kill"    // SIGKILL
+	ActionPause   Action = "pause"   // SIGSTOP
+	ActionResume  Action = "resume"  // SIGCONT
+)
 
 func (s *Supervisor) handleAction(w http.ResponseWriter, r *http.Request) {
 	p, err := s.lookup(r.PathValue("name"))
@@ -77,7 +86,7 @@ func (s *Supervisor) handleAction(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, err)
 		return
 	}
-	if err := s.act(r.Context(), p, r.PathValue("action")); err != nil {
+	if err := s.act(r.Context(), p, Action(r.PathValue("action"))); err != nil {
 		code := http.StatusConflict
 		if errors.Is(err, errUnknownAction) {
 			code = http.StatusBadRequest
@@ -90,25 +99,25 @@ func (s *Supervisor) handleAction(w http.ResponseWriter, r *http.Request) {
 
 var errUnknownAction = errors.New("unknown action")
 
-func (s *Supervisor) act(ctx context.Context, p *process, action string) error {
+func (s *Supervisor) act(ctx context.Context, p *process, action Action) error {
 	switch action {
-	case "start":
+	case ActionStart:
 		return p.start()
-	case "stop":
+	case ActionStop:
 		p.stop(StopGrace)
 		return nil
-	case "restart":
+	case ActionRestart:
 		p.stop(StopGrace)
 		return p.start()
-	case "kill":
+	case ActionKill:
 		err := p.signal(syscall.SIGKILL)
 		if err == nil {
 			p.wait(ctx) // so a following status shows it gone
 		}
 		return err
-	case "pause":
+	case ActionPause:
 		return p.signal(syscall.SIGSTOP)
-	case "resume":
+	case ActionResume:
 		return p.signal(syscall.SIGCONT)
 	}
 	return fmt.Errorf("%w %q; valid: start, stop, restart, kill, pause, resume", errUnknownAction, action)

@@ -272,7 +272,7 @@ func (sp *spawner) handleAction(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, err)
 		return
 	}
-	if err := sp.s.act(r.Context(), proc.p, r.PathValue("action")); err != nil {
+	if err := sp.s.act(r.Context(), proc.p, Action(r.PathValue("action"))); err != nil {
 		code := http.StatusConflict
 		if errors.Is(err, errUnknownAction) {
 			code = http.StatusBadRequest
@@ -380,9 +380,9 @@ func (c *Client) Spawned(ctx context.Context) ([]SpawnedStatus, error) {
 
 // SpawnedAction runs start, stop, restart, kill, pause or resume on a
 // spawned process.
-func (c *Client) SpawnedAction(ctx context.Context, name, action string) (SpawnedStatus, error) {
+func (c *Client) SpawnedAction(ctx context.Context, name string, action Action) (SpawnedStatus, error) {
 	var out SpawnedStatus
-	return out, c.do(ctx, http.MethodPost, "/v1/spawned/"+name+"/"+action, nil, &out)
+	return out, c.do(ctx, http.MethodPost, "/v1/spawned/"+name+"/"+string(action), nil, &out)
 }
 
 // RemoveSpawned stops a spawned process and forgets it.

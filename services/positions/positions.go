@@ -52,6 +52,30 @@ func Read(ctx context.Context, q Querier, topic string) (map[int]int64, error) {
 	return out, rows.Err()
 }
 
+// ReadAll returns the stored next offset of every partition of every
+// topic: topic → partition → next offset.
+func ReadAll(ctx context.Context, q Querier) (map[string]map[int]int64, error) {
+	rows, err := q.QueryContext(ctx, `SELECT topic, partition, next_offset FROM offsets`)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	out := map[string]map[int]int64{}
+	for rows.Next() {
+		var topic string
+		var p int
+		var next int64
+		if err := rows.Scan(&topic, &p, &next); err != nil {
+			return nil, err
+		}
+		if out[topic] == nil {
+			out[topic] = map[int]int64{}
+		}
+		out[topic][p] = next
+	}
+	return out, rows.Err()
+}
+
 // ReadFile reads the stored positions of topic from the SQLite store at
 // path, opened read-only, for tools outside the owning process (the lab's
 // lag meter): they read what the consumer durably recorded without

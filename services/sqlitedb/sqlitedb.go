@@ -151,6 +151,56 @@ func OpenReadOnly(path string) (*sql.DB, error) {
 	return db, nil
 }
 
+// ReadOnlyTx is one read transaction on a store opened read-only
+// (OpenReadOnly) by a tool outside the process that owns it: every query
+// sees the same commit while the owner keeps writing. The owning package
+// wraps it in its read API, so its tables' SQL stays with it.
+type ReadOnlyTx struct {
+	*sql.Tx
+	db   *sql.DB
+	Path string
+}
+
+// BeginReadOnly opens the store at path read-only and begins a read
+// transaction; a missing file is an error that wraps os.ErrNotExist.
+func BeginReadOnly(ctx context.Context, path string) (*ReadOnlyTx, error) {
+	db, err := OpenReadOnly(path)
+	if err != nil {
+		return nil, err
+	}
+	tx, err := db.BeginTx(ctx, nil)
+	if err != nil {
+		db.Close()
+		return nil, fmt.Errorf("store %s: %w", path, err)
+	}
+	return &ReadOnlyTx{Tx: tx, db: db, Path: path}, nil
+}
+
+// Close ends the transaction and closes the store.
+func (t *ReadOnlyTx) Close() error {
+	_ = t.Tx.Rollback()
+	return t.db.Close()
+}
+
+// Each runs query and calls row for every row it returns; row scans it.
+// Errors name the store.
+func (t *ReadOnlyTx) Each(ctx context.Context, query string, row func(scan func(dest ...any) error) error) error {
+	rows, err := t.QueryContext(ctx, query)
+	if err != nil {
+		return fmt.Errorf("store %s: %w", t.Path, err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		if err := row(rows.Scan); err != nil {
+			return fmt.Errorf("store %s: %w", t.Path, err)
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("store %s: %w", t.Path, err)
+	}
+	return nil
+}
+
 // CorruptError is a store SQLite finds damaged (a failed integrity check,
 // "database disk image is malformed", "file is not a database"). It names the
 // file, and no retry fixes it (serve.IsPermanent).

@@ -96,6 +96,9 @@ CREATE TABLE IF NOT EXISTS rated_movies (
 	sum_tenths   INTEGER NOT NULL
 );`
 
+// DBFile is the store's name inside the part's data directory.
+const DBFile = "ratings.db"
+
 // OpenStore opens (creating when needed) the store in dir/ratings.db.
 func OpenStore(dir string, sync SyncMode) (*Store, error) {
 	if dir == "" {
@@ -104,11 +107,11 @@ func OpenStore(dir string, sync SyncMode) (*Store, error) {
 	if sync != SyncNormal && sync != SyncFull {
 		return nil, fmt.Errorf("--sync: want normal or full, got %q", sync)
 	}
-	abs, err := sqlitedb.File(dir, "ratings.db")
+	abs, err := sqlitedb.File(dir, DBFile)
 	if err != nil {
 		return nil, err
 	}
-	path := filepath.Join(dir, "ratings.db")
+	path := filepath.Join(dir, DBFile)
 	o := sqlitedb.Options{Sync: sqlitedb.Sync(strings.ToUpper(string(sync))), Pragmas: []string{"foreign_keys(ON)"}}
 	w, err := sqlitedb.Open(abs, o) // one connection, BEGIN IMMEDIATE
 	if err != nil {

@@ -36,7 +36,7 @@ func (p *Processor) haltOnGap(err error) bool {
 		p.log.Error("stopping: a failure no retry fixes", "error", err.Error())
 	}
 	err = serve.Permanent(err)
-	p.health.set("stopped", err)
+	p.health.set(phaseStopped, err)
 	p.halt(err)
 	return true
 }
@@ -48,6 +48,6 @@ func (p *Processor) haltedByGap(ctx context.Context) error {
 	if cause == nil || !serve.IsPermanent(cause) {
 		return nil
 	}
-	p.health.set("stopped", cause)
+	p.health.set(phaseStopped, cause)
 	return cause
 }

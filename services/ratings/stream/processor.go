@@ -190,7 +190,7 @@ func New(cfg Config) (*Processor, error) {
 		return nil, err
 	}
 	p := &Processor{cfg: cfg, k: cfg.Cluster, log: cfg.Log, store: s, metrics: newMetrics(cfg.Registerer)}
-	p.health.set("starting", nil)
+	p.health.set(phaseStarting, nil)
 	p.emitting.Store(true)
 	return p, nil
 }
@@ -253,33 +253,33 @@ func (p *Processor) run(ctx context.Context) error {
 		needed = append(needed, p.cfg.Changelog)
 	}
 	wait := p.cfg.TopicWait
-	wait.OnWait = func(err error) { p.health.set("waiting for kafka topics", err) }
+	wait.OnWait = func(err error) { p.health.set(phaseWaitingForTopics, err) }
 	parts, err := p.k.WaitForTopics(ctx, needed, wait)
 	if err != nil {
 		if ctx.Err() != nil {
 			return nil
 		}
-		p.health.set("stopped", err)
+		p.health.set(phaseStopped, err)
 		return err
 	}
 	p.partitions = parts[model.TopicRatings]
 	if err := p.store.claim(ctx, p.cfg.Delivery, p.partitions); err != nil {
-		p.health.set("stopped", err)
+		p.health.set(phaseStopped, err)
 		return err
 	}
 	if err := p.store.recordRetention(ctx, p.cfg.RequestIDRetention); err != nil {
-		p.health.set("stopped", err)
+		p.health.set(phaseStopped, err)
 		return err
 	}
 
-	p.health.set("loading the movies table", nil)
+	p.health.set(phaseLoadingMovies, nil)
 	if err := eventformat.Prepare(ctx, p.cfg.Codec, p.log, p.cfg.TopicWait.Timeout, model.TopicRatedMovies); err != nil {
-		p.health.set("stopped", err)
+		p.health.set(phaseStopped, err)
 		return err
 	}
 	p.movies, err = newMovieTable(ctx, p.k, p.store, parts[model.TopicMovies], p.cfg.Codec, p.log)
 	if err != nil {
-		p.health.set("stopped", err)
+		p.health.set(phaseStopped, err)
 		return err
 	}
 	var wg sync.WaitGroup
@@ -287,7 +287,7 @@ func (p *Processor) run(ctx context.Context) error {
 	wg.Go(func() {
 		if err := p.movies.tailer.Run(tailCtx); err != nil {
 			p.log.Error("movies table stopped", "error", err.Error())
-			p.health.set("stopped", fmt.Errorf("movies table: %w", err))
+			p.health.set(phaseStopped, fmt.Errorf("movies table: %w", err))
 		}
 	})
 	defer func() { stopTail(); wg.Wait() }()
@@ -331,10 +331,10 @@ func (p *Processor) run(ctx context.Context) error {
 		ErrorLogger:       kafka.LoggerFunc(func(f string, a ...any) { p.log.Warn(fmt.Sprintf(f, a...), "component", "consumer group") }),
 	})
 	if err != nil {
-		p.health.set("stopped", err)
+		p.health.set(phaseStopped, err)
 		return err
 	}
-	p.health.set("joining consumer group "+p.cfg.Group, nil)
+	p.health.setDetail(phaseJoining, p.cfg.Group, nil)
 	p.log.Info("ratings processor started", "delivery", p.cfg.Delivery, "group", p.cfg.Group, "partitions", p.partitions)
 
 	var gens sync.WaitGroup
@@ -344,7 +344,7 @@ func (p *Processor) run(ctx context.Context) error {
 			if ctx.Err() != nil {
 				break
 			}
-			p.health.set("joining consumer group "+p.cfg.Group, err)
+			p.health.setDetail(phaseJoining, p.cfg.Group, err)
 			p.log.Warn("consumer group", "error", err.Error())
 			continue // kafka-go backs off between join attempts
 		}
@@ -356,7 +356,7 @@ func (p *Processor) run(ctx context.Context) error {
 					return
 				}
 				p.log.Error("generation ended with an error; rejoining", "generation", gen.ID, "error", err.Error())
-				p.health.set("recovering", err)
+				p.health.set(phaseRecovering, err)
 				// A pause, so that a persistent failure does not turn into a
 				// tight loop of rebalances for every member.
 				select {
@@ -366,7 +366,7 @@ func (p *Processor) run(ctx context.Context) error {
 			}
 		})
 	}
-	p.health.set("stopping", nil)
+	p.health.set(phaseStopping, nil)
 	group.Close() // ends the generation; its function returns
 	gens.Wait()
 	// Let queued emissions finish (bounded); whatever is cut short is
@@ -420,7 +420,7 @@ func (p *Processor) runGeneration(ctx, gctx context.Context, gen *kafka.Generati
 	}()
 	p.log.Info("partitions assigned", "generation", gen.ID, "partitions", ids)
 	if len(ids) == 0 {
-		p.health.set("running", nil)
+		p.health.set(phaseRunning, nil)
 		<-gctx.Done() // more members than partitions: idle until the next rebalance
 		return nil
 	}
@@ -433,7 +433,7 @@ func (p *Processor) runGeneration(ctx, gctx context.Context, gen *kafka.Generati
 	var adopted []int
 	var clRecords int
 	if p.keepsChangelog() {
-		p.health.set(fmt.Sprintf("restoring partitions %v from %s", ids, p.cfg.Changelog), nil)
+		p.health.setDetail(phaseRestoring, fmt.Sprintf("%v from %s", ids, p.cfg.Changelog), nil)
 		rctx, cancel := context.WithTimeout(gctx, changelogRestoreTimeout)
 		cl, adopted, clRecords, err = p.restoreChangelog(rctx, ids)
 		cancel()
@@ -583,7 +583,7 @@ func (p *Processor) runGeneration(ctx, gctx context.Context, gen *kafka.Generati
 			}
 		}
 	}()
-	p.health.set("running", nil)
+	p.health.set(phaseRunning, nil)
 	p.log.Info("consuming", "generation", gen.ID, "from", start)
 	lagCtx, stopLag := context.WithCancel(gctx)
 	lagDone := make(chan struct{})
@@ -958,18 +958,39 @@ func (p *Processor) Assigned() []int {
 	return nil
 }
 
+// phase is where the processor is in its life, as its health reports it;
+// it is ready only while running.
+type phase string
+
+const (
+	phaseStarting         phase = "starting"
+	phaseWaitingForTopics phase = "waiting for kafka topics"
+	phaseLoadingMovies    phase = "loading the movies table"
+	phaseJoining          phase = "joining consumer group" // detail: the group
+	phaseRestoring        phase = "restoring partitions"   // detail: which, from where
+	phaseRecovering       phase = "recovering"
+	phaseRunning          phase = "running"
+	phaseStopping         phase = "stopping"
+	phaseStopped          phase = "stopped"
+)
+
 // health is the processor's phase and its latest problem.
 type health struct {
-	mu    sync.Mutex
-	phase string
-	last  error
-	noted time.Time // when a transient problem was noted
+	mu     sync.Mutex
+	phase  phase
+	detail string // what the phase is about ("" for most)
+	last   error
+	noted  time.Time // when a transient problem was noted
 }
 
-func (h *health) set(phase string, err error) {
+func (h *health) set(ph phase, err error) { h.setDetail(ph, "", err) }
+
+// setDetail sets a phase that names what it is about (the group joined,
+// the partitions restored).
+func (h *health) setDetail(ph phase, detail string, err error) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	h.phase, h.last, h.noted = phase, err, time.Time{}
+	h.phase, h.detail, h.last, h.noted = ph, detail, err, time.Time{}
 }
 
 // note records a transient problem that keeps the part unhealthy for a while.
@@ -994,12 +1015,16 @@ func (h *health) err() error {
 	if !h.noted.IsZero() && time.Since(h.noted) > 15*time.Second {
 		h.last, h.noted = nil, time.Time{} // a transient problem that went away
 	}
+	what := string(h.phase)
+	if h.detail != "" {
+		what += " " + h.detail
+	}
 	switch {
-	case h.phase == "running" && h.last == nil:
+	case h.phase == phaseRunning && h.last == nil:
 		return nil
 	case h.last != nil:
-		return fmt.Errorf("%s: %w", h.phase, h.last)
+		return fmt.Errorf("%s: %w", what, h.last)
 	default:
-		return errors.New(h.phase)
+		return errors.New(what)
 	}
 }

@@ -46,19 +46,19 @@ type idChanges struct {
 
 // loadRequestIDs reads one partition's stored record, in offset order.
 func (s *store) loadRequestIDs(ctx context.Context, partition int) ([]requestids.Entry, error) {
-	return ReadRequestIDs(ctx, s.db, partition)
+	return readRequestIDs(ctx, s.db, partition)
 }
 
-// Querier is a *sql.DB or *sql.Tx.
-type Querier interface {
+// querier is a *sql.DB or *sql.Tx.
+type querier interface {
 	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
 	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
 }
 
-// ReadRequestIDs reads the kept request ids of one partition from a
+// readRequestIDs reads the kept request ids of one partition from a
 // ratings-stream database, in offset order (`lab replay rebuild` folds the
 // log onto them as the processor would).
-func ReadRequestIDs(ctx context.Context, q Querier, partition int) ([]requestids.Entry, error) {
+func readRequestIDs(ctx context.Context, q querier, partition int) ([]requestids.Entry, error) {
 	var floor int64
 	err := q.QueryRowContext(ctx, `SELECT forget_below FROM request_id_floors WHERE partition = ?`, partition).Scan(&floor)
 	if err != nil && !errors.Is(err, sql.ErrNoRows) {
@@ -88,9 +88,9 @@ func ReadRequestIDs(ctx context.Context, q Querier, partition int) ([]requestids
 	return out, rows.Err()
 }
 
-// ReadRequestIDRetention reads the retention the database's record was
+// readRequestIDRetention reads the retention the database's record was
 // kept with (requestids.DefaultRetention when it does not say).
-func ReadRequestIDRetention(ctx context.Context, q Querier) (time.Duration, error) {
+func readRequestIDRetention(ctx context.Context, q querier) (time.Duration, error) {
 	var v string
 	err := q.QueryRowContext(ctx, `SELECT value FROM meta WHERE key = ?`, metaRetention).Scan(&v)
 	if errors.Is(err, sql.ErrNoRows) {

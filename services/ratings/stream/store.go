@@ -53,14 +53,14 @@ CREATE TABLE IF NOT EXISTS movies (
 );
 `
 
-// dbFile is the database's name inside the data directory.
-const dbFile = "ratings-stream.db"
+// DBFile is the database's name inside the part's data directory.
+const DBFile = "ratings-stream.db"
 
 func openStore(dir string) (*store, error) {
 	if dir == "" {
 		return nil, errors.New("--data: a data directory is required")
 	}
-	abs, err := sqlitedb.File(dir, dbFile)
+	abs, err := sqlitedb.File(dir, DBFile)
 	if err != nil {
 		return nil, err
 	}

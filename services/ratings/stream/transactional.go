@@ -91,7 +91,7 @@ func (p *Processor) runTransactional(ctx context.Context) error {
 			break
 		}
 		p.log.Error("transactional session ended; starting a new one (the state is restored from the changelog)", "error", fmt.Sprint(err))
-		p.health.set("recovering", err)
+		p.health.set(phaseRecovering, err)
 		select {
 		case <-ctx.Done():
 		case <-time.After(2 * time.Second):
@@ -113,7 +113,7 @@ type txnSession struct {
 
 func (p *Processor) transactSession(ctx context.Context, m *txnMetrics) error {
 	s := &txnSession{p: p, m: m, owned: map[int]*changelog.Partition{}}
-	p.health.set("joining consumer group "+p.cfg.Group, nil)
+	p.health.setDetail(phaseJoining, p.cfg.Group, nil)
 	sess, err := kgo.NewGroupTransactSession(p.k.FranzOpts(
 		kgo.ConsumerGroup(p.cfg.Group),
 		kgo.ConsumeTopics(model.TopicRatings),
@@ -204,7 +204,7 @@ func (h txnHealth) OnBrokerE2E(meta kgo.BrokerMetadata, key int16, e2e kgo.Broke
 // assigned marks the processor running when there is nothing to restore.
 func (s *txnSession) assigned(_ context.Context, _ *kgo.Client, added map[string][]int32) {
 	if len(added[model.TopicRatings]) == 0 {
-		s.p.health.set("running", nil)
+		s.p.health.set(phaseRunning, nil)
 	}
 }
 
@@ -221,18 +221,18 @@ func (s *txnSession) restore(ctx context.Context, offsets map[string]map[int32]k
 		ids = append(ids, int(part))
 	}
 	slices.Sort(ids)
-	s.p.health.set(fmt.Sprintf("restoring partitions %v from %s", ids, s.p.cfg.Changelog), nil)
+	s.p.health.setDetail(phaseRestoring, fmt.Sprintf("%v from %s", ids, s.p.cfg.Changelog), nil)
 	started := time.Now()
 	restored, err := changelog.Restore(ctx, s.p.k, s.p.cfg.Changelog, ids, s.p.cfg.RequestIDRetention)
 	if err != nil {
-		s.p.health.set("recovering", err)
+		s.p.health.set(phaseRecovering, err)
 		return nil, err
 	}
 	// As in the other modes: a log that ends before the state, or ratings
 	// deleted before they were counted, is not something a retry fixes.
 	bounds, err := s.p.partitionBounds(ctx, ids)
 	if err != nil {
-		s.p.health.set("recovering", err)
+		s.p.health.set(phaseRecovering, err)
 		return nil, err
 	}
 	for _, id := range ids {
@@ -277,7 +277,7 @@ func (s *txnSession) restore(ctx context.Context, offsets map[string]map[int32]k
 		err = s.p.store.replaceRequestIDs(ctx, restored)
 	}
 	if err != nil {
-		s.p.health.set("recovering", err)
+		s.p.health.set(phaseRecovering, err)
 		return nil, fmt.Errorf("cache the restored state: %w", err)
 	}
 	s.mu.Lock()
@@ -286,7 +286,7 @@ func (s *txnSession) restore(ctx context.Context, offsets map[string]map[int32]k
 	s.p.setAssigned(s.ownedIDs())
 	s.p.log.Info("partitions restored from the changelog", "partitions", ids, "movies", len(aggs),
 		"request_ids", seen, "positions", next, "took", time.Since(started).Round(time.Millisecond).String())
-	s.p.health.set("running", nil)
+	s.p.health.set(phaseRunning, nil)
 	return offsets, nil
 }
 

@@ -47,13 +47,14 @@ CREATE TABLE IF NOT EXISTS rated (
 );
 `
 
-const viewFile = "webserver-stream.db"
+// DBFile is the view's database name inside the part's data directory.
+const DBFile = "webserver-stream.db"
 
 func openView(dir string) (*view, error) {
 	if dir == "" {
 		return nil, errors.New("--data: a data directory is required (the view lives there)")
 	}
-	abs, err := sqlitedb.File(dir, viewFile)
+	abs, err := sqlitedb.File(dir, DBFile)
 	if err != nil {
 		return nil, err
 	}
