@@ -8,6 +8,7 @@ import (
 
 	"github.com/ratingslab/lab/services/model"
 	"github.com/ratingslab/lab/services/ratings/rpc"
+	"github.com/ratingslab/lab/services/servetest"
 )
 
 // BenchmarkStoreApply applies distinct ratings to the store from many
@@ -25,6 +26,7 @@ func BenchmarkStoreApply(b *testing.B) {
 			defer store.Close()
 			var seq atomic.Int64
 			b.SetParallelism(writers) // × GOMAXPROCS goroutines
+			servetest.ReportCPU(b)
 			b.ResetTimer()
 			b.RunParallel(func(pb *testing.PB) {
 				for pb.Next() {
