@@ -37,6 +37,11 @@ type Store struct {
 
 	writes  *sqlitedb.GroupCommit[write, bool]
 	applied atomic.Int64 // ratings written (Stats)
+
+	seen       seenFilter // spares FirstUse's read for most new ids
+	stopLoad   context.CancelFunc
+	loadEnded  chan struct{}
+	seenLoaded chan struct{} // closed once seen answers (tests)
 }
 
 // maxBatch bounds the ratings in one transaction (and so how long one
@@ -118,6 +123,17 @@ func OpenStore(dir string, sync SyncMode) (*Store, error) {
 		return nil, fmt.Errorf("ratings store %s: %w", path, err)
 	}
 	s.writes = sqlitedb.NewGroupCommit(w, maxBatch, s.applyBatch)
+	// Reading every applied id takes a while on a big store: the part
+	// serves meanwhile, and FirstUse reads until the filter is loaded.
+	var lctx context.Context
+	lctx, s.stopLoad = context.WithCancel(context.Background())
+	s.loadEnded, s.seenLoaded = make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(s.loadEnded)
+		if err := s.seen.load(lctx, r); err == nil {
+			close(s.seenLoaded)
+		} // else FirstUse keeps reading every id: slower, as exact
+	}()
 	return s, nil
 }
 
@@ -134,6 +150,8 @@ const (
 // Close stops the committer (after the batch it is writing) and closes the
 // database. Apply after Close fails.
 func (s *Store) Close() error {
+	s.stopLoad()
+	<-s.loadEnded
 	s.writes.Close()
 	return errors.Join(s.w.Close(), s.r.Close())
 }
@@ -163,6 +181,9 @@ func (s *Store) Ping(ctx context.Context) error {
 // FirstUse returns the rating a request id was applied with and when;
 // found is false when the request id was never applied.
 func (s *Store) FirstUse(ctx context.Context, requestID string) (first model.Rating, at time.Time, found bool, err error) {
+	if !s.seen.mayHave(requestID) {
+		return model.Rating{}, time.Time{}, false, nil // certainly never applied
+	}
 	var us int64
 	first.RequestID = requestID
 	err = s.firstUse.QueryRowContext(ctx, requestID).
@@ -209,6 +230,7 @@ func (s *Store) applyBatch(ctx context.Context, tx *sql.Tx, batch []write, appli
 		} else if n == 0 {
 			continue // applied before (or earlier in this batch): nothing to do
 		}
+		s.seen.add(r.RequestID) // before COMMIT: once the rating is acknowledged, FirstUse reads it
 		if _, err := ups.ExecContext(ctx, m.ID, m.Title, m.ReleaseYear, r.Tenths); err != nil {
 			return fmt.Errorf("update movie %d: %w", m.ID, err)
 		}
