@@ -14,7 +14,8 @@ import (
 // anything else — including every invalid body — ok is false and the
 // full decoder (parseRateRequest, validate) decides, so the answers and
 // their error messages are exactly the full decoder's
-// (FuzzDecodeRatingFastPath compares the two). It exists because the full
+// (FuzzDecodeRatingFastPath, and a test over mutated bodies, compare the
+// two). It exists because the full
 // decoder's several passes were about a tenth of a webserver's CPU per
 // rating in profiles.
 func decodeSimpleRating(body []byte) (r model.Rating, ok bool) {
