@@ -44,6 +44,9 @@ func DecodeRating(r io.Reader) (model.Rating, error) {
 	if err != nil {
 		return model.Rating{}, fieldErr("body", "could not be read: %v", err)
 	}
+	if r, ok := decodeSimpleRating(body); ok {
+		return r, nil
+	}
 	req, ferr := parseRateRequest(body)
 	if ferr != nil {
 		return model.Rating{}, ferr

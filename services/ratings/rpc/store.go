@@ -24,48 +24,34 @@ import (
 // duplicate inserts nothing and changes nothing) and the aggregate updated.
 // Apply returns after COMMIT, so an acknowledged rating survives a kill.
 //
-// Writes are group-committed: one goroutine owns the writer connection and
-// applies every rating waiting for it in one transaction (at most
-// maxBatch), the way databases batch concurrent commits into one log
-// write. Nobody waits for a batch to fill: a rating arriving at an idle
-// store is committed at once, and under load the ratings that queued while
-// one commit ran share the next. Each Apply still returns only after the
-// COMMIT of the transaction that holds its rating.
+// Writes are group-committed (sqlitedb.GroupCommit): concurrent ratings
+// share one transaction (at most maxBatch), and each Apply still returns
+// only after the COMMIT of the transaction that holds its rating.
 type Store struct {
 	path string
-	w    *sql.DB // one connection, owned by commitLoop
+	w    *sql.DB // one connection, owned by the committer
 	r    *sql.DB // reads: WAL readers never block the writer
 
 	insertRequest, upsertMovie *sql.Stmt // prepared on w
 	firstUse                   *sql.Stmt
 
-	writes  chan *write
-	quit    chan struct{}
-	stopped chan struct{}
-	batches atomic.Int64 // transactions committed (Stats)
-	applied atomic.Int64 // ratings written by them
+	writes  *sqlitedb.GroupCommit[write, bool]
+	applied atomic.Int64 // ratings written (Stats)
+
+	seen       seenFilter // spares FirstUse's read for most new ids
+	stopLoad   context.CancelFunc
+	loadEnded  chan struct{}
+	seenLoaded chan struct{} // closed once seen answers (tests)
 }
 
 // maxBatch bounds the ratings in one transaction (and so how long one
 // commit holds the ratings behind it).
 const maxBatch = 256
 
-// commitTimeout bounds one batch's transaction: the requests in it have
-// handed their rating over and wait for its outcome, whatever their own
-// deadlines.
-const commitTimeout = 10 * time.Second
-
 // write is one rating waiting for its batch.
 type write struct {
-	ctx    context.Context
 	rating model.Rating
 	movie  model.Movie
-	done   chan writeResult // buffered: the committer never blocks on it
-}
-
-type writeResult struct {
-	applied bool
-	err     error
 }
 
 // SyncMode is SQLite's synchronous setting for the store.
@@ -123,7 +109,7 @@ func OpenStore(dir string, sync SyncMode) (*Store, error) {
 		w.Close()
 		return nil, fmt.Errorf("ratings store %s: %w", path, err)
 	}
-	s := &Store{path: path, w: w, r: r, writes: make(chan *write), quit: make(chan struct{}), stopped: make(chan struct{})}
+	s := &Store{path: path, w: w, r: r}
 	if err := sqlitedb.Exec(w, schema); err != nil {
 		errors.Join(w.Close(), r.Close())
 		return nil, fmt.Errorf("ratings store %s: schema: %w", path, err)
@@ -139,7 +125,18 @@ func OpenStore(dir string, sync SyncMode) (*Store, error) {
 		errors.Join(w.Close(), r.Close())
 		return nil, fmt.Errorf("ratings store %s: %w", path, err)
 	}
-	go s.commitLoop()
+	s.writes = sqlitedb.NewGroupCommit(w, maxBatch, s.applyBatch)
+	// Reading every applied id takes a while on a big store: the part
+	// serves meanwhile, and FirstUse reads until the filter is loaded.
+	var lctx context.Context
+	lctx, s.stopLoad = context.WithCancel(context.Background())
+	s.loadEnded, s.seenLoaded = make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(s.loadEnded)
+		if err := s.seen.load(lctx, r); err == nil {
+			close(s.seenLoaded)
+		} // else FirstUse keeps reading every id: slower, as exact
+	}()
 	return s, nil
 }
 
@@ -156,12 +153,9 @@ const (
 // Close stops the committer (after the batch it is writing) and closes the
 // database. Apply after Close fails.
 func (s *Store) Close() error {
-	select {
-	case <-s.quit:
-	default:
-		close(s.quit)
-	}
-	<-s.stopped
+	s.stopLoad()
+	<-s.loadEnded
+	s.writes.Close()
 	return errors.Join(s.w.Close(), s.r.Close())
 }
 
@@ -174,7 +168,8 @@ type StoreStats struct {
 // Stats says how many transactions the store committed and how many
 // ratings they applied: Applied/Batches is the mean batch.
 func (s *Store) Stats() StoreStats {
-	return StoreStats{Batches: s.batches.Load(), Applied: s.applied.Load()}
+	batches, _ := s.writes.Batches()
+	return StoreStats{Batches: batches, Applied: s.applied.Load()}
 }
 
 // Path is the store's file.
@@ -189,6 +184,9 @@ func (s *Store) Ping(ctx context.Context) error {
 // FirstUse returns the rating a request id was applied with and when;
 // found is false when the request id was never applied.
 func (s *Store) FirstUse(ctx context.Context, requestID string) (first model.Rating, at time.Time, found bool, err error) {
+	if !s.seen.mayHave(requestID) {
+		return model.Rating{}, time.Time{}, false, nil // certainly never applied
+	}
 	var us int64
 	first.RequestID = requestID
 	err = s.firstUse.QueryRowContext(ctx, requestID).
@@ -208,100 +206,40 @@ func (s *Store) FirstUse(ctx context.Context, requestID string) (first model.Rat
 // committed (or failed); a ctx that ends before the rating joins a batch
 // leaves it unwritten, one that ends later changes nothing.
 func (s *Store) Apply(ctx context.Context, r model.Rating, m model.Movie) (applied bool, err error) {
-	w := &write{ctx: ctx, rating: r, movie: m, done: make(chan writeResult, 1)}
-	select {
-	case s.writes <- w:
-	case <-ctx.Done():
-		return false, fmt.Errorf("ratings store: %w", ctx.Err())
-	case <-s.quit:
-		return false, errors.New("ratings store: closed")
+	applied, err = s.writes.Do(ctx, write{rating: r, movie: m})
+	if err != nil {
+		return false, fmt.Errorf("ratings store: %w", err)
 	}
-	res := <-w.done // the committer answers every write it took, within commitTimeout
-	return res.applied, res.err
+	if applied {
+		s.applied.Add(1)
+	}
+	return applied, nil
 }
 
-// commitLoop owns the writer connection: it takes the first waiting write,
-// every other one already waiting (up to maxBatch), and commits them in
-// one transaction.
-func (s *Store) commitLoop() {
-	defer close(s.stopped)
-	batch := make([]*write, 0, maxBatch)
-	for {
-		select {
-		case w := <-s.writes:
-			batch = append(batch[:0], w)
-		case <-s.quit:
-			return
-		}
-	fill:
-		for len(batch) < maxBatch {
-			select {
-			case w := <-s.writes:
-				batch = append(batch, w)
-			default:
-				break fill
-			}
-		}
-		s.commit(batch)
-		clear(batch) // drop the references until the next batch
-	}
-}
-
-// commit applies batch in one transaction and answers each write. A write
-// whose ctx ended before it joins the transaction is answered with that
-// error, unwritten. Any failure of the transaction fails every rating in
-// it: none of them was written.
-func (s *Store) commit(batch []*write) {
-	ctx, cancel := context.WithTimeout(context.Background(), commitTimeout)
-	defer cancel()
-	results := make([]writeResult, len(batch))
-	err := func() error {
-		tx, err := s.w.BeginTx(ctx, nil)
-		if err != nil {
-			return fmt.Errorf("ratings store: begin: %w", err)
-		}
-		defer tx.Rollback() // after Commit: a no-op
-		ins, ups := tx.StmtContext(ctx, s.insertRequest), tx.StmtContext(ctx, s.upsertMovie)
-		now := time.Now().UnixMicro()
-		for i, w := range batch {
-			if err := w.ctx.Err(); err != nil {
-				results[i].err = fmt.Errorf("ratings store: %w", err) // gone before it was written
-				continue
-			}
-			r, m := w.rating, w.movie
-			res, err := ins.ExecContext(ctx, r.RequestID, r.MovieID, r.Tenths, r.UserID, now)
-			if err != nil {
-				return fmt.Errorf("ratings store: record request: %w", err)
-			}
-			if n, err := res.RowsAffected(); err != nil {
-				return fmt.Errorf("ratings store: record request: %w", err)
-			} else if n == 0 {
-				continue // applied before (or earlier in this batch): nothing to do
-			}
-			if _, err := ups.ExecContext(ctx, m.ID, m.Title, m.ReleaseYear, r.Tenths); err != nil {
-				return fmt.Errorf("ratings store: update movie %d: %w", m.ID, err)
-			}
-			results[i].applied = true
-		}
-		if err := tx.Commit(); err != nil {
-			return fmt.Errorf("ratings store: commit: %w", err)
-		}
-		return nil
-	}()
-	if err == nil {
-		s.batches.Add(1)
-		for _, r := range results {
-			if r.applied {
-				s.applied.Add(1)
-			}
-		}
-	}
+// applyBatch writes a batch of ratings in tx: each request id is inserted
+// (a duplicate inserts nothing) and, when new, its movie's aggregate
+// updated.
+func (s *Store) applyBatch(ctx context.Context, tx *sql.Tx, batch []write, applied []bool) error {
+	ins, ups := tx.StmtContext(ctx, s.insertRequest), tx.StmtContext(ctx, s.upsertMovie)
+	now := time.Now().UnixMicro()
 	for i, w := range batch {
-		if err != nil && results[i].err == nil {
-			results[i] = writeResult{err: err}
+		r, m := w.rating, w.movie
+		res, err := ins.ExecContext(ctx, r.RequestID, r.MovieID, r.Tenths, r.UserID, now)
+		if err != nil {
+			return fmt.Errorf("record request: %w", err)
 		}
-		w.done <- results[i]
+		if n, err := res.RowsAffected(); err != nil {
+			return fmt.Errorf("record request: %w", err)
+		} else if n == 0 {
+			continue // applied before (or earlier in this batch): nothing to do
+		}
+		s.seen.add(r.RequestID) // before COMMIT: once the rating is acknowledged, FirstUse reads it
+		if _, err := ups.ExecContext(ctx, m.ID, m.Title, m.ReleaseYear, r.Tenths); err != nil {
+			return fmt.Errorf("update movie %d: %w", m.ID, err)
+		}
+		applied[i] = true
 	}
+	return nil
 }
 
 // RatedMovie returns the aggregate of one movie with its cached title;

@@ -107,25 +107,38 @@ func TestARetryOfAnUnknownOutcomeIsProducedAgainWithinTheHorizon(t *testing.T) {
 }
 
 // BenchmarkRequestLog is what the request-id record adds to every POST of
-// webserver-stream: one transaction to record the id before producing and
-// one to mark it acknowledged after (go test ./services/webserver/stream
-// -run '^$' -bench RequestLog).
+// webserver-stream: record the id before producing, mark it acknowledged
+// after; from one POST at a time and from 64 at once, as under load (go
+// test ./services/webserver/stream -run '^$' -bench RequestLog -benchmem).
 func BenchmarkRequestLog(b *testing.B) {
-	l, err := openRequestLog(b.TempDir(), 0)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer l.Close()
-	ctx := context.Background()
-	now := time.Now()
-	b.ResetTimer()
-	for i := range b.N {
-		r := model.Rating{RequestID: fmt.Sprintf("bench-%d", i), MovieID: int64(1 + i%180), Tenths: 75, UserID: int64(i % 1000)}
-		if err := l.begin(ctx, r, now); err != nil {
-			b.Fatal(err)
-		}
-		if err := l.acknowledged(ctx, r.RequestID, now); err != nil {
-			b.Fatal(err)
-		}
+	for _, posts := range []int{1, 64} {
+		b.Run(fmt.Sprintf("posts=%d", posts), func(b *testing.B) {
+			l, err := openRequestLog(b.TempDir(), 0)
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer l.Close()
+			ctx := context.Background()
+			now := time.Now()
+			var seq atomic.Int64
+			b.SetParallelism(posts) // × GOMAXPROCS goroutines
+			servetest.ReportCPU(b)
+			b.ResetTimer()
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					i := seq.Add(1)
+					r := model.Rating{RequestID: fmt.Sprintf("bench-%d", i), MovieID: 1 + i%180, Tenths: 75, UserID: i % 1000}
+					if err := l.begin(ctx, r, now); err != nil {
+						b.Error(err)
+						return
+					}
+					if err := l.acknowledged(ctx, r.RequestID, now); err != nil {
+						b.Error(err)
+						return
+					}
+				}
+			})
+			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "posts/s")
+		})
 	}
 }

@@ -1,0 +1,150 @@
+package stream
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/ratingslab/lab/services/model"
+	"github.com/ratingslab/lab/services/webserver"
+)
+
+// recordCrashChildEnv makes this test binary the writer process of
+// TestRequestRecordSurvivesKill9: it records and acknowledges request ids
+// in the named dir until it is killed.
+const recordCrashChildEnv = "WEBSERVER_STREAM_RECORD_CRASH_CHILD_DIR"
+
+func recordCrashRating(k, i int) model.Rating {
+	return model.Rating{RequestID: fmt.Sprintf("c-%d-%d", k, i), MovieID: int64(1 + (k+i)%20), Tenths: int64(10 + (k*3+i)%91), UserID: int64(k)}
+}
+
+// TestRequestRecordSurvivesKill9 kills webserver-stream's request-id
+// record with SIGKILL while 64 POSTs at once keep it committing batches:
+// every id recorded before the kill (begin returned: it would have been
+// produced) is still recorded, so its reuse for another rating is 409, and
+// every id marked acknowledged (202 would have followed) is answered as
+// acknowledged.
+func TestRequestRecordSurvivesKill9(t *testing.T) {
+	if dir := os.Getenv(recordCrashChildEnv); dir != "" {
+		recordCrashChild(dir)
+		return
+	}
+	dir := t.TempDir()
+	cmd := exec.Command(os.Args[0], "-test.run", "^TestRequestRecordSurvivesKill9$")
+	cmd.Env = append(os.Environ(), recordCrashChildEnv+"="+dir)
+	cmd.Stderr = os.Stderr
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.AfterFunc(60*time.Second, func() { cmd.Process.Kill() })
+	defer deadline.Stop()
+	recorded, acked := map[string]bool{}, map[string]bool{}
+	var batches, ops int64
+	read := func(line string) {
+		f := strings.Fields(line)
+		switch {
+		case len(f) == 2 && f[0] == "recorded":
+			recorded[f[1]] = true
+		case len(f) == 2 && f[0] == "acked":
+			acked[f[1]] = true
+		case len(f) == 3 && f[0] == "stats":
+			batches, _ = strconv.ParseInt(f[1], 10, 64)
+			ops, _ = strconv.ParseInt(f[2], 10, 64)
+		}
+	}
+	lines := bufio.NewScanner(out)
+	for len(acked) < 2000 && lines.Scan() {
+		read(lines.Text())
+	}
+	// kill -9 while the POSTs keep going: a batch is being written.
+	if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	for lines.Scan() { // lines printed before the kill count too
+		read(lines.Text())
+	}
+	cmd.Wait()
+	if len(acked) < 2000 {
+		t.Fatalf("the writer acknowledged only %d ids before it was killed", len(acked))
+	}
+	if batches == 0 || float64(ops)/float64(batches) < 1.5 {
+		t.Errorf("the writer committed %d operations in %d transactions: no group commit to test", ops, batches)
+	}
+	t.Logf("killed after %d recorded and %d acknowledged ids; %d operations in %d transactions before the last stats line", len(recorded), len(acked), ops, batches)
+
+	l, err := openRequestLog(dir, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	ctx := context.Background()
+	for id := range recorded {
+		var k, i int
+		fmt.Sscanf(id, "c-%d-%d", &k, &i)
+		other := recordCrashRating(k, i)
+		other.Tenths = 10 + (other.Tenths-10+1)%91
+		if err := l.begin(ctx, other, time.Now()); !errors.As(err, new(*webserver.ConflictError)) {
+			t.Fatalf("recorded id %s reused for another rating after the kill: %v, want a 409 conflict", id, err)
+		}
+		err := l.begin(ctx, recordCrashRating(k, i), time.Now())
+		if acked[id] && !errors.Is(err, errAlreadyAcknowledged) {
+			t.Fatalf("acknowledged id %s sent again after the kill: %v, want already acknowledged", id, err)
+		}
+		if !acked[id] && err != nil && !errors.Is(err, errAlreadyAcknowledged) {
+			t.Fatalf("recorded id %s sent again after the kill: %v, want produce again or already acknowledged", id, err)
+		}
+	}
+}
+
+// recordCrashChild records and acknowledges ids from 64 goroutines, printing
+// each outcome after its call returned, until it is killed.
+func recordCrashChild(dir string) {
+	l, err := openRequestLog(dir, time.Hour)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(2)
+	}
+	ctx := context.Background()
+	var out sync.Mutex
+	say := func(format string, args ...any) {
+		out.Lock()
+		defer out.Unlock()
+		fmt.Printf(format, args...)
+	}
+	var wg sync.WaitGroup
+	for k := range 64 {
+		wg.Go(func() {
+			for i := 0; ; i++ {
+				r := recordCrashRating(k, i)
+				if err := l.begin(ctx, r, time.Now()); err != nil {
+					fmt.Fprintln(os.Stderr, "begin:", err)
+					os.Exit(2)
+				}
+				say("recorded %s\n", r.RequestID)
+				if err := l.acknowledged(ctx, r.RequestID, time.Now()); err != nil {
+					fmt.Fprintln(os.Stderr, "acknowledged:", err)
+					os.Exit(2)
+				}
+				say("acked %s\n", r.RequestID)
+				if i%50 == 0 {
+					b, n := l.writes.Batches()
+					say("stats %d %d\n", b, n)
+				}
+			}
+		})
+	}
+	wg.Wait()
+}
