@@ -1,12 +1,17 @@
 package kafkaio_test
 
 import (
+	"context"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/segmentio/kafka-go"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/ratingslab/lab/services/kafkaio/kafkatest"
 	"github.com/ratingslab/lab/services/model"
@@ -67,5 +72,29 @@ func TestReadCommittedEndsAfterABrokerCrashWithATransactionOpen(t *testing.T) {
 	txn([]string{"c2"}, true, true)
 	if got := read(); !slices.Equal(got, []string{"c1", "c2"}) {
 		t.Fatalf("after a commit by the next owner: read %q, want c1 c2", got)
+	}
+}
+
+// A committed read that cannot finish ends with its context and says what
+// it waited for: each partition's position and end, and the last failure.
+func TestReadCommittedThatCannotFinishNamesWhatItWaitedFor(t *testing.T) {
+	b := kafkatest.Start(t, []kafkatest.Topic{{Name: "txn", Partitions: 1}})
+	k := newCluster(t, b.Addr)
+	transactions(t, k, "txn")
+	b.Fault(kfake.Fault{Keys: []kmsg.Key{kmsg.Fetch}, Topic: "txn", Err: kerr.KafkaStorageError, Count: -1})
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	began := time.Now()
+	err := k.ReadCommitted(ctx, "txn", []int{0}, func(kafka.Message) error { return nil })
+	if err == nil {
+		t.Fatal("ReadCommitted ended without error while every fetch failed")
+	}
+	if took := time.Since(began); took > 5*time.Second {
+		t.Errorf("ReadCommitted took %s past its 2s context", took)
+	}
+	for _, want := range []string{"partition 0 at offset 0 of 7", "KAFKA_STORAGE_ERROR", context.DeadlineExceeded.Error()} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error %q does not say %q", err, want)
+		}
 	}
 }

@@ -2,9 +2,14 @@ package stream
 
 import (
 	"context"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/ratingslab/lab/services/kafkaio/kafkatest"
 	"github.com/ratingslab/lab/services/servetest"
@@ -59,4 +64,34 @@ func TestEffectivelyOnceRestoresAfterTheBrokerDiedMidChangelogTransaction(t *tes
 		t.Errorf("restore %+v: want the changelog read", r)
 	}
 	servetest.WaitFor(t, 30*time.Second, "rated-movies to match", func() (bool, string) { return l.viewMatches(g) })
+}
+
+// A restore that cannot initialise its changelog writers ends with its
+// bound and names what it waited for; the next attempt's health shows it.
+func TestAChangelogRestoreThatCannotFinishSaysWhatItWaitedFor(t *testing.T) {
+	l := newLab(t)
+	l.broker.Fault(kfake.Fault{Keys: []kmsg.Key{kmsg.InitProducerID}, Err: kerr.CoordinatorLoadInProgress, Count: -1})
+	p, err := New(Config{Cluster: l.k, DataDir: t.TempDir(), Log: testLog(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { p.Close() })
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	_, _, _, err = p.restoreChangelog(ctx, []int{2})
+	if err == nil || !strings.Contains(err.Error(), "InitProducerID of transactional id ratings-stream-changelog-2") {
+		t.Fatalf("restore error %v: want it to name the writer's InitProducerID", err)
+	}
+	p.restoreFailed.Store(&err)
+	gctx, gcancel := context.WithCancel(context.Background())
+	gcancel() // the generation is over at once: only the health it set first matters
+	if _, _, _, err := p.restoreBounded(gctx, []int{2}); err == nil {
+		t.Fatal("restoreBounded succeeded in an ended generation")
+	}
+	herr := p.health.err()
+	for _, want := range []string{"restoring partitions [2]", "the previous attempt failed", "InitProducerID of transactional id ratings-stream-changelog-2"} {
+		if herr == nil || !strings.Contains(herr.Error(), want) {
+			t.Errorf("health %v: want it to say %q", herr, want)
+		}
+	}
 }

@@ -166,6 +166,10 @@ type Processor struct {
 	halt          context.CancelCauseFunc // stops Run for good (a retention gap: gap.go)
 	valid         []pending               // a batch's valid ratings (process)
 
+	// restoreFailed is the latest changelog restore's failure, until one
+	// succeeds (changelogrestore.go).
+	restoreFailed atomic.Pointer[error]
+
 	// testHookAfterCommit runs after a batch's transaction committed and
 	// before its rated-movies are emitted; returning true simulates a crash
 	// right there: nothing after the commit happens (crash tests).
@@ -433,12 +437,9 @@ func (p *Processor) runGeneration(ctx, gctx context.Context, gen *kafka.Generati
 	var adopted []int
 	var clRecords int
 	if p.keepsChangelog() {
-		p.health.set(fmt.Sprintf("restoring partitions %v from %s", ids, p.cfg.Changelog), nil)
-		rctx, cancel := context.WithTimeout(gctx, changelogRestoreTimeout)
-		cl, adopted, clRecords, err = p.restoreChangelog(rctx, ids)
-		cancel()
+		cl, adopted, clRecords, err = p.restoreBounded(gctx, ids)
 		if err != nil {
-			return fmt.Errorf("restore partitions %v from %s (bounded by %s): %w", ids, p.cfg.Changelog, changelogRestoreTimeout, err)
+			return err
 		}
 		defer func() {
 			// What is still pending goes out now, unless this is a
