@@ -16,7 +16,7 @@ import (
 	"github.com/ratingslab/lab/services/requestids"
 )
 
-// Effectively-once with a changelog (--restore=changelog, opt-in).
+// Effectively-once with a changelog (--restore=changelog, the default).
 //
 // The database stays the truth of the instance that owns a partition: a
 // batch is committed there first, as before. Right after, the batch's
@@ -62,7 +62,7 @@ func ParseRestore(s string) (string, error) {
 	case RestoreChangelog, RestoreLog:
 		return s, nil
 	case "":
-		return RestoreLog, nil
+		return RestoreChangelog, nil
 	}
 	return "", fmt.Errorf("--restore %q: want %s or %s", s, RestoreChangelog, RestoreLog)
 }

@@ -61,9 +61,9 @@ type Config struct {
 	// keeps it; effectively-once keeps it with Restore = RestoreChangelog.
 	Changelog string
 	// Restore is how effectively-once takes partitions over:
-	// RestoreChangelog (opt-in: write the changelog after each commit,
-	// restore from it) or RestoreLog (default; no changelog: the
-	// instance's own snapshot or the start of the log). changelogrestore.go.
+	// RestoreChangelog (default: write the changelog after each commit,
+	// restore from it) or RestoreLog (no changelog: the instance's own
+	// snapshot or the start of the log). changelogrestore.go.
 	Restore string
 	// TransactionalID identifies this instance's transactional producer
 	// (transactional mode; default: Group). Stable per instance, unique
