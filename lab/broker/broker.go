@@ -220,16 +220,15 @@ func OpenNodes(listens []string, dataDir string, compactInterval time.Duration, 
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
+	var txnScan time.Duration
 	if check.ConfigsFixed, err = fixTopicConfigs(ctx, c, listen); err != nil {
 		c.Close()
 		return nil, nil, check, err
 	}
 	if dataDir != "" {
-		names := make([]string, len(Topics))
-		for i, t := range Topics {
-			names[i] = t.Name
-		}
-		crashed, err := abortCrashedTransactions(ctx, c, listen, names)
+		scanBegan := time.Now()
+		crashed, err := abortCrashedTransactions(ctx, c, listen, transactionalTopics)
+		txnScan = time.Since(scanBegan)
 		for _, t := range crashed {
 			check.CrashAbortedTxns = append(check.CrashAbortedTxns, t.String())
 		}
@@ -248,7 +247,8 @@ func OpenNodes(listens []string, dataDir string, compactInterval time.Duration, 
 	}
 	// Where a start spends its time (lab up waits for it): loading the
 	// data dir, then the topics, configs and watermarks.
-	log.Info("broker opened", "load_data_dir", loaded.Round(time.Millisecond), "total", time.Since(began).Round(time.Millisecond))
+	log.Info("broker opened", "load_data_dir", loaded.Round(time.Millisecond), "scan_for_crashed_transactions", txnScan.Round(time.Millisecond),
+		"total", time.Since(began).Round(time.Millisecond))
 	return c, nodes, check, nil
 }
 

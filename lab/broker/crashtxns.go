@@ -11,6 +11,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/ratingslab/lab/services/model"
 )
 
 // Transactions a crash left open.
@@ -30,6 +32,13 @@ import (
 // marker kfake left out, before any producer may start a new transaction
 // (InitProducerID answers COORDINATOR_LOAD_IN_PROGRESS meanwhile, as
 // Kafka's coordinator does while it loads its state; clients retry).
+
+// transactionalTopics are the topics the lab's parts write in transactions
+// (ratings-stream's changelog writers; its --delivery=transactional: the
+// changelog, rated-movies and dead letters). Only they are scanned: the
+// scan reads every record, and ratings, by far the largest topic, is never
+// written in a transaction.
+var transactionalTopics = []string{model.TopicRatingsChangelog, model.TopicRatedMovies, model.TopicRatingsDLQ}
 
 // crashedTxn is a transaction with no marker, open when the broker died.
 type crashedTxn struct {
