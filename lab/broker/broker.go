@@ -112,6 +112,9 @@ func reportCheck(log *slog.Logger, d DataCheck) {
 	for _, t := range d.Recreated {
 		log.Warn("topic was recreated since the watermarks were recorded; not compared", "topic", t)
 	}
+	for _, t := range d.CrashAbortedTxns {
+		log.Warn("a transaction the crash left open is aborted: its abort marker is written now", "transaction", t)
+	}
 	for _, f := range d.ConfigsFixed {
 		log.Warn("topic config brought in line with the lab's topic table", "config", f)
 	}
@@ -195,6 +198,12 @@ func OpenNodes(listens []string, dataDir string, compactInterval time.Duration, 
 		}
 		return nil, nil, check, fmt.Errorf("start broker: %w", err)
 	}
+	if dataDir != "" {
+		// No new transaction until those a crash left open are aborted
+		// (crashtxns.go).
+		release := holdTransactions(c)
+		defer release()
+	}
 	check.Damaged = klog.loaded()
 	if dataDir != "" && len(before.Topics) > 0 {
 		check.Baseline = before.Written
@@ -211,9 +220,22 @@ func OpenNodes(listens []string, dataDir string, compactInterval time.Duration, 
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
+	var txnScan time.Duration
 	if check.ConfigsFixed, err = fixTopicConfigs(ctx, c, listen); err != nil {
 		c.Close()
 		return nil, nil, check, err
+	}
+	if dataDir != "" {
+		scanBegan := time.Now()
+		crashed, err := abortCrashedTransactions(ctx, c, listen, transactionalTopics)
+		txnScan = time.Since(scanBegan)
+		for _, t := range crashed {
+			check.CrashAbortedTxns = append(check.CrashAbortedTxns, t.String())
+		}
+		if err != nil {
+			c.Close()
+			return nil, nil, check, fmt.Errorf("abort the transactions a crash left open: %w", err)
+		}
 	}
 	if dataDir != "" {
 		// The restored state is the new baseline: a loss is reported by the
@@ -225,7 +247,8 @@ func OpenNodes(listens []string, dataDir string, compactInterval time.Duration, 
 	}
 	// Where a start spends its time (lab up waits for it): loading the
 	// data dir, then the topics, configs and watermarks.
-	log.Info("broker opened", "load_data_dir", loaded.Round(time.Millisecond), "total", time.Since(began).Round(time.Millisecond))
+	log.Info("broker opened", "load_data_dir", loaded.Round(time.Millisecond), "scan_for_crashed_transactions", txnScan.Round(time.Millisecond),
+		"total", time.Since(began).Round(time.Millisecond))
 	return c, nodes, check, nil
 }
 

@@ -60,6 +60,9 @@ type DataCheck struct {
 	// ConfigsFixed are topic configs brought in line with model.Topics
 	// (data dirs created before retention.ms=-1).
 	ConfigsFixed []string `json:"configs_fixed,omitempty"`
+	// CrashAbortedTxns are transactions open when the broker died, given
+	// the abort marker kfake leaves out (crashtxns.go).
+	CrashAbortedTxns []string `json:"crash_aborted_transactions,omitempty"`
 }
 
 // LostRecords is the number of records lost over every partition.

@@ -63,7 +63,7 @@ and exits 0. Logs: <dir>/logs/<part>.log.
 		RunE: func(cmd *cobra.Command, args []string) error { return runUp(cmd.Context(), g, f) },
 	}
 	cmd.Flags().StringVar(&f.breakers, "breakers", "on", "circuit breakers in the RPC variant: on or off")
-	cmd.Flags().StringVar(&f.restore, "restore", "log", "how effectively-once ratings-stream replicas take partitions over: log (no changelog: resume from the replica's own snapshot or replay the partition from offset 0) or changelog (write the state to ratings-stream-changelog and restore a taken-over partition from it, then read the tail; opt-in: see docs/events.md for its open defect after a broker kill)")
+	cmd.Flags().StringVar(&f.restore, "restore", "changelog", "how effectively-once ratings-stream replicas take partitions over: changelog (write the state to ratings-stream-changelog and restore a taken-over partition from it, then read the tail) or log (no changelog: resume from the replica's own snapshot or replay the partition from offset 0, to compare with)")
 	cmd.Flags().StringVar(&f.delivery, "delivery", "effectively-once", "ratings-stream delivery: effectively-once (state and offsets in one SQLite transaction), at-least-once, or transactional (Kafka transactions with a changelog topic)")
 	cmd.Flags().StringSliceVar(&f.replicas, "replicas", nil, "replicas per part, as `part=N` (only ratings-stream scales, up to 4)")
 	cmd.Flags().StringArrayVar(&f.partFlag, "part-flag", nil, "an extra flag for one part (every replica of it), as `part=--flag=value`, repeatable; checked against the part's flags before anything starts, e.g. webserver-rpc=--max-conns=50 ('lab serve <part> --help' lists them)")
@@ -94,8 +94,8 @@ func (f *upFlags) options() (parts.Options, error) {
 		return o, fmt.Errorf("--delivery %q: must be effectively-once, at-least-once or transactional", f.delivery)
 	}
 	switch f.restore {
-	case "log":
 	case "changelog":
+	case "log":
 		o.Restore = f.restore
 	default:
 		return o, fmt.Errorf("--restore %q: must be changelog or log", f.restore)

@@ -90,7 +90,7 @@ func lastRestore(t *testing.T, addr string) *stream.Restore {
 // on the same log and machine — and the audit is exact.
 func TestRebalanceRestoresFromTheChangelog(t *testing.T) {
 	labtest.SkipUnlessE2E(t)
-	l := labtest.Start(t, "--no-prometheus", "--replicas", "ratings-stream=2", "--restore", "changelog")
+	l := labtest.Start(t, "--no-prometheus", "--replicas", "ratings-stream=2")
 	const preload = 300000
 	preloadRatings(t, l, preload)
 	survivor := l.Ports.RatingsStream(0)

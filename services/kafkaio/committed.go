@@ -168,59 +168,6 @@ func (f *Fetcher) ControlEnd(p int) int64 {
 	return -1
 }
 
-// ReadCommitted reads the given partitions of topic from their first offset
-// to their last stable offset as of the call, committed records only, and
-// calls fn for each record, in offset order per partition. It is for
-// restoring a table from a compacted topic; ctx bounds it.
-func (k *Cluster) ReadCommitted(ctx context.Context, topic string, partitions []int, fn func(kafka.Message) error) error {
-	bounds, err := k.OffsetsCommitted(ctx, topic, partitions)
-	if err != nil {
-		return err
-	}
-	start := map[int]int64{}
-	for p, b := range bounds {
-		if b.End > b.First {
-			start[p] = b.First
-		}
-	}
-	if len(start) == 0 {
-		return nil
-	}
-	f, err := k.NewFetcher(topic, start, FetchOptions{ReadCommitted: true, MaxWait: time.Second})
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	var buf []kafka.Message
-	for len(start) > 0 {
-		buf, err = f.Next(ctx, buf, 1000)
-		if err != nil {
-			if rerr := f.Err(); rerr != nil {
-				return fmt.Errorf("read %s: %w (last read error: %v)", topic, err, rerr)
-			}
-			return fmt.Errorf("read %s: %w", topic, err)
-		}
-		for _, m := range buf {
-			end := bounds[m.Partition].End
-			if m.Offset >= end {
-				continue // written after the call
-			}
-			if err := fn(m); err != nil {
-				return err
-			}
-			if m.Offset+1 >= end {
-				delete(start, m.Partition)
-			}
-		}
-		for p := range start {
-			if f.ControlEnd(p) >= bounds[p].End {
-				delete(start, p)
-			}
-		}
-	}
-	return nil
-}
-
 // MessageOf is a franz-go record as a kafka-go message (the type the lab's
 // consumers work with).
 func MessageOf(r *kgo.Record) kafka.Message {

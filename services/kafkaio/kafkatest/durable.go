@@ -2,6 +2,7 @@ package kafkatest
 
 import (
 	"net"
+	"os"
 	"strconv"
 	"sync"
 	"testing"
@@ -76,4 +77,22 @@ func freePort(t testing.TB) int {
 	}
 	defer ln.Close()
 	return ln.Addr().(*net.TCPAddr).Port
+}
+
+// Crash stops the broker as kill -9 does: the data directory keeps what
+// the broker had written when it died, nothing of what a clean stop saves
+// (session state, open transactions). Start brings it back.
+func (b *DurableBroker) Crash(t testing.TB) {
+	t.Helper()
+	died := t.TempDir()
+	if err := os.CopyFS(died, os.DirFS(b.Dir)); err != nil {
+		t.Fatalf("kafkatest: copy the data as the broker dies: %v", err)
+	}
+	b.Stop()
+	if err := os.RemoveAll(b.Dir); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(died, b.Dir); err != nil {
+		t.Fatal(err)
+	}
 }

@@ -16,7 +16,7 @@ import (
 	"github.com/ratingslab/lab/services/requestids"
 )
 
-// Effectively-once with a changelog (--restore=changelog, opt-in).
+// Effectively-once with a changelog (--restore=changelog, the default).
 //
 // The database stays the truth of the instance that owns a partition: a
 // batch is committed there first, as before. Right after, the batch's
@@ -62,7 +62,7 @@ func ParseRestore(s string) (string, error) {
 	case RestoreChangelog, RestoreLog:
 		return s, nil
 	case "":
-		return RestoreLog, nil
+		return RestoreChangelog, nil
 	}
 	return "", fmt.Errorf("--restore %q: want %s or %s", s, RestoreChangelog, RestoreLog)
 }
@@ -111,7 +111,7 @@ func (p *Processor) openChangelogParts(ctx context.Context, ids []int) (map[int]
 			mu.Lock()
 			defer mu.Unlock()
 			if err != nil {
-				errs = errors.Join(errs, fmt.Errorf("changelog writer of partition %d: %w", id, err))
+				errs = errors.Join(errs, fmt.Errorf("changelog writer of partition %d (InitProducerID of transactional id %s): %w", id, changelogTxnID(p.cfg.Changelog, id), err))
 				return
 			}
 			out[id] = &changelogPart{id: id, cl: cl}
@@ -133,11 +133,33 @@ func closeChangelogParts(parts map[int]*changelogPart) {
 
 // changelogRestoreTimeout bounds a generation's restore (fencing the
 // writers, reading the changelog, storing what it adopts). A restore that
-// runs into it ends the generation with the error and the next one starts
-// afresh with new bounds: right after a broker restart the bounds read can
-// name an end the committed read never reaches, and nothing else would end
-// the wait. Far above a real restore (300k records: under 3 s here).
+// runs into it ends the generation with an error naming what it waited for
+// (the writers' InitProducerID, or each partition's read position and the
+// end it waited for), and the next generation starts afresh. Far above a
+// real restore (300k records: under 3 s here).
 const changelogRestoreTimeout = 30 * time.Second
+
+// restoreBounded is restoreChangelog bounded by changelogRestoreTimeout,
+// with health saying so. While it runs, health shows the previous
+// attempt's failure, if any: a restore that keeps failing says why in
+// `lab status`, not only "restoring".
+func (p *Processor) restoreBounded(gctx context.Context, ids []int) (map[int]*changelogPart, []int, int, error) {
+	var prev error
+	if e := p.restoreFailed.Load(); e != nil {
+		prev = fmt.Errorf("the previous attempt failed: %w", *e)
+	}
+	p.health.setDetail(phaseRestoring, fmt.Sprintf("%v from %s", ids, p.cfg.Changelog), prev)
+	rctx, cancel := context.WithTimeout(gctx, changelogRestoreTimeout)
+	defer cancel()
+	parts, adopted, records, err := p.restoreChangelog(rctx, ids)
+	if err != nil {
+		err = fmt.Errorf("restore partitions %v from %s (bounded by %s): %w", ids, p.cfg.Changelog, changelogRestoreTimeout, err)
+		p.restoreFailed.Store(&err)
+		return nil, nil, 0, err
+	}
+	p.restoreFailed.Store(nil)
+	return parts, adopted, records, nil
+}
 
 // changelogWriteTimeout bounds one write of a partition's changes.
 const changelogWriteTimeout = 10 * time.Second

@@ -153,7 +153,6 @@ func (l *lab) start(dir string, opts ...procOption) *running {
 // hook can end the process without reaching for the *running it returns.
 func (l *lab) startWith(dir string, before func(p *Processor, crash context.CancelFunc), opts ...procOption) *running {
 	l.t.Helper()
-	// The changelog's restore is opt-in in the lab; these suites cover it.
 	cfg := Config{Cluster: l.k, DataDir: dir, Log: testLog(l.t), Restore: RestoreChangelog,
 		HeartbeatInterval: 200 * time.Millisecond, SessionTimeout: 2 * time.Second, RebalanceTimeout: 3 * time.Second,
 		TopicWait: kafkaio.TopicWait{Timeout: 10 * time.Second}}

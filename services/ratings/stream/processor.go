@@ -61,9 +61,9 @@ type Config struct {
 	// keeps it; effectively-once keeps it with Restore = RestoreChangelog.
 	Changelog string
 	// Restore is how effectively-once takes partitions over:
-	// RestoreChangelog (opt-in: write the changelog after each commit,
-	// restore from it) or RestoreLog (default; no changelog: the
-	// instance's own snapshot or the start of the log). changelogrestore.go.
+	// RestoreChangelog (default: write the changelog after each commit,
+	// restore from it) or RestoreLog (no changelog: the instance's own
+	// snapshot or the start of the log). changelogrestore.go.
 	Restore string
 	// TransactionalID identifies this instance's transactional producer
 	// (transactional mode; default: Group). Stable per instance, unique
@@ -165,6 +165,10 @@ type Processor struct {
 	batchSeq      uint64
 	halt          context.CancelCauseFunc // stops Run for good (a retention gap: gap.go)
 	valid         []pending               // a batch's valid ratings (process)
+
+	// restoreFailed is the latest changelog restore's failure, until one
+	// succeeds (changelogrestore.go).
+	restoreFailed atomic.Pointer[error]
 
 	// testHookAfterCommit runs after a batch's transaction committed and
 	// before its rated-movies are emitted; returning true simulates a crash
@@ -433,12 +437,9 @@ func (p *Processor) runGeneration(ctx, gctx context.Context, gen *kafka.Generati
 	var adopted []int
 	var clRecords int
 	if p.keepsChangelog() {
-		p.health.setDetail(phaseRestoring, fmt.Sprintf("%v from %s", ids, p.cfg.Changelog), nil)
-		rctx, cancel := context.WithTimeout(gctx, changelogRestoreTimeout)
-		cl, adopted, clRecords, err = p.restoreChangelog(rctx, ids)
-		cancel()
+		cl, adopted, clRecords, err = p.restoreBounded(gctx, ids)
 		if err != nil {
-			return fmt.Errorf("restore partitions %v from %s (bounded by %s): %w", ids, p.cfg.Changelog, changelogRestoreTimeout, err)
+			return err
 		}
 		defer func() {
 			// What is still pending goes out now, unless this is a
