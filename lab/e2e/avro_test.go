@@ -69,6 +69,7 @@ func readAvro(t *testing.T, broker, registry, topic string) []avroRecord {
 // cached; a rebuild from the Avro log proves the state equal.
 func TestAvroEndToEnd(t *testing.T) {
 	labtest.SkipUnlessE2E(t)
+	t.Parallel()
 	l := labtest.Start(t, "--no-prometheus", "--format", "avro")
 	base := "http://" + l.Ports.WebserverStream()
 	registry := "http://" + l.Ports.Registry()
@@ -180,6 +181,7 @@ func TestAvroEndToEnd(t *testing.T) {
 // Avro through a real registry, read back by the independent reader.
 func TestAvroOnApicurio(t *testing.T) {
 	labtest.SkipUnlessE2E(t)
+	t.Parallel()
 	if _, err := parts.ApicurioJar(parts.ApicurioHome()); err != nil {
 		if os.Getenv("CI") == "true" {
 			t.Fatal(err)

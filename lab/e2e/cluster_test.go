@@ -52,6 +52,7 @@ func shortened(t *testing.T, name string, f float64) string {
 // every fault is applied as planned.
 func TestShippedLogExperiments(t *testing.T) {
 	labtest.SkipUnlessE2E(t)
+	t.Parallel()
 	if labtest.OnCluster() {
 		t.Skip("on the cluster, TestCluster runs these on its own lab")
 	}
@@ -196,6 +197,7 @@ func waitAllHealthy(t *testing.T, l *labtest.Lab) {
 // then a second lab on the same cluster through --kafka-bootstrap.
 func TestCluster(t *testing.T) {
 	labtest.SkipUnlessE2E(t)
+	t.Parallel()
 	if !labtest.OnCluster() {
 		t.Skip("needs the real cluster: make test-kafka (LAB_E2E_KAFKA=cluster)")
 	}

@@ -58,6 +58,7 @@ drain: 8s
 // every change, from the first call.
 func TestSchemaChangeExperiment(t *testing.T) {
 	labtest.SkipUnlessE2E(t)
+	t.Parallel()
 	l := labtest.Start(t, "--no-prometheus", "--format", "avro")
 	file := filepath.Join(t.TempDir(), "schema-change.yaml")
 	if err := os.WriteFile(file, []byte(schemaChangeExperiment), 0o644); err != nil {
@@ -143,6 +144,7 @@ func TestSchemaChangeExperiment(t *testing.T) {
 // Bad contract switches are refused before anything starts, naming the flag.
 func TestContractFlagsRefuseBadInput(t *testing.T) {
 	labtest.SkipUnlessE2E(t)
+	t.Parallel()
 	l := labtest.New(t)
 	jsonLab := t.TempDir()
 	if err := os.MkdirAll(filepath.Join(jsonLab, "data"), 0o755); err != nil {
@@ -178,6 +180,7 @@ func TestContractFlagsRefuseBadInput(t *testing.T) {
 // standalone embedded one): no schema-registry part, the schemas land there.
 func TestExternalRegistryURL(t *testing.T) {
 	labtest.SkipUnlessE2E(t)
+	t.Parallel()
 	l := labtest.New(t)
 	addr := fmt.Sprintf("127.0.0.1:%d", labtest.FreePortBase(t))
 	reg := exec.Command(l.Bin, "serve", "schema-registry", "--listen", addr, "--data", t.TempDir())
