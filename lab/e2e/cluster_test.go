@@ -56,8 +56,15 @@ func TestShippedLogExperiments(t *testing.T) {
 	if labtest.OnCluster() {
 		t.Skip("on the cluster, TestCluster runs these on its own lab")
 	}
-	l := labtest.Start(t, "--no-prometheus")
-	runShippedLogExperiments(t, l, "ratings-crash", "poison-event", "broker-outage")
+	// Each on a lab of its own, side by side: TestCluster runs a series on
+	// one lab.
+	for _, name := range []string{"ratings-crash", "poison-event", "broker-outage"} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			l := labtest.Start(t, "--no-prometheus")
+			runLogExperiment(t, l, name, shortened(t, name, 0.5))
+		})
+	}
 }
 
 // runShippedLogExperiments runs shipped experiments, shortened, one after

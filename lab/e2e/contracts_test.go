@@ -58,7 +58,6 @@ drain: 8s
 // every change, from the first call.
 func TestSchemaChangeExperiment(t *testing.T) {
 	labtest.SkipUnlessE2E(t)
-	t.Parallel()
 	l := labtest.Start(t, "--no-prometheus", "--format", "avro")
 	file := filepath.Join(t.TempDir(), "schema-change.yaml")
 	if err := os.WriteFile(file, []byte(schemaChangeExperiment), 0o644); err != nil {
