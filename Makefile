@@ -29,15 +29,16 @@ test: build lint apicurio kafka test-k6 test-go test-kafka
 # run side by side with the unit suites, E2E_PARALLEL labs at a time, each lab
 # on its own port block (labtest.FreePortBase). The timing-sensitive ones
 # (E2E_ALONE: kills under load, the bench, the overload and restore-time
-# measurements, the fault schedule within 100 ms, the client errors and the
-# catalog edit inside each fault window) run afterwards on their own. A new
+# measurements, the fault schedule within 100 ms, the samples, client errors,
+# call counts and catalog edit inside each fault window, Apicurio's JVM
+# starting within lab up's bound) run afterwards on their own. A new
 # end-to-end test calls t.Parallel() after labtest.SkipUnlessE2E, or joins E2E_ALONE.
 # lab/load's and lab/faults' timing tests (per-second send counts against the schedule, the
 # same request leaving for both variants at the same moment) skip their
 # timing checks under -race (raceEnabled), so they run again without it, on
 # their own and after the rest, so no other suite steals their CPU.
 E2E_PARALLEL ?= 6
-E2E_ALONE    := ^(TestTorture|TestBenchPostSearchesBothVariantsAndTheirBareHops|TestOverloadExperiment|TestRebalanceRestoresFromTheChangelog|TestChaos|TestSchemaChangeExperiment|TestMoviesCatalogEditExperiment)$$
+E2E_ALONE    := ^(TestTorture|TestBenchPostSearchesBothVariantsAndTheirBareHops|TestOverloadExperiment|TestRebalanceRestoresFromTheChangelog|TestChaos|TestSchemaChangeExperiment|TestMoviesCatalogEditExperiment|TestEvidenceIsExact|TestRPCResilience|TestAvroOnApicurio)$$
 test-go:
 	@e2e=$$(mktemp); \
 	  $(GO) test -count=1 -timeout 25m -parallel $(E2E_PARALLEL) -skip '$(E2E_ALONE)' ./lab/e2e >$$e2e 2>&1 & pid=$$!; \

@@ -181,7 +181,6 @@ func TestAvroEndToEnd(t *testing.T) {
 // Avro through a real registry, read back by the independent reader.
 func TestAvroOnApicurio(t *testing.T) {
 	labtest.SkipUnlessE2E(t)
-	t.Parallel()
 	if _, err := parts.ApicurioJar(parts.ApicurioHome()); err != nil {
 		if os.Getenv("CI") == "true" {
 			t.Fatal(err)

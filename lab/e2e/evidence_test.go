@@ -79,7 +79,6 @@ drain: 30s
 //     broker is down, not 0.
 func TestEvidenceIsExact(t *testing.T) {
 	labtest.SkipUnlessE2E(t)
-	t.Parallel()
 	l := labtest.Start(t)
 	dir := t.TempDir()
 	os.WriteFile(filepath.Join(dir, "evidence-scenario.json"), []byte(evidenceScenario), 0o644)

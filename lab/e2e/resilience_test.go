@@ -22,7 +22,6 @@ import (
 // per second than the load sends.
 func TestRPCResilience(t *testing.T) {
 	labtest.SkipUnlessE2E(t)
-	t.Parallel()
 	l := labtest.Start(t)
 	t.Run("cascade: breakers off then on, switched at runtime", func(t *testing.T) { cascade(t, l) })
 	t.Run("retry storm: retries multiply the calls at movies-rpc", func(t *testing.T) { retryStorm(t, l) })
