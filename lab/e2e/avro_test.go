@@ -69,6 +69,7 @@ func readAvro(t *testing.T, broker, registry, topic string) []avroRecord {
 // cached; a rebuild from the Avro log proves the state equal.
 func TestAvroEndToEnd(t *testing.T) {
 	labtest.SkipUnlessE2E(t)
+	t.Parallel()
 	l := labtest.Start(t, "--no-prometheus", "--format", "avro")
 	base := "http://" + l.Ports.WebserverStream()
 	registry := "http://" + l.Ports.Registry()

@@ -15,6 +15,7 @@ import (
 // the form, and sees the new average — on the running lab.
 func TestBrowserRatesAMovieOnBothVariants(t *testing.T) {
 	labtest.SkipUnlessE2E(t)
+	t.Parallel()
 	browser := labtest.FindChromium()
 	servetest.Need(t, browser != "", "chromium", "apt-get install chromium")
 	l := labtest.Start(t, "--no-prometheus")

@@ -52,11 +52,19 @@ func shortened(t *testing.T, name string, f float64) string {
 // every fault is applied as planned.
 func TestShippedLogExperiments(t *testing.T) {
 	labtest.SkipUnlessE2E(t)
+	t.Parallel()
 	if labtest.OnCluster() {
 		t.Skip("on the cluster, TestCluster runs these on its own lab")
 	}
-	l := labtest.Start(t, "--no-prometheus")
-	runShippedLogExperiments(t, l, "ratings-crash", "poison-event", "broker-outage")
+	// Each on a lab of its own, side by side: TestCluster runs a series on
+	// one lab.
+	for _, name := range []string{"ratings-crash", "poison-event", "broker-outage"} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			l := labtest.Start(t, "--no-prometheus")
+			runLogExperiment(t, l, name, shortened(t, name, 0.5))
+		})
+	}
 }
 
 // runShippedLogExperiments runs shipped experiments, shortened, one after
@@ -196,6 +204,7 @@ func waitAllHealthy(t *testing.T, l *labtest.Lab) {
 // then a second lab on the same cluster through --kafka-bootstrap.
 func TestCluster(t *testing.T) {
 	labtest.SkipUnlessE2E(t)
+	t.Parallel()
 	if !labtest.OnCluster() {
 		t.Skip("needs the real cluster: make test-kafka (LAB_E2E_KAFKA=cluster)")
 	}

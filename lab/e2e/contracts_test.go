@@ -143,6 +143,7 @@ func TestSchemaChangeExperiment(t *testing.T) {
 // Bad contract switches are refused before anything starts, naming the flag.
 func TestContractFlagsRefuseBadInput(t *testing.T) {
 	labtest.SkipUnlessE2E(t)
+	t.Parallel()
 	l := labtest.New(t)
 	jsonLab := t.TempDir()
 	if err := os.MkdirAll(filepath.Join(jsonLab, "data"), 0o755); err != nil {
@@ -178,6 +179,7 @@ func TestContractFlagsRefuseBadInput(t *testing.T) {
 // standalone embedded one): no schema-registry part, the schemas land there.
 func TestExternalRegistryURL(t *testing.T) {
 	labtest.SkipUnlessE2E(t)
+	t.Parallel()
 	l := labtest.New(t)
 	addr := fmt.Sprintf("127.0.0.1:%d", labtest.FreePortBase(t))
 	reg := exec.Command(l.Bin, "serve", "schema-registry", "--listen", addr, "--data", t.TempDir())

@@ -40,6 +40,7 @@ func status(t *testing.T, l *labtest.Lab) statusJSON {
 // the control API with its data intact, and down leaves no process behind.
 func TestLabUpBrokerKillRestartDown(t *testing.T) {
 	labtest.SkipUnlessE2E(t)
+	t.Parallel()
 	l := labtest.Start(t)
 
 	st := status(t, l)
@@ -148,6 +149,7 @@ func topicHas(t *testing.T, ctx context.Context, broker, value string) bool {
 // Bad input is refused with a message naming the problem, and nothing is left running.
 func TestBadInputs(t *testing.T) {
 	labtest.SkipUnlessE2E(t)
+	t.Parallel()
 	l := labtest.New(t)
 	occupied, err := net.Listen("tcp", l.Ports.WebserverRPC())
 	if err != nil {
@@ -192,6 +194,7 @@ func TestBadInputs(t *testing.T) {
 // writes anywhere (and CI runs as root), so the case runs as nobody.
 func TestUnwritableStateDirIsRefused(t *testing.T) {
 	labtest.SkipUnlessE2E(t)
+	t.Parallel()
 	l := labtest.New(t)
 	// Everything nobody needs must be reachable by nobody: the binary and
 	// the parent of the read-only dir.

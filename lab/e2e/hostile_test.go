@@ -41,6 +41,7 @@ var hostileVariants = []hostile{
 // The counts are the torture figures of docs/reliability.md.
 func TestLabAPIsRefuseHostileRequests(t *testing.T) {
 	labtest.SkipUnlessE2E(t)
+	t.Parallel()
 	l := labtest.Start(t, "--no-prometheus")
 	type target struct{ surface, method, url, body string }
 	var targets []target

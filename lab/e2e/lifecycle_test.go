@@ -18,6 +18,7 @@ import (
 // `lab down` then stops it for good, supervisor included.
 func TestUnresponsiveLabIsNeverSweptAsStale(t *testing.T) {
 	labtest.SkipUnlessE2E(t)
+	t.Parallel()
 	l := labtest.Start(t)
 	st, err := supervisor.ReadState(l.Dir)
 	if err != nil {
@@ -107,6 +108,7 @@ func TestUnresponsiveLabIsNeverSweptAsStale(t *testing.T) {
 // A broker whose partition file lost acknowledged records says so.
 func TestDamagedStateFailsFastAndNamesIt(t *testing.T) {
 	labtest.SkipUnlessE2E(t)
+	t.Parallel()
 	l := labtest.Start(t)
 	l.MustRun("load", "--scenario", "smoke", "--duration", "3s", "--quiet")
 	l.MustRun("down")

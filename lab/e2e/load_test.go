@@ -20,6 +20,7 @@ import (
 // ledger with one outcome per request.
 func TestLoadReplayGivesTheFilesTotalsInBothVariants(t *testing.T) {
 	labtest.SkipUnlessE2E(t)
+	t.Parallel()
 	l := labtest.Start(t, "--no-prometheus")
 	fixture, _ := filepath.Abs("testdata/ratings.dat")
 	out := l.MustRun("load", "--from", fixture, "--variants", "rpc,stream", "--rate", "40/s", "--json", "--quiet", "--metrics-listen", "off")

@@ -19,6 +19,7 @@ import (
 // promlint and the lab's naming rules.
 func TestDashboardsAgainstLivePrometheus(t *testing.T) {
 	labtest.SkipUnlessE2E(t)
+	t.Parallel()
 	_, ok := prom.Find()
 	servetest.Need(t, ok, "prometheus", prom.InstallHint)
 	l := labtest.Start(t)

@@ -62,6 +62,7 @@ type rpcCall struct {
 // every answer matches its documented schema and carries Api-Version: 1.
 func TestRPCContractMatchesTheRunningServices(t *testing.T) {
 	labtest.SkipUnlessE2E(t)
+	t.Parallel()
 	l := labtest.Start(t, "--no-prometheus")
 	doc, router := contractDoc(t, l)
 	rate := func(id string, extra map[string]any) map[string]any {

@@ -15,6 +15,7 @@ import (
 // reaches it. A --port-base that contradicts the lab's is refused.
 func TestCommandsTakeTheRunningLabsPortsFromItsState(t *testing.T) {
 	labtest.SkipUnlessE2E(t)
+	t.Parallel()
 	l := labtest.Start(t)
 	if l.Ports.Base == 7700 {
 		t.Fatal("the test lab must not run on the default port base")

@@ -30,6 +30,7 @@ import (
 // the stream variant, then every replay command against it.
 func TestReplayTooling(t *testing.T) {
 	labtest.SkipUnlessE2E(t)
+	t.Parallel()
 	l := labtest.Start(t, "--no-prometheus")
 	r := &replayLab{l: l, stream: "http://" + l.Ports.WebserverStream(), rpc: "http://" + l.Ports.WebserverRPC()}
 

@@ -34,6 +34,7 @@ func assigned(t *testing.T, addr string) ([]int, error) {
 // acknowledged ratings: none lost, none doubled.
 func TestStreamReplicasShareThePartitionsAndSurviveAKill(t *testing.T) {
 	labtest.SkipUnlessE2E(t)
+	t.Parallel()
 	l := labtest.Start(t, "--no-prometheus", "--replicas", "ratings-stream=2")
 	base := "http://" + l.Ports.WebserverStream()
 	first, second := l.Ports.RatingsStream(0), l.Ports.RatingsStream(1)

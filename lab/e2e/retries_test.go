@@ -26,6 +26,7 @@ import (
 // phantom. The summary of the two runs has a median and a range per figure.
 func TestIdempotentRetries(t *testing.T) {
 	labtest.SkipUnlessE2E(t)
+	t.Parallel()
 	l := labtest.Start(t)
 	out, err := l.Run("chaos", "run", "idempotent-retries", "--quiet", "--repeat", "2",
 		"--duration", "30s", "--rate", "20", "--set", "method[0].at=8s", "--set", "method[0].for=8s",

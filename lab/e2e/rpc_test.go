@@ -38,6 +38,7 @@ func getMovie(t *testing.T, base string, id int64) model.RatedMovie {
 // request id is applied once.
 func TestRPCExactAverages(t *testing.T) {
 	labtest.SkipUnlessE2E(t)
+	t.Parallel()
 	l := labtest.Start(t)
 	base := "http://" + l.Ports.WebserverRPC()
 	for i, r := range []float64{7, 8, 9.5} {
@@ -62,6 +63,7 @@ func TestRPCExactAverages(t *testing.T) {
 // succeed again.
 func TestRPCBreakerOpensAndRecovers(t *testing.T) {
 	labtest.SkipUnlessE2E(t)
+	t.Parallel()
 	l := labtest.Start(t)
 	base := "http://" + l.Ports.WebserverRPC()
 	if code, _ := postRating(t, base, 7, 8, ""); code != http.StatusCreated {
@@ -96,6 +98,7 @@ func TestRPCBreakerOpensAndRecovers(t *testing.T) {
 // the naked cascade.
 func TestRPCBreakersOffTakeTheFullTimeout(t *testing.T) {
 	labtest.SkipUnlessE2E(t)
+	t.Parallel()
 	l := labtest.Start(t, "--breakers=off")
 	base := "http://" + l.Ports.WebserverRPC()
 	l.Action("movies-rpc", "pause")

@@ -37,6 +37,7 @@ func lagBetween(j journal.Journal, from, to time.Duration) (highest, last float6
 // runLogExperiment also checks the audit: nothing lost or doubled.
 func TestStreamExperiments(t *testing.T) {
 	labtest.SkipUnlessE2E(t)
+	t.Parallel()
 	l := labtest.Start(t, "--no-prometheus", "--replicas", "ratings-stream=2")
 
 	// One replica cut from the broker past the session timeout: the

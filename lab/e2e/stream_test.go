@@ -68,6 +68,7 @@ func postStream(t *testing.T, base string, e *expected, movie, tenths int64, id 
 // the stream webserver's view.
 func TestStreamViewDLQAndConnect(t *testing.T) {
 	labtest.SkipUnlessE2E(t)
+	t.Parallel()
 	l := labtest.Start(t, "--no-prometheus")
 	base := "http://" + l.Ports.WebserverStream()
 	e := newExpected()
@@ -123,6 +124,7 @@ func TestStreamViewDLQAndConnect(t *testing.T) {
 // served (stale) while lag grows, and the view converges once it is back.
 func TestStreamProcessorCrashAndOutage(t *testing.T) {
 	labtest.SkipUnlessE2E(t)
+	t.Parallel()
 	l := labtest.Start(t, "--no-prometheus")
 	base := "http://" + l.Ports.WebserverStream()
 	e := newExpected()

@@ -27,6 +27,7 @@ import (
 //     or counted twice (lab audit, once the lab recovered).
 func TestTransactionalDeliveryAndPlatformFaults(t *testing.T) {
 	labtest.SkipUnlessE2E(t)
+	t.Parallel()
 	args := []string{"--no-prometheus", "--delivery=transactional"}
 	if !labtest.OnCluster() {
 		args = append(args, "--kafka-nodes", "3")

@@ -8,7 +8,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"math/rand/v2"
 	"net"
 	"net/http"
 	"os"
@@ -73,28 +72,6 @@ type Lab struct {
 	Bin   string
 	Dir   layout.Dir
 	Ports layout.Ports
-}
-
-// FreePortBase finds a base whose whole port block is free right now.
-func FreePortBase(t testing.TB) int {
-	t.Helper()
-	for range 200 {
-		base := layout.TestPortBase(rand.IntN(layout.TestPortBases))
-		free := true
-		for i := 0; i < layout.PortBlock && free; i++ {
-			ln, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", base+i))
-			if err != nil {
-				free = false
-				break
-			}
-			ln.Close()
-		}
-		if free {
-			return base
-		}
-	}
-	t.Fatal("no free port block found")
-	return 0
 }
 
 // New prepares a lab (not started) in a temp dir with a free port block.

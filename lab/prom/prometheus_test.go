@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -19,37 +18,27 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/ratingslab/lab/lab/labtest"
 	"github.com/ratingslab/lab/lab/layout"
 	"github.com/ratingslab/lab/services/servetest"
 )
 
-// labPorts finds a port block whose supervisor, load and Prometheus ports are
-// free, and listens on the supervisor and load ports (the test serves them).
-// Prometheus' port is released just before it starts.
+// labPorts reserves a test port block (labtest.FreePortBase, so no lab of a
+// test running alongside takes it) and listens on its supervisor and load
+// ports (the test serves them).
 func labPorts(t *testing.T) (layout.Ports, net.Listener, net.Listener) {
 	t.Helper()
-	for attempt := 0; attempt < 50; attempt++ {
-		ports := layout.Ports{Base: layout.TestPortBase(rand.IntN(layout.TestPortBases))}
-		control, err := net.Listen("tcp", ports.Control())
-		if err != nil {
-			continue
-		}
-		load, err := net.Listen("tcp", ports.Load())
-		if err != nil {
-			control.Close()
-			continue
-		}
-		probe, err := net.Listen("tcp", ports.Prometheus())
-		if err != nil {
-			control.Close()
-			load.Close()
-			continue
-		}
-		probe.Close()
-		return ports, control, load
+	ports := layout.Ports{Base: labtest.FreePortBase(t)}
+	control, err := net.Listen("tcp", ports.Control())
+	if err != nil {
+		t.Fatal(err)
 	}
-	t.Fatal("no free port block found in 50 attempts")
-	return layout.Ports{}, nil, nil
+	load, err := net.Listen("tcp", ports.Load())
+	if err != nil {
+		control.Close()
+		t.Fatal(err)
+	}
+	return ports, control, load
 }
 
 // serveMetrics serves reg's /metrics on l until the test ends.
