@@ -22,8 +22,6 @@ import (
 	"github.com/ratingslab/lab/lab/supervisor"
 )
 
-func init() { benchCommands = append(benchCommands, newBenchPostCmd, newBenchHopCmd) }
-
 // postReport is `lab bench post --json`.
 type postReport struct {
 	Command   string         `json:"command"`

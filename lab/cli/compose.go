@@ -27,8 +27,6 @@ import (
 // works in a distroless image (no shell, no curl), and the supervisor's
 // metrics (lab_part_up, lab_fault_active) for the dashboards.
 
-func init() { extraCommands = append(extraCommands, newComposeCmd) }
-
 func newComposeCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "compose",

@@ -22,14 +22,6 @@ import (
 	"github.com/ratingslab/lab/services/model"
 )
 
-func init() {
-	extraCommands = append(extraCommands, newReplayCmd, newLogCmd)
-	// Forks are processes added at runtime: the supervisor gets the spawn
-	// API, and `lab status` lists them.
-	supervisorHooks = append(supervisorHooks, func(s *supervisor.Supervisor, _ *globals) { s.EnableSpawn() })
-	statusSections = append(statusSections, forkStatus)
-}
-
 func newReplayCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "replay",
