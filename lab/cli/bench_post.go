@@ -259,7 +259,7 @@ func bareHopCeiling(ctx context.Context, g *globals, c *supervisor.Client, ps []
 		}
 	}()
 	for _, s := range specs {
-		h, err := bench.StartHop(ctx, exe, s)
+		h, err := bench.StartHop(ctx, exe, s, g.stderr)
 		if err != nil {
 			return nil, nil, err
 		}

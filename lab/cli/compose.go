@@ -8,7 +8,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"os"
 	"strings"
 	"sync"
 	"time"
@@ -126,7 +125,7 @@ toxic's type, "partition" for a zero timeout or a disabled proxy), and
 			if err != nil {
 				return fmt.Errorf("--listen %s: %w", listen, err)
 			}
-			log := slog.New(slog.NewTextHandler(os.Stderr, nil)).With("part", "supervisor")
+			log := slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), nil)).With("part", "supervisor")
 			log.Info("watching the compose stack", "listen", ln.Addr().String(), "parts", len(ps), "toxiproxy", proxies)
 			return w.serve(cmd.Context(), ln, guard, log)
 		},

@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"os"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -647,7 +646,7 @@ func newReplayMirrorCmd(g *globals) *cobra.Command {
 		Args:   cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			cfg.Source = source
-			cfg.Log = slog.New(slog.NewTextHandler(os.Stderr, nil)).With("part", "mirror")
+			cfg.Log = slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), nil)).With("part", "mirror")
 			return replay.RunMirror(cmd.Context(), cfg)
 		},
 	}

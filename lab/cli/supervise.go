@@ -39,7 +39,8 @@ func newSuperviseCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			log := slog.New(slog.NewTextHandler(os.Stderr, nil)).With("part", "supervisor")
+			logs := slog.NewTextHandler(cmd.ErrOrStderr(), nil)
+			log := slog.New(logs).With("part", "supervisor")
 			s, err := supervisor.New(supervisor.Config{Dir: g.dir(), Ports: g.ports(), Options: spec.Options, Exe: exe, Extras: spec.Extras}, log)
 			if err != nil {
 				return err
@@ -47,7 +48,7 @@ func newSuperviseCmd(g *globals) *cobra.Command {
 			// What the supervisor serves beyond its parts: the fault
 			// injector's API (and its heal-on-shutdown), and the spawn API
 			// that starts replay forks at runtime.
-			faults.Install(s, slog.New(slog.NewTextHandler(os.Stderr, nil)).With("part", "faults"))
+			faults.Install(s, slog.New(logs).With("part", "faults"))
 			s.EnableSpawn()
 			defer supervisor.RemoveState(g.dir())
 			return s.Run(cmd.Context(), func() {
