@@ -80,6 +80,9 @@ lint:
 	@if git grep -nE '^(<<<<<<<|>>>>>>>)( |$$)' -- . >/dev/null 2>&1; then echo "merge conflict markers left:"; git grep -nE '^(<<<<<<<|>>>>>>>)( |$$)' -- .; exit 1; fi
 	$(GO) vet ./...
 	cd $(PLUGIN) && $(GO) vet ./...
+	@# go.mod lists exactly what the code imports (direct deps without // indirect).
+	@$(GO) mod tidy -diff || { echo "go.mod/go.sum are not tidy: run 'go mod tidy'"; exit 1; }
+	@cd $(PLUGIN) && $(GO) mod tidy -diff || { echo "$(PLUGIN)/go.mod/go.sum are not tidy: run 'go mod tidy' there"; exit 1; }
 
 dashboards:
 	$(GO) run ./dashboards/cmd/gendashboards
