@@ -14,6 +14,7 @@ import (
 
 	toxiproxy "github.com/Shopify/toxiproxy/v2/client"
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/spf13/cobra"
 
@@ -155,7 +156,7 @@ func newWatcher(parts []watchPart, proxies string, interval time.Duration) *watc
 	// The same names and help as the supervisor's (lab/supervisor, lab/faults).
 	w.partUp = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "lab_part_up", Help: "Whether a lab part is running and healthy (1) or not (0)."}, []string{"part"})
 	w.faults = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "lab_fault_active", Help: "Whether a fault is in force (1) or was healed (0), per fault and target; for Grafana annotations."}, []string{"fault", "target"})
-	w.reg.MustRegister(w.partUp, w.faults, prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
+	w.reg.MustRegister(w.partUp, w.faults, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return w
 }
 
