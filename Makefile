@@ -4,7 +4,7 @@ BIN     := bin/lab
 VERSION := $(shell git describe --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X github.com/ratingslab/lab/lab/cli.Version=$(VERSION)
 
-.PHONY: build test test-go test-k6 test-kafka lint dashboards plugin lab bench clean apicurio kafka
+.PHONY: build test test-go test-k6 test-kafka lint staticcheck dashboards plugin lab bench clean apicurio kafka
 
 build:
 	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN) ./lab/cmd/lab
@@ -74,12 +74,27 @@ test-kafka: kafka
 	@if [ "$${LAB_E2E:-1}" = 0 ]; then echo "test-kafka: skipped (LAB_E2E=0)"; else \
 	  LAB_E2E_KAFKA=cluster $(GO) test -count=1 -timeout 15m -parallel $(KAFKA_PARALLEL) -run '$(KAFKA_E2E)|TestComposeStackRunsNatively' ./lab/e2e ./compose; fi
 
-lint:
+# staticcheck (honnef.co/go/tools, from the Go module proxy), built once into
+# the ignored .cache/, one folder per version.
+STATICCHECK_VERSION := v0.8.2
+STATICCHECK         := .cache/staticcheck-$(STATICCHECK_VERSION)/staticcheck
+staticcheck: $(STATICCHECK)
+$(STATICCHECK):
+	GOBIN=$(CURDIR)/$(dir $(STATICCHECK)) $(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
+
+# gofmt, no conflict markers, go vet, staticcheck (any finding fails; a
+# deliberate exception is a //lint:ignore with its reason), tidy go.mod files.
+lint: $(STATICCHECK)
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go' -not -path './loadtests/node_modules/*')); \
 	  if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	@if git grep -nE '^(<<<<<<<|>>>>>>>)( |$$)' -- . >/dev/null 2>&1; then echo "merge conflict markers left:"; git grep -nE '^(<<<<<<<|>>>>>>>)( |$$)' -- .; exit 1; fi
 	$(GO) vet ./...
 	cd $(PLUGIN) && $(GO) vet ./...
+	$(STATICCHECK) ./...
+	cd $(PLUGIN) && $(CURDIR)/$(STATICCHECK) ./...
+	@# go.mod lists exactly what the code imports (direct deps without // indirect).
+	@$(GO) mod tidy -diff || { echo "go.mod/go.sum are not tidy: run 'go mod tidy'"; exit 1; }
+	@cd $(PLUGIN) && $(GO) mod tidy -diff || { echo "$(PLUGIN)/go.mod/go.sum are not tidy: run 'go mod tidy' there"; exit 1; }
 
 dashboards:
 	$(GO) run ./dashboards/cmd/gendashboards

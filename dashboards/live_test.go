@@ -2,6 +2,7 @@ package dashboards
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"net/http/httptest"
@@ -16,6 +17,7 @@ import (
 
 	"github.com/ratingslab/lab/lab/prom"
 	"github.com/ratingslab/lab/lab/prom/promtest"
+	"github.com/ratingslab/lab/services/servetest"
 )
 
 // contractLab serves the metric contract of docs/architecture.md (table
@@ -244,23 +246,18 @@ func TestCheckLiveAgainstAPrometheusScrapingTheMetricContract(t *testing.T) {
 
 	// Without a fault injected, exactly the fault queries lack data.
 	var last []string
-	deadline := time.Now().Add(60 * time.Second)
-	for {
+	servetest.EventuallyEvery(t, 60*time.Second, time.Second, "CheckLive to narrow down to the missing fault", func() error {
 		last = problems(CheckLive(ctx, url, variants))
-		onlyFaults := len(last) > 0
+		if len(last) == 0 {
+			return errors.New("no problems, want the fault queries'")
+		}
 		for _, p := range last {
 			if !strings.Contains(strings.ToLower(p), "fault") {
-				onlyFaults = false
+				return fmt.Errorf("last problems:\n%s", strings.Join(last, "\n"))
 			}
 		}
-		if onlyFaults {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("CheckLive never narrowed down to the missing fault; last problems:\n%s", strings.Join(last, "\n"))
-		}
-		time.Sleep(time.Second)
-	}
+		return nil
+	})
 	for _, want := range []string{`overview.json panel 101 "Active faults"`, `panel 0 "annotation: Faults"`, "required series lab_fault_active"} {
 		if !strings.Contains(strings.Join(last, "\n"), want) {
 			t.Errorf("problems without a fault lack %q:\n%s", want, strings.Join(last, "\n"))
@@ -271,17 +268,9 @@ func TestCheckLiveAgainstAPrometheusScrapingTheMetricContract(t *testing.T) {
 	lab.mu.Lock()
 	lab.fault.WithLabelValues("latency", "webserver-rpc->ratings-rpc").Set(1)
 	lab.mu.Unlock()
-	deadline = time.Now().Add(60 * time.Second)
-	for {
-		err := CheckLive(ctx, url, variants)
-		if err == nil {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("CheckLive with a fault injected: %v", err)
-		}
-		time.Sleep(time.Second)
-	}
+	servetest.EventuallyEvery(t, 60*time.Second, time.Second, "CheckLive to pass with a fault injected", func() error {
+		return CheckLive(ctx, url, variants)
+	})
 	// Checking one variant only is fine too.
 	if err := CheckLive(ctx, url, []string{VariantRPC}); err != nil {
 		t.Errorf("CheckLive(rpc): %v", err)

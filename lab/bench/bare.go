@@ -4,8 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
-	"os"
 	"os/exec"
 	"slices"
 	"strconv"
@@ -110,14 +110,14 @@ func (h *Hop) Stop() {
 
 // StartHop runs one hop as its own process (`lab bench hop`, exe is the
 // lab binary) and waits until it accepts connections. The process dies
-// with this one (Pdeathsig).
-func StartHop(ctx context.Context, exe string, h HopSpec) (*Hop, error) {
+// with this one (Pdeathsig); its log goes to stderr.
+func StartHop(ctx context.Context, exe string, h HopSpec, stderr io.Writer) (*Hop, error) {
 	args := []string{"bench", "hop", "--listen", h.Listen, "--status", strconv.Itoa(h.Status)}
 	if h.Next != "" {
 		args = append(args, "--next", h.Next)
 	}
 	cmd := exec.Command(exe, args...)
-	cmd.Stderr = os.Stderr
+	cmd.Stderr = stderr
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("hop %s: %w", h.Part, err)

@@ -20,8 +20,6 @@ import (
 	"github.com/ratingslab/lab/lab/journal"
 )
 
-func init() { extraCommands = append(extraCommands, newAuditCmd) }
-
 // errAuditFailed makes `lab audit` exit non-zero when it finds something,
 // so scripts can gate on it; the table has already said what.
 var errAuditFailed = errors.New("audit: the ledger cannot explain every variant's state (see above)")

@@ -17,8 +17,6 @@ import (
 	"github.com/ratingslab/lab/lab/supervisor"
 )
 
-func init() { extraCommands = append(extraCommands, newBenchCmd) }
-
 func newBenchCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "bench",
@@ -27,15 +25,13 @@ func newBenchCmd(g *globals) *cobra.Command {
 form you can paste into docs/benchmarks.md. Go benchmarks of single components
 run with 'go test -bench' (see docs/benchmarks.md for the commands).`,
 	}
-	cmd.AddCommand(newBenchUpCmd(g), newBenchLoadCmd(g))
-	for _, add := range benchCommands {
-		cmd.AddCommand(add(g))
-	}
+	cmd.AddCommand(
+		newBenchUpCmd(g), newBenchLoadCmd(g),
+		newBenchPostCmd(g), newBenchHopCmd(g), // bench_post.go
+		newBenchProfileCmd(g), // bench_profile.go
+	)
 	return cmd
 }
-
-// benchCommands are further `lab bench` subcommands registered from their own files.
-var benchCommands []func(*globals) *cobra.Command
 
 func newBenchUpCmd(g *globals) *cobra.Command {
 	var runs int

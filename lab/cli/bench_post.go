@@ -22,8 +22,6 @@ import (
 	"github.com/ratingslab/lab/lab/supervisor"
 )
 
-func init() { benchCommands = append(benchCommands, newBenchPostCmd, newBenchHopCmd) }
-
 // postReport is `lab bench post --json`.
 type postReport struct {
 	Command   string         `json:"command"`
@@ -261,7 +259,7 @@ func bareHopCeiling(ctx context.Context, g *globals, c *supervisor.Client, ps []
 		}
 	}()
 	for _, s := range specs {
-		h, err := bench.StartHop(ctx, exe, s)
+		h, err := bench.StartHop(ctx, exe, s, g.stderr)
 		if err != nil {
 			return nil, nil, err
 		}

@@ -18,8 +18,6 @@ import (
 	"github.com/ratingslab/lab/lab/supervisor"
 )
 
-func init() { benchCommands = append(benchCommands, newBenchProfileCmd) }
-
 // newBenchProfileCmd saves a CPU profile of one part from its loopback
 // admin listener's /debug/pprof/profile while a load runs.
 func newBenchProfileCmd(g *globals) *cobra.Command {

@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
-	"log/slog"
 	"os"
 	"path"
 	"path/filepath"
@@ -30,14 +29,6 @@ import (
 	"github.com/ratingslab/lab/lab/report"
 	"github.com/ratingslab/lab/lab/supervisor"
 )
-
-func init() {
-	extraCommands = append(extraCommands, newChaosCmd)
-	supervisorHooks = append(supervisorHooks, func(s *supervisor.Supervisor, g *globals) {
-		faults.Install(s, slog.New(slog.NewTextHandler(os.Stderr, nil)).With("part", "faults"))
-	})
-	statusSections = append(statusSections, faultStatus)
-}
 
 func newChaosCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{

@@ -8,13 +8,13 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"os"
 	"strings"
 	"sync"
 	"time"
 
 	toxiproxy "github.com/Shopify/toxiproxy/v2/client"
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/spf13/cobra"
 
@@ -26,8 +26,6 @@ import (
 // are the two things the stack still needs from it: a healthcheck that
 // works in a distroless image (no shell, no curl), and the supervisor's
 // metrics (lab_part_up, lab_fault_active) for the dashboards.
-
-func init() { extraCommands = append(extraCommands, newComposeCmd) }
 
 func newComposeCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{
@@ -128,7 +126,7 @@ toxic's type, "partition" for a zero timeout or a disabled proxy), and
 			if err != nil {
 				return fmt.Errorf("--listen %s: %w", listen, err)
 			}
-			log := slog.New(slog.NewTextHandler(os.Stderr, nil)).With("part", "supervisor")
+			log := slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), nil)).With("part", "supervisor")
 			log.Info("watching the compose stack", "listen", ln.Addr().String(), "parts", len(ps), "toxiproxy", proxies)
 			return w.serve(cmd.Context(), ln, guard, log)
 		},
@@ -158,7 +156,7 @@ func newWatcher(parts []watchPart, proxies string, interval time.Duration) *watc
 	// The same names and help as the supervisor's (lab/supervisor, lab/faults).
 	w.partUp = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "lab_part_up", Help: "Whether a lab part is running and healthy (1) or not (0)."}, []string{"part"})
 	w.faults = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "lab_fault_active", Help: "Whether a fault is in force (1) or was healed (0), per fault and target; for Grafana annotations."}, []string{"fault", "target"})
-	w.reg.MustRegister(w.partUp, w.faults, prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
+	w.reg.MustRegister(w.partUp, w.faults, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return w
 }
 

@@ -91,7 +91,7 @@ func unresponsiveLabError(dir layout.Dir, st supervisor.State, live []liveProces
 	}
 	return fmt.Errorf("the lab in %s is still running but its supervisor does not answer at %s (%v).\n"+
 		"Its processes are alive, so its state is not stale and nothing was touched:\n%s\n%s"+
-		"To stop it for good: 'lab down --dir %s' (it kills the recorded processes).",
+		"To stop it for good: 'lab down --dir %s' (it kills the recorded processes)",
 		dir, st.Control, cause, strings.Join(names, "\n"), hint, dir)
 }
 

@@ -27,8 +27,6 @@ import (
 	"github.com/ratingslab/lab/loadtests"
 )
 
-func init() { extraCommands = append(extraCommands, newLoadCmd) }
-
 // loadFlags are `lab load`'s flags.
 type loadFlags struct {
 	scenario      string

@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"os"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -21,14 +20,6 @@ import (
 	"github.com/ratingslab/lab/services/kafkaio"
 	"github.com/ratingslab/lab/services/model"
 )
-
-func init() {
-	extraCommands = append(extraCommands, newReplayCmd, newLogCmd)
-	// Forks are processes added at runtime: the supervisor gets the spawn
-	// API, and `lab status` lists them.
-	supervisorHooks = append(supervisorHooks, func(s *supervisor.Supervisor, _ *globals) { s.EnableSpawn() })
-	statusSections = append(statusSections, forkStatus)
-}
 
 func newReplayCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{
@@ -655,7 +646,7 @@ func newReplayMirrorCmd(g *globals) *cobra.Command {
 		Args:   cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			cfg.Source = source
-			cfg.Log = slog.New(slog.NewTextHandler(os.Stderr, nil)).With("part", "mirror")
+			cfg.Log = slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), nil)).With("part", "mirror")
 			return replay.RunMirror(cmd.Context(), cfg)
 		},
 	}

@@ -9,8 +9,6 @@ import (
 	"github.com/ratingslab/lab/lab/report"
 )
 
-func init() { extraCommands = append(extraCommands, newReportCmd) }
-
 func newReportCmd(g *globals) *cobra.Command {
 	var out string
 	var compare, repeats bool

@@ -89,19 +89,23 @@ side with different --dir and --port-base.`,
 	root.SetErr(stderr)
 	root.PersistentFlags().StringVar(&g.dirFlag, "dir", ".lab", "state `dir`ectory of the lab (env LAB_DIR)")
 	root.PersistentFlags().IntVar(&g.portBase, "port-base", layout.DefaultPortBase, "first `port` of the lab's block of 192 ports (env LAB_PORT_BASE); commands other than 'up' take the running lab's from <dir>/lab.json")
+	// Every command of the lab, in one place. A new command family is a
+	// newXCmd in its own file and one line here.
 	root.AddCommand(
-		newUpCmd(g), newDownCmd(g), newStatusCmd(g), newServeCmd(g), newSuperviseCmd(g),
-		newDataCmd(g), newVersionCmd(g), newBreakersCmd(g),
+		// the lab's lifecycle
+		newUpCmd(g), newDownCmd(g), newStatusCmd(g), newVersionCmd(g),
+		// processes the lab starts (hidden)
+		newServeCmd(g), newSuperviseCmd(g),
+		// data, load, faults and what they showed
+		newDataCmd(g), newLoadCmd(g), newChaosCmd(g), newBreakersCmd(g),
+		newAuditCmd(g), newReportCmd(g),
+		// the ratings log as a recording
+		newReplayCmd(g), newLogCmd(g),
+		// measurements and the compose stack
+		newBenchCmd(g), newComposeCmd(g),
 	)
-	for _, add := range extraCommands {
-		root.AddCommand(add(g))
-	}
 	return root
 }
-
-// extraCommands lets each command family register itself from its own file
-// (load, chaos, report, replay, ...) without editing this one.
-var extraCommands []func(*globals) *cobra.Command
 
 func newVersionCmd(g *globals) *cobra.Command {
 	return &cobra.Command{

@@ -5,7 +5,6 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
-	"os"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -61,7 +60,7 @@ Parts:
 			if fs.NArg() > 0 {
 				return fmt.Errorf("lab serve %s: unexpected argument %q", p.Name, fs.Arg(0))
 			}
-			log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo})).With("part", p.Name)
+			log := slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: slog.LevelInfo})).With("part", p.Name)
 			if err := r.Run(cmd.Context(), log); err != nil {
 				log.Error("part failed", "err", err)
 				return fmt.Errorf("%s: %w", p.Name, err)

@@ -22,9 +22,14 @@ type statusReport struct {
 	Extras map[string]any          `json:"extras,omitempty"`
 }
 
-// statusSections let other families add lines to `lab status` (active
-// faults, breaker settings) without editing this file.
-var statusSections []func(g *globals, c *supervisor.Client, r *statusReport) []string
+// statusSections are the sections `lab status` prints after the parts and
+// edges, in this order; each adds its lines and its key to the JSON extras.
+var statusSections = []func(g *globals, c *supervisor.Client, r *statusReport) []string{
+	faultStatus,   // active faults (chaos.go)
+	forkStatus,    // replay forks (replay.go)
+	breakerStatus, // breaker settings (status_breakers.go)
+	kafkaStatus,   // the Kafka platform and the last restores (status_kafka.go)
+}
 
 func newStatusCmd(g *globals) *cobra.Command {
 	var asJSON bool

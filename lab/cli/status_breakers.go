@@ -12,8 +12,6 @@ import (
 	"github.com/ratingslab/lab/lab/supervisor"
 )
 
-func init() { statusSections = append(statusSections, breakerStatus) }
-
 // partHealth is the part of a service's /healthz that `lab status` shows:
 // its bulkhead limits and, for RPC callers, each dependency's breakers
 // (per operation), retries and connection pool.

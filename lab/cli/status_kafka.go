@@ -10,8 +10,6 @@ import (
 	"github.com/ratingslab/lab/lab/supervisor"
 )
 
-func init() { statusSections = append(statusSections, kafkaStatus) }
-
 // kafkaStatus says which Kafka the log variant runs on and where the lab's
 // tools (and yours: kcat, kafka-consumer-groups) reach it.
 func kafkaStatus(_ *globals, _ *supervisor.Client, r *statusReport) []string {

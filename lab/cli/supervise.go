@@ -9,6 +9,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/ratingslab/lab/lab/faults"
 	"github.com/ratingslab/lab/lab/parts"
 	"github.com/ratingslab/lab/lab/supervisor"
 )
@@ -38,14 +39,17 @@ func newSuperviseCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			log := slog.New(slog.NewTextHandler(os.Stderr, nil)).With("part", "supervisor")
+			logs := slog.NewTextHandler(cmd.ErrOrStderr(), nil)
+			log := slog.New(logs).With("part", "supervisor")
 			s, err := supervisor.New(supervisor.Config{Dir: g.dir(), Ports: g.ports(), Options: spec.Options, Exe: exe, Extras: spec.Extras}, log)
 			if err != nil {
 				return err
 			}
-			for _, hook := range supervisorHooks {
-				hook(s, g)
-			}
+			// What the supervisor serves beyond its parts: the fault
+			// injector's API (and its heal-on-shutdown), and the spawn API
+			// that starts replay forks at runtime.
+			faults.Install(s, slog.New(logs).With("part", "faults"))
+			s.EnableSpawn()
 			defer supervisor.RemoveState(g.dir())
 			return s.Run(cmd.Context(), func() {
 				st := supervisor.State{PID: os.Getpid(), PortBase: g.portBase, Control: g.ports().Control(), Started: time.Now(), Options: spec.Options}
@@ -59,7 +63,3 @@ func newSuperviseCmd(g *globals) *cobra.Command {
 	cmd.Flags().StringVar(&specJSON, "spec", "{}", "supervisor spec as JSON")
 	return cmd
 }
-
-// supervisorHooks let other command families extend the supervisor (the
-// fault injector registers its API and its heal-on-shutdown here).
-var supervisorHooks []func(*supervisor.Supervisor, *globals)

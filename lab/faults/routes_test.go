@@ -2,6 +2,7 @@ package faults
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -9,6 +10,7 @@ import (
 	"time"
 
 	"github.com/ratingslab/lab/lab/supervisor"
+	"github.com/ratingslab/lab/services/servetest"
 )
 
 func apiClient(t *testing.T, inj *Injector) *Client {
@@ -84,27 +86,24 @@ func TestTimedFaultHealsItselfOnSchedule(t *testing.T) {
 	if f.HealsAt.Sub(f.InjectedAt) != 300*time.Millisecond {
 		t.Fatalf("heals_at - injected_at = %v", f.HealsAt.Sub(f.InjectedAt))
 	}
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		got, err := c.Get(ctx, f.ID)
-		if err != nil {
+	var got Fault
+	servetest.Eventually(t, 5*time.Second, "the timed fault to heal", func() error {
+		var err error
+		if got, err = c.Get(ctx, f.ID); err != nil {
 			t.Fatal(err)
 		}
-		if got.State == StateHealed {
-			if got.HealedBy != HealedByTimer {
-				t.Fatalf("healed by %q, want timer", got.HealedBy)
-			}
-			// Under -race the timing is not what is checked: make test runs
-			// this test again without it.
-			if late := got.HealedAt.Sub(got.HealsAt); late < 0 || (late > 100*time.Millisecond && !raceEnabled) {
-				t.Fatalf("healed %v after its scheduled time", late)
-			}
-			break
+		if got.State != StateHealed {
+			return fmt.Errorf("fault still %s", got.State)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("fault still %s after 5s", got.State)
-		}
-		time.Sleep(20 * time.Millisecond)
+		return nil
+	})
+	if got.HealedBy != HealedByTimer {
+		t.Fatalf("healed by %q, want timer", got.HealedBy)
+	}
+	// Under -race the timing is not what is checked: make test runs
+	// this test again without it.
+	if late := got.HealedAt.Sub(got.HealsAt); late < 0 || (late > 100*time.Millisecond && !raceEnabled) {
+		t.Fatalf("healed %v after its scheduled time", late)
 	}
 	if d, got, err := e.exchange(10, false, 2*time.Second); err != nil || got != 10 || d > 150*time.Millisecond {
 		t.Fatalf("edge after the timed partition: %d bytes in %v, %v", got, d, err)

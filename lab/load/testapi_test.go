@@ -125,18 +125,6 @@ func seqOfID(t *testing.T, id string) uint64 {
 	return n
 }
 
-// waitFor polls cond until it holds or the deadline passes.
-func waitFor(t *testing.T, within time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(within)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", within, what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
-
 // atomic64Time is a time settable from one goroutine and read from others.
 type atomic64Time struct{ ns atomic.Int64 }
 

@@ -188,7 +188,7 @@ func drain(rr kafka.RecordReader, from, to int64, fn func(Record) error) (int, e
 		}
 		var headers []kafka.Header
 		for _, h := range rec.Headers {
-			headers = append(headers, kafka.Header{Key: h.Key, Value: h.Value})
+			headers = append(headers, kafka.Header(h))
 		}
 		if err := fn(Record{Offset: rec.Offset, Time: rec.Time, Key: key, Value: value, Headers: headers}); err != nil {
 			return n, err

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/ratingslab/lab/lab/layout"
 	"github.com/ratingslab/lab/lab/parts"
@@ -94,7 +95,7 @@ func (in Instance) Addr(p layout.Ports) string {
 func New(cfg Config, log *slog.Logger) (*Supervisor, error) {
 	s := &Supervisor{cfg: cfg, log: log, byName: map[string]*process{}, reg: prometheus.NewRegistry(), stopped: make(chan struct{}), mux: http.NewServeMux()}
 	s.partUp = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "lab_part_up", Help: "Whether a lab part is running and healthy (1) or not (0)."}, []string{"part"})
-	s.reg.MustRegister(s.partUp, prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
+	s.reg.MustRegister(s.partUp, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	client := &http.Client{Timeout: time.Second}
 	env := parts.Env{Ports: cfg.Ports, Dir: cfg.Dir, Options: cfg.Options}
 	pidDir := cfg.Dir.Path("pids")

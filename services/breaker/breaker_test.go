@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"flag"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -17,6 +18,7 @@ import (
 	dto "github.com/prometheus/client_model/go"
 
 	"github.com/ratingslab/lab/services/breaker"
+	"github.com/ratingslab/lab/services/servetest"
 )
 
 // dependency is a real HTTP server whose behaviour the test switches.
@@ -239,13 +241,12 @@ func TestARecoveredDependencyClosesTheBreakerThroughHalfOpen(t *testing.T) {
 	h.backend.mode.Store("ok")
 
 	// The scrape itself must show half-open once the open timeout passed.
-	deadline := time.Now().Add(5 * time.Second)
-	for h.counter(t, "lab_breaker_state", "dependency", "movies-rpc") != 1 {
-		if time.Now().After(deadline) {
-			t.Fatalf("breaker never went half-open; state %s", h.dep.State(breaker.Read))
+	servetest.Eventually(t, 5*time.Second, "the scrape to show the breaker half-open", func() error {
+		if got := h.counter(t, "lab_breaker_state", "dependency", "movies-rpc"); got != 1 {
+			return fmt.Errorf("lab_breaker_state %v; state %s", got, h.dep.State(breaker.Read))
 		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return nil
+	})
 	for i := range 2 { // HalfOpenRequests successes close it
 		if err := h.call(); err != nil {
 			t.Fatalf("probe %d: %v", i, err)
@@ -270,13 +271,12 @@ func TestAFailedProbeOpensTheBreakerAgain(t *testing.T) {
 	for range 3 {
 		_ = h.call()
 	}
-	deadline := time.Now().Add(5 * time.Second)
-	for h.dep.State(breaker.Read) != "half-open" {
-		if time.Now().After(deadline) {
-			t.Fatal("breaker never went half-open")
+	servetest.Eventually(t, 5*time.Second, "the breaker to go half-open", func() error {
+		if st := h.dep.State(breaker.Read); st != "half-open" {
+			return fmt.Errorf("state %s", st)
 		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return nil
+	})
 	_ = h.call()
 	if h.dep.State(breaker.Read) != "open" {
 		t.Errorf("state after a failed probe = %s, want open", h.dep.State(breaker.Read))

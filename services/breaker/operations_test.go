@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/ratingslab/lab/services/breaker"
+	"github.com/ratingslab/lab/services/servetest"
 )
 
 // A 503 the dependency passes on from its own dependency says the
@@ -115,7 +116,12 @@ func TestThePoolMakesFastCallsWaitBehindSlowOnes(t *testing.T) {
 		wg.Add(1)
 		go func() { defer wg.Done(); _ = api.Call(context.Background(), "GET", "/slow", nil, nil) }()
 	}
-	waitFor(t, func() bool { return poolInfo(dep)["in_use"] == 2 })
+	servetest.Eventually(t, 5*time.Second, "both pool slots in use", func() error {
+		if n := poolInfo(dep)["in_use"]; n != 2 {
+			return fmt.Errorf("in_use %v", n)
+		}
+		return nil
+	})
 	began := time.Now()
 	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
 	defer cancel()
@@ -149,17 +155,6 @@ func TestPoolAndRetryFlagsRefuseBadValues(t *testing.T) {
 func poolInfo(d *breaker.Dependency) map[string]any {
 	p, _ := d.Info()["pool"].(map[string]any)
 	return p
-}
-
-func waitFor(t *testing.T, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatal("condition not met within 5s")
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
 }
 
 func metricsText(t *testing.T, reg *prometheus.Registry) string {

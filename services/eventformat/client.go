@@ -21,10 +21,9 @@ type Client struct {
 	cl      *sr.Client
 	metrics *Metrics
 
-	mu     sync.RWMutex
-	ids    map[string]int // subject + "\x00" + schema → id
-	byID   map[int]string
-	timing time.Duration
+	mu   sync.RWMutex
+	ids  map[string]int // subject + "\x00" + schema → id
+	byID map[int]string
 }
 
 // RequestTimeout bounds one registry request.

@@ -164,8 +164,7 @@ func (c *Codec) EncodeMovie(ctx context.Context, m Movie) ([]byte, error) {
 		c.encoded(TopicMovies, 0)
 		return json.Marshal(m)
 	}
-	a := avroMovie{ID: m.ID, Title: m.Title, ReleaseYear: m.ReleaseYear, Country: m.Country, Genres: m.Genres,
-		UpdatedAt: m.UpdatedAt, Version: m.Version}
+	a := avroMovie(m)
 	if a.Genres == nil {
 		a.Genres = []string{}
 	}

@@ -13,11 +13,10 @@ import (
 
 // rec is one ratings record as a consumer sees it.
 type rec struct {
-	id      string
-	fp      uint64
-	offset  int64
-	timeMs  int64
-	verdict requestids.Verdict
+	id     string
+	fp     uint64
+	offset int64
+	timeMs int64
 }
 
 func count(p *requestids.Partition, r rec) (requestids.Verdict, requestids.Entry) {

@@ -103,12 +103,12 @@ func (g Guard) check(r *http.Request) error {
 		return fmt.Errorf("client %s is not on loopback (or an allowed network)", host)
 	}
 	if !g.hostAllowed(r.Host) {
-		return fmt.Errorf("Host %q is not a loopback name, an IP address or an allowed name (DNS rebinding?)", r.Host)
+		return fmt.Errorf("the Host header %q is not a loopback name, an IP address or an allowed name (DNS rebinding?)", r.Host)
 	}
 	if o := r.Header.Get("Origin"); o != "" {
 		u, err := url.Parse(o)
 		if err != nil || !strings.EqualFold(u.Host, r.Host) {
-			return fmt.Errorf("Origin %q is foreign: cross-site requests are refused", o)
+			return fmt.Errorf("the Origin header %q is foreign: cross-site requests are refused", o)
 		}
 	}
 	switch r.Method {

@@ -11,6 +11,13 @@ import (
 // fn's last error once bound has passed: tests wait on conditions, not sleeps.
 func Eventually(t testing.TB, bound time.Duration, what string, fn func() error) {
 	t.Helper()
+	EventuallyEvery(t, bound, 50*time.Millisecond, what, fn)
+}
+
+// EventuallyEvery is Eventually polling every interval, for conditions that
+// are expensive to check (a round of Prometheus queries).
+func EventuallyEvery(t testing.TB, bound, interval time.Duration, what string, fn func() error) {
+	t.Helper()
 	deadline := time.Now().Add(bound)
 	for {
 		err := fn()
@@ -20,7 +27,7 @@ func Eventually(t testing.TB, bound time.Duration, what string, fn func() error)
 		if time.Now().After(deadline) {
 			t.Fatalf("timed out after %v waiting for %s: %v", bound, what, err)
 		}
-		time.Sleep(50 * time.Millisecond)
+		time.Sleep(interval)
 	}
 }
 

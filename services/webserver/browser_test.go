@@ -3,6 +3,7 @@
 package webserver_test
 
 import (
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -10,6 +11,7 @@ import (
 	"time"
 
 	"github.com/ratingslab/lab/lab/labtest"
+	"github.com/ratingslab/lab/services/servetest"
 	"github.com/ratingslab/lab/services/webserver"
 )
 
@@ -40,18 +42,14 @@ func TestThePageWorksInHeadlessChromium(t *testing.T) {
 		document.getElementById("rating").value = "6.5";
 		document.getElementById("rate-submit").click(); true`)
 
-	deadline := time.Now().Add(10 * time.Second)
-	for {
+	servetest.Eventually(t, 10*time.Second, "the row of movie 3 to show the rating", func() error {
 		count := page.Eval(t, `document.querySelector("#movie-3 .count").textContent`)
 		average := page.Eval(t, `document.querySelector("#movie-3 .average").textContent`)
-		if count == "1" && average == "6.50" {
-			break
+		if count != "1" || average != "6.50" {
+			return fmt.Errorf("row of movie 3 shows count %v average %v; result: %v", count, average, page.Eval(t, `document.getElementById("result").textContent`))
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("row of movie 3 shows count %v average %v; result: %v", count, average, page.Eval(t, `document.getElementById("result").textContent`))
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+		return nil
+	})
 	if result, _ := page.Eval(t, `document.getElementById("result").textContent`).(string); !strings.Contains(result, "HTTP 202") {
 		t.Errorf("result line %q does not report the 202", result)
 	}

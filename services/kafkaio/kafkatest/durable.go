@@ -11,6 +11,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kfake"
 
 	"github.com/ratingslab/lab/lab/broker"
+	"github.com/ratingslab/lab/services/servetest"
 )
 
 // DurableBroker is the lab's real broker part (lab/broker: kfake with a data
@@ -44,18 +45,11 @@ func (b *DurableBroker) Start(t testing.TB) {
 	if b.c != nil {
 		t.Fatal("kafkatest: broker already running")
 	}
-	deadline := time.Now().Add(10 * time.Second)
-	for {
+	servetest.Eventually(t, 10*time.Second, "kafkatest: the broker to start on "+b.Addr, func() error {
 		c, err := broker.Start(b.Addr, b.Dir, time.Second, false)
-		if err == nil {
-			b.c = c
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("kafkatest: restart broker on %s: %v", b.Addr, err)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+		b.c = c
+		return err
+	})
 }
 
 // Stop closes the broker: every client connection drops and new ones are

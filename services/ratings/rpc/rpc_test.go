@@ -248,13 +248,12 @@ func TestWhenMoviesRPCIsDownRatingsFailFastAndReadsDegrade(t *testing.T) {
 
 	// movies-rpc back: after the open timeout a probe closes the breaker.
 	st.movies.Blackhole(false)
-	deadline := time.Now().Add(5 * time.Second)
-	for rate(t, st.ratings, "after", 1, 50) != 201 {
-		if time.Now().After(deadline) {
-			t.Fatal("ratings never recovered after movies-rpc came back")
+	servetest.Eventually(t, 5*time.Second, "ratings to recover after movies-rpc came back", func() error {
+		if code := rate(t, st.ratings, "after", 1, 50); code != 201 {
+			return fmt.Errorf("a rating answered %d, want 201", code)
 		}
-		time.Sleep(50 * time.Millisecond)
-	}
+		return nil
+	})
 	var health map[string]any
 	servetest.CallJSON(t, "GET", st.admin+"/healthz", "", &health)
 	state := health["breakers"].(map[string]any)["movies-rpc"].(map[string]any)["state"]

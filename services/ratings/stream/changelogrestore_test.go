@@ -102,7 +102,7 @@ func TestEffectivelyOnceCrashBetweenTheTwoCommitsIsExact(t *testing.T) {
 	}, func(c *Config) { c.MaxBatch = 100 })
 	servetest.WaitFor(t, 30*time.Second, "the crash between the commits", func() (bool, string) { return crashed.Load(), "" })
 	r.stop(t)
-	db := map[int]int64{}
+	var db map[int]int64
 	{
 		p, err := New(Config{Cluster: l.k, DataDir: dir})
 		if err != nil {
