@@ -29,6 +29,7 @@ import (
 	"github.com/ratingslab/lab/lab/load/ledger"
 	"github.com/ratingslab/lab/lab/sampler"
 	"github.com/ratingslab/lab/lab/supervisor"
+	"github.com/ratingslab/lab/services/duration"
 )
 
 // Env is the running lab an experiment runs on.
@@ -382,7 +383,7 @@ func addDashboardP99(windows []journal.ClientWindow, reg prometheus.Gatherer) {
 			}
 			b := histogram(f, func(m *dto.Metric) bool { return label(m, "variant") == w.Variant })
 			if q, ok := b.quantile(0.99); ok {
-				windows[i].All.DashboardP99 = journal.DurationPtr(time.Duration(q * float64(time.Second)))
+				windows[i].All.DashboardP99 = duration.Ptr(time.Duration(q * float64(time.Second)))
 			}
 		}
 	}
@@ -512,7 +513,7 @@ func (r *run) inject(st PlannedStep) map[string][]faults.Fault {
 	var lines []string
 	for _, v := range r.p.Variants {
 		vf := st.Variants[v]
-		ev := &journal.FaultEvent{ID: st.ID, Fault: st.Fault, Variant: v, PlannedAt: journal.Duration(st.At), PlannedFor: journal.Duration(st.For), Params: map[string]string{}}
+		ev := &journal.FaultEvent{ID: st.ID, Fault: st.Fault, Variant: v, PlannedAt: duration.Duration(st.At), PlannedFor: duration.Duration(st.For), Params: map[string]string{}}
 		for _, req := range vf.Requests {
 			ev.Targets = append(ev.Targets, req.Target)
 			for k, val := range req.Params {
@@ -754,8 +755,8 @@ func (r *run) faultEvents() []journal.FaultEvent {
 			if ev, ok := r.events[st.ID+"/"+v]; ok {
 				out = append(out, *ev)
 			} else {
-				out = append(out, journal.FaultEvent{ID: st.ID, Fault: st.Fault, Variant: v, PlannedAt: journal.Duration(st.At),
-					PlannedFor: journal.Duration(st.For), Error: "not injected: the run ended first"})
+				out = append(out, journal.FaultEvent{ID: st.ID, Fault: st.Fault, Variant: v, PlannedAt: duration.Duration(st.At),
+					PlannedFor: duration.Duration(st.For), Error: "not injected: the run ended first"})
 			}
 		}
 	}

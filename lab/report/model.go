@@ -9,6 +9,7 @@ import (
 
 	"github.com/ratingslab/lab/lab/audit"
 	"github.com/ratingslab/lab/lab/journal"
+	"github.com/ratingslab/lab/services/duration"
 )
 
 // run is one journal in a report, with its label ("" alone, "A"/"B" when
@@ -218,7 +219,7 @@ func buildDocument(runs []run) (*document, error) {
 				Lag:     fmtSignal(j, rc, journal.SignalLag, journal.SeriesConsumerLag, rc.LagRecovered, "never"),
 				View:    fmtSignal(j, rc, journal.SignalView, journal.SeriesViewGap, rc.ViewConverged, "never"),
 				Failed:  fmt.Sprint(rc.FailedDuringFault), Budget: fmtBudget(rc.ErrorBudgetBurned),
-				Baseline: fmt.Sprintf("success %s, p99 %s", pct(rc.BaselineSuccessRatio), fmtLatency(journal.DurationPtr(time.Duration(rc.BaselineP99Seconds*float64(time.Second))))),
+				Baseline: fmt.Sprintf("success %s, p99 %s", pct(rc.BaselineSuccessRatio), fmtLatency(duration.Ptr(time.Duration(rc.BaselineP99Seconds*float64(time.Second))))),
 				Note:     rc.Note,
 			})
 		}
@@ -387,7 +388,7 @@ func clientRowsOf(r run, v string) []clientRow {
 
 // fmtLatency writes a measured latency with the precision it has (four
 // significant digits: 322.6ms, 1.005s), "—" when absent.
-func fmtLatency(d *journal.Duration) string {
+func fmtLatency(d *duration.Duration) string {
 	if d == nil {
 		return "—"
 	}
@@ -648,7 +649,7 @@ func fmtDuration(d time.Duration) string {
 	}
 }
 
-func fmtOptional(d *journal.Duration, never string) string {
+func fmtOptional(d *duration.Duration, never string) string {
 	if d == nil {
 		return never
 	}
@@ -658,7 +659,7 @@ func fmtOptional(d *journal.Duration, never string) string {
 // fmtSignal formats one recovery signal: "n/a" when the variant has no
 // such series (no consumer lag in RPC), "untouched" when the fault never
 // moved it out of its band, else the time (or never).
-func fmtSignal(j *journal.Journal, rc journal.Recovery, signal, series string, d *journal.Duration, never string) string {
+func fmtSignal(j *journal.Journal, rc journal.Recovery, signal, series string, d *duration.Duration, never string) string {
 	switch {
 	case !hasSeries(j, rc.Variant, series):
 		return "n/a"

@@ -12,6 +12,7 @@ import (
 	"github.com/grafana/grafana-plugin-sdk-go/data"
 
 	"github.com/ratingslab/lab/lab/journal"
+	"github.com/ratingslab/lab/services/duration"
 )
 
 // Units (Grafana's unit ids).
@@ -36,7 +37,7 @@ func table(name string, fields ...*data.Field) *data.Frame {
 	return f
 }
 
-func seconds(d *journal.Duration) *float64 {
+func seconds(d *duration.Duration) *float64 {
 	if d == nil {
 		return nil
 	}

@@ -24,6 +24,7 @@ import (
 	"github.com/ratingslab/lab/lab/labtest"
 	"github.com/ratingslab/lab/lab/latency"
 	"github.com/ratingslab/lab/lab/load/ledger"
+	"github.com/ratingslab/lab/services/duration"
 )
 
 var (
@@ -122,7 +123,7 @@ func okFrame(t *testing.T, what string, r backend.DataResponse) *data.Frame {
 	return r.Frames[0]
 }
 
-func secondsOf(d *journal.Duration) *float64 {
+func secondsOf(d *duration.Duration) *float64 {
 	if d == nil {
 		return nil
 	}
