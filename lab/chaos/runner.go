@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"maps"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -18,7 +17,6 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 	dto "github.com/prometheus/client_model/go"
 
 	"github.com/ratingslab/lab/lab/audit"
@@ -47,7 +45,8 @@ type Env struct {
 	// proxy, so a fault on an edge does not blind the measurement.
 	Brokers []string
 	// LoadMetricsAddr, when set, serves the load generator's metrics there
-	// during the run (the lab's `lab load` port, scraped by Prometheus).
+	// during the run (the lab's `lab load` port, scraped by Prometheus); a
+	// busy port fails the run before any load, as it fails `lab load`.
 	LoadMetricsAddr string
 	// Settings are lab switches recorded in the journal.
 	Settings map[string]string
@@ -192,8 +191,13 @@ func Run(ctx context.Context, p *Plan, env Env) (*Result, error) {
 		return nil, err
 	}
 	r.metrics = metrics
-	stopMetrics := serveMetrics(env.LoadMetricsAddr, reg)
-	defer stopMetrics()
+	if env.LoadMetricsAddr != "" {
+		stopMetrics, err := load.ServeMetrics(env.LoadMetricsAddr, reg)
+		if err != nil {
+			return nil, err
+		}
+		defer stopMetrics()
+	}
 
 	client := &http.Client{Timeout: 5 * time.Second}
 	apis := map[string]string{}
@@ -397,19 +401,6 @@ func (p *Plan) slo() float64 {
 		}
 	}
 	return 0
-}
-
-func serveMetrics(addr string, reg *prometheus.Registry) func() {
-	if addr == "" {
-		return func() {}
-	}
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		return func() {} // `lab load` may hold the port; the journal has the series anyway
-	}
-	srv := &http.Server{Handler: promhttp.HandlerFor(reg, promhttp.HandlerOpts{}), ReadHeaderTimeout: 5 * time.Second}
-	go func() { _ = srv.Serve(ln) }()
-	return func() { _ = srv.Close() }
 }
 
 func (r *run) note(s string) {

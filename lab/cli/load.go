@@ -8,7 +8,6 @@ import (
 	"io"
 	"io/fs"
 	"net"
-	"net/http"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -19,7 +18,6 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/spf13/cobra"
 
 	"github.com/ratingslab/lab/lab/bench"
@@ -296,23 +294,11 @@ func serveLoadMetrics(addr, def string, reg *prometheus.Registry, warn io.Writer
 			fmt.Fprintf(warn, "warning: --metrics-listen %s serves this run's client metrics beyond loopback: anyone who can reach that address reads them (fine inside a container network; on a shared machine prefer 127.0.0.1)\n", addr)
 		}
 	}
-	l, err := net.Listen("tcp", addr)
+	stop, err = load.ServeMetrics(addr, reg)
 	if err != nil {
-		return nil, fmt.Errorf("--metrics-listen %s: %w (is another `lab load` running? use --metrics-listen off or another address)", addr, err)
+		return nil, fmt.Errorf("--metrics-listen: %w (use --metrics-listen off or another address)", err)
 	}
-	mux := http.NewServeMux()
-	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "application/json")
-		io.WriteString(w, `{"status":"ok"}`)
-	})
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
-	go srv.Serve(l)
-	return func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-		defer cancel()
-		srv.Shutdown(ctx)
-	}, nil
+	return stop, nil
 }
 
 func describeTargets(ts []load.Target) string {
