@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -162,9 +163,7 @@ func runAudit(ctx context.Context, g *globals, f auditFlags, args []string) erro
 // printAudit prints one line per variant and source, then every finding.
 func printAudit(w io.Writer, results []audit.Result, asJSON bool) error {
 	if asJSON {
-		enc := json.NewEncoder(w)
-		enc.SetIndent("", "  ")
-		return enc.Encode(results)
+		return printJSON(w, results)
 	}
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight|tabwriter.Debug)
 	fmt.Fprintln(tw, "variant\tsource\tacked\trejected (unexpected)\tfailed\tambiguous\tlost\tduplicates\tphantoms\tamb. applied\tamb. not applied\tsum mismatches\tresult\t")
@@ -249,16 +248,14 @@ counted as duplicates. (Experiments take this snapshot themselves.)`,
 					fmt.Fprintf(g.stderr, "warning: %s %s: %s\n", s.Variant, s.Source, s.Error)
 				}
 			}
-			b, err := json.MarshalIndent(snaps, "", "  ")
-			if err != nil {
-				return err
-			}
-			b = append(b, '\n')
 			if out == "" || out == "-" {
-				_, err := g.stdout.Write(b)
+				return printJSON(g.stdout, snaps)
+			}
+			var b bytes.Buffer
+			if err := printJSON(&b, snaps); err != nil {
 				return err
 			}
-			if err := os.WriteFile(out, b, 0o644); err != nil {
+			if err := os.WriteFile(out, b.Bytes(), 0o644); err != nil {
 				return fmt.Errorf("--out: %w", err)
 			}
 			fmt.Fprintf(g.stdout, "baseline of %s written to %s\n", strings.Join(variants, ", "), out)

@@ -2,7 +2,6 @@ package cli
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"math"
@@ -199,9 +198,7 @@ printed beside it: figures taken on a busy machine say so.`,
 			}
 			rep.Note = "Kafka platform " + st.Options.Kafka.PlatformName()
 			if asJSON {
-				enc := json.NewEncoder(g.stdout)
-				enc.SetIndent("", "  ")
-				return enc.Encode(rep)
+				return printJSON(g.stdout, rep)
 			}
 			printPostReport(g.stdout, rep)
 			return nil

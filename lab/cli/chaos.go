@@ -89,9 +89,7 @@ func newChaosListCmd(g *globals) *cobra.Command {
 				note = "(targets of a lab started with 'lab up' and no flags; start the lab to see its own)"
 			}
 			if asJSON {
-				enc := json.NewEncoder(g.stdout)
-				enc.SetIndent("", "  ")
-				return enc.Encode(struct {
+				return printJSON(g.stdout, struct {
 					faults.CatalogInfo
 					Equivalents []chaos.Equivalent `json:"equivalents"`
 				}{info, chaos.Equivalents()})
@@ -318,9 +316,7 @@ func newChaosStatusCmd(g *globals) *cobra.Command {
 				return err
 			}
 			if asJSON {
-				enc := json.NewEncoder(g.stdout)
-				enc.SetIndent("", "  ")
-				return enc.Encode(l)
+				return printJSON(g.stdout, l)
 			}
 			now := time.Now()
 			if len(l.Active) == 0 {

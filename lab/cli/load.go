@@ -248,9 +248,7 @@ func runLoad(ctx context.Context, g *globals, f *loadFlags) error {
 	close(runDone)
 	if sum != nil {
 		if f.asJSON {
-			enc := json.NewEncoder(g.stdout)
-			enc.SetIndent("", "  ")
-			if err := enc.Encode(sum); err != nil {
+			if err := printJSON(g.stdout, sum); err != nil {
 				return err
 			}
 		} else if err := sum.WriteTable(g.stdout); err != nil {
