@@ -3,11 +3,11 @@ package chaos
 import (
 	"fmt"
 	"slices"
-	"sort"
 	"strconv"
 	"strings"
 
 	"github.com/ratingslab/lab/lab/faults"
+	"github.com/ratingslab/lab/lab/kv"
 )
 
 // Equivalent is one row of the mapping table: a fault described by what
@@ -255,16 +255,7 @@ func (e Equivalent) Describe(variant string) string {
 			s = a.Kafka + ": " + s
 		}
 		if len(a.Params) > 0 {
-			keys := make([]string, 0, len(a.Params))
-			for k := range a.Params {
-				keys = append(keys, k)
-			}
-			sort.Strings(keys)
-			var ps []string
-			for _, k := range keys {
-				ps = append(ps, k+"="+a.Params[k])
-			}
-			s += " (" + strings.Join(ps, ", ") + ")"
+			s += " (" + kv.Join(a.Params) + ")"
 		}
 		parts = append(parts, s)
 	}

@@ -12,7 +12,6 @@ import (
 	"path"
 	"path/filepath"
 	"slices"
-	"sort"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -24,6 +23,7 @@ import (
 	"github.com/ratingslab/lab/lab/chaos"
 	"github.com/ratingslab/lab/lab/faults"
 	"github.com/ratingslab/lab/lab/journal"
+	"github.com/ratingslab/lab/lab/kv"
 	"github.com/ratingslab/lab/lab/layout"
 	"github.com/ratingslab/lab/lab/parts"
 	"github.com/ratingslab/lab/lab/report"
@@ -353,16 +353,7 @@ func describeFault(f faults.Fault, now time.Time) string {
 		s += " → " + f.Outcome
 	}
 	if len(f.Params) > 0 {
-		keys := make([]string, 0, len(f.Params))
-		for k := range f.Params {
-			keys = append(keys, k)
-		}
-		sort.Strings(keys)
-		var ps []string
-		for _, k := range keys {
-			ps = append(ps, k+"="+f.Params[k])
-		}
-		s += " (" + strings.Join(ps, ", ") + ")"
+		s += " (" + kv.Join(f.Params) + ")"
 	}
 	switch f.State {
 	case faults.StateActive:

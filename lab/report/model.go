@@ -3,12 +3,12 @@ package report
 import (
 	"fmt"
 	"path/filepath"
-	"sort"
 	"strings"
 	"time"
 
 	"github.com/ratingslab/lab/lab/audit"
 	"github.com/ratingslab/lab/lab/journal"
+	"github.com/ratingslab/lab/lab/kv"
 	"github.com/ratingslab/lab/services/duration"
 )
 
@@ -171,11 +171,7 @@ func buildDocument(runs []run) (*document, error) {
 			recovery = journal.ComputeRecovery(*j)
 			info.RecoveryNote = "recovery metrics computed from the samples when rendering (the journal held none)"
 		}
-		var settings []string
-		for _, k := range sortedKeys(j.Settings) {
-			settings = append(settings, k+"="+j.Settings[k])
-		}
-		info.Settings = strings.Join(settings, ", ")
+		info.Settings = kv.Join(j.Settings)
 		d.Runs = append(d.Runs, info)
 
 		for _, v := range j.Variants {
@@ -196,7 +192,7 @@ func buildDocument(runs []run) (*document, error) {
 		for _, f := range j.Faults {
 			d.Faults = append(d.Faults, faultRow{
 				Run: r.Label, ID: f.ID, Fault: f.Fault, Variant: orDash(f.Variant), Targets: strings.Join(f.Targets, ", "),
-				Params: joinParams(f.Params), PlannedAt: "+" + f.PlannedAt.String(), PlannedFor: f.PlannedFor.String(),
+				Params: kv.Join(f.Params), PlannedAt: "+" + f.PlannedAt.String(), PlannedFor: f.PlannedFor.String(),
 				Injected: offset(j.Started, f.InjectedAt), Healed: offset(j.Started, f.HealedAt), Error: f.Error,
 				Outcome: f.Outcome,
 			})
@@ -589,23 +585,6 @@ func fileSafe(s string) string {
 		}
 		return '_'
 	}, s)
-}
-
-func sortedKeys(m map[string]string) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
-}
-
-func joinParams(m map[string]string) string {
-	var out []string
-	for _, k := range sortedKeys(m) {
-		out = append(out, k+"="+m[k])
-	}
-	return strings.Join(out, ", ")
 }
 
 func joinOrDash(l []string) string {
