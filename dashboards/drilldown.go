@@ -1,5 +1,7 @@
 package dashboards
 
+import "github.com/ratingslab/lab/services/variantname"
+
 // One drill-down dashboard per variant: the same skeleton (RED per service,
 // runtime), the variant's own middle (RPC: outbound calls and breakers; log:
 // Kafka clients, processing and views). $variant is a hidden constant, so
@@ -27,7 +29,7 @@ func drillDown(variant string) board {
 		auditTable(1001, variant), recoveryTable(1002, variant),
 	}}
 	switch variant {
-	case VariantRPC:
+	case variantname.RPC:
 		b.title = "RPC variant — services"
 		b.description = "Per service and per dependency: what each RPC service serves, what it calls, and how its breakers react."
 		b.rows = []row{red, {id: 200, title: "Outbound calls — per dependency", panels: []panel{
@@ -39,7 +41,7 @@ func drillDown(variant string) board {
 			poolWaiting(302, scope),
 			edgeCalls(303, scope),
 		}}, bulkheads(scope), runtime, verdicts}
-	case VariantStream:
+	case variantname.Stream:
 		b.title = "Log variant — services"
 		b.description = "Per service: what each log-variant service serves, produces and consumes, how far behind it is, and how fresh its view is."
 		b.rows = []row{red,
@@ -143,7 +145,7 @@ func runtimePanels(scope []string) []panel {
 func breakerStates(id uint32, matchers ...string) panel {
 	states := sel("lab_breaker_state", matchers...)
 	return panel{
-		id: id, kind: stateTimeline, variant: VariantRPC, width: 12, height: 8,
+		id: id, kind: stateTimeline, variant: variantname.RPC, width: 12, height: 8,
 		title:       "Circuit breakers",
 		description: "State of each caller's breaker per dependency and operation (lab_breaker_state; reads and writes have their own): closed, half-open (probing), open (rejecting calls), disabled (lab breakers off).",
 		queries:     []query{{expr: maxBy("part, dependency, operation", states), legend: "{{part}} → {{dependency}} {{operation}}s", requires: []string{states}}},
@@ -161,7 +163,7 @@ func poolUtilisation(id uint32, scope []string) panel {
 	inUse := sel("lab_dependency_pool_in_use_connections", scope...)
 	size := sel("lab_dependency_pool_connections", scope...)
 	return panel{
-		id: id, kind: timeSeries, variant: VariantRPC, width: 8, height: 8,
+		id: id, kind: timeSeries, variant: variantname.RPC, width: 8, height: 8,
 		title: "Connection pool in use — per edge",
 		description: "Share of the caller's connection pool to each dependency held by a call now (lab_dependency_pool_in_use_connections / lab_dependency_pool_connections, --max-conns). " +
 			"At 100 % further calls wait for a connection, reads and writes alike: with breakers off and a slow dependency, this is where the cascade starts.",
@@ -174,7 +176,7 @@ func poolUtilisation(id uint32, scope []string) panel {
 func poolWaiting(id uint32, scope []string) panel {
 	waiting := sel("lab_dependency_pool_waiting_calls", scope...)
 	return panel{
-		id: id, kind: timeSeries, variant: VariantRPC, width: 8, height: 8,
+		id: id, kind: timeSeries, variant: variantname.RPC, width: 8, height: 8,
 		title:       "Calls waiting for a connection — per edge",
 		description: "Calls queued for a pooled connection to each dependency (lab_dependency_pool_waiting_calls, at most --max-pending); each waits at most its attempt's timeout.",
 		unit:        "short", min: ptr(0.0),
@@ -188,7 +190,7 @@ func edgeCalls(id uint32, scope []string) panel {
 	calls := sel("lab_dependency_calls_total", append(append([]string{}, scope...), `result!="rejected"`)...)
 	served := sel("lab_http_requests_total", append(append([]string{}, scope...), nre("route", infraRoutes))...)
 	return panel{
-		id: id, kind: timeSeries, variant: VariantRPC, width: 8, height: 8,
+		id: id, kind: timeSeries, variant: variantname.RPC, width: 8, height: 8,
 		title: "Calls per second — per edge, and served per part",
 		description: "Call attempts per second on each edge, retries included, breaker rejections not (lab_dependency_calls_total), " +
 			"beside the requests each part served (lab_http_requests_total): with retries on, a failing dependency gets a multiple of the load.",
@@ -236,7 +238,7 @@ func bulkheads(scope []string) row {
 func callsByResult(id uint32, by, legend string, matchers ...string) panel {
 	calls := sel("lab_dependency_calls_total", matchers...)
 	return panel{
-		id: id, kind: timeSeries, variant: VariantRPC, width: 12, height: 8, stacked: true,
+		id: id, kind: timeSeries, variant: variantname.RPC, width: 12, height: 8, stacked: true,
 		title: "Dependency calls by result",
 		description: "Outbound call attempts per second by result (lab_dependency_calls_total): success, failure (error or timeout; each retry is one more), " +
 			"rejected (an open breaker refused the call), passed_on (a 503 the dependency passed on from its own dependency: not counted by the breaker).",
@@ -264,7 +266,7 @@ func callDuration(id uint32, scope []string) panel {
 func consumerLag(id uint32, by, legend string, matchers ...string) panel {
 	lag := sel("lab_kafka_consumer_lag_messages", matchers...)
 	return panel{
-		id: id, kind: timeSeries, variant: VariantStream, width: 12, height: 8,
+		id: id, kind: timeSeries, variant: variantname.Stream, width: 12, height: 8,
 		title: "Consumer lag",
 		description: "Records on the log not yet applied by each consumer (lab_kafka_consumer_lag_messages): " +
 			"the log variant queues work instead of failing it.",
@@ -276,7 +278,7 @@ func consumerLag(id uint32, by, legend string, matchers ...string) panel {
 func viewFreshness(id uint32, matchers ...string) panel {
 	bucket := sel("lab_view_freshness_seconds_bucket", matchers...)
 	return panel{
-		id: id, kind: timeSeries, variant: VariantStream, width: 12, height: 8,
+		id: id, kind: timeSeries, variant: variantname.Stream, width: 12, height: 8,
 		title: "View freshness p50 / p99",
 		description: "How old an event is when it becomes visible in a view (lab_view_freshness_seconds), per part and view. " +
 			"Gaps mean nothing was applied in the window: look at the lag.",
@@ -290,7 +292,7 @@ func viewFreshness(id uint32, matchers ...string) panel {
 
 func deadLetters(id uint32, matchers ...string) panel {
 	return panel{
-		id: id, kind: timeSeries, variant: VariantStream, width: 12, height: 8,
+		id: id, kind: timeSeries, variant: variantname.Stream, width: 12, height: 8,
 		title:       "Dead-lettered events",
 		description: "Events written to ratings-dlq per second, by part and reason (lab_dlq_messages_total). Zero until the first one.",
 		unit:        "mps", min: ptr(0.0),
@@ -350,7 +352,7 @@ var kafkaCounterMeaning = map[string]string{
 func kafkaRate(id uint32, metric, by, legend string, matchers ...string) panel {
 	s := sel(metric, matchers...)
 	return panel{
-		id: id, kind: timeSeries, variant: VariantStream, width: 8, height: 8,
+		id: id, kind: timeSeries, variant: variantname.Stream, width: 8, height: 8,
 		description: kafkaCounterMeaning[metric],
 		unit:        "mps", min: ptr(0.0),
 		queries: []query{{expr: sumBy(by, rate(s)), legend: legend, requires: []string{s}}},

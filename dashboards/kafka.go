@@ -1,5 +1,7 @@
 package dashboards
 
+import "github.com/ratingslab/lab/services/variantname"
+
 // The Kafka dashboard reads the clients' metrics: the lab has no broker
 // exporter (kfake in native mode), and the clients know what matters here —
 // what was acknowledged, what was applied, and how far behind each
@@ -47,7 +49,7 @@ func kafka() board {
 func lagGrowth(id uint32, scope []string) panel {
 	lag := sel("lab_kafka_consumer_lag_messages", scope...)
 	return panel{
-		id: id, kind: timeSeries, variant: VariantStream, width: 12, height: 8,
+		id: id, kind: timeSeries, variant: variantname.Stream, width: 12, height: 8,
 		title: "Lag growth per partition",
 		description: "Change of each partition's lag per second: positive while records arrive faster than the group applies them, " +
 			"negative while it catches up.",

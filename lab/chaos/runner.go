@@ -28,6 +28,7 @@ import (
 	"github.com/ratingslab/lab/lab/sampler"
 	"github.com/ratingslab/lab/lab/supervisor"
 	"github.com/ratingslab/lab/services/duration"
+	"github.com/ratingslab/lab/services/variantname"
 )
 
 // Env is the running lab an experiment runs on.
@@ -124,7 +125,7 @@ func Preflight(ctx context.Context, p *Plan, env Env, healthBound time.Duration)
 			if v == "" || (v != "lab" && !slices.Contains(p.Variants, v)) {
 				continue
 			}
-			if v == "lab" && !slices.Contains(p.Variants, VariantStream) {
+			if v == "lab" && !slices.Contains(p.Variants, variantname.Stream) {
 				continue // the broker only matters to the log variant
 			}
 			if st.Health != supervisor.HealthOK {

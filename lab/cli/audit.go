@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"text/tabwriter"
@@ -19,6 +20,7 @@ import (
 
 	"github.com/ratingslab/lab/lab/audit"
 	"github.com/ratingslab/lab/lab/journal"
+	"github.com/ratingslab/lab/services/variantname"
 )
 
 // errAuditFailed makes `lab audit` exit non-zero when it finds something,
@@ -263,7 +265,7 @@ counted as duplicates. (Experiments take this snapshot themselves.)`,
 		},
 	}
 	cmd.Flags().StringVar(&out, "out", "", "`file` to write (default: standard output)")
-	cmd.Flags().StringSliceVar(&variants, "variants", []string{"rpc", "stream"}, "variants to read")
+	cmd.Flags().StringSliceVar(&variants, "variants", slices.Clone(variantname.All), "variants to read")
 	cmd.Flags().StringArrayVar(&apiFlags, "api", nil, "public API of a variant, `variant=URL` (default: the lab's webserver ports)")
 	return cmd
 }

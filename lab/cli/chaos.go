@@ -28,6 +28,7 @@ import (
 	"github.com/ratingslab/lab/lab/parts"
 	"github.com/ratingslab/lab/lab/report"
 	"github.com/ratingslab/lab/lab/supervisor"
+	"github.com/ratingslab/lab/services/variantname"
 )
 
 func newChaosCmd(g *globals) *cobra.Command {
@@ -133,7 +134,7 @@ func printEquivalents(w io.Writer) {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "  NAME\tRPC\tSTREAM")
 	for _, e := range chaos.Equivalents() {
-		fmt.Fprintf(tw, "  %s\t%s\t%s\n", e.Name, e.Describe(chaos.VariantRPC), e.Describe(chaos.VariantStream))
+		fmt.Fprintf(tw, "  %s\t%s\t%s\n", e.Name, e.Describe(variantname.RPC), e.Describe(variantname.Stream))
 	}
 	tw.Flush()
 }
@@ -714,7 +715,7 @@ every variant's hypothesis held (in every run of a series).`,
 			}
 			env := chaos.Env{
 				Dir: g.dir(), Control: c, Faults: fc, Targets: lab.Targets,
-				APIs:           map[string]string{chaos.VariantRPC: "http://" + ports.WebserverRPC(), chaos.VariantStream: "http://" + ports.WebserverStream()},
+				APIs:           map[string]string{variantname.RPC: "http://" + ports.WebserverRPC(), variantname.Stream: "http://" + ports.WebserverStream()},
 				ControlMetrics: "http://" + st.Control + "/metrics", LoadMetricsAddr: ports.Load(),
 				// Direct, not an edge proxy: lag and dead letters are read
 				// from outside the processes and past every fault (every

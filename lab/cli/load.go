@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -23,6 +24,7 @@ import (
 	"github.com/ratingslab/lab/lab/bench"
 	"github.com/ratingslab/lab/lab/load"
 	"github.com/ratingslab/lab/loadtests"
+	"github.com/ratingslab/lab/services/variantname"
 )
 
 // loadFlags are `lab load`'s flags.
@@ -95,7 +97,7 @@ Client-side metrics are served on the lab's load port while it runs.`,
 	fl := cmd.Flags()
 	fl.StringVar(&f.scenario, "scenario", "steady", "scenario `name` (loadtests/scenarios) or path to a .json/.yaml file")
 	fl.StringVar(&f.scenariosDir, "scenarios", filepath.Join("loadtests", "scenarios"), "`dir`ectory searched for scenario names before the built-in copies")
-	fl.StringSliceVar(&f.variants, "variants", []string{"rpc", "stream"}, "variants to load, comma-separated")
+	fl.StringSliceVar(&f.variants, "variants", slices.Clone(variantname.All), "variants to load, comma-separated")
 	fl.StringArrayVar(&f.targets, "target", nil, "base URL of a variant, as `variant=URL` (repeatable; default: the lab's webservers)")
 	fl.StringVar(&f.rate, "rate", "", "constant arrival `rate` replacing the scenario's schedule, e.g. 500/s or 30/m")
 	fl.DurationVar(&f.duration, "duration", 0, "run length replacing the scenario's (a ramp is stretched to it)")
@@ -147,7 +149,7 @@ func runLoad(ctx context.Context, g *globals, f *loadFlags) error {
 		targeted = append(targeted, name)
 	}
 	opts := load.Options{
-		Scenario: f.scenario, ScenarioDirs: dirs, Variants: f.variants, Known: known, Targeted: targeted, Builtin: []string{"rpc", "stream"},
+		Scenario: f.scenario, ScenarioDirs: dirs, Variants: f.variants, Known: known, Targeted: targeted, Builtin: slices.Clone(variantname.All),
 		Rate: f.rate, Duration: f.duration, DurationSet: f.durationSet, From: f.from, SkipBad: f.skipBad,
 		Force: f.force, RunID: f.runID, Now: time.Now(),
 	}

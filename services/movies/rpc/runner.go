@@ -10,6 +10,7 @@ import (
 
 	"github.com/ratingslab/lab/services/movies/legacydb"
 	"github.com/ratingslab/lab/services/serve"
+	"github.com/ratingslab/lab/services/variantname"
 )
 
 // Runner is the movies-rpc part: `lab serve movies-rpc`.
@@ -48,7 +49,7 @@ func NewServer(db *legacydb.DB, reg *prometheus.Registry, log *slog.Logger) *ser
 		Registry: reg,
 		Ready:    db.Ping,
 		Info: func() map[string]any {
-			info := map[string]any{"variant": "rpc", "legacy_db": db.Path()}
+			info := map[string]any{"variant": variantname.RPC, "legacy_db": db.Path()}
 			if d := db.QueryDelay(); d > 0 {
 				info["slow_db"] = d.String()
 			}
