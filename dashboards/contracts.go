@@ -1,6 +1,9 @@
 package dashboards
 
-import "github.com/ratingslab/lab/services/variantname"
+import (
+	"github.com/ratingslab/lab/services/metricname"
+	"github.com/ratingslab/lab/services/variantname"
+)
 
 // The contracts row of the Kafka dashboard: what the schema registry and
 // the event codecs of the log variant do (lab up --format avro). With
@@ -8,10 +11,10 @@ import "github.com/ratingslab/lab/services/variantname"
 // decides nothing.
 
 func contractsRow() row {
-	records := sel("lab_event_records_total", re("topic", "$topic"))
-	failures := sel("lab_event_decode_failures_total", re("topic", "$topic"))
-	decisions := sel("lab_schema_registry_decisions_total")
-	requests := sel("lab_schema_registry_requests_total")
+	records := sel(metricname.EventRecordsTotal, re("topic", "$topic"))
+	failures := sel(metricname.EventDecodeFailuresTotal, re("topic", "$topic"))
+	decisions := sel(metricname.SchemaRegistryDecisionsTotal)
+	requests := sel(metricname.SchemaRegistryRequestsTotal)
 	return row{id: 400, title: "Contracts (schema registry)", panels: []panel{
 		{id: 401, kind: timeSeries, variant: variantname.Stream, width: 8, height: 8,
 			title: "Records per topic and schema version",
@@ -27,7 +30,7 @@ func contractsRow() row {
 			unit: "reqps", min: ptr(0.0),
 			queries: []query{
 				{expr: sumBy("decision", rate(decisions)), legend: "registry: {{decision}}", requires: []string{decisions}},
-				{expr: sumBy("part, operation, result", rate(sel("lab_schema_registry_requests_total", `result!="ok"`))),
+				{expr: sumBy("part, operation, result", rate(sel(metricname.SchemaRegistryRequestsTotal, `result!="ok"`))),
 					legend: "{{part}} {{operation}}: {{result}}", requires: []string{requests}},
 			}},
 		{id: 403, kind: timeSeries, variant: variantname.Stream, width: 8, height: 8,

@@ -1,6 +1,9 @@
 package dashboards
 
-import "github.com/ratingslab/lab/services/variantname"
+import (
+	"github.com/ratingslab/lab/services/metricname"
+	"github.com/ratingslab/lab/services/variantname"
+)
 
 // The overview is for someone watching a cascade unfold: the lab row on top
 // says what was done (faults) and what is running; below, one row per
@@ -80,14 +83,14 @@ func variantTitle(variant string) string {
 
 // loadRequests selects the load generator's request counter for a variant.
 func loadRequests(variant string, more ...string) string {
-	return sel("lab_load_requests_total", append([]string{eq("variant", variant), re("kind", "$kind")}, more...)...)
+	return sel(metricname.LoadRequestsTotal, append([]string{eq("variant", variant), re("kind", "$kind")}, more...)...)
 }
 
 func faultsQuery() query {
 	return query{
-		expr:     maxBy("fault, target", "lab_fault_active") + " > 0",
+		expr:     maxBy("fault, target", metricname.FaultActive) + " > 0",
 		legend:   "{{fault}} on {{target}}",
-		requires: []string{"lab_fault_active"},
+		requires: []string{metricname.FaultActive},
 	}
 }
 
@@ -107,8 +110,8 @@ func partsUp(id uint32) panel {
 		title:       "Parts up",
 		description: "Whether each part's process runs and is healthy, as the supervisor sees it (lab_part_up). A killed or paused part turns red.",
 		queries: []query{{
-			expr: maxBy("part", "lab_part_up"), legend: "{{part}}",
-			requires: []string{"lab_part_up"},
+			expr: maxBy("part", metricname.PartUp), legend: "{{part}}",
+			requires: []string{metricname.PartUp},
 		}},
 		states: []state{{value: "0", text: "down", colour: "red"}, {value: "1", text: "up", colour: "green"}},
 	}
@@ -130,7 +133,7 @@ func clientSuccess(id uint32, variant string) panel {
 }
 
 func clientLatency(id uint32, variant string) panel {
-	bucket := sel("lab_load_request_duration_seconds_bucket", eq("variant", variant), re("kind", "$kind"))
+	bucket := sel(metricname.LoadRequestDurationSeconds+"_bucket", eq("variant", variant), re("kind", "$kind"))
 	return panel{
 		id: id, kind: timeSeries, variant: variant, width: 12, height: 8,
 		title: variantTitle(variant) + " · latency p50 / p99",
@@ -173,7 +176,7 @@ func clientErrors(id uint32, variant string) panel {
 }
 
 func ledger(id uint32, variant string) panel {
-	ratings := sel("lab_load_requests_total", eq("variant", variant), eq("kind", kindRating))
+	ratings := sel(metricname.LoadRequestsTotal, eq("variant", variant), eq("kind", kindRating))
 	return panel{
 		id: id, kind: timeSeries, variant: variant, width: 12, height: 8,
 		title: variantTitle(variant) + " · ratings by outcome (ledger)",
@@ -200,9 +203,9 @@ func rejectedCalls(id uint32) panel {
 			"the RPC variant sheds load instead of queueing it. Zero while breakers are closed.",
 		unit: "reqps", min: ptr(0.0),
 		queries: []query{{
-			expr:     sumBy("part, dependency", rateOrZero(sel("lab_dependency_calls_total", rpc, eq("result", "rejected")), sel("lab_dependency_calls_total", rpc))),
+			expr:     sumBy("part, dependency", rateOrZero(sel(metricname.DependencyCallsTotal, rpc, eq("result", "rejected")), sel(metricname.DependencyCallsTotal, rpc))),
 			legend:   "{{part}} → {{dependency}}",
-			requires: []string{sel("lab_dependency_calls_total", rpc)},
+			requires: []string{sel(metricname.DependencyCallsTotal, rpc)},
 		}},
 	}
 }

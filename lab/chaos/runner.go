@@ -28,6 +28,7 @@ import (
 	"github.com/ratingslab/lab/lab/sampler"
 	"github.com/ratingslab/lab/lab/supervisor"
 	"github.com/ratingslab/lab/services/duration"
+	"github.com/ratingslab/lab/services/metricname"
 	"github.com/ratingslab/lab/services/variantname"
 )
 
@@ -383,7 +384,7 @@ func addDashboardP99(windows []journal.ClientWindow, reg prometheus.Gatherer) {
 			continue
 		}
 		for _, f := range fams {
-			if f.GetName() != metricLoadDuration {
+			if f.GetName() != metricname.LoadRequestDurationSeconds {
 				continue
 			}
 			b := histogram(f, func(m *dto.Metric) bool { return label(m, "variant") == w.Variant })
