@@ -4,23 +4,16 @@
 package kv
 
 import (
+	"maps"
 	"slices"
 	"strings"
 )
 
 // Join returns m as "k1=v1, k2=v2", keys sorted; "" for an empty map.
 func Join(m map[string]string) string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
+	pairs := make([]string, 0, len(m))
+	for _, k := range slices.Sorted(maps.Keys(m)) {
+		pairs = append(pairs, k+"="+m[k])
 	}
-	slices.Sort(keys)
-	var b strings.Builder
-	for i, k := range keys {
-		if i > 0 {
-			b.WriteString(", ")
-		}
-		b.WriteString(k + "=" + m[k])
-	}
-	return b.String()
+	return strings.Join(pairs, ", ")
 }
