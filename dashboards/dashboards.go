@@ -14,12 +14,11 @@
 // so what is checked against Prometheus is exactly what Grafana runs.
 package dashboards
 
-// Variants the lab runs, as the scrape's `variant` label names them.
-const (
-	VariantRPC    = "rpc"
-	VariantStream = "stream"
-	VariantLab    = "lab" // the supervisor's view: faults, parts
-)
+import "github.com/ratingslab/lab/services/variantname"
+
+// VariantLab is the `variant` label of the supervisor's view (faults,
+// parts) beside the two integration patterns (services/variantname).
+const VariantLab = "lab"
 
 // DatasourceUID is the provisioned Prometheus datasource
 // (provisioning/datasources/prometheus.yaml); panels reach it through the
@@ -146,5 +145,5 @@ func ptr[T any](v T) *T { return &v }
 
 // boards lists every dashboard in generation order.
 func boards() []board {
-	return []board{overview(), drillDown(VariantRPC), drillDown(VariantStream), kafka()}
+	return []board{overview(), drillDown(variantname.RPC), drillDown(variantname.Stream), kafka()}
 }

@@ -18,6 +18,7 @@ import (
 
 	"github.com/ratingslab/lab/lab/prom"
 	"github.com/ratingslab/lab/lab/prom/promtest"
+	"github.com/ratingslab/lab/services/variantname"
 )
 
 func generated(t *testing.T) map[string][]byte {
@@ -229,7 +230,7 @@ func TestPanelsHaveStableIDsUnitsLegendsAndTheLabDatasource(t *testing.T) {
 }
 
 func TestDrillDownsHaveVariantAndPartVariables(t *testing.T) {
-	for _, variant := range []string{VariantRPC, VariantStream} {
+	for _, variant := range []string{variantname.RPC, variantname.Stream} {
 		d := decode(t, generated(t)[variant+".json"])
 		var names []string
 		for _, v := range d.Templating.List {
@@ -320,7 +321,7 @@ func TestQueriesAreTheDashboardsQueriesWithVariablesSubstituted(t *testing.T) {
 				t.Errorf("%s panel %d: unsubstituted variable in required %s", q.Dashboard, q.PanelID, s)
 			}
 		}
-		if !slices.Contains([]string{VariantRPC, VariantStream, VariantLab}, q.Variant) {
+		if !slices.Contains([]string{variantname.RPC, variantname.Stream, VariantLab}, q.Variant) {
 			t.Errorf("%s panel %d: variant %q", q.Dashboard, q.PanelID, q.Variant)
 		}
 		if (q.Dashboard == "rpc" || q.Dashboard == "stream") && !strings.Contains(q.Expr, `variant="`+q.Dashboard+`"`) && q.PanelID != 0 {
@@ -344,7 +345,7 @@ func TestQueriesAreTheDashboardsQueriesWithVariablesSubstituted(t *testing.T) {
 		}
 	}
 	// Both variants have every client-side signal in the overview.
-	for _, v := range []string{VariantRPC, VariantStream} {
+	for _, v := range []string{variantname.RPC, variantname.Stream} {
 		n := 0
 		for _, q := range qs {
 			if q.Dashboard == "overview" && q.Variant == v {

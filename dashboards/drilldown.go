@@ -1,5 +1,10 @@
 package dashboards
 
+import (
+	"github.com/ratingslab/lab/services/metricname"
+	"github.com/ratingslab/lab/services/variantname"
+)
+
 // One drill-down dashboard per variant: the same skeleton (RED per service,
 // runtime), the variant's own middle (RPC: outbound calls and breakers; log:
 // Kafka clients, processing and views). $variant is a hidden constant, so
@@ -27,7 +32,7 @@ func drillDown(variant string) board {
 		auditTable(1001, variant), recoveryTable(1002, variant),
 	}}
 	switch variant {
-	case VariantRPC:
+	case variantname.RPC:
 		b.title = "RPC variant — services"
 		b.description = "Per service and per dependency: what each RPC service serves, what it calls, and how its breakers react."
 		b.rows = []row{red, {id: 200, title: "Outbound calls — per dependency", panels: []panel{
@@ -39,13 +44,13 @@ func drillDown(variant string) board {
 			poolWaiting(302, scope),
 			edgeCalls(303, scope),
 		}}, bulkheads(scope), runtime, verdicts}
-	case VariantStream:
+	case variantname.Stream:
 		b.title = "Log variant — services"
 		b.description = "Per service: what each log-variant service serves, produces and consumes, how far behind it is, and how fresh its view is."
 		b.rows = []row{red,
 			{id: 200, title: "Kafka clients — per topic", panels: []panel{
-				withTitle(kafkaRate(201, "lab_kafka_produced_messages_total", "part, topic", "{{part}} → {{topic}}", scope...), "Produced (acknowledged) by part and topic", 8),
-				withTitle(kafkaRate(202, "lab_kafka_consumed_messages_total", "part, topic", "{{part}} ← {{topic}}", scope...), "Consumed (applied) by part and topic", 8),
+				withTitle(kafkaRate(201, metricname.KafkaProducedMessagesTotal, "part, topic", "{{part}} → {{topic}}", scope...), "Produced (acknowledged) by part and topic", 8),
+				withTitle(kafkaRate(202, metricname.KafkaConsumedMessagesTotal, "part, topic", "{{part}} ← {{topic}}", scope...), "Consumed (applied) by part and topic", 8),
 				withTitle(consumerLag(203, "part, topic", "{{part}} {{topic}}", scope...), "Consumer lag by part and topic", 8),
 			}},
 			{id: 300, title: "Processing and views", panels: []panel{
@@ -69,8 +74,8 @@ func drillDown(variant string) board {
 
 func redPanels(scope []string) []panel {
 	served := append(append([]string{}, scope...), nre("route", infraRoutes))
-	requests := sel("lab_http_requests_total", served...)
-	bucket := sel("lab_http_request_duration_seconds_bucket", served...)
+	requests := sel(metricname.HTTPRequestsTotal, served...)
+	bucket := sel(metricname.HTTPRequestDurationSeconds+"_bucket", served...)
 	return []panel{
 		{
 			id: 101, kind: timeSeries, width: 8, height: 8,
@@ -85,7 +90,7 @@ func redPanels(scope []string) []panel {
 			description: "Share of requests answered with a 5xx status, per part and route.",
 			unit:        "percentunit", min: ptr(0.0), max: ptr(1.0),
 			queries: []query{{
-				expr:   shareBy("part, route", sel("lab_http_requests_total", append(append([]string{}, served...), re("code", "5.."))...), requests),
+				expr:   shareBy("part, route", sel(metricname.HTTPRequestsTotal, append(append([]string{}, served...), re("code", "5.."))...), requests),
 				legend: "{{part}} {{route}}",
 			}},
 		},
@@ -141,9 +146,9 @@ func runtimePanels(scope []string) []panel {
 
 // breakerStates is the state timeline of the RPC circuit breakers.
 func breakerStates(id uint32, matchers ...string) panel {
-	states := sel("lab_breaker_state", matchers...)
+	states := sel(metricname.BreakerState, matchers...)
 	return panel{
-		id: id, kind: stateTimeline, variant: VariantRPC, width: 12, height: 8,
+		id: id, kind: stateTimeline, variant: variantname.RPC, width: 12, height: 8,
 		title:       "Circuit breakers",
 		description: "State of each caller's breaker per dependency and operation (lab_breaker_state; reads and writes have their own): closed, half-open (probing), open (rejecting calls), disabled (lab breakers off).",
 		queries:     []query{{expr: maxBy("part, dependency, operation", states), legend: "{{part}} → {{dependency}} {{operation}}s", requires: []string{states}}},
@@ -158,10 +163,10 @@ func breakerStates(id uint32, matchers ...string) panel {
 
 // poolUtilisation is the share of each edge's connection pool in use.
 func poolUtilisation(id uint32, scope []string) panel {
-	inUse := sel("lab_dependency_pool_in_use_connections", scope...)
-	size := sel("lab_dependency_pool_connections", scope...)
+	inUse := sel(metricname.DependencyPoolInUseConnections, scope...)
+	size := sel(metricname.DependencyPoolConnections, scope...)
 	return panel{
-		id: id, kind: timeSeries, variant: VariantRPC, width: 8, height: 8,
+		id: id, kind: timeSeries, variant: variantname.RPC, width: 8, height: 8,
 		title: "Connection pool in use — per edge",
 		description: "Share of the caller's connection pool to each dependency held by a call now (lab_dependency_pool_in_use_connections / lab_dependency_pool_connections, --max-conns). " +
 			"At 100 % further calls wait for a connection, reads and writes alike: with breakers off and a slow dependency, this is where the cascade starts.",
@@ -172,9 +177,9 @@ func poolUtilisation(id uint32, scope []string) panel {
 
 // poolWaiting is the calls waiting for a connection per edge.
 func poolWaiting(id uint32, scope []string) panel {
-	waiting := sel("lab_dependency_pool_waiting_calls", scope...)
+	waiting := sel(metricname.DependencyPoolWaitingCalls, scope...)
 	return panel{
-		id: id, kind: timeSeries, variant: VariantRPC, width: 8, height: 8,
+		id: id, kind: timeSeries, variant: variantname.RPC, width: 8, height: 8,
 		title:       "Calls waiting for a connection — per edge",
 		description: "Calls queued for a pooled connection to each dependency (lab_dependency_pool_waiting_calls, at most --max-pending); each waits at most its attempt's timeout.",
 		unit:        "short", min: ptr(0.0),
@@ -185,10 +190,10 @@ func poolWaiting(id uint32, scope []string) panel {
 // edgeCalls is the call attempts per second on each edge beside what the
 // dependency served: retry amplification shows as the gap.
 func edgeCalls(id uint32, scope []string) panel {
-	calls := sel("lab_dependency_calls_total", append(append([]string{}, scope...), `result!="rejected"`)...)
-	served := sel("lab_http_requests_total", append(append([]string{}, scope...), nre("route", infraRoutes))...)
+	calls := sel(metricname.DependencyCallsTotal, append(append([]string{}, scope...), `result!="rejected"`)...)
+	served := sel(metricname.HTTPRequestsTotal, append(append([]string{}, scope...), nre("route", infraRoutes))...)
 	return panel{
-		id: id, kind: timeSeries, variant: VariantRPC, width: 8, height: 8,
+		id: id, kind: timeSeries, variant: variantname.RPC, width: 8, height: 8,
 		title: "Calls per second — per edge, and served per part",
 		description: "Call attempts per second on each edge, retries included, breaker rejections not (lab_dependency_calls_total), " +
 			"beside the requests each part served (lab_http_requests_total): with retries on, a failing dependency gets a multiple of the load.",
@@ -203,10 +208,10 @@ func edgeCalls(id uint32, scope []string) panel {
 // bulkheads is every part's bulkhead: requests in flight, queued, and
 // rejected (503) per second.
 func bulkheads(scope []string) row {
-	inflight := sel("lab_http_inflight_requests", scope...)
-	limit := sel("lab_http_inflight_limit", scope...)
-	queued := sel("lab_http_queued_requests", scope...)
-	rejected := sel("lab_http_rejected_requests_total", scope...)
+	inflight := sel(metricname.HTTPInflightRequests, scope...)
+	limit := sel(metricname.HTTPInflightLimit, scope...)
+	queued := sel(metricname.HTTPQueuedRequests, scope...)
+	rejected := sel(metricname.HTTPRejectedRequestsTotal, scope...)
 	return row{id: 400, title: "Bulkheads — requests in flight and queued per part", panels: []panel{
 		{
 			id: 401, kind: timeSeries, width: 8, height: 8,
@@ -234,9 +239,9 @@ func bulkheads(scope []string) row {
 
 // callsByResult is the outbound call rate split by result.
 func callsByResult(id uint32, by, legend string, matchers ...string) panel {
-	calls := sel("lab_dependency_calls_total", matchers...)
+	calls := sel(metricname.DependencyCallsTotal, matchers...)
 	return panel{
-		id: id, kind: timeSeries, variant: VariantRPC, width: 12, height: 8, stacked: true,
+		id: id, kind: timeSeries, variant: variantname.RPC, width: 12, height: 8, stacked: true,
 		title: "Dependency calls by result",
 		description: "Outbound call attempts per second by result (lab_dependency_calls_total): success, failure (error or timeout; each retry is one more), " +
 			"rejected (an open breaker refused the call), passed_on (a 503 the dependency passed on from its own dependency: not counted by the breaker).",
@@ -247,7 +252,7 @@ func callsByResult(id uint32, by, legend string, matchers ...string) panel {
 }
 
 func callDuration(id uint32, scope []string) panel {
-	bucket := sel("lab_dependency_call_duration_seconds_bucket", scope...)
+	bucket := sel(metricname.DependencyCallDurationSeconds+"_bucket", scope...)
 	return panel{
 		id: id, kind: timeSeries, width: 8, height: 8,
 		title:       "Call duration — p50 / p99 by dependency",
@@ -262,9 +267,9 @@ func callDuration(id uint32, scope []string) panel {
 
 // consumerLag is the sum of partition lags by the given labels.
 func consumerLag(id uint32, by, legend string, matchers ...string) panel {
-	lag := sel("lab_kafka_consumer_lag_messages", matchers...)
+	lag := sel(metricname.KafkaConsumerLagMessages, matchers...)
 	return panel{
-		id: id, kind: timeSeries, variant: VariantStream, width: 12, height: 8,
+		id: id, kind: timeSeries, variant: variantname.Stream, width: 12, height: 8,
 		title: "Consumer lag",
 		description: "Records on the log not yet applied by each consumer (lab_kafka_consumer_lag_messages): " +
 			"the log variant queues work instead of failing it.",
@@ -274,9 +279,9 @@ func consumerLag(id uint32, by, legend string, matchers ...string) panel {
 }
 
 func viewFreshness(id uint32, matchers ...string) panel {
-	bucket := sel("lab_view_freshness_seconds_bucket", matchers...)
+	bucket := sel(metricname.ViewFreshnessSeconds+"_bucket", matchers...)
 	return panel{
-		id: id, kind: timeSeries, variant: VariantStream, width: 12, height: 8,
+		id: id, kind: timeSeries, variant: variantname.Stream, width: 12, height: 8,
 		title: "View freshness p50 / p99",
 		description: "How old an event is when it becomes visible in a view (lab_view_freshness_seconds), per part and view. " +
 			"Gaps mean nothing was applied in the window: look at the lag.",
@@ -290,17 +295,17 @@ func viewFreshness(id uint32, matchers ...string) panel {
 
 func deadLetters(id uint32, matchers ...string) panel {
 	return panel{
-		id: id, kind: timeSeries, variant: VariantStream, width: 12, height: 8,
+		id: id, kind: timeSeries, variant: variantname.Stream, width: 12, height: 8,
 		title:       "Dead-lettered events",
 		description: "Events written to ratings-dlq per second, by part and reason (lab_dlq_messages_total). Zero until the first one.",
 		unit:        "mps", min: ptr(0.0),
-		queries: []query{{expr: orNone(sumBy("part, reason", rate(sel("lab_dlq_messages_total", matchers...))), "reason"), legend: "{{part}} {{reason}}"}},
+		queries: []query{{expr: orNone(sumBy("part, reason", rate(sel(metricname.DLQMessagesTotal, matchers...))), "reason"), legend: "{{part}} {{reason}}"}},
 		colours: []seriesColour{{match: ".*none", colour: "green"}},
 	}
 }
 
 func batchDuration(id uint32, scope []string) panel {
-	bucket := sel("lab_stream_batch_duration_seconds_bucket", scope...)
+	bucket := sel(metricname.StreamBatchDurationSeconds+"_bucket", scope...)
 	return panel{
 		id: id, kind: timeSeries, width: 6, height: 8,
 		title:       "Batch duration p50 / p99",
@@ -316,7 +321,7 @@ func batchDuration(id uint32, scope []string) panel {
 // restoreTime is how long taken-over partitions took to include the whole
 // log, by where their state came from (ratings-stream, effectively-once).
 func restoreTime(id uint32, scope []string) panel {
-	sum, count := sel("lab_stream_restore_duration_seconds_sum", scope...), sel("lab_stream_restore_duration_seconds_count", scope...)
+	sum, count := sel(metricname.StreamRestoreDurationSeconds+"_sum", scope...), sel(metricname.StreamRestoreDurationSeconds+"_count", scope...)
 	return panel{
 		id: id, kind: timeSeries, width: 12, height: 8,
 		title: "Partition restore time (after a rebalance)",
@@ -330,7 +335,7 @@ func restoreTime(id uint32, scope []string) panel {
 }
 
 func viewRows(id uint32, scope []string) panel {
-	rows := sel("lab_view_rows", scope...)
+	rows := sel(metricname.ViewRows, scope...)
 	return panel{
 		id: id, kind: timeSeries, width: 6, height: 8,
 		title:       "View rows",
@@ -342,15 +347,15 @@ func viewRows(id uint32, scope []string) panel {
 
 // What the Kafka client counters count.
 var kafkaCounterMeaning = map[string]string{
-	"lab_kafka_produced_messages_total": "Records per second the broker acknowledged (acks=all) to the producing part (lab_kafka_produced_messages_total).",
-	"lab_kafka_consumed_messages_total": "Records per second the consuming part applied and committed (lab_kafka_consumed_messages_total).",
+	metricname.KafkaProducedMessagesTotal: "Records per second the broker acknowledged (acks=all) to the producing part (lab_kafka_produced_messages_total).",
+	metricname.KafkaConsumedMessagesTotal: "Records per second the consuming part applied and committed (lab_kafka_consumed_messages_total).",
 }
 
 // kafkaRate is a Kafka client counter's rate by the given labels.
 func kafkaRate(id uint32, metric, by, legend string, matchers ...string) panel {
 	s := sel(metric, matchers...)
 	return panel{
-		id: id, kind: timeSeries, variant: VariantStream, width: 8, height: 8,
+		id: id, kind: timeSeries, variant: variantname.Stream, width: 8, height: 8,
 		description: kafkaCounterMeaning[metric],
 		unit:        "mps", min: ptr(0.0),
 		queries: []query{{expr: sumBy(by, rate(s)), legend: legend, requires: []string{s}}},

@@ -1,5 +1,10 @@
 package dashboards
 
+import (
+	"github.com/ratingslab/lab/services/metricname"
+	"github.com/ratingslab/lab/services/variantname"
+)
+
 // The Kafka dashboard reads the clients' metrics: the lab has no broker
 // exporter (kfake in native mode), and the clients know what matters here —
 // what was acknowledged, what was applied, and how far behind each
@@ -18,15 +23,15 @@ func kafka() board {
 		tags: []string{"ratings-lab", "kafka"},
 		vars: []variable{
 			{name: "topic", display: "Topic", kind: queryVariable,
-				match: `{__name__=~"lab_kafka_produced_messages_total|lab_kafka_consumed_messages_total"}`, label: "topic", live: allValue},
+				match: `{__name__=~"` + metricname.KafkaProducedMessagesTotal + "|" + metricname.KafkaConsumedMessagesTotal + `"}`, label: "topic", live: allValue},
 			{name: "group", display: "Consumer group (part)", kind: queryVariable,
-				match: "lab_kafka_consumer_lag_messages", label: "part", live: allValue},
+				match: metricname.KafkaConsumerLagMessages, label: "part", live: allValue},
 		},
 		rows: []row{
 			{id: 100, title: "Topics", panels: []panel{
-				withTitle(kafkaRate(101, "lab_kafka_produced_messages_total", "topic", "{{topic}}", topicOnly...), "Produced per topic", 8),
-				withTitle(kafkaRate(102, "lab_kafka_consumed_messages_total", "part, topic", "{{part}} ← {{topic}}", scope...), "Consumed per topic and group", 8),
-				withTitle(kafkaRate(103, "lab_kafka_produced_messages_total", "part, topic", "{{part}} → {{topic}}", topicOnly...), "Produced per producer and topic", 8),
+				withTitle(kafkaRate(101, metricname.KafkaProducedMessagesTotal, "topic", "{{topic}}", topicOnly...), "Produced per topic", 8),
+				withTitle(kafkaRate(102, metricname.KafkaConsumedMessagesTotal, "part, topic", "{{part}} ← {{topic}}", scope...), "Consumed per topic and group", 8),
+				withTitle(kafkaRate(103, metricname.KafkaProducedMessagesTotal, "part, topic", "{{part}} → {{topic}}", topicOnly...), "Produced per producer and topic", 8),
 			}},
 			{id: 200, title: "Partitions", panels: []panel{
 				withTitle(consumerLag(201, "part, topic, partition", "{{part}} {{topic}}/{{partition}}", scope...), "Lag per group, topic and partition", 12),
@@ -45,9 +50,9 @@ func kafka() board {
 // catches up): produce rate minus apply rate, which the client counters
 // cannot give per partition.
 func lagGrowth(id uint32, scope []string) panel {
-	lag := sel("lab_kafka_consumer_lag_messages", scope...)
+	lag := sel(metricname.KafkaConsumerLagMessages, scope...)
 	return panel{
-		id: id, kind: timeSeries, variant: VariantStream, width: 12, height: 8,
+		id: id, kind: timeSeries, variant: variantname.Stream, width: 12, height: 8,
 		title: "Lag growth per partition",
 		description: "Change of each partition's lag per second: positive while records arrive faster than the group applies them, " +
 			"negative while it catches up.",

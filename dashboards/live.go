@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/ratingslab/lab/lab/prom"
+	"github.com/ratingslab/lab/services/variantname"
 )
 
 // The live check looks at the last LiveWindow, at LiveStep resolution, as a
@@ -86,7 +87,7 @@ func CheckLive(ctx context.Context, promURL string, variants []string) error {
 	}
 
 	if checked == 0 {
-		return fmt.Errorf("live check: no query for variants %v (known: %s, %s)", variants, VariantRPC, VariantStream)
+		return fmt.Errorf("live check: no query for variants %v (known: %s, %s)", variants, variantname.RPC, variantname.Stream)
 	}
 	if len(problems) > 0 {
 		return errors.New(fmt.Sprintf("live check: %d problem(s) in %d dashboard queries against %s:\n", len(problems), checked, promURL) +

@@ -18,6 +18,7 @@ import (
 	"github.com/ratingslab/lab/lab/prom"
 	"github.com/ratingslab/lab/lab/prom/promtest"
 	"github.com/ratingslab/lab/services/servetest"
+	"github.com/ratingslab/lab/services/variantname"
 )
 
 // contractLab serves the metric contract of docs/architecture.md (table
@@ -149,7 +150,7 @@ func newContractLab(t *testing.T) *contractLab {
 	loadRequests := counter(load, "lab_load_requests_total", "variant", "kind", "outcome", "expected")
 	loadDuration := histogram(load, "lab_load_request_duration_seconds", "variant", "kind")
 	l.every(func(r *rand.Rand) {
-		for _, v := range []string{VariantRPC, VariantStream} {
+		for _, v := range []string{variantname.RPC, variantname.Stream} {
 			for _, kind := range []string{"rating", "movie", "list"} {
 				loadRequests.WithLabelValues(v, kind, "acknowledged", "true").Add(3)
 				loadRequests.WithLabelValues(v, kind, []string{"rejected", "failed", "ambiguous"}[r.IntN(3)], "false").Inc()
@@ -158,27 +159,27 @@ func newContractLab(t *testing.T) *contractLab {
 		}
 	})
 
-	ws := l.part(t, "webserver-rpc", VariantRPC, false, true)
+	ws := l.part(t, "webserver-rpc", variantname.RPC, false, true)
 	l.httpService(ws, "POST /api/ratings", "GET /api/movies", "GET /api/movies/{id}")
 	l.caller(ws, "ratings-rpc")
-	rr := l.part(t, "ratings-rpc", VariantRPC, false, true)
+	rr := l.part(t, "ratings-rpc", variantname.RPC, false, true)
 	l.httpService(rr, "POST /ratings", "GET /ratings")
 	l.caller(rr, "movies-rpc")
-	mr := l.part(t, "movies-rpc", VariantRPC, false, true)
+	mr := l.part(t, "movies-rpc", variantname.RPC, false, true)
 	l.httpService(mr, "GET /movies/{id}")
 
-	wss := l.part(t, "webserver-stream", VariantStream, false, true)
+	wss := l.part(t, "webserver-stream", variantname.Stream, false, true)
 	l.httpService(wss, "POST /api/ratings", "GET /api/movies")
 	l.kafkaClient(wss, []string{"ratings"}, []string{"rated-movies", "movies"})
 	l.view(wss, "rated-movies", "movies")
-	rs := l.part(t, "ratings-stream", VariantStream, false, true)
+	rs := l.part(t, "ratings-stream", variantname.Stream, false, true)
 	l.kafkaClient(rs, []string{"rated-movies"}, []string{"ratings", "movies"})
 	batch := histogram(rs, "lab_stream_batch_duration_seconds")
 	counter(rs, "lab_dlq_messages_total", "reason") // no dead letters: the panel reads zero
 	l.every(func(r *rand.Rand) { batch.WithLabelValues().Observe(r.Float64() / 50) })
 	restore := histogram(rs, "lab_stream_restore_duration_seconds", "from") // partitions taken over now and then
 	l.every(func(r *rand.Rand) { restore.WithLabelValues("changelog").Observe(r.Float64() / 5) })
-	mc := l.part(t, "movies-connect", VariantStream, false, true)
+	mc := l.part(t, "movies-connect", variantname.Stream, false, true)
 	l.kafkaClient(mc, []string{"movies"}, nil)
 	for _, reg := range []*prometheus.Registry{wss, rs, mc} {
 		l.codec(reg)
@@ -242,7 +243,7 @@ func TestCheckLiveAgainstAPrometheusScrapingTheMetricContract(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	go lab.run(ctx)
-	variants := []string{VariantRPC, VariantStream}
+	variants := []string{variantname.RPC, variantname.Stream}
 
 	// Without a fault injected, exactly the fault queries lack data.
 	var last []string
@@ -272,7 +273,7 @@ func TestCheckLiveAgainstAPrometheusScrapingTheMetricContract(t *testing.T) {
 		return CheckLive(ctx, url, variants)
 	})
 	// Checking one variant only is fine too.
-	if err := CheckLive(ctx, url, []string{VariantRPC}); err != nil {
+	if err := CheckLive(ctx, url, []string{variantname.RPC}); err != nil {
 		t.Errorf("CheckLive(rpc): %v", err)
 	}
 }
@@ -283,7 +284,7 @@ func TestCheckLiveReportsAnUnreachablePrometheus(t *testing.T) {
 	srv.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	err := CheckLive(ctx, url, []string{VariantRPC})
+	err := CheckLive(ctx, url, []string{variantname.RPC})
 	if err == nil || !strings.Contains(err.Error(), "does not parse") && !strings.Contains(err.Error(), "connect") {
 		t.Errorf("CheckLive against nothing = %v, want errors naming the failure", err)
 	}

@@ -1,5 +1,10 @@
 package dashboards
 
+import (
+	"github.com/ratingslab/lab/services/metricname"
+	"github.com/ratingslab/lab/services/variantname"
+)
+
 // The overview is for someone watching a cascade unfold: the lab row on top
 // says what was done (faults) and what is running; below, one row per
 // signal, the RPC variant on the left in blue and the log variant on the
@@ -35,16 +40,16 @@ func overview() board {
 			sideBySide(400, "Throughput — sent and acknowledged", clientThroughput),
 			sideBySide(500, "Errors by kind — failed or ambiguous requests", clientErrors),
 			{id: 600, title: "Back-pressure — circuit breakers (RPC) vs consumer lag (log)", panels: []panel{
-				withTitle(breakerStates(601, eq("variant", VariantRPC)), "RPC · circuit breakers", 12),
-				withTitle(consumerLag(602, "part, topic", "{{part}} {{topic}}", eq("variant", VariantStream)), "Log · consumer lag", 12),
+				withTitle(breakerStates(601, eq("variant", variantname.RPC)), "RPC · circuit breakers", 12),
+				withTitle(consumerLag(602, "part, topic", "{{part}} {{topic}}", eq("variant", variantname.Stream)), "Log · consumer lag", 12),
 			}},
 			{id: 700, title: "Shedding vs delay — rejected calls (RPC) vs view freshness (log)", panels: []panel{
 				rejectedCalls(701),
-				withTitle(viewFreshness(702, eq("variant", VariantStream)), "Log · view freshness p50 / p99", 12),
+				withTitle(viewFreshness(702, eq("variant", variantname.Stream)), "Log · view freshness p50 / p99", 12),
 			}},
 			{id: 800, title: "Failures absorbed — calls by result (RPC) vs dead-lettered events (log)", panels: []panel{
-				withTitle(callsByResult(801, "dependency, result", "{{dependency}} {{result}}", eq("variant", VariantRPC)), "RPC · dependency calls by result", 12),
-				withTitle(deadLetters(802, eq("variant", VariantStream)), "Log · dead-lettered events", 12),
+				withTitle(callsByResult(801, "dependency, result", "{{dependency}} {{result}}", eq("variant", variantname.RPC)), "RPC · dependency calls by result", 12),
+				withTitle(deadLetters(802, eq("variant", variantname.Stream)), "Log · dead-lettered events", 12),
 			}},
 			sideBySide(900, "Audit — the load generator's ledger of ratings", ledger),
 			sideBySide(1000, "Exact client latency — from the runs' ledgers (lab data source)", exactLatency),
@@ -57,7 +62,7 @@ func overview() board {
 
 // sideBySide is a row with the signal for RPC (left) and log (right).
 func sideBySide(id uint32, title string, signal func(id uint32, variant string) panel) row {
-	return row{id: id, title: title, panels: []panel{signal(id+1, VariantRPC), signal(id+2, VariantStream)}}
+	return row{id: id, title: title, panels: []panel{signal(id+1, variantname.RPC), signal(id+2, variantname.Stream)}}
 }
 
 func withTitle(p panel, title string, width uint32) panel {
@@ -68,9 +73,9 @@ func withTitle(p panel, title string, width uint32) panel {
 // variantTitle names a variant in panel titles.
 func variantTitle(variant string) string {
 	switch variant {
-	case VariantRPC:
+	case variantname.RPC:
 		return "RPC"
-	case VariantStream:
+	case variantname.Stream:
 		return "Log"
 	}
 	return "Lab"
@@ -78,14 +83,14 @@ func variantTitle(variant string) string {
 
 // loadRequests selects the load generator's request counter for a variant.
 func loadRequests(variant string, more ...string) string {
-	return sel("lab_load_requests_total", append([]string{eq("variant", variant), re("kind", "$kind")}, more...)...)
+	return sel(metricname.LoadRequestsTotal, append([]string{eq("variant", variant), re("kind", "$kind")}, more...)...)
 }
 
 func faultsQuery() query {
 	return query{
-		expr:     maxBy("fault, target", "lab_fault_active") + " > 0",
+		expr:     maxBy("fault, target", metricname.FaultActive) + " > 0",
 		legend:   "{{fault}} on {{target}}",
-		requires: []string{"lab_fault_active"},
+		requires: []string{metricname.FaultActive},
 	}
 }
 
@@ -105,8 +110,8 @@ func partsUp(id uint32) panel {
 		title:       "Parts up",
 		description: "Whether each part's process runs and is healthy, as the supervisor sees it (lab_part_up). A killed or paused part turns red.",
 		queries: []query{{
-			expr: maxBy("part", "lab_part_up"), legend: "{{part}}",
-			requires: []string{"lab_part_up"},
+			expr: maxBy("part", metricname.PartUp), legend: "{{part}}",
+			requires: []string{metricname.PartUp},
 		}},
 		states: []state{{value: "0", text: "down", colour: "red"}, {value: "1", text: "up", colour: "green"}},
 	}
@@ -128,7 +133,7 @@ func clientSuccess(id uint32, variant string) panel {
 }
 
 func clientLatency(id uint32, variant string) panel {
-	bucket := sel("lab_load_request_duration_seconds_bucket", eq("variant", variant), re("kind", "$kind"))
+	bucket := sel(metricname.LoadRequestDurationSeconds+"_bucket", eq("variant", variant), re("kind", "$kind"))
 	return panel{
 		id: id, kind: timeSeries, variant: variant, width: 12, height: 8,
 		title: variantTitle(variant) + " · latency p50 / p99",
@@ -171,7 +176,7 @@ func clientErrors(id uint32, variant string) panel {
 }
 
 func ledger(id uint32, variant string) panel {
-	ratings := sel("lab_load_requests_total", eq("variant", variant), eq("kind", kindRating))
+	ratings := sel(metricname.LoadRequestsTotal, eq("variant", variant), eq("kind", kindRating))
 	return panel{
 		id: id, kind: timeSeries, variant: variant, width: 12, height: 8,
 		title: variantTitle(variant) + " · ratings by outcome (ledger)",
@@ -190,17 +195,17 @@ var outcomeColours = []seriesColour{
 
 // rejectedCalls are calls an open breaker refused without trying.
 func rejectedCalls(id uint32) panel {
-	rpc := eq("variant", VariantRPC)
+	rpc := eq("variant", variantname.RPC)
 	return panel{
-		id: id, kind: timeSeries, variant: VariantRPC, width: 12, height: 8,
+		id: id, kind: timeSeries, variant: variantname.RPC, width: 12, height: 8,
 		title: "RPC · calls rejected by open breakers",
 		description: "Outbound calls an open circuit breaker refused without trying, per caller and dependency: " +
 			"the RPC variant sheds load instead of queueing it. Zero while breakers are closed.",
 		unit: "reqps", min: ptr(0.0),
 		queries: []query{{
-			expr:     sumBy("part, dependency", rateOrZero(sel("lab_dependency_calls_total", rpc, eq("result", "rejected")), sel("lab_dependency_calls_total", rpc))),
+			expr:     sumBy("part, dependency", rateOrZero(sel(metricname.DependencyCallsTotal, rpc, eq("result", "rejected")), sel(metricname.DependencyCallsTotal, rpc))),
 			legend:   "{{part}} → {{dependency}}",
-			requires: []string{sel("lab_dependency_calls_total", rpc)},
+			requires: []string{sel(metricname.DependencyCallsTotal, rpc)},
 		}},
 	}
 }

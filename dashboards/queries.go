@@ -3,6 +3,8 @@ package dashboards
 import (
 	"regexp"
 	"strings"
+
+	"github.com/ratingslab/lab/services/variantname"
 )
 
 // LiveRateInterval is what the live check substitutes for $__rate_interval:
@@ -73,7 +75,7 @@ func VariableQueries() []VariableQuery {
 		sub := b.substituter()
 		variant := b.variant
 		if variant == "" {
-			variant = VariantStream // only the Kafka dashboard has query variables without a $variant
+			variant = variantname.Stream // only the Kafka dashboard has query variables without a $variant
 		}
 		for _, v := range b.vars {
 			if v.kind == queryVariable {

@@ -12,11 +12,13 @@ import (
 	"github.com/grafana/grafana-foundation-sdk/go/prometheus"
 	"github.com/grafana/grafana-foundation-sdk/go/statetimeline"
 	"github.com/grafana/grafana-foundation-sdk/go/timeseries"
+
+	"github.com/ratingslab/lab/services/variantname"
 )
 
 // Variant colours: the same everywhere in the overview, so a glance tells
 // which side is which.
-var variantColour = map[string]string{VariantRPC: "blue", VariantStream: "orange", VariantLab: "red"}
+var variantColour = map[string]string{variantname.RPC: "blue", variantname.Stream: "orange", VariantLab: "red"}
 
 // datasource is the $datasource variable every panel and query uses.
 var datasource = common.DataSourceRef{Type: ptr("prometheus"), Uid: ptr("${datasource}")}

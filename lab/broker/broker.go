@@ -22,6 +22,7 @@ import (
 	"github.com/segmentio/kafka-go"
 	"github.com/twmb/franz-go/pkg/kfake"
 
+	"github.com/ratingslab/lab/services/metricname"
 	"github.com/ratingslab/lab/services/model"
 	"github.com/ratingslab/lab/services/serve"
 )
@@ -61,7 +62,7 @@ func (r *Runner) Run(ctx context.Context, log *slog.Logger) error {
 	reportCheck(log, check)
 	reg := prometheus.NewRegistry()
 	lost := prometheus.NewGaugeVec(prometheus.GaugeOpts{
-		Name: "lab_broker_lost_records",
+		Name: metricname.BrokerLostRecords,
 		Help: "Records the broker held before its last restart and no longer holds (data dir check at start), by topic.",
 	}, []string{"topic"})
 	reg.MustRegister(lost)

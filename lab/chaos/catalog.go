@@ -11,6 +11,7 @@ import (
 	"github.com/ratingslab/lab/lab/journal"
 	"github.com/ratingslab/lab/lab/load"
 	"github.com/ratingslab/lab/lab/load/ledger"
+	"github.com/ratingslab/lab/services/duration"
 	"github.com/ratingslab/lab/services/model"
 	"github.com/ratingslab/lab/services/movies/legacydb"
 )
@@ -104,8 +105,8 @@ func (r *run) catalogEdits(entries []ledger.Entry, events []journal.FaultEvent) 
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	a := c.action
-	ce := journal.CatalogEdit{ID: a.ID, MovieID: c.added.ID, Title: a.Movie.Title, PlannedAt: journal.Duration(a.At),
-		AddedAt: c.addedAt, RefuseUntil: journal.Duration(a.RefuseUntil), Error: c.err, Variants: []journal.CatalogConvergence{}}
+	ce := journal.CatalogEdit{ID: a.ID, MovieID: c.added.ID, Title: a.Movie.Title, PlannedAt: duration.Duration(a.At),
+		AddedAt: c.addedAt, RefuseUntil: duration.Duration(a.RefuseUntil), Error: c.err, Variants: []journal.CatalogConvergence{}}
 	if c.addedAt.IsZero() && c.err == "" {
 		ce.Error = "not added: the run ended first"
 	}
@@ -139,11 +140,11 @@ func (r *run) catalogEdits(entries []ledger.Entry, events []journal.FaultEvent) 
 			}
 		}
 		if cv.Converged != nil && !c.addedAt.IsZero() {
-			cv.AfterEdit = journal.DurationPtr(cv.Converged.Sub(c.addedAt))
+			cv.AfterEdit = duration.Ptr(cv.Converged.Sub(c.addedAt))
 			// The first answer can come as the heal completes (a process
 			// started serves before the fault API records the heal): 0.
 			if heal := healOfFaultsAt(a.At, r.p.Steps, events, v); !heal.IsZero() {
-				cv.AfterHeal = journal.DurationPtr(max(cv.Converged.Sub(heal), 0))
+				cv.AfterHeal = duration.Ptr(max(cv.Converged.Sub(heal), 0))
 			}
 		}
 		ce.Variants = append(ce.Variants, cv)

@@ -9,6 +9,7 @@ import (
 	"github.com/ratingslab/lab/lab/journal"
 	"github.com/ratingslab/lab/lab/load"
 	"github.com/ratingslab/lab/lab/sampler"
+	"github.com/ratingslab/lab/services/duration"
 )
 
 // Times of one run, from which the phases are cut.
@@ -244,7 +245,7 @@ func figures(c sampler.ClassFigures) journal.ClientFigures {
 		f.SuccessRatio = &r
 	}
 	if c.Latency.N() > 0 {
-		d := func(q float64) *journal.Duration { return journal.DurationPtr(c.Latency.Quantile(q)) }
+		d := func(q float64) *duration.Duration { return duration.Ptr(c.Latency.Quantile(q)) }
 		f.Latency = journal.LatencyFigures{P50: d(0.5), P90: d(0.9), P99: d(0.99), P999: d(0.999), Max: d(1)}
 	}
 	return f

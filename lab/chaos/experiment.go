@@ -1,7 +1,6 @@
 package chaos
 
 import (
-	"encoding/json"
 	"fmt"
 	"strconv"
 	"strings"
@@ -10,6 +9,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/ratingslab/lab/lab/load"
+	"github.com/ratingslab/lab/services/duration"
 )
 
 // Experiment is one experiment file (experiments/README.md documents the
@@ -29,7 +29,7 @@ type Experiment struct {
 	Rollbacks   []Rollback   `json:"rollbacks,omitempty"`
 	// Drain is how long, after the load ended, the runner waits for every
 	// variant to catch up (consumer lag 0, view complete) before the audit.
-	Drain Duration `json:"drain"`
+	Drain duration.Duration `json:"drain"`
 
 	// Overrides are the fields set from the command line (--set, --rate,
 	// --duration, --seed), already applied to the fields above.
@@ -53,10 +53,10 @@ type Requires struct {
 
 // Load is the load profile: a scenario (loadtests/scenarios) plus overrides.
 type Load struct {
-	Scenario string   `json:"scenario"`
-	Rate     float64  `json:"rate,omitempty"`
-	Duration Duration `json:"duration,omitempty"`
-	Seed     *uint32  `json:"seed,omitempty"`
+	Scenario string            `json:"scenario"`
+	Rate     float64           `json:"rate,omitempty"`
+	Duration duration.Duration `json:"duration,omitempty"`
+	Seed     *uint32           `json:"seed,omitempty"`
 	// Retries, when set, has the load generator send a rating again with
 	// the same request id when its outcome was unknown (504, no answer).
 	Retries *Retries `json:"retries,omitempty"`
@@ -64,8 +64,8 @@ type Load struct {
 
 // Retries is the load generator's retry of unknown outcomes (load.RetryPolicy).
 type Retries struct {
-	Max     int      `json:"max"`
-	Backoff Duration `json:"backoff"`
+	Max     int               `json:"max"`
+	Backoff duration.Duration `json:"backoff"`
 }
 
 // RetryPolicy is the load generator's policy: none unless retries are set.
@@ -80,14 +80,14 @@ func (l Load) RetryPolicy() load.RetryPolicy {
 // first fault, continuously while faults are active, and after.
 type SteadyState struct {
 	// Warmup is left out of the "before" window (connections, caches).
-	Warmup Duration `json:"warmup"`
+	Warmup duration.Duration `json:"warmup"`
 	// Window is the trailing window the probes look at, each second, while
 	// faults are active.
-	Window Duration `json:"window"`
+	Window duration.Duration `json:"window"`
 	// Recovery is the time allowed after the last heal before the "after"
 	// window starts.
-	Recovery Duration `json:"recovery"`
-	Probes   []Probe  `json:"probes"`
+	Recovery duration.Duration `json:"recovery"`
+	Probes   []Probe           `json:"probes"`
 }
 
 // Probe is one measurement with its tolerance.
@@ -133,8 +133,8 @@ type Step struct {
 	Target  string            `json:"target,omitempty"`
 	Targets map[string]string `json:"targets,omitempty"`
 	Params  map[string]string `json:"params,omitempty"`
-	At      Duration          `json:"at"`
-	For     Duration          `json:"for,omitempty"`
+	At      duration.Duration `json:"at"`
+	For     duration.Duration `json:"for,omitempty"`
 }
 
 // MovieSpec is a movie of a movie-add action, by the fields movies-rpc
@@ -153,16 +153,6 @@ type Rollback struct {
 	Action string `json:"action"`         // start | resume | restart | heal-all
 	Part   string `json:"part,omitempty"` // for start, resume, restart
 }
-
-// Duration is a time.Duration written as "30s".
-type Duration time.Duration
-
-// D returns d as a time.Duration.
-func (d Duration) D() time.Duration { return time.Duration(d) }
-
-func (d Duration) String() string { return time.Duration(d).String() }
-
-func (d Duration) MarshalJSON() ([]byte, error) { return json.Marshal(time.Duration(d).String()) }
 
 // Defaults of the format.
 const (
@@ -302,7 +292,7 @@ func (d *decoder) str(n *yaml.Node, path string) (string, error) {
 	return strings.TrimSpace(s), nil
 }
 
-func (d *decoder) duration(n *yaml.Node, path string) (Duration, error) {
+func (d *decoder) duration(n *yaml.Node, path string) (duration.Duration, error) {
 	s, err := d.scalar(n, path)
 	if err != nil {
 		return 0, err
@@ -314,7 +304,7 @@ func (d *decoder) duration(n *yaml.Node, path string) (Duration, error) {
 	if v < 0 {
 		return 0, d.errAt(n, path, "must not be negative, got %s", v)
 	}
-	return Duration(v), nil
+	return duration.Duration(v), nil
 }
 
 func (d *decoder) number(n *yaml.Node, path string) (float64, error) {
@@ -492,7 +482,7 @@ func (d *decoder) experiment(n *yaml.Node) error {
 			e.Rollbacks = append(e.Rollbacks, rb)
 		}
 	}
-	e.Drain = Duration(DefaultDrain)
+	e.Drain = duration.Duration(DefaultDrain)
 	if v := m["drain"]; v != nil {
 		if e.Drain, err = d.duration(v, "drain"); err != nil {
 			return err
@@ -562,7 +552,7 @@ func (d *decoder) load(n *yaml.Node) error {
 		if err != nil {
 			return err
 		}
-		r := &Retries{Backoff: Duration(load.DefaultRetryBackoff)}
+		r := &Retries{Backoff: duration.Duration(load.DefaultRetryBackoff)}
 		if x := rm["max"]; x != nil {
 			s, err := d.str(x, "load.retries.max")
 			if err != nil {
@@ -591,12 +581,12 @@ func (d *decoder) load(n *yaml.Node) error {
 
 func (d *decoder) steadyState(n *yaml.Node) error {
 	ss := &d.exp.SteadyState
-	ss.Warmup, ss.Window, ss.Recovery = Duration(DefaultWarmup), Duration(DefaultWindow), Duration(DefaultRecovery)
+	ss.Warmup, ss.Window, ss.Recovery = duration.Duration(DefaultWarmup), duration.Duration(DefaultWindow), duration.Duration(DefaultRecovery)
 	m, err := d.mapping(n, "steady_state", "warmup", "window", "recovery", "probes")
 	if err != nil {
 		return err
 	}
-	for key, dst := range map[string]*Duration{"warmup": &ss.Warmup, "window": &ss.Window, "recovery": &ss.Recovery} {
+	for key, dst := range map[string]*duration.Duration{"warmup": &ss.Warmup, "window": &ss.Window, "recovery": &ss.Recovery} {
 		if v := m[key]; v != nil {
 			if *dst, err = d.duration(v, "steady_state."+key); err != nil {
 				return err

@@ -13,6 +13,7 @@ import (
 	"github.com/ratingslab/lab/lab/layout"
 	"github.com/ratingslab/lab/lab/parts"
 	"github.com/ratingslab/lab/loadtests"
+	"github.com/ratingslab/lab/services/variantname"
 )
 
 // defaultLab is a lab started with `lab up` and no flags, from the part table.
@@ -146,7 +147,7 @@ func TestREADMEListsEveryEquivalent(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, e := range Equivalents() {
-		row := "| " + e.Name + " | " + e.Summary + " | " + e.Describe(VariantRPC) + " | " + e.Describe(VariantStream) + " |"
+		row := "| " + e.Name + " | " + e.Summary + " | " + e.Describe(variantname.RPC) + " | " + e.Describe(variantname.Stream) + " |"
 		if !strings.Contains(string(b), row) {
 			t.Errorf("experiments/README.md lacks the row\n%s", row)
 		}
@@ -279,7 +280,7 @@ func TestOneProbePerVariantAndTargetsOfTheirOwnVariantAreValid(t *testing.T) {
 	if err != nil {
 		t.Fatalf("%v\n%s", err, src)
 	}
-	if len(p.Probes) != 2 || p.Steps[0].Variants[VariantStream].Requests[0].Target != "broker" {
+	if len(p.Probes) != 2 || p.Steps[0].Variants[variantname.Stream].Requests[0].Target != "broker" {
 		t.Fatalf("plan: %+v", p)
 	}
 }

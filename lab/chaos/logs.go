@@ -12,6 +12,7 @@ import (
 	"github.com/ratingslab/lab/lab/sampler"
 	"github.com/ratingslab/lab/services/kafkaio"
 	"github.com/ratingslab/lab/services/model"
+	"github.com/ratingslab/lab/services/variantname"
 )
 
 // The durable position of ratings-stream depends on its delivery mode: its
@@ -28,7 +29,7 @@ const (
 // connection, the durable position from where ratings-stream records it.
 // It returns the description of the lag for the journal.
 func logsOf(p *Plan, env Env) ([]sampler.Log, string, func(), error) {
-	if !slices.Contains(p.Variants, VariantStream) || len(env.Brokers) == 0 {
+	if !slices.Contains(p.Variants, variantname.Stream) || len(env.Brokers) == 0 {
 		return nil, "", func() {}, nil
 	}
 	direct, err := kafkaio.NewCluster(kafkaio.Config{Brokers: env.Brokers, ClientID: "lab-sampler", DialTimeout: 500 * time.Millisecond}, nil, nil)
@@ -43,7 +44,7 @@ func logsOf(p *Plan, env Env) ([]sampler.Log, string, func(), error) {
 			Group: ratingsStreamGroup, Topic: model.TopicRatings, Partitions: partitions}
 	}
 	m := &lag.Meter{Broker: direct, Topic: model.TopicRatings, Partitions: partitions, Position: pos}
-	log := sampler.Log{Variant: VariantStream, Lag: m, Broker: direct,
+	log := sampler.Log{Variant: variantname.Stream, Lag: m, Broker: direct,
 		DLQ: model.TopicRatingsDLQ, DLQPartitions: partitionsOf(model.TopicRatingsDLQ)}
 	return []sampler.Log{log}, m.Describe(), direct.Close, nil
 }

@@ -3,11 +3,12 @@ package chaos
 import (
 	"fmt"
 	"slices"
-	"sort"
 	"strconv"
 	"strings"
 
 	"github.com/ratingslab/lab/lab/faults"
+	"github.com/ratingslab/lab/lab/kv"
+	"github.com/ratingslab/lab/services/variantname"
 )
 
 // Equivalent is one row of the mapping table: a fault described by what
@@ -50,173 +51,164 @@ func (a Action) onPlatform(platform string) bool {
 	return a.Kafka == "" || a.Kafka == cmpOr(platform, "embedded")
 }
 
-// Variants of the lab.
-const (
-	VariantRPC    = "rpc"
-	VariantStream = "stream"
-)
-
-// AllVariants in display order.
-var AllVariants = []string{VariantRPC, VariantStream}
-
 var equivalents = []Equivalent{
 	{Name: "movies-outage", Summary: "the movies role is down",
 		Actions: map[string][]Action{
-			VariantRPC:    {{Fault: "kill", Target: "movies-rpc"}},
-			VariantStream: {{Fault: "kill", Target: "movies-connect"}},
+			variantname.RPC:    {{Fault: "kill", Target: "movies-rpc"}},
+			variantname.Stream: {{Fault: "kill", Target: "movies-connect"}},
 		}},
 	{Name: "movies-latency", Summary: "the network to the movies role is slow (default 2s)",
 		Actions: map[string][]Action{
-			VariantRPC:    {{Fault: "latency", Target: "ratings-rpc->movies-rpc", Params: map[string]string{"latency": "2s"}}},
-			VariantStream: {{Fault: "latency", Target: "movies-connect->broker", Params: map[string]string{"latency": "2s"}}},
+			variantname.RPC:    {{Fault: "latency", Target: "ratings-rpc->movies-rpc", Params: map[string]string{"latency": "2s"}}},
+			variantname.Stream: {{Fault: "latency", Target: "movies-connect->broker", Params: map[string]string{"latency": "2s"}}},
 		}},
 	{Name: "movies-partition", Summary: "the movies role is cut off from the part that needs it, every other link works (a partial partition)",
 		Actions: map[string][]Action{
-			VariantRPC:    {{Fault: "partition", Target: "ratings-rpc->movies-rpc"}},
-			VariantStream: {{Fault: "partition", Target: "movies-connect->broker"}},
+			variantname.RPC:    {{Fault: "partition", Target: "ratings-rpc->movies-rpc"}},
+			variantname.Stream: {{Fault: "partition", Target: "movies-connect->broker"}},
 		}},
 	{Name: "movies-errors", Summary: "the movies service fails a fraction of its requests fast (default 0.5)",
 		Actions: map[string][]Action{
-			VariantRPC: {{Fault: "error_rate", Target: "movies-rpc", Params: map[string]string{"rate": "0.5"}}},
+			variantname.RPC: {{Fault: "error_rate", Target: "movies-rpc", Params: map[string]string{"rate": "0.5"}}},
 		},
 		NotApplicable: map[string]string{
-			VariantStream: "movies-connect reads the legacy DB directly and answers no requests; its failing is movies-outage",
+			variantname.Stream: "movies-connect reads the legacy DB directly and answers no requests; its failing is movies-outage",
 		}},
 	{Name: "movies-slow-db", Summary: "the legacy movies DB answers slowly (default 1s per query)",
 		Actions: map[string][]Action{
-			VariantRPC:    {{Fault: "slow_db", Target: "movies-rpc", Params: map[string]string{"delay": "1s"}}},
-			VariantStream: {{Fault: "slow_db", Target: "movies-connect", Params: map[string]string{"delay": "1s"}}},
+			variantname.RPC:    {{Fault: "slow_db", Target: "movies-rpc", Params: map[string]string{"delay": "1s"}}},
+			variantname.Stream: {{Fault: "slow_db", Target: "movies-connect", Params: map[string]string{"delay": "1s"}}},
 		}},
 	{Name: "ratings-crash", Summary: "the ratings role crashes (kill -9); it restarts when the fault heals",
 		Actions: map[string][]Action{
-			VariantRPC:    {{Fault: "kill", Target: "ratings-rpc"}},
-			VariantStream: {{Fault: "kill", Target: "ratings-stream"}},
+			variantname.RPC:    {{Fault: "kill", Target: "ratings-rpc"}},
+			variantname.Stream: {{Fault: "kill", Target: "ratings-stream"}},
 		}},
 	{Name: "ratings-pause", Summary: "the ratings role freezes (SIGSTOP): connections stay open, nothing answers",
 		Actions: map[string][]Action{
-			VariantRPC:    {{Fault: "pause", Target: "ratings-rpc"}},
-			VariantStream: {{Fault: "pause", Target: "ratings-stream"}},
+			variantname.RPC:    {{Fault: "pause", Target: "ratings-rpc"}},
+			variantname.Stream: {{Fault: "pause", Target: "ratings-stream"}},
 		}},
 	{Name: "ratings-latency", Summary: "the network in front of the ratings role is slow (default 1s)",
 		Actions: map[string][]Action{
-			VariantRPC:    {{Fault: "latency", Target: "webserver-rpc->ratings-rpc", Params: map[string]string{"latency": "1s"}}},
-			VariantStream: {{Fault: "latency", Target: "ratings-stream->broker", Params: map[string]string{"latency": "1s"}}},
+			variantname.RPC:    {{Fault: "latency", Target: "webserver-rpc->ratings-rpc", Params: map[string]string{"latency": "1s"}}},
+			variantname.Stream: {{Fault: "latency", Target: "ratings-stream->broker", Params: map[string]string{"latency": "1s"}}},
 		}},
 	{Name: "ratings-partition", Summary: "the ratings role is cut off the network",
 		Actions: map[string][]Action{
-			VariantRPC:    {{Fault: "partition", Target: "webserver-rpc->ratings-rpc"}},
-			VariantStream: {{Fault: "partition", Target: "ratings-stream->broker"}},
+			variantname.RPC:    {{Fault: "partition", Target: "webserver-rpc->ratings-rpc"}},
+			variantname.Stream: {{Fault: "partition", Target: "ratings-stream->broker"}},
 		}},
 	{Name: "ratings-errors", Summary: "the ratings service fails a fraction of its requests (default 0.5)",
 		Actions: map[string][]Action{
-			VariantRPC: {{Fault: "error_rate", Target: "ratings-rpc", Params: map[string]string{"rate": "0.5"}}},
+			variantname.RPC: {{Fault: "error_rate", Target: "ratings-rpc", Params: map[string]string{"rate": "0.5"}}},
 		},
 		NotApplicable: map[string]string{
-			VariantStream: "ratings-stream answers no requests on the write path; a failing processor is ratings-crash",
+			variantname.Stream: "ratings-stream answers no requests on the write path; a failing processor is ratings-crash",
 		}},
 	{Name: "webserver-crash", Summary: "the public webserver crashes (kill -9)",
 		Actions: map[string][]Action{
-			VariantRPC:    {{Fault: "kill", Target: "webserver-rpc"}},
-			VariantStream: {{Fault: "kill", Target: "webserver-stream"}},
+			variantname.RPC:    {{Fault: "kill", Target: "webserver-rpc"}},
+			variantname.Stream: {{Fault: "kill", Target: "webserver-stream"}},
 		}},
 	{Name: "broker-outage", Summary: "the Kafka broker is down (kill -9; its data survives)",
 		Actions: map[string][]Action{
-			VariantStream: {{Fault: "kill", Target: "broker"}},
+			variantname.Stream: {{Fault: "kill", Target: "broker"}},
 		},
 		NotApplicable: map[string]string{
-			VariantRPC: "the RPC variant has no broker: this is the log variant's own single point of failure",
+			variantname.RPC: "the RPC variant has no broker: this is the log variant's own single point of failure",
 		}},
 	{Name: "broker-partition", Summary: "every client of the log variant is cut off the broker",
 		Actions: map[string][]Action{
-			VariantStream: {
+			variantname.Stream: {
 				{Fault: "partition", Target: "webserver-stream->broker"},
 				{Fault: "partition", Target: "ratings-stream->broker"},
 				{Fault: "partition", Target: "movies-connect->broker"},
 			},
 		},
 		NotApplicable: map[string]string{
-			VariantRPC: "the RPC variant has no broker",
+			variantname.RPC: "the RPC variant has no broker",
 		}},
 	{Name: "leader-failover", Summary: "the broker leading the busiest `ratings` partition crashes (kill -9); on a cluster a follower in the ISR takes over. Embedded: no leader while the step lasts (NOT_LEADER_OR_FOLLOWER), then new leaders and epochs",
 		Actions: map[string][]Action{
-			VariantStream: {
+			variantname.Stream: {
 				{Fault: "leader_election", Target: "broker", Params: map[string]string{"topic": "ratings"}, Kafka: "embedded"},
 				{Fault: "kill_leader", Target: "ratings", Kafka: "cluster"},
 			},
 		},
 		NotApplicable: map[string]string{
-			VariantRPC: "the RPC variant has no broker and no replicas: its nearest case is ratings-crash",
+			variantname.RPC: "the RPC variant has no broker and no replicas: its nearest case is ratings-crash",
 		}},
 	{Name: "broker-minority-outage", Summary: "one Kafka broker of three crashes (kill -9 broker-3): every partition keeps two replicas in sync. Embedded (--kafka-nodes 3): node 3 is lost, its connections close, its partitions move",
 		Actions: map[string][]Action{
-			VariantStream: {
+			variantname.Stream: {
 				{Fault: "node_loss", Target: "broker", Params: map[string]string{"node": "3"}, Kafka: "embedded"},
 				{Fault: "kill", Target: "broker-3", Kafka: "cluster"},
 			},
 		},
 		NotApplicable: map[string]string{
-			VariantRPC: "the RPC variant has no broker",
+			variantname.RPC: "the RPC variant has no broker",
 		}},
 	{Name: "broker-majority-outage", Summary: "two Kafka brokers of three are shut down (controlled shutdown of broker-2 and broker-3): the ISR shrinks below min.insync.replicas=2, acks=all writes get NOT_ENOUGH_REPLICAS. Embedded: writes to `ratings` answered the same",
 		Actions: map[string][]Action{
-			VariantStream: {
+			variantname.Stream: {
 				{Fault: "not_enough_replicas", Target: "broker", Params: map[string]string{"topic": "ratings"}, Kafka: "embedded"},
 				{Fault: "restart", Target: "broker-2", Kafka: "cluster"}, {Fault: "restart", Target: "broker-3", Kafka: "cluster"},
 			},
 		},
 		NotApplicable: map[string]string{
-			VariantRPC: "the RPC variant has no broker",
+			variantname.RPC: "the RPC variant has no broker",
 		}},
 	{Name: "ambiguous-writes", Summary: "acks=all writes to `ratings` are appended, then answered REQUEST_TIMED_OUT: the producer cannot know they were written, and a retry writes them again. Cluster: a paused follower (broker-3) until it leaves the ISR; the partitions it leads stall",
 		Actions: map[string][]Action{
-			VariantStream: {
+			variantname.Stream: {
 				{Fault: "produce_timeout", Target: "broker", Params: map[string]string{"topic": "ratings"}, Kafka: "embedded"},
 				{Fault: "pause", Target: "broker-3", Kafka: "cluster"},
 			},
 		},
 		NotApplicable: map[string]string{
-			VariantRPC: "the RPC variant has no broker; its own ambiguous calls are timeouts (ratings-latency)",
+			variantname.RPC: "the RPC variant has no broker; its own ambiguous calls are timeouts (ratings-latency)",
 		}},
 	{Name: "coordinator-failover", Summary: "the broker coordinating ratings-stream's group goes away: group requests fail until a new coordinator takes over, members rejoin, the group rebalances. Embedded: NOT_COORDINATOR while the step lasts; cluster: the coordinator is killed",
 		Actions: map[string][]Action{
-			VariantStream: {
+			variantname.Stream: {
 				{Fault: "coordinator_move", Target: "broker", Params: map[string]string{"group": "ratings-stream"}, Kafka: "embedded"},
 				{Fault: "kill_coordinator", Target: "ratings-stream", Kafka: "cluster"},
 			},
 		},
 		NotApplicable: map[string]string{
-			VariantRPC: "the RPC variant has no consumer group",
+			variantname.RPC: "the RPC variant has no consumer group",
 		}},
 	{Name: "slow-consumer", Summary: "whoever applies ratings is slow: ratings-rpc handlers (default +300ms), the stream processor (default 1s per batch)",
 		Actions: map[string][]Action{
-			VariantRPC:    {{Fault: "handler_latency", Target: "ratings-rpc", Params: map[string]string{"latency": "300ms"}}},
-			VariantStream: {{Fault: "throttle", Target: "ratings-stream", Params: map[string]string{"delay": "1s"}}},
+			variantname.RPC:    {{Fault: "handler_latency", Target: "ratings-rpc", Params: map[string]string{"latency": "300ms"}}},
+			variantname.Stream: {{Fault: "throttle", Target: "ratings-stream", Params: map[string]string{"delay": "1s"}}},
 		}},
 	{Name: "schema-change", Summary: "the producer side of the ratings contract deploys a new version while the consumers keep v1 (default v2-rename-field: incompatible)",
 		Actions: map[string][]Action{
-			VariantRPC:    {{Fault: "contract_change", Target: "webserver-rpc", Params: map[string]string{"change": "v2-rename-field"}}},
-			VariantStream: {{Fault: "contract_change", Target: "webserver-stream", Params: map[string]string{"change": "v2-rename-field"}}},
+			variantname.RPC:    {{Fault: "contract_change", Target: "webserver-rpc", Params: map[string]string{"change": "v2-rename-field"}}},
+			variantname.Stream: {{Fault: "contract_change", Target: "webserver-stream", Params: map[string]string{"change": "v2-rename-field"}}},
 		}},
 	{Name: "registry-compat-none", Summary: "the schema registry stops checking the ratings contract (compatibility NONE on ratings-value)",
 		Actions: map[string][]Action{
-			VariantStream: {{Fault: "registry_compatibility", Target: "schema-registry", Params: map[string]string{"subject": "ratings-value", "level": "NONE"}}},
+			variantname.Stream: {{Fault: "registry_compatibility", Target: "schema-registry", Params: map[string]string{"subject": "ratings-value", "level": "NONE"}}},
 		},
 		NotApplicable: map[string]string{
-			VariantRPC: "no registry checks the RPC variant's JSON contract: every change reaches ratings-rpc unchecked anyway",
+			variantname.RPC: "no registry checks the RPC variant's JSON contract: every change reaches ratings-rpc unchecked anyway",
 		}},
 	{Name: "registry-outage", Summary: "the schema registry is down (kill -9; its data survives)",
 		Actions: map[string][]Action{
-			VariantStream: {{Fault: "kill", Target: "schema-registry"}},
+			variantname.Stream: {{Fault: "kill", Target: "schema-registry"}},
 		},
 		NotApplicable: map[string]string{
-			VariantRPC: "the RPC variant uses no schema registry",
+			variantname.RPC: "the RPC variant uses no schema registry",
 		}},
 	{Name: "poison-event", Summary: "records no correct producer writes land in `ratings` (default 5, malformed)",
 		Actions: map[string][]Action{
-			VariantStream: {{Fault: "poison", Target: "ratings", Params: map[string]string{"count": "5", "kind": "malformed"}}},
+			variantname.Stream: {{Fault: "poison", Target: "ratings", Params: map[string]string{"count": "5", "kind": "malformed"}}},
 		},
 		NotApplicable: map[string]string{
-			VariantRPC: "webserver-rpc validates every rating synchronously: a malformed one gets a 400 and goes nowhere",
+			variantname.RPC: "webserver-rpc validates every rating synchronously: a malformed one gets a 400 and goes nowhere",
 		}},
 }
 
@@ -255,16 +247,7 @@ func (e Equivalent) Describe(variant string) string {
 			s = a.Kafka + ": " + s
 		}
 		if len(a.Params) > 0 {
-			keys := make([]string, 0, len(a.Params))
-			for k := range a.Params {
-				keys = append(keys, k)
-			}
-			sort.Strings(keys)
-			var ps []string
-			for _, k := range keys {
-				ps = append(ps, k+"="+a.Params[k])
-			}
-			s += " (" + strings.Join(ps, ", ") + ")"
+			s += " (" + kv.Join(a.Params) + ")"
 		}
 		parts = append(parts, s)
 	}

@@ -9,6 +9,7 @@ import (
 	"github.com/ratingslab/lab/lab/faults"
 	"github.com/ratingslab/lab/lab/layout"
 	"github.com/ratingslab/lab/lab/parts"
+	"github.com/ratingslab/lab/services/variantname"
 )
 
 // Every row of the mapping table says, for each variant, either what it
@@ -21,7 +22,7 @@ func TestMappingTableIsComplete(t *testing.T) {
 		"cluster":  {faults.TargetsFor(parts.Options{Kafka: parts.KafkaOptions{Platform: "cluster"}}, ports)},
 	}
 	for _, e := range Equivalents() {
-		for _, v := range AllVariants {
+		for _, v := range variantname.All {
 			acts, has := e.Actions[v]
 			why, na := e.NotApplicable[v]
 			if has == na || (na && why == "") {
@@ -56,7 +57,7 @@ func TestMappingTableIsComplete(t *testing.T) {
 						}
 						k, _ := faults.Lookup(r.Fault)
 						tv := targets.Variants[r.Target]
-						if k.Targets != faults.TargetTopic && k.Targets != faults.TargetGroup && tv != v && !(tv == "lab" && v == VariantStream) {
+						if k.Targets != faults.TargetTopic && k.Targets != faults.TargetGroup && tv != v && !(tv == "lab" && v == variantname.Stream) {
 							t.Errorf("%s/%s on %s: target %s belongs to variant %q", e.Name, v, platform, r.Target, tv)
 						}
 					}
@@ -75,20 +76,20 @@ func TestMappingTableIsComplete(t *testing.T) {
 func TestEquivalentsPickTheActionOfThePlatform(t *testing.T) {
 	ports := layout.Ports{Base: layout.DefaultPortBase}
 	eq, _ := LookupEquivalent("leader-failover")
-	emb, err := resolveActions(eq, VariantStream, nil, defaultLab(t).Targets)
+	emb, err := resolveActions(eq, variantname.Stream, nil, defaultLab(t).Targets)
 	if err != nil || len(emb) != 1 || emb[0].Fault != "leader_election" || emb[0].Target != "broker" {
 		t.Fatalf("embedded: %+v, %v; want leader_election on broker", emb, err)
 	}
-	cl, err := resolveActions(eq, VariantStream, nil, faults.TargetsFor(parts.Options{Kafka: parts.KafkaOptions{Platform: "cluster"}}, ports))
+	cl, err := resolveActions(eq, variantname.Stream, nil, faults.TargetsFor(parts.Options{Kafka: parts.KafkaOptions{Platform: "cluster"}}, ports))
 	if err != nil || len(cl) != 1 || cl[0].Fault != "kill_leader" {
 		t.Fatalf("cluster: %+v, %v; want kill_leader", cl, err)
 	}
 	ext := faults.TargetsFor(parts.Options{Kafka: parts.KafkaOptions{Platform: "external", Brokers: []parts.KafkaNode{{Name: "broker-1", ID: 1, Advertised: "127.0.0.1:9092"}}}}, ports)
-	if _, err := resolveActions(eq, VariantStream, nil, ext); err == nil || !strings.Contains(err.Error(), "external") {
+	if _, err := resolveActions(eq, variantname.Stream, nil, ext); err == nil || !strings.Contains(err.Error(), "external") {
 		t.Fatalf("external: %v, want an error naming the platform", err)
 	}
 	loss, _ := LookupEquivalent("broker-minority-outage")
-	if _, err := resolveActions(loss, VariantStream, nil, defaultLab(t).Targets); err == nil || !strings.Contains(err.Error(), "--kafka-nodes 3") {
+	if _, err := resolveActions(loss, variantname.Stream, nil, defaultLab(t).Targets); err == nil || !strings.Contains(err.Error(), "--kafka-nodes 3") {
 		t.Fatalf("node loss on a one-node broker: %v, want the way to a three-node one", err)
 	}
 }
@@ -97,7 +98,7 @@ func TestEquivalentsPickTheActionOfThePlatform(t *testing.T) {
 func TestEquivalentsHitEveryReplica(t *testing.T) {
 	targets := faults.TargetsFor(parts.Options{Replicas: map[string]int{"ratings-stream": 2}}, layout.Ports{Base: layout.DefaultPortBase})
 	crash, _ := LookupEquivalent("ratings-crash")
-	reqs, err := resolveActions(crash, VariantStream, nil, targets)
+	reqs, err := resolveActions(crash, variantname.Stream, nil, targets)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -105,7 +106,7 @@ func TestEquivalentsHitEveryReplica(t *testing.T) {
 		t.Fatalf("ratings-crash with two replicas kills %v", got)
 	}
 	part, _ := LookupEquivalent("ratings-partition")
-	reqs, err = resolveActions(part, VariantStream, nil, targets)
+	reqs, err = resolveActions(part, variantname.Stream, nil, targets)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -119,17 +120,17 @@ func TestEquivalentParamsAreRouted(t *testing.T) {
 	targets := defaultLab(t).Targets
 	slow, _ := LookupEquivalent("slow-consumer")
 	params := map[string]string{"latency": "100ms", "delay": "2s"}
-	rpc, err := resolveActions(slow, VariantRPC, params, targets)
+	rpc, err := resolveActions(slow, variantname.RPC, params, targets)
 	if err != nil || len(rpc) != 1 || rpc[0].Params["latency"] != "100ms" || rpc[0].Params["delay"] != "" {
 		t.Fatalf("rpc: %+v, %v", rpc, err)
 	}
-	stream, err := resolveActions(slow, VariantStream, params, targets)
+	stream, err := resolveActions(slow, variantname.Stream, params, targets)
 	if err != nil || len(stream) != 1 || stream[0].Params["delay"] != "2s" || stream[0].Params["latency"] != "" {
 		t.Fatalf("stream: %+v, %v", stream, err)
 	}
 	// Defaults of the table apply when the step gives none.
 	lat, _ := LookupEquivalent("movies-latency")
-	reqs, _ := resolveActions(lat, VariantRPC, nil, targets)
+	reqs, _ := resolveActions(lat, variantname.RPC, nil, targets)
 	if reqs[0].Params["latency"] != "2s" {
 		t.Fatalf("movies-latency default = %v", reqs[0].Params)
 	}

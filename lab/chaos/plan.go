@@ -16,6 +16,7 @@ import (
 	"github.com/ratingslab/lab/lab/load"
 	"github.com/ratingslab/lab/lab/parts"
 	"github.com/ratingslab/lab/lab/supervisor"
+	"github.com/ratingslab/lab/services/variantname"
 )
 
 // Lab is what validation needs to know about the lab an experiment will run
@@ -118,11 +119,11 @@ func Validate(e *Experiment, lab Lab, variants []string) (*Plan, error) {
 		field, chosen = "--variants", variants
 	}
 	if len(chosen) == 0 {
-		chosen = AllVariants
+		chosen = variantname.All
 	}
 	for i, v := range chosen {
-		if !slices.Contains(AllVariants, v) {
-			return nil, fieldOrFlag(e, field, i, "unknown variant %q (valid: %s)", v, strings.Join(AllVariants, ", "))
+		if !slices.Contains(variantname.All, v) {
+			return nil, fieldOrFlag(e, field, i, "unknown variant %q (valid: %s)", v, strings.Join(variantname.All, ", "))
 		}
 		if slices.Contains(chosen[:i], v) {
 			return nil, fieldOrFlag(e, field, i, "%s is listed twice", v)
@@ -212,8 +213,8 @@ func Validate(e *Experiment, lab Lab, variants []string) (*Plan, error) {
 		if len(pr.Variants) > 0 {
 			pp.variants = nil
 			for j, v := range pr.Variants {
-				if !slices.Contains(AllVariants, v) {
-					return nil, e.fieldErr(fmt.Sprintf("%s.variants[%d]", path, j), "unknown variant %q (valid: %s)", v, strings.Join(AllVariants, ", "))
+				if !slices.Contains(variantname.All, v) {
+					return nil, e.fieldErr(fmt.Sprintf("%s.variants[%d]", path, j), "unknown variant %q (valid: %s)", v, strings.Join(variantname.All, ", "))
 				}
 				if slices.Contains(p.Variants, v) {
 					pp.variants = append(pp.variants, v)
@@ -394,7 +395,7 @@ func (p *Plan) resolveStep(i int, st Step, t faults.Targets) (PlannedStep, error
 		if st.Target != "" {
 			v := t.Variants[st.Target]
 			if kind.Targets == faults.TargetTopic || kind.Targets == faults.TargetKafka || kind.Targets == faults.TargetGroup {
-				v = VariantStream
+				v = variantname.Stream
 			}
 			if v == "" || v == "lab" {
 				return ps, e.fieldErr(path+".target", "%q belongs to no variant; use targets: {rpc: ..., stream: ...} to say which variant it stands for", st.Target)
@@ -406,8 +407,8 @@ func (p *Plan) resolveStep(i int, st Step, t faults.Targets) (PlannedStep, error
 		}
 		for _, v := range slices.Sorted(maps.Keys(targets)) {
 			tg := targets[v]
-			if !slices.Contains(AllVariants, v) {
-				return ps, e.fieldErr(path+".targets."+v, "unknown variant %q (valid: %s)", v, strings.Join(AllVariants, ", "))
+			if !slices.Contains(variantname.All, v) {
+				return ps, e.fieldErr(path+".targets."+v, "unknown variant %q (valid: %s)", v, strings.Join(variantname.All, ", "))
 			}
 			if err := t.Check(kind, tg); err != nil {
 				return ps, e.fieldErr(targetPath(path, st, v), "%v", err)
@@ -459,13 +460,13 @@ func (p *Plan) resolveStep(i int, st Step, t faults.Targets) (PlannedStep, error
 // variant only.
 func targetVariant(t faults.Targets, kind faults.Kind, target string) string {
 	if kind.Targets == faults.TargetTopic {
-		return VariantStream
+		return variantname.Stream
 	}
 	switch v := t.Variants[target]; v {
-	case VariantRPC, VariantStream:
+	case variantname.RPC, variantname.Stream:
 		return v
 	}
-	return VariantStream
+	return variantname.Stream
 }
 
 // variantTargets lists the valid targets of a fault in one variant.

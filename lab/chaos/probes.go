@@ -7,6 +7,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/ratingslab/lab/services/variantname"
 )
 
 // probeKind is one kind of steady-state probe.
@@ -39,9 +41,9 @@ var probeKinds = []probeKind{
 		what: "success_rate of the reads only (movie pages and the list): whether reads stay available while writes fail, the containment a cascade breaks"},
 	{name: "read_p99_latency", bound: "max", duration: true, windowed: true,
 		what: "p99_latency of the reads only: whether reads stall behind slow writes"},
-	{name: "consumer_lag", bound: "max", only: []string{VariantStream}, windowed: true, final: true,
+	{name: "consumer_lag", bound: "max", only: []string{variantname.Stream}, windowed: true, final: true,
 		what: "records of `ratings` not durably consumed: the broker's end offsets minus the processor's stored positions, read from outside; unknown (a failure) while either cannot be read; after the drain, its last value"},
-	{name: "freshness", bound: "max", duration: true, only: []string{VariantStream}, windowed: true,
+	{name: "freshness", bound: "max", duration: true, only: []string{variantname.Stream}, windowed: true,
 		what: "99th percentile time from a rating's acceptance to its visibility in the view (lab_view_freshness_seconds, dense buckets: within 9 %)"},
 	{name: "view_gap", bound: "max", windowed: true, final: true,
 		what: "acknowledged ratings not yet visible in the public API (per movie); after the drain, its last value"},

@@ -11,6 +11,7 @@ import (
 	"github.com/ratingslab/lab/lab/latency"
 	"github.com/ratingslab/lab/lab/load"
 	"github.com/ratingslab/lab/lab/sampler"
+	"github.com/ratingslab/lab/services/variantname"
 )
 
 func TestQuantileInterpolatesLikePrometheus(t *testing.T) {
@@ -106,7 +107,7 @@ func TestEvaluatePhases(t *testing.T) {
 	s := newStore(p.Variants, nil)
 	// rpc: half the requests fail from +12s to +15s, and answers take
 	// 0.5-2s then; otherwise all fine.
-	s.ticks[VariantRPC] = ticks(t0, func(sec int, tk *tick) {
+	s.ticks[variantname.RPC] = ticks(t0, func(sec int, tk *tick) {
 		if sec >= 12 && sec <= 15 {
 			tk.client = answers(10, 5, 1980*time.Millisecond)
 		}
@@ -114,7 +115,7 @@ func TestEvaluatePhases(t *testing.T) {
 	// stream: requests hang (none answered, 40 in flight) from +11s to +13s,
 	// so only the window (10s, 13s] saw no answer at all;
 	// lag is reported throughout and back to 0 at the end.
-	s.ticks[VariantStream] = ticks(t0, func(sec int, tk *tick) {
+	s.ticks[variantname.Stream] = ticks(t0, func(sec int, tk *tick) {
 		lag := 0.0
 		if sec >= 11 && sec <= 22 {
 			lag = 500
@@ -126,8 +127,8 @@ func TestEvaluatePhases(t *testing.T) {
 	})
 	rt := runTimes{t0: t0, loadEnd: t0.Add(30 * time.Second), drained: t0.Add(30 * time.Second)}
 	audits := []audit.Result{
-		{Variant: VariantRPC, Source: audit.SourceStore, Checked: true, OK: true},
-		{Variant: VariantStream, Source: audit.SourceStore, Checked: true, Lost: 2},
+		{Variant: variantname.RPC, Source: audit.SourceStore, Checked: true, OK: true},
+		{Variant: variantname.Stream, Source: audit.SourceStore, Checked: true, Lost: 2},
 	}
 	phases, verdict := p.evaluate(s, rt, audits)
 
@@ -151,16 +152,16 @@ func TestEvaluatePhases(t *testing.T) {
 		ok                    bool
 		observed              string
 	}{
-		{VariantRPC, "before", "success_rate", true, "1.0000"},
-		{VariantRPC, "during", "success_rate", false, "worst 0.5000 at +14s; 6 of 10 windows out of tolerance from +12s"},
-		{VariantRPC, "during", "p99_latency", false, "worst 1.98s"}, // the during tolerance is 1s
-		{VariantRPC, "after", "success_rate", true, "1.0000"},
-		{VariantRPC, "after", "lost_writes", true, "0 (store)"},
-		{VariantStream, "during", "success_rate", false, "worst no answers (40 in flight) at +13s; 1 of 10 windows out of tolerance from +13s"},
-		{VariantStream, "before", "consumer_lag", true, "0"},
-		{VariantStream, "after", "consumer_lag (after recovery)", true, "0"},
-		{VariantStream, "after", "consumer_lag (after drain)", true, "0"},
-		{VariantStream, "after", "lost_writes", false, "2 (store)"},
+		{variantname.RPC, "before", "success_rate", true, "1.0000"},
+		{variantname.RPC, "during", "success_rate", false, "worst 0.5000 at +14s; 6 of 10 windows out of tolerance from +12s"},
+		{variantname.RPC, "during", "p99_latency", false, "worst 1.98s"}, // the during tolerance is 1s
+		{variantname.RPC, "after", "success_rate", true, "1.0000"},
+		{variantname.RPC, "after", "lost_writes", true, "0 (store)"},
+		{variantname.Stream, "during", "success_rate", false, "worst no answers (40 in flight) at +13s; 1 of 10 windows out of tolerance from +13s"},
+		{variantname.Stream, "before", "consumer_lag", true, "0"},
+		{variantname.Stream, "after", "consumer_lag (after recovery)", true, "0"},
+		{variantname.Stream, "after", "consumer_lag (after drain)", true, "0"},
+		{variantname.Stream, "after", "lost_writes", false, "2 (store)"},
 	} {
 		got := get(c.variant, c.phase, c.probe)
 		if got.OK != c.ok || !strings.HasPrefix(got.Observed, c.observed) {
@@ -170,12 +171,12 @@ func TestEvaluatePhases(t *testing.T) {
 	// consumer_lag is skipped while faults are active, and not checked for rpc.
 	for _, ph := range phases {
 		for _, pr := range ph.Probes {
-			if strings.HasPrefix(pr.Name, "consumer_lag") && (ph.Name == "during" || ph.Variant == VariantRPC) {
+			if strings.HasPrefix(pr.Name, "consumer_lag") && (ph.Name == "during" || ph.Variant == variantname.RPC) {
 				t.Errorf("consumer_lag checked in %s/%s", ph.Variant, ph.Name)
 			}
 		}
 	}
-	if verdict[VariantRPC] || verdict[VariantStream] {
+	if verdict[variantname.RPC] || verdict[variantname.Stream] {
 		t.Fatalf("verdict = %v, want both failed", verdict)
 	}
 }

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"maps"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -18,7 +17,6 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 	dto "github.com/prometheus/client_model/go"
 
 	"github.com/ratingslab/lab/lab/audit"
@@ -29,6 +27,9 @@ import (
 	"github.com/ratingslab/lab/lab/load/ledger"
 	"github.com/ratingslab/lab/lab/sampler"
 	"github.com/ratingslab/lab/lab/supervisor"
+	"github.com/ratingslab/lab/services/duration"
+	"github.com/ratingslab/lab/services/metricname"
+	"github.com/ratingslab/lab/services/variantname"
 )
 
 // Env is the running lab an experiment runs on.
@@ -46,7 +47,8 @@ type Env struct {
 	// proxy, so a fault on an edge does not blind the measurement.
 	Brokers []string
 	// LoadMetricsAddr, when set, serves the load generator's metrics there
-	// during the run (the lab's `lab load` port, scraped by Prometheus).
+	// during the run (the lab's `lab load` port, scraped by Prometheus); a
+	// busy port fails the run before any load, as it fails `lab load`.
 	LoadMetricsAddr string
 	// Settings are lab switches recorded in the journal.
 	Settings map[string]string
@@ -124,7 +126,7 @@ func Preflight(ctx context.Context, p *Plan, env Env, healthBound time.Duration)
 			if v == "" || (v != "lab" && !slices.Contains(p.Variants, v)) {
 				continue
 			}
-			if v == "lab" && !slices.Contains(p.Variants, VariantStream) {
+			if v == "lab" && !slices.Contains(p.Variants, variantname.Stream) {
 				continue // the broker only matters to the log variant
 			}
 			if st.Health != supervisor.HealthOK {
@@ -191,8 +193,13 @@ func Run(ctx context.Context, p *Plan, env Env) (*Result, error) {
 		return nil, err
 	}
 	r.metrics = metrics
-	stopMetrics := serveMetrics(env.LoadMetricsAddr, reg)
-	defer stopMetrics()
+	if env.LoadMetricsAddr != "" {
+		stopMetrics, err := load.ServeMetrics(env.LoadMetricsAddr, reg)
+		if err != nil {
+			return nil, err
+		}
+		defer stopMetrics()
+	}
 
 	client := &http.Client{Timeout: 5 * time.Second}
 	apis := map[string]string{}
@@ -377,12 +384,12 @@ func addDashboardP99(windows []journal.ClientWindow, reg prometheus.Gatherer) {
 			continue
 		}
 		for _, f := range fams {
-			if f.GetName() != metricLoadDuration {
+			if f.GetName() != metricname.LoadRequestDurationSeconds {
 				continue
 			}
 			b := histogram(f, func(m *dto.Metric) bool { return label(m, "variant") == w.Variant })
 			if q, ok := b.quantile(0.99); ok {
-				windows[i].All.DashboardP99 = journal.DurationPtr(time.Duration(q * float64(time.Second)))
+				windows[i].All.DashboardP99 = duration.Ptr(time.Duration(q * float64(time.Second)))
 			}
 		}
 	}
@@ -396,19 +403,6 @@ func (p *Plan) slo() float64 {
 		}
 	}
 	return 0
-}
-
-func serveMetrics(addr string, reg *prometheus.Registry) func() {
-	if addr == "" {
-		return func() {}
-	}
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		return func() {} // `lab load` may hold the port; the journal has the series anyway
-	}
-	srv := &http.Server{Handler: promhttp.HandlerFor(reg, promhttp.HandlerOpts{}), ReadHeaderTimeout: 5 * time.Second}
-	go func() { _ = srv.Serve(ln) }()
-	return func() { _ = srv.Close() }
 }
 
 func (r *run) note(s string) {
@@ -512,7 +506,7 @@ func (r *run) inject(st PlannedStep) map[string][]faults.Fault {
 	var lines []string
 	for _, v := range r.p.Variants {
 		vf := st.Variants[v]
-		ev := &journal.FaultEvent{ID: st.ID, Fault: st.Fault, Variant: v, PlannedAt: journal.Duration(st.At), PlannedFor: journal.Duration(st.For), Params: map[string]string{}}
+		ev := &journal.FaultEvent{ID: st.ID, Fault: st.Fault, Variant: v, PlannedAt: duration.Duration(st.At), PlannedFor: duration.Duration(st.For), Params: map[string]string{}}
 		for _, req := range vf.Requests {
 			ev.Targets = append(ev.Targets, req.Target)
 			for k, val := range req.Params {
@@ -754,8 +748,8 @@ func (r *run) faultEvents() []journal.FaultEvent {
 			if ev, ok := r.events[st.ID+"/"+v]; ok {
 				out = append(out, *ev)
 			} else {
-				out = append(out, journal.FaultEvent{ID: st.ID, Fault: st.Fault, Variant: v, PlannedAt: journal.Duration(st.At),
-					PlannedFor: journal.Duration(st.For), Error: "not injected: the run ended first"})
+				out = append(out, journal.FaultEvent{ID: st.ID, Fault: st.Fault, Variant: v, PlannedAt: duration.Duration(st.At),
+					PlannedFor: duration.Duration(st.For), Error: "not injected: the run ended first"})
 			}
 		}
 	}

@@ -14,17 +14,15 @@ import (
 	"github.com/ratingslab/lab/lab/latency"
 	"github.com/ratingslab/lab/lab/load"
 	"github.com/ratingslab/lab/lab/sampler"
+	"github.com/ratingslab/lab/services/metricname"
 )
 
-// metricFreshness is the one histogram the store reads from the parts: a
-// window's freshness quantile is computed from the window's own
-// observations rather than guessed from per-second quantiles.
-// metricLoadDuration is the load generator's own, read once at the end
-// for the dashboard figure beside the exact one.
-const (
-	metricFreshness    = "lab_view_freshness_seconds"
-	metricLoadDuration = "lab_load_request_duration_seconds"
-)
+// The store reads two histograms: the parts' view freshness
+// (metricname.ViewFreshnessSeconds), so a window's freshness quantile is
+// computed from the window's own observations rather than guessed from
+// per-second quantiles; and the load generator's own latency
+// (metricname.LoadRequestDurationSeconds), read once at the end for the
+// dashboard figure beside the exact one.
 
 func label(m *dto.Metric, name string) string {
 	for _, l := range m.GetLabel() {
@@ -71,11 +69,11 @@ func (s *store) add(sc sampler.Scrape, samples []journal.Sample, client map[stri
 	fresh := map[string]buckets{}
 	for part, fams := range sc.Families {
 		v := s.partVariant[part]
-		if f := fams[metricFreshness]; f != nil {
+		if f := fams[metricname.ViewFreshnessSeconds]; f != nil {
 			if fresh[v] == nil {
 				fresh[v] = buckets{}
 			}
-			fresh[v].add(s.histDelta(metricFreshness+"/"+part, histogram(f, nil)))
+			fresh[v].add(s.histDelta(metricname.ViewFreshnessSeconds+"/"+part, histogram(f, nil)))
 		}
 	}
 	for _, smp := range samples {

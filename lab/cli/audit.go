@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -9,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"text/tabwriter"
@@ -18,6 +20,7 @@ import (
 
 	"github.com/ratingslab/lab/lab/audit"
 	"github.com/ratingslab/lab/lab/journal"
+	"github.com/ratingslab/lab/services/variantname"
 )
 
 // errAuditFailed makes `lab audit` exit non-zero when it finds something,
@@ -162,9 +165,7 @@ func runAudit(ctx context.Context, g *globals, f auditFlags, args []string) erro
 // printAudit prints one line per variant and source, then every finding.
 func printAudit(w io.Writer, results []audit.Result, asJSON bool) error {
 	if asJSON {
-		enc := json.NewEncoder(w)
-		enc.SetIndent("", "  ")
-		return enc.Encode(results)
+		return printJSON(w, results)
 	}
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight|tabwriter.Debug)
 	fmt.Fprintln(tw, "variant\tsource\tacked\trejected (unexpected)\tfailed\tambiguous\tlost\tduplicates\tphantoms\tamb. applied\tamb. not applied\tsum mismatches\tresult\t")
@@ -249,16 +250,14 @@ counted as duplicates. (Experiments take this snapshot themselves.)`,
 					fmt.Fprintf(g.stderr, "warning: %s %s: %s\n", s.Variant, s.Source, s.Error)
 				}
 			}
-			b, err := json.MarshalIndent(snaps, "", "  ")
-			if err != nil {
-				return err
-			}
-			b = append(b, '\n')
 			if out == "" || out == "-" {
-				_, err := g.stdout.Write(b)
+				return printJSON(g.stdout, snaps)
+			}
+			var b bytes.Buffer
+			if err := printJSON(&b, snaps); err != nil {
 				return err
 			}
-			if err := os.WriteFile(out, b, 0o644); err != nil {
+			if err := os.WriteFile(out, b.Bytes(), 0o644); err != nil {
 				return fmt.Errorf("--out: %w", err)
 			}
 			fmt.Fprintf(g.stdout, "baseline of %s written to %s\n", strings.Join(variants, ", "), out)
@@ -266,7 +265,7 @@ counted as duplicates. (Experiments take this snapshot themselves.)`,
 		},
 	}
 	cmd.Flags().StringVar(&out, "out", "", "`file` to write (default: standard output)")
-	cmd.Flags().StringSliceVar(&variants, "variants", []string{"rpc", "stream"}, "variants to read")
+	cmd.Flags().StringSliceVar(&variants, "variants", slices.Clone(variantname.All), "variants to read")
 	cmd.Flags().StringArrayVar(&apiFlags, "api", nil, "public API of a variant, `variant=URL` (default: the lab's webserver ports)")
 	return cmd
 }

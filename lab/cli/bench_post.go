@@ -2,7 +2,6 @@ package cli
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"math"
@@ -20,6 +19,7 @@ import (
 	"github.com/ratingslab/lab/lab/load"
 	"github.com/ratingslab/lab/lab/parts"
 	"github.com/ratingslab/lab/lab/supervisor"
+	"github.com/ratingslab/lab/services/variantname"
 )
 
 // postReport is `lab bench post --json`.
@@ -143,7 +143,7 @@ printed beside it: figures taken on a busy machine say so.`,
 			for _, v := range variants {
 				v = strings.TrimSpace(v)
 				i := slices.IndexFunc(ps, func(p supervisor.PartStatus) bool { return p.Name == "webserver-"+v })
-				if i < 0 || (v != "rpc" && v != "stream") {
+				if i < 0 || !slices.Contains(variantname.All, v) {
 					return fmt.Errorf("--variants: %q is not a variant of this lab (rpc, stream)", v)
 				}
 				if slices.ContainsFunc(targets, func(t bench.Target) bool { return t.Variant == v }) {
@@ -199,15 +199,13 @@ printed beside it: figures taken on a busy machine say so.`,
 			}
 			rep.Note = "Kafka platform " + st.Options.Kafka.PlatformName()
 			if asJSON {
-				enc := json.NewEncoder(g.stdout)
-				enc.SetIndent("", "  ")
-				return enc.Encode(rep)
+				return printJSON(g.stdout, rep)
 			}
 			printPostReport(g.stdout, rep)
 			return nil
 		},
 	}
-	cmd.Flags().StringSliceVar(&variants, "variants", []string{"rpc", "stream"}, "variants to load at once (rpc, stream)")
+	cmd.Flags().StringSliceVar(&variants, "variants", slices.Clone(variantname.All), "variants to load at once (rpc, stream)")
 	cmd.Flags().StringVar(&variant, "variant", "", "one variant alone (same as --variants VARIANT)")
 	cmd.Flags().MarkHidden("variant")
 	cmd.Flags().DurationVar(&maxP99, "max-p99", 100*time.Millisecond, "exact p99 latency a step must stay below")

@@ -12,7 +12,6 @@ import (
 	"path"
 	"path/filepath"
 	"slices"
-	"sort"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -24,10 +23,12 @@ import (
 	"github.com/ratingslab/lab/lab/chaos"
 	"github.com/ratingslab/lab/lab/faults"
 	"github.com/ratingslab/lab/lab/journal"
+	"github.com/ratingslab/lab/lab/kv"
 	"github.com/ratingslab/lab/lab/layout"
 	"github.com/ratingslab/lab/lab/parts"
 	"github.com/ratingslab/lab/lab/report"
 	"github.com/ratingslab/lab/lab/supervisor"
+	"github.com/ratingslab/lab/services/variantname"
 )
 
 func newChaosCmd(g *globals) *cobra.Command {
@@ -89,9 +90,7 @@ func newChaosListCmd(g *globals) *cobra.Command {
 				note = "(targets of a lab started with 'lab up' and no flags; start the lab to see its own)"
 			}
 			if asJSON {
-				enc := json.NewEncoder(g.stdout)
-				enc.SetIndent("", "  ")
-				return enc.Encode(struct {
+				return printJSON(g.stdout, struct {
 					faults.CatalogInfo
 					Equivalents []chaos.Equivalent `json:"equivalents"`
 				}{info, chaos.Equivalents()})
@@ -135,7 +134,7 @@ func printEquivalents(w io.Writer) {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "  NAME\tRPC\tSTREAM")
 	for _, e := range chaos.Equivalents() {
-		fmt.Fprintf(tw, "  %s\t%s\t%s\n", e.Name, e.Describe(chaos.VariantRPC), e.Describe(chaos.VariantStream))
+		fmt.Fprintf(tw, "  %s\t%s\t%s\n", e.Name, e.Describe(variantname.RPC), e.Describe(variantname.Stream))
 	}
 	tw.Flush()
 }
@@ -318,9 +317,7 @@ func newChaosStatusCmd(g *globals) *cobra.Command {
 				return err
 			}
 			if asJSON {
-				enc := json.NewEncoder(g.stdout)
-				enc.SetIndent("", "  ")
-				return enc.Encode(l)
+				return printJSON(g.stdout, l)
 			}
 			now := time.Now()
 			if len(l.Active) == 0 {
@@ -357,16 +354,7 @@ func describeFault(f faults.Fault, now time.Time) string {
 		s += " → " + f.Outcome
 	}
 	if len(f.Params) > 0 {
-		keys := make([]string, 0, len(f.Params))
-		for k := range f.Params {
-			keys = append(keys, k)
-		}
-		sort.Strings(keys)
-		var ps []string
-		for _, k := range keys {
-			ps = append(ps, k+"="+f.Params[k])
-		}
-		s += " (" + strings.Join(ps, ", ") + ")"
+		s += " (" + kv.Join(f.Params) + ")"
 	}
 	switch f.State {
 	case faults.StateActive:
@@ -727,7 +715,7 @@ every variant's hypothesis held (in every run of a series).`,
 			}
 			env := chaos.Env{
 				Dir: g.dir(), Control: c, Faults: fc, Targets: lab.Targets,
-				APIs:           map[string]string{chaos.VariantRPC: "http://" + ports.WebserverRPC(), chaos.VariantStream: "http://" + ports.WebserverStream()},
+				APIs:           map[string]string{variantname.RPC: "http://" + ports.WebserverRPC(), variantname.Stream: "http://" + ports.WebserverStream()},
 				ControlMetrics: "http://" + st.Control + "/metrics", LoadMetricsAddr: ports.Load(),
 				// Direct, not an edge proxy: lag and dead letters are read
 				// from outside the processes and past every fault (every

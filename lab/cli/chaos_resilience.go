@@ -14,6 +14,7 @@ import (
 	"github.com/ratingslab/lab/lab/report"
 	"github.com/ratingslab/lab/lab/supervisor"
 	"github.com/ratingslab/lab/services/breaker"
+	"github.com/ratingslab/lab/services/variantname"
 )
 
 // runResilience runs an experiment once per entry of its `resilience`,
@@ -81,7 +82,7 @@ func currentResilience(ctx context.Context, c *supervisor.Client) (breaker.Resil
 	}
 	client := &http.Client{Timeout: 2 * time.Second}
 	for _, p := range ps {
-		if p.Variant != "rpc" || p.Admin == "" || p.PID == 0 {
+		if p.Variant != variantname.RPC || p.Admin == "" || p.PID == 0 {
 			continue
 		}
 		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+p.Admin+"/admin/resilience", nil)

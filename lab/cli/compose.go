@@ -18,6 +18,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/spf13/cobra"
 
+	"github.com/ratingslab/lab/services/metricname"
 	"github.com/ratingslab/lab/services/serve"
 )
 
@@ -154,8 +155,8 @@ func newWatcher(parts []watchPart, proxies string, interval time.Duration) *watc
 	w := &watcher{parts: parts, proxies: proxies, interval: interval, reg: prometheus.NewRegistry(),
 		seen: map[[2]string]bool{}}
 	// The same names and help as the supervisor's (lab/supervisor, lab/faults).
-	w.partUp = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "lab_part_up", Help: "Whether a lab part is running and healthy (1) or not (0)."}, []string{"part"})
-	w.faults = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "lab_fault_active", Help: "Whether a fault is in force (1) or was healed (0), per fault and target; for Grafana annotations."}, []string{"fault", "target"})
+	w.partUp = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: metricname.PartUp, Help: "Whether a lab part is running and healthy (1) or not (0)."}, []string{"part"})
+	w.faults = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: metricname.FaultActive, Help: "Whether a fault is in force (1) or was healed (0), per fault and target; for Grafana annotations."}, []string{"fault", "target"})
 	w.reg.MustRegister(w.partUp, w.faults, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return w
 }

@@ -1,7 +1,6 @@
 package cli
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -185,7 +184,7 @@ updated_at and version.`,
 			if err != nil {
 				return err
 			}
-			return printDataJSON(g.stdout, m)
+			return printJSON(g.stdout, m)
 		},
 	}
 }
@@ -291,7 +290,7 @@ the load rate the new movie: the movie-add action (experiments/README.md,
 			if err != nil {
 				return err
 			}
-			return printDataJSON(g.stdout, added)
+			return printJSON(g.stdout, added)
 		},
 	}
 	f.register(cmd, true)
@@ -338,7 +337,7 @@ published the new version to the "movies" topic and the views have caught up.`,
 			if err != nil {
 				return err
 			}
-			return printDataJSON(g.stdout, edited)
+			return printJSON(g.stdout, edited)
 		},
 	}
 	f.register(cmd, false)
@@ -378,7 +377,7 @@ genres, version. --json prints a JSON array of the same movies as
 				if movies == nil {
 					movies = []model.Movie{}
 				}
-				return printDataJSON(g.stdout, movies)
+				return printJSON(g.stdout, movies)
 			}
 			tw := tabwriter.NewWriter(g.stdout, 0, 4, 2, ' ', 0)
 			fmt.Fprintln(tw, "ID\tYEAR\tTITLE\tCOUNTRY\tGENRES\tVERSION")
@@ -435,10 +434,4 @@ func dataArgs(names ...string) cobra.PositionalArgs {
 		}
 		return nil
 	}
-}
-
-func printDataJSON(w io.Writer, v any) error {
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	return enc.Encode(v)
 }

@@ -8,10 +8,10 @@ import (
 	"io"
 	"io/fs"
 	"net"
-	"net/http"
 	"os"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -19,12 +19,12 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/spf13/cobra"
 
 	"github.com/ratingslab/lab/lab/bench"
 	"github.com/ratingslab/lab/lab/load"
 	"github.com/ratingslab/lab/loadtests"
+	"github.com/ratingslab/lab/services/variantname"
 )
 
 // loadFlags are `lab load`'s flags.
@@ -97,7 +97,7 @@ Client-side metrics are served on the lab's load port while it runs.`,
 	fl := cmd.Flags()
 	fl.StringVar(&f.scenario, "scenario", "steady", "scenario `name` (loadtests/scenarios) or path to a .json/.yaml file")
 	fl.StringVar(&f.scenariosDir, "scenarios", filepath.Join("loadtests", "scenarios"), "`dir`ectory searched for scenario names before the built-in copies")
-	fl.StringSliceVar(&f.variants, "variants", []string{"rpc", "stream"}, "variants to load, comma-separated")
+	fl.StringSliceVar(&f.variants, "variants", slices.Clone(variantname.All), "variants to load, comma-separated")
 	fl.StringArrayVar(&f.targets, "target", nil, "base URL of a variant, as `variant=URL` (repeatable; default: the lab's webservers)")
 	fl.StringVar(&f.rate, "rate", "", "constant arrival `rate` replacing the scenario's schedule, e.g. 500/s or 30/m")
 	fl.DurationVar(&f.duration, "duration", 0, "run length replacing the scenario's (a ramp is stretched to it)")
@@ -149,7 +149,7 @@ func runLoad(ctx context.Context, g *globals, f *loadFlags) error {
 		targeted = append(targeted, name)
 	}
 	opts := load.Options{
-		Scenario: f.scenario, ScenarioDirs: dirs, Variants: f.variants, Known: known, Targeted: targeted, Builtin: []string{"rpc", "stream"},
+		Scenario: f.scenario, ScenarioDirs: dirs, Variants: f.variants, Known: known, Targeted: targeted, Builtin: slices.Clone(variantname.All),
 		Rate: f.rate, Duration: f.duration, DurationSet: f.durationSet, From: f.from, SkipBad: f.skipBad,
 		Force: f.force, RunID: f.runID, Now: time.Now(),
 	}
@@ -250,9 +250,7 @@ func runLoad(ctx context.Context, g *globals, f *loadFlags) error {
 	close(runDone)
 	if sum != nil {
 		if f.asJSON {
-			enc := json.NewEncoder(g.stdout)
-			enc.SetIndent("", "  ")
-			if err := enc.Encode(sum); err != nil {
+			if err := printJSON(g.stdout, sum); err != nil {
 				return err
 			}
 		} else if err := sum.WriteTable(g.stdout); err != nil {
@@ -296,23 +294,11 @@ func serveLoadMetrics(addr, def string, reg *prometheus.Registry, warn io.Writer
 			fmt.Fprintf(warn, "warning: --metrics-listen %s serves this run's client metrics beyond loopback: anyone who can reach that address reads them (fine inside a container network; on a shared machine prefer 127.0.0.1)\n", addr)
 		}
 	}
-	l, err := net.Listen("tcp", addr)
+	stop, err = load.ServeMetrics(addr, reg)
 	if err != nil {
-		return nil, fmt.Errorf("--metrics-listen %s: %w (is another `lab load` running? use --metrics-listen off or another address)", addr, err)
+		return nil, fmt.Errorf("--metrics-listen: %w (use --metrics-listen off or another address)", err)
 	}
-	mux := http.NewServeMux()
-	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "application/json")
-		io.WriteString(w, `{"status":"ok"}`)
-	})
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
-	go srv.Serve(l)
-	return func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-		defer cancel()
-		srv.Shutdown(ctx)
-	}, nil
+	return stop, nil
 }
 
 func describeTargets(ts []load.Target) string {

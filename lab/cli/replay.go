@@ -2,7 +2,6 @@ package cli
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -44,12 +43,6 @@ and what a fork is.`,
 // openLab connects to the running lab in g's directory.
 func openLab(ctx context.Context, g *globals) (*replay.Lab, error) {
 	return replay.Open(ctx, g.dir(), slog.New(slog.NewTextHandler(io.Discard, nil)))
-}
-
-func printJSON(w io.Writer, v any) error {
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	return enc.Encode(v)
 }
 
 // --- offsets

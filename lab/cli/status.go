@@ -2,7 +2,6 @@ package cli
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"text/tabwriter"
@@ -72,9 +71,7 @@ paused, stopped, exited) and uptime, then the edge proxies and anything active
 				}
 			}
 			if asJSON {
-				enc := json.NewEncoder(g.stdout)
-				enc.SetIndent("", "  ")
-				return enc.Encode(rep)
+				return printJSON(g.stdout, rep)
 			}
 			if !rep.Up {
 				fmt.Fprintf(g.stdout, "The lab in %s is not running. Start it with 'lab up' (or 'make lab up').\n", dir)

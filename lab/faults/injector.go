@@ -17,6 +17,7 @@ import (
 
 	"github.com/ratingslab/lab/lab/parts"
 	"github.com/ratingslab/lab/lab/supervisor"
+	"github.com/ratingslab/lab/services/metricname"
 )
 
 // State is where a fault is in its life: active until healed, or done at
@@ -163,7 +164,7 @@ func New(cfg Config) *Injector {
 	}
 	inj := &Injector{cfg: cfg, log: cfg.Log, http: cfg.HTTP, running: map[string]*record{}}
 	inj.active = prometheus.NewGaugeVec(prometheus.GaugeOpts{
-		Name: "lab_fault_active",
+		Name: metricname.FaultActive,
 		Help: "Whether a fault is in force (1) or was healed (0), per fault and target; for Grafana annotations.",
 	}, []string{"fault", "target"})
 	if cfg.Registerer != nil {

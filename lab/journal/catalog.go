@@ -3,6 +3,8 @@ package journal
 import (
 	"strconv"
 	"time"
+
+	"github.com/ratingslab/lab/services/duration"
 )
 
 // CatalogEdit is an experiment's movie-add as it happened, and how each
@@ -14,11 +16,11 @@ type CatalogEdit struct {
 	Title   string `json:"title"`
 	// PlannedAt is the schedule's offset; AddedAt when the legacy catalog
 	// committed the movie (zero when it was not added: Error says why).
-	PlannedAt Duration  `json:"planned_at"`
-	AddedAt   time.Time `json:"added_at"`
+	PlannedAt duration.Duration `json:"planned_at"`
+	AddedAt   time.Time         `json:"added_at"`
 	// RefuseUntil is the offset from the start until which a refusal (422)
 	// of the new movie was owed, provided the variant had not taken one yet.
-	RefuseUntil Duration             `json:"refuse_until"`
+	RefuseUntil duration.Duration    `json:"refuse_until"`
 	Error       string               `json:"error,omitempty"`
 	Variants    []CatalogConvergence `json:"variants"`
 }
@@ -43,9 +45,9 @@ type CatalogConvergence struct {
 	// nil when none was. AfterEdit is Converged − AddedAt, AfterHeal
 	// Converged − the heal of the last fault active at the edit in this
 	// variant (nil when none was; 0 when it came as the heal completed).
-	Converged *time.Time `json:"converged,omitempty"`
-	AfterEdit *Duration  `json:"after_edit,omitempty"`
-	AfterHeal *Duration  `json:"after_heal,omitempty"`
+	Converged *time.Time         `json:"converged,omitempty"`
+	AfterEdit *duration.Duration `json:"after_edit,omitempty"`
+	AfterHeal *duration.Duration `json:"after_heal,omitempty"`
 }
 
 // Figures are the catalog edit's rows as the terminal and the report show

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/ratingslab/lab/lab/audit"
+	"github.com/ratingslab/lab/services/duration"
 )
 
 // CurrentVersion is the journal format this code writes and reads. Bump it
@@ -97,8 +98,8 @@ type FaultEvent struct {
 	Params  map[string]string `json:"params,omitempty"`
 	// PlannedAt is the offset from Started at which the schedule wanted the
 	// fault, PlannedFor how long it was to last.
-	PlannedAt  Duration `json:"planned_at"`
-	PlannedFor Duration `json:"planned_for"`
+	PlannedAt  duration.Duration `json:"planned_at"`
+	PlannedFor duration.Duration `json:"planned_for"`
 	// InjectedAt and HealedAt are when it really was applied and rolled
 	// back; zero when that did not happen (see Error).
 	InjectedAt time.Time `json:"injected_at"`
@@ -239,16 +240,16 @@ type ClientFigures struct {
 	// dashboard interpolates from lab_load_request_duration_seconds
 	// (histogram_quantile over its buckets), beside the exact one to show
 	// how far the server-style figure is off.
-	DashboardP99 *Duration `json:"dashboard_p99,omitempty"`
+	DashboardP99 *duration.Duration `json:"dashboard_p99,omitempty"`
 }
 
 // LatencyFigures are percentiles of a set of latencies (absent when empty).
 type LatencyFigures struct {
-	P50  *Duration `json:"p50,omitempty"`
-	P90  *Duration `json:"p90,omitempty"`
-	P99  *Duration `json:"p99,omitempty"`
-	P999 *Duration `json:"p999,omitempty"`
-	Max  *Duration `json:"max,omitempty"`
+	P50  *duration.Duration `json:"p50,omitempty"`
+	P90  *duration.Duration `json:"p90,omitempty"`
+	P99  *duration.Duration `json:"p99,omitempty"`
+	P999 *duration.Duration `json:"p999,omitempty"`
+	Max  *duration.Duration `json:"max,omitempty"`
 }
 
 // FindClient returns a variant's figures over a window.
@@ -297,7 +298,7 @@ type Recovery struct {
 	// TimeToDetect: injection → the first second of the first stretch in
 	// which the client success ratio left its baseline band; null when it
 	// never did (success untouched).
-	TimeToDetect *Duration `json:"time_to_detect"`
+	TimeToDetect *duration.Duration `json:"time_to_detect"`
 	// Touched lists the signals the fault moved out of their baseline band
 	// (SignalSuccess, SignalP99, SignalLag, SignalView), from injection to
 	// the next fault or the end; a signal not listed was untouched and has
@@ -306,10 +307,10 @@ type Recovery struct {
 	// Heal → success ratio back within 1 % of baseline, client latency back
 	// (P99Recovered: p99 and p50 both in their bands), consumer lag back,
 	// view converged, each after the fault's last stretch out of its band.
-	SuccessRecovered *Duration `json:"success_recovered"`
-	P99Recovered     *Duration `json:"p99_recovered"`
-	LagRecovered     *Duration `json:"lag_recovered"`
-	ViewConverged    *Duration `json:"view_converged"`
+	SuccessRecovered *duration.Duration `json:"success_recovered"`
+	P99Recovered     *duration.Duration `json:"p99_recovered"`
+	LagRecovered     *duration.Duration `json:"lag_recovered"`
+	ViewConverged    *duration.Duration `json:"view_converged"`
 	// FailedDuringFault counts client errors (failed + ambiguous) from
 	// injection to heal.
 	FailedDuringFault int64 `json:"failed_during_fault"`
@@ -324,37 +325,6 @@ type Recovery struct {
 	BaselineViewGap      float64 `json:"baseline_view_gap"`
 	// Note explains a metric that could not be computed.
 	Note string `json:"note,omitempty"`
-}
-
-// Duration is a time.Duration written as Go syntax ("1.5s") in JSON.
-type Duration time.Duration
-
-// D returns d as a time.Duration.
-func (d Duration) D() time.Duration { return time.Duration(d) }
-
-func (d Duration) String() string { return time.Duration(d).String() }
-
-func (d Duration) MarshalJSON() ([]byte, error) {
-	return json.Marshal(time.Duration(d).String())
-}
-
-func (d *Duration) UnmarshalJSON(b []byte) error {
-	var s string
-	if err := json.Unmarshal(b, &s); err != nil {
-		return fmt.Errorf("duration: want a string such as \"1.5s\", got %s", b)
-	}
-	v, err := time.ParseDuration(s)
-	if err != nil {
-		return fmt.Errorf("duration %q: %w", s, err)
-	}
-	*d = Duration(v)
-	return nil
-}
-
-// DurationPtr is a convenience for the optional recovery durations.
-func DurationPtr(d time.Duration) *Duration {
-	v := Duration(d)
-	return &v
 }
 
 // Validate checks what Write would otherwise write wrongly.

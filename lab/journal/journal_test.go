@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/ratingslab/lab/lab/audit"
+	"github.com/ratingslab/lab/services/duration"
 )
 
 var t0 = time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
@@ -28,12 +29,12 @@ func sampleJournal() Journal {
 		Started:    t0,
 		Ended:      t0.Add(time.Minute),
 		Faults: []FaultEvent{{ID: "f1", Fault: "kill", Variant: "rpc", Targets: []string{"ratings-rpc"},
-			PlannedAt: Duration(10 * time.Second), PlannedFor: Duration(20 * time.Second),
+			PlannedAt: duration.Duration(10 * time.Second), PlannedFor: duration.Duration(20 * time.Second),
 			InjectedAt: t0.Add(10 * time.Second), HealedAt: t0.Add(30 * time.Second)}},
 		Samples:  []Sample{{At: t0.Add(time.Second), Variant: "rpc", Values: map[string]float64{SeriesClientRPS: 100}}},
 		Phases:   []PhaseResult{{Name: PhaseBefore, Variant: "rpc", Probes: []ProbeResult{{Name: "success", Tolerance: ">= 0.99", Observed: "1", OK: true}}, OK: true}},
 		Audit:    []audit.Result{{Variant: "rpc", Source: audit.SourceAPI, Checked: true, OK: true}},
-		Recovery: []Recovery{{FaultID: "f1", Variant: "rpc", TimeToDetect: DurationPtr(time.Second)}},
+		Recovery: []Recovery{{FaultID: "f1", Variant: "rpc", TimeToDetect: duration.Ptr(time.Second)}},
 		Verdict:  map[string]bool{"rpc": true},
 	}
 }

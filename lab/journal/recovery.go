@@ -4,6 +4,8 @@ import (
 	"sort"
 	"strings"
 	"time"
+
+	"github.com/ratingslab/lab/services/duration"
 )
 
 // Recovery thresholds; docs/report.md explains them.
@@ -177,7 +179,7 @@ func recoveryOf(f FaultEvent, variant string, ss []Sample, baseFrom, obsEnd, end
 	type signal struct {
 		name string
 		in   func(Sample) (inBand, present bool)
-		dst  **Duration
+		dst  **duration.Duration
 	}
 	signals := []signal{{name: SignalSuccess, dst: &r.SuccessRecovered, in: func(s Sample) (bool, bool) {
 		if ratio, ok := s.Values[SeriesClientSuccessRatio]; ok {
@@ -224,10 +226,10 @@ func recoveryOf(f FaultEvent, variant string, ss []Sample, baseFrom, obsEnd, end
 		}
 		r.Touched = append(r.Touched, sg.name)
 		if sg.name == SignalSuccess {
-			r.TimeToDetect = DurationPtr(max(0, first.Sub(f.InjectedAt)))
+			r.TimeToDetect = duration.Ptr(max(0, first.Sub(f.InjectedAt)))
 		}
 		if back, ok := backAfter(obs, last, sg.in); ok && !f.HealedAt.IsZero() {
-			*sg.dst = DurationPtr(max(0, back.Sub(f.HealedAt)))
+			*sg.dst = duration.Ptr(max(0, back.Sub(f.HealedAt)))
 		}
 	}
 

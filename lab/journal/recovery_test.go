@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"testing"
 	"time"
+
+	"github.com/ratingslab/lab/services/duration"
 )
 
 // scripted builds one sample per second for 90 s from a function of the
@@ -74,7 +76,7 @@ func TestComputeRecoveryMeasuresDetectionAndEachRecoveryFromTheHeal(t *testing.T
 		t.Fatalf("want a recovery per variant, got %d", len(rs))
 	}
 	r, s := rs[0], rs[1]
-	sec := func(d *Duration) string {
+	sec := func(d *duration.Duration) string {
 		if d == nil {
 			return "never"
 		}

@@ -10,6 +10,8 @@ import (
 	"path/filepath"
 	"syscall"
 	"time"
+
+	"github.com/ratingslab/lab/services/duration"
 )
 
 // BenchStep is one rate tried by BenchMaxRate.
@@ -110,7 +112,7 @@ func BenchMaxRate(ctx context.Context, cfg BenchConfig, onStep func(BenchStep)) 
 func RunRatingsStep(ctx context.Context, runID string, target Target, rate float64, d time.Duration, ledgerPath string) (VariantSummary, bool, error) {
 	s := defaultScenario()
 	s.Name, s.Seed = "bench", 1
-	s.Arrival = Arrival{Executor: ExecutorConstant, Rate: rate, Duration: Duration(d)}
+	s.Arrival = Arrival{Executor: ExecutorConstant, Rate: rate, Duration: duration.Duration(d)}
 	s.Mix = Mix{Rating: 1}
 	sum, err := Run(ctx, Config{RunID: runID, Scenario: &s, Targets: []Target{target}, LedgerPath: ledgerPath})
 	if err != nil {

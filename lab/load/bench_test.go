@@ -11,6 +11,7 @@ import (
 	vegeta "github.com/tsenart/vegeta/v12/lib"
 
 	"github.com/ratingslab/lab/lab/load/ledger"
+	"github.com/ratingslab/lab/services/duration"
 )
 
 // BenchmarkGenerator: deriving one request from (seed, seq).
@@ -73,9 +74,9 @@ func BenchmarkEngine(b *testing.B) {
 	defer srv.Close()
 	s := defaultScenario()
 	s.Name, s.Seed, s.Mix = "bench", 1, Mix{Rating: 1}
-	s.Arrival = Arrival{Executor: ExecutorConstant, Rate: rate, Duration: Duration(time.Duration(b.N) * time.Second / rate)}
+	s.Arrival = Arrival{Executor: ExecutorConstant, Rate: rate, Duration: duration.Duration(time.Duration(b.N) * time.Second / rate)}
 	if s.Arrival.ExpectedRequests() == 0 {
-		s.Arrival.Duration = Duration(time.Second / rate)
+		s.Arrival.Duration = duration.Duration(time.Second / rate)
 	}
 	cpu0 := processCPU()
 	b.ResetTimer()

@@ -4,6 +4,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/ratingslab/lab/services/duration"
 )
 
 func TestParseRate(t *testing.T) {
@@ -21,18 +23,18 @@ func TestParseRate(t *testing.T) {
 }
 
 func TestBoundsNeedForceThenHoldAnyway(t *testing.T) {
-	long := Arrival{Executor: ExecutorConstant, Rate: 1, Duration: Duration(time.Hour)}
+	long := Arrival{Executor: ExecutorConstant, Rate: 1, Duration: duration.Duration(time.Hour)}
 	if err := CheckBounds(long, false); err == nil || !strings.Contains(err.Error(), "--force") {
 		t.Errorf("an hour without --force: want an error suggesting --force, got %v", err)
 	}
 	if err := CheckBounds(long, true); err != nil {
 		t.Errorf("an hour with --force: %v", err)
 	}
-	tooLong := Arrival{Executor: ExecutorConstant, Rate: 1, Duration: Duration(25 * time.Hour)}
+	tooLong := Arrival{Executor: ExecutorConstant, Rate: 1, Duration: duration.Duration(25 * time.Hour)}
 	if err := CheckBounds(tooLong, true); err == nil {
 		t.Error("25 hours must be refused even with --force")
 	}
-	fast := Arrival{Executor: ExecutorConstant, Rate: 60000, Duration: Duration(time.Second)}
+	fast := Arrival{Executor: ExecutorConstant, Rate: 60000, Duration: duration.Duration(time.Second)}
 	if err := CheckBounds(fast, false); err == nil || !strings.Contains(err.Error(), "--rate") {
 		t.Errorf("60000/s without --force: got %v", err)
 	}

@@ -15,6 +15,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
+
+	"github.com/ratingslab/lab/services/duration"
 )
 
 // scenarioAt is a shipped scenario changed to a constant rate and length.
@@ -266,7 +268,7 @@ func TestLedgerHasExactlyOneOutcomePerRating(t *testing.T) {
 	s.Mix = Mix{Rating: 1}
 	// Long enough that a loaded machine (make test runs suites side by side
 	// under the race detector) answers the well-behaved requests in time.
-	s.RequestTimeout = Duration(time.Second)
+	s.RequestTimeout = duration.Duration(time.Second)
 	reg := prometheus.NewPedanticRegistry()
 	m, err := NewMetrics(reg, []string{"good", "down"})
 	if err != nil {

@@ -4,6 +4,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 
+	"github.com/ratingslab/lab/services/metricname"
 	"github.com/ratingslab/lab/services/serve"
 )
 
@@ -24,24 +25,24 @@ type Metrics struct {
 func NewMetrics(reg prometheus.Registerer, variants []string) (*Metrics, error) {
 	m := &Metrics{
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "lab_load_requests_total",
+			Name: metricname.LoadRequestsTotal,
 			Help: "Requests sent by lab load, by variant, kind (rating, movie, list), outcome (acknowledged, rejected, failed, ambiguous) and expected (true: the answer a correct variant gives — 2xx, or 4xx for a request made invalid on purpose).",
 		}, []string{"variant", "kind", "outcome", "expected"}),
 		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
-			Name:    "lab_load_request_duration_seconds",
+			Name:    metricname.LoadRequestDurationSeconds,
 			Help:    "Client-side latency of lab load requests, from the moment each was sent, by variant and kind.",
 			Buckets: serve.DurationBuckets, // the services' own, so client and server latencies compare bucket for bucket
 		}, []string{"variant", "kind"}),
 		inFlight: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "lab_load_in_flight_requests",
+			Name: metricname.LoadInFlightRequests,
 			Help: "Requests sent by lab load and not answered yet, by variant. Grows while a variant stalls.",
 		}, []string{"variant"}),
 		targetRate: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "lab_load_target_rate",
+			Name: metricname.LoadTargetRate,
 			Help: "Scheduled arrival rate of lab load in requests per second, by variant.",
 		}, []string{"variant"}),
 		retries: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "lab_load_retries_total",
+			Name: metricname.LoadRetriesTotal,
 			Help: "Ratings lab load sent again with the same request id because the outcome of the previous attempt was unknown (504, no answer), by variant. Zero unless retries are on.",
 		}, []string{"variant"}),
 	}

@@ -4,10 +4,12 @@ import (
 	"math"
 	"testing"
 	"time"
+
+	"github.com/ratingslab/lab/services/duration"
 )
 
 func TestPacerSpacesAConstantRateEvenlyAndStopsAtTheCount(t *testing.T) {
-	p := newSchedulePacer(Arrival{Executor: ExecutorConstant, Rate: 100, Duration: Duration(2 * time.Second)})
+	p := newSchedulePacer(Arrival{Executor: ExecutorConstant, Rate: 100, Duration: duration.Duration(2 * time.Second)})
 	if p.total != 200 {
 		t.Fatalf("100/s for 2s: want 200 requests, got %d", p.total)
 	}
@@ -29,9 +31,9 @@ func TestPacerSpacesAConstantRateEvenlyAndStopsAtTheCount(t *testing.T) {
 
 func TestPacerFollowsARampAndItsCumulativeCount(t *testing.T) {
 	a := Arrival{Executor: ExecutorRamping, StartRate: 0, Stages: []Stage{
-		{Duration: Duration(10 * time.Second), Target: 100},
-		{Duration: Duration(5 * time.Second), Target: 100},
-		{Duration: Duration(5 * time.Second), Target: 0},
+		{Duration: duration.Duration(10 * time.Second), Target: 100},
+		{Duration: duration.Duration(5 * time.Second), Target: 100},
+		{Duration: duration.Duration(5 * time.Second), Target: 0},
 	}}
 	p := newSchedulePacer(a)
 	if p.total != 500+500+250 {

@@ -12,6 +12,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/ratingslab/lab/lab/load/ledger"
+	"github.com/ratingslab/lab/services/duration"
 )
 
 // With retries on, a rating of unknown outcome is sent again with the same
@@ -59,7 +60,7 @@ func TestUnknownOutcomesAreRetriedWithTheSameRequestID(t *testing.T) {
 	}
 	s := scenarioAt(t, "smoke", 50, time.Second)
 	s.Mix = Mix{Rating: 3, Movie: 1}
-	s.RequestTimeout = Duration(2 * time.Second)
+	s.RequestTimeout = duration.Duration(2 * time.Second)
 	ledgerPath := filepath.Join(t.TempDir(), "retry.jsonl")
 	policy := RetryPolicy{Max: 2, Backoff: 5 * time.Millisecond}
 	m, err := NewMetrics(prometheus.NewPedanticRegistry(), []string{"v"})

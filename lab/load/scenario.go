@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/ratingslab/lab/services/duration"
 )
 
 // Scenario is one load profile, read from loadtests/scenarios/<name>.json (or
@@ -25,15 +27,15 @@ type Scenario struct {
 	Description string `json:"description,omitempty"`
 	// Seed fixes the request sequence: same seed, same requests. It is a
 	// 32-bit number so that the JavaScript generator can use it exactly.
-	Seed           uint32     `json:"seed"`
-	Arrival        Arrival    `json:"arrival"`
-	Mix            Mix        `json:"mix"`
-	Movies         Movies     `json:"movies"`
-	Users          Users      `json:"users"`
-	Ratings        Ratings    `json:"ratings"`
-	List           List       `json:"list"`
-	RequestTimeout Duration   `json:"request_timeout"`
-	Thresholds     Thresholds `json:"thresholds"`
+	Seed           uint32            `json:"seed"`
+	Arrival        Arrival           `json:"arrival"`
+	Mix            Mix               `json:"mix"`
+	Movies         Movies            `json:"movies"`
+	Users          Users             `json:"users"`
+	Ratings        Ratings           `json:"ratings"`
+	List           List              `json:"list"`
+	RequestTimeout duration.Duration `json:"request_timeout"`
+	Thresholds     Thresholds        `json:"thresholds"`
 }
 
 // Executor names are k6's, so a scenario maps one to one onto a k6 executor.
@@ -47,8 +49,8 @@ const (
 type Arrival struct {
 	Executor string `json:"executor"`
 	// constant-arrival-rate: Rate requests per second for Duration.
-	Rate     float64  `json:"rate,omitempty"`
-	Duration Duration `json:"duration,omitempty"`
+	Rate     float64           `json:"rate,omitempty"`
+	Duration duration.Duration `json:"duration,omitempty"`
 	// ramping-arrival-rate: start at StartRate, then each stage moves the
 	// rate linearly to its Target over its Duration (k6 semantics).
 	StartRate float64 `json:"start_rate,omitempty"`
@@ -57,8 +59,8 @@ type Arrival struct {
 
 // Stage is one leg of a ramping arrival rate.
 type Stage struct {
-	Duration Duration `json:"duration"`
-	Target   float64  `json:"target"`
+	Duration duration.Duration `json:"duration"`
+	Target   float64           `json:"target"`
 }
 
 // Mix weighs the three request kinds; weights need not sum to 1.
@@ -122,30 +124,10 @@ const (
 	maxStages         = 100
 )
 
-// Duration is a time.Duration written as a Go/k6 duration string ("30s", "1m30s").
-type Duration time.Duration
-
-func (d Duration) D() time.Duration { return time.Duration(d) }
-
-func (d Duration) String() string { return k6Duration(time.Duration(d)) }
-
-func (d Duration) MarshalJSON() ([]byte, error) { return json.Marshal(d.String()) }
-
-func (d *Duration) UnmarshalJSON(b []byte) error {
-	var s string
-	if err := json.Unmarshal(b, &s); err != nil {
-		return fmt.Errorf("want a duration string like \"30s\", got %s", b)
-	}
-	v, err := time.ParseDuration(s)
-	if err != nil {
-		return fmt.Errorf("want a duration string like \"30s\": %w", err)
-	}
-	*d = Duration(v)
-	return nil
-}
-
-// k6Duration prints d the way both Go and k6 parse it back ("1m30s", "500ms").
-func k6Duration(d time.Duration) string {
+// shortDuration prints d as a schedule is written ("1m", "1m30s", "500ms"),
+// which Go and k6 both parse back; duration.Duration's JSON form would say
+// "1m0s".
+func shortDuration(d time.Duration) string {
 	if d%time.Second == 0 {
 		s := d.String() // e.g. "1h0m0s"
 		s = strings.Replace(s, "h0m0s", "h", 1)
@@ -283,7 +265,7 @@ func defaultScenario() Scenario {
 		Users:          Users{MinID: 1, MaxID: 10000},
 		Ratings:        Ratings{Distribution: "uniform", Min: 1, Max: 10},
 		List:           List{Limit: 20},
-		RequestTimeout: Duration(defaultTimeout),
+		RequestTimeout: duration.Duration(defaultTimeout),
 		Thresholds:     Thresholds{SuccessRate: 0.99, P99Ms: 1000},
 	}
 }
@@ -375,7 +357,7 @@ func (s *Scenario) Validate() error {
 		return fail("list.limit", "must be in 1..500, got %d", s.List.Limit)
 	}
 	if s.RequestTimeout.D() < time.Millisecond || s.RequestTimeout.D() > maxRequestTimeout {
-		return fail("request_timeout", "must be between 1ms and %s, got %s", maxRequestTimeout, s.RequestTimeout)
+		return fail("request_timeout", "must be between 1ms and %s, got %s", maxRequestTimeout, shortDuration(s.RequestTimeout.D()))
 	}
 	if !(s.Thresholds.SuccessRate > 0 && s.Thresholds.SuccessRate <= 1) {
 		return fail("thresholds.success_rate", "must be in (0, 1], got %v", s.Thresholds.SuccessRate)
@@ -584,14 +566,14 @@ func (s *Scenario) Apply(o Overrides) (*Scenario, error) {
 		if o.Duration > 0 {
 			d = o.Duration
 		}
-		c.Arrival = Arrival{Executor: ExecutorConstant, Rate: o.Rate, Duration: Duration(d)}
+		c.Arrival = Arrival{Executor: ExecutorConstant, Rate: o.Rate, Duration: duration.Duration(d)}
 	case o.Duration > 0 && c.Arrival.Executor == ExecutorConstant:
-		c.Arrival.Duration = Duration(o.Duration)
+		c.Arrival.Duration = duration.Duration(o.Duration)
 	case o.Duration > 0:
 		// Keep the shape of the ramp, stretched or squeezed to the new length.
 		f := float64(o.Duration) / float64(c.Arrival.TotalDuration())
 		for i := range c.Arrival.Stages {
-			c.Arrival.Stages[i].Duration = Duration(time.Duration(float64(c.Arrival.Stages[i].Duration) * f))
+			c.Arrival.Stages[i].Duration = duration.Duration(time.Duration(float64(c.Arrival.Stages[i].Duration) * f))
 		}
 	}
 	if err := c.Arrival.validate(false); err != nil {

@@ -155,11 +155,11 @@ func buildSummary(cfg Config, runs []*variantRun, scheduled uint64, started, end
 // DescribeArrival says a schedule in words: "constant 200/s for 1m".
 func DescribeArrival(a Arrival) string {
 	if a.Executor == ExecutorConstant {
-		return fmt.Sprintf("constant %s/s for %s", fmtRate(a.Rate), a.Duration)
+		return fmt.Sprintf("constant %s/s for %s", fmtRate(a.Rate), shortDuration(a.Duration.D()))
 	}
 	parts := []string{fmt.Sprintf("ramping from %s/s", fmtRate(a.StartRate))}
 	for _, st := range a.Stages {
-		parts = append(parts, fmt.Sprintf("to %s/s over %s", fmtRate(st.Target), st.Duration))
+		parts = append(parts, fmt.Sprintf("to %s/s over %s", fmtRate(st.Target), shortDuration(st.Duration.D())))
 	}
 	return strings.Join(parts, ", ")
 }

@@ -13,15 +13,16 @@ import (
 	"sort"
 
 	"github.com/ratingslab/lab/lab/layout"
+	"github.com/ratingslab/lab/services/variantname"
 )
 
 // Variant groups parts by integration pattern.
 type Variant string
 
 const (
-	VariantLab    Variant = "lab"    // shared infrastructure: broker
-	VariantRPC    Variant = "rpc"    // synchronous RPC with circuit breakers
-	VariantStream Variant = "stream" // Kafka event log
+	VariantLab    Variant = "lab"              // shared infrastructure: broker
+	VariantRPC    Variant = variantname.RPC    // synchronous RPC with circuit breakers
+	VariantStream Variant = variantname.Stream // Kafka event log
 )
 
 // Runner is one part's process body: it registers its flags, then serves until

@@ -15,6 +15,8 @@ import (
 
 	"github.com/hamba/avro/v2"
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/ratingslab/lab/services/metricname"
 )
 
 // ContentType is what Confluent's Schema Registry answers with.
@@ -70,7 +72,7 @@ const (
 
 func newAPI(st *store, reg prometheus.Registerer, log *slog.Logger) *api {
 	a := &api{st: st, log: log, decisions: prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "lab_schema_registry_decisions_total",
+		Name: metricname.SchemaRegistryDecisionsTotal,
 		Help: "Registrations the schema registry decided, by decision (registered, existing, incompatible, invalid).",
 	}, []string{"decision"})}
 	for _, d := range []string{DecisionRegistered, DecisionExisting, DecisionIncompatible, DecisionInvalid} {

@@ -18,6 +18,7 @@ import (
 	"github.com/ratingslab/lab/lab/supervisor"
 	"github.com/ratingslab/lab/services/eventformat"
 	"github.com/ratingslab/lab/services/kafkaio"
+	"github.com/ratingslab/lab/services/metricname"
 	"github.com/ratingslab/lab/services/model"
 )
 
@@ -162,7 +163,7 @@ func (l *Lab) consumed(ctx context.Context, addr, topic string) (int64, error) {
 		return 0, err
 	}
 	defer resp.Body.Close()
-	prefix := `lab_kafka_consumed_messages_total{topic="` + topic + `"} `
+	prefix := metricname.KafkaConsumedMessagesTotal + `{topic="` + topic + `"} `
 	sc := bufio.NewScanner(resp.Body)
 	sc.Buffer(make([]byte, 64<<10), 1<<20)
 	for sc.Scan() {

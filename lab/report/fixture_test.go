@@ -13,6 +13,7 @@ import (
 
 	"github.com/ratingslab/lab/lab/audit"
 	"github.com/ratingslab/lab/lab/journal"
+	"github.com/ratingslab/lab/services/duration"
 )
 
 var update = flag.Bool("update", false, "rewrite the journal fixtures in testdata")
@@ -58,10 +59,10 @@ func fixtureJournal(breakers bool) journal.Journal {
 	at := func(sec float64) time.Time { return fixtureStart.Add(time.Duration(sec * float64(time.Second))) }
 	j.Faults = []journal.FaultEvent{
 		{ID: "cut-rpc", Fault: "blackhole", Variant: "rpc", Targets: []string{"webserver-rpc->ratings-rpc"},
-			PlannedAt: journal.Duration(faultFrom * time.Second), PlannedFor: journal.Duration((faultTo - faultFrom) * time.Second),
+			PlannedAt: duration.Duration(faultFrom * time.Second), PlannedFor: duration.Duration((faultTo - faultFrom) * time.Second),
 			InjectedAt: at(faultFrom + 0.012), HealedAt: at(faultTo + 0.009)},
 		{ID: "cut-stream", Fault: "blackhole", Variant: "stream", Targets: []string{"ratings-stream->broker"},
-			PlannedAt: journal.Duration(faultFrom * time.Second), PlannedFor: journal.Duration((faultTo - faultFrom) * time.Second),
+			PlannedAt: duration.Duration(faultFrom * time.Second), PlannedFor: duration.Duration((faultTo - faultFrom) * time.Second),
 			InjectedAt: at(faultFrom + 0.014), HealedAt: at(faultTo + 0.011)},
 	}
 
@@ -259,8 +260,8 @@ func fixtureClient(j journal.Journal) []journal.ClientWindow {
 				p99 = math.Max(p99, s.Values[journal.SeriesClientP99])
 			}
 			ratio := ok / answered
-			d := func(sec float64) *journal.Duration {
-				return journal.DurationPtr(time.Duration(sec * float64(time.Second)).Round(time.Microsecond))
+			d := func(sec float64) *duration.Duration {
+				return duration.Ptr(time.Duration(sec * float64(time.Second)).Round(time.Microsecond))
 			}
 			f := journal.ClientFigures{Answered: uint64(answered), AsExpected: uint64(ok), SuccessRatio: &ratio,
 				Outcomes: map[string]uint64{"acknowledged": uint64(ok), "failed": uint64(answered) - uint64(ok)},

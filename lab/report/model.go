@@ -3,12 +3,13 @@ package report
 import (
 	"fmt"
 	"path/filepath"
-	"sort"
 	"strings"
 	"time"
 
 	"github.com/ratingslab/lab/lab/audit"
 	"github.com/ratingslab/lab/lab/journal"
+	"github.com/ratingslab/lab/lab/kv"
+	"github.com/ratingslab/lab/services/duration"
 )
 
 // run is one journal in a report, with its label ("" alone, "A"/"B" when
@@ -170,11 +171,7 @@ func buildDocument(runs []run) (*document, error) {
 			recovery = journal.ComputeRecovery(*j)
 			info.RecoveryNote = "recovery metrics computed from the samples when rendering (the journal held none)"
 		}
-		var settings []string
-		for _, k := range sortedKeys(j.Settings) {
-			settings = append(settings, k+"="+j.Settings[k])
-		}
-		info.Settings = strings.Join(settings, ", ")
+		info.Settings = kv.Join(j.Settings)
 		d.Runs = append(d.Runs, info)
 
 		for _, v := range j.Variants {
@@ -195,7 +192,7 @@ func buildDocument(runs []run) (*document, error) {
 		for _, f := range j.Faults {
 			d.Faults = append(d.Faults, faultRow{
 				Run: r.Label, ID: f.ID, Fault: f.Fault, Variant: orDash(f.Variant), Targets: strings.Join(f.Targets, ", "),
-				Params: joinParams(f.Params), PlannedAt: "+" + f.PlannedAt.String(), PlannedFor: f.PlannedFor.String(),
+				Params: kv.Join(f.Params), PlannedAt: "+" + f.PlannedAt.String(), PlannedFor: f.PlannedFor.String(),
 				Injected: offset(j.Started, f.InjectedAt), Healed: offset(j.Started, f.HealedAt), Error: f.Error,
 				Outcome: f.Outcome,
 			})
@@ -218,7 +215,7 @@ func buildDocument(runs []run) (*document, error) {
 				Lag:     fmtSignal(j, rc, journal.SignalLag, journal.SeriesConsumerLag, rc.LagRecovered, "never"),
 				View:    fmtSignal(j, rc, journal.SignalView, journal.SeriesViewGap, rc.ViewConverged, "never"),
 				Failed:  fmt.Sprint(rc.FailedDuringFault), Budget: fmtBudget(rc.ErrorBudgetBurned),
-				Baseline: fmt.Sprintf("success %s, p99 %s", pct(rc.BaselineSuccessRatio), fmtLatency(journal.DurationPtr(time.Duration(rc.BaselineP99Seconds*float64(time.Second))))),
+				Baseline: fmt.Sprintf("success %s, p99 %s", pct(rc.BaselineSuccessRatio), fmtLatency(duration.Ptr(time.Duration(rc.BaselineP99Seconds*float64(time.Second))))),
 				Note:     rc.Note,
 			})
 		}
@@ -387,7 +384,7 @@ func clientRowsOf(r run, v string) []clientRow {
 
 // fmtLatency writes a measured latency with the precision it has (four
 // significant digits: 322.6ms, 1.005s), "—" when absent.
-func fmtLatency(d *journal.Duration) string {
+func fmtLatency(d *duration.Duration) string {
 	if d == nil {
 		return "—"
 	}
@@ -590,23 +587,6 @@ func fileSafe(s string) string {
 	}, s)
 }
 
-func sortedKeys(m map[string]string) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
-}
-
-func joinParams(m map[string]string) string {
-	var out []string
-	for _, k := range sortedKeys(m) {
-		out = append(out, k+"="+m[k])
-	}
-	return strings.Join(out, ", ")
-}
-
 func joinOrDash(l []string) string {
 	if len(l) == 0 {
 		return "—"
@@ -648,7 +628,7 @@ func fmtDuration(d time.Duration) string {
 	}
 }
 
-func fmtOptional(d *journal.Duration, never string) string {
+func fmtOptional(d *duration.Duration, never string) string {
 	if d == nil {
 		return never
 	}
@@ -658,7 +638,7 @@ func fmtOptional(d *journal.Duration, never string) string {
 // fmtSignal formats one recovery signal: "n/a" when the variant has no
 // such series (no consumer lag in RPC), "untouched" when the fault never
 // moved it out of its band, else the time (or never).
-func fmtSignal(j *journal.Journal, rc journal.Recovery, signal, series string, d *journal.Duration, never string) string {
+func fmtSignal(j *journal.Journal, rc journal.Recovery, signal, series string, d *duration.Duration, never string) string {
 	switch {
 	case !hasSeries(j, rc.Variant, series):
 		return "n/a"

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/ratingslab/lab/lab/journal"
+	"github.com/ratingslab/lab/services/duration"
 )
 
 // Repeats is one experiment run several times (`lab chaos run --repeat N`):
@@ -72,7 +73,7 @@ func SummarizeRepeats(names []string, js []journal.Journal) Repeats {
 		f.Values[run] = v
 	}
 	num := func(x float64) *float64 { return &x }
-	secs := func(d *journal.Duration) *float64 {
+	secs := func(d *duration.Duration) *float64 {
 		if d == nil {
 			return nil
 		}

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/ratingslab/lab/lab/journal"
+	"github.com/ratingslab/lab/services/duration"
 )
 
 // Repeated runs of one experiment summarize to the median and range of
@@ -24,12 +25,12 @@ func TestRepeatsGiveMedianAndRangePerFigure(t *testing.T) {
 		j.Client = append([]journal.ClientWindow(nil), base.Client...)
 		for k, c := range j.Client {
 			if c.Variant == v && c.Window == journal.WindowRun {
-				c.All.Latency.P99 = journal.DurationPtr(p99)
+				c.All.Latency.P99 = duration.Ptr(p99)
 				j.Client[k] = c
 			}
 		}
 		j.Verdict = map[string]bool{v: i != 1}
-		j.CatalogEdits = []journal.CatalogEdit{{ID: "m2", Variants: []journal.CatalogConvergence{{Variant: v, AfterEdit: journal.DurationPtr(p99 * 10), Refused: 5}}}}
+		j.CatalogEdits = []journal.CatalogEdit{{ID: "m2", Variants: []journal.CatalogConvergence{{Variant: v, AfterEdit: duration.Ptr(p99 * 10), Refused: 5}}}}
 		js = append(js, j)
 	}
 	r := SummarizeRepeats([]string{"a.json", "b.json", "c.json"}, js)
@@ -86,8 +87,8 @@ func TestRepeatsGiveMedianAndRangePerFigure(t *testing.T) {
 // measured has no median.
 func TestRepeatMedianOfEvenRunsAndUnmeasured(t *testing.T) {
 	one, two := 1.0, 4.0
-	js := []journal.Journal{{Variants: []string{"rpc"}, Recovery: []journal.Recovery{{FaultID: "m1", Variant: "rpc", Touched: []string{journal.SignalSuccess}, SuccessRecovered: journal.DurationPtr(time.Duration(one * float64(time.Second)))}}},
-		{Variants: []string{"rpc"}, Recovery: []journal.Recovery{{FaultID: "m1", Variant: "rpc", Touched: []string{journal.SignalSuccess}, SuccessRecovered: journal.DurationPtr(time.Duration(two * float64(time.Second)))}}},
+	js := []journal.Journal{{Variants: []string{"rpc"}, Recovery: []journal.Recovery{{FaultID: "m1", Variant: "rpc", Touched: []string{journal.SignalSuccess}, SuccessRecovered: duration.Ptr(time.Duration(one * float64(time.Second)))}}},
+		{Variants: []string{"rpc"}, Recovery: []journal.Recovery{{FaultID: "m1", Variant: "rpc", Touched: []string{journal.SignalSuccess}, SuccessRecovered: duration.Ptr(time.Duration(two * float64(time.Second)))}}},
 		{Variants: []string{"rpc"}, Recovery: []journal.Recovery{{FaultID: "m1", Variant: "rpc", Touched: []string{journal.SignalSuccess}}}}, // never recovered
 	}
 	r := SummarizeRepeats([]string{"a", "b", "c"}, js)

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/ratingslab/lab/lab/journal"
+	"github.com/ratingslab/lab/services/duration"
 	"github.com/ratingslab/lab/services/servetest"
 )
 
@@ -281,10 +282,10 @@ func TestReportNamesTheKafkaPlatform(t *testing.T) {
 
 // A catalog edit's figures get their own table, in both formats.
 func TestReportShowsTheCatalogEdit(t *testing.T) {
-	conv := journal.DurationPtr(12 * time.Second)
+	conv := duration.Ptr(12 * time.Second)
 	j := journal.Journal{Version: journal.CurrentVersion, Kind: journal.KindExperiment, Title: "edit", Variants: []string{"rpc", "stream"},
 		Started: fixtureStart, Ended: fixtureStart.Add(time.Minute),
-		CatalogEdits: []journal.CatalogEdit{{ID: "m2", MovieID: 181, Title: "The Lab Movie", AddedAt: fixtureStart.Add(20 * time.Second), RefuseUntil: journal.Duration(time.Minute),
+		CatalogEdits: []journal.CatalogEdit{{ID: "m2", MovieID: 181, Title: "The Lab Movie", AddedAt: fixtureStart.Add(20 * time.Second), RefuseUntil: duration.Duration(time.Minute),
 			Variants: []journal.CatalogConvergence{{Variant: "rpc", Sent: 10, Failed: 4, Acknowledged: 6, AfterEdit: conv}, {Variant: "stream", Sent: 10, Refused: 5, Acknowledged: 5, AfterEdit: conv}}}}}
 	out, err := RenderJournal(j, "edit", t.TempDir())
 	if err != nil {

@@ -9,16 +9,11 @@ import (
 	dto "github.com/prometheus/client_model/go"
 
 	"github.com/ratingslab/lab/lab/journal"
+	"github.com/ratingslab/lab/services/metricname"
 )
 
-// Metric names read by the deriver (docs/architecture.md).
+// Labels and parts the deriver reads; metric names are in services/metricname.
 const (
-	metricHTTPRequests   = "lab_http_requests_total"
-	metricBreakerState   = "lab_breaker_state"
-	metricRestore        = "lab_stream_restore_duration_seconds"
-	metricBreakerTrans   = "lab_breaker_transitions_total"
-	metricViewFreshness  = "lab_view_freshness_seconds"
-	metricPartUp         = "lab_part_up"
 	webserverPartPrefix  = "webserver"
 	supervisorPartLabel  = "part"
 	dependencyLabel      = "dependency"
@@ -333,7 +328,7 @@ func (d *Deriver) server(smp *journal.Sample, deltas map[string]partDelta, s Scr
 			continue
 		}
 		fams := s.Families[part]
-		if f := fams[metricBreakerState]; f != nil {
+		if f := fams[metricname.BreakerState]; f != nil {
 			for _, m := range f.GetMetric() {
 				state := m.GetGauge().GetValue()
 				dep := labelOf(m, dependencyLabel)
@@ -348,20 +343,20 @@ func (d *Deriver) server(smp *journal.Sample, deltas map[string]partDelta, s Scr
 		if !has {
 			continue
 		}
-		if strings.HasPrefix(part, webserverPartPrefix) && fams[metricHTTPRequests] != nil {
+		if strings.HasPrefix(part, webserverPartPrefix) && fams[metricname.HTTPRequestsTotal] != nil {
 			httpSeen = true
 			seconds = max(seconds, pd.seconds)
-			httpAll += counterDelta(pd, metricHTTPRequests, nil)
-			http5xx += counterDelta(pd, metricHTTPRequests, func(m *dto.Metric) bool {
+			httpAll += counterDelta(pd, metricname.HTTPRequestsTotal, nil)
+			http5xx += counterDelta(pd, metricname.HTTPRequestsTotal, func(m *dto.Metric) bool {
 				return strings.HasPrefix(labelOf(m, httpCodeLabel), "5")
 			})
 		}
-		if fams[metricBreakerTrans] != nil {
+		if fams[metricname.BreakerTransitionsTotal] != nil {
 			transSeen = true
-			transitions += counterDelta(pd, metricBreakerTrans, nil)
+			transitions += counterDelta(pd, metricname.BreakerTransitionsTotal, nil)
 		}
-		fresh = addBuckets(fresh, histogramDelta(pd, metricViewFreshness, nil))
-		if n, sum := histogramCountSumDelta(pd, metricRestore); n > 0 {
+		fresh = addBuckets(fresh, histogramDelta(pd, metricname.ViewFreshnessSeconds, nil))
+		if n, sum := histogramCountSumDelta(pd, metricname.StreamRestoreDurationSeconds); n > 0 {
 			restored += n
 			restoredSeconds += sum
 		}
@@ -479,7 +474,7 @@ func (d *Deriver) health(smp *journal.Sample, s Scrape) {
 	}
 	smp.Set(journal.SeriesScrapeErrors, float64(errs))
 	for _, fams := range s.Families {
-		f := fams[metricPartUp]
+		f := fams[metricname.PartUp]
 		if f == nil {
 			continue
 		}

@@ -7,20 +7,15 @@ import (
 	dto "github.com/prometheus/client_model/go"
 
 	"github.com/ratingslab/lab/lab/journal"
+	"github.com/ratingslab/lab/services/metricname"
 )
 
-// Metrics of the bounded resources every service part has (services/serve's
-// bulkhead, services/breaker's pools and calls).
+// Labels of the bounded resources' metrics every service part has
+// (services/serve's bulkhead, services/breaker's pools and calls).
 const (
-	metricInFlight    = "lab_http_inflight_requests"
-	metricQueued      = "lab_http_queued_requests"
-	metricPoolSize    = "lab_dependency_pool_connections"
-	metricPoolInUse   = "lab_dependency_pool_in_use_connections"
-	metricPoolWaiting = "lab_dependency_pool_waiting_calls"
-	metricCalls       = "lab_dependency_calls_total"
-	resultLabel       = "result"
-	resultRejected    = "rejected"
-	routeLabel        = "route"
+	resultLabel    = "result"
+	resultRejected = "rejected"
+	routeLabel     = "route"
 )
 
 // resources derives, per part of the variant, the requests it served per
@@ -36,31 +31,31 @@ func (d *Deriver) resources(smp *journal.Sample, deltas map[string]partDelta, s 
 	sort.Strings(parts)
 	for _, part := range parts {
 		fams := s.Families[part]
-		if f := fams[metricInFlight]; f != nil {
-			smp.Set(journal.PartSeries(journal.SeriesPartInFlight, part), counterSum(fams, metricInFlight, nil))
-			smp.Set(journal.PartSeries(journal.SeriesPartQueued, part), counterSum(fams, metricQueued, nil))
+		if f := fams[metricname.HTTPInflightRequests]; f != nil {
+			smp.Set(journal.PartSeries(journal.SeriesPartInFlight, part), counterSum(fams, metricname.HTTPInflightRequests, nil))
+			smp.Set(journal.PartSeries(journal.SeriesPartQueued, part), counterSum(fams, metricname.HTTPQueuedRequests, nil))
 		}
-		for dep, size := range perDependency(fams, metricPoolSize) {
+		for dep, size := range perDependency(fams, metricname.DependencyPoolConnections) {
 			if size > 0 {
-				smp.Set(journal.EdgeSeries(journal.SeriesPoolUtilisation, part, dep), perDependency(fams, metricPoolInUse)[dep]/size)
+				smp.Set(journal.EdgeSeries(journal.SeriesPoolUtilisation, part, dep), perDependency(fams, metricname.DependencyPoolInUseConnections)[dep]/size)
 			}
-			smp.Set(journal.EdgeSeries(journal.SeriesPoolWaiting, part, dep), perDependency(fams, metricPoolWaiting)[dep])
+			smp.Set(journal.EdgeSeries(journal.SeriesPoolWaiting, part, dep), perDependency(fams, metricname.DependencyPoolWaitingCalls)[dep])
 		}
 		pd, has := deltas[part]
 		if !has || pd.seconds <= 0 {
 			continue
 		}
-		if fams[metricHTTPRequests] != nil {
-			served := counterDelta(pd, metricHTTPRequests, func(m *dto.Metric) bool { return !infraRoute(labelOf(m, routeLabel)) })
+		if fams[metricname.HTTPRequestsTotal] != nil {
+			served := counterDelta(pd, metricname.HTTPRequestsTotal, func(m *dto.Metric) bool { return !infraRoute(labelOf(m, routeLabel)) })
 			smp.Set(journal.PartSeries(journal.SeriesPartRPS, part), served/pd.seconds)
 		}
-		if f := fams[metricCalls]; f != nil {
+		if f := fams[metricname.DependencyCallsTotal]; f != nil {
 			deps := map[string]bool{}
 			for _, m := range f.GetMetric() {
 				deps[labelOf(m, dependencyLabel)] = true
 			}
 			for dep := range deps {
-				n := counterDelta(pd, metricCalls, func(m *dto.Metric) bool {
+				n := counterDelta(pd, metricname.DependencyCallsTotal, func(m *dto.Metric) bool {
 					return labelOf(m, dependencyLabel) == dep && labelOf(m, resultLabel) != resultRejected
 				})
 				smp.Set(journal.EdgeSeries(journal.SeriesEdgeCallsRPS, part, dep), n/pd.seconds)

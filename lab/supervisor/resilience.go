@@ -12,6 +12,7 @@ import (
 
 	"github.com/ratingslab/lab/services/breaker"
 	"github.com/ratingslab/lab/services/serve"
+	"github.com/ratingslab/lab/services/variantname"
 )
 
 // handleResilience switches the RPC variant's breakers and retries at
@@ -34,7 +35,7 @@ func (s *Supervisor) handleResilience(w http.ResponseWriter, r *http.Request) {
 	defer s.resilienceMu.Unlock()
 	out := map[string]any{}
 	for _, p := range s.procs {
-		if p.variant != "rpc" || p.admin == "" {
+		if p.variant != variantname.RPC || p.admin == "" {
 			continue
 		}
 		changed, err := postResilience(r.Context(), p.admin, req)

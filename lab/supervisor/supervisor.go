@@ -20,6 +20,7 @@ import (
 
 	"github.com/ratingslab/lab/lab/layout"
 	"github.com/ratingslab/lab/lab/parts"
+	"github.com/ratingslab/lab/services/metricname"
 )
 
 // StopGrace is how long a part gets between SIGTERM and SIGKILL.
@@ -94,7 +95,7 @@ func (in Instance) Addr(p layout.Ports) string {
 // New prepares a supervisor; nothing runs until Run.
 func New(cfg Config, log *slog.Logger) (*Supervisor, error) {
 	s := &Supervisor{cfg: cfg, log: log, byName: map[string]*process{}, reg: prometheus.NewRegistry(), stopped: make(chan struct{}), mux: http.NewServeMux()}
-	s.partUp = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "lab_part_up", Help: "Whether a lab part is running and healthy (1) or not (0)."}, []string{"part"})
+	s.partUp = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: metricname.PartUp, Help: "Whether a lab part is running and healthy (1) or not (0)."}, []string{"part"})
 	s.reg.MustRegister(s.partUp, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	client := &http.Client{Timeout: time.Second}
 	env := parts.Env{Ports: cfg.Ports, Dir: cfg.Dir, Options: cfg.Options}

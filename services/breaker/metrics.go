@@ -6,6 +6,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/ratingslab/lab/services/metricname"
 	"github.com/ratingslab/lab/services/serve"
 )
 
@@ -33,32 +34,32 @@ type Metrics struct {
 func NewMetrics(reg prometheus.Registerer) *Metrics {
 	m := &Metrics{
 		state: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "lab_breaker_state",
+			Name: metricname.BreakerState,
 			Help: "Circuit breaker state per dependency and operation (read, write): 0 closed, 1 half-open, 2 open, -1 disabled (breakers off).",
 		}, []string{"dependency", "operation"}),
 		transitions: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "lab_breaker_transitions_total",
+			Name: metricname.BreakerTransitionsTotal,
 			Help: "Circuit breaker state transitions per dependency and operation.",
 		}, []string{"dependency", "operation", "from", "to"}),
 		calls: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "lab_dependency_calls_total",
+			Name: metricname.DependencyCallsTotal,
 			Help: "Outbound call attempts per dependency and operation by result: success, failure, rejected (by the open breaker), passed_on (a 503 the dependency passed on from its own dependency). Its rate is the calls per second on the edge, retries included.",
 		}, []string{"dependency", "operation", "result"}),
 		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
-			Name:    "lab_dependency_call_duration_seconds",
+			Name:    metricname.DependencyCallDurationSeconds,
 			Help:    "Duration of outbound call attempts that reached the dependency (the wait for a pooled connection included).",
 			Buckets: callBuckets,
 		}, []string{"dependency", "operation"}),
 		poolSize: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "lab_dependency_pool_connections",
+			Name: metricname.DependencyPoolConnections,
 			Help: "Size of the connection pool to the dependency (--max-conns): calls in flight at once.",
 		}, []string{"dependency"}),
 		poolInUse: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "lab_dependency_pool_in_use_connections",
+			Name: metricname.DependencyPoolInUseConnections,
 			Help: "Connections of the pool to the dependency held by a call now.",
 		}, []string{"dependency"}),
 		poolWaiting: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "lab_dependency_pool_waiting_calls",
+			Name: metricname.DependencyPoolWaitingCalls,
 			Help: "Calls waiting for a connection to the dependency now (at most --max-pending).",
 		}, []string{"dependency"}),
 	}

@@ -6,6 +6,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/ratingslab/lab/services/metricname"
 	"github.com/ratingslab/lab/services/model"
 )
 
@@ -26,19 +27,19 @@ type Metrics struct {
 func NewMetrics(reg prometheus.Registerer) *Metrics {
 	m := &Metrics{
 		records: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "lab_event_records_total",
+			Name: metricname.EventRecordsTotal,
 			Help: "Event values this part encoded (produced) or decoded (consumed), by topic and writer schema (json, or avro:<registry id>: one value per schema version registered, bounded by deployments, not by traffic).",
 		}, []string{"topic", "direction", "schema"}),
 		failures: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "lab_event_decode_failures_total",
+			Name: metricname.EventDecodeFailuresTotal,
 			Help: "Event values this part could not decode, by topic and reason (wrong-magic-byte, unknown-schema-id, incompatible-schema, truncated-body, ..., registry-unavailable).",
 		}, []string{"topic", "reason"}),
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "lab_schema_registry_requests_total",
+			Name: metricname.SchemaRegistryRequestsTotal,
 			Help: "Requests this part sent to the schema registry, by operation and result (ok, refused, not_found, unreachable).",
 		}, []string{"operation", "result"}),
 		cached: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "lab_schema_registry_cache_hits_total",
+			Name: metricname.SchemaRegistryCacheHitsTotal,
 			Help: "Schema lookups by id answered from this part's cache (no request).",
 		}),
 	}

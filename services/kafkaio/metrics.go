@@ -4,6 +4,8 @@ import (
 	"strconv"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/ratingslab/lab/services/metricname"
 )
 
 // Metrics are the Kafka client metrics of one part (docs/architecture.md).
@@ -23,23 +25,23 @@ type Metrics struct {
 func NewMetrics(reg prometheus.Registerer) *Metrics {
 	m := &Metrics{
 		produced: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "lab_kafka_produced_messages_total",
+			Name: metricname.KafkaProducedMessagesTotal,
 			Help: "Records the broker acknowledged (acks=all), by topic.",
 		}, []string{"topic"}),
 		consumed: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "lab_kafka_consumed_messages_total",
+			Name: metricname.KafkaConsumedMessagesTotal,
 			Help: "Records consumed and applied (committed) by this part, by topic.",
 		}, []string{"topic"}),
 		lag: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "lab_kafka_consumer_lag_messages",
+			Name: metricname.KafkaConsumerLagMessages,
 			Help: "Records on the partition not yet applied by this part: high watermark minus next offset to apply.",
 		}, []string{"topic", "partition"}),
 		produceRetries: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "lab_kafka_produce_retries_total",
+			Name: metricname.KafkaProduceRetriesTotal,
 			Help: "Produce attempts the client retried (leader changes, brokers down, timeouts), by topic.",
 		}, []string{"topic"}),
 		produceErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "lab_kafka_produce_errors_total",
+			Name: metricname.KafkaProduceErrorsTotal,
 			Help: "Writes that failed after their retries, by topic and Kafka error (e.g. NOT_ENOUGH_REPLICAS, REQUEST_TIMED_OUT; timeout = the caller's deadline).",
 		}, []string{"topic", "error"}),
 	}

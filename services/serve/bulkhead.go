@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/ratingslab/lab/services/metricname"
 )
 
 // Limits bound what one part serves at once: at most MaxInflight public
@@ -89,11 +91,11 @@ type bulkhead struct {
 
 func newBulkhead(l Limits, reg prometheus.Registerer) *bulkhead {
 	b := &bulkhead{}
-	b.inflight = prometheus.NewGauge(prometheus.GaugeOpts{Name: "lab_http_inflight_requests", Help: "Public requests being handled now (bulkhead slots in use)."})
-	b.queued = prometheus.NewGauge(prometheus.GaugeOpts{Name: "lab_http_queued_requests", Help: "Public requests waiting for a bulkhead slot."})
-	b.rejected = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "lab_http_rejected_requests_total", Help: "Public requests answered 503 by the bulkhead, by reason: queue_full, queue_timeout."}, []string{"reason"})
-	b.inflightLimit = prometheus.NewGauge(prometheus.GaugeOpts{Name: "lab_http_inflight_limit", Help: "Bulkhead size: public requests handled at once (--max-inflight)."})
-	b.queueLimit = prometheus.NewGauge(prometheus.GaugeOpts{Name: "lab_http_queue_limit", Help: "Bulkhead queue size (--max-queue)."})
+	b.inflight = prometheus.NewGauge(prometheus.GaugeOpts{Name: metricname.HTTPInflightRequests, Help: "Public requests being handled now (bulkhead slots in use)."})
+	b.queued = prometheus.NewGauge(prometheus.GaugeOpts{Name: metricname.HTTPQueuedRequests, Help: "Public requests waiting for a bulkhead slot."})
+	b.rejected = prometheus.NewCounterVec(prometheus.CounterOpts{Name: metricname.HTTPRejectedRequestsTotal, Help: "Public requests answered 503 by the bulkhead, by reason: queue_full, queue_timeout."}, []string{"reason"})
+	b.inflightLimit = prometheus.NewGauge(prometheus.GaugeOpts{Name: metricname.HTTPInflightLimit, Help: "Bulkhead size: public requests handled at once (--max-inflight)."})
+	b.queueLimit = prometheus.NewGauge(prometheus.GaugeOpts{Name: metricname.HTTPQueueLimit, Help: "Bulkhead queue size (--max-queue)."})
 	for _, r := range []string{"queue_full", "queue_timeout"} {
 		b.rejected.WithLabelValues(r)
 	}

@@ -11,6 +11,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/ratingslab/lab/services/duration"
 )
 
 // MaxFaultLatency bounds injected latency. It stays well below the server's
@@ -23,7 +25,7 @@ type FaultSpec struct {
 	// ErrorRate is the fraction (0..1) of public requests answered 500.
 	ErrorRate float64 `json:"error_rate"`
 	// Latency is added to every public request before it is handled.
-	Latency Duration `json:"latency"`
+	Latency duration.Duration `json:"latency"`
 }
 
 // Active says whether any fault is set.
@@ -36,24 +38,6 @@ func (f FaultSpec) validate() error {
 	if f.Latency < 0 || time.Duration(f.Latency) > MaxFaultLatency {
 		return fmt.Errorf("latency: must be from 0s to %s, got %s", MaxFaultLatency, time.Duration(f.Latency))
 	}
-	return nil
-}
-
-// Duration is a time.Duration written as text in JSON ("250ms").
-type Duration time.Duration
-
-func (d Duration) MarshalJSON() ([]byte, error) { return json.Marshal(time.Duration(d).String()) }
-
-func (d *Duration) UnmarshalJSON(b []byte) error {
-	var s string
-	if err := json.Unmarshal(b, &s); err != nil {
-		return fmt.Errorf("want a duration string such as \"250ms\"")
-	}
-	v, err := time.ParseDuration(s)
-	if err != nil {
-		return fmt.Errorf("want a duration string such as \"250ms\", got %q", s)
-	}
-	*d = Duration(v)
 	return nil
 }
 
@@ -157,7 +141,7 @@ func (f *Faults) register(admin *http.ServeMux) {
 				writeError(w, http.StatusBadRequest, fmt.Sprintf("latency: want a duration such as \"250ms\", got %q", req.Latency))
 				return
 			}
-			spec.Latency = Duration(d)
+			spec.Latency = duration.Duration(d)
 		}
 		if err := f.Set(spec); err != nil {
 			writeError(w, http.StatusBadRequest, err.Error())

@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/ratingslab/lab/services/metricname"
 )
 
 // DurationBuckets are the latency buckets (seconds) of every lab histogram
@@ -43,11 +45,11 @@ type redMetrics struct {
 func newREDMetrics(reg prometheus.Registerer) *redMetrics {
 	m := &redMetrics{
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "lab_http_requests_total",
+			Name: metricname.HTTPRequestsTotal,
 			Help: "HTTP requests served, by route pattern, method and status code.",
 		}, []string{"route", "method", "code"}),
 		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
-			Name:    "lab_http_request_duration_seconds",
+			Name:    metricname.HTTPRequestDurationSeconds,
 			Help:    "Time to serve an HTTP request, by route pattern and method.",
 			Buckets: DurationBuckets,
 		}, []string{"route", "method"}),

@@ -12,6 +12,8 @@ import (
 	"github.com/grafana/grafana-plugin-sdk-go/data"
 
 	"github.com/ratingslab/lab/lab/journal"
+	"github.com/ratingslab/lab/lab/kv"
+	"github.com/ratingslab/lab/services/duration"
 )
 
 // Units (Grafana's unit ids).
@@ -36,28 +38,12 @@ func table(name string, fields ...*data.Field) *data.Frame {
 	return f
 }
 
-func seconds(d *journal.Duration) *float64 {
+func seconds(d *duration.Duration) *float64 {
 	if d == nil {
 		return nil
 	}
 	s := d.D().Seconds()
 	return &s
-}
-
-func params(p map[string]string) string {
-	keys := make([]string, 0, len(p))
-	for k := range p {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	var b strings.Builder
-	for i, k := range keys {
-		if i > 0 {
-			b.WriteString(", ")
-		}
-		b.WriteString(k + "=" + p[k])
-	}
-	return b.String()
 }
 
 // faultsFrame is the fault windows frame: time and timeEnd make it a
@@ -86,7 +72,7 @@ func appendFault(f *data.Frame, runName, source string, ev journal.FaultEvent, f
 	targets := strings.Join(ev.Targets, ", ")
 	title := ev.Fault + " " + targets
 	text := fmt.Sprintf("%s on %s (%s)", ev.Fault, targets, ev.Variant)
-	if p := params(ev.Params); p != "" {
+	if p := kv.Join(ev.Params); p != "" {
 		text += ": " + p
 	}
 	if runName != "" {
@@ -95,7 +81,7 @@ func appendFault(f *data.Frame, runName, source string, ev journal.FaultEvent, f
 	if ev.Outcome != "" {
 		text += " · " + ev.Outcome
 	}
-	f.AppendRow(from, to, title, text, ev.Fault+","+ev.Variant, runName, ev.ID, ev.Fault, ev.Variant, targets, params(ev.Params), to.Sub(from).Seconds(), active, source, ev.Outcome)
+	f.AppendRow(from, to, title, text, ev.Fault+","+ev.Variant, runName, ev.ID, ev.Fault, ev.Variant, targets, kv.Join(ev.Params), to.Sub(from).Seconds(), active, source, ev.Outcome)
 }
 
 func faultsQuery(ctx context.Context, in *Instance, q backend.DataQuery, m Model) backend.DataResponse {
@@ -168,8 +154,6 @@ func verdictText(j journal.Journal) string {
 	return strings.Join(parts, " · ")
 }
 
-func settingsText(s map[string]string) string { return params(s) }
-
 func experimentsQuery(_ context.Context, in *Instance, q backend.DataQuery, m Model) backend.DataResponse {
 	runs, notices, errRes := in.selectRuns(q, m)
 	if errRes != nil {
@@ -225,7 +209,7 @@ func experimentsQuery(_ context.Context, in *Instance, q backend.DataQuery, m Mo
 			}
 			row = append(row, p)
 		}
-		row = append(row, j.Ended.Sub(j.Started).Seconds(), int64(len(j.Faults)), j.Seed, j.Platform, settingsText(j.Settings), j.Error)
+		row = append(row, j.Ended.Sub(j.Started).Seconds(), int64(len(j.Faults)), j.Seed, j.Platform, kv.Join(j.Settings), j.Error)
 		f.AppendRow(row...)
 	}
 	return answer(notices, f)

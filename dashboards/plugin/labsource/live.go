@@ -11,6 +11,7 @@ import (
 	"github.com/grafana/grafana-plugin-sdk-go/data"
 
 	"github.com/ratingslab/lab/lab/faults"
+	"github.com/ratingslab/lab/lab/kv"
 	"github.com/ratingslab/lab/lab/supervisor"
 )
 
@@ -114,7 +115,7 @@ func liveQuery(ctx context.Context, in *Instance, q backend.DataQuery, m Model) 
 			heals = &h
 		}
 		injected := f.InjectedAt
-		active.AppendRow(&injected, heals, f.ID, f.Fault, f.Variant, f.Target, params(f.Params), f.Owner, "lab")
+		active.AppendRow(&injected, heals, f.ID, f.Fault, f.Variant, f.Target, kv.Join(f.Params), f.Owner, "lab")
 	}
 	var notices []data.Notice
 	for _, e := range l.External {

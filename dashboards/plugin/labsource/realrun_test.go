@@ -21,9 +21,11 @@ import (
 
 	"github.com/ratingslab/lab/dashboards/plugin/labsource"
 	"github.com/ratingslab/lab/lab/journal"
+	"github.com/ratingslab/lab/lab/kv"
 	"github.com/ratingslab/lab/lab/labtest"
 	"github.com/ratingslab/lab/lab/latency"
 	"github.com/ratingslab/lab/lab/load/ledger"
+	"github.com/ratingslab/lab/services/duration"
 )
 
 var (
@@ -122,7 +124,7 @@ func okFrame(t *testing.T, what string, r backend.DataResponse) *data.Frame {
 	return r.Frames[0]
 }
 
-func secondsOf(d *journal.Duration) *float64 {
+func secondsOf(d *duration.Duration) *float64 {
 	if d == nil {
 		return nil
 	}
@@ -254,7 +256,7 @@ func TestTheDataSourceReadsARealChaosRun(t *testing.T) {
 				t.Errorf("fault %s window %v–%v, journal %v–%v", ev.ID, start, end, ev.InjectedAt, ev.HealedAt)
 			}
 			if column(t, f, "fault").At(i) != ev.Fault || column(t, f, "variant").At(i) != ev.Variant ||
-				column(t, f, "targets").At(i) != strings.Join(ev.Targets, ", ") || column(t, f, "params").At(i) != paramsText(ev.Params) || !strings.Contains(paramsText(ev.Params), "latency=150ms") ||
+				column(t, f, "targets").At(i) != strings.Join(ev.Targets, ", ") || column(t, f, "params").At(i) != kv.Join(ev.Params) || !strings.Contains(kv.Join(ev.Params), "latency=150ms") ||
 				column(t, f, "run").At(i) != runName || column(t, f, "source").At(i) != "journal" {
 				t.Errorf("fault %s row %v, journal %+v", ev.ID, f.RowCopy(i), ev)
 			}
@@ -467,16 +469,6 @@ func TestTheDataSourceReadsARealChaosRun(t *testing.T) {
 			t.Errorf("unknown resource: %d %s", code, body)
 		}
 	})
-}
-
-// paramsText is the parameters as "k=v, ..." by key.
-func paramsText(p map[string]string) string {
-	var kv []string
-	for k, v := range p {
-		kv = append(kv, k+"="+v)
-	}
-	sort.Strings(kv)
-	return strings.Join(kv, ", ")
 }
 
 func TestMain(m *testing.M) {

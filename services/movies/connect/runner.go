@@ -84,7 +84,7 @@ func (r *Runner) Run(ctx context.Context, log *slog.Logger) error {
 		return c.Info()
 	}
 	srv := serve.New(serve.Options{Registry: reg, Ready: ready, Info: info, Log: log})
-	registerAdmin(srv, db, log)
+	legacydb.RegisterSlowDB(srv, db, log)
 
 	run := func(ctx context.Context) error {
 		if startErr == nil {

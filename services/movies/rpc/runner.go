@@ -5,13 +5,12 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
-	"net/http"
-	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/ratingslab/lab/services/movies/legacydb"
 	"github.com/ratingslab/lab/services/serve"
+	"github.com/ratingslab/lab/services/variantname"
 )
 
 // Runner is the movies-rpc part: `lab serve movies-rpc`.
@@ -50,7 +49,7 @@ func NewServer(db *legacydb.DB, reg *prometheus.Registry, log *slog.Logger) *ser
 		Registry: reg,
 		Ready:    db.Ping,
 		Info: func() map[string]any {
-			info := map[string]any{"variant": "rpc", "legacy_db": db.Path()}
+			info := map[string]any{"variant": variantname.RPC, "legacy_db": db.Path()}
 			if d := db.QueryDelay(); d > 0 {
 				info["slow_db"] = d.String()
 			}
@@ -58,40 +57,6 @@ func NewServer(db *legacydb.DB, reg *prometheus.Registry, log *slog.Logger) *ser
 		},
 		Log: log,
 	})
-	registerSlowDB(srv, db, log)
+	legacydb.RegisterSlowDB(srv, db, log)
 	return srv
-}
-
-// registerSlowDB adds the "slow legacy DB" fault:
-//
-//	POST   /admin/slow-db {"delay":"500ms"}   every catalog query waits that long first
-//	DELETE /admin/slow-db                     heals
-//	GET    /admin/slow-db                     shows the delay
-func registerSlowDB(srv *serve.Server, db *legacydb.DB, log *slog.Logger) {
-	show := func(w http.ResponseWriter) {
-		serve.WriteJSON(w, http.StatusOK, map[string]string{"delay": db.QueryDelay().String()})
-	}
-	srv.HandleAdmin("GET /admin/slow-db", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { show(w) }))
-	srv.HandleAdmin("DELETE /admin/slow-db", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		db.SetQueryDelay(0)
-		log.Info("slow-db fault healed")
-		show(w)
-	}))
-	srv.HandleAdmin("POST /admin/slow-db", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		var req struct {
-			Delay string `json:"delay"`
-		}
-		if err := serve.DecodeJSON(w, r, &req); err != nil {
-			serve.WriteError(w, http.StatusBadRequest, err.Error())
-			return
-		}
-		d, err := time.ParseDuration(req.Delay)
-		if err != nil || d < 0 || d > serve.MaxFaultLatency {
-			serve.WriteError(w, http.StatusBadRequest, fmt.Sprintf("delay: want a duration from 0s to %s such as \"500ms\", got %q", serve.MaxFaultLatency, req.Delay))
-			return
-		}
-		db.SetQueryDelay(d)
-		log.Info("slow-db fault set", "delay", d)
-		show(w)
-	}))
 }

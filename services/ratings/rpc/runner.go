@@ -11,6 +11,7 @@ import (
 	"github.com/ratingslab/lab/services/breaker"
 	moviesrpc "github.com/ratingslab/lab/services/movies/rpc"
 	"github.com/ratingslab/lab/services/serve"
+	"github.com/ratingslab/lab/services/variantname"
 )
 
 // Runner is the ratings-rpc part: `lab serve ratings-rpc`.
@@ -71,7 +72,7 @@ func NewServer(store *Store, movies breaker.Upstream, reg *prometheus.Registry, 
 		Registry: reg,
 		Ready:    store.Ping, // movies-rpc down degrades ratings-rpc; it does not make it unready
 		Info: func() map[string]any {
-			return map[string]any{"variant": "rpc", "store": store.Path(), "movies_url": movies.URL, "breakers": breaker.Describe(dep)}
+			return map[string]any{"variant": variantname.RPC, "store": store.Path(), "movies_url": movies.URL, "breakers": breaker.Describe(dep)}
 		},
 		AdminConfig: true,
 		Log:         log,

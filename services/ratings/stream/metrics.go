@@ -3,6 +3,7 @@ package stream
 import (
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/ratingslab/lab/services/metricname"
 	"github.com/ratingslab/lab/services/model"
 )
 
@@ -27,7 +28,7 @@ const (
 
 func newMetrics(reg prometheus.Registerer) *metrics {
 	batch := prometheus.NewHistogram(prometheus.HistogramOpts{
-		Name: "lab_stream_batch_duration_seconds",
+		Name: metricname.StreamBatchDurationSeconds,
 		Help: "Time to process one batch of ratings: decode, aggregate, dead-letter, and commit state with offsets.",
 		// 0.5ms .. 10s: a small batch commits in about a millisecond; a
 		// throttled or faulted one takes seconds.
@@ -36,7 +37,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	m := &metrics{
 		batch: batch,
 		dlq: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "lab_dlq_messages_total",
+			Name: metricname.DLQMessagesTotal,
 			Help: "Ratings events sent to the dead-letter topic, by reason.",
 		}, []string{"reason"}),
 	}
@@ -46,17 +47,17 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		m.dlq.WithLabelValues(r)
 	}
 	m.restore = prometheus.NewHistogramVec(prometheus.HistogramOpts{
-		Name: "lab_stream_restore_duration_seconds",
+		Name: metricname.StreamRestoreDurationSeconds,
 		Help: "Time from a partition's assignment until its state includes every rating that was in the log at the assignment (restore from the changelog or the database, then the tail of ratings), by where the state came from: changelog, local (this instance's database), start (replayed from the start of the log).",
 		// 1ms .. 2 min, 4 buckets per doubling.
 		Buckets: prometheus.ExponentialBuckets(0.001, 1.189207115, 69),
 	}, []string{"from"})
 	m.restoreRecords = prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "lab_stream_restore_records_total",
+		Name: metricname.StreamRestoreRecordsTotal,
 		Help: "Records read to restore taken-over partitions: changelog (records of the changelog topic) and ratings (the ratings replayed to catch up).",
 	}, []string{"topic"})
 	m.changelogWritten = prometheus.NewCounter(prometheus.CounterOpts{
-		Name: "lab_stream_changelog_records_total",
+		Name: metricname.StreamChangelogRecordsTotal,
 		Help: "Changelog records written by the effectively-once processor (--restore=changelog).",
 	})
 	for _, f := range []string{fromChangelog, fromLocal, fromStart} {

@@ -17,6 +17,7 @@ import (
 
 	"github.com/ratingslab/lab/services/changelog"
 	"github.com/ratingslab/lab/services/kafkaio"
+	"github.com/ratingslab/lab/services/metricname"
 	"github.com/ratingslab/lab/services/model"
 	"github.com/ratingslab/lab/services/requestids"
 	"github.com/ratingslab/lab/services/serve"
@@ -66,7 +67,7 @@ type txnMetrics struct {
 
 func newTxnMetrics(reg prometheus.Registerer) *txnMetrics {
 	m := &txnMetrics{txns: prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "lab_stream_transactions_total",
+		Name: metricname.StreamTransactionsTotal,
 		Help: "Kafka transactions of ratings-stream in transactional delivery, by result: committed, aborted, or unknown (ending it failed; the state is restored from the changelog).",
 	}, []string{"result"})}
 	for _, r := range []string{"committed", "aborted", "unknown"} {

@@ -12,6 +12,7 @@ import (
 	"github.com/ratingslab/lab/services/breaker"
 	ratingsrpc "github.com/ratingslab/lab/services/ratings/rpc"
 	"github.com/ratingslab/lab/services/serve"
+	"github.com/ratingslab/lab/services/variantname"
 	"github.com/ratingslab/lab/services/webserver"
 )
 
@@ -68,7 +69,7 @@ func NewServer(ratings breaker.Upstream, reg *prometheus.Registry, log *slog.Log
 	backend := NewBackend(client, dep)
 	srv := serve.New(serve.Options{
 		Public: webserver.New(backend, webserver.Options{
-			Variant:        "rpc",
+			Variant:        variantname.RPC,
 			AcceptedStatus: http.StatusCreated,
 			// The web layer's guard sits just above everything the breaker
 			// may spend (all attempts and backoffs) with as many retries as
@@ -78,7 +79,7 @@ func NewServer(ratings breaker.Upstream, reg *prometheus.Registry, log *slog.Log
 		Registry: reg,
 		Ready:    backend.Ready,
 		Info: func() map[string]any {
-			info := map[string]any{"variant": "rpc", "ratings_url": ratings.URL, "breakers": breaker.Describe(dep)}
+			info := map[string]any{"variant": variantname.RPC, "ratings_url": ratings.URL, "breakers": breaker.Describe(dep)}
 			if w := backend.Warning(); w != "" {
 				info["warning"] = w
 			}

@@ -49,6 +49,7 @@ import (
 	"github.com/ratingslab/lab/services/kafkaio"
 	"github.com/ratingslab/lab/services/model"
 	"github.com/ratingslab/lab/services/moviestable"
+	"github.com/ratingslab/lab/services/variantname"
 	"github.com/ratingslab/lab/services/webserver"
 )
 
@@ -424,5 +425,5 @@ func (b *Backend) Ready(context.Context) error {
 
 // Info is shown in /healthz.
 func (b *Backend) Info() map[string]any {
-	return map[string]any{"variant": "stream", "phase": *b.phase.Load(), "movies": b.movies.Len()}
+	return map[string]any{"variant": variantname.Stream, "phase": *b.phase.Load(), "movies": b.movies.Len()}
 }

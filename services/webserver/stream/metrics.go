@@ -3,6 +3,7 @@ package stream
 import (
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/ratingslab/lab/services/metricname"
 	"github.com/ratingslab/lab/services/serve"
 )
 
@@ -16,7 +17,7 @@ type metrics struct {
 func newMetrics(reg prometheus.Registerer) *metrics {
 	m := &metrics{
 		freshness: prometheus.NewHistogramVec(prometheus.HistogramOpts{
-			Name: "lab_view_freshness_seconds",
+			Name: metricname.ViewFreshnessSeconds,
 			Help: "Time from a rating's event time to its count being visible in this webserver's view, per view update.",
 			// 1ms .. 2min, 8 per doubling (within 9 % when interpolated):
 			// healthy propagation is tens of milliseconds; a throttled
@@ -24,7 +25,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Buckets: serve.DoublingBuckets(0.001, 131.072, 8),
 		}, []string{"view"}),
 		rows: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "lab_view_rows",
+			Name: metricname.ViewRows,
 			Help: "Rows in this webserver's view, per table.",
 		}, []string{"view"}),
 	}

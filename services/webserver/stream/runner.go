@@ -12,6 +12,7 @@ import (
 	"github.com/ratingslab/lab/services/eventformat"
 	"github.com/ratingslab/lab/services/kafkaio"
 	"github.com/ratingslab/lab/services/serve"
+	"github.com/ratingslab/lab/services/variantname"
 	"github.com/ratingslab/lab/services/webserver"
 )
 
@@ -67,7 +68,7 @@ func (r *Runner) Run(ctx context.Context, log *slog.Logger) error {
 func NewServer(b *Backend, reg *prometheus.Registry, log *slog.Logger) *serve.Server {
 	return serve.New(serve.Options{
 		Public: webserver.New(b, webserver.Options{
-			Variant:        "stream",
+			Variant:        variantname.Stream,
 			AcceptedStatus: http.StatusAccepted,
 			// Above the produce timeout, so the backend's own 503 or 504
 			// (with its reason) answers first.

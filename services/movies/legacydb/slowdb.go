@@ -1,41 +1,36 @@
-package connect
+package legacydb
 
 import (
-	"encoding/json"
 	"fmt"
 	"log/slog"
 	"net/http"
 	"time"
 
-	"github.com/ratingslab/lab/services/movies/legacydb"
 	"github.com/ratingslab/lab/services/serve"
 )
 
-// registerAdmin adds the "slow legacy DB" fault, the same endpoint movies-rpc
-// has (used by `lab chaos inject slow_db`):
+// RegisterSlowDB adds the "slow legacy DB" fault to a part's admin listener,
+// the one endpoint movies-rpc and movies-connect share (used by
+// `lab chaos inject slow_db`):
 //
 //	POST   /admin/slow-db {"delay":"500ms"}   every catalog query waits that long first
 //	DELETE /admin/slow-db                     heals
 //	GET    /admin/slow-db                     shows the delay
 //
-// db is nil when the catalog could not be opened; the endpoint then says so.
-func registerAdmin(srv *serve.Server, db *legacydb.DB, log *slog.Logger) {
-	reply := func(w http.ResponseWriter, code int, v any) {
-		w.Header().Set("Content-Type", "application/json")
-		w.WriteHeader(code)
-		_ = json.NewEncoder(w).Encode(v)
-	}
+// db is nil when the part could not open the catalog; the endpoint then
+// answers 503 and says so.
+func RegisterSlowDB(srv *serve.Server, db *DB, log *slog.Logger) {
 	withDB := func(fn func(http.ResponseWriter, *http.Request)) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			if db == nil {
-				reply(w, http.StatusServiceUnavailable, map[string]string{"error": "the legacy catalog is not open (see /healthz)"})
+				serve.WriteError(w, http.StatusServiceUnavailable, "the legacy catalog is not open (see /healthz)")
 				return
 			}
 			fn(w, r)
 		})
 	}
 	show := func(w http.ResponseWriter) {
-		reply(w, http.StatusOK, map[string]string{"delay": db.QueryDelay().String()})
+		serve.WriteJSON(w, http.StatusOK, map[string]string{"delay": db.QueryDelay().String()})
 	}
 	srv.HandleAdmin("GET /admin/slow-db", withDB(func(w http.ResponseWriter, r *http.Request) { show(w) }))
 	srv.HandleAdmin("DELETE /admin/slow-db", withDB(func(w http.ResponseWriter, r *http.Request) {
@@ -48,12 +43,12 @@ func registerAdmin(srv *serve.Server, db *legacydb.DB, log *slog.Logger) {
 			Delay string `json:"delay"`
 		}
 		if err := serve.DecodeJSON(w, r, &req); err != nil {
-			reply(w, http.StatusBadRequest, map[string]string{"error": err.Error()})
+			serve.WriteError(w, http.StatusBadRequest, err.Error())
 			return
 		}
 		d, err := time.ParseDuration(req.Delay)
 		if err != nil || d < 0 || d > serve.MaxFaultLatency {
-			reply(w, http.StatusBadRequest, map[string]string{"error": fmt.Sprintf("delay: want a duration from 0s to %s such as \"500ms\", got %q", serve.MaxFaultLatency, req.Delay)})
+			serve.WriteError(w, http.StatusBadRequest, fmt.Sprintf("delay: want a duration from 0s to %s such as \"500ms\", got %q", serve.MaxFaultLatency, req.Delay))
 			return
 		}
 		db.SetQueryDelay(d)
