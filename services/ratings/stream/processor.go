@@ -441,68 +441,16 @@ func (p *Processor) runGeneration(ctx, gctx context.Context, gen *kafka.Generati
 		if err != nil {
 			return err
 		}
-		defer func() {
-			// What is still pending goes out now, unless this is a
-			// simulated crash: a crash writes nothing more.
-			if !errors.Is(genErr, errSimulatedCrash) {
-				var open []int // a broken writer stays as it is: the next owner aborts its transaction
-				for _, id := range ids {
-					if cl[id].broken == nil {
-						open = append(open, id)
-					}
-				}
-				fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-				if err := p.writeChangelog(fctx, cl, open); err != nil {
-					p.log.Warn("writing the changelog at the end of the generation failed; the next owner restores an older position and reads more of the log", "error", err.Error())
-				}
-				cancel()
-			}
-			closeChangelogParts(cl)
-		}()
+		defer func() { p.endChangelog(ctx, cl, ids, genErr) }()
 	}
 	offsets, aggs, err := p.store.snapshot(ctx, ids)
 	if err != nil {
 		return fmt.Errorf("load state: %w", err)
 	}
 	p.log.Debug("state loaded", "took", time.Since(genStarted).String())
-	states := make(map[int]*partState, len(ids))
-	start := make(map[int]int64, len(ids))
-	for _, id := range ids {
-		b := bounds[id]
-		ps := &partState{}
-		switch p.cfg.Delivery {
-		case EffectivelyOnce:
-			next, ok := offsets[id]
-			if !ok {
-				next = b.First
-			}
-			if next > b.End {
-				return serve.Permanent(fmt.Errorf("ratings partition %d ends at offset %d but this processor's state already includes offset %d: the broker's log was reset or lost records; remove %s to rebuild the state from the new log", id, b.End, next, p.cfg.DataDir))
-			}
-			if err := kafkaio.CheckRetentionGap(model.TopicRatings, id, next, b); err != nil {
-				return err
-			}
-			ps.next = next
-			stored, err := p.store.loadRequestIDs(ctx, id)
-			if err != nil {
-				return fmt.Errorf("load state: %w", err)
-			}
-			ps.ids = requestids.NewPartition(p.cfg.RequestIDRetention, stored)
-		case AtLeastOnce:
-			// The group's committed offset is the truth; the state is
-			// whatever was applied, possibly beyond it.
-			next := assignment[id]
-			if err := kafkaio.CheckRetentionGap(model.TopicRatings, id, next, b); err != nil {
-				return err
-			}
-			if next < 0 {
-				next = b.First
-			}
-			ps.next = next
-		}
-		ps.committed.Store(ps.next)
-		states[id] = ps
-		start[id] = ps.next
+	states, start, err := p.partStates(ctx, ids, bounds, offsets, assignment)
+	if err != nil {
+		return err
 	}
 	if cl != nil {
 		// The database was ahead of the changelog: catch the changelog up.
@@ -510,24 +458,7 @@ func (p *Processor) runGeneration(ctx, gctx context.Context, gen *kafka.Generati
 			return err
 		}
 	}
-	var taken []int
-	from, ends := map[int]string{}, map[int]int64{}
-	for _, id := range ids {
-		if slices.Contains(previous, id) {
-			continue
-		}
-		taken = append(taken, id)
-		ends[id] = bounds[id].End
-		_, had := offsets[id]
-		switch {
-		case slices.Contains(adopted, id):
-			from[id] = fromChangelog
-		case had:
-			from[id] = fromLocal
-		default:
-			from[id] = fromStart
-		}
-	}
+	taken, from, ends := takenOver(ids, previous, bounds, offsets, adopted)
 	clock := newRestoreClock(genStarted, taken, ends, start, from, clRecords)
 	p.metrics.restoreRecords.WithLabelValues("changelog").Add(float64(clRecords))
 	if len(adopted) > 0 {
@@ -594,8 +525,106 @@ func (p *Processor) runGeneration(ctx, gctx context.Context, gen *kafka.Generati
 	}()
 	defer func() { stopLag(); <-lagDone }() // before the gauges are dropped
 
+	return p.consume(ctx, gctx, loopCtx, gen, f, states, aggs, cl, clock)
+}
+
+// endChangelog writes what is still pending to the changelog at the end of
+// a generation, unless it ended in a simulated crash (a crash writes
+// nothing more), and closes the partitions' changelog writers.
+func (p *Processor) endChangelog(ctx context.Context, cl map[int]*changelogPart, ids []int, genErr error) {
+	if !errors.Is(genErr, errSimulatedCrash) {
+		var open []int // a broken writer stays as it is: the next owner aborts its transaction
+		for _, id := range ids {
+			if cl[id].broken == nil {
+				open = append(open, id)
+			}
+		}
+		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		if err := p.writeChangelog(fctx, cl, open); err != nil {
+			p.log.Warn("writing the changelog at the end of the generation failed; the next owner restores an older position and reads more of the log", "error", err.Error())
+		}
+		cancel()
+	}
+	closeChangelogParts(cl)
+}
+
+// partStates is where each assigned partition starts: effectively once,
+// from the position stored with the state (its request ids loaded); at
+// least once, from the group's committed offset. A stored position beyond
+// the log's end, or below its start, is an error naming the cause.
+func (p *Processor) partStates(ctx context.Context, ids []int, bounds map[int]kafkaio.Bounds, offsets map[int]int64, assignment map[int]int64) (states map[int]*partState, start map[int]int64, _ error) {
+	states = make(map[int]*partState, len(ids))
+	start = make(map[int]int64, len(ids))
+	for _, id := range ids {
+		b := bounds[id]
+		ps := &partState{}
+		switch p.cfg.Delivery {
+		case EffectivelyOnce:
+			next, ok := offsets[id]
+			if !ok {
+				next = b.First
+			}
+			if next > b.End {
+				return nil, nil, serve.Permanent(fmt.Errorf("ratings partition %d ends at offset %d but this processor's state already includes offset %d: the broker's log was reset or lost records; remove %s to rebuild the state from the new log", id, b.End, next, p.cfg.DataDir))
+			}
+			if err := kafkaio.CheckRetentionGap(model.TopicRatings, id, next, b); err != nil {
+				return nil, nil, err
+			}
+			ps.next = next
+			stored, err := p.store.loadRequestIDs(ctx, id)
+			if err != nil {
+				return nil, nil, fmt.Errorf("load state: %w", err)
+			}
+			ps.ids = requestids.NewPartition(p.cfg.RequestIDRetention, stored)
+		case AtLeastOnce:
+			// The group's committed offset is the truth; the state is
+			// whatever was applied, possibly beyond it.
+			next := assignment[id]
+			if err := kafkaio.CheckRetentionGap(model.TopicRatings, id, next, b); err != nil {
+				return nil, nil, err
+			}
+			if next < 0 {
+				next = b.First
+			}
+			ps.next = next
+		}
+		ps.committed.Store(ps.next)
+		states[id] = ps
+		start[id] = ps.next
+	}
+	return states, start, nil
+}
+
+// takenOver lists the partitions this generation took over (not assigned
+// before), each with its log end and where its state came from, for the
+// restore clock.
+func takenOver(ids, previous []int, bounds map[int]kafkaio.Bounds, offsets map[int]int64, adopted []int) (taken []int, from map[int]string, ends map[int]int64) {
+	from, ends = map[int]string{}, map[int]int64{}
+	for _, id := range ids {
+		if slices.Contains(previous, id) {
+			continue
+		}
+		taken = append(taken, id)
+		ends[id] = bounds[id].End
+		_, had := offsets[id]
+		switch {
+		case slices.Contains(adopted, id):
+			from[id] = fromChangelog
+		case had:
+			from[id] = fromLocal
+		default:
+			from[id] = fromStart
+		}
+	}
+	return taken, from, ends
+}
+
+// consume fetches the assigned partitions and processes them batch by
+// batch (throttled, if set) until the generation's loop ends.
+func (p *Processor) consume(ctx, gctx, loopCtx context.Context, gen *kafka.Generation, f *kafkaio.Fetcher, states map[int]*partState, aggs map[int64]*aggregate, cl map[int]*changelogPart, clock *restoreClock) error {
 	var buf []kafka.Message
 	for {
+		var err error
 		buf, err = f.Next(loopCtx, buf, p.batchLimit())
 		if err != nil {
 			return loopEnded(loopCtx)
