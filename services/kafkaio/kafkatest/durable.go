@@ -10,11 +10,11 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kfake"
 
-	"github.com/ratingslab/lab/lab/broker"
+	"github.com/ratingslab/lab/services/kafkaio/embedded"
 	"github.com/ratingslab/lab/services/servetest"
 )
 
-// DurableBroker is the lab's real broker part (lab/broker: kfake with a data
+// DurableBroker is the lab's real broker (kafkaio/embedded: kfake with a data
 // directory and the lab's topics) running in-process, so that a test can stop
 // it and start it again on the same port with the same data — a broker
 // restart as clients see it: connections drop, records and offsets survive.
@@ -46,7 +46,7 @@ func (b *DurableBroker) Start(t testing.TB) {
 		t.Fatal("kafkatest: broker already running")
 	}
 	servetest.Eventually(t, 10*time.Second, "kafkatest: the broker to start on "+b.Addr, func() error {
-		c, err := broker.Start(b.Addr, b.Dir, time.Second, false)
+		c, err := embedded.Start(b.Addr, b.Dir, time.Second, false)
 		b.c = c
 		return err
 	})

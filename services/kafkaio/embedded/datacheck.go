@@ -1,4 +1,4 @@
-package broker
+package embedded
 
 import (
 	"context"
@@ -165,9 +165,9 @@ func compare(before, after watermarks) (lost []Loss, recreated []string) {
 	return lost, recreated
 }
 
-// keepWatermarks rewrites the watermarks file every interval until ctx
+// KeepWatermarks rewrites the watermarks file every interval until ctx
 // ends, and once more then (a clean stop).
-func keepWatermarks(ctx context.Context, c *kfake.Cluster, dataDir string, interval time.Duration, log *slog.Logger) {
+func KeepWatermarks(ctx context.Context, c *kfake.Cluster, dataDir string, interval time.Duration, log *slog.Logger) {
 	last := currentWatermarks(c)
 	t := time.NewTicker(interval)
 	defer t.Stop()
