@@ -1,6 +1,10 @@
 //go:build unix
 
-package labtest
+// Package browsertest drives a headless Chromium over the Chrome DevTools
+// Protocol for tests of the pages the parts serve: launch it, load a page,
+// evaluate JavaScript, collect uncaught exceptions. A test without a
+// browser on PATH is skipped (servetest.Need).
+package browsertest
 
 import (
 	"context"
