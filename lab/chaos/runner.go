@@ -234,7 +234,8 @@ func Run(ctx context.Context, p *Plan, env Env) (*Result, error) {
 	stopProgress()
 	s.stop()
 	drained := time.Now()
-	r.cleanup()                // heals anything left (interrupted runs), then rollbacks
+	r.cleanup() // heals anything left (interrupted runs), then rollbacks
+
 	var entries []ledger.Entry // the ratings, for the catalog edit's figures
 	if !interrupted {
 		entries = r.auditLedger(&j, client, apis, ledgerPath)
