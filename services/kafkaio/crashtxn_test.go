@@ -68,7 +68,7 @@ func TestReadCommittedEndsAfterABrokerCrashWithATransactionOpen(t *testing.T) {
 		t.Fatalf("after the crash: read %q, want c1", got)
 	}
 	// The broker wrote the abort marker the crash left out
-	// (lab/broker/crashtxns.go): the next owner's commit is read.
+	// (services/lib/kafkaio/embedded/crashtxns.go): the next owner's commit is read.
 	txn([]string{"c2"}, true, true)
 	if got := read(); !slices.Equal(got, []string{"c1", "c2"}) {
 		t.Fatalf("after a commit by the next owner: read %q, want c1 c2", got)
