@@ -25,7 +25,7 @@ import (
 	"github.com/ratingslab/lab/lab/parts"
 	"github.com/ratingslab/lab/lab/prom"
 	"github.com/ratingslab/lab/lab/prom/promtest"
-	"github.com/ratingslab/lab/services/kafkaio/embedded"
+	"github.com/ratingslab/lab/services/lib/kafkaio/embedded"
 )
 
 var update = flag.Bool("update", false, "rewrite prometheus.yml from docker-compose.yml")

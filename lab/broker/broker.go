@@ -1,5 +1,5 @@
 // Package broker is the `lab serve broker` part: the embedded Kafka broker
-// (services/kafkaio/embedded) with its admin listener — health with the data
+// (services/lib/kafkaio/embedded) with its admin listener — health with the data
 // dir check, metrics, and the protocol faults (kafkafaults.go).
 package broker
 
@@ -13,7 +13,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/ratingslab/lab/services/kafkaio/embedded"
+	"github.com/ratingslab/lab/services/lib/kafkaio/embedded"
 	"github.com/ratingslab/lab/services/metricname"
 	"github.com/ratingslab/lab/services/serve"
 )

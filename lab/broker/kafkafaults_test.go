@@ -13,7 +13,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ratingslab/lab/services/kafkaio/embedded"
+	"github.com/ratingslab/lab/services/lib/kafkaio/embedded"
 
 	"github.com/segmentio/kafka-go"
 	"github.com/twmb/franz-go/pkg/kfake"

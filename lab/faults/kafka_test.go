@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ratingslab/lab/services/kafkaio/embedded"
+	"github.com/ratingslab/lab/services/lib/kafkaio/embedded"
 
 	"github.com/ratingslab/lab/lab/broker"
 	"github.com/ratingslab/lab/lab/supervisor"

@@ -10,7 +10,7 @@ import (
 
 	"github.com/ratingslab/lab/lab/registry/registrytest"
 	"github.com/ratingslab/lab/services/eventformat"
-	"github.com/ratingslab/lab/services/kafkaio/kafkatest"
+	"github.com/ratingslab/lab/services/lib/kafkaio/kafkatest"
 	"github.com/ratingslab/lab/services/model"
 )
 

@@ -28,7 +28,7 @@ const (
 	DependencyPoolWaitingCalls     = "lab_dependency_pool_waiting_calls"
 )
 
-// Kafka clients of the log variant (services/kafkaio).
+// Kafka clients of the log variant (services/lib/kafkaio).
 const (
 	KafkaConsumedMessagesTotal = "lab_kafka_consumed_messages_total"
 	KafkaConsumerLagMessages   = "lab_kafka_consumer_lag_messages"

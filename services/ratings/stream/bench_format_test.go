@@ -16,7 +16,7 @@ import (
 
 	"github.com/ratingslab/lab/lab/registry"
 	"github.com/ratingslab/lab/services/eventformat"
-	"github.com/ratingslab/lab/services/kafkaio"
+	"github.com/ratingslab/lab/services/lib/kafkaio"
 	"github.com/ratingslab/lab/services/model"
 	"github.com/ratingslab/lab/services/servetest"
 )

@@ -10,7 +10,7 @@ import (
 	"time"
 
 	"github.com/ratingslab/lab/services/changelog"
-	"github.com/ratingslab/lab/services/kafkaio"
+	"github.com/ratingslab/lab/services/lib/kafkaio"
 	"github.com/ratingslab/lab/services/model"
 	"github.com/ratingslab/lab/services/requestids"
 	"github.com/ratingslab/lab/services/servetest"

@@ -10,7 +10,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kfake"
 
-	"github.com/ratingslab/lab/services/kafkaio/embedded"
+	"github.com/ratingslab/lab/services/lib/kafkaio/embedded"
 	"github.com/ratingslab/lab/services/servetest"
 )
 

@@ -8,8 +8,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ratingslab/lab/services/kafkaio"
-	"github.com/ratingslab/lab/services/kafkaio/kafkatest"
+	"github.com/ratingslab/lab/services/lib/kafkaio"
+	"github.com/ratingslab/lab/services/lib/kafkaio/kafkatest"
 )
 
 func newCluster(t *testing.T, addr string) *kafkaio.Cluster {

@@ -5,7 +5,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ratingslab/lab/services/kafkaio"
+	"github.com/ratingslab/lab/services/lib/kafkaio"
 )
 
 // Client opens a kafkaio client with cfg, closed when the test ends.
