@@ -5,8 +5,8 @@ import (
 	"log/slog"
 
 	"github.com/ratingslab/lab/services/lib/kafkaio"
+	"github.com/ratingslab/lab/services/lib/kafkaio/moviestable"
 	"github.com/ratingslab/lab/services/model"
-	"github.com/ratingslab/lab/services/moviestable"
 )
 
 // movieTable is the movies table the processor joins ratings with: the

@@ -6,8 +6,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ratingslab/lab/services/lib/kafkaio/moviestable"
 	"github.com/ratingslab/lab/services/model"
-	"github.com/ratingslab/lab/services/moviestable"
 	"github.com/ratingslab/lab/services/requestids"
 )
 
