@@ -13,8 +13,8 @@ import (
 	"github.com/ratingslab/lab/lab/lag"
 	"github.com/ratingslab/lab/services/lib/kafkaio"
 	"github.com/ratingslab/lab/services/lib/kafkaio/kafkatest"
+	"github.com/ratingslab/lab/services/lib/kafkaio/positions"
 	"github.com/ratingslab/lab/services/model"
-	"github.com/ratingslab/lab/services/positions"
 	"github.com/ratingslab/lab/services/sqlitedb"
 )
 

@@ -5,8 +5,8 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/ratingslab/lab/services/lib/kafkaio/positions"
 	"github.com/ratingslab/lab/services/model"
-	"github.com/ratingslab/lab/services/positions"
 	"github.com/ratingslab/lab/services/requestids"
 	"github.com/ratingslab/lab/services/sqlitedb"
 )

@@ -4,8 +4,8 @@ import (
 	"context"
 	"fmt"
 
+	"github.com/ratingslab/lab/services/lib/kafkaio/positions"
 	"github.com/ratingslab/lab/services/model"
-	"github.com/ratingslab/lab/services/positions"
 	"github.com/ratingslab/lab/services/sqlitedb"
 )
 
