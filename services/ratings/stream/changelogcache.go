@@ -5,7 +5,7 @@ import (
 	"database/sql"
 	"fmt"
 
-	"github.com/ratingslab/lab/services/changelog"
+	"github.com/ratingslab/lab/services/lib/kafkaio/changelog"
 	"github.com/ratingslab/lab/services/model"
 	"github.com/ratingslab/lab/services/requestids"
 )

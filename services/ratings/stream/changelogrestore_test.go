@@ -9,8 +9,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ratingslab/lab/services/changelog"
 	"github.com/ratingslab/lab/services/lib/kafkaio"
+	"github.com/ratingslab/lab/services/lib/kafkaio/changelog"
 	"github.com/ratingslab/lab/services/model"
 	"github.com/ratingslab/lab/services/requestids"
 	"github.com/ratingslab/lab/services/servetest"

@@ -15,8 +15,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
-	"github.com/ratingslab/lab/services/changelog"
 	"github.com/ratingslab/lab/services/lib/kafkaio"
+	"github.com/ratingslab/lab/services/lib/kafkaio/changelog"
 	"github.com/ratingslab/lab/services/metricname"
 	"github.com/ratingslab/lab/services/model"
 	"github.com/ratingslab/lab/services/requestids"
@@ -27,7 +27,7 @@ import (
 // exactly-once processing, done with franz-go's GroupTransactSession
 // (kafka-go has no transactions). Per batch, one Kafka transaction holds
 // the batch's rated-movies records, its dead letters, its changelog records
-// (services/changelog: changed aggregates, the request ids it counted, the
+// (services/lib/kafkaio/changelog: changed aggregates, the request ids it counted, the
 // position) and the consumed offsets of `ratings`. Either all of it is
 // committed or none of it is, and readers of rated-movies and the changelog
 // read committed records only.

@@ -8,8 +8,8 @@ import (
 	"github.com/segmentio/kafka-go"
 	"github.com/twmb/franz-go/pkg/kgo"
 
-	"github.com/ratingslab/lab/services/changelog"
 	"github.com/ratingslab/lab/services/lib/kafkaio"
+	"github.com/ratingslab/lab/services/lib/kafkaio/changelog"
 	"github.com/ratingslab/lab/services/lib/kafkaio/kafkatest"
 	"github.com/ratingslab/lab/services/requestids"
 	"github.com/ratingslab/lab/services/servetest"
