@@ -6,8 +6,8 @@ import (
 	"fmt"
 
 	"github.com/ratingslab/lab/services/lib/kafkaio/changelog"
+	"github.com/ratingslab/lab/services/lib/requestids"
 	"github.com/ratingslab/lab/services/model"
-	"github.com/ratingslab/lab/services/requestids"
 )
 
 // replaceRequestIDs makes the database's request-id record of restored

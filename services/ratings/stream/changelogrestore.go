@@ -13,7 +13,7 @@ import (
 
 	"github.com/ratingslab/lab/services/lib/kafkaio"
 	"github.com/ratingslab/lab/services/lib/kafkaio/changelog"
-	"github.com/ratingslab/lab/services/requestids"
+	"github.com/ratingslab/lab/services/lib/requestids"
 )
 
 // Effectively-once with a changelog (--restore=changelog, the default).

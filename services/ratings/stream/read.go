@@ -6,8 +6,8 @@ import (
 	"time"
 
 	"github.com/ratingslab/lab/services/lib/kafkaio/positions"
+	"github.com/ratingslab/lab/services/lib/requestids"
 	"github.com/ratingslab/lab/services/model"
-	"github.com/ratingslab/lab/services/requestids"
 	"github.com/ratingslab/lab/services/sqlitedb"
 )
 

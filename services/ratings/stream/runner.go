@@ -10,8 +10,8 @@ import (
 
 	"github.com/ratingslab/lab/services/eventformat"
 	"github.com/ratingslab/lab/services/lib/kafkaio"
+	"github.com/ratingslab/lab/services/lib/requestids"
 	"github.com/ratingslab/lab/services/model"
-	"github.com/ratingslab/lab/services/requestids"
 	"github.com/ratingslab/lab/services/serve"
 )
 

@@ -9,7 +9,7 @@
 // state (formats: docs/events.md):
 //
 //	movie/<movie id>  the movie's count and sum, and the source offset they include
-//	seen/<offset>     the request-id record's entries (services/requestids: id and
+//	seen/<offset>     the request-id record's entries (services/lib/requestids: id and
 //	                  payload hashes, time, offset) counted at ratings offsets
 //	                  [offset, offset+BlockSize); a tombstone once they all left the record
 //	position          the next ratings offset: every rating below it is in the state
@@ -38,7 +38,7 @@ import (
 	"github.com/segmentio/kafka-go"
 
 	"github.com/ratingslab/lab/services/lib/kafkaio"
-	"github.com/ratingslab/lab/services/requestids"
+	"github.com/ratingslab/lab/services/lib/requestids"
 )
 
 // BlockSize is how many ratings offsets one seen/ record covers. A batch
@@ -71,7 +71,7 @@ type position struct {
 }
 
 // Partition is the state of one partition: counts, position, and the
-// request-id record (services/requestids) the counts were made with.
+// request-id record (services/lib/requestids) the counts were made with.
 type Partition struct {
 	ID int
 	// Next is the next ratings offset to count; -1 when nothing was counted.

@@ -11,7 +11,7 @@ import (
 	"github.com/ratingslab/lab/services/lib/kafkaio"
 	"github.com/ratingslab/lab/services/lib/kafkaio/changelog"
 	"github.com/ratingslab/lab/services/lib/kafkaio/kafkatest"
-	"github.com/ratingslab/lab/services/requestids"
+	"github.com/ratingslab/lab/services/lib/requestids"
 	"github.com/ratingslab/lab/services/servetest"
 )
 

@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ratingslab/lab/services/requestids"
+	"github.com/ratingslab/lab/services/lib/requestids"
 )
 
 // rec is one ratings record as a consumer sees it.
@@ -166,7 +166,7 @@ func TestEntriesRoundTripThroughTheirEncoding(t *testing.T) {
 
 // BenchmarkMemoryPerID reports the heap a kept request id costs
 // (bytes/id), with a million of them kept:
-// go test ./services/requestids -run '^$' -bench MemoryPerID -benchtime 1x
+// go test ./services/lib/requestids -run '^$' -bench MemoryPerID -benchtime 1x
 func BenchmarkMemoryPerID(b *testing.B) {
 	const n = 1_000_000
 	ids := make([]uint64, n)
