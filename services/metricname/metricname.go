@@ -37,7 +37,7 @@ const (
 	KafkaProducedMessagesTotal = "lab_kafka_produced_messages_total"
 )
 
-// Event formats and the schema registry (services/eventformat, lab/registry).
+// Event formats and the schema registry (services/lib/eventformat, lab/registry).
 const (
 	EventDecodeFailuresTotal     = "lab_event_decode_failures_total"
 	EventRecordsTotal            = "lab_event_records_total"

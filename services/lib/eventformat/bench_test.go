@@ -10,7 +10,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/ratingslab/lab/lab/registry"
-	"github.com/ratingslab/lab/services/eventformat"
+	"github.com/ratingslab/lab/services/lib/eventformat"
 	"github.com/ratingslab/lab/services/model"
 )
 
@@ -21,7 +21,7 @@ import (
 // the registry itself can answer), and "decode-avro" / "decode-json" are
 // whole rating decodes with the id cached:
 //
-//	go test ./services/eventformat -run '^$' -bench BenchmarkRegistryLookups -benchtime 2s
+//	go test ./services/lib/eventformat -run '^$' -bench BenchmarkRegistryLookups -benchtime 2s
 func BenchmarkRegistryLookups(b *testing.B) {
 	srv, closeStore, err := registry.NewServer(b.TempDir(), prometheus.NewRegistry(), slog.New(slog.DiscardHandler))
 	if err != nil {
