@@ -13,7 +13,7 @@ import (
 
 	"github.com/ratingslab/lab/lab/broker"
 	"github.com/ratingslab/lab/lab/supervisor"
-	"github.com/ratingslab/lab/services/serve"
+	"github.com/ratingslab/lab/services/lib/serve"
 )
 
 // brokerAdmin runs the embedded broker (one node) with its admin listener,

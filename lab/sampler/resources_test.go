@@ -9,7 +9,7 @@ import (
 
 	"github.com/ratingslab/lab/lab/journal"
 	"github.com/ratingslab/lab/services/breaker"
-	labserve "github.com/ratingslab/lab/services/serve"
+	labserve "github.com/ratingslab/lab/services/lib/serve"
 )
 
 // The deriver reads the bounded resources from the metrics the services

@@ -11,7 +11,7 @@ import (
 	"time"
 
 	"github.com/ratingslab/lab/services/breaker"
-	"github.com/ratingslab/lab/services/serve"
+	"github.com/ratingslab/lab/services/lib/serve"
 	"github.com/ratingslab/lab/services/variantname"
 )
 

@@ -6,7 +6,7 @@
 // each metric's definition. Histograms' series add _bucket, _sum, _count.
 package metricname
 
-// Every service's HTTP server (services/serve).
+// Every service's HTTP server (services/lib/serve).
 const (
 	HTTPInflightLimit          = "lab_http_inflight_limit"
 	HTTPInflightRequests       = "lab_http_inflight_requests"

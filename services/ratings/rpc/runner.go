@@ -9,8 +9,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/ratingslab/lab/services/breaker"
+	"github.com/ratingslab/lab/services/lib/serve"
 	moviesrpc "github.com/ratingslab/lab/services/movies/rpc"
-	"github.com/ratingslab/lab/services/serve"
 	"github.com/ratingslab/lab/services/variantname"
 )
 

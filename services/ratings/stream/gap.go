@@ -6,7 +6,7 @@ import (
 	"fmt"
 
 	"github.com/ratingslab/lab/services/lib/kafkaio"
-	"github.com/ratingslab/lab/services/serve"
+	"github.com/ratingslab/lab/services/lib/serve"
 	"github.com/ratingslab/lab/services/sqlitedb"
 )
 

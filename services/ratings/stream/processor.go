@@ -17,8 +17,8 @@ import (
 	"github.com/ratingslab/lab/services/lib/eventformat"
 	"github.com/ratingslab/lab/services/lib/kafkaio"
 	"github.com/ratingslab/lab/services/lib/requestids"
+	"github.com/ratingslab/lab/services/lib/serve"
 	"github.com/ratingslab/lab/services/model"
-	"github.com/ratingslab/lab/services/serve"
 )
 
 // Delivery is how the processor ties its state to the consumed offsets.

@@ -10,8 +10,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/ratingslab/lab/services/breaker"
+	"github.com/ratingslab/lab/services/lib/serve"
 	ratingsrpc "github.com/ratingslab/lab/services/ratings/rpc"
-	"github.com/ratingslab/lab/services/serve"
 	"github.com/ratingslab/lab/services/variantname"
 	"github.com/ratingslab/lab/services/webserver"
 )

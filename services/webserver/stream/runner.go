@@ -11,7 +11,7 @@ import (
 
 	"github.com/ratingslab/lab/services/lib/eventformat"
 	"github.com/ratingslab/lab/services/lib/kafkaio"
-	"github.com/ratingslab/lab/services/serve"
+	"github.com/ratingslab/lab/services/lib/serve"
 	"github.com/ratingslab/lab/services/variantname"
 	"github.com/ratingslab/lab/services/webserver"
 )
