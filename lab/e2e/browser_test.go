@@ -8,8 +8,8 @@ import (
 	"time"
 
 	"github.com/ratingslab/lab/lab/labtest"
-	"github.com/ratingslab/lab/services/servetest"
-	"github.com/ratingslab/lab/services/servetest/browsertest"
+	"github.com/ratingslab/lab/services/lib/servetest"
+	"github.com/ratingslab/lab/services/lib/servetest/browsertest"
 )
 
 // A user opens each variant's page in a real browser, rates a movie through

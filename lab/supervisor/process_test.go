@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ratingslab/lab/services/servetest"
+	"github.com/ratingslab/lab/services/lib/servetest"
 )
 
 // The supervisor's view of one part is a small state machine: each test

@@ -10,8 +10,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ratingslab/lab/services/servetest"
-	"github.com/ratingslab/lab/services/servetest/browsertest"
+	"github.com/ratingslab/lab/services/lib/servetest"
+	"github.com/ratingslab/lab/services/lib/servetest/browsertest"
 	"github.com/ratingslab/lab/services/webserver"
 )
 

@@ -12,7 +12,7 @@ import (
 	"github.com/ratingslab/lab/services/lib/kafkaio/changelog"
 	"github.com/ratingslab/lab/services/lib/kafkaio/kafkatest"
 	"github.com/ratingslab/lab/services/lib/requestids"
-	"github.com/ratingslab/lab/services/servetest"
+	"github.com/ratingslab/lab/services/lib/servetest"
 )
 
 // retention is how long the tests keep request ids (in the records' clock).

@@ -11,7 +11,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kfake"
 
 	"github.com/ratingslab/lab/services/lib/kafkaio/embedded"
-	"github.com/ratingslab/lab/services/servetest"
+	"github.com/ratingslab/lab/services/lib/servetest"
 )
 
 // DurableBroker is the lab's real broker (kafkaio/embedded: kfake with a data

@@ -21,7 +21,7 @@ import (
 
 	"golang.org/x/net/websocket"
 
-	"github.com/ratingslab/lab/services/servetest"
+	"github.com/ratingslab/lab/services/lib/servetest"
 )
 
 // FindChromium returns a Chromium-like browser on PATH, or "".
