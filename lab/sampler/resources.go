@@ -11,7 +11,7 @@ import (
 )
 
 // Labels of the bounded resources' metrics every service part has
-// (services/lib/serve's bulkhead, services/breaker's pools and calls).
+// (services/lib/serve's bulkhead, services/lib/breaker's pools and calls).
 const (
 	resultLabel    = "result"
 	resultRejected = "rejected"

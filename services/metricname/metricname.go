@@ -17,7 +17,7 @@ const (
 	HTTPRequestsTotal          = "lab_http_requests_total"
 )
 
-// Outbound calls of the RPC variant: breakers and connection pools (services/breaker).
+// Outbound calls of the RPC variant: breakers and connection pools (services/lib/breaker).
 const (
 	BreakerState                   = "lab_breaker_state"
 	BreakerTransitionsTotal        = "lab_breaker_transitions_total"

@@ -8,7 +8,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/ratingslab/lab/services/breaker"
+	"github.com/ratingslab/lab/services/lib/breaker"
 	"github.com/ratingslab/lab/services/lib/serve"
 	moviesrpc "github.com/ratingslab/lab/services/movies/rpc"
 	"github.com/ratingslab/lab/services/variantname"

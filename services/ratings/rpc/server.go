@@ -11,7 +11,7 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/ratingslab/lab/services/breaker"
+	"github.com/ratingslab/lab/services/lib/breaker"
 	"github.com/ratingslab/lab/services/lib/serve"
 	"github.com/ratingslab/lab/services/model"
 	moviesrpc "github.com/ratingslab/lab/services/movies/rpc"

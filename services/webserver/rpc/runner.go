@@ -9,7 +9,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/ratingslab/lab/services/breaker"
+	"github.com/ratingslab/lab/services/lib/breaker"
 	"github.com/ratingslab/lab/services/lib/serve"
 	ratingsrpc "github.com/ratingslab/lab/services/ratings/rpc"
 	"github.com/ratingslab/lab/services/variantname"

@@ -8,7 +8,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/ratingslab/lab/services/breaker"
+	"github.com/ratingslab/lab/services/lib/breaker"
 )
 
 // BenchmarkBreakerCall measures what the wrapper costs per call: a no-op call
@@ -16,7 +16,7 @@ import (
 // metrics), and with breakers off; then the same over real loopback HTTP,
 // where the overhead should vanish in the noise of the round trip.
 //
-//	go test ./services/breaker -run XXX -bench BreakerCall -benchmem
+//	go test ./services/lib/breaker -run XXX -bench BreakerCall -benchmem
 func BenchmarkBreakerCall(b *testing.B) {
 	noop := func(context.Context) error { return nil }
 	newDep := func(b *testing.B, enabled bool) *breaker.Dependency {
