@@ -5,8 +5,8 @@ import (
 	"fmt"
 
 	"github.com/ratingslab/lab/services/lib/kafkaio/positions"
+	"github.com/ratingslab/lab/services/lib/sqlitedb"
 	"github.com/ratingslab/lab/services/model"
-	"github.com/ratingslab/lab/services/sqlitedb"
 )
 
 // Reader reads webserver-stream's view from outside the part (`lab

@@ -9,8 +9,8 @@ import (
 
 	"github.com/ratingslab/lab/services/lib/kafkaio/moviestable"
 	"github.com/ratingslab/lab/services/lib/kafkaio/positions"
+	"github.com/ratingslab/lab/services/lib/sqlitedb"
 	"github.com/ratingslab/lab/services/model"
-	"github.com/ratingslab/lab/services/sqlitedb"
 )
 
 // view is the webserver's embedded database: the movies table (from the

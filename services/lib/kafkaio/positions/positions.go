@@ -9,7 +9,7 @@ import (
 	"database/sql"
 	"fmt"
 
-	"github.com/ratingslab/lab/services/sqlitedb"
+	"github.com/ratingslab/lab/services/lib/sqlitedb"
 )
 
 // Schema creates the offsets table; include it in the store's schema.

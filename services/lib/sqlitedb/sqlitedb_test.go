@@ -7,7 +7,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/ratingslab/lab/services/sqlitedb"
+	"github.com/ratingslab/lab/services/lib/sqlitedb"
 )
 
 // A store whose pages were overwritten fails to open, naming the file, and
