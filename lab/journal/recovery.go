@@ -5,7 +5,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/ratingslab/lab/services/duration"
+	"github.com/ratingslab/lab/services/lib/duration"
 )
 
 // Recovery thresholds; docs/report.md explains them.

@@ -13,7 +13,7 @@ import (
 	"time"
 
 	"github.com/ratingslab/lab/lab/journal"
-	"github.com/ratingslab/lab/services/duration"
+	"github.com/ratingslab/lab/services/lib/duration"
 	"github.com/ratingslab/lab/services/lib/servetest"
 )
 

@@ -12,7 +12,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/ratingslab/lab/services/duration"
+	"github.com/ratingslab/lab/services/lib/duration"
 )
 
 // MaxFaultLatency bounds injected latency. It stays well below the server's
