@@ -1,7 +1,7 @@
 package dashboards
 
 import (
-	"github.com/ratingslab/lab/services/metricname"
+	"github.com/ratingslab/lab/services/lib/metricname"
 	"github.com/ratingslab/lab/services/variantname"
 )
 

@@ -14,8 +14,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/ratingslab/lab/services/lib/kafkaio/embedded"
+	"github.com/ratingslab/lab/services/lib/metricname"
 	"github.com/ratingslab/lab/services/lib/serve"
-	"github.com/ratingslab/lab/services/metricname"
 )
 
 // Runner is the `lab serve broker` process.

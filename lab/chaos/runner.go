@@ -28,7 +28,7 @@ import (
 	"github.com/ratingslab/lab/lab/sampler"
 	"github.com/ratingslab/lab/lab/supervisor"
 	"github.com/ratingslab/lab/services/lib/duration"
-	"github.com/ratingslab/lab/services/metricname"
+	"github.com/ratingslab/lab/services/lib/metricname"
 	"github.com/ratingslab/lab/services/variantname"
 )
 

@@ -18,7 +18,7 @@ import (
 	"github.com/ratingslab/lab/lab/supervisor"
 	"github.com/ratingslab/lab/services/lib/eventformat"
 	"github.com/ratingslab/lab/services/lib/kafkaio"
-	"github.com/ratingslab/lab/services/metricname"
+	"github.com/ratingslab/lab/services/lib/metricname"
 	"github.com/ratingslab/lab/services/model"
 )
 

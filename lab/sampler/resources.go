@@ -7,7 +7,7 @@ import (
 	dto "github.com/prometheus/client_model/go"
 
 	"github.com/ratingslab/lab/lab/journal"
-	"github.com/ratingslab/lab/services/metricname"
+	"github.com/ratingslab/lab/services/lib/metricname"
 )
 
 // Labels of the bounded resources' metrics every service part has

@@ -6,8 +6,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/ratingslab/lab/services/lib/metricname"
 	"github.com/ratingslab/lab/services/lib/serve"
-	"github.com/ratingslab/lab/services/metricname"
 )
 
 // callBuckets (seconds): the lab's dense duration buckets (8 per doubling,

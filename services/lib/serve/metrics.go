@@ -9,7 +9,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/ratingslab/lab/services/metricname"
+	"github.com/ratingslab/lab/services/lib/metricname"
 )
 
 // DurationBuckets are the latency buckets (seconds) of every lab histogram

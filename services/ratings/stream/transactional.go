@@ -17,9 +17,9 @@ import (
 
 	"github.com/ratingslab/lab/services/lib/kafkaio"
 	"github.com/ratingslab/lab/services/lib/kafkaio/changelog"
+	"github.com/ratingslab/lab/services/lib/metricname"
 	"github.com/ratingslab/lab/services/lib/requestids"
 	"github.com/ratingslab/lab/services/lib/serve"
-	"github.com/ratingslab/lab/services/metricname"
 	"github.com/ratingslab/lab/services/model"
 )
 
