@@ -2,7 +2,7 @@ package dashboards
 
 import (
 	"github.com/ratingslab/lab/services/lib/metricname"
-	"github.com/ratingslab/lab/services/variantname"
+	"github.com/ratingslab/lab/services/lib/variantname"
 )
 
 // The overview is for someone watching a cascade unfold: the lab row on top

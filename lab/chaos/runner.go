@@ -29,7 +29,7 @@ import (
 	"github.com/ratingslab/lab/lab/supervisor"
 	"github.com/ratingslab/lab/services/lib/duration"
 	"github.com/ratingslab/lab/services/lib/metricname"
-	"github.com/ratingslab/lab/services/variantname"
+	"github.com/ratingslab/lab/services/lib/variantname"
 )
 
 // Env is the running lab an experiment runs on.

@@ -12,7 +12,7 @@ import (
 
 	"github.com/ratingslab/lab/services/lib/breaker"
 	"github.com/ratingslab/lab/services/lib/serve"
-	"github.com/ratingslab/lab/services/variantname"
+	"github.com/ratingslab/lab/services/lib/variantname"
 )
 
 // handleResilience switches the RPC variant's breakers and retries at

@@ -11,8 +11,8 @@ import (
 
 	"github.com/ratingslab/lab/services/lib/breaker"
 	"github.com/ratingslab/lab/services/lib/serve"
+	"github.com/ratingslab/lab/services/lib/variantname"
 	ratingsrpc "github.com/ratingslab/lab/services/ratings/rpc"
-	"github.com/ratingslab/lab/services/variantname"
 	"github.com/ratingslab/lab/services/webserver"
 )
 

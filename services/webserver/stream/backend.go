@@ -48,8 +48,8 @@ import (
 	"github.com/ratingslab/lab/services/lib/eventformat"
 	"github.com/ratingslab/lab/services/lib/kafkaio"
 	"github.com/ratingslab/lab/services/lib/kafkaio/moviestable"
+	"github.com/ratingslab/lab/services/lib/variantname"
 	"github.com/ratingslab/lab/services/model"
-	"github.com/ratingslab/lab/services/variantname"
 	"github.com/ratingslab/lab/services/webserver"
 )
 
