@@ -21,11 +21,11 @@ import (
 
 	"github.com/compose-spec/compose-go/v2/types"
 
-	"github.com/ratingslab/lab/lab/broker"
 	"github.com/ratingslab/lab/lab/layout"
 	"github.com/ratingslab/lab/lab/parts"
 	"github.com/ratingslab/lab/lab/prom"
 	"github.com/ratingslab/lab/lab/prom/promtest"
+	"github.com/ratingslab/lab/services/lib/kafkaio/embedded"
 )
 
 var update = flag.Bool("update", false, "rewrite prometheus.yml from docker-compose.yml")
@@ -271,7 +271,7 @@ func TestKafkaInitCreatesTheEmbeddedBrokersTopics(t *testing.T) {
 		got[m[1]] = m[2] + " " + strings.Join(cfg, ",")
 	}
 	want := map[string]string{}
-	for _, topic := range broker.Topics {
+	for _, topic := range embedded.Topics {
 		var cfg []string
 		for k, v := range topic.Configs {
 			cfg = append(cfg, k+"="+v)
@@ -280,7 +280,7 @@ func TestKafkaInitCreatesTheEmbeddedBrokersTopics(t *testing.T) {
 		want[topic.Name] = fmt.Sprint(topic.Partitions) + " " + strings.Join(cfg, ",")
 	}
 	if fmt.Sprint(got) != fmt.Sprint(want) {
-		t.Errorf("kafka-init.sh creates %v, lab/broker.Topics are %v", got, want)
+		t.Errorf("kafka-init.sh creates %v, lab/embedded.Topics are %v", got, want)
 	}
 	init := service(t, p, "kafka-init")
 	if init.DependsOn["kafka"].Condition != types.ServiceConditionHealthy {

@@ -25,7 +25,7 @@ import (
 	"github.com/ratingslab/lab/lab/parts"
 	"github.com/ratingslab/lab/lab/prom"
 	"github.com/ratingslab/lab/lab/prom/promtest"
-	"github.com/ratingslab/lab/services/servetest"
+	"github.com/ratingslab/lab/services/lib/servetest"
 )
 
 // knownGaps are dashboard problems the compose stack has for a stated

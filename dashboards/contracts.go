@@ -1,8 +1,8 @@
 package dashboards
 
 import (
-	"github.com/ratingslab/lab/services/metricname"
-	"github.com/ratingslab/lab/services/variantname"
+	"github.com/ratingslab/lab/services/lib/metricname"
+	"github.com/ratingslab/lab/services/lib/variantname"
 )
 
 // The contracts row of the Kafka dashboard: what the schema registry and

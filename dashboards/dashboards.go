@@ -14,10 +14,10 @@
 // so what is checked against Prometheus is exactly what Grafana runs.
 package dashboards
 
-import "github.com/ratingslab/lab/services/variantname"
+import "github.com/ratingslab/lab/services/lib/variantname"
 
 // VariantLab is the `variant` label of the supervisor's view (faults,
-// parts) beside the two integration patterns (services/variantname).
+// parts) beside the two integration patterns (services/lib/variantname).
 const VariantLab = "lab"
 
 // DatasourceUID is the provisioned Prometheus datasource

@@ -18,7 +18,7 @@ import (
 
 	"github.com/ratingslab/lab/lab/prom"
 	"github.com/ratingslab/lab/lab/prom/promtest"
-	"github.com/ratingslab/lab/services/variantname"
+	"github.com/ratingslab/lab/services/lib/variantname"
 )
 
 func generated(t *testing.T) map[string][]byte {

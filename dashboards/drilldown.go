@@ -1,8 +1,8 @@
 package dashboards
 
 import (
-	"github.com/ratingslab/lab/services/metricname"
-	"github.com/ratingslab/lab/services/variantname"
+	"github.com/ratingslab/lab/services/lib/metricname"
+	"github.com/ratingslab/lab/services/lib/variantname"
 )
 
 // One drill-down dashboard per variant: the same skeleton (RED per service,

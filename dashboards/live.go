@@ -10,7 +10,7 @@ import (
 	"time"
 
 	"github.com/ratingslab/lab/lab/prom"
-	"github.com/ratingslab/lab/services/variantname"
+	"github.com/ratingslab/lab/services/lib/variantname"
 )
 
 // The live check looks at the last LiveWindow, at LiveStep resolution, as a

@@ -17,8 +17,8 @@ import (
 
 	"github.com/ratingslab/lab/lab/prom"
 	"github.com/ratingslab/lab/lab/prom/promtest"
-	"github.com/ratingslab/lab/services/servetest"
-	"github.com/ratingslab/lab/services/variantname"
+	"github.com/ratingslab/lab/services/lib/servetest"
+	"github.com/ratingslab/lab/services/lib/variantname"
 )
 
 // contractLab serves the metric contract of docs/architecture.md (table
@@ -190,7 +190,7 @@ func newContractLab(t *testing.T) *contractLab {
 	return l
 }
 
-// codec is a part's event codec metrics (services/eventformat), moving.
+// codec is a part's event codec metrics (services/lib/eventformat), moving.
 func (l *contractLab) codec(reg *prometheus.Registry) {
 	records := counter(reg, "lab_event_records_total", "topic", "direction", "schema")
 	counter(reg, "lab_event_decode_failures_total", "topic", "reason").WithLabelValues("ratings", "malformed")

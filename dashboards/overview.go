@@ -1,8 +1,8 @@
 package dashboards
 
 import (
-	"github.com/ratingslab/lab/services/metricname"
-	"github.com/ratingslab/lab/services/variantname"
+	"github.com/ratingslab/lab/services/lib/metricname"
+	"github.com/ratingslab/lab/services/lib/variantname"
 )
 
 // The overview is for someone watching a cascade unfold: the lab row on top

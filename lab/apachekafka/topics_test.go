@@ -8,7 +8,7 @@ import (
 
 	"github.com/segmentio/kafka-go"
 
-	"github.com/ratingslab/lab/services/kafkaio/kafkatest"
+	"github.com/ratingslab/lab/services/lib/kafkaio/kafkatest"
 	"github.com/ratingslab/lab/services/model"
 )
 

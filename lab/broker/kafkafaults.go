@@ -6,12 +6,13 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
-	"net"
 	"net/http"
 	"slices"
 	"sort"
 	"sync"
 	"time"
+
+	"github.com/ratingslab/lab/services/lib/kafkaio/embedded"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kfake"
@@ -73,20 +74,12 @@ type ActiveKafkaFault struct {
 	Detail string `json:"detail,omitempty"`
 }
 
-// KafkaNodeStatus is one node of the embedded cluster.
-type KafkaNodeStatus struct {
-	Node int    `json:"node"` // 1-based, as in broker-1
-	ID   int32  `json:"id"`   // kfake's node id
-	Addr string `json:"addr"`
-	Up   bool   `json:"up"`
-}
-
 // KafkaFaults applies protocol faults to one kfake cluster. It is safe for
 // concurrent use.
 type KafkaFaults struct {
 	c     *kfake.Cluster
 	log   *slog.Logger
-	nodes *nodeListeners
+	nodes *embedded.Nodes
 
 	mu     sync.Mutex
 	active map[string]*kafkaFault
@@ -99,7 +92,7 @@ type kafkaFault struct {
 }
 
 // NewKafkaFaults controls c; nodes are its nodes' listeners in node order.
-func NewKafkaFaults(c *kfake.Cluster, nodes *nodeListeners, log *slog.Logger) *KafkaFaults {
+func NewKafkaFaults(c *kfake.Cluster, nodes *embedded.Nodes, log *slog.Logger) *KafkaFaults {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
@@ -278,7 +271,7 @@ func (f *KafkaFaults) electLeaders(kf *kafkaFault) error {
 			ps = append(ps, pi.Partition)
 		}
 	}
-	up := f.nodes.upIDs()
+	up := f.nodes.UpIDs()
 	moved := 0
 	for _, p := range ps {
 		leader := f.c.LeaderFor(kf.Topic, p)
@@ -314,30 +307,30 @@ func (f *KafkaFaults) coordinatorMove(kf *kafkaFault) error {
 // nodeLoss removes a node (listener and connections closed); healing adds
 // it back on the same port.
 func (f *KafkaFaults) nodeLoss(kf *kafkaFault) error {
-	n := f.nodes.count()
+	n := f.nodes.Count()
 	if n < 2 {
 		return fmt.Errorf("node: this broker runs one node; node loss needs a multi-node embedded broker (lab up --kafka-nodes 3)")
 	}
 	if kf.Node < 1 || kf.Node > n {
 		return fmt.Errorf("node: want 1..%d, got %d", n, kf.Node)
 	}
-	id, port := f.nodes.idOf(kf.Node), f.nodes.portOf(kf.Node)
-	if len(f.nodes.upIDs()) < 2 {
+	id, port := f.nodes.ID(kf.Node), f.nodes.Port(kf.Node)
+	if len(f.nodes.UpIDs()) < 2 {
 		return errors.New("node: only one node is up; removing it would leave no broker")
 	}
-	if !f.nodes.isUp(kf.Node) {
+	if !f.nodes.IsUp(kf.Node) {
 		return fmt.Errorf("node: broker-%d is already down", kf.Node)
 	}
 	if err := f.c.RemoveNode(id); err != nil {
 		return fmt.Errorf("remove node %d: %w", id, err)
 	}
-	closed := f.nodes.down(kf.Node)
+	closed := f.nodes.Down(kf.Node)
 	kf.Detail = fmt.Sprintf("broker-%d (node id %d, port %d) removed, %d connection(s) closed; partitions and coordinators moved to the other nodes", kf.Node, id, port, closed)
 	kf.heal = func() error {
 		if _, _, err := f.c.AddNode(id, port); err != nil {
 			return fmt.Errorf("add broker-%d back on port %d: %w", kf.Node, port, err)
 		}
-		f.nodes.up(kf.Node)
+		f.nodes.Up(kf.Node)
 		kf.Detail += "; added back"
 		return nil
 	}
@@ -352,7 +345,7 @@ func (f *KafkaFaults) nodeLoss(kf *kafkaFault) error {
 //	DELETE /admin/kafka/faults/{id}   heals; 404 when not active (a restarted broker forgot it)
 func RegisterKafkaFaults(handle func(pattern string, h http.Handler), f *KafkaFaults) {
 	handle("GET /admin/kafka/faults", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		writeJSON(w, http.StatusOK, map[string]any{"faults": f.Active(), "nodes": f.nodes.status()})
+		writeJSON(w, http.StatusOK, map[string]any{"faults": f.Active(), "nodes": f.nodes.Status()})
 	}))
 	handle("POST /admin/kafka/faults", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		var req KafkaFault
@@ -386,146 +379,4 @@ func writeJSON(w http.ResponseWriter, code int, v any) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(code)
 	_ = json.NewEncoder(w).Encode(v)
-}
-
-// nodeListeners are the listeners of the cluster's nodes (kfake.ListenFn):
-// they remember the connections each accepted, so that a lost node drops
-// its clients the way a dead broker does (kfake's RemoveNode closes the
-// listener only).
-type nodeListeners struct {
-	mu    sync.Mutex
-	addrs []string // node i (0-based) listens here
-	ids   []int32  // kfake node id of node i
-	lns   map[string]*trackingListener
-	alive []bool
-}
-
-func newNodeListeners(addrs []string) *nodeListeners {
-	nl := &nodeListeners{addrs: addrs, lns: map[string]*trackingListener{}, alive: make([]bool, len(addrs))}
-	for i := range addrs {
-		nl.ids = append(nl.ids, int32(i))
-		nl.alive[i] = true
-	}
-	return nl
-}
-
-// listen is the kfake.ListenFn: it listens where kfake asks (127.0.0.1:port).
-func (nl *nodeListeners) listen(network, address string) (net.Listener, error) {
-	ln, err := net.Listen(network, address)
-	if err != nil {
-		return nil, err
-	}
-	tl := &trackingListener{Listener: ln, conns: map[net.Conn]struct{}{}}
-	nl.mu.Lock()
-	nl.lns[address] = tl
-	nl.mu.Unlock()
-	return tl, nil
-}
-
-func (nl *nodeListeners) count() int { return len(nl.addrs) }
-
-func (nl *nodeListeners) idOf(node int) int32 { return nl.ids[node-1] }
-
-func (nl *nodeListeners) portOf(node int) int {
-	_, p, _ := net.SplitHostPort(nl.addrs[node-1])
-	var port int
-	fmt.Sscan(p, &port)
-	return port
-}
-
-func (nl *nodeListeners) isUp(node int) bool {
-	nl.mu.Lock()
-	defer nl.mu.Unlock()
-	return nl.alive[node-1]
-}
-
-func (nl *nodeListeners) upIDs() []int32 {
-	nl.mu.Lock()
-	defer nl.mu.Unlock()
-	var out []int32
-	for i, up := range nl.alive {
-		if up {
-			out = append(out, nl.ids[i])
-		}
-	}
-	return out
-}
-
-// down marks node down and closes the connections its listener accepted.
-func (nl *nodeListeners) down(node int) int {
-	nl.mu.Lock()
-	nl.alive[node-1] = false
-	tl := nl.lns[nl.addrs[node-1]]
-	nl.mu.Unlock()
-	if tl == nil {
-		return 0
-	}
-	return tl.closeAll()
-}
-
-func (nl *nodeListeners) up(node int) {
-	nl.mu.Lock()
-	defer nl.mu.Unlock()
-	nl.alive[node-1] = true
-}
-
-func (nl *nodeListeners) status() []KafkaNodeStatus {
-	nl.mu.Lock()
-	defer nl.mu.Unlock()
-	out := make([]KafkaNodeStatus, len(nl.addrs))
-	for i, a := range nl.addrs {
-		out[i] = KafkaNodeStatus{Node: i + 1, ID: nl.ids[i], Addr: a, Up: nl.alive[i]}
-	}
-	return out
-}
-
-// trackingListener remembers the connections it accepted.
-type trackingListener struct {
-	net.Listener
-	mu    sync.Mutex
-	conns map[net.Conn]struct{}
-}
-
-func (l *trackingListener) Accept() (net.Conn, error) {
-	c, err := l.Listener.Accept()
-	if err != nil {
-		return nil, err
-	}
-	l.mu.Lock()
-	l.conns[c] = struct{}{}
-	l.mu.Unlock()
-	return &trackedConn{Conn: c, l: l}, nil
-}
-
-// count is how many accepted connections are open.
-func (l *trackingListener) count() int {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return len(l.conns)
-}
-
-func (l *trackingListener) closeAll() int {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	n := len(l.conns)
-	for c := range l.conns {
-		c.Close()
-	}
-	clear(l.conns)
-	return n
-}
-
-type trackedConn struct {
-	net.Conn
-	l    *trackingListener
-	once sync.Once
-}
-
-func (c *trackedConn) Close() error {
-	c.once.Do(func() {
-		c.l.mu.Lock()
-		delete(c.l.conns, c.Conn)
-		c.l.mu.Unlock()
-	})
-	return c.Conn.Close()
 }

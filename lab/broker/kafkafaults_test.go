@@ -13,11 +13,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ratingslab/lab/services/lib/kafkaio/embedded"
+
 	"github.com/segmentio/kafka-go"
 	"github.com/twmb/franz-go/pkg/kfake"
 
+	"github.com/ratingslab/lab/services/lib/servetest"
 	"github.com/ratingslab/lab/services/model"
-	"github.com/ratingslab/lab/services/servetest"
 )
 
 // startBroker runs the lab's broker with n nodes on free loopback ports.
@@ -32,7 +34,7 @@ func startBroker(t *testing.T, n int) (*kfake.Cluster, *KafkaFaults, []string) {
 		addrs = append(addrs, ln.Addr().String())
 		ln.Close()
 	}
-	c, nodes, err := StartNodes(addrs, "", time.Second, false)
+	c, nodes, err := embedded.StartNodes(addrs, "", time.Second, false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -202,9 +204,7 @@ func TestNodeLossClosesTheNodeAndHealingBringsItBack(t *testing.T) {
 	defer conn.Close()
 	// Let the broker accept it before the node goes.
 	servetest.WaitFor(t, 5*time.Second, "the connection accepted", func() (bool, string) {
-		f.nodes.mu.Lock()
-		defer f.nodes.mu.Unlock()
-		return f.nodes.lns[addrs[1]].count() == 1, ""
+		return f.nodes.Connections(2) == 1, ""
 	})
 	a, err := f.Apply(KafkaFault{ID: "f-1", Kind: KafkaNodeLoss, Node: 2})
 	if err != nil {

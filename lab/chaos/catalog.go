@@ -11,7 +11,7 @@ import (
 	"github.com/ratingslab/lab/lab/journal"
 	"github.com/ratingslab/lab/lab/load"
 	"github.com/ratingslab/lab/lab/load/ledger"
-	"github.com/ratingslab/lab/services/duration"
+	"github.com/ratingslab/lab/services/lib/duration"
 	"github.com/ratingslab/lab/services/model"
 	"github.com/ratingslab/lab/services/movies/legacydb"
 )

@@ -9,7 +9,7 @@ import (
 	"github.com/ratingslab/lab/lab/journal"
 	"github.com/ratingslab/lab/lab/load"
 	"github.com/ratingslab/lab/lab/sampler"
-	"github.com/ratingslab/lab/services/duration"
+	"github.com/ratingslab/lab/services/lib/duration"
 )
 
 // Times of one run, from which the phases are cut.

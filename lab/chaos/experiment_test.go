@@ -13,7 +13,7 @@ import (
 	"github.com/ratingslab/lab/lab/layout"
 	"github.com/ratingslab/lab/lab/parts"
 	"github.com/ratingslab/lab/loadtests"
-	"github.com/ratingslab/lab/services/variantname"
+	"github.com/ratingslab/lab/services/lib/variantname"
 )
 
 // defaultLab is a lab started with `lab up` and no flags, from the part table.

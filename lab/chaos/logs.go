@@ -10,9 +10,9 @@ import (
 	"github.com/ratingslab/lab/lab/audit"
 	"github.com/ratingslab/lab/lab/lag"
 	"github.com/ratingslab/lab/lab/sampler"
-	"github.com/ratingslab/lab/services/kafkaio"
+	"github.com/ratingslab/lab/services/lib/kafkaio"
+	"github.com/ratingslab/lab/services/lib/variantname"
 	"github.com/ratingslab/lab/services/model"
-	"github.com/ratingslab/lab/services/variantname"
 )
 
 // The durable position of ratings-stream depends on its delivery mode: its

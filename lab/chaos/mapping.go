@@ -8,7 +8,7 @@ import (
 
 	"github.com/ratingslab/lab/lab/faults"
 	"github.com/ratingslab/lab/lab/kv"
-	"github.com/ratingslab/lab/services/variantname"
+	"github.com/ratingslab/lab/services/lib/variantname"
 )
 
 // Equivalent is one row of the mapping table: a fault described by what

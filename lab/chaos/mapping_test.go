@@ -9,7 +9,7 @@ import (
 	"github.com/ratingslab/lab/lab/faults"
 	"github.com/ratingslab/lab/lab/layout"
 	"github.com/ratingslab/lab/lab/parts"
-	"github.com/ratingslab/lab/services/variantname"
+	"github.com/ratingslab/lab/services/lib/variantname"
 )
 
 // Every row of the mapping table says, for each variant, either what it

@@ -16,7 +16,7 @@ import (
 	"github.com/ratingslab/lab/lab/load"
 	"github.com/ratingslab/lab/lab/parts"
 	"github.com/ratingslab/lab/lab/supervisor"
-	"github.com/ratingslab/lab/services/variantname"
+	"github.com/ratingslab/lab/services/lib/variantname"
 )
 
 // Lab is what validation needs to know about the lab an experiment will run

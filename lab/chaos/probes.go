@@ -8,7 +8,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/ratingslab/lab/services/variantname"
+	"github.com/ratingslab/lab/services/lib/variantname"
 )
 
 // probeKind is one kind of steady-state probe.

@@ -11,7 +11,7 @@ import (
 	"github.com/ratingslab/lab/lab/latency"
 	"github.com/ratingslab/lab/lab/load"
 	"github.com/ratingslab/lab/lab/sampler"
-	"github.com/ratingslab/lab/services/variantname"
+	"github.com/ratingslab/lab/services/lib/variantname"
 )
 
 func TestQuantileInterpolatesLikePrometheus(t *testing.T) {

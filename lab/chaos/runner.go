@@ -27,9 +27,9 @@ import (
 	"github.com/ratingslab/lab/lab/load/ledger"
 	"github.com/ratingslab/lab/lab/sampler"
 	"github.com/ratingslab/lab/lab/supervisor"
-	"github.com/ratingslab/lab/services/duration"
-	"github.com/ratingslab/lab/services/metricname"
-	"github.com/ratingslab/lab/services/variantname"
+	"github.com/ratingslab/lab/services/lib/duration"
+	"github.com/ratingslab/lab/services/lib/metricname"
+	"github.com/ratingslab/lab/services/lib/variantname"
 )
 
 // Env is the running lab an experiment runs on.
@@ -168,14 +168,10 @@ func Run(ctx context.Context, p *Plan, env Env) (*Result, error) {
 		name = "experiment"
 	}
 	r.runID = load.NewRunID(name, time.Now())
-	if err := os.MkdirAll(env.Dir.Journals(), 0o755); err != nil {
-		return nil, fmt.Errorf("journals: %w", err)
+	jpath, ledgerPath, err := r.paths()
+	if err != nil {
+		return nil, err
 	}
-	if err := os.MkdirAll(env.Dir.Ledgers(), 0o755); err != nil {
-		return nil, fmt.Errorf("ledgers: %w", err)
-	}
-	jpath := filepath.Join(env.Dir.Journals(), r.runID+".json")
-	ledgerPath := filepath.Join(env.Dir.Ledgers(), r.runID+".jsonl")
 
 	catalog, err := openCatalogEdit(ctx, p, env.Dir.LegacyDB())
 	if err != nil {
@@ -203,11 +199,72 @@ func Run(ctx context.Context, p *Plan, env Env) (*Result, error) {
 
 	client := &http.Client{Timeout: 5 * time.Second}
 	apis := map[string]string{}
-	var loadTargets []load.Target
 	for _, v := range p.Variants {
 		apis[v] = env.APIs[v]
-		loadTargets = append(loadTargets, load.Target{Variant: v, BaseURL: env.APIs[v]})
 	}
+	j := r.newJournal(ledgerPath)
+
+	// Baseline, then sampling.
+	s, err := r.newSampling(apis)
+	if err != nil {
+		return nil, err
+	}
+	defer s.closeLogs()
+	j.LagSource = s.lagSource
+	j.Baseline = observeSettled(ctx, client, env.Dir, p.Variants, apis, s.logs, env.Out)
+	s.start(ctx, r.store)
+	defer s.cancel()
+
+	// Load and schedule. Ctrl-C heals at once, not after the load's grace
+	// period.
+	defer r.healOnCancel(ctx)()
+	lr, loadEnd, stopProgress := r.loadAndSchedule(ctx, &j, ledgerPath, s.meter)
+	interrupted := ctx.Err() != nil
+	if lr.err != nil && !interrupted {
+		stopProgress()
+		return nil, fmt.Errorf("load: %w", lr.err)
+	}
+
+	// Drain and audit.
+	if !interrupted {
+		r.rollbacks()
+		r.drain(ctx, loadEnd)
+		interrupted = ctx.Err() != nil
+	}
+	stopProgress()
+	s.stop()
+	drained := time.Now()
+	r.cleanup() // heals anything left (interrupted runs), then rollbacks
+
+	var entries []ledger.Entry // the ratings, for the catalog edit's figures
+	if !interrupted {
+		entries = r.auditLedger(&j, client, apis, ledgerPath)
+	}
+
+	// Journal.
+	rt := runTimes{t0: r.t0, loadEnd: loadEnd, drained: drained, interrupted: interrupted}
+	r.conclude(&j, rt, entries, reg)
+	if err := journal.Write(jpath, j); err != nil {
+		return nil, err
+	}
+	return &Result{Journal: j, JournalPath: jpath}, nil
+}
+
+// paths creates the journal and ledger folders and names this run's files.
+func (r *run) paths() (jpath, ledgerPath string, err error) {
+	if err := os.MkdirAll(r.env.Dir.Journals(), 0o755); err != nil {
+		return "", "", fmt.Errorf("journals: %w", err)
+	}
+	if err := os.MkdirAll(r.env.Dir.Ledgers(), 0o755); err != nil {
+		return "", "", fmt.Errorf("ledgers: %w", err)
+	}
+	return filepath.Join(r.env.Dir.Journals(), r.runID+".json"), filepath.Join(r.env.Dir.Ledgers(), r.runID+".jsonl"), nil
+}
+
+// newJournal starts the run's journal with what is known before it starts,
+// and announces the run.
+func (r *run) newJournal(ledgerPath string) journal.Journal {
+	p, env := r.p, r.env
 	j := journal.Journal{
 		Version: journal.CurrentVersion, Kind: journal.KindExperiment, Title: p.Exp.Title,
 		Seed: uint64(p.Scenario.Seed), Variants: p.Variants, Settings: env.Settings, Platform: env.Platform, SLO: p.slo(), Objective: LabSLO.String(),
@@ -225,9 +282,27 @@ func Run(ctx context.Context, p *Plan, env Env) (*Result, error) {
 	if env.Platform != "" {
 		fmt.Fprintf(env.Out, "  Kafka platform: %s\n", env.Platform)
 	}
+	return j
+}
 
-	// Sampling: every part of the chosen variants, the supervisor, the log
-	// from outside, and the load generator's own per-request feed.
+// sampling is the run's measurement: every part of the chosen variants, the
+// supervisor, the log from outside, and the load generator's own
+// per-request feed (meter).
+type sampling struct {
+	smp       *sampler.Sampler
+	deriver   *sampler.Deriver
+	meter     *sampler.ClientMeter
+	logs      []sampler.Log
+	lagSource string
+	closeLogs func()
+	cancel    context.CancelFunc // stops sampling
+	done      chan struct{}      // closed when sampling has stopped
+}
+
+// newSampling sets up the run's sampling (and its store, r.store) without
+// starting it.
+func (r *run) newSampling(apis map[string]string) (*sampling, error) {
+	p, env := r.p, r.env
 	var targets []sampler.Target
 	if env.ControlMetrics != "" {
 		targets = append(targets, sampler.Target{Part: "supervisor", Variant: "lab", URL: env.ControlMetrics})
@@ -242,30 +317,33 @@ func Run(ctx context.Context, p *Plan, env Env) (*Result, error) {
 		views = append(views, sampler.View{Variant: v, BaseURL: apis[v]})
 	}
 	r.store = newStore(p.Variants, targets)
-	deriver := sampler.NewDeriver(p.Variants, targets)
-	meter := sampler.NewClientMeter(p.Variants)
-	logs, lagSource, closeLogs, err := logsOf(p, env)
+	s := &sampling{deriver: sampler.NewDeriver(p.Variants, targets), meter: sampler.NewClientMeter(p.Variants)}
+	var err error
+	s.logs, s.lagSource, s.closeLogs, err = logsOf(p, env)
 	if err != nil {
 		return nil, err
 	}
-	defer closeLogs()
-	j.LagSource = lagSource
-	j.Baseline = observeSettled(ctx, client, env.Dir, p.Variants, apis, logs, env.Out)
-	smp := &sampler.Sampler{Targets: targets, Views: views, Logs: logs, Acked: meter.Acked, Client: &http.Client{}}
-	sctx, stopSampling := context.WithCancel(context.Background())
-	defer stopSampling()
+	s.smp = &sampler.Sampler{Targets: targets, Views: views, Logs: s.logs, Acked: s.meter.Acked, Client: &http.Client{}}
+	return s, nil
+}
+
+// start samples into st until stop, and returns after the first scrape
+// (which gives every counter its starting point), ctx's end, or 5 s.
+func (s *sampling) start(ctx context.Context, st *store) {
+	sctx, cancel := context.WithCancel(context.Background())
+	s.cancel = cancel
+	s.done = make(chan struct{})
 	first := make(chan struct{})
 	var firstOnce sync.Once
-	samplingDone := make(chan struct{})
 	go func() {
-		defer close(samplingDone)
-		_ = smp.Run(sctx, func(sc sampler.Scrape) {
+		defer close(s.done)
+		_ = s.smp.Run(sctx, func(sc sampler.Scrape) {
 			// Cut after the scrape: a rating visible in the view read was
 			// committed before the cut. The sample is the second ending at
 			// the cut, so every answer belongs to the sample at or after it.
 			sc.At = time.Now()
-			ticks := meter.Cut(sc.At)
-			r.store.add(sc, deriver.Next(sc, ticks), ticks)
+			ticks := s.meter.Cut(sc.At)
+			st.add(sc, s.deriver.Next(sc, ticks), ticks)
 			firstOnce.Do(func() { close(first) })
 		})
 	}()
@@ -274,30 +352,18 @@ func Run(ctx context.Context, p *Plan, env Env) (*Result, error) {
 	case <-ctx.Done():
 	case <-time.After(5 * time.Second):
 	}
+}
 
-	// Load and schedule start together: t0 is the schedule's zero.
-	lctx, stopLoad := context.WithCancel(ctx)
-	defer stopLoad()
-	type loadResult struct {
-		sum *load.Summary
-		err error
-	}
-	loadDone := make(chan loadResult, 1)
-	r.t0 = time.Now()
-	j.Started = r.t0
-	go func() {
-		sum, err := load.Run(lctx, load.Config{RunID: r.runID, Scenario: p.Scenario, Targets: loadTargets,
-			LedgerPath: ledgerPath, Metrics: metrics, Observer: meter, Grace: 2 * time.Second, Retry: p.Exp.Load.RetryPolicy(),
-			CatalogEdit: r.catalog.loadEdit()})
-		loadDone <- loadResult{sum, err}
-	}()
-	schedDone := make(chan struct{})
-	go func() { defer close(schedDone); r.schedule(ctx) }()
-	actionsDone := make(chan struct{})
-	go func() { defer close(actionsDone); r.applyCatalogEdit(ctx) }()
-	// Ctrl-C heals at once, not after the load's grace period.
+// stop ends sampling and waits for its last scrape.
+func (s *sampling) stop() {
+	s.cancel()
+	<-s.done
+}
+
+// healOnCancel heals every open fault as soon as ctx is cancelled (Ctrl-C),
+// until the returned stop is called.
+func (r *run) healOnCancel(ctx context.Context) (stop func()) {
 	runDone := make(chan struct{})
-	defer close(runDone)
 	go func() {
 		select {
 		case <-ctx.Done():
@@ -305,59 +371,86 @@ func Run(ctx context.Context, p *Plan, env Env) (*Result, error) {
 		case <-runDone:
 		}
 	}()
+	return func() { close(runDone) }
+}
+
+type loadResult struct {
+	sum *load.Summary
+	err error
+}
+
+// loadAndSchedule runs the load, the fault schedule and the method's
+// actions, which start together (r.t0 is the schedule's zero), and returns
+// when all have ended. The progress line keeps going until stopProgress.
+func (r *run) loadAndSchedule(ctx context.Context, j *journal.Journal, ledgerPath string, meter *sampler.ClientMeter) (lr loadResult, loadEnd time.Time, stopProgress func()) {
+	p := r.p
+	var loadTargets []load.Target
+	for _, v := range p.Variants {
+		loadTargets = append(loadTargets, load.Target{Variant: v, BaseURL: r.env.APIs[v]})
+	}
+	lctx, stopLoad := context.WithCancel(ctx)
+	defer stopLoad()
+	loadDone := make(chan loadResult, 1)
+	r.t0 = time.Now()
+	j.Started = r.t0
+	go func() {
+		sum, err := load.Run(lctx, load.Config{RunID: r.runID, Scenario: p.Scenario, Targets: loadTargets,
+			LedgerPath: ledgerPath, Metrics: r.metrics, Observer: meter, Grace: 2 * time.Second, Retry: p.Exp.Load.RetryPolicy(),
+			CatalogEdit: r.catalog.loadEdit()})
+		loadDone <- loadResult{sum, err}
+	}()
+	schedDone := make(chan struct{})
+	go func() { defer close(schedDone); r.schedule(ctx) }()
+	actionsDone := make(chan struct{})
+	go func() { defer close(actionsDone); r.applyCatalogEdit(ctx) }()
 	progressDone := make(chan struct{})
-	pctx, stopProgress := context.WithCancel(ctx)
+	pctx, cancelProgress := context.WithCancel(ctx)
 	go func() { defer close(progressDone); r.progress(pctx) }()
 
-	lr := <-loadDone
-	loadEnd := time.Now()
+	lr = <-loadDone
+	loadEnd = time.Now()
 	<-schedDone
 	<-actionsDone
-	interrupted := ctx.Err() != nil
-	if lr.err != nil && !interrupted {
-		stopProgress()
+	return lr, loadEnd, func() {
+		cancelProgress()
 		<-progressDone
-		return nil, fmt.Errorf("load: %w", lr.err)
 	}
-	if !interrupted {
-		r.rollbacks()
-		r.drain(ctx, loadEnd)
-		interrupted = ctx.Err() != nil
-	}
-	stopProgress()
-	<-progressDone
-	stopSampling()
-	<-samplingDone
-	drained := time.Now()
-	r.cleanup() // heals anything left (interrupted runs), then rollbacks
+}
 
-	var entries []ledger.Entry // the ratings, for the catalog edit's figures
-	if !interrupted {
-		actx, acancel := context.WithTimeout(context.Background(), 60*time.Second)
-		j.Final = audit.Observe(actx, client, env.Dir, p.Variants, apis)
-		applied := audit.ReadApplied(actx, env.Dir, p.Variants)
-		acancel()
-		led, err := load.ReadLedger(ledgerPath)
-		if err != nil {
-			r.note(fmt.Sprintf("ledger unreadable, no audit: %v", err))
-		} else {
-			entries = led.Entries
-			j.Audit = audit.All(audit.Inputs{Variants: p.Variants, Entries: led.Entries, Baseline: j.Baseline, Final: j.Final, Applied: applied})
-		}
+// auditLedger reads the lab's final state and checks every rating of the
+// ledger against it; it returns the ledger's entries.
+func (r *run) auditLedger(j *journal.Journal, client *http.Client, apis map[string]string, ledgerPath string) []ledger.Entry {
+	p, env := r.p, r.env
+	actx, acancel := context.WithTimeout(context.Background(), 60*time.Second)
+	j.Final = audit.Observe(actx, client, env.Dir, p.Variants, apis)
+	applied := audit.ReadApplied(actx, env.Dir, p.Variants)
+	acancel()
+	led, err := load.ReadLedger(ledgerPath)
+	if err != nil {
+		r.note(fmt.Sprintf("ledger unreadable, no audit: %v", err))
+		return nil
 	}
+	j.Audit = audit.All(audit.Inputs{Variants: p.Variants, Entries: led.Entries, Baseline: j.Baseline, Final: j.Final, Applied: applied})
+	return led.Entries
+}
+
+// conclude completes the journal: faults, the catalog edit's figures (from
+// the ledger's entries), samples, recovery, the hypothesis's verdict per
+// variant and the client's figures.
+func (r *run) conclude(j *journal.Journal, rt runTimes, entries []ledger.Entry, reg prometheus.Gatherer) {
+	p := r.p
 	j.Ended = time.Now()
 	j.Faults = r.faultEvents()
 	j.CatalogEdits = r.catalogEdits(entries, j.Faults)
 	j.Samples = r.store.samples()
-	if rec := journal.ComputeRecovery(j); rec != nil {
+	if rec := journal.ComputeRecovery(*j); rec != nil {
 		j.Recovery = rec
 	}
-	rt := runTimes{t0: r.t0, loadEnd: loadEnd, drained: drained, interrupted: interrupted}
 	j.Phases, j.Verdict = p.evaluate(r.store, rt, j.Audit)
 	j.Client = p.clientWindows(r.store, rt)
 	addDashboardP99(j.Client, reg)
-	if interrupted {
-		j.Error = fmt.Sprintf("interrupted at +%s: every fault it injected was healed; the hypothesis was not checked to the end", offset(loadEnd, r.t0))
+	if rt.interrupted {
+		j.Error = fmt.Sprintf("interrupted at +%s: every fault it injected was healed; the hypothesis was not checked to the end", offset(rt.loadEnd, r.t0))
 		for v := range j.Verdict {
 			j.Verdict[v] = false
 		}
@@ -365,10 +458,6 @@ func Run(ctx context.Context, p *Plan, env Env) (*Result, error) {
 	if len(r.notes) > 0 {
 		j.Error = joinNonEmpty("; ", j.Error, strings.Join(r.notes, "; "))
 	}
-	if err := journal.Write(jpath, j); err != nil {
-		return nil, err
-	}
-	return &Result{Journal: j, JournalPath: jpath}, nil
 }
 
 // addDashboardP99 puts beside each variant's exact run p99 the one a

@@ -14,7 +14,7 @@ import (
 	"github.com/ratingslab/lab/lab/latency"
 	"github.com/ratingslab/lab/lab/load"
 	"github.com/ratingslab/lab/lab/sampler"
-	"github.com/ratingslab/lab/services/metricname"
+	"github.com/ratingslab/lab/services/lib/metricname"
 )
 
 // The store reads two histograms: the parts' view freshness

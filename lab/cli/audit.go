@@ -20,7 +20,7 @@ import (
 
 	"github.com/ratingslab/lab/lab/audit"
 	"github.com/ratingslab/lab/lab/journal"
-	"github.com/ratingslab/lab/services/variantname"
+	"github.com/ratingslab/lab/services/lib/variantname"
 )
 
 // errAuditFailed makes `lab audit` exit non-zero when it finds something,

@@ -19,7 +19,7 @@ import (
 	"github.com/ratingslab/lab/lab/load"
 	"github.com/ratingslab/lab/lab/parts"
 	"github.com/ratingslab/lab/lab/supervisor"
-	"github.com/ratingslab/lab/services/variantname"
+	"github.com/ratingslab/lab/services/lib/variantname"
 )
 
 // postReport is `lab bench post --json`.

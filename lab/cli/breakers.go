@@ -7,7 +7,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/ratingslab/lab/services/breaker"
+	"github.com/ratingslab/lab/services/lib/breaker"
 )
 
 // newBreakersCmd is `lab breakers`: the RPC variant's breakers and retries,

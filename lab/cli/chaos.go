@@ -28,7 +28,7 @@ import (
 	"github.com/ratingslab/lab/lab/parts"
 	"github.com/ratingslab/lab/lab/report"
 	"github.com/ratingslab/lab/lab/supervisor"
-	"github.com/ratingslab/lab/services/variantname"
+	"github.com/ratingslab/lab/services/lib/variantname"
 )
 
 func newChaosCmd(g *globals) *cobra.Command {

@@ -13,8 +13,8 @@ import (
 	"github.com/ratingslab/lab/lab/chaos"
 	"github.com/ratingslab/lab/lab/report"
 	"github.com/ratingslab/lab/lab/supervisor"
-	"github.com/ratingslab/lab/services/breaker"
-	"github.com/ratingslab/lab/services/variantname"
+	"github.com/ratingslab/lab/services/lib/breaker"
+	"github.com/ratingslab/lab/services/lib/variantname"
 )
 
 // runResilience runs an experiment once per entry of its `resilience`,

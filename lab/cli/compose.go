@@ -18,8 +18,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/spf13/cobra"
 
-	"github.com/ratingslab/lab/services/metricname"
-	"github.com/ratingslab/lab/services/serve"
+	"github.com/ratingslab/lab/services/lib/metricname"
+	"github.com/ratingslab/lab/services/lib/serve"
 )
 
 // The compose stack (compose/docker-compose.yml) runs every part as a

@@ -24,7 +24,7 @@ import (
 	"github.com/ratingslab/lab/lab/bench"
 	"github.com/ratingslab/lab/lab/load"
 	"github.com/ratingslab/lab/loadtests"
-	"github.com/ratingslab/lab/services/variantname"
+	"github.com/ratingslab/lab/services/lib/variantname"
 )
 
 // loadFlags are `lab load`'s flags.

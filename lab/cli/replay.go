@@ -16,7 +16,7 @@ import (
 	"github.com/ratingslab/lab/lab/load"
 	"github.com/ratingslab/lab/lab/replay"
 	"github.com/ratingslab/lab/lab/supervisor"
-	"github.com/ratingslab/lab/services/kafkaio"
+	"github.com/ratingslab/lab/services/lib/kafkaio"
 	"github.com/ratingslab/lab/services/model"
 )
 

@@ -17,7 +17,7 @@ import (
 	"github.com/ratingslab/lab/lab/layout"
 	"github.com/ratingslab/lab/lab/parts"
 	"github.com/ratingslab/lab/lab/registry"
-	"github.com/ratingslab/lab/services/eventformat"
+	"github.com/ratingslab/lab/services/lib/eventformat"
 	"github.com/ratingslab/lab/services/model"
 )
 

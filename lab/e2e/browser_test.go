@@ -8,7 +8,8 @@ import (
 	"time"
 
 	"github.com/ratingslab/lab/lab/labtest"
-	"github.com/ratingslab/lab/services/servetest"
+	"github.com/ratingslab/lab/services/lib/servetest"
+	"github.com/ratingslab/lab/services/lib/servetest/browsertest"
 )
 
 // A user opens each variant's page in a real browser, rates a movie through
@@ -16,10 +17,10 @@ import (
 func TestBrowserRatesAMovieOnBothVariants(t *testing.T) {
 	labtest.SkipUnlessE2E(t)
 	t.Parallel()
-	browser := labtest.FindChromium()
+	browser := browsertest.FindChromium()
 	servetest.Need(t, browser != "", "chromium", "apt-get install chromium")
 	l := labtest.Start(t, "--no-prometheus")
-	page := labtest.Launch(t, browser)
+	page := browsertest.Launch(t, browser)
 	for variant, addr := range map[string]string{"rpc": l.Ports.WebserverRPC(), "stream": l.Ports.WebserverStream()} {
 		t.Run(variant, func(t *testing.T) {
 			page.Navigate(t, "http://"+addr+"/")

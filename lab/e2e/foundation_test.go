@@ -17,7 +17,7 @@ import (
 
 	"github.com/ratingslab/lab/lab/labtest"
 	"github.com/ratingslab/lab/lab/supervisor"
-	"github.com/ratingslab/lab/services/servetest"
+	"github.com/ratingslab/lab/services/lib/servetest"
 )
 
 type statusJSON struct {

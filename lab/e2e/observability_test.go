@@ -10,7 +10,7 @@ import (
 	"github.com/ratingslab/lab/dashboards"
 	"github.com/ratingslab/lab/lab/labtest"
 	"github.com/ratingslab/lab/lab/prom"
-	"github.com/ratingslab/lab/services/servetest"
+	"github.com/ratingslab/lab/services/lib/servetest"
 )
 
 // With the lab up, load running and a fault injected, every panel query of

@@ -13,7 +13,7 @@ import (
 
 	"github.com/ratingslab/lab/lab/audit"
 	"github.com/ratingslab/lab/lab/labtest"
-	"github.com/ratingslab/lab/services/kafkaio"
+	"github.com/ratingslab/lab/services/lib/kafkaio"
 	"github.com/ratingslab/lab/services/model"
 	"github.com/ratingslab/lab/services/ratings/stream"
 )

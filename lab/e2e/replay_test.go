@@ -22,8 +22,8 @@ import (
 	"github.com/ratingslab/lab/lab/audit"
 	"github.com/ratingslab/lab/lab/labtest"
 	"github.com/ratingslab/lab/lab/replay"
+	"github.com/ratingslab/lab/services/lib/sqlitedb"
 	"github.com/ratingslab/lab/services/model"
-	"github.com/ratingslab/lab/services/sqlitedb"
 )
 
 // The replay tooling on a running lab with a known ledger: a small load on

@@ -8,8 +8,8 @@ import (
 
 	toxiclient "github.com/Shopify/toxiproxy/v2/client"
 
-	"github.com/ratingslab/lab/services/serve"
-	"github.com/ratingslab/lab/services/servetest"
+	"github.com/ratingslab/lab/services/lib/serve"
+	"github.com/ratingslab/lab/services/lib/servetest"
 )
 
 // Faults set around the lab — a toxic added with a Toxiproxy client, an

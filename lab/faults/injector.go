@@ -17,7 +17,7 @@ import (
 
 	"github.com/ratingslab/lab/lab/parts"
 	"github.com/ratingslab/lab/lab/supervisor"
-	"github.com/ratingslab/lab/services/metricname"
+	"github.com/ratingslab/lab/services/lib/metricname"
 )
 
 // State is where a fault is in its life: active until healed, or done at

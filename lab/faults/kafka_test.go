@@ -9,9 +9,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ratingslab/lab/services/lib/kafkaio/embedded"
+
 	"github.com/ratingslab/lab/lab/broker"
 	"github.com/ratingslab/lab/lab/supervisor"
-	"github.com/ratingslab/lab/services/serve"
+	"github.com/ratingslab/lab/services/lib/serve"
 )
 
 // brokerAdmin runs the embedded broker (one node) with its admin listener,
@@ -24,7 +26,7 @@ func brokerAdmin(t *testing.T) (admin string, stop func()) {
 	}
 	kafkaAddr := kl.Addr().String()
 	kl.Close()
-	c, nodes, err := broker.StartNodes([]string{kafkaAddr}, "", time.Second, false)
+	c, nodes, err := embedded.StartNodes([]string{kafkaAddr}, "", time.Second, false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -146,7 +148,7 @@ func TestKillLeaderAndCoordinatorOnAMultiNodeEmbeddedBroker(t *testing.T) {
 		addrs = append(addrs, ln.Addr().String())
 		ln.Close()
 	}
-	c, _, err := broker.StartNodes(addrs, "", time.Second, false)
+	c, _, err := embedded.StartNodes(addrs, "", time.Second, false)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -9,8 +9,8 @@ import (
 	"github.com/segmentio/kafka-go"
 
 	"github.com/ratingslab/lab/lab/registry/registrytest"
-	"github.com/ratingslab/lab/services/eventformat"
-	"github.com/ratingslab/lab/services/kafkaio/kafkatest"
+	"github.com/ratingslab/lab/services/lib/eventformat"
+	"github.com/ratingslab/lab/services/lib/kafkaio/kafkatest"
 	"github.com/ratingslab/lab/services/model"
 )
 

@@ -10,7 +10,7 @@ import (
 	"time"
 
 	"github.com/ratingslab/lab/lab/supervisor"
-	"github.com/ratingslab/lab/services/servetest"
+	"github.com/ratingslab/lab/services/lib/servetest"
 )
 
 func apiClient(t *testing.T, inj *Injector) *Client {

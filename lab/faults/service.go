@@ -10,7 +10,7 @@ import (
 	"time"
 )
 
-// Admin endpoints of the parts (services/serve and the parts' admin.go);
+// Admin endpoints of the parts (services/lib/serve and the parts' admin.go);
 // the catalog's adminEndpoint entries say which fault uses which.
 //
 //	POST   /admin/faults    {"error_rate":0.2,"latency":"250ms"}  replaces the set; DELETE heals

@@ -12,10 +12,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ratingslab/lab/services/serve"
+	"github.com/ratingslab/lab/services/lib/serve"
 )
 
-// startService runs a real part HTTP server (services/serve) on loopback
+// startService runs a real part HTTP server (services/lib/serve) on loopback
 // whose public handler answers 200, and returns its public and admin
 // addresses.
 func startService(t testing.TB) (public, admin string) {

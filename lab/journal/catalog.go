@@ -4,7 +4,7 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/ratingslab/lab/services/duration"
+	"github.com/ratingslab/lab/services/lib/duration"
 )
 
 // CatalogEdit is an experiment's movie-add as it happened, and how each

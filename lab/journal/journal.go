@@ -13,7 +13,7 @@ import (
 	"time"
 
 	"github.com/ratingslab/lab/lab/audit"
-	"github.com/ratingslab/lab/services/duration"
+	"github.com/ratingslab/lab/services/lib/duration"
 )
 
 // CurrentVersion is the journal format this code writes and reads. Bump it

@@ -12,7 +12,7 @@ import (
 	"time"
 
 	"github.com/ratingslab/lab/lab/audit"
-	"github.com/ratingslab/lab/services/duration"
+	"github.com/ratingslab/lab/services/lib/duration"
 )
 
 var t0 = time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)

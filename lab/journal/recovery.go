@@ -5,7 +5,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/ratingslab/lab/services/duration"
+	"github.com/ratingslab/lab/services/lib/duration"
 )
 
 // Recovery thresholds; docs/report.md explains them.
@@ -105,57 +105,18 @@ func contains(l []string, s string) bool {
 func recoveryOf(f FaultEvent, variant string, ss []Sample, baseFrom, obsEnd, end time.Time, slo float64) Recovery {
 	r := Recovery{FaultID: f.ID, Variant: variant, Touched: []string{}}
 	var notes []string
-	inBase := func(t time.Time) bool { return !t.Before(baseFrom) && t.Before(f.InjectedAt) }
 
-	// Baselines.
-	var okW, w float64
-	var p50s, p99s []float64
-	baseLag, baseGap := -1.0, -1.0
-	haveSuccess := false
-	for _, s := range ss {
-		if !inBase(s.At) {
-			continue
-		}
-		if ratio, ok := s.Values[SeriesClientSuccessRatio]; ok {
-			rps := s.Values[SeriesClientRPS]
-			if rps <= 0 {
-				rps = 1
-			}
-			okW += ratio * rps
-			w += rps
-			haveSuccess = true
-		}
-		if p, ok := s.Values[SeriesClientP99]; ok {
-			p99s = append(p99s, p)
-		}
-		if p, ok := s.Values[SeriesClientP50]; ok {
-			p50s = append(p50s, p)
-		}
-		if l, ok := s.Values[SeriesConsumerLag]; ok {
-			baseLag = max(baseLag, l)
-		}
-		if g, ok := s.Values[SeriesViewGap]; ok {
-			baseGap = max(baseGap, g)
-		}
-	}
-	baseSuccess := 1.0
-	if haveSuccess {
-		baseSuccess = okW / w
-	} else {
+	b := baselineOf(ss, baseFrom, f.InjectedAt)
+	if !b.haveSuccess {
 		notes = append(notes, "no client samples before the fault: success baseline taken as 100 %")
 	}
-	r.BaselineSuccessRatio = baseSuccess
-	// The p99 of one second of a light load is nearly its slowest request:
-	// the bands start from how high the seconds before the fault went (the
-	// 90th percentile of their p50s and p99s), not from the median, so
-	// ordinary noise is not an effect of the fault.
-	baseP99, baseP50 := highish(p99s), highish(p50s)
-	r.BaselineP99Seconds, r.BaselineP50Seconds = baseP99, baseP50
-	if baseLag >= 0 {
-		r.BaselineLag = baseLag
+	r.BaselineSuccessRatio = b.success
+	r.BaselineP99Seconds, r.BaselineP50Seconds = b.p99, b.p50
+	if b.lag >= 0 {
+		r.BaselineLag = b.lag
 	}
-	if baseGap >= 0 {
-		r.BaselineViewGap = baseGap
+	if b.gap >= 0 {
+		r.BaselineViewGap = b.gap
 	}
 
 	// The samples the fault may have moved: from injection to the next
@@ -172,54 +133,8 @@ func recoveryOf(f FaultEvent, variant string, ss []Sample, baseFrom, obsEnd, end
 		notes = append(notes, "never healed within the run")
 	}
 
-	// Each signal's band. present=false: no data that second, which only
-	// counts as out of band for a stall (requests in flight, no answer)
-	// or an unknown value.
-	stalled := func(s Sample) bool { n, ok := s.Values[SeriesClientInFlight]; return ok && n > 0 }
-	type signal struct {
-		name string
-		in   func(Sample) (inBand, present bool)
-		dst  **duration.Duration
-	}
-	signals := []signal{{name: SignalSuccess, dst: &r.SuccessRecovered, in: func(s Sample) (bool, bool) {
-		if ratio, ok := s.Values[SeriesClientSuccessRatio]; ok {
-			return ratio >= baseSuccess-SuccessTolerance, true
-		}
-		return !stalled(s), stalled(s)
-	}}}
-	if len(p99s) > 0 {
-		// Latency: the p99 band, and the p50's (a fault that slows every
-		// request moves the median too, even when the seconds before the
-		// fault had slow outliers of the same size).
-		limit99 := max(baseP99*P99Factor, baseP99+P99Slack.Seconds())
-		limit50 := max(baseP50*P99Factor, baseP50+P50Slack.Seconds())
-		signals = append(signals, signal{name: SignalP99, dst: &r.P99Recovered, in: func(s Sample) (bool, bool) {
-			p99, ok := s.Values[SeriesClientP99]
-			if !ok {
-				return !stalled(s), stalled(s)
-			}
-			p50, has50 := s.Values[SeriesClientP50]
-			return p99 <= limit99 && (!has50 || len(p50s) == 0 || p50 <= limit50), true
-		}})
-	}
-	if baseLag >= 0 {
-		signals = append(signals, signal{name: SignalLag, dst: &r.LagRecovered, in: func(s Sample) (bool, bool) {
-			if l, ok := s.Values[SeriesConsumerLag]; ok {
-				return l <= baseLag, true
-			}
-			return !s.IsUnknown(SeriesConsumerLag), s.IsUnknown(SeriesConsumerLag)
-		}})
-	}
-	if baseGap >= 0 {
-		signals = append(signals, signal{name: SignalView, dst: &r.ViewConverged, in: func(s Sample) (bool, bool) {
-			if g, ok := s.Values[SeriesViewGap]; ok {
-				return g <= max(baseGap, 0), true
-			}
-			return !s.IsUnknown(SeriesViewGap), s.IsUnknown(SeriesViewGap)
-		}})
-	}
 	effectUntil := heal.Add(EffectGrace)
-	for _, sg := range signals {
+	for _, sg := range b.signals(&r) {
 		first, last, touched := departures(obs, sg.in, effectUntil)
 		if !touched {
 			continue
@@ -248,6 +163,117 @@ func recoveryOf(f FaultEvent, variant string, ss []Sample, baseFrom, obsEnd, end
 	}
 	r.Note = strings.Join(notes, "; ")
 	return r
+}
+
+// baseline is what the seconds before a fault looked like: the bands its
+// signals must return to.
+type baseline struct {
+	success     float64 // request-weighted success ratio; 1 without client samples
+	haveSuccess bool
+	// p99 and p50 are how high the seconds' p99s and p50s went (highish).
+	p99, p50         float64
+	haveP99, haveP50 bool
+	lag, gap         float64 // the highest consumer lag and view gap; -1 for none
+}
+
+// baselineOf reads the baseline from the samples in [from, to).
+func baselineOf(ss []Sample, from, to time.Time) baseline {
+	var okW, w float64
+	var p50s, p99s []float64
+	b := baseline{success: 1, lag: -1, gap: -1}
+	for _, s := range ss {
+		if s.At.Before(from) || !s.At.Before(to) {
+			continue
+		}
+		if ratio, ok := s.Values[SeriesClientSuccessRatio]; ok {
+			rps := s.Values[SeriesClientRPS]
+			if rps <= 0 {
+				rps = 1
+			}
+			okW += ratio * rps
+			w += rps
+			b.haveSuccess = true
+		}
+		if p, ok := s.Values[SeriesClientP99]; ok {
+			p99s = append(p99s, p)
+		}
+		if p, ok := s.Values[SeriesClientP50]; ok {
+			p50s = append(p50s, p)
+		}
+		if l, ok := s.Values[SeriesConsumerLag]; ok {
+			b.lag = max(b.lag, l)
+		}
+		if g, ok := s.Values[SeriesViewGap]; ok {
+			b.gap = max(b.gap, g)
+		}
+	}
+	if b.haveSuccess {
+		b.success = okW / w
+	}
+	// The p99 of one second of a light load is nearly its slowest request:
+	// the bands start from how high the seconds before the fault went (the
+	// 90th percentile of their p50s and p99s), not from the median, so
+	// ordinary noise is not an effect of the fault.
+	b.p99, b.p50 = highish(p99s), highish(p50s)
+	b.haveP99, b.haveP50 = len(p99s) > 0, len(p50s) > 0
+	return b
+}
+
+// signal is one figure a fault may move out of its band, and where its
+// recovery time goes in a Recovery.
+type signal struct {
+	name string
+	// in says whether a sample is in band; present=false: no data that
+	// second, which only counts as out of band for a stall (requests in
+	// flight, no answer) or an unknown value.
+	in  func(Sample) (inBand, present bool)
+	dst **duration.Duration
+}
+
+// stalled: requests were in flight that second.
+func stalled(s Sample) bool { n, ok := s.Values[SeriesClientInFlight]; return ok && n > 0 }
+
+// signals are the bands b gives: success always, latency, lag and view
+// only with a baseline for them. Their recovery times go into r.
+func (b baseline) signals(r *Recovery) []signal {
+	signals := []signal{{name: SignalSuccess, dst: &r.SuccessRecovered, in: func(s Sample) (bool, bool) {
+		if ratio, ok := s.Values[SeriesClientSuccessRatio]; ok {
+			return ratio >= b.success-SuccessTolerance, true
+		}
+		return !stalled(s), stalled(s)
+	}}}
+	if b.haveP99 {
+		// Latency: the p99 band, and the p50's (a fault that slows every
+		// request moves the median too, even when the seconds before the
+		// fault had slow outliers of the same size).
+		limit99 := max(b.p99*P99Factor, b.p99+P99Slack.Seconds())
+		limit50 := max(b.p50*P99Factor, b.p50+P50Slack.Seconds())
+		signals = append(signals, signal{name: SignalP99, dst: &r.P99Recovered, in: func(s Sample) (bool, bool) {
+			p99, ok := s.Values[SeriesClientP99]
+			if !ok {
+				return !stalled(s), stalled(s)
+			}
+			p50, has50 := s.Values[SeriesClientP50]
+			return p99 <= limit99 && (!has50 || !b.haveP50 || p50 <= limit50), true
+		}})
+	}
+	if b.lag >= 0 {
+		signals = append(signals, signal{name: SignalLag, dst: &r.LagRecovered, in: func(s Sample) (bool, bool) {
+			if l, ok := s.Values[SeriesConsumerLag]; ok {
+				return l <= b.lag, true
+			}
+			return !s.IsUnknown(SeriesConsumerLag), s.IsUnknown(SeriesConsumerLag)
+		}})
+	}
+	if b.gap >= 0 {
+		signals = append(signals, signal{name: SignalView, dst: &r.ViewConverged, in: func(s Sample) (bool, bool) {
+			if g, ok := s.Values[SeriesViewGap]; ok {
+				return g <= max(b.gap, 0), true
+			}
+			return !s.IsUnknown(SeriesViewGap), s.IsUnknown(SeriesViewGap)
+		}})
+	}
+	return signals
 }
 
 // highish is the 90th percentile of per-second figures (0 without any).

@@ -5,7 +5,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ratingslab/lab/services/duration"
+	"github.com/ratingslab/lab/services/lib/duration"
 )
 
 // scripted builds one sample per second for 90 s from a function of the

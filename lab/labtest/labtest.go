@@ -25,7 +25,7 @@ import (
 	"github.com/ratingslab/lab/lab/apachekafka"
 	"github.com/ratingslab/lab/lab/layout"
 	"github.com/ratingslab/lab/lab/supervisor"
-	"github.com/ratingslab/lab/services/servetest"
+	"github.com/ratingslab/lab/services/lib/servetest"
 )
 
 // SkipUnlessE2E skips end-to-end tests when LAB_E2E=0 or under -short.

@@ -21,8 +21,8 @@ import (
 
 	"github.com/segmentio/kafka-go"
 
-	"github.com/ratingslab/lab/services/kafkaio"
-	"github.com/ratingslab/lab/services/positions"
+	"github.com/ratingslab/lab/services/lib/kafkaio"
+	"github.com/ratingslab/lab/services/lib/kafkaio/positions"
 )
 
 // Positions is where a consumer durably is: per partition, the next offset
@@ -89,7 +89,7 @@ func Compute(bounds map[int]kafkaio.Bounds, pos map[int]int64) Lag {
 }
 
 // StoreFiles are a consumer's SQLite stores (one per replica), read-only
-// through services/positions, which owns the offsets table. Per partition
+// through services/lib/kafkaio/positions, which owns the offsets table. Per partition
 // the most advanced position wins: after a rebalance a replica keeps the
 // stale position of a partition it no longer owns.
 type StoreFiles struct {

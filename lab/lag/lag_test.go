@@ -11,11 +11,11 @@ import (
 	"github.com/segmentio/kafka-go"
 
 	"github.com/ratingslab/lab/lab/lag"
-	"github.com/ratingslab/lab/services/kafkaio"
-	"github.com/ratingslab/lab/services/kafkaio/kafkatest"
+	"github.com/ratingslab/lab/services/lib/kafkaio"
+	"github.com/ratingslab/lab/services/lib/kafkaio/kafkatest"
+	"github.com/ratingslab/lab/services/lib/kafkaio/positions"
+	"github.com/ratingslab/lab/services/lib/sqlitedb"
 	"github.com/ratingslab/lab/services/model"
-	"github.com/ratingslab/lab/services/positions"
-	"github.com/ratingslab/lab/services/sqlitedb"
 )
 
 // store is a consumer's SQLite store with the offsets table, as

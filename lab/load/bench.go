@@ -11,7 +11,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/ratingslab/lab/services/duration"
+	"github.com/ratingslab/lab/services/lib/duration"
 )
 
 // BenchStep is one rate tried by BenchMaxRate.

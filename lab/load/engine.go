@@ -146,6 +146,46 @@ func validateTargets(ts []Target) error {
 // before Run returns (and every read its get entry). The error is non-nil only if the run could not start
 // or the ledger could not be written.
 func Run(ctx context.Context, cfg Config) (*Summary, error) {
+	source, err := cfg.prepare()
+	if err != nil {
+		return nil, err
+	}
+	pacer := newSchedulePacer(cfg.Scenario.Arrival)
+	if sized, ok := source.(interface{ Len() uint64 }); ok && sized.Len() < pacer.total {
+		pacer.total = sized.Len() // a replayed file ends the run when it runs out
+	}
+	if pacer.total == 0 {
+		return nil, errors.New("the schedule holds no request")
+	}
+	if cfg.CatalogEdit != nil {
+		source = editSource{inner: source, edit: cfg.CatalogEdit}
+	}
+	abortCtx, abort := context.WithCancel(context.Background())
+	defer abort()
+	e := &engine{cfg: cfg, pacer: pacer, abort: abort}
+	e.runs = newVariantRuns(abortCtx, cfg, source, pacer.total)
+
+	started := time.Now()
+	if e.lw, err = createLedger(cfg, started, pacer.total); err != nil {
+		return nil, err
+	}
+	start, allDone := e.startAttacks()
+	interrupted, runErr := e.watch(ctx, start, allDone)
+	return e.finish(started, interrupted, runErr)
+}
+
+// engine is one Run between its start and its summary.
+type engine struct {
+	cfg   Config
+	pacer *schedulePacer
+	runs  []*variantRun
+	lw    *ledger.Writer     // nil without a ledger
+	abort context.CancelFunc // aborts the requests in flight
+}
+
+// prepare validates the run and fills in defaults; it returns the request
+// sequence (the scenario's generator unless cfg.Source is set).
+func (cfg *Config) prepare() (Source, error) {
 	if cfg.Scenario == nil {
 		return nil, errors.New("no scenario")
 	}
@@ -178,21 +218,13 @@ func Run(ctx context.Context, cfg Config) (*Summary, error) {
 	if cfg.Grace <= 0 {
 		cfg.Grace = 5 * time.Second
 	}
+	return source, nil
+}
 
-	pacer := newSchedulePacer(cfg.Scenario.Arrival)
-	if sized, ok := source.(interface{ Len() uint64 }); ok && sized.Len() < pacer.total {
-		pacer.total = sized.Len() // a replayed file ends the run when it runs out
-	}
-	if pacer.total == 0 {
-		return nil, errors.New("the schedule holds no request")
-	}
-	if cfg.CatalogEdit != nil {
-		source = editSource{inner: source, edit: cfg.CatalogEdit}
-	}
+// newVariantRuns gives each target its own client and attacker; abortCtx
+// aborts their requests in flight.
+func newVariantRuns(abortCtx context.Context, cfg Config, source Source, limit uint64) []*variantRun {
 	timeout := cfg.Scenario.RequestTimeout.D()
-	abortCtx, abort := context.WithCancel(context.Background())
-	defer abort()
-
 	runs := make([]*variantRun, len(cfg.Targets))
 	for i, t := range cfg.Targets {
 		transport := newTransport(abortCtx, timeout)
@@ -213,7 +245,7 @@ func Run(ctx context.Context, cfg Config) (*Summary, error) {
 			base:     strings.TrimSuffix(t.BaseURL, "/"),
 			runID:    cfg.RunID,
 			source:   source,
-			limit:    pacer.total,
+			limit:    limit,
 			stats:    newVariantStats(),
 			metrics:  cfg.Metrics.forVariant(t.Variant),
 			observer: cfg.Observer,
@@ -224,125 +256,135 @@ func Run(ctx context.Context, cfg Config) (*Summary, error) {
 			attacker: vegeta.NewAttacker(vegeta.Client(client)),
 		}
 	}
+	return runs
+}
 
-	started := time.Now()
-	var lw *ledger.Writer
-	if cfg.LedgerPath != "" {
-		h := ledger.Header{
-			RunID:              cfg.RunID,
-			Scenario:           cfg.Scenario.Name,
-			Seed:               cfg.Scenario.Seed,
-			Targets:            map[string]string{},
-			Source:             cfg.SourceName,
-			StartedAt:          started,
-			Schedule:           DescribeArrival(cfg.Scenario.Arrival),
-			ExpectedPerVariant: pacer.total,
-		}
-		for _, t := range cfg.Targets {
-			h.Variants = append(h.Variants, t.Variant)
-			h.Targets[t.Variant] = t.BaseURL
-		}
-		w, err := ledger.Create(cfg.LedgerPath, h)
-		if err != nil {
-			return nil, err
-		}
-		lw = w
+// createLedger creates the run's ledger, or returns nil when the run keeps
+// none (cfg.LedgerPath empty).
+func createLedger(cfg Config, started time.Time, total uint64) (*ledger.Writer, error) {
+	if cfg.LedgerPath == "" {
+		return nil, nil
 	}
+	h := ledger.Header{
+		RunID:              cfg.RunID,
+		Scenario:           cfg.Scenario.Name,
+		Seed:               cfg.Scenario.Seed,
+		Targets:            map[string]string{},
+		Source:             cfg.SourceName,
+		StartedAt:          started,
+		Schedule:           DescribeArrival(cfg.Scenario.Arrival),
+		ExpectedPerVariant: total,
+	}
+	for _, t := range cfg.Targets {
+		h.Variants = append(h.Variants, t.Variant)
+		h.Targets[t.Variant] = t.BaseURL
+	}
+	return ledger.Create(cfg.LedgerPath, h)
+}
 
+// startAttacks starts every variant's attacker at the same instant, which
+// it returns; allDone is closed when every attacker has finished.
+func (e *engine) startAttacks() (start time.Time, allDone <-chan struct{}) {
 	// All attackers wait at the gate so they start within microseconds of
 	// each other: the same request reaches every variant at the same moment.
 	gate := make(chan struct{})
 	var consumers sync.WaitGroup
-	var start time.Time // written before close(gate), read after it
-	for _, v := range runs {
+	// start is written before close(gate), read after it.
+	for _, v := range e.runs {
 		consumers.Add(1)
 		go func() {
 			defer consumers.Done()
 			<-gate
 			// The duration is a backstop only; the pacer stops the attack
 			// after exactly pacer.total requests.
-			backstop := cfg.Scenario.Arrival.TotalDuration() + 5*time.Second
-			p := anchoredPacer{inner: pacer, lag: time.Since(start)}
+			backstop := e.cfg.Scenario.Arrival.TotalDuration() + 5*time.Second
+			p := anchoredPacer{inner: e.pacer, lag: time.Since(start)}
 			for res := range v.attacker.Attack(v.targeter, p, backstop, v.target.Variant) {
-				v.handle(res, lw)
+				v.handle(res, e.lw)
 			}
 		}()
 	}
 	start = time.Now()
-	if cfg.CatalogEdit != nil {
-		cfg.CatalogEdit.begin(start)
+	if e.cfg.CatalogEdit != nil {
+		e.cfg.CatalogEdit.begin(start)
 	}
 	close(gate)
-	allDone := make(chan struct{})
-	go func() { consumers.Wait(); close(allDone) }()
+	done := make(chan struct{})
+	go func() { consumers.Wait(); close(done) }()
+	return start, done
+}
 
-	var (
-		interrupted bool
-		runErr      error
-		graceTimer  <-chan time.Time
-	)
+// watch waits for the attackers to finish, reporting progress and flushing
+// the ledger every ProgressEvery. Cancelling ctx interrupts the run (no new
+// requests, in-flight ones get Grace); cfg.Abort, Grace's end or a ledger
+// that cannot be written abort the requests in flight.
+func (e *engine) watch(ctx context.Context, start time.Time, allDone <-chan struct{}) (interrupted bool, runErr error) {
+	var graceTimer <-chan time.Time
 	stopAll := func() {
-		for _, v := range runs {
+		for _, v := range e.runs {
 			v.attacker.Stop()
 		}
 	}
-	ticker := time.NewTicker(cfg.ProgressEvery)
+	ticker := time.NewTicker(e.cfg.ProgressEvery)
 	defer ticker.Stop()
-	ctxDone, abortReq := ctx.Done(), cfg.Abort
-loop:
+	ctxDone, abortReq := ctx.Done(), e.cfg.Abort
 	for {
 		select {
 		case <-allDone:
-			break loop
+			return interrupted, runErr
 		case <-ctxDone:
 			ctxDone = nil
 			interrupted = true
 			stopAll()
-			graceTimer = time.After(cfg.Grace)
+			graceTimer = time.After(e.cfg.Grace)
 		case <-abortReq:
 			abortReq = nil
 			interrupted = true
 			stopAll()
-			abort()
+			e.abort()
 		case <-graceTimer:
 			graceTimer = nil
-			abort()
+			e.abort()
 		case <-ticker.C:
 			elapsed := time.Since(start)
-			snaps := make([]Snapshot, len(runs))
-			for i, v := range runs {
+			snaps := make([]Snapshot, len(e.runs))
+			for i, v := range e.runs {
 				snaps[i] = v.stats.snapshot(v.target.Variant, true)
 				if v.metrics != nil {
 					v.metrics.inFlight.Set(float64(snaps[i].InFlight))
-					v.metrics.rate.Set(pacer.Rate(elapsed))
+					v.metrics.rate.Set(e.pacer.Rate(elapsed))
 				}
 			}
-			if cfg.OnProgress != nil {
-				cfg.OnProgress(elapsed, snaps)
+			if e.cfg.OnProgress != nil {
+				e.cfg.OnProgress(elapsed, snaps)
 			}
-			if lw != nil && runErr == nil {
-				if err := lw.Flush(); err != nil {
+			if e.lw != nil && runErr == nil {
+				if err := e.lw.Flush(); err != nil {
 					// The audit needs every outcome; a run whose ledger
 					// cannot be written must stop, not carry on blind.
 					runErr = err
 					interrupted = true
 					stopAll()
-					abort()
+					e.abort()
 				}
 			}
 		}
 	}
+}
+
+// finish zeroes the live gauges, summarizes the run and closes its ledger.
+func (e *engine) finish(started time.Time, interrupted bool, runErr error) (*Summary, error) {
 	ended := time.Now()
-	for _, v := range runs {
+	for _, v := range e.runs {
 		if v.metrics != nil {
 			v.metrics.inFlight.Set(0)
 			v.metrics.rate.Set(0)
 		}
 	}
-	sum := buildSummary(cfg, runs, pacer.total, started, ended, interrupted)
-	if lw != nil {
-		sum.Ledger = lw.Path()
-		if err := lw.Close(ended, interrupted); err != nil && runErr == nil {
+	sum := buildSummary(e.cfg, e.runs, e.pacer.total, started, ended, interrupted)
+	if e.lw != nil {
+		sum.Ledger = e.lw.Path()
+		if err := e.lw.Close(ended, interrupted); err != nil && runErr == nil {
 			runErr = err
 		}
 	}

@@ -16,7 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 
-	"github.com/ratingslab/lab/services/duration"
+	"github.com/ratingslab/lab/services/lib/duration"
 )
 
 // scenarioAt is a shipped scenario changed to a constant rate and length.

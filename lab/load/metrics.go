@@ -4,8 +4,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 
-	"github.com/ratingslab/lab/services/metricname"
-	"github.com/ratingslab/lab/services/serve"
+	"github.com/ratingslab/lab/services/lib/metricname"
+	"github.com/ratingslab/lab/services/lib/serve"
 )
 
 // Metrics are the client-side view of a run, per variant: what users

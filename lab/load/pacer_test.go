@@ -5,7 +5,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ratingslab/lab/services/duration"
+	"github.com/ratingslab/lab/services/lib/duration"
 )
 
 func TestPacerSpacesAConstantRateEvenlyAndStopsAtTheCount(t *testing.T) {

@@ -13,7 +13,7 @@ import (
 	"sort"
 
 	"github.com/ratingslab/lab/lab/layout"
-	"github.com/ratingslab/lab/services/variantname"
+	"github.com/ratingslab/lab/services/lib/variantname"
 )
 
 // Variant groups parts by integration pattern.

@@ -20,7 +20,7 @@ import (
 
 	"github.com/ratingslab/lab/lab/labtest"
 	"github.com/ratingslab/lab/lab/layout"
-	"github.com/ratingslab/lab/services/servetest"
+	"github.com/ratingslab/lab/services/lib/servetest"
 )
 
 // labPorts reserves a test port block (labtest.FreePortBase, so no lab of a

@@ -16,7 +16,7 @@ import (
 	"github.com/hamba/avro/v2"
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/ratingslab/lab/services/metricname"
+	"github.com/ratingslab/lab/services/lib/metricname"
 )
 
 // ContentType is what Confluent's Schema Registry answers with.

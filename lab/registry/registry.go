@@ -19,7 +19,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/ratingslab/lab/services/serve"
+	"github.com/ratingslab/lab/services/lib/serve"
 )
 
 // Runner is the `lab serve schema-registry` process.

@@ -11,7 +11,7 @@ import (
 
 	"github.com/hamba/avro/v2"
 
-	"github.com/ratingslab/lab/services/sqlitedb"
+	"github.com/ratingslab/lab/services/lib/sqlitedb"
 )
 
 // store keeps the registry durably in one SQLite file: schemas by id

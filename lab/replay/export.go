@@ -7,7 +7,7 @@ import (
 	"io"
 	"time"
 
-	"github.com/ratingslab/lab/services/kafkaio"
+	"github.com/ratingslab/lab/services/lib/kafkaio"
 )
 
 // ExportSpec chooses a topic range to export.

@@ -7,9 +7,9 @@ import (
 	"slices"
 	"time"
 
-	"github.com/ratingslab/lab/services/kafkaio"
+	"github.com/ratingslab/lab/services/lib/kafkaio"
+	"github.com/ratingslab/lab/services/lib/requestids"
 	"github.com/ratingslab/lab/services/model"
-	"github.com/ratingslab/lab/services/requestids"
 )
 
 // A rebuild compares the state before with the state after at the same log
@@ -35,7 +35,7 @@ type Delta struct {
 }
 
 // foldRatings counts the ratings of [from[p], to[p]) into a copy of base.
-// Request ids go through the record ratings-stream keeps (services/requestids),
+// Request ids go through the record ratings-stream keeps (services/lib/requestids),
 // started from the one it stored with the state before (ids[p]), with the
 // same retention: a repeat is dropped, and a request id reused for another
 // rating is not counted (it is dead-lettered).

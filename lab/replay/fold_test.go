@@ -8,13 +8,13 @@ import (
 
 	"github.com/segmentio/kafka-go"
 
+	"github.com/ratingslab/lab/services/lib/requestids"
+	"github.com/ratingslab/lab/services/lib/servetest"
 	"github.com/ratingslab/lab/services/model"
-	"github.com/ratingslab/lab/services/requestids"
-	"github.com/ratingslab/lab/services/servetest"
 )
 
 // What the log adds between two positions is counted like ratings-stream
-// counts: through its request-id record (services/requestids), started
+// counts: through its request-id record (services/lib/requestids), started
 // from the record stored with the state before, with its retention — a
 // repeat once, a request id reused for another rating not at all — and
 // nothing that would be dead-lettered.

@@ -19,7 +19,7 @@ import (
 
 	"github.com/ratingslab/lab/lab/parts"
 	"github.com/ratingslab/lab/lab/supervisor"
-	"github.com/ratingslab/lab/services/kafkaio"
+	"github.com/ratingslab/lab/services/lib/kafkaio"
 	"github.com/ratingslab/lab/services/model"
 )
 

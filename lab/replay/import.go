@@ -11,7 +11,7 @@ import (
 
 	"github.com/segmentio/kafka-go"
 
-	"github.com/ratingslab/lab/services/kafkaio"
+	"github.com/ratingslab/lab/services/lib/kafkaio"
 )
 
 // ImportSpec says where and how to import a file.
@@ -82,51 +82,13 @@ func Import(ctx context.Context, k *kafkaio.Cluster, name string, open func() (i
 	if spec.Partitions < 0 {
 		return res, fmt.Errorf("--partitions %d: must be > 0", spec.Partitions)
 	}
-	existing, err := partitionCount(ctx, k, spec.Topic)
-	switch {
-	case errors.Is(err, ErrNoTopic):
-		existing = 0
-	case err != nil:
+	existing, err := importTarget(ctx, k, spec)
+	if err != nil {
 		return res, err
-	default:
-		if !spec.Append {
-			bounds, err := k.Offsets(ctx, spec.Topic, allPartitions(existing))
-			if err != nil {
-				return res, err
-			}
-			var held int64
-			for _, b := range bounds {
-				held += b.End - b.First
-			}
-			if held > 0 {
-				return res, fmt.Errorf("--topic %s already holds %d record(s); importing would add the file's records after them — pass --append to do that, or import into a new topic", spec.Topic, held)
-			}
-		}
 	}
 
 	// Pass 1: every line must be a record the topic can take.
-	bad := &BadLinesError{Name: name}
-	var total int64
-	maxPart := -1
-	err = readFile(open, func(n int, line []byte) error {
-		r, err := parseRecordLine(line)
-		if err == nil && existing > 0 && r.Partition >= existing {
-			err = fmt.Errorf("partition: %d, but topic %s has partitions 0..%d", r.Partition, spec.Topic, existing-1)
-		}
-		if err == nil && existing == 0 && spec.Partitions > 0 && r.Partition >= spec.Partitions {
-			err = fmt.Errorf("partition: %d, but --partitions %d makes 0..%d", r.Partition, spec.Partitions, spec.Partitions-1)
-		}
-		if err != nil {
-			bad.Total++
-			if len(bad.Lines) < maxListedLines {
-				bad.Lines = append(bad.Lines, LineError{Line: n, Err: err})
-			}
-			return nil
-		}
-		total++
-		maxPart = max(maxPart, r.Partition)
-		return nil
-	})
+	total, maxPart, bad, err := checkLines(open, name, spec, existing)
 	if err != nil {
 		return res, err
 	}
@@ -151,6 +113,67 @@ func Import(ctx context.Context, k *kafkaio.Cluster, name string, open func() (i
 	}
 
 	// Pass 2: produce, in file order, in batches.
+	err = produceLines(ctx, k, open, spec, &res, total, progress)
+	return res, err
+}
+
+// importTarget is the partition count of the topic to import into (0 when
+// it does not exist yet); a topic holding records is refused unless the
+// import appends.
+func importTarget(ctx context.Context, k *kafkaio.Cluster, spec ImportSpec) (int, error) {
+	existing, err := partitionCount(ctx, k, spec.Topic)
+	switch {
+	case errors.Is(err, ErrNoTopic):
+		return 0, nil
+	case err != nil:
+		return 0, err
+	}
+	if !spec.Append {
+		bounds, err := k.Offsets(ctx, spec.Topic, allPartitions(existing))
+		if err != nil {
+			return 0, err
+		}
+		var held int64
+		for _, b := range bounds {
+			held += b.End - b.First
+		}
+		if held > 0 {
+			return 0, fmt.Errorf("--topic %s already holds %d record(s); importing would add the file's records after them — pass --append to do that, or import into a new topic", spec.Topic, held)
+		}
+	}
+	return existing, nil
+}
+
+// checkLines reads the file once: total records the topic can take, the
+// highest partition they name, and the lines it cannot (bad).
+func checkLines(open func() (io.ReadCloser, error), name string, spec ImportSpec, existing int) (total int64, maxPart int, bad *BadLinesError, err error) {
+	bad = &BadLinesError{Name: name}
+	maxPart = -1
+	err = readFile(open, func(n int, line []byte) error {
+		r, err := parseRecordLine(line)
+		if err == nil && existing > 0 && r.Partition >= existing {
+			err = fmt.Errorf("partition: %d, but topic %s has partitions 0..%d", r.Partition, spec.Topic, existing-1)
+		}
+		if err == nil && existing == 0 && spec.Partitions > 0 && r.Partition >= spec.Partitions {
+			err = fmt.Errorf("partition: %d, but --partitions %d makes 0..%d", r.Partition, spec.Partitions, spec.Partitions-1)
+		}
+		if err != nil {
+			bad.Total++
+			if len(bad.Lines) < maxListedLines {
+				bad.Lines = append(bad.Lines, LineError{Line: n, Err: err})
+			}
+			return nil
+		}
+		total++
+		maxPart = max(maxPart, r.Partition)
+		return nil
+	})
+	return total, maxPart, bad, err
+}
+
+// produceLines reads the file again and produces its good records in file
+// order, in batches, counting them in res.Records.
+func produceLines(ctx context.Context, k *kafkaio.Cluster, open func() (io.ReadCloser, error), spec ImportSpec, res *ImportResult, total int64, progress func(done, total int64)) error {
 	w := k.Writer(spec.Topic, kafkaio.WriterOptions{Balancer: partitionBalancer{}, BatchSize: importBatch})
 	defer w.Close()
 	batch := make([]kafka.Message, 0, importBatch)
@@ -171,7 +194,7 @@ func Import(ctx context.Context, k *kafkaio.Cluster, name string, open func() (i
 		}
 		return nil
 	}
-	err = readFile(open, func(n int, line []byte) error {
+	err := readFile(open, func(n int, line []byte) error {
 		r, err := parseRecordLine(line)
 		if err != nil || r.Partition >= res.Partitions {
 			return nil // a bad line, skipped in pass 1 with --skip-bad
@@ -185,7 +208,7 @@ func Import(ctx context.Context, k *kafkaio.Cluster, name string, open func() (i
 	if err == nil {
 		err = flush()
 	}
-	return res, err
+	return err
 }
 
 func readFile(open func() (io.ReadCloser, error), fn func(n int, line []byte) error) error {

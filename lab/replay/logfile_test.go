@@ -12,8 +12,8 @@ import (
 
 	"github.com/segmentio/kafka-go"
 
+	"github.com/ratingslab/lab/services/lib/servetest"
 	"github.com/ratingslab/lab/services/model"
-	"github.com/ratingslab/lab/services/servetest"
 )
 
 func exportAll(t *testing.T, b *testBroker, spec ExportSpec) []byte {

@@ -9,8 +9,8 @@ import (
 
 	"github.com/segmentio/kafka-go"
 
+	"github.com/ratingslab/lab/services/lib/servetest"
 	"github.com/ratingslab/lab/services/model"
-	"github.com/ratingslab/lab/services/servetest"
 )
 
 func committed(t *testing.T, b *testBroker, group string) map[int]int64 {

@@ -9,7 +9,7 @@ import (
 
 	"github.com/segmentio/kafka-go"
 
-	"github.com/ratingslab/lab/services/kafkaio"
+	"github.com/ratingslab/lab/services/lib/kafkaio"
 )
 
 // RawRate is how fast a bare kafka-go consumer reads the same topics: the

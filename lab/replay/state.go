@@ -10,8 +10,8 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/ratingslab/lab/services/lib/requestids"
 	ratingsstream "github.com/ratingslab/lab/services/ratings/stream"
-	"github.com/ratingslab/lab/services/requestids"
 	webstream "github.com/ratingslab/lab/services/webserver/stream"
 )
 

@@ -17,7 +17,7 @@ import (
 	"time"
 
 	"github.com/ratingslab/lab/lab/load/ledger"
-	"github.com/ratingslab/lab/services/kafkaio"
+	"github.com/ratingslab/lab/services/lib/kafkaio"
 	"github.com/ratingslab/lab/services/model"
 )
 
@@ -172,29 +172,8 @@ func ReplayRequestID(runID string, partition int, offset int64) string {
 // as possible. Every request and its outcome goes into a ledger in the
 // format of `lab load`, so `lab audit --ledger` checks the target after.
 func ReplayTraffic(ctx context.Context, k *kafkaio.Cluster, spec TrafficSpec) (*TrafficResult, error) {
-	if spec.Variant == "" || spec.URL == "" {
-		return nil, errors.New("--target: a target is required (rpc or stream)")
-	}
-	if !spec.Speed.Max && spec.Speed.Factor <= 0 {
-		return nil, errors.New("--speed: want 1x, 10x, ... or max")
-	}
-	if spec.From.IsZero() || spec.To.IsZero() {
-		return nil, errors.New("--from and --to: both ends of the window are required (RFC 3339 times)")
-	}
-	if !spec.To.After(spec.From) {
-		return nil, fmt.Errorf("--to %s: must be after --from %s", spec.To.Format(time.RFC3339Nano), spec.From.Format(time.RFC3339Nano))
-	}
-	if spec.RunID == "" || strings.ContainsAny(spec.RunID, "/\\ \t\n") {
-		return nil, fmt.Errorf("run id %q: must be a word usable as a file name", spec.RunID)
-	}
-	if spec.Timeout <= 0 {
-		spec.Timeout = 5 * time.Second
-	}
-	if spec.Concurrency <= 0 {
-		spec.Concurrency = 256
-		if spec.Speed.Max {
-			spec.Concurrency = 32
-		}
+	if err := spec.check(); err != nil {
+		return nil, err
 	}
 	sel, skipped, err := selectRatings(ctx, k, spec.Codec, spec.From, spec.To)
 	if err != nil {
@@ -206,20 +185,7 @@ func ReplayTraffic(ctx context.Context, k *kafkaio.Cluster, spec TrafficSpec) (*
 		return res, fmt.Errorf("no ratings in %s between %s and %s", model.TopicRatings, spec.From.Format(time.RFC3339Nano), spec.To.Format(time.RFC3339Nano))
 	}
 	res.Original = sel[len(sel)-1].ev.EventTime.Sub(sel[0].ev.EventTime)
-
-	schedule := "as fast as possible (" + strconv.Itoa(spec.Concurrency) + " in flight)"
-	if !spec.Speed.Max {
-		schedule = fmt.Sprintf("original pace × %s over %s of recorded traffic", spec.Speed, res.Original.Round(time.Millisecond))
-	}
-	res.Ledger = filepath.Join(spec.LedgerDir, spec.RunID+".jsonl")
-	lw, err := ledger.Create(res.Ledger, ledger.Header{
-		RunID: spec.RunID, Scenario: "replay", Variants: []string{spec.Variant},
-		Targets:            map[string]string{spec.Variant: res.URL},
-		Source:             fmt.Sprintf("log:%s[%s,%s)", model.TopicRatings, spec.From.UTC().Format(time.RFC3339Nano), spec.To.UTC().Format(time.RFC3339Nano)),
-		StartedAt:          time.Now(),
-		Schedule:           schedule,
-		ExpectedPerVariant: uint64(len(sel)),
-	})
+	lw, err := createTrafficLedger(spec, res)
 	if err != nil {
 		return nil, err
 	}
@@ -234,50 +200,138 @@ func ReplayTraffic(ctx context.Context, k *kafkaio.Cluster, spec TrafficSpec) (*
 	}
 	defer client.CloseIdleConnections()
 
-	var (
-		mu       sync.Mutex
-		inFlight atomic.Int64
-		sent     atomic.Int64
-		acked    atomic.Int64
-		failed   atomic.Int64
-		wg       sync.WaitGroup
-		sem      = make(chan struct{}, spec.Concurrency)
-	)
-	record := func(e ledger.Entry) {
-		mu.Lock()
-		defer mu.Unlock()
-		res.Outcomes[e.Outcome]++
-		if e.Cause != "" {
-			res.Causes[e.Cause]++
-		}
-		_ = lw.Record(e) // the first write error sticks and is reported at the end
+	t := &trafficRun{spec: spec, res: res, lw: lw, client: client, sel: sel, start: time.Now()}
+	stopProgress := t.reportProgress()
+	t.dispatch(ctx)
+	stopProgress()
+	res.Duration = time.Since(t.start)
+	res.Interrupted = ctx.Err() != nil
+	if err := lw.Close(time.Now(), res.Interrupted); err != nil {
+		return res, err
 	}
+	if spec.Progress != nil {
+		spec.Progress(t.progress(res.Duration))
+	}
+	if res.Interrupted {
+		return res, fmt.Errorf("interrupted after %d of %d ratings (the ledger has every one sent)", t.sent.Load(), len(sel))
+	}
+	return res, nil
+}
 
-	start := time.Now()
+// check rejects an unusable spec and fills in its defaults.
+func (spec *TrafficSpec) check() error {
+	if spec.Variant == "" || spec.URL == "" {
+		return errors.New("--target: a target is required (rpc or stream)")
+	}
+	if !spec.Speed.Max && spec.Speed.Factor <= 0 {
+		return errors.New("--speed: want 1x, 10x, ... or max")
+	}
+	if spec.From.IsZero() || spec.To.IsZero() {
+		return errors.New("--from and --to: both ends of the window are required (RFC 3339 times)")
+	}
+	if !spec.To.After(spec.From) {
+		return fmt.Errorf("--to %s: must be after --from %s", spec.To.Format(time.RFC3339Nano), spec.From.Format(time.RFC3339Nano))
+	}
+	if spec.RunID == "" || strings.ContainsAny(spec.RunID, "/\\ \t\n") {
+		return fmt.Errorf("run id %q: must be a word usable as a file name", spec.RunID)
+	}
+	if spec.Timeout <= 0 {
+		spec.Timeout = 5 * time.Second
+	}
+	if spec.Concurrency <= 0 {
+		spec.Concurrency = 256
+		if spec.Speed.Max {
+			spec.Concurrency = 32
+		}
+	}
+	return nil
+}
+
+// createTrafficLedger creates the replay's ledger (res.Ledger), its header
+// saying where the ratings came from and at what pace they are sent.
+func createTrafficLedger(spec TrafficSpec, res *TrafficResult) (*ledger.Writer, error) {
+	schedule := "as fast as possible (" + strconv.Itoa(spec.Concurrency) + " in flight)"
+	if !spec.Speed.Max {
+		schedule = fmt.Sprintf("original pace × %s over %s of recorded traffic", spec.Speed, res.Original.Round(time.Millisecond))
+	}
+	res.Ledger = filepath.Join(spec.LedgerDir, spec.RunID+".jsonl")
+	return ledger.Create(res.Ledger, ledger.Header{
+		RunID: spec.RunID, Scenario: "replay", Variants: []string{spec.Variant},
+		Targets:            map[string]string{spec.Variant: res.URL},
+		Source:             fmt.Sprintf("log:%s[%s,%s)", model.TopicRatings, spec.From.UTC().Format(time.RFC3339Nano), spec.To.UTC().Format(time.RFC3339Nano)),
+		StartedAt:          time.Now(),
+		Schedule:           schedule,
+		ExpectedPerVariant: uint64(res.Ratings),
+	})
+}
+
+// trafficRun is one replay between its start and its result.
+type trafficRun struct {
+	spec   TrafficSpec
+	res    *TrafficResult
+	lw     *ledger.Writer
+	client *http.Client
+	sel    []replayed
+	start  time.Time
+
+	mu                            sync.Mutex // guards res's tallies and lw
+	inFlight, sent, acked, failed atomic.Int64
+}
+
+// record tallies one outcome and writes it to the ledger.
+func (t *trafficRun) record(e ledger.Entry) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.res.Outcomes[e.Outcome]++
+	if e.Cause != "" {
+		t.res.Causes[e.Cause]++
+	}
+	_ = t.lw.Record(e) // the first write error sticks and is reported at the end
+}
+
+func (t *trafficRun) progress(elapsed time.Duration) TrafficProgress {
+	return TrafficProgress{Sent: t.sent.Load(), Total: int64(len(t.sel)), Acknowledged: t.acked.Load(), Failed: t.failed.Load(), InFlight: t.inFlight.Load(), Elapsed: elapsed}
+}
+
+// reportProgress flushes the ledger and reports progress every second
+// until stop is called.
+func (t *trafficRun) reportProgress() (stop func()) {
 	stopProgress := make(chan struct{})
 	progressDone := make(chan struct{})
 	go func() {
 		defer close(progressDone)
-		t := time.NewTicker(time.Second)
-		defer t.Stop()
+		tick := time.NewTicker(time.Second)
+		defer tick.Stop()
 		for {
 			select {
 			case <-stopProgress:
 				return
-			case <-t.C:
-				_ = lw.Flush()
-				if spec.Progress != nil {
-					spec.Progress(TrafficProgress{Sent: sent.Load(), Total: int64(len(sel)), Acknowledged: acked.Load(), Failed: failed.Load(), InFlight: inFlight.Load(), Elapsed: time.Since(start)})
+			case <-tick.C:
+				_ = t.lw.Flush()
+				if t.spec.Progress != nil {
+					t.spec.Progress(t.progress(time.Since(t.start)))
 				}
 			}
 		}
 	}()
+	return func() {
+		close(stopProgress)
+		<-progressDone
+	}
+}
 
-	first := sel[0].ev.EventTime
+// dispatch sends every selected rating, at the original pace scaled by
+// the speed (or as fast as Concurrency allows), until done or ctx ends,
+// and waits for the answers.
+func (t *trafficRun) dispatch(ctx context.Context) {
+	spec, res := t.spec, t.res
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, spec.Concurrency)
+	first := t.sel[0].ev.EventTime
 dispatch:
-	for i, r := range sel {
+	for i, r := range t.sel {
 		if !spec.Speed.Max {
-			due := start.Add(time.Duration(float64(r.ev.EventTime.Sub(first)) / spec.Speed.Factor))
+			due := t.start.Add(time.Duration(float64(r.ev.EventTime.Sub(first)) / spec.Speed.Factor))
 			if wait := time.Until(due); wait > 0 {
 				select {
 				case <-ctx.Done():
@@ -292,41 +346,27 @@ dispatch:
 		case sem <- struct{}{}:
 		}
 		if !spec.Speed.Max {
-			due := start.Add(time.Duration(float64(r.ev.EventTime.Sub(first)) / spec.Speed.Factor))
+			due := t.start.Add(time.Duration(float64(r.ev.EventTime.Sub(first)) / spec.Speed.Factor))
 			if late := time.Since(due); late > res.MaxLate {
 				res.MaxLate = late
 			}
 		}
-		sent.Add(1)
-		inFlight.Add(1)
+		t.sent.Add(1)
+		t.inFlight.Add(1)
 		wg.Go(func() {
-			defer func() { <-sem; inFlight.Add(-1) }()
-			e := post(ctx, client, res.URL, spec.Timeout, ReplayRequestID(spec.RunID, r.partition, r.offset), r.ev)
+			defer func() { <-sem; t.inFlight.Add(-1) }()
+			e := post(ctx, t.client, res.URL, spec.Timeout, ReplayRequestID(spec.RunID, r.partition, r.offset), r.ev)
 			e.Variant, e.Seq = spec.Variant, uint64(i)
 			switch e.Outcome {
 			case ledger.Acknowledged:
-				acked.Add(1)
+				t.acked.Add(1)
 			case ledger.Failed, ledger.Ambiguous:
-				failed.Add(1)
+				t.failed.Add(1)
 			}
-			record(e)
+			t.record(e)
 		})
 	}
 	wg.Wait()
-	close(stopProgress)
-	<-progressDone
-	res.Duration = time.Since(start)
-	res.Interrupted = ctx.Err() != nil
-	if err := lw.Close(time.Now(), res.Interrupted); err != nil {
-		return res, err
-	}
-	if spec.Progress != nil {
-		spec.Progress(TrafficProgress{Sent: sent.Load(), Total: int64(len(sel)), Acknowledged: acked.Load(), Failed: failed.Load(), Elapsed: res.Duration})
-	}
-	if res.Interrupted {
-		return res, fmt.Errorf("interrupted after %d of %d ratings (the ledger has every one sent)", sent.Load(), len(sel))
-	}
-	return res, nil
 }
 
 // post sends one rating and classifies the answer as `lab load` does

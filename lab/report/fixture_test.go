@@ -13,7 +13,7 @@ import (
 
 	"github.com/ratingslab/lab/lab/audit"
 	"github.com/ratingslab/lab/lab/journal"
-	"github.com/ratingslab/lab/services/duration"
+	"github.com/ratingslab/lab/services/lib/duration"
 )
 
 var update = flag.Bool("update", false, "rewrite the journal fixtures in testdata")

@@ -9,7 +9,7 @@ import (
 	"github.com/ratingslab/lab/lab/audit"
 	"github.com/ratingslab/lab/lab/journal"
 	"github.com/ratingslab/lab/lab/kv"
-	"github.com/ratingslab/lab/services/duration"
+	"github.com/ratingslab/lab/services/lib/duration"
 )
 
 // run is one journal in a report, with its label ("" alone, "A"/"B" when

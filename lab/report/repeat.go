@@ -11,7 +11,7 @@ import (
 	"time"
 
 	"github.com/ratingslab/lab/lab/journal"
-	"github.com/ratingslab/lab/services/duration"
+	"github.com/ratingslab/lab/services/lib/duration"
 )
 
 // Repeats is one experiment run several times (`lab chaos run --repeat N`):

@@ -8,7 +8,7 @@ import (
 	"time"
 
 	"github.com/ratingslab/lab/lab/journal"
-	"github.com/ratingslab/lab/services/duration"
+	"github.com/ratingslab/lab/services/lib/duration"
 )
 
 // Repeated runs of one experiment summarize to the median and range of

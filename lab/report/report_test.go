@@ -13,8 +13,8 @@ import (
 	"time"
 
 	"github.com/ratingslab/lab/lab/journal"
-	"github.com/ratingslab/lab/services/duration"
-	"github.com/ratingslab/lab/services/servetest"
+	"github.com/ratingslab/lab/services/lib/duration"
+	"github.com/ratingslab/lab/services/lib/servetest"
 )
 
 const fixture = "testdata/journal.json"

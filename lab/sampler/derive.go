@@ -9,10 +9,10 @@ import (
 	dto "github.com/prometheus/client_model/go"
 
 	"github.com/ratingslab/lab/lab/journal"
-	"github.com/ratingslab/lab/services/metricname"
+	"github.com/ratingslab/lab/services/lib/metricname"
 )
 
-// Labels and parts the deriver reads; metric names are in services/metricname.
+// Labels and parts the deriver reads; metric names are in services/lib/metricname.
 const (
 	webserverPartPrefix  = "webserver"
 	supervisorPartLabel  = "part"

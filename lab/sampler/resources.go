@@ -7,11 +7,11 @@ import (
 	dto "github.com/prometheus/client_model/go"
 
 	"github.com/ratingslab/lab/lab/journal"
-	"github.com/ratingslab/lab/services/metricname"
+	"github.com/ratingslab/lab/services/lib/metricname"
 )
 
 // Labels of the bounded resources' metrics every service part has
-// (services/serve's bulkhead, services/breaker's pools and calls).
+// (services/lib/serve's bulkhead, services/lib/breaker's pools and calls).
 const (
 	resultLabel    = "result"
 	resultRejected = "rejected"

@@ -8,8 +8,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/ratingslab/lab/lab/journal"
-	"github.com/ratingslab/lab/services/breaker"
-	labserve "github.com/ratingslab/lab/services/serve"
+	"github.com/ratingslab/lab/services/lib/breaker"
+	labserve "github.com/ratingslab/lab/services/lib/serve"
 )
 
 // The deriver reads the bounded resources from the metrics the services

@@ -23,7 +23,7 @@ import (
 
 	"github.com/ratingslab/lab/lab/audit"
 	"github.com/ratingslab/lab/lab/lag"
-	"github.com/ratingslab/lab/services/kafkaio"
+	"github.com/ratingslab/lab/services/lib/kafkaio"
 )
 
 // Target is one source of metrics.

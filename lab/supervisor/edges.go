@@ -15,7 +15,7 @@ import (
 
 	"github.com/ratingslab/lab/lab/layout"
 	"github.com/ratingslab/lab/lab/parts"
-	"github.com/ratingslab/lab/services/serve"
+	"github.com/ratingslab/lab/services/lib/serve"
 )
 
 // Edges runs one Toxiproxy proxy per network edge, and Toxiproxy's own HTTP

@@ -10,9 +10,9 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/ratingslab/lab/services/breaker"
-	"github.com/ratingslab/lab/services/serve"
-	"github.com/ratingslab/lab/services/variantname"
+	"github.com/ratingslab/lab/services/lib/breaker"
+	"github.com/ratingslab/lab/services/lib/serve"
+	"github.com/ratingslab/lab/services/lib/variantname"
 )
 
 // handleResilience switches the RPC variant's breakers and retries at

@@ -29,7 +29,7 @@ import (
 
 	toxiproxy "github.com/Shopify/toxiproxy/v2"
 
-	"github.com/ratingslab/lab/lab/broker"
+	"github.com/ratingslab/lab/services/lib/kafkaio/embedded"
 )
 
 // SpawnSpec describes a process to start at runtime.
@@ -216,7 +216,7 @@ func (sp *spawner) spawn(spec SpawnSpec) (SpawnedStatus, bool, error) {
 		logPath: cfg.Dir.Log(spec.Name), pidDir: cfg.Dir.Path("pids"), labDir: string(cfg.Dir)}
 	if spec.Health.Kafka != "" {
 		addr := spec.Health.Kafka
-		p.probe = func(ctx context.Context) error { return broker.Ready(ctx, addr) }
+		p.probe = func(ctx context.Context) error { return embedded.Ready(ctx, addr) }
 	} else {
 		p.probe = httpProbe(&http.Client{Timeout: time.Second}, spec.Health.HTTP, p)
 	}

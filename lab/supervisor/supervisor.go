@@ -20,7 +20,7 @@ import (
 
 	"github.com/ratingslab/lab/lab/layout"
 	"github.com/ratingslab/lab/lab/parts"
-	"github.com/ratingslab/lab/services/metricname"
+	"github.com/ratingslab/lab/services/lib/metricname"
 )
 
 // StopGrace is how long a part gets between SIGTERM and SIGKILL.

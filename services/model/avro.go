@@ -13,7 +13,7 @@ import (
 )
 
 // SchemaRegistry is what the Avro codec needs from a Confluent-compatible
-// schema registry (services/eventformat implements it over HTTP).
+// schema registry (services/lib/eventformat implements it over HTTP).
 type SchemaRegistry interface {
 	// Register returns the id of schema under subject, registering it when
 	// the subject does not hold it yet (a Confluent serializer's

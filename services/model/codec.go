@@ -23,7 +23,7 @@ type Codec struct {
 	obs      CodecObserver
 }
 
-// CodecObserver counts what a codec does (services/eventformat's metrics).
+// CodecObserver counts what a codec does (services/lib/eventformat's metrics).
 // schemaID is 0 for JSON values.
 type CodecObserver interface {
 	Encoded(topic string, schemaID int)

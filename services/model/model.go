@@ -19,7 +19,7 @@ const (
 
 // TopicRatingsChangelog is ratings-stream's state (compacted; partition p is
 // the state of ratings partition p), written in Kafka transactions by
-// --delivery=transactional (services/changelog).
+// --delivery=transactional (services/lib/kafkaio/changelog).
 const TopicRatingsChangelog = "ratings-stream-changelog"
 
 // Topic is one topic of the log variant with its partition count and configs.

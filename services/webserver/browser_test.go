@@ -10,8 +10,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ratingslab/lab/lab/labtest"
-	"github.com/ratingslab/lab/services/servetest"
+	"github.com/ratingslab/lab/services/lib/servetest"
+	"github.com/ratingslab/lab/services/lib/servetest/browsertest"
 	"github.com/ratingslab/lab/services/webserver"
 )
 
@@ -22,7 +22,7 @@ func TestThePageWorksInHeadlessChromium(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a browser")
 	}
-	browser := labtest.FindChromium()
+	browser := browsertest.FindChromium()
 	if browser == "" {
 		t.Skip("no chromium on PATH")
 	}
@@ -30,7 +30,7 @@ func TestThePageWorksInHeadlessChromium(t *testing.T) {
 	site := httptest.NewServer(webserver.New(b, webserver.Options{Variant: "stream", AcceptedStatus: http.StatusAccepted}, nil))
 	defer site.Close()
 
-	page := labtest.Launch(t, browser)
+	page := browsertest.Launch(t, browser)
 	page.Navigate(t, site.URL+"/")
 	if title := page.Eval(t, `document.title`); title != "Ratings Lab — stream" {
 		t.Fatalf("title %q", title)

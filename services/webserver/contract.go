@@ -5,8 +5,8 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/ratingslab/lab/services/lib/serve"
 	"github.com/ratingslab/lab/services/model"
-	"github.com/ratingslab/lab/services/serve"
 )
 
 // ContractAnswer is what a webserver's /admin/contract answers: the rating

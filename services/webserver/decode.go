@@ -16,8 +16,8 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/ratingslab/lab/services/lib/serve"
 	"github.com/ratingslab/lab/services/model"
-	"github.com/ratingslab/lab/services/serve"
 )
 
 // FieldError is a rejected input, naming the field so a client can fix it.

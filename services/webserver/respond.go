@@ -9,7 +9,7 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/ratingslab/lab/services/serve"
+	"github.com/ratingslab/lab/services/lib/serve"
 )
 
 // writeJSON answers as every part's JSON API does, marked not cacheable:

@@ -41,7 +41,7 @@ func (o Options) withDefaults() Options {
 // New returns the public API and page of one variant, backed by b.
 //
 // The result is an *http.ServeMux (Go 1.22 patterns), so middleware such as
-// services/serve can label metrics with r.Pattern and resolve a request's
+// services/lib/serve can label metrics with r.Pattern and resolve a request's
 // route with (*http.ServeMux).Handler before serving it.
 func New(b Backend, opts Options, log *slog.Logger) http.Handler {
 	if log == nil {

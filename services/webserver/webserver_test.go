@@ -442,7 +442,7 @@ func TestPageExplainsAnUnavailableBackend(t *testing.T) {
 }
 
 func TestPatternsAreRouteLabels(t *testing.T) {
-	// services/serve labels metrics with the matched pattern; ids must not leak into it.
+	// services/lib/serve labels metrics with the matched pattern; ids must not leak into it.
 	h := webserver.New(newMemoryBackend(1), webserver.Options{}, nil)
 	mux, ok := h.(*http.ServeMux)
 	if !ok {

@@ -13,7 +13,7 @@ import (
 
 	"github.com/ratingslab/lab/lab/journal"
 	"github.com/ratingslab/lab/lab/kv"
-	"github.com/ratingslab/lab/services/duration"
+	"github.com/ratingslab/lab/services/lib/duration"
 )
 
 // Units (Grafana's unit ids).

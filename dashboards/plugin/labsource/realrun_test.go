@@ -25,7 +25,7 @@ import (
 	"github.com/ratingslab/lab/lab/labtest"
 	"github.com/ratingslab/lab/lab/latency"
 	"github.com/ratingslab/lab/lab/load/ledger"
-	"github.com/ratingslab/lab/services/duration"
+	"github.com/ratingslab/lab/services/lib/duration"
 )
 
 var (

@@ -16,7 +16,7 @@ import (
 	"time"
 
 	"github.com/ratingslab/lab/lab/prom"
-	"github.com/ratingslab/lab/services/servetest"
+	"github.com/ratingslab/lab/services/lib/servetest"
 )
 
 // StartTimeout bounds how long Prometheus may take to become ready.

@@ -39,10 +39,10 @@ import (
 
 	"github.com/segmentio/kafka-go"
 
-	"github.com/ratingslab/lab/services/kafkaio"
+	"github.com/ratingslab/lab/services/lib/kafkaio"
+	"github.com/ratingslab/lab/services/lib/serve"
 	"github.com/ratingslab/lab/services/model"
 	"github.com/ratingslab/lab/services/movies/legacydb"
-	"github.com/ratingslab/lab/services/serve"
 )
 
 // Config configures a Connector. Zero values mean the defaults.

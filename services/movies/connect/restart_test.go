@@ -8,12 +8,12 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ratingslab/lab/services/kafkaio"
-	"github.com/ratingslab/lab/services/kafkaio/kafkatest"
+	"github.com/ratingslab/lab/services/lib/kafkaio"
+	"github.com/ratingslab/lab/services/lib/kafkaio/kafkatest"
+	"github.com/ratingslab/lab/services/lib/serve"
+	"github.com/ratingslab/lab/services/lib/servetest"
 	"github.com/ratingslab/lab/services/model"
 	"github.com/ratingslab/lab/services/movies/legacydb"
-	"github.com/ratingslab/lab/services/serve"
-	"github.com/ratingslab/lab/services/servetest"
 )
 
 // A broker restart while a catalog edit waits to be streamed: the poll fails

@@ -10,10 +10,10 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/ratingslab/lab/services/eventformat"
-	"github.com/ratingslab/lab/services/kafkaio"
+	"github.com/ratingslab/lab/services/lib/eventformat"
+	"github.com/ratingslab/lab/services/lib/kafkaio"
+	"github.com/ratingslab/lab/services/lib/serve"
 	"github.com/ratingslab/lab/services/movies/legacydb"
-	"github.com/ratingslab/lab/services/serve"
 )
 
 // Runner is the `lab serve movies-connect` process.

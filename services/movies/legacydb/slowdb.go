@@ -6,7 +6,7 @@ import (
 	"net/http"
 	"time"
 
-	"github.com/ratingslab/lab/services/serve"
+	"github.com/ratingslab/lab/services/lib/serve"
 )
 
 // RegisterSlowDB adds the "slow legacy DB" fault to a part's admin listener,

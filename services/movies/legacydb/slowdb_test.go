@@ -8,8 +8,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/ratingslab/lab/services/serve"
-	"github.com/ratingslab/lab/services/servetest"
+	"github.com/ratingslab/lab/services/lib/serve"
+	"github.com/ratingslab/lab/services/lib/servetest"
 )
 
 func adminWithSlowDB(t *testing.T, db *DB) string {

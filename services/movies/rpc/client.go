@@ -6,7 +6,7 @@ import (
 	"fmt"
 	"net/http"
 
-	"github.com/ratingslab/lab/services/breaker"
+	"github.com/ratingslab/lab/services/lib/breaker"
 	"github.com/ratingslab/lab/services/model"
 )
 

@@ -11,11 +11,11 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/ratingslab/lab/services/breaker"
+	"github.com/ratingslab/lab/services/lib/breaker"
+	"github.com/ratingslab/lab/services/lib/servetest"
 	"github.com/ratingslab/lab/services/model"
 	"github.com/ratingslab/lab/services/movies/legacydb"
 	"github.com/ratingslab/lab/services/movies/rpc"
-	"github.com/ratingslab/lab/services/servetest"
 )
 
 // startMovies runs movies-rpc over a fresh seeded catalog on a real port;

@@ -8,9 +8,9 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/ratingslab/lab/services/lib/serve"
+	"github.com/ratingslab/lab/services/lib/variantname"
 	"github.com/ratingslab/lab/services/movies/legacydb"
-	"github.com/ratingslab/lab/services/serve"
-	"github.com/ratingslab/lab/services/variantname"
 )
 
 // Runner is the movies-rpc part: `lab serve movies-rpc`.

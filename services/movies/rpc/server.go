@@ -10,9 +10,9 @@ import (
 	"log/slog"
 	"net/http"
 
+	"github.com/ratingslab/lab/services/lib/serve"
 	"github.com/ratingslab/lab/services/model"
 	"github.com/ratingslab/lab/services/movies/legacydb"
-	"github.com/ratingslab/lab/services/serve"
 )
 
 // Catalog is what movies-rpc needs from the legacy DB (*legacydb.DB).

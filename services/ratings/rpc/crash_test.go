@@ -16,9 +16,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ratingslab/lab/services/lib/sqlitedb"
 	"github.com/ratingslab/lab/services/model"
 	"github.com/ratingslab/lab/services/ratings/rpc"
-	"github.com/ratingslab/lab/services/sqlitedb"
 )
 
 // crashChildEnv makes this test binary the writer process of

@@ -3,7 +3,7 @@ package rpc
 import (
 	"context"
 
-	"github.com/ratingslab/lab/services/sqlitedb"
+	"github.com/ratingslab/lab/services/lib/sqlitedb"
 )
 
 // Reader reads a ratings-rpc store from outside the part (the lab's

@@ -3,7 +3,7 @@ package rpc
 import (
 	"net/http"
 
-	"github.com/ratingslab/lab/services/serve"
+	"github.com/ratingslab/lab/services/lib/serve"
 )
 
 func (s *server) routes(mux *http.ServeMux) {

@@ -13,12 +13,12 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/ratingslab/lab/services/breaker"
+	"github.com/ratingslab/lab/services/lib/breaker"
+	"github.com/ratingslab/lab/services/lib/servetest"
 	"github.com/ratingslab/lab/services/model"
 	"github.com/ratingslab/lab/services/movies/legacydb"
 	moviesrpc "github.com/ratingslab/lab/services/movies/rpc"
 	"github.com/ratingslab/lab/services/ratings/rpc"
-	"github.com/ratingslab/lab/services/servetest"
 )
 
 type stack struct {

@@ -8,10 +8,10 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/ratingslab/lab/services/breaker"
+	"github.com/ratingslab/lab/services/lib/breaker"
+	"github.com/ratingslab/lab/services/lib/serve"
+	"github.com/ratingslab/lab/services/lib/variantname"
 	moviesrpc "github.com/ratingslab/lab/services/movies/rpc"
-	"github.com/ratingslab/lab/services/serve"
-	"github.com/ratingslab/lab/services/variantname"
 )
 
 // Runner is the ratings-rpc part: `lab serve ratings-rpc`.

@@ -11,10 +11,10 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/ratingslab/lab/services/breaker"
+	"github.com/ratingslab/lab/services/lib/breaker"
+	"github.com/ratingslab/lab/services/lib/serve"
 	"github.com/ratingslab/lab/services/model"
 	moviesrpc "github.com/ratingslab/lab/services/movies/rpc"
-	"github.com/ratingslab/lab/services/serve"
 )
 
 // Catalog is what ratings-rpc asks movies-rpc (*moviesrpc.Client).

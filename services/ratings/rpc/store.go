@@ -10,8 +10,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/ratingslab/lab/services/lib/sqlitedb"
 	"github.com/ratingslab/lab/services/model"
-	"github.com/ratingslab/lab/services/sqlitedb"
 )
 
 // Store is ratings-rpc's own state, one SQLite file in WAL mode:

@@ -6,9 +6,9 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"github.com/ratingslab/lab/services/lib/servetest"
 	"github.com/ratingslab/lab/services/model"
 	"github.com/ratingslab/lab/services/ratings/rpc"
-	"github.com/ratingslab/lab/services/servetest"
 )
 
 // BenchmarkStoreApply applies distinct ratings to the store from many

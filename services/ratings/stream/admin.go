@@ -5,7 +5,7 @@ import (
 	"net/http"
 	"time"
 
-	"github.com/ratingslab/lab/services/serve"
+	"github.com/ratingslab/lab/services/lib/serve"
 )
 
 // registerAdmin adds the processor's in-service fault, the consumer

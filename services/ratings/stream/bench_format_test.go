@@ -15,10 +15,10 @@ import (
 	"github.com/segmentio/kafka-go"
 
 	"github.com/ratingslab/lab/lab/registry"
-	"github.com/ratingslab/lab/services/eventformat"
-	"github.com/ratingslab/lab/services/kafkaio"
+	"github.com/ratingslab/lab/services/lib/eventformat"
+	"github.com/ratingslab/lab/services/lib/kafkaio"
+	"github.com/ratingslab/lab/services/lib/servetest"
 	"github.com/ratingslab/lab/services/model"
-	"github.com/ratingslab/lab/services/servetest"
 )
 
 // BenchmarkProcessorFormat measures ratings-stream's throughput with the

@@ -11,10 +11,10 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/segmentio/kafka-go"
 
-	"github.com/ratingslab/lab/services/changelog"
-	"github.com/ratingslab/lab/services/kafkaio"
+	"github.com/ratingslab/lab/services/lib/kafkaio"
+	"github.com/ratingslab/lab/services/lib/kafkaio/changelog"
+	"github.com/ratingslab/lab/services/lib/requestids"
 	"github.com/ratingslab/lab/services/model"
-	"github.com/ratingslab/lab/services/requestids"
 )
 
 // BenchmarkProcessor measures ratings-stream throughput — events per second

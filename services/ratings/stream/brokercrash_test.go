@@ -11,8 +11,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
-	"github.com/ratingslab/lab/services/kafkaio/kafkatest"
-	"github.com/ratingslab/lab/services/servetest"
+	"github.com/ratingslab/lab/services/lib/kafkaio/kafkatest"
+	"github.com/ratingslab/lab/services/lib/servetest"
 )
 
 // The kills-under-load torture's case: the broker is killed (kill -9) while

@@ -5,9 +5,9 @@ import (
 	"database/sql"
 	"fmt"
 
-	"github.com/ratingslab/lab/services/changelog"
+	"github.com/ratingslab/lab/services/lib/kafkaio/changelog"
+	"github.com/ratingslab/lab/services/lib/requestids"
 	"github.com/ratingslab/lab/services/model"
-	"github.com/ratingslab/lab/services/requestids"
 )
 
 // replaceRequestIDs makes the database's request-id record of restored

@@ -11,16 +11,16 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 
-	"github.com/ratingslab/lab/services/changelog"
-	"github.com/ratingslab/lab/services/kafkaio"
-	"github.com/ratingslab/lab/services/requestids"
+	"github.com/ratingslab/lab/services/lib/kafkaio"
+	"github.com/ratingslab/lab/services/lib/kafkaio/changelog"
+	"github.com/ratingslab/lab/services/lib/requestids"
 )
 
 // Effectively-once with a changelog (--restore=changelog, the default).
 //
 // The database stays the truth of the instance that owns a partition: a
 // batch is committed there first, as before. Right after, the batch's
-// changes (services/changelog records: changed aggregates, the request ids
+// changes (services/lib/kafkaio/changelog records: changed aggregates, the request ids
 // it counted, the position) go to the changelog partition in one Kafka
 // transaction. So the changelog is a consistent copy of the state at some
 // position at or behind the database's, and an instance that takes a

@@ -9,11 +9,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ratingslab/lab/services/changelog"
-	"github.com/ratingslab/lab/services/kafkaio"
+	"github.com/ratingslab/lab/services/lib/kafkaio"
+	"github.com/ratingslab/lab/services/lib/kafkaio/changelog"
+	"github.com/ratingslab/lab/services/lib/requestids"
+	"github.com/ratingslab/lab/services/lib/servetest"
 	"github.com/ratingslab/lab/services/model"
-	"github.com/ratingslab/lab/services/requestids"
-	"github.com/ratingslab/lab/services/servetest"
 )
 
 // changelogPositions reads the changelog's position per partition.

@@ -29,7 +29,7 @@
 // Request ids: kafka-go's producer is not idempotent, so a produce retried
 // after a lost acknowledgement appends a rating twice, and a client retrying
 // a 504 makes the webserver produce it again. Each partition keeps a record
-// of the request ids it counted (services/requestids), by time in the log's
+// of the request ids it counted (services/lib/requestids), by time in the log's
 // clock (--request-id-retention), stored in the batch's transaction
 // (requestids.go): a repeat is dropped, the id reused for another rating is
 // dead-lettered (request-id-conflict). A restart loads the stored record;

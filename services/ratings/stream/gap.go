@@ -5,9 +5,9 @@ import (
 	"errors"
 	"fmt"
 
-	"github.com/ratingslab/lab/services/kafkaio"
-	"github.com/ratingslab/lab/services/serve"
-	"github.com/ratingslab/lab/services/sqlitedb"
+	"github.com/ratingslab/lab/services/lib/kafkaio"
+	"github.com/ratingslab/lab/services/lib/serve"
+	"github.com/ratingslab/lab/services/lib/sqlitedb"
 )
 
 // Some failures of a generation are not something rejoining the group can

@@ -16,10 +16,10 @@ import (
 	"github.com/segmentio/kafka-go"
 	"github.com/twmb/franz-go/pkg/kfake"
 
-	"github.com/ratingslab/lab/services/kafkaio"
-	"github.com/ratingslab/lab/services/kafkaio/kafkatest"
+	"github.com/ratingslab/lab/services/lib/kafkaio"
+	"github.com/ratingslab/lab/services/lib/kafkaio/kafkatest"
+	"github.com/ratingslab/lab/services/lib/servetest"
 	"github.com/ratingslab/lab/services/model"
-	"github.com/ratingslab/lab/services/servetest"
 )
 
 // lab is a broker with the lab's topics and a client to it.

@@ -3,7 +3,7 @@ package stream
 import (
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/ratingslab/lab/services/metricname"
+	"github.com/ratingslab/lab/services/lib/metricname"
 	"github.com/ratingslab/lab/services/model"
 )
 

@@ -4,9 +4,9 @@ import (
 	"context"
 	"log/slog"
 
-	"github.com/ratingslab/lab/services/kafkaio"
+	"github.com/ratingslab/lab/services/lib/kafkaio"
+	"github.com/ratingslab/lab/services/lib/kafkaio/moviestable"
 	"github.com/ratingslab/lab/services/model"
-	"github.com/ratingslab/lab/services/moviestable"
 )
 
 // movieTable is the movies table the processor joins ratings with: the

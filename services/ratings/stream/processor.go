@@ -14,11 +14,11 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/segmentio/kafka-go"
 
-	"github.com/ratingslab/lab/services/eventformat"
-	"github.com/ratingslab/lab/services/kafkaio"
+	"github.com/ratingslab/lab/services/lib/eventformat"
+	"github.com/ratingslab/lab/services/lib/kafkaio"
+	"github.com/ratingslab/lab/services/lib/requestids"
+	"github.com/ratingslab/lab/services/lib/serve"
 	"github.com/ratingslab/lab/services/model"
-	"github.com/ratingslab/lab/services/requestids"
-	"github.com/ratingslab/lab/services/serve"
 )
 
 // Delivery is how the processor ties its state to the consumed offsets.
@@ -441,68 +441,16 @@ func (p *Processor) runGeneration(ctx, gctx context.Context, gen *kafka.Generati
 		if err != nil {
 			return err
 		}
-		defer func() {
-			// What is still pending goes out now, unless this is a
-			// simulated crash: a crash writes nothing more.
-			if !errors.Is(genErr, errSimulatedCrash) {
-				var open []int // a broken writer stays as it is: the next owner aborts its transaction
-				for _, id := range ids {
-					if cl[id].broken == nil {
-						open = append(open, id)
-					}
-				}
-				fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-				if err := p.writeChangelog(fctx, cl, open); err != nil {
-					p.log.Warn("writing the changelog at the end of the generation failed; the next owner restores an older position and reads more of the log", "error", err.Error())
-				}
-				cancel()
-			}
-			closeChangelogParts(cl)
-		}()
+		defer func() { p.endChangelog(ctx, cl, ids, genErr) }()
 	}
 	offsets, aggs, err := p.store.snapshot(ctx, ids)
 	if err != nil {
 		return fmt.Errorf("load state: %w", err)
 	}
 	p.log.Debug("state loaded", "took", time.Since(genStarted).String())
-	states := make(map[int]*partState, len(ids))
-	start := make(map[int]int64, len(ids))
-	for _, id := range ids {
-		b := bounds[id]
-		ps := &partState{}
-		switch p.cfg.Delivery {
-		case EffectivelyOnce:
-			next, ok := offsets[id]
-			if !ok {
-				next = b.First
-			}
-			if next > b.End {
-				return serve.Permanent(fmt.Errorf("ratings partition %d ends at offset %d but this processor's state already includes offset %d: the broker's log was reset or lost records; remove %s to rebuild the state from the new log", id, b.End, next, p.cfg.DataDir))
-			}
-			if err := kafkaio.CheckRetentionGap(model.TopicRatings, id, next, b); err != nil {
-				return err
-			}
-			ps.next = next
-			stored, err := p.store.loadRequestIDs(ctx, id)
-			if err != nil {
-				return fmt.Errorf("load state: %w", err)
-			}
-			ps.ids = requestids.NewPartition(p.cfg.RequestIDRetention, stored)
-		case AtLeastOnce:
-			// The group's committed offset is the truth; the state is
-			// whatever was applied, possibly beyond it.
-			next := assignment[id]
-			if err := kafkaio.CheckRetentionGap(model.TopicRatings, id, next, b); err != nil {
-				return err
-			}
-			if next < 0 {
-				next = b.First
-			}
-			ps.next = next
-		}
-		ps.committed.Store(ps.next)
-		states[id] = ps
-		start[id] = ps.next
+	states, start, err := p.partStates(ctx, ids, bounds, offsets, assignment)
+	if err != nil {
+		return err
 	}
 	if cl != nil {
 		// The database was ahead of the changelog: catch the changelog up.
@@ -510,24 +458,7 @@ func (p *Processor) runGeneration(ctx, gctx context.Context, gen *kafka.Generati
 			return err
 		}
 	}
-	var taken []int
-	from, ends := map[int]string{}, map[int]int64{}
-	for _, id := range ids {
-		if slices.Contains(previous, id) {
-			continue
-		}
-		taken = append(taken, id)
-		ends[id] = bounds[id].End
-		_, had := offsets[id]
-		switch {
-		case slices.Contains(adopted, id):
-			from[id] = fromChangelog
-		case had:
-			from[id] = fromLocal
-		default:
-			from[id] = fromStart
-		}
-	}
+	taken, from, ends := takenOver(ids, previous, bounds, offsets, adopted)
 	clock := newRestoreClock(genStarted, taken, ends, start, from, clRecords)
 	p.metrics.restoreRecords.WithLabelValues("changelog").Add(float64(clRecords))
 	if len(adopted) > 0 {
@@ -594,8 +525,106 @@ func (p *Processor) runGeneration(ctx, gctx context.Context, gen *kafka.Generati
 	}()
 	defer func() { stopLag(); <-lagDone }() // before the gauges are dropped
 
+	return p.consume(ctx, gctx, loopCtx, gen, f, states, aggs, cl, clock)
+}
+
+// endChangelog writes what is still pending to the changelog at the end of
+// a generation, unless it ended in a simulated crash (a crash writes
+// nothing more), and closes the partitions' changelog writers.
+func (p *Processor) endChangelog(ctx context.Context, cl map[int]*changelogPart, ids []int, genErr error) {
+	if !errors.Is(genErr, errSimulatedCrash) {
+		var open []int // a broken writer stays as it is: the next owner aborts its transaction
+		for _, id := range ids {
+			if cl[id].broken == nil {
+				open = append(open, id)
+			}
+		}
+		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		if err := p.writeChangelog(fctx, cl, open); err != nil {
+			p.log.Warn("writing the changelog at the end of the generation failed; the next owner restores an older position and reads more of the log", "error", err.Error())
+		}
+		cancel()
+	}
+	closeChangelogParts(cl)
+}
+
+// partStates is where each assigned partition starts: effectively once,
+// from the position stored with the state (its request ids loaded); at
+// least once, from the group's committed offset. A stored position beyond
+// the log's end, or below its start, is an error naming the cause.
+func (p *Processor) partStates(ctx context.Context, ids []int, bounds map[int]kafkaio.Bounds, offsets map[int]int64, assignment map[int]int64) (states map[int]*partState, start map[int]int64, _ error) {
+	states = make(map[int]*partState, len(ids))
+	start = make(map[int]int64, len(ids))
+	for _, id := range ids {
+		b := bounds[id]
+		ps := &partState{}
+		switch p.cfg.Delivery {
+		case EffectivelyOnce:
+			next, ok := offsets[id]
+			if !ok {
+				next = b.First
+			}
+			if next > b.End {
+				return nil, nil, serve.Permanent(fmt.Errorf("ratings partition %d ends at offset %d but this processor's state already includes offset %d: the broker's log was reset or lost records; remove %s to rebuild the state from the new log", id, b.End, next, p.cfg.DataDir))
+			}
+			if err := kafkaio.CheckRetentionGap(model.TopicRatings, id, next, b); err != nil {
+				return nil, nil, err
+			}
+			ps.next = next
+			stored, err := p.store.loadRequestIDs(ctx, id)
+			if err != nil {
+				return nil, nil, fmt.Errorf("load state: %w", err)
+			}
+			ps.ids = requestids.NewPartition(p.cfg.RequestIDRetention, stored)
+		case AtLeastOnce:
+			// The group's committed offset is the truth; the state is
+			// whatever was applied, possibly beyond it.
+			next := assignment[id]
+			if err := kafkaio.CheckRetentionGap(model.TopicRatings, id, next, b); err != nil {
+				return nil, nil, err
+			}
+			if next < 0 {
+				next = b.First
+			}
+			ps.next = next
+		}
+		ps.committed.Store(ps.next)
+		states[id] = ps
+		start[id] = ps.next
+	}
+	return states, start, nil
+}
+
+// takenOver lists the partitions this generation took over (not assigned
+// before), each with its log end and where its state came from, for the
+// restore clock.
+func takenOver(ids, previous []int, bounds map[int]kafkaio.Bounds, offsets map[int]int64, adopted []int) (taken []int, from map[int]string, ends map[int]int64) {
+	from, ends = map[int]string{}, map[int]int64{}
+	for _, id := range ids {
+		if slices.Contains(previous, id) {
+			continue
+		}
+		taken = append(taken, id)
+		ends[id] = bounds[id].End
+		_, had := offsets[id]
+		switch {
+		case slices.Contains(adopted, id):
+			from[id] = fromChangelog
+		case had:
+			from[id] = fromLocal
+		default:
+			from[id] = fromStart
+		}
+	}
+	return taken, from, ends
+}
+
+// consume fetches the assigned partitions and processes them batch by
+// batch (throttled, if set) until the generation's loop ends.
+func (p *Processor) consume(ctx, gctx, loopCtx context.Context, gen *kafka.Generation, f *kafkaio.Fetcher, states map[int]*partState, aggs map[int64]*aggregate, cl map[int]*changelogPart, clock *restoreClock) error {
 	var buf []kafka.Message
 	for {
+		var err error
 		buf, err = f.Next(loopCtx, buf, p.batchLimit())
 		if err != nil {
 			return loopEnded(loopCtx)
@@ -656,206 +685,6 @@ func loopEnded(loopCtx context.Context) error {
 		return cause
 	}
 	return nil
-}
-
-// pending is a valid rating of a batch, waiting to be counted.
-type pending struct {
-	msg *kafka.Message
-	ev  model.RatingEvent
-}
-
-// process counts one batch and commits it.
-func (p *Processor) process(ctx, gctx context.Context, gen *kafka.Generation, batch []kafka.Message, states map[int]*partState, aggs map[int64]*aggregate, cl map[int]*changelogPart) error {
-	started := time.Now()
-	p.batchSeq++
-	seq := p.batchSeq
-	var touched []*aggregate
-	var dead []kafka.Message
-	next := map[int]int64{}
-	applied := 0
-
-	count := func(m *kafka.Message, ps *partState, ev model.RatingEvent) {
-		if ps.ids != nil {
-			verdict, first := ps.ids.Count(requestids.Hash(ev.RequestID), requestids.Fingerprint(ev.MovieID, ev.Tenths, ev.UserID),
-				m.Offset, m.Time.UnixMilli())
-			switch verdict {
-			case requestids.Repeat:
-				p.duplicates.Add(1)
-				return
-			case requestids.Conflict:
-				dead = append(dead, deadLetter(m, requestIDConflict(ev.RequestID, first.Offset)))
-				return
-			}
-		}
-		a := aggs[ev.MovieID]
-		if a == nil {
-			a = &aggregate{MovieID: ev.MovieID, Partition: m.Partition}
-			aggs[ev.MovieID] = a
-		}
-		a.Count++
-		a.SumTenths += ev.Tenths
-		if ev.EventTime.After(a.LastEvent) {
-			a.LastEvent = ev.EventTime
-		}
-		if a.batch != seq {
-			a.batch = seq
-			touched = append(touched, a)
-		}
-	}
-
-	// Decode and check every record first; count them afterwards, in
-	// offset order: the request-id record must see a partition's ratings in
-	// the order of the log (a rebuild reads them so), also when one of them
-	// waits for the movies table below.
-	valid := p.valid[:0]
-	defer func() { p.valid = valid[:0] }() // reused: batches run one at a time
-	unknown := 0
-	for i := range batch {
-		m := &batch[i]
-		ps := states[m.Partition]
-		if ps == nil {
-			continue // not ours (cannot happen with a partition fetcher)
-		}
-		if m.Offset < ps.next {
-			continue // already in the state (cannot happen: the fetcher starts at next)
-		}
-		applied++
-		next[m.Partition] = m.Offset + 1
-		ev, err := p.validate(gctx, m)
-		if err != nil {
-			if retry := transient(err); retry != nil {
-				return retry
-			}
-			dead = append(dead, deadLetter(m, err))
-			continue
-		}
-		if _, ok := p.movies.Get(ev.MovieID); !ok {
-			unknown++
-		}
-		valid = append(valid, pending{m, ev})
-	}
-	if err := p.catchUpMovies(gctx, unknown); err != nil {
-		return err
-	}
-	for _, v := range valid {
-		if _, ok := p.movies.Get(v.ev.MovieID); !ok {
-			dead = append(dead, deadLetter(v.msg, unknownMovie(v.ev.MovieID)))
-			continue
-		}
-		count(v.msg, states[v.msg.Partition], v.ev)
-	}
-
-	// Dead letters first: once the offsets below are committed, these
-	// records are never read again.
-	if len(dead) > 0 {
-		wctx, cancel := context.WithTimeout(ctx, 15*time.Second)
-		err := p.dlq.Write(wctx, dead...)
-		cancel()
-		if err != nil {
-			return fmt.Errorf("dead-letter %d record(s): %w", len(dead), err)
-		}
-		for _, d := range dead {
-			p.metrics.dlq.WithLabelValues(header(d, hdrReason)).Inc()
-		}
-	}
-
-	for _, a := range touched {
-		a.SourceOffset = next[a.Partition]
-	}
-	var commitOffsets map[int]int64
-	var ids map[int]idChanges
-	if p.cfg.Delivery == EffectivelyOnce {
-		commitOffsets = next
-		ids = make(map[int]idChanges, len(next))
-		for part := range next {
-			added, forget := states[part].ids.Changes()
-			ids[part] = idChanges{added: added, forgetBelow: forget}
-		}
-	}
-	if len(touched) > 0 || len(commitOffsets) > 0 {
-		if err := p.store.commit(ctx, touched, commitOffsets, ids); err != nil {
-			return fmt.Errorf("commit batch: %w", err)
-		}
-	}
-	for part, n := range next {
-		states[part].next = n
-		states[part].committed.Store(n)
-	}
-	if p.testHookAfterCommit != nil && p.testHookAfterCommit() {
-		return errSimulatedCrash
-	}
-	if cl != nil {
-		// Not gctx: a write that the generation's end cut short would leave
-		// the client in its transaction. The write is bounded by itself.
-		if err := p.followChangelog(context.WithoutCancel(ctx), cl, touched, next, ids); err != nil {
-			return err
-		}
-	}
-	p.committed.Add(int64(applied))
-	p.k.Metrics().Consumed(model.TopicRatings, applied)
-	p.metrics.batch.Observe(time.Since(started).Seconds())
-
-	if len(next) > 0 {
-		job := emitJob{msgs: p.ratedMovies(touched), gen: gen, commit: next}
-		if err := p.enqueue(gctx, job); err != nil {
-			return nil // generation ended; the state is committed and re-emitted later
-		}
-	}
-	return nil
-}
-
-// validate decodes a ratings record and checks that it sits where its key
-// says: the key is its movie id, and the partition is the one that key maps
-// to (the partition owns the movie's aggregate).
-func (p *Processor) validate(ctx context.Context, m *kafka.Message) (model.RatingEvent, error) {
-	ev, err := p.cfg.Codec.DecodeRating(ctx, m.Value)
-	if err != nil {
-		return ev, err
-	}
-	if err := model.CheckRatingKey(m.Key, ev); err != nil {
-		return ev, err
-	}
-	if want := model.RatingPartition(m.Key, p.partitions); want != m.Partition {
-		return ev, &model.EventError{Reason: model.ReasonWrongPartition, Field: "partition",
-			Msg: fmt.Sprintf("key %s belongs on partition %d (CRC32, like kcat and librdkafka), found on %d", m.Key, want, m.Partition)}
-	}
-	return ev, nil
-}
-
-// DLQ headers (docs/events.md).
-const (
-	hdrReason    = "dlq-reason"
-	hdrError     = "dlq-error"
-	hdrTopic     = "dlq-source-topic"
-	hdrPartition = "dlq-source-partition"
-	hdrOffset    = "dlq-source-offset"
-)
-
-// deadLetter is the DLQ record for m: key, value and headers as they were,
-// plus why and where from.
-func deadLetter(m *kafka.Message, err error) kafka.Message {
-	reason := model.ReasonMalformed
-	var ee *model.EventError
-	if errors.As(err, &ee) {
-		reason = ee.Reason
-	}
-	headers := append(slices.Clone(m.Headers),
-		kafka.Header{Key: hdrReason, Value: []byte(reason)},
-		kafka.Header{Key: hdrError, Value: []byte(err.Error())},
-		kafka.Header{Key: hdrTopic, Value: []byte(m.Topic)},
-		kafka.Header{Key: hdrPartition, Value: []byte(strconv.Itoa(m.Partition))},
-		kafka.Header{Key: hdrOffset, Value: []byte(strconv.FormatInt(m.Offset, 10))},
-	)
-	return kafka.Message{Key: m.Key, Value: m.Value, Headers: headers, Time: m.Time}
-}
-
-func header(m kafka.Message, key string) string {
-	for i := len(m.Headers) - 1; i >= 0; i-- {
-		if m.Headers[i].Key == key {
-			return string(m.Headers[i].Value)
-		}
-	}
-	return ""
 }
 
 // ratedMovies builds the rated-movies records of some aggregates.

@@ -12,10 +12,10 @@ import (
 
 	"github.com/segmentio/kafka-go"
 
-	"github.com/ratingslab/lab/services/kafkaio"
-	"github.com/ratingslab/lab/services/kafkaio/kafkatest"
+	"github.com/ratingslab/lab/services/lib/kafkaio"
+	"github.com/ratingslab/lab/services/lib/kafkaio/kafkatest"
+	"github.com/ratingslab/lab/services/lib/servetest"
 	"github.com/ratingslab/lab/services/model"
-	"github.com/ratingslab/lab/services/servetest"
 )
 
 func TestRatingsAreCountedExactlyAndEmittedToRatedMovies(t *testing.T) {

@@ -5,10 +5,10 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/ratingslab/lab/services/lib/kafkaio/positions"
+	"github.com/ratingslab/lab/services/lib/requestids"
+	"github.com/ratingslab/lab/services/lib/sqlitedb"
 	"github.com/ratingslab/lab/services/model"
-	"github.com/ratingslab/lab/services/positions"
-	"github.com/ratingslab/lab/services/requestids"
-	"github.com/ratingslab/lab/services/sqlitedb"
 )
 
 // Reader reads a ratings-stream database from outside the part (the lab's

@@ -6,9 +6,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ratingslab/lab/services/lib/kafkaio/moviestable"
+	"github.com/ratingslab/lab/services/lib/requestids"
 	"github.com/ratingslab/lab/services/model"
-	"github.com/ratingslab/lab/services/moviestable"
-	"github.com/ratingslab/lab/services/requestids"
 )
 
 // A tool outside the part reads what the processor committed, read-only,

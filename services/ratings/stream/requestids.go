@@ -8,16 +8,16 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/ratingslab/lab/services/requestids"
+	"github.com/ratingslab/lab/services/lib/requestids"
 )
 
-// The request ids each partition counted (services/requestids), stored
+// The request ids each partition counted (services/lib/requestids), stored
 // with the state and offsets in the batch's transaction: a restart resumes
 // with exactly the record the state was built with.
 
 const requestIDsSchema = `
 -- per ratings partition, the request ids counted within the retention
--- (services/requestids): one block per committed batch, entries encoded by
+-- (services/lib/requestids): one block per committed batch, entries encoded by
 -- requestids.AppendEntries, covering offsets first_offset..last_offset
 CREATE TABLE IF NOT EXISTS request_id_blocks (
 	partition    INTEGER NOT NULL,

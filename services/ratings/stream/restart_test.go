@@ -6,8 +6,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ratingslab/lab/services/kafkaio/kafkatest"
-	"github.com/ratingslab/lab/services/servetest"
+	"github.com/ratingslab/lab/services/lib/kafkaio/kafkatest"
+	"github.com/ratingslab/lab/services/lib/servetest"
 )
 
 // A broker restart (every connection dropped, records, topics and group

@@ -8,10 +8,10 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/ratingslab/lab/services/lib/kafkaio/moviestable"
+	"github.com/ratingslab/lab/services/lib/kafkaio/positions"
+	"github.com/ratingslab/lab/services/lib/sqlitedb"
 	"github.com/ratingslab/lab/services/model"
-	"github.com/ratingslab/lab/services/moviestable"
-	"github.com/ratingslab/lab/services/positions"
-	"github.com/ratingslab/lab/services/sqlitedb"
 )
 
 // store is the processor's embedded database: the count and sum per movie,

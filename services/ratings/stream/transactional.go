@@ -15,19 +15,19 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
-	"github.com/ratingslab/lab/services/changelog"
-	"github.com/ratingslab/lab/services/kafkaio"
-	"github.com/ratingslab/lab/services/metricname"
+	"github.com/ratingslab/lab/services/lib/kafkaio"
+	"github.com/ratingslab/lab/services/lib/kafkaio/changelog"
+	"github.com/ratingslab/lab/services/lib/metricname"
+	"github.com/ratingslab/lab/services/lib/requestids"
+	"github.com/ratingslab/lab/services/lib/serve"
 	"github.com/ratingslab/lab/services/model"
-	"github.com/ratingslab/lab/services/requestids"
-	"github.com/ratingslab/lab/services/serve"
 )
 
 // Transactional delivery (--delivery=transactional) is Kafka Streams'
 // exactly-once processing, done with franz-go's GroupTransactSession
 // (kafka-go has no transactions). Per batch, one Kafka transaction holds
 // the batch's rated-movies records, its dead letters, its changelog records
-// (services/changelog: changed aggregates, the request ids it counted, the
+// (services/lib/kafkaio/changelog: changed aggregates, the request ids it counted, the
 // position) and the consumed offsets of `ratings`. Either all of it is
 // committed or none of it is, and readers of rated-movies and the changelog
 // read committed records only.
@@ -359,138 +359,26 @@ func (s *txnSession) transact(ctx context.Context, sess *kgo.GroupTransactSessio
 	s.mu.Lock()
 	owned := maps.Clone(s.owned)
 	s.mu.Unlock()
-	batches := map[int]*changelog.Batch{}
-	var dead []kafka.Message
+	t := &txnBatch{batches: map[int]*changelog.Batch{}}
 	// Decode and check every record first, then count in offset order, as
 	// process does: the request-id record must see a partition's ratings in
 	// the order of the log, also when one of them waits for its movie.
-	var valid []pending
-	unknown, applied := 0, 0
-	msgs := make([]kafka.Message, len(recs))
-	for i, r := range recs {
-		m := &msgs[i]
-		*m = kafkaio.MessageOf(r)
-		st := owned[m.Partition]
-		if st == nil {
-			return fmt.Errorf("records of ratings partition %d arrived before its state was restored", m.Partition)
-		}
-		b := batches[m.Partition]
-		if b == nil {
-			b = st.Begin()
-			batches[m.Partition] = b
-		}
-		if m.Offset < b.Next() {
-			continue // already in the state (the group's offset was behind the changelog)
-		}
-		applied++
-		ev, err := p.validate(ctx, m)
-		if err != nil {
-			if retry := transient(err); retry != nil {
-				discard(batches)
-				return retry // the session restarts and reads the batch again
-			}
-			dead = append(dead, deadLetter(m, err))
-			b.Skip(m.Offset)
-			continue
-		}
-		if _, ok := p.movies.Get(ev.MovieID); !ok {
-			unknown++
-		}
-		valid = append(valid, pending{m, ev})
-	}
-	if err := p.catchUpMovies(ctx, unknown); err != nil {
-		discard(batches)
+	valid, unknown, err := t.classify(ctx, p, recs, owned)
+	if err != nil {
 		return err
 	}
-	for _, v := range valid {
-		b := batches[v.msg.Partition]
-		if _, ok := p.movies.Get(v.ev.MovieID); !ok {
-			dead = append(dead, deadLetter(v.msg, unknownMovie(v.ev.MovieID)))
-			b.Skip(v.msg.Offset)
-			continue
-		}
-		verdict, first := b.Count(changelog.Rating{Offset: v.msg.Offset, Time: v.msg.Time, RequestID: v.ev.RequestID,
-			MovieID: v.ev.MovieID, Tenths: v.ev.Tenths, UserID: v.ev.UserID, EventTime: v.ev.EventTime})
-		switch verdict {
-		case requestids.Repeat:
-			p.duplicates.Add(1)
-		case requestids.Conflict:
-			dead = append(dead, deadLetter(v.msg, requestIDConflict(v.ev.RequestID, first.Offset)))
-		}
+	if err := t.confirm(ctx, p, valid, unknown); err != nil {
+		return err
 	}
-
-	// Everything the batch writes, in one transaction with its offsets.
-	var out []*kgo.Record
-	produced := map[string]int{}
-	var cached []*aggregate
-	next := map[int]int64{}
-	for part, b := range batches {
-		for _, m := range b.Records() {
-			out = append(out, kafkaio.RecordOf(m, p.cfg.Changelog, part))
-		}
-		var changed []*aggregate
-		for _, a := range b.Changed() {
-			changed = append(changed, cachedAggregate(part, a))
-		}
-		for _, m := range p.ratedMovies(changed) {
-			out = append(out, kafkaio.RecordOf(m, model.TopicRatedMovies, part))
-			produced[model.TopicRatedMovies]++
-		}
-		cached = append(cached, changed...)
-		next[part] = b.Next()
+	out, produced, cached, next := t.records(p)
+	if committed, err := s.commit(ctx, sess, t, out, len(recs)); err != nil || !committed {
+		return err
 	}
-	for _, d := range dead {
-		out = append(out, kafkaio.RecordOf(d, model.TopicRatingsDLQ, 0))
-	}
-	produced[model.TopicRatingsDLQ] = len(dead)
-
-	if err := sess.Begin(); err != nil {
-		return fmt.Errorf("begin transaction: %w", err)
-	}
-	var perrMu sync.Mutex
-	var perr error
-	for _, r := range out {
-		sess.Produce(ctx, r, func(r *kgo.Record, err error) {
-			if err != nil {
-				perrMu.Lock()
-				perr = errors.Join(perr, fmt.Errorf("%s: %w", r.Topic, err))
-				perrMu.Unlock()
-			}
-		})
-	}
-	if p.testHookBeforeEnd != nil && p.testHookBeforeEnd() {
-		discard(batches)
-		return errSimulatedCrash
-	}
-	ectx, cancel := context.WithTimeout(ctx, endTimeout)
-	committed, err := sess.End(ectx, kgo.TryCommit)
-	cancel()
-	if err != nil {
-		discard(batches)
-		if ctx.Err() == nil {
-			s.m.txns.WithLabelValues("unknown").Inc()
-		}
-		return fmt.Errorf("end transaction (its outcome is restored from the changelog): %w", err)
-	}
-	if !committed {
-		discard(batches)
-		s.m.txns.WithLabelValues("aborted").Inc()
-		perrMu.Lock()
-		why := perr
-		perrMu.Unlock()
-		p.log.Warn("transaction aborted; the batch is consumed again from the committed offsets", "records", len(recs), "produce_error", fmt.Sprint(why))
-		if why != nil {
-			p.health.note(fmt.Errorf("transaction aborted: %w", why))
-		}
-		return nil
-	}
-	s.m.txns.WithLabelValues("committed").Inc()
-	p.health.resolve()
 
 	// Committed: the batch is now part of the state.
 	s.mu.Lock()
-	ids := make(map[int]idChanges, len(batches))
-	for part, b := range batches {
+	ids := make(map[int]idChanges, len(t.batches))
+	for part, b := range t.batches {
 		added, forget := b.RequestIDChanges()
 		ids[part] = idChanges{added: added, forgetBelow: forget}
 		if s.owned[part] == owned[part] { // not revoked and restored since
@@ -505,16 +393,168 @@ func (s *txnSession) transact(ctx context.Context, sess *kgo.GroupTransactSessio
 		// Only the cache is behind; the next restore repairs it.
 		p.log.Warn("caching committed state in the database failed", "error", err.Error())
 	}
-	p.committed.Add(int64(applied))
-	p.k.Metrics().Consumed(model.TopicRatings, applied)
+	p.committed.Add(int64(t.applied))
+	p.k.Metrics().Consumed(model.TopicRatings, t.applied)
 	for topic, n := range produced {
 		p.k.Metrics().Produced(topic, n)
 	}
 	p.metrics.batch.Observe(time.Since(started).Seconds())
-	for _, d := range dead {
+	for _, d := range t.dead {
 		p.metrics.dlq.WithLabelValues(header(d, hdrReason)).Inc()
 	}
 	return nil
+}
+
+// txnBatch is what one transactional batch has done so far.
+type txnBatch struct {
+	batches map[int]*changelog.Batch // by ratings partition
+	dead    []kafka.Message          // its records for the DLQ
+	applied int                      // records it consumed
+}
+
+// classify decodes and checks every new record of the batch: valid ones
+// are returned (unknown of them name a movie not in the movies table yet),
+// invalid ones go to the DLQ. A transient decoding error discards the
+// batch: the session restarts and reads it again.
+func (t *txnBatch) classify(ctx context.Context, p *Processor, recs []*kgo.Record, owned map[int]*changelog.Partition) (valid []pending, unknown int, _ error) {
+	msgs := make([]kafka.Message, len(recs))
+	for i, r := range recs {
+		m := &msgs[i]
+		*m = kafkaio.MessageOf(r)
+		st := owned[m.Partition]
+		if st == nil {
+			return nil, 0, fmt.Errorf("records of ratings partition %d arrived before its state was restored", m.Partition)
+		}
+		b := t.batches[m.Partition]
+		if b == nil {
+			b = st.Begin()
+			t.batches[m.Partition] = b
+		}
+		if m.Offset < b.Next() {
+			continue // already in the state (the group's offset was behind the changelog)
+		}
+		t.applied++
+		ev, err := p.validate(ctx, m)
+		if err != nil {
+			if retry := transient(err); retry != nil {
+				discard(t.batches)
+				return nil, 0, retry // the session restarts and reads the batch again
+			}
+			t.dead = append(t.dead, deadLetter(m, err))
+			b.Skip(m.Offset)
+			continue
+		}
+		if _, ok := p.movies.Get(ev.MovieID); !ok {
+			unknown++
+		}
+		valid = append(valid, pending{m, ev})
+	}
+	return valid, unknown, nil
+}
+
+// confirm waits (bounded) for the movies table when some ratings name a
+// movie it does not hold yet, then counts each valid rating in offset
+// order, or dead-letters it (unknown movie, request-id conflict).
+func (t *txnBatch) confirm(ctx context.Context, p *Processor, valid []pending, unknown int) error {
+	if err := p.catchUpMovies(ctx, unknown); err != nil {
+		discard(t.batches)
+		return err
+	}
+	for _, v := range valid {
+		b := t.batches[v.msg.Partition]
+		if _, ok := p.movies.Get(v.ev.MovieID); !ok {
+			t.dead = append(t.dead, deadLetter(v.msg, unknownMovie(v.ev.MovieID)))
+			b.Skip(v.msg.Offset)
+			continue
+		}
+		verdict, first := b.Count(changelog.Rating{Offset: v.msg.Offset, Time: v.msg.Time, RequestID: v.ev.RequestID,
+			MovieID: v.ev.MovieID, Tenths: v.ev.Tenths, UserID: v.ev.UserID, EventTime: v.ev.EventTime})
+		switch verdict {
+		case requestids.Repeat:
+			p.duplicates.Add(1)
+		case requestids.Conflict:
+			t.dead = append(t.dead, deadLetter(v.msg, requestIDConflict(v.ev.RequestID, first.Offset)))
+		}
+	}
+	return nil
+}
+
+// records is everything the batch writes in its transaction (changelog,
+// rated-movies, dead letters), the count per topic, the aggregates to cache
+// once committed and each partition's next offset.
+func (t *txnBatch) records(p *Processor) (out []*kgo.Record, produced map[string]int, cached []*aggregate, next map[int]int64) {
+	produced = map[string]int{}
+	next = map[int]int64{}
+	for part, b := range t.batches {
+		for _, m := range b.Records() {
+			out = append(out, kafkaio.RecordOf(m, p.cfg.Changelog, part))
+		}
+		var changed []*aggregate
+		for _, a := range b.Changed() {
+			changed = append(changed, cachedAggregate(part, a))
+		}
+		for _, m := range p.ratedMovies(changed) {
+			out = append(out, kafkaio.RecordOf(m, model.TopicRatedMovies, part))
+			produced[model.TopicRatedMovies]++
+		}
+		cached = append(cached, changed...)
+		next[part] = b.Next()
+	}
+	for _, d := range t.dead {
+		out = append(out, kafkaio.RecordOf(d, model.TopicRatingsDLQ, 0))
+	}
+	produced[model.TopicRatingsDLQ] = len(t.dead)
+	return out, produced, cached, next
+}
+
+// commit writes out in one transaction with the batch's offsets. Not
+// committed without an error: the transaction aborted, and the batch is
+// consumed again from the committed offsets.
+func (s *txnSession) commit(ctx context.Context, sess *kgo.GroupTransactSession, t *txnBatch, out []*kgo.Record, polled int) (committed bool, _ error) {
+	p := s.p
+	if err := sess.Begin(); err != nil {
+		return false, fmt.Errorf("begin transaction: %w", err)
+	}
+	var perrMu sync.Mutex
+	var perr error
+	for _, r := range out {
+		sess.Produce(ctx, r, func(r *kgo.Record, err error) {
+			if err != nil {
+				perrMu.Lock()
+				perr = errors.Join(perr, fmt.Errorf("%s: %w", r.Topic, err))
+				perrMu.Unlock()
+			}
+		})
+	}
+	if p.testHookBeforeEnd != nil && p.testHookBeforeEnd() {
+		discard(t.batches)
+		return false, errSimulatedCrash
+	}
+	ectx, cancel := context.WithTimeout(ctx, endTimeout)
+	committed, err := sess.End(ectx, kgo.TryCommit)
+	cancel()
+	if err != nil {
+		discard(t.batches)
+		if ctx.Err() == nil {
+			s.m.txns.WithLabelValues("unknown").Inc()
+		}
+		return false, fmt.Errorf("end transaction (its outcome is restored from the changelog): %w", err)
+	}
+	if !committed {
+		discard(t.batches)
+		s.m.txns.WithLabelValues("aborted").Inc()
+		perrMu.Lock()
+		why := perr
+		perrMu.Unlock()
+		p.log.Warn("transaction aborted; the batch is consumed again from the committed offsets", "records", polled, "produce_error", fmt.Sprint(why))
+		if why != nil {
+			p.health.note(fmt.Errorf("transaction aborted: %w", why))
+		}
+		return false, nil
+	}
+	s.m.txns.WithLabelValues("committed").Inc()
+	p.health.resolve()
+	return true, nil
 }
 
 // setAssigned publishes the partitions this instance owns (GET /state).

@@ -8,7 +8,7 @@ import (
 	"errors"
 	"fmt"
 
-	"github.com/ratingslab/lab/services/breaker"
+	"github.com/ratingslab/lab/services/lib/breaker"
 	"github.com/ratingslab/lab/services/model"
 	ratingsrpc "github.com/ratingslab/lab/services/ratings/rpc"
 	"github.com/ratingslab/lab/services/webserver"

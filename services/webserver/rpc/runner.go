@@ -9,10 +9,10 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/ratingslab/lab/services/breaker"
+	"github.com/ratingslab/lab/services/lib/breaker"
+	"github.com/ratingslab/lab/services/lib/serve"
+	"github.com/ratingslab/lab/services/lib/variantname"
 	ratingsrpc "github.com/ratingslab/lab/services/ratings/rpc"
-	"github.com/ratingslab/lab/services/serve"
-	"github.com/ratingslab/lab/services/variantname"
 	"github.com/ratingslab/lab/services/webserver"
 )
 

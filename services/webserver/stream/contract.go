@@ -5,7 +5,7 @@ import (
 	"errors"
 	"time"
 
-	"github.com/ratingslab/lab/services/eventformat"
+	"github.com/ratingslab/lab/services/lib/eventformat"
 	"github.com/ratingslab/lab/services/model"
 	"github.com/ratingslab/lab/services/webserver"
 )

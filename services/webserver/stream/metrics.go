@@ -3,8 +3,8 @@ package stream
 import (
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/ratingslab/lab/services/metricname"
-	"github.com/ratingslab/lab/services/serve"
+	"github.com/ratingslab/lab/services/lib/metricname"
+	"github.com/ratingslab/lab/services/lib/serve"
 )
 
 // metrics are the view's own metrics; Kafka client metrics (produced,

@@ -5,7 +5,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/ratingslab/lab/services/servetest"
+	"github.com/ratingslab/lab/services/lib/servetest"
 )
 
 func TestMetricsArePromlintClean(t *testing.T) {

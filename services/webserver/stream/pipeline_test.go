@@ -7,11 +7,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ratingslab/lab/services/lib/servetest"
 	"github.com/ratingslab/lab/services/model"
 	"github.com/ratingslab/lab/services/movies/connect"
 	"github.com/ratingslab/lab/services/movies/legacydb"
 	ratingsstream "github.com/ratingslab/lab/services/ratings/stream"
-	"github.com/ratingslab/lab/services/servetest"
 )
 
 // The whole log variant in one process: legacy DB → movies-connect →

@@ -4,9 +4,9 @@ import (
 	"context"
 	"fmt"
 
+	"github.com/ratingslab/lab/services/lib/kafkaio/positions"
+	"github.com/ratingslab/lab/services/lib/sqlitedb"
 	"github.com/ratingslab/lab/services/model"
-	"github.com/ratingslab/lab/services/positions"
-	"github.com/ratingslab/lab/services/sqlitedb"
 )
 
 // Reader reads webserver-stream's view from outside the part (`lab

@@ -5,8 +5,8 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/ratingslab/lab/services/lib/kafkaio/moviestable"
 	"github.com/ratingslab/lab/services/model"
-	"github.com/ratingslab/lab/services/moviestable"
 )
 
 // A tool outside the part (lab replay) reads the view, read-only, while

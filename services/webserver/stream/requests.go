@@ -7,8 +7,8 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/ratingslab/lab/services/lib/sqlitedb"
 	"github.com/ratingslab/lab/services/model"
-	"github.com/ratingslab/lab/services/sqlitedb"
 	"github.com/ratingslab/lab/services/webserver"
 )
 

@@ -8,10 +8,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ratingslab/lab/services/kafkaio"
-	"github.com/ratingslab/lab/services/kafkaio/kafkatest"
+	"github.com/ratingslab/lab/services/lib/kafkaio"
+	"github.com/ratingslab/lab/services/lib/kafkaio/kafkatest"
+	"github.com/ratingslab/lab/services/lib/servetest"
 	"github.com/ratingslab/lab/services/model"
-	"github.com/ratingslab/lab/services/servetest"
 )
 
 // A broker restart (every connection dropped, records and topics kept in its

@@ -7,10 +7,10 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/ratingslab/lab/services/lib/kafkaio/moviestable"
+	"github.com/ratingslab/lab/services/lib/kafkaio/positions"
+	"github.com/ratingslab/lab/services/lib/sqlitedb"
 	"github.com/ratingslab/lab/services/model"
-	"github.com/ratingslab/lab/services/moviestable"
-	"github.com/ratingslab/lab/services/positions"
-	"github.com/ratingslab/lab/services/sqlitedb"
 )
 
 // view is the webserver's embedded database: the movies table (from the

@@ -1,0 +1,401 @@
+// Package changelog keeps ratings-stream's state in a compacted Kafka topic,
+// the way Kafka Streams backs a state store with a changelog topic. The
+// changelog (model.TopicRatingsChangelog) is co-partitioned with `ratings`:
+// partition p holds the state built from ratings partition p, so whoever
+// owns ratings partition p restores its state by reading changelog
+// partition p alone, and a processor's local state is only a cache of it.
+//
+// Three kinds of record, keyed so that compaction keeps exactly the current
+// state (formats: docs/events.md):
+//
+//	movie/<movie id>  the movie's count and sum, and the source offset they include
+//	seen/<offset>     the request-id record's entries (services/lib/requestids: id and
+//	                  payload hashes, time, offset) counted at ratings offsets
+//	                  [offset, offset+BlockSize); a tombstone once they all left the record
+//	position          the next ratings offset: every rating below it is in the state
+//
+// A Partition is the state of one partition; a Batch collects one batch's
+// changes against it without touching it (the transaction that writes them
+// may abort), turns them into records, and is applied once they are
+// committed. Records are written to the partition they belong to (Batch.ID);
+// kafka-go writers need a balancer that keeps Message.Partition.
+//
+// The package is client-neutral (kafka-go message types, as everywhere in
+// the lab); Restore reads with kafkaio's committed reader, because
+// transactional writers leave aborted records and markers in the topic.
+package changelog
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"maps"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+
+	"github.com/ratingslab/lab/services/lib/kafkaio"
+	"github.com/ratingslab/lab/services/lib/requestids"
+)
+
+// BlockSize is how many ratings offsets one seen/ record covers. A batch
+// rewrites the (partial) block it ends in, so small blocks keep rewrites
+// small.
+const BlockSize = 100
+
+// Key prefixes and the position key.
+const (
+	prefixMovie = "movie/"
+	prefixSeen  = "seen/"
+	keyPosition = "position"
+)
+
+// Aggregate is one movie's count and sum (the value of a movie/ record).
+type Aggregate struct {
+	MovieID   int64 `json:"movie_id"`
+	Count     int64 `json:"count"`
+	SumTenths int64 `json:"sum_tenths"`
+	// SourceOffset: every rating of the movie on its partition below this
+	// offset is included.
+	SourceOffset int64 `json:"source_offset"`
+	// LastEvent is the event time of the newest rating included.
+	LastEvent time.Time `json:"last_event_time,omitzero"`
+}
+
+// position is the value of the position record.
+type position struct {
+	Next int64 `json:"next_offset"`
+}
+
+// Partition is the state of one partition: counts, position, and the
+// request-id record (services/lib/requestids) the counts were made with.
+type Partition struct {
+	ID int
+	// Next is the next ratings offset to count; -1 when nothing was counted.
+	Next   int64
+	Movies map[int64]Aggregate
+
+	retention time.Duration
+	blocks    map[int64][]requestids.Entry // committed entries by block start offset
+	record    *requestids.Partition        // built from blocks; ahead of them during a batch
+}
+
+// NewPartition is the empty state of partition id, whose request ids are
+// kept for retention (requestids.DefaultRetention when 0).
+func NewPartition(id int, retention time.Duration) *Partition {
+	return &Partition{ID: id, Next: -1, Movies: map[int64]Aggregate{}, retention: retention, blocks: map[int64][]requestids.Entry{}}
+}
+
+// ids is the partition's request-id record, built from the committed
+// blocks the first time it is needed (after a restore, after an abort).
+func (p *Partition) ids() *requestids.Partition {
+	if p.record == nil {
+		var all []requestids.Entry
+		for _, from := range slices.Sorted(maps.Keys(p.blocks)) {
+			all = append(all, p.blocks[from]...)
+		}
+		p.record = requestids.NewPartition(p.retention, all)
+		p.record.Changes() // what is stored is not news
+	}
+	return p.record
+}
+
+// RequestIDs is how many request ids the record keeps.
+func (p *Partition) RequestIDs() int { return p.ids().Len() }
+
+// Entries are the committed request-id entries, in offset order.
+func (p *Partition) Entries() []requestids.Entry {
+	var all []requestids.Entry
+	for _, from := range slices.Sorted(maps.Keys(p.blocks)) {
+		all = append(all, p.blocks[from]...)
+	}
+	return all
+}
+
+// Load applies one changelog record of this partition (restore). A nil or
+// empty value is a tombstone.
+func (p *Partition) Load(key, value []byte) error {
+	k := string(key)
+	p.record = nil // rebuilt from the blocks when next needed
+	switch {
+	case k == keyPosition:
+		if len(value) == 0 {
+			p.Next = -1
+			return nil
+		}
+		var pos position
+		if err := json.Unmarshal(value, &pos); err != nil {
+			return fmt.Errorf("changelog record %q: %w", k, err)
+		}
+		p.Next = pos.Next
+	case strings.HasPrefix(k, prefixMovie) && len(k) > len(prefixMovie):
+		id, err := strconv.ParseInt(k[len(prefixMovie):], 10, 64)
+		if err != nil {
+			return fmt.Errorf("changelog record %q: bad movie id", k)
+		}
+		if len(value) == 0 {
+			delete(p.Movies, id)
+			return nil
+		}
+		var a Aggregate
+		if err := json.Unmarshal(value, &a); err != nil {
+			return fmt.Errorf("changelog record %q: %w", k, err)
+		}
+		p.Movies[id] = a
+	case strings.HasPrefix(k, prefixSeen) && len(k) > len(prefixSeen):
+		from, err := strconv.ParseInt(k[len(prefixSeen):], 10, 64)
+		if err != nil {
+			return fmt.Errorf("changelog record %q: bad block offset", k)
+		}
+		if len(value) == 0 {
+			delete(p.blocks, from)
+			return nil
+		}
+		entries, err := requestids.DecodeEntries(nil, value)
+		if err != nil {
+			return fmt.Errorf("changelog record %q: %w", k, err)
+		}
+		p.blocks[from] = entries
+	default:
+		return fmt.Errorf("changelog record %q: not a ratings-stream changelog key (movie/, seen/, position)", k)
+	}
+	return nil
+}
+
+// Batch is one batch's changes to a Partition, not applied yet: the
+// counts, position and blocks it changes. Only the request-id record runs
+// ahead (it decides in offset order); Discard sets it back.
+type Batch struct {
+	p      *Partition
+	next   int64
+	movies map[int64]Aggregate
+	blocks map[int64][]requestids.Entry // changed blocks: their whole new content
+	added  []requestids.Entry
+	forget int64 // entries below it left the record (-1: nothing new)
+	closed bool  // Records ran: the record's changes are taken
+}
+
+// Begin starts a batch on p.
+func (p *Partition) Begin() *Batch {
+	return &Batch{p: p, next: p.Next, movies: map[int64]Aggregate{}, blocks: map[int64][]requestids.Entry{}, forget: -1}
+}
+
+// ID is the partition the batch belongs to.
+func (b *Batch) ID() int { return b.p.ID }
+
+// Next is the next offset to count after the batch.
+func (b *Batch) Next() int64 { return b.next }
+
+// Skip records that the rating at offset was handled without counting it
+// (a dead letter, a repeat): the position moves past it.
+func (b *Batch) Skip(offset int64) { b.next = max(b.next, offset+1) }
+
+// Rating is one valid rating, as the record and the counts need it.
+type Rating struct {
+	Offset    int64
+	Time      time.Time // the record's timestamp: the record's clock
+	RequestID string
+	MovieID   int64
+	Tenths    int64
+	UserID    int64
+	EventTime time.Time
+}
+
+// Count decides about a rating with the request-id record (in offset
+// order) and counts it when it is new. A Repeat or Conflict is not counted;
+// first says where its request id was counted.
+func (b *Batch) Count(r Rating) (verdict requestids.Verdict, first requestids.Entry) {
+	b.Skip(r.Offset)
+	verdict, first = b.p.ids().Count(requestids.Hash(r.RequestID), requestids.Fingerprint(r.MovieID, r.Tenths, r.UserID),
+		r.Offset, r.Time.UnixMilli())
+	if verdict != requestids.New {
+		return verdict, first
+	}
+	a, ok := b.movies[r.MovieID]
+	if !ok {
+		a, ok = b.p.Movies[r.MovieID]
+		if !ok {
+			a = Aggregate{MovieID: r.MovieID}
+		}
+	}
+	a.Count++
+	a.SumTenths += r.Tenths
+	if r.EventTime.After(a.LastEvent) {
+		a.LastEvent = r.EventTime
+	}
+	b.movies[r.MovieID] = a
+	from := r.Offset - r.Offset%BlockSize
+	ids, ok := b.blocks[from]
+	if !ok {
+		ids = slices.Clone(b.p.blocks[from])
+	}
+	b.blocks[from] = append(ids, first)
+	return verdict, first
+}
+
+// Follow adds changes decided and committed elsewhere to the batch: the
+// effectively-once processor decides with its own request-id record and
+// commits to its own database, then writes the changelog after it. changed
+// are the aggregates' new values, added the request-id entries counted,
+// forgetBelow the offset below which entries left the record (-1: none),
+// next the partition's next offset. A batch whose write failed keeps what it
+// holds: Follow the next changes onto it and write it again. Do not mix
+// Follow and Count on one batch.
+func (b *Batch) Follow(next int64, changed []Aggregate, added []requestids.Entry, forgetBelow int64) {
+	b.closed = true // the record is the caller's: Records must not ask the partition's
+	b.next = max(b.next, next)
+	for _, a := range changed {
+		b.movies[a.MovieID] = a
+	}
+	for _, e := range added {
+		from := e.Offset - e.Offset%BlockSize
+		ids, ok := b.blocks[from]
+		if !ok {
+			ids = slices.Clone(b.p.blocks[from])
+		}
+		b.blocks[from] = append(ids, e)
+	}
+	b.added = append(b.added, added...)
+	b.forget = max(b.forget, forgetBelow)
+}
+
+// Changed lists the aggregates the batch changed, by movie id, with their
+// source offset set to the batch's end.
+func (b *Batch) Changed() []Aggregate {
+	out := make([]Aggregate, 0, len(b.movies))
+	for _, id := range slices.Sorted(maps.Keys(b.movies)) {
+		a := b.movies[id]
+		a.SourceOffset = b.next
+		out = append(out, a)
+	}
+	return out
+}
+
+// expired lists the blocks (the partition's and the batch's) whose every
+// offset lies below the record's floor once the batch is applied.
+func (b *Batch) expired() []int64 {
+	if b.forget < 0 {
+		return nil
+	}
+	var out []int64
+	for _, m := range []map[int64][]requestids.Entry{b.p.blocks, b.blocks} {
+		for from := range m {
+			if from+BlockSize <= b.forget && !slices.Contains(out, from) {
+				out = append(out, from)
+			}
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+// Records are the changelog records of the batch: changed movies, changed
+// request-id blocks, tombstones for blocks that left the record, and the
+// position. Write them to partition ID(). Call it once per batch.
+func (b *Batch) Records() []kafka.Message {
+	if !b.closed {
+		b.added, b.forget = b.p.ids().Changes()
+		b.closed = true
+	}
+	if b.next == b.p.Next && len(b.movies) == 0 && len(b.blocks) == 0 {
+		return nil
+	}
+	var out []kafka.Message
+	add := func(key string, value []byte) {
+		out = append(out, kafka.Message{Partition: b.p.ID, Key: []byte(key), Value: value})
+	}
+	for _, a := range b.Changed() {
+		v, _ := json.Marshal(a) // a plain struct: cannot fail
+		add(prefixMovie+strconv.FormatInt(a.MovieID, 10), v)
+	}
+	expired := b.expired()
+	for _, from := range slices.Sorted(maps.Keys(b.blocks)) {
+		if !slices.Contains(expired, from) {
+			add(prefixSeen+strconv.FormatInt(from, 10), requestids.AppendEntries(nil, b.blocks[from]))
+		}
+	}
+	for _, from := range expired {
+		if _, ok := b.p.blocks[from]; ok {
+			add(prefixSeen+strconv.FormatInt(from, 10), nil)
+		}
+	}
+	v, _ := json.Marshal(position{Next: b.next})
+	add(keyPosition, v)
+	return out
+}
+
+// RequestIDChanges is what the batch changed in the request-id record:
+// entries added, and the offset below which entries were forgotten (-1:
+// none). Valid after Records.
+func (b *Batch) RequestIDChanges() (added []requestids.Entry, forgetBelow int64) {
+	return b.added, b.forget
+}
+
+// Apply makes the batch part of the partition: call it once its records
+// (and the consumed offsets) are committed.
+func (b *Batch) Apply() {
+	if !b.closed {
+		b.Records()
+	}
+	expired := b.expired()
+	for _, a := range b.Changed() {
+		b.p.Movies[a.MovieID] = a
+	}
+	maps.Copy(b.p.blocks, b.blocks)
+	for _, from := range expired {
+		delete(b.p.blocks, from)
+	}
+	b.p.Next = b.next
+}
+
+// Discard drops a batch whose transaction did not commit: the request-id
+// record, which ran ahead, is rebuilt from the committed blocks.
+func (b *Batch) Discard() { b.p.record = nil }
+
+// Restore reads the given partitions of the changelog topic, committed
+// records only, from their start to their end as of the call, and returns
+// their state (an empty one for a partition never written), with request
+// ids kept for retention.
+func Restore(ctx context.Context, k *kafkaio.Cluster, topic string, partitions []int, retention time.Duration) (map[int]*Partition, error) {
+	out, _, err := RestoreCounting(ctx, k, topic, partitions, retention)
+	return out, err
+}
+
+// RestoreCounting is Restore, also saying how many records it read.
+func RestoreCounting(ctx context.Context, k *kafkaio.Cluster, topic string, partitions []int, retention time.Duration) (map[int]*Partition, int, error) {
+	read := 0
+	out := make(map[int]*Partition, len(partitions))
+	for _, p := range partitions {
+		out[p] = NewPartition(p, retention)
+	}
+	err := k.ReadCommitted(ctx, topic, partitions, func(m kafka.Message) error {
+		p := out[m.Partition]
+		if p == nil {
+			return nil
+		}
+		read++
+		if err := p.Load(m.Key, m.Value); err != nil {
+			return fmt.Errorf("%s partition %d offset %d: %w", topic, m.Partition, m.Offset, err)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, read, fmt.Errorf("restore from %s: %w", topic, err)
+	}
+	return out, read, nil
+}
+
+// Equal reports whether two partition states hold the same state (tests,
+// rebuild proofs).
+func (p *Partition) Equal(o *Partition) bool {
+	if p.ID != o.ID || p.Next != o.Next || !maps.EqualFunc(p.Movies, o.Movies, func(a, b Aggregate) bool {
+		return a.MovieID == b.MovieID && a.Count == b.Count && a.SumTenths == b.SumTenths &&
+			a.SourceOffset == b.SourceOffset && a.LastEvent.Equal(b.LastEvent)
+	}) {
+		return false
+	}
+	return slices.Equal(p.Entries(), o.Entries())
+}
