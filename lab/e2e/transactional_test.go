@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"context"
 	"fmt"
 	"net/http"
 	"os"
@@ -10,7 +11,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
 	"github.com/ratingslab/lab/lab/labtest"
+	"github.com/ratingslab/lab/services/model"
 )
 
 // The log variant with Kafka transactions (lab up --delivery=transactional)
@@ -50,7 +55,11 @@ func TestTransactionalDeliveryAndPlatformFaults(t *testing.T) {
 			if n := len(st.Options.KafkaBootstrap(l.Ports)); n != 3 {
 				t.Fatalf("%d nodes, want three", n)
 			}
-			out := l.MustRun("chaos", "inject", "partition", "--target", "webserver-stream->broker-1", "--for", "20s")
+			// The embedded broker picks each partition's leader at random:
+			// cut the client from a node that leads some partitions of
+			// ratings, not all (asking which, rather than assuming broker-1).
+			node := nodeLeadingSomeRatingsPartitions(t, st.Options.KafkaBootstrap(l.Ports))
+			out := l.MustRun("chaos", "inject", "partition", "--target", "webserver-stream->"+node, "--for", "20s")
 			ok, failed := 0, 0
 			for m := int64(1); m <= 24; m++ {
 				switch code, _ := postRating(t, base, m, 7, fmt.Sprintf("cut-%d", m)); {
@@ -62,7 +71,7 @@ func TestTransactionalDeliveryAndPlatformFaults(t *testing.T) {
 			}
 			l.MustRun("chaos", "heal", regexp.MustCompile(`f-\d+`).FindString(out))
 			if ok == 0 || failed == 0 {
-				t.Errorf("webserver-stream cut from broker-1: %d accepted, %d failed; want both (broker-1 leads some partitions, not all)", ok, failed)
+				t.Errorf("webserver-stream cut from %s: %d accepted, %d failed; want both (%s leads some partitions, not all)", node, ok, failed, node)
 			}
 		})
 	}
@@ -159,4 +168,38 @@ drain: 20s
 		t.Fatal(err)
 	}
 	return file
+}
+
+// nodeLeadingSomeRatingsPartitions asks the cluster (Metadata) which node
+// leads which partition of ratings and names, as a part (broker-<id+1>),
+// a node that leads at least one of them and not all.
+func nodeLeadingSomeRatingsPartitions(t *testing.T, bootstrap []string) string {
+	t.Helper()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(bootstrap...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	req := kmsg.NewPtrMetadataRequest()
+	topic := kmsg.NewMetadataRequestTopic()
+	topic.Topic = kmsg.StringPtr(model.TopicRatings)
+	req.Topics = append(req.Topics, topic)
+	resp, err := req.RequestWith(ctx, cl)
+	if err != nil || len(resp.Topics) != 1 {
+		t.Fatalf("metadata of %s: %v", model.TopicRatings, err)
+	}
+	led := map[int32]int{}
+	for _, p := range resp.Topics[0].Partitions {
+		led[p.Leader]++
+	}
+	total := len(resp.Topics[0].Partitions)
+	for id := int32(0); id < int32(len(bootstrap)); id++ {
+		if n := led[id]; n > 0 && n < total {
+			return fmt.Sprintf("broker-%d", id+1)
+		}
+	}
+	t.Skipf("one node leads all %d partitions of %s (leaders %v): no node leads some and not all", total, model.TopicRatings, led)
+	return ""
 }
