@@ -1,21 +1,19 @@
 package rpc_test
 
 import (
-	"bufio"
 	"cmp"
 	"context"
 	"database/sql"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
+	"github.com/ratingslab/lab/services/lib/servetest"
 	"github.com/ratingslab/lab/services/lib/sqlitedb"
 	"github.com/ratingslab/lab/services/model"
 	"github.com/ratingslab/lab/services/ratings/rpc"
@@ -54,24 +52,11 @@ func TestGroupCommitSurvivesKill9(t *testing.T) {
 		return
 	}
 	dir := t.TempDir()
-	cmd := exec.Command(os.Args[0], "-test.run", "^TestGroupCommitSurvivesKill9$")
-	cmd.Env = append(os.Environ(), crashChildEnv+"="+dir)
-	cmd.Stderr = os.Stderr
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
 	acked := map[string]bool{}
 	maxI := 0
 	var batches, applied int64
-	lines := bufio.NewScanner(out)
-	deadline := time.AfterFunc(60*time.Second, func() { cmd.Process.Kill() })
-	defer deadline.Stop()
-	for lines.Scan() {
-		f := strings.Fields(lines.Text())
+	read := func(line string) {
+		f := strings.Fields(line)
 		switch {
 		case len(f) == 2 && f[0] == "ack":
 			acked[f[1]] = true
@@ -82,20 +67,8 @@ func TestGroupCommitSurvivesKill9(t *testing.T) {
 			batches, _ = strconv.ParseInt(f[1], 10, 64)
 			applied, _ = strconv.ParseInt(f[2], 10, 64)
 		}
-		if len(acked) >= 2000 {
-			break
-		}
 	}
-	// kill -9 while the writers keep going: a batch is being written.
-	if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
-		t.Fatal(err)
-	}
-	for lines.Scan() { // acks printed before the kill are acknowledged too
-		if f := strings.Fields(lines.Text()); len(f) == 2 && f[0] == "ack" {
-			acked[f[1]] = true
-		}
-	}
-	cmd.Wait()
+	servetest.KillChildMidWrite(t, crashChildEnv+"="+dir, read, func() bool { return len(acked) >= 2000 })
 	if len(acked) < 2000 {
 		t.Fatalf("the writer acknowledged only %d ratings before it was killed", len(acked))
 	}

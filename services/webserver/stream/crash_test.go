@@ -1,19 +1,17 @@
 package stream
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
 	"os"
-	"os/exec"
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
+	"github.com/ratingslab/lab/services/lib/servetest"
 	"github.com/ratingslab/lab/services/model"
 	"github.com/ratingslab/lab/services/webserver"
 )
@@ -39,18 +37,6 @@ func TestRequestRecordSurvivesKill9(t *testing.T) {
 		return
 	}
 	dir := t.TempDir()
-	cmd := exec.Command(os.Args[0], "-test.run", "^TestRequestRecordSurvivesKill9$")
-	cmd.Env = append(os.Environ(), recordCrashChildEnv+"="+dir)
-	cmd.Stderr = os.Stderr
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	deadline := time.AfterFunc(60*time.Second, func() { cmd.Process.Kill() })
-	defer deadline.Stop()
 	recorded, acked := map[string]bool{}, map[string]bool{}
 	var batches, ops int64
 	read := func(line string) {
@@ -65,18 +51,7 @@ func TestRequestRecordSurvivesKill9(t *testing.T) {
 			ops, _ = strconv.ParseInt(f[2], 10, 64)
 		}
 	}
-	lines := bufio.NewScanner(out)
-	for len(acked) < 2000 && lines.Scan() {
-		read(lines.Text())
-	}
-	// kill -9 while the POSTs keep going: a batch is being written.
-	if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
-		t.Fatal(err)
-	}
-	for lines.Scan() { // lines printed before the kill count too
-		read(lines.Text())
-	}
-	cmd.Wait()
+	servetest.KillChildMidWrite(t, recordCrashChildEnv+"="+dir, read, func() bool { return len(acked) >= 2000 })
 	if len(acked) < 2000 {
 		t.Fatalf("the writer acknowledged only %d ids before it was killed", len(acked))
 	}
