@@ -126,7 +126,7 @@ func (p *Plan) continuous(pp PlannedProbe, ticks []tick, from, to, t0 time.Time)
 		if !t.at.After(from) || t.at.After(to) {
 			continue
 		}
-		m := k.measureWindow(windowOf(ticks, t.at.Add(-win), t.at))
+		m := k.measureWindow(trailingOf(ticks, t.at, win))
 		checked++
 		ok := m.acceptable(pp.during)
 		if !ok {
@@ -182,7 +182,7 @@ func (p *Plan) liveViolations(s *store, v string, now, t0 time.Time, faultsActiv
 	if now.Sub(t0) < p.Exp.SteadyState.Warmup.D()+win {
 		return nil
 	}
-	w := s.window(v, now.Add(-win), now)
+	w := s.trailing(v, now, win)
 	for _, pp := range p.Probes {
 		if !pp.Applies(v) || !pp.kind.windowed || (faultsActive && pp.skip) {
 			continue

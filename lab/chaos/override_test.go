@@ -105,3 +105,16 @@ func TestValidateNamesTheSet(t *testing.T) {
 		t.Fatalf("error %v", err)
 	}
 }
+
+// A probe window is whole sampling seconds: 1500ms is refused by name
+// before anything runs.
+func TestAWindowOfPartSecondsIsRefused(t *testing.T) {
+	e, err := ParseWith([]byte(goodExperiment), "x.yaml", mustOverrides(t, "steady_state.window=1500ms"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = Validate(e, defaultLab(t), nil)
+	if err == nil || !strings.Contains(err.Error(), "steady_state.window") || !strings.Contains(err.Error(), "whole number of seconds") {
+		t.Fatalf("window 1500ms: error %v, want one naming steady_state.window", err)
+	}
+}

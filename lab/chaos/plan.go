@@ -174,6 +174,10 @@ func Validate(e *Experiment, lab Lab, variants []string) (*Plan, error) {
 	if ss.Window <= 0 {
 		return nil, e.fieldErr("steady_state.window", "must be more than 0")
 	}
+	if w := ss.Window.D(); w%time.Second != 0 {
+		// The probes read one sample a second: a window is whole samples.
+		return nil, e.fieldErr("steady_state.window", "must be a whole number of seconds (samples are taken each second), got %s", ss.Window)
+	}
 	if e.Drain.D() > MaxDrain {
 		return nil, e.fieldErr("drain", "at most %s, got %s", MaxDrain, e.Drain)
 	}

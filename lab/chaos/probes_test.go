@@ -248,3 +248,20 @@ func TestAnUnexpected422FailsTheSuccessRate(t *testing.T) {
 		t.Errorf("2 valid ratings answered 422: %+v, want 0.98, failing, and saying why", m)
 	}
 }
+
+// A 5 s window holds the 5 samples before its end, although each sample
+// is cut after its scrape and cuts jitter by milliseconds (here the sample
+// 5 s back was cut 4.99 s before the last).
+func TestATrailingWindowHoldsWholeSamplesDespiteJitter(t *testing.T) {
+	var ticks []tick
+	for _, s := range []float64{0, 1.010, 1.995, 2.999, 4.007, 5.0, 5.998} {
+		ticks = append(ticks, tick{at: time.Unix(100, 0).Add(time.Duration(s * float64(time.Second)))})
+	}
+	end := ticks[len(ticks)-1].at
+	if w := trailingOf(ticks, end, 5*time.Second); w.ticks != 5 {
+		t.Errorf("5 s window ending at the last sample holds %d samples, want 5", w.ticks)
+	}
+	if w := trailingOf(ticks, ticks[3].at, 3*time.Second); w.ticks != 3 {
+		t.Errorf("3 s window holds %d samples, want 3", w.ticks)
+	}
+}

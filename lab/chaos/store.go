@@ -148,10 +148,11 @@ func (s *store) latest(v string) (journal.Sample, bool) {
 }
 
 // window sums a variant's ticks in (from, to].
-func (s *store) window(v string, from, to time.Time) window {
+// trailing is a variant's window of the last d before end (trailingOf).
+func (s *store) trailing(v string, end time.Time, d time.Duration) window {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return windowOf(s.ticks[v], from, to)
+	return trailingOf(s.ticks[v], end, d)
 }
 
 // ticksOf returns a copy of a variant's ticks.
@@ -177,6 +178,16 @@ type window struct {
 	lastGap    float64
 	lastLagOK  bool
 	lastGapOK  bool
+}
+
+// trailingOf is the window of the last d before end, d a whole number of
+// sampling seconds. A tick stands for the second before it, and each is cut
+// after its scrape, so cuts jitter by milliseconds: the tick 5 s before a
+// tick may be 4.99 s before it. A tick within half a second after end−d
+// covers mostly the second before the window and is left out, so a 5 s
+// window holds 5 ticks, never 6.
+func trailingOf(ts []tick, end time.Time, d time.Duration) window {
+	return windowOf(ts, end.Add(-d+time.Second/2), end)
 }
 
 func windowOf(ts []tick, from, to time.Time) window {
