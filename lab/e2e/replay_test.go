@@ -170,7 +170,21 @@ func (r *replayLab) drained(t *testing.T) {
 // Dry runs change nothing; --execute is refused while the group has a
 // member (named), and once it stopped moves the offsets exactly as printed.
 func (r *replayLab) offsets(t *testing.T) {
-	before := r.groupOffsets(t, replay.PartRatingsStream)
+	// The processor's own positions reached the end (caughtUp); the group's
+	// committed offsets follow them a moment later (on Apache Kafka more
+	// than on the embedded broker): wait for those, which the plan shows.
+	var before map[int]int64
+	labtest.Eventually(t, 30*time.Second, "the group's committed offsets at the end of ratings", func() error {
+		before = r.groupOffsets(t, replay.PartRatingsStream)
+		var committed int64
+		for _, o := range before {
+			committed += o
+		}
+		if end := r.ratingsEnd(t); committed != end {
+			return fmt.Errorf("committed %d of %d", committed, end)
+		}
+		return nil
+	})
 	var plan replay.ResetPlan
 	r.json(t, &plan, "replay", "offsets", "--group", "ratings-stream", "--to-earliest", "--json")
 	if plan.Executed || len(plan.Partitions) != model.RatingsPartitions || len(plan.Members) != 1 {
