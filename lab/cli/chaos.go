@@ -64,6 +64,9 @@ func labClients(g *globals) (*supervisor.Client, *faults.Client, supervisor.Stat
 	if err != nil {
 		return nil, nil, st, err
 	}
+	if st.Current() == supervisor.PhaseStarting {
+		return nil, nil, st, fmt.Errorf("the lab in %s is still starting; wait for 'lab up' to finish ('lab status' shows its progress)", g.dir())
+	}
 	c := supervisor.NewClient(st.Control)
 	return c, faults.NewClient(c), st, nil
 }
