@@ -502,8 +502,13 @@ func newChaosValidateCmd(g *globals) *cobra.Command {
 	var f chaosRunFlags
 	cmd := &cobra.Command{
 		Use:   "validate <experiment>...",
-		Short: "Check experiment files without running them (against the running lab, or a default one)",
-		Args:  cobra.MinimumNArgs(1),
+		Short: "Check experiment files without running them (against the running lab, or a default one) and show what each would run",
+		Long: `Check experiment files as 'lab chaos run' does, without injecting anything,
+and show what each would run: the variants and the load, then every method
+step in time order — each fault with the concrete faults every variant gets
+(or why a variant gets none), each action (movie-add) with its movie and
+what the run expects of it.`,
+		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			sets, err := f.overrides(cmd)
 			if err != nil {
@@ -527,7 +532,10 @@ func newChaosValidateCmd(g *globals) *cobra.Command {
 							lab.Targets = faults.TargetsFor(chaos.RequiredOptions(e), g.ports())
 						}
 						if p, err = chaos.Validate(e, lab, variants); err == nil {
-							fmt.Fprintf(g.stdout, "%s: ok — %q, %d step(s), load %s for %s\n", file, e.Title, len(p.Steps), p.Scenario.Name, p.LoadDuration)
+							fmt.Fprintf(g.stdout, "%s: ok — %q\n", file, e.Title)
+							for _, l := range p.Describe() {
+								fmt.Fprintf(g.stdout, "  %s\n", l)
+							}
 						}
 					}
 				}
