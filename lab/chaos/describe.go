@@ -12,10 +12,13 @@ import (
 )
 
 // Describe is what the plan will do, for `lab chaos validate` and the start
-// of a run: the variants and the load, then every method step in time
-// order, faults (with each variant's concrete faults) and actions alike.
+// of a run: the variants, the load and the resilience runs, then every
+// method step in time order, faults (with each variant's concrete faults) and actions alike.
 func (p *Plan) Describe() []string {
 	out := []string{fmt.Sprintf("variants %s; load %s, %s", strings.Join(p.Variants, ", "), p.Scenario.Name, load.DescribeArrival(p.Scenario.Arrival))}
+	if r := p.describeResilience(); r != "" {
+		out = append(out, r)
+	}
 	type line struct {
 		at    time.Duration
 		index int

@@ -739,11 +739,13 @@ every variant's hypothesis held (in every run of a series).`,
 			if f.quiet {
 				env.Out = io.Discard
 			}
-			if len(e.Resilience) > 0 {
+			if runs := p.ResilienceRuns(); len(runs) > 0 {
 				if f.repeat > 1 {
 					return fmt.Errorf("--repeat %d: an experiment with resilience settings runs once per setting already; repeat it with a shell loop", f.repeat)
 				}
-				return runResilience(ctx, g, p, env, c)
+				return runResilience(ctx, g, p, runs, env, c)
+			} else if len(e.Resilience) > 0 {
+				fmt.Fprintf(g.stderr, "Note: the experiment's resilience settings are the RPC variant's callers'; rpc does not run (--variants %s), so they are not applied and the experiment runs once.\n", strings.Join(p.Variants, ","))
 			}
 			var names []string
 			var journals []journal.Journal

@@ -64,3 +64,29 @@ func TestChaosValidateDescribesEveryStep(t *testing.T) {
 		t.Errorf("validate should say what the rpc variant gets for a poison event:\n%s", out)
 	}
 }
+
+// Runs are named by what actually varies: the fields that differ between
+// two resilience settings, and no breaker setting at all when the RPC
+// variant (whose callers they set) does not run.
+func TestChaosRunsAreNamedByWhatVaries(t *testing.T) {
+	for _, tc := range []struct {
+		args    []string
+		want    string
+		mustNot string
+	}{
+		{[]string{"movies-partition", "--variants", "stream"}, "resilience: not applied (it sets the RPC variant's callers, and rpc does not run): one run", "breakers-on"},
+		{[]string{"movies-partition"}, "resilience: RPC breakers on, set at runtime for the run (run name ends -breakers-on)", ""},
+		{[]string{"cascade"}, "resilience: 2 runs back to back on the same lab, RPC breakers off, then RPC breakers on (run names end -breakers-off, -breakers-on)", ""},
+		{[]string{"retry-storm"}, "(run names end -retries-0, -retries-3)", "-breakers-off"},
+	} {
+		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
+			out := mustRunLab(t, t.TempDir(), append([]string{"chaos", "validate"}, tc.args...)...)
+			if !strings.Contains(out, tc.want) {
+				t.Errorf("want %q in:\n%s", tc.want, out)
+			}
+			if tc.mustNot != "" && strings.Contains(out, tc.mustNot) {
+				t.Errorf("%q should not name the run:\n%s", tc.mustNot, out)
+			}
+		})
+	}
+}
