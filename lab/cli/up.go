@@ -176,6 +176,9 @@ func runUp(ctx context.Context, g *globals, f *upFlags) error {
 		if herr == nil && st.Current() == supervisor.PhaseStarting {
 			return fmt.Errorf("the lab in %s is still starting (supervisor pid %d): another 'lab up' is bringing it up. 'lab status' shows its progress; 'lab down' stops it", dir, st.PID)
 		}
+		if herr == nil && st.Current() == supervisor.PhaseStopping {
+			return fmt.Errorf("the lab in %s is stopping (supervisor pid %d); run 'lab up' again once 'lab status' says it is not running", dir, st.PID)
+		}
 		if herr == nil {
 			fmt.Fprintf(g.stdout, "The lab in %s is already up (supervisor pid %d). 'lab status' shows its health; 'lab down' stops it.\n", dir, st.PID)
 			return nil
