@@ -215,6 +215,9 @@ func TestLabUpKilledMidStartLeavesNothingBehind(t *testing.T) {
 				t.Errorf("lab status of a starting lab should say %q:\n%s", want, out)
 			}
 		}
+		if out, err := l.Run("up"); err == nil || !strings.Contains(out, "still starting") {
+			t.Errorf("a second lab up while the lab starts: err %v, want a refusal saying it is still starting:\n%s", err, out)
+		}
 		out = l.MustRun("down")
 		if !strings.Contains(out, "was still starting") {
 			t.Errorf("lab down of a starting lab should say it was still starting:\n%s", out)
