@@ -1,14 +1,17 @@
 package chaos
 
 import (
+	"cmp"
 	"fmt"
 	"math"
+	"slices"
 	"strconv"
 	"strings"
 
 	"gopkg.in/yaml.v3"
 
 	"github.com/ratingslab/lab/services/lib/breaker"
+	"github.com/ratingslab/lab/services/lib/variantname"
 )
 
 // Resilience is one setting of the RPC variant's callers for a run: their
@@ -49,17 +52,72 @@ func (r Resilience) Label() string {
 	return strings.Join(parts, ", ")
 }
 
-// Suffix names the setting in run names, short enough that two settings
-// of one experiment stay apart in a run id: "breakers-off-r3".
-func (r Resilience) Suffix() string {
-	var parts []string
-	if r.Breakers != "" {
-		parts = append(parts, "breakers-"+r.Breakers)
+// ResilienceRun is one run of an experiment's `resilience` list.
+type ResilienceRun struct {
+	Resilience
+	// Suffix names the run after what varies (see ResilienceRuns).
+	Suffix string
+}
+
+// ResilienceRuns are the runs the plan's `resilience` makes, each named by
+// what actually varies: with two settings, the fields whose values differ
+// between them ("breakers-off" / "breakers-on", "retries-0" / "retries-3");
+// a single setting, its own fields (what the run sets against the lab's).
+// The settings are the RPC variant's callers': when rpc is not among the
+// plan's variants they change nothing, so there are no such runs (the
+// experiment runs once, plainly, named after itself).
+func (p *Plan) ResilienceRuns() []ResilienceRun {
+	rs := p.Exp.Resilience
+	if len(rs) == 0 || !slices.Contains(p.Variants, variantname.RPC) {
+		return nil
 	}
-	if r.Retries != nil {
-		parts = append(parts, "r"+strconv.Itoa(*r.Retries))
+	varies := func(field func(Resilience) string) bool {
+		if len(rs) == 1 {
+			return field(rs[0]) != ""
+		}
+		return slices.ContainsFunc(rs[1:], func(r Resilience) bool { return field(r) != field(rs[0]) })
 	}
-	return strings.Join(parts, "-")
+	breakers := func(r Resilience) string { return r.Breakers }
+	retries := func(r Resilience) string {
+		if r.Retries == nil {
+			return ""
+		}
+		return strconv.Itoa(*r.Retries)
+	}
+	out := make([]ResilienceRun, len(rs))
+	for i, r := range rs {
+		var parts []string
+		for _, f := range []struct {
+			name  string
+			value func(Resilience) string
+		}{{"breakers", breakers}, {"retries", retries}} {
+			if varies(f.value) {
+				parts = append(parts, f.name+"-"+cmp.Or(f.value(r), "as-lab"))
+			}
+		}
+		out[i] = ResilienceRun{Resilience: r, Suffix: strings.Join(parts, "-")}
+	}
+	return out
+}
+
+// describeResilience is the plan's `resilience` for Describe; "" without one.
+func (p *Plan) describeResilience() string {
+	if len(p.Exp.Resilience) == 0 {
+		return ""
+	}
+	runs := p.ResilienceRuns()
+	if len(runs) == 0 {
+		return "resilience: not applied (it sets the RPC variant's callers, and rpc does not run): one run"
+	}
+	var labels, names []string
+	for _, r := range runs {
+		labels = append(labels, "RPC "+r.Label())
+		names = append(names, "-"+r.Suffix)
+	}
+	if len(runs) == 1 {
+		return fmt.Sprintf("resilience: %s, set at runtime for the run (run name ends %s)", labels[0], names[0])
+	}
+	return fmt.Sprintf("resilience: %d runs back to back on the same lab, %s (run names end %s)", len(runs), strings.Join(labels, ", then "), strings.Join(names, ", "))
 }
 
 // resilience decodes the `resilience` list.

@@ -273,12 +273,10 @@ func (r *run) newJournal(ledgerPath string) journal.Journal {
 	if def, err := json.Marshal(p.Exp); err == nil {
 		j.Definition = def
 	}
-	actions := ""
-	if n := len(p.Actions); n > 0 {
-		actions = fmt.Sprintf(", %d action(s)", n)
+	fmt.Fprintf(env.Out, "Experiment: %s (run %s)\n", p.Exp.Title, r.runID)
+	for _, l := range p.Describe() {
+		fmt.Fprintf(env.Out, "  %s\n", l)
 	}
-	fmt.Fprintf(env.Out, "Experiment: %s\n  variants %s; load %s, %s; %d fault step(s)%s; run %s\n",
-		p.Exp.Title, strings.Join(p.Variants, ", "), p.Scenario.Name, load.DescribeArrival(p.Scenario.Arrival), len(p.Steps), actions, r.runID)
 	if env.Platform != "" {
 		fmt.Fprintf(env.Out, "  Kafka platform: %s\n", env.Platform)
 	}

@@ -64,6 +64,9 @@ func labClients(g *globals) (*supervisor.Client, *faults.Client, supervisor.Stat
 	if err != nil {
 		return nil, nil, st, err
 	}
+	if st.Current() == supervisor.PhaseStarting {
+		return nil, nil, st, fmt.Errorf("the lab in %s is still starting; wait for 'lab up' to finish ('lab status' shows its progress)", g.dir())
+	}
 	c := supervisor.NewClient(st.Control)
 	return c, faults.NewClient(c), st, nil
 }
@@ -499,8 +502,13 @@ func newChaosValidateCmd(g *globals) *cobra.Command {
 	var f chaosRunFlags
 	cmd := &cobra.Command{
 		Use:   "validate <experiment>...",
-		Short: "Check experiment files without running them (against the running lab, or a default one)",
-		Args:  cobra.MinimumNArgs(1),
+		Short: "Check experiment files without running them (against the running lab, or a default one) and show what each would run",
+		Long: `Check experiment files as 'lab chaos run' does, without injecting anything,
+and show what each would run: the variants and the load, then every method
+step in time order — each fault with the concrete faults every variant gets
+(or why a variant gets none), each action (movie-add) with its movie and
+what the run expects of it.`,
+		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			sets, err := f.overrides(cmd)
 			if err != nil {
@@ -524,7 +532,10 @@ func newChaosValidateCmd(g *globals) *cobra.Command {
 							lab.Targets = faults.TargetsFor(chaos.RequiredOptions(e), g.ports())
 						}
 						if p, err = chaos.Validate(e, lab, variants); err == nil {
-							fmt.Fprintf(g.stdout, "%s: ok — %q, %d step(s), load %s for %s\n", file, e.Title, len(p.Steps), p.Scenario.Name, p.LoadDuration)
+							fmt.Fprintf(g.stdout, "%s: ok — %q\n", file, e.Title)
+							for _, l := range p.Describe() {
+								fmt.Fprintf(g.stdout, "  %s\n", l)
+							}
 						}
 					}
 				}
@@ -728,11 +739,13 @@ every variant's hypothesis held (in every run of a series).`,
 			if f.quiet {
 				env.Out = io.Discard
 			}
-			if len(e.Resilience) > 0 {
+			if runs := p.ResilienceRuns(); len(runs) > 0 {
 				if f.repeat > 1 {
 					return fmt.Errorf("--repeat %d: an experiment with resilience settings runs once per setting already; repeat it with a shell loop", f.repeat)
 				}
-				return runResilience(ctx, g, p, env, c)
+				return runResilience(ctx, g, p, runs, env, c)
+			} else if len(e.Resilience) > 0 {
+				fmt.Fprintf(g.stderr, "Note: the experiment's resilience settings are the RPC variant's callers'; rpc does not run (--variants %s), so they are not applied and the experiment runs once.\n", strings.Join(p.Variants, ","))
 			}
 			var names []string
 			var journals []journal.Journal

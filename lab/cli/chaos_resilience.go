@@ -22,7 +22,7 @@ import (
 // switched at runtime through the control API before each run (no lab
 // down/up), the lab's own setting is put back afterwards, and two runs are
 // rendered side by side ('lab report --compare').
-func runResilience(ctx context.Context, g *globals, p *chaos.Plan, env chaos.Env, c *supervisor.Client) error {
+func runResilience(ctx context.Context, g *globals, p *chaos.Plan, runs []chaos.ResilienceRun, env chaos.Env, c *supervisor.Client) error {
 	before, err := currentResilience(ctx, c)
 	if err != nil {
 		return err
@@ -37,7 +37,7 @@ func runResilience(ctx context.Context, g *globals, p *chaos.Plan, env chaos.Env
 	}()
 	var journals []string
 	var errs []error
-	for i, r := range p.Exp.Resilience {
+	for i, r := range runs {
 		if _, err := c.SetResilience(ctx, r.Request()); err != nil {
 			return fmt.Errorf("resilience[%d]: the lab's control API: %w", i, err)
 		}
@@ -49,8 +49,8 @@ func runResilience(ctx context.Context, g *globals, p *chaos.Plan, env chaos.Env
 		if r.Retries != nil {
 			run.Settings["retries"] = strconv.Itoa(*r.Retries)
 		}
-		run.Name = env.Name + "-" + r.Suffix()
-		fmt.Fprintf(g.stdout, "\n== Run %d of %d: RPC %s (set at runtime) ==\n", i+1, len(p.Exp.Resilience), r.Label())
+		run.Name = env.Name + "-" + r.Suffix
+		fmt.Fprintf(g.stdout, "\n== Run %d of %d: RPC %s (set at runtime) ==\n", i+1, len(runs), r.Label())
 		res, err := runAndReport(ctx, g, p, run)
 		if res != nil {
 			journals = append(journals, res.JournalPath)
@@ -67,7 +67,7 @@ func runResilience(ctx context.Context, g *globals, p *chaos.Plan, env chaos.Env
 		if err != nil {
 			fmt.Fprintf(g.stderr, "comparison: %v (render it later with 'lab report --compare %s %s')\n", err, journals[0], journals[1])
 		} else {
-			fmt.Fprintf(g.stdout, "\nComparison (%s vs %s): %s\n            %s\n", p.Exp.Resilience[0].Label(), p.Exp.Resilience[1].Label(), out.HTML, out.Markdown)
+			fmt.Fprintf(g.stdout, "\nComparison (%s vs %s): %s\n            %s\n", runs[0].Label(), runs[1].Label(), out.HTML, out.Markdown)
 		}
 	}
 	return errors.Join(errs...)

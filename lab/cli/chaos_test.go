@@ -38,3 +38,55 @@ func TestChaosRunRefusesBadParametersFirst(t *testing.T) {
 		t.Fatalf("valid overrides: want the lab-not-running error, got %v", err)
 	}
 }
+
+// `lab chaos validate` shows what will run: every method step in time
+// order, faults with each variant's concrete faults and actions with what
+// they do, not a count of the fault steps.
+func TestChaosValidateDescribesEveryStep(t *testing.T) {
+	out := mustRunLab(t, t.TempDir(), "chaos", "validate", "movies-catalog-edit")
+	for _, want := range []string{
+		"method: 1 fault, 1 action",
+		"m1   +15s → +45s      fault movies-outage",
+		"rpc: kill movies-rpc",
+		"stream: kill movies-connect",
+		`m2   +20s             action movie-add: "The Lab Movie" (2026), the next free id; 20% of the ratings from then on rate it`,
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("validate should say %q:\n%s", want, out)
+		}
+	}
+	if strings.Index(out, "m1 ") > strings.Index(out, "m2 ") {
+		t.Errorf("steps out of time order:\n%s", out)
+	}
+	// A step with nothing to do in one variant says so, and why.
+	out = mustRunLab(t, t.TempDir(), "chaos", "validate", "poison-event")
+	if !strings.Contains(out, "rpc: nothing (webserver-rpc validates every rating synchronously") {
+		t.Errorf("validate should say what the rpc variant gets for a poison event:\n%s", out)
+	}
+}
+
+// Runs are named by what actually varies: the fields that differ between
+// two resilience settings, and no breaker setting at all when the RPC
+// variant (whose callers they set) does not run.
+func TestChaosRunsAreNamedByWhatVaries(t *testing.T) {
+	for _, tc := range []struct {
+		args    []string
+		want    string
+		mustNot string
+	}{
+		{[]string{"movies-partition", "--variants", "stream"}, "resilience: not applied (it sets the RPC variant's callers, and rpc does not run): one run", "breakers-on"},
+		{[]string{"movies-partition"}, "resilience: RPC breakers on, set at runtime for the run (run name ends -breakers-on)", ""},
+		{[]string{"cascade"}, "resilience: 2 runs back to back on the same lab, RPC breakers off, then RPC breakers on (run names end -breakers-off, -breakers-on)", ""},
+		{[]string{"retry-storm"}, "(run names end -retries-0, -retries-3)", "-breakers-off"},
+	} {
+		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
+			out := mustRunLab(t, t.TempDir(), append([]string{"chaos", "validate"}, tc.args...)...)
+			if !strings.Contains(out, tc.want) {
+				t.Errorf("want %q in:\n%s", tc.want, out)
+			}
+			if tc.mustNot != "" && strings.Contains(out, tc.mustNot) {
+				t.Errorf("%q should not name the run:\n%s", tc.mustNot, out)
+			}
+		})
+	}
+}

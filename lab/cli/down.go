@@ -26,7 +26,14 @@ func newDownCmd(g *globals) *cobra.Command {
 		Long: `Stop the lab: heal every active fault, stop each part gracefully (SIGTERM,
 then SIGKILL after 5s), stop the supervisor, and make sure no process of the
 lab is left behind. Data stays in the state directory; the next 'lab up'
-continues from it. Running it when the lab is down does nothing.`,
+continues from it. Running it when the lab is down does nothing.
+
+It finds the lab through <dir>/lab.json, which the supervisor writes before
+it starts any part: a lab that is still starting (its 'lab up' still waiting,
+or killed partway) is stopped the same way, the parts started so far and the
+start itself. Processes recorded in <dir>/pids whose supervisor is gone
+(killed with SIGKILL) are killed. 'lab down' returns once every process of
+the lab has exited, so its ports are free.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			dir := g.dir()
@@ -45,7 +52,12 @@ continues from it. Running it when the lab is down does nothing.`,
 			}
 			start := time.Now()
 			stopSupervisor(cmd.Context(), dir, supervisor.NewClient(st.Control), st.PID, nil)
-			fmt.Fprintf(g.stdout, "The lab in %s is down (%.1fs). Data is kept; 'lab up' continues from it.\n", dir, time.Since(start).Seconds())
+			switch st.Current() {
+			case supervisor.PhaseStarting:
+				fmt.Fprintf(g.stdout, "The lab in %s was still starting; it is down (%.1fs). Data is kept; 'lab up' continues from it.\n", dir, time.Since(start).Seconds())
+			default:
+				fmt.Fprintf(g.stdout, "The lab in %s is down (%.1fs). Data is kept; 'lab up' continues from it.\n", dir, time.Since(start).Seconds())
+			}
 			return nil
 		},
 	}

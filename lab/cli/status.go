@@ -36,7 +36,7 @@ func newStatusCmd(g *globals) *cobra.Command {
 		Use:   "status",
 		Short: "Show every part's pid, address, health and uptime",
 		Long: `Show the lab's parts: pid, address, health (healthy, starting, unhealthy,
-paused, stopped, exited) and uptime, then the edge proxies and anything active
+paused, stopped, exited, failed; pending while the lab starts) and uptime, then the edge proxies and anything active
 (faults, breaker settings). --json prints the same for scripts.`,
 		Example: `  lab status
   lab status --json | jq '.parts[] | select(.health != "healthy")'`,
@@ -77,7 +77,14 @@ paused, stopped, exited) and uptime, then the edge proxies and anything active
 				fmt.Fprintf(g.stdout, "The lab in %s is not running. Start it with 'lab up' (or 'make lab up').\n", dir)
 				return nil
 			}
-			fmt.Fprintf(g.stdout, "Lab in %s (supervisor pid %d, ports from %d)\n\n", dir, rep.Lab.PID, rep.Lab.PortBase)
+			fmt.Fprintf(g.stdout, "Lab in %s (supervisor pid %d, ports from %d)\n", dir, rep.Lab.PID, rep.Lab.PortBase)
+			switch rep.Lab.Phase {
+			case supervisor.PhaseStarting:
+				fmt.Fprintln(g.stdout, "The lab is starting: 'lab up' has not seen every part healthy yet (if that 'lab up' ends first, the lab stops). 'lab down' stops it now.")
+			case supervisor.PhaseStopping:
+				fmt.Fprintln(g.stdout, "The lab is stopping.")
+			}
+			fmt.Fprintln(g.stdout)
 			tw := tabwriter.NewWriter(g.stdout, 0, 4, 2, ' ', 0)
 			fmt.Fprintln(tw, "PART\tVARIANT\tPID\tADDRESS\tHEALTH\tUPTIME\tNOTE")
 			for _, p := range rep.Parts {

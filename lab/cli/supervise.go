@@ -5,7 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
-	"time"
+	"syscall"
 
 	"github.com/spf13/cobra"
 
@@ -24,6 +24,7 @@ type supervisorSpec struct {
 // hidden: users run `lab up`.
 func newSuperviseCmd(g *globals) *cobra.Command {
 	var specJSON string
+	var handoverFD int
 	cmd := &cobra.Command{
 		Use:         "supervise",
 		Annotations: map[string]string{annotPorts: portsOwn},
@@ -41,7 +42,15 @@ func newSuperviseCmd(g *globals) *cobra.Command {
 			}
 			logs := slog.NewTextHandler(cmd.ErrOrStderr(), nil)
 			log := slog.New(logs).With("part", "supervisor")
-			s, err := supervisor.New(supervisor.Config{Dir: g.dir(), Ports: g.ports(), Options: spec.Options, Exe: exe, Extras: spec.Extras}, log)
+			cfg := supervisor.Config{Dir: g.dir(), Ports: g.ports(), Options: spec.Options, Exe: exe, Extras: spec.Extras}
+			if handoverFD > 0 {
+				// Only this process reads the pipe: the parts must not hold it.
+				syscall.CloseOnExec(handoverFD)
+				f := os.NewFile(uintptr(handoverFD), "handover pipe from lab up")
+				defer f.Close()
+				cfg.Handover = f
+			}
+			s, err := supervisor.New(cfg, log)
 			if err != nil {
 				return err
 			}
@@ -50,16 +59,12 @@ func newSuperviseCmd(g *globals) *cobra.Command {
 			// that starts replay forks at runtime.
 			faults.Install(s, slog.New(logs).With("part", "faults"))
 			s.EnableSpawn()
-			defer supervisor.RemoveState(g.dir())
-			return s.Run(cmd.Context(), func() {
-				st := supervisor.State{PID: os.Getpid(), PortBase: g.portBase, Control: g.ports().Control(), Started: time.Now(), Options: spec.Options}
-				if err := supervisor.WriteState(g.dir(), st); err != nil {
-					log.Error("write state", "err", err)
-				}
-				log.Info("all parts started")
-			})
+			// Run writes lab.json as soon as its control API listens and
+			// removes it when everything is stopped.
+			return s.Run(cmd.Context(), func() { log.Info("all parts started") })
 		},
 	}
 	cmd.Flags().StringVar(&specJSON, "spec", "{}", "supervisor spec as JSON")
+	cmd.Flags().IntVar(&handoverFD, "handover-fd", 0, "`fd` of the pipe from 'lab up': EOF before 'lab up' hands the lab over stops it (0: none)")
 	return cmd
 }

@@ -47,8 +47,12 @@ func newUpCmd(g *globals) *cobra.Command {
 when installed), waits until each one is really healthy, and prints every URL.
 
 If a part does not become healthy, 'lab up' prints its last log lines, stops
-everything it started and exits non-zero. If the lab is already up, it says so
-and exits 0. Logs: <dir>/logs/<part>.log.
+everything it started and exits non-zero. A lab is handed over whole or not
+at all: if 'lab up' itself ends before every part is healthy (Ctrl-C, killed,
+its terminal closed), the supervisor stops every part and exits on its own.
+While it starts, <dir>/lab.json says "phase": "starting", so 'lab status'
+shows its progress and 'lab down' stops it. If the lab is already up, it
+says so and exits 0. Logs: <dir>/logs/<part>.log.
 ` + kafkaFlagsHelp,
 		Example: `  lab up
   lab up --breakers=off                  # show the naked RPC cascade
@@ -169,6 +173,12 @@ func runUp(ctx context.Context, g *globals, f *upFlags) error {
 		hctx, cancel := context.WithTimeout(ctx, 3*time.Second)
 		herr := supervisor.NewClient(st.Control).Healthy(hctx)
 		cancel()
+		if herr == nil && st.Current() == supervisor.PhaseStarting {
+			return fmt.Errorf("the lab in %s is still starting (supervisor pid %d): another 'lab up' is bringing it up. 'lab status' shows its progress; 'lab down' stops it", dir, st.PID)
+		}
+		if herr == nil && st.Current() == supervisor.PhaseStopping {
+			return fmt.Errorf("the lab in %s is stopping (supervisor pid %d); run 'lab up' again once 'lab status' says it is not running", dir, st.PID)
+		}
 		if herr == nil {
 			fmt.Fprintf(g.stdout, "The lab in %s is already up (supervisor pid %d). 'lab status' shows its health; 'lab down' stops it.\n", dir, st.PID)
 			return nil
@@ -237,16 +247,36 @@ func runUp(ctx context.Context, g *globals, f *upFlags) error {
 		return fmt.Errorf("supervisor log: %w", err)
 	}
 	defer logf.Close()
-	cmd := exec.Command(exe, "--dir", string(dir), "--port-base", strconv.Itoa(ports.Base), "supervise", "--spec", string(spec))
+	// The handover pipe: the supervisor holds its read end, this command
+	// the write end. If this command dies before it hands the lab over, the
+	// supervisor reads EOF and stops every part (supervisor/handover.go).
+	handR, handW, err := os.Pipe()
+	if err != nil {
+		return fmt.Errorf("handover pipe: %w", err)
+	}
+	defer handW.Close()
+	cmd := exec.Command(exe, "--dir", string(dir), "--port-base", strconv.Itoa(ports.Base), "supervise", "--handover-fd", "3", "--spec", string(spec))
 	cmd.Stdout, cmd.Stderr = logf, logf
+	cmd.ExtraFiles = []*os.File{handR} // fd 3
 	cmd.Env = append(os.Environ(), "LAB_DIR="+string(dir))
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true} // detached: outlives this command
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true} // detached: outlives this command once handed over
 	start := time.Now()
-	if err := cmd.Start(); err != nil {
+	err = cmd.Start()
+	handR.Close()
+	if err != nil {
 		return fmt.Errorf("start supervisor: %w", err)
 	}
 	supPID := cmd.Process.Pid
-	_ = os.WriteFile(dir.Path("pids", "supervisor.pid"), []byte(strconv.Itoa(supPID)), 0o644)
+	// Recorded for 'lab down' in case the supervisor stops answering. The
+	// pids dir may not exist yet in a fresh state dir (the supervisor makes
+	// it too): without it the pid was lost and a killed start left a
+	// supervisor nothing could find.
+	if err = os.MkdirAll(dir.Path("pids"), 0o755); err == nil {
+		err = os.WriteFile(dir.Path("pids", "supervisor.pid"), []byte(strconv.Itoa(supPID)), 0o644)
+	}
+	if err != nil {
+		fmt.Fprintf(g.stderr, "warning: could not record the supervisor's pid: %v\n", err)
+	}
 	exited := make(chan error, 1)
 	go func() { exited <- cmd.Wait() }()
 	fmt.Fprintf(g.stdout, "Starting the lab in %s (supervisor pid %d, ports %d-%d)...\n", dir, supPID, ports.Base, ports.Base+layout.PortBlock-1)
@@ -264,6 +294,14 @@ func runUp(ctx context.Context, g *globals, f *upFlags) error {
 	}
 	if err := setCompatibility(ctx, ports, opts, f.contract.compatibility); err != nil {
 		fmt.Fprintf(g.stderr, "\nlab up failed: %v\nStopping what was started...\n", err)
+		stopSupervisor(context.Background(), dir, client, supPID, exited)
+		return err
+	}
+	hctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	err = client.Handover(hctx)
+	cancel()
+	if err != nil {
+		fmt.Fprintf(g.stderr, "\nlab up failed: the supervisor did not take the lab over: %v\nStopping what was started...\n", err)
 		stopSupervisor(context.Background(), dir, client, supPID, exited)
 		return err
 	}

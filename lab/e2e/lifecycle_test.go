@@ -1,15 +1,22 @@
 package e2e
 
 import (
+	"bytes"
+	"context"
 	"encoding/json"
+	"fmt"
+	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/ratingslab/lab/lab/labtest"
+	"github.com/ratingslab/lab/lab/layout"
 	"github.com/ratingslab/lab/lab/supervisor"
 )
 
@@ -184,5 +191,197 @@ func TestDamagedStateFailsFastAndNamesIt(t *testing.T) {
 	out := upFails(t, "a truncated ratings partition", "WARNING from broker: DATA LOST", "record(s) the broker held before its restart are gone", "ratings-stream failed")
 	if !strings.Contains(out, filepath.Base(filepath.Dir(seg))) {
 		t.Errorf("the warning should name the partition %s:\n%s", filepath.Base(filepath.Dir(seg)), out)
+	}
+}
+
+// A `lab up` killed partway leaves nothing behind: the lab is findable from
+// the supervisor's first moment (lab.json, phase "starting"), `lab status`
+// says it is starting, `lab down` stops it with the start still going, and a
+// lab nobody stops stops itself, because `lab up` never handed it over.
+// Every wait is on the lab's own state (control API, processes, ports).
+func TestLabUpKilledMidStartLeavesNothingBehind(t *testing.T) {
+	labtest.SkipUnlessE2E(t)
+	labtest.SkipOnCluster(t, "the supervisor's start is the same on every platform")
+	t.Parallel()
+
+	t.Run("lab down while lab up waits", func(t *testing.T) {
+		t.Parallel()
+		l := labtest.New(t)
+		up := startUp(t, l)
+		holdAtBroker(t, l)
+		out := l.MustRun("status")
+		for _, want := range []string{"The lab is starting", "broker", "lab down"} {
+			if !strings.Contains(out, want) {
+				t.Errorf("lab status of a starting lab should say %q:\n%s", want, out)
+			}
+		}
+		if out, err := l.Run("up"); err == nil || !strings.Contains(out, "still starting") {
+			t.Errorf("a second lab up while the lab starts: err %v, want a refusal saying it is still starting:\n%s", err, out)
+		}
+		out = l.MustRun("down")
+		if !strings.Contains(out, "was still starting") {
+			t.Errorf("lab down of a starting lab should say it was still starting:\n%s", out)
+		}
+		assertGone(t, l) // lab down returns once everything is gone
+		if err := up.wait(t, 30*time.Second); err == nil {
+			t.Error("lab up succeeded although lab down stopped the lab it was starting")
+		}
+	})
+
+	t.Run("lab up killed, then lab down", func(t *testing.T) {
+		t.Parallel()
+		l := labtest.New(t)
+		up := startUp(t, l)
+		holdAtBroker(t, l)
+		up.kill(t)
+		if out, err := l.Run("down"); err != nil {
+			t.Fatalf("lab down: %v\n%s", err, out)
+		}
+		assertGone(t, l)
+	})
+
+	t.Run("held at a part, then nobody stops it", func(t *testing.T) {
+		t.Parallel()
+		l := labtest.New(t)
+		// webserver-stream looks for Kafka where there is none: every other
+		// part comes up healthy, `lab up` waits for it.
+		up := startUp(t, l, "--part-flag", "webserver-stream=--brokers=127.0.0.1:1")
+		c := l.Control()
+		labtest.Eventually(t, 60*time.Second, "every part but webserver-stream healthy", func() error {
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			defer cancel()
+			ps, err := c.Parts(ctx)
+			if err != nil {
+				return err
+			}
+			for _, p := range ps {
+				if p.Name != "webserver-stream" && p.Health != supervisor.HealthOK {
+					return fmt.Errorf("%s is %s", p.Name, p.Health)
+				}
+			}
+			return nil
+		})
+		up.kill(t)
+		// webserver-stream gives up on its own after 30 s; the supervisor
+		// stops everything well before.
+		labtest.Eventually(t, 20*time.Second, "the lab stopped by its supervisor", func() error {
+			if left := labProcesses(string(l.Dir)); len(left) > 0 {
+				return fmt.Errorf("processes still run: %v", left)
+			}
+			return nil
+		})
+		assertGone(t, l)
+		if log, _ := os.ReadFile(l.Dir.SupervisorLog()); !strings.Contains(string(log), "exited before handing it over") {
+			t.Errorf("the supervisor log should say why it stopped:\n%s", log)
+		}
+		if out := l.MustRun("status"); !strings.Contains(out, "not running") {
+			t.Errorf("lab status after the lab stopped itself:\n%s", out)
+		}
+	})
+}
+
+// upProcess is a `lab up` running in the background.
+type upProcess struct {
+	cmd  *exec.Cmd
+	done chan error
+}
+
+func startUp(t *testing.T, l *labtest.Lab, args ...string) *upProcess {
+	t.Helper()
+	t.Cleanup(func() {
+		if out, err := l.Run("down"); err != nil {
+			t.Logf("lab down: %v\n%s", err, out)
+		}
+	})
+	cmd := exec.Command(l.Bin, append([]string{"--dir", string(l.Dir), "--port-base", fmt.Sprint(l.Ports.Base), "up", "--no-prometheus"}, args...)...)
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	up := &upProcess{cmd: cmd, done: make(chan error, 1)}
+	go func() { up.done <- cmd.Wait() }()
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		<-up.done
+		if t.Failed() {
+			t.Logf("lab up:\n%s", out.String())
+		}
+	})
+	return up
+}
+
+// holdAtBroker pauses the broker as soon as it is started: the supervisor
+// waits for it before it starts the other parts (or, had the broker been
+// quicker, the Kafka clients wait for it), so `lab up` cannot finish. The
+// supervisor's control API answers meanwhile.
+func holdAtBroker(t *testing.T, l *labtest.Lab) {
+	t.Helper()
+	var broker int
+	labtest.Eventually(t, 30*time.Second, "the broker started", func() error {
+		b, err := os.ReadFile(filepath.Join(string(l.Dir), "pids", "broker.pid"))
+		if err != nil {
+			return err
+		}
+		broker, err = strconv.Atoi(strings.TrimSpace(string(b)))
+		return err
+	})
+	if err := syscall.Kill(broker, syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = syscall.Kill(broker, syscall.SIGCONT) })
+	labtest.Eventually(t, 10*time.Second, "the supervisor's control API", func() error {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		return l.Control().Healthy(ctx)
+	})
+}
+
+// wait waits (bounded) for `lab up` to end and returns how it ended.
+func (u *upProcess) wait(t *testing.T, bound time.Duration) error {
+	t.Helper()
+	select {
+	case err := <-u.done:
+		u.done <- err
+		return err
+	case <-time.After(bound):
+		t.Fatalf("lab up still runs after %v", bound)
+		return nil
+	}
+}
+
+// kill SIGKILLs `lab up`, which must still be waiting for the lab.
+func (u *upProcess) kill(t *testing.T) {
+	t.Helper()
+	select {
+	case err := <-u.done:
+		u.done <- err
+		t.Fatalf("lab up ended (%v) before it was killed: the lab was not held", err)
+	default:
+	}
+	if err := u.cmd.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	err := <-u.done
+	u.done <- err
+}
+
+// assertGone: no process of the lab runs (none carries its LAB_DIR), every
+// port of its block is free, and lab.json is gone.
+func assertGone(t *testing.T, l *labtest.Lab) {
+	t.Helper()
+	if left := labProcesses(string(l.Dir)); len(left) > 0 {
+		t.Errorf("processes of the lab still run: %v", left)
+	}
+	for port := l.Ports.Base; port < l.Ports.Base+layout.PortBlock; port++ {
+		ln, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port))
+		if err != nil {
+			t.Errorf("port %d is still taken: %v", port, err)
+			continue
+		}
+		ln.Close()
+	}
+	if _, err := os.Stat(l.Dir.State()); err == nil {
+		t.Error("lab.json is left behind")
 	}
 }

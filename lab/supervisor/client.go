@@ -47,6 +47,12 @@ func (c *Client) Shutdown(ctx context.Context) error {
 	return c.do(ctx, http.MethodPost, "/v1/shutdown", nil, nil)
 }
 
+// Handover tells the supervisor that `lab up` saw every part healthy and
+// hands the lab over: from then on it outlives the `lab up` that started it.
+func (c *Client) Handover(ctx context.Context) error {
+	return c.do(ctx, http.MethodPost, "/v1/handover", nil, nil)
+}
+
 // Healthy reports whether the control API answers.
 func (c *Client) Healthy(ctx context.Context) error {
 	return c.do(ctx, http.MethodGet, "/healthz", nil, nil)

@@ -26,7 +26,9 @@ const (
 	HealthDown     Health = "unhealthy"
 	HealthPaused   Health = "paused"
 	HealthStopped  Health = "stopped"
-	HealthExited   Health = "exited"
+	// HealthPending: not started yet (the lab is still starting).
+	HealthPending Health = "pending"
+	HealthExited  Health = "exited"
 	// HealthFailed: the part runs but reports a failure no waiting fixes
 	// (its /healthz status "failed": a corrupt file, a gap in the log).
 	HealthFailed Health = "failed"
@@ -152,12 +154,13 @@ func (p *process) stop(grace time.Duration) {
 		return
 	}
 	p.stopped = true
-	proc, done, paused := p.cmd.Process, p.done, p.paused
+	proc, done := p.cmd.Process, p.done
 	p.mu.Unlock()
 	_ = proc.Signal(syscall.SIGTERM)
-	if paused { // a stopped process cannot act on SIGTERM until continued
-		_ = proc.Signal(syscall.SIGCONT)
-	}
+	// A stopped process cannot act on SIGTERM until continued, whether the
+	// lab paused it or someone else did (kill -STOP); a running one ignores
+	// SIGCONT.
+	_ = proc.Signal(syscall.SIGCONT)
 	select {
 	case <-done:
 	case <-time.After(grace):
@@ -245,7 +248,7 @@ func (p *process) status() PartStatus {
 		Error: p.lastErr, Warning: p.warning, Restarts: p.restarts, Log: p.logPath}
 	switch {
 	case p.cmd == nil:
-		s.Health = HealthStopped
+		s.Health = HealthPending
 	case p.exitedLocked():
 		s.Health = HealthExited
 		if p.stopped {

@@ -51,10 +51,11 @@ func wantHealth(t *testing.T, p *process, want Health) PartStatus {
 	return st
 }
 
-func TestAPartNeverStartedIsStopped(t *testing.T) {
+func TestAPartNotStartedYetIsPending(t *testing.T) {
+	// While the lab starts, `lab status` lists the parts still to come.
 	p, _ := newTestProcess(t, "/bin/sleep", "60")
 	p.check(context.Background()) // nothing to probe
-	st := wantHealth(t, p, HealthStopped)
+	st := wantHealth(t, p, HealthPending)
 	if st.PID != 0 || st.Uptime != "" {
 		t.Fatalf("a part never started shows pid %d, uptime %q", st.PID, st.Uptime)
 	}
@@ -155,6 +156,40 @@ func TestAPartPausedOutsideTheLabIsShownAsPaused(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+func TestStoppingAPartPausedOutsideTheLabLetsItStopCleanly(t *testing.T) {
+	// A part that handles SIGTERM (every lab part does) cannot act on it
+	// while stopped: stop continues it, so it exits on its own instead of
+	// being killed when the grace period ends.
+	p, _ := newTestProcess(t, "/bin/sh", "-c", `trap 'exit 0' TERM; echo "trap ""set"; while :; do sleep 0.05; done`)
+	if err := p.start(); err != nil {
+		t.Fatal(err)
+	}
+	pid := p.status().PID
+	servetest.Eventually(t, 5*time.Second, "the shell's trap set", func() error {
+		if b, _ := os.ReadFile(p.logPath); !strings.Contains(string(b), "trap set") { // the command line in the log says "trap ""set"
+			return errors.New("not yet")
+		}
+		return nil
+	})
+	if err := syscall.Kill(pid, syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = syscall.Kill(pid, syscall.SIGCONT) })
+	servetest.Eventually(t, 5*time.Second, "the part stopped by kill -STOP", func() error {
+		if !stoppedOutside(pid) {
+			return errors.New("not stopped yet")
+		}
+		return nil
+	})
+	p.stop(30 * time.Second)
+	p.mu.Lock()
+	exit := p.exitErr
+	p.mu.Unlock()
+	if exit == nil || exit.Error() != "exit status 0" {
+		t.Fatalf("the part ended with %v, want its own exit 0 on SIGTERM (not a SIGKILL after the grace period)", exit)
+	}
 }
 
 func TestAPartThatExitsOnItsOwnIsExitedWithItsLastWords(t *testing.T) {

@@ -60,12 +60,7 @@ func (s *Supervisor) handleResilience(w http.ResponseWriter, r *http.Request) {
 		s.optMu.Lock()
 		s.cfg.Options.Breakers = *req.Breakers == "on"
 		s.optMu.Unlock()
-		if st, err := ReadState(s.cfg.Dir); err == nil {
-			st.Options.Breakers = *req.Breakers == "on"
-			if err := WriteState(s.cfg.Dir, st); err != nil {
-				s.log.Warn("lab.json not updated", "err", err)
-			}
-		}
+		s.saveState()
 	}
 	s.log.Info("RPC resilience settings changed", "parts", keys(out))
 	writeJSON(w, http.StatusOK, out)

@@ -29,8 +29,9 @@ func (s *Supervisor) routes() http.Handler {
 		s.optMu.Lock()
 		opts := s.cfg.Options
 		s.optMu.Unlock()
-		writeJSON(w, http.StatusOK, LabInfo{Dir: string(s.cfg.Dir), PortBase: s.cfg.Ports.Base, Options: opts, Edges: s.edgeInfo(), PID: pid()})
+		writeJSON(w, http.StatusOK, LabInfo{Dir: string(s.cfg.Dir), PortBase: s.cfg.Ports.Base, Options: opts, Edges: s.edgeInfo(), PID: pid(), Phase: s.Phase()})
 	})
+	mux.HandleFunc("POST /v1/handover", s.handleHandover)
 	mux.HandleFunc("POST /v1/resilience", s.handleResilience)
 	mux.HandleFunc("POST /v1/parts/{name}/{action}", s.handleAction)
 	mux.HandleFunc("POST /v1/shutdown", func(w http.ResponseWriter, r *http.Request) {
@@ -130,6 +131,7 @@ type LabInfo struct {
 	PID      int        `json:"pid"`
 	Options  any        `json:"options"`
 	Edges    []EdgeInfo `json:"edges"`
+	Phase    Phase      `json:"phase"`
 }
 
 // EdgeInfo is one fault proxy.

@@ -11,13 +11,41 @@ import (
 	"github.com/ratingslab/lab/lab/parts"
 )
 
-// State is the lab.json file: how to find a running lab's supervisor.
+// State is the lab.json file: how to find a lab's supervisor. The
+// supervisor writes it as soon as its control API listens, before it starts
+// any part, so a lab is never running without one: `lab status` and `lab
+// down` find a lab that is still starting (or whose `lab up` was killed).
 type State struct {
 	PID      int           `json:"pid"`
 	PortBase int           `json:"port_base"`
 	Control  string        `json:"control"`
 	Started  time.Time     `json:"started"`
 	Options  parts.Options `json:"options"`
+	// Phase is where the lab is in its life; a file without one (written
+	// before phases existed) is a running lab.
+	Phase Phase `json:"phase,omitempty"`
+}
+
+// Phase is where a supervisor is in its lab's life.
+type Phase string
+
+const (
+	// PhaseStarting: the control API answers, parts are starting, and the
+	// `lab up` that started it has not handed the lab over yet.
+	PhaseStarting Phase = "starting"
+	// PhaseRunning: every part was started and `lab up` handed the lab over
+	// (saw every part healthy), or no `lab up` waits on it.
+	PhaseRunning Phase = "running"
+	// PhaseStopping: the supervisor is stopping every part and will exit.
+	PhaseStopping Phase = "stopping"
+)
+
+// Current is the phase, an old file's empty one read as running.
+func (st State) Current() Phase {
+	if st.Phase == "" {
+		return PhaseRunning
+	}
+	return st.Phase
 }
 
 // ErrNoState means no lab has been started in this directory (or it was

@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -35,6 +36,10 @@ type Config struct {
 	Exe string
 	// Extras are optional processes that are not lab parts (Prometheus, Grafana).
 	Extras []Extra
+	// Handover is the read end of a pipe from the `lab up` that started the
+	// supervisor (handover.go): EOF before POST /v1/handover stops the lab.
+	// Nil when nobody waits to hand the lab over.
+	Handover io.Reader
 }
 
 // Extra is an optional external process run beside the parts.
@@ -61,6 +66,11 @@ type Supervisor struct {
 
 	resilienceMu sync.Mutex // one runtime switch at a time
 	optMu        sync.Mutex // cfg.Options.Breakers changes at runtime
+
+	stateMu    sync.Mutex // lab.json and what it records
+	phase      Phase
+	handedOver bool
+	started    time.Time
 }
 
 // Instances expands the part table into the instances this lab runs.
@@ -167,9 +177,11 @@ func (s *Supervisor) Registry() *prometheus.Registry { return s.reg }
 // Edges returns the edge fault proxies.
 func (s *Supervisor) Edges() *Edges { return s.edges }
 
-// Run starts the control API, the edge proxies and every process, then
-// serves until ctx ends or a shutdown is requested; it stops everything
-// before returning.
+// Run starts the control API, writes lab.json (phase starting), starts the
+// edge proxies and every process, then serves until ctx ends or a shutdown
+// is requested; it stops everything and removes lab.json before returning.
+// A shutdown requested while parts are still starting (`lab down`, or the
+// `lab up` that started it gone before the handover) stops the start too.
 func (s *Supervisor) Run(ctx context.Context, ready func()) error {
 	ln, err := net.Listen("tcp", s.cfg.Ports.Control())
 	if err != nil {
@@ -178,22 +190,61 @@ func (s *Supervisor) Run(ctx context.Context, ready func()) error {
 	srv := &http.Server{Handler: s.routes(), ReadHeaderTimeout: 5 * time.Second, IdleTimeout: time.Minute}
 	go func() { _ = srv.Serve(ln) }()
 	defer srv.Close()
+	defer s.edges.Close()
+	s.started = time.Now()
+	s.setPhase(PhaseStarting)
+	defer s.removeState()
+	if s.cfg.Handover != nil {
+		go s.watchHandover(s.cfg.Handover)
+	}
+	// starting ends when the lab is asked to stop, so that a stop does not
+	// wait for a broker that will never be ready.
+	starting, endStart := context.WithCancel(ctx)
+	defer endStart()
+	go func() {
+		select {
+		case <-s.stopped:
+			endStart()
+		case <-starting.Done():
+		}
+	}()
+	if err := s.startAll(starting); err != nil {
+		s.setPhase(PhaseStopping)
+		s.shutdown()
+		if starting.Err() != nil {
+			s.log.Info("stopped while starting", "why", err)
+			return nil
+		}
+		return err
+	}
+	s.allStarted()
+	if ready != nil {
+		ready()
+	}
+	go s.probeLoop(ctx)
+	select {
+	case <-ctx.Done():
+	case <-s.stopped:
+	}
+	s.setPhase(PhaseStopping)
+	s.shutdown()
+	return nil
+}
 
+// startAll starts the edge proxies and every process. Extras (Prometheus)
+// and the brokers start first: Prometheus needs a few seconds to open its
+// TSDB, and every Kafka client needs the brokers. Then the brokers' setup
+// runs (a cluster's topics). All other parts start together once the
+// brokers are ready; each waits for its own dependencies. It gives up as
+// soon as ctx ends.
+func (s *Supervisor) startAll(ctx context.Context) error {
 	if err := s.edges.Start(); err != nil {
 		return err
 	}
-	defer s.edges.Close()
-
-	// Extras (Prometheus) and the brokers start first: Prometheus needs a few
-	// seconds to open its TSDB, and every Kafka client needs the brokers.
-	// Then the brokers' setup runs (a cluster's topics). All other parts
-	// start together once the brokers are ready; each waits for its own
-	// dependencies.
 	var rest, brokers []*process
 	for _, p := range s.procs {
 		if p.broker || p.name == parts.RegistryPart || p.path != s.cfg.Exe {
-			if err := p.start(); err != nil {
-				s.shutdown()
+			if err := startUnlessStopped(ctx, p); err != nil {
 				return err
 			}
 			if p.broker {
@@ -206,7 +257,6 @@ func (s *Supervisor) Run(ctx context.Context, ready func()) error {
 	for _, st := range s.setups {
 		s.log.Info("setting up", "part", st.part)
 		if err := st.run(ctx); err != nil {
-			s.shutdown()
 			return fmt.Errorf("%s setup: %w", st.part, err)
 		}
 	}
@@ -214,21 +264,18 @@ func (s *Supervisor) Run(ctx context.Context, ready func()) error {
 		s.waitHealthy(ctx, b, BrokerReadyTimeout)
 	}
 	for _, p := range rest {
-		if err := p.start(); err != nil {
-			s.shutdown()
+		if err := startUnlessStopped(ctx, p); err != nil {
 			return err
 		}
 	}
-	if ready != nil {
-		ready()
-	}
-	go s.probeLoop(ctx)
-	select {
-	case <-ctx.Done():
-	case <-s.stopped:
-	}
-	s.shutdown()
 	return nil
+}
+
+func startUnlessStopped(ctx context.Context, p *process) error {
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("%s not started: %w", p.name, err)
+	}
+	return p.start()
 }
 
 func (s *Supervisor) waitHealthy(ctx context.Context, p *process, bound time.Duration) {

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/segmentio/kafka-go"
+	"github.com/twmb/franz-go/pkg/kgo"
 )
 
 // ApplyFunc persists one batch of records together with the positions it
@@ -129,6 +130,15 @@ func (t *Tailer) Err() error {
 // WaitCaughtUp returns once everything the topic held when it was called has
 // been applied, or when ctx ends. Use it so that a table is complete before
 // it is trusted (at start, or before declaring a movie unknown).
+//
+// A partition is caught up when the tailer's position reaches the end the
+// call saw, not when a record at end-1 was applied: the offsets below the
+// end may hold nothing this tailer is ever given — records of a transaction
+// a broker aborted without writing a marker, batches compaction emptied. So
+// while it waits, a partition whose position stays put is read once at the
+// broker from that position (skipEmpty), and the offsets a reader there
+// passes over without being given a record count as applied, as
+// kafkaio.ReadCommitted ends a partition on its position.
 func (t *Tailer) WaitCaughtUp(ctx context.Context) error {
 	offsets := t.k.Offsets
 	if t.committed {
@@ -138,28 +148,133 @@ func (t *Tailer) WaitCaughtUp(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	tick := time.NewTicker(stallCheckEvery)
+	defer tick.Stop()
+	var probe *gapProbe
+	defer func() { probe.close() }()
+	seen := map[int]int64{} // positions at the last tick
 	for {
 		t.mu.Lock()
-		behind := 0
+		behind := map[int]int64{}
 		for p, b := range ends {
 			pos := t.pos[p]
 			if pos < 0 {
 				pos = b.First // nothing read: empty partitions count as read
 			}
 			if pos < b.End {
-				behind++
+				behind[p] = pos
 			}
 		}
 		advance := t.advance
 		t.mu.Unlock()
-		if behind == 0 {
+		if len(behind) == 0 {
 			return nil
 		}
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("%s: %d partition(s) not caught up: %w", t.topic, behind, ctx.Err())
+			return fmt.Errorf("%s: %d partition(s) not caught up: %w", t.topic, len(behind), ctx.Err())
 		case <-advance:
+		case <-tick.C:
+			stalled := map[int]int64{}
+			for p, pos := range behind {
+				if last, ok := seen[p]; ok && last == pos {
+					stalled[p] = pos
+				}
+				seen[p] = pos
+			}
+			if len(stalled) > 0 {
+				if probe == nil {
+					if probe, err = t.newGapProbe(); err != nil {
+						continue // no client now: the next tick tries again
+					}
+				}
+				t.skipEmpty(ctx, probe, stalled, ends)
+			}
 		}
+	}
+}
+
+// stallCheckEvery is how often WaitCaughtUp looks for partitions whose
+// position did not move; one that stays put for a whole period is read at
+// the broker.
+const stallCheckEvery = 250 * time.Millisecond
+
+// gapProbe reads a stalled partition at the broker, committed records only
+// (ReadCommitted's reader). A plain tailer's topic is written without
+// transactions, where that is every record.
+type gapProbe struct{ cl *kgo.Client }
+
+func (t *Tailer) newGapProbe() (*gapProbe, error) {
+	cl, err := kgo.NewClient(t.k.FranzOpts()...)
+	if err != nil {
+		return nil, err
+	}
+	return &gapProbe{cl: cl}, nil
+}
+
+func (g *gapProbe) close() {
+	if g != nil {
+		g.cl.Close()
+	}
+}
+
+// errGiven stops a probe at the first record the tailer will be given.
+var errGiven = errors.New("a record the tailer is given")
+
+// skipEmpty moves each stalled partition's position past the offsets that
+// hold nothing for the tailer, up to its first record below the end (which
+// the fetcher delivers) or to the end. A failed read changes nothing: the
+// next tick reads again.
+func (t *Tailer) skipEmpty(ctx context.Context, g *gapProbe, stalled map[int]int64, ends map[int]Bounds) {
+	r := committedRead{topic: t.topic, cl: g.cl, pos: map[int32]int64{}, end: map[int32]int64{}}
+	for p, pos := range stalled {
+		if pos < ends[p].First {
+			continue // a retention gap: Run refuses it (checkGaps), nothing is skipped
+		}
+		r.pos[int32(p)], r.end[int32(p)] = pos, ends[p].End
+	}
+	if len(r.pos) == 0 {
+		return
+	}
+	pctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	id, leaders, err := r.metadata(pctx)
+	if err != nil {
+		return
+	}
+	reached := map[int]int64{}
+	for leader, parts := range leaders {
+		for _, p := range parts { // one at a time: a record given stops the fetch
+			first := int64(-1)
+			_, err := r.fetch(pctx, leader, id, []int32{p}, func(m kafka.Message) error {
+				first = m.Offset
+				return errGiven
+			})
+			switch {
+			case first >= 0:
+				reached[int(p)] = first // nothing for the tailer before it
+			case err != nil:
+			default:
+				next, open := r.pos[p]
+				if !open {
+					next = r.end[p] // read to the end without a record
+				}
+				reached[int(p)] = next
+			}
+		}
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	moved := false
+	for p, next := range reached {
+		if next > t.pos[p] {
+			t.k.log.Info("skipped offsets that hold no record for this reader", "topic", t.topic, "partition", p, "from", stalled[p], "to", next)
+			t.pos[p], moved = next, true
+		}
+	}
+	if moved {
+		close(t.advance)
+		t.advance = make(chan struct{})
 	}
 }
 
