@@ -143,7 +143,7 @@ const changelogRestoreTimeout = 30 * time.Second
 // with health saying so. While it runs, health shows the previous
 // attempt's failure, if any: a restore that keeps failing says why in
 // `lab status`, not only "restoring".
-func (p *Processor) restoreBounded(gctx context.Context, ids []int) (map[int]*changelogPart, []int, int, error) {
+func (p *Processor) restoreBounded(gctx context.Context, ids []int, warm map[int]changelog.Warm) (map[int]*changelogPart, restoredSet, error) {
 	var prev error
 	if e := p.restoreFailed.Load(); e != nil {
 		prev = fmt.Errorf("the previous attempt failed: %w", *e)
@@ -151,14 +151,39 @@ func (p *Processor) restoreBounded(gctx context.Context, ids []int) (map[int]*ch
 	p.health.setDetail(phaseRestoring, fmt.Sprintf("%v from %s", ids, p.cfg.Changelog), prev)
 	rctx, cancel := context.WithTimeout(gctx, changelogRestoreTimeout)
 	defer cancel()
-	parts, adopted, records, err := p.restoreChangelog(rctx, ids)
+	parts, rs, err := p.restoreChangelog(rctx, ids, warm)
 	if err != nil {
 		err = fmt.Errorf("restore partitions %v from %s (bounded by %s): %w", ids, p.cfg.Changelog, changelogRestoreTimeout, err)
 		p.restoreFailed.Store(&err)
-		return nil, nil, 0, err
+		return nil, restoredSet{}, err
 	}
 	p.restoreFailed.Store(nil)
-	return parts, adopted, records, nil
+	return parts, rs, nil
+}
+
+// restoredSet is what a changelog restore did: the partitions whose state
+// came from the changelog (adopted), those of them that started from a
+// standby copy (warm), and the changelog records read per partition.
+type restoredSet struct {
+	adopted, warm []int
+	read          map[int]int
+}
+
+func (r restoredSet) total() int {
+	n := 0
+	for _, c := range r.read {
+		n += c
+	}
+	return n
+}
+
+// warmRecords is the records read on top of standby copies.
+func (r restoredSet) warmRecords() int {
+	n := 0
+	for _, id := range r.warm {
+		n += r.read[id]
+	}
+	return n
 }
 
 // changelogWriteTimeout bounds one write of a partition's changes.
@@ -234,13 +259,15 @@ func fenced(err error) error {
 
 // restoreChangelog makes the database's state of the assigned partitions
 // at least as new as the changelog's, and returns the partitions' writers
-// with what the changelog misses pending. adopted lists the partitions whose
-// state came from the changelog; records counts the changelog records read.
-func (p *Processor) restoreChangelog(ctx context.Context, ids []int) (parts map[int]*changelogPart, adopted []int, records int, err error) {
+// with what the changelog misses pending. A partition with a warm copy (a
+// standby replica's) is read from the copy's position on. The set says
+// which partitions' state came from the changelog, which of them started
+// warm, and the changelog records read.
+func (p *Processor) restoreChangelog(ctx context.Context, ids []int, warm map[int]changelog.Warm) (parts map[int]*changelogPart, rs restoredSet, err error) {
 	t0 := time.Now()
 	parts, err = p.openChangelogParts(ctx, ids)
 	if err != nil {
-		return nil, nil, 0, err
+		return nil, rs, err
 	}
 	p.log.Debug("changelog writers initialised", "took", time.Since(t0).String())
 	defer func() {
@@ -248,14 +275,17 @@ func (p *Processor) restoreChangelog(ctx context.Context, ids []int) (parts map[
 			closeChangelogParts(parts)
 		}
 	}()
-	restored, records, err := changelog.RestoreCounting(ctx, p.k, p.cfg.Changelog, ids, p.cfg.RequestIDRetention)
+	// The writers were initialised first: whatever a previous owner left
+	// open is aborted, so the committed end is final for the restore.
+	restored, read, err := changelog.RestoreWarm(ctx, p.k, p.cfg.Changelog, ids, warm, p.cfg.RequestIDRetention)
 	if err != nil {
-		return nil, nil, 0, err
+		return nil, rs, err
 	}
-	p.log.Debug("changelog read", "records", records, "took", time.Since(t0).String())
+	rs.read = read
+	p.log.Debug("changelog read", "records", rs.total(), "warm", len(warm), "took", time.Since(t0).String())
 	local, aggs, err := p.store.snapshot(ctx, ids)
 	if err != nil {
-		return nil, nil, 0, fmt.Errorf("load state: %w", err)
+		return nil, rs, fmt.Errorf("load state: %w", err)
 	}
 	for _, id := range ids {
 		st, c := restored[id], parts[id]
@@ -266,7 +296,10 @@ func (p *Processor) restoreChangelog(ctx context.Context, ids []int) (parts map[
 			next = -1
 		}
 		if st.Next > next {
-			adopted = append(adopted, id)
+			rs.adopted = append(rs.adopted, id)
+			if _, ok := warm[id]; ok {
+				rs.warm = append(rs.warm, id)
+			}
 			continue
 		}
 		if next < 0 {
@@ -282,7 +315,7 @@ func (p *Processor) restoreChangelog(ctx context.Context, ids []int) (parts map[
 		}
 		entries, err := p.store.loadRequestIDs(ctx, id)
 		if err != nil {
-			return nil, nil, 0, fmt.Errorf("load state: %w", err)
+			return nil, rs, fmt.Errorf("load state: %w", err)
 		}
 		var added []requestids.Entry
 		for _, e := range entries {
@@ -292,17 +325,17 @@ func (p *Processor) restoreChangelog(ctx context.Context, ids []int) (parts map[
 		}
 		c.pending.Follow(next, changed, added, -1)
 	}
-	if len(adopted) > 0 {
-		sub := make(map[int]*changelog.Partition, len(adopted))
-		for _, id := range adopted {
+	if len(rs.adopted) > 0 {
+		sub := make(map[int]*changelog.Partition, len(rs.adopted))
+		for _, id := range rs.adopted {
 			sub[id] = restored[id]
 		}
 		if err := p.store.adoptPartitions(ctx, sub); err != nil {
-			return nil, nil, 0, fmt.Errorf("store the restored state: %w", err)
+			return nil, rs, fmt.Errorf("store the restored state: %w", err)
 		}
 		p.log.Debug("restored state stored", "took", time.Since(t0).String())
 	}
-	return parts, adopted, records, nil
+	return parts, rs, nil
 }
 
 // writeChangelog writes the pending changes of the given partitions, one
