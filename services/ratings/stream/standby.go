@@ -218,6 +218,18 @@ func (s *standbys) trackLag(ctx context.Context, ids []int) {
 	}
 }
 
+// StandbyPartitions lists the partitions this instance keeps a standby
+// replica of now.
+func (p *Processor) StandbyPartitions() []int {
+	s := p.standby
+	if s == nil {
+		return nil
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Sorted(maps.Keys(s.copies))
+}
+
 // placeStandbys computes which partitions this member keeps standbys of
 // and starts following them (runs beside the generation, bounded).
 func (p *Processor) placeStandbys(ctx context.Context, epoch uint64, member string, owned []int) {
