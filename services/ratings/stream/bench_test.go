@@ -175,13 +175,18 @@ func benchChangelogOf(d Delivery, i int) string {
 }
 
 // runUntilRestored runs a processor with cfg until it reports the restore
-// of the partitions it was assigned.
-func runUntilRestored(b *testing.B, cfg Config) (Restore, error) {
+// of the partitions it was assigned; prepare runs before it starts.
+func runUntilRestored(b *testing.B, cfg Config, prepare ...func(*Processor) error) (Restore, error) {
 	p, err := New(cfg)
 	if err != nil {
 		return Restore{}, err
 	}
 	defer p.Close()
+	for _, f := range prepare {
+		if err := f(p); err != nil {
+			return Restore{}, err
+		}
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- p.Run(ctx) }()
