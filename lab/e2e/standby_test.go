@@ -120,13 +120,13 @@ func TestAStandbyReplicaTakesTheKilledReplicasPartitionsOverWarm(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer k.Close()
-	_, read, err := changelog.RestoreWarm(t.Context(), k, model.TopicRatingsChangelog, taken, nil, requestids.DefaultRetention)
+	sc, err := changelog.RestoreWarm(t.Context(), k, model.TopicRatingsChangelog, taken, nil, requestids.DefaultRetention)
 	if err != nil {
 		t.Fatal(err)
 	}
 	whole := 0
 	for _, p := range taken {
-		whole += read[p]
+		whole += sc.Read[p]
 	}
 	t.Logf("take-over of %v in %.3fs: %d changelog records on top of the standby copies (%d in all, with the survivor's own partitions), %d ratings of tail; a restore of those partitions from scratch reads %d changelog records",
 		taken, r.Seconds, r.StandbyRecords, r.ChangelogRecords, r.RatingsReplayed, whole)

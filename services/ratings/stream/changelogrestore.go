@@ -69,10 +69,14 @@ func ParseRestore(s string) (string, error) {
 
 // changelogPart writes one owned partition's changes to the changelog.
 type changelogPart struct {
-	id      int
-	cl      *kgo.Client          // transactional id <changelog>-<partition>
-	state   *changelog.Partition // what the changelog holds, committed
-	pending *changelog.Batch     // committed to the database, not to the changelog yet
+	id    int
+	cl    *kgo.Client          // transactional id <changelog>-<partition>
+	state *changelog.Partition // what the changelog holds, committed
+	// next is the changelog offset after everything state holds: the end
+	// the restore read to, then after each committed write the offset after
+	// its last record (the commit marker is skipped by a committed reader).
+	next    int64
+	pending *changelog.Batch // committed to the database, not to the changelog yet
 	// broken: a transaction could not be ended (its outcome is unknown, the
 	// client may still be in it). Nothing more is written with this client;
 	// the next generation opens a new one, which aborts it.
@@ -218,7 +222,8 @@ func (c *changelogPart) write(ctx context.Context, topic string, beforeEnd func(
 	}
 	wctx, cancel := context.WithTimeout(ctx, changelogWriteTimeout)
 	defer cancel()
-	perr := c.cl.ProduceSync(wctx, recs...).FirstErr()
+	results := c.cl.ProduceSync(wctx, recs...)
+	perr := results.FirstErr()
 	if beforeEnd != nil && beforeEnd() {
 		c.broken = errSimulatedCrash
 		return 0, errSimulatedCrash
@@ -240,6 +245,9 @@ func (c *changelogPart) write(ctx context.Context, topic string, beforeEnd func(
 	}
 	c.pending.Apply()
 	c.pending = c.state.Begin()
+	for _, r := range results {
+		c.next = max(c.next, r.Record.Offset+1)
+	}
 	return len(msgs), nil
 }
 
@@ -277,11 +285,12 @@ func (p *Processor) restoreChangelog(ctx context.Context, ids []int, warm map[in
 	}()
 	// The writers were initialised first: whatever a previous owner left
 	// open is aborted, so the committed end is final for the restore.
-	restored, read, err := changelog.RestoreWarm(ctx, p.k, p.cfg.Changelog, ids, warm, p.cfg.RequestIDRetention)
+	res, err := changelog.RestoreWarm(ctx, p.k, p.cfg.Changelog, ids, warm, p.cfg.RequestIDRetention)
 	if err != nil {
 		return nil, rs, err
 	}
-	rs.read = read
+	restored := res.State
+	rs.read = res.Read
 	p.log.Debug("changelog read", "records", rs.total(), "warm", len(warm), "took", time.Since(t0).String())
 	local, aggs, err := p.store.snapshot(ctx, ids)
 	if err != nil {
@@ -289,7 +298,7 @@ func (p *Processor) restoreChangelog(ctx context.Context, ids []int, warm map[in
 	}
 	for _, id := range ids {
 		st, c := restored[id], parts[id]
-		c.state = st
+		c.state, c.next = st, res.End[id]
 		c.pending = st.Begin()
 		next, ok := local[id]
 		if !ok {

@@ -566,6 +566,7 @@ func (p *Processor) endChangelog(ctx context.Context, cl map[int]*changelogPart,
 			p.log.Warn("writing the changelog at the end of the generation failed; the next owner restores an older position and reads more of the log", "error", err.Error())
 		}
 		cancel()
+		p.standby.keep(cl)
 	}
 	closeChangelogParts(cl)
 }

@@ -106,6 +106,27 @@ func (s *standbys) take(ids []int) (map[int]changelog.Warm, uint64) {
 	return warm, s.epoch
 }
 
+// keep makes the changelog state of the partitions a generation owned
+// (their writers' committed state and position) copies, as Kafka Streams
+// keeps an active task's store: when the next generation assigns a
+// partition again, its restore reads only what the changelog got since (if
+// anything), and when it becomes a standby of this instance the copy goes
+// on from there. A writer that broke leaves no copy.
+func (s *standbys) keep(parts map[int]*changelogPart) {
+	if s == nil {
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for id, c := range parts {
+		if c.broken != nil || c.state == nil {
+			delete(s.copies, id)
+			continue
+		}
+		s.copies[id] = &changelog.Warm{State: c.state, Next: c.next}
+	}
+}
+
 // follow keeps copies of exactly the given partitions from now on: copies
 // of others are dropped, new ones start from the changelog's start, kept
 // ones from where they are. A stale epoch (another take happened since the

@@ -112,22 +112,26 @@ func TestARestoreFromAStandbyReadsOnlyTheTailAndEqualsOneFromScratch(t *testing.
 		t.Fatalf("%d warm copies handed over, want %d", len(warm), len(all))
 	}
 	ctx := servetest.Context(t, 30*time.Second)
-	fromWarm, warmRead, err := changelog.RestoreWarm(ctx, l.k, model.TopicRatingsChangelog, all, warm, requestids.DefaultRetention)
+	w, err := changelog.RestoreWarm(ctx, l.k, model.TopicRatingsChangelog, all, warm, requestids.DefaultRetention)
 	if err != nil {
 		t.Fatal(err)
 	}
-	fromScratch, scratchRead, err := changelog.RestoreWarm(ctx, l.k, model.TopicRatingsChangelog, all, nil, requestids.DefaultRetention)
+	sc, err := changelog.RestoreWarm(ctx, l.k, model.TopicRatingsChangelog, all, nil, requestids.DefaultRetention)
 	if err != nil {
 		t.Fatal(err)
 	}
 	var tail, whole int
 	for _, id := range all {
+		fromWarm, fromScratch := w.State, sc.State
+		if w.End[id] != sc.End[id] {
+			t.Errorf("partition %d: the restores read to %d and %d", id, w.End[id], sc.End[id])
+		}
 		if !fromWarm[id].Equal(fromScratch[id]) {
 			t.Errorf("partition %d: the state restored from the standby copy differs from the one restored from scratch (next %d vs %d, %d vs %d movies, %d vs %d request ids)",
 				id, fromWarm[id].Next, fromScratch[id].Next, len(fromWarm[id].Movies), len(fromScratch[id].Movies), fromWarm[id].RequestIDs(), fromScratch[id].RequestIDs())
 		}
-		tail += warmRead[id]
-		whole += scratchRead[id]
+		tail += w.Read[id]
+		whole += sc.Read[id]
 	}
 	t.Logf("changelog records read: %d on top of the standby copies, %d from scratch", tail, whole)
 	if tail == 0 {
@@ -158,7 +162,8 @@ func standbyCaughtUp(l *lab, s *standbys) (bool, string) {
 // Two instances with one standby replica each: each keeps a copy of the
 // other's partitions. When one stops, the survivor takes its partitions
 // over from the copies — reported as restored from standby, reading only
-// the changelog written since — and the counts stay exact.
+// the changelog written since — and its own partitions from the state it
+// kept when its generation ended; the counts stay exact.
 func TestTheSurvivorTakesPartitionsOverFromItsStandbyCopies(t *testing.T) {
 	l := newLab(t)
 	l.movies(30)
@@ -196,7 +201,11 @@ func TestTheSurvivorTakesPartitionsOverFromItsStandbyCopies(t *testing.T) {
 		return lag == 0, fmt.Sprint(lag)
 	})
 	taken := a.p.Assigned()
-	l.ratings(g, 500, 30, 44) // while a still owns its partitions
+	// b's copies stop following here, so the take-over has a tail to read:
+	// what a writes for the ratings below.
+	b.p.standby.halt()
+	l.ratings(g, 500, 30, 44)
+	servetest.WaitFor(t, 60*time.Second, "a to write the newer ratings to the changelog", func() (bool, string) { return l.changelogMatches(g) })
 	a.stop(t)
 
 	servetest.WaitFor(t, 60*time.Second, "b to own every partition", func() (bool, string) {
@@ -214,21 +223,51 @@ func TestTheSurvivorTakesPartitionsOverFromItsStandbyCopies(t *testing.T) {
 		}
 	}
 	whole := 0
-	_, read, err := changelog.RestoreWarm(servetest.Context(t, 30*time.Second), l.k, model.TopicRatingsChangelog, taken, nil, requestids.DefaultRetention)
+	sc, err := changelog.RestoreWarm(servetest.Context(t, 30*time.Second), l.k, model.TopicRatingsChangelog, taken, nil, requestids.DefaultRetention)
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, id := range taken {
-		whole += read[id]
+		whole += sc.Read[id]
 	}
 	t.Logf("take-over of %v: %d changelog records on top of standby copies, %d records in those partitions' changelog", taken, r.StandbyRecords, whole)
+	if r.StandbyRecords == 0 {
+		t.Error("the take-over read nothing on top of the copies left behind")
+	}
 	if r.StandbyRecords*5 > whole {
 		t.Errorf("the take-over read %d changelog records on top of the copies, not a small tail of the %d in the taken partitions' changelog", r.StandbyRecords, whole)
 	}
 	if n := metricValue(t, b.p.metrics.restoreStart.WithLabelValues(startStandby)); int(n) != r.StandbyRecords {
 		t.Errorf("lab_stream_restore_changelog_records_total{start=standby} = %v, want the restore's %d", n, r.StandbyRecords)
 	}
+	if r.ChangelogRecords != r.StandbyRecords {
+		t.Errorf("the take-over read %d changelog records, %d of them on top of warm copies: b's own partitions were read from scratch, not kept warm", r.ChangelogRecords, r.StandbyRecords)
+	}
 	servetest.WaitFor(t, 30*time.Second, "rated-movies to match the ledger", func() (bool, string) { return l.viewMatches(g) })
+
+	// b's own copies, kept from its writers when its generation ended, are
+	// the changelog's state at its end: what a restore from scratch gives.
+	b.stop(t)
+	all := kafkaio.AllPartitions(model.RatingsPartitions)
+	sc, err = changelog.RestoreWarm(servetest.Context(t, 30*time.Second), l.k, model.TopicRatingsChangelog, all, nil, requestids.DefaultRetention)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kept, _ := b.p.standby.take(all)
+	if len(kept) != len(all) {
+		t.Fatalf("copies of %d partitions kept when b's generation ended, want %d", len(kept), len(all))
+	}
+	w, err := changelog.RestoreWarm(servetest.Context(t, 30*time.Second), l.k, model.TopicRatingsChangelog, all, kept, requestids.DefaultRetention)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range all {
+		// The copy's position is after its last record: at most the
+		// commit marker lies between it and the end.
+		if w.Read[id] != 0 || !w.State[id].Equal(sc.State[id]) {
+			t.Errorf("partition %d: a restore from the copy kept at offset %d read %d records and ended equal to one from scratch: %v", id, kept[id].Next, w.Read[id], w.State[id].Equal(sc.State[id]))
+		}
+	}
 }
 
 // metricValue reads a counter's or a gauge's value.

@@ -366,12 +366,15 @@ func Restore(ctx context.Context, k *kafkaio.Cluster, topic string, partitions [
 
 // RestoreCounting is Restore, also saying how many records it read.
 func RestoreCounting(ctx context.Context, k *kafkaio.Cluster, topic string, partitions []int, retention time.Duration) (map[int]*Partition, int, error) {
-	out, read, err := RestoreWarm(ctx, k, topic, partitions, nil, retention)
+	r, err := RestoreWarm(ctx, k, topic, partitions, nil, retention)
+	if err != nil {
+		return nil, 0, err
+	}
 	total := 0
-	for _, n := range read {
+	for _, n := range r.Read {
 		total += n
 	}
-	return out, total, err
+	return r.State, total, nil
 }
 
 // Warm is a copy of a partition's state already read from the changelog
@@ -383,10 +386,17 @@ type Warm struct {
 	Next  int64 // the changelog offset after everything State holds
 }
 
+// Restored is what RestoreWarm read, per partition.
+type Restored struct {
+	State map[int]*Partition
+	Read  map[int]int   // records read
+	End   map[int]int64 // the changelog offset it read to: State holds everything committed below it
+}
+
 // RestoreWarm is Restore starting each partition that has a warm copy from
 // the copy (which it takes over and updates) at its offset, the others from
-// the start of the changelog. read counts the records read per partition.
-func RestoreWarm(ctx context.Context, k *kafkaio.Cluster, topic string, partitions []int, warm map[int]Warm, retention time.Duration) (map[int]*Partition, map[int]int, error) {
+// the start of the changelog.
+func RestoreWarm(ctx context.Context, k *kafkaio.Cluster, topic string, partitions []int, warm map[int]Warm, retention time.Duration) (Restored, error) {
 	read := make(map[int]int, len(partitions))
 	out := make(map[int]*Partition, len(partitions))
 	start := make(map[int]int64, len(partitions))
@@ -396,7 +406,7 @@ func RestoreWarm(ctx context.Context, k *kafkaio.Cluster, topic string, partitio
 			out[p], start[p] = w.State, w.Next
 		}
 	}
-	err := k.ReadCommittedFrom(ctx, topic, start, func(m kafka.Message) error {
+	ends, err := k.ReadCommittedFrom(ctx, topic, start, func(m kafka.Message) error {
 		p := out[m.Partition]
 		if p == nil {
 			return nil
@@ -408,9 +418,9 @@ func RestoreWarm(ctx context.Context, k *kafkaio.Cluster, topic string, partitio
 		return nil
 	})
 	if err != nil {
-		return nil, read, fmt.Errorf("restore from %s: %w", topic, err)
+		return Restored{}, fmt.Errorf("restore from %s: %w", topic, err)
 	}
-	return out, read, nil
+	return Restored{State: out, Read: read, End: ends}, nil
 }
 
 // Equal reports whether two partition states hold the same state (tests,
