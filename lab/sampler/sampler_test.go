@@ -331,3 +331,38 @@ func TestDeriverHoldsTheLatestRestoreTime(t *testing.T) {
 		}
 	}
 }
+
+// Changelog records read by restores add up since sampling began, split by
+// where the reading started: on top of warm (standby) copies, or from
+// scratch.
+func TestDeriverCountsRestoreRecordsByStart(t *testing.T) {
+	d := NewDeriver([]string{"stream"}, []Target{{Part: "ratings-stream", Variant: "stream"}})
+	reg := prometheus.NewRegistry()
+	c := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "lab_stream_restore_changelog_records_total", Help: "-"}, []string{"start"})
+	reg.MustRegister(c)
+	at := time.Unix(1000, 0)
+	scrape := func(sec int) Scrape {
+		fams, err := reg.Gather()
+		if err != nil {
+			t.Fatal(err)
+		}
+		f := Families{}
+		for _, mf := range fams {
+			f[mf.GetName()] = mf
+		}
+		return Scrape{At: at.Add(time.Duration(sec) * time.Second), Families: map[string]Families{"ratings-stream": f}}
+	}
+	c.WithLabelValues("scratch").Add(500) // before sampling began: not this run's
+	c.WithLabelValues("standby")
+	d.Next(scrape(0), nil)
+	c.WithLabelValues("scratch").Add(30)
+	c.WithLabelValues("standby").Add(4)
+	d.Next(scrape(1), nil)
+	c.WithLabelValues("standby").Add(2)
+	smp := d.Next(scrape(2), nil)[0]
+	for series, want := range map[string]float64{journal.SeriesRestoreRecordsWarm: 6, journal.SeriesRestoreRecordsScratch: 30} {
+		if v, ok := smp.Get(series); !ok || v != want {
+			t.Errorf("%s = %v (%v), want %v", series, v, ok, want)
+		}
+	}
+}
