@@ -14,7 +14,7 @@ import (
 )
 
 // assigned is what one ratings-stream replica owns now (GET /state).
-func assigned(t *testing.T, addr string) ([]int, error) {
+func assigned(t testing.TB, addr string) ([]int, error) {
 	t.Helper()
 	var st struct {
 		Assigned []int `json:"assigned_partitions"`

@@ -18,7 +18,7 @@ import (
 )
 
 // standbyOf is the partitions a replica keeps standby copies of (GET /state).
-func standbyOf(t *testing.T, addr string) ([]int, error) {
+func standbyOf(t testing.TB, addr string) ([]int, error) {
 	t.Helper()
 	var st stream.State
 	if code, err := labtest.HTTPJSON(http.MethodGet, "http://"+addr+"/state", nil, &st); err != nil || code != http.StatusOK {

@@ -146,7 +146,7 @@ func (s *standbys) follow(ctx context.Context, epoch uint64, ids []int) {
 	start := make(map[int]int64, len(ids))
 	for _, id := range ids {
 		c, ok := s.copies[id]
-		if !ok {
+		if !ok || c.Next < 0 { // nothing read yet: from the start
 			c = &changelog.Warm{State: changelog.NewPartition(id, s.retention), Next: kafka.FirstOffset}
 			s.copies[id] = c
 		}
@@ -202,8 +202,11 @@ func (s *standbys) read(ctx context.Context, f *kafkaio.Fetcher) {
 			applied++
 		}
 		for id, c := range s.copies {
-			if end := f.ControlEnd(id); end > c.Next {
-				c.Next = end // everything before the marker is applied
+			// Everything before a marker Next passed over is applied (-1:
+			// none passed; never a position: as a fetcher start it means
+			// the end).
+			if end := f.ControlEnd(id); end >= 0 && end > c.Next {
+				c.Next = end
 			}
 		}
 		s.mu.Unlock()
