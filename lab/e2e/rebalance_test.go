@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"net/http"
 	"strconv"
 	"testing"
 	"time"
@@ -82,9 +81,9 @@ func writeRatings(t testing.TB, l *labtest.Lab, n int, prefix string, then time.
 // lastRestore reads a replica's latest restore (GET /state).
 func lastRestore(t testing.TB, addr string) *stream.Restore {
 	t.Helper()
-	var st stream.State
-	if code, err := labtest.HTTPJSON(http.MethodGet, "http://"+addr+"/state", nil, &st); err != nil || code != http.StatusOK {
-		t.Fatalf("GET %s/state: %d %v", addr, code, err)
+	st, err := replicaState(t, addr)
+	if err != nil {
+		t.Fatal(err)
 	}
 	return st.LastRestore
 }

@@ -11,18 +11,23 @@ import (
 
 	"github.com/ratingslab/lab/lab/audit"
 	"github.com/ratingslab/lab/lab/labtest"
+	"github.com/ratingslab/lab/services/ratings/stream"
 )
 
 // assigned is what one ratings-stream replica owns now (GET /state).
 func assigned(t testing.TB, addr string) ([]int, error) {
+	st, err := replicaState(t, addr)
+	return st.Assigned, err
+}
+
+// replicaState is one ratings-stream replica's GET /state.
+func replicaState(t testing.TB, addr string) (stream.State, error) {
 	t.Helper()
-	var st struct {
-		Assigned []int `json:"assigned_partitions"`
-	}
+	var st stream.State
 	if code, err := labtest.HTTPJSON(http.MethodGet, "http://"+addr+"/state", nil, &st); err != nil || code != http.StatusOK {
-		return nil, fmt.Errorf("GET %s/state: %d %v", addr, code, err)
+		return st, fmt.Errorf("GET %s/state: %d %v", addr, code, err)
 	}
-	return st.Assigned, nil
+	return st, nil
 }
 
 // Two ratings-stream replicas share the partitions; one is killed (kill -9)

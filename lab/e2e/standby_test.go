@@ -3,7 +3,6 @@ package e2e
 import (
 	"fmt"
 	"log/slog"
-	"net/http"
 	"slices"
 	"sync"
 	"testing"
@@ -19,12 +18,8 @@ import (
 
 // standbyOf is the partitions a replica keeps standby copies of (GET /state).
 func standbyOf(t testing.TB, addr string) ([]int, error) {
-	t.Helper()
-	var st stream.State
-	if code, err := labtest.HTTPJSON(http.MethodGet, "http://"+addr+"/state", nil, &st); err != nil || code != http.StatusOK {
-		return nil, fmt.Errorf("GET %s/state: %d %v", addr, code, err)
-	}
-	return st.Standby, nil
+	st, err := replicaState(t, addr)
+	return st.Standby, err
 }
 
 // Two ratings-stream replicas with one standby replica each (lab up

@@ -30,10 +30,7 @@ import (
 //
 //	go test ./services/ratings/stream -run '^$' -bench BenchmarkProcessor -benchtime 1x
 func BenchmarkProcessor(b *testing.B) {
-	n := 300000
-	if v, err := strconv.Atoi(os.Getenv("RATINGS_BENCH_EVENTS")); err == nil && v > 0 {
-		n = v
-	}
+	n := benchEvents()
 	l := newLab(b)
 	// The transactional runs' changelogs exist before any client caches
 	// metadata (a topic created later is not seen for a metadata refresh).
@@ -168,6 +165,15 @@ func BenchmarkProcessor(b *testing.B) {
 		}
 		b.ReportMetric(float64(n)*float64(b.N)/total.Seconds(), "events/s")
 	})
+}
+
+// benchEvents is RATINGS_BENCH_EVENTS, default 300000: how many ratings a
+// benchmark's log holds.
+func benchEvents() int {
+	if v, err := strconv.Atoi(os.Getenv("RATINGS_BENCH_EVENTS")); err == nil && v > 0 {
+		return v
+	}
+	return 300000
 }
 
 func benchChangelogOf(d Delivery, i int) string {

@@ -3,8 +3,6 @@ package stream
 import (
 	"context"
 	"fmt"
-	"os"
-	"strconv"
 	"testing"
 	"time"
 
@@ -26,10 +24,7 @@ import (
 //
 //	go test ./services/ratings/stream -run '^$' -bench BenchmarkStandbyTakeover -benchtime 3x
 func BenchmarkStandbyTakeover(b *testing.B) {
-	n := 300000
-	if v, err := strconv.Atoi(os.Getenv("RATINGS_BENCH_EVENTS")); err == nil && v > 0 {
-		n = v
-	}
+	n := benchEvents()
 	l := newLab(b)
 	l.movies(100)
 	l.ratings(newLedger(), n, 100, 42)
