@@ -326,7 +326,7 @@ func restoreTime(id uint32, scope []string) panel {
 		id: id, kind: timeSeries, width: 12, height: 8,
 		title: "Partition restore time (after a rebalance)",
 		description: "Mean time from a partition's assignment until its state included every rating that was in the log then, for partitions restored in the window, " +
-			"by where the state came from: changelog (restored from ratings-stream-changelog, then the tail), local (the replica's own database), start (replayed from offset 0). " +
+			"by where the state came from: changelog (restored from ratings-stream-changelog, then the tail), standby (a standby replica's warm copy, then the changelog written since: lab up --standby-replicas), local (the replica's own database), start (replayed from offset 0). " +
 			"lab_stream_restore_duration_seconds; gaps: no partition changed hands.",
 		unit: "s", min: ptr(0.0),
 		queries: []query{{expr: sumBy("part, from", "increase("+sum+"["+rateWindow+"])") + " / " + sumBy("part, from", "increase("+count+"["+rateWindow+"])"),
