@@ -59,6 +59,7 @@ func drillDown(variant string) board {
 				viewRows(303, scope),
 				withTitle(deadLetters(304, scope...), "Dead-lettered events", 6),
 				restoreTime(305, scope),
+				standbyReplicas(306, scope),
 			}},
 			bulkheads(scope),
 			runtime, verdicts}
@@ -331,6 +332,23 @@ func restoreTime(id uint32, scope []string) panel {
 		unit: "s", min: ptr(0.0),
 		queries: []query{{expr: sumBy("part, from", "increase("+sum+"["+rateWindow+"])") + " / " + sumBy("part, from", "increase("+count+"["+rateWindow+"])"),
 			legend: "{{part}} from {{from}}", requires: []string{count}, onEvent: true}},
+	}
+}
+
+// standbyReplicas is what ratings-stream's standby replicas hold and how
+// far behind the changelog they are (lab up --standby-replicas).
+func standbyReplicas(id uint32, scope []string) panel {
+	lag, kept := sel(metricname.StreamStandbyLagRecords, scope...), sel(metricname.StreamStandbyPartitions, scope...)
+	return panel{
+		id: id, kind: timeSeries, width: 12, height: 8,
+		title: "Standby replicas: changelog records behind, partitions kept",
+		description: "Per ratings-stream replica: changelog records committed but not yet in its standby copies (lab_stream_standby_lag_records) and how many partitions it keeps a copy of " +
+			"(lab_stream_standby_partitions). Both 0 without lab up --standby-replicas. A take-over of a partition with a copy reads only the changelog written after it.",
+		unit: "short", min: ptr(0.0),
+		queries: []query{
+			{expr: maxBy("part", lag), legend: "{{part}} records behind", requires: []string{lag}},
+			{expr: maxBy("part", kept), legend: "{{part}} partitions kept", requires: []string{kept}},
+		},
 	}
 }
 
