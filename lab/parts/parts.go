@@ -38,12 +38,12 @@ type Options struct {
 	Delivery string // ratings-stream delivery: "effectively-once", "at-least-once" or "transactional"
 	// Restore is how effectively-once ratings-stream replicas take
 	// partitions over: "" (the changelog) or "log" (lab up --restore).
-	Restore string `json:",omitempty"`
+	Restore  string              `json:",omitempty"`
+	Replicas map[string]int      // e.g. ratings-stream=2
+	Extra    map[string][]string // extra flags per part, appended last (lab up --part-flag)
 	// StandbyReplicas is how many other ratings-stream replicas keep a warm
 	// copy of each partition's state (lab up --standby-replicas; 0: none).
-	StandbyReplicas int                 `json:",omitempty"`
-	Replicas        map[string]int      // e.g. ratings-stream=2
-	Extra           map[string][]string // extra flags per part, appended last (lab up --part-flag)
+	StandbyReplicas int `json:",omitempty"`
 	// Format is the log's event format: "json" or "avro" (model.ParseFormat).
 	Format string `json:",omitempty"`
 	// Registry says which schema registry runs: RegistryEmbedded (""),
