@@ -59,6 +59,7 @@ func drillDown(variant string) board {
 				viewRows(303, scope),
 				withTitle(deadLetters(304, scope...), "Dead-lettered events", 6),
 				restoreTime(305, scope),
+				standbyReplicas(306, scope),
 			}},
 			bulkheads(scope),
 			runtime, verdicts}
@@ -326,11 +327,28 @@ func restoreTime(id uint32, scope []string) panel {
 		id: id, kind: timeSeries, width: 12, height: 8,
 		title: "Partition restore time (after a rebalance)",
 		description: "Mean time from a partition's assignment until its state included every rating that was in the log then, for partitions restored in the window, " +
-			"by where the state came from: changelog (restored from ratings-stream-changelog, then the tail), local (the replica's own database), start (replayed from offset 0). " +
+			"by where the state came from: changelog (restored from ratings-stream-changelog, then the tail), standby (a standby replica's warm copy, then the changelog written since: lab up --standby-replicas), local (the replica's own database), start (replayed from offset 0). " +
 			"lab_stream_restore_duration_seconds; gaps: no partition changed hands.",
 		unit: "s", min: ptr(0.0),
 		queries: []query{{expr: sumBy("part, from", "increase("+sum+"["+rateWindow+"])") + " / " + sumBy("part, from", "increase("+count+"["+rateWindow+"])"),
 			legend: "{{part}} from {{from}}", requires: []string{count}, onEvent: true}},
+	}
+}
+
+// standbyReplicas is what ratings-stream's standby replicas hold and how
+// far behind the changelog they are (lab up --standby-replicas).
+func standbyReplicas(id uint32, scope []string) panel {
+	lag, kept := sel(metricname.StreamStandbyLagRecords, scope...), sel(metricname.StreamStandbyPartitions, scope...)
+	return panel{
+		id: id, kind: timeSeries, width: 12, height: 8,
+		title: "Standby replicas: changelog records behind, partitions kept",
+		description: "Per ratings-stream replica: changelog records committed but not yet in its standby copies (lab_stream_standby_lag_records) and how many partitions it keeps a copy of " +
+			"(lab_stream_standby_partitions). Both 0 without lab up --standby-replicas. A take-over of a partition with a copy reads only the changelog written after it.",
+		unit: "short", min: ptr(0.0),
+		queries: []query{
+			{expr: maxBy("part", lag), legend: "{{part}} records behind", requires: []string{lag}},
+			{expr: maxBy("part", kept), legend: "{{part}} partitions kept", requires: []string{kept}},
+		},
 	}
 }
 

@@ -179,6 +179,9 @@ func newContractLab(t *testing.T) *contractLab {
 	l.every(func(r *rand.Rand) { batch.WithLabelValues().Observe(r.Float64() / 50) })
 	restore := histogram(rs, "lab_stream_restore_duration_seconds", "from") // partitions taken over now and then
 	l.every(func(r *rand.Rand) { restore.WithLabelValues("changelog").Observe(r.Float64() / 5) })
+	standbyLag := gauge(rs, "lab_stream_standby_lag_records") // a standby replica following the changelog
+	gauge(rs, "lab_stream_standby_partitions").WithLabelValues().Set(3)
+	l.every(func(r *rand.Rand) { standbyLag.WithLabelValues().Set(float64(r.IntN(20))) })
 	mc := l.part(t, "movies-connect", variantname.Stream, false, true)
 	l.kafkaClient(mc, []string{"movies"}, nil)
 	for _, reg := range []*prometheus.Registry{wss, rs, mc} {

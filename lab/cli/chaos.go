@@ -716,7 +716,8 @@ every variant's hypothesis held (in every run of a series).`,
 			ports := layout.Ports{Base: st.PortBase}
 			settings := map[string]string{"breakers": map[bool]string{true: "on", false: "off"}[st.Options.Breakers],
 				"delivery": st.Options.Delivery, "scenario": p.Scenario.Name, "experiment": experimentName(file),
-				"format": formatOf(st.Options), "restore": cmp.Or(st.Options.Restore, "changelog")}
+				"format": formatOf(st.Options), "restore": cmp.Or(st.Options.Restore, "changelog"),
+				"standby_replicas": strconv.Itoa(st.Options.StandbyReplicas)}
 			if len(sets) > 0 {
 				var ss []string
 				for _, o := range sets {

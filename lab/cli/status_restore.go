@@ -26,21 +26,43 @@ func restoreStatus(o parts.Options, p layout.Ports, extras map[string]any) []str
 	n := max(o.Replicas["ratings-stream"], 1)
 	var lines []string
 	all := map[string]*stream.Restore{}
+	standby := map[string][]int{}
 	for i := range n {
 		name := parts.InstanceName("ratings-stream", i)
-		r, err := readLastRestore(p.RatingsStream(i))
+		st, err := readState(p.RatingsStream(i))
 		switch {
 		case err != nil:
 			lines = append(lines, fmt.Sprintf("  %s: last restore unknown (%v)", name, err))
-		case r == nil:
+		case st.LastRestore == nil:
 			lines = append(lines, fmt.Sprintf("  %s: no partitions taken over yet", name))
 		default:
-			all[name] = r
-			lines = append(lines, fmt.Sprintf("  %s: %s", name, describeRestore(r)))
+			all[name] = st.LastRestore
+			lines = append(lines, fmt.Sprintf("  %s: %s", name, describeRestore(st.LastRestore)))
+		}
+		if err == nil && o.StandbyReplicas > 0 {
+			standby[name] = st.Standby
+			lines = append(lines, fmt.Sprintf("  %s: standby replicas of partitions %s", name, partitionList(st.Standby)))
 		}
 	}
 	extras["restores"] = all
-	return append([]string{"", "ratings-stream restores (taken-over partitions, lab_stream_restore_duration_seconds):"}, lines...)
+	head := "ratings-stream restores (taken-over partitions, lab_stream_restore_duration_seconds):"
+	if o.StandbyReplicas > 0 {
+		extras["standby_partitions"] = standby
+		head = fmt.Sprintf("ratings-stream restores (taken-over partitions, lab_stream_restore_duration_seconds; %d standby replica(s) per partition):", o.StandbyReplicas)
+	}
+	return append([]string{"", head}, lines...)
+}
+
+// partitionList is "0,1,2", or "none".
+func partitionList(ps []int) string {
+	if len(ps) == 0 {
+		return "none"
+	}
+	s := make([]string, len(ps))
+	for i, p := range ps {
+		s[i] = fmt.Sprint(p)
+	}
+	return strings.Join(s, ",")
 }
 
 // describeRestore is one restore in a line.
@@ -53,11 +75,15 @@ func describeRestore(r *stream.Restore) string {
 	for _, src := range slices.Sorted(maps.Keys(by)) {
 		from = append(from, fmt.Sprintf("%s from %s", strings.Join(by[src], ","), src))
 	}
-	return fmt.Sprintf("partitions %s in %.3fs at %s (%d changelog records, %d ratings read after)",
-		strings.Join(from, "; "), r.Seconds, r.At.Local().Format("15:04:05"), r.ChangelogRecords, r.RatingsReplayed)
+	records := fmt.Sprintf("%d changelog records", r.ChangelogRecords)
+	if r.StandbyRecords > 0 || by["standby"] != nil {
+		records += fmt.Sprintf(", %d of them on top of standby copies", r.StandbyRecords)
+	}
+	return fmt.Sprintf("partitions %s in %.3fs at %s (%s, %d ratings read after)",
+		strings.Join(from, "; "), r.Seconds, r.At.Local().Format("15:04:05"), records, r.RatingsReplayed)
 }
 
-func readLastRestore(addr string) (*stream.Restore, error) {
+func readState(addr string) (*stream.State, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+"/state", nil)
@@ -76,5 +102,5 @@ func readLastRestore(addr string) (*stream.Restore, error) {
 	if err := json.NewDecoder(res.Body).Decode(&st); err != nil {
 		return nil, fmt.Errorf("GET /state: %w", err)
 	}
-	return st.LastRestore, nil
+	return &st, nil
 }

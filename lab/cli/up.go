@@ -28,6 +28,7 @@ type upFlags struct {
 	breakers string
 	delivery string
 	restore  string
+	standby  int
 	replicas []string
 	partFlag []string
 	timeout  time.Duration
@@ -57,6 +58,7 @@ says so and exits 0. Logs: <dir>/logs/<part>.log.
 		Example: `  lab up
   lab up --breakers=off                  # show the naked RPC cascade
   lab up --replicas ratings-stream=2     # two stream processors share the partitions
+  lab up --replicas ratings-stream=2 --standby-replicas 1   # ... each with a warm copy of the other's
   lab up --part-flag ratings-rpc=--max-conns=50 --part-flag webserver-rpc=--max-inflight=400
   lab up --dir /tmp/lab2 --port-base 7800   # a second lab beside the first
   lab up --format avro                   # Avro events through the embedded schema registry
@@ -68,6 +70,7 @@ says so and exits 0. Logs: <dir>/logs/<part>.log.
 	}
 	cmd.Flags().StringVar(&f.breakers, "breakers", "on", "circuit breakers in the RPC variant: on or off")
 	cmd.Flags().StringVar(&f.restore, "restore", "changelog", "how effectively-once ratings-stream replicas take partitions over: changelog (write the state to ratings-stream-changelog and restore a taken-over partition from it, then read the tail) or log (no changelog: resume from the replica's own snapshot or replay the partition from offset 0, to compare with)")
+	cmd.Flags().IntVar(&f.standby, "standby-replicas", 0, "`N` other ratings-stream replicas keep a warm copy of each partition's state by tailing the changelog (Kafka Streams' num.standby.replicas; 0: none): a replica taking a partition over reads only the changelog written since; needs --replicas ratings-stream=N+1 or more and the changelog (effectively-once, --restore changelog)")
 	cmd.Flags().StringVar(&f.delivery, "delivery", "effectively-once", "ratings-stream delivery: effectively-once (state and offsets in one SQLite transaction), at-least-once, or transactional (Kafka transactions with a changelog topic)")
 	cmd.Flags().StringSliceVar(&f.replicas, "replicas", nil, "replicas per part, as `part=N` (only ratings-stream scales, up to 4)")
 	cmd.Flags().StringArrayVar(&f.partFlag, "part-flag", nil, "an extra flag for one part (every replica of it), as `part=--flag=value`, repeatable; checked against the part's flags before anything starts, e.g. webserver-rpc=--max-conns=50 ('lab serve <part> --help' lists them)")
@@ -124,6 +127,10 @@ func (f *upFlags) options() (parts.Options, error) {
 			return o, err
 		}
 	}
+	if err := checkStandby(f.standby, o); err != nil {
+		return o, err
+	}
+	o.StandbyReplicas = f.standby
 	if err := f.contract.apply(&o); err != nil {
 		return o, err
 	}
@@ -447,4 +454,23 @@ func tailLog(path string, n int) string {
 		lines = lines[len(lines)-n:]
 	}
 	return "    " + strings.Join(lines, "\n    ")
+}
+
+// checkStandby refuses standby replicas the lab cannot place: each needs a
+// ratings-stream replica besides the partition's owner, and the changelog
+// they are copies of.
+func checkStandby(n int, o parts.Options) error {
+	if n == 0 {
+		return nil
+	}
+	replicas := max(o.Replicas["ratings-stream"], 1)
+	switch {
+	case n < 0:
+		return fmt.Errorf("--standby-replicas %d: must be 0 (none) or more", n)
+	case n >= replicas:
+		return fmt.Errorf("--standby-replicas %d: each standby is another ratings-stream replica than the partition's owner; start at least %d (--replicas ratings-stream=%d), or use fewer standbys", n, n+1, n+1)
+	case o.Delivery != "effectively-once" || o.Restore != "":
+		return fmt.Errorf("--standby-replicas %d: standby replicas are copies of the changelog, kept with --delivery effectively-once and --restore changelog only", n)
+	}
+	return nil
 }

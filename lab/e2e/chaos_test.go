@@ -370,7 +370,7 @@ func (c *chaosLab) brokerKill(t *testing.T) {
 
 // metric reads the sum of a counter's (or gauge's) series matching labels
 // from a part's /metrics (addr: its admin listener).
-func metric(t *testing.T, addr, name string, labels map[string]string) float64 {
+func metric(t testing.TB, addr, name string, labels map[string]string) float64 {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
 	defer cancel()

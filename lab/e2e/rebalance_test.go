@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"net/http"
 	"strconv"
 	"testing"
 	"time"
@@ -27,6 +26,14 @@ import (
 // history. It waits until the lab's processors counted them.
 func preloadRatings(t *testing.T, l *labtest.Lab, n int) {
 	t.Helper()
+	writeRatings(t, l, n, "preload-", time.Now().Add(-2*time.Hour))
+}
+
+// writeRatings writes n valid ratings of movies 1..100 (movie 1+i%100,
+// tenths 10+i%91, request id prefix+i) stamped then straight into
+// `ratings`, and waits until the lab's processors counted them.
+func writeRatings(t testing.TB, l *labtest.Lab, n int, prefix string, then time.Time) {
+	t.Helper()
 	k, err := kafkaio.NewCluster(kafkaio.Config{Brokers: []string{l.Ports.Broker()}, DialTimeout: 2 * time.Second}, nil, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
@@ -41,9 +48,8 @@ func preloadRatings(t *testing.T, l *labtest.Lab, n int) {
 		}
 	}
 	msgs := make([]kafka.Message, 0, 5000)
-	then := time.Now().Add(-2 * time.Hour)
 	for i := range n {
-		ev := model.RatingEvent{RequestID: "preload-" + strconv.Itoa(i), MovieID: int64(1 + i%100), Tenths: int64(10 + i%91), EventTime: then}
+		ev := model.RatingEvent{RequestID: prefix + strconv.Itoa(i), MovieID: int64(1 + i%100), Tenths: int64(10 + i%91), EventTime: then}
 		v, _ := ev.MarshalJSON()
 		msgs = append(msgs, kafka.Message{Key: ev.Key(), Value: v, Time: then})
 		if len(msgs) == cap(msgs) || i == n-1 {
@@ -56,7 +62,7 @@ func preloadRatings(t *testing.T, l *labtest.Lab, n int) {
 			msgs = msgs[:0]
 		}
 	}
-	labtest.Eventually(t, 3*time.Minute, "the preloaded ratings to be counted", func() error {
+	labtest.Eventually(t, 3*time.Minute, "the written ratings to be counted", func() error {
 		st := audit.ReadStore(context.Background(), l.Dir, audit.VariantStream)
 		if st.Error != "" {
 			return fmt.Errorf("store: %s", st.Error)
@@ -73,11 +79,11 @@ func preloadRatings(t *testing.T, l *labtest.Lab, n int) {
 }
 
 // lastRestore reads a replica's latest restore (GET /state).
-func lastRestore(t *testing.T, addr string) *stream.Restore {
+func lastRestore(t testing.TB, addr string) *stream.Restore {
 	t.Helper()
-	var st stream.State
-	if code, err := labtest.HTTPJSON(http.MethodGet, "http://"+addr+"/state", nil, &st); err != nil || code != http.StatusOK {
-		t.Fatalf("GET %s/state: %d %v", addr, code, err)
+	st, err := replicaState(t, addr)
+	if err != nil {
+		t.Fatal(err)
 	}
 	return st.LastRestore
 }

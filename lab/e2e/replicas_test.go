@@ -11,18 +11,23 @@ import (
 
 	"github.com/ratingslab/lab/lab/audit"
 	"github.com/ratingslab/lab/lab/labtest"
+	"github.com/ratingslab/lab/services/ratings/stream"
 )
 
 // assigned is what one ratings-stream replica owns now (GET /state).
-func assigned(t *testing.T, addr string) ([]int, error) {
+func assigned(t testing.TB, addr string) ([]int, error) {
+	st, err := replicaState(t, addr)
+	return st.Assigned, err
+}
+
+// replicaState is one ratings-stream replica's GET /state.
+func replicaState(t testing.TB, addr string) (stream.State, error) {
 	t.Helper()
-	var st struct {
-		Assigned []int `json:"assigned_partitions"`
-	}
+	var st stream.State
 	if code, err := labtest.HTTPJSON(http.MethodGet, "http://"+addr+"/state", nil, &st); err != nil || code != http.StatusOK {
-		return nil, fmt.Errorf("GET %s/state: %d %v", addr, code, err)
+		return st, fmt.Errorf("GET %s/state: %d %v", addr, code, err)
 	}
-	return st.Assigned, nil
+	return st, nil
 }
 
 // Two ratings-stream replicas share the partitions; one is killed (kill -9)
@@ -98,27 +103,7 @@ func TestStreamReplicasShareThePartitionsAndSurviveAKill(t *testing.T) {
 		return nil
 	})
 	labtest.Eventually(t, 60*time.Second, "exact counts after one replica was killed mid-stream", func() error { return e.converged(t, base) })
-	storeMatches := func() error {
-		st := audit.ReadStore(context.Background(), l.Dir, audit.VariantStream)
-		if st.Error != "" {
-			return fmt.Errorf("store: %s", st.Error)
-		}
-		e.mu.Lock()
-		defer e.mu.Unlock()
-		got := map[int64]bool{}
-		for _, m := range st.Movies {
-			got[m.MovieID] = true
-			if m.Count != e.count[m.MovieID] || m.SumTenths != e.tenths[m.MovieID] {
-				return fmt.Errorf("stored movie %d: count %d sum %d, acknowledged %d and %d", m.MovieID, m.Count, m.SumTenths, e.count[m.MovieID], e.tenths[m.MovieID])
-			}
-		}
-		for id := range e.count {
-			if !got[id] {
-				return fmt.Errorf("movie %d acknowledged but not stored", id)
-			}
-		}
-		return nil
-	}
+	storeMatches := func() error { return storeHolds(l, e) }
 	labtest.Eventually(t, 30*time.Second, "the replicas' stored state to hold exactly the acknowledged ratings", storeMatches)
 
 	// The killed replica comes back: the partitions are shared again; what
@@ -131,4 +116,29 @@ func TestStreamReplicasShareThePartitionsAndSurviveAKill(t *testing.T) {
 	}
 	labtest.Eventually(t, 60*time.Second, "exact counts after the replica rejoined", func() error { return e.converged(t, base) })
 	labtest.Eventually(t, 30*time.Second, "exact stored state after the replica rejoined", storeMatches)
+}
+
+// storeHolds says whether the stream variant's stored state (every
+// replica's database, each partition from its owner) holds exactly the
+// acknowledged ratings: none lost, none doubled.
+func storeHolds(l *labtest.Lab, e *expected) error {
+	st := audit.ReadStore(context.Background(), l.Dir, audit.VariantStream)
+	if st.Error != "" {
+		return fmt.Errorf("store: %s", st.Error)
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	got := map[int64]bool{}
+	for _, m := range st.Movies {
+		got[m.MovieID] = true
+		if m.Count != e.count[m.MovieID] || m.SumTenths != e.tenths[m.MovieID] {
+			return fmt.Errorf("stored movie %d: count %d sum %d, acknowledged %d and %d", m.MovieID, m.Count, m.SumTenths, e.count[m.MovieID], e.tenths[m.MovieID])
+		}
+	}
+	for id := range e.count {
+		if !got[id] {
+			return fmt.Errorf("movie %d acknowledged but not stored", id)
+		}
+	}
+	return nil
 }

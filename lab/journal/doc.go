@@ -65,6 +65,10 @@
 //	                            included the whole log (lab_stream_restore_duration_seconds' sum and count over the
 //	                            partitions restored in the last second that had any; exact); held until the next
 //	                            (stream only)
+//	restore_changelog_records_warm     changelog records read by restores since sampling began on top of warm copies
+//	                                   (standby replicas, or the partitions a replica kept: --standby-replicas)
+//	restore_changelog_records_scratch  ... from the changelog's start (lab_stream_restore_changelog_records_total{start};
+//	                                   stream only)
 //	dlq_records_total           records in ratings-dlq since sampling began, from the broker (stream only; null when
 //	                            the broker cannot be read)
 //	view_count_total            sum of the per-movie counts the public API GET /api/movies serves

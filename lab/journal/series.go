@@ -32,6 +32,13 @@ const (
 	breakerSeriesPartSeparator = "/"
 )
 
+// Changelog records read by restores since sampling began, by where the
+// reading started (lab_stream_restore_changelog_records_total{start}).
+const (
+	SeriesRestoreRecordsWarm    = "restore_changelog_records_warm"
+	SeriesRestoreRecordsScratch = "restore_changelog_records_scratch"
+)
+
 // Breaker states as the breaker series hold them (lab_breaker_state).
 const (
 	BreakerDisabled = -1

@@ -41,6 +41,9 @@ type Options struct {
 	Restore  string              `json:",omitempty"`
 	Replicas map[string]int      // e.g. ratings-stream=2
 	Extra    map[string][]string // extra flags per part, appended last (lab up --part-flag)
+	// StandbyReplicas is how many other ratings-stream replicas keep a warm
+	// copy of each partition's state (lab up --standby-replicas; 0: none).
+	StandbyReplicas int `json:",omitempty"`
 	// Format is the log's event format: "json" or "avro" (model.ParseFormat).
 	Format string `json:",omitempty"`
 	// Registry says which schema registry runs: RegistryEmbedded (""),

@@ -1,6 +1,8 @@
 package parts
 
 import (
+	"strconv"
+
 	"github.com/ratingslab/lab/lab/layout"
 	"github.com/ratingslab/lab/services/movies/connect"
 	ratingsstream "github.com/ratingslab/lab/services/ratings/stream"
@@ -51,6 +53,9 @@ func init() {
 			args = append(args, FormatArgs(env, name)...)
 			if env.Options.Restore != "" {
 				args = append(args, "--restore", env.Options.Restore)
+			}
+			if n := env.Options.StandbyReplicas; n > 0 {
+				args = append(args, "--standby-replicas", strconv.Itoa(n))
 			}
 			if delivery == string(ratingsstream.Transactional) {
 				// Stable per instance: a restarted instance fences its

@@ -104,6 +104,10 @@ var metrics = []metric{
 	{ID: "restore", Title: "Partition restore after a rebalance (latest; mean per taken-over partition)", Unit: "s", Scale: 1, Lines: []line{
 		{Series: journal.SeriesRestoreSeconds, Label: "restore", Color: blue},
 	}},
+	{ID: "restore-records", Title: "Changelog records read by restores (since the start): on top of warm standby copies, from scratch", Unit: "records", Scale: 1, Lines: []line{
+		{Series: journal.SeriesRestoreRecordsWarm, Label: "from standby copies", Color: green},
+		{Series: journal.SeriesRestoreRecordsScratch, Label: "from scratch", Color: orange},
+	}},
 	{ID: "dlq", Title: "Dead letters (ratings-dlq, since the start)", Unit: "records", Scale: 1, Lines: []line{
 		{Series: journal.SeriesDLQRecords, Label: "records", Color: red},
 	}},

@@ -19,6 +19,7 @@ const (
 	dependencyLabel      = "dependency"
 	operationLabel       = "operation"
 	httpCodeLabel        = "code"
+	restoreStartLabel    = "start"
 	histogramQuantileP99 = 0.99
 )
 
@@ -305,6 +306,13 @@ func (d *Deriver) client(smp *journal.Sample, t ClientTick, first bool) {
 	}
 }
 
+// restoreRecordSeries names the series of changelog records read by
+// restores, by the start label of lab_stream_restore_changelog_records_total.
+var restoreRecordSeries = map[string]string{
+	"standby": journal.SeriesRestoreRecordsWarm,
+	"scratch": journal.SeriesRestoreRecordsScratch,
+}
+
 // server derives the series read from the variant's own parts' /metrics:
 // webserver rate and errors, every breaker by name, view freshness.
 func (d *Deriver) server(smp *journal.Sample, deltas map[string]partDelta, s Scrape) {
@@ -317,6 +325,7 @@ func (d *Deriver) server(smp *journal.Sample, deltas map[string]partDelta, s Scr
 		transSeen                 bool
 		fresh                     map[float64]float64
 		restored, restoredSeconds float64
+		clRead                    = map[string]float64{} // changelog records read by restores, by start
 	)
 	parts := make([]string, 0, len(s.Families))
 	for part := range s.Families {
@@ -360,6 +369,17 @@ func (d *Deriver) server(smp *journal.Sample, deltas map[string]partDelta, s Scr
 			restored += n
 			restoredSeconds += sum
 		}
+		if fams[metricname.StreamRestoreChangelogRecordsTotal] != nil {
+			for start, series := range restoreRecordSeries {
+				clRead[series] += counterDelta(pd, metricname.StreamRestoreChangelogRecordsTotal, func(m *dto.Metric) bool {
+					return labelOf(m, restoreStartLabel) == start
+				})
+			}
+		}
+	}
+	for series, n := range clRead {
+		d.totals[v][series] += n
+		smp.Set(series, d.totals[v][series])
 	}
 	if restored > 0 {
 		d.restore[v] = restoredSeconds / restored

@@ -298,16 +298,11 @@ func TestRunDropsTheScrapeCutShortByTheStop(t *testing.T) {
 	}
 }
 
-// A take-over shows as restore_seconds: the mean time of the partitions
-// restored since the previous scrape (exact: the histogram's sum and count),
-// held until the next take-over.
-func TestDeriverHoldsTheLatestRestoreTime(t *testing.T) {
-	d := NewDeriver([]string{"stream"}, []Target{{Part: "ratings-stream", Variant: "stream"}})
-	reg := prometheus.NewRegistry()
-	h := prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "lab_stream_restore_duration_seconds", Help: "-"}, []string{"from"})
-	reg.MustRegister(h)
+// ratingsStreamScrapes makes a scrape of reg as ratings-stream's /metrics,
+// sec seconds after a fixed start.
+func ratingsStreamScrapes(t *testing.T, reg *prometheus.Registry) func(sec int) Scrape {
 	at := time.Unix(1000, 0)
-	scrape := func(sec int) Scrape {
+	return func(sec int) Scrape {
 		fams, err := reg.Gather()
 		if err != nil {
 			t.Fatal(err)
@@ -318,6 +313,17 @@ func TestDeriverHoldsTheLatestRestoreTime(t *testing.T) {
 		}
 		return Scrape{At: at.Add(time.Duration(sec) * time.Second), Families: map[string]Families{"ratings-stream": f}}
 	}
+}
+
+// A take-over shows as restore_seconds: the mean time of the partitions
+// restored since the previous scrape (exact: the histogram's sum and count),
+// held until the next take-over.
+func TestDeriverHoldsTheLatestRestoreTime(t *testing.T) {
+	d := NewDeriver([]string{"stream"}, []Target{{Part: "ratings-stream", Variant: "stream"}})
+	reg := prometheus.NewRegistry()
+	h := prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "lab_stream_restore_duration_seconds", Help: "-"}, []string{"from"})
+	reg.MustRegister(h)
+	scrape := ratingsStreamScrapes(t, reg)
 	h.WithLabelValues("start").Observe(9) // before sampling began: not this run's
 	d.Next(scrape(0), nil)
 	if _, ok := d.Next(scrape(1), nil)[0].Get(journal.SeriesRestoreSeconds); ok {
@@ -328,6 +334,30 @@ func TestDeriverHoldsTheLatestRestoreTime(t *testing.T) {
 	for sec := 2; sec <= 3; sec++ {
 		if v, _ := d.Next(scrape(sec), nil)[0].Get(journal.SeriesRestoreSeconds); !near(v, 0.3) {
 			t.Errorf("second %d: restore_seconds = %v, want 0.3 (the mean of the two, held)", sec, v)
+		}
+	}
+}
+
+// Changelog records read by restores add up since sampling began, split by
+// where the reading started: on top of warm (standby) copies, or from
+// scratch.
+func TestDeriverCountsRestoreRecordsByStart(t *testing.T) {
+	d := NewDeriver([]string{"stream"}, []Target{{Part: "ratings-stream", Variant: "stream"}})
+	reg := prometheus.NewRegistry()
+	c := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "lab_stream_restore_changelog_records_total", Help: "-"}, []string{"start"})
+	reg.MustRegister(c)
+	scrape := ratingsStreamScrapes(t, reg)
+	c.WithLabelValues("scratch").Add(500) // before sampling began: not this run's
+	c.WithLabelValues("standby")
+	d.Next(scrape(0), nil)
+	c.WithLabelValues("scratch").Add(30)
+	c.WithLabelValues("standby").Add(4)
+	d.Next(scrape(1), nil)
+	c.WithLabelValues("standby").Add(2)
+	smp := d.Next(scrape(2), nil)[0]
+	for series, want := range map[string]float64{journal.SeriesRestoreRecordsWarm: 6, journal.SeriesRestoreRecordsScratch: 30} {
+		if v, ok := smp.Get(series); !ok || v != want {
+			t.Errorf("%s = %v (%v), want %v", series, v, ok, want)
 		}
 	}
 }

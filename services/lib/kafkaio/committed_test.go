@@ -3,6 +3,7 @@ package kafkaio_test
 import (
 	"context"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -115,6 +116,29 @@ func TestCommittedReadingSkipsAbortedRecordsAndMarkers(t *testing.T) {
 	}
 	if got := values(fetched); !slices.Equal(got, []string{"c1", "c2", "c3"}) {
 		t.Fatalf("committed fetcher returned %q, want c1 c2 c3", got)
+	}
+}
+
+// ReadCommittedFrom reads the tail after an offset a reader got to before
+// (a standby copy's position), says how far it read, and refuses a start
+// that the tail cannot complete: past the end (a reset log).
+func TestReadCommittedFromReadsTheTailAfterAPosition(t *testing.T) {
+	b := kafkatest.Start(t, []kafkatest.Topic{{Name: "txn", Partitions: 1}})
+	k := newCluster(t, b.Addr)
+	transactions(t, k, "txn") // c1 c2 marker a1 marker c3 marker
+	ctx := servetest.Context(t, 20*time.Second)
+	for from, want := range map[int64][]string{kafka.FirstOffset: {"c1", "c2", "c3"}, 1: {"c2", "c3"}, 2: {"c3"}, 6: nil, 7: nil} {
+		var read []kafka.Message
+		ends, err := k.ReadCommittedFrom(ctx, "txn", map[int]int64{0: from}, func(m kafka.Message) error { read = append(read, m); return nil })
+		if err != nil {
+			t.Fatalf("from %d: %v", from, err)
+		}
+		if got := values(read); !slices.Equal(got, want) || ends[0] != 7 {
+			t.Errorf("from %d: read %q to %d, want %q to 7", from, got, ends[0], want)
+		}
+	}
+	if _, err := k.ReadCommittedFrom(ctx, "txn", map[int]int64{0: 8}, func(kafka.Message) error { return nil }); err == nil || !strings.Contains(err.Error(), "ends at 7 (the log was reset)") {
+		t.Errorf("from beyond the end: %v, want an error naming the reset", err)
 	}
 }
 

@@ -30,24 +30,55 @@ import (
 // partition (kgo.ProcessFetchPartition), which moves past aborted batches
 // and markers.
 func (k *Cluster) ReadCommitted(ctx context.Context, topic string, partitions []int, fn func(kafka.Message) error) error {
+	start := make(map[int]int64, len(partitions))
+	for _, p := range partitions {
+		start[p] = kafka.FirstOffset
+	}
+	_, err := k.ReadCommittedFrom(ctx, topic, start, fn)
+	return err
+}
+
+// ReadCommittedFrom is ReadCommitted starting partition p at offset
+// start[p] (kafka.FirstOffset: its first offset) instead of the first: the
+// tail of a topic a reader has read up to start before (a standby copy of
+// a table). A start below the partition's first offset, or beyond its
+// end, is an error: the tail alone cannot complete that copy. ends are the
+// offsets it read each partition to: everything committed below them was
+// handed to fn.
+func (k *Cluster) ReadCommittedFrom(ctx context.Context, topic string, start map[int]int64, fn func(kafka.Message) error) (ends map[int]int64, _ error) {
+	partitions := slices.Sorted(maps.Keys(start))
 	bounds, err := k.OffsetsCommitted(ctx, topic, partitions)
 	if err != nil {
-		return err
+		return nil, err
 	}
+	ends = make(map[int]int64, len(bounds))
 	r := committedRead{topic: topic, pos: map[int32]int64{}, end: map[int32]int64{}}
 	for p, b := range bounds {
-		if b.End > b.First {
-			r.pos[int32(p)], r.end[int32(p)] = b.First, b.End
+		from := start[p]
+		switch {
+		case from == kafka.FirstOffset:
+			from = b.First
+		case from < b.First:
+			return nil, fmt.Errorf("read %s partition %d committed from offset %d: the partition starts at %d now", topic, p, from, b.First)
+		case from > b.End:
+			return nil, fmt.Errorf("read %s partition %d committed from offset %d: the partition ends at %d (the log was reset)", topic, p, from, b.End)
+		}
+		ends[p] = max(b.End, from)
+		if b.End > from {
+			r.pos[int32(p)], r.end[int32(p)] = from, b.End
 		}
 	}
 	if len(r.pos) == 0 {
-		return nil
+		return ends, nil
 	}
 	if r.cl, err = kgo.NewClient(k.FranzOpts()...); err != nil {
-		return fmt.Errorf("read %s committed: %w", topic, err)
+		return nil, fmt.Errorf("read %s committed: %w", topic, err)
 	}
 	defer r.cl.Close()
-	return r.run(ctx, fn)
+	if err := r.run(ctx, fn); err != nil {
+		return nil, err
+	}
+	return ends, nil
 }
 
 // committedRead is one ReadCommitted call: a position per partition still

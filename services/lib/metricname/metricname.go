@@ -54,6 +54,11 @@ const (
 	StreamRestoreDurationSeconds = "lab_stream_restore_duration_seconds"
 	StreamRestoreRecordsTotal    = "lab_stream_restore_records_total"
 	StreamTransactionsTotal      = "lab_stream_transactions_total"
+	// Standby replicas (--standby-replicas).
+	StreamRestoreChangelogRecordsTotal = "lab_stream_restore_changelog_records_total"
+	StreamStandbyLagRecords            = "lab_stream_standby_lag_records"
+	StreamStandbyPartitions            = "lab_stream_standby_partitions"
+	StreamStandbyRecordsTotal          = "lab_stream_standby_records_total"
 )
 
 // The webserver-stream view (services/webserver/stream).

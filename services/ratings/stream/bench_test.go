@@ -30,10 +30,7 @@ import (
 //
 //	go test ./services/ratings/stream -run '^$' -bench BenchmarkProcessor -benchtime 1x
 func BenchmarkProcessor(b *testing.B) {
-	n := 300000
-	if v, err := strconv.Atoi(os.Getenv("RATINGS_BENCH_EVENTS")); err == nil && v > 0 {
-		n = v
-	}
+	n := benchEvents()
 	l := newLab(b)
 	// The transactional runs' changelogs exist before any client caches
 	// metadata (a topic created later is not seen for a metadata refresh).
@@ -170,18 +167,32 @@ func BenchmarkProcessor(b *testing.B) {
 	})
 }
 
+// benchEvents is RATINGS_BENCH_EVENTS, default 300000: how many ratings a
+// benchmark's log holds.
+func benchEvents() int {
+	if v, err := strconv.Atoi(os.Getenv("RATINGS_BENCH_EVENTS")); err == nil && v > 0 {
+		return v
+	}
+	return 300000
+}
+
 func benchChangelogOf(d Delivery, i int) string {
 	return "bench-" + string(d) + "-" + strconv.Itoa(i) + "-changelog"
 }
 
 // runUntilRestored runs a processor with cfg until it reports the restore
-// of the partitions it was assigned.
-func runUntilRestored(b *testing.B, cfg Config) (Restore, error) {
+// of the partitions it was assigned; prepare runs before it starts.
+func runUntilRestored(b *testing.B, cfg Config, prepare ...func(*Processor) error) (Restore, error) {
 	p, err := New(cfg)
 	if err != nil {
 		return Restore{}, err
 	}
 	defer p.Close()
+	for _, f := range prepare {
+		if err := f(p); err != nil {
+			return Restore{}, err
+		}
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- p.Run(ctx) }()

@@ -78,14 +78,14 @@ func TestAChangelogRestoreThatCannotFinishSaysWhatItWaitedFor(t *testing.T) {
 	t.Cleanup(func() { p.Close() })
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
-	_, _, _, err = p.restoreChangelog(ctx, []int{2})
+	_, _, err = p.restoreChangelog(ctx, []int{2}, nil)
 	if err == nil || !strings.Contains(err.Error(), "InitProducerID of transactional id ratings-stream-changelog-2") {
 		t.Fatalf("restore error %v: want it to name the writer's InitProducerID", err)
 	}
 	p.restoreFailed.Store(&err)
 	gctx, gcancel := context.WithCancel(context.Background())
 	gcancel() // the generation is over at once: only the health it set first matters
-	if _, _, _, err := p.restoreBounded(gctx, []int{2}); err == nil {
+	if _, _, err := p.restoreBounded(gctx, []int{2}, nil); err == nil {
 		t.Fatal("restoreBounded succeeded in an ended generation")
 	}
 	herr := p.health.err()

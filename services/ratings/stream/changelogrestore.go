@@ -69,10 +69,14 @@ func ParseRestore(s string) (string, error) {
 
 // changelogPart writes one owned partition's changes to the changelog.
 type changelogPart struct {
-	id      int
-	cl      *kgo.Client          // transactional id <changelog>-<partition>
-	state   *changelog.Partition // what the changelog holds, committed
-	pending *changelog.Batch     // committed to the database, not to the changelog yet
+	id    int
+	cl    *kgo.Client          // transactional id <changelog>-<partition>
+	state *changelog.Partition // what the changelog holds, committed
+	// next is the changelog offset after everything state holds: the end
+	// the restore read to, then after each committed write the offset after
+	// its last record (the commit marker is skipped by a committed reader).
+	next    int64
+	pending *changelog.Batch // committed to the database, not to the changelog yet
 	// broken: a transaction could not be ended (its outcome is unknown, the
 	// client may still be in it). Nothing more is written with this client;
 	// the next generation opens a new one, which aborts it.
@@ -143,7 +147,7 @@ const changelogRestoreTimeout = 30 * time.Second
 // with health saying so. While it runs, health shows the previous
 // attempt's failure, if any: a restore that keeps failing says why in
 // `lab status`, not only "restoring".
-func (p *Processor) restoreBounded(gctx context.Context, ids []int) (map[int]*changelogPart, []int, int, error) {
+func (p *Processor) restoreBounded(gctx context.Context, ids []int, warm map[int]changelog.Warm) (map[int]*changelogPart, restoredSet, error) {
 	var prev error
 	if e := p.restoreFailed.Load(); e != nil {
 		prev = fmt.Errorf("the previous attempt failed: %w", *e)
@@ -151,14 +155,39 @@ func (p *Processor) restoreBounded(gctx context.Context, ids []int) (map[int]*ch
 	p.health.setDetail(phaseRestoring, fmt.Sprintf("%v from %s", ids, p.cfg.Changelog), prev)
 	rctx, cancel := context.WithTimeout(gctx, changelogRestoreTimeout)
 	defer cancel()
-	parts, adopted, records, err := p.restoreChangelog(rctx, ids)
+	parts, rs, err := p.restoreChangelog(rctx, ids, warm)
 	if err != nil {
 		err = fmt.Errorf("restore partitions %v from %s (bounded by %s): %w", ids, p.cfg.Changelog, changelogRestoreTimeout, err)
 		p.restoreFailed.Store(&err)
-		return nil, nil, 0, err
+		return nil, restoredSet{}, err
 	}
 	p.restoreFailed.Store(nil)
-	return parts, adopted, records, nil
+	return parts, rs, nil
+}
+
+// restoredSet is what a changelog restore did: the partitions whose state
+// came from the changelog (adopted), those of them that started from a
+// standby copy (warm), and the changelog records read per partition.
+type restoredSet struct {
+	adopted, warm []int
+	read          map[int]int
+}
+
+func (r restoredSet) total() int {
+	n := 0
+	for _, c := range r.read {
+		n += c
+	}
+	return n
+}
+
+// warmRecords is the records read on top of standby copies.
+func (r restoredSet) warmRecords() int {
+	n := 0
+	for _, id := range r.warm {
+		n += r.read[id]
+	}
+	return n
 }
 
 // changelogWriteTimeout bounds one write of a partition's changes.
@@ -193,7 +222,8 @@ func (c *changelogPart) write(ctx context.Context, topic string, beforeEnd func(
 	}
 	wctx, cancel := context.WithTimeout(ctx, changelogWriteTimeout)
 	defer cancel()
-	perr := c.cl.ProduceSync(wctx, recs...).FirstErr()
+	results := c.cl.ProduceSync(wctx, recs...)
+	perr := results.FirstErr()
 	if beforeEnd != nil && beforeEnd() {
 		c.broken = errSimulatedCrash
 		return 0, errSimulatedCrash
@@ -215,6 +245,9 @@ func (c *changelogPart) write(ctx context.Context, topic string, beforeEnd func(
 	}
 	c.pending.Apply()
 	c.pending = c.state.Begin()
+	for _, r := range results {
+		c.next = max(c.next, r.Record.Offset+1)
+	}
 	return len(msgs), nil
 }
 
@@ -234,13 +267,15 @@ func fenced(err error) error {
 
 // restoreChangelog makes the database's state of the assigned partitions
 // at least as new as the changelog's, and returns the partitions' writers
-// with what the changelog misses pending. adopted lists the partitions whose
-// state came from the changelog; records counts the changelog records read.
-func (p *Processor) restoreChangelog(ctx context.Context, ids []int) (parts map[int]*changelogPart, adopted []int, records int, err error) {
+// with what the changelog misses pending. A partition with a warm copy (a
+// standby replica's) is read from the copy's position on. The set says
+// which partitions' state came from the changelog, which of them started
+// warm, and the changelog records read.
+func (p *Processor) restoreChangelog(ctx context.Context, ids []int, warm map[int]changelog.Warm) (parts map[int]*changelogPart, rs restoredSet, err error) {
 	t0 := time.Now()
 	parts, err = p.openChangelogParts(ctx, ids)
 	if err != nil {
-		return nil, nil, 0, err
+		return nil, rs, err
 	}
 	p.log.Debug("changelog writers initialised", "took", time.Since(t0).String())
 	defer func() {
@@ -248,25 +283,32 @@ func (p *Processor) restoreChangelog(ctx context.Context, ids []int) (parts map[
 			closeChangelogParts(parts)
 		}
 	}()
-	restored, records, err := changelog.RestoreCounting(ctx, p.k, p.cfg.Changelog, ids, p.cfg.RequestIDRetention)
+	// The writers were initialised first: whatever a previous owner left
+	// open is aborted, so the committed end is final for the restore.
+	res, err := changelog.RestoreWarm(ctx, p.k, p.cfg.Changelog, ids, warm, p.cfg.RequestIDRetention)
 	if err != nil {
-		return nil, nil, 0, err
+		return nil, rs, err
 	}
-	p.log.Debug("changelog read", "records", records, "took", time.Since(t0).String())
+	restored := res.State
+	rs.read = res.Read
+	p.log.Debug("changelog read", "records", rs.total(), "warm", len(warm), "took", time.Since(t0).String())
 	local, aggs, err := p.store.snapshot(ctx, ids)
 	if err != nil {
-		return nil, nil, 0, fmt.Errorf("load state: %w", err)
+		return nil, rs, fmt.Errorf("load state: %w", err)
 	}
 	for _, id := range ids {
 		st, c := restored[id], parts[id]
-		c.state = st
+		c.state, c.next = st, res.End[id]
 		c.pending = st.Begin()
 		next, ok := local[id]
 		if !ok {
 			next = -1
 		}
 		if st.Next > next {
-			adopted = append(adopted, id)
+			rs.adopted = append(rs.adopted, id)
+			if _, ok := warm[id]; ok {
+				rs.warm = append(rs.warm, id)
+			}
 			continue
 		}
 		if next < 0 {
@@ -282,7 +324,7 @@ func (p *Processor) restoreChangelog(ctx context.Context, ids []int) (parts map[
 		}
 		entries, err := p.store.loadRequestIDs(ctx, id)
 		if err != nil {
-			return nil, nil, 0, fmt.Errorf("load state: %w", err)
+			return nil, rs, fmt.Errorf("load state: %w", err)
 		}
 		var added []requestids.Entry
 		for _, e := range entries {
@@ -292,17 +334,17 @@ func (p *Processor) restoreChangelog(ctx context.Context, ids []int) (parts map[
 		}
 		c.pending.Follow(next, changed, added, -1)
 	}
-	if len(adopted) > 0 {
-		sub := make(map[int]*changelog.Partition, len(adopted))
-		for _, id := range adopted {
+	if len(rs.adopted) > 0 {
+		sub := make(map[int]*changelog.Partition, len(rs.adopted))
+		for _, id := range rs.adopted {
 			sub[id] = restored[id]
 		}
 		if err := p.store.adoptPartitions(ctx, sub); err != nil {
-			return nil, nil, 0, fmt.Errorf("store the restored state: %w", err)
+			return nil, rs, fmt.Errorf("store the restored state: %w", err)
 		}
 		p.log.Debug("restored state stored", "took", time.Since(t0).String())
 	}
-	return parts, adopted, records, nil
+	return parts, rs, nil
 }
 
 // writeChangelog writes the pending changes of the given partitions, one

@@ -17,6 +17,14 @@ type metrics struct {
 	restore          *prometheus.HistogramVec // by where the state came from
 	restoreRecords   *prometheus.CounterVec   // changelog records read, ratings replayed
 	changelogWritten prometheus.Counter
+	// restoreStart: changelog records read at restores, by whether the
+	// partition started from a standby copy or the changelog's start.
+	restoreStart *prometheus.CounterVec
+
+	// Standby replicas (standby.go).
+	standbyRecords    prometheus.Counter
+	standbyLag        prometheus.Gauge
+	standbyPartitions prometheus.Gauge
 }
 
 // Where a taken-over partition's state came from (the "from" label).
@@ -24,6 +32,13 @@ const (
 	fromChangelog = "changelog" // restored from the changelog topic
 	fromLocal     = "local"     // this instance's own database
 	fromStart     = "start"     // nothing: the partition is replayed from the start of the log
+	fromStandby   = "standby"   // a standby copy, completed with the changelog written since
+)
+
+// Where a restore's changelog reading started (the "start" label).
+const (
+	startStandby = "standby" // after a standby copy's position: the tail
+	startScratch = "scratch" // the changelog partition's first offset
 )
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -60,14 +75,34 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		Name: metricname.StreamChangelogRecordsTotal,
 		Help: "Changelog records written by the effectively-once processor (--restore=changelog).",
 	})
-	for _, f := range []string{fromChangelog, fromLocal, fromStart} {
+	m.restoreStart = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: metricname.StreamRestoreChangelogRecordsTotal,
+		Help: "Changelog records read by restores (every assigned partition's, at every assignment), by where the reading started: standby (after a standby replica's copy: only the tail) or scratch (the changelog partition's first offset).",
+	}, []string{"start"})
+	m.standbyRecords = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: metricname.StreamStandbyRecordsTotal,
+		Help: "Changelog records applied to standby replicas (warm copies of partitions this instance does not own; --standby-replicas).",
+	})
+	m.standbyLag = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: metricname.StreamStandbyLagRecords,
+		Help: "Changelog records committed but not yet in this instance's standby replicas, summed over them (refreshed every second).",
+	})
+	m.standbyPartitions = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: metricname.StreamStandbyPartitions,
+		Help: "Partitions this instance keeps a standby replica of.",
+	})
+	for _, s := range []string{startStandby, startScratch} {
+		m.restoreStart.WithLabelValues(s)
+	}
+	for _, f := range []string{fromChangelog, fromLocal, fromStart, fromStandby} {
 		m.restore.WithLabelValues(f)
 	}
 	for _, t := range []string{"changelog", "ratings"} {
 		m.restoreRecords.WithLabelValues(t)
 	}
 	if reg != nil {
-		reg.MustRegister(batch, m.dlq, m.restore, m.restoreRecords, m.changelogWritten)
+		reg.MustRegister(batch, m.dlq, m.restore, m.restoreRecords, m.changelogWritten, m.restoreStart,
+			m.standbyRecords, m.standbyLag, m.standbyPartitions)
 	}
 	return m
 }

@@ -65,6 +65,10 @@ type Config struct {
 	// restore from it) or RestoreLog (no changelog: the instance's own
 	// snapshot or the start of the log). changelogrestore.go.
 	Restore string
+	// StandbyReplicas is how many other instances keep a warm copy of each
+	// partition's state (Kafka Streams' num.standby.replicas; default 0:
+	// none). Effectively-once with RestoreChangelog only (standby.go).
+	StandbyReplicas int
 	// TransactionalID identifies this instance's transactional producer
 	// (transactional mode; default: Group). Stable per instance, unique
 	// among instances.
@@ -113,6 +117,13 @@ func (c *Config) defaults() error {
 		return err
 	}
 	c.Restore = restore
+	switch {
+	case c.StandbyReplicas < 0:
+		return fmt.Errorf("--standby-replicas %d: must be 0 (none) or more", c.StandbyReplicas)
+	case c.StandbyReplicas > 0 && (c.Delivery != EffectivelyOnce || c.Restore != RestoreChangelog):
+		return fmt.Errorf("--standby-replicas %d: standby replicas are copies of the changelog, kept with --delivery=%s and --restore=%s only (got --delivery=%s --restore=%s)",
+			c.StandbyReplicas, EffectivelyOnce, RestoreChangelog, c.Delivery, c.Restore)
+	}
 	if c.MaxBatch <= 0 {
 		c.MaxBatch = 5000
 	}
@@ -162,6 +173,7 @@ type Processor struct {
 	duplicates    atomic.Int64
 	committed     atomic.Int64 // ratings records processed and committed since start
 	restored      lastRestore  // the latest restore of taken-over partitions (restore.go)
+	standby       *standbys    // warm copies of partitions not owned; nil without --standby-replicas (standby.go)
 	batchSeq      uint64
 	halt          context.CancelCauseFunc // stops Run for good (a retention gap: gap.go)
 	valid         []pending               // a batch's valid ratings (process)
@@ -194,6 +206,7 @@ func New(cfg Config) (*Processor, error) {
 		return nil, err
 	}
 	p := &Processor{cfg: cfg, k: cfg.Cluster, log: cfg.Log, store: s, metrics: newMetrics(cfg.Registerer)}
+	p.standby = newStandbys(p)
 	p.health.set(phaseStarting, nil)
 	p.emitting.Store(true)
 	return p, nil
@@ -241,6 +254,7 @@ func (p *Processor) Delivery() Delivery { return p.cfg.Delivery }
 func (p *Processor) Run(ctx context.Context) error {
 	ctx, p.halt = context.WithCancelCause(ctx)
 	defer p.halt(nil)
+	defer p.standby.halt()
 	err := p.run(ctx)
 	if gap := p.haltedByGap(ctx); gap != nil {
 		return gap
@@ -434,15 +448,19 @@ func (p *Processor) runGeneration(ctx, gctx context.Context, gen *kafka.Generati
 		return err
 	}
 	var cl map[int]*changelogPart
-	var adopted []int
-	var clRecords int
+	var rs restoredSet
 	if p.keepsChangelog() {
-		cl, adopted, clRecords, err = p.restoreBounded(gctx, ids)
+		warm, epoch := p.standby.take(ids)
+		cl, rs, err = p.restoreBounded(gctx, ids, warm)
 		if err != nil {
 			return err
 		}
 		defer func() { p.endChangelog(ctx, cl, ids, genErr) }()
+		if p.standby != nil {
+			go p.placeStandbys(ctx, epoch, gen.MemberID, ids)
+		}
 	}
+	adopted, clRecords := rs.adopted, rs.total()
 	offsets, aggs, err := p.store.snapshot(ctx, ids)
 	if err != nil {
 		return fmt.Errorf("load state: %w", err)
@@ -458,12 +476,16 @@ func (p *Processor) runGeneration(ctx, gctx context.Context, gen *kafka.Generati
 			return err
 		}
 	}
-	taken, from, ends := takenOver(ids, previous, bounds, offsets, adopted)
+	taken, from, ends := takenOver(ids, previous, bounds, offsets, adopted, rs.warm)
 	clock := newRestoreClock(genStarted, taken, ends, start, from, clRecords)
+	clock.summary.StandbyRecords = rs.warmRecords()
 	p.metrics.restoreRecords.WithLabelValues("changelog").Add(float64(clRecords))
+	p.metrics.restoreStart.WithLabelValues(startStandby).Add(float64(rs.warmRecords()))
+	p.metrics.restoreStart.WithLabelValues(startScratch).Add(float64(clRecords - rs.warmRecords()))
 	if len(adopted) > 0 {
 		p.log.Info("partitions restored from the changelog", "generation", gen.ID, "partitions", adopted,
-			"changelog_records", clRecords, "took", time.Since(genStarted).Round(time.Millisecond).String())
+			"from_standby", rs.warm, "changelog_records", clRecords, "on_standby_copies", rs.warmRecords(),
+			"took", time.Since(genStarted).Round(time.Millisecond).String())
 	}
 	p.noteRestore(clock, states)
 	if p.cfg.Delivery == AtLeastOnce {
@@ -544,6 +566,7 @@ func (p *Processor) endChangelog(ctx context.Context, cl map[int]*changelogPart,
 			p.log.Warn("writing the changelog at the end of the generation failed; the next owner restores an older position and reads more of the log", "error", err.Error())
 		}
 		cancel()
+		p.standby.keep(cl)
 	}
 	closeChangelogParts(cl)
 }
@@ -598,7 +621,7 @@ func (p *Processor) partStates(ctx context.Context, ids []int, bounds map[int]ka
 // takenOver lists the partitions this generation took over (not assigned
 // before), each with its log end and where its state came from, for the
 // restore clock.
-func takenOver(ids, previous []int, bounds map[int]kafkaio.Bounds, offsets map[int]int64, adopted []int) (taken []int, from map[int]string, ends map[int]int64) {
+func takenOver(ids, previous []int, bounds map[int]kafkaio.Bounds, offsets map[int]int64, adopted, warm []int) (taken []int, from map[int]string, ends map[int]int64) {
 	from, ends = map[int]string{}, map[int]int64{}
 	for _, id := range ids {
 		if slices.Contains(previous, id) {
@@ -608,6 +631,8 @@ func takenOver(ids, previous []int, bounds map[int]kafkaio.Bounds, offsets map[i
 		ends[id] = bounds[id].End
 		_, had := offsets[id]
 		switch {
+		case slices.Contains(adopted, id) && slices.Contains(warm, id):
+			from[id] = fromStandby
 		case slices.Contains(adopted, id):
 			from[id] = fromChangelog
 		case had:

@@ -19,10 +19,13 @@ import (
 type Restore struct {
 	At         time.Time      `json:"at"`
 	Partitions []int          `json:"partitions"`
-	From       map[int]string `json:"from"` // partition → changelog, local or start
+	From       map[int]string `json:"from"` // partition → standby, changelog, local or start
 	// Seconds until the last of them caught up.
 	Seconds          float64 `json:"seconds"`
 	ChangelogRecords int     `json:"changelog_records"`
+	// StandbyRecords is how many of the changelog records were read on top
+	// of standby copies (the tails after their positions; --standby-replicas).
+	StandbyRecords int `json:"standby_changelog_records,omitempty"`
 	// RatingsReplayed is how many ratings were read to catch up (the tail
 	// after the restored position).
 	RatingsReplayed int64 `json:"ratings_replayed"`

@@ -32,8 +32,11 @@ type State struct {
 	// LastRestore is the latest restore of taken-over partitions: where
 	// their state came from and how long until it included the whole log
 	// (effectively-once; absent before the first).
-	LastRestore *Restore   `json:"last_restore,omitempty"`
-	Movies      []stateRow `json:"movies"`
+	LastRestore *Restore `json:"last_restore,omitempty"`
+	// Standby lists the partitions this instance keeps a standby replica
+	// of (--standby-replicas; absent without).
+	Standby []int      `json:"standby_partitions,omitempty"`
+	Movies  []stateRow `json:"movies"`
 }
 
 func (p *Processor) handleState() http.Handler {
@@ -49,7 +52,7 @@ func (p *Processor) handleState() http.Handler {
 			return
 		}
 		st := State{Delivery: p.cfg.Delivery, Assigned: p.Assigned(), Offsets: map[string]int64{},
-			DuplicatesSkipped: p.duplicates.Load(), ThrottleSeconds: p.Throttle().Seconds(), LastRestore: p.LastRestore(), Movies: rows}
+			DuplicatesSkipped: p.duplicates.Load(), ThrottleSeconds: p.Throttle().Seconds(), LastRestore: p.LastRestore(), Standby: p.StandbyPartitions(), Movies: rows}
 		if st.Assigned == nil {
 			st.Assigned = []int{}
 		}

@@ -24,6 +24,7 @@ type Runner struct {
 	txnID     string
 	changelog string
 	restore   string
+	standby   int
 	maxBatch  int
 	retention time.Duration
 	topicWait time.Duration
@@ -38,6 +39,7 @@ func (r *Runner) Flags(fs *flag.FlagSet) {
 	fs.StringVar(&r.group, "group", "ratings-stream", "consumer `group` id")
 	fs.StringVar(&r.changelog, "changelog", model.TopicRatingsChangelog, "`topic` of the state (transactional, and effectively-once with --restore=changelog): one per consumer group, co-partitioned with ratings, compacted")
 	fs.StringVar(&r.restore, "restore", RestoreChangelog, "how effectively-once takes partitions over: changelog (write the state to --changelog after each commit; a new owner restores it and reads only the tail of ratings) or log (no changelog: a new owner resumes from its own snapshot or replays the partition from the start, to compare with)")
+	fs.IntVar(&r.standby, "standby-replicas", 0, "`N` other instances keep a warm copy of each partition's state by tailing its changelog (Kafka Streams' num.standby.replicas; 0: none); a take-over of a partition this instance has a copy of reads only the changelog written since (effectively-once with --restore=changelog)")
 	fs.StringVar(&r.txnID, "transactional-id", "", "transactional `id` of this instance (transactional mode; default: the group id): stable across restarts, unique per instance")
 	fs.IntVar(&r.maxBatch, "max-batch", 5000, "most ratings per transaction")
 	fs.DurationVar(&r.retention, "request-id-retention", requestids.DefaultRetention, "how long (in the log's record timestamps) a counted request id is kept to drop a repeat of it; cover kafka-go's produce retries and webserver-stream's --retry-horizon (effectively-once, transactional)")
@@ -66,7 +68,7 @@ func (r *Runner) Run(ctx context.Context, log *slog.Logger) error {
 		return err
 	}
 	defer k.Close()
-	p, err := New(Config{Cluster: k, DataDir: r.data, Delivery: delivery, Group: r.group, TransactionalID: r.txnID, Changelog: r.changelog, Restore: restore, MaxBatch: r.maxBatch,
+	p, err := New(Config{Cluster: k, DataDir: r.data, Delivery: delivery, Group: r.group, TransactionalID: r.txnID, Changelog: r.changelog, Restore: restore, StandbyReplicas: r.standby, MaxBatch: r.maxBatch,
 		RequestIDRetention: r.retention, Codec: codec, TopicWait: kafkaio.TopicWait{Timeout: r.topicWait}, Registerer: reg, Log: log})
 	if err != nil {
 		return err
@@ -80,6 +82,10 @@ func (r *Runner) Run(ctx context.Context, log *slog.Logger) error {
 			info := map[string]any{"delivery": p.Delivery(), "assigned_partitions": p.Assigned(), "throttle": p.Throttle().String(), "format": codec.Format()}
 			if delivery == EffectivelyOnce {
 				info["restore"] = restore
+			}
+			if r.standby > 0 {
+				info["standby_replicas"] = r.standby
+				info["standby_partitions"] = p.StandbyPartitions()
 			}
 			if r := p.LastRestore(); r != nil {
 				info["last_restore"] = r

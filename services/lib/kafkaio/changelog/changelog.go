@@ -366,26 +366,61 @@ func Restore(ctx context.Context, k *kafkaio.Cluster, topic string, partitions [
 
 // RestoreCounting is Restore, also saying how many records it read.
 func RestoreCounting(ctx context.Context, k *kafkaio.Cluster, topic string, partitions []int, retention time.Duration) (map[int]*Partition, int, error) {
-	read := 0
-	out := make(map[int]*Partition, len(partitions))
-	for _, p := range partitions {
-		out[p] = NewPartition(p, retention)
+	r, err := RestoreWarm(ctx, k, topic, partitions, nil, retention)
+	if err != nil {
+		return nil, 0, err
 	}
-	err := k.ReadCommitted(ctx, topic, partitions, func(m kafka.Message) error {
+	total := 0
+	for _, n := range r.Read {
+		total += n
+	}
+	return r.State, total, nil
+}
+
+// Warm is a copy of a partition's state already read from the changelog
+// up to offset Next (a standby replica's): a restore reads only what
+// follows. Compaction keeps that correct: a record it removed after Next
+// was overwritten by a newer one, also after Next.
+type Warm struct {
+	State *Partition
+	Next  int64 // the changelog offset after everything State holds
+}
+
+// Restored is what RestoreWarm read, per partition.
+type Restored struct {
+	State map[int]*Partition
+	Read  map[int]int   // records read
+	End   map[int]int64 // the changelog offset it read to: State holds everything committed below it
+}
+
+// RestoreWarm is Restore starting each partition that has a warm copy from
+// the copy (which it takes over and updates) at its offset, the others from
+// the start of the changelog.
+func RestoreWarm(ctx context.Context, k *kafkaio.Cluster, topic string, partitions []int, warm map[int]Warm, retention time.Duration) (Restored, error) {
+	read := make(map[int]int, len(partitions))
+	out := make(map[int]*Partition, len(partitions))
+	start := make(map[int]int64, len(partitions))
+	for _, p := range partitions {
+		out[p], start[p] = NewPartition(p, retention), kafka.FirstOffset
+		if w, ok := warm[p]; ok && w.State != nil {
+			out[p], start[p] = w.State, w.Next
+		}
+	}
+	ends, err := k.ReadCommittedFrom(ctx, topic, start, func(m kafka.Message) error {
 		p := out[m.Partition]
 		if p == nil {
 			return nil
 		}
-		read++
+		read[m.Partition]++
 		if err := p.Load(m.Key, m.Value); err != nil {
 			return fmt.Errorf("%s partition %d offset %d: %w", topic, m.Partition, m.Offset, err)
 		}
 		return nil
 	})
 	if err != nil {
-		return nil, read, fmt.Errorf("restore from %s: %w", topic, err)
+		return Restored{}, fmt.Errorf("restore from %s: %w", topic, err)
 	}
-	return out, read, nil
+	return Restored{State: out, Read: read, End: ends}, nil
 }
 
 // Equal reports whether two partition states hold the same state (tests,
