@@ -55,11 +55,12 @@ func Binary(t testing.TB) string {
 			return
 		}
 		binPath = filepath.Join(dir, "lab")
-		// lab-part second, so it is not older than lab: the supervisor
-		// then runs the parts with it, as after `make build`.
+		// As `make build` does: static, and lab-part second, so it is not
+		// older than lab and the supervisor runs the parts with it.
 		for _, b := range [][2]string{{binPath, "./lab/cmd/lab"}, {filepath.Join(dir, "lab-part"), "./lab/cmd/lab-part"}} {
 			cmd := exec.Command("go", "build", "-o", b[0], b[1])
 			cmd.Dir = root
+			cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 			if out, err := cmd.CombinedOutput(); err != nil {
 				buildErr = fmt.Errorf("build %s: %v\n%s", b[1], err, out)
 				return
