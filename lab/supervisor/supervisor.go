@@ -32,7 +32,8 @@ type Config struct {
 	Dir     layout.Dir
 	Ports   layout.Ports
 	Options parts.Options
-	// Exe is the lab binary used for `lab serve <part>`.
+	// Exe is the lab binary: `lab serve <part>` when PartExe is empty, and
+	// `lab replay` for replay forks.
 	Exe string
 	// PartExe, when set, runs the parts instead (`lab-part serve <part>`,
 	// the same flags): a binary linking only the parts, so each part's
