@@ -45,7 +45,9 @@ func newBenchUpCmd(g *globals) *cobra.Command {
 		Long: `Starts and stops a fresh lab RUNS times in a temporary directory (its own
 port block from --port-base), timing 'lab up' until every part is healthy, and
 after the last start waits --settle, then sums the resident memory (VmRSS) of the
-supervisor and every part.`,
+supervisor and every part. Per process it prints RSS, PSS (shared pages counted
+once across the lab) and RSS split into anonymous memory (heap, stacks) and
+file-backed pages (the binary's code and data the process touched).`,
 		Example: `  lab bench up --runs 5 --port-base 7900
   lab bench up --runs 10 --same-dir --prometheus --port-base 7900   # down/up cycles on one dir, as a user does
   lab bench up --runs 3 --port-base 7900 --kafka cluster   # three Apache Kafka nodes, formatted fresh each run`,
@@ -112,7 +114,9 @@ supervisor and every part.`,
 
 // labRSS sums VmRSS and PSS (proportional set size: a page shared by n
 // processes, like the lab binary's code, counts 1/n in each) of the
-// supervisor and every running part.
+// supervisor and every running part, and shows each process's RSS split
+// into anonymous memory (heap, stacks, runtime) and file-backed pages (the
+// binary's code and data it touched, shared libraries).
 func labRSS(ctx context.Context, control string) (rss, pss int64, detail string, err error) {
 	c := supervisor.NewClient(control)
 	ps, err := c.Parts(ctx)
@@ -124,13 +128,14 @@ func labRSS(ctx context.Context, control string) (rss, pss int64, detail string,
 		return 0, 0, "", err
 	}
 	var b strings.Builder
-	fmt.Fprintf(&b, "  %-18s %9s %9s\n", "process", "RSS", "PSS")
+	fmt.Fprintf(&b, "  %-18s %9s %9s %9s %9s\n", "process", "RSS", "PSS", "anon", "file")
 	add := func(name string, pid int) {
 		r := procKB(fmt.Sprintf("/proc/%d/status", pid), "VmRSS:")
 		p := procKB(fmt.Sprintf("/proc/%d/smaps_rollup", pid), "Pss:")
+		a := procKB(fmt.Sprintf("/proc/%d/smaps_rollup", pid), "Anonymous:")
 		rss += r << 10
 		pss += p << 10
-		fmt.Fprintf(&b, "  %-18s %5.1f MiB %5.1f MiB\n", name, float64(r)/1024, float64(p)/1024)
+		fmt.Fprintf(&b, "  %-18s %5.1f MiB %5.1f MiB %5.1f MiB %5.1f MiB\n", name, float64(r)/1024, float64(p)/1024, float64(a)/1024, float64(r-a)/1024)
 	}
 	add("supervisor", info.PID)
 	for _, p := range ps {

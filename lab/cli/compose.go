@@ -15,7 +15,6 @@ import (
 	toxiproxy "github.com/Shopify/toxiproxy/v2/client"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/spf13/cobra"
 
 	"github.com/ratingslab/lab/services/lib/metricname"
@@ -163,7 +162,7 @@ func newWatcher(parts []watchPart, proxies string, interval time.Duration) *watc
 
 func (w *watcher) serve(ctx context.Context, ln net.Listener, guard serve.Guard, log *slog.Logger) error {
 	mux := http.NewServeMux()
-	mux.Handle("GET /metrics", promhttp.HandlerFor(w.reg, promhttp.HandlerOpts{}))
+	mux.Handle("GET /metrics", serve.MetricsHandler(w.reg, nil))
 	mux.HandleFunc("GET /healthz", func(rw http.ResponseWriter, _ *http.Request) {
 		rw.Header().Set("Content-Type", "application/json")
 		_, _ = io.WriteString(rw, `{"status":"ok"}`+"\n")

@@ -1,10 +1,7 @@
 package cli
 
 import (
-	"errors"
-	"flag"
 	"fmt"
-	"log/slog"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -43,29 +40,7 @@ Parts:
 			if len(args) == 0 || args[0] == "-h" || args[0] == "--help" {
 				return cmd.Help()
 			}
-			p, err := parts.Lookup(args[0])
-			if err != nil {
-				return err
-			}
-			r := p.NewRunner()
-			fs := flag.NewFlagSet("lab serve "+p.Name, flag.ContinueOnError)
-			fs.SetOutput(g.stderr)
-			r.Flags(fs)
-			if err := fs.Parse(args[1:]); err != nil {
-				if errors.Is(err, flag.ErrHelp) {
-					return nil
-				}
-				return fmt.Errorf("lab serve %s: %w", p.Name, err)
-			}
-			if fs.NArg() > 0 {
-				return fmt.Errorf("lab serve %s: unexpected argument %q", p.Name, fs.Arg(0))
-			}
-			log := slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: slog.LevelInfo})).With("part", p.Name)
-			if err := r.Run(cmd.Context(), log); err != nil {
-				log.Error("part failed", "err", err)
-				return fmt.Errorf("%s: %w", p.Name, err)
-			}
-			return nil
+			return parts.Serve(cmd.Context(), args[0], args[1:], g.stderr)
 		},
 	}
 }

@@ -42,7 +42,13 @@ func newSuperviseCmd(g *globals) *cobra.Command {
 			}
 			logs := slog.NewTextHandler(cmd.ErrOrStderr(), nil)
 			log := slog.New(logs).With("part", "supervisor")
-			cfg := supervisor.Config{Dir: g.dir(), Ports: g.ports(), Options: spec.Options, Exe: exe, Extras: spec.Extras}
+			partExe := supervisor.PartBinary(exe)
+			if partExe != "" {
+				log.Info("parts run from the parts-only binary", "path", partExe)
+			} else {
+				log.Info("parts run as 'lab serve': no up-to-date "+supervisor.PartBinaryName+" beside lab ('make build' builds both)", "lab", exe)
+			}
+			cfg := supervisor.Config{Dir: g.dir(), Ports: g.ports(), Options: spec.Options, Exe: exe, PartExe: partExe, Extras: spec.Extras}
 			if handoverFD > 0 {
 				// Only this process reads the pipe: the parts must not hold it.
 				syscall.CloseOnExec(handoverFD)

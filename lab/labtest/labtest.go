@@ -42,7 +42,8 @@ var (
 	buildErr  error
 )
 
-// Binary builds the lab binary once per test process and returns its path.
+// Binary builds the lab binary (and lab-part beside it) once per test
+// process and returns the lab binary's path.
 func Binary(t testing.TB) string {
 	t.Helper()
 	buildOnce.Do(func() {
@@ -54,10 +55,16 @@ func Binary(t testing.TB) string {
 			return
 		}
 		binPath = filepath.Join(dir, "lab")
-		cmd := exec.Command("go", "build", "-o", binPath, "./lab/cmd/lab")
-		cmd.Dir = root
-		if out, err := cmd.CombinedOutput(); err != nil {
-			buildErr = fmt.Errorf("build lab: %v\n%s", err, out)
+		// As `make build` does: static, and lab-part second, so it is not
+		// older than lab and the supervisor runs the parts with it.
+		for _, b := range [][2]string{{binPath, "./lab/cmd/lab"}, {filepath.Join(dir, "lab-part"), "./lab/cmd/lab-part"}} {
+			cmd := exec.Command("go", "build", "-o", b[0], b[1])
+			cmd.Dir = root
+			cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+			if out, err := cmd.CombinedOutput(); err != nil {
+				buildErr = fmt.Errorf("build %s: %v\n%s", b[1], err, out)
+				return
+			}
 		}
 	})
 	if buildErr != nil {

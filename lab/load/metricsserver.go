@@ -9,7 +9,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/ratingslab/lab/services/lib/serve"
 )
 
 // ServeMetrics serves reg's /metrics (and a /healthz) on addr for Prometheus,
@@ -22,7 +23,7 @@ func ServeMetrics(addr string, reg *prometheus.Registry) (stop func(), err error
 		return nil, fmt.Errorf("load metrics on %s: %w (is another `lab load` or experiment running?)", addr, err)
 	}
 	mux := http.NewServeMux()
-	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
+	mux.Handle("GET /metrics", serve.MetricsHandler(reg, nil))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		io.WriteString(w, `{"status":"ok"}`)

@@ -8,8 +8,6 @@ import (
 	"net/http"
 	"syscall"
 
-	"github.com/prometheus/client_golang/prometheus/promhttp"
-
 	"github.com/ratingslab/lab/services/lib/serve"
 )
 
@@ -21,7 +19,7 @@ func (s *Supervisor) routes() http.Handler {
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
-	mux.Handle("GET /metrics", promhttp.HandlerFor(s.reg, promhttp.HandlerOpts{}))
+	mux.Handle("GET /metrics", serve.MetricsHandler(s.reg, nil))
 	mux.HandleFunc("GET /v1/parts", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, s.Statuses())
 	})

@@ -212,7 +212,11 @@ func (sp *spawner) spawn(spec SpawnSpec) (SpawnedStatus, bool, error) {
 		return have.status(), false, nil
 	}
 	cfg := sp.s.cfg
-	p := &process{name: spec.Name, variant: spec.Variant, addr: spec.Addr, admin: spec.Health.HTTP, path: cfg.Exe, args: spec.Args,
+	exe := cfg.Exe
+	if spec.Args[0] == "serve" {
+		exe = cfg.partExe()
+	}
+	p := &process{name: spec.Name, variant: spec.Variant, addr: spec.Addr, admin: spec.Health.HTTP, path: exe, args: spec.Args,
 		logPath: cfg.Dir.Log(spec.Name), pidDir: cfg.Dir.Path("pids"), labDir: string(cfg.Dir)}
 	if spec.Health.Kafka != "" {
 		addr := spec.Health.Kafka

@@ -32,8 +32,13 @@ type Config struct {
 	Dir     layout.Dir
 	Ports   layout.Ports
 	Options parts.Options
-	// Exe is the lab binary used for `lab serve <part>`.
+	// Exe is the lab binary: `lab serve <part>` when PartExe is empty, and
+	// `lab replay` for replay forks.
 	Exe string
+	// PartExe, when set, runs the parts instead (`lab-part serve <part>`,
+	// the same flags): a binary linking only the parts, so each part's
+	// process keeps fewer pages resident (PartBinary).
+	PartExe string
 	// Extras are optional processes that are not lab parts (Prometheus, Grafana).
 	Extras []Extra
 	// Handover is the read end of a pipe from the `lab up` that started the
@@ -116,7 +121,7 @@ func New(cfg Config, log *slog.Logger) (*Supervisor, error) {
 	for _, in := range Instances(cfg.Options) {
 		args := append([]string{"serve", in.Part.Name}, in.Part.Args(env, in.Index)...)
 		admin := in.Part.AdminAddr(cfg.Options, cfg.Ports, in.Index)
-		path := cfg.Exe
+		path := cfg.partExe()
 		x, xargs, err := in.Part.Program(env, in.Index)
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", in.Name, err)
@@ -243,7 +248,7 @@ func (s *Supervisor) startAll(ctx context.Context) error {
 	}
 	var rest, brokers []*process
 	for _, p := range s.procs {
-		if p.broker || p.name == parts.RegistryPart || p.path != s.cfg.Exe {
+		if p.broker || p.name == parts.RegistryPart || p.path != s.cfg.partExe() {
 			if err := startUnlessStopped(ctx, p); err != nil {
 				return err
 			}

@@ -12,7 +12,6 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
 
 // Options describe one part's HTTP face.
@@ -79,11 +78,7 @@ func New(opts Options) *Server {
 	s := &Server{opts: opts, log: opts.Log, adminMux: http.NewServeMux(), admin: http.NewServeMux(), faults: NewFaults(opts.Log)}
 
 	s.adminMux.Handle("GET /healthz", s.handleHealth())
-	s.adminMux.Handle("GET /metrics", promhttp.HandlerFor(opts.Registry, promhttp.HandlerOpts{
-		Registry:          opts.Registry, // counts its own scrape errors
-		ErrorLog:          slog.NewLogLogger(opts.Log.Handler(), slog.LevelWarn),
-		EnableOpenMetrics: false,
-	}))
+	s.adminMux.Handle("GET /metrics", MetricsHandler(opts.Registry, slog.NewLogLogger(opts.Log.Handler(), slog.LevelWarn)))
 	registerPprof(s.adminMux)
 	s.adminMux.Handle("/admin/", s.admin)
 	s.adminMux.Handle("/", notFound("the admin listener serves /healthz, /metrics, /debug/pprof/ and /admin/"))

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/ratingslab/lab/services/lib/metricname"
 )
@@ -130,3 +131,17 @@ func (r *statusRecorder) Write(b []byte) (int, error) {
 
 // Unwrap lets http.ResponseController reach the real writer (Flush, deadlines).
 func (r *statusRecorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }
+
+// MetricsHandler serves reg's metrics in the text format, uncompressed even
+// when the scraper offers gzip. Prometheus scrapes every part over loopback
+// once a second: gzip saved nothing there, cost CPU on every scrape and kept
+// a deflate compressor (~1 MiB, its tables rewritten by every scrape) in
+// each process's heap. errLog (nil: the default) gets the handler's own
+// errors.
+func MetricsHandler(reg *prometheus.Registry, errLog promhttp.Logger) http.Handler {
+	return promhttp.HandlerFor(reg, promhttp.HandlerOpts{
+		Registry:           reg, // counts its own scrape errors
+		ErrorLog:           errLog,
+		DisableCompression: true,
+	})
+}
