@@ -184,3 +184,29 @@ func TestCleanerRefusesABadRatio(t *testing.T) {
 		}
 	}
 }
+
+// A compacted topic the lab did not create (lab log import --config
+// cleanup.policy=compact) is found through the broker's topic list and
+// cleaned like the lab's own.
+func TestCleanerCleansTopicsTheLabDidNotCreate(t *testing.T) {
+	addr := freeAddr(t)
+	c, _ := open(t, addr, t.TempDir())
+	defer c.Close()
+	const topic = "imported-table"
+	if err := c.CreateTopic(topic, 1, map[string]string{"cleanup.policy": "compact", "retention.ms": "-1"}); err != nil {
+		t.Fatal(err)
+	}
+	produceKeys(t, addr, topic, keys(10), "v1")
+	produceKeys(t, addr, topic, keys(10), "v2")
+	before := bytesOf(c, topic)
+	cl, runs := cleaner(t, c, addr, "")
+	if ch := cl.Tick(context.Background()); !ch.Ran || ch.Bytes != before {
+		t.Fatalf("check: %+v, want a clean of the topic's %d bytes", ch, before)
+	}
+	if after := bytesOf(c, topic); after >= before {
+		t.Errorf("%s holds %d bytes after the clean, %d before: its superseded records were kept", topic, after, before)
+	}
+	if len(*runs) != 1 {
+		t.Errorf("cleans: %+v, want 1", *runs)
+	}
+}
