@@ -25,21 +25,16 @@ import (
 // every Produce waits for it, and the wait grows with what the compacted
 // topics retain (docs/benchmarks.md, "The log variant's p99 tail"). Apache
 // Kafka's cleaner runs beside the request path and cleans a log only when
-// its dirty part — bytes written since its last clean, in closed segments
-// (the active one is never cleaned) — is at least min.cleanable.dirty.ratio
-// of its cleanable part (default 0.5), so the cost per record written stays
-// constant however much is retained.
+// its dirty part — bytes written since its last clean — is at least
+// min.cleanable.dirty.ratio of it (default 0.5), so the cost per record
+// written stays constant however much is retained.
 //
 // The lab's broker therefore turns kfake's cleaner off (kfakeCleanerOff)
-// and runs a Cleaner instead, with Kafka's rule. kfake rolls segments by
-// size only, so the Cleaner keeps Kafka's segments itself: a partition's
-// active segment closes once it is segment.bytes long or segment.ms old
-// (the changelog rolls every minute; the other topics keep Kafka's 7
-// days). Two limits of kfake stay and are stated, not hidden: its only
-// compaction (Cluster.Compact) still runs inside the request loop, and it
-// cleans every compacted partition at once, active segments included, so
-// the Cleaner treats the compacted partitions as one log: it cleans when
-// their dirty closed bytes are at least the ratio of their closed bytes.
+// and runs a Cleaner instead, with Kafka's rule. Two limits of kfake stay
+// and are stated, not hidden: its only compaction (Cluster.Compact) still
+// runs inside the request loop, and it cleans every compacted partition
+// at once, so the Cleaner treats the compacted partitions as one log:
+// it cleans when their dirty bytes are at least the ratio of their bytes.
 
 // kfakeCleanerOff is the log.cleaner.backoff.ms given to kfake so that its
 // own cleaner never runs (100 years; kfake multiplies it into a
@@ -48,13 +43,6 @@ const kfakeCleanerOff = 100 * 365 * 24 * time.Hour
 
 // DefaultDirtyRatio is Kafka's log.cleaner.min.cleanable.ratio.
 const DefaultDirtyRatio = 0.5
-
-// A segment's defaults when the topic sets none: kfake's segment.bytes
-// (Kafka's is 1 GiB) and Kafka's (and kfake's) segment.ms, 7 days.
-const (
-	defaultSegmentBytes = 100 << 20
-	defaultSegmentAge   = 7 * 24 * time.Hour
-)
 
 // CleanerCheckpointFile, inside the data dir, holds each compacted
 // partition's size right after the last clean (Kafka's
@@ -75,24 +63,8 @@ type Cleaner struct {
 	OnCheck func(Check)
 	OnClean func(CleanRun)
 
-	clean  map[string]map[int32]int64   // topic → partition → bytes after the last clean
-	active map[string]map[int32]segment // topic → partition → its active segment
-	known  map[string]bool              // topics seen, for when Metadata fails
-	now    func() time.Time
-}
-
-// segment is where a partition's active segment begins (the log's bytes
-// before it are closed) and when it was opened.
-type segment struct {
-	from   int64
-	opened time.Time
-}
-
-// compacted is a compacted topic and when its segments roll.
-type compacted struct {
-	name     string
-	maxBytes int64
-	maxAge   time.Duration
+	clean map[string]map[int32]int64 // topic → partition → bytes after the last clean
+	known map[string]bool            // topics seen, for when Metadata fails
 }
 
 // CleanRun is one clean: how dirty the compacted log was, how long kfake's
@@ -108,10 +80,9 @@ type CleanRun struct {
 // Check is what a Tick found.
 type Check struct {
 	Ran        bool
-	DirtyRatio float64 // dirty closed bytes / closed bytes over every compacted partition (0 when none)
-	DirtyBytes int64   // closed (cleanable) bytes written since the last clean
-	Bytes      int64   // closed bytes
-	Active     int64   // bytes in active segments, never counted
+	DirtyRatio float64 // dirty bytes / bytes over every compacted partition (0 when empty)
+	DirtyBytes int64
+	Bytes      int64
 }
 
 // NewCleaner is the cleaner of c, whose first listener is addr; dataDir
@@ -127,8 +98,7 @@ func NewCleaner(c *kfake.Cluster, addr, dataDir string, ratio float64, log *slog
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	cl := &Cleaner{c: c, addr: addr, dataDir: dataDir, ratio: ratio, log: log, now: time.Now,
-		clean: map[string]map[int32]int64{}, active: map[string]map[int32]segment{}, known: map[string]bool{}}
+	cl := &Cleaner{c: c, addr: addr, dataDir: dataDir, ratio: ratio, log: log, clean: map[string]map[int32]int64{}, known: map[string]bool{}}
 	for _, t := range Topics {
 		cl.known[t.Name] = true
 	}
@@ -164,26 +134,12 @@ func (cl *Cleaner) Tick(ctx context.Context) Check {
 	cl.c.ApplyRetention()
 	topics := cl.compactedTopics(ctx)
 	sizes := cl.sizes(topics)
-	now := cl.now()
 	var check Check
-	for _, t := range topics {
-		if cl.active[t.name] == nil {
-			cl.active[t.name] = map[int32]segment{}
-		}
-		for p, size := range sizes[t.name] {
-			clean := min(cl.clean[t.name][p], size) // a log that shrank (retention, recreated) is clean up to its size
-			seg, ok := cl.active[t.name][p]
-			if !ok { // first seen: what is not known clean is in the active segment
-				seg = segment{from: clean, opened: now}
-			}
-			seg.from = min(seg.from, size)
-			if size > seg.from && (size-seg.from >= t.maxBytes || now.Sub(seg.opened) >= t.maxAge) {
-				seg = segment{from: size, opened: now} // Kafka rolls at the next append; here, at the check after it
-			}
-			cl.active[t.name][p] = seg
-			check.Bytes += seg.from
-			check.DirtyBytes += max(seg.from-clean, 0)
-			check.Active += size - seg.from
+	for t, ps := range sizes {
+		for p, size := range ps {
+			clean := min(cl.clean[t][p], size) // a log that shrank (retention, recreated) is clean up to its size
+			check.Bytes += size
+			check.DirtyBytes += size - clean
 		}
 	}
 	if check.Bytes > 0 {
@@ -201,18 +157,13 @@ func (cl *Cleaner) Tick(ctx context.Context) Check {
 	check.Ran = true
 	// A record produced between Compact and this read counts as clean:
 	// the next clean comes that much later, never sooner.
-	// kfake cleaned the active segments too: they go on from here, with
-	// the time they were opened.
 	after := cl.sizes(topics)
-	run := CleanRun{DirtyRatio: check.DirtyRatio, BytesBefore: check.Bytes + check.Active, Held: held}
+	run := CleanRun{DirtyRatio: check.DirtyRatio, BytesBefore: check.Bytes, Held: held}
 	cl.clean = map[string]map[int32]int64{}
 	for t, ps := range after {
 		cl.clean[t] = map[int32]int64{}
 		for p, size := range ps {
 			cl.clean[t][p] = size
-			seg := cl.active[t][p]
-			seg.from = size
-			cl.active[t][p] = seg
 			run.BytesAfter += size
 			run.Partitions++
 		}
@@ -231,7 +182,7 @@ func (cl *Cleaner) Tick(ctx context.Context) Check {
 // compactedTopics are the topics with cleanup.policy containing compact:
 // every topic the broker has (Metadata), or, when it cannot be asked (a
 // protocol fault), those seen before.
-func (cl *Cleaner) compactedTopics(ctx context.Context) []compacted {
+func (cl *Cleaner) compactedTopics(ctx context.Context) []string {
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	client := &kafka.Client{Addr: kafka.TCP(cl.addr), Timeout: 5 * time.Second}
@@ -244,47 +195,29 @@ func (cl *Cleaner) compactedTopics(ctx context.Context) []compacted {
 	} else {
 		cl.log.Debug("log cleaner: topic list unavailable, using the topics seen before", "error", err.Error())
 	}
-	var out []compacted
+	var out []string
 	for t := range cl.known {
 		info := cl.c.TopicInfo(t)
 		if info == nil {
 			delete(cl.known, t)
-			delete(cl.active, t)
 			continue
 		}
-		if v := info.Configs["cleanup.policy"]; v == nil || !strings.Contains(*v, "compact") {
-			continue
+		if v := info.Configs["cleanup.policy"]; v != nil && strings.Contains(*v, "compact") {
+			out = append(out, t)
 		}
-		ct := compacted{name: t, maxBytes: defaultSegmentBytes, maxAge: defaultSegmentAge}
-		if n, ok := configInt(info.Configs, "segment.bytes"); ok && n > 0 {
-			ct.maxBytes = n
-		}
-		if n, ok := configInt(info.Configs, "segment.ms"); ok && n > 0 {
-			ct.maxAge = time.Duration(n) * time.Millisecond
-		}
-		out = append(out, ct)
 	}
-	slices.SortFunc(out, func(a, b compacted) int { return strings.Compare(a.name, b.name) })
+	slices.Sort(out)
 	return out
 }
 
-func configInt(configs map[string]*string, name string) (int64, bool) {
-	v := configs[name]
-	if v == nil {
-		return 0, false
-	}
-	n, err := strconv.ParseInt(*v, 10, 64)
-	return n, err == nil
-}
-
 // sizes are the bytes each partition of topics holds now.
-func (cl *Cleaner) sizes(topics []compacted) map[string]map[int32]int64 {
+func (cl *Cleaner) sizes(topics []string) map[string]map[int32]int64 {
 	out := map[string]map[int32]int64{}
 	for _, t := range topics {
-		out[t.name] = map[int32]int64{}
-		for _, p := range cl.c.PartitionInfos(t.name) {
+		out[t] = map[int32]int64{}
+		for _, p := range cl.c.PartitionInfos(t) {
 			if p != nil {
-				out[t.name][p.Partition] = p.NumBytes
+				out[t][p.Partition] = p.NumBytes
 			}
 		}
 	}

@@ -8,6 +8,8 @@ import (
 
 	"github.com/segmentio/kafka-go"
 	"github.com/twmb/franz-go/pkg/kfake"
+
+	"github.com/ratingslab/lab/services/model"
 )
 
 // produceKeys writes one record per key to partition 0 of topic (one batch
@@ -56,102 +58,69 @@ func latest(t *testing.T, addr, topic string, end int64) (map[string]string, int
 	}
 }
 
-// clock is the cleaner's time in a test, moved by hand.
-type clock struct{ t time.Time }
-
-func (c *clock) now() time.Time          { return c.t }
-func (c *clock) advance(d time.Duration) { c.t = c.t.Add(d) }
-
-func cleaner(t *testing.T, c *kfake.Cluster, addr, dir string) (*Cleaner, *[]CleanRun, *clock) {
+func cleaner(t *testing.T, c *kfake.Cluster, addr, dir string) (*Cleaner, *[]CleanRun) {
 	t.Helper()
 	cl, err := NewCleaner(c, addr, dir, 0, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	clk := &clock{t: time.Now()}
-	cl.now = clk.now
 	var runs []CleanRun
 	cl.OnClean = func(r CleanRun) { runs = append(runs, r) }
-	return cl, &runs, clk
+	return cl, &runs
 }
 
 func bytesOf(c *kfake.Cluster, topic string) int64 { return c.PartitionInfo(topic, 0).NumBytes }
 
-// table is a compacted topic whose segments roll every minute, as the
-// changelog's do.
-const table = "table"
-
-func createTable(t *testing.T, c *kfake.Cluster) {
-	t.Helper()
-	if err := c.CreateTopic(table, 1, map[string]string{"cleanup.policy": "compact", "segment.ms": "60000", "retention.ms": "-1"}); err != nil {
-		t.Fatal(err)
-	}
-}
-
 // The cleaner compacts the way Kafka's does: only once the bytes written
-// since the last clean, in closed segments, reach min.cleanable.dirty.ratio
-// (0.5) of the closed part of the log. A log with nothing new is never
-// compacted again, however many checks pass — kfake's own cleaner rewrote
-// it at every one, holding every Produce meanwhile — the active segment
-// (here: the last minute) is never counted, and a compaction keeps the
-// latest value of every key.
+// since the last clean reach min.cleanable.dirty.ratio (0.5) of the
+// compacted log. A log with nothing new is never compacted again, however
+// many checks pass — kfake's own cleaner rewrote it at every one, holding
+// every Produce meanwhile — and a compaction keeps the latest value of
+// every key.
 func TestCleanerCompactsOnlyADirtyLog(t *testing.T) {
 	addr := freeAddr(t)
 	c, _ := open(t, addr, t.TempDir())
 	defer c.Close()
-	createTable(t, c)
 	ctx := context.Background()
-	cl, runs, clk := cleaner(t, c, addr, "")
+	cl, runs := cleaner(t, c, addr, "")
 
-	produceKeys(t, addr, table, keys(40), "v1")
-	if ch := cl.Tick(ctx); ch.Ran || ch.Bytes != 0 || ch.Active == 0 {
-		t.Fatalf("check of a log in its first segment: %+v, want no clean and every byte active", ch)
-	}
-	clk.advance(time.Minute)
+	produceKeys(t, addr, model.TopicMovies, keys(40), "v1")
 	if ch := cl.Tick(ctx); !ch.Ran || ch.DirtyRatio != 1 {
-		t.Fatalf("check once the segment closed: %+v, want a clean at dirty ratio 1", ch)
+		t.Fatalf("first check of a log never cleaned: %+v, want a clean at dirty ratio 1", ch)
 	}
-	clean := bytesOf(c, table)
+	clean := bytesOf(c, model.TopicMovies)
 
 	for i := range 20 {
-		clk.advance(5 * time.Second)
 		if ch := cl.Tick(ctx); ch.Ran || ch.DirtyBytes != 0 {
 			t.Fatalf("check %d with nothing written since the clean: %+v, want no clean and nothing dirty", i, ch)
 		}
 	}
 
-	// A fifth of the keys again, in a closed segment: dirty, but below
-	// half of the log.
-	produceKeys(t, addr, table, keys(8), "v2")
-	clk.advance(time.Minute)
+	// A fifth of the keys again: dirty, but below half of the log.
+	produceKeys(t, addr, model.TopicMovies, keys(8), "v2")
 	ch := cl.Tick(ctx)
 	if ch.Ran || ch.DirtyRatio <= 0 || ch.DirtyRatio >= DefaultDirtyRatio {
-		t.Fatalf("check with %d of %d closed bytes dirty: %+v, want no clean", ch.DirtyBytes, ch.Bytes, ch)
+		t.Fatalf("check with %d of %d bytes dirty: %+v, want no clean", ch.DirtyBytes, ch.Bytes, ch)
 	}
-	if got := bytesOf(c, table); got != clean+ch.DirtyBytes {
+	if got := bytesOf(c, model.TopicMovies); got != clean+ch.DirtyBytes {
 		t.Errorf("the log holds %d bytes after a check below the ratio, want %d (nothing rewritten)", got, clean+ch.DirtyBytes)
 	}
 
-	// Every key again: more than half of the log, but in the active
-	// segment until it rolls.
-	produceKeys(t, addr, table, keys(40), "v3")
-	if ch := cl.Tick(ctx); ch.Ran || ch.Active == 0 {
-		t.Fatalf("check with the new bytes in the active segment: %+v, want no clean", ch)
-	}
-	clk.advance(time.Minute)
+	// Every key again: more than half of the log is dirty.
+	produceKeys(t, addr, model.TopicMovies, keys(40), "v3")
 	ch = cl.Tick(ctx)
 	if !ch.Ran || ch.DirtyRatio < DefaultDirtyRatio {
-		t.Fatalf("check with %d of %d closed bytes dirty: %+v, want a clean", ch.DirtyBytes, ch.Bytes, ch)
+		t.Fatalf("check with %d of %d bytes dirty: %+v, want a clean", ch.DirtyBytes, ch.Bytes, ch)
 	}
 	if len(*runs) != 2 {
-		t.Fatalf("%d cleans over 25 checks, want 2: %+v", len(*runs), *runs)
+		t.Fatalf("%d cleans over 23 checks, want 2: %+v", len(*runs), *runs)
 	}
 	if r := (*runs)[1]; r.BytesAfter >= r.BytesBefore || r.Held <= 0 {
 		t.Errorf("second clean: %+v, want fewer bytes after and the time it held the broker", r)
 	}
 
-	pi := c.PartitionInfo(table, 0)
-	got, n := latest(t, addr, table, pi.HighWatermark)
+	pi := c.PartitionInfo(model.TopicMovies, 0)
+	got, n := latest(t, addr, model.TopicMovies, pi.HighWatermark)
 	if n > 41 { // 40 keys; kfake keeps the last batch whatever it holds
 		t.Errorf("%d records left after compaction, want at most 41", n)
 	}
@@ -164,28 +133,22 @@ func TestCleanerCompactsOnlyADirtyLog(t *testing.T) {
 
 // What the cleaner knows is clean survives a restart (Kafka's
 // cleaner-offset-checkpoint): a broker restarted on a clean data dir does
-// not compact it again.
+// not compact it again at its first check.
 func TestCleanerCheckpointSurvivesARestart(t *testing.T) {
 	dir, addr := t.TempDir(), freeAddr(t)
 	c, _ := open(t, addr, dir)
-	createTable(t, c)
-	cl, _, clk := cleaner(t, c, addr, dir)
-	produceKeys(t, addr, table, keys(30), "v1")
-	cl.Tick(context.Background())
-	clk.advance(time.Minute)
+	cl, _ := cleaner(t, c, addr, dir)
+	produceKeys(t, addr, model.TopicRatedMovies, keys(30), "v1")
 	if ch := cl.Tick(context.Background()); !ch.Ran {
-		t.Fatalf("check after the segment closed: %+v, want a clean", ch)
+		t.Fatalf("first check: %+v, want a clean", ch)
 	}
 	c.Close()
 
 	c, _ = open(t, addr, dir)
 	defer c.Close()
-	cl, runs, clk := cleaner(t, c, addr, dir)
-	for range 3 {
-		if ch := cl.Tick(context.Background()); ch.Ran || ch.DirtyBytes != 0 {
-			t.Errorf("check after a restart on a clean log: %+v, want no clean and nothing dirty", ch)
-		}
-		clk.advance(time.Minute)
+	cl, runs := cleaner(t, c, addr, dir)
+	if ch := cl.Tick(context.Background()); ch.Ran || ch.DirtyBytes != 0 {
+		t.Errorf("first check after a restart on a clean log: %+v, want no clean and nothing dirty", ch)
 	}
 	if len(*runs) != 0 {
 		t.Errorf("cleans after the restart: %+v, want none", *runs)
@@ -204,7 +167,7 @@ func TestCleanerAppliesRetentionAtEveryCheck(t *testing.T) {
 		t.Fatal(err)
 	}
 	produce(t, addr, topic, 3, time.Now().Add(-time.Hour))
-	cl, runs, _ := cleaner(t, c, addr, "")
+	cl, runs := cleaner(t, c, addr, "")
 	cl.Tick(context.Background())
 	if start, end := logStart(t, c, topic); start != 3 || end != 3 {
 		t.Errorf("%s after a check holds [%d, %d), want [3, 3): hour-old records outlived retention.ms=60000", topic, start, end)
@@ -224,8 +187,7 @@ func TestCleanerRefusesABadRatio(t *testing.T) {
 
 // A compacted topic the lab did not create (lab log import --config
 // cleanup.policy=compact) is found through the broker's topic list and
-// cleaned like the lab's own once its segment closes (Kafka's segment.ms,
-// 7 days, when the topic sets none).
+// cleaned like the lab's own.
 func TestCleanerCleansTopicsTheLabDidNotCreate(t *testing.T) {
 	addr := freeAddr(t)
 	c, _ := open(t, addr, t.TempDir())
@@ -237,15 +199,9 @@ func TestCleanerCleansTopicsTheLabDidNotCreate(t *testing.T) {
 	produceKeys(t, addr, topic, keys(10), "v1")
 	produceKeys(t, addr, topic, keys(10), "v2")
 	before := bytesOf(c, topic)
-	cl, runs, clk := cleaner(t, c, addr, "")
-	cl.Tick(context.Background())
-	clk.advance(6 * 24 * time.Hour)
-	if ch := cl.Tick(context.Background()); ch.Ran {
-		t.Fatalf("check after 6 days: %+v, want no clean (the segment is open for 7)", ch)
-	}
-	clk.advance(24 * time.Hour)
+	cl, runs := cleaner(t, c, addr, "")
 	if ch := cl.Tick(context.Background()); !ch.Ran || ch.Bytes != before {
-		t.Fatalf("check after 7 days: %+v, want a clean of the topic's %d bytes", ch, before)
+		t.Fatalf("check: %+v, want a clean of the topic's %d bytes", ch, before)
 	}
 	if after := bytesOf(c, topic); after >= before {
 		t.Errorf("%s holds %d bytes after the clean, %d before: its superseded records were kept", topic, after, before)
