@@ -6,6 +6,7 @@ package broker
 import (
 	"context"
 	"flag"
+	"fmt"
 	"log/slog"
 	"strings"
 	"sync"
@@ -24,6 +25,7 @@ type Runner struct {
 	admin           serve.Listen
 	dataDir         string
 	compactInterval time.Duration
+	dirtyRatio      float64
 	syncWrites      bool
 }
 
@@ -32,18 +34,30 @@ func (r *Runner) Flags(fs *flag.FlagSet) {
 	fs.StringVar(&r.admin.Admin, "admin-listen", "", "admin HTTP `address`: /healthz (Kafka readiness and the data dir check), /metrics, /debug/pprof/, the protocol faults at /admin/kafka/faults (default 127.0.0.1 at the first --listen port + 64)")
 	fs.StringVar(&r.admin.Allow, "admin-allow", "", "who may use the admin listener besides loopback (see 'lab serve webserver-rpc --help')")
 	fs.StringVar(&r.dataDir, "data", "", "data `dir`ectory; records, topics and group offsets persist here (empty: in memory only)")
-	fs.DurationVar(&r.compactInterval, "compact-interval", 5*time.Second, "how often compacted topics are cleaned (log.cleaner.backoff.ms)")
+	fs.DurationVar(&r.compactInterval, "compact-interval", 5*time.Second, "how often the log cleaner checks the compacted topics and applies retention (log.cleaner.backoff.ms)")
+	fs.Float64Var(&r.dirtyRatio, "min-cleanable-dirty-ratio", embedded.DefaultDirtyRatio, "the log cleaner compacts when at least this `fraction` of the compacted topics' bytes were written since their last clean (log.cleaner.min.cleanable.ratio)")
 	fs.BoolVar(&r.syncWrites, "sync-writes", false, "fsync every produced batch (default: OS page cache, like Kafka's default; survives a process kill, not a power cut)")
 }
 
 func (r *Runner) Run(ctx context.Context, log *slog.Logger) error {
 	addrs := strings.Split(r.listen, ",")
+	if r.compactInterval <= 0 {
+		return fmt.Errorf("--compact-interval %v: want a positive duration, e.g. 5s", r.compactInterval)
+	}
+	if !(r.dirtyRatio > 0 && r.dirtyRatio <= 1) {
+		return fmt.Errorf("--min-cleanable-dirty-ratio %v: want a fraction in (0, 1], e.g. 0.5", r.dirtyRatio)
+	}
 	admin, err := serve.Listen{Public: addrs[0], Admin: r.admin.Admin}.AdminAddr()
 	if err != nil {
 		return err
 	}
-	c, nodes, check, err := embedded.OpenNodes(addrs, r.dataDir, r.compactInterval, r.syncWrites, log)
+	c, nodes, check, err := embedded.OpenNodes(addrs, r.dataDir, r.syncWrites, log)
 	if err != nil {
+		return err
+	}
+	cleaner, err := embedded.NewCleaner(c, addrs[0], r.dataDir, r.dirtyRatio, log)
+	if err != nil {
+		c.Close()
 		return err
 	}
 	faults := NewKafkaFaults(c, nodes, log)
@@ -60,6 +74,7 @@ func (r *Runner) Run(ctx context.Context, log *slog.Logger) error {
 	for _, l := range check.Lost {
 		lost.WithLabelValues(l.Topic).Add(float64(l.Had - l.Has))
 	}
+	watchCleaner(reg, cleaner, log)
 	srv := serve.New(serve.Options{
 		Registry: reg,
 		Ready:    func(ctx context.Context) error { return embedded.Ready(ctx, addrs[0]) },
@@ -75,10 +90,13 @@ func (r *Runner) Run(ctx context.Context, log *slog.Logger) error {
 	RegisterKafkaFaults(srv.HandleAdmin, faults)
 	log.Info("broker ready", "listen", r.listen, "nodes", len(addrs), "admin", admin, "data", r.dataDir)
 	var wg sync.WaitGroup
+	cleanCtx, stopCleaner := context.WithCancel(ctx)
+	wg.Go(func() { cleaner.Run(cleanCtx, r.compactInterval) })
 	if r.dataDir != "" {
 		wg.Go(func() { embedded.KeepWatermarks(ctx, c, r.dataDir, time.Second, log) })
 	}
 	err = srv.Run(ctx, serve.Listen{Admin: admin, Allow: r.admin.Allow})
+	stopCleaner() // also when the admin listener failed: c.Close waits for no cleaner
 	wg.Wait()
 	faults.HealAll()
 	c.Close()
@@ -87,6 +105,32 @@ func (r *Runner) Run(ctx context.Context, log *slog.Logger) error {
 		return err
 	}
 	return nil
+}
+
+// watchCleaner exports the log cleaner's runs and logs each one: how long
+// it held the broker's request loop is how long a Produce waited.
+func watchCleaner(reg prometheus.Registerer, cl *embedded.Cleaner, log *slog.Logger) {
+	runs := prometheus.NewCounter(prometheus.CounterOpts{
+		Name: metricname.BrokerLogCleanerRunsTotal,
+		Help: "Compactions of the compacted topics (each runs when their dirty bytes reach the min cleanable dirty ratio).",
+	})
+	held := prometheus.NewHistogram(prometheus.HistogramOpts{
+		Name:    metricname.BrokerLogCleanerHeldSeconds,
+		Help:    "How long each compaction held the broker's request loop (kfake compacts inside it: produces wait meanwhile).",
+		Buckets: []float64{.001, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10},
+	})
+	dirty := prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: metricname.BrokerLogCleanerDirtyRatio,
+		Help: "Bytes of the compacted topics written since their last clean, as a fraction of their bytes, at the cleaner's last check.",
+	})
+	reg.MustRegister(runs, held, dirty)
+	cl.OnCheck = func(c embedded.Check) { dirty.Set(c.DirtyRatio) }
+	cl.OnClean = func(run embedded.CleanRun) {
+		runs.Inc()
+		held.Observe(run.Held.Seconds())
+		log.Info("log cleaner compacted the compacted topics", "dirty_ratio", fmt.Sprintf("%.2f", run.DirtyRatio), "partitions", run.Partitions,
+			"bytes_before", run.BytesBefore, "bytes_after", run.BytesAfter, "held_request_loop", run.Held.Round(time.Millisecond))
+	}
 }
 
 // reportCheck logs what the data dir check found, loudly when data was lost.

@@ -34,7 +34,7 @@ func startBroker(t *testing.T, n int) (*kfake.Cluster, *KafkaFaults, []string) {
 		addrs = append(addrs, ln.Addr().String())
 		ln.Close()
 	}
-	c, nodes, err := embedded.StartNodes(addrs, "", time.Second, false)
+	c, nodes, err := embedded.StartNodes(addrs, "", false)
 	if err != nil {
 		t.Fatal(err)
 	}

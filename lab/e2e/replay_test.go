@@ -520,8 +520,8 @@ func replayZombie(pid int) bool {
 // REPLAY_BENCH_VIEW_EVENTS rated-movies updates (default 1,000,000; each
 // newer than the last for its movie, so every one is applied) are written,
 // then webserver-stream is rebuilt. The broker compacts rated-movies as it
-// goes (sealed segments, every 5s), so the view reads somewhat fewer; the
-// result counts what it read.
+// goes (once the compacted topics are half dirty), so the view reads
+// somewhat fewer; the result counts what it read.
 //
 // Each rebuild runs with --compare-raw: a bare kafka-go consumer reads the
 // same topics in the same run.

@@ -7,7 +7,6 @@ import (
 	"net/http"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/ratingslab/lab/services/lib/kafkaio/embedded"
 
@@ -26,7 +25,7 @@ func brokerAdmin(t *testing.T) (admin string, stop func()) {
 	}
 	kafkaAddr := kl.Addr().String()
 	kl.Close()
-	c, nodes, err := embedded.StartNodes([]string{kafkaAddr}, "", time.Second, false)
+	c, nodes, err := embedded.StartNodes([]string{kafkaAddr}, "", false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -148,7 +147,7 @@ func TestKillLeaderAndCoordinatorOnAMultiNodeEmbeddedBroker(t *testing.T) {
 		addrs = append(addrs, ln.Addr().String())
 		ln.Close()
 	}
-	c, _, err := embedded.StartNodes(addrs, "", time.Second, false)
+	c, _, err := embedded.StartNodes(addrs, "", false)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -79,6 +79,10 @@ const (
 // The lab itself: supervisor, fault injector, embedded broker.
 const (
 	BrokerLostRecords = "lab_broker_lost_records"
-	FaultActive       = "lab_fault_active"
-	PartUp            = "lab_part_up"
+	// The embedded broker's log cleaner (services/lib/kafkaio/embedded/cleaner.go).
+	BrokerLogCleanerRunsTotal   = "lab_broker_log_cleaner_runs_total"
+	BrokerLogCleanerHeldSeconds = "lab_broker_log_cleaner_held_seconds"
+	BrokerLogCleanerDirtyRatio  = "lab_broker_log_cleaner_dirty_ratio"
+	FaultActive                 = "lab_fault_active"
+	PartUp                      = "lab_part_up"
 )

@@ -28,31 +28,34 @@ import (
 var Topics = model.Topics
 
 // Start runs a broker on listen (host must be loopback) and creates the lab's
-// topics that do not exist yet (Open without the report).
-func Start(listen, dataDir string, compactInterval time.Duration, syncWrites bool) (*kfake.Cluster, error) {
-	c, _, err := Open(listen, dataDir, compactInterval, syncWrites, slog.New(slog.DiscardHandler))
+// topics that do not exist yet (Open without the report). Nothing is
+// compacted unless the caller runs a Cleaner (cleaner.go).
+func Start(listen, dataDir string, syncWrites bool) (*kfake.Cluster, error) {
+	c, _, err := Open(listen, dataDir, syncWrites, slog.New(slog.DiscardHandler))
 	return c, err
 }
 
 // Open runs a broker on listen (host must be loopback), loads dataDir and
 // checks it against the watermarks recorded there, creates the lab's topics
 // that do not exist yet and fixes the configs of those that do.
-func Open(listen, dataDir string, compactInterval time.Duration, syncWrites bool, log *slog.Logger) (*kfake.Cluster, DataCheck, error) {
-	c, _, check, err := OpenNodes([]string{listen}, dataDir, compactInterval, syncWrites, log)
+func Open(listen, dataDir string, syncWrites bool, log *slog.Logger) (*kfake.Cluster, DataCheck, error) {
+	c, _, check, err := OpenNodes([]string{listen}, dataDir, syncWrites, log)
 	return c, check, err
 }
 
 // StartNodes is Start for a cluster of one node per address (see OpenNodes).
-func StartNodes(listens []string, dataDir string, compactInterval time.Duration, syncWrites bool) (*kfake.Cluster, *Nodes, error) {
-	c, nodes, _, err := OpenNodes(listens, dataDir, compactInterval, syncWrites, slog.New(slog.DiscardHandler))
+func StartNodes(listens []string, dataDir string, syncWrites bool) (*kfake.Cluster, *Nodes, error) {
+	c, nodes, _, err := OpenNodes(listens, dataDir, syncWrites, slog.New(slog.DiscardHandler))
 	return c, nodes, err
 }
 
 // OpenNodes is Open for a cluster of one node per address: kfake nodes
 // 0..n-1 in one process, sharing one log (no replication: a lost node loses
 // no data, its partitions move). It returns the nodes' listeners too (node
-// loss closes the connections a node accepted).
-func OpenNodes(listens []string, dataDir string, compactInterval time.Duration, syncWrites bool, log *slog.Logger) (*kfake.Cluster, *Nodes, DataCheck, error) {
+// loss closes the connections a node accepted). kfake's own log cleaner is
+// off: the caller runs a Cleaner (cleaner.go), which compacts the way Kafka
+// does.
+func OpenNodes(listens []string, dataDir string, syncWrites bool, log *slog.Logger) (*kfake.Cluster, *Nodes, DataCheck, error) {
 	var check DataCheck
 	ports := make([]int, len(listens))
 	for i, listen := range listens {
@@ -75,7 +78,7 @@ func OpenNodes(listens []string, dataDir string, compactInterval time.Duration, 
 		kfake.Ports(ports...),
 		kfake.ClusterID("ratings-lab"),
 		kfake.ListenFn(nodes.listen),
-		kfake.BrokerConfigs(map[string]string{"log.cleaner.backoff.ms": strconv.FormatInt(compactInterval.Milliseconds(), 10)}),
+		kfake.BrokerConfigs(map[string]string{"log.cleaner.backoff.ms": strconv.FormatInt(kfakeCleanerOff.Milliseconds(), 10)}),
 		kfake.WithLogger(klog),
 	}
 	var before watermarks

@@ -29,7 +29,7 @@ func freeAddr(t *testing.T) string {
 
 func open(t *testing.T, addr, dir string) (*kfake.Cluster, DataCheck) {
 	t.Helper()
-	c, check, err := Open(addr, dir, time.Hour, false, slog.New(slog.DiscardHandler))
+	c, check, err := Open(addr, dir, false, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,6 +1,7 @@
 package kafkatest
 
 import (
+	"context"
 	"net"
 	"os"
 	"strconv"
@@ -22,8 +23,9 @@ type DurableBroker struct {
 	Addr string // host:port, the same across restarts
 	Dir  string
 
-	mu sync.Mutex
-	c  *kfake.Cluster
+	mu        sync.Mutex
+	c         *kfake.Cluster
+	stopClean func() // ends the broker's log cleaner; before c.Close
 }
 
 // StartDurable starts the lab broker on a free loopback port with its data
@@ -46,10 +48,21 @@ func (b *DurableBroker) Start(t testing.TB) {
 		t.Fatal("kafkatest: broker already running")
 	}
 	servetest.Eventually(t, 10*time.Second, "kafkatest: the broker to start on "+b.Addr, func() error {
-		c, err := embedded.Start(b.Addr, b.Dir, time.Second, false)
+		c, err := embedded.Start(b.Addr, b.Dir, false)
 		b.c = c
 		return err
 	})
+	// The lab broker's log cleaner, checking every second.
+	cleaner, err := embedded.NewCleaner(b.c, b.Addr, b.Dir, 0, nil)
+	if err != nil {
+		b.c.Close()
+		b.c = nil
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	wg.Go(func() { cleaner.Run(ctx, time.Second) })
+	b.stopClean = func() { cancel(); wg.Wait() }
 }
 
 // Stop closes the broker: every client connection drops and new ones are
@@ -58,6 +71,7 @@ func (b *DurableBroker) Stop() {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if b.c != nil {
+		b.stopClean()
 		b.c.Close()
 		b.c = nil
 	}
