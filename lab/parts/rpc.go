@@ -1,6 +1,9 @@
 package parts
 
 import (
+	"runtime"
+	"strconv"
+
 	"github.com/ratingslab/lab/lab/layout"
 	moviesrpc "github.com/ratingslab/lab/services/movies/rpc"
 	ratingsrpc "github.com/ratingslab/lab/services/ratings/rpc"
@@ -18,7 +21,7 @@ func init() {
 		Start:     10,
 		NewRunner: func() Runner { return &moviesrpc.Runner{} },
 		Args: func(env Env, _ int) []string {
-			return []string{"--listen", env.Ports.MoviesRPC(), "--legacy-db", env.Dir.LegacyDB()}
+			return []string{"--listen", env.Ports.MoviesRPC(), "--legacy-db", env.Dir.LegacyDB(), "--procs", rpcProcs()}
 		},
 		HTTP: func(p layout.Ports, _ int) string { return p.MoviesRPC() },
 	})
@@ -34,6 +37,7 @@ func init() {
 				"--movies-url", "http://" + EdgeFrom("ratings-rpc", "movies-rpc").Listen(env.Ports),
 				"--data", env.Dir.Data("ratings-rpc"),
 				"--breakers", breakersFlag(env.Options.Breakers),
+				"--procs", rpcProcs(),
 			}
 		},
 		HTTP: func(p layout.Ports, _ int) string { return p.RatingsRPC() },
@@ -49,11 +53,21 @@ func init() {
 				"--listen", env.Ports.WebserverRPC(),
 				"--ratings-url", "http://" + EdgeFrom("webserver-rpc", "ratings-rpc").Listen(env.Ports),
 				"--breakers", breakersFlag(env.Options.Breakers),
+				"--procs", rpcProcs(),
 			}
 		},
 		HTTP: func(p layout.Ports, _ int) string { return p.WebserverRPC() },
 	})
 }
+
+// rpcProcs is each RPC part's --procs (GOMAXPROCS): a quarter of the
+// machine's CPUs, at least one. The three parts of a rating's path and the
+// edge proxies share the machine; with every CPU each part's idle threads
+// spin looking for each other's work, and on two cores that cost a fifth of
+// the parts' CPU per rating (docs/benchmarks.md, wave 4). One CPU carries
+// ratings-rpc, the busiest, to ~5,000 ratings/s. --part-flag
+// ratings-rpc=--procs=N overrides it.
+func rpcProcs() string { return strconv.Itoa(max(1, runtime.NumCPU()/4)) }
 
 func breakersFlag(b bool) string {
 	if b {
