@@ -469,7 +469,7 @@ func newBenchHopCmd(g *globals) *cobra.Command {
   lab bench hop --listen 127.0.0.1:10291 --next http://127.0.0.1:10290 --status 202`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return bench.RunHop(cmd.Context(), listen, next, status)
+			return bench.RunHop(cmd.Context(), listen, next, status, g.stderr)
 		},
 	}
 	cmd.Flags().StringVar(&listen, "listen", "", "loopback `address` to serve")
