@@ -87,6 +87,7 @@ func TestOverloadedHopRefusesWhatIsOverItsBudget(t *testing.T) {
 			answered++
 		}
 	}
+	t.Logf("%d clients at once, budget %d: %d answered, %d refused", clients, budget, answered, refused)
 	if answered+refused != clients || answered < budget/2 || answered > budget || refused == 0 {
 		t.Errorf("%d clients at once, budget %d: %d answered, %d refused", clients, budget, answered, refused)
 	}
