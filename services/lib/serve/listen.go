@@ -80,6 +80,10 @@ func (l Listen) Guard() (Guard, error) {
 	return ParseAllow(strings.Split(l.Allow, ","))
 }
 
+// RegisterPprof adds net/http/pprof under /debug/pprof/ on mux: for a
+// loopback API of the lab's own (the supervisor's control API).
+func RegisterPprof(mux *http.ServeMux) { registerPprof(mux) }
+
 // registerPprof adds net/http/pprof under /debug/pprof/ on mux.
 func registerPprof(mux *http.ServeMux) {
 	mux.HandleFunc("GET /debug/pprof/", pprof.Index)
