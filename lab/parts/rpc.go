@@ -60,14 +60,18 @@ func init() {
 	})
 }
 
-// rpcProcs is each RPC part's --procs (GOMAXPROCS): a quarter of the
-// machine's CPUs, at least one. The three parts of a rating's path and the
-// edge proxies share the machine; with every CPU each part's idle threads
-// spin looking for each other's work, and on two cores that cost a fifth of
-// the parts' CPU per rating (docs/benchmarks.md, wave 4). One CPU carries
-// ratings-rpc, the busiest, to ~5,000 ratings/s. --part-flag
-// ratings-rpc=--procs=N overrides it.
-func rpcProcs() string { return strconv.Itoa(max(1, runtime.NumCPU()/4)) }
+// SharedProcs is the GOMAXPROCS of a lab process on a request's path (the
+// RPC parts, through --procs, and the supervisor with the edge proxies): a
+// quarter of the machine's CPUs, at least one. These processes share the
+// machine; with every CPU each one's idle threads spin looking for work
+// its other goroutines hand over, and on two cores that cost a fifth of
+// the RPC parts' CPU per rating and a third of the supervisor's samples
+// (docs/benchmarks.md, wave 4). One CPU carries ratings-rpc, the busiest,
+// well past 4,000 ratings/s. --part-flag ratings-rpc=--procs=N overrides
+// it for a part.
+func SharedProcs() int { return max(1, runtime.NumCPU()/4) }
+
+func rpcProcs() string { return strconv.Itoa(SharedProcs()) }
 
 func breakersFlag(b bool) string {
 	if b {
