@@ -12,6 +12,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/ratingslab/lab/lab/parts"
 	"github.com/ratingslab/lab/lab/supervisor"
 )
 
@@ -23,6 +24,9 @@ type HopSpec struct {
 	Listen  string
 	Next    string // "" for the last hop
 	Status  int
+	// Procs is the hop's GOMAXPROCS: the part's own (the rpc parts run
+	// with parts.SharedProcs(); 0: Go's default, as the stream parts).
+	Procs int
 }
 
 // BareHops are the hops of variant's synchronous POST path in the running
@@ -55,6 +59,9 @@ func BareHops(ps []supervisor.PartStatus, info supervisor.LabInfo, variant strin
 	var hops []HopSpec
 	for i, part := range chain {
 		h := HopSpec{Part: part, Variant: variant, Listen: addr[part], Status: status}
+		if variant == "rpc" {
+			h.Procs = parts.SharedProcs()
+		}
 		if h.Listen == "" {
 			return nil, fmt.Errorf("bare hops of %s: no part %s in this lab (the stream hops need the embedded single-node broker)", variant, part)
 		}
@@ -115,6 +122,9 @@ func StartHop(ctx context.Context, exe string, h HopSpec, stderr io.Writer) (*Ho
 	args := []string{"bench", "hop", "--listen", h.Listen, "--status", strconv.Itoa(h.Status)}
 	if h.Next != "" {
 		args = append(args, "--next", h.Next)
+	}
+	if h.Procs > 0 {
+		args = append(args, "--procs", strconv.Itoa(h.Procs))
 	}
 	cmd := exec.Command(exe, args...)
 	cmd.Stderr = stderr

@@ -9,6 +9,9 @@ import (
 	"net"
 	"net/http"
 	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
 	"time"
 )
 
@@ -21,15 +24,17 @@ import (
 var hopBody = []byte(`{"request_id":""}` + "\n")
 
 // HopHandler answers every request with status after passing its body to
-// next+path ("" for the last hop). A failed pass-on answers 502.
-func HopHandler(next string, status int) http.Handler {
+// next+path ("" for the last hop) over at most maxConns connections (0: no
+// cap; more requests wait for one). A failed pass-on answers 502.
+func HopHandler(next string, status, maxConns int) http.Handler {
 	client := &http.Client{
 		Timeout: 10 * time.Second,
 		Transport: &http.Transport{
 			// As many idle connections as the load keeps in flight: a hop
 			// must never pay a new connection per request.
 			MaxIdleConns: 4096, MaxIdleConnsPerHost: 4096, IdleConnTimeout: 30 * time.Second,
-			DialContext: (&net.Dialer{Timeout: 2 * time.Second}).DialContext,
+			MaxConnsPerHost: maxConns,
+			DialContext:     (&net.Dialer{Timeout: 2 * time.Second}).DialContext,
 		},
 	}
 	next = strings.TrimSuffix(next, "/")
@@ -60,8 +65,11 @@ func HopHandler(next string, status int) http.Handler {
 	})
 }
 
-// RunHop serves HopHandler on listen (a loopback address) until ctx ends.
-func RunHop(ctx context.Context, listen, next string, status int) error {
+// RunHop serves HopHandler on listen (a loopback address) until ctx ends,
+// holding at most the connections its file descriptors allow (HopBudget):
+// an overloaded hop refuses what is over (see budgetListener) instead of
+// running out of descriptors, and says so on log once a second.
+func RunHop(ctx context.Context, listen, next string, status int, log io.Writer) error {
 	host, _, err := net.SplitHostPort(listen)
 	if err != nil {
 		return fmt.Errorf("--listen %q: %w", listen, err)
@@ -72,17 +80,116 @@ func RunHop(ctx context.Context, listen, next string, status int) error {
 	if status < 200 || status > 299 {
 		return fmt.Errorf("--status %d: must be a 2xx code", status)
 	}
-	l, err := net.Listen("tcp", listen)
+	ln, err := net.Listen("tcp", listen)
 	if err != nil {
 		return err
 	}
-	srv := &http.Server{Handler: HopHandler(next, status), ReadHeaderTimeout: 5 * time.Second}
+	budget, limit := HopBudget(next != "")
+	l := newBudgetListener(ln, budget)
+	outbound := 0
+	if next != "" {
+		outbound = budget
+	}
+	srv := &http.Server{Handler: HopHandler(next, status, outbound), ReadHeaderTimeout: 5 * time.Second}
+	done := make(chan struct{})
+	defer close(done)
 	go func() {
-		<-ctx.Done()
-		srv.Close()
+		t := time.NewTicker(time.Second)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				srv.Close()
+				return
+			case <-done:
+				return
+			case <-t.C:
+				if n := l.refused.Swap(0); n > 0 {
+					fmt.Fprintf(log, "hop %s: overloaded: refused %d connections in the last second, at its budget of %d open connections (RLIMIT_NOFILE %d)\n", listen, n, budget, limit)
+				}
+			}
+		}
 	}()
 	if err := srv.Serve(l); !errors.Is(err, http.ErrServerClosed) {
 		return err
 	}
 	return nil
+}
+
+// fdReserve are the descriptors a hop keeps for everything but its
+// connections (the binary, the runtime's poller, a log, a dial in flight).
+const fdReserve = 64
+
+// maxHopConns caps a hop's connections whatever its descriptors allow: a
+// step held (p99 < 100 ms) keeps at most rate × 0.1 s requests in flight
+// at a hop, 2,048 only beyond 20,000/s (past the load generator's reach),
+// while the edge proxies between hops hold two descriptors per connection
+// in the supervisor, whose own limit every proxied connection shares.
+const maxHopConns = 2048
+
+// HopBudget is how many client connections a hop holds at once, and the
+// descriptor limit it comes from: RLIMIT_NOFILE's soft limit (which Go
+// already raised to the hard limit when the process started) less a
+// reserve, halved for a hop that passes requests on (each one it serves
+// may hold a connection to the next hop too), at most maxHopConns. The
+// load generator never caps its connections, so a step beyond what the
+// hops carry opens connections until a limit: before the budget a hop ran
+// out of descriptors ("accept4: too many open files") and failed in every
+// way at once; now it refuses what is over the budget.
+func HopBudget(forwarding bool) (budget int, limit uint64) {
+	var lim syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
+		lim.Cur = 1024
+	}
+	n := int(min(lim.Cur, 1<<20)) - fdReserve
+	if forwarding {
+		n /= 2
+	}
+	return min(max(n, 8), maxHopConns), lim.Cur
+}
+
+// budgetListener accepts at most max connections open at once. One over
+// the budget is closed at once with a reset (no TIME_WAIT, its descriptor
+// free again): its client sees the refusal straight away and records a
+// failed request, where waiting in the kernel's backlog would only add a
+// dial timeout per request and keep the overload going.
+type budgetListener struct {
+	net.Listener
+	max     int64
+	open    atomic.Int64
+	refused atomic.Int64
+}
+
+func newBudgetListener(l net.Listener, max int) *budgetListener {
+	return &budgetListener{Listener: l, max: int64(max)}
+}
+
+func (l *budgetListener) Accept() (net.Conn, error) {
+	for {
+		c, err := l.Listener.Accept()
+		if err != nil {
+			return nil, err
+		}
+		if l.open.Add(1) <= l.max {
+			return &budgetConn{Conn: c, l: l}, nil
+		}
+		l.open.Add(-1)
+		l.refused.Add(1)
+		if tc, ok := c.(*net.TCPConn); ok {
+			tc.SetLinger(0)
+		}
+		c.Close()
+	}
+}
+
+// budgetConn gives its place in the budget back when closed.
+type budgetConn struct {
+	net.Conn
+	l    *budgetListener
+	once sync.Once
+}
+
+func (c *budgetConn) Close() error {
+	c.once.Do(func() { c.l.open.Add(-1) })
+	return c.Conn.Close()
 }

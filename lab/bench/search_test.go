@@ -1,6 +1,7 @@
 package bench
 
 import (
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -66,7 +67,7 @@ func TestHopsPassTheBodyOnAndAnswerTheirStatus(t *testing.T) {
 		got = r.URL.Path + " " + string(buf[:n])
 	}))
 	defer last.Close()
-	first := httptest.NewServer(HopHandler(last.URL, 202))
+	first := httptest.NewServer(HopHandler(last.URL, 202, 0))
 	defer first.Close()
 	resp, err := http.Post(first.URL+"/api/ratings", "application/json", strings.NewReader(`{"movie_id":1}`))
 	if err != nil {
@@ -105,10 +106,10 @@ func TestProcCPUReadsThisProcess(t *testing.T) {
 }
 
 func TestRunHopRefusesNonLoopbackAndBadStatus(t *testing.T) {
-	if err := RunHop(t.Context(), "0.0.0.0:0", "", 201); err == nil || !strings.Contains(err.Error(), "loopback") {
+	if err := RunHop(t.Context(), "0.0.0.0:0", "", 201, io.Discard); err == nil || !strings.Contains(err.Error(), "loopback") {
 		t.Fatalf("0.0.0.0: %v", err)
 	}
-	if err := RunHop(t.Context(), "127.0.0.1:0", "", 500); err == nil || !strings.Contains(err.Error(), "2xx") {
+	if err := RunHop(t.Context(), "127.0.0.1:0", "", 500, io.Discard); err == nil || !strings.Contains(err.Error(), "2xx") {
 		t.Fatalf("status 500: %v", err)
 	}
 }

@@ -461,7 +461,7 @@ func boolInt(b bool) int {
 // for `lab bench load --target`.
 func newBenchHopCmd(g *globals) *cobra.Command {
 	var listen, next string
-	var status int
+	var status, procs int
 	cmd := &cobra.Command{
 		Use:   "hop",
 		Short: "Serve a trivial handler that passes each request on to --next (the bare hops of 'lab bench post'; a server for 'lab bench load --target')",
@@ -469,9 +469,16 @@ func newBenchHopCmd(g *globals) *cobra.Command {
   lab bench hop --listen 127.0.0.1:10291 --next http://127.0.0.1:10290 --status 202`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return bench.RunHop(cmd.Context(), listen, next, status)
+			if procs < 0 {
+				return fmt.Errorf("--procs %d: want 1 or more (0: every CPU)", procs)
+			}
+			if procs > 0 {
+				runtime.GOMAXPROCS(procs)
+			}
+			return bench.RunHop(cmd.Context(), listen, next, status, g.stderr)
 		},
 	}
+	cmd.Flags().IntVar(&procs, "procs", 0, "CPUs the hop runs Go code on at once (GOMAXPROCS; 0: every CPU); 'lab bench post' gives each hop its part's")
 	cmd.Flags().StringVar(&listen, "listen", "", "loopback `address` to serve")
 	cmd.Flags().StringVar(&next, "next", "", "base `URL` each request is passed on to (none: answer at once)")
 	cmd.Flags().IntVar(&status, "status", 201, "status of every answer")

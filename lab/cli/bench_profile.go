@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -35,10 +36,12 @@ variant with rating POSTs for the same time, so the profile shows the work of
 a rating; --rate 0 profiles under whatever load you run yourself (lab load,
 lab chaos run). Read it with 'go tool pprof -top FILE' (or -http=:0 for the
 graph). Parts of the lab's infrastructure (broker, schema-registry) are
-loaded through the stream variant.`,
+loaded through the stream variant; PART "supervisor" profiles the edge proxies
+(Toxiproxy, in the supervisor), loaded through the rpc variant.`,
 		Example: `  lab bench profile ratings-rpc --seconds 20
   lab bench profile broker --rate 1000 --out broker.pprof
-  lab bench profile webserver-stream --rate 0 --seconds 30   # during your own load`,
+  lab bench profile webserver-stream --rate 0 --seconds 30   # during your own load
+  lab bench profile supervisor --rate 1500   # the edge proxies, loaded through the rpc variant`,
 		Args: cobra.ExactArgs(1),
 		ValidArgsFunction: func(cmd *cobra.Command, args []string, _ string) ([]string, cobra.ShellCompDirective) {
 			return nil, cobra.ShellCompDirectiveNoFileComp
@@ -51,7 +54,7 @@ loaded through the stream variant.`,
 			if rate < 0 || rate > 50000 {
 				return fmt.Errorf("--rate %v: must be in [0, 50000] req/s", rate)
 			}
-			c, _, _, err := labClients(g)
+			c, _, st, err := labClients(g)
 			if err != nil {
 				return err
 			}
@@ -59,6 +62,10 @@ loaded through the stream variant.`,
 			if err != nil {
 				return err
 			}
+			// The supervisor (the edge proxies of both variants) serves
+			// pprof on its loopback control API; it is loaded through rpc.
+			ps = append(ps, supervisor.PartStatus{Name: "supervisor", Variant: "rpc", PID: st.PID,
+				Admin: strings.TrimPrefix(st.Control, "http://"), Health: supervisor.HealthOK})
 			i := slices.IndexFunc(ps, func(p supervisor.PartStatus) bool { return p.Name == args[0] })
 			if i < 0 {
 				var names []string

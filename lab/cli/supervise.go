@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"runtime"
 	"syscall"
 
 	"github.com/spf13/cobra"
@@ -56,6 +57,9 @@ func newSuperviseCmd(g *globals) *cobra.Command {
 				defer f.Close()
 				cfg.Handover = f
 			}
+			// The edge proxies hand every chunk between goroutines: with
+			// every CPU, each handover woke an idle thread (parts.SharedProcs).
+			runtime.GOMAXPROCS(parts.SharedProcs())
 			s, err := supervisor.New(cfg, log)
 			if err != nil {
 				return err

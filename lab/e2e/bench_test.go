@@ -16,7 +16,8 @@ import (
 // `lab bench post` searches both variants at once, then their bare hops on
 // the same ports, reports CPU per acknowledged rating per part, and leaves
 // the lab as it found it: every part healthy again on its own port.
-// `lab bench profile` saves a part's CPU profile from its admin listener.
+// `lab bench profile` saves a part's CPU profile from its admin listener
+// (the supervisor's from its control API).
 // The bounds are loose on purpose: this checks the tool, not the machine.
 func TestBenchPostSearchesBothVariantsAndTheirBareHops(t *testing.T) {
 	labtest.SkipUnlessE2E(t)
@@ -74,6 +75,12 @@ func TestBenchPostSearchesBothVariantsAndTheirBareHops(t *testing.T) {
 	b, err := os.ReadFile(prof)
 	if err != nil || len(b) < 2 || b[0] != 0x1f || b[1] != 0x8b {
 		t.Fatalf("profile %s: %v, %d bytes: want a gzipped pprof profile", prof, err, len(b))
+	}
+	// The supervisor (the edge proxies) serves pprof on its control API.
+	sup := filepath.Join(t.TempDir(), "supervisor.pprof")
+	l.MustRun("bench", "profile", "supervisor", "--seconds", "1", "--rate", "20", "--out", sup)
+	if b, err := os.ReadFile(sup); err != nil || len(b) < 2 || b[0] != 0x1f || b[1] != 0x8b {
+		t.Fatalf("profile %s: %v, %d bytes: want a gzipped pprof profile", sup, err, len(b))
 	}
 	if _, err := l.Run("bench", "profile", "no-such-part"); err == nil {
 		t.Error("profiling a part that does not exist: want an error")

@@ -76,6 +76,7 @@ type variantRun struct {
 	metrics  *variantMetrics
 	observer Observer
 	attacker *vegeta.Attacker
+	client   *http.Client    // the attacker's: its idle connections are closed when the run ends
 	retry    *retryTransport // nil without a retry policy
 	edit     *CatalogEdit    // nil without a catalog edit
 }
@@ -171,6 +172,15 @@ func Run(ctx context.Context, cfg Config) (*Summary, error) {
 	}
 	start, allDone := e.startAttacks()
 	interrupted, runErr := e.watch(ctx, start, allDone)
+	// A finished run holds no connections: a run that pushed a server to
+	// its limit would otherwise keep every connection it opened (up to
+	// one per request in flight at its peak) open for the transport's
+	// idle timeout, on both sides, into whatever runs next.
+	defer func() {
+		for _, v := range e.runs {
+			v.client.CloseIdleConnections()
+		}
+	}()
 	return e.finish(started, interrupted, runErr)
 }
 
@@ -254,6 +264,7 @@ func newVariantRuns(abortCtx context.Context, cfg Config, source Source, limit u
 			// Workers stay uncapped (vegeta's default MaxWorkers): a stalled
 			// server must cost goroutines, never delay the schedule.
 			attacker: vegeta.NewAttacker(vegeta.Client(client)),
+			client:   client,
 		}
 	}
 	return runs

@@ -77,6 +77,9 @@ type retryTransport struct {
 	attempts map[uint64][]ledger.Attempt
 }
 
+// CloseIdleConnections closes the pool's idle connections (http.Client's).
+func (t *retryTransport) CloseIdleConnections() { closeIdle(t.next) }
+
 func (t *retryTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	if req.Method != http.MethodPost || req.GetBody == nil || t.policy.Max == 0 {
 		return t.next.RoundTrip(req)

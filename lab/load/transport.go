@@ -122,6 +122,15 @@ func newTransport(abort context.Context, timeout time.Duration) http.RoundTrippe
 	}
 }
 
+// CloseIdleConnections closes the pool's idle connections (http.Client's).
+func (t *outcomeTransport) CloseIdleConnections() { closeIdle(t.next) }
+
+func closeIdle(rt http.RoundTripper) {
+	if c, ok := rt.(interface{ CloseIdleConnections() }); ok {
+		c.CloseIdleConnections()
+	}
+}
+
 // errorMarker returns the marker in a vegeta result's error text, if any.
 func errorMarker(errText string) string {
 	for _, m := range []string{notSentMarker, abortedMarker, timeoutMarker} {

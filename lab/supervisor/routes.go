@@ -20,6 +20,7 @@ func (s *Supervisor) routes() http.Handler {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
 	mux.Handle("GET /metrics", serve.MetricsHandler(s.reg, nil))
+	serve.RegisterPprof(mux) // the edge proxies' CPU: lab bench profile supervisor
 	mux.HandleFunc("GET /v1/parts", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, s.Statuses())
 	})

@@ -67,6 +67,13 @@ const (
 	ViewRows             = "lab_view_rows"
 )
 
+// Group commit of a part's SQLite store (services/lib/sqlitedb.GroupCommit):
+// writes / commits is the mean batch.
+const (
+	StoreCommitsTotal      = "lab_store_commits_total"
+	StoreCommitWritesTotal = "lab_store_commit_writes_total"
+)
+
 // The load generator, client side (lab/load).
 const (
 	LoadInFlightRequests       = "lab_load_in_flight_requests"

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"runtime"
 	"strings"
 	"time"
 
@@ -159,6 +160,9 @@ func (s *Server) Run(ctx context.Context, l Listen) error {
 		}
 	}
 	s.guard(g)
+	if l.Procs > 0 {
+		runtime.GOMAXPROCS(l.Procs)
+	}
 	var pub net.Listener
 	if l.Public != "" {
 		if pub, err = net.Listen("tcp", l.Public); err != nil {

@@ -25,6 +25,8 @@ type Listen struct {
 	Allow string
 	// Limits bound the public listener (the zero value: DefaultLimits).
 	Limits Limits
+	// Procs is the part's GOMAXPROCS (0: Go's default, every CPU).
+	Procs int
 }
 
 // Flags registers --listen (default public), --admin-listen,
@@ -37,6 +39,14 @@ func (l *Listen) Flags(fs *flag.FlagSet, public, what string) {
 		l.Limits = DefaultLimits()
 	}
 	l.Limits.Flags(fs)
+	fs.Func("procs", "CPUs this part runs Go code on at once (GOMAXPROCS), >= 1 (default: every CPU). Parts that share a few cores spend less CPU per request with fewer: idle threads stop spinning for each other's work", func(v string) error {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 {
+			return fmt.Errorf("want a whole number >= 1, got %q", v)
+		}
+		l.Procs = n
+		return nil
+	})
 	fs.StringVar(&l.Allow, "admin-allow", "", "comma-separated `list` of who may use the admin listener besides loopback: CIDRs of client networks (the compose network) and host names it may be addressed by (a compose service name)")
 }
 
@@ -69,6 +79,10 @@ func (l Listen) Guard() (Guard, error) {
 	}
 	return ParseAllow(strings.Split(l.Allow, ","))
 }
+
+// RegisterPprof adds net/http/pprof under /debug/pprof/ on mux: for a
+// loopback API of the lab's own (the supervisor's control API).
+func RegisterPprof(mux *http.ServeMux) { registerPprof(mux) }
 
 // registerPprof adds net/http/pprof under /debug/pprof/ on mux.
 func registerPprof(mux *http.ServeMux) {

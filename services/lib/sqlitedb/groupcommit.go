@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"runtime"
 	"sync/atomic"
 	"time"
 )
@@ -113,6 +114,12 @@ func (g *GroupCommit[Op, Res]) loop() {
 		case <-g.quit:
 			return
 		}
+		// Let the goroutines that are ready to run (their answers came
+		// in with the first one's) reach the queue before the batch is
+		// sealed: without the yield the committer, woken first, took one
+		// operation a transaction. A yield waits for no one who is not
+		// ready: an idle store still commits at once.
+		runtime.Gosched()
 	fill:
 		for len(batch) < g.maxBatch {
 			select {

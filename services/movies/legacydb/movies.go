@@ -38,7 +38,7 @@ func (db *DB) Movie(ctx context.Context, id int64) (model.Movie, error) {
 	if err := db.delay(ctx); err != nil {
 		return model.Movie{}, err
 	}
-	m, err := scanMovie(db.sql.QueryRowContext(ctx, `SELECT `+movieColumns+` FROM movies WHERE movie_id = ?`, id))
+	m, err := scanMovie(db.movieByID.QueryRowContext(ctx, id))
 	if errors.Is(err, sql.ErrNoRows) {
 		return model.Movie{}, fmt.Errorf("movie %d: %w", id, ErrNotFound)
 	}
@@ -232,7 +232,7 @@ func (db *DB) Edit(ctx context.Context, id int64, edit func(*model.Movie)) (mode
 
 // readBack reads a movie just written, without the query delay fault.
 func (db *DB) readBack(ctx context.Context, id int64) (model.Movie, error) {
-	m, err := scanMovie(db.sql.QueryRowContext(ctx, `SELECT `+movieColumns+` FROM movies WHERE movie_id = ?`, id))
+	m, err := scanMovie(db.movieByID.QueryRowContext(ctx, id))
 	if err != nil {
 		return model.Movie{}, fmt.Errorf("legacydb: read back movie %d: %w", id, err)
 	}

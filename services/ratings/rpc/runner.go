@@ -9,6 +9,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/ratingslab/lab/services/lib/breaker"
+	"github.com/ratingslab/lab/services/lib/metricname"
 	"github.com/ratingslab/lab/services/lib/serve"
 	"github.com/ratingslab/lab/services/lib/variantname"
 	moviesrpc "github.com/ratingslab/lab/services/movies/rpc"
@@ -67,6 +68,15 @@ func NewServer(store *Store, movies breaker.Upstream, reg *prometheus.Registry, 
 	if err != nil {
 		return nil, err
 	}
+	// Read at scrape time: nothing on the write path.
+	reg.MustRegister(
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: metricname.StoreCommitsTotal,
+			Help: "Transactions the ratings store committed (group commit: concurrent ratings share one)."},
+			func() float64 { b, _ := store.writes.Batches(); return float64(b) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: metricname.StoreCommitWritesTotal,
+			Help: "Ratings those transactions held, repeats included; divided by lab_store_commits_total, the mean batch."},
+			func() float64 { _, n := store.writes.Batches(); return float64(n) }),
+	)
 	srv := serve.New(serve.Options{
 		Public:   New(store, moviesrpc.NewClient(api), log),
 		Registry: reg,
