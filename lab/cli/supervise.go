@@ -59,7 +59,9 @@ func newSuperviseCmd(g *globals) *cobra.Command {
 			}
 			// The edge proxies hand every chunk between goroutines: with
 			// every CPU, each handover woke an idle thread (parts.SharedProcs).
-			runtime.GOMAXPROCS(parts.SharedProcs())
+			if os.Getenv("GOMAXPROCS") == "" {
+				runtime.GOMAXPROCS(parts.SharedProcs())
+			}
 			s, err := supervisor.New(cfg, log)
 			if err != nil {
 				return err
