@@ -263,13 +263,5 @@ func (cl *Cleaner) writeCheckpoint() error {
 			cp.Clean[t][strconv.Itoa(int(p))] = n
 		}
 	}
-	b, err := json.MarshalIndent(cp, "", "  ")
-	if err != nil {
-		return err
-	}
-	path := filepath.Join(cl.dataDir, CleanerCheckpointFile)
-	if err := os.WriteFile(path+".tmp", b, 0o644); err != nil {
-		return err
-	}
-	return os.Rename(path+".tmp", path)
+	return writeJSONFile(filepath.Join(cl.dataDir, CleanerCheckpointFile), cp)
 }

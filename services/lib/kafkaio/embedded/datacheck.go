@@ -127,11 +127,16 @@ func currentWatermarks(c *kfake.Cluster) watermarks {
 }
 
 func writeWatermarks(dataDir string, w watermarks) error {
-	b, err := json.MarshalIndent(w, "", "  ")
+	return writeJSONFile(filepath.Join(dataDir, WatermarksFile), w)
+}
+
+// writeJSONFile replaces path with v as indented JSON, whole or not at all
+// (a temporary file renamed over it), for the broker's files in its data dir.
+func writeJSONFile(path string, v any) error {
+	b, err := json.MarshalIndent(v, "", "  ")
 	if err != nil {
 		return err
 	}
-	path := filepath.Join(dataDir, WatermarksFile)
 	tmp := path + ".tmp"
 	if err := os.WriteFile(tmp, b, 0o644); err != nil {
 		return err
