@@ -48,12 +48,13 @@ const (
 
 // The stream processor ratings-stream (services/ratings/stream).
 const (
-	DLQMessagesTotal             = "lab_dlq_messages_total"
-	StreamBatchDurationSeconds   = "lab_stream_batch_duration_seconds"
-	StreamChangelogRecordsTotal  = "lab_stream_changelog_records_total"
-	StreamRestoreDurationSeconds = "lab_stream_restore_duration_seconds"
-	StreamRestoreRecordsTotal    = "lab_stream_restore_records_total"
-	StreamTransactionsTotal      = "lab_stream_transactions_total"
+	DLQMessagesTotal                 = "lab_dlq_messages_total"
+	StreamBatchDurationSeconds       = "lab_stream_batch_duration_seconds"
+	StreamChangelogRecordsTotal      = "lab_stream_changelog_records_total"
+	StreamChangelogTransactionsTotal = "lab_stream_changelog_transactions_total"
+	StreamRestoreDurationSeconds     = "lab_stream_restore_duration_seconds"
+	StreamRestoreRecordsTotal        = "lab_stream_restore_records_total"
+	StreamTransactionsTotal          = "lab_stream_transactions_total"
 	// Standby replicas (--standby-replicas).
 	StreamRestoreChangelogRecordsTotal = "lab_stream_restore_changelog_records_total"
 	StreamStandbyLagRecords            = "lab_stream_standby_lag_records"

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -77,6 +79,10 @@ type changelogPart struct {
 	// its last record (the commit marker is skipped by a committed reader).
 	next    int64
 	pending *changelog.Batch // committed to the database, not to the changelog yet
+	// dirty: pending holds changes not written yet; lastWrite is when the
+	// latest write was tried (Config.ChangelogInterval spaces them).
+	dirty     bool
+	lastWrite time.Time
 	// broken: a transaction could not be ended (its outcome is unknown, the
 	// client may still be in it). Nothing more is written with this client;
 	// the next generation opens a new one, which aborts it.
@@ -206,10 +212,11 @@ func (c *changelogPart) write(ctx context.Context, topic string, beforeEnd func(
 	if c.broken != nil {
 		return 0, c.broken
 	}
+	c.lastWrite = time.Now()
 	msgs := c.pending.Records()
 	if len(msgs) == 0 {
 		c.pending.Apply()
-		c.pending = c.state.Begin()
+		c.pending, c.dirty = c.state.Begin(), false
 		return 0, nil
 	}
 	recs := make([]*kgo.Record, len(msgs))
@@ -244,7 +251,7 @@ func (c *changelogPart) write(ctx context.Context, topic string, beforeEnd func(
 		return 0, keptPending{fmt.Errorf("changelog partition %d: %w; kept to be written with the next batch", c.id, perr)}
 	}
 	c.pending.Apply()
-	c.pending = c.state.Begin()
+	c.pending, c.dirty = c.state.Begin(), false
 	for _, r := range results {
 		c.next = max(c.next, r.Record.Offset+1)
 	}
@@ -333,6 +340,7 @@ func (p *Processor) restoreChangelog(ctx context.Context, ids []int, warm map[in
 			}
 		}
 		c.pending.Follow(next, changed, added, -1)
+		c.dirty = true
 	}
 	if len(rs.adopted) > 0 {
 		sub := make(map[int]*changelog.Partition, len(rs.adopted))
@@ -366,8 +374,9 @@ func (p *Processor) writeChangelog(ctx context.Context, parts map[int]*changelog
 			defer mu.Unlock()
 			var kept keptPending
 			switch {
-			case err == nil:
+			case err == nil && n > 0:
 				p.metrics.changelogWritten.Add(float64(n))
+				p.metrics.changelogTxns.Inc()
 			case errors.As(err, &kept):
 				soft = errors.Join(soft, err)
 			default:
@@ -383,23 +392,51 @@ func (p *Processor) writeChangelog(ctx context.Context, parts map[int]*changelog
 }
 
 // followChangelog adds a committed batch to the partitions' pending
-// changes and writes them.
+// changes and writes those whose interval has passed.
 func (p *Processor) followChangelog(ctx context.Context, cl map[int]*changelogPart, touched []*aggregate, next map[int]int64, ids map[int]idChanges) error {
 	changed := map[int][]changelog.Aggregate{}
 	for _, a := range touched {
 		changed[a.Partition] = append(changed[a.Partition], changelog.Aggregate{MovieID: a.MovieID, Count: a.Count,
 			SumTenths: a.SumTenths, SourceOffset: a.SourceOffset, LastEvent: a.LastEvent})
 	}
-	parts := make([]int, 0, len(next))
 	for part, n := range next {
-		c := cl[part]
-		if c == nil {
-			continue
+		if c := cl[part]; c != nil {
+			c.pending.Follow(n, changed[part], ids[part].added, ids[part].forgetBelow)
+			c.dirty = true
 		}
-		c.pending.Follow(n, changed[part], ids[part].added, ids[part].forgetBelow)
-		parts = append(parts, part)
 	}
-	return p.writeChangelog(ctx, cl, parts)
+	return p.writeDueChangelog(ctx, cl)
+}
+
+// writeDueChangelog writes the partitions whose changes are pending and
+// whose interval since their last write has passed.
+func (p *Processor) writeDueChangelog(ctx context.Context, cl map[int]*changelogPart) error {
+	now := time.Now()
+	var due []int
+	for _, id := range slices.Sorted(maps.Keys(cl)) {
+		if c := cl[id]; c.dirty && !now.Before(c.lastWrite.Add(p.cfg.ChangelogInterval)) {
+			due = append(due, id)
+		}
+	}
+	return p.writeChangelog(ctx, cl, due)
+}
+
+// nextChangelogWrite is when the earliest pending changes fall due, and
+// false when nothing waits for a write (or every batch writes its own:
+// interval 0, where a refused write goes along with the next batch).
+func (p *Processor) nextChangelogWrite(cl map[int]*changelogPart) (time.Time, bool) {
+	var at time.Time
+	if p.cfg.ChangelogInterval <= 0 {
+		return at, false
+	}
+	for _, c := range cl {
+		if c.dirty && c.broken == nil {
+			if due := c.lastWrite.Add(p.cfg.ChangelogInterval); at.IsZero() || due.Before(at) {
+				at = due
+			}
+		}
+	}
+	return at, !at.IsZero()
 }
 
 // noteRestore records the taken-over partitions that caught up.

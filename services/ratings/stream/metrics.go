@@ -17,6 +17,7 @@ type metrics struct {
 	restore          *prometheus.HistogramVec // by where the state came from
 	restoreRecords   *prometheus.CounterVec   // changelog records read, ratings replayed
 	changelogWritten prometheus.Counter
+	changelogTxns    prometheus.Counter
 	// restoreStart: changelog records read at restores, by whether the
 	// partition started from a standby copy or the changelog's start.
 	restoreStart *prometheus.CounterVec
@@ -75,6 +76,10 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		Name: metricname.StreamChangelogRecordsTotal,
 		Help: "Changelog records written by the effectively-once processor (--restore=changelog).",
 	})
+	m.changelogTxns = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: metricname.StreamChangelogTransactionsTotal,
+		Help: "Changelog transactions committed by the effectively-once processor (--restore=changelog): one per partition at most every --changelog-interval, carrying the batches committed since.",
+	})
 	m.restoreStart = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: metricname.StreamRestoreChangelogRecordsTotal,
 		Help: "Changelog records read by restores (every assigned partition's, at every assignment), by where the reading started: standby (after a standby replica's copy: only the tail) or scratch (the changelog partition's first offset).",
@@ -101,7 +106,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		m.restoreRecords.WithLabelValues(t)
 	}
 	if reg != nil {
-		reg.MustRegister(batch, m.dlq, m.restore, m.restoreRecords, m.changelogWritten, m.restoreStart,
+		reg.MustRegister(batch, m.dlq, m.restore, m.restoreRecords, m.changelogWritten, m.changelogTxns, m.restoreStart,
 			m.standbyRecords, m.standbyLag, m.standbyPartitions)
 	}
 	return m

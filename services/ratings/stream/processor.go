@@ -75,6 +75,15 @@ type Config struct {
 	TransactionalID string
 	// MaxBatch bounds the records per transaction (default 5000).
 	MaxBatch int
+	// ChangelogInterval is how often effectively-once writes each
+	// partition's committed changes to the changelog (Kafka Streams'
+	// commit.interval.ms, 100 ms under exactly-once): changes of the batches
+	// in between go out as one transaction, and a partition with changes
+	// left when its batches stop is written once the interval has passed.
+	// 0: after every batch. The ratings' acknowledgement does not wait for
+	// it; a new owner restores an older position and reads more of
+	// `ratings`.
+	ChangelogInterval time.Duration
 	// RequestIDRetention is how long, in the log's clock, a counted request
 	// id is kept to drop a repeat (default requestids.DefaultRetention;
 	// effectively-once only).
@@ -126,6 +135,9 @@ func (c *Config) defaults() error {
 	}
 	if c.MaxBatch <= 0 {
 		c.MaxBatch = 5000
+	}
+	if c.ChangelogInterval < 0 {
+		return fmt.Errorf("--changelog-interval %s: must be 0 (after every batch) or more", c.ChangelogInterval)
 	}
 	if c.RequestIDRetention <= 0 {
 		c.RequestIDRetention = requestids.DefaultRetention
@@ -650,7 +662,22 @@ func (p *Processor) consume(ctx, gctx, loopCtx context.Context, gen *kafka.Gener
 	var buf []kafka.Message
 	for {
 		var err error
-		buf, err = f.Next(loopCtx, buf, p.batchLimit())
+		if at, ok := p.nextChangelogWrite(cl); ok {
+			// Changes wait for the changelog: wait for a batch only until
+			// they fall due.
+			wctx, cancel := context.WithDeadline(loopCtx, at)
+			buf, err = f.Next(wctx, buf, p.batchLimit())
+			cancel()
+			if err != nil && loopCtx.Err() == nil {
+				// Not gctx, as after a batch (commit).
+				if err := p.writeDueChangelog(context.WithoutCancel(ctx), cl); err != nil {
+					return err
+				}
+				continue
+			}
+		} else {
+			buf, err = f.Next(loopCtx, buf, p.batchLimit())
+		}
 		if err != nil {
 			return loopEnded(loopCtx)
 		}

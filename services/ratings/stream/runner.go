@@ -26,6 +26,7 @@ type Runner struct {
 	restore   string
 	standby   int
 	maxBatch  int
+	clEvery   time.Duration
 	retention time.Duration
 	topicWait time.Duration
 	kafka     kafkaio.Config
@@ -42,6 +43,7 @@ func (r *Runner) Flags(fs *flag.FlagSet) {
 	fs.IntVar(&r.standby, "standby-replicas", 0, "`N` other instances keep a warm copy of each partition's state by tailing its changelog (Kafka Streams' num.standby.replicas; 0: none); a take-over of a partition this instance has a copy of reads only the changelog written since (effectively-once with --restore=changelog)")
 	fs.StringVar(&r.txnID, "transactional-id", "", "transactional `id` of this instance (transactional mode; default: the group id): stable across restarts, unique per instance")
 	fs.IntVar(&r.maxBatch, "max-batch", 5000, "most ratings per transaction")
+	fs.DurationVar(&r.clEvery, "changelog-interval", 100*time.Millisecond, "how often effectively-once writes each partition's committed changes to --changelog, the batches in between as one transaction (Kafka Streams' commit.interval.ms under exactly-once); 0: after every batch. Acknowledged ratings do not wait for it; a longer interval means fewer broker writes and a longer tail of ratings for a new owner to read")
 	fs.DurationVar(&r.retention, "request-id-retention", requestids.DefaultRetention, "how long (in the log's record timestamps) a counted request id is kept to drop a repeat of it; cover kafka-go's produce retries and webserver-stream's --retry-horizon (effectively-once, transactional)")
 	fs.DurationVar(&r.topicWait, "topic-wait", 30*time.Second, "how long to wait at start for the topics before giving up")
 	r.kafka.RegisterFlags(fs)
@@ -68,7 +70,7 @@ func (r *Runner) Run(ctx context.Context, log *slog.Logger) error {
 		return err
 	}
 	defer k.Close()
-	p, err := New(Config{Cluster: k, DataDir: r.data, Delivery: delivery, Group: r.group, TransactionalID: r.txnID, Changelog: r.changelog, Restore: restore, StandbyReplicas: r.standby, MaxBatch: r.maxBatch,
+	p, err := New(Config{Cluster: k, DataDir: r.data, Delivery: delivery, Group: r.group, TransactionalID: r.txnID, Changelog: r.changelog, Restore: restore, StandbyReplicas: r.standby, MaxBatch: r.maxBatch, ChangelogInterval: r.clEvery,
 		RequestIDRetention: r.retention, Codec: codec, TopicWait: kafkaio.TopicWait{Timeout: r.topicWait}, Registerer: reg, Log: log})
 	if err != nil {
 		return err
