@@ -41,10 +41,13 @@ import (
 	"github.com/ratingslab/lab/services/lib/requestids"
 )
 
-// BlockSize is how many ratings offsets one seen/ record covers. A batch
+// BlockSize is how many ratings offsets one seen/ record covers. A write
 // rewrites the (partial) block it ends in, so small blocks keep rewrites
-// small.
-const BlockSize = 100
+// small: at 100, the rewritten block was most of the bytes the changelog
+// got per rating (docs/benchmarks.md). A block written with another size
+// (an older changelog) is read and kept as it is: a block leaves the record
+// when its last entry does, whatever its size.
+const BlockSize = 20
 
 // Key prefixes and the position key.
 const (
@@ -275,15 +278,21 @@ func (b *Batch) Changed() []Aggregate {
 }
 
 // expired lists the blocks (the partition's and the batch's) whose every
-// offset lies below the record's floor once the batch is applied.
+// entry lies below the record's floor once the batch is applied.
 func (b *Batch) expired() []int64 {
 	if b.forget < 0 {
 		return nil
 	}
 	var out []int64
 	for _, m := range []map[int64][]requestids.Entry{b.p.blocks, b.blocks} {
-		for from := range m {
-			if from+BlockSize <= b.forget && !slices.Contains(out, from) {
+		for from, entries := range m {
+			if from >= b.forget || slices.Contains(out, from) {
+				continue
+			}
+			if newer, ok := b.blocks[from]; ok {
+				entries = newer // the batch's content replaces the partition's
+			}
+			if len(entries) == 0 || entries[len(entries)-1].Offset < b.forget {
 				out = append(out, from)
 			}
 		}

@@ -145,22 +145,8 @@ func TestBlocksLeavingTheRecordAreTombstoned(t *testing.T) {
 	}
 	// Compaction keeps the last record per key: replaying only those gives
 	// the same state, so tombstones really remove the old blocks.
-	last := map[string]kafka.Message{}
-	var order []string
-	for _, rs := range log {
-		for _, r := range rs {
-			if _, ok := last[string(r.Key)]; !ok {
-				order = append(order, string(r.Key))
-			}
-			last[string(r.Key)] = r
-		}
-	}
-	var compacted []kafka.Message
-	for _, k := range order {
-		compacted = append(compacted, last[k])
-	}
 	restored := changelog.NewPartition(1, 250*time.Second)
-	for _, r := range compacted {
+	for _, r := range compact(log) {
 		if err := restored.Load(r.Key, r.Value); err != nil {
 			t.Fatal(err)
 		}
@@ -260,4 +246,71 @@ func TestFollowedChangesRestoreTheCountedState(t *testing.T) {
 	if !seen(restored, rating(45)) || !seen(restored, rating(259)) || seen(restored, rating(260)) {
 		t.Fatal("request ids of the followed batches did not come back")
 	}
+}
+
+// A changelog written with another block size (an older lab's 100-offset
+// blocks) restores as it is, and its blocks leave the record when their
+// last entry does: not when a range of today's size lies below the floor.
+func TestBlocksOfAnotherSizeStayUntilTheirLastEntryLeaves(t *testing.T) {
+	var old []requestids.Entry
+	for off := int64(0); off < 100; off++ {
+		r := rating(off)
+		old = append(old, requestids.Entry{ID: requestids.Hash(r.RequestID), Fingerprint: requestids.Fingerprint(r.MovieID, r.Tenths, r.UserID),
+			Time: r.Time.UnixMilli(), Offset: off})
+	}
+	older := []kafka.Message{
+		{Partition: 2, Key: []byte("seen/0"), Value: requestids.AppendEntries(nil, old)},
+		{Partition: 2, Key: []byte("position"), Value: []byte(`{"next_offset":100}`)},
+	}
+	live := changelog.NewPartition(2, 250*time.Second)
+	log := [][]kafka.Message{older}
+	for _, r := range older {
+		if err := live.Load(r.Key, r.Value); err != nil {
+			t.Fatal(err)
+		}
+	}
+	check := func(at int64) {
+		t.Helper()
+		restored := changelog.NewPartition(2, 250*time.Second)
+		for _, r := range compact(log) {
+			if err := restored.Load(r.Key, r.Value); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if !restored.Equal(live) {
+			t.Fatalf("at offset %d: the state restored from the compacted log differs from the live one", at)
+		}
+		for _, off := range []int64{0, 50, 99} {
+			kept := off >= at-1-250 // one second per offset, 250 s kept before the newest
+			if got := seen(restored, rating(off)); got != kept {
+				t.Fatalf("at offset %d, restored: r%d known %v, want %v", at, off, got, kept)
+			}
+		}
+	}
+	for from := int64(100); from < 400; from += 30 {
+		b := count(live, from, from+30)
+		log = append(log, b.Records())
+		b.Apply()
+		check(from + 30)
+	}
+}
+
+// compact keeps the last record of each key, in first-written order, as
+// log compaction does.
+func compact(log [][]kafka.Message) []kafka.Message {
+	last := map[string]kafka.Message{}
+	var order []string
+	for _, rs := range log {
+		for _, r := range rs {
+			if _, ok := last[string(r.Key)]; !ok {
+				order = append(order, string(r.Key))
+			}
+			last[string(r.Key)] = r
+		}
+	}
+	out := make([]kafka.Message, 0, len(order))
+	for _, k := range order {
+		out = append(out, last[k])
+	}
+	return out
 }
