@@ -60,6 +60,7 @@ func drillDown(variant string) board {
 				withTitle(deadLetters(304, scope...), "Dead-lettered events", 6),
 				restoreTime(305, scope),
 				standbyReplicas(306, scope),
+				changelogWrites(307, scope),
 			}},
 			bulkheads(scope),
 			runtime, verdicts}
@@ -348,6 +349,23 @@ func standbyReplicas(id uint32, scope []string) panel {
 		queries: []query{
 			{expr: maxBy("part", lag), legend: "{{part}} records behind", requires: []string{lag}},
 			{expr: maxBy("part", kept), legend: "{{part}} partitions kept", requires: []string{kept}},
+		},
+	}
+}
+
+// changelogWrites is what effectively-once ratings-stream writes to its
+// changelog: records and the transactions carrying them.
+func changelogWrites(id uint32, scope []string) panel {
+	records, txns := sel(metricname.StreamChangelogRecordsTotal, scope...), sel(metricname.StreamChangelogTransactionsTotal, scope...)
+	return panel{
+		id: id, kind: timeSeries, width: 12, height: 8,
+		title: "Changelog writes: records and transactions",
+		description: "Per ratings-stream replica: records written to ratings-stream-changelog per second (lab_stream_changelog_records_total) and the transactions carrying them " +
+			"(lab_stream_changelog_transactions_total: one per partition at most every --changelog-interval, 100 ms by default). Every record is work for the broker and, at the dirty ratio, for its log cleaner; 0 with lab up --restore log.",
+		unit: "ops", min: ptr(0.0),
+		queries: []query{
+			{expr: sumBy("part", rate(records)), legend: "{{part}} records/s", requires: []string{records}},
+			{expr: sumBy("part", rate(txns)), legend: "{{part}} transactions/s", requires: []string{txns}},
 		},
 	}
 }

@@ -182,6 +182,11 @@ func newContractLab(t *testing.T) *contractLab {
 	standbyLag := gauge(rs, "lab_stream_standby_lag_records") // a standby replica following the changelog
 	gauge(rs, "lab_stream_standby_partitions").WithLabelValues().Set(3)
 	l.every(func(r *rand.Rand) { standbyLag.WithLabelValues().Set(float64(r.IntN(20))) })
+	clRecords, clTxns := counter(rs, "lab_stream_changelog_records_total"), counter(rs, "lab_stream_changelog_transactions_total")
+	l.every(func(r *rand.Rand) {
+		clTxns.WithLabelValues().Add(6)
+		clRecords.WithLabelValues().Add(float64(6 + r.IntN(30)))
+	})
 	mc := l.part(t, "movies-connect", variantname.Stream, false, true)
 	l.kafkaClient(mc, []string{"movies"}, nil)
 	for _, reg := range []*prometheus.Registry{wss, rs, mc} {
