@@ -16,6 +16,7 @@ import (
 	"syscall"
 
 	"github.com/ratingslab/lab/lab/faults"
+	"github.com/ratingslab/lab/lab/idlegc"
 	"github.com/ratingslab/lab/lab/layout"
 	"github.com/ratingslab/lab/lab/parts"
 	"github.com/ratingslab/lab/lab/supervisor"
@@ -65,6 +66,8 @@ func Run(ctx context.Context, c Config, logs io.Writer) error {
 	if os.Getenv("GOMAXPROCS") == "" {
 		runtime.GOMAXPROCS(parts.SharedProcs())
 	}
+	// As its parts: a smaller heap goal only while the lab is idle.
+	defer idlegc.Start()()
 	s, err := supervisor.New(cfg, log)
 	if err != nil {
 		return err
