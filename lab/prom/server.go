@@ -49,7 +49,7 @@ func Args(configFile string, dir layout.Dir, ports layout.Ports) []string {
 // series) and whose work does not grow with the load the lab drives: a
 // tighter goal than Go's default 100 costs it a few more short collections
 // of a small heap, and keeps the largest process of an idle lab smaller
-// (Prometheus 2.53+ itself defaults to 75, runtime.gogc in its config).
+// (Prometheus 2.53 made 50 its own default, #14176; Debian ships 2.42).
 const GOGC = "50"
 
 // Env is the environment added to Prometheus' own (the lab's processes
