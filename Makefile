@@ -11,10 +11,13 @@ LDFLAGS := -X github.com/ratingslab/lab/lab/cli.Version=$(VERSION)
 # keeps ~7 MiB less resident, docs/benchmarks.md); the touch keeps it newer
 # when go build found it up to date. Both are static (no cgo, as in the
 # compose image): no libc mapped into every process (~1.5 MiB each).
+# bin/lab-supervisor is `lab supervise` alone: `lab up` starts it when it is
+# beside bin/lab and not older (~8 MiB less resident, docs/benchmarks.md).
 build:
 	CGO_ENABLED=0 $(GO) build -ldflags "$(LDFLAGS)" -o $(BIN) ./lab/cmd/lab
 	CGO_ENABLED=0 $(GO) build -ldflags "$(LDFLAGS)" -o $(BIN)-part ./lab/cmd/lab-part
-	@touch $(BIN)-part
+	CGO_ENABLED=0 $(GO) build -ldflags "$(LDFLAGS)" -o $(BIN)-supervisor ./lab/cmd/lab-supervisor
+	@touch $(BIN)-part $(BIN)-supervisor
 
 # `make lab up|down|status|...`: the words after `lab` are passed to bin/lab.
 ifeq (lab,$(firstword $(MAKECMDGOALS)))

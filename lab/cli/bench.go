@@ -35,7 +35,7 @@ run with 'go test -bench' (see docs/benchmarks.md for the commands).`,
 
 func newBenchUpCmd(g *globals) *cobra.Command {
 	var runs int
-	var settle time.Duration
+	var settle []time.Duration
 	var kafkaPlatform string
 	var withProm, sameDir bool
 	cmd := &cobra.Command{
@@ -47,14 +47,22 @@ port block from --port-base), timing 'lab up' until every part is healthy, and
 after the last start waits --settle, then sums the resident memory (VmRSS) of the
 supervisor and every part. Per process it prints RSS, PSS (shared pages counted
 once across the lab) and RSS split into anonymous memory (heap, stacks) and
-file-backed pages (the binary's code and data the process touched).`,
+file-backed pages (the binary's code and data the process touched).
+
+--settle takes a list (5s,60s,300s): the same idle lab is measured at each
+time after its last 'lab up', so you see what grows while it idles (Go heaps
+fill up to their collector's goal, Prometheus' head block grows).`,
 		Example: `  lab bench up --runs 5 --port-base 7900
   lab bench up --runs 10 --same-dir --prometheus --port-base 7900   # down/up cycles on one dir, as a user does
+  lab bench up --runs 1 --prometheus --settle 5s,60s,300s --port-base 7900   # idle memory after 5 s, a minute, 5 minutes
   lab bench up --runs 3 --port-base 7900 --kafka cluster   # three Apache Kafka nodes, formatted fresh each run`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if runs < 1 || runs > 50 {
 				return fmt.Errorf("--runs %d: must be between 1 and 50", runs)
+			}
+			if err := checkSettle(settle); err != nil {
+				return err
 			}
 			exe, err := os.Executable()
 			if err != nil {
@@ -81,14 +89,18 @@ file-backed pages (the binary's code and data the process touched).`,
 					return fmt.Errorf("lab up: %v\n%s", err, out)
 				}
 				times = append(times, time.Since(start))
-				if i == runs-1 {
-					time.Sleep(settle) // let the lab go idle before measuring memory
+				healthy := time.Now()
+				for _, idle := range settle {
+					if i < runs-1 {
+						break
+					}
+					time.Sleep(time.Until(healthy.Add(idle))) // let the lab go idle before measuring memory
 					rss, pss, detail, err := labRSS(cmd.Context(), g.ports().Control())
 					if err != nil {
 						return err
 					}
 					fmt.Fprintf(g.stdout, "idle memory after %v (load average %.2f): RSS %.1f MiB total, PSS %.1f MiB (shared pages of the lab binary counted once)\n%s",
-						settle, bench.LoadAverage(), float64(rss)/(1<<20), float64(pss)/(1<<20), detail)
+						idle, bench.LoadAverage(), float64(rss)/(1<<20), float64(pss)/(1<<20), detail)
 				}
 				if out, err := exec.CommandContext(cmd.Context(), exe, append(base, "down")...).CombinedOutput(); err != nil {
 					return fmt.Errorf("lab down: %v\n%s", err, out)
@@ -105,11 +117,30 @@ file-backed pages (the binary's code and data the process touched).`,
 		},
 	}
 	cmd.Flags().IntVar(&runs, "runs", 5, "how many fresh labs to start")
-	cmd.Flags().DurationVar(&settle, "settle", 10*time.Second, "idle time before measuring memory")
+	cmd.Flags().DurationSliceVar(&settle, "settle", []time.Duration{10 * time.Second}, "idle time after the last start before measuring memory; a list (5s,60s,300s) measures the same lab at each")
 	cmd.Flags().StringVar(&kafkaPlatform, "kafka", "", "Kafka platform of the labs (lab up --kafka): embedded or cluster")
 	cmd.Flags().BoolVar(&sameDir, "same-dir", false, "start every run on the same state dir (the first run creates it): a user's 'lab down'/'lab up' cycle")
 	cmd.Flags().BoolVar(&withProm, "prometheus", false, "start Prometheus with each lab (when installed), as a plain 'lab up' does")
 	return cmd
+}
+
+// checkSettle accepts idle times that are positive, increasing and at most
+// an hour in all (the lab is measured at each, in order).
+func checkSettle(settle []time.Duration) error {
+	if len(settle) == 0 {
+		return fmt.Errorf("--settle: give at least one idle time (e.g. 60s)")
+	}
+	for i, d := range settle {
+		switch {
+		case d <= 0:
+			return fmt.Errorf("--settle %v: idle times must be positive", d)
+		case i > 0 && d <= settle[i-1]:
+			return fmt.Errorf("--settle: %v after %v: list idle times in increasing order", d, settle[i-1])
+		case d > time.Hour:
+			return fmt.Errorf("--settle %v: at most 1h", d)
+		}
+	}
+	return nil
 }
 
 // labRSS sums VmRSS and PSS (proportional set size: a page shared by n

@@ -2,6 +2,7 @@ package cli
 
 import (
 	"fmt"
+	"os"
 
 	"github.com/ratingslab/lab/dashboards"
 	"github.com/ratingslab/lab/lab/parts"
@@ -34,7 +35,7 @@ func optionalExtras(g *globals, opts parts.Options, disabled bool) ([]supervisor
 			return nil, nil, fmt.Errorf("prometheus config: %w", err)
 		}
 		extras = append(extras, supervisor.Extra{Name: "prometheus", Variant: "lab", Path: bin, Addr: ports.Prometheus(),
-			Args: prom.Args(cfg, dir, ports), HealthURL: promURL + "/-/ready"})
+			Args: prom.Args(cfg, dir, ports), Env: prom.Env(os.Getenv), HealthURL: promURL + "/-/ready"})
 	} else {
 		notes = append(notes, prom.InstallHint)
 	}

@@ -20,6 +20,7 @@ import (
 
 	"github.com/ratingslab/lab/lab/layout"
 	"github.com/ratingslab/lab/lab/parts"
+	"github.com/ratingslab/lab/lab/supervise"
 	"github.com/ratingslab/lab/lab/supervisor"
 	"github.com/ratingslab/lab/services/movies/legacydb"
 )
@@ -244,7 +245,7 @@ func runUp(ctx context.Context, g *globals, f *upFlags) error {
 		fmt.Fprintf(g.stdout, "Created the legacy movies DB %s (seed catalog).\n", dir.LegacyDB())
 	}
 
-	spec, _ := json.Marshal(supervisorSpec{Options: opts, Extras: extras})
+	spec, _ := json.Marshal(supervise.Spec{Options: opts, Extras: extras})
 	exe, err := os.Executable()
 	if err != nil {
 		return err
@@ -262,7 +263,13 @@ func runUp(ctx context.Context, g *globals, f *upFlags) error {
 		return fmt.Errorf("handover pipe: %w", err)
 	}
 	defer handW.Close()
+	// The supervisor runs from its own small binary when make build put an
+	// up-to-date one beside lab (lab/supervise): it then keeps ~8 MiB fewer
+	// pages of code resident than as `lab supervise`.
 	cmd := exec.Command(exe, "--dir", string(dir), "--port-base", strconv.Itoa(ports.Base), "supervise", "--handover-fd", "3", "--spec", string(spec))
+	if sup := supervisor.SupervisorBinary(exe); sup != "" {
+		cmd = exec.Command(sup, "--lab", exe, "--dir", string(dir), "--port-base", strconv.Itoa(ports.Base), "--handover-fd", "3", "--spec", string(spec))
+	}
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.ExtraFiles = []*os.File{handR} // fd 3
 	cmd.Env = append(os.Environ(), "LAB_DIR="+string(dir))

@@ -42,7 +42,7 @@ var (
 	buildErr  error
 )
 
-// Binary builds the lab binary (and lab-part beside it) once per test
+// Binary builds the lab binary (and lab-part, lab-supervisor beside it) once per test
 // process and returns the lab binary's path.
 func Binary(t testing.TB) string {
 	t.Helper()
@@ -55,9 +55,11 @@ func Binary(t testing.TB) string {
 			return
 		}
 		binPath = filepath.Join(dir, "lab")
-		// As `make build` does: static, and lab-part second, so it is not
-		// older than lab and the supervisor runs the parts with it.
-		for _, b := range [][2]string{{binPath, "./lab/cmd/lab"}, {filepath.Join(dir, "lab-part"), "./lab/cmd/lab-part"}} {
+		// As `make build` does: static, and lab-part and lab-supervisor
+		// after lab, so they are not older than lab and lab up and the
+		// supervisor run them.
+		for _, b := range [][2]string{{binPath, "./lab/cmd/lab"}, {filepath.Join(dir, "lab-part"), "./lab/cmd/lab-part"},
+			{filepath.Join(dir, "lab-supervisor"), "./lab/cmd/lab-supervisor"}} {
 			cmd := exec.Command("go", "build", "-o", b[0], b[1])
 			cmd.Dir = root
 			cmd.Env = append(os.Environ(), "CGO_ENABLED=0")

@@ -164,3 +164,19 @@ func TestArgsRunPrometheusInsideTheLab(t *testing.T) {
 		t.Errorf("URL = %s", URL(ports))
 	}
 }
+
+func TestPrometheusRunsWithTheLabsGOGCUnlessTheUserSetOne(t *testing.T) {
+	none := func(string) string { return "" }
+	if got := Env(none); len(got) != 1 || got[0] != "GOGC="+GOGC {
+		t.Errorf("Env with no GOGC set = %q, want [GOGC=%s]", got, GOGC)
+	}
+	users := func(k string) string {
+		if k == "GOGC" {
+			return "200"
+		}
+		return ""
+	}
+	if got := Env(users); len(got) != 0 {
+		t.Errorf("Env with the user's GOGC=200 = %q, want nothing added (the user's applies)", got)
+	}
+}

@@ -55,6 +55,27 @@ func TestPartBinaryIsUsedOnlyWhenBesideLabAndNotOlder(t *testing.T) {
 	}
 }
 
+func TestSupervisorBinaryIsTheOneBesideLabAndNotOlder(t *testing.T) {
+	dir := t.TempDir()
+	exe := filepath.Join(dir, "lab")
+	sup := filepath.Join(dir, SupervisorBinaryName)
+	for _, p := range []string{exe, sup} {
+		if err := os.WriteFile(p, []byte("#!/bin/sh\n"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := SupervisorBinary(exe); got != sup {
+		t.Errorf("SupervisorBinary = %q, want %q", got, sup)
+	}
+	old := time.Now().Add(-time.Minute)
+	if err := os.Chtimes(sup, old, old); err != nil {
+		t.Fatal(err)
+	}
+	if got := SupervisorBinary(exe); got != "" {
+		t.Errorf("SupervisorBinary with an older lab-supervisor = %q, want \"\" (lab up runs lab supervise)", got)
+	}
+}
+
 func TestPartsRunFromPartExeAndExtrasFromTheirOwnPath(t *testing.T) {
 	dir := t.TempDir()
 	cfg := Config{Dir: layout.Dir(dir), Ports: layout.Ports{Base: 7700}, Options: parts.Options{Breakers: true},
