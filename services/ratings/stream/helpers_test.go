@@ -22,6 +22,12 @@ import (
 	"github.com/ratingslab/lab/services/model"
 )
 
+// Every test of this package starts its own broker (newLab, kafkatest.Start
+// or StartDurable, each on a port of its own) and keeps its data in its own
+// t.TempDir(), registry and test hooks, so the tests run in parallel
+// (t.Parallel): they mostly wait on the broker, on group rebalances and on
+// fetches, not on the CPU. make test raises -parallel for the unit suites.
+
 // lab is a broker with the lab's topics and a client to it.
 type lab struct {
 	t      testing.TB
