@@ -47,13 +47,18 @@ test: build lint apicurio kafka test-k6 test-go test-kafka
 # same request leaving for both variants at the same moment) skip their
 # timing checks under -race (raceEnabled), so they run again without it, on
 # their own and after the rest, so no other suite steals their CPU.
-E2E_PARALLEL ?= 6
-E2E_ALONE    := ^(TestTorture|TestBenchPostSearchesBothVariantsAndTheirBareHops|TestOverloadExperiment|TestRebalanceRestoresFromTheChangelog|TestChaos|TestSchemaChangeExperiment|TestMoviesCatalogEditExperiment|TestEvidenceIsExact|TestRPCResilience|TestAvroOnApicurio)$$
+# UNIT_PARALLEL is -parallel for the unit suites: the ones whose tests each
+# start their own broker and mostly wait (services/ratings/stream,
+# services/lib/kafkaio) call t.Parallel(); go test's default (GOMAXPROCS,
+# 2 here) would run only two of them at a time.
+E2E_PARALLEL  ?= 6
+UNIT_PARALLEL ?= 8
+E2E_ALONE     := ^(TestTorture|TestBenchPostSearchesBothVariantsAndTheirBareHops|TestOverloadExperiment|TestRebalanceRestoresFromTheChangelog|TestChaos|TestSchemaChangeExperiment|TestMoviesCatalogEditExperiment|TestEvidenceIsExact|TestRPCResilience|TestAvroOnApicurio)$$
 test-go:
 	@e2e=$$(mktemp); \
 	  $(GO) test -count=1 -timeout 25m -parallel $(E2E_PARALLEL) -skip '$(E2E_ALONE)' ./lab/e2e >$$e2e 2>&1 & pid=$$!; \
 	  echo "go test ./lab/e2e (-parallel $(E2E_PARALLEL), all but E2E_ALONE) runs alongside the unit suites; its output follows theirs"; \
-	  $(GO) test -race -count=1 -timeout 20m $$($(GO) list ./... | grep -v '/lab/e2e$$'); unit=$$?; \
+	  $(GO) test -race -count=1 -timeout 20m -parallel $(UNIT_PARALLEL) $$($(GO) list ./... | grep -v '/lab/e2e$$'); unit=$$?; \
 	  wait $$pid; rc=$$?; cat $$e2e; rm -f $$e2e; [ $$unit = 0 ] && [ $$rc = 0 ]
 	$(GO) test -count=1 -timeout 15m -run '$(E2E_ALONE)' ./lab/e2e
 	$(GO) test -count=1 -timeout 5m -run 'TestRunHoldsTheTargetRate|TestEveryVariantGetsTheSameSequenceAtTheSameMoments|TestAStallingServerShowsInP99' ./lab/load
