@@ -49,8 +49,8 @@ test: build lint apicurio kafka test-k6 test-go test-kafka
 # their own and after the rest, so no other suite steals their CPU.
 # UNIT_PARALLEL is -parallel for the unit suites: the ones whose tests each
 # start their own broker and mostly wait (services/ratings/stream,
-# services/lib/kafkaio) call t.Parallel(); go test's default (GOMAXPROCS,
-# 2 here) would run only two of them at a time.
+# services/lib/kafkaio, services/webserver/stream) call t.Parallel(); go
+# test's default (GOMAXPROCS, 2 here) would run only two of them at a time.
 E2E_PARALLEL  ?= 6
 UNIT_PARALLEL ?= 8
 E2E_ALONE     := ^(TestTorture|TestBenchPostSearchesBothVariantsAndTheirBareHops|TestOverloadExperiment|TestRebalanceRestoresFromTheChangelog|TestChaos|TestSchemaChangeExperiment|TestMoviesCatalogEditExperiment|TestEvidenceIsExact|TestRPCResilience|TestAvroOnApicurio)$$
