@@ -47,18 +47,26 @@ test: build lint apicurio kafka test-k6 test-go test-kafka
 # same request leaving for both variants at the same moment) skip their
 # timing checks under -race (raceEnabled), so they run again without it, on
 # their own and after the rest, so no other suite steals their CPU.
-E2E_PARALLEL ?= 6
-E2E_ALONE    := ^(TestTorture|TestBenchPostSearchesBothVariantsAndTheirBareHops|TestOverloadExperiment|TestRebalanceRestoresFromTheChangelog|TestChaos|TestSchemaChangeExperiment|TestMoviesCatalogEditExperiment|TestEvidenceIsExact|TestRPCResilience|TestAvroOnApicurio)$$
+# UNIT_PARALLEL is -parallel for the unit suites: the ones whose tests each
+# start their own broker and mostly wait (services/ratings/stream,
+# services/lib/kafkaio, services/webserver/stream) call t.Parallel(); go
+# test's default (GOMAXPROCS, 2 here) would run only two of them at a time.
+E2E_PARALLEL  ?= 6
+UNIT_PARALLEL ?= 8
+E2E_ALONE     := ^(TestTorture|TestBenchPostSearchesBothVariantsAndTheirBareHops|TestOverloadExperiment|TestRebalanceRestoresFromTheChangelog|TestChaos|TestSchemaChangeExperiment|TestMoviesCatalogEditExperiment|TestEvidenceIsExact|TestRPCResilience|TestAvroOnApicurio)$$
+# The Grafana plugin's module (its own go.mod; one real chaos run on its
+# own port block) runs beside them too, not after the timing-sensitive ones.
 test-go:
-	@e2e=$$(mktemp); \
+	@e2e=$$(mktemp); plugin=$$(mktemp); \
 	  $(GO) test -count=1 -timeout 25m -parallel $(E2E_PARALLEL) -skip '$(E2E_ALONE)' ./lab/e2e >$$e2e 2>&1 & pid=$$!; \
-	  echo "go test ./lab/e2e (-parallel $(E2E_PARALLEL), all but E2E_ALONE) runs alongside the unit suites; its output follows theirs"; \
-	  $(GO) test -race -count=1 -timeout 20m $$($(GO) list ./... | grep -v '/lab/e2e$$'); unit=$$?; \
-	  wait $$pid; rc=$$?; cat $$e2e; rm -f $$e2e; [ $$unit = 0 ] && [ $$rc = 0 ]
+	  (cd $(PLUGIN) && $(GO) test -race -count=1 -timeout 10m ./...) >$$plugin 2>&1 & ppid=$$!; \
+	  echo "go test ./lab/e2e (-parallel $(E2E_PARALLEL), all but E2E_ALONE) and the $(PLUGIN) module run alongside the unit suites; their output follows theirs"; \
+	  $(GO) test -race -count=1 -timeout 20m -parallel $(UNIT_PARALLEL) $$($(GO) list ./... | grep -v '/lab/e2e$$'); unit=$$?; \
+	  wait $$ppid; prc=$$?; cat $$plugin; rm -f $$plugin; \
+	  wait $$pid; rc=$$?; cat $$e2e; rm -f $$e2e; [ $$unit = 0 ] && [ $$prc = 0 ] && [ $$rc = 0 ]
 	$(GO) test -count=1 -timeout 15m -run '$(E2E_ALONE)' ./lab/e2e
 	$(GO) test -count=1 -timeout 5m -run 'TestRunHoldsTheTargetRate|TestEveryVariantGetsTheSameSequenceAtTheSameMoments|TestAStallingServerShowsInP99' ./lab/load
 	$(GO) test -count=1 -timeout 5m -run 'TestTimedFaultHealsItselfOnSchedule' ./lab/faults
-	cd $(PLUGIN) && $(GO) test -race -count=1 -timeout 10m ./...
 
 # Node.js (18 or newer) and npm type-check the k6 scripts; say which is missing.
 test-k6:

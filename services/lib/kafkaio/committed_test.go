@@ -57,6 +57,7 @@ func values(ms []kafka.Message) []string {
 // ReadCommitted still hands out the aborted record and the three
 // transaction markers as if they were data (segmentio/kafka-go#1332).
 func TestKafkaGoHandsOutAbortedRecordsAndMarkers(t *testing.T) {
+	t.Parallel()
 	b := kafkatest.Start(t, []kafkatest.Topic{{Name: "txn", Partitions: 1}})
 	k := newCluster(t, b.Addr)
 	transactions(t, k, "txn")
@@ -79,6 +80,7 @@ func TestKafkaGoHandsOutAbortedRecordsAndMarkers(t *testing.T) {
 // A committed fetcher returns the committed records only, no markers, and
 // tells how far the markers reach; ReadCommitted reads exactly those.
 func TestCommittedReadingSkipsAbortedRecordsAndMarkers(t *testing.T) {
+	t.Parallel()
 	b := kafkatest.Start(t, []kafkatest.Topic{{Name: "txn", Partitions: 1}})
 	k := newCluster(t, b.Addr)
 	transactions(t, k, "txn")
@@ -123,6 +125,7 @@ func TestCommittedReadingSkipsAbortedRecordsAndMarkers(t *testing.T) {
 // (a standby copy's position), says how far it read, and refuses a start
 // that the tail cannot complete: past the end (a reset log).
 func TestReadCommittedFromReadsTheTailAfterAPosition(t *testing.T) {
+	t.Parallel()
 	b := kafkatest.Start(t, []kafkatest.Topic{{Name: "txn", Partitions: 1}})
 	k := newCluster(t, b.Addr)
 	transactions(t, k, "txn") // c1 c2 marker a1 marker c3 marker
@@ -145,6 +148,7 @@ func TestReadCommittedFromReadsTheTailAfterAPosition(t *testing.T) {
 // A committed tailer applies committed records only and is caught up once it
 // passed the last marker, though no record sits at the end offset.
 func TestCommittedTailerCatchesUpPastTheLastMarker(t *testing.T) {
+	t.Parallel()
 	b := kafkatest.Start(t, []kafkatest.Topic{{Name: "txn", Partitions: 1}})
 	k := newCluster(t, b.Addr)
 	transactions(t, k, "txn")

@@ -25,6 +25,7 @@ import (
 // context ended: the changelog restore that never finished after the
 // kills-under-load torture).
 func TestReadCommittedEndsAfterABrokerCrashWithATransactionOpen(t *testing.T) {
+	t.Parallel()
 	b := kafkatest.StartDurable(t)
 	k := newCluster(t, b.Addr)
 	topic := model.TopicRatingsChangelog
@@ -78,6 +79,7 @@ func TestReadCommittedEndsAfterABrokerCrashWithATransactionOpen(t *testing.T) {
 // A committed read that cannot finish ends with its context and says what
 // it waited for: each partition's position and end, and the last failure.
 func TestReadCommittedThatCannotFinishNamesWhatItWaitedFor(t *testing.T) {
+	t.Parallel()
 	b := kafkatest.Start(t, []kafkatest.Topic{{Name: "txn", Partitions: 1}})
 	k := newCluster(t, b.Addr)
 	transactions(t, k, "txn")

@@ -10,6 +10,7 @@ import (
 )
 
 func TestErrorNameIsTheKafkaErrorName(t *testing.T) {
+	t.Parallel()
 	for _, c := range []struct {
 		err  error
 		want string

@@ -20,6 +20,7 @@ import (
 // while it still sets up the next partitions writes its partition table
 // while they read it.
 func TestFetcherReadsEveryPartitionFromItsStartOffset(t *testing.T) {
+	t.Parallel()
 	b := kafkatest.Start(t, kafkatest.LabTopics)
 	k := kafkatest.Client(t, kafkaio.Config{Brokers: []string{b.Addr}}, slog.New(slog.DiscardHandler))
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)

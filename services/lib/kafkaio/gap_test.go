@@ -17,6 +17,7 @@ import (
 // below the log start refuses to resume: the records in between were never
 // applied and are gone.
 func TestTailerRefusesToResumePastARetentionGap(t *testing.T) {
+	t.Parallel()
 	b := kafkatest.Start(t, []kafkatest.Topic{{Name: "table", Partitions: 1, Configs: map[string]string{"retention.ms": "86400000"}}})
 	k := newCluster(t, b.Addr)
 	w := k.Writer("table", kafkaio.WriterOptions{})
@@ -57,6 +58,7 @@ func TestTailerRefusesToResumePastARetentionGap(t *testing.T) {
 // kept its offsets) refuses to resume: new records below the stored offset
 // would be skipped without a word.
 func TestTailerRefusesToResumeOnALogThatWasReset(t *testing.T) {
+	t.Parallel()
 	b := kafkatest.Start(t, []kafkatest.Topic{{Name: "table", Partitions: 2}})
 	k := newCluster(t, b.Addr)
 	w := k.Writer("table", kafkaio.WriterOptions{})

@@ -10,6 +10,7 @@ import (
 )
 
 func TestMetricsArePromlintClean(t *testing.T) {
+	t.Parallel()
 	reg := prometheus.NewRegistry()
 	m := kafkaio.NewMetrics(reg)
 	m.Produced("ratings", 1)

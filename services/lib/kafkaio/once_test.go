@@ -56,6 +56,7 @@ func keysIn(t *testing.T, b *kafkatest.Broker, topic string, partitions int) map
 }
 
 func TestOnceProducerAcknowledgesEveryRecordOnce(t *testing.T) {
+	t.Parallel()
 	b := kafkatest.Start(t, kafkatest.LabTopics)
 	k := kafkatest.Client(t, kafkaio.Config{Brokers: []string{b.Addr}}, nil)
 	p := k.OnceProducer(model.TopicRatings, 6, kafkaio.OnceOptions{})
@@ -88,6 +89,7 @@ func TestOnceProducerAcknowledgesEveryRecordOnce(t *testing.T) {
 // they must hear "unknown", never "failed", and the record must land once
 // (its one request), not again later.
 func TestOnceProducerSaysUnknownWhenTheAnswerIsLate(t *testing.T) {
+	t.Parallel()
 	b := kafkatest.Start(t, kafkatest.LabTopics)
 	var delayed atomic.Int64
 	b.ControlKey(int16(kmsg.Produce), func(kmsg.Request) (kmsg.Response, error, bool) {
@@ -116,6 +118,7 @@ func TestOnceProducerSaysUnknownWhenTheAnswerIsLate(t *testing.T) {
 // record is not in the log. A retriable refusal is retried within the
 // deadline.
 func TestOnceProducerRefusalsAreDefinite(t *testing.T) {
+	t.Parallel()
 	b := kafkatest.Start(t, kafkatest.LabTopics)
 	var refusals atomic.Int64
 	refuse := atomic.Int64{}
@@ -169,6 +172,7 @@ func TestOnceProducerRefusalsAreDefinite(t *testing.T) {
 // refused; whatever a caller was told, nothing arrives after the heal that
 // was not already on its way (no background retries).
 func TestOnceProducerNeverRetriesInTheBackground(t *testing.T) {
+	t.Parallel()
 	b := kafkatest.Start(t, kafkatest.LabTopics)
 	f := kafkatest.Forward(t, b.Addr)
 	k := kafkatest.Client(t, f.Via(b.Addr), nil)

@@ -17,8 +17,9 @@ import (
 )
 
 func TestTailerRecoversAfterBrokerRestart(t *testing.T) {
-	t.Run("kafka-go", func(t *testing.T) { tailerRecoversAfterBrokerRestart(t, false) })
-	t.Run("read committed (franz-go)", func(t *testing.T) { tailerRecoversAfterBrokerRestart(t, true) })
+	t.Parallel()
+	t.Run("kafka-go", func(t *testing.T) { t.Parallel(); tailerRecoversAfterBrokerRestart(t, false) })
+	t.Run("read committed (franz-go)", func(t *testing.T) { t.Parallel(); tailerRecoversAfterBrokerRestart(t, true) })
 }
 
 func tailerRecoversAfterBrokerRestart(t *testing.T, committed bool) {

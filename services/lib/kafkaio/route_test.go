@@ -78,6 +78,7 @@ func exercise(t *testing.T, k *kafkaio.Cluster) {
 // address to the proxy, every connection — bootstrap, partition leaders,
 // group coordinator — arrives at the broker through the proxy.
 func TestEveryConnectionGoesThroughTheRoutedProxy(t *testing.T) {
+	t.Parallel()
 	var rec kafkatest.Recorder
 	b := kafkatest.Start(t, []kafkatest.Topic{{Name: "routed", Partitions: 3}}, kfake.ListenFn(rec.Listen))
 	proxy := kafkatest.Forward(t, b.Addr)
@@ -109,6 +110,7 @@ func TestEveryConnectionGoesThroughTheRoutedProxy(t *testing.T) {
 // The control: without the route, clients follow the advertised address and
 // bypass the proxy — which the check above would catch.
 func TestWithoutARouteClientsBypassTheProxy(t *testing.T) {
+	t.Parallel()
 	var rec kafkatest.Recorder
 	b := kafkatest.Start(t, []kafkatest.Topic{{Name: "routed", Partitions: 3}}, kfake.ListenFn(rec.Listen))
 	proxy := kafkatest.Forward(t, b.Addr)
@@ -132,6 +134,7 @@ func TestWithoutARouteClientsBypassTheProxy(t *testing.T) {
 }
 
 func TestRouteMatchesAddressesCaseInsensitively(t *testing.T) {
+	t.Parallel()
 	cfg := kafkaio.Config{Brokers: []string{"127.0.0.1:1"}, Routes: map[string]string{"LocalHost:9092": "127.0.0.1:7734"}}
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)
@@ -149,6 +152,7 @@ func TestRouteMatchesAddressesCaseInsensitively(t *testing.T) {
 }
 
 func TestConfigRejectsBadAddresses(t *testing.T) {
+	t.Parallel()
 	for name, cfg := range map[string]kafkaio.Config{
 		"no brokers":    {},
 		"broker":        {Brokers: []string{"nohostport"}},

@@ -24,6 +24,7 @@ import (
 // wrote no abort marker (kfake itself does so; the lab's broker and Apache
 // Kafka's coordinator write one — the tailer must not depend on it).
 func TestCommittedTailerCatchesUpWhenTheLastOffsetsHoldNothingForIt(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.DataDir(dir))
 	if err != nil {
@@ -84,6 +85,7 @@ func TestCommittedTailerCatchesUpWhenTheLastOffsetsHoldNothingForIt(t *testing.T
 // On the lab's broker, compaction leaves gaps in a compacted topic: a tailer
 // resuming inside one, or reading across them, is caught up at the end.
 func TestTailerCatchesUpAcrossCompactedGaps(t *testing.T) {
+	t.Parallel()
 	for _, committed := range []bool{false, true} {
 		name := map[bool]string{false: "plain", true: "committed"}[committed]
 		t.Run(name, func(t *testing.T) {

@@ -35,6 +35,7 @@ func (r *reasons) list() []string {
 }
 
 func TestWaitForTopicsGivesUpOnAMissingTopicAndSaysWhich(t *testing.T) {
+	t.Parallel()
 	b := kafkatest.Start(t, []kafkatest.Topic{{Name: "present", Partitions: 2}})
 	k := newCluster(t, b.Addr)
 	var why reasons
@@ -52,6 +53,7 @@ func TestWaitForTopicsGivesUpOnAMissingTopicAndSaysWhich(t *testing.T) {
 }
 
 func TestWaitForTopicsReturnsOnceTheTopicAppears(t *testing.T) {
+	t.Parallel()
 	b := kafkatest.Start(t, nil)
 	k := newCluster(t, b.Addr)
 	var why reasons
@@ -78,6 +80,7 @@ func TestWaitForTopicsReturnsOnceTheTopicAppears(t *testing.T) {
 }
 
 func TestWaitForTopicsReportsAnUnreachableBroker(t *testing.T) {
+	t.Parallel()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

@@ -24,6 +24,7 @@ import (
 // abort marker the crash left out, so the next transaction of the same
 // transactional id is not read as aborted).
 func TestEffectivelyOnceRestoresAfterTheBrokerDiedMidChangelogTransaction(t *testing.T) {
+	t.Parallel()
 	b := kafkatest.StartDurable(t)
 	l := &lab{t: t, k: newClient(t, b.Addr)}
 	l.movies(10)
@@ -69,6 +70,7 @@ func TestEffectivelyOnceRestoresAfterTheBrokerDiedMidChangelogTransaction(t *tes
 // A restore that cannot initialise its changelog writers ends with its
 // bound and names what it waited for; the next attempt's health shows it.
 func TestAChangelogRestoreThatCannotFinishSaysWhatItWaitedFor(t *testing.T) {
+	t.Parallel()
 	l := newLab(t)
 	l.broker.Fault(kfake.Fault{Keys: []kmsg.Key{kmsg.InitProducerID}, Err: kerr.CoordinatorLoadInProgress, Count: -1})
 	p, err := New(Config{Cluster: l.k, DataDir: t.TempDir(), Log: testLog(t)})

@@ -30,6 +30,7 @@ func (l *lab) databaseOffsets(dir string) map[int]int64 {
 // the test, each partition is written once (its first batch), the rest
 // waits — and a stop writes what is pending, so the changelog ends exact.
 func TestChangelogIntervalCoalescesBatchesAndAStopWritesWhatIsPending(t *testing.T) {
+	t.Parallel()
 	l := newLab(t)
 	l.movies(10)
 	g := newLedger()
@@ -67,6 +68,7 @@ func TestChangelogIntervalCoalescesBatchesAndAStopWritesWhatIsPending(t *testing
 // instance keeps running — and no partition is written more often than the
 // interval allows.
 func TestChangelogPendingChangesAreWrittenOnceTheIntervalPasses(t *testing.T) {
+	t.Parallel()
 	const interval = 300 * time.Millisecond
 	l := newLab(t)
 	l.movies(10)
@@ -94,6 +96,7 @@ func TestChangelogPendingChangesAreWrittenOnceTheIntervalPasses(t *testing.T) {
 // them): another instance restores the older positions and reads the rest
 // of the log — exact, repeats still dropped.
 func TestChangelogBehindByAnIntervalRestoresExactly(t *testing.T) {
+	t.Parallel()
 	l := newLab(t)
 	l.movies(10)
 	g := newLedger()

@@ -36,6 +36,7 @@ func (l *lab) changelogPositions() map[int]int64 {
 // counts exact, and the request ids counted before the hand-over still
 // recognised as repeats.
 func TestEffectivelyOnceTakeOverRestoresFromTheChangelog(t *testing.T) {
+	t.Parallel()
 	l := newLab(t)
 	l.movies(20)
 	g := newLedger()
@@ -84,6 +85,7 @@ func TestEffectivelyOnceTakeOverRestoresFromTheChangelog(t *testing.T) {
 // restarted is ahead of it and catches it up; another instance restores the
 // older position and reads the rest of the log — exact either way.
 func TestEffectivelyOnceCrashBetweenTheTwoCommitsIsExact(t *testing.T) {
+	t.Parallel()
 	l := newLab(t)
 	l.movies(10)
 	g := newLedger()
@@ -146,6 +148,7 @@ func TestEffectivelyOnceCrashBetweenTheTwoCommitsIsExact(t *testing.T) {
 // the same instance restarted: it keeps its own state and writes what the
 // changelog misses at once.
 func TestEffectivelyOnceDatabaseAheadCatchesTheChangelogUp(t *testing.T) {
+	t.Parallel()
 	l := newLab(t)
 	l.movies(10)
 	g := newLedger()
@@ -184,6 +187,7 @@ func mapValues(m map[int]string) []string {
 // the next owner (which initialises the partition's transactional id,
 // aborting the open transaction) restores exactly.
 func TestEffectivelyOnceCrashMidChangelogTransactionLeavesNoTrace(t *testing.T) {
+	t.Parallel()
 	l := newLab(t)
 	l.movies(10)
 	g := newLedger()
@@ -213,6 +217,7 @@ func TestEffectivelyOnceCrashMidChangelogTransactionLeavesNoTrace(t *testing.T) 
 // write its older state over the new owner's: initialising the partition's
 // transactional id fenced it.
 func TestAPreviousOwnerOfAChangelogPartitionIsFenced(t *testing.T) {
+	t.Parallel()
 	l := newLab(t)
 	open := func() (*Processor, map[int]*changelogPart) {
 		p, err := New(Config{Cluster: l.k, DataDir: t.TempDir(), Log: testLog(t)})
@@ -250,6 +255,7 @@ func TestAPreviousOwnerOfAChangelogPartitionIsFenced(t *testing.T) {
 
 // --restore=log writes no changelog and replays a taken-over partition.
 func TestRestoreLogWritesNoChangelog(t *testing.T) {
+	t.Parallel()
 	l := newLab(t)
 	l.movies(5)
 	g := newLedger()

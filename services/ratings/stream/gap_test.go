@@ -21,8 +21,9 @@ import (
 // retention.ms=-1 had, and records imported with old timestamps) are a gap
 // the processor must not skip: it stops and reports the gap in its health.
 func TestRetentionGapStopsTheProcessorAndIsReported(t *testing.T) {
+	t.Parallel()
 	for _, d := range []Delivery{EffectivelyOnce, Transactional} {
-		t.Run(string(d), func(t *testing.T) { retentionGapStops(t, d) })
+		t.Run(string(d), func(t *testing.T) { t.Parallel(); retentionGapStops(t, d) })
 	}
 }
 

@@ -22,6 +22,12 @@ import (
 	"github.com/ratingslab/lab/services/model"
 )
 
+// Every test of this package starts its own broker (newLab, kafkatest.Start
+// or StartDurable, each on a port of its own) and keeps its data in its own
+// t.TempDir(), registry and test hooks, so the tests run in parallel
+// (t.Parallel): they mostly wait on the broker, on group rebalances and on
+// fetches, not on the CPU. make test raises -parallel for the unit suites.
+
 // lab is a broker with the lab's topics and a client to it.
 type lab struct {
 	t      testing.TB
@@ -35,9 +41,13 @@ func newLab(t testing.TB) *lab {
 	return &lab{t: t, broker: b, k: newClient(t, b.Addr)}
 }
 
+// newClient connects with kafkaio's default dial timeout, as the parts do:
+// it also bounds the connection's handshake, and 1 s (what the tests used)
+// timed a fixture write out once with this package's tests running in
+// parallel under -race at load average 20.
 func newClient(t testing.TB, addr string) *kafkaio.Cluster {
 	t.Helper()
-	return kafkatest.Client(t, kafkaio.Config{Brokers: []string{addr}, DialTimeout: time.Second}, testLog(t))
+	return kafkatest.Client(t, kafkaio.Config{Brokers: []string{addr}}, testLog(t))
 }
 
 func testLog(t testing.TB) *slog.Logger {

@@ -12,6 +12,7 @@ import (
 )
 
 func TestMetricsArePromlintCleanAndDLQReasonsStartAtZero(t *testing.T) {
+	t.Parallel()
 	reg := prometheus.NewRegistry()
 	m := newMetrics(reg)
 	m.batch.Observe(0.01)
@@ -44,6 +45,7 @@ func TestMetricsArePromlintCleanAndDLQReasonsStartAtZero(t *testing.T) {
 }
 
 func TestCoalescedEmissionsKeepTheNewestRecordPerMovie(t *testing.T) {
+	t.Parallel()
 	rec := func(key, value string) kafka.Message { return kafka.Message{Key: []byte(key), Value: []byte(value)} }
 	got := newestPerKey([]emitJob{
 		{msgs: []kafka.Message{rec("1", "a1"), rec("2", "a2")}},

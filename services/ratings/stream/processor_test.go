@@ -19,6 +19,7 @@ import (
 )
 
 func TestRatingsAreCountedExactlyAndEmittedToRatedMovies(t *testing.T) {
+	t.Parallel()
 	l := newLab(t)
 	l.movies(20)
 	g := newLedger()
@@ -47,6 +48,7 @@ func TestRatingsAreCountedExactlyAndEmittedToRatedMovies(t *testing.T) {
 }
 
 func TestCancelMidBatchAndReopenNeitherLosesNorDuplicates(t *testing.T) {
+	t.Parallel()
 	l := newLab(t)
 	l.movies(10)
 	g := newLedger()
@@ -78,6 +80,7 @@ func TestCancelMidBatchAndReopenNeitherLosesNorDuplicates(t *testing.T) {
 // rated-movies went out: nothing is left to consume, so only the restart's
 // re-emit from the database can bring rated-movies up to date.
 func TestCrashBetweenCommitAndEmitIsRepairedByReemit(t *testing.T) {
+	t.Parallel()
 	l := newLab(t)
 	l.movies(5)
 	g := newLedger()
@@ -106,6 +109,7 @@ func TestCrashBetweenCommitAndEmitIsRepairedByReemit(t *testing.T) {
 }
 
 func TestPoisonEventsGoToTheDLQWithTheReasonAndProcessingContinues(t *testing.T) {
+	t.Parallel()
 	l := newLab(t)
 	l.movies(5)
 	g := newLedger()
@@ -184,6 +188,7 @@ func TestPoisonEventsGoToTheDLQWithTheReasonAndProcessingContinues(t *testing.T)
 // A movie added moments before its first rating: the processor's movies
 // table may not have it yet; it catches up before calling the movie unknown.
 func TestARatingForAMovieJustAddedIsNotDeadLettered(t *testing.T) {
+	t.Parallel()
 	l := newLab(t)
 	l.movies(3)
 	r := l.start(t.TempDir())
@@ -203,8 +208,9 @@ func TestARatingForAMovieJustAddedIsNotDeadLettered(t *testing.T) {
 }
 
 func TestTwoInstancesShareThePartitionsAndTheViewStaysExact(t *testing.T) {
+	t.Parallel()
 	for _, d := range []Delivery{EffectivelyOnce, Transactional} {
-		t.Run(string(d), func(t *testing.T) { twoInstances(t, d) })
+		t.Run(string(d), func(t *testing.T) { t.Parallel(); twoInstances(t, d) })
 	}
 }
 
@@ -248,6 +254,7 @@ func twoInstances(t *testing.T, delivery Delivery) {
 // after the state was applied and before the group offsets were committed
 // counts that batch again.
 func TestAtLeastOnceCountsABatchTwiceAfterACrashBeforeTheOffsetCommit(t *testing.T) {
+	t.Parallel()
 	l := newLab(t)
 	l.movies(5)
 	g := newLedger()
@@ -287,6 +294,7 @@ func TestAtLeastOnceCountsABatchTwiceAfterACrashBeforeTheOffsetCommit(t *testing
 }
 
 func TestADataDirectoryOfTheOtherModeIsRefused(t *testing.T) {
+	t.Parallel()
 	l := newLab(t)
 	dir := t.TempDir()
 	r := l.start(dir, func(c *Config) { c.Delivery = AtLeastOnce })
@@ -306,6 +314,7 @@ func TestADataDirectoryOfTheOtherModeIsRefused(t *testing.T) {
 }
 
 func TestMissingTopicsAreReportedInHealthNotAHang(t *testing.T) {
+	t.Parallel()
 	b := kafkatest.Start(t, []kafkatest.Topic{{Name: model.TopicRatings, Partitions: 6}})
 	k := newClient(t, b.Addr)
 	p, err := New(Config{Cluster: k, DataDir: t.TempDir(), TopicWait: kafkaio.TopicWait{Timeout: 700 * time.Millisecond, Interval: 100 * time.Millisecond}})
@@ -331,6 +340,7 @@ func TestMissingTopicsAreReportedInHealthNotAHang(t *testing.T) {
 }
 
 func TestStateEndpoint(t *testing.T) {
+	t.Parallel()
 	l := newLab(t)
 	l.movies(3)
 	g := newLedger()

@@ -14,6 +14,7 @@ import (
 // A tool outside the part reads what the processor committed, read-only,
 // while the processor keeps the database open.
 func TestReaderReadsTheCommittedStateWhileThePartRuns(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	dir := t.TempDir()
 	s, err := openStore(dir)

@@ -19,6 +19,7 @@ import (
 // (webserver-stream) then stayed behind the store indefinitely, and the
 // next run's baseline read that stale view.
 func TestAnEmissionThatGivesUpIsReemittedWithoutAnotherRating(t *testing.T) {
+	t.Parallel()
 	l := newLab(t)
 	l.movies(10)
 	g := newLedger()

@@ -21,6 +21,7 @@ import (
 // restart in between — is still counted once: the counted request ids are
 // stored with the state, kept by time in the log's clock.
 func TestARepeatFarApartAndAcrossARestartIsCountedOnce(t *testing.T) {
+	t.Parallel()
 	l := newLab(t)
 	l.movies(1)
 	g := newLedger()
@@ -68,6 +69,7 @@ func TestARepeatFarApartAndAcrossARestartIsCountedOnce(t *testing.T) {
 // answers 409) is not counted and goes to the DLQ as request-id-conflict,
 // naming where the first use was counted.
 func TestARequestIDReusedForAnotherRatingIsDeadLettered(t *testing.T) {
+	t.Parallel()
 	l := newLab(t)
 	l.movies(3)
 	g := newLedger()
@@ -102,6 +104,7 @@ func TestARequestIDReusedForAnotherRatingIsDeadLettered(t *testing.T) {
 // again (the documented limit), one within it is not — the same whether
 // the records are read live or from the beginning.
 func TestARepeatBeyondTheRetentionIsCountedAgain(t *testing.T) {
+	t.Parallel()
 	l := newLab(t)
 	l.movies(1)
 	g := newLedger()
@@ -138,6 +141,7 @@ func TestARepeatBeyondTheRetentionIsCountedAgain(t *testing.T) {
 // the first counted, the second dead-lettered as request-id-conflict — not
 // in the order the processor happened to look at them.
 func TestARatingWaitingForItsMovieIsCountedInLogOrder(t *testing.T) {
+	t.Parallel()
 	l := newLab(t)
 	l.movies(3)
 	part := model.RatingPartition([]byte("2"), model.RatingsPartitions)

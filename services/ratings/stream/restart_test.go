@@ -17,8 +17,9 @@ import (
 // whose topic receives nothing new to prove that reading works — and ratings
 // produced after the restart are counted exactly.
 func TestProcessorRecoversAfterABrokerRestart(t *testing.T) {
+	t.Parallel()
 	for _, d := range []Delivery{EffectivelyOnce, Transactional} {
-		t.Run(string(d), func(t *testing.T) { processorRecoversAfterABrokerRestart(t, d) })
+		t.Run(string(d), func(t *testing.T) { t.Parallel(); processorRecoversAfterABrokerRestart(t, d) })
 	}
 }
 

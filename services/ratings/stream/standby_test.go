@@ -18,6 +18,7 @@ import (
 )
 
 func TestStandbyPlacementPutsNCopiesOfEachPartitionAfterItsOwner(t *testing.T) {
+	t.Parallel()
 	two := map[string][]int{"m-a": {0, 1, 2}, "m-b": {3, 4, 5}}
 	for member, want := range map[string][]int{"m-a": {3, 4, 5}, "m-b": {0, 1, 2}} {
 		if got, ok := standbyPlacement(two, member, 6, 1); !ok || !slices.Equal(got, want) {
@@ -58,6 +59,7 @@ func TestStandbyPlacementPutsNCopiesOfEachPartitionAfterItsOwner(t *testing.T) {
 }
 
 func TestStandbyReplicasNeedTheChangelog(t *testing.T) {
+	t.Parallel()
 	l := newLab(t)
 	for _, c := range []Config{
 		{StandbyReplicas: -1},
@@ -78,6 +80,7 @@ func TestStandbyReplicasNeedTheChangelog(t *testing.T) {
 // a restore from the changelog's start ends with — counts, position, and
 // request-id record.
 func TestARestoreFromAStandbyReadsOnlyTheTailAndEqualsOneFromScratch(t *testing.T) {
+	t.Parallel()
 	l := newLab(t)
 	l.movies(50)
 	g := newLedger()
@@ -165,6 +168,7 @@ func standbyCaughtUp(l *lab, s *standbys) (bool, string) {
 // the changelog written since — and its own partitions from the state it
 // kept when its generation ended; the counts stay exact.
 func TestTheSurvivorTakesPartitionsOverFromItsStandbyCopies(t *testing.T) {
+	t.Parallel()
 	l := newLab(t)
 	l.movies(30)
 	g := newLedger()

@@ -28,6 +28,7 @@ func batchesProcessed(t *testing.T, p *Processor) uint64 {
 // stays a backlog (lag) instead of being swallowed by ever larger batches.
 // Healed, it catches up with full batches and the counts are exact.
 func TestThrottleCapsTheBatchSoLagBuildsUnderLoad(t *testing.T) {
+	t.Parallel()
 	l := newLab(t)
 	l.movies(10)
 	reg := prometheus.NewRegistry()

@@ -43,6 +43,7 @@ func (l *lab) changelogMatches(g *ledger) (bool, string) {
 }
 
 func TestTransactionalCountsExactlyAndWritesEverythingInTransactions(t *testing.T) {
+	t.Parallel()
 	l := newLab(t)
 	l.movies(20)
 	g := newLedger()
@@ -92,6 +93,7 @@ func TestTransactionalCountsExactlyAndWritesEverythingInTransactions(t *testing.
 // leaves nothing: the transaction is aborted when the instance comes back
 // under the same transactional id, and the batch is counted once.
 func TestTransactionalCrashMidTransactionLeavesNoTrace(t *testing.T) {
+	t.Parallel()
 	l := newLab(t)
 	l.movies(10)
 	g := newLedger()
@@ -140,6 +142,7 @@ func TestTransactionalCrashMidTransactionLeavesNoTrace(t *testing.T) {
 // from the changelog — counts exact, and the request ids seen before the
 // crash still recognised.
 func TestTransactionalStateAndSeenRequestIDsComeBackFromTheChangelog(t *testing.T) {
+	t.Parallel()
 	l := newLab(t)
 	l.movies(10)
 	g := newLedger()

@@ -9,6 +9,7 @@ import (
 )
 
 func TestMetricsArePromlintClean(t *testing.T) {
+	t.Parallel()
 	reg := prometheus.NewRegistry()
 	m := newMetrics(reg)
 	m.freshness.WithLabelValues("rated-movies").Observe(0.05)

@@ -18,6 +18,7 @@ import (
 // movies → ratings-stream ← ratings ← webserver-stream, and rated-movies →
 // webserver-stream's view.
 func TestTheLogVariantEndToEnd(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()

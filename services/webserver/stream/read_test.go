@@ -12,6 +12,7 @@ import (
 // A tool outside the part (lab replay) reads the view, read-only, while
 // the part keeps it open.
 func TestReaderReadsTheViewWhileThePartRuns(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	dir := t.TempDir()
 	v, err := openView(dir)

@@ -20,6 +20,7 @@ import (
 // restart; the id with another rating is 409 naming the first use, and
 // nothing is produced — on any movie, so on any partition.
 func TestARequestIDNamesOneRatingAcrossRestarts(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t)
 	f.produce(model.TopicMovies, movieRecord(1, "One"), movieRecord(2, "Two"), movieRecord(3, "Three"))
 	dir := t.TempDir()

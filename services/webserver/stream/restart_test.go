@@ -20,6 +20,7 @@ import (
 // topic where nothing new arrives to prove that reading works — and records
 // written after the restart reach the view; ratings are accepted again.
 func TestViewRecoversAfterABrokerRestart(t *testing.T) {
+	t.Parallel()
 	b := kafkatest.StartDurable(t)
 	proxy := kafkatest.Forward(t, b.Addr)
 	k := kafkatest.Client(t, proxy.Via(b.Addr), nil)

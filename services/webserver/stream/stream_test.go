@@ -181,6 +181,7 @@ func (f *fixture) end(topic string) int64 {
 }
 
 func TestAcceptedRatingIsInTheLogBeforeThe202(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t)
 	f.produce(model.TopicMovies, movieRecord(1, "One"), movieRecord(2, "Two"))
 	w := f.start(t.TempDir(), 2*time.Second)
@@ -207,6 +208,7 @@ func TestAcceptedRatingIsInTheLogBeforeThe202(t *testing.T) {
 }
 
 func TestBadRatingsAre4xxAndNothingIsProduced(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t)
 	f.produce(model.TopicMovies, movieRecord(1, "One"))
 	w := f.start(t.TempDir(), 2*time.Second)
@@ -322,6 +324,7 @@ func TestLateAcknowledgementIsAnUnknownOutcome(t *testing.T) {
 }
 
 func TestViewServesMoviesWithAggregatesAndIgnoresStaleUpdates(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t)
 	f.produce(model.TopicMovies, movieRecord(1, "One"), movieRecord(2, "Two"), movieRecord(3, "Three"))
 	f.produce(model.TopicRatedMovies, ratedRecord(2, 3, 215, 40))
@@ -369,6 +372,7 @@ func TestViewServesMoviesWithAggregatesAndIgnoresStaleUpdates(t *testing.T) {
 // The view and its positions persist: a restart serves the stored view even
 // with the broker gone, and says in /healthz why it cannot hydrate.
 func TestViewSurvivesARestartAndServesWithoutTheBroker(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t)
 	f.produce(model.TopicMovies, movieRecord(1, "One"), movieRecord(2, "Two"))
 	f.produce(model.TopicRatedMovies, ratedRecord(1, 2, 150, 10))
@@ -395,6 +399,7 @@ func TestViewSurvivesARestartAndServesWithoutTheBroker(t *testing.T) {
 }
 
 func TestMissingTopicsAreReportedInHealth(t *testing.T) {
+	t.Parallel()
 	b := kafkatest.Start(t, []kafkatest.Topic{{Name: model.TopicMovies, Partitions: 1}})
 	k, err := kafkaio.NewCluster(kafkaio.Config{Brokers: []string{b.Addr}}, nil, nil)
 	if err != nil {

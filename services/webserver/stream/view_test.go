@@ -110,6 +110,7 @@ func permutations(us []ratedUpdate, f func([]ratedUpdate)) {
 // ones already behind the stored row change nothing; freshness is observed
 // once per movie that became visible, for the update that did.
 func TestABatchLeavesEachMovieWithItsWinningUpdate(t *testing.T) {
+	t.Parallel()
 	b, reg := viewBackend(t, t.TempDir())
 	b.caughtUp.Store(true) // live: freshness is observed
 	base := time.Now().Add(-time.Minute)
@@ -172,6 +173,7 @@ func TestABatchLeavesEachMovieWithItsWinningUpdate(t *testing.T) {
 // its updates one at a time leaves — also when a movie's source partition
 // changes within the batch (a switch always replaces the row).
 func TestBatchedApplyEqualsOneAtATime(t *testing.T) {
+	t.Parallel()
 	rng := rand.New(rand.NewPCG(1, 2))
 	batched, _ := viewBackend(t, t.TempDir())
 	single, _ := viewBackend(t, t.TempDir())
