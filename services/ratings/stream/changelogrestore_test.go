@@ -104,18 +104,7 @@ func TestEffectivelyOnceCrashBetweenTheTwoCommitsIsExact(t *testing.T) {
 	}, func(c *Config) { c.MaxBatch = 100 })
 	servetest.WaitFor(t, 30*time.Second, "the crash between the commits", func() (bool, string) { return crashed.Load(), "" })
 	r.stop(t)
-	var db map[int]int64
-	{
-		p, err := New(Config{Cluster: l.k, DataDir: dir})
-		if err != nil {
-			t.Fatal(err)
-		}
-		db, err = p.store.ratingOffsets(context.Background())
-		p.Close()
-		if err != nil {
-			t.Fatal(err)
-		}
-	}
+	db := l.databaseOffsets(dir)
 	behind := 0
 	for part, pos := range l.changelogPositions() {
 		if pos > db[part] {
