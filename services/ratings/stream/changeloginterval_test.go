@@ -103,15 +103,7 @@ func TestChangelogBehindByAnIntervalRestoresExactly(t *testing.T) {
 	evs := l.ratings(g, 2000, 10, 64)
 
 	var crashed atomic.Bool
-	r := l.startWith(t.TempDir(), func(p *Processor, crash context.CancelFunc) {
-		p.testHookAfterCommit = func() bool {
-			if _, n, _ := committedTotal(p); n > 1000 && crashed.CompareAndSwap(false, true) {
-				crash()
-				return true
-			}
-			return false
-		}
-	}, func(c *Config) { c.MaxBatch = 50; c.ChangelogInterval = time.Hour })
+	r := l.startWith(t.TempDir(), crashAfterCommit(&crashed, committedMoreThan(1000)), func(c *Config) { c.MaxBatch = 50; c.ChangelogInterval = time.Hour })
 	servetest.WaitFor(t, 30*time.Second, "the crash with changes pending", func() (bool, string) { return crashed.Load(), "" })
 	r.stop(t)
 	var dups int64

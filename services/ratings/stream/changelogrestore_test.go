@@ -93,15 +93,7 @@ func TestEffectivelyOnceCrashBetweenTheTwoCommitsIsExact(t *testing.T) {
 	dir := t.TempDir()
 
 	var crashed atomic.Bool
-	r := l.startWith(dir, func(p *Processor, crash context.CancelFunc) {
-		p.testHookAfterCommit = func() bool {
-			if _, n, _ := committedTotal(p); n > 500 && crashed.CompareAndSwap(false, true) {
-				crash()
-				return true
-			}
-			return false
-		}
-	}, func(c *Config) { c.MaxBatch = 100 })
+	r := l.startWith(dir, crashAfterCommit(&crashed, committedMoreThan(500)), func(c *Config) { c.MaxBatch = 100 })
 	servetest.WaitFor(t, 30*time.Second, "the crash between the commits", func() (bool, string) { return crashed.Load(), "" })
 	r.stop(t)
 	db := l.databaseOffsets(dir)
@@ -144,15 +136,7 @@ func TestEffectivelyOnceDatabaseAheadCatchesTheChangelogUp(t *testing.T) {
 	l.ratings(g, 1500, 10, 35)
 	dir := t.TempDir()
 	var crashed atomic.Bool
-	r := l.startWith(dir, func(p *Processor, crash context.CancelFunc) {
-		p.testHookAfterCommit = func() bool {
-			if _, n, _ := committedTotal(p); n > 400 && crashed.CompareAndSwap(false, true) {
-				crash()
-				return true
-			}
-			return false
-		}
-	}, func(c *Config) { c.MaxBatch = 100 })
+	r := l.startWith(dir, crashAfterCommit(&crashed, committedMoreThan(400)), func(c *Config) { c.MaxBatch = 100 })
 	servetest.WaitFor(t, 30*time.Second, "the crash between the commits", func() (bool, string) { return crashed.Load(), "" })
 	r.stop(t)
 	r = l.start(dir)

@@ -10,6 +10,7 @@ import (
 	"os"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -277,5 +278,28 @@ func decodeJSON(t testing.TB, res *http.Response, v any) {
 	defer res.Body.Close()
 	if err := json.NewDecoder(res.Body).Decode(v); err != nil {
 		t.Fatalf("decode %s: %v", res.Request.URL, err)
+	}
+}
+
+// crashAfterCommit is a startWith hook: the first commit after which
+// when(p) holds ends the run right there, before anything that follows a
+// commit (a simulated crash), once; crashed says it happened.
+func crashAfterCommit(crashed *atomic.Bool, when func(p *Processor) bool) func(*Processor, context.CancelFunc) {
+	return func(p *Processor, crash context.CancelFunc) {
+		p.testHookAfterCommit = func() bool {
+			if !crashed.Load() && when(p) && crashed.CompareAndSwap(false, true) {
+				crash()
+				return true
+			}
+			return false
+		}
+	}
+}
+
+// committedMoreThan holds once more than n ratings are committed.
+func committedMoreThan(n int64) func(*Processor) bool {
+	return func(p *Processor) bool {
+		_, got, _ := committedTotal(p)
+		return got > n
 	}
 }

@@ -88,15 +88,7 @@ func TestCrashBetweenCommitAndEmitIsRepairedByReemit(t *testing.T) {
 	dir := t.TempDir()
 
 	var crashed atomic.Bool
-	r := l.startWith(dir, func(p *Processor, crash context.CancelFunc) {
-		p.testHookAfterCommit = func() bool {
-			if _, n, _ := committedTotal(p); n == g.total() && crashed.CompareAndSwap(false, true) {
-				crash() // the process dies here: nothing after the commit happens
-				return true
-			}
-			return false
-		}
-	}, func(c *Config) { c.MaxBatch = 50 })
+	r := l.startWith(dir, crashAfterCommit(&crashed, func(p *Processor) bool { _, n, _ := committedTotal(p); return n == g.total() }), func(c *Config) { c.MaxBatch = 50 })
 	servetest.WaitFor(t, 30*time.Second, "the crash", func() (bool, string) { return crashed.Load(), "" })
 	r.stop(t)
 	if ok, _ := l.viewMatches(g); ok {

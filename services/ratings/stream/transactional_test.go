@@ -149,15 +149,7 @@ func TestTransactionalStateAndSeenRequestIDsComeBackFromTheChangelog(t *testing.
 	evs := l.ratings(g, 1000, 10, 24)
 
 	var crashed atomic.Bool
-	r := l.startWith(t.TempDir(), func(p *Processor, crash context.CancelFunc) {
-		p.testHookAfterCommit = func() bool {
-			if crashed.CompareAndSwap(false, true) { // the first commit
-				crash()
-				return true
-			}
-			return false
-		}
-	}, transactional)
+	r := l.startWith(t.TempDir(), crashAfterCommit(&crashed, func(*Processor) bool { return true }), transactional) // the first commit
 	servetest.WaitFor(t, 30*time.Second, "the crash after the first commit", func() (bool, string) { return crashed.Load(), "" })
 	r.stop(t)
 
