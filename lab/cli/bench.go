@@ -90,10 +90,11 @@ fill up to their collector's goal, Prometheus' head block grows).`,
 				}
 				times = append(times, time.Since(start))
 				healthy := time.Now()
-				for _, idle := range settle {
-					if i < runs-1 {
-						break
-					}
+				var measure []time.Duration // memory is measured after the last start only
+				if i == runs-1 {
+					measure = settle
+				}
+				for _, idle := range measure {
 					time.Sleep(time.Until(healthy.Add(idle))) // let the lab go idle before measuring memory
 					rss, pss, detail, err := labRSS(cmd.Context(), g.ports().Control())
 					if err != nil {

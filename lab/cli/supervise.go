@@ -6,7 +6,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/ratingslab/lab/lab/supervise"
-	"github.com/ratingslab/lab/lab/supervisor"
 )
 
 // newSuperviseCmd is the detached supervisor process `lab up` starts when
@@ -27,7 +26,7 @@ func newSuperviseCmd(g *globals) *cobra.Command {
 				return err
 			}
 			return supervise.Run(cmd.Context(), supervise.Config{Dir: g.dir(), Ports: g.ports(), Spec: specJSON, HandoverFD: handoverFD,
-				LabExe: exe, PartExe: supervisor.PartBinary(exe)}, cmd.ErrOrStderr())
+				LabExe: exe}, cmd.ErrOrStderr())
 		},
 	}
 	cmd.Flags().StringVar(&specJSON, "spec", "{}", "supervisor spec as JSON")

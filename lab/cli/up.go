@@ -10,6 +10,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -266,9 +267,11 @@ func runUp(ctx context.Context, g *globals, f *upFlags) error {
 	// The supervisor runs from its own small binary when make build put an
 	// up-to-date one beside lab (lab/supervise): it then keeps ~8 MiB fewer
 	// pages of code resident than as `lab supervise`.
-	cmd := exec.Command(exe, "--dir", string(dir), "--port-base", strconv.Itoa(ports.Base), "supervise", "--handover-fd", "3", "--spec", string(spec))
+	lab := []string{"--dir", string(dir), "--port-base", strconv.Itoa(ports.Base)}
+	handover := []string{"--handover-fd", "3", "--spec", string(spec)}
+	cmd := exec.Command(exe, slices.Concat(lab, []string{"supervise"}, handover)...)
 	if sup := supervisor.SupervisorBinary(exe); sup != "" {
-		cmd = exec.Command(sup, "--lab", exe, "--dir", string(dir), "--port-base", strconv.Itoa(ports.Base), "--handover-fd", "3", "--spec", string(spec))
+		cmd = exec.Command(sup, slices.Concat([]string{"--lab", exe}, lab, handover)...)
 	}
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.ExtraFiles = []*os.File{handR} // fd 3

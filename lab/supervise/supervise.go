@@ -34,9 +34,10 @@ type Config struct {
 	Ports      layout.Ports
 	Spec       string // JSON of Spec
 	HandoverFD int    // the pipe from `lab up` (0: none)
-	// LabExe is the lab binary (replay forks run `lab ...`), PartExe the
-	// binary that runs `serve <part>` ("": LabExe, as `lab serve`).
-	LabExe, PartExe string
+	// LabExe is the lab binary: replay forks run `lab ...`, and the parts
+	// run from lab-part beside it when that is up to date
+	// (supervisor.PartBinary), else as `lab serve`.
+	LabExe string
 }
 
 // Run runs the supervisor until ctx ends or the lab is stopped; it logs to
@@ -48,12 +49,13 @@ func Run(ctx context.Context, c Config, logs io.Writer) error {
 	}
 	h := slog.NewTextHandler(logs, nil)
 	log := slog.New(h).With("part", "supervisor")
-	if c.PartExe != "" {
-		log.Info("parts run from the parts-only binary", "path", c.PartExe)
+	partExe := supervisor.PartBinary(c.LabExe)
+	if partExe != "" {
+		log.Info("parts run from the parts-only binary", "path", partExe)
 	} else {
 		log.Info("parts run as 'lab serve': no up-to-date "+supervisor.PartBinaryName+" beside lab ('make build' builds both)", "lab", c.LabExe)
 	}
-	cfg := supervisor.Config{Dir: c.Dir, Ports: c.Ports, Options: spec.Options, Exe: c.LabExe, PartExe: c.PartExe, Extras: spec.Extras}
+	cfg := supervisor.Config{Dir: c.Dir, Ports: c.Ports, Options: spec.Options, Exe: c.LabExe, PartExe: partExe, Extras: spec.Extras}
 	if c.HandoverFD > 0 {
 		// Only this process reads the pipe: the parts must not hold it.
 		syscall.CloseOnExec(c.HandoverFD)

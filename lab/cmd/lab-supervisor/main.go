@@ -22,7 +22,6 @@ import (
 
 	"github.com/ratingslab/lab/lab/layout"
 	"github.com/ratingslab/lab/lab/supervise"
-	"github.com/ratingslab/lab/lab/supervisor"
 )
 
 func main() {
@@ -61,5 +60,5 @@ func run(ctx context.Context, args []string) error {
 		return fmt.Errorf("--dir %q: %w", *dir, err)
 	}
 	return supervise.Run(ctx, supervise.Config{Dir: layout.Dir(abs), Ports: ports, Spec: *spec, HandoverFD: *fd,
-		LabExe: *lab, PartExe: supervisor.PartBinary(*lab)}, os.Stderr)
+		LabExe: *lab}, os.Stderr)
 }
