@@ -89,10 +89,12 @@ func stopSupervisor(ctx context.Context, dir layout.Dir, c *supervisor.Client, p
 	_ = supervisor.RemoveState(dir)
 }
 
-// waitGone waits (at most 5s) until the SIGKILLed processes are gone, so
-// that a command which killed them returns only when they are.
+// waitGone waits until the SIGKILLed processes are gone, so that a command
+// which killed them returns only when they are. The bound is generous: a
+// process killed inside an fsync (ratings-rpc's SQLite commit) exits only
+// when the disk answers, which on a busy machine took longer than 5s.
 func waitGone(pids ...int) {
-	deadline := time.Now().Add(5 * time.Second)
+	deadline := time.Now().Add(30 * time.Second)
 	for _, pid := range pids {
 		for alive(pid) && time.Now().Before(deadline) {
 			time.Sleep(10 * time.Millisecond)

@@ -102,7 +102,8 @@ func TestUnresponsiveLabIsNeverSweptAsStale(t *testing.T) {
 	l.MustRun("down")
 	for name, pid := range pids {
 		if syscall.Kill(pid, 0) == nil && !zombie(pid) {
-			t.Errorf("%s (pid %d) survived lab down", name, pid)
+			stat, _ := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+			t.Errorf("%s (pid %d) survived lab down: /proc/%d/stat %s", name, pid, pid, stat)
 		}
 	}
 	if _, err := os.Stat(l.Dir.State()); err == nil {
