@@ -206,7 +206,7 @@ func (s *Server) guard(g Guard) {
 	if g.What == "" {
 		g.What = "the admin listener"
 	}
-	s.adminTree = s.red.middleware(g.Wrap(noMuxRedirects(s.adminMux)))
+	s.adminTree = s.red.countingMiddleware(g.Wrap(noMuxRedirects(s.adminMux)))
 }
 
 // notFound answers every request 404 with a JSON error naming the path.

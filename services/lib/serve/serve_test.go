@@ -106,6 +106,31 @@ func TestREDMetricsAreLabelledByRoutePatternNotPath(t *testing.T) {
 	}
 }
 
+// The admin listener's routes are the lab looking at the part (a scrape every
+// second, a probe every 500 ms): counted, but without a 122-bucket latency
+// histogram per route that nothing reads and Prometheus would hold.
+func TestAdminRoutesAreCountedButNotTimed(t *testing.T) {
+	s := serve.New(serve.Options{Public: public()})
+	base, admin := servetest.StartBoth(t, s)
+	call(t, "GET", admin+"/healthz", "")
+	call(t, "GET", base+"/things/1", "")
+
+	_, metrics := call(t, "GET", admin+"/metrics", "")
+	for _, want := range []string{
+		`lab_http_requests_total{code="200",method="GET",route="/healthz"} 1`,
+		`lab_http_request_duration_seconds_count{method="GET",route="/things/{id}"} 1`,
+	} {
+		if !strings.Contains(metrics, want) {
+			t.Errorf("/metrics lacks %q", want)
+		}
+	}
+	for _, route := range []string{"/healthz", "/metrics"} {
+		if unwanted := `lab_http_request_duration_seconds_count{method="GET",route="` + route + `"}`; strings.Contains(metrics, unwanted) {
+			t.Errorf("/metrics has %q: admin routes are not timed", unwanted)
+		}
+	}
+}
+
 func TestMetricsPassPromlint(t *testing.T) {
 	reg := prometheus.NewRegistry()
 	s := serve.New(serve.Options{Public: public(), Registry: reg})
