@@ -133,7 +133,7 @@ func NewBackend(cfg Config) (*Backend, error) {
 		v.Close()
 		return nil, err
 	}
-	b := &Backend{cfg: cfg, k: cfg.Cluster, log: cfg.Log, view: v, requests: requests, metrics: newMetrics(cfg.Registerer)}
+	b := &Backend{cfg: cfg, k: cfg.Cluster, log: cfg.Log, view: v, requests: requests, metrics: newMetrics(cfg.Registerer, requests)}
 	movies, err := v.loadMovies(context.Background())
 	if err != nil {
 		b.Close()

@@ -33,8 +33,9 @@ func recordCrashRating(k, i int) model.Rating {
 // as acknowledged; an id acknowledged only in memory (202 would have
 // followed; its mark is written soon after, not awaited) is acknowledged
 // or, its mark lost, produced again (the retry horizon is an hour here) —
-// never refused; and the flusher kept up: at most a tenth of the
-// acknowledged ids lost their mark.
+// never refused; and the flusher kept up: at most a quarter of the
+// acknowledged ids (the run lasts a fraction of a second; the kill takes
+// the last ackFlushInterval or so) lost their mark.
 func TestRequestRecordSurvivesKill9(t *testing.T) {
 	if dir := os.Getenv(recordCrashChildEnv); dir != "" {
 		recordCrashChild(dir)
@@ -98,7 +99,7 @@ func TestRequestRecordSurvivesKill9(t *testing.T) {
 	}
 	t.Logf("killed after %d recorded, %d acknowledged (%d synced) ids, %d marks lost; %d operations in %d transactions before the last stats line",
 		len(recorded), len(acked), len(synced), lost, ops, batches)
-	if lost > len(acked)/10 {
+	if lost > len(acked)/4 {
 		t.Errorf("%d of %d acknowledged ids lost their mark in the kill: the flusher did not keep up", lost, len(acked))
 	}
 }

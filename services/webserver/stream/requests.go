@@ -40,10 +40,11 @@ import (
 // Acknowledgements are not awaited: the 202's durability is acks=all on
 // `ratings`, not this mark. acknowledged puts the id in an in-memory set
 // that begin consults (so a repeat is answered 202 without producing while
-// the process lives) and a background flusher writes the set into the next
-// group-committed transaction, all ids acknowledged meanwhile in one
-// write. A crash (kill -9) loses at most the marks not yet written, about
-// one commit's worth: such an id reads as "outcome unknown", so a repeat
+// the process lives) and a background flusher writes the set into a
+// group-committed transaction every ackFlushInterval, all ids acknowledged
+// meanwhile in one operation. A crash (kill -9) loses at most the marks not
+// yet written (about ackFlushInterval and one commit's worth): such an id
+// reads as "outcome unknown", so a repeat
 // within the horizon is produced again (ratings-stream counts it once)
 // and a repeat after it is 409 "outcome is unknown". Close writes what is
 // pending.
@@ -202,17 +203,31 @@ func (l *requestLog) pendingAck(requestID string) bool {
 	return ok
 }
 
+// ackFlushInterval is how long the flusher lets acknowledgements gather
+// after the first one before it writes them: at 3,500 ratings/s about 35
+// marks share one operation, and a flush costs at most ~100 transactions a
+// second instead of one per POST (a mark flushed as soon as it came mostly
+// found the committer idle and took a transaction of its own). It is also
+// about what a crash can lose of the marks, with the commit writing them.
+const ackFlushInterval = 10 * time.Millisecond
+
 // flushAcks writes the acknowledgements queued since its last write, in one
-// operation of the next group commit, until Close. While one write is in
-// flight the next acknowledgements queue: under load each transaction holds
-// one flush of all of them, and nobody waits for it.
+// operation of the next group commit, until Close. Nobody waits for it.
 func (l *requestLog) flushAcks() {
 	defer close(l.flushed)
+	gather := time.NewTimer(0)
+	<-gather.C
 	for {
 		select {
 		case <-l.acks.wake:
 		case <-l.quit:
 			return
+		}
+		gather.Reset(ackFlushInterval)
+		select {
+		case <-gather.C:
+		case <-l.quit:
+			return // Close writes every pending one
 		}
 		l.acks.mu.Lock()
 		batch := l.acks.queue
