@@ -75,9 +75,17 @@ type ackedID struct {
 	us int64
 }
 
-// maxRequestBatch bounds the records and acknowledgements in one
-// transaction.
+// maxRequestBatch bounds the records and flushes of acknowledgements in
+// one transaction.
 const maxRequestBatch = 256
+
+// requestGather: while the record is busy (its last COMMIT ended less than
+// this ago), a record waits this long after that COMMIT so the POSTs
+// arriving meanwhile share its transaction (sqlitedb.NewGatheringGroupCommit).
+// At 3,600 ratings/s a transaction's BEGIN and COMMIT were ~16 % of
+// webserver-stream's CPU with ~3 ratings each; an idle record commits at
+// once.
+const requestGather = time.Millisecond
 
 // requestOp is a record (begin) or an acknowledgement of one request id.
 type requestOp struct {
@@ -138,7 +146,7 @@ func openRequestLog(dir string, horizon time.Duration, log *slog.Logger) (*reque
 		db.Close()
 		return nil, fmt.Errorf("%s: %w", abs, err)
 	}
-	l.writes = sqlitedb.NewGroupCommit(db, maxRequestBatch, l.applyBatch)
+	l.writes = sqlitedb.NewGatheringGroupCommit(db, maxRequestBatch, requestGather, l.applyBatch)
 	go l.flushAcks()
 	return l, nil
 }
