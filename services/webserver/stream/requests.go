@@ -31,8 +31,8 @@ import (
 //     first attempt is at most retryHorizon old; later it is 409, because
 //     a second copy could then be counted twice.
 //
-// Records are group-committed (sqlitedb.GroupCommit): concurrent POSTs'
-// records share one transaction, and begin returns only after the COMMIT
+// Records are group-committed (sqlitedb.NewGatheringGroupCommit): concurrent
+// POSTs' records share one transaction, and begin returns only after the COMMIT
 // that holds its record, as with a transaction each — a record must be
 // durable before its rating is produced, or a crash could let the id be
 // taken again for another rating.
@@ -44,10 +44,9 @@ import (
 // group-committed transaction every ackFlushInterval, all ids acknowledged
 // meanwhile in one operation. A crash (kill -9) loses at most the marks not
 // yet written (about ackFlushInterval and one commit's worth): such an id
-// reads as "outcome unknown", so a repeat
-// within the horizon is produced again (ratings-stream counts it once)
-// and a repeat after it is 409 "outcome is unknown". Close writes what is
-// pending.
+// reads as "outcome unknown", so a repeat within the horizon is produced
+// again (ratings-stream counts it once) and a repeat after it is 409
+// "outcome is unknown". Close writes what is pending.
 type requestLog struct {
 	db      *sql.DB
 	horizon time.Duration
