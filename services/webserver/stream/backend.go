@@ -128,12 +128,12 @@ func NewBackend(cfg Config) (*Backend, error) {
 	if err != nil {
 		return nil, err
 	}
-	requests, err := openRequestLog(cfg.DataDir, cfg.RetryHorizon)
+	requests, err := openRequestLog(cfg.DataDir, cfg.RetryHorizon, cfg.Log)
 	if err != nil {
 		v.Close()
 		return nil, err
 	}
-	b := &Backend{cfg: cfg, k: cfg.Cluster, log: cfg.Log, view: v, requests: requests, metrics: newMetrics(cfg.Registerer)}
+	b := &Backend{cfg: cfg, k: cfg.Cluster, log: cfg.Log, view: v, requests: requests, metrics: newMetrics(cfg.Registerer, requests)}
 	movies, err := v.loadMovies(context.Background())
 	if err != nil {
 		b.Close()
@@ -355,11 +355,10 @@ func (b *Backend) Rate(ctx context.Context, r model.Rating) error {
 	// An acknowledgement proves producing works again: health need not
 	// wait for the failure to age out.
 	b.lastError.Store(nil)
-	// Not marked (the record fails now): a retry produces it again, and
+	// Marked in memory now, in the record soon after (not awaited): a mark
+	// a crash loses makes a retry within the horizon produce it again, and
 	// ratings-stream counts it once.
-	if err := b.requests.acknowledged(context.WithoutCancel(ctx), r.RequestID, time.Now()); err != nil {
-		b.log.Warn("marking a request id acknowledged failed", "request_id", r.RequestID, "error", err.Error())
-	}
+	b.requests.acknowledged(r.RequestID, time.Now())
 	return nil
 }
 

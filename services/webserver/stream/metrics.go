@@ -14,7 +14,9 @@ type metrics struct {
 	rows      *prometheus.GaugeVec
 }
 
-func newMetrics(reg prometheus.Registerer) *metrics {
+// newMetrics registers the view's metrics, and the request-id record's
+// commits when requests is not nil.
+func newMetrics(reg prometheus.Registerer, requests *requestLog) *metrics {
 	m := &metrics{
 		freshness: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name: metricname.ViewFreshnessSeconds,
@@ -29,8 +31,20 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Help: "Rows in this webserver's view, per table.",
 		}, []string{"view"}),
 	}
-	if reg != nil {
-		reg.MustRegister(m.freshness, m.rows)
+	if reg == nil {
+		return m
+	}
+	reg.MustRegister(m.freshness, m.rows)
+	if requests != nil {
+		// Read at scrape time: nothing on the write path.
+		reg.MustRegister(
+			prometheus.NewCounterFunc(prometheus.CounterOpts{Name: metricname.StoreCommitsTotal,
+				Help: "Transactions the request-id record committed (group commit: concurrent POSTs' records, and the acknowledgement marks gathered since the last flush, share one)."},
+				func() float64 { b, _ := requests.writes.Batches(); return float64(b) }),
+			prometheus.NewCounterFunc(prometheus.CounterOpts{Name: metricname.StoreCommitWritesTotal,
+				Help: "Operations those transactions held: one per request id recorded, one per flush of acknowledgement marks."},
+				func() float64 { _, n := requests.writes.Batches(); return float64(n) }),
+		)
 	}
 	return m
 }

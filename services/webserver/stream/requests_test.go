@@ -2,9 +2,11 @@ package stream
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -12,6 +14,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/ratingslab/lab/services/lib/servetest"
+	"github.com/ratingslab/lab/services/lib/sqlitedb"
 	"github.com/ratingslab/lab/services/model"
 )
 
@@ -109,12 +112,13 @@ func TestARetryOfAnUnknownOutcomeIsProducedAgainWithinTheHorizon(t *testing.T) {
 
 // BenchmarkRequestLog is what the request-id record adds to every POST of
 // webserver-stream: record the id before producing, mark it acknowledged
-// after; from one POST at a time and from 64 at once, as under load (go
+// after (in memory; the flusher writes the marks beside later records);
+// from one POST at a time and from 64 at once, as under load (go
 // test ./services/webserver/stream -run '^$' -bench RequestLog -benchmem).
 func BenchmarkRequestLog(b *testing.B) {
 	for _, posts := range []int{1, 64} {
 		b.Run(fmt.Sprintf("posts=%d", posts), func(b *testing.B) {
-			l, err := openRequestLog(b.TempDir(), 0)
+			l, err := openRequestLog(b.TempDir(), 0, nil)
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -133,13 +137,107 @@ func BenchmarkRequestLog(b *testing.B) {
 						b.Error(err)
 						return
 					}
-					if err := l.acknowledged(ctx, r.RequestID, now); err != nil {
-						b.Error(err)
-						return
-					}
+					l.acknowledged(r.RequestID, now)
 				}
 			})
 			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "posts/s")
 		})
+	}
+}
+
+// holdWriteLock takes the write lock of the request-id record's file from a
+// second connection, as a long transaction would: the record's committer
+// waits for it (busy_timeout). The returned func releases it.
+func holdWriteLock(t *testing.T, dir string) (release func()) {
+	t.Helper()
+	path, err := sqlitedb.File(dir, requestsFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	db, err := sqlitedb.Open(path, sqlitedb.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tx, err := db.Begin() // BEGIN IMMEDIATE: the write lock
+	if err != nil {
+		db.Close()
+		t.Fatal(err)
+	}
+	var once sync.Once
+	release = func() {
+		once.Do(func() {
+			tx.Rollback()
+			db.Close()
+		})
+	}
+	t.Cleanup(release)
+	return release
+}
+
+// The acknowledgement mark is not awaited (the 202's durability is the
+// broker's acks=all): acknowledged returns while the record's file cannot
+// be written, a repeat of the rating is answered as acknowledged from
+// memory meanwhile, and the mark reaches the file once it can be written —
+// by the flusher, or at the latest by Close.
+func TestAnAcknowledgementIsNotAwaitedAndIsWrittenSoonAfter(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	l, err := openRequestLog(dir, time.Hour, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	r := model.Rating{RequestID: "acked-1", MovieID: 3, Tenths: 70, UserID: 1}
+	if err := l.begin(ctx, r, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+
+	release := holdWriteLock(t, dir)
+	returned := make(chan struct{})
+	go func() {
+		l.acknowledged(r.RequestID, time.Now())
+		close(returned)
+	}()
+	select {
+	case <-returned:
+	case <-time.After(2 * time.Second):
+		t.Fatal("acknowledged waited for the request-id record's file (locked): a 202 would wait for a SQLite commit")
+	}
+	if !l.pendingAck(r.RequestID) {
+		t.Error("the acknowledgement is not in the pending set while its mark cannot be written")
+	}
+	release()
+	if err := l.begin(ctx, r, time.Now()); !errors.Is(err, errAlreadyAcknowledged) {
+		t.Errorf("the same rating after its acknowledgement = %v, want already acknowledged", err)
+	}
+	servetest.WaitFor(t, 5*time.Second, "the flusher to write the mark", func() (bool, string) {
+		return !l.pendingAck(r.RequestID), "still pending"
+	})
+
+	// Close writes a mark not written yet, whether the flusher took it
+	// (and waits behind the lock) or not.
+	r2 := model.Rating{RequestID: "acked-2", MovieID: 4, Tenths: 80, UserID: 1}
+	if err := l.begin(ctx, r2, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	release = holdWriteLock(t, dir)
+	l.acknowledged(r2.RequestID, time.Now())
+	closed := make(chan error, 1)
+	go func() { closed <- l.Close() }()
+	time.Sleep(100 * time.Millisecond)
+	release()
+	if err := <-closed; err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+
+	l, err = openRequestLog(dir, time.Hour, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	for _, r := range []model.Rating{r, r2} {
+		if err := l.begin(ctx, r, time.Now()); !errors.Is(err, errAlreadyAcknowledged) {
+			t.Errorf("%s after a reopen = %v, want already acknowledged (its mark written)", r.RequestID, err)
+		}
 	}
 }

@@ -25,7 +25,7 @@ func viewBackend(tb testing.TB, dir string) (*Backend, *prometheus.Registry) {
 	}
 	tb.Cleanup(func() { v.Close() })
 	reg := prometheus.NewRegistry()
-	return &Backend{view: v, log: slog.New(slog.DiscardHandler), metrics: newMetrics(reg)}, reg
+	return &Backend{view: v, log: slog.New(slog.DiscardHandler), metrics: newMetrics(reg, nil)}, reg
 }
 
 type ratedUpdate struct {
