@@ -365,13 +365,16 @@ func (l *Lab) rebuildRatingsStream(ctx context.Context, opts RebuildOptions) (*R
 	deadline := t0.Add(opts.Timeout)
 	lastReport := time.Time{}
 	for {
+		// Only a read begun within the timeout can show it reached: a
+		// rebuild is done within --timeout or not at all.
+		began := time.Now()
 		offs, err := readStreamOffsets(ctx, dbs)
 		if err == nil {
 			n := done(offs)
 			if n > 0 && firstBatch == 0 {
 				firstBatch = time.Since(t0)
 			}
-			if aheadOf(offs, target) {
+			if aheadOf(offs, target) && !began.After(deadline) {
 				reached = offs
 				break
 			}
@@ -517,6 +520,7 @@ func (l *Lab) rebuildWebserverStream(ctx context.Context, opts RebuildOptions) (
 	deadline := t0.Add(opts.Timeout)
 	lastReport := time.Time{}
 	for {
+		began := time.Now() // as for ratings-stream: a read begun within the timeout
 		st, err := readViewState(ctx, db)
 		if err == nil {
 			caughtUp := true
@@ -529,7 +533,7 @@ func (l *Lab) rebuildWebserverStream(ctx context.Context, opts RebuildOptions) (
 			if span > 0 && firstBatch == 0 {
 				firstBatch = time.Since(t0)
 			}
-			if caughtUp && l.healthy(ctx, addr) {
+			if caughtUp && !began.After(deadline) && l.healthy(ctx, addr) {
 				reached = st.Positions
 				break
 			}
