@@ -65,7 +65,6 @@ type requestLog struct {
 type ackSet struct {
 	mu      sync.Mutex
 	pending map[string]int64 // request id → acknowledged at, Unix µs
-	queue   []ackedID        // acknowledged since the flusher last took them
 	wake    chan struct{}    // 1-buffered: the flusher has work
 }
 
@@ -193,7 +192,6 @@ func (l *requestLog) acknowledged(requestID string, now time.Time) {
 	us := now.UnixMicro()
 	l.acks.mu.Lock()
 	l.acks.pending[requestID] = us
-	l.acks.queue = append(l.acks.queue, ackedID{requestID, us})
 	l.acks.mu.Unlock()
 	select {
 	case l.acks.wake <- struct{}{}:
@@ -218,8 +216,11 @@ func (l *requestLog) pendingAck(requestID string) bool {
 // about what a crash can lose of the marks, with the commit writing them.
 const ackFlushInterval = 10 * time.Millisecond
 
-// flushAcks writes the acknowledgements queued since its last write, in one
-// operation of the next group commit, until Close. Nobody waits for it.
+// flushAcks writes the pending acknowledgements, in one operation of the
+// next group commit, until Close. Nobody waits for it. It is the only
+// writer while it runs (Close writes after it stopped) and waits for each
+// write, so the pending set never holds a mark being written: a failed
+// write leaves its marks pending for the next.
 func (l *requestLog) flushAcks() {
 	defer close(l.flushed)
 	gather := time.NewTimer(0)
@@ -236,15 +237,8 @@ func (l *requestLog) flushAcks() {
 		case <-l.quit:
 			return // Close writes every pending one
 		}
-		l.acks.mu.Lock()
-		batch := l.acks.queue
-		l.acks.queue = nil
-		l.acks.mu.Unlock()
-		if err := l.writeAcks(context.Background(), batch); err != nil {
-			l.log.Warn("writing request-id acknowledgements failed; retrying in a second", "ids", len(batch), "error", err.Error())
-			l.acks.mu.Lock()
-			l.acks.queue = append(batch, l.acks.queue...)
-			l.acks.mu.Unlock()
+		if err := l.syncAcks(context.Background()); err != nil {
+			l.log.Warn("writing request-id acknowledgements failed; retrying in a second", "error", err.Error())
 			select {
 			case <-time.After(time.Second):
 			case <-l.quit:
