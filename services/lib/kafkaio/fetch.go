@@ -123,8 +123,13 @@ func (k *Cluster) NewFetcher(topic string, start map[int]int64, o FetchOptions) 
 			QueueCapacity:  readerQueue(o.Queue, len(partitions)),
 			ReadBackoffMin: readBackoffMin,
 			ReadBackoffMax: readBackoffMax,
-			MaxAttempts:    3,
-			ErrorLogger:    kafkaLogger(k.log, slog.LevelWarn, fmt.Sprintf("reader %s/%d", topic, p)),
+			// No lag of kafka-go's own (Reader.Stats): it dials a connection
+			// to the leader every minute per reader to ask for the last
+			// offset, through the part's edge proxy; TrackLag asks for all
+			// partitions on the transport's pooled connections instead.
+			ReadLagInterval: -1,
+			MaxAttempts:     3,
+			ErrorLogger:     kafkaLogger(k.log, slog.LevelWarn, fmt.Sprintf("reader %s/%d", topic, p)),
 		})
 		if err := r.SetOffset(off); err != nil {
 			cancel()
