@@ -88,3 +88,49 @@ func TestFetcherReadsEveryPartitionFromItsStartOffset(t *testing.T) {
 type byPartition struct{}
 
 func (byPartition) Balance(m kafka.Message, _ ...int) int { return m.Partition }
+
+// A Fetcher's partition readers open their connections when they start (a
+// metadata lookup, then the leader: two each) and no others while they read:
+// kafka-go's readers would each dial the leader again, at their first fetch
+// and then every minute, to report a lag the lab takes from TrackLag, each
+// one more connection through the part's edge proxy.
+func TestFetcherOpensNoConnectionsBeyondItsReaders(t *testing.T) {
+	t.Parallel()
+	b := kafkatest.Start(t, []kafkatest.Topic{{Name: "wide", Partitions: 6}})
+	f := kafkatest.Forward(t, b.Addr)
+	k := kafkatest.Client(t, f.Via(b.Addr), slog.New(slog.DiscardHandler))
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+
+	w := k.Writer("wide", kafkaio.WriterOptions{Balancer: &kafka.RoundRobin{}})
+	defer w.Close()
+	var msgs []kafka.Message
+	for i := range 60 {
+		msgs = append(msgs, kafka.Message{Key: fmt.Appendf(nil, "k%d", i), Value: []byte("v")})
+	}
+	if err := w.Write(ctx, msgs...); err != nil {
+		t.Fatal(err)
+	}
+	before := f.Accepted()
+	start := map[int]int64{}
+	for p := range 6 {
+		start[p] = kafka.FirstOffset
+	}
+	fe, err := k.NewFetcher("wide", start, kafkaio.FetchOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fe.Close()
+	var buf []kafka.Message
+	for got := 0; got < len(msgs); got += len(buf) {
+		if buf, err = fe.Next(ctx, buf, 100); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// A lag probe dials right after a reader's first fetch: watch a while.
+	for end := time.Now().Add(300 * time.Millisecond); time.Now().Before(end); time.Sleep(20 * time.Millisecond) {
+		if opened := f.Accepted() - before; opened > 2*6+1 {
+			t.Fatalf("reading 6 partitions opened %d connections, want two per partition reader (and at most one more)", opened)
+		}
+	}
+}

@@ -117,23 +117,31 @@ func (k *Cluster) OffsetsCommitted(ctx context.Context, topic string, partitions
 	return k.offsets(ctx, topic, partitions, kafka.ReadCommitted)
 }
 
+// offsets asks for the partitions one after the other. kafka-go sends every
+// (partition, first|last) pair of one ListOffsets call as its own request, all
+// at once, each on a pooled connection of its own: a call for six partitions
+// opened twelve, and TrackLag's call every LagRefresh kept them all in use,
+// so a part held a dozen idle connections through its edge proxy (each with
+// the proxy's copy buffers and goroutines in the supervisor). One partition
+// per call needs two (first and last), and costs a round trip per partition.
 func (k *Cluster) offsets(ctx context.Context, topic string, partitions []int, iso kafka.IsolationLevel) (map[int]Bounds, error) {
-	reqs := make([]kafka.OffsetRequest, 0, 2*len(partitions))
-	for _, p := range partitions {
-		reqs = append(reqs, kafka.FirstOffsetOf(p), kafka.LastOffsetOf(p))
-	}
-	res, err := k.client.ListOffsets(ctx, &kafka.ListOffsetsRequest{Topics: map[string][]kafka.OffsetRequest{topic: reqs}, IsolationLevel: iso})
-	if err != nil {
-		return nil, fmt.Errorf("list offsets of %s: %w", topic, err)
-	}
 	out := make(map[int]Bounds, len(partitions))
-	for _, po := range res.Topics[topic] {
-		if po.Error != nil {
-			return nil, fmt.Errorf("list offsets of %s partition %d: %w", topic, po.Partition, po.Error)
-		}
-		out[po.Partition] = Bounds{First: po.FirstOffset, End: po.LastOffset}
-	}
 	for _, p := range partitions {
+		res, err := k.client.ListOffsets(ctx, &kafka.ListOffsetsRequest{
+			Topics:         map[string][]kafka.OffsetRequest{topic: {kafka.FirstOffsetOf(p), kafka.LastOffsetOf(p)}},
+			IsolationLevel: iso,
+		})
+		if err != nil {
+			return nil, fmt.Errorf("list offsets of %s: %w", topic, err)
+		}
+		for _, po := range res.Topics[topic] {
+			if po.Error != nil {
+				return nil, fmt.Errorf("list offsets of %s partition %d: %w", topic, po.Partition, po.Error)
+			}
+			if po.Partition == p {
+				out[p] = Bounds{First: po.FirstOffset, End: po.LastOffset}
+			}
+		}
 		if _, ok := out[p]; !ok {
 			return nil, fmt.Errorf("list offsets of %s: no answer for partition %d", topic, p)
 		}

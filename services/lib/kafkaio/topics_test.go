@@ -98,3 +98,29 @@ func TestWaitForTopicsReportsAnUnreachableBroker(t *testing.T) {
 		t.Errorf("gave up after %s; the wait is bounded by its timeout", d)
 	}
 }
+
+// A part asks for its partitions' offsets every LagRefresh (TrackLag). Each
+// connection it keeps open to the broker is one more idle connection through
+// its edge proxy, so asking about six partitions, again and again, must not
+// hold a connection per partition: it opens at most three (metadata, and the
+// first and last offset of one partition at a time), however many partitions.
+func TestOffsetsOfManyPartitionsHoldAFewConnectionsToTheBroker(t *testing.T) {
+	t.Parallel()
+	b := kafkatest.Start(t, []kafkatest.Topic{{Name: "wide", Partitions: 6}})
+	f := kafkatest.Forward(t, b.Addr)
+	k := kafkatest.Client(t, f.Via(b.Addr), nil)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	for range 5 {
+		bounds, err := k.Offsets(ctx, "wide", kafkaio.AllPartitions(6))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(bounds) != 6 {
+			t.Fatalf("bounds of %d partitions, want 6: %v", len(bounds), bounds)
+		}
+	}
+	if n := f.Accepted(); n > 3 {
+		t.Errorf("asking for the offsets of 6 partitions 5 times opened %d connections to the broker, want at most 3", n)
+	}
+}

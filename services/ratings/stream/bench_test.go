@@ -13,6 +13,7 @@ import (
 
 	"github.com/ratingslab/lab/services/lib/kafkaio"
 	"github.com/ratingslab/lab/services/lib/kafkaio/changelog"
+	"github.com/ratingslab/lab/services/lib/metricname"
 	"github.com/ratingslab/lab/services/lib/requestids"
 	"github.com/ratingslab/lab/services/model"
 )
@@ -52,7 +53,7 @@ func BenchmarkProcessor(b *testing.B) {
 		return func(b *testing.B) {
 			var total, steady time.Duration
 			var steadyEvents int64
-			var txns float64
+			var txns, batches float64
 			for i := 0; i < b.N; i++ {
 				group := "bench-" + string(delivery) + "-" + restore + "-" + strconv.Itoa(i)
 				cfg := Config{Cluster: l.k, DataDir: b.TempDir(), Group: group, Delivery: delivery, Restore: restore, Log: testLog(b)}
@@ -60,9 +61,8 @@ func BenchmarkProcessor(b *testing.B) {
 					b.Fatalf("more than %d iterations: use -benchtime 1x", maxIterations)
 				}
 				cfg.Changelog = benchChangelogOf(delivery, i)
-				if delivery == Transactional {
-					cfg.Registerer = prometheus.NewRegistry()
-				}
+				reg := prometheus.NewRegistry()
+				cfg.Registerer = reg
 				r, err := runUntilCounted(b, cfg, n)
 				if err != nil {
 					b.Fatal(err)
@@ -70,14 +70,18 @@ func BenchmarkProcessor(b *testing.B) {
 				total += r.total
 				steady += r.steady
 				steadyEvents += r.steadyEvents
-				if reg, ok := cfg.Registerer.(*prometheus.Registry); ok {
-					txns += counterValue(reg, "lab_stream_transactions_total", "committed")
-				}
+				txns += counterValue(reg, "lab_stream_transactions_total", "committed")
+				batches += histogramCount(reg, metricname.StreamBatchDurationSeconds)
 			}
 			b.ReportMetric(float64(n)*float64(b.N)/total.Seconds(), "events/s")
 			b.ReportMetric(float64(steadyEvents)/steady.Seconds(), "events/s-after-first-commit")
 			if txns > 0 {
 				b.ReportMetric(float64(n)*float64(b.N)/txns, "events/txn")
+			}
+			// How many records one batch took on average: what the fetch
+			// queues let the consumer take at once while it catches up.
+			if batches > 0 {
+				b.ReportMetric(float64(n)*float64(b.N)/batches, "events/batch")
 			}
 		}
 	}
@@ -248,6 +252,20 @@ func runUntilCounted(b *testing.B, cfg Config, n int) (counted, error) {
 }
 
 // counterValue reads one labelled counter from a registry (0 when absent).
+// histogramCount is the sample count of the histogram name (all label sets).
+func histogramCount(reg *prometheus.Registry, name string) float64 {
+	fams, _ := reg.Gather()
+	var n float64
+	for _, f := range fams {
+		if f.GetName() == name {
+			for _, m := range f.GetMetric() {
+				n += float64(m.GetHistogram().GetSampleCount())
+			}
+		}
+	}
+	return n
+}
+
 func counterValue(reg *prometheus.Registry, name, label string) float64 {
 	fams, _ := reg.Gather()
 	for _, f := range fams {
