@@ -86,11 +86,11 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	}, []string{"start"})
 	m.standbyRecords = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: metricname.StreamStandbyRecordsTotal,
-		Help: "Changelog records applied to standby replicas (warm copies of partitions this instance does not own; --standby-replicas).",
+		Help: "Records of the changelog and the request-id topic applied to standby replicas (warm copies of partitions this instance does not own; --standby-replicas).",
 	})
 	m.standbyLag = prometheus.NewGauge(prometheus.GaugeOpts{
 		Name: metricname.StreamStandbyLagRecords,
-		Help: "Changelog records committed but not yet in this instance's standby replicas, summed over them (refreshed every second).",
+		Help: "Records of the changelog and the request-id topic committed but not yet in this instance's standby replicas, summed over them (refreshed every second).",
 	})
 	m.standbyPartitions = prometheus.NewGauge(prometheus.GaugeOpts{
 		Name: metricname.StreamStandbyPartitions,
