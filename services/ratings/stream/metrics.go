@@ -70,11 +70,11 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	}, []string{"from"})
 	m.restoreRecords = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: metricname.StreamRestoreRecordsTotal,
-		Help: "Records read to restore taken-over partitions: changelog (records of the changelog topic) and ratings (the ratings replayed to catch up).",
+		Help: "Records read to restore taken-over partitions: changelog (records of the changelog and the request-id topic) and ratings (the ratings replayed to catch up).",
 	}, []string{"topic"})
 	m.changelogWritten = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: metricname.StreamChangelogRecordsTotal,
-		Help: "Changelog records written by the effectively-once processor (--restore=changelog).",
+		Help: "Records written to the changelog and the request-id topic by the effectively-once processor (--restore=changelog).",
 	})
 	m.changelogTxns = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: metricname.StreamChangelogTransactionsTotal,
@@ -82,7 +82,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	})
 	m.restoreStart = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: metricname.StreamRestoreChangelogRecordsTotal,
-		Help: "Changelog records read by restores (every assigned partition's, at every assignment), by where the reading started: standby (after a standby replica's copy: only the tail) or scratch (the changelog partition's first offset).",
+		Help: "Records of the changelog and the request-id topic read by restores (every assigned partition's, at every assignment), by where the reading started: standby (after a standby replica's copy: only the tail) or scratch (the partitions' first offsets).",
 	}, []string{"start"})
 	m.standbyRecords = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: metricname.StreamStandbyRecordsTotal,
