@@ -360,8 +360,8 @@ func changelogWrites(id uint32, scope []string) panel {
 	return panel{
 		id: id, kind: timeSeries, width: 12, height: 8,
 		title: "Changelog writes: records and transactions",
-		description: "Per ratings-stream replica: records written to ratings-stream-changelog per second (lab_stream_changelog_records_total) and the transactions carrying them " +
-			"(lab_stream_changelog_transactions_total: one per partition at most every --changelog-interval, 100 ms by default). Every record is work for the broker and, at the dirty ratio, for its log cleaner; 0 with lab up --restore log.",
+		description: "Per ratings-stream replica: records written to ratings-stream-changelog and ratings-stream-request-ids per second (lab_stream_changelog_records_total) and the transactions carrying them " +
+			"(lab_stream_changelog_transactions_total: one per partition at most every --changelog-interval, 100 ms by default). Every record is work for the broker, and the changelog's, at the dirty ratio, for its log cleaner; 0 with lab up --restore log.",
 		unit: "ops", min: ptr(0.0),
 		queries: []query{
 			{expr: sumBy("part", rate(records)), legend: "{{part}} records/s", requires: []string{records}},

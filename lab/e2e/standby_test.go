@@ -12,7 +12,6 @@ import (
 	"github.com/ratingslab/lab/services/lib/kafkaio"
 	"github.com/ratingslab/lab/services/lib/kafkaio/changelog"
 	"github.com/ratingslab/lab/services/lib/requestids"
-	"github.com/ratingslab/lab/services/model"
 	"github.com/ratingslab/lab/services/ratings/stream"
 )
 
@@ -115,7 +114,7 @@ func TestAStandbyReplicaTakesTheKilledReplicasPartitionsOverWarm(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer k.Close()
-	sc, err := changelog.RestoreWarm(t.Context(), k, model.TopicRatingsChangelog, taken, nil, requestids.DefaultRetention)
+	sc, err := changelog.RestoreWarm(t.Context(), k, changelog.LabTopics, taken, nil, requestids.DefaultRetention)
 	if err != nil {
 		t.Fatal(err)
 	}

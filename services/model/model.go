@@ -5,6 +5,7 @@ package model
 
 import (
 	"fmt"
+	"strconv"
 	"time"
 )
 
@@ -22,6 +23,20 @@ const (
 // --delivery=transactional (services/lib/kafkaio/changelog).
 const TopicRatingsChangelog = "ratings-stream-changelog"
 
+// TopicRatingsRequestIDs is the request-id record behind ratings-stream's
+// state (partition p: the request ids counted on ratings partition p),
+// written in the same transactions as the changelog. Every entry stays
+// valid until it expires, so the topic is time-retained, not compacted
+// (docs/events.md).
+const TopicRatingsRequestIDs = "ratings-stream-request-ids"
+
+// RequestIDsRetention is TopicRatingsRequestIDs' retention.ms: twice
+// ratings-stream's default --request-id-retention (15 minutes), so that a
+// processor up to 15 minutes behind the log still finds every entry it
+// needs after a take-over. ratings-stream refuses to start when the topic
+// keeps its records for less than its --request-id-retention.
+const RequestIDsRetention = 30 * time.Minute
+
 // Topic is one topic of the log variant with its partition count and configs.
 type Topic struct {
 	Name       string
@@ -34,12 +49,14 @@ type Topic struct {
 // Compacted topics keep the latest value per key, so a new consumer can
 // rebuild a table from them.
 //
-// Every topic keeps its records forever (retention.ms=-1, retention.bytes=-1):
-// the log is the lab's recording, and rebuilds, forks and imports of old
-// records depend on it. Kafka's default (7 days) would trim `ratings`, and
+// Every topic but one keeps its records forever (retention.ms=-1,
+// retention.bytes=-1): the log is the lab's recording, and rebuilds, forks
+// and imports of old records depend on it. Kafka's default (7 days) would trim `ratings`, and
 // kfake applies time retention to compacted topics too. Compacted topics
 // still drop tombstones after delete.retention.ms (Kafka's default, 1 day),
 // which loses nothing: a tombstone's key has no value left to rebuild.
+// The exception is TopicRatingsRequestIDs, whose entries expire by time:
+// it keeps them for RequestIDsRetention and drops whole old batches.
 var Topics = []Topic{
 	{Name: TopicRatings, Partitions: RatingsPartitions, Configs: keptForever(nil)},
 	{Name: TopicMovies, Partitions: 1, Configs: keptForever(map[string]string{"cleanup.policy": "compact"})},
@@ -49,6 +66,11 @@ var Topics = []Topic{
 	// a segment rolls every minute so that a restore reads little more than
 	// the current state (kfake compacts all but the last batch).
 	{Name: TopicRatingsChangelog, Partitions: RatingsPartitions, Configs: keptForever(map[string]string{"cleanup.policy": "compact", "segment.ms": "60000"})},
+	// Co-partitioned with ratings. Real Kafka deletes closed segments
+	// only: a segment rolls every minute so that retention drops expired
+	// entries within a minute of RequestIDsRetention.
+	{Name: TopicRatingsRequestIDs, Partitions: RatingsPartitions, Configs: map[string]string{"cleanup.policy": "delete",
+		"retention.ms": strconv.FormatInt(RequestIDsRetention.Milliseconds(), 10), "retention.bytes": "-1", "segment.ms": "60000"}},
 }
 
 // keptForever adds unlimited retention (time and size) to a topic's configs.

@@ -38,7 +38,11 @@ func BenchmarkProcessor(b *testing.B) {
 	const maxIterations = 8
 	for i := range maxIterations {
 		for _, d := range []Delivery{EffectivelyOnce, Transactional} {
-			if err := l.broker.CreateTopic(benchChangelogOf(d, i), model.RatingsPartitions, map[string]string{"cleanup.policy": "compact"}); err != nil {
+			topics := benchTopicsOf(d, i)
+			if err := l.broker.CreateTopic(topics.State, model.RatingsPartitions, map[string]string{"cleanup.policy": "compact"}); err != nil {
+				b.Fatal(err)
+			}
+			if err := l.broker.CreateTopic(topics.RequestIDs, model.RatingsPartitions, map[string]string{"cleanup.policy": "delete"}); err != nil {
 				b.Fatal(err)
 			}
 		}
@@ -60,7 +64,8 @@ func BenchmarkProcessor(b *testing.B) {
 				if i >= maxIterations {
 					b.Fatalf("more than %d iterations: use -benchtime 1x", maxIterations)
 				}
-				cfg.Changelog = benchChangelogOf(delivery, i)
+				topics := benchTopicsOf(delivery, i)
+				cfg.Changelog, cfg.RequestIDs = topics.State, topics.RequestIDs
 				reg := prometheus.NewRegistry()
 				cfg.Registerer = reg
 				r, err := runUntilCounted(b, cfg, n)
@@ -101,7 +106,7 @@ func BenchmarkProcessor(b *testing.B) {
 			var clRecords int
 			for i := 0; i < b.N; i++ {
 				cfg := Config{Cluster: l.k, DataDir: b.TempDir(), Group: "bench-" + string(EffectivelyOnce) + "-" + RestoreChangelog + "-0",
-					Changelog: benchChangelogOf(EffectivelyOnce, 0), Restore: restore, Log: testLog(b)}
+					Changelog: benchTopicsOf(EffectivelyOnce, 0).State, RequestIDs: benchTopicsOf(EffectivelyOnce, 0).RequestIDs, Restore: restore, Log: testLog(b)}
 				if restore == RestoreLog {
 					cfg.Group = "bench-takeover-replay-" + strconv.Itoa(i)
 				}
@@ -132,10 +137,10 @@ func BenchmarkProcessor(b *testing.B) {
 		for i := 0; i < b.N; i++ {
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 			var n int64
-			err := l.k.ReadCommitted(ctx, benchChangelogOf(Transactional, 0), kafkaio.AllPartitions(model.RatingsPartitions), func(kafka.Message) error { n++; return nil })
+			err := l.k.ReadCommitted(ctx, benchTopicsOf(Transactional, 0).State, kafkaio.AllPartitions(model.RatingsPartitions), func(kafka.Message) error { n++; return nil })
 			start := time.Now()
 			if err == nil {
-				_, err = changelog.Restore(ctx, l.k, benchChangelogOf(Transactional, 0), kafkaio.AllPartitions(model.RatingsPartitions), requestids.DefaultRetention)
+				_, err = changelog.Restore(ctx, l.k, benchTopicsOf(Transactional, 0), kafkaio.AllPartitions(model.RatingsPartitions), requestids.DefaultRetention)
 			}
 			total += time.Since(start)
 			cancel()
@@ -180,8 +185,9 @@ func benchEvents() int {
 	return 300000
 }
 
-func benchChangelogOf(d Delivery, i int) string {
-	return "bench-" + string(d) + "-" + strconv.Itoa(i) + "-changelog"
+func benchTopicsOf(d Delivery, i int) changelog.Topics {
+	prefix := "bench-" + string(d) + "-" + strconv.Itoa(i)
+	return changelog.Topics{State: prefix + "-changelog", RequestIDs: prefix + "-request-ids"}
 }
 
 // runUntilRestored runs a processor with cfg until it reports the restore

@@ -22,9 +22,9 @@ import (
 //
 // The database stays the truth of the instance that owns a partition: a
 // batch is committed there first, as before. Right after, the batch's
-// changes (services/lib/kafkaio/changelog records: changed aggregates, the request ids
-// it counted, the position) go to the changelog partition in one Kafka
-// transaction. So the changelog is a consistent copy of the state at some
+// changes (services/lib/kafkaio/changelog records: changed aggregates and the
+// position to the changelog partition, the request ids it counted to the
+// request-id topic's) go out in one Kafka transaction. So the changelog is a consistent copy of the state at some
 // position at or behind the database's, and an instance that takes a
 // partition over restores its state from the changelog and reads only the
 // tail of `ratings` after that position, instead of replaying the partition
@@ -76,9 +76,10 @@ type changelogPart struct {
 	state *changelog.Partition // what the changelog holds, committed
 	// next is the changelog offset after everything state holds: the end
 	// the restore read to, then after each committed write the offset after
-	// its last record (the commit marker is skipped by a committed reader).
-	next    int64
-	pending *changelog.Batch // committed to the database, not to the changelog yet
+	// its last record (the commit marker is skipped by a committed reader);
+	// idsNext the same in the request-id topic.
+	next, idsNext int64
+	pending       *changelog.Batch // committed to the database, not to the changelog yet
 	// dirty: pending holds changes not written yet; lastWrite is when the
 	// latest write was tried (Config.ChangelogInterval spaces them).
 	dirty     bool
@@ -158,12 +159,12 @@ func (p *Processor) restoreBounded(gctx context.Context, ids []int, warm map[int
 	if e := p.restoreFailed.Load(); e != nil {
 		prev = fmt.Errorf("the previous attempt failed: %w", *e)
 	}
-	p.health.setDetail(phaseRestoring, fmt.Sprintf("%v from %s", ids, p.cfg.Changelog), prev)
+	p.health.setDetail(phaseRestoring, fmt.Sprintf("%v from %s and %s", ids, p.cfg.Changelog, p.cfg.RequestIDs), prev)
 	rctx, cancel := context.WithTimeout(gctx, changelogRestoreTimeout)
 	defer cancel()
 	parts, rs, err := p.restoreChangelog(rctx, ids, warm)
 	if err != nil {
-		err = fmt.Errorf("restore partitions %v from %s (bounded by %s): %w", ids, p.cfg.Changelog, changelogRestoreTimeout, err)
+		err = fmt.Errorf("restore partitions %v from %s and %s (bounded by %s): %w", ids, p.cfg.Changelog, p.cfg.RequestIDs, changelogRestoreTimeout, err)
 		p.restoreFailed.Store(&err)
 		return nil, restoredSet{}, err
 	}
@@ -203,25 +204,28 @@ const changelogWriteTimeout = 10 * time.Second
 // partition's transactional id: it owns the partition now.
 var errFenced = errors.New("fenced by a newer owner of the partition")
 
-// write puts the partition's pending changes in the changelog in one
-// transaction. A refused produce aborts the transaction and keeps the
+// write puts the partition's pending changes in the changelog and the
+// request-id topic in one transaction. A refused produce aborts the transaction and keeps the
 // changes pending (nil error: the next batch writes them along); a fenced
 // writer or a transaction whose end failed is an error that ends the
 // generation.
-func (c *changelogPart) write(ctx context.Context, topic string, beforeEnd func() bool) (written int, err error) {
+func (c *changelogPart) write(ctx context.Context, topics changelog.Topics, beforeEnd func() bool) (written int, err error) {
 	if c.broken != nil {
 		return 0, c.broken
 	}
 	c.lastWrite = time.Now()
-	msgs := c.pending.Records()
-	if len(msgs) == 0 {
+	state, ids := c.pending.Records()
+	if len(state)+len(ids) == 0 {
 		c.pending.Apply()
 		c.pending, c.dirty = c.state.Begin(), false
 		return 0, nil
 	}
-	recs := make([]*kgo.Record, len(msgs))
-	for i, m := range msgs {
-		recs[i] = kafkaio.RecordOf(m, topic, c.id)
+	recs := make([]*kgo.Record, 0, len(state)+len(ids))
+	for _, m := range state {
+		recs = append(recs, kafkaio.RecordOf(m, topics.State, c.id))
+	}
+	for _, m := range ids {
+		recs = append(recs, kafkaio.RecordOf(m, topics.RequestIDs, c.id))
 	}
 	if err := c.cl.BeginTransaction(); err != nil {
 		c.broken = fenced(fmt.Errorf("begin changelog transaction of partition %d: %w", c.id, err))
@@ -253,9 +257,13 @@ func (c *changelogPart) write(ctx context.Context, topic string, beforeEnd func(
 	c.pending.Apply()
 	c.pending, c.dirty = c.state.Begin(), false
 	for _, r := range results {
-		c.next = max(c.next, r.Record.Offset+1)
+		if r.Record.Topic == topics.State {
+			c.next = max(c.next, r.Record.Offset+1)
+		} else {
+			c.idsNext = max(c.idsNext, r.Record.Offset+1)
+		}
 	}
-	return len(msgs), nil
+	return len(recs), nil
 }
 
 // keptPending is a write that was refused and aborted: the changes stay
@@ -292,7 +300,7 @@ func (p *Processor) restoreChangelog(ctx context.Context, ids []int, warm map[in
 	}()
 	// The writers were initialised first: whatever a previous owner left
 	// open is aborted, so the committed end is final for the restore.
-	res, err := changelog.RestoreWarm(ctx, p.k, p.cfg.Changelog, ids, warm, p.cfg.RequestIDRetention)
+	res, err := changelog.RestoreWarm(ctx, p.k, p.topics(), ids, warm, p.cfg.RequestIDRetention)
 	if err != nil {
 		return nil, rs, err
 	}
@@ -305,7 +313,7 @@ func (p *Processor) restoreChangelog(ctx context.Context, ids []int, warm map[in
 	}
 	for _, id := range ids {
 		st, c := restored[id], parts[id]
-		c.state, c.next = st, res.End[id]
+		c.state, c.next, c.idsNext = st, res.End[id], res.RequestIDsEnd[id]
 		c.pending = st.Begin()
 		next, ok := local[id]
 		if !ok {
@@ -369,7 +377,7 @@ func (p *Processor) writeChangelog(ctx context.Context, parts map[int]*changelog
 			continue
 		}
 		wg.Go(func() {
-			n, err := c.write(ctx, p.cfg.Changelog, p.testHookBeforeEnd)
+			n, err := c.write(ctx, p.topics(), p.testHookBeforeEnd)
 			mu.Lock()
 			defer mu.Unlock()
 			var kept keptPending

@@ -19,7 +19,7 @@ import (
 // changelogPositions reads the changelog's position per partition.
 func (l *lab) changelogPositions() map[int]int64 {
 	l.t.Helper()
-	parts, err := changelog.Restore(servetest.Context(l.t, 30*time.Second), l.k, model.TopicRatingsChangelog,
+	parts, err := changelog.Restore(servetest.Context(l.t, 30*time.Second), l.k, changelog.LabTopics,
 		kafkaio.AllPartitions(model.RatingsPartitions), requestids.DefaultRetention)
 	if err != nil {
 		l.t.Fatal(err)

@@ -35,6 +35,16 @@
 // dead-lettered (request-id-conflict). A restart loads the stored record;
 // `lab replay rebuild` folds the log onto it with the same code.
 //
+// Changelog (--restore=changelog, the default; changelogrestore.go): after
+// the database commits, each partition's changes go to Kafka in one
+// transaction — counts and position to the compacted --changelog, the
+// request ids counted since the previous write appended to the
+// time-retained --request-ids-topic (services/lib/kafkaio/changelog: the ids
+// expire by time, so compaction would only rewrite them). A new owner
+// restores a partition from both and reads only the tail of `ratings`;
+// standby replicas (standby.go) tail both. The processor refuses to start
+// when the request-id topic's retention.ms is below --request-id-retention.
+//
 // Rebalancing: each instance has its own database. Every movie belongs to
 // one partition (key = movie id, CRC32 partitioner), so an instance owns a
 // movie's aggregate while it owns the partition. When a partition moves to

@@ -70,11 +70,11 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	}, []string{"from"})
 	m.restoreRecords = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: metricname.StreamRestoreRecordsTotal,
-		Help: "Records read to restore taken-over partitions: changelog (records of the changelog topic) and ratings (the ratings replayed to catch up).",
+		Help: "Records read to restore taken-over partitions: changelog (records of the changelog and the request-id topic) and ratings (the ratings replayed to catch up).",
 	}, []string{"topic"})
 	m.changelogWritten = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: metricname.StreamChangelogRecordsTotal,
-		Help: "Changelog records written by the effectively-once processor (--restore=changelog).",
+		Help: "Records written to the changelog and the request-id topic by the effectively-once processor (--restore=changelog).",
 	})
 	m.changelogTxns = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: metricname.StreamChangelogTransactionsTotal,
@@ -82,15 +82,15 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	})
 	m.restoreStart = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: metricname.StreamRestoreChangelogRecordsTotal,
-		Help: "Changelog records read by restores (every assigned partition's, at every assignment), by where the reading started: standby (after a standby replica's copy: only the tail) or scratch (the changelog partition's first offset).",
+		Help: "Records of the changelog and the request-id topic read by restores (every assigned partition's, at every assignment), by where the reading started: standby (after a standby replica's copy: only the tail) or scratch (the partitions' first offsets).",
 	}, []string{"start"})
 	m.standbyRecords = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: metricname.StreamStandbyRecordsTotal,
-		Help: "Changelog records applied to standby replicas (warm copies of partitions this instance does not own; --standby-replicas).",
+		Help: "Records of the changelog and the request-id topic applied to standby replicas (warm copies of partitions this instance does not own; --standby-replicas).",
 	})
 	m.standbyLag = prometheus.NewGauge(prometheus.GaugeOpts{
 		Name: metricname.StreamStandbyLagRecords,
-		Help: "Changelog records committed but not yet in this instance's standby replicas, summed over them (refreshed every second).",
+		Help: "Records of the changelog and the request-id topic committed but not yet in this instance's standby replicas, summed over them (refreshed every second).",
 	})
 	m.standbyPartitions = prometheus.NewGauge(prometheus.GaugeOpts{
 		Name: metricname.StreamStandbyPartitions,

@@ -16,6 +16,7 @@ import (
 
 	"github.com/ratingslab/lab/services/lib/eventformat"
 	"github.com/ratingslab/lab/services/lib/kafkaio"
+	"github.com/ratingslab/lab/services/lib/kafkaio/changelog"
 	"github.com/ratingslab/lab/services/lib/requestids"
 	"github.com/ratingslab/lab/services/lib/serve"
 	"github.com/ratingslab/lab/services/model"
@@ -60,6 +61,11 @@ type Config struct {
 	// co-partitioned with ratings, compacted. Transactional mode always
 	// keeps it; effectively-once keeps it with Restore = RestoreChangelog.
 	Changelog string
+	// RequestIDs is the topic of the request-id record behind the state
+	// (default model.TopicRatingsRequestIDs): written in the changelog's
+	// transactions, co-partitioned with ratings, time-retained for at least
+	// RequestIDRetention (the processor refuses to start otherwise).
+	RequestIDs string
 	// Restore is how effectively-once takes partitions over:
 	// RestoreChangelog (default: write the changelog after each commit,
 	// restore from it) or RestoreLog (no changelog: the instance's own
@@ -120,6 +126,9 @@ func (c *Config) defaults() error {
 	}
 	if c.Changelog == "" {
 		c.Changelog = model.TopicRatingsChangelog
+	}
+	if c.RequestIDs == "" {
+		c.RequestIDs = model.TopicRatingsRequestIDs
 	}
 	restore, err := ParseRestore(c.Restore)
 	if err != nil {
@@ -280,7 +289,7 @@ func (p *Processor) Run(ctx context.Context) error {
 func (p *Processor) run(ctx context.Context) error {
 	needed := []string{model.TopicRatings, model.TopicMovies, model.TopicRatedMovies, model.TopicRatingsDLQ}
 	if p.cfg.Delivery == Transactional || p.keepsChangelog() {
-		needed = append(needed, p.cfg.Changelog)
+		needed = append(needed, p.cfg.Changelog, p.cfg.RequestIDs)
 	}
 	wait := p.cfg.TopicWait
 	wait.OnWait = func(err error) { p.health.set(phaseWaitingForTopics, err) }
@@ -300,6 +309,12 @@ func (p *Processor) run(ctx context.Context) error {
 	if err := p.store.recordRetention(ctx, p.cfg.RequestIDRetention); err != nil {
 		p.health.set(phaseStopped, err)
 		return err
+	}
+	if p.cfg.Delivery == Transactional || p.keepsChangelog() {
+		if err := p.checkRequestIDsRetention(ctx); err != nil {
+			p.health.set(phaseStopped, err)
+			return err
+		}
 	}
 
 	p.health.set(phaseLoadingMovies, nil)
@@ -419,6 +434,11 @@ type partState struct {
 	next      int64                 // next offset to count: everything below is in the state
 	committed atomic.Int64          // next, as last committed (read by the lag tracker)
 	ids       *requestids.Partition // request ids counted; nil in at-least-once mode
+}
+
+// topics are the topics of the state (changelog.Topics).
+func (p *Processor) topics() changelog.Topics {
+	return changelog.Topics{State: p.cfg.Changelog, RequestIDs: p.cfg.RequestIDs}
 }
 
 // keepsChangelog says whether effectively-once writes and restores from

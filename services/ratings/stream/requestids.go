@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/segmentio/kafka-go"
+
 	"github.com/ratingslab/lab/services/lib/requestids"
 )
 
@@ -140,4 +142,44 @@ func (s *store) recordRetention(ctx context.Context, retention time.Duration) er
 	_, err := s.db.ExecContext(ctx, `INSERT INTO meta (key, value) VALUES (?, ?)
 		ON CONFLICT (key) DO UPDATE SET value = excluded.value`, metaRetention, strconv.FormatInt(retention.Milliseconds(), 10))
 	return err
+}
+
+// checkRequestIDsRetention refuses to start when the request-id topic
+// keeps its records for less than the request ids are kept: a take-over
+// would restore a record missing ids still within their retention, and
+// count their repeats again. The topic's config is not changed from here:
+// it is the lab's (model.Topics), shared by every instance.
+func (p *Processor) checkRequestIDsRetention(ctx context.Context) error {
+	topic := p.cfg.RequestIDs
+	res, err := p.k.Client().DescribeConfigs(ctx, &kafka.DescribeConfigsRequest{Resources: []kafka.DescribeConfigRequestResource{
+		{ResourceType: kafka.ResourceTypeTopic, ResourceName: topic, ConfigNames: []string{"retention.ms"}}}})
+	if err != nil {
+		return fmt.Errorf("read retention.ms of %s: %w", topic, err)
+	}
+	for _, r := range res.Resources {
+		if r.Error != nil {
+			return fmt.Errorf("read retention.ms of %s: %w", topic, r.Error)
+		}
+		for _, e := range r.ConfigEntries {
+			if e.ConfigName != "retention.ms" {
+				continue
+			}
+			ms, err := strconv.ParseInt(e.ConfigValue, 10, 64)
+			if err != nil {
+				return fmt.Errorf("retention.ms of %s: not a number: %q", topic, e.ConfigValue)
+			}
+			return retentionCovers(topic, ms, p.cfg.RequestIDRetention)
+		}
+	}
+	return fmt.Errorf("read retention.ms of %s: the broker did not answer it", topic)
+}
+
+// retentionCovers is the check of a topic's retention.ms (-1: forever)
+// against the request-id retention.
+func retentionCovers(topic string, retentionMs int64, ids time.Duration) error {
+	if retentionMs >= 0 && time.Duration(retentionMs)*time.Millisecond < ids {
+		return fmt.Errorf("topic %s keeps records for retention.ms=%d (%s), less than --request-id-retention %s: a restored request-id record would miss ids still kept, and count their repeats again; raise the topic's retention.ms to at least %d or lower --request-id-retention",
+			topic, retentionMs, time.Duration(retentionMs)*time.Millisecond, ids, ids.Milliseconds())
+	}
+	return nil
 }

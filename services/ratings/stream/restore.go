@@ -22,7 +22,7 @@ type Restore struct {
 	From       map[int]string `json:"from"` // partition → standby, changelog, local or start
 	// Seconds until the last of them caught up.
 	Seconds          float64 `json:"seconds"`
-	ChangelogRecords int     `json:"changelog_records"`
+	ChangelogRecords int     `json:"changelog_records"` // read from the changelog and the request-id topic
 	// StandbyRecords is how many of the changelog records were read on top
 	// of standby copies (the tails after their positions; --standby-replicas).
 	StandbyRecords int `json:"standby_changelog_records,omitempty"`

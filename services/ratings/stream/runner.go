@@ -23,6 +23,7 @@ type Runner struct {
 	group     string
 	txnID     string
 	changelog string
+	reqIDs    string
 	restore   string
 	standby   int
 	maxBatch  int
@@ -38,7 +39,8 @@ func (r *Runner) Flags(fs *flag.FlagSet) {
 	fs.StringVar(&r.data, "data", "", "data `dir`ectory of this instance's embedded database (required)")
 	fs.StringVar(&r.delivery, "delivery", string(EffectivelyOnce), "`mode`: effectively-once (state and offsets in one SQLite transaction), at-least-once (offsets committed to the group after processing) or transactional (Kafka transactions: rated-movies, changelog and offsets commit together)")
 	fs.StringVar(&r.group, "group", "ratings-stream", "consumer `group` id")
-	fs.StringVar(&r.changelog, "changelog", model.TopicRatingsChangelog, "`topic` of the state (transactional, and effectively-once with --restore=changelog): one per consumer group, co-partitioned with ratings, compacted")
+	fs.StringVar(&r.changelog, "changelog", model.TopicRatingsChangelog, "`topic` of the state (transactional, and effectively-once with --restore=changelog): one per consumer group, co-partitioned with ratings, compacted; the request ids counted go to --request-ids-topic")
+	fs.StringVar(&r.reqIDs, "request-ids-topic", model.TopicRatingsRequestIDs, "`topic` of the request ids counted, beside --changelog (written in its transactions, restored with it): one per consumer group, co-partitioned with ratings, time-retained (cleanup.policy=delete) with a retention.ms of at least --request-id-retention, or ratings-stream refuses to start")
 	fs.StringVar(&r.restore, "restore", RestoreChangelog, "how effectively-once takes partitions over: changelog (write the state to --changelog after each commit; a new owner restores it and reads only the tail of ratings) or log (no changelog: a new owner resumes from its own snapshot or replays the partition from the start, to compare with)")
 	fs.IntVar(&r.standby, "standby-replicas", 0, "`N` other instances keep a warm copy of each partition's state by tailing its changelog (Kafka Streams' num.standby.replicas; 0: none); a take-over of a partition this instance has a copy of reads only the changelog written since (effectively-once with --restore=changelog)")
 	fs.StringVar(&r.txnID, "transactional-id", "", "transactional `id` of this instance (transactional mode; default: the group id): stable across restarts, unique per instance")
@@ -70,7 +72,7 @@ func (r *Runner) Run(ctx context.Context, log *slog.Logger) error {
 		return err
 	}
 	defer k.Close()
-	p, err := New(Config{Cluster: k, DataDir: r.data, Delivery: delivery, Group: r.group, TransactionalID: r.txnID, Changelog: r.changelog, Restore: restore, StandbyReplicas: r.standby, MaxBatch: r.maxBatch, ChangelogInterval: r.clEvery,
+	p, err := New(Config{Cluster: k, DataDir: r.data, Delivery: delivery, Group: r.group, TransactionalID: r.txnID, Changelog: r.changelog, RequestIDs: r.reqIDs, Restore: restore, StandbyReplicas: r.standby, MaxBatch: r.maxBatch, ChangelogInterval: r.clEvery,
 		RequestIDRetention: r.retention, Codec: codec, TopicWait: kafkaio.TopicWait{Timeout: r.topicWait}, Registerer: reg, Log: log})
 	if err != nil {
 		return err

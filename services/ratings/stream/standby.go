@@ -19,10 +19,10 @@ import (
 // Standby replicas (--standby-replicas N, effectively-once with
 // --restore=changelog), Kafka Streams' num.standby.replicas: besides the
 // partitions it owns, an instance keeps warm copies of the state of
-// partitions it does not own by tailing their changelog partitions
-// (committed records only). When the group hands it one of them, the
-// restore starts from the copy and reads only the changelog written since
-// (changelog.RestoreWarm), instead of the partition's whole changelog.
+// partitions it does not own by tailing their partitions of the changelog
+// and of the request-id topic (committed records only). When the group
+// hands it one of them, the restore starts from the copy and reads only
+// what both got since (changelog.RestoreWarm), instead of all they hold.
 //
 // Placement: after each assignment every instance describes the group and
 // orders its members by member id; the standbys of a partition go to the N
@@ -35,8 +35,11 @@ import (
 //
 // The copies live in memory only (a restarted instance reads its standby
 // partitions' changelog again, in the background); their reading runs on its
-// own client and goroutine, never in the way of the owned partitions'
-// batches, bounded by the fetcher's queue and standbyBatch records per step.
+// own clients and goroutines (one per topic), never in the way of the owned
+// partitions' batches, bounded by the fetchers' queues and standbyBatch
+// records per step. The two topics are read independently, so a copy may
+// hold request ids past its position for a moment: they are not part of its
+// state until the position passes them (changelog.Partition.Entries).
 // A copy is a cache: the restore checks it against the changelog's bounds
 // (a copy below its start or past its end is an error, and the next attempt
 // restores from the start), and the state it produces is the one a restore
@@ -48,7 +51,7 @@ const standbyBatch = 2000
 // standbys are an instance's warm copies and the reader that keeps them.
 type standbys struct {
 	k         *kafkaio.Cluster
-	topic     string
+	topics    changelog.Topics
 	retention time.Duration
 	replicas  int
 	metrics   *metrics
@@ -65,7 +68,7 @@ func newStandbys(p *Processor) *standbys {
 	if p.cfg.StandbyReplicas <= 0 || !p.keepsChangelog() {
 		return nil
 	}
-	return &standbys{k: p.k, topic: p.cfg.Changelog, retention: p.cfg.RequestIDRetention, replicas: p.cfg.StandbyReplicas,
+	return &standbys{k: p.k, topics: p.topics(), retention: p.cfg.RequestIDRetention, replicas: p.cfg.StandbyReplicas,
 		metrics: p.metrics, log: p.log, copies: map[int]*changelog.Warm{}}
 }
 
@@ -123,7 +126,7 @@ func (s *standbys) keep(parts map[int]*changelogPart) {
 			delete(s.copies, id)
 			continue
 		}
-		s.copies[id] = &changelog.Warm{State: c.state, Next: c.next}
+		s.copies[id] = &changelog.Warm{State: c.state, Next: c.next, RequestIDsNext: c.idsNext}
 	}
 }
 
@@ -144,40 +147,61 @@ func (s *standbys) follow(ctx context.Context, epoch uint64, ids []int) {
 		}
 	}
 	start := make(map[int]int64, len(ids))
+	idsStart := make(map[int]int64, len(ids))
 	for _, id := range ids {
 		c, ok := s.copies[id]
 		if !ok || c.Next < 0 { // nothing read yet: from the start
-			c = &changelog.Warm{State: changelog.NewPartition(id, s.retention), Next: kafka.FirstOffset}
+			c = &changelog.Warm{State: changelog.NewPartition(id, s.retention), Next: kafka.FirstOffset, RequestIDsNext: kafka.FirstOffset}
 			s.copies[id] = c
 		}
-		start[id] = c.Next
+		start[id], idsStart[id] = c.Next, c.RequestIDsNext
 	}
 	s.metrics.standbyPartitions.Set(float64(len(s.copies)))
 	if len(ids) == 0 {
 		s.metrics.standbyLag.Set(0)
 		return
 	}
-	f, err := s.k.NewFetcher(s.topic, start, kafkaio.FetchOptions{Queue: standbyBatch, ReadCommitted: true})
+	f, err := s.k.NewFetcher(s.topics.State, start, kafkaio.FetchOptions{Queue: standbyBatch, ReadCommitted: true})
 	if err != nil {
 		s.log.Warn("standby replicas not kept: cannot read the changelog", "partitions", ids, "error", err.Error())
+		return
+	}
+	fids, err := s.k.NewFetcher(s.topics.RequestIDs, idsStart, kafkaio.FetchOptions{Queue: standbyBatch, ReadCommitted: true})
+	if err != nil {
+		f.Close()
+		s.log.Warn("standby replicas not kept: cannot read the request-id topic", "partitions", ids, "error", err.Error())
 		return
 	}
 	rctx, stop := context.WithCancel(ctx)
 	s.stop, s.done = stop, make(chan struct{})
 	done := s.done
-	s.log.Info("keeping standby replicas", "partitions", ids, "changelog", s.topic)
+	s.log.Info("keeping standby replicas", "partitions", ids, "changelog", s.topics.State, "request_ids", s.topics.RequestIDs)
 	go func() {
 		defer close(done)
 		defer f.Close()
+		defer fids.Close()
 		var wg sync.WaitGroup
 		wg.Go(func() { s.trackLag(rctx, ids) })
-		s.read(rctx, f)
+		wg.Go(func() { s.read(rctx, fids, requestIDsCopy) })
+		s.read(rctx, f, stateCopy)
 		wg.Wait()
 	}()
 }
 
-// read applies the changelog to the copies until ctx ends.
-func (s *standbys) read(ctx context.Context, f *kafkaio.Fetcher) {
+// copyTopic is one of the two topics a copy follows: its position in the
+// copy and how a record of it is applied.
+type copyTopic struct {
+	pos  func(*changelog.Warm) *int64
+	load func(p *changelog.Partition, key, value []byte) error
+}
+
+var (
+	stateCopy      = copyTopic{func(w *changelog.Warm) *int64 { return &w.Next }, (*changelog.Partition).Load}
+	requestIDsCopy = copyTopic{func(w *changelog.Warm) *int64 { return &w.RequestIDsNext }, (*changelog.Partition).LoadRequestIDs}
+)
+
+// read applies one topic to the copies until ctx ends.
+func (s *standbys) read(ctx context.Context, f *kafkaio.Fetcher, t copyTopic) {
 	var buf []kafka.Message
 	for {
 		var err error
@@ -188,25 +212,25 @@ func (s *standbys) read(ctx context.Context, f *kafkaio.Fetcher) {
 		s.mu.Lock()
 		for _, m := range buf {
 			c := s.copies[m.Partition]
-			if c == nil || m.Offset < c.Next {
+			if c == nil || m.Offset < *t.pos(c) {
 				continue
 			}
-			if err := c.State.Load(m.Key, m.Value); err != nil {
+			if err := t.load(c.State, m.Key, m.Value); err != nil {
 				// Not a state this instance can trust: the restore reads
 				// the partition from the start instead.
 				s.log.Warn("standby replica dropped", "partition", m.Partition, "offset", m.Offset, "error", err.Error())
 				delete(s.copies, m.Partition)
 				continue
 			}
-			c.Next = m.Offset + 1
+			*t.pos(c) = m.Offset + 1
 			applied++
 		}
 		for id, c := range s.copies {
-			// Everything before a marker Next passed over is applied (-1:
-			// none passed; never a position: as a fetcher start it means
-			// the end).
-			if end := f.ControlEnd(id); end >= 0 && end > c.Next {
-				c.Next = end
+			// Everything before a marker the position passed over is
+			// applied (-1: none passed; never a position: as a fetcher
+			// start it means the end).
+			if end := f.ControlEnd(id); end >= 0 && end > *t.pos(c) {
+				*t.pos(c) = end
 			}
 		}
 		s.mu.Unlock()
@@ -214,25 +238,30 @@ func (s *standbys) read(ctx context.Context, f *kafkaio.Fetcher) {
 	}
 }
 
-// trackLag sets the standby lag gauge (records of the changelog's committed
+// trackLag sets the standby lag gauge (records of both topics' committed
 // end not in the copies yet) every second until ctx ends.
 func (s *standbys) trackLag(ctx context.Context, ids []int) {
 	t := time.NewTicker(kafkaio.LagRefresh)
 	defer t.Stop()
 	for {
 		qctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		bounds, err := s.k.OffsetsCommitted(qctx, s.topic, ids)
+		bounds, err := s.k.OffsetsCommitted(qctx, s.topics.State, ids)
+		var idsBounds map[int]kafkaio.Bounds
+		if err == nil {
+			idsBounds, err = s.k.OffsetsCommitted(qctx, s.topics.RequestIDs, ids)
+		}
 		cancel()
 		if err == nil {
 			var lag int64
 			s.mu.Lock()
 			for id, b := range bounds {
 				if c := s.copies[id]; c != nil {
-					lag += b.End - max(c.Next, b.First)
+					lag += max(b.End-max(c.Next, b.First), 0)
+					lag += max(idsBounds[id].End-max(c.RequestIDsNext, idsBounds[id].First), 0)
 				}
 			}
 			s.mu.Unlock()
-			s.metrics.standbyLag.Set(float64(max(lag, 0)))
+			s.metrics.standbyLag.Set(float64(lag))
 		}
 		select {
 		case <-ctx.Done():

@@ -115,11 +115,11 @@ func TestARestoreFromAStandbyReadsOnlyTheTailAndEqualsOneFromScratch(t *testing.
 		t.Fatalf("%d warm copies handed over, want %d", len(warm), len(all))
 	}
 	ctx := servetest.Context(t, 30*time.Second)
-	w, err := changelog.RestoreWarm(ctx, l.k, model.TopicRatingsChangelog, all, warm, requestids.DefaultRetention)
+	w, err := changelog.RestoreWarm(ctx, l.k, changelog.LabTopics, all, warm, requestids.DefaultRetention)
 	if err != nil {
 		t.Fatal(err)
 	}
-	sc, err := changelog.RestoreWarm(ctx, l.k, model.TopicRatingsChangelog, all, nil, requestids.DefaultRetention)
+	sc, err := changelog.RestoreWarm(ctx, l.k, changelog.LabTopics, all, nil, requestids.DefaultRetention)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -145,10 +145,16 @@ func TestARestoreFromAStandbyReadsOnlyTheTailAndEqualsOneFromScratch(t *testing.
 	}
 }
 
-// standbyCaughtUp says whether every copy is at its changelog partition's
-// committed end.
+// standbyCaughtUp says whether every copy is at the committed end of its
+// partitions of the changelog and the request-id topic.
 func standbyCaughtUp(l *lab, s *standbys) (bool, string) {
-	bounds, err := l.k.OffsetsCommitted(servetest.Context(l.t, 10*time.Second), model.TopicRatingsChangelog, kafkaio.AllPartitions(model.RatingsPartitions))
+	ctx := servetest.Context(l.t, 10*time.Second)
+	all := kafkaio.AllPartitions(model.RatingsPartitions)
+	bounds, err := l.k.OffsetsCommitted(ctx, model.TopicRatingsChangelog, all)
+	if err != nil {
+		return false, err.Error()
+	}
+	idsBounds, err := l.k.OffsetsCommitted(ctx, model.TopicRatingsRequestIDs, all)
 	if err != nil {
 		return false, err.Error()
 	}
@@ -156,7 +162,10 @@ func standbyCaughtUp(l *lab, s *standbys) (bool, string) {
 	defer s.mu.Unlock()
 	for id, c := range s.copies {
 		if c.Next < bounds[id].End {
-			return false, fmt.Sprintf("copy of partition %d at %d of %d", id, c.Next, bounds[id].End)
+			return false, fmt.Sprintf("copy of partition %d at changelog offset %d of %d", id, c.Next, bounds[id].End)
+		}
+		if c.RequestIDsNext < idsBounds[id].End {
+			return false, fmt.Sprintf("copy of partition %d at request-id offset %d of %d", id, c.RequestIDsNext, idsBounds[id].End)
 		}
 	}
 	return true, ""
@@ -227,7 +236,7 @@ func TestTheSurvivorTakesPartitionsOverFromItsStandbyCopies(t *testing.T) {
 		}
 	}
 	whole := 0
-	sc, err := changelog.RestoreWarm(servetest.Context(t, 30*time.Second), l.k, model.TopicRatingsChangelog, taken, nil, requestids.DefaultRetention)
+	sc, err := changelog.RestoreWarm(servetest.Context(t, 30*time.Second), l.k, changelog.LabTopics, taken, nil, requestids.DefaultRetention)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -253,7 +262,7 @@ func TestTheSurvivorTakesPartitionsOverFromItsStandbyCopies(t *testing.T) {
 	// the changelog's state at its end: what a restore from scratch gives.
 	b.stop(t)
 	all := kafkaio.AllPartitions(model.RatingsPartitions)
-	sc, err = changelog.RestoreWarm(servetest.Context(t, 30*time.Second), l.k, model.TopicRatingsChangelog, all, nil, requestids.DefaultRetention)
+	sc, err = changelog.RestoreWarm(servetest.Context(t, 30*time.Second), l.k, changelog.LabTopics, all, nil, requestids.DefaultRetention)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -261,7 +270,7 @@ func TestTheSurvivorTakesPartitionsOverFromItsStandbyCopies(t *testing.T) {
 	if len(kept) != len(all) {
 		t.Fatalf("copies of %d partitions kept when b's generation ended, want %d", len(kept), len(all))
 	}
-	w, err := changelog.RestoreWarm(servetest.Context(t, 30*time.Second), l.k, model.TopicRatingsChangelog, all, kept, requestids.DefaultRetention)
+	w, err := changelog.RestoreWarm(servetest.Context(t, 30*time.Second), l.k, changelog.LabTopics, all, kept, requestids.DefaultRetention)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -27,15 +27,15 @@ import (
 // exactly-once processing, done with franz-go's GroupTransactSession
 // (kafka-go has no transactions). Per batch, one Kafka transaction holds
 // the batch's rated-movies records, its dead letters, its changelog records
-// (services/lib/kafkaio/changelog: changed aggregates, the request ids it counted, the
-// position) and the consumed offsets of `ratings`. Either all of it is
-// committed or none of it is, and readers of rated-movies and the changelog
-// read committed records only.
+// (services/lib/kafkaio/changelog: changed aggregates and the position, and
+// the request ids it counted in the request-id topic) and the consumed
+// offsets of `ratings`. Either all of it is committed or none of it is, and
+// readers of rated-movies and the changelog read committed records only.
 //
 // The changelog is the truth; the SQLite database is a cache written after
 // each commit (for GET /state, the audit and replay). When partitions are
-// assigned, their state is restored from the changelog (read committed,
-// compacted) and consumption resumes at the changelog's position — not the
+// assigned, their state is restored from the changelog and the request-id
+// topic (read committed) and consumption resumes at the changelog's position — not the
 // group's offset, though after a commit both are the same: a group reset by
 // hand is answered by re-reading or skipping up to the position, never by
 // counting twice. A transaction that aborts (a rebalance, a broker failure,
@@ -221,9 +221,9 @@ func (s *txnSession) restore(ctx context.Context, offsets map[string]map[int32]k
 		ids = append(ids, int(part))
 	}
 	slices.Sort(ids)
-	s.p.health.setDetail(phaseRestoring, fmt.Sprintf("%v from %s", ids, s.p.cfg.Changelog), nil)
+	s.p.health.setDetail(phaseRestoring, fmt.Sprintf("%v from %s and %s", ids, s.p.cfg.Changelog, s.p.cfg.RequestIDs), nil)
 	started := time.Now()
-	restored, err := changelog.Restore(ctx, s.p.k, s.p.cfg.Changelog, ids, s.p.cfg.RequestIDRetention)
+	restored, err := changelog.Restore(ctx, s.p.k, s.p.topics(), ids, s.p.cfg.RequestIDRetention)
 	if err != nil {
 		s.p.health.set(phaseRecovering, err)
 		return nil, err
@@ -486,8 +486,12 @@ func (t *txnBatch) records(p *Processor) (out []*kgo.Record, produced map[string
 	produced = map[string]int{}
 	next = map[int]int64{}
 	for part, b := range t.batches {
-		for _, m := range b.Records() {
+		state, ids := b.Records()
+		for _, m := range state {
 			out = append(out, kafkaio.RecordOf(m, p.cfg.Changelog, part))
+		}
+		for _, m := range ids {
+			out = append(out, kafkaio.RecordOf(m, p.cfg.RequestIDs, part))
 		}
 		var changed []*aggregate
 		for _, a := range b.Changed() {

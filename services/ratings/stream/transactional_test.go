@@ -22,7 +22,7 @@ func transactional(c *Config) { c.Delivery = Transactional }
 // ledger: the changelog alone must hold the exact state.
 func (l *lab) changelogMatches(g *ledger) (bool, string) {
 	ctx := servetest.Context(l.t, 30*time.Second)
-	parts, err := changelog.Restore(ctx, l.k, model.TopicRatingsChangelog, kafkaio.AllPartitions(model.RatingsPartitions), requestids.DefaultRetention)
+	parts, err := changelog.Restore(ctx, l.k, changelog.LabTopics, kafkaio.AllPartitions(model.RatingsPartitions), requestids.DefaultRetention)
 	if err != nil {
 		return false, err.Error()
 	}
@@ -118,7 +118,7 @@ func TestTransactionalCrashMidTransactionLeavesNoTrace(t *testing.T) {
 	r.stop(t)
 	// What the crashed transaction produced is invisible: the changelog
 	// holds exactly the batches committed before it (the cache's state).
-	parts, err := changelog.Restore(servetest.Context(t, 10*time.Second), l.k, model.TopicRatingsChangelog, kafkaio.AllPartitions(model.RatingsPartitions), requestids.DefaultRetention)
+	parts, err := changelog.Restore(servetest.Context(t, 10*time.Second), l.k, changelog.LabTopics, kafkaio.AllPartitions(model.RatingsPartitions), requestids.DefaultRetention)
 	if err != nil {
 		t.Fatal(err)
 	}

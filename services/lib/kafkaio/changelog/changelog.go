@@ -1,18 +1,28 @@
-// Package changelog keeps ratings-stream's state in a compacted Kafka topic,
-// the way Kafka Streams backs a state store with a changelog topic. The
-// changelog (model.TopicRatingsChangelog) is co-partitioned with `ratings`:
-// partition p holds the state built from ratings partition p, so whoever
-// owns ratings partition p restores its state by reading changelog
-// partition p alone, and a processor's local state is only a cache of it.
+// Package changelog keeps ratings-stream's state in Kafka, the way Kafka
+// Streams backs a state store with a changelog topic. Two topics hold it,
+// both co-partitioned with `ratings`: partition p holds the state built
+// from ratings partition p, so whoever owns ratings partition p restores
+// its state by reading partition p of each, and a processor's local state
+// is only a cache of them.
 //
-// Three kinds of record, keyed so that compaction keeps exactly the current
-// state (formats: docs/events.md):
+// The changelog (model.TopicRatingsChangelog) is compacted: its records are
+// keyed so that compaction keeps exactly the current state (formats:
+// docs/events.md):
 //
 //	movie/<movie id>  the movie's count and sum, and the source offset they include
-//	seen/<offset>     the request-id record's entries (services/lib/requestids: id and
-//	                  payload hashes, time, offset) counted at ratings offsets
-//	                  [offset, offset+BlockSize); a tombstone once they all left the record
 //	position          the next ratings offset: every rating below it is in the state
+//	seen/<offset>     written by earlier versions only: request-id entries counted at
+//	                  ratings offsets from offset on; read, and tombstoned once they
+//	                  all left the record
+//
+// The request-id record (services/lib/requestids) goes to its own topic
+// (model.TopicRatingsRequestIDs), append-only and time-retained
+// (cleanup.policy=delete): every entry is live until it expires, so
+// compaction would only rewrite it again and again, inside the embedded
+// broker's request loop (docs/benchmarks.md). Each write carries the
+// entries added since the previous one, keyed by the first offset they
+// cover; retention drops whole old batches. A write of a partition puts
+// its records in both topics in one Kafka transaction.
 //
 // A Partition is the state of one partition; a Batch collects one batch's
 // changes against it without touching it (the transaction that writes them
@@ -22,7 +32,7 @@
 //
 // The package is client-neutral (kafka-go message types, as everywhere in
 // the lab); Restore reads with kafkaio's committed reader, because
-// transactional writers leave aborted records and markers in the topic.
+// transactional writers leave aborted records and markers in the topics.
 package changelog
 
 import (
@@ -39,15 +49,23 @@ import (
 
 	"github.com/ratingslab/lab/services/lib/kafkaio"
 	"github.com/ratingslab/lab/services/lib/requestids"
+	"github.com/ratingslab/lab/services/model"
 )
 
-// BlockSize is how many ratings offsets one seen/ record covers. A write
-// rewrites the (partial) block it ends in, so small blocks keep rewrites
-// small: at 100, the rewritten block was most of the bytes the changelog
-// got per rating (docs/benchmarks.md). A block written with another size
-// (an older changelog) is read and kept as it is: a block leaves the record
-// when its last entry does, whatever its size.
-const BlockSize = 20
+// Topics are the two topics of a state: the compacted changelog and the
+// time-retained request-id topic.
+type Topics struct {
+	State      string
+	RequestIDs string
+}
+
+// LabTopics are the lab group's topics.
+var LabTopics = Topics{State: model.TopicRatingsChangelog, RequestIDs: model.TopicRatingsRequestIDs}
+
+// entriesPerRecord bounds the entries of one request-id record (32 KB):
+// a write that carries more (changes held back by failed writes) is split,
+// so that no record nears the broker's message size limit.
+const entriesPerRecord = 1000
 
 // Key prefixes and the position key.
 const (
@@ -82,25 +100,30 @@ type Partition struct {
 	Movies map[int64]Aggregate
 
 	retention time.Duration
-	blocks    map[int64][]requestids.Entry // committed entries by block start offset
-	record    *requestids.Partition        // built from blocks; ahead of them during a batch
+	// seen are the committed seen/ blocks of an earlier version's
+	// changelog, by their first offset; logged the committed entries of
+	// the request-id topic in offset order, without those expired before
+	// its newest (newest: their newest Time).
+	seen   map[int64][]requestids.Entry
+	logged []requestids.Entry
+	newest int64
+	record *requestids.Partition // built from both; ahead of them during a batch
 }
 
 // NewPartition is the empty state of partition id, whose request ids are
 // kept for retention (requestids.DefaultRetention when 0).
 func NewPartition(id int, retention time.Duration) *Partition {
-	return &Partition{ID: id, Next: -1, Movies: map[int64]Aggregate{}, retention: retention, blocks: map[int64][]requestids.Entry{}}
+	if retention <= 0 {
+		retention = requestids.DefaultRetention
+	}
+	return &Partition{ID: id, Next: -1, Movies: map[int64]Aggregate{}, retention: retention, seen: map[int64][]requestids.Entry{}}
 }
 
 // ids is the partition's request-id record, built from the committed
-// blocks the first time it is needed (after a restore, after an abort).
+// entries the first time it is needed (after a restore, after an abort).
 func (p *Partition) ids() *requestids.Partition {
 	if p.record == nil {
-		var all []requestids.Entry
-		for _, from := range slices.Sorted(maps.Keys(p.blocks)) {
-			all = append(all, p.blocks[from]...)
-		}
-		p.record = requestids.NewPartition(p.retention, all)
+		p.record = requestids.NewPartition(p.retention, p.Entries())
 		p.record.Changes() // what is stored is not news
 	}
 	return p.record
@@ -109,20 +132,42 @@ func (p *Partition) ids() *requestids.Partition {
 // RequestIDs is how many request ids the record keeps.
 func (p *Partition) RequestIDs() int { return p.ids().Len() }
 
-// Entries are the committed request-id entries, in offset order.
+// Entries are the committed request-id entries below the position, in
+// offset order: the seen/ blocks of an earlier version (all below the
+// first logged entry), then the logged ones. An entry at or past the
+// position is not part of the state yet: a restore may read the request-id
+// topic a transaction further than the changelog (a standby copy, always).
 func (p *Partition) Entries() []requestids.Entry {
 	var all []requestids.Entry
-	for _, from := range slices.Sorted(maps.Keys(p.blocks)) {
-		all = append(all, p.blocks[from]...)
+	for _, from := range slices.Sorted(maps.Keys(p.seen)) {
+		all = append(all, p.seen[from]...)
 	}
-	return all
+	all = append(all, p.logged...)
+	return slices.DeleteFunc(all, func(e requestids.Entry) bool { return e.Offset >= p.Next })
+}
+
+// log appends committed entries of the request-id topic, and drops those
+// that expired before the newest: the same entries are kept however the
+// state got them (applied batches, a restore, a standby copy).
+func (p *Partition) log(entries []requestids.Entry) {
+	p.record = nil // rebuilt when next needed
+	for _, e := range entries {
+		p.newest = max(p.newest, e.Time)
+	}
+	p.logged = append(p.logged, entries...)
+	floor := p.newest - p.retention.Milliseconds()
+	if i := slices.IndexFunc(p.logged, func(e requestids.Entry) bool { return e.Time >= floor }); i > 0 {
+		p.logged = p.logged[i:]
+	} else if i < 0 {
+		p.logged = p.logged[:0]
+	}
 }
 
 // Load applies one changelog record of this partition (restore). A nil or
 // empty value is a tombstone.
 func (p *Partition) Load(key, value []byte) error {
 	k := string(key)
-	p.record = nil // rebuilt from the blocks when next needed
+	p.record = nil // rebuilt from the entries when next needed
 	switch {
 	case k == keyPosition:
 		if len(value) == 0 {
@@ -154,28 +199,41 @@ func (p *Partition) Load(key, value []byte) error {
 			return fmt.Errorf("changelog record %q: bad block offset", k)
 		}
 		if len(value) == 0 {
-			delete(p.blocks, from)
+			delete(p.seen, from)
 			return nil
 		}
 		entries, err := requestids.DecodeEntries(nil, value)
 		if err != nil {
 			return fmt.Errorf("changelog record %q: %w", k, err)
 		}
-		p.blocks[from] = entries
+		p.seen[from] = entries
 	default:
-		return fmt.Errorf("changelog record %q: not a ratings-stream changelog key (movie/, seen/, position)", k)
+		return fmt.Errorf("changelog record %q: not a ratings-stream changelog key (movie/, position, seen/)", k)
 	}
 	return nil
 }
 
+// LoadRequestIDs applies one record of the request-id topic of this
+// partition (restore): the entries counted from the offset its key names.
+func (p *Partition) LoadRequestIDs(key, value []byte) error {
+	if _, err := strconv.ParseInt(string(key), 10, 64); err != nil {
+		return fmt.Errorf("request-id record %q: the key is not a ratings offset", key)
+	}
+	entries, err := requestids.DecodeEntries(nil, value)
+	if err != nil {
+		return fmt.Errorf("request-id record %q: %w", key, err)
+	}
+	p.log(entries)
+	return nil
+}
+
 // Batch is one batch's changes to a Partition, not applied yet: the
-// counts, position and blocks it changes. Only the request-id record runs
-// ahead (it decides in offset order); Discard sets it back.
+// counts, position and request-id entries it changes. Only the request-id
+// record runs ahead (it decides in offset order); Discard sets it back.
 type Batch struct {
 	p      *Partition
 	next   int64
 	movies map[int64]Aggregate
-	blocks map[int64][]requestids.Entry // changed blocks: their whole new content
 	added  []requestids.Entry
 	forget int64 // entries below it left the record (-1: nothing new)
 	closed bool  // Records ran: the record's changes are taken
@@ -183,7 +241,7 @@ type Batch struct {
 
 // Begin starts a batch on p.
 func (p *Partition) Begin() *Batch {
-	return &Batch{p: p, next: p.Next, movies: map[int64]Aggregate{}, blocks: map[int64][]requestids.Entry{}, forget: -1}
+	return &Batch{p: p, next: p.Next, movies: map[int64]Aggregate{}, forget: -1}
 }
 
 // ID is the partition the batch belongs to.
@@ -230,12 +288,6 @@ func (b *Batch) Count(r Rating) (verdict requestids.Verdict, first requestids.En
 		a.LastEvent = r.EventTime
 	}
 	b.movies[r.MovieID] = a
-	from := r.Offset - r.Offset%BlockSize
-	ids, ok := b.blocks[from]
-	if !ok {
-		ids = slices.Clone(b.p.blocks[from])
-	}
-	b.blocks[from] = append(ids, first)
 	return verdict, first
 }
 
@@ -253,14 +305,6 @@ func (b *Batch) Follow(next int64, changed []Aggregate, added []requestids.Entry
 	for _, a := range changed {
 		b.movies[a.MovieID] = a
 	}
-	for _, e := range added {
-		from := e.Offset - e.Offset%BlockSize
-		ids, ok := b.blocks[from]
-		if !ok {
-			ids = slices.Clone(b.p.blocks[from])
-		}
-		b.blocks[from] = append(ids, e)
-	}
 	b.added = append(b.added, added...)
 	b.forget = max(b.forget, forgetBelow)
 }
@@ -277,63 +321,53 @@ func (b *Batch) Changed() []Aggregate {
 	return out
 }
 
-// expired lists the blocks (the partition's and the batch's) whose every
-// entry lies below the record's floor once the batch is applied.
+// expired lists the seen/ blocks of an earlier version whose every entry
+// lies below the record's floor once the batch is applied.
 func (b *Batch) expired() []int64 {
 	if b.forget < 0 {
 		return nil
 	}
 	var out []int64
-	for _, m := range []map[int64][]requestids.Entry{b.p.blocks, b.blocks} {
-		for from, entries := range m {
-			if from >= b.forget || slices.Contains(out, from) {
-				continue
-			}
-			if newer, ok := b.blocks[from]; ok {
-				entries = newer // the batch's content replaces the partition's
-			}
-			if len(entries) == 0 || entries[len(entries)-1].Offset < b.forget {
-				out = append(out, from)
-			}
+	for from, entries := range b.p.seen {
+		if len(entries) == 0 || entries[len(entries)-1].Offset < b.forget {
+			out = append(out, from)
 		}
 	}
 	slices.Sort(out)
 	return out
 }
 
-// Records are the changelog records of the batch: changed movies, changed
-// request-id blocks, tombstones for blocks that left the record, and the
-// position. Write them to partition ID(). Call it once per batch.
-func (b *Batch) Records() []kafka.Message {
+// Records are the batch's records: for the changelog (changed movies,
+// tombstones of seen/ blocks that left the record, the position) and for
+// the request-id topic (the entries it added, in records of at most
+// entriesPerRecord, each keyed by its first offset). Write both to
+// partition ID() in one transaction. Call it once per batch.
+func (b *Batch) Records() (state, requestIDs []kafka.Message) {
 	if !b.closed {
 		b.added, b.forget = b.p.ids().Changes()
 		b.closed = true
 	}
-	if b.next == b.p.Next && len(b.movies) == 0 && len(b.blocks) == 0 {
-		return nil
+	expired := b.expired()
+	if b.next == b.p.Next && len(b.movies) == 0 && len(b.added) == 0 && len(expired) == 0 {
+		return nil, nil
 	}
-	var out []kafka.Message
 	add := func(key string, value []byte) {
-		out = append(out, kafka.Message{Partition: b.p.ID, Key: []byte(key), Value: value})
+		state = append(state, kafka.Message{Partition: b.p.ID, Key: []byte(key), Value: value})
 	}
 	for _, a := range b.Changed() {
 		v, _ := json.Marshal(a) // a plain struct: cannot fail
 		add(prefixMovie+strconv.FormatInt(a.MovieID, 10), v)
 	}
-	expired := b.expired()
-	for _, from := range slices.Sorted(maps.Keys(b.blocks)) {
-		if !slices.Contains(expired, from) {
-			add(prefixSeen+strconv.FormatInt(from, 10), requestids.AppendEntries(nil, b.blocks[from]))
-		}
-	}
 	for _, from := range expired {
-		if _, ok := b.p.blocks[from]; ok {
-			add(prefixSeen+strconv.FormatInt(from, 10), nil)
-		}
+		add(prefixSeen+strconv.FormatInt(from, 10), nil)
 	}
 	v, _ := json.Marshal(position{Next: b.next})
 	add(keyPosition, v)
-	return out
+	for chunk := range slices.Chunk(b.added, entriesPerRecord) {
+		requestIDs = append(requestIDs, kafka.Message{Partition: b.p.ID, Key: strconv.AppendInt(nil, chunk[0].Offset, 10),
+			Value: requestids.AppendEntries(nil, chunk)})
+	}
+	return state, requestIDs
 }
 
 // RequestIDChanges is what the batch changed in the request-id record:
@@ -349,33 +383,34 @@ func (b *Batch) Apply() {
 	if !b.closed {
 		b.Records()
 	}
-	expired := b.expired()
+	for _, from := range b.expired() {
+		delete(b.p.seen, from)
+	}
 	for _, a := range b.Changed() {
 		b.p.Movies[a.MovieID] = a
 	}
-	maps.Copy(b.p.blocks, b.blocks)
-	for _, from := range expired {
-		delete(b.p.blocks, from)
-	}
+	record := b.p.record
+	b.p.log(b.added)
+	b.p.record = record // it holds the batch already (or is the caller's: Follow)
 	b.p.Next = b.next
 }
 
 // Discard drops a batch whose transaction did not commit: the request-id
-// record, which ran ahead, is rebuilt from the committed blocks.
+// record, which ran ahead, is rebuilt from the committed entries.
 func (b *Batch) Discard() { b.p.record = nil }
 
-// Restore reads the given partitions of the changelog topic, committed
-// records only, from their start to their end as of the call, and returns
-// their state (an empty one for a partition never written), with request
-// ids kept for retention.
-func Restore(ctx context.Context, k *kafkaio.Cluster, topic string, partitions []int, retention time.Duration) (map[int]*Partition, error) {
-	out, _, err := RestoreCounting(ctx, k, topic, partitions, retention)
+// Restore reads the given partitions of both topics, committed records
+// only, from their start to their end as of the call, and returns their
+// state (an empty one for a partition never written), with request ids
+// kept for retention.
+func Restore(ctx context.Context, k *kafkaio.Cluster, topics Topics, partitions []int, retention time.Duration) (map[int]*Partition, error) {
+	out, _, err := RestoreCounting(ctx, k, topics, partitions, retention)
 	return out, err
 }
 
 // RestoreCounting is Restore, also saying how many records it read.
-func RestoreCounting(ctx context.Context, k *kafkaio.Cluster, topic string, partitions []int, retention time.Duration) (map[int]*Partition, int, error) {
-	r, err := RestoreWarm(ctx, k, topic, partitions, nil, retention)
+func RestoreCounting(ctx context.Context, k *kafkaio.Cluster, topics Topics, partitions []int, retention time.Duration) (map[int]*Partition, int, error) {
+	r, err := RestoreWarm(ctx, k, topics, partitions, nil, retention)
 	if err != nil {
 		return nil, 0, err
 	}
@@ -387,49 +422,82 @@ func RestoreCounting(ctx context.Context, k *kafkaio.Cluster, topic string, part
 }
 
 // Warm is a copy of a partition's state already read from the changelog
-// up to offset Next (a standby replica's): a restore reads only what
-// follows. Compaction keeps that correct: a record it removed after Next
-// was overwritten by a newer one, also after Next.
+// up to offset Next and from the request-id topic up to RequestIDsNext (a
+// standby replica's): a restore reads only what follows. Compaction keeps
+// that correct: a record it removed after Next was overwritten by a newer
+// one, also after Next; retention only removes entries that expired.
 type Warm struct {
-	State *Partition
-	Next  int64 // the changelog offset after everything State holds
+	State          *Partition
+	Next           int64 // the changelog offset after everything State holds
+	RequestIDsNext int64 // the request-id topic's offset after everything State holds
 }
 
 // Restored is what RestoreWarm read, per partition.
 type Restored struct {
 	State map[int]*Partition
-	Read  map[int]int   // records read
+	Read  map[int]int   // records read, from both topics
 	End   map[int]int64 // the changelog offset it read to: State holds everything committed below it
+	// RequestIDsEnd is the request-id topic's offset it read to.
+	RequestIDsEnd map[int]int64
 }
 
 // RestoreWarm is Restore starting each partition that has a warm copy from
-// the copy (which it takes over and updates) at its offset, the others from
-// the start of the changelog.
-func RestoreWarm(ctx context.Context, k *kafkaio.Cluster, topic string, partitions []int, warm map[int]Warm, retention time.Duration) (Restored, error) {
+// the copy (which it takes over and updates) at its offsets, the others
+// from the start of both topics. The changelog is read first: an entry of
+// a transaction committed between the two reads is past the position and
+// not part of the state (Entries).
+func RestoreWarm(ctx context.Context, k *kafkaio.Cluster, topics Topics, partitions []int, warm map[int]Warm, retention time.Duration) (Restored, error) {
 	read := make(map[int]int, len(partitions))
 	out := make(map[int]*Partition, len(partitions))
 	start := make(map[int]int64, len(partitions))
+	idsStart := make(map[int]int64, len(partitions))
 	for _, p := range partitions {
-		out[p], start[p] = NewPartition(p, retention), kafka.FirstOffset
+		out[p], start[p], idsStart[p] = NewPartition(p, retention), kafka.FirstOffset, kafka.FirstOffset
 		if w, ok := warm[p]; ok && w.State != nil {
-			out[p], start[p] = w.State, w.Next
+			out[p], start[p], idsStart[p] = w.State, w.Next, w.RequestIDsNext
 		}
 	}
-	ends, err := k.ReadCommittedFrom(ctx, topic, start, func(m kafka.Message) error {
-		p := out[m.Partition]
+	ends, err := readInto(ctx, k, topics.State, start, out, read, (*Partition).Load)
+	if err != nil {
+		return Restored{}, err
+	}
+	// Retention may have dropped entries a warm copy had not read yet:
+	// they expired, and what is left begins later.
+	bounds, err := k.OffsetsCommitted(ctx, topics.RequestIDs, partitions)
+	if err != nil {
+		return Restored{}, fmt.Errorf("restore from %s: %w", topics.RequestIDs, err)
+	}
+	for p, from := range idsStart {
+		if from != kafka.FirstOffset && from < bounds[p].First {
+			idsStart[p] = bounds[p].First
+		}
+	}
+	idsEnds, err := readInto(ctx, k, topics.RequestIDs, idsStart, out, read, (*Partition).LoadRequestIDs)
+	if err != nil {
+		return Restored{}, err
+	}
+	return Restored{State: out, Read: read, End: ends, RequestIDsEnd: idsEnds}, nil
+}
+
+// readInto reads topic's partitions committed from start to their end into
+// the states (load applies a record), counting the records read.
+func readInto(ctx context.Context, k *kafkaio.Cluster, topic string, start map[int]int64, states map[int]*Partition, read map[int]int,
+	load func(p *Partition, key, value []byte) error) (ends map[int]int64, err error) {
+	ends, err = k.ReadCommittedFrom(ctx, topic, start, func(m kafka.Message) error {
+		p := states[m.Partition]
 		if p == nil {
 			return nil
 		}
 		read[m.Partition]++
-		if err := p.Load(m.Key, m.Value); err != nil {
+		if err := load(p, m.Key, m.Value); err != nil {
 			return fmt.Errorf("%s partition %d offset %d: %w", topic, m.Partition, m.Offset, err)
 		}
 		return nil
 	})
 	if err != nil {
-		return Restored{}, fmt.Errorf("restore from %s: %w", topic, err)
+		return nil, fmt.Errorf("restore from %s: %w", topic, err)
 	}
-	return Restored{State: out, Read: read, End: ends}, nil
+	return ends, nil
 }
 
 // Equal reports whether two partition states hold the same state (tests,

@@ -2,6 +2,7 @@ package changelog_test
 
 import (
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -18,18 +19,41 @@ import (
 // retention is how long the tests keep request ids (in the records' clock).
 const retention = time.Hour
 
-// replay loads records into a fresh partition, as a restore does.
-func replay(t *testing.T, id int, recs ...[]kafka.Message) *changelog.Partition {
+// written is one write's records: the changelog's and the request-id topic's.
+type written struct{ state, ids []kafka.Message }
+
+// write takes a batch's records.
+func write(b *changelog.Batch) written {
+	state, ids := b.Records()
+	return written{state, ids}
+}
+
+// replay loads records into a fresh partition, as a restore does: the
+// changelog first, then the request-id topic.
+func replay(t *testing.T, id int, log ...written) *changelog.Partition {
 	t.Helper()
-	p := changelog.NewPartition(id, retention)
-	for _, rs := range recs {
-		for _, r := range rs {
-			if r.Partition != id {
-				t.Fatalf("record %s is for partition %d, not %d", r.Key, r.Partition, id)
-			}
-			if err := p.Load(r.Key, r.Value); err != nil {
-				t.Fatal(err)
-			}
+	return replayKept(t, changelog.NewPartition(id, retention), log...)
+}
+
+func replayKept(t *testing.T, p *changelog.Partition, log ...written) *changelog.Partition {
+	t.Helper()
+	load := func(r kafka.Message, apply func(key, value []byte) error) {
+		t.Helper()
+		if r.Partition != p.ID {
+			t.Fatalf("record %s is for partition %d, not %d", r.Key, r.Partition, p.ID)
+		}
+		if err := apply(r.Key, r.Value); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, w := range log {
+		for _, r := range w.state {
+			load(r, p.Load)
+		}
+	}
+	for _, w := range log {
+		for _, r := range w.ids {
+			load(r, p.LoadRequestIDs)
 		}
 	}
 	return p
@@ -62,15 +86,15 @@ func seen(p *changelog.Partition, r changelog.Rating) bool {
 
 func TestRecordsRestoreExactlyTheAppliedState(t *testing.T) {
 	live := changelog.NewPartition(4, retention)
-	var log [][]kafka.Message
+	var log []written
 	for _, span := range [][2]int64{{0, 5}, {5, 130}, {130, 131}} {
 		b := count(live, span[0], span[1])
-		log = append(log, b.Records())
+		log = append(log, write(b))
 		b.Apply()
 	}
 	b := live.Begin()
 	b.Skip(131) // a dead letter: only the position moves
-	log = append(log, b.Records())
+	log = append(log, write(b))
 	b.Apply()
 
 	restored := replay(t, 4, log...)
@@ -116,15 +140,26 @@ func TestADiscardedBatchLeavesNoTrace(t *testing.T) {
 	}
 }
 
-// Entries leave the record after the retention (in the log's clock); whole
-// blocks of them are tombstoned, and the compacted log restores the record.
-func TestBlocksLeavingTheRecordAreTombstoned(t *testing.T) {
+// Entries leave the record after the retention (in the log's clock). Each
+// write carries only the entries added since the previous one, to the
+// request-id topic, never to the compacted changelog; a restore from what
+// time retention keeps gives the live state back.
+func TestEachWriteAppendsOnlyTheNewEntries(t *testing.T) {
 	live := changelog.NewPartition(1, 250*time.Second) // ratings one second apart: 250 kept
-	var log [][]kafka.Message
+	var log []written
 	for from := int64(0); from < 1000; from += 50 {
 		b := count(live, from, from+50)
-		log = append(log, b.Records())
+		w := write(b)
+		log = append(log, w)
 		b.Apply()
+		for _, r := range w.state {
+			if strings.HasPrefix(string(r.Key), "seen/") {
+				t.Fatalf("the changelog got request-id record %s", r.Key)
+			}
+		}
+		if len(w.ids) != 1 || string(w.ids[0].Key) != fmt.Sprint(from) || len(w.ids[0].Value) != 50*32 {
+			t.Fatalf("batch from %d: request-id records %d (first key %q), want one keyed %d with its 50 entries", from, len(w.ids), w.ids[0].Key, from)
+		}
 	}
 	if seen(live, rating(600)) || !seen(live, rating(800)) || !seen(live, rating(999)) {
 		t.Fatalf("retention of 250 s at 999 s: r600 known %v (want false), r800 %v, r999 %v", seen(live, rating(600)), seen(live, rating(800)), seen(live, rating(999)))
@@ -132,27 +167,30 @@ func TestBlocksLeavingTheRecordAreTombstoned(t *testing.T) {
 	if got := live.RequestIDs(); got < 250 || got > 300 {
 		t.Fatalf("the record keeps %d ids, want about 250", got)
 	}
-	var tombstones int
-	for _, rs := range log {
-		for _, r := range rs {
-			if len(r.Value) == 0 {
-				tombstones++
-			}
+	if got := len(live.Entries()); got < 250 || got > 300 {
+		t.Fatalf("the state holds %d entries, want about 250: expired ones are dropped", got)
+	}
+	// Time retention drops old batches whole: what is left restores the
+	// same state, and so does the whole log.
+	for _, kept := range [][]written{log, log[12:]} {
+		if restored := replayKept(t, changelog.NewPartition(1, 250*time.Second), kept...); !restored.Equal(live) {
+			t.Fatalf("state restored from the last %d writes differs from the live one", len(kept))
 		}
 	}
-	if tombstones < 6 {
-		t.Fatalf("%d blocks tombstoned, want the ones wholly out of the record (at least 6)", tombstones)
+}
+
+// A write carrying many entries (changes held back by failed writes) is
+// split into records of a bounded size.
+func TestALargeWriteIsSplit(t *testing.T) {
+	live := changelog.NewPartition(0, retention)
+	b := count(live, 0, 2500)
+	w := write(b)
+	b.Apply()
+	if len(w.ids) != 3 || string(w.ids[1].Key) != "1000" || len(w.ids[2].Value) != 500*32 {
+		t.Fatalf("2500 entries in %d request-id records, want 3 (1000, 1000, 500)", len(w.ids))
 	}
-	// Compaction keeps the last record per key: replaying only those gives
-	// the same state, so tombstones really remove the old blocks.
-	restored := changelog.NewPartition(1, 250*time.Second)
-	for _, r := range compact(log) {
-		if err := restored.Load(r.Key, r.Value); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if !restored.Equal(live) {
-		t.Fatalf("state restored from the compacted log differs from the live one")
+	if restored := replay(t, 0, w); !restored.Equal(live) || !seen(restored, rating(2499)) {
+		t.Fatal("the split write does not restore the state")
 	}
 }
 
@@ -168,13 +206,22 @@ func TestLoadRejectsRecordsOfAnotherTopic(t *testing.T) {
 			t.Errorf("Load(%q, %q) accepted", tc.key, tc.value)
 		}
 	}
+	for _, tc := range []struct{ key, value string }{
+		{"movie/1", string(make([]byte, 32))},
+		{"7", "not 32 bytes"},
+	} {
+		if err := p.LoadRequestIDs([]byte(tc.key), []byte(tc.value)); err == nil {
+			t.Errorf("LoadRequestIDs(%q, %q) accepted", tc.key, tc.value)
+		}
+	}
 }
 
 // Restore reads the committed state only: a batch whose transaction aborted
 // leaves no trace, the next committed one does.
 func TestRestoreSeesCommittedTransactionsOnly(t *testing.T) {
-	const topic = "ratings-stream-changelog"
-	b := kafkatest.Start(t, []kafkatest.Topic{{Name: topic, Partitions: 3, Configs: map[string]string{"cleanup.policy": "compact"}}})
+	topics := changelog.Topics{State: "ratings-stream-changelog", RequestIDs: "ratings-stream-request-ids"}
+	b := kafkatest.Start(t, []kafkatest.Topic{{Name: topics.State, Partitions: 3, Configs: map[string]string{"cleanup.policy": "compact"}},
+		{Name: topics.RequestIDs, Partitions: 3, Configs: map[string]string{"cleanup.policy": "delete"}}})
 	k := kafkatest.Client(t, kafkaio.Config{Brokers: []string{b.Addr}}, nil)
 	ctx := servetest.Context(t, 30*time.Second)
 	cl, err := kgo.NewClient(k.FranzOpts(kgo.TransactionalID("changelog-test"), kgo.RecordPartitioner(kgo.ManualPartitioner()))...)
@@ -188,8 +235,14 @@ func TestRestoreSeesCommittedTransactionsOnly(t *testing.T) {
 		if err := cl.BeginTransaction(); err != nil {
 			t.Fatal(err)
 		}
-		for _, m := range batch.Records() {
-			if err := cl.ProduceSync(ctx, kafkaio.RecordOf(m, topic, batch.ID())).FirstErr(); err != nil {
+		state, ids := batch.Records()
+		for _, m := range state {
+			if err := cl.ProduceSync(ctx, kafkaio.RecordOf(m, topics.State, batch.ID())).FirstErr(); err != nil {
+				t.Fatal(err)
+			}
+		}
+		for _, m := range ids {
+			if err := cl.ProduceSync(ctx, kafkaio.RecordOf(m, topics.RequestIDs, batch.ID())).FirstErr(); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -202,7 +255,7 @@ func TestRestoreSeesCommittedTransactionsOnly(t *testing.T) {
 			batch.Discard()
 		}
 	}
-	got, err := changelog.Restore(ctx, k, topic, []int{0, 2}, retention)
+	got, err := changelog.Restore(ctx, k, topics, []int{0, 2}, retention)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -225,7 +278,7 @@ func TestFollowedChangesRestoreTheCountedState(t *testing.T) {
 	live := changelog.NewPartition(1, retention)     // decides, as the processor's own record does
 	follower := changelog.NewPartition(1, retention) // what the changelog holds
 	pending := follower.Begin()
-	var log [][]kafka.Message
+	var log []written
 	for i, span := range [][2]int64{{0, 40}, {40, 90}, {90, 250}, {250, 260}} {
 		b := count(live, span[0], span[1])
 		b.Records()
@@ -235,7 +288,7 @@ func TestFollowedChangesRestoreTheCountedState(t *testing.T) {
 		if i == 1 {
 			continue // this write failed: its changes go with the next one
 		}
-		log = append(log, pending.Records())
+		log = append(log, write(pending))
 		pending.Apply()
 		pending = follower.Begin()
 	}
@@ -248,39 +301,44 @@ func TestFollowedChangesRestoreTheCountedState(t *testing.T) {
 	}
 }
 
-// A changelog written with another block size (an older lab's 100-offset
-// blocks) restores as it is, and its blocks leave the record when their
-// last entry does: not when a range of today's size lies below the floor.
-func TestBlocksOfAnotherSizeStayUntilTheirLastEntryLeaves(t *testing.T) {
+// A changelog written by an earlier version keeps its request ids in
+// seen/ blocks (of 20 or, older still, 100 offsets). They restore as they
+// are, so an upgraded lab keeps its dedupe record; no seen/ block is ever
+// written again, and each leaves the record, tombstoned, when its last
+// entry does.
+func TestAnEarlierVersionsSeenBlocksRestoreAndAreTombstonedOnceExpired(t *testing.T) {
 	var old []requestids.Entry
 	for off := int64(0); off < 100; off++ {
 		r := rating(off)
 		old = append(old, requestids.Entry{ID: requestids.Hash(r.RequestID), Fingerprint: requestids.Fingerprint(r.MovieID, r.Tenths, r.UserID),
 			Time: r.Time.UnixMilli(), Offset: off})
 	}
-	older := []kafka.Message{
-		{Partition: 2, Key: []byte("seen/0"), Value: requestids.AppendEntries(nil, old)},
+	older := written{state: []kafka.Message{
+		{Partition: 2, Key: []byte("seen/0"), Value: requestids.AppendEntries(nil, old[:20])},
+		{Partition: 2, Key: []byte("seen/20"), Value: requestids.AppendEntries(nil, old[20:])},
 		{Partition: 2, Key: []byte("position"), Value: []byte(`{"next_offset":100}`)},
+	}}
+	live := replayKept(t, changelog.NewPartition(2, 250*time.Second), older)
+	if !seen(live, rating(0)) || !seen(live, rating(99)) {
+		t.Fatal("the request ids of the earlier version's blocks were not restored")
 	}
-	live := changelog.NewPartition(2, 250*time.Second)
-	log := [][]kafka.Message{older}
-	for _, r := range older {
-		if err := live.Load(r.Key, r.Value); err != nil {
-			t.Fatal(err)
-		}
-	}
+	log := []written{older}
+	tombstoned := map[string]int64{}
 	check := func(at int64) {
 		t.Helper()
 		restored := changelog.NewPartition(2, 250*time.Second)
-		for _, r := range compact(log) {
-			if err := restored.Load(r.Key, r.Value); err != nil {
-				t.Fatal(err)
-			}
+		var state []kafka.Message
+		for _, w := range log {
+			state = append(state, w.state...)
+		}
+		replayKept(t, restored, written{state: compact([][]kafka.Message{state})})
+		for _, w := range log {
+			replayKept(t, restored, written{ids: w.ids})
 		}
 		if !restored.Equal(live) {
 			t.Fatalf("at offset %d: the state restored from the compacted log differs from the live one", at)
 		}
-		for _, off := range []int64{0, 50, 99} {
+		for _, off := range []int64{0, 19, 50, 99} {
 			kept := off >= at-1-250 // one second per offset, 250 s kept before the newest
 			if got := seen(restored, rating(off)); got != kept {
 				t.Fatalf("at offset %d, restored: r%d known %v, want %v", at, off, got, kept)
@@ -289,9 +347,24 @@ func TestBlocksOfAnotherSizeStayUntilTheirLastEntryLeaves(t *testing.T) {
 	}
 	for from := int64(100); from < 400; from += 30 {
 		b := count(live, from, from+30)
-		log = append(log, b.Records())
+		w := write(b)
+		log = append(log, w)
 		b.Apply()
+		for _, r := range w.state {
+			if k := string(r.Key); strings.HasPrefix(k, "seen/") {
+				if len(r.Value) != 0 {
+					t.Fatalf("a seen/ block was written: %s", k)
+				}
+				tombstoned[k] = from + 30
+			}
+		}
 		check(from + 30)
+	}
+	// seen/0's last entry (offset 19) left at 270 (19+250+1), seen/20's
+	// (offset 99) at 350: each was tombstoned by the batch that moved the
+	// floor past it, not before.
+	if tombstoned["seen/0"] != 280 || tombstoned["seen/20"] != 370 {
+		t.Fatalf("blocks tombstoned at %v, want seen/0 at 280 and seen/20 at 370", tombstoned)
 	}
 }
 

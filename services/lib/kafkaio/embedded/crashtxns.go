@@ -34,11 +34,12 @@ import (
 // Kafka's coordinator does while it loads its state; clients retry).
 
 // transactionalTopics are the topics the lab's parts write in transactions
-// (ratings-stream's changelog writers; its --delivery=transactional: the
-// changelog, rated-movies and dead letters). Only they are scanned: the
+// (ratings-stream's changelog writers: the changelog and the request-id
+// topic; its --delivery=transactional: those, rated-movies and dead
+// letters). Only they are scanned: the
 // scan reads every record, and ratings, by far the largest topic, is never
 // written in a transaction.
-var transactionalTopics = []string{model.TopicRatingsChangelog, model.TopicRatedMovies, model.TopicRatingsDLQ}
+var transactionalTopics = []string{model.TopicRatingsChangelog, model.TopicRatingsRequestIDs, model.TopicRatedMovies, model.TopicRatingsDLQ}
 
 // crashedTxn is a transaction with no marker, open when the broker died.
 type crashedTxn struct {

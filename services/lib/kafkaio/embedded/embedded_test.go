@@ -101,8 +101,8 @@ func TestExistingDataDirGetsTheTopicTablesRetention(t *testing.T) {
 		t.Errorf("configs fixed at start: %q, want ratings retention.ms=-1 among them", check.ConfigsFixed)
 	}
 	for _, tp := range model.Topics {
-		if v := c.TopicInfo(tp.Name).Configs["retention.ms"]; v == nil || *v != "-1" {
-			t.Errorf("%s retention.ms after start: %v, want -1", tp.Name, v)
+		if v := c.TopicInfo(tp.Name).Configs["retention.ms"]; v == nil || *v != tp.Configs["retention.ms"] {
+			t.Errorf("%s retention.ms after start: %v, want %s", tp.Name, v, tp.Configs["retention.ms"])
 		}
 	}
 	produce(t, addr, model.TopicRatings, 2, time.Now().Add(-30*24*time.Hour))
