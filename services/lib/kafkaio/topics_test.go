@@ -120,7 +120,11 @@ func TestOffsetsOfManyPartitionsHoldAFewConnectionsToTheBroker(t *testing.T) {
 			t.Fatalf("bounds of %d partitions, want 6: %v", len(bounds), bounds)
 		}
 	}
-	if n := f.Accepted(); n > 3 {
-		t.Errorf("asking for the offsets of 6 partitions 5 times opened %d connections to the broker, want at most 3", n)
+	// Two requests at once (first and last offset) and the metadata
+	// connection make three; kafka-go's pool dialled a fourth in about half
+	// of the runs (-race, -count=60: 3 or 4, never more). One connection per
+	// partition and offset, as before, was 11 here.
+	if n := f.Accepted(); n > 4 {
+		t.Errorf("asking for the offsets of 6 partitions 5 times opened %d connections to the broker, want at most 4", n)
 	}
 }
