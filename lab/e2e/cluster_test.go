@@ -303,14 +303,22 @@ func clusterFaults(t *testing.T, l *labtest.Lab) {
 		type res struct {
 			movie int64
 			code  int
+			why   string
 		}
 		ch := make(chan res)
 		for m := int64(1); m <= 24; m++ {
 			go func() {
-				code, _ := postRating(t, base, m, 7, fmt.Sprintf("%s-%d", round, m))
-				ch <- res{m, code}
+				body := map[string]any{"movie_id": m, "rating": 7, "user_id": 42, "request_id": fmt.Sprintf("%s-%d", round, m)}
+				var answer map[string]any
+				code, err := labtest.HTTPJSON(http.MethodPost, base+"/api/ratings", body, &answer)
+				why := fmt.Sprint(answer["error"])
+				if err != nil {
+					why = err.Error()
+				}
+				ch <- res{m, code, why}
 			}()
 		}
+		var failures []string
 		for range 24 {
 			r := <-ch
 			switch {
@@ -320,10 +328,14 @@ func clusterFaults(t *testing.T, l *labtest.Lab) {
 			case r.code >= 500 || r.code == 0:
 				unsure[r.movie]++ // may still be written (503/504)
 				failed++
+				failures = append(failures, fmt.Sprintf("movie %d: %d %s", r.movie, r.code, r.why))
 			default:
 				t.Errorf("%s: movie %d answered %d", round, r.movie, r.code)
 			}
 		}
+		// Logged for the failure that is not expected (after the faults
+		// healed), and to show what the faults did in the others.
+		t.Logf("%s: %d accepted, %d failed %q", round, ok, failed, failures)
 		return ok, failed
 	}
 	before := map[int64]int64{}
@@ -352,8 +364,24 @@ func clusterFaults(t *testing.T, l *labtest.Lab) {
 	l.WaitPart("broker-2", supervisor.HealthOK, 90*time.Second)
 	l.MustRun("chaos", "inject", "restart", "--target", "broker-3")
 	l.WaitPart("broker-3", supervisor.HealthOK, 90*time.Second)
-	if ok, _ := post("after"); ok != 24 {
-		t.Errorf("after the faults healed, %d of 24 ratings accepted", ok)
+	// Healthy brokers take every rating again: a whole round accepted
+	// within a minute (each round is bounded by the client's 10 s). Not
+	// necessarily at once: in one CI run on 2 loaded cores, 20 of the first
+	// round's 24 failed right after broker-3 was back in every ISR (the
+	// answers were not logged then; they are now). The likely cause is the
+	// restarted node's cold JVM: with acks=all each write waits for it to
+	// fetch as a follower, within webserver-stream's 2 s produce timeout.
+	// Every round's answers count in the exact check below.
+	healed := time.Now()
+	for round := 1; ; round++ {
+		ok, _ := post(fmt.Sprintf("after-%d", round))
+		if ok == 24 {
+			t.Logf("every rating accepted again %s after the brokers were healthy (round %d)", time.Since(healed).Round(time.Millisecond), round)
+			break
+		}
+		if time.Since(healed) > time.Minute {
+			t.Fatalf("a minute after the faults healed, %d of 24 ratings accepted; leaders:\n%s", ok, l.KafkaTool("kafka-topics", "--describe", "--topic", "ratings"))
+		}
 	}
 
 	labtest.Eventually(t, 60*time.Second, "every acknowledged rating counted once", func() error {
