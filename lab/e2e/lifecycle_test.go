@@ -63,6 +63,7 @@ func TestUnresponsiveLabIsNeverSweptAsStale(t *testing.T) {
 	if err := syscall.Kill(st.PID, syscall.SIGSTOP); err != nil {
 		t.Fatal(err)
 	}
+	waitStopped(t, "the supervisor", st.PID)
 	for _, cmd := range []string{"up", "status"} {
 		out, err := l.Run(cmd)
 		if err == nil {
@@ -109,6 +110,31 @@ func TestUnresponsiveLabIsNeverSweptAsStale(t *testing.T) {
 	if _, err := os.Stat(l.Dir.State()); err == nil {
 		t.Error("lab down left lab.json behind")
 	}
+}
+
+// waitStopped waits until every thread of pid is stopped (state T in
+// /proc/<pid>/task/*/stat). kill(2) returns once SIGSTOP is queued: the
+// kernel wakes one thread to begin the group stop, and until that thread
+// runs the others go on; under load a supervisor answered /healthz after
+// kill returned (lab up then rightly found it up).
+func waitStopped(t *testing.T, what string, pid int) {
+	t.Helper()
+	labtest.Eventually(t, 10*time.Second, what+" stopped in every thread", func() error {
+		tasks, _ := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/stat", pid))
+		if len(tasks) == 0 {
+			return fmt.Errorf("pid %d has no threads in /proc", pid)
+		}
+		var running []string
+		for _, f := range tasks {
+			if state, ok := schedState(f); ok && state != 'T' {
+				running = append(running, fmt.Sprintf("%s (%c)", filepath.Base(filepath.Dir(f)), state))
+			}
+		}
+		if len(running) > 0 {
+			return fmt.Errorf("threads not stopped yet: %s", strings.Join(running, ", "))
+		}
+		return nil
+	})
 }
 
 // A part whose own state is damaged fails at once, naming the file, and
