@@ -16,6 +16,7 @@ import (
 	"github.com/segmentio/kafka-go"
 
 	"github.com/ratingslab/lab/lab/labtest"
+	"github.com/ratingslab/lab/lab/procstat"
 	"github.com/ratingslab/lab/lab/supervisor"
 	"github.com/ratingslab/lab/services/lib/servetest"
 )
@@ -286,24 +287,8 @@ func lineOf(out, prefix string) string {
 }
 
 func zombie(pid int) bool {
-	state, ok := schedState(fmt.Sprintf("/proc/%d/stat", pid))
+	state, ok := procstat.State(pid)
 	return !ok || state == 'Z'
-}
-
-// schedState reads the scheduler state (R, S, D, T, Z, ...) from a
-// /proc/<pid>/stat or /proc/<pid>/task/<tid>/stat file; ok is false when the
-// file is gone or unreadable.
-func schedState(statFile string) (state byte, ok bool) {
-	b, err := os.ReadFile(statFile)
-	if err != nil {
-		return 0, false
-	}
-	s := string(b)
-	i := strings.LastIndexByte(s, ')') // the command name may hold spaces and parentheses
-	if i < 0 || i+2 >= len(s) {
-		return 0, false
-	}
-	return s[i+2], true
 }
 
 func itoa(n int) string { return fmt.Sprint(n) }

@@ -17,6 +17,7 @@ import (
 
 	"github.com/ratingslab/lab/lab/labtest"
 	"github.com/ratingslab/lab/lab/layout"
+	"github.com/ratingslab/lab/lab/procstat"
 	"github.com/ratingslab/lab/lab/supervisor"
 )
 
@@ -112,26 +113,15 @@ func TestUnresponsiveLabIsNeverSweptAsStale(t *testing.T) {
 	}
 }
 
-// waitStopped waits until every thread of pid is stopped (state T in
-// /proc/<pid>/task/*/stat). kill(2) returns once SIGSTOP is queued: the
-// kernel wakes one thread to begin the group stop, and until that thread
-// runs the others go on; under load a supervisor answered /healthz after
+// waitStopped waits until every thread of pid is stopped (procstat):
+// kill(2) returns once SIGSTOP is queued, and the process runs on until one
+// of its threads takes it; under load a supervisor answered /healthz after
 // kill returned (lab up then rightly found it up).
 func waitStopped(t *testing.T, what string, pid int) {
 	t.Helper()
 	labtest.Eventually(t, 10*time.Second, what+" stopped in every thread", func() error {
-		tasks, _ := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/stat", pid))
-		if len(tasks) == 0 {
-			return fmt.Errorf("pid %d has no threads in /proc", pid)
-		}
-		var running []string
-		for _, f := range tasks {
-			if state, ok := schedState(f); ok && state != 'T' {
-				running = append(running, fmt.Sprintf("%s (%c)", filepath.Base(filepath.Dir(f)), state))
-			}
-		}
-		if len(running) > 0 {
-			return fmt.Errorf("threads not stopped yet: %s", strings.Join(running, ", "))
+		if !procstat.Stopped(pid) {
+			return fmt.Errorf("threads of pid %d (tid:state): %s", pid, procstat.Describe(procstat.Threads(pid)))
 		}
 		return nil
 	})
