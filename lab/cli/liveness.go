@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/ratingslab/lab/lab/layout"
+	"github.com/ratingslab/lab/lab/procstat"
 	"github.com/ratingslab/lab/lab/supervisor"
 )
 
@@ -54,20 +55,15 @@ func liveProcesses(dir layout.Dir, st supervisor.State) []liveProcess {
 	return out
 }
 
-// procState names a process's scheduler state from /proc/<pid>/stat.
+// procState names a process's scheduler state (procstat.State).
 func procState(pid int) string {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
+	st, ok := procstat.State(pid)
+	switch {
+	case !ok:
 		return "unknown state"
-	}
-	i := strings.LastIndexByte(string(b), ')')
-	if i < 0 || i+2 >= len(b) {
-		return "unknown state"
-	}
-	switch b[i+2] {
-	case 'T', 't':
+	case st == 'T' || st == 't':
 		return "paused (SIGSTOP)"
-	case 'D':
+	case st == 'D':
 		return "in uninterruptible I/O"
 	default:
 		return "running"

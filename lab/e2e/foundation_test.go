@@ -16,6 +16,7 @@ import (
 	"github.com/segmentio/kafka-go"
 
 	"github.com/ratingslab/lab/lab/labtest"
+	"github.com/ratingslab/lab/lab/procstat"
 	"github.com/ratingslab/lab/lab/supervisor"
 	"github.com/ratingslab/lab/services/lib/servetest"
 )
@@ -286,13 +287,8 @@ func lineOf(out, prefix string) string {
 }
 
 func zombie(pid int) bool {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return true
-	}
-	s := string(b)
-	i := strings.LastIndexByte(s, ')')
-	return i > 0 && i+2 < len(s) && s[i+2] == 'Z'
+	state, ok := procstat.State(pid)
+	return !ok || state == 'Z'
 }
 
 func itoa(n int) string { return fmt.Sprint(n) }

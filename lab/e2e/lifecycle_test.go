@@ -17,6 +17,7 @@ import (
 
 	"github.com/ratingslab/lab/lab/labtest"
 	"github.com/ratingslab/lab/lab/layout"
+	"github.com/ratingslab/lab/lab/procstat"
 	"github.com/ratingslab/lab/lab/supervisor"
 )
 
@@ -63,6 +64,7 @@ func TestUnresponsiveLabIsNeverSweptAsStale(t *testing.T) {
 	if err := syscall.Kill(st.PID, syscall.SIGSTOP); err != nil {
 		t.Fatal(err)
 	}
+	waitStopped(t, "the supervisor", st.PID)
 	for _, cmd := range []string{"up", "status"} {
 		out, err := l.Run(cmd)
 		if err == nil {
@@ -109,6 +111,20 @@ func TestUnresponsiveLabIsNeverSweptAsStale(t *testing.T) {
 	if _, err := os.Stat(l.Dir.State()); err == nil {
 		t.Error("lab down left lab.json behind")
 	}
+}
+
+// waitStopped waits until every thread of pid is stopped (procstat):
+// kill(2) returns once SIGSTOP is queued, and the process runs on until one
+// of its threads takes it; under load a supervisor answered /healthz after
+// kill returned (lab up then rightly found it up).
+func waitStopped(t *testing.T, what string, pid int) {
+	t.Helper()
+	labtest.Eventually(t, 10*time.Second, what+" stopped in every thread", func() error {
+		if !procstat.Stopped(pid) {
+			return fmt.Errorf("threads of pid %d (tid:state): %s", pid, procstat.Describe(procstat.Threads(pid)))
+		}
+		return nil
+	})
 }
 
 // A part whose own state is damaged fails at once, naming the file, and

@@ -15,6 +15,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/ratingslab/lab/lab/procstat"
 )
 
 // Health of one process as the supervisor last probed it.
@@ -168,6 +170,39 @@ func (p *process) stop(grace time.Duration) {
 		<-done
 	}
 }
+
+// waitStopped waits until every thread of the SIGSTOPped process is
+// stopped and reports whether it is; it gives up when the process exits or
+// ctx ends (bounded by pauseBound). kill(2) returns once the signal is
+// queued, and the process runs on until one of its threads takes it
+// (procstat).
+func (p *process) waitStopped(ctx context.Context) bool {
+	p.mu.Lock()
+	if p.cmd == nil {
+		p.mu.Unlock()
+		return false
+	}
+	pid, done := p.cmd.Process.Pid, p.done
+	p.mu.Unlock()
+	ctx, cancel := context.WithTimeout(ctx, pauseBound)
+	defer cancel()
+	tick := time.NewTicker(time.Millisecond)
+	defer tick.Stop()
+	for !procstat.Stopped(pid) {
+		select {
+		case <-done:
+			return false
+		case <-ctx.Done():
+			return false
+		case <-tick.C:
+		}
+	}
+	return true
+}
+
+// pauseBound bounds waitStopped: a thread in uninterruptible I/O stops only
+// when its I/O ends.
+const pauseBound = 5 * time.Second
 
 // wait blocks until the process has exited or ctx ends.
 func (p *process) wait(ctx context.Context) {
@@ -333,12 +368,8 @@ func lastLogLine(path string) string {
 }
 
 // stoppedOutside reports whether pid is in the stopped state ("T" in
-// /proc/<pid>/stat) although the supervisor did not pause it.
+// /proc/<pid>/stat, procstat.State) although the supervisor did not pause it.
 func stoppedOutside(pid int) bool {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return false
-	}
-	i := strings.LastIndexByte(string(b), ')')
-	return i > 0 && i+2 < len(b) && b[i+2] == 'T'
+	st, ok := procstat.State(pid)
+	return ok && st == 'T'
 }

@@ -4,13 +4,17 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"log/slog"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/ratingslab/lab/lab/procstat"
 	"github.com/ratingslab/lab/services/lib/servetest"
 )
 
@@ -275,4 +279,57 @@ func TestARestartCountsAndStartsFresh(t *testing.T) {
 	if st.Restarts != 1 || st.Error != "" {
 		t.Fatalf("after a restart: restarts %d, error %q; want 1 and none", st.Restarts, st.Error)
 	}
+}
+
+func TestPausingAPartAnswersOnceEveryThreadHasStopped(t *testing.T) {
+	// kill(2) returns once SIGSTOP is queued; a Go part's other threads run
+	// on until one of them takes it. The pause action answers only when the
+	// part can no longer answer anyone. The part: this test binary, its
+	// threads kept busy (TestHelperBusyThreads).
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, _ := newTestProcess(t, exe, "-test.run=^TestHelperBusyThreads$")
+	p.env = []string{busyThreadsEnv + "=1"}
+	if err := p.start(); err != nil {
+		t.Fatal(err)
+	}
+	pid := p.status().PID
+	servetest.Eventually(t, 10*time.Second, "the part's threads running", func() error {
+		if n := len(procstat.Threads(pid)); n < 3 {
+			return fmt.Errorf("%d threads", n)
+		}
+		return nil
+	})
+	s := &Supervisor{log: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	ctx := context.Background()
+	for range 20 {
+		if err := s.act(ctx, p, ActionPause); err != nil {
+			t.Fatal(err)
+		}
+		if !procstat.Stopped(pid) {
+			t.Fatalf("pause answered while threads still run (tid:state): %s", procstat.Describe(procstat.Threads(pid)))
+		}
+		if err := s.act(ctx, p, ActionResume); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+const busyThreadsEnv = "LAB_TEST_BUSY_THREADS"
+
+// TestHelperBusyThreads is the busy part of the pause test, not a test.
+func TestHelperBusyThreads(t *testing.T) {
+	if os.Getenv(busyThreadsEnv) != "1" {
+		t.Skip("the busy part of TestPausingAPartAnswersOnceEveryThreadHasStopped")
+	}
+	for range 4 {
+		go func() {
+			for {
+				runtime.Gosched()
+			}
+		}()
+	}
+	select {}
 }

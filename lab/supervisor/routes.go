@@ -116,7 +116,12 @@ func (s *Supervisor) act(ctx context.Context, p *process, action Action) error {
 		}
 		return err
 	case ActionPause:
-		return p.signal(syscall.SIGSTOP)
+		err := p.signal(syscall.SIGSTOP)
+		// Answer once it is paused, so the caller's next request finds it so.
+		if err == nil && !p.waitStopped(ctx) {
+			s.log.Warn("pause: not every thread of the part has stopped yet", "part", p.name, "bound", pauseBound)
+		}
+		return err
 	case ActionResume:
 		return p.signal(syscall.SIGCONT)
 	}
