@@ -3,6 +3,7 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"net"
 	"net/http"
 	"slices"
 	"strconv"
@@ -10,8 +11,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/segmentio/kafka-go"
+
 	"github.com/ratingslab/lab/lab/audit"
 	"github.com/ratingslab/lab/lab/labtest"
+	"github.com/ratingslab/lab/services/model"
 	"github.com/ratingslab/lab/services/ratings/stream"
 )
 
@@ -76,14 +80,16 @@ func TestStreamReplicasShareThePartitionsAndSurviveAKill(t *testing.T) {
 			for i := range perWriter {
 				// 20 movies: every partition gets ratings, so both
 				// replicas are counting when one dies.
-				postStream(t, base, e, int64(40+(i+w)%20), int64(10+(i*7+w)%91), fmt.Sprintf("replica-%d-%d", w, i))
+				postStreamUntilAccepted(t, base, e, int64(40+(i+w)%20), int64(10+(i*7+w)%91), fmt.Sprintf("replica-%d-%d", w, i))
 			}
 		})
 	}
-	// Killed mid-stream once it has counted some of every partition it owns,
-	// so each of them has a changelog to restore from (under load a replica
-	// killed sooner may not have written one yet, and restores from the start).
-	labtest.Eventually(t, 30*time.Second, "the victim to have counted ratings on each of its partitions", func() error {
+	// Killed mid-stream once it has counted some of every partition it owns
+	// and committed a changelog transaction for each, so each of them has a
+	// changelog to restore from (under load a replica killed sooner may not
+	// have written one yet, and restores from the start; counting alone does
+	// not say so, as the changelog is written per interval).
+	labtest.Eventually(t, 30*time.Second, "the victim to have counted ratings on each of its partitions and committed their changelog", func() error {
 		st, err := replicaState(t, second)
 		if err != nil {
 			return err
@@ -93,7 +99,7 @@ func TestStreamReplicasShareThePartitionsAndSurviveAKill(t *testing.T) {
 				return fmt.Errorf("partition %d: nothing counted yet (%v)", p, st.Offsets)
 			}
 		}
-		return nil
+		return changelogCommitted(l.Kafka(), st.Assigned)
 	})
 	l.Action(victim, "kill")
 	if p := l.Part(victim); p.PID != 0 {
@@ -134,7 +140,7 @@ func TestStreamReplicasShareThePartitionsAndSurviveAKill(t *testing.T) {
 	l.Action(victim, "start")
 	labtest.Eventually(t, 60*time.Second, "the partitions to be shared again", shared(first, second))
 	for i := range 100 {
-		postStream(t, base, e, int64(40+i%20), int64(10+i%91), fmt.Sprintf("after-%d", i))
+		postStreamUntilAccepted(t, base, e, int64(40+i%20), int64(10+i%91), fmt.Sprintf("after-%d", i))
 	}
 	labtest.Eventually(t, 60*time.Second, "exact counts after the replica rejoined", func() error { return e.converged(t, base) })
 	labtest.Eventually(t, 30*time.Second, "exact stored state after the replica rejoined", storeMatches)
@@ -160,6 +166,31 @@ func storeHolds(l *labtest.Lab, e *expected) error {
 	for id := range e.count {
 		if !got[id] {
 			return fmt.Errorf("movie %d acknowledged but not stored", id)
+		}
+	}
+	return nil
+}
+
+// changelogCommitted says whether each of the partitions of ratings-stream's
+// changelog holds a committed record (its last stable offset is past 0).
+func changelogCommitted(broker net.Addr, partitions []int) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	reqs := make([]kafka.OffsetRequest, 0, len(partitions))
+	for _, p := range partitions {
+		reqs = append(reqs, kafka.LastOffsetOf(p))
+	}
+	c := &kafka.Client{Addr: broker}
+	res, err := c.ListOffsets(ctx, &kafka.ListOffsetsRequest{Topics: map[string][]kafka.OffsetRequest{model.TopicRatingsChangelog: reqs}, IsolationLevel: kafka.ReadCommitted})
+	if err != nil {
+		return fmt.Errorf("list offsets of the changelog: %w", err)
+	}
+	for _, po := range res.Topics[model.TopicRatingsChangelog] {
+		if po.Error != nil {
+			return fmt.Errorf("changelog partition %d: %w", po.Partition, po.Error)
+		}
+		if po.LastOffset <= 0 {
+			return fmt.Errorf("changelog partition %d: nothing committed yet", po.Partition)
 		}
 	}
 	return nil

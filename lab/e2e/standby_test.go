@@ -83,7 +83,7 @@ func TestAStandbyReplicaTakesTheKilledReplicasPartitionsOverWarm(t *testing.T) {
 				if w == 0 && i == perWriter/3 {
 					l.Action(victim, "kill")
 				}
-				postStream(t, base, e, int64(40+(i+w)%20), int64(10+(i*7+w)%91), fmt.Sprintf("standby-%d-%d", w, i))
+				postStreamUntilAccepted(t, base, e, int64(40+(i+w)%20), int64(10+(i*7+w)%91), fmt.Sprintf("standby-%d-%d", w, i))
 			}
 		})
 	}

@@ -79,7 +79,7 @@ func TestTransactionalDeliveryAndPlatformFaults(t *testing.T) {
 	t.Run("state restored from the changelog", func(t *testing.T) {
 		e := newExpected()
 		for i := range 150 {
-			postStream(t, base, e, int64(30+i%12), int64(10+(i*13)%91), fmt.Sprintf("txn-a-%d", i))
+			postStreamUntilAccepted(t, base, e, int64(30+i%12), int64(10+(i*13)%91), fmt.Sprintf("txn-a-%d", i))
 		}
 		labtest.Eventually(t, 30*time.Second, "the view to converge", func() error { return e.converged(t, base) })
 		l.Action("ratings-stream", "kill")
@@ -87,7 +87,7 @@ func TestTransactionalDeliveryAndPlatformFaults(t *testing.T) {
 			t.Fatal(err)
 		}
 		for i := range 100 {
-			postStream(t, base, e, int64(30+i%12), int64(10+(i*17)%91), fmt.Sprintf("txn-b-%d", i))
+			postStreamUntilAccepted(t, base, e, int64(30+i%12), int64(10+(i*17)%91), fmt.Sprintf("txn-b-%d", i))
 		}
 		l.Action("ratings-stream", "start")
 		l.WaitPart("ratings-stream", "healthy", 60*time.Second)
