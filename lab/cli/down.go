@@ -14,6 +14,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/ratingslab/lab/lab/layout"
+	"github.com/ratingslab/lab/lab/procstat"
 	"github.com/ratingslab/lab/lab/supervisor"
 )
 
@@ -144,11 +145,6 @@ func alive(pid int) bool {
 		return false
 	}
 	// A zombie is dead for our purposes.
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err == nil {
-		if i := strings.LastIndexByte(string(b), ')'); i > 0 && i+2 < len(b) && b[i+2] == 'Z' {
-			return false
-		}
-	}
-	return true
+	state, ok := procstat.State(pid)
+	return !ok || state != 'Z'
 }

@@ -493,19 +493,10 @@ func (r *replayLab) fork(t *testing.T) {
 	}
 	r.l.MustRun("down")
 	for _, p := range st.Extras.Spawned {
-		if p.PID > 0 && syscall.Kill(p.PID, 0) == nil && !replayZombie(p.PID) {
+		if p.PID > 0 && syscall.Kill(p.PID, 0) == nil && !zombie(p.PID) {
 			t.Errorf("fork process %s (pid %d) survived lab down", p.Name, p.PID)
 		}
 	}
-}
-
-func replayZombie(pid int) bool {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return true
-	}
-	i := bytes.LastIndexByte(b, ')')
-	return i > 0 && i+2 < len(b) && b[i+2] == 'Z'
 }
 
 // BenchmarkReplayRebuild measures `lab replay rebuild` on a real lab.

@@ -8,6 +8,7 @@
 package procstat
 
 import (
+	"bytes"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -74,13 +75,8 @@ func stateOf(statFile string) (byte, bool) {
 		return 0, false
 	}
 	// The command name, in parentheses, may itself hold spaces and ')'.
-	for i := len(b) - 1; i >= 0; i-- {
-		if b[i] == ')' {
-			if i+2 < len(b) {
-				return b[i+2], true
-			}
-			break
-		}
+	if i := bytes.LastIndexByte(b, ')'); i >= 0 && i+2 < len(b) {
+		return b[i+2], true
 	}
 	return 0, false
 }
