@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -12,14 +13,22 @@ import (
 	"github.com/ratingslab/lab/lab/supervisor"
 )
 
-// statusReport is `lab status --json`.
+// statusReport is `lab status --json`. Up is true only for a running lab,
+// one `lab up` handed over with every part started: a script that waits for
+// the lab asks for up, not for an answering supervisor. Phase says where a
+// lab that is not up is.
 type statusReport struct {
 	Up     bool                    `json:"up"`
+	Phase  string                  `json:"phase"` // running, starting, stopping or down
 	Dir    string                  `json:"dir"`
 	Lab    *supervisor.LabInfo     `json:"lab,omitempty"`
 	Parts  []supervisor.PartStatus `json:"parts,omitempty"`
 	Extras map[string]any          `json:"extras,omitempty"`
 }
+
+// phaseDown is the phase `lab status --json` reports when no supervisor
+// answers.
+const phaseDown = "down"
 
 // statusSections are the sections `lab status` prints after the parts and
 // edges, in this order; each adds its lines and its key to the JSON extras.
@@ -37,34 +46,41 @@ func newStatusCmd(g *globals) *cobra.Command {
 		Short: "Show every part's pid, address, health and uptime",
 		Long: `Show the lab's parts: pid, address, health (healthy, starting, unhealthy,
 paused, stopped, exited, failed; pending while the lab starts) and uptime, then the edge proxies and anything active
-(faults, breaker settings). --json prints the same for scripts.`,
+(faults, breaker settings). --json prints the same for scripts: "up" is true
+only once the lab is running (every part started and handed over by 'lab up');
+"phase" is running, starting, stopping or down.`,
 		Example: `  lab status
   lab status --json | jq '.parts[] | select(.health != "healthy")'`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			dir := g.dir()
-			rep := statusReport{Dir: string(dir)}
+			rep := statusReport{Dir: string(dir), Phase: phaseDown}
 			st, err := supervisor.ReadState(dir)
 			if err != nil && !errors.Is(err, supervisor.ErrNoState) {
 				return err
 			}
 			var c *supervisor.Client
+			answering := false
 			if err == nil {
 				c = supervisor.NewClient(st.Control)
 				pctx, cancel := context.WithTimeout(cmd.Context(), 5*time.Second)
 				ps, perr := c.Parts(pctx)
 				cancel()
 				if perr == nil {
-					rep.Up, rep.Parts = true, ps
+					answering, rep.Parts = true, ps
+					rep.Phase = string(st.Current())
 					if info, ierr := c.Lab(cmd.Context()); ierr == nil {
 						rep.Lab = &info
+						// A supervisor reports no phase only as it exits.
+						rep.Phase = string(cmp.Or(info.Phase, supervisor.PhaseStopping))
 					}
+					rep.Up = rep.Phase == string(supervisor.PhaseRunning)
 				} else if live := liveProcesses(dir, st); len(live) > 0 {
 					return unresponsiveLabError(dir, st, live, perr)
 				}
 			}
 			var extra []string
-			if rep.Up {
+			if answering {
 				rep.Extras = map[string]any{}
 				for _, sec := range statusSections {
 					extra = append(extra, sec(g, c, &rep)...)
@@ -73,12 +89,16 @@ paused, stopped, exited, failed; pending while the lab starts) and uptime, then 
 			if asJSON {
 				return printJSON(g.stdout, rep)
 			}
-			if !rep.Up {
+			if !answering {
 				fmt.Fprintf(g.stdout, "The lab in %s is not running. Start it with 'lab up' (or 'make lab up').\n", dir)
 				return nil
 			}
-			fmt.Fprintf(g.stdout, "Lab in %s (supervisor pid %d, ports from %d)\n", dir, rep.Lab.PID, rep.Lab.PortBase)
-			switch rep.Lab.Phase {
+			if rep.Lab != nil {
+				fmt.Fprintf(g.stdout, "Lab in %s (supervisor pid %d, ports from %d)\n", dir, rep.Lab.PID, rep.Lab.PortBase)
+			} else {
+				fmt.Fprintf(g.stdout, "Lab in %s (supervisor pid %d, ports from %d)\n", dir, st.PID, st.PortBase)
+			}
+			switch supervisor.Phase(rep.Phase) {
 			case supervisor.PhaseStarting:
 				fmt.Fprintln(g.stdout, "The lab is starting: 'lab up' has not seen every part healthy yet (if that 'lab up' ends first, the lab stops). 'lab down' stops it now.")
 			case supervisor.PhaseStopping:

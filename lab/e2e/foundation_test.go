@@ -23,6 +23,7 @@ import (
 
 type statusJSON struct {
 	Up    bool                    `json:"up"`
+	Phase string                  `json:"phase"`
 	Parts []supervisor.PartStatus `json:"parts"`
 }
 
@@ -45,7 +46,7 @@ func TestLabUpBrokerKillRestartDown(t *testing.T) {
 	l := labtest.Start(t)
 
 	st := status(t, l)
-	if !st.Up || len(st.Parts) < 7 {
+	if !st.Up || st.Phase != "running" || len(st.Parts) < 7 {
 		t.Fatalf("want the lab up with at least 7 parts, got %+v", st)
 	}
 	sup, err := supervisor.ReadState(l.Dir)
@@ -124,8 +125,8 @@ func TestLabUpBrokerKillRestartDown(t *testing.T) {
 	if out := l.MustRun("down"); !strings.Contains(out, "not running") {
 		t.Errorf("second lab down should say not running, got %q", out)
 	}
-	if st := status(t, l); st.Up {
-		t.Errorf("status after down says up")
+	if st := status(t, l); st.Up || st.Phase != "down" {
+		t.Errorf("status --json after down: up %v, phase %q; want up false, phase down", st.Up, st.Phase)
 	}
 }
 

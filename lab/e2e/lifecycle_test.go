@@ -232,6 +232,9 @@ func TestLabUpKilledMidStartLeavesNothingBehind(t *testing.T) {
 				t.Errorf("lab status of a starting lab should say %q:\n%s", want, out)
 			}
 		}
+		if st := status(t, l); st.Up || st.Phase != "starting" {
+			t.Errorf("lab status --json of a starting lab: up %v, phase %q; want up false, phase starting", st.Up, st.Phase)
+		}
 		if out, err := l.Run("up"); err == nil || !strings.Contains(out, "still starting") {
 			t.Errorf("a second lab up while the lab starts: err %v, want a refusal saying it is still starting:\n%s", err, out)
 		}
