@@ -128,12 +128,36 @@ func Start(t testing.TB, upArgs ...string) *Lab {
 		}
 		if t.Failed() {
 			l.DumpLogs()
+			l.keep()
 		}
 	})
 	if out, err := l.Run(append([]string{"up"}, upArgs...)...); err != nil {
 		t.Fatalf("lab up: %v\n%s", err, out)
 	}
 	return l
+}
+
+// KeepEnv names a directory where a failed test's lab is kept: its whole
+// state dir (data of every part, Kafka's log segments, full part logs,
+// journals), copied after `lab down`, so that the records behind a failure
+// can be read afterwards (kafka-dump-log on the segments, the parts'
+// SQLite files). Unset: nothing is kept (t.TempDir removes it).
+const KeepEnv = "LAB_E2E_KEEP"
+
+// keep copies the stopped lab's state dir under KeepEnv.
+func (l *Lab) keep() {
+	root := os.Getenv(KeepEnv)
+	if root == "" {
+		return
+	}
+	name := strings.NewReplacer("/", "_", " ", "_").Replace(l.t.Name()) + "-" + time.Now().UTC().Format("20060102T150405Z")
+	dst := filepath.Join(root, name)
+	// cp -a rather than os.CopyFS: a state dir may hold symlinks and sockets.
+	if out, err := exec.Command("cp", "-a", string(l.Dir), dst).CombinedOutput(); err != nil {
+		l.t.Logf("keep the lab in %s: %v\n%s", dst, err, out)
+		return
+	}
+	l.t.Logf("lab kept in %s (%s)", dst, KeepEnv)
 }
 
 // Run runs the lab binary with this lab's --dir and --port-base (bounded to 3 minutes).

@@ -29,8 +29,10 @@ import (
 // the batch's rated-movies records, its dead letters, its changelog records
 // (services/lib/kafkaio/changelog: changed aggregates and the position, and
 // the request ids it counted in the request-id topic) and the consumed
-// offsets of `ratings`. Either all of it is committed or none of it is, and
-// readers of rated-movies and the changelog read committed records only.
+// offsets of `ratings`. Either all of it is committed or none of it is (a
+// transaction one of whose records failed is aborted: franz-go would commit
+// the rest), and readers of rated-movies and the changelog read committed
+// records only.
 //
 // The changelog is the truth; the SQLite database is a cache written after
 // each commit (for GET /state, the audit and replay). When partitions are
@@ -521,8 +523,11 @@ func (s *txnSession) commit(ctx context.Context, sess *kgo.GroupTransactSession,
 	}
 	var perrMu sync.Mutex
 	var perr error
+	var answered sync.WaitGroup
 	for _, r := range out {
+		answered.Add(1)
 		sess.Produce(ctx, r, func(r *kgo.Record, err error) {
+			defer answered.Done()
 			if err != nil {
 				perrMu.Lock()
 				perr = errors.Join(perr, fmt.Errorf("%s: %w", r.Topic, err))
@@ -535,8 +540,23 @@ func (s *txnSession) commit(ctx context.Context, sess *kgo.GroupTransactSession,
 		return false, errSimulatedCrash
 	}
 	ectx, cancel := context.WithTimeout(ctx, endTimeout)
-	committed, err := sess.End(ectx, kgo.TryCommit)
-	cancel()
+	defer cancel()
+	// End commits whatever reached the broker: a record that failed on
+	// its own (refused, or failed unsent because its partition's leader
+	// could not be reached) would be missing from a committed
+	// transaction, and the state would move on without it. So every
+	// record's answer is awaited, and one failure ends it with an abort.
+	err := allAnswered(ectx, sess.Client(), &answered)
+	perrMu.Lock()
+	why := perr
+	perrMu.Unlock()
+	if err == nil {
+		end := kgo.TryCommit
+		if why != nil {
+			end = kgo.TryAbort
+		}
+		committed, err = sess.End(ectx, end)
+	}
 	if err != nil {
 		discard(t.batches)
 		if ctx.Err() == nil {
@@ -547,9 +567,6 @@ func (s *txnSession) commit(ctx context.Context, sess *kgo.GroupTransactSession,
 	if !committed {
 		discard(t.batches)
 		s.m.txns.WithLabelValues("aborted").Inc()
-		perrMu.Lock()
-		why := perr
-		perrMu.Unlock()
 		p.log.Warn("transaction aborted; the batch is consumed again from the committed offsets", "records", polled, "produce_error", fmt.Sprint(why))
 		if why != nil {
 			p.health.note(fmt.Errorf("transaction aborted: %w", why))
@@ -559,6 +576,23 @@ func (s *txnSession) commit(ctx context.Context, sess *kgo.GroupTransactSession,
 	s.m.txns.WithLabelValues("committed").Inc()
 	p.health.resolve()
 	return true, nil
+}
+
+// allAnswered returns once every record produced in the transaction has its
+// answer (answered is done) or ctx ends. Flush waits for the buffered
+// records; a record that failed before it was buffered is answered apart.
+func allAnswered(ctx context.Context, cl *kgo.Client, answered *sync.WaitGroup) error {
+	if err := cl.Flush(ctx); err != nil {
+		return err
+	}
+	done := make(chan struct{})
+	go func() { answered.Wait(); close(done) }()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
 
 // setAssigned publishes the partitions this instance owns (GET /state).

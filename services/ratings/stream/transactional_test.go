@@ -8,6 +8,9 @@ import (
 	"time"
 
 	"github.com/segmentio/kafka-go"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/ratingslab/lab/services/lib/kafkaio"
 	"github.com/ratingslab/lab/services/lib/kafkaio/changelog"
@@ -166,4 +169,28 @@ func TestTransactionalStateAndSeenRequestIDsComeBackFromTheChangelog(t *testing.
 	if d := r.p.duplicates.Load(); d != int64(len(dups)) {
 		t.Errorf("duplicates skipped after the restore = %d, want %d", d, len(dups))
 	}
+}
+
+// A transaction commits all of its records or none. A record can fail on
+// its own while the others are written: here the broker refuses the
+// rated-movies records of one produce request (INVALID_RECORD); on the
+// cluster, a partition whose leader could not be reached while a broker was
+// down failed before it was sent. franz-go's End commits whatever reached
+// the broker, so the transaction must be ended with an abort then: once it
+// committed the offsets, the changelog and the cached state without the
+// rated-movies records, and webserver-stream's view stayed one rating short
+// of the store for good (docs/events.md).
+func TestTransactionalRecordRefusedAbortsTheTransaction(t *testing.T) {
+	t.Parallel()
+	l := newLab(t)
+	l.movies(10)
+	g := newLedger()
+	l.ratings(g, 500, 10, 26)
+	refusal := l.broker.Fault(kfake.Fault{Keys: []kmsg.Key{kmsg.Produce}, Topic: model.TopicRatedMovies, Err: kerr.InvalidRecord})
+
+	r := l.start(t.TempDir(), transactional)
+	servetest.WaitFor(t, 30*time.Second, "the broker to refuse rated-movies records", func() (bool, string) { return refusal.Hits() == 1, "" })
+	servetest.WaitFor(t, 30*time.Second, "the cached state to match the ledger", func() (bool, string) { return stateMatches(g, r.p) })
+	servetest.WaitFor(t, 30*time.Second, "rated-movies (committed) to match the ledger", func() (bool, string) { return l.viewMatches(g) })
+	servetest.WaitFor(t, 30*time.Second, "the changelog to hold the same state", func() (bool, string) { return l.changelogMatches(g) })
 }
