@@ -29,7 +29,9 @@ import (
 // The search for s: read the last committed record (L, the newest time in
 // it, is at most the restore's newest, so L − retention ≤ F), then search
 // the partition's offsets for the last record whose entries are all older
-// than L − retention − Margin, a fetch per probe; start after it.
+// than L − retention − Margin, a fetch per probe; start after it. The first
+// record is probed first: when it is newer than that by the margin, no
+// record is older (below), and the search ends there.
 //
 // What guarantees that no entry within retention is skipped: the topic's
 // times go back, from one offset to a later one, by at most Margin. Then
@@ -177,30 +179,52 @@ func (f *floorSearch) run(ctx context.Context, retention int64) (int64, error) {
 	}
 	target := last.newest - retention - f.margin // a record whose entries are all below it can be skipped, and all before it
 	lo, hi := f.b.First, last.offset             // reading from lo is exact; no record at or after hi was found skippable
-	for lo < hi {
-		if f.fetches >= f.maxFetches {
-			return 0, fmt.Errorf("%w: the search took %d fetches", errDoubt, f.fetches)
-		}
-		mid := lo + (hi-lo)/2
-		m, ok, err := f.pk.First(ctx, f.p, mid, f.b.End)
-		f.fetches++
+	// The first record first: when it is newer than the target by the
+	// margin, no later one is older than the target (a log in real time,
+	// whose broker-retained records are all within retention): nothing to
+	// skip, after two fetches.
+	if lo < hi {
+		r, err := f.probe(ctx, lo)
 		if err != nil {
-			return 0, fmt.Errorf("%w: %w", errDoubt, err)
+			return 0, err
 		}
-		if !ok {
-			return 0, fmt.Errorf("%w: no committed record at or after offset %d, below the last at %d", errDoubt, mid, last.offset)
+		switch {
+		case r.newest >= target+f.margin:
+			return lo, nil
+		case r.newest < target:
+			lo = r.offset + 1
 		}
-		r, err := f.note(m)
+	}
+	for lo < hi {
+		mid := lo + (hi-lo)/2
+		r, err := f.probe(ctx, mid)
 		if err != nil {
 			return 0, err
 		}
 		if r.newest < target {
-			lo = m.Offset + 1
+			lo = r.offset + 1
 		} else {
 			hi = mid
 		}
 	}
 	return lo, nil
+}
+
+// probe reads the first committed record at or after offset (there is
+// one: the last record lies past every offset probed).
+func (f *floorSearch) probe(ctx context.Context, offset int64) (span, error) {
+	if f.fetches >= f.maxFetches {
+		return span{}, fmt.Errorf("%w: the search took %d fetches", errDoubt, f.fetches)
+	}
+	m, ok, err := f.pk.First(ctx, f.p, offset, f.b.End)
+	f.fetches++
+	if err != nil {
+		return span{}, fmt.Errorf("%w: %w", errDoubt, err)
+	}
+	if !ok {
+		return span{}, fmt.Errorf("%w: no committed record at or after offset %d", errDoubt, offset)
+	}
+	return f.note(m)
 }
 
 // last reads the partition's last committed record (widening the window

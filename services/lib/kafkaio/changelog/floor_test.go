@@ -202,7 +202,8 @@ func TestRecordsOutOfTimeOrderWithinTheMarginAreNotSkippedPast(t *testing.T) {
 }
 
 // Every record within the retention: the floor lies before the first
-// record and the whole partition is read.
+// record and the whole partition is read. The first record, newer than
+// the floor by more than the margin, ends the search at once.
 func TestAFloorBeforeTheFirstRecordReadsEverything(t *testing.T) {
 	t.Parallel()
 	l := newFloorLab(t)
@@ -210,8 +211,8 @@ func TestAFloorBeforeTheFirstRecordReadsEverything(t *testing.T) {
 		l.write(t, at(100+m, 2))
 	}
 	got := l.restore(t, search)
-	if f := got.Floors[0]; f.From != f.First || f.Fallback != "" {
-		t.Fatalf("read from offset %d (%+v), want the first", f.From, f)
+	if f := got.Floors[0]; f.From != f.First || f.Fallback != "" || f.Fetches != 2 {
+		t.Fatalf("read from offset %d (%+v), want the first, after reading the last record and the first", f.From, f)
 	}
 	if n := len(got.State[0].Entries()); n != 60 {
 		t.Fatalf("restored %d entries, want all 60", n)
