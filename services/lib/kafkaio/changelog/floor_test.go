@@ -92,6 +92,14 @@ func (l *floorLab) write(t *testing.T, recs ...rec) {
 	}
 }
 
+// minutes writes one record of n entries for each minute in [from, to).
+func (l *floorLab) minutes(t *testing.T, from, to int64, n int) {
+	t.Helper()
+	for m := from; m < to; m++ {
+		l.write(t, at(m, n))
+	}
+}
+
 func (l *floorLab) txn(t *testing.T, commit bool, r *kgo.Record) {
 	t.Helper()
 	if err := l.cl.BeginTransaction(); err != nil {
@@ -155,9 +163,7 @@ func offsetOf(i int) int64 { return int64(2 * i) }
 func TestRestoreStartsAtTheRetentionFloor(t *testing.T) {
 	t.Parallel()
 	l := newFloorLab(t)
-	for m := range int64(200) { // minutes 0..199: the floor is minute 139
-		l.write(t, at(m, 3))
-	}
+	l.minutes(t, 0, 200, 3) // the floor is minute 139
 	got := l.restore(t, search)
 	f := got.Floors[0]
 	// Records up to minute 133 lie below floor − margin (134); minute 139 is the floor.
@@ -180,9 +186,7 @@ func TestRestoreStartsAtTheRetentionFloor(t *testing.T) {
 func TestRecordsOutOfTimeOrderWithinTheMarginAreNotSkippedPast(t *testing.T) {
 	t.Parallel()
 	l := newFloorLab(t)
-	for m := range int64(40) {
-		l.write(t, at(m, 2))
-	}
+	l.minutes(t, 0, 40, 2)
 	l.write(t, at(140, 2))
 	for range 60 {
 		l.write(t, at(135, 2))
@@ -207,9 +211,7 @@ func TestRecordsOutOfTimeOrderWithinTheMarginAreNotSkippedPast(t *testing.T) {
 func TestAFloorBeforeTheFirstRecordReadsEverything(t *testing.T) {
 	t.Parallel()
 	l := newFloorLab(t)
-	for m := range int64(30) {
-		l.write(t, at(100+m, 2))
-	}
+	l.minutes(t, 100, 130, 2)
 	got := l.restore(t, search)
 	if f := got.Floors[0]; f.From != f.First || f.Fallback != "" || f.Fetches != 2 {
 		t.Fatalf("read from offset %d (%+v), want the first, after reading the last record and the first", f.From, f)
@@ -224,9 +226,7 @@ func TestAFloorBeforeTheFirstRecordReadsEverything(t *testing.T) {
 func TestAFloorAfterEveryRecordButTheLastReadsTheLast(t *testing.T) {
 	t.Parallel()
 	l := newFloorLab(t)
-	for m := range int64(50) {
-		l.write(t, at(m, 2))
-	}
+	l.minutes(t, 0, 50, 2)
 	l.write(t, at(1000, 2))
 	got := l.restore(t, search)
 	if f := got.Floors[0]; f.From <= offsetOf(49) || f.From > offsetOf(50) || f.Fallback != "" {
@@ -258,9 +258,7 @@ func TestAnEmptyPartitionIsNotSearched(t *testing.T) {
 func TestAPartitionWhoseStartWasDeletedIsSearchedFromItsStart(t *testing.T) {
 	t.Parallel()
 	l := newFloorLab(t)
-	for m := range int64(200) {
-		l.write(t, at(m, 2))
-	}
+	l.minutes(t, 0, 200, 2)
 	deleteBefore(t, l, offsetOf(100))
 	got := l.restore(t, search)
 	f := got.Floors[0]
@@ -331,45 +329,39 @@ func TestAbortedTransactionsAndMarkersInTheRangeAreReadCommitted(t *testing.T) {
 // read from the floor (it reads the partition again from the start).
 func TestTimeGoingBackBeyondTheMarginReadsFromTheStart(t *testing.T) {
 	t.Parallel()
-	t.Run("probed", func(t *testing.T) {
-		t.Parallel()
-		l := newFloorLab(t)
-		for range 100 {
-			l.write(t, at(300, 2))
-		}
-		l.write(t, at(200, 1)) // 100 minutes back from every record before it
-		f := l.restore(t, search).Floors[0]
-		if f.From != f.First || !strings.Contains(f.Fallback, "time goes back by more than the margin between the records") {
-			t.Fatalf("read from offset %d (%+v), want the start and why", f.From, f)
-		}
-	})
-	t.Run("in the last window", func(t *testing.T) {
-		t.Parallel()
-		l := newFloorLab(t)
-		for m := range int64(200) {
-			l.write(t, at(m, 2))
-		}
-		l.write(t, rec{minutes: []int64{199, 180}}) // 19 minutes back, in the last record
-		f := l.restore(t, search).Floors[0]
-		if f.From != f.First || !strings.Contains(f.Fallback, "time goes back by more than the margin within the record") {
-			t.Fatalf("read from offset %d (%+v), want the start and why", f.From, f)
-		}
-	})
-	t.Run("past the floor", func(t *testing.T) {
-		t.Parallel()
-		l := newFloorLab(t)
-		for m := range int64(200) {
-			l.write(t, at(m, 2))
-		}
-		l.write(t, at(185, 1)) // 14 minutes back, past the floor, in no record the search read
-		for range 10 {
-			l.write(t, at(199, 1))
-		}
-		f := l.restore(t, search).Floors[0]
-		if f.From != f.First || !strings.Contains(f.Fallback, "time went back by 14m0s") {
-			t.Fatalf("read from offset %d (%+v), want the start and why", f.From, f)
-		}
-	})
+	for _, tc := range []struct {
+		name  string
+		write func(l *floorLab, t *testing.T)
+		why   string
+	}{
+		{"probed", func(l *floorLab, t *testing.T) {
+			for range 100 {
+				l.write(t, at(300, 2))
+			}
+			l.write(t, at(200, 1)) // 100 minutes back from every record before it
+		}, "time goes back by more than the margin between the records"},
+		{"in the last record", func(l *floorLab, t *testing.T) {
+			l.minutes(t, 0, 200, 2)
+			l.write(t, rec{minutes: []int64{199, 180}}) // 19 minutes back
+		}, "time goes back by more than the margin within the record"},
+		{"past the floor", func(l *floorLab, t *testing.T) {
+			l.minutes(t, 0, 200, 2)
+			l.write(t, at(185, 1)) // 14 minutes back, past the floor, in no record the search read
+			for range 10 {
+				l.write(t, at(199, 1))
+			}
+		}, "time went back by 14m0s"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			l := newFloorLab(t)
+			tc.write(l, t)
+			f := l.restore(t, search).Floors[0]
+			if f.From != f.First || !strings.Contains(f.Fallback, tc.why) {
+				t.Fatalf("read from offset %d (%+v), want the start and why: %s", f.From, f, tc.why)
+			}
+		})
+	}
 }
 
 // The search is bounded: past its fetches or its time the partition is
@@ -377,9 +369,7 @@ func TestTimeGoingBackBeyondTheMarginReadsFromTheStart(t *testing.T) {
 func TestTheSearchIsBoundedAndFallsBackToTheStart(t *testing.T) {
 	t.Parallel()
 	l := newFloorLab(t)
-	for m := range int64(200) {
-		l.write(t, at(m, 1))
-	}
+	l.minutes(t, 0, 200, 1)
 	few := search
 	few.MaxFetches = 3
 	f := l.restore(t, few).Floors[0]
