@@ -89,19 +89,8 @@ func TestARestoreFromAStandbyReadsOnlyTheTailAndEqualsOneFromScratch(t *testing.
 	servetest.WaitFor(t, 60*time.Second, "the owner's state to match the ledger", func() (bool, string) { return stateMatches(g, owner.p) })
 	servetest.WaitFor(t, 30*time.Second, "the changelog to match the ledger", func() (bool, string) { return l.changelogMatches(g) })
 
-	// Another instance's standbys of every partition (a processor that
-	// never runs a generation: only its standby reader works).
-	p, err := New(Config{Cluster: l.k, DataDir: t.TempDir(), StandbyReplicas: 1, Log: testLog(t)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { p.standby.halt(); p.Close() })
+	p := standbysOfAll(t, l)
 	all := kafkaio.AllPartitions(model.RatingsPartitions)
-	_, epoch := p.standby.take(nil)
-	p.standby.follow(context.Background(), epoch, all)
-	servetest.WaitFor(t, 30*time.Second, "the standby copies to reach the changelog's end", func() (bool, string) {
-		return standbyCaughtUp(l, p.standby)
-	})
 	if n := metricValue(t, p.metrics.standbyRecords); n == 0 {
 		t.Fatal("lab_stream_standby_records_total is 0 after the copies caught up")
 	}
@@ -161,17 +150,8 @@ func TestAStandbyCopyStartsTheRequestIDsAtTheRetentionFloor(t *testing.T) {
 	servetest.WaitFor(t, 30*time.Second, "the changelog to match the ledger", func() (bool, string) { return l.changelogMatches(g) })
 	owner.stop(t)
 
-	p, err := New(Config{Cluster: l.k, DataDir: t.TempDir(), StandbyReplicas: 1, Log: testLog(t)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { p.standby.halt(); p.Close() })
+	p := standbysOfAll(t, l)
 	all := kafkaio.AllPartitions(model.RatingsPartitions)
-	_, epoch := p.standby.take(nil)
-	p.standby.follow(context.Background(), epoch, all)
-	servetest.WaitFor(t, 30*time.Second, "the standby copies to reach both topics' end", func() (bool, string) {
-		return standbyCaughtUp(l, p.standby)
-	})
 	ctx := servetest.Context(t, 30*time.Second)
 	bounds, err := l.k.OffsetsCommitted(ctx, model.TopicRatingsRequestIDs, all)
 	if err != nil {
@@ -200,6 +180,24 @@ func TestAStandbyCopyStartsTheRequestIDsAtTheRetentionFloor(t *testing.T) {
 				id, w.State[id].RequestIDs(), sc.State[id].RequestIDs())
 		}
 	}
+}
+
+// standbysOfAll is another instance keeping standby copies of every
+// partition (a processor that never runs a generation: only its standby
+// reader works), once the copies reached the end of both topics.
+func standbysOfAll(t *testing.T, l *lab) *Processor {
+	t.Helper()
+	p, err := New(Config{Cluster: l.k, DataDir: t.TempDir(), StandbyReplicas: 1, Log: testLog(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { p.standby.halt(); p.Close() })
+	_, epoch := p.standby.take(nil)
+	p.standby.follow(context.Background(), epoch, kafkaio.AllPartitions(model.RatingsPartitions))
+	servetest.WaitFor(t, 30*time.Second, "the standby copies to reach both topics' end", func() (bool, string) {
+		return standbyCaughtUp(l, p.standby)
+	})
+	return p
 }
 
 // standbyCaughtUp says whether every copy is at the committed end of its
