@@ -11,9 +11,10 @@ import (
 
 // CommittedPeeker reads a few committed records of a topic at chosen
 // offsets, one client for all of them: a search over a partition's offsets
-// (changelog's request-id floor) costs a fetch per probe instead of a read
-// of the whole partition. Records and offsets are as ReadCommitted sees
-// them: aborted records and transaction markers are passed over.
+// (changelog's request-id floor) costs a probe (a metadata request, for
+// the leader, and a fetch) per offset instead of a read of the whole
+// partition. Records and offsets are as ReadCommitted sees them: aborted
+// records and transaction markers are passed over.
 type CommittedPeeker struct {
 	topic string
 	cl    *kgo.Client
@@ -37,8 +38,9 @@ var errPeeked = errors.New("peeked")
 // First returns the first committed record of partition p at or after
 // offset from and below end, and false when there is none. It fetches one
 // batch at a time (the broker's smallest answer), so a probe costs one
-// fetch unless aborted records or markers lie at from. A from below the
-// partition's start reads from its start.
+// fetch (and the metadata request that finds the leader) unless aborted
+// records or markers lie at from. A from below the partition's start reads
+// from its start.
 func (c *CommittedPeeker) First(ctx context.Context, p int, from, end int64) (kafka.Message, bool, error) {
 	var found kafka.Message
 	ok := false
