@@ -29,9 +29,9 @@ import (
 // The search for s: read the last committed record (L, the newest time in
 // it, is at most the restore's newest, so L − retention ≤ F), then search
 // the partition's offsets for the last record whose entries are all older
-// than L − retention − Margin, a probe per offset tried; start after it. The first
-// record is probed first: when it is newer than that by the margin, no
-// record is older (below), and the search ends there.
+// than L − retention − Margin, a probe per offset tried; start after it.
+// The first record is probed first: when it is newer than that by the
+// margin, no record is older (below), and the search ends there.
 //
 // What guarantees that no entry within retention is skipped: the topic's
 // times go back, from one offset to a later one, by at most Margin. Then
