@@ -52,7 +52,7 @@ func (k *Cluster) ReadCommittedFrom(ctx context.Context, topic string, start map
 		return nil, err
 	}
 	ends = make(map[int]int64, len(bounds))
-	r := committedRead{topic: topic, pos: map[int32]int64{}, end: map[int32]int64{}}
+	r := committedRead{topic: topic, pos: map[int32]int64{}, end: map[int32]int64{}, partBytes: 4 << 20}
 	for p, b := range bounds {
 		from := start[p]
 		switch {
@@ -84,10 +84,11 @@ func (k *Cluster) ReadCommittedFrom(ctx context.Context, topic string, start map
 // committedRead is one ReadCommitted call: a position per partition still
 // below its end.
 type committedRead struct {
-	topic    string
-	cl       *kgo.Client
-	pos, end map[int32]int64
-	last     error // the latest retried failure, for the error when ctx ends
+	topic     string
+	cl        *kgo.Client
+	pos, end  map[int32]int64
+	partBytes int32 // a fetch's bytes per partition (the broker returns at least one batch)
+	last      error // the latest retried failure, for the error when ctx ends
 }
 
 // readRetryPause paces a round that made no progress because of an error
@@ -191,7 +192,7 @@ func (r *committedRead) fetch(ctx context.Context, leader int32, id [16]byte, pa
 	rt.Topic, rt.TopicID = r.topic, id
 	for _, p := range parts {
 		rp := kmsg.NewFetchRequestTopicPartition()
-		rp.Partition, rp.FetchOffset, rp.PartitionMaxBytes = p, r.pos[p], 4<<20
+		rp.Partition, rp.FetchOffset, rp.PartitionMaxBytes = p, r.pos[p], r.partBytes
 		rt.Partitions = append(rt.Partitions, rp)
 	}
 	req.Topics = append(req.Topics, rt)

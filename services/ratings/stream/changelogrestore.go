@@ -306,6 +306,7 @@ func (p *Processor) restoreChangelog(ctx context.Context, ids []int, warm map[in
 	}
 	restored := res.State
 	rs.read = res.Read
+	p.logFloors(res.Floors)
 	p.log.Debug("changelog read", "records", rs.total(), "warm", len(warm), "took", time.Since(t0).String())
 	local, aggs, err := p.store.snapshot(ctx, ids)
 	if err != nil {
@@ -361,6 +362,21 @@ func (p *Processor) restoreChangelog(ctx context.Context, ids []int, warm map[in
 		p.log.Debug("restored state stored", "took", time.Since(t0).String())
 	}
 	return parts, rs, nil
+}
+
+// logFloors says where a restore read each partition of the request-id
+// topic from: the retention floor, or its start and why.
+func (p *Processor) logFloors(floors map[int]changelog.Floor) {
+	for _, id := range slices.Sorted(maps.Keys(floors)) {
+		f := floors[id]
+		if f.Fallback != "" {
+			p.log.Info("request ids restored from the start of their topic", "partition", id, "topic", p.cfg.RequestIDs,
+				"from", f.From, "why", f.Fallback)
+			continue
+		}
+		p.log.Debug("request ids restored from the retention floor", "partition", id, "topic", p.cfg.RequestIDs,
+			"from", f.From, "skipped_offsets", f.From-f.First, "fetches", f.Fetches)
+	}
 }
 
 // writeChangelog writes the pending changes of the given partitions, one

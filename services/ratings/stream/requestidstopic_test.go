@@ -1,6 +1,8 @@
 package stream
 
 import (
+	"fmt"
+	"math/rand/v2"
 	"strconv"
 	"strings"
 	"testing"
@@ -201,4 +203,84 @@ func TestRetentionCoversTheRequestIDs(t *testing.T) {
 			t.Errorf("retention.ms=%d with request ids kept %s: %v, want covered %v", tc.ms, tc.ids, err, tc.want)
 		}
 	}
+}
+
+// A take-over of a log whose early ratings are older than the retention
+// (stamped two hours ago, as the e2e rebalance test preloads them) reads
+// the request-id topic from its retention floor, not from its start, and
+// counts exactly what a restore from the start counts: repeats of ids
+// within the retention (10 minutes old and new) are dropped, a repeat of
+// an expired id is counted.
+func TestATakeOverReadsTheRequestIDsFromTheRetentionFloor(t *testing.T) {
+	t.Parallel()
+	l := newLab(t)
+	l.movies(20)
+	g := newLedger()
+	old := stamped(l, g, 1500, 20, 61, time.Now().Add(-2*time.Hour))
+	small := func(c *Config) { c.MaxBatch, c.ChangelogInterval = 4, 0 } // many writes: a long request-id topic
+	a := l.start(t.TempDir(), small)
+	servetest.WaitFor(t, 60*time.Second, "a's state to match the ledger", func() (bool, string) { return stateMatches(g, a.p) })
+	recent := stamped(l, g, 100, 20, 62, time.Now().Add(-10*time.Minute)) // within the retention of the newest
+	recent = append(recent, l.ratings(g, 100, 20, 63)...)
+	servetest.WaitFor(t, 60*time.Second, "a's state to match the ledger", func() (bool, string) { return stateMatches(g, a.p) })
+	servetest.WaitFor(t, 30*time.Second, "the changelog to hold the same state", func() (bool, string) { return l.changelogMatches(g) })
+	a.stop(t)
+
+	var dups int64
+	for i := 0; i < len(recent); i += 10 {
+		l.produce(ratingRecord(recent[i]))
+		dups++
+	}
+	for i := 0; i < len(old); i += 100 {
+		l.produce(ratingRecord(old[i])) // expired: counted again, stamped now
+		g.add(old[i])
+	}
+	idsRecords, oldRecords := 0, 0
+	for _, m := range l.readAll(model.TopicRatingsRequestIDs) {
+		idsRecords++
+		es, err := requestids.DecodeEntries(nil, m.Value)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if time.UnixMilli(es[len(es)-1].Time).Before(time.Now().Add(-time.Hour)) {
+			oldRecords++
+		}
+	}
+	stateRecords := len(l.readAll(model.TopicRatingsChangelog))
+
+	b := l.start(t.TempDir()) // another instance: an empty database
+	servetest.WaitFor(t, 60*time.Second, "b's state to match the ledger", func() (bool, string) { return stateMatches(g, b.p) })
+	servetest.WaitFor(t, 30*time.Second, "b's restore to be reported", func() (bool, string) { return b.p.LastRestore() != nil, "" })
+	r := b.p.LastRestore()
+	if r.From[0] != fromChangelog {
+		t.Fatalf("b restored partition 0 from %q, want the changelog", r.From[0])
+	}
+	if d := b.p.duplicates.Load(); d != dups {
+		t.Fatalf("repeats dropped after the hand-over = %d, want %d", d, dups)
+	}
+	if oldRecords < idsRecords/2 {
+		t.Fatalf("only %d of %d request-id records are old: the test does not show a floor", oldRecords, idsRecords)
+	}
+	if read := r.ChangelogRecords - stateRecords; read > idsRecords-oldRecords/2 {
+		t.Fatalf("the restore read %d request-id records of %d (%d of them older than the retention): not from the floor", read, idsRecords, oldRecords)
+	}
+}
+
+// stamped produces n valid ratings like lab.ratings, with the timestamp at.
+func stamped(l *lab, g *ledger, n, movies int, seed uint64, at time.Time) []model.RatingEvent {
+	l.t.Helper()
+	rng := rand.New(rand.NewPCG(seed, 1))
+	var evs []model.RatingEvent
+	var msgs []kafka.Message
+	for i := range n {
+		ev := model.RatingEvent{RequestID: fmt.Sprintf("req-%d-%d", seed, i), MovieID: 1 + rng.Int64N(int64(movies)),
+			Tenths: 10 + rng.Int64N(91), UserID: rng.Int64N(1000), EventTime: at}
+		m := ratingRecord(ev)
+		m.Time = at
+		msgs = append(msgs, m)
+		evs = append(evs, ev)
+		g.add(ev)
+	}
+	l.produce(msgs...)
+	return evs
 }

@@ -59,9 +59,13 @@ type standbys struct {
 
 	mu     sync.Mutex
 	copies map[int]*changelog.Warm // by partition; Next is kafka.FirstOffset before anything was read
-	epoch  uint64                  // bumped by take: a placement computed before it is stale
-	stop   context.CancelFunc      // stops the running reader
-	done   chan struct{}           // closed when the running reader returned
+	// floored: copies that started the request-id topic at its retention
+	// floor; dropped if what they read goes back in time by more than the
+	// floor search's margin.
+	floored map[int]bool
+	epoch   uint64             // bumped by take: a placement computed before it is stale
+	stop    context.CancelFunc // stops the running reader
+	done    chan struct{}      // closed when the running reader returned
 }
 
 func newStandbys(p *Processor) *standbys {
@@ -69,7 +73,7 @@ func newStandbys(p *Processor) *standbys {
 		return nil
 	}
 	return &standbys{k: p.k, topics: p.topics(), retention: p.cfg.RequestIDRetention, replicas: p.cfg.StandbyReplicas,
-		metrics: p.metrics, log: p.log, copies: map[int]*changelog.Warm{}}
+		metrics: p.metrics, log: p.log, copies: map[int]*changelog.Warm{}, floored: map[int]bool{}}
 }
 
 // halt stops the reader and waits for it. Call with s.mu not held.
@@ -104,6 +108,7 @@ func (s *standbys) take(ids []int) (map[int]changelog.Warm, uint64) {
 			warm[id] = *c
 		}
 		delete(s.copies, id)
+		delete(s.floored, id)
 	}
 	s.metrics.standbyPartitions.Set(float64(len(s.copies)))
 	return warm, s.epoch
@@ -127,6 +132,7 @@ func (s *standbys) keep(parts map[int]*changelogPart) {
 			continue
 		}
 		s.copies[id] = &changelog.Warm{State: c.state, Next: c.next, RequestIDsNext: c.idsNext}
+		delete(s.floored, id) // the restore checked its floor
 	}
 }
 
@@ -148,13 +154,18 @@ func (s *standbys) follow(ctx context.Context, epoch uint64, ids []int) {
 	}
 	start := make(map[int]int64, len(ids))
 	idsStart := make(map[int]int64, len(ids))
+	var cold []int // nothing of the request-id topic read yet
 	for _, id := range ids {
 		c, ok := s.copies[id]
 		if !ok || c.Next < 0 { // nothing read yet: from the start
 			c = &changelog.Warm{State: changelog.NewPartition(id, s.retention), Next: kafka.FirstOffset, RequestIDsNext: kafka.FirstOffset}
 			s.copies[id] = c
+			delete(s.floored, id)
 		}
 		start[id], idsStart[id] = c.Next, c.RequestIDsNext
+		if c.RequestIDsNext == kafka.FirstOffset {
+			cold = append(cold, id)
+		}
 	}
 	s.metrics.standbyPartitions.Set(float64(len(s.copies)))
 	if len(ids) == 0 {
@@ -166,12 +177,6 @@ func (s *standbys) follow(ctx context.Context, epoch uint64, ids []int) {
 		s.log.Warn("standby replicas not kept: cannot read the changelog", "partitions", ids, "error", err.Error())
 		return
 	}
-	fids, err := s.k.NewFetcher(s.topics.RequestIDs, idsStart, kafkaio.FetchOptions{Queue: standbyBatch, ReadCommitted: true})
-	if err != nil {
-		f.Close()
-		s.log.Warn("standby replicas not kept: cannot read the request-id topic", "partitions", ids, "error", err.Error())
-		return
-	}
 	rctx, stop := context.WithCancel(ctx)
 	s.stop, s.done = stop, make(chan struct{})
 	done := s.done
@@ -179,13 +184,58 @@ func (s *standbys) follow(ctx context.Context, epoch uint64, ids []int) {
 	go func() {
 		defer close(done)
 		defer f.Close()
-		defer fids.Close()
 		var wg sync.WaitGroup
 		wg.Go(func() { s.trackLag(rctx, ids) })
-		wg.Go(func() { s.read(rctx, fids, requestIDsCopy) })
+		wg.Go(func() {
+			// The request-id topic from the copies' positions, or from
+			// the retention floor for copies that read nothing of it yet.
+			s.startAtFloors(rctx, cold, idsStart)
+			fids, err := s.k.NewFetcher(s.topics.RequestIDs, idsStart, kafkaio.FetchOptions{Queue: standbyBatch, ReadCommitted: true})
+			if err != nil {
+				s.log.Warn("standby replicas not kept: cannot read the request-id topic", "partitions", ids, "error", err.Error())
+				s.mu.Lock()
+				for _, id := range ids {
+					delete(s.copies, id)
+				}
+				s.mu.Unlock()
+				return
+			}
+			defer fids.Close()
+			s.read(rctx, fids, requestIDsCopy)
+		})
 		s.read(rctx, f, stateCopy)
 		wg.Wait()
 	}()
+}
+
+// startAtFloors moves the request-id start of the cold copies (nothing of
+// the topic read yet) to their retention floors. A copy that fails the
+// search starts from the topic's start, as before.
+func (s *standbys) startAtFloors(ctx context.Context, cold []int, idsStart map[int]int64) {
+	if len(cold) == 0 {
+		return
+	}
+	floors, err := changelog.RequestIDFloors(ctx, s.k, s.topics.RequestIDs, cold, s.retention, changelog.DefaultFloorSearch)
+	if err != nil {
+		s.log.Info("standby replicas read the request ids from the start of their topic", "partitions", cold, "why", err.Error())
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, id := range slices.Sorted(maps.Keys(floors)) {
+		f := floors[id]
+		c := s.copies[id]
+		if c == nil || c.RequestIDsNext != kafka.FirstOffset {
+			continue
+		}
+		if f.Fallback != "" {
+			s.log.Info("standby replica reads the request ids from the start of their topic", "partition", id, "why", f.Fallback)
+		}
+		if f.From > f.First {
+			c.RequestIDsNext, idsStart[id] = f.From, f.From
+			s.floored[id] = true
+		}
+	}
 }
 
 // copyTopic is one of the two topics a copy follows: its position in the
@@ -224,6 +274,13 @@ func (s *standbys) read(ctx context.Context, f *kafkaio.Fetcher, t copyTopic) {
 			}
 			*t.pos(c) = m.Offset + 1
 			applied++
+			if back := c.State.TimeWentBack(); s.floored[m.Partition] && back > changelog.DefaultFloorSearch.Margin {
+				// The floor it started from is in doubt: the restore
+				// reads the partition from the start instead.
+				s.log.Info("standby replica dropped: it started the request ids at their retention floor, and their time went back by more than the margin",
+					"partition", m.Partition, "went_back", back.String())
+				delete(s.copies, m.Partition)
+			}
 		}
 		for id, c := range s.copies {
 			// Everything before a marker the position passed over is

@@ -89,19 +89,8 @@ func TestARestoreFromAStandbyReadsOnlyTheTailAndEqualsOneFromScratch(t *testing.
 	servetest.WaitFor(t, 60*time.Second, "the owner's state to match the ledger", func() (bool, string) { return stateMatches(g, owner.p) })
 	servetest.WaitFor(t, 30*time.Second, "the changelog to match the ledger", func() (bool, string) { return l.changelogMatches(g) })
 
-	// Another instance's standbys of every partition (a processor that
-	// never runs a generation: only its standby reader works).
-	p, err := New(Config{Cluster: l.k, DataDir: t.TempDir(), StandbyReplicas: 1, Log: testLog(t)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { p.standby.halt(); p.Close() })
+	p := standbysOfAll(t, l)
 	all := kafkaio.AllPartitions(model.RatingsPartitions)
-	_, epoch := p.standby.take(nil)
-	p.standby.follow(context.Background(), epoch, all)
-	servetest.WaitFor(t, 30*time.Second, "the standby copies to reach the changelog's end", func() (bool, string) {
-		return standbyCaughtUp(l, p.standby)
-	})
 	if n := metricValue(t, p.metrics.standbyRecords); n == 0 {
 		t.Fatal("lab_stream_standby_records_total is 0 after the copies caught up")
 	}
@@ -143,6 +132,72 @@ func TestARestoreFromAStandbyReadsOnlyTheTailAndEqualsOneFromScratch(t *testing.
 	if tail*5 > whole {
 		t.Errorf("the restore from standby copies read %d changelog records, not a small tail of the %d a restore from scratch reads", tail, whole)
 	}
+}
+
+// A standby copy of a log whose early ratings are older than the retention
+// starts the request-id topic at its retention floor, not its start, and a
+// restore from the copy holds exactly the state a restore from the start
+// of both topics holds.
+func TestAStandbyCopyStartsTheRequestIDsAtTheRetentionFloor(t *testing.T) {
+	t.Parallel()
+	l := newLab(t)
+	l.movies(20)
+	g := newLedger()
+	stamped(l, g, 1500, 20, 71, time.Now().Add(-2*time.Hour))
+	l.ratings(g, 200, 20, 72)
+	owner := l.start(t.TempDir(), func(c *Config) { c.MaxBatch, c.ChangelogInterval = 4, 0 }) // many writes: a long request-id topic
+	servetest.WaitFor(t, 60*time.Second, "the owner's state to match the ledger", func() (bool, string) { return stateMatches(g, owner.p) })
+	servetest.WaitFor(t, 30*time.Second, "the changelog to match the ledger", func() (bool, string) { return l.changelogMatches(g) })
+	owner.stop(t)
+
+	p := standbysOfAll(t, l)
+	all := kafkaio.AllPartitions(model.RatingsPartitions)
+	ctx := servetest.Context(t, 30*time.Second)
+	bounds, err := l.k.OffsetsCommitted(ctx, model.TopicRatingsRequestIDs, all)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.standby.mu.Lock()
+	for _, id := range all {
+		// A partition of fewer offsets is read whole (MinOffsets).
+		if long := bounds[id].End-bounds[id].First > changelog.DefaultFloorSearch.MinOffsets; long != p.standby.floored[id] {
+			t.Errorf("partition %d (%d offsets): copy started at its retention floor %v, want %v", id, bounds[id].End-bounds[id].First, p.standby.floored[id], long)
+		}
+	}
+	p.standby.mu.Unlock()
+	warm, _ := p.standby.take(all)
+	w, err := changelog.RestoreWarm(ctx, l.k, changelog.LabTopics, all, warm, requestids.DefaultRetention)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sc, err := changelog.RestoreWarmWith(ctx, l.k, changelog.LabTopics, all, nil, requestids.DefaultRetention, changelog.FloorSearch{Off: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range all {
+		if !w.State[id].Equal(sc.State[id]) {
+			t.Errorf("partition %d: the state restored from the standby copy differs from the one restored from the start (%d vs %d request ids)",
+				id, w.State[id].RequestIDs(), sc.State[id].RequestIDs())
+		}
+	}
+}
+
+// standbysOfAll is another instance keeping standby copies of every
+// partition (a processor that never runs a generation: only its standby
+// reader works), once the copies reached the end of both topics.
+func standbysOfAll(t *testing.T, l *lab) *Processor {
+	t.Helper()
+	p, err := New(Config{Cluster: l.k, DataDir: t.TempDir(), StandbyReplicas: 1, Log: testLog(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { p.standby.halt(); p.Close() })
+	_, epoch := p.standby.take(nil)
+	p.standby.follow(context.Background(), epoch, kafkaio.AllPartitions(model.RatingsPartitions))
+	servetest.WaitFor(t, 30*time.Second, "the standby copies to reach both topics' end", func() (bool, string) {
+		return standbyCaughtUp(l, p.standby)
+	})
+	return p
 }
 
 // standbyCaughtUp says whether every copy is at the committed end of its

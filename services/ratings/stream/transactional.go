@@ -225,11 +225,13 @@ func (s *txnSession) restore(ctx context.Context, offsets map[string]map[int32]k
 	slices.Sort(ids)
 	s.p.health.setDetail(phaseRestoring, fmt.Sprintf("%v from %s and %s", ids, s.p.cfg.Changelog, s.p.cfg.RequestIDs), nil)
 	started := time.Now()
-	restored, err := changelog.Restore(ctx, s.p.k, s.p.topics(), ids, s.p.cfg.RequestIDRetention)
+	res, err := changelog.RestoreWarm(ctx, s.p.k, s.p.topics(), ids, nil, s.p.cfg.RequestIDRetention)
 	if err != nil {
 		s.p.health.set(phaseRecovering, err)
 		return nil, err
 	}
+	s.p.logFloors(res.Floors)
+	restored := res.State
 	// As in the other modes: a log that ends before the state, or ratings
 	// deleted before they were counted, is not something a retry fixes.
 	bounds, err := s.p.partitionBounds(ctx, ids)

@@ -107,7 +107,10 @@ type Partition struct {
 	seen   map[int64][]requestids.Entry
 	logged []requestids.Entry
 	newest int64
-	record *requestids.Partition // built from both; ahead of them during a batch
+	// wentBack is the most an entry's time went back below the newest
+	// before it, over the entries logged (the retention floor's check).
+	wentBack int64
+	record   *requestids.Partition // built from both; ahead of them during a batch
 }
 
 // NewPartition is the empty state of partition id, whose request ids are
@@ -152,6 +155,7 @@ func (p *Partition) Entries() []requestids.Entry {
 func (p *Partition) log(entries []requestids.Entry) {
 	p.record = nil // rebuilt when next needed
 	for _, e := range entries {
+		p.wentBack = max(p.wentBack, p.newest-e.Time)
 		p.newest = max(p.newest, e.Time)
 	}
 	p.logged = append(p.logged, entries...)
@@ -161,6 +165,20 @@ func (p *Partition) log(entries []requestids.Entry) {
 	} else if i < 0 {
 		p.logged = p.logged[:0]
 	}
+}
+
+// TimeWentBack is the most an entry's time went back below the newest
+// before it, over the request-id entries the partition loaded or applied:
+// more than the floor search's margin puts a floor it started from in
+// doubt.
+func (p *Partition) TimeWentBack() time.Duration {
+	return time.Duration(p.wentBack) * time.Millisecond
+}
+
+// forgetLogged drops every entry of the request-id topic the partition
+// loaded, to read the topic again from its start.
+func (p *Partition) forgetLogged() {
+	p.logged, p.newest, p.wentBack, p.record = nil, 0, 0, nil
 }
 
 // Load applies one changelog record of this partition (restore). A nil or
@@ -425,7 +443,9 @@ func RestoreCounting(ctx context.Context, k *kafkaio.Cluster, topics Topics, par
 // up to offset Next and from the request-id topic up to RequestIDsNext (a
 // standby replica's): a restore reads only what follows. Compaction keeps
 // that correct: a record it removed after Next was overwritten by a newer
-// one, also after Next; retention only removes entries that expired.
+// one, also after Next; retention only removes entries that expired. A
+// copy may have started the request-id topic at its retention floor
+// (RequestIDFloors) rather than its start: what it skipped had expired.
 type Warm struct {
 	State          *Partition
 	Next           int64 // the changelog offset after everything State holds
@@ -439,14 +459,24 @@ type Restored struct {
 	End   map[int]int64 // the changelog offset it read to: State holds everything committed below it
 	// RequestIDsEnd is the request-id topic's offset it read to.
 	RequestIDsEnd map[int]int64
+	// Floors are where the partitions read from the start of the
+	// request-id topic began (the retention floor, floor.go).
+	Floors map[int]Floor
 }
 
 // RestoreWarm is Restore starting each partition that has a warm copy from
 // the copy (which it takes over and updates) at its offsets, the others
-// from the start of both topics. The changelog is read first: an entry of
-// a transaction committed between the two reads is past the position and
-// not part of the state (Entries).
+// from the start of the changelog and from the retention floor of the
+// request-id topic (DefaultFloorSearch). The changelog is read first: an
+// entry of a transaction committed between the two reads is past the
+// position and not part of the state (Entries).
 func RestoreWarm(ctx context.Context, k *kafkaio.Cluster, topics Topics, partitions []int, warm map[int]Warm, retention time.Duration) (Restored, error) {
+	return RestoreWarmWith(ctx, k, topics, partitions, warm, retention, DefaultFloorSearch)
+}
+
+// RestoreWarmWith is RestoreWarm with the given floor search.
+func RestoreWarmWith(ctx context.Context, k *kafkaio.Cluster, topics Topics, partitions []int, warm map[int]Warm, retention time.Duration,
+	search FloorSearch) (Restored, error) {
 	read := make(map[int]int, len(partitions))
 	out := make(map[int]*Partition, len(partitions))
 	start := make(map[int]int64, len(partitions))
@@ -467,16 +497,49 @@ func RestoreWarm(ctx context.Context, k *kafkaio.Cluster, topics Topics, partiti
 	if err != nil {
 		return Restored{}, fmt.Errorf("restore from %s: %w", topics.RequestIDs, err)
 	}
+	cold := map[int]kafkaio.Bounds{}
 	for p, from := range idsStart {
-		if from != kafka.FirstOffset && from < bounds[p].First {
+		switch {
+		case from == kafka.FirstOffset:
+			cold[p] = bounds[p]
+		case from < bounds[p].First:
 			idsStart[p] = bounds[p].First
+		}
+	}
+	if retention <= 0 {
+		retention = requestids.DefaultRetention // as NewPartition keeps them
+	}
+	floors := requestIDFloors(ctx, k, topics.RequestIDs, cold, retention, search)
+	for p, f := range floors {
+		if f.From > f.First {
+			idsStart[p] = f.From
 		}
 	}
 	idsEnds, err := readInto(ctx, k, topics.RequestIDs, idsStart, out, read, (*Partition).LoadRequestIDs)
 	if err != nil {
 		return Restored{}, err
 	}
-	return Restored{State: out, Read: read, End: ends, RequestIDsEnd: idsEnds}, nil
+	// What the search could not see is checked now: time going back by
+	// more than the margin in what was read puts the floor in doubt.
+	again := map[int]int64{}
+	for p, f := range floors {
+		if f.From > f.First && out[p].wentBack > search.Margin.Milliseconds() {
+			f.Fallback = fmt.Sprintf("%s: time went back by %s in the records read from offset %d", errDoubt,
+				time.Duration(out[p].wentBack)*time.Millisecond, f.From)
+			f.From = f.First
+			floors[p] = f
+			out[p].forgetLogged()
+			again[p] = kafka.FirstOffset
+		}
+	}
+	if len(again) > 0 {
+		againEnds, err := readInto(ctx, k, topics.RequestIDs, again, out, read, (*Partition).LoadRequestIDs)
+		if err != nil {
+			return Restored{}, err
+		}
+		maps.Copy(idsEnds, againEnds)
+	}
+	return Restored{State: out, Read: read, End: ends, RequestIDsEnd: idsEnds, Floors: floors}, nil
 }
 
 // readInto reads topic's partitions committed from start to their end into
