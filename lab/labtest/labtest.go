@@ -42,6 +42,17 @@ var (
 	buildErr  error
 )
 
+// Main runs a package's tests (call it from TestMain: os.Exit(labtest.Main(m)))
+// and then removes the binaries Binary built, ~130 MB a test process that
+// would otherwise pile up in the temp dir with every run.
+func Main(m *testing.M) int {
+	code := m.Run()
+	if binPath != "" {
+		os.RemoveAll(filepath.Dir(binPath))
+	}
+	return code
+}
+
 // Binary builds the lab binary (and lab-part, lab-supervisor beside it) once per test
 // process and returns the lab binary's path.
 func Binary(t testing.TB) string {

@@ -472,7 +472,7 @@ func TestTheDataSourceReadsARealChaosRun(t *testing.T) {
 }
 
 func TestMain(m *testing.M) {
-	code := m.Run()
+	code := labtest.Main(m) // removes the lab binaries it built
 	if served.Server != nil || served.Client != nil {
 		served.Shutdown()
 	}
