@@ -93,11 +93,11 @@ only once the lab is running (every part started and handed over by 'lab up');
 				fmt.Fprintf(g.stdout, "The lab in %s is not running. Start it with 'lab up' (or 'make lab up').\n", dir)
 				return nil
 			}
+			pid, base := st.PID, st.PortBase // lab.json's, when the supervisor's own answer is missing
 			if rep.Lab != nil {
-				fmt.Fprintf(g.stdout, "Lab in %s (supervisor pid %d, ports from %d)\n", dir, rep.Lab.PID, rep.Lab.PortBase)
-			} else {
-				fmt.Fprintf(g.stdout, "Lab in %s (supervisor pid %d, ports from %d)\n", dir, st.PID, st.PortBase)
+				pid, base = rep.Lab.PID, rep.Lab.PortBase
 			}
+			fmt.Fprintf(g.stdout, "Lab in %s (supervisor pid %d, ports from %d)\n", dir, pid, base)
 			switch supervisor.Phase(rep.Phase) {
 			case supervisor.PhaseStarting:
 				fmt.Fprintln(g.stdout, "The lab is starting: 'lab up' has not seen every part healthy yet (if that 'lab up' ends first, the lab stops). 'lab down' stops it now.")

@@ -57,7 +57,7 @@ func (c *CommittedPeeker) First(ctx context.Context, p int, from, end int64) (ka
 // Range hands fn the committed records of partition p in [from, end), in
 // offset order.
 func (c *CommittedPeeker) Range(ctx context.Context, p int, from, end int64, fn func(kafka.Message) error) error {
-	return c.read(ctx, p, from, end, 4<<20, fn)
+	return c.read(ctx, p, from, end, wholePartitionBytes, fn)
 }
 
 func (c *CommittedPeeker) read(ctx context.Context, p int, from, end int64, partBytes int32, fn func(kafka.Message) error) error {

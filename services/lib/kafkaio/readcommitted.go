@@ -52,7 +52,7 @@ func (k *Cluster) ReadCommittedFrom(ctx context.Context, topic string, start map
 		return nil, err
 	}
 	ends = make(map[int]int64, len(bounds))
-	r := committedRead{topic: topic, pos: map[int32]int64{}, end: map[int32]int64{}, partBytes: 4 << 20}
+	r := committedRead{topic: topic, pos: map[int32]int64{}, end: map[int32]int64{}, partBytes: wholePartitionBytes}
 	for p, b := range bounds {
 		from := start[p]
 		switch {
@@ -80,6 +80,10 @@ func (k *Cluster) ReadCommittedFrom(ctx context.Context, topic string, start map
 	}
 	return ends, nil
 }
+
+// wholePartitionBytes is a fetch's bytes per partition when reading a
+// range through (ReadCommittedFrom, CommittedPeeker.Range).
+const wholePartitionBytes = 4 << 20
 
 // committedRead is one ReadCommitted call: a position per partition still
 // below its end.

@@ -1,6 +1,7 @@
 package stream
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -103,6 +104,13 @@ func (g *ledger) total() int64 {
 // ratings produces n valid ratings over movies 1..movies, recorded in g.
 func (l *lab) ratings(g *ledger, n, movies int, seed uint64) []model.RatingEvent {
 	l.t.Helper()
+	return l.ratingsAt(g, n, movies, seed, time.Time{})
+}
+
+// ratingsAt is ratings with every rating and its record stamped at (the
+// zero time: now, as the writer stamps them).
+func (l *lab) ratingsAt(g *ledger, n, movies int, seed uint64, at time.Time) []model.RatingEvent {
+	l.t.Helper()
 	rng := rand.New(rand.NewPCG(seed, 1))
 	w := l.k.Writer(model.TopicRatings, kafkaio.WriterOptions{BatchSize: 5000})
 	defer w.Close()
@@ -114,10 +122,11 @@ func (l *lab) ratings(g *ledger, n, movies int, seed uint64) []model.RatingEvent
 			MovieID:   1 + rng.Int64N(int64(movies)),
 			Tenths:    10 + rng.Int64N(91),
 			UserID:    rng.Int64N(1000),
-			EventTime: time.Now(),
+			EventTime: cmp.Or(at, time.Now()),
 		}
-		v, _ := ev.MarshalJSON()
-		msgs = append(msgs, kafka.Message{Key: ev.Key(), Value: v})
+		m := ratingRecord(ev)
+		m.Time = at
+		msgs = append(msgs, m)
 		evs = append(evs, ev)
 		g.add(ev)
 	}

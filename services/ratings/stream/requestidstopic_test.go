@@ -1,8 +1,6 @@
 package stream
 
 import (
-	"fmt"
-	"math/rand/v2"
 	"strconv"
 	"strings"
 	"testing"
@@ -216,11 +214,11 @@ func TestATakeOverReadsTheRequestIDsFromTheRetentionFloor(t *testing.T) {
 	l := newLab(t)
 	l.movies(20)
 	g := newLedger()
-	old := stamped(l, g, 1500, 20, 61, time.Now().Add(-2*time.Hour))
+	old := l.ratingsAt(g, 1500, 20, 61, time.Now().Add(-2*time.Hour))
 	small := func(c *Config) { c.MaxBatch, c.ChangelogInterval = 4, 0 } // many writes: a long request-id topic
 	a := l.start(t.TempDir(), small)
 	servetest.WaitFor(t, 60*time.Second, "a's state to match the ledger", func() (bool, string) { return stateMatches(g, a.p) })
-	recent := stamped(l, g, 100, 20, 62, time.Now().Add(-10*time.Minute)) // within the retention of the newest
+	recent := l.ratingsAt(g, 100, 20, 62, time.Now().Add(-10*time.Minute)) // within the retention of the newest
 	recent = append(recent, l.ratings(g, 100, 20, 63)...)
 	servetest.WaitFor(t, 60*time.Second, "a's state to match the ledger", func() (bool, string) { return stateMatches(g, a.p) })
 	servetest.WaitFor(t, 30*time.Second, "the changelog to hold the same state", func() (bool, string) { return l.changelogMatches(g) })
@@ -264,23 +262,4 @@ func TestATakeOverReadsTheRequestIDsFromTheRetentionFloor(t *testing.T) {
 	if read := r.ChangelogRecords - stateRecords; read > idsRecords-oldRecords/2 {
 		t.Fatalf("the restore read %d request-id records of %d (%d of them older than the retention): not from the floor", read, idsRecords, oldRecords)
 	}
-}
-
-// stamped produces n valid ratings like lab.ratings, with the timestamp at.
-func stamped(l *lab, g *ledger, n, movies int, seed uint64, at time.Time) []model.RatingEvent {
-	l.t.Helper()
-	rng := rand.New(rand.NewPCG(seed, 1))
-	var evs []model.RatingEvent
-	var msgs []kafka.Message
-	for i := range n {
-		ev := model.RatingEvent{RequestID: fmt.Sprintf("req-%d-%d", seed, i), MovieID: 1 + rng.Int64N(int64(movies)),
-			Tenths: 10 + rng.Int64N(91), UserID: rng.Int64N(1000), EventTime: at}
-		m := ratingRecord(ev)
-		m.Time = at
-		msgs = append(msgs, m)
-		evs = append(evs, ev)
-		g.add(ev)
-	}
-	l.produce(msgs...)
-	return evs
 }

@@ -143,7 +143,7 @@ func TestAStandbyCopyStartsTheRequestIDsAtTheRetentionFloor(t *testing.T) {
 	l := newLab(t)
 	l.movies(20)
 	g := newLedger()
-	stamped(l, g, 1500, 20, 71, time.Now().Add(-2*time.Hour))
+	l.ratingsAt(g, 1500, 20, 71, time.Now().Add(-2*time.Hour))
 	l.ratings(g, 200, 20, 72)
 	owner := l.start(t.TempDir(), func(c *Config) { c.MaxBatch, c.ChangelogInterval = 4, 0 }) // many writes: a long request-id topic
 	servetest.WaitFor(t, 60*time.Second, "the owner's state to match the ledger", func() (bool, string) { return stateMatches(g, owner.p) })

@@ -506,9 +506,6 @@ func RestoreWarmWith(ctx context.Context, k *kafkaio.Cluster, topics Topics, par
 			idsStart[p] = bounds[p].First
 		}
 	}
-	if retention <= 0 {
-		retention = requestids.DefaultRetention // as NewPartition keeps them
-	}
 	floors := requestIDFloors(ctx, k, topics.RequestIDs, cold, retention, search)
 	for p, f := range floors {
 		if f.From > f.First {

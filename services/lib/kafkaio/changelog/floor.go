@@ -95,16 +95,17 @@ func RequestIDFloors(ctx context.Context, k *kafkaio.Cluster, topic string, part
 	if err != nil {
 		return nil, fmt.Errorf("retention floors of %s: %w", topic, err)
 	}
-	if retention <= 0 {
-		retention = requestids.DefaultRetention
-	}
 	return requestIDFloors(ctx, k, topic, bounds, retention, s), nil
 }
 
 // requestIDFloors finds, for each partition, the offset a restore of the
 // request-id topic starts reading from: the retention floor, or the
 // partition's first offset when the search is not worth it or in doubt.
+// A retention of 0 is the default, as NewPartition keeps the entries.
 func requestIDFloors(ctx context.Context, k *kafkaio.Cluster, topic string, bounds map[int]kafkaio.Bounds, retention time.Duration, s FloorSearch) map[int]Floor {
+	if retention <= 0 {
+		retention = requestids.DefaultRetention
+	}
 	out := make(map[int]Floor, len(bounds))
 	var search []int
 	for p, b := range bounds {
