@@ -24,6 +24,7 @@ import (
 	"github.com/ratingslab/lab/lab/faults"
 	"github.com/ratingslab/lab/lab/journal"
 	"github.com/ratingslab/lab/lab/labtest"
+	"github.com/ratingslab/lab/lab/parts"
 	"github.com/ratingslab/lab/lab/sampler"
 	"github.com/ratingslab/lab/lab/supervisor"
 )
@@ -306,11 +307,24 @@ func (c *chaosLab) processFaults(t *testing.T) {
 		conn.Close()
 		t.Fatal("a killed movies-rpc still accepts connections")
 	}
+	// Its callers see what a dead process's port does: the edge in front
+	// of it refuses too, rather than accepting and closing at once.
+	edge := parts.EdgeFrom("ratings-rpc", "movies-rpc").Listen(c.Ports)
+	if conn, err := net.DialTimeout("tcp", edge, time.Second); !errors.Is(err, syscall.ECONNREFUSED) {
+		if conn != nil {
+			conn.Close()
+		}
+		t.Fatalf("the edge %s in front of a killed movies-rpc: %v, want connection refused", edge, err)
+	}
 	c.heal(t, id)
 	c.waitPart(t, "movies-rpc", supervisor.HealthOK, 20*time.Second)
 	if p := c.part(t, "movies-rpc"); p.PID == before.PID {
 		t.Fatalf("movies-rpc came back with the same pid %d", p.PID)
 	}
+	labtest.Eventually(t, 5*time.Second, "the edge in front of movies-rpc to open again", func() error {
+		_, _, err := timedGet("http://"+edge+"/healthz", time.Second)
+		return err
+	})
 
 	// pause: the process exists and answers nothing; heal continues it.
 	id = c.inject(t, "pause", "--target", "ratings-rpc")

@@ -58,6 +58,19 @@ func (e Edge) Upstream(p layout.Ports) string {
 	panic("parts: edge to unknown part " + e.To)
 }
 
+// Server is the part whose process listens behind the edge: To, except
+// that every node of the embedded broker is the one part "broker", and ""
+// for a broker the lab does not run (an external cluster).
+func (e Edge) Server() string {
+	switch {
+	case e.upstream != "":
+		return ""
+	case e.n < 0 && e.embedded:
+		return "broker"
+	}
+	return e.To
+}
+
 // MaxRatingsStreamReplicas bounds `--replicas ratings-stream=N`.
 const MaxRatingsStreamReplicas = 4
 

@@ -158,3 +158,36 @@ func portOf(t *testing.T, addr string) int {
 	}
 	return n
 }
+
+// An edge knows the part whose process listens behind it, so that the edge
+// can refuse connections while that process is down: the embedded broker's
+// nodes are all the part "broker", a cluster's nodes are parts of their own,
+// and an external broker is no part of the lab.
+func TestEveryEdgeNamesThePartListeningBehindIt(t *testing.T) {
+	for _, tc := range []struct {
+		what string
+		o    Options
+		want map[string]string // edge name -> server part
+	}{
+		{"embedded", Options{}, map[string]string{
+			"webserver-rpc->ratings-rpc": "ratings-rpc", "ratings-rpc->movies-rpc": "movies-rpc",
+			"movies-connect->broker": "broker", "ratings-stream->" + RegistryPart: RegistryPart}},
+		{"embedded, three nodes", Options{Kafka: KafkaOptions{Nodes: 3}}, map[string]string{
+			"webserver-stream->broker-2": "broker", "movies-connect->broker-3": "broker"}},
+		{"cluster", Options{Kafka: KafkaOptions{Platform: KafkaCluster}}, map[string]string{
+			"webserver-stream->broker-2": "broker-2", "ratings-stream->broker-1": "broker-1"}},
+		{"external", Options{Kafka: KafkaOptions{Platform: KafkaExternal, Bootstrap: []string{"127.0.0.9:9092"},
+			Brokers: []KafkaNode{{Name: "broker-7", ID: 7, Advertised: "127.0.0.9:9092"}}}}, map[string]string{
+			"webserver-stream->broker-7": "", "webserver-rpc->ratings-rpc": "ratings-rpc"}},
+	} {
+		got := map[string]string{}
+		for _, e := range EdgesFor(tc.o) {
+			got[e.Name] = e.Server()
+		}
+		for name, want := range tc.want {
+			if server, ok := got[name]; !ok || server != want {
+				t.Errorf("%s: edge %s serves %q (present %v), want %q", tc.what, name, server, ok, want)
+			}
+		}
+	}
+}

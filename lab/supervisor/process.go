@@ -51,6 +51,9 @@ type process struct {
 	labDir  string // marks the process as this lab's (see `lab down`)
 	broker  bool   // a Kafka broker: started first, stopped last
 	probe   func(ctx context.Context) error
+	// onStart and onExit, when set, are told the process's name when it
+	// started and once it has exited (its edges follow it).
+	onStart, onExit func(name string)
 
 	mu       sync.Mutex
 	cmd      *exec.Cmd
@@ -108,8 +111,14 @@ func (p *process) start() error {
 		}
 		_ = os.Remove(p.pidFile())
 		p.mu.Unlock()
+		if p.onExit != nil {
+			p.onExit(p.name) // before done: whoever waits for the exit finds the edges closed
+		}
 		close(done)
 	}()
+	if p.onStart != nil {
+		p.onStart(p.name)
+	}
 	return nil
 }
 

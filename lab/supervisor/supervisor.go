@@ -163,7 +163,14 @@ func New(cfg Config, log *slog.Logger) (*Supervisor, error) {
 		}
 		s.add(p)
 	}
-	s.edges = NewEdges(cfg.Ports, parts.EdgesFor(cfg.Options), log)
+	names := make([]string, 0, len(s.procs))
+	for _, p := range s.procs {
+		names = append(names, p.name)
+	}
+	s.edges = NewEdges(cfg.Ports, parts.EdgesFor(cfg.Options), names, log)
+	for _, p := range s.procs {
+		p.onStart, p.onExit = s.edges.ServerStarted, s.edges.ServerExited
+	}
 	s.reg.MustRegister(s.edges.Collectors()...)
 	return s, nil
 }
@@ -267,6 +274,7 @@ func (s *Supervisor) startAll(ctx context.Context) error {
 	}
 	for _, b := range brokers {
 		s.waitHealthy(ctx, b, BrokerReadyTimeout)
+		s.waitEdgesOpen(ctx, b.name)
 	}
 	for _, p := range rest {
 		if err := startUnlessStopped(ctx, p); err != nil {
@@ -281,6 +289,16 @@ func startUnlessStopped(ctx context.Context, p *process) error {
 		return fmt.Errorf("%s not started: %w", p.name, err)
 	}
 	return p.start()
+}
+
+// waitEdgesOpen gives a broker that answers a moment for its edges to open
+// (they follow it within ~10 ms), so that the clients started next do not
+// begin with a refused connection and its backoff.
+func (s *Supervisor) waitEdgesOpen(ctx context.Context, part string) {
+	deadline := time.Now().Add(time.Second)
+	for !s.edges.Open(part) && time.Now().Before(deadline) && ctx.Err() == nil {
+		time.Sleep(5 * time.Millisecond)
+	}
 }
 
 func (s *Supervisor) waitHealthy(ctx context.Context, p *process, bound time.Duration) {

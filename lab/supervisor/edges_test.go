@@ -1,0 +1,142 @@
+package supervisor_test
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/ratingslab/lab/lab/labtest"
+	"github.com/ratingslab/lab/lab/layout"
+	"github.com/ratingslab/lab/lab/parts"
+	"github.com/ratingslab/lab/lab/supervisor"
+)
+
+// echo listens on addr and answers every line with the same line.
+func echo(t *testing.T, addr string) net.Listener {
+	t.Helper()
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				_, _ = io.Copy(c, c)
+			}()
+		}
+	}()
+	return ln
+}
+
+// roundTrip sends a line through addr and reads it back.
+func roundTrip(addr string) error {
+	c, err := net.DialTimeout("tcp", addr, time.Second)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(2 * time.Second))
+	if _, err := fmt.Fprintln(c, "rating"); err != nil {
+		return err
+	}
+	line, err := bufio.NewReader(c).ReadString('\n')
+	if err != nil {
+		return fmt.Errorf("read back: %w", err)
+	}
+	if line != "rating\n" {
+		return fmt.Errorf("read back %q", line)
+	}
+	return nil
+}
+
+func wantRefused(t *testing.T, addr, when string) {
+	t.Helper()
+	c, err := net.DialTimeout("tcp", addr, time.Second)
+	if c != nil {
+		c.Close()
+	}
+	if !errors.Is(err, syscall.ECONNREFUSED) {
+		t.Fatalf("%s: dialling the edge %s gave %v, want connection refused (what the part's own port does)", when, addr, err)
+	}
+}
+
+// An edge in front of a part the lab runs behaves like that part's port:
+// it refuses connections while no process listens behind it (before the
+// first start, after a kill), and carries traffic once the part listens.
+// An edge to something the lab does not run (an external broker) is open
+// from the start.
+func TestAnEdgeRefusesWhileNothingListensBehindIt(t *testing.T) {
+	p := layout.Ports{Base: labtest.FreePortBase(t)}
+	toMovies := parts.EdgeFrom("ratings-rpc", "movies-rpc")
+	toRatings := parts.EdgeFrom("webserver-rpc", "ratings-rpc")
+	edges := supervisor.NewEdges(p, []parts.Edge{toMovies, toRatings}, []string{"movies-rpc"}, slog.New(slog.DiscardHandler))
+	if err := edges.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(edges.Close)
+	movies := toMovies.Listen(p)
+
+	wantRefused(t, movies, "before movies-rpc started")
+	if edges.Open("movies-rpc") {
+		t.Fatal("Open says the edge is open before movies-rpc started")
+	}
+	ratings := echo(t, p.RatingsRPC()) // ratings-rpc is not run by this lab
+	defer ratings.Close()
+	if err := roundTrip(toRatings.Listen(p)); err != nil {
+		t.Fatalf("an edge to a part the lab does not run must be open: %v", err)
+	}
+
+	// Started, but not listening yet: still refused.
+	edges.ServerStarted("movies-rpc")
+	wantRefused(t, movies, "started, not yet listening")
+	ln := echo(t, p.MoviesRPC())
+	labtest.Eventually(t, 5*time.Second, "the edge to open once movies-rpc listens", func() error { return roundTrip(movies) })
+	if !edges.Open("movies-rpc") {
+		t.Fatal("Open says closed while traffic passes")
+	}
+
+	// Killed: the process's port is gone and the edge refuses at once;
+	// healing every fault does not open it while nothing listens.
+	ln.Close()
+	edges.ServerExited("movies-rpc")
+	wantRefused(t, movies, "after the kill")
+	edges.HealAll()
+	wantRefused(t, movies, "after healing every fault")
+
+	// Started again and listening: the edge carries traffic again.
+	edges.ServerStarted("movies-rpc")
+	ln = echo(t, p.MoviesRPC())
+	defer ln.Close()
+	labtest.Eventually(t, 5*time.Second, "the edge to open again after the restart", func() error { return roundTrip(movies) })
+}
+
+// A start the part does not survive leaves its edge closed: the wait for
+// the listener ends with the exit, it does not open the edge later.
+func TestAnEdgeStaysClosedWhenItsPartDiesBeforeListening(t *testing.T) {
+	p := layout.Ports{Base: labtest.FreePortBase(t)}
+	toMovies := parts.EdgeFrom("ratings-rpc", "movies-rpc")
+	edges := supervisor.NewEdges(p, []parts.Edge{toMovies}, []string{"movies-rpc"}, slog.New(slog.DiscardHandler))
+	if err := edges.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(edges.Close)
+	edges.ServerStarted("movies-rpc")
+	edges.ServerExited("movies-rpc")
+	// Something else takes the port afterwards (not the part): the aborted
+	// wait must not have opened the edge to it.
+	ln := echo(t, p.MoviesRPC())
+	defer ln.Close()
+	time.Sleep(100 * time.Millisecond) // ten of the wait's polls: nothing may open the edge
+	wantRefused(t, toMovies.Listen(p), "after a start that died before listening")
+}
