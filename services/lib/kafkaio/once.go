@@ -41,9 +41,9 @@ var ErrOutcomeUnknown = errors.New("outcome unknown")
 //
 // kafka-go's Transport (routing, metadata, connections) carries the
 // requests. A failed dial is certain (nothing was sent); any other
-// transport error cannot say whether the request left — the lab's edge
-// proxy accepts connections even while the broker is down — so it is
-// "unknown".
+// transport error cannot say whether the request left, so it is "unknown".
+// (A dead broker refuses the dial, and so does the lab's edge proxy in
+// front of it while it is down: a broker outage is "failed".)
 type OnceProducer struct {
 	topic   string
 	client  *kafka.Client
