@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -114,11 +115,22 @@ func TestAnEdgeRefusesWhileNothingListensBehindIt(t *testing.T) {
 	edges.HealAll()
 	wantRefused(t, movies, "after healing every fault")
 
-	// Started again and listening: the edge carries traffic again.
+	// A fault set on the closed edge applies once it opens again.
+	proxy, err := edges.Server().Collection.Get(toMovies.Name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := proxy.Toxics.AddToxicJson(strings.NewReader(`{"name":"slow","type":"latency","stream":"downstream","attributes":{"latency":300}}`)); err != nil {
+		t.Fatal(err)
+	}
 	edges.ServerStarted("movies-rpc")
 	ln = echo(t, p.MoviesRPC())
 	defer ln.Close()
 	labtest.Eventually(t, 5*time.Second, "the edge to open again after the restart", func() error { return roundTrip(movies) })
+	start := time.Now()
+	if err := roundTrip(movies); err != nil || time.Since(start) < 300*time.Millisecond {
+		t.Fatalf("through the reopened edge with its 300 ms latency fault: %v after %v", err, time.Since(start))
+	}
 }
 
 // A start the part does not survive leaves its edge closed: the wait for
