@@ -9,10 +9,9 @@ import (
 	"net"
 	"net/http"
 	"strings"
-	"sync"
-	"sync/atomic"
-	"syscall"
 	"time"
+
+	"github.com/ratingslab/lab/lab/connbudget"
 )
 
 // A hop is the cheapest stand-in for a part on a request's path: it reads
@@ -67,7 +66,7 @@ func HopHandler(next string, status, maxConns int) http.Handler {
 
 // RunHop serves HopHandler on listen (a loopback address) until ctx ends,
 // holding at most the connections its file descriptors allow (HopBudget):
-// an overloaded hop refuses what is over (see budgetListener) instead of
+// an overloaded hop refuses what is over (connbudget) instead of
 // running out of descriptors, and says so on log once a second.
 func RunHop(ctx context.Context, listen, next string, status int, log io.Writer) error {
 	host, _, err := net.SplitHostPort(listen)
@@ -85,7 +84,7 @@ func RunHop(ctx context.Context, listen, next string, status int, log io.Writer)
 		return err
 	}
 	budget, limit := HopBudget(next != "")
-	l := newBudgetListener(ln, budget)
+	l := connbudget.NewListener(ln, budget)
 	outbound := 0
 	if next != "" {
 		outbound = budget
@@ -104,7 +103,7 @@ func RunHop(ctx context.Context, listen, next string, status int, log io.Writer)
 			case <-done:
 				return
 			case <-t.C:
-				if n := l.refused.Swap(0); n > 0 {
+				if n := l.TakeRefused(); n > 0 {
 					fmt.Fprintf(log, "hop %s: overloaded: refused %d connections in the last second, at its budget of %d open connections (RLIMIT_NOFILE %d)\n", listen, n, budget, limit)
 				}
 			}
@@ -115,10 +114,6 @@ func RunHop(ctx context.Context, listen, next string, status int, log io.Writer)
 	}
 	return nil
 }
-
-// fdReserve are the descriptors a hop keeps for everything but its
-// connections (the binary, the runtime's poller, a log, a dial in flight).
-const fdReserve = 64
 
 // maxHopConns caps a hop's connections whatever its descriptors allow: a
 // step held (p99 < 100 ms) keeps at most rate × 0.1 s requests in flight
@@ -137,59 +132,10 @@ const maxHopConns = 2048
 // out of descriptors ("accept4: too many open files") and failed in every
 // way at once; now it refuses what is over the budget.
 func HopBudget(forwarding bool) (budget int, limit uint64) {
-	var lim syscall.Rlimit
-	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
-		lim.Cur = 1024
-	}
-	n := int(min(lim.Cur, 1<<20)) - fdReserve
+	limit = connbudget.Descriptors()
+	n := int(min(limit, 1<<20)) - connbudget.Reserve
 	if forwarding {
 		n /= 2
 	}
-	return min(max(n, 8), maxHopConns), lim.Cur
-}
-
-// budgetListener accepts at most max connections open at once. One over
-// the budget is closed at once with a reset (no TIME_WAIT, its descriptor
-// free again): its client sees the refusal straight away and records a
-// failed request, where waiting in the kernel's backlog would only add a
-// dial timeout per request and keep the overload going.
-type budgetListener struct {
-	net.Listener
-	max     int64
-	open    atomic.Int64
-	refused atomic.Int64
-}
-
-func newBudgetListener(l net.Listener, max int) *budgetListener {
-	return &budgetListener{Listener: l, max: int64(max)}
-}
-
-func (l *budgetListener) Accept() (net.Conn, error) {
-	for {
-		c, err := l.Listener.Accept()
-		if err != nil {
-			return nil, err
-		}
-		if l.open.Add(1) <= l.max {
-			return &budgetConn{Conn: c, l: l}, nil
-		}
-		l.open.Add(-1)
-		l.refused.Add(1)
-		if tc, ok := c.(*net.TCPConn); ok {
-			tc.SetLinger(0)
-		}
-		c.Close()
-	}
-}
-
-// budgetConn gives its place in the budget back when closed.
-type budgetConn struct {
-	net.Conn
-	l    *budgetListener
-	once sync.Once
-}
-
-func (c *budgetConn) Close() error {
-	c.once.Do(func() { c.l.open.Add(-1) })
-	return c.Conn.Close()
+	return min(max(n, 8), maxHopConns), limit
 }

@@ -15,6 +15,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/ratingslab/lab/lab/connbudget"
 )
 
 // hopChildEnv makes the test binary a hop process (TestMain below): the
@@ -61,7 +63,7 @@ func TestOverloadedHopRefusesWhatIsOverItsBudget(t *testing.T) {
 	defer func() { cmd.Process.Kill(); cmd.Wait() }()
 	waitDial(t, addr)
 
-	budget := 128 - fdReserve
+	budget := 128 - connbudget.Reserve
 	const clients = 300 // over twice the process's whole descriptor limit
 	var answered, refused int
 	var conns []net.Conn

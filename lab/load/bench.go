@@ -11,6 +11,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/ratingslab/lab/lab/connbudget"
 	"github.com/ratingslab/lab/services/lib/duration"
 )
 
@@ -125,14 +126,18 @@ func RunRatingsStep(ctx context.Context, runID string, target Target, rate float
 func ProcessCPU() time.Duration { return processCPU() }
 
 // startTrivialAPI answers every request at once, the cheapest server the
-// engine can be measured against.
+// engine can be measured against. It shares this process's descriptors
+// with the generator's connections, so it holds at most half of them:
+// past what it carries it refuses connections (failed requests, the step
+// not held) rather than running out of descriptors.
 func startTrivialAPI() (string, func(), error) {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return "", nil, err
 	}
+	budget := max(int(min(connbudget.Descriptors(), 1<<20))-connbudget.Reserve, 16) / 2
 	srv := &http.Server{Handler: trivialHandler(), ReadHeaderTimeout: 5 * time.Second}
-	go srv.Serve(l)
+	go srv.Serve(connbudget.NewListener(l, budget))
 	return "http://" + l.Addr().String(), func() { srv.Close() }, nil
 }
 
