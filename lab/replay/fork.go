@@ -220,7 +220,7 @@ func (l *Lab) spawnFork(ctx context.Context, f ForkInfo) error {
 	edges := parts.ForkBrokerEdges(opts, "fork-"+f.Name, f.Slot)
 	spawnEdges := make([]supervisor.SpawnEdge, len(edges))
 	for i, e := range edges {
-		spawnEdges[i] = supervisor.SpawnEdge{Name: e.Name, Listen: e.Listen(l.Ports), Upstream: e.Upstream(l.Ports)}
+		spawnEdges[i] = supervisor.SpawnEdge{Name: e.Name, Listen: e.Listen(l.Ports), Upstream: e.Upstream(l.Ports), Server: e.Server()}
 	}
 	admin := func(i int) string { return l.Ports.Admin(procs[i].Addr) }
 	adminOf := func(addr string) []string { return []string{"--admin-listen", l.Ports.Admin(addr)} }

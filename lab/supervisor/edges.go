@@ -21,27 +21,20 @@ import (
 
 // Edges runs one Toxiproxy proxy per network edge, and Toxiproxy's own HTTP
 // API on loopback, so toxiproxy-cli and Toxiproxy clients work on the lab.
-//
-// An edge is open only while something listens behind it. A proxy in front
-// of a dead process would accept a connection and close it at once, where
-// the dead process's own port refuses it, and clients tell the two apart:
-// franz-go retries a refused connection but fails the batches it had
-// queued for one closed after connecting. So while a part the lab runs is
-// down (killed, stopped, crashed, not yet listening) the edges in front of
-// it are closed and refuse connections as its port would, and they open
-// again once its new process accepts on that port.
+// An edge is open only while the part behind it listens (edgefollow.go).
 type Edges struct {
 	ports  layout.Ports
 	edges  []parts.Edge
-	runs   map[string]bool // parts whose processes this lab runs
 	server *toxiproxy.ApiServer
 	reg    *prometheus.Registry
 	http   *http.Server
 	log    *slog.Logger
 
-	mu   sync.Mutex
-	held map[string]bool // edges closed because nothing listens behind them
-	gen  map[string]int  // per server part: bumped at every start and exit
+	mu      sync.Mutex
+	runs    map[string]bool      // parts whose processes this lab runs
+	refs    []edgeRef            // every edge in front of such a part, spawned ones included
+	held    map[string]bool      // edges closed because nothing listens behind them
+	servers map[string]*upstream // per part the lab runs
 }
 
 // NewEdges prepares the proxies; Start opens them. runs are the parts whose
@@ -49,10 +42,11 @@ type Edges struct {
 func NewEdges(p layout.Ports, edges []parts.Edge, runs []string, log *slog.Logger) *Edges {
 	reg := prometheus.NewRegistry()
 	server := toxiproxy.NewServer(toxiproxy.NewMetricsContainer(reg), zerolog.Nop())
-	e := &Edges{ports: p, edges: edges, runs: map[string]bool{}, server: server, reg: reg, log: log,
-		held: map[string]bool{}, gen: map[string]int{}}
+	e := &Edges{ports: p, edges: edges, server: server, reg: reg, log: log,
+		runs: map[string]bool{}, held: map[string]bool{}, servers: map[string]*upstream{}}
 	for _, part := range runs {
 		e.runs[part] = true
+		e.servers[part] = &upstream{}
 	}
 	return e
 }
@@ -66,16 +60,9 @@ func (e *Edges) Collectors() []prometheus.Collector { return nil }
 // listen.
 func (e *Edges) Start() error {
 	for _, edge := range e.edges {
-		p := toxiproxy.NewProxy(e.server, edge.Name, edge.Listen(e.ports), edge.Upstream(e.ports))
-		closed := e.runs[edge.Server()]
-		if closed {
-			e.mu.Lock()
-			e.held[edge.Name] = true
-			e.mu.Unlock()
-		}
-		if err := e.server.Collection.Add(p, !closed); err != nil {
+		if err := e.Add(edge.Name, edge.Listen(e.ports), edge.Upstream(e.ports), edge.Server()); err != nil {
 			e.Close()
-			return fmt.Errorf("edge proxy %s on %s: %w", edge.Name, edge.Listen(e.ports), err)
+			return err
 		}
 	}
 	ln, err := net.Listen("tcp", e.ports.Toxiproxy())
@@ -111,105 +98,6 @@ func (e *Edges) HealAll() {
 			_ = p.Start()
 		}
 	}
-}
-
-// listenBound bounds how long a started part's edges wait for it to listen:
-// longer than any part takes to start (a JVM broker or registry), after
-// which they open anyway, as they did before edges waited at all.
-const listenBound = 3 * time.Minute
-
-// ServerExited closes the edges in front of part, whose process is gone:
-// they refuse connections, as its port does, until ServerStarted.
-func (e *Edges) ServerExited(part string) {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	e.gen[part]++
-	for _, edge := range e.in(part) {
-		p, err := e.server.Collection.Get(edge.Name)
-		if err != nil {
-			continue
-		}
-		e.held[edge.Name] = true
-		if p.Enabled {
-			p.Stop()
-			e.log.Info("edge closed: nothing listens behind it", "edge", edge.Name, "server", part)
-		}
-	}
-}
-
-// ServerStarted opens the edges in front of part once its new process
-// accepts connections on their upstream addresses (or after listenBound).
-// A start or exit of the part before that cancels the wait.
-func (e *Edges) ServerStarted(part string) {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	e.gen[part]++
-	gen := e.gen[part]
-	for _, edge := range e.in(part) {
-		if e.held[edge.Name] {
-			go e.openWhenListening(part, gen, edge.Name, edge.Upstream(e.ports))
-		}
-	}
-}
-
-// in are the edges whose upstream part is part.
-func (e *Edges) in(part string) []parts.Edge {
-	var out []parts.Edge
-	for _, edge := range e.edges {
-		if edge.Server() == part {
-			out = append(out, edge)
-		}
-	}
-	return out
-}
-
-func (e *Edges) openWhenListening(part string, gen int, name, upstream string) {
-	deadline := time.Now().Add(listenBound)
-	for {
-		if !e.current(part, gen) {
-			return
-		}
-		c, err := net.DialTimeout("tcp", upstream, 250*time.Millisecond)
-		if err == nil {
-			c.Close()
-			break
-		}
-		if time.Now().After(deadline) {
-			e.log.Warn("edge opened although nothing listens behind it yet", "edge", name, "upstream", upstream, "waited", listenBound)
-			break
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	if e.gen[part] != gen || !e.held[name] {
-		return
-	}
-	delete(e.held, name)
-	if p, err := e.server.Collection.Get(name); err == nil && !p.Enabled {
-		if err := p.Start(); err != nil {
-			e.log.Error("edge did not open", "edge", name, "err", err)
-		}
-	}
-}
-
-func (e *Edges) current(part string, gen int) bool {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	return e.gen[part] == gen
-}
-
-// Open reports whether every edge in front of part is open (none is held
-// closed for want of a listener).
-func (e *Edges) Open(part string) bool {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	for _, edge := range e.in(part) {
-		if e.held[edge.Name] {
-			return false
-		}
-	}
-	return true
 }
 
 // Close stops the API and every proxy.

@@ -107,11 +107,22 @@ func TestAnEdgeRefusesWhileNothingListensBehindIt(t *testing.T) {
 		t.Fatal("Open says closed while traffic passes")
 	}
 
+	// An edge added later in front of the same part (a replay fork's) opens
+	// at once while the part listens, and follows it from then on.
+	forked := p.Edge(13)
+	if err := edges.Add("fork-e2e->movies-rpc", forked, p.MoviesRPC(), "movies-rpc"); err != nil {
+		t.Fatal(err)
+	}
+	if err := roundTrip(forked); err != nil {
+		t.Fatalf("an edge added while its part listens: %v", err)
+	}
+
 	// Killed: the process's port is gone and the edge refuses at once;
 	// healing every fault does not open it while nothing listens.
 	ln.Close()
 	edges.ServerExited("movies-rpc")
 	wantRefused(t, movies, "after the kill")
+	wantRefused(t, forked, "the added edge, after the kill")
 	edges.HealAll()
 	wantRefused(t, movies, "after healing every fault")
 
@@ -127,6 +138,7 @@ func TestAnEdgeRefusesWhileNothingListensBehindIt(t *testing.T) {
 	ln = echo(t, p.MoviesRPC())
 	defer ln.Close()
 	labtest.Eventually(t, 5*time.Second, "the edge to open again after the restart", func() error { return roundTrip(movies) })
+	labtest.Eventually(t, 5*time.Second, "the added edge to open again after the restart", func() error { return roundTrip(forked) })
 	start := time.Now()
 	if err := roundTrip(movies); err != nil || time.Since(start) < 300*time.Millisecond {
 		t.Fatalf("through the reopened edge with its 300 ms latency fault: %v after %v", err, time.Since(start))

@@ -27,8 +27,6 @@ import (
 	"sync"
 	"time"
 
-	toxiproxy "github.com/Shopify/toxiproxy/v2"
-
 	"github.com/ratingslab/lab/services/lib/kafkaio/embedded"
 )
 
@@ -74,6 +72,10 @@ type SpawnEdge struct {
 	Name     string `json:"name"`
 	Listen   string `json:"listen"`
 	Upstream string `json:"upstream"`
+	// Server is the lab part listening at Upstream (a fork's mirror's edge to
+	// the lab's broker), "" for none: like the lab's own edges, the edge then
+	// refuses connections while that part is down.
+	Server string `json:"server,omitempty"`
 }
 
 // SpawnedStatus is a spawned process as the API reports it.
@@ -168,6 +170,12 @@ func (sp *spawner) handleSpawn(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, err)
 		return
 	}
+	for _, e := range spec.allEdges() {
+		if _, isPart := sp.s.byName[e.Server]; e.Server != "" && !isPart {
+			writeError(w, http.StatusBadRequest, fmt.Errorf("edge %s: server %q is not a part of the lab", e.Name, e.Server))
+			return
+		}
+	}
 	st, created, err := sp.spawn(spec)
 	switch {
 	case errors.Is(err, errSpawnConflict):
@@ -225,10 +233,9 @@ func (sp *spawner) spawn(spec SpawnSpec) (SpawnedStatus, bool, error) {
 		p.probe = httpProbe(&http.Client{Timeout: time.Second}, spec.Health.HTTP, p)
 	}
 	for _, e := range spec.allEdges() {
-		proxy := toxiproxy.NewProxy(sp.s.edges.Server(), e.Name, e.Listen, e.Upstream)
-		if err := sp.s.edges.Server().Collection.Add(proxy, true); err != nil {
+		if err := sp.s.edges.Add(e.Name, e.Listen, e.Upstream, e.Server); err != nil {
 			sp.closeEdge(spec)
-			return SpawnedStatus{}, false, fmt.Errorf("edge proxy %s on %s: %w", e.Name, e.Listen, err)
+			return SpawnedStatus{}, false, err
 		}
 	}
 	if err := p.start(); err != nil {
@@ -247,7 +254,7 @@ func (sp *spawner) spawn(spec SpawnSpec) (SpawnedStatus, bool, error) {
 
 func (sp *spawner) closeEdge(spec SpawnSpec) {
 	for _, e := range spec.allEdges() {
-		_ = sp.s.edges.Server().Collection.Remove(e.Name)
+		sp.s.edges.Remove(e.Name)
 	}
 }
 
