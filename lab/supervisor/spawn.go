@@ -232,11 +232,15 @@ func (sp *spawner) spawn(spec SpawnSpec) (SpawnedStatus, bool, error) {
 	} else {
 		p.probe = httpProbe(&http.Client{Timeout: time.Second}, spec.Health.HTTP, p)
 	}
+	var added []string
 	for _, e := range spec.allEdges() {
 		if err := sp.s.edges.Add(e.Name, e.Listen, e.Upstream, e.Server); err != nil {
-			sp.closeEdge(spec)
+			for _, name := range added { // only its own: a name in use stays with its owner
+				sp.s.edges.Remove(name)
+			}
 			return SpawnedStatus{}, false, err
 		}
+		added = append(added, e.Name)
 	}
 	if err := p.start(); err != nil {
 		sp.closeEdge(spec)
