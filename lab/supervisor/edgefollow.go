@@ -74,12 +74,9 @@ func (e *Edges) Remove(name string) {
 func (e *Edges) ServerExited(part string) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	up := e.servers[part]
-	if up == nil {
+	if e.advance(part, false) == nil {
 		return
 	}
-	up.gen++
-	up.starting, up.listening = false, false
 	for _, ref := range e.in(part) {
 		e.held[ref.name] = true
 		if p, err := e.server.Collection.Get(ref.name); err == nil && p.Enabled {
@@ -95,17 +92,26 @@ func (e *Edges) ServerExited(part string) {
 func (e *Edges) ServerStarted(part string) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	up := e.servers[part]
+	up := e.advance(part, true)
 	if up == nil {
 		return
 	}
-	up.gen++
-	up.starting, up.listening = true, false
 	for _, ref := range e.in(part) {
 		if e.held[ref.name] {
 			go e.openWhenListening(ref, up.gen)
 		}
 	}
+}
+
+// advance begins a new generation of part, a start or an exit, and returns
+// it (nil for a part the lab does not run); e.mu is held.
+func (e *Edges) advance(part string, starting bool) *upstream {
+	up := e.servers[part]
+	if up != nil {
+		up.gen++
+		up.starting, up.listening = starting, false
+	}
+	return up
 }
 
 // Open reports whether every edge in front of part is open (none is held
