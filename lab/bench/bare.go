@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"slices"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
@@ -154,6 +155,34 @@ func StartHop(ctx context.Context, exe string, h HopSpec, stderr io.Writer) (*Ho
 			return nil, fmt.Errorf("hop %s: not listening on %s after 10s", h.Part, h.Listen)
 		}
 	}
+}
+
+// WaitEdges waits (at most 10 s) until the edge each hop passes requests
+// to accepts connections: the lab's edges stay closed while the part
+// behind them is down, and open once something (here the next hop) listens
+// on its port.
+func WaitEdges(ctx context.Context, hops []*Hop) error {
+	deadline := time.Now().Add(10 * time.Second)
+	for _, h := range hops {
+		if h.Spec.Next == "" {
+			continue
+		}
+		addr := strings.TrimPrefix(h.Spec.Next, "http://")
+		for {
+			c, err := net.DialTimeout("tcp", addr, 200*time.Millisecond)
+			if err == nil {
+				c.Close()
+				break
+			}
+			if time.Now().After(deadline) {
+				return fmt.Errorf("the edge %s after hop %s does not accept connections: %v", addr, h.Spec.Part, err)
+			}
+			if err := Sleep(ctx, 20*time.Millisecond); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }
 
 // StopParts stops the named parts (SIGTERM, in order).

@@ -263,6 +263,9 @@ func bareHopCeiling(ctx context.Context, g *globals, c *supervisor.Client, ps []
 		}
 		hops = append(hops, h)
 	}
+	if err := bench.WaitEdges(ctx, hops); err != nil {
+		return nil, nil, err
+	}
 	cfg.Phase = "bare hops"
 	cfg.RunID += "-bare"
 	cfg.Procs = func() []bench.Proc {

@@ -9,53 +9,50 @@ import (
 	toxiproxy "github.com/Shopify/toxiproxy/v2"
 )
 
-// An edge follows the part behind it. A proxy in front of a dead process
-// would accept a connection and close it at once, where the dead process's
-// own port refuses it, and clients tell the two apart: a refused dial is
-// certain to have sent nothing, and franz-go retries it, but fails the
-// batches it had queued for a connection closed after connecting. So while
-// a part the lab runs is down (killed, stopped, crashed, not yet listening)
-// the edges in front of it are closed and refuse connections as its port
-// would; they open again once its new process accepts on the upstream
-// address.
+// An edge is open only while something accepts connections behind it. A
+// proxy in front of a dead process would accept a connection and close it
+// at once, where the dead process's own port refuses it, and clients tell
+// the two apart: a refused dial is certain to have sent nothing, and
+// franz-go retries it, but fails the batches it had queued for a connection
+// closed after connecting. So when a part the lab runs exits (killed,
+// stopped, crashed) the edges in front of it close and refuse connections,
+// as its port does, and each opens again once its upstream address accepts
+// a connection: the part's new process, or whatever else took the port
+// (`lab bench post`'s bare hops stand in for stopped parts).
 
-// listenBound bounds how long a started part's edges wait for it to listen:
-// longer than any part takes to start (a JVM broker or registry), after
-// which they open anyway, as they did before edges waited at all.
-const listenBound = 3 * time.Minute
+// Watching a closed edge's upstream: a dial every watchMin at first (a
+// part just started listens within a few hundred milliseconds), slowing to
+// watchMax while nothing listens. A watch ends when its edges are open, at
+// the part's next start or exit, or when the edges close.
+const (
+	watchMin  = 10 * time.Millisecond
+	watchMax  = 250 * time.Millisecond
+	watchDial = 250 * time.Millisecond
+)
 
 // edgeRef is an edge in front of a part the lab runs.
 type edgeRef struct{ name, upstream, server string }
 
-// upstream is what the edges know of a part they front.
-type upstream struct {
-	gen       int  // bumped at every start and exit: a wait of an older one stops
-	starting  bool // started, not yet seen listening
-	listening bool
-}
-
 // Add adds an edge proxy from listen to upstream. server is the part the
 // lab runs behind it ("" for none: the edge is always open); the edge is
-// open only while that part listens.
+// open only while something accepts at upstream, and starts closed unless
+// it is known to.
 func (e *Edges) Add(name, listen, upstreamAddr, server string) error {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	up := e.servers[server]
-	open := up == nil || up.listening
+	_, follows := e.gen[server]
+	open := !follows || e.listening[server]
 	p := toxiproxy.NewProxy(e.server, name, listen, upstreamAddr)
 	if err := e.server.Collection.Add(p, open); err != nil {
 		return fmt.Errorf("edge proxy %s on %s: %w", name, listen, err)
 	}
-	if up == nil {
+	if !follows {
 		return nil
 	}
-	ref := edgeRef{name: name, upstream: upstreamAddr, server: server}
-	e.refs = append(e.refs, ref)
+	e.refs = append(e.refs, edgeRef{name: name, upstream: upstreamAddr, server: server})
 	if !open {
 		e.held[name] = true
-		if up.starting {
-			go e.openWhenListening(ref, up.gen)
-		}
+		e.watchLocked(server)
 	}
 	return nil
 }
@@ -70,13 +67,15 @@ func (e *Edges) Remove(name string) {
 }
 
 // ServerExited closes the edges in front of part, whose process is gone:
-// they refuse connections, as its port does, until ServerStarted.
+// they refuse connections, as its port does, until something accepts there
+// again.
 func (e *Edges) ServerExited(part string) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	if e.advance(part, false) == nil {
+	if _, follows := e.gen[part]; !follows {
 		return
 	}
+	e.listening[part] = false
 	for _, ref := range e.in(part) {
 		e.held[ref.name] = true
 		if p, err := e.server.Collection.Get(ref.name); err == nil && p.Enabled {
@@ -84,47 +83,24 @@ func (e *Edges) ServerExited(part string) {
 			e.log.Info("edge closed: nothing listens behind it", "edge", ref.name, "server", part)
 		}
 	}
+	e.watchLocked(part)
 }
 
-// ServerStarted opens the edges in front of part once its new process
-// accepts connections on their upstream addresses (or after listenBound).
-// A start or exit of the part before that ends the wait.
+// ServerStarted watches the closed edges in front of part again from the
+// fastest pace: its new process is about to listen.
 func (e *Edges) ServerStarted(part string) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	up := e.advance(part, true)
-	if up == nil {
-		return
-	}
-	for _, ref := range e.in(part) {
-		if e.held[ref.name] {
-			go e.openWhenListening(ref, up.gen)
-		}
+	if _, follows := e.gen[part]; follows {
+		e.watchLocked(part)
 	}
 }
 
-// advance begins a new generation of part, a start or an exit, and returns
-// it (nil for a part the lab does not run); e.mu is held.
-func (e *Edges) advance(part string, starting bool) *upstream {
-	up := e.servers[part]
-	if up != nil {
-		up.gen++
-		up.starting, up.listening = starting, false
-	}
-	return up
-}
-
-// Open reports whether every edge in front of part is open (none is held
-// closed for want of a listener).
+// Open reports whether every edge in front of part is open.
 func (e *Edges) Open(part string) bool {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	for _, ref := range e.in(part) {
-		if e.held[ref.name] {
-			return false
-		}
-	}
-	return true
+	return len(e.heldIn(part)) == 0
 }
 
 // in are the edges in front of part; e.mu is held.
@@ -138,37 +114,58 @@ func (e *Edges) in(part string) []edgeRef {
 	return out
 }
 
-func (e *Edges) openWhenListening(ref edgeRef, gen int) {
-	deadline := time.Now().Add(listenBound)
-	for e.current(ref.server, gen) {
-		c, err := net.DialTimeout("tcp", ref.upstream, 250*time.Millisecond)
-		if err == nil {
+// heldIn are the closed edges in front of part; e.mu is held.
+func (e *Edges) heldIn(part string) []edgeRef {
+	return slices.DeleteFunc(e.in(part), func(r edgeRef) bool { return !e.held[r.name] })
+}
+
+// watchLocked starts a new watch of part's closed edges, ending the one
+// before; e.mu is held.
+func (e *Edges) watchLocked(part string) {
+	e.gen[part]++
+	go e.watch(part, e.gen[part])
+}
+
+// watch opens each closed edge in front of part once its upstream accepts.
+func (e *Edges) watch(part string, gen int) {
+	pause := watchMin
+	for {
+		e.mu.Lock()
+		if e.gen[part] != gen || e.closed {
+			e.mu.Unlock()
+			return
+		}
+		held := e.heldIn(part)
+		e.mu.Unlock()
+		if len(held) == 0 {
+			return
+		}
+		for _, ref := range held {
+			c, err := net.DialTimeout("tcp", ref.upstream, watchDial)
+			if err != nil {
+				continue
+			}
 			c.Close()
-			break
+			e.open(ref, gen)
 		}
-		if time.Now().After(deadline) {
-			e.log.Warn("edge opened although nothing listens behind it yet", "edge", ref.name, "upstream", ref.upstream, "waited", listenBound)
-			break
-		}
-		time.Sleep(10 * time.Millisecond)
+		time.Sleep(pause)
+		pause = min(2*pause, watchMax)
 	}
+}
+
+// open opens a closed edge whose upstream accepted, unless the part
+// exited or started again meanwhile (a newer watch decides).
+func (e *Edges) open(ref edgeRef, gen int) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	up := e.servers[ref.server]
-	if up.gen != gen || !e.held[ref.name] {
+	if e.gen[ref.server] != gen || !e.held[ref.name] {
 		return
 	}
-	up.starting, up.listening = false, true
 	delete(e.held, ref.name)
+	e.listening[ref.server] = true
 	if p, err := e.server.Collection.Get(ref.name); err == nil && !p.Enabled {
 		if err := p.Start(); err != nil {
 			e.log.Error("edge did not open", "edge", ref.name, "err", err)
 		}
 	}
-}
-
-func (e *Edges) current(part string, gen int) bool {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	return e.servers[part].gen == gen
 }

@@ -30,11 +30,12 @@ type Edges struct {
 	http   *http.Server
 	log    *slog.Logger
 
-	mu      sync.Mutex
-	runs    map[string]bool      // parts whose processes this lab runs
-	refs    []edgeRef            // every edge in front of such a part, spawned ones included
-	held    map[string]bool      // edges closed because nothing listens behind them
-	servers map[string]*upstream // per part the lab runs
+	mu        sync.Mutex
+	refs      []edgeRef       // every edge in front of a part the lab runs, spawned ones included
+	held      map[string]bool // edges closed because nothing accepts behind them
+	gen       map[string]int  // per part the lab runs: its current watch (edgefollow.go)
+	listening map[string]bool // per part: an edge in front of it opened since it last exited
+	closed    bool
 }
 
 // NewEdges prepares the proxies; Start opens them. runs are the parts whose
@@ -43,10 +44,9 @@ func NewEdges(p layout.Ports, edges []parts.Edge, runs []string, log *slog.Logge
 	reg := prometheus.NewRegistry()
 	server := toxiproxy.NewServer(toxiproxy.NewMetricsContainer(reg), zerolog.Nop())
 	e := &Edges{ports: p, edges: edges, server: server, reg: reg, log: log,
-		runs: map[string]bool{}, held: map[string]bool{}, servers: map[string]*upstream{}}
+		held: map[string]bool{}, gen: map[string]int{}, listening: map[string]bool{}}
 	for _, part := range runs {
-		e.runs[part] = true
-		e.servers[part] = &upstream{}
+		e.gen[part] = 0
 	}
 	return e
 }
@@ -56,8 +56,7 @@ func NewEdges(p layout.Ports, edges []parts.Edge, runs []string, log *slog.Logge
 func (e *Edges) Collectors() []prometheus.Collector { return nil }
 
 // Start adds every edge proxy and opens Toxiproxy's API. An edge in front
-// of a part the lab runs stays closed until ServerStarted sees that part
-// listen.
+// of a part the lab runs stays closed until that part listens.
 func (e *Edges) Start() error {
 	for _, edge := range e.edges {
 		if err := e.Add(edge.Name, edge.Listen(e.ports), edge.Upstream(e.ports), edge.Server()); err != nil {
@@ -102,6 +101,9 @@ func (e *Edges) HealAll() {
 
 // Close stops the API and every proxy.
 func (e *Edges) Close() {
+	e.mu.Lock()
+	e.closed = true // ends every watch
+	e.mu.Unlock()
 	if e.http != nil {
 		_ = e.http.Close()
 	}
