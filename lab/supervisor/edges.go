@@ -21,7 +21,8 @@ import (
 
 // Edges runs one Toxiproxy proxy per network edge, and Toxiproxy's own HTTP
 // API on loopback, so toxiproxy-cli and Toxiproxy clients work on the lab.
-// An edge is open only while the part behind it listens (edgefollow.go).
+// An edge in front of a part the lab runs is open only while something
+// accepts behind it (edgefollow.go).
 type Edges struct {
 	ports  layout.Ports
 	edges  []parts.Edge
@@ -39,14 +40,14 @@ type Edges struct {
 }
 
 // NewEdges prepares the proxies; Start opens them. runs are the parts whose
-// processes the supervisor runs: their edges open when they listen.
+// processes the supervisor runs: the edges in front of them follow them.
 func NewEdges(p layout.Ports, edges []parts.Edge, runs []string, log *slog.Logger) *Edges {
 	reg := prometheus.NewRegistry()
 	server := toxiproxy.NewServer(toxiproxy.NewMetricsContainer(reg), zerolog.Nop())
 	e := &Edges{ports: p, edges: edges, server: server, reg: reg, log: log,
 		held: map[string]bool{}, gen: map[string]int{}, listening: map[string]bool{}}
 	for _, part := range runs {
-		e.gen[part] = 0
+		e.gen[part] = 0 // a part in gen is one whose edges follow it
 	}
 	return e
 }
