@@ -132,10 +132,9 @@ const maxHopConns = 2048
 // out of descriptors ("accept4: too many open files") and failed in every
 // way at once; now it refuses what is over the budget.
 func HopBudget(forwarding bool) (budget int, limit uint64) {
-	limit = connbudget.Descriptors()
-	n := int(min(limit, 1<<20)) - connbudget.Reserve
+	shares := 1
 	if forwarding {
-		n /= 2
+		shares = 2
 	}
-	return min(max(n, 8), maxHopConns), limit
+	return min(connbudget.Share(shares), maxHopConns), connbudget.Descriptors()
 }

@@ -70,6 +70,13 @@ func (c *conn) Close() error {
 // dial in flight).
 const Reserve = 64
 
+// Share is the budget of one of shares equal users of this process's
+// descriptors (a server and the connections it makes or receives from
+// itself): the descriptors less Reserve, divided, at least 8.
+func Share(shares int) int {
+	return max((int(min(Descriptors(), 1<<20))-Reserve)/shares, 8)
+}
+
 // Descriptors is RLIMIT_NOFILE's soft limit (which Go raised to the hard
 // limit when the process started), 1024 when it cannot be read.
 func Descriptors() uint64 {

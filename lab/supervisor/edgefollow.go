@@ -41,7 +41,9 @@ func (e *Edges) Add(name, listen, upstreamAddr, server string) error {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	_, follows := e.gen[server]
-	open := !follows || e.listening[server]
+	// Open at once when another edge in front of the same part already is:
+	// something accepts there.
+	open := !follows || len(e.heldIn(server)) < len(e.in(server))
 	p := toxiproxy.NewProxy(e.server, name, listen, upstreamAddr)
 	if err := e.server.Collection.Add(p, open); err != nil {
 		return fmt.Errorf("edge proxy %s on %s: %w", name, listen, err)
@@ -75,7 +77,6 @@ func (e *Edges) ServerExited(part string) {
 	if _, follows := e.gen[part]; !follows {
 		return
 	}
-	e.listening[part] = false
 	for _, ref := range e.in(part) {
 		e.held[ref.name] = true
 		if p, err := e.server.Collection.Get(ref.name); err == nil && p.Enabled {
@@ -162,7 +163,6 @@ func (e *Edges) open(ref edgeRef, gen int) {
 		return
 	}
 	delete(e.held, ref.name)
-	e.listening[ref.server] = true
 	if p, err := e.server.Collection.Get(ref.name); err == nil && !p.Enabled {
 		if err := p.Start(); err != nil {
 			e.log.Error("edge did not open", "edge", ref.name, "err", err)

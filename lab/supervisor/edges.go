@@ -31,12 +31,11 @@ type Edges struct {
 	http   *http.Server
 	log    *slog.Logger
 
-	mu        sync.Mutex
-	refs      []edgeRef       // every edge in front of a part the lab runs, spawned ones included
-	held      map[string]bool // edges closed because nothing accepts behind them
-	gen       map[string]int  // per part the lab runs: its current watch (edgefollow.go)
-	listening map[string]bool // per part: an edge in front of it opened since it last exited
-	closed    bool
+	mu     sync.Mutex
+	refs   []edgeRef       // every edge in front of a part the lab runs, spawned ones included
+	held   map[string]bool // edges closed because nothing accepts behind them
+	gen    map[string]int  // per part the lab runs: its current watch (edgefollow.go)
+	closed bool
 }
 
 // NewEdges prepares the proxies; Start opens them. runs are the parts whose
@@ -45,7 +44,7 @@ func NewEdges(p layout.Ports, edges []parts.Edge, runs []string, log *slog.Logge
 	reg := prometheus.NewRegistry()
 	server := toxiproxy.NewServer(toxiproxy.NewMetricsContainer(reg), zerolog.Nop())
 	e := &Edges{ports: p, edges: edges, server: server, reg: reg, log: log,
-		held: map[string]bool{}, gen: map[string]int{}, listening: map[string]bool{}}
+		held: map[string]bool{}, gen: map[string]int{}}
 	for _, part := range runs {
 		e.gen[part] = 0 // a part in gen is one whose edges follow it
 	}

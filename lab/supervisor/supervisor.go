@@ -292,8 +292,9 @@ func startUnlessStopped(ctx context.Context, p *process) error {
 }
 
 // waitEdgesOpen gives a broker that answers a moment for its edges to open
-// (they follow it within ~10 ms), so that the clients started next do not
-// begin with a refused connection and its backoff.
+// (they follow it within one watch interval, at most 250 ms), so that the
+// clients started next do not begin with a refused connection and its
+// backoff.
 func (s *Supervisor) waitEdgesOpen(ctx context.Context, part string) {
 	deadline := time.Now().Add(time.Second)
 	for !s.edges.Open(part) && time.Now().Before(deadline) && ctx.Err() == nil {
