@@ -70,7 +70,8 @@ func (e *Edges) Remove(name string) {
 
 // ServerExited closes the edges in front of part, whose process is gone:
 // they refuse connections, as its port does, until something accepts there
-// again.
+// again. An edge someone disabled through Toxiproxy's API is left to them:
+// the lab opens only what it closed.
 func (e *Edges) ServerExited(part string) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
@@ -78,11 +79,15 @@ func (e *Edges) ServerExited(part string) {
 		return
 	}
 	for _, ref := range e.in(part) {
-		e.held[ref.name] = true
-		if p, err := e.server.Collection.Get(ref.name); err == nil && p.Enabled {
-			p.Stop()
-			e.log.Info("edge closed: nothing listens behind it", "edge", ref.name, "server", part)
+		p, err := e.server.Collection.Get(ref.name)
+		if err != nil || !p.Enabled {
+			// Closed already: by the lab (held), or by hand through
+			// Toxiproxy's API, and then it is the user's to open.
+			continue
 		}
+		p.Stop()
+		e.held[ref.name] = true
+		e.log.Info("edge closed: nothing listens behind it", "edge", ref.name, "server", part)
 	}
 	e.watchLocked(part)
 }

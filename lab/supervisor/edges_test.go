@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/http"
 	"strings"
 	"syscall"
 	"testing"
@@ -163,4 +164,45 @@ func TestAnEdgeOpensForWhateverTakesItsPartsPort(t *testing.T) {
 	stand := echo(t, p.MoviesRPC())
 	defer stand.Close()
 	labtest.Eventually(t, 5*time.Second, "the edge to open for what took the port", func() error { return roundTrip(toMovies.Listen(p)) })
+}
+
+// An edge someone disabled through Toxiproxy's own API stays disabled when
+// the part behind it restarts: the lab opens only the edges it closed.
+func TestAnEdgeDisabledByHandStaysClosedAcrossItsPartsRestart(t *testing.T) {
+	p := layout.Ports{Base: labtest.FreePortBase(t)}
+	toMovies := parts.EdgeFrom("ratings-rpc", "movies-rpc")
+	edges := supervisor.NewEdges(p, []parts.Edge{toMovies}, []string{"movies-rpc"}, slog.New(slog.DiscardHandler))
+	if err := edges.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(edges.Close)
+	movies := toMovies.Listen(p)
+	edges.ServerStarted("movies-rpc")
+	ln := echo(t, p.MoviesRPC())
+	labtest.Eventually(t, 5*time.Second, "the edge to open once movies-rpc listens", func() error { return roundTrip(movies) })
+
+	resp, err := http.Post("http://"+p.Toxiproxy()+"/proxies/"+toMovies.Name, "application/json", strings.NewReader(`{"enabled":false}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("disabling the proxy through Toxiproxy's API: %s", resp.Status)
+	}
+	wantRefused(t, movies, "disabled by hand")
+
+	ln.Close()
+	edges.ServerExited("movies-rpc")
+	edges.ServerStarted("movies-rpc")
+	ln = echo(t, p.MoviesRPC())
+	defer ln.Close()
+	// The watch dials at least every 250 ms: a second is four chances to
+	// open an edge it should not.
+	time.Sleep(time.Second)
+	wantRefused(t, movies, "after the part's restart, still disabled by hand")
+
+	edges.HealAll()
+	if err := roundTrip(movies); err != nil {
+		t.Fatalf("heal --all enables every proxy whose part listens: %v", err)
+	}
 }
