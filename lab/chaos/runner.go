@@ -617,7 +617,7 @@ func (r *run) inject(st PlannedStep) map[string][]faults.Fault {
 		sort.Strings(ids)
 		switch {
 		case vf.NotApplicable != "":
-			ev.Error = "no equivalent in this variant: " + vf.NotApplicable
+			ev.Error = journal.NoEquivalent + vf.NotApplicable
 			lines = append(lines, v+": —")
 		case len(errs[v]) > 0:
 			ev.Error = strings.Join(errs[v], "; ")

@@ -1,6 +1,9 @@
 package journal
 
-import "slices"
+import (
+	"slices"
+	"strings"
+)
 
 // VerdictTable is a run's steady-state hypothesis as one table: a row per
 // probe of each phase, a cell per variant, and the verdict per variant.
@@ -9,7 +12,8 @@ import "slices"
 type VerdictTable struct {
 	Variants []string
 	Rows     []VerdictRow
-	// Verdict per variant, in Variants order: VerdictHeld or VerdictNotHeld.
+	// Verdict per variant, in Variants order: VerdictHeld or VerdictNotHeld,
+	// followed by ControlNote for a variant that ran as a control.
 	Verdict []string
 }
 
@@ -68,11 +72,38 @@ func (j Journal) VerdictTable() VerdictTable {
 		}
 	}
 	for _, v := range j.Variants {
+		verdict := VerdictNotHeld
 		if j.Verdict[v] {
-			t.Verdict = append(t.Verdict, VerdictHeld)
-		} else {
-			t.Verdict = append(t.Verdict, VerdictNotHeld)
+			verdict = VerdictHeld
 		}
+		if j.Control(v) {
+			verdict += " " + ControlNote
+		}
+		t.Verdict = append(t.Verdict, verdict)
 	}
 	return t
+}
+
+// ControlNote follows the verdict of a variant that ran as a control.
+const ControlNote = "(control: no fault applied)"
+
+// NoEquivalent starts the Error of a fault that was not applied to a
+// variant because the fault has no equivalent in it.
+const NoEquivalent = "no equivalent in this variant: "
+
+// Control reports whether variant v ran as a control: the run had faults
+// for it and none had an equivalent in it, so its verdict is about the
+// load alone, not about weathering the fault.
+func (j Journal) Control(v string) bool {
+	faults := 0
+	for _, f := range j.Faults {
+		if f.Variant != v {
+			continue
+		}
+		if !f.InjectedAt.IsZero() || !strings.HasPrefix(f.Error, NoEquivalent) {
+			return false
+		}
+		faults++
+	}
+	return faults > 0
 }

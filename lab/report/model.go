@@ -275,6 +275,9 @@ func verdictOf(r run, v string, recovery []journal.Recovery) verdictRow {
 	if ok, found := j.Verdict[v]; found {
 		row.Pass = ok
 		row.Verdict = map[bool]string{true: "PASS", false: "FAIL"}[ok]
+		if j.Control(v) {
+			row.Verdict += " " + journal.ControlNote
+		}
 	}
 	phase := func(name string) string {
 		for _, ph := range j.Phases {
@@ -328,6 +331,9 @@ func diffOf(r run, v string, recovery []journal.Recovery) diffRow {
 	if ok, found := j.Verdict[v]; found {
 		row.Pass = ok
 		row.Verdict = map[bool]string{true: "PASS", false: "FAIL"}[ok]
+		if j.Control(v) {
+			row.Verdict += " " + journal.ControlNote
+		}
 	}
 	if c, ok := j.FindClient(v, journal.WindowDuring); ok {
 		row.SuccessDuring = fmtRatio(c.All.SuccessRatio)
