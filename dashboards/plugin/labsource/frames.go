@@ -150,6 +150,9 @@ func verdictText(j journal.Journal) string {
 		default:
 			parts = append(parts, v+" FAIL")
 		}
+		if has && j.Control(v) {
+			parts[len(parts)-1] += " " + journal.ControlNote
+		}
 	}
 	return strings.Join(parts, " · ")
 }
