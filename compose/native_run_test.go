@@ -3,9 +3,12 @@ package compose
 import (
 	"bytes"
 	"context"
+	"encoding/json"
+	"errors"
 	"fmt"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -13,6 +16,7 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -139,6 +143,52 @@ func TestComposeStackRunsNatively(t *testing.T) {
 		})
 	})
 
+	// As natively (lab/supervisor/edgefollow.go), via the "lab" service's
+	// follower (lab/composeedges): a proxy in front of a stopped container
+	// refuses, is no fault, and opens once the container listens again.
+	t.Run("the edge in front of a stopped container refuses", func(t *testing.T) {
+		const edge = "ratings-rpc->movies-rpc"
+		var proxy struct{ Listen string }
+		if err := getJSON(s.url("toxiproxy", 8474)+"/proxies/"+url.PathEscape(edge), &proxy); err != nil {
+			t.Fatal(err)
+		}
+		_, port, err := net.SplitHostPort(proxy.Listen)
+		if err != nil {
+			t.Fatalf("the proxy's listen address %q: %v", proxy.Listen, err)
+		}
+		listen := net.JoinHostPort(s.addrs["toxiproxy"], port)
+		s.stop("movies-rpc")
+		eventually(t, 10*time.Second, "the edge to refuse once movies-rpc stopped", func() error {
+			c, err := net.DialTimeout("tcp", listen, time.Second)
+			if err == nil {
+				c.Close()
+				return fmt.Errorf("%s (%s) accepts a connection with nothing behind it", edge, listen)
+			}
+			if !errors.Is(err, syscall.ECONNREFUSED) {
+				return fmt.Errorf("dial %s: %v, want connection refused", listen, err)
+			}
+			return nil
+		})
+		metrics, err := httpText(s.url("lab", 7700) + "/metrics")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if strings.Contains(metrics, `lab_fault_active{fault="partition",target="`+edge+`"} 1`) {
+			t.Errorf("the closed edge is reported as a partition fault")
+		}
+		s.start("movies-rpc", s.labCommand("movies-rpc"))
+		eventually(t, 60*time.Second, "movies-rpc healthy and its edge open again", func() error {
+			if err := s.healthy("movies-rpc"); err != nil {
+				return err
+			}
+			c, err := net.DialTimeout("tcp", listen, time.Second)
+			if err != nil {
+				return err
+			}
+			return c.Close()
+		})
+	})
+
 	// The same checks bite: each of these mutations must fail them.
 	t.Run("a missing required flag fails", func(t *testing.T) {
 		svc := p.Services["movies-connect"]
@@ -241,6 +291,31 @@ func postJSON(url, body string) error {
 		return fmt.Errorf("%s: HTTP %d: %s", url, resp.StatusCode, b.String())
 	}
 	return nil
+}
+
+// httpText GETs url and returns its body; anything but 200 is an error.
+func httpText(url string) (string, error) {
+	c := &http.Client{Timeout: 5 * time.Second}
+	resp, err := c.Get(url)
+	if err != nil {
+		return "", err
+	}
+	defer resp.Body.Close()
+	var b bytes.Buffer
+	_, _ = b.ReadFrom(resp.Body)
+	if resp.StatusCode != http.StatusOK {
+		return "", fmt.Errorf("%s: HTTP %d: %s", url, resp.StatusCode, b.String())
+	}
+	return b.String(), nil
+}
+
+// getJSON GETs url and decodes its JSON body into v.
+func getJSON(url string, v any) error {
+	body, err := httpText(url)
+	if err != nil {
+		return err
+	}
+	return json.Unmarshal([]byte(body), v)
 }
 
 // startBroker stands in for the kafka service: the embedded broker (which

@@ -17,6 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/spf13/cobra"
 
+	"github.com/ratingslab/lab/lab/composeedges"
 	"github.com/ratingslab/lab/services/lib/metricname"
 	"github.com/ratingslab/lab/services/lib/serve"
 )
@@ -86,6 +87,7 @@ func newComposeWatchCmd(g *globals) *cobra.Command {
 		listen, allow, proxies string
 		partFlags              []string
 		interval               time.Duration
+		followEdges            bool
 	)
 	cmd := &cobra.Command{
 		Use:   "watch --listen ADDR --part NAME=HEALTH_URL... [--toxiproxy URL]",
@@ -94,8 +96,14 @@ func newComposeWatchCmd(g *globals) *cobra.Command {
 Toxiproxy at --toxiproxy, and serves what 'lab up's supervisor serves for them
 on --listen: /metrics with lab_part_up{part} (1: the health URL answered 200)
 and lab_fault_active{fault,target} (one per toxic on an edge proxy: the
-toxic's type, "partition" for a zero timeout or a disabled proxy), and
-/healthz. The compose stack runs it as its "lab" service.`,
+toxic's type, "partition" for a zero timeout or a proxy disabled by hand),
+and /healthz. The compose stack runs it as its "lab" service.
+
+With --toxiproxy it also keeps each proxy open only while something accepts
+behind it (--follow-edges, on by default), as 'lab up's supervisor does: a
+proxy in front of a stopped container refuses connections, as the
+container's port would, and opens again once its upstream accepts (checked
+every 250 ms). A proxy disabled by hand stays disabled.`,
 		Annotations: map[string]string{annotPorts: portsOwn},
 		Args:        cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -121,13 +129,16 @@ toxic's type, "partition" for a zero timeout or a disabled proxy), and
 				return err
 			}
 			guard.What = "the compose watcher"
+			log := slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), nil)).With("part", "supervisor")
 			w := newWatcher(ps, proxies, interval)
+			if proxies != "" && followEdges {
+				w.edges = composeedges.New(proxies, log)
+			}
 			ln, err := net.Listen("tcp", listen)
 			if err != nil {
 				return fmt.Errorf("--listen %s: %w", listen, err)
 			}
-			log := slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), nil)).With("part", "supervisor")
-			log.Info("watching the compose stack", "listen", ln.Addr().String(), "parts", len(ps), "toxiproxy", proxies)
+			log.Info("watching the compose stack", "listen", ln.Addr().String(), "parts", len(ps), "toxiproxy", proxies, "follow_edges", w.edges != nil)
 			return w.serve(cmd.Context(), ln, guard, log)
 		},
 	}
@@ -136,6 +147,7 @@ toxic's type, "partition" for a zero timeout or a disabled proxy), and
 	cmd.Flags().StringVar(&proxies, "toxiproxy", "", "Toxiproxy API `URL` whose toxics are the stack's faults (none: no fault metrics)")
 	cmd.Flags().StringArrayVar(&partFlags, "part", nil, "NAME=HEALTH_URL of a part to probe (repeat)")
 	cmd.Flags().DurationVar(&interval, "interval", time.Second, "how often to probe and read the toxics")
+	cmd.Flags().BoolVar(&followEdges, "follow-edges", true, "close a proxy while nothing accepts behind it, open it when something does (with --toxiproxy)")
 	return cmd
 }
 
@@ -147,7 +159,8 @@ type watcher struct {
 	reg      *prometheus.Registry
 	partUp   *prometheus.GaugeVec
 	faults   *prometheus.GaugeVec
-	seen     map[[2]string]bool // (fault, target) reported so far
+	seen     map[[2]string]bool     // (fault, target) reported so far
+	edges    *composeedges.Follower // nil: the proxies are not followed
 }
 
 func newWatcher(parts []watchPart, proxies string, interval time.Duration) *watcher {
@@ -170,6 +183,9 @@ func (w *watcher) serve(ctx context.Context, ln net.Listener, guard serve.Guard,
 	srv := &http.Server{Handler: guard.Wrap(mux), ReadHeaderTimeout: 5 * time.Second}
 	go func() { _ = srv.Serve(ln) }()
 	defer srv.Close()
+	if w.edges != nil {
+		go w.edges.Run(ctx)
+	}
 	tick := time.NewTicker(w.interval)
 	defer tick.Stop()
 	for {
@@ -200,7 +216,11 @@ func (w *watcher) poll(ctx context.Context, log *slog.Logger) {
 	if w.proxies == "" {
 		return
 	}
-	active, err := toxiproxyFaults(w.proxies)
+	held := func(string) bool { return false }
+	if w.edges != nil {
+		held = w.edges.Held
+	}
+	active, err := toxiproxyFaults(w.proxies, held)
 	if err != nil {
 		// Unknown is not "no fault": drop the series rather than show zeros.
 		w.faults.Reset()
@@ -221,15 +241,16 @@ func (w *watcher) poll(ctx context.Context, log *slog.Logger) {
 // toxiproxyFaults lists (fault, edge) for every toxic and disabled proxy on
 // the Toxiproxy at url, named as the lab's fault catalog names them: a
 // toxic's type, and "partition" for a zero timeout (how the lab partitions
-// an edge) or a disabled proxy.
-func toxiproxyFaults(url string) ([][2]string, error) {
+// an edge) or a proxy disabled by hand. A proxy held closed because
+// nothing listens behind it (held) is not a fault.
+func toxiproxyFaults(url string, held func(name string) bool) ([][2]string, error) {
 	proxies, err := toxiproxy.NewClient(url).Proxies()
 	if err != nil {
 		return nil, err
 	}
 	var out [][2]string
 	for name, p := range proxies {
-		if !p.Enabled {
+		if !p.Enabled && !held(name) {
 			out = append(out, [2]string{"partition", name})
 		}
 		for _, t := range p.ActiveToxics {

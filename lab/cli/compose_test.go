@@ -14,7 +14,8 @@ import (
 
 // lab compose watch names the faults on a real Toxiproxy as the lab's fault
 // catalog does: the toxic's type, and "partition" for a zero timeout (how
-// the lab partitions an edge) or a disabled proxy.
+// the lab partitions an edge) or a proxy disabled by hand; a proxy the
+// watcher closed because nothing listens behind it is no fault.
 func TestComposeWatchNamesToxiproxysFaultsAsTheCatalogDoes(t *testing.T) {
 	server := toxiproxy.NewServer(toxiproxy.NewMetricsContainer(prometheus.NewRegistry()), zerolog.Nop())
 	api := httptest.NewServer(server.Routes())
@@ -28,7 +29,8 @@ func TestComposeWatchNamesToxiproxysFaultsAsTheCatalogDoes(t *testing.T) {
 		defer p.Delete()
 	}
 
-	got, err := toxiproxyFaults(api.URL)
+	byHand := func(string) bool { return false }
+	got, err := toxiproxyFaults(api.URL, byHand)
 	if err != nil || len(got) != 0 {
 		t.Fatalf("no toxics: faults %v (%v), want none", got, err)
 	}
@@ -47,7 +49,7 @@ func TestComposeWatchNamesToxiproxysFaultsAsTheCatalogDoes(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	got, err = toxiproxyFaults(api.URL)
+	got, err = toxiproxyFaults(api.URL, byHand)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -57,7 +59,17 @@ func TestComposeWatchNamesToxiproxysFaultsAsTheCatalogDoes(t *testing.T) {
 		t.Errorf("faults %v, want %v", got, want)
 	}
 
-	if _, err := toxiproxyFaults("http://127.0.0.1:1"); err == nil {
+	closedByTheWatcher := func(name string) bool { return name == "c->d" }
+	got, err = toxiproxyFaults(api.URL, closedByTheWatcher)
+	if err != nil {
+		t.Fatal(err)
+	}
+	slices.SortFunc(got, func(a, b [2]string) int { return strings.Compare(a[1]+" "+a[0], b[1]+" "+b[0]) })
+	if want := want[:2]; !slices.Equal(got, want) {
+		t.Errorf("c->d closed by the watcher: faults %v, want %v", got, want)
+	}
+
+	if _, err := toxiproxyFaults("http://127.0.0.1:1", byHand); err == nil {
 		t.Error("an unreachable Toxiproxy gave no error: its faults would read as none")
 	}
 }

@@ -1,0 +1,154 @@
+package composeedges_test
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"syscall"
+	"testing"
+	"time"
+
+	toxiproxyserver "github.com/Shopify/toxiproxy/v2"
+	toxiproxy "github.com/Shopify/toxiproxy/v2/client"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/rs/zerolog"
+
+	"github.com/ratingslab/lab/lab/composeedges"
+	"github.com/ratingslab/lab/lab/labtest"
+	"github.com/ratingslab/lab/lab/layout"
+)
+
+// A real Toxiproxy (the version compose runs) behind its HTTP API, with one
+// proxy from listen to upstream.
+func startToxiproxy(t *testing.T, listen, upstream string) (url string, api *toxiproxy.Client) {
+	t.Helper()
+	server := toxiproxyserver.NewServer(toxiproxyserver.NewMetricsContainer(prometheus.NewRegistry()), zerolog.Nop())
+	web := httptest.NewServer(server.Routes())
+	t.Cleanup(func() { web.Close(); _ = server.Collection.Clear() })
+	api = toxiproxy.NewClient(web.URL)
+	if _, err := api.CreateProxy("ratings-rpc->movies-rpc", listen, upstream); err != nil {
+		t.Fatal(err)
+	}
+	return web.URL, api
+}
+
+func listenEcho(t *testing.T, addr string) net.Listener {
+	t.Helper()
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() { defer c.Close(); _, _ = io.Copy(c, c) }()
+		}
+	}()
+	return ln
+}
+
+// carries sends a byte through addr and reads it back.
+func carries(addr string) error {
+	c, err := net.DialTimeout("tcp", addr, time.Second)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(2 * time.Second))
+	if _, err := c.Write([]byte{'r'}); err != nil {
+		return err
+	}
+	_, err = io.ReadFull(c, make([]byte, 1))
+	return err
+}
+
+func refused(t *testing.T, addr, when string) {
+	t.Helper()
+	c, err := net.DialTimeout("tcp", addr, time.Second)
+	if c != nil {
+		c.Close()
+	}
+	if !errors.Is(err, syscall.ECONNREFUSED) {
+		t.Fatalf("%s: dialling the proxy %s gave %v, want connection refused", when, addr, err)
+	}
+}
+
+func enabled(t *testing.T, api *toxiproxy.Client) bool {
+	t.Helper()
+	p, err := api.Proxy("ratings-rpc->movies-rpc")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p.Enabled
+}
+
+// A proxy in front of a container that stopped refuses, as the container's
+// port would, and opens once something listens behind it again; one
+// disabled by hand (a partition) stays disabled whatever its upstream does.
+func TestAProxyRefusesWhileNothingListensBehindIt(t *testing.T) {
+	p := layout.Ports{Base: labtest.FreePortBase(t)}
+	listen, upstream := p.Edge(0), p.MoviesRPC()
+	url, api := startToxiproxy(t, listen, upstream)
+	f := composeedges.New(url, slog.New(slog.DiscardHandler))
+	ctx := context.Background()
+	step := func() {
+		t.Helper()
+		if err := f.Step(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	step()
+	refused(t, listen, "nothing listens upstream")
+	if !f.Held("ratings-rpc->movies-rpc") {
+		t.Fatal("the closed proxy is not held: the watcher would report it as a partition fault")
+	}
+
+	movies := listenEcho(t, upstream)
+	step()
+	if err := carries(listen); err != nil {
+		t.Fatalf("once the upstream listens the proxy must carry traffic: %v", err)
+	}
+	if f.Held("ratings-rpc->movies-rpc") {
+		t.Fatal("an open proxy is still held")
+	}
+
+	movies.Close() // the container stops
+	step()
+	refused(t, listen, "after the upstream stopped")
+	movies = listenEcho(t, upstream)
+	defer movies.Close()
+	step()
+	if err := carries(listen); err != nil {
+		t.Fatalf("after the upstream came back: %v", err)
+	}
+
+	// Disabled by hand: the follower leaves it to whoever did it.
+	proxy, err := api.Proxy("ratings-rpc->movies-rpc")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := proxy.Disable(); err != nil {
+		t.Fatal(err)
+	}
+	step()
+	if enabled(t, api) || f.Held("ratings-rpc->movies-rpc") {
+		t.Fatal("a proxy disabled by hand was opened, or counted as closed by the follower")
+	}
+}
+
+// An API that does not answer is an error of the step, and nothing changes.
+func TestAStepWithoutToxiproxyIsAnError(t *testing.T) {
+	web := httptest.NewServer(http.NotFoundHandler())
+	web.Close()
+	if err := composeedges.New(web.URL, slog.New(slog.DiscardHandler)).Step(context.Background()); err == nil {
+		t.Fatal("a step against a closed API reported no error")
+	}
+}
