@@ -126,6 +126,7 @@ type Injector struct {
 	mu       sync.Mutex
 	next     int
 	running  map[string]*record // active (or being applied), by id
+	healing  map[string]*record // being healed, by id: until healed, still the fault's
 	history  []Fault            // finished, oldest first
 	shutting bool
 
@@ -138,7 +139,8 @@ type record struct {
 	kind   Kind
 	effect effect
 	timer  *time.Timer
-	ready  bool // applied; false while being applied
+	ready  bool          // applied; false while being applied
+	healed chan struct{} // closed once healing it is over
 }
 
 // effect is how one fault acts on the lab.
@@ -162,7 +164,7 @@ func New(cfg Config) *Injector {
 	if cfg.HTTP == nil {
 		cfg.HTTP = &http.Client{Timeout: 5 * time.Second}
 	}
-	inj := &Injector{cfg: cfg, log: cfg.Log, http: cfg.HTTP, running: map[string]*record{}}
+	inj := &Injector{cfg: cfg, log: cfg.Log, http: cfg.HTTP, running: map[string]*record{}, healing: map[string]*record{}}
 	inj.active = prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Name: metricname.FaultActive,
 		Help: "Whether a fault is in force (1) or was healed (0), per fault and target; for Grafana annotations.",
@@ -306,6 +308,19 @@ func (inj *Injector) Heal(ctx context.Context, id string) (Fault, error) {
 func (inj *Injector) heal(ctx context.Context, id string, by Healer) (Fault, error) {
 	inj.mu.Lock()
 	rec, ok := inj.running[id]
+	if h, healing := inj.healing[id]; healing {
+		// A heal in progress (a timed one, say) is this caller's too: it
+		// gets that heal's outcome, not "no such fault".
+		inj.mu.Unlock()
+		select {
+		case <-h.healed:
+		case <-ctx.Done():
+			return Fault{}, fmt.Errorf("%s is being healed: %w", id, ctx.Err())
+		}
+		inj.mu.Lock()
+		defer inj.mu.Unlock()
+		return h.Fault, nil
+	}
 	if !ok {
 		defer inj.mu.Unlock()
 		for i := len(inj.history) - 1; i >= 0; i-- {
@@ -320,6 +335,8 @@ func (inj *Injector) heal(ctx context.Context, id string, by Healer) (Fault, err
 		return Fault{}, fmt.Errorf("%w: %s is still being applied; try again", ErrConflict, id)
 	}
 	delete(inj.running, id)
+	rec.healed = make(chan struct{})
+	inj.healing[id] = rec
 	if rec.timer != nil {
 		rec.timer.Stop()
 	}
@@ -329,6 +346,8 @@ func (inj *Injector) heal(ctx context.Context, id string, by Healer) (Fault, err
 	now := time.Now()
 	inj.mu.Lock()
 	defer inj.mu.Unlock()
+	delete(inj.healing, id)
+	defer close(rec.healed)
 	rec.State, rec.HealedAt, rec.HealedBy = StateHealed, now, by
 	if err != nil {
 		rec.HealError = err.Error()
@@ -393,7 +412,8 @@ func (inj *Injector) healAll(ctx context.Context, by Healer) []Fault {
 	return out
 }
 
-// Active returns the active faults, oldest first.
+// Active returns the active faults, those being healed included, oldest
+// first.
 func (inj *Injector) Active() []Fault {
 	inj.mu.Lock()
 	defer inj.mu.Unlock()
@@ -402,6 +422,9 @@ func (inj *Injector) Active() []Fault {
 		if r.ready {
 			out = append(out, r.Fault)
 		}
+	}
+	for _, r := range inj.healing {
+		out = append(out, r.Fault) // active until its heal is over
 	}
 	sort.Slice(out, func(i, j int) bool { return idNum(out[i].ID) < idNum(out[j].ID) })
 	return out
@@ -420,6 +443,9 @@ func (inj *Injector) Get(id string) (Fault, error) {
 	defer inj.mu.Unlock()
 	if r, ok := inj.running[id]; ok && r.ready {
 		return r.Fault, nil
+	}
+	if r, ok := inj.healing[id]; ok {
+		return r.Fault, nil // still active until its heal is over
 	}
 	for i := len(inj.history) - 1; i >= 0; i-- {
 		if inj.history[i].ID == id {
