@@ -2,15 +2,10 @@ package composeedges_test
 
 import (
 	"context"
-	"errors"
-	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/http/httptest"
-	"syscall"
 	"testing"
-	"time"
 
 	toxiproxyserver "github.com/Shopify/toxiproxy/v2"
 	toxiproxy "github.com/Shopify/toxiproxy/v2/client"
@@ -34,50 +29,6 @@ func startToxiproxy(t *testing.T, listen, upstream string) (url string, api *tox
 		t.Fatal(err)
 	}
 	return web.URL, api
-}
-
-func listenEcho(t *testing.T, addr string) net.Listener {
-	t.Helper()
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() { defer c.Close(); _, _ = io.Copy(c, c) }()
-		}
-	}()
-	return ln
-}
-
-// carries sends a byte through addr and reads it back.
-func carries(addr string) error {
-	c, err := net.DialTimeout("tcp", addr, time.Second)
-	if err != nil {
-		return err
-	}
-	defer c.Close()
-	_ = c.SetDeadline(time.Now().Add(2 * time.Second))
-	if _, err := c.Write([]byte{'r'}); err != nil {
-		return err
-	}
-	_, err = io.ReadFull(c, make([]byte, 1))
-	return err
-}
-
-func refused(t *testing.T, addr, when string) {
-	t.Helper()
-	c, err := net.DialTimeout("tcp", addr, time.Second)
-	if c != nil {
-		c.Close()
-	}
-	if !errors.Is(err, syscall.ECONNREFUSED) {
-		t.Fatalf("%s: dialling the proxy %s gave %v, want connection refused", when, addr, err)
-	}
 }
 
 func enabled(t *testing.T, api *toxiproxy.Client) bool {
@@ -106,14 +57,14 @@ func TestAProxyRefusesWhileNothingListensBehindIt(t *testing.T) {
 	}
 
 	step()
-	refused(t, listen, "nothing listens upstream")
+	labtest.WantRefused(t, listen, "nothing listens upstream")
 	if !f.Held("ratings-rpc->movies-rpc") {
 		t.Fatal("the closed proxy is not held: the watcher would report it as a partition fault")
 	}
 
-	movies := listenEcho(t, upstream)
+	movies := labtest.Echo(t, upstream)
 	step()
-	if err := carries(listen); err != nil {
+	if err := labtest.EchoesThrough(listen); err != nil {
 		t.Fatalf("once the upstream listens the proxy must carry traffic: %v", err)
 	}
 	if f.Held("ratings-rpc->movies-rpc") {
@@ -122,11 +73,11 @@ func TestAProxyRefusesWhileNothingListensBehindIt(t *testing.T) {
 
 	movies.Close() // the container stops
 	step()
-	refused(t, listen, "after the upstream stopped")
-	movies = listenEcho(t, upstream)
+	labtest.WantRefused(t, listen, "after the upstream stopped")
+	movies = labtest.Echo(t, upstream)
 	defer movies.Close()
 	step()
-	if err := carries(listen); err != nil {
+	if err := labtest.EchoesThrough(listen); err != nil {
 		t.Fatalf("after the upstream came back: %v", err)
 	}
 

@@ -1,15 +1,9 @@
 package supervisor_test
 
 import (
-	"bufio"
-	"errors"
-	"fmt"
-	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -18,60 +12,6 @@ import (
 	"github.com/ratingslab/lab/lab/parts"
 	"github.com/ratingslab/lab/lab/supervisor"
 )
-
-// echo listens on addr and answers every line with the same line.
-func echo(t *testing.T, addr string) net.Listener {
-	t.Helper()
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				_, _ = io.Copy(c, c)
-			}()
-		}
-	}()
-	return ln
-}
-
-// roundTrip sends a line through addr and reads it back.
-func roundTrip(addr string) error {
-	c, err := net.DialTimeout("tcp", addr, time.Second)
-	if err != nil {
-		return err
-	}
-	defer c.Close()
-	_ = c.SetDeadline(time.Now().Add(2 * time.Second))
-	if _, err := fmt.Fprintln(c, "rating"); err != nil {
-		return err
-	}
-	line, err := bufio.NewReader(c).ReadString('\n')
-	if err != nil {
-		return fmt.Errorf("read back: %w", err)
-	}
-	if line != "rating\n" {
-		return fmt.Errorf("read back %q", line)
-	}
-	return nil
-}
-
-func wantRefused(t *testing.T, addr, when string) {
-	t.Helper()
-	c, err := net.DialTimeout("tcp", addr, time.Second)
-	if c != nil {
-		c.Close()
-	}
-	if !errors.Is(err, syscall.ECONNREFUSED) {
-		t.Fatalf("%s: dialling the edge %s gave %v, want connection refused (what the part's own port does)", when, addr, err)
-	}
-}
 
 // An edge in front of a part the lab runs behaves like that part's port:
 // it refuses connections while no process listens behind it (before the
@@ -89,21 +29,21 @@ func TestAnEdgeRefusesWhileNothingListensBehindIt(t *testing.T) {
 	t.Cleanup(edges.Close)
 	movies := toMovies.Listen(p)
 
-	wantRefused(t, movies, "before movies-rpc started")
+	labtest.WantRefused(t, movies, "before movies-rpc started")
 	if edges.Open("movies-rpc") {
 		t.Fatal("Open says the edge is open before movies-rpc started")
 	}
-	ratings := echo(t, p.RatingsRPC()) // ratings-rpc is not run by this lab
+	ratings := labtest.Echo(t, p.RatingsRPC()) // ratings-rpc is not run by this lab
 	defer ratings.Close()
-	if err := roundTrip(toRatings.Listen(p)); err != nil {
+	if err := labtest.EchoesThrough(toRatings.Listen(p)); err != nil {
 		t.Fatalf("an edge to a part the lab does not run must be open: %v", err)
 	}
 
 	// Started, but not listening yet: still refused.
 	edges.ServerStarted("movies-rpc")
-	wantRefused(t, movies, "started, not yet listening")
-	ln := echo(t, p.MoviesRPC())
-	labtest.Eventually(t, 5*time.Second, "the edge to open once movies-rpc listens", func() error { return roundTrip(movies) })
+	labtest.WantRefused(t, movies, "started, not yet listening")
+	ln := labtest.Echo(t, p.MoviesRPC())
+	labtest.Eventually(t, 5*time.Second, "the edge to open once movies-rpc listens", func() error { return labtest.EchoesThrough(movies) })
 	if !edges.Open("movies-rpc") {
 		t.Fatal("Open says closed while traffic passes")
 	}
@@ -114,7 +54,7 @@ func TestAnEdgeRefusesWhileNothingListensBehindIt(t *testing.T) {
 	if err := edges.Add("fork-e2e->movies-rpc", forked, p.MoviesRPC(), "movies-rpc"); err != nil {
 		t.Fatal(err)
 	}
-	if err := roundTrip(forked); err != nil {
+	if err := labtest.EchoesThrough(forked); err != nil {
 		t.Fatalf("an edge added while its part listens: %v", err)
 	}
 
@@ -122,10 +62,10 @@ func TestAnEdgeRefusesWhileNothingListensBehindIt(t *testing.T) {
 	// healing every fault does not open it while nothing listens.
 	ln.Close()
 	edges.ServerExited("movies-rpc")
-	wantRefused(t, movies, "after the kill")
-	wantRefused(t, forked, "the added edge, after the kill")
+	labtest.WantRefused(t, movies, "after the kill")
+	labtest.WantRefused(t, forked, "the added edge, after the kill")
 	edges.HealAll()
-	wantRefused(t, movies, "after healing every fault")
+	labtest.WantRefused(t, movies, "after healing every fault")
 
 	// A fault set on the closed edge applies once it opens again.
 	proxy, err := edges.Server().Collection.Get(toMovies.Name)
@@ -136,50 +76,52 @@ func TestAnEdgeRefusesWhileNothingListensBehindIt(t *testing.T) {
 		t.Fatal(err)
 	}
 	edges.ServerStarted("movies-rpc")
-	ln = echo(t, p.MoviesRPC())
+	ln = labtest.Echo(t, p.MoviesRPC())
 	defer ln.Close()
-	labtest.Eventually(t, 5*time.Second, "the edge to open again after the restart", func() error { return roundTrip(movies) })
-	labtest.Eventually(t, 5*time.Second, "the added edge to open again after the restart", func() error { return roundTrip(forked) })
+	labtest.Eventually(t, 5*time.Second, "the edge to open again after the restart", func() error { return labtest.EchoesThrough(movies) })
+	labtest.Eventually(t, 5*time.Second, "the added edge to open again after the restart", func() error { return labtest.EchoesThrough(forked) })
 	start := time.Now()
-	if err := roundTrip(movies); err != nil || time.Since(start) < 300*time.Millisecond {
+	if err := labtest.EchoesThrough(movies); err != nil || time.Since(start) < 300*time.Millisecond {
 		t.Fatalf("through the reopened edge with its 300 ms latency fault: %v after %v", err, time.Since(start))
 	}
+}
+
+// edgeToMovies starts the lab's edge ratings-rpc->movies-rpc, in front of
+// a movies-rpc the lab runs.
+func edgeToMovies(t *testing.T) (layout.Ports, parts.Edge, *supervisor.Edges) {
+	t.Helper()
+	p := layout.Ports{Base: labtest.FreePortBase(t)}
+	toMovies := parts.EdgeFrom("ratings-rpc", "movies-rpc")
+	edges := supervisor.NewEdges(p, []parts.Edge{toMovies}, []string{"movies-rpc"}, slog.New(slog.DiscardHandler))
+	if err := edges.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(edges.Close)
+	return p, toMovies, edges
 }
 
 // An edge follows its upstream address, not a process: a stopped part's
 // port taken by something else (the bare hops of `lab bench post` stand in
 // for stopped parts) opens the edge.
 func TestAnEdgeOpensForWhateverTakesItsPartsPort(t *testing.T) {
-	p := layout.Ports{Base: labtest.FreePortBase(t)}
-	toMovies := parts.EdgeFrom("ratings-rpc", "movies-rpc")
-	edges := supervisor.NewEdges(p, []parts.Edge{toMovies}, []string{"movies-rpc"}, slog.New(slog.DiscardHandler))
-	if err := edges.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(edges.Close)
+	p, toMovies, edges := edgeToMovies(t)
 	edges.ServerStarted("movies-rpc")
 	edges.ServerExited("movies-rpc") // stopped before it listened
-	wantRefused(t, toMovies.Listen(p), "the part stopped, nothing on its port")
+	labtest.WantRefused(t, toMovies.Listen(p), "the part stopped, nothing on its port")
 
-	stand := echo(t, p.MoviesRPC())
+	stand := labtest.Echo(t, p.MoviesRPC())
 	defer stand.Close()
-	labtest.Eventually(t, 5*time.Second, "the edge to open for what took the port", func() error { return roundTrip(toMovies.Listen(p)) })
+	labtest.Eventually(t, 5*time.Second, "the edge to open for what took the port", func() error { return labtest.EchoesThrough(toMovies.Listen(p)) })
 }
 
 // An edge someone disabled through Toxiproxy's own API stays disabled when
 // the part behind it restarts: the lab opens only the edges it closed.
 func TestAnEdgeDisabledByHandStaysClosedAcrossItsPartsRestart(t *testing.T) {
-	p := layout.Ports{Base: labtest.FreePortBase(t)}
-	toMovies := parts.EdgeFrom("ratings-rpc", "movies-rpc")
-	edges := supervisor.NewEdges(p, []parts.Edge{toMovies}, []string{"movies-rpc"}, slog.New(slog.DiscardHandler))
-	if err := edges.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(edges.Close)
+	p, toMovies, edges := edgeToMovies(t)
 	movies := toMovies.Listen(p)
 	edges.ServerStarted("movies-rpc")
-	ln := echo(t, p.MoviesRPC())
-	labtest.Eventually(t, 5*time.Second, "the edge to open once movies-rpc listens", func() error { return roundTrip(movies) })
+	ln := labtest.Echo(t, p.MoviesRPC())
+	labtest.Eventually(t, 5*time.Second, "the edge to open once movies-rpc listens", func() error { return labtest.EchoesThrough(movies) })
 
 	resp, err := http.Post("http://"+p.Toxiproxy()+"/proxies/"+toMovies.Name, "application/json", strings.NewReader(`{"enabled":false}`))
 	if err != nil {
@@ -189,20 +131,20 @@ func TestAnEdgeDisabledByHandStaysClosedAcrossItsPartsRestart(t *testing.T) {
 	if resp.StatusCode != http.StatusOK {
 		t.Fatalf("disabling the proxy through Toxiproxy's API: %s", resp.Status)
 	}
-	wantRefused(t, movies, "disabled by hand")
+	labtest.WantRefused(t, movies, "disabled by hand")
 
 	ln.Close()
 	edges.ServerExited("movies-rpc")
 	edges.ServerStarted("movies-rpc")
-	ln = echo(t, p.MoviesRPC())
+	ln = labtest.Echo(t, p.MoviesRPC())
 	defer ln.Close()
 	// The watch dials at least every 250 ms: a second is four chances to
 	// open an edge it should not.
 	time.Sleep(time.Second)
-	wantRefused(t, movies, "after the part's restart, still disabled by hand")
+	labtest.WantRefused(t, movies, "after the part's restart, still disabled by hand")
 
 	edges.HealAll()
-	if err := roundTrip(movies); err != nil {
+	if err := labtest.EchoesThrough(movies); err != nil {
 		t.Fatalf("heal --all enables every proxy whose part listens: %v", err)
 	}
 }
