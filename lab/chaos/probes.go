@@ -47,6 +47,8 @@ var probeKinds = []probeKind{
 		what: "99th percentile time from a rating's acceptance to its visibility in the view (lab_view_freshness_seconds, dense buckets: within 9 %)"},
 	{name: "view_gap", bound: "max", windowed: true, final: true,
 		what: "acknowledged ratings not yet visible in the public API (per movie); after the drain, its last value"},
+	{name: "dead_letters", bound: "min", only: []string{variantname.Stream}, final: true,
+		what: "records in ratings-dlq since sampling began, read from the broker after the drain: whether records the processor cannot apply were set aside (`min`), not dropped or left blocking their partition"},
 	{name: "lost_writes", bound: "max", def: "0", final: true,
 		what: "acknowledged ratings missing from the variant's state, by the audit after the drain"},
 	{name: "duplicates", bound: "max", def: "0", final: true,

@@ -265,3 +265,37 @@ func TestATrailingWindowHoldsWholeSamplesDespiteJitter(t *testing.T) {
 		t.Errorf("3 s window holds %d samples, want 3", w.ticks)
 	}
 }
+
+// dead_letters reads ratings-dlq's count after the drain: enough records
+// set aside holds, too few fails, and a broker that could not be read at
+// the end is no evidence that they were.
+func TestDeadLettersCountsWhatReachedTheDLQAfterTheDrain(t *testing.T) {
+	k, ok := lookupProbe("dead_letters")
+	if !ok {
+		t.Fatal("no dead_letters probe")
+	}
+	b := bound{set: true, min: true, v: 40}
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	for _, c := range []struct {
+		name     string
+		last     func(s *journal.Sample)
+		ok       bool
+		observed string
+	}{
+		{"all 40 set aside", func(s *journal.Sample) { s.Set(journal.SeriesDLQRecords, 40) }, true, "40"},
+		{"some dropped", func(s *journal.Sample) { s.Set(journal.SeriesDLQRecords, 25) }, false, "25"},
+		{"broker unreadable at the end", func(s *journal.Sample) { s.SetUnknown(journal.SeriesDLQRecords) }, false, "unknown (the broker could not be read)"},
+	} {
+		ts := ticks(t0, func(sec int, tk *tick) {
+			tk.sample.Set(journal.SeriesDLQRecords, float64(min(sec, 40)))
+			if sec == 30 {
+				tk.sample = journal.Sample{At: tk.at, Values: map[string]float64{}}
+				c.last(&tk.sample)
+			}
+		})
+		m := k.measureFinal(windowOf(ts, t0, t0.Add(time.Minute)), nil)
+		if m.acceptable(b) != c.ok || m.text != c.observed {
+			t.Errorf("%s: %+v, acceptable %v; want %v %q", c.name, m, m.acceptable(b), c.ok, c.observed)
+		}
+	}
+}

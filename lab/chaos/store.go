@@ -178,6 +178,8 @@ type window struct {
 	lastGap    float64
 	lastLagOK  bool
 	lastGapOK  bool
+	lastDLQ    float64 // records in ratings-dlq since sampling began
+	lastDLQOK  bool
 }
 
 // trailingOf is the window of the last d before end, d a whole number of
@@ -222,6 +224,11 @@ func windowOf(ts []tick, from, to time.Time) window {
 			w.lastGap, w.lastGapOK = g, true
 		} else {
 			w.lastGapOK = false
+		}
+		if d, ok := t.sample.Get(journal.SeriesDLQRecords); ok {
+			w.lastDLQ, w.lastDLQOK = d, true
+		} else {
+			w.lastDLQOK = false
 		}
 	}
 	return w
@@ -313,8 +320,8 @@ func (m measure) acceptable(b bound) bool {
 	return b.holds(m.value)
 }
 
-// measureFinal reads a probe after the drain: the last lag and view gap,
-// and the audit's findings.
+// measureFinal reads a probe after the drain: the last lag, view gap and
+// dead-letter count, and the audit's findings.
 func (k probeKind) measureFinal(last window, results []audit.Result) measure {
 	switch k.name {
 	case "consumer_lag":
@@ -327,6 +334,11 @@ func (k probeKind) measureFinal(last window, results []audit.Result) measure {
 			return measure{noData: true, text: "no data (the view could not be read)"}
 		}
 		return measure{value: last.lastGap, text: k.format(last.lastGap)}
+	case "dead_letters":
+		if !last.lastDLQOK {
+			return measure{noData: true, text: "unknown (the broker could not be read)"}
+		}
+		return measure{value: last.lastDLQ, text: k.format(last.lastDLQ)}
 	case "lost_writes", "duplicates", "phantoms", "ambiguous", "retried", "audit":
 		return k.measureAudit(results)
 	}
