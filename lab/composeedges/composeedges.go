@@ -16,7 +16,9 @@ package composeedges
 import (
 	"context"
 	"log/slog"
+	"maps"
 	"net"
+	"slices"
 	"sync"
 	"time"
 
@@ -74,20 +76,36 @@ func (f *Follower) Run(ctx context.Context) {
 }
 
 // Step reads every proxy once, dials each upstream once, and closes or
-// opens proxies as their upstreams call for.
+// opens proxies as their upstreams call for. Steps must not overlap (Run
+// takes them one after the other).
 func (f *Follower) Step(ctx context.Context) error {
 	proxies, err := f.api.Proxies()
 	if err != nil {
 		return err
 	}
-	listening := map[string]bool{}
+	var upstreams []string
 	for _, p := range proxies {
-		if _, dialled := listening[p.Upstream]; !dialled {
-			listening[p.Upstream] = accepts(ctx, p.Upstream)
+		if !slices.Contains(upstreams, p.Upstream) {
+			upstreams = append(upstreams, p.Upstream)
 		}
 	}
+	// At once: a stopped container's address may swallow the SYN, and
+	// each such dial takes its whole timeout.
+	accepting := make([]bool, len(upstreams))
+	var wg sync.WaitGroup
+	for i, addr := range upstreams {
+		wg.Go(func() { accepting[i] = accepts(ctx, addr) })
+	}
+	wg.Wait()
+	listening := map[string]bool{}
+	for i, addr := range upstreams {
+		listening[addr] = accepting[i]
+	}
+	// Only Step writes held; the lock guards it against Held's readers and
+	// is not held across Toxiproxy's API calls.
 	f.mu.Lock()
-	defer f.mu.Unlock()
+	held := maps.Clone(f.held)
+	f.mu.Unlock()
 	for name, p := range proxies {
 		up := listening[p.Upstream]
 		switch {
@@ -96,23 +114,25 @@ func (f *Follower) Step(ctx context.Context) error {
 				f.log.Warn("edge did not close", "edge", name, "error", err.Error())
 				continue
 			}
-			f.held[name] = true
+			held[name] = true
 			f.log.Info("edge closed: nothing listens behind it", "edge", name, "upstream", p.Upstream)
-		case up && f.held[name]:
+		case up && held[name]:
 			if !p.Enabled {
 				if err := p.Enable(); err != nil {
 					f.log.Warn("edge did not open", "edge", name, "error", err.Error())
 					continue
 				}
 			}
-			delete(f.held, name)
+			delete(held, name)
 		}
 	}
-	for name := range f.held {
-		if _, ok := proxies[name]; !ok {
-			delete(f.held, name) // removed from Toxiproxy
-		}
-	}
+	maps.DeleteFunc(held, func(name string, _ bool) bool {
+		_, exists := proxies[name]
+		return !exists // removed from Toxiproxy
+	})
+	f.mu.Lock()
+	f.held = held
+	f.mu.Unlock()
 	return nil
 }
 
