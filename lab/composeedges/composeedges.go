@@ -101,39 +101,46 @@ func (f *Follower) Step(ctx context.Context) error {
 	for i, addr := range upstreams {
 		listening[addr] = accepting[i]
 	}
-	// Only Step writes held; the lock guards it against Held's readers and
-	// is not held across Toxiproxy's API calls.
-	f.mu.Lock()
-	held := maps.Clone(f.held)
-	f.mu.Unlock()
 	for name, p := range proxies {
 		up := listening[p.Upstream]
 		switch {
 		case !up && p.Enabled:
+			// Held before it closes, so the watcher never counts the closed
+			// proxy as a partition; not held across the API call.
+			f.setHeld(name, true)
 			if err := p.Disable(); err != nil {
+				f.setHeld(name, false)
 				f.log.Warn("edge did not close", "edge", name, "error", err.Error())
 				continue
 			}
-			held[name] = true
 			f.log.Info("edge closed: nothing listens behind it", "edge", name, "upstream", p.Upstream)
-		case up && held[name]:
+		case up && f.Held(name):
 			if !p.Enabled {
 				if err := p.Enable(); err != nil {
 					f.log.Warn("edge did not open", "edge", name, "error", err.Error())
 					continue
 				}
 			}
-			delete(held, name)
+			f.setHeld(name, false)
 		}
 	}
-	maps.DeleteFunc(held, func(name string, _ bool) bool {
+	f.mu.Lock()
+	maps.DeleteFunc(f.held, func(name string, _ bool) bool {
 		_, exists := proxies[name]
 		return !exists // removed from Toxiproxy
 	})
-	f.mu.Lock()
-	f.held = held
 	f.mu.Unlock()
 	return nil
+}
+
+func (f *Follower) setHeld(name string, held bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if held {
+		f.held[name] = true
+	} else {
+		delete(f.held, name)
+	}
 }
 
 func accepts(ctx context.Context, addr string) bool {

@@ -316,6 +316,10 @@ func (c *chaosLab) processFaults(t *testing.T) {
 		}
 		t.Fatalf("the edge %s in front of a killed movies-rpc: %v, want connection refused", edge, err)
 	}
+	// Closed by the lab, that edge is no fault set through Toxiproxy's API.
+	if l, err := c.faults.List(context.Background()); err != nil || len(l.External) > 0 {
+		t.Fatalf("with movies-rpc killed, faults the lab did not inject: %+v (%v), want none", l.External, err)
+	}
 	c.heal(t, id)
 	c.waitPart(t, "movies-rpc", supervisor.HealthOK, 20*time.Second)
 	if p := c.part(t, "movies-rpc"); p.PID == before.PID {

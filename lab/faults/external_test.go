@@ -2,12 +2,18 @@ package faults
 
 import (
 	"context"
+	"log/slog"
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 
 	toxiclient "github.com/Shopify/toxiproxy/v2/client"
 
+	"github.com/ratingslab/lab/lab/labtest"
+	"github.com/ratingslab/lab/lab/layout"
+	"github.com/ratingslab/lab/lab/parts"
+	"github.com/ratingslab/lab/lab/supervisor"
 	"github.com/ratingslab/lab/services/lib/serve"
 	"github.com/ratingslab/lab/services/lib/servetest"
 )
@@ -60,5 +66,40 @@ func TestFaultsSetOutsideTheLabAreReported(t *testing.T) {
 	}
 	if _, err := e.inj.Heal(ctx, ours.ID); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// An edge the supervisor closed because nothing listens behind it (a
+// killed part) is not a fault someone set through Toxiproxy's API; one
+// disabled by hand is.
+func TestAnEdgeClosedInFrontOfADeadPartIsNoExternalFault(t *testing.T) {
+	p := layout.Ports{Base: labtest.FreePortBase(t)}
+	toMovies := parts.EdgeFrom("ratings-rpc", "movies-rpc")
+	toRatings := parts.EdgeFrom("webserver-rpc", "ratings-rpc")
+	edges := supervisor.NewEdges(p, []parts.Edge{toMovies, toRatings}, []string{"movies-rpc", "ratings-rpc"}, slog.New(slog.DiscardHandler))
+	if err := edges.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(edges.Close)
+	inj := New(Config{Proxies: edges.Server(), Held: edges.Held})
+	ctx := context.Background()
+
+	// Neither part listens yet, so both edges are closed by the lab.
+	edges.ServerExited("movies-rpc")
+	if got := inj.External(ctx); len(got) != 0 {
+		t.Fatalf("edges the lab closed are reported as external faults: %v", got)
+	}
+
+	ln := labtest.Echo(t, p.RatingsRPC())
+	defer ln.Close()
+	labtest.Eventually(t, 5*time.Second, "the edge to ratings-rpc to open", func() error { return labtest.EchoesThrough(toRatings.Listen(p)) })
+	proxy, err := edges.Server().Collection.Get(toRatings.Name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	proxy.Stop() // what Toxiproxy's API does for {"enabled": false}
+	got := inj.External(ctx)
+	if len(got) != 1 || got[0].Kind != "proxy disabled" || got[0].Target != toRatings.Name {
+		t.Fatalf("external faults %v, want only %s disabled by hand", got, toRatings.Name)
 	}
 }

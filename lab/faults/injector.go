@@ -84,6 +84,9 @@ type Processes interface {
 type Config struct {
 	// Proxies is the embedded Toxiproxy holding one proxy per edge.
 	Proxies *toxiproxy.ApiServer
+	// Held reports an edge proxy the supervisor closed because nothing
+	// listens behind it (supervisor.Edges.Held): disabled, but no fault.
+	Held func(edge string) bool
 	// Processes kills, pauses and starts parts; nil disables process faults.
 	Processes Processes
 	// Targets lists what exists in this lab.

@@ -20,6 +20,7 @@ func Install(s *supervisor.Supervisor, log *slog.Logger) *Injector {
 	quietToxics()
 	inj := New(Config{
 		Proxies:    s.Edges().Server(),
+		Held:       s.Edges().Held,
 		Processes:  s,
 		Targets:    LabTargets(s),
 		Brokers:    s.Config().Options.KafkaBootstrap(s.Config().Ports),

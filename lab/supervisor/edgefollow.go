@@ -102,6 +102,14 @@ func (e *Edges) ServerStarted(part string) {
 	}
 }
 
+// Held reports whether edge is closed because nothing accepts behind it:
+// the lab's doing, not a fault.
+func (e *Edges) Held(edge string) bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.held[edge]
+}
+
 // Open reports whether every edge in front of part is open.
 func (e *Edges) Open(part string) bool {
 	e.mu.Lock()
