@@ -52,7 +52,10 @@ func (inj *Injector) External(ctx context.Context) []ExternalFault {
 	var out []ExternalFault
 	if inj.cfg.Proxies != nil {
 		for name, p := range inj.cfg.Proxies.Collection.Proxies() {
-			if !p.Enabled && (inj.cfg.Held == nil || !inj.cfg.Held(name)) {
+			p.Lock() // Toxiproxy's API changes Enabled under it
+			disabled := !p.Enabled
+			p.Unlock()
+			if disabled && (inj.cfg.Held == nil || !inj.cfg.Held(name)) {
 				out = append(out, ExternalFault{Kind: "proxy disabled", Target: name, Detail: "the edge proxy is disabled: nothing gets through", Via: "toxiproxy API"})
 			}
 			for _, t := range p.Toxics.GetToxicArray() {

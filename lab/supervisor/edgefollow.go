@@ -1,6 +1,7 @@
 package supervisor
 
 import (
+	"errors"
 	"fmt"
 	"net"
 	"slices"
@@ -80,7 +81,7 @@ func (e *Edges) ServerExited(part string) {
 	}
 	for _, ref := range e.in(part) {
 		p, err := e.server.Collection.Get(ref.name)
-		if err != nil || !p.Enabled {
+		if err != nil || !enabled(p) {
 			// Closed already: by the lab (held), or by hand through
 			// Toxiproxy's API, and then it is the user's to open.
 			continue
@@ -176,9 +177,17 @@ func (e *Edges) open(ref edgeRef, gen int) {
 		return
 	}
 	delete(e.held, ref.name)
-	if p, err := e.server.Collection.Get(ref.name); err == nil && !p.Enabled {
-		if err := p.Start(); err != nil {
+	if p, err := e.server.Collection.Get(ref.name); err == nil {
+		if err := p.Start(); err != nil && !errors.Is(err, toxiproxy.ErrProxyAlreadyStarted) {
 			e.log.Error("edge did not open", "edge", ref.name, "err", err)
 		}
 	}
+}
+
+// enabled reads a proxy's state under its lock: Toxiproxy's API changes it
+// from its own goroutines.
+func enabled(p *toxiproxy.Proxy) bool {
+	p.Lock()
+	defer p.Unlock()
+	return p.Enabled
 }

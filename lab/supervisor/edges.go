@@ -93,8 +93,8 @@ func (e *Edges) HealAll() {
 	defer e.mu.Unlock()
 	for _, p := range e.server.Collection.Proxies() {
 		p.Toxics.ResetToxics(context.Background())
-		if !p.Enabled && !e.held[p.Name] {
-			_ = p.Start()
+		if !e.held[p.Name] {
+			_ = p.Start() // ErrProxyAlreadyStarted when it is open
 		}
 	}
 }

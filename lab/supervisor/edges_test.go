@@ -2,10 +2,11 @@ package supervisor_test
 
 import (
 	"log/slog"
-	"net/http"
 	"strings"
 	"testing"
 	"time"
+
+	toxiproxy "github.com/Shopify/toxiproxy/v2"
 
 	"github.com/ratingslab/lab/lab/labtest"
 	"github.com/ratingslab/lab/lab/layout"
@@ -123,13 +124,16 @@ func TestAnEdgeDisabledByHandStaysClosedAcrossItsPartsRestart(t *testing.T) {
 	ln := labtest.Echo(t, p.MoviesRPC())
 	labtest.Eventually(t, 5*time.Second, "the edge to open once movies-rpc listens", func() error { return labtest.EchoesThrough(movies) })
 
-	resp, err := http.Post("http://"+p.Toxiproxy()+"/proxies/"+toMovies.Name, "application/json", strings.NewReader(`{"enabled":false}`))
+	// What Toxiproxy's API does for {"enabled": false} (ProxyUpdate). Not
+	// through HTTP: that handler reads Enabled before taking the proxy's
+	// lock, a race of Toxiproxy's own that -race reports against the
+	// watch's Start.
+	proxy, err := edges.Server().Collection.Get(toMovies.Name)
 	if err != nil {
 		t.Fatal(err)
 	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		t.Fatalf("disabling the proxy through Toxiproxy's API: %s", resp.Status)
+	if err := proxy.Update(&toxiproxy.Proxy{Listen: proxy.Listen, Upstream: proxy.Upstream, Enabled: false}); err != nil {
+		t.Fatal(err)
 	}
 	labtest.WantRefused(t, movies, "disabled by hand")
 
