@@ -361,9 +361,13 @@ func describeFault(f faults.Fault, now time.Time) string {
 	}
 	switch f.State {
 	case faults.StateActive:
-		if !f.HealsAt.IsZero() {
+		switch {
+		case !f.HealsAt.IsZero() && f.HealsAt.After(now):
 			s += fmt.Sprintf(", heals in %s", f.HealsAt.Sub(now).Round(time.Second))
-		} else {
+		case !f.HealsAt.IsZero():
+			// Its heal is under way (Toxiproxy's toxic removal can take 5 s).
+			s += fmt.Sprintf(", being healed (due %s ago)", now.Sub(f.HealsAt).Round(100*time.Millisecond))
+		default:
 			s += ", until healed"
 		}
 		s += fmt.Sprintf(", active for %s", now.Sub(f.InjectedAt).Round(time.Second))

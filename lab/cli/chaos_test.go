@@ -4,6 +4,9 @@ import (
 	"os"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/ratingslab/lab/lab/faults"
 )
 
 // Bad command-line parameters of an experiment are refused naming the flag
@@ -88,5 +91,20 @@ func TestChaosRunsAreNamedByWhatVaries(t *testing.T) {
 				t.Errorf("%q should not name the run:\n%s", tc.mustNot, out)
 			}
 		})
+	}
+}
+
+// An active fault reads as due to heal, or, past its time, as being healed
+// (its heal can take Toxiproxy 5 s), never "heals in -3s".
+func TestAnActiveFaultPastItsTimeReadsAsBeingHealed(t *testing.T) {
+	now := time.Date(2026, 12, 7, 15, 12, 5, 0, time.UTC)
+	f := faults.Fault{ID: "f-9", Fault: "latency", Target: "ratings-rpc->movies-rpc", State: faults.StateActive,
+		InjectedAt: now.Add(-23 * time.Second), HealsAt: now.Add(2 * time.Second)}
+	if got := describeFault(f, now); !strings.Contains(got, ", heals in 2s, active for 23s") {
+		t.Errorf("before its time: %q", got)
+	}
+	f.HealsAt = now.Add(-3 * time.Second)
+	if got := describeFault(f, now); !strings.Contains(got, ", being healed (due 3s ago), active for 23s") {
+		t.Errorf("past its time: %q", got)
 	}
 }
