@@ -9,7 +9,9 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"os"
+	"runtime/pprof"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -203,7 +205,10 @@ func (r *running) stop(t testing.TB) error {
 	select {
 	case err = <-r.done:
 	case <-time.After(30 * time.Second):
-		t.Errorf("processor did not stop within 30s")
+		// Where it hangs is the finding: every goroutine's stack.
+		var stacks strings.Builder
+		_ = pprof.Lookup("goroutine").WriteTo(&stacks, 2)
+		t.Errorf("processor did not stop within 30s; goroutines:\n%s", stacks.String())
 	}
 	r.done = nil
 	r.p.Close()
