@@ -3,7 +3,6 @@ package compose
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
@@ -149,8 +148,8 @@ func TestComposeStackRunsNatively(t *testing.T) {
 	t.Run("the edge in front of a stopped container refuses", func(t *testing.T) {
 		const edge = "ratings-rpc->movies-rpc"
 		var proxy struct{ Listen string }
-		if err := getJSON(s.url("toxiproxy", 8474)+"/proxies/"+url.PathEscape(edge), &proxy); err != nil {
-			t.Fatal(err)
+		if code, err := labtest.HTTPJSON(http.MethodGet, s.url("toxiproxy", 8474)+"/proxies/"+url.PathEscape(edge), nil, &proxy); err != nil || code != http.StatusOK {
+			t.Fatalf("the proxy %s on Toxiproxy's API: HTTP %d, %v", edge, code, err)
 		}
 		_, port, err := net.SplitHostPort(proxy.Listen)
 		if err != nil {
@@ -291,31 +290,6 @@ func postJSON(url, body string) error {
 		return fmt.Errorf("%s: HTTP %d: %s", url, resp.StatusCode, b.String())
 	}
 	return nil
-}
-
-// httpText GETs url and returns its body; anything but 200 is an error.
-func httpText(url string) (string, error) {
-	c := &http.Client{Timeout: 5 * time.Second}
-	resp, err := c.Get(url)
-	if err != nil {
-		return "", err
-	}
-	defer resp.Body.Close()
-	var b bytes.Buffer
-	_, _ = b.ReadFrom(resp.Body)
-	if resp.StatusCode != http.StatusOK {
-		return "", fmt.Errorf("%s: HTTP %d: %s", url, resp.StatusCode, b.String())
-	}
-	return b.String(), nil
-}
-
-// getJSON GETs url and decodes its JSON body into v.
-func getJSON(url string, v any) error {
-	body, err := httpText(url)
-	if err != nil {
-		return err
-	}
-	return json.Unmarshal([]byte(body), v)
 }
 
 // startBroker stands in for the kafka service: the embedded broker (which

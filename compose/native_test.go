@@ -466,17 +466,24 @@ func (s *nativeStack) url(name string, port int) string {
 
 // httpOK GETs url and wants 200.
 func httpOK(url string) error {
+	_, err := httpText(url)
+	return err
+}
+
+// httpText GETs url and returns its body; anything but 200 is an error
+// naming the status and the body's start.
+func httpText(url string) (string, error) {
 	c := &http.Client{Timeout: 3 * time.Second}
 	resp, err := c.Get(url)
 	if err != nil {
-		return err
+		return "", err
 	}
 	defer resp.Body.Close()
-	body, _ := io.ReadAll(io.LimitReader(resp.Body, 300))
+	body, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
 	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("%s: HTTP %d: %s", url, resp.StatusCode, body)
+		return "", fmt.Errorf("%s: HTTP %d: %.300s", url, resp.StatusCode, body)
 	}
-	return nil
+	return string(body), err
 }
 
 func eventually(t *testing.T, bound time.Duration, what string, fn func() error) {
