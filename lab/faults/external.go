@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/Shopify/toxiproxy/v2/toxics"
+
+	"github.com/ratingslab/lab/lab/supervisor"
 )
 
 // ExternalFault is a fault in force that this injector did not inject: a
@@ -52,10 +54,7 @@ func (inj *Injector) External(ctx context.Context) []ExternalFault {
 	var out []ExternalFault
 	if inj.cfg.Proxies != nil {
 		for name, p := range inj.cfg.Proxies.Collection.Proxies() {
-			p.Lock() // Toxiproxy's API changes Enabled under it
-			disabled := !p.Enabled
-			p.Unlock()
-			if disabled && (inj.cfg.Held == nil || !inj.cfg.Held(name)) {
+			if !supervisor.ProxyEnabled(p) && (inj.cfg.Held == nil || !inj.cfg.Held(name)) {
 				out = append(out, ExternalFault{Kind: "proxy disabled", Target: name, Detail: "the edge proxy is disabled: nothing gets through", Via: "toxiproxy API"})
 			}
 			for _, t := range p.Toxics.GetToxicArray() {

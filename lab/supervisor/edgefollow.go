@@ -81,7 +81,7 @@ func (e *Edges) ServerExited(part string) {
 	}
 	for _, ref := range e.in(part) {
 		p, err := e.server.Collection.Get(ref.name)
-		if err != nil || !enabled(p) {
+		if err != nil || !ProxyEnabled(p) {
 			// Closed already: by the lab (held), or by hand through
 			// Toxiproxy's API, and then it is the user's to open.
 			continue
@@ -184,9 +184,9 @@ func (e *Edges) open(ref edgeRef, gen int) {
 	}
 }
 
-// enabled reads a proxy's state under its lock: Toxiproxy's API changes it
-// from its own goroutines.
-func enabled(p *toxiproxy.Proxy) bool {
+// ProxyEnabled reads a proxy's state under its lock: Toxiproxy's API
+// changes it from its own goroutines.
+func ProxyEnabled(p *toxiproxy.Proxy) bool {
 	p.Lock()
 	defer p.Unlock()
 	return p.Enabled
