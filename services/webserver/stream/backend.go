@@ -22,12 +22,14 @@
 //     the positions it reached in the view's own transactions; a restart
 //     resumes there. Per movie it keeps the rated-movies update with the
 //     highest source offset, so stale re-emits never move a count back.
-//   - Freshness: for every rated-movies update that becomes visible in the
-//     view, lab_view_freshness_seconds{view="rated-movies"} observes now
-//     minus the event time of the newest rating it includes — the time from
-//     a user's click to the count being visible here. Per fetched batch only
-//     the winning update of each movie is written (one transaction), so an
-//     update superseded within its batch is never visible and not observed.
+//   - Freshness: for every rated-movies update that changes what the view
+//     shows (a movie's count or sum), lab_view_freshness_seconds{view=
+//     "rated-movies"} observes now minus the event time of the newest rating
+//     it includes — the time from a user's click to the count being visible
+//     here. Per fetched batch only the winning update of each movie is
+//     written (one transaction), so an update superseded within its batch is
+//     never visible and not observed; nor is one that shows the count the
+//     view already showed (a new owner's re-count after a rebalance).
 //     Updates applied while catching up at start are not observed (they
 //     measure downtime, not freshness).
 package stream

@@ -23,7 +23,9 @@ type view struct {
 	upsertMovie  *sql.Stmt
 	deleteMovie  *sql.Stmt
 	upsertRated  *sql.Stmt
+	advanceRated *sql.Stmt
 	replaceRated *sql.Stmt
+	moveRated    *sql.Stmt
 	upsertOffset *sql.Stmt
 }
 
@@ -76,20 +78,29 @@ func openView(dir string) (*view, error) {
 		sqlitedb.Statement{Into: &v.deleteMovie, SQL: `DELETE FROM movies WHERE movie_id = ?`},
 		// A stale update (lower source offset on the same partition: a
 		// re-emit after a crash, or a new owner catching up after a
-		// rebalance) leaves the row alone.
+		// rebalance) leaves the row alone. A newer one that shows the same
+		// count and sum (a new owner's batch ended at another offset) only
+		// moves the row's offset, with advanceRated: nothing new became
+		// visible, so it is not a freshness observation.
 		sqlitedb.Statement{Into: &v.upsertRated, SQL: `INSERT INTO rated (movie_id, count, sum_tenths, source_partition, source_offset, last_event_ns)
 			VALUES (?, ?, ?, ?, ?, ?)
 			ON CONFLICT (movie_id) DO UPDATE SET count = excluded.count, sum_tenths = excluded.sum_tenths,
 				source_partition = excluded.source_partition, source_offset = excluded.source_offset,
 				last_event_ns = excluded.last_event_ns
-			WHERE excluded.source_offset > rated.source_offset OR excluded.source_partition != rated.source_partition`},
+			WHERE (excluded.source_offset > rated.source_offset OR excluded.source_partition != rated.source_partition)
+				AND (excluded.count != rated.count OR excluded.sum_tenths != rated.sum_tenths)`},
+		sqlitedb.Statement{Into: &v.advanceRated, SQL: `UPDATE rated SET source_partition = ?2, source_offset = ?3, last_event_ns = ?4
+			WHERE movie_id = ?1 AND (source_offset < ?3 OR source_partition != ?2)`},
 		// For a batch whose updates of a movie switch partition: applied one
-		// by one, the switch always replaces the row, whatever it held.
+		// by one, the switch always replaces the row, whatever it held (and
+		// is visible only if the count or sum differ).
 		sqlitedb.Statement{Into: &v.replaceRated, SQL: `INSERT INTO rated (movie_id, count, sum_tenths, source_partition, source_offset, last_event_ns)
 			VALUES (?, ?, ?, ?, ?, ?)
 			ON CONFLICT (movie_id) DO UPDATE SET count = excluded.count, sum_tenths = excluded.sum_tenths,
 				source_partition = excluded.source_partition, source_offset = excluded.source_offset,
-				last_event_ns = excluded.last_event_ns`},
+				last_event_ns = excluded.last_event_ns
+			WHERE excluded.count != rated.count OR excluded.sum_tenths != rated.sum_tenths`},
+		sqlitedb.Statement{Into: &v.moveRated, SQL: `UPDATE rated SET source_partition = ?2, source_offset = ?3, last_event_ns = ?4 WHERE movie_id = ?1`},
 		sqlitedb.Statement{Into: &v.upsertOffset, SQL: positions.UpsertSQL},
 	)
 	if err != nil {
@@ -150,8 +161,11 @@ func (v *view) applyMovies(ctx context.Context, changes []moviestable.Change, po
 }
 
 // applyRated stores rated-movies updates and returns those that changed
-// the view (the others were stale re-emits, or were superseded within the
-// batch and so never visible).
+// what the view shows — a movie's count or sum. The others were stale
+// re-emits, were superseded within the batch and so never visible, or
+// showed what the view already showed under a newer source offset (a new
+// owner after a rebalance counts the same ratings in batches that end
+// elsewhere): stored, but nothing a user sees changed.
 //
 // A batch of ~2,000 records covers at most a few hundred movies, so the
 // updates are first reduced in memory to one winner per movie and only the
@@ -164,7 +178,8 @@ func (v *view) applyRated(ctx context.Context, updates []model.RatedMovieEvent, 
 		return nil, err
 	}
 	defer tx.Rollback()
-	up, replace := tx.StmtContext(ctx, v.upsertRated), tx.StmtContext(ctx, v.replaceRated)
+	up, advance := tx.StmtContext(ctx, v.upsertRated), tx.StmtContext(ctx, v.advanceRated)
+	replace, move := tx.StmtContext(ctx, v.replaceRated), tx.StmtContext(ctx, v.moveRated)
 	applied := make([]model.RatedMovieEvent, 0, len(winners))
 	for _, w := range winners {
 		u := w.RatedMovieEvent
@@ -172,16 +187,21 @@ func (v *view) applyRated(ctx context.Context, updates []model.RatedMovieEvent, 
 		if !u.LastEventTime.IsZero() {
 			ns = u.LastEventTime.UnixNano()
 		}
-		stmt := up
+		visible, unchanged := up, advance
 		if w.switched {
-			stmt = replace
+			visible, unchanged = replace, move
 		}
-		res, err := stmt.ExecContext(ctx, u.MovieID, u.Count, u.SumTenths, u.SourcePartition, u.SourceOffset, ns)
+		res, err := visible.ExecContext(ctx, u.MovieID, u.Count, u.SumTenths, u.SourcePartition, u.SourceOffset, ns)
 		if err != nil {
 			return nil, fmt.Errorf("rated movie %d: %w", u.MovieID, err)
 		}
 		if n, _ := res.RowsAffected(); n > 0 {
 			applied = append(applied, u)
+			continue
+		}
+		// The same count and sum (or a stale update): keep the newer offset.
+		if _, err := unchanged.ExecContext(ctx, u.MovieID, u.SourcePartition, u.SourceOffset, ns); err != nil {
+			return nil, fmt.Errorf("rated movie %d: %w", u.MovieID, err)
 		}
 	}
 	if err := v.storePositions(ctx, tx, model.TopicRatedMovies, pos); err != nil {

@@ -169,6 +169,50 @@ func TestABatchLeavesEachMovieWithItsWinningUpdate(t *testing.T) {
 	}
 }
 
+// Freshness is the time from a rating to the count being visible, so only
+// an update that changes what the view shows (a movie's count or sum) is
+// observed. After a rebalance the new owner counts the same ratings in
+// batches that end at other offsets: its update of a movie may show the
+// same count and sum under a higher source offset, carrying the event time
+// of a rating the view has shown for a while. The row takes the newer
+// offset (what comes next is judged against it), and nothing is observed.
+func TestAnUpdateThatShowsNothingNewIsStoredButNotObservedAsFreshness(t *testing.T) {
+	t.Parallel()
+	b, reg := viewBackend(t, t.TempDir())
+	b.caughtUp.Store(true)
+	ratedAt := time.Now().Add(-30 * time.Second)
+	var next int64
+	observed := func() uint64 { return histogramCount(t, reg, "lab_view_freshness_seconds") }
+
+	b.applyUpdates(t, &next, ratedUpdate{movie: 7, count: 3, sum: 120, partition: 2, offset: 40, eventTime: ratedAt})
+	if n := observed(); n != 1 {
+		t.Fatalf("a movie's first count: %d observations, want 1", n)
+	}
+	// The new owner's update: same count and sum, offset 41.
+	b.applyUpdates(t, &next, ratedUpdate{movie: 7, count: 3, sum: 120, partition: 2, offset: 41, eventTime: ratedAt})
+	if got, want := ratedRows(t, b)[7], (ratedRow{Count: 3, Sum: 120, Partition: 2, Offset: 41, EventNS: ratedAt.UnixNano()}); got != want {
+		t.Errorf("row %+v, want the newer offset stored %+v", got, want)
+	}
+	if n := observed(); n != 1 {
+		t.Errorf("an update showing nothing new was observed: %d observations, want 1", n)
+	}
+	// Judged against offset 41 now: an update at 41 with another count is stale.
+	b.applyUpdates(t, &next, ratedUpdate{movie: 7, count: 4, sum: 150, partition: 2, offset: 41, eventTime: ratedAt})
+	if got := ratedRows(t, b)[7]; got.Count != 3 {
+		t.Errorf("an update at the stored offset moved the count to %d", got.Count)
+	}
+	// Another partition with the same content (a batch that switches) moves
+	// the row, unobserved; a new count is observed.
+	b.applyUpdates(t, &next, ratedUpdate{movie: 7, count: 3, sum: 120, partition: 5, offset: 2, eventTime: ratedAt})
+	if got := ratedRows(t, b)[7]; got.Partition != 5 || got.Offset != 2 {
+		t.Errorf("row %+v after a switch of partition, want partition 5 offset 2", got)
+	}
+	b.applyUpdates(t, &next, ratedUpdate{movie: 7, count: 4, sum: 150, partition: 5, offset: 9, eventTime: time.Now()})
+	if n := observed(); n != 2 {
+		t.Errorf("%d observations after a new count, want 2", n)
+	}
+}
+
 // Reducing a batch to its winners leaves exactly the rows that upserting
 // its updates one at a time leaves — also when a movie's source partition
 // changes within the batch (a switch always replaces the row).
@@ -181,7 +225,10 @@ func TestBatchedApplyEqualsOneAtATime(t *testing.T) {
 	for round := range 60 {
 		batch := make([]ratedUpdate, 2+rng.IntN(8))
 		for i := range batch {
-			batch[i] = ratedUpdate{movie: 1 + rng.Int64N(3), count: rng.Int64N(1000), sum: rng.Int64N(10000),
+			// Few distinct counts and sums: updates that show the same as the
+			// row under another offset or partition are common.
+			count := rng.Int64N(4)
+			batch[i] = ratedUpdate{movie: 1 + rng.Int64N(3), count: count, sum: 10 * count,
 				partition: rng.IntN(2), offset: rng.Int64N(20), eventTime: time.Unix(0, rng.Int64N(1e18))}
 		}
 		batched.applyUpdates(t, &nextB, batch...)
