@@ -16,9 +16,16 @@ import (
 // exists with all its partitions, and the node is in the ISR of every
 // partition it replicates. A node that just came back is unhealthy until
 // it has caught up.
+//
+// The probe runs every few hundred milliseconds for the life of the lab, so
+// its transport is closed after each: a kafka.Transport keeps refreshing
+// the metadata of every cluster it has reached until CloseIdleConnections,
+// and one left open per probe once made a supervisor send thousands of
+// metadata requests a second to the cluster it watched.
 func NodeReady(ctx context.Context, addr string, id int32, topics []model.Topic) error {
-	c := &kafka.Client{Addr: kafka.TCP(addr), Timeout: 2 * time.Second,
-		Transport: &kafka.Transport{DialTimeout: time.Second, ClientID: "lab-probe", MetadataTTL: time.Second}}
+	tr := &kafka.Transport{DialTimeout: time.Second, ClientID: "lab-probe", MetadataTTL: time.Second}
+	defer tr.CloseIdleConnections()
+	c := &kafka.Client{Addr: kafka.TCP(addr), Timeout: 2 * time.Second, Transport: tr}
 	names := make([]string, len(topics))
 	for i, t := range topics {
 		names[i] = t.Name

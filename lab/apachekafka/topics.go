@@ -168,7 +168,9 @@ func orNone(s string) string {
 func Brokers(ctx context.Context, bootstrap []string, timeout time.Duration) ([]kafka.Broker, error) {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	c := &kafka.Client{Addr: kafka.TCP(bootstrap...), Timeout: timeout, Transport: &kafka.Transport{DialTimeout: timeout, ClientID: "lab"}}
+	tr := &kafka.Transport{DialTimeout: timeout, ClientID: "lab"}
+	defer tr.CloseIdleConnections() // else it refreshes the metadata for as long as the process lives
+	c := &kafka.Client{Addr: kafka.TCP(bootstrap...), Timeout: timeout, Transport: tr}
 	md, err := c.Metadata(ctx, &kafka.MetadataRequest{Topics: []string{}})
 	if err != nil {
 		return nil, fmt.Errorf("no broker at %s answered within %s: %w", strings.Join(bootstrap, ","), timeout, err)

@@ -27,7 +27,8 @@ func (e *coordinatorEffect) apply(ctx context.Context) error {
 	}
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	c := injectorClient(e.brokers)
+	c, done := injectorClient(e.brokers)
+	defer done()
 	res, err := c.FindCoordinator(ctx, &kafka.FindCoordinatorRequest{Key: e.group, KeyType: kafka.CoordinatorKeyTypeConsumer})
 	if err == nil {
 		err = res.Error

@@ -29,7 +29,8 @@ func (e *leaderEffect) apply(ctx context.Context) error {
 	}
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	c := injectorClient(e.brokers)
+	c, done := injectorClient(e.brokers)
+	defer done()
 	md, err := c.Metadata(ctx, &kafka.MetadataRequest{Topics: []string{e.topic}})
 	if err != nil {
 		return fmt.Errorf("metadata of %s: %w", e.topic, err)
@@ -86,9 +87,11 @@ func (b *brokerKill) heal(ctx context.Context, shutdown bool) error {
 func (b *brokerKill) outcome() string { return "killed " + b.chosen }
 
 // injectorClient asks the lab's Kafka directly (never through an edge).
-func injectorClient(brokers []string) *kafka.Client {
-	return &kafka.Client{Addr: kafka.TCP(brokers...), Timeout: 5 * time.Second,
-		Transport: &kafka.Transport{DialTimeout: 2 * time.Second, ClientID: "lab-fault-injector", MetadataTTL: time.Second}}
+// Call done when finished: a kafka.Transport refreshes the metadata of
+// every cluster it has reached, every MetadataTTL, until it is closed.
+func injectorClient(brokers []string) (c *kafka.Client, done func()) {
+	tr := &kafka.Transport{DialTimeout: 2 * time.Second, ClientID: "lab-fault-injector", MetadataTTL: time.Second}
+	return &kafka.Client{Addr: kafka.TCP(brokers...), Timeout: 5 * time.Second, Transport: tr}, tr.CloseIdleConnections
 }
 
 // brokerPart is the part that runs broker id of a Kafka of n brokers: the

@@ -78,6 +78,8 @@ func (e *poisonEffect) apply(ctx context.Context) error {
 	}
 	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
 	defer cancel()
+	tr := &kafka.Transport{DialTimeout: 3 * time.Second, ClientID: "lab-fault-injector"}
+	defer tr.CloseIdleConnections() // Writer.Close leaves a transport it was given open
 	w := &kafka.Writer{
 		Addr:         kafka.TCP(e.brokers...),
 		Topic:        e.topic,
@@ -85,7 +87,7 @@ func (e *poisonEffect) apply(ctx context.Context) error {
 		RequiredAcks: kafka.RequireAll,
 		BatchTimeout: 5 * time.Millisecond,
 		MaxAttempts:  3,
-		Transport:    &kafka.Transport{DialTimeout: 3 * time.Second, ClientID: "lab-fault-injector"},
+		Transport:    tr,
 	}
 	defer w.Close()
 	id := 0
