@@ -46,6 +46,9 @@ func PrintVerdict(w io.Writer, j journal.Journal, path string) {
 	}
 	fmt.Fprintf(tw, "  VERDICT\t\t\t%s\n", strings.Join(vt.Verdict, "\t"))
 	tw.Flush()
+	for _, n := range vt.Notes {
+		fmt.Fprintf(w, "\nNote: %s\n", n)
+	}
 	if j.Error != "" {
 		fmt.Fprintf(w, "\nNote: %s\n", j.Error)
 	}

@@ -79,6 +79,8 @@
 //	                            not yet acknowledged shows for an instant)
 //	parts_down                  parts of the variant the supervisor reports not up (lab_part_up == 0)
 //	scrape_errors               targets of the variant whose /metrics could not be read in that second
+//	machine_cpu_busy            share (0..1) of the machine's CPU time, all cores, busy since the previous sample
+//	                            (/proc/stat: all but idle and iowait); the same machine under every variant
 //
 // Producers may add series; readers ignore names they do not know.
 //

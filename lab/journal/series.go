@@ -28,6 +28,7 @@ const (
 	SeriesViewUnacknowledged   = "view_unacknowledged"
 	SeriesPartsDown            = "parts_down"
 	SeriesScrapeErrors         = "scrape_errors"
+	SeriesMachineCPUBusy       = "machine_cpu_busy"
 	seriesBreakerPrefix        = SeriesBreakerState + ":"
 	breakerSeriesPartSeparator = "/"
 )

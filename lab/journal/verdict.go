@@ -1,6 +1,7 @@
 package journal
 
 import (
+	"fmt"
 	"slices"
 	"strings"
 )
@@ -15,6 +16,8 @@ type VerdictTable struct {
 	// Verdict per variant, in Variants order: VerdictHeld or VerdictNotHeld,
 	// followed by ControlNote for a variant that ran as a control.
 	Verdict []string
+	// Notes explain verdicts that cannot be read at face value (ControlNotes).
+	Notes []string
 }
 
 // VerdictRow is one probe in one phase.
@@ -81,7 +84,38 @@ func (j Journal) VerdictTable() VerdictTable {
 		}
 		t.Verdict = append(t.Verdict, verdict)
 	}
+	t.Notes = j.ControlNotes()
 	return t
+}
+
+// ControlNotes say, for each variant that ran as a control and did not
+// hold, that no fault of the run failed it, so the run compares nothing as
+// it stands — with how busy the machine every part shares was
+// (SeriesMachineCPUBusy): on a small machine a control fails for want of
+// CPU more often than for anything else, and the figure lets a reader see
+// whether that was so.
+func (j Journal) ControlNotes() []string {
+	var notes []string
+	for _, v := range j.Variants {
+		if j.Verdict[v] || !j.Control(v) {
+			continue
+		}
+		note := fmt.Sprintf("%s ran as the control (no fault applied) and did not hold: no fault of this run failed it, so the run compares the variants under something else as well.", v)
+		var sum, peak float64
+		n := 0
+		for _, smp := range j.Samples {
+			if busy, ok := smp.Get(SeriesMachineCPUBusy); ok && smp.Variant == v {
+				sum += busy
+				peak = max(peak, busy)
+				n++
+			}
+		}
+		if n > 0 {
+			note += fmt.Sprintf(" The machine's CPUs, which every part shares, were %.0f %% busy on average over the run and %.0f %% in its busiest second (/proc/stat; the machine CPU chart).", 100*sum/float64(n), 100*peak)
+		}
+		notes = append(notes, note)
+	}
+	return notes
 }
 
 // ControlNote follows the verdict of a variant that ran as a control.

@@ -118,6 +118,9 @@ var metrics = []metric{
 		{Series: journal.SeriesViewGap, Label: "acknowledged, not yet visible", Color: red},
 		{Series: journal.SeriesViewUnacknowledged, Label: "visible, never acknowledged", Color: purple},
 	}},
+	{ID: "machine", Title: "Machine CPU busy (all cores; every part and the load generator share them)", Unit: "%", Scale: 100, Min: 0, Max: 130, Ticks: []float64{0, 25, 50, 75, 100}, Lines: []line{
+		{Series: journal.SeriesMachineCPUBusy, Label: "busy", Color: grey},
+	}},
 }
 
 // breakerSteps label the breaker states (lab_breaker_state values).

@@ -129,6 +129,7 @@ func fixtureJournal(breakers bool) journal.Journal {
 		s.Set(journal.SeriesViewCount, 1200+math.Round(acked))
 		s.Set(journal.SeriesPartsDown, 0)
 		s.Set(journal.SeriesScrapeErrors, 0)
+		s.Set(journal.SeriesMachineCPUBusy, machineBusy(sec))
 		j.Samples = append(j.Samples, s)
 	}
 
@@ -174,6 +175,7 @@ func fixtureJournal(breakers bool) journal.Journal {
 		s.Set(journal.SeriesDLQRecords, 0)
 		s.Set(journal.SeriesPartsDown, 0)
 		s.Set(journal.SeriesScrapeErrors, 0)
+		s.Set(journal.SeriesMachineCPUBusy, machineBusy(sec))
 		j.Samples = append(j.Samples, s)
 	}
 	j.SortSamples()
@@ -296,4 +298,13 @@ func TestFixturesAreCurrent(t *testing.T) {
 			t.Errorf("%s is not what the fixture model produces; regenerate with: go test ./lab/report -run TestFixturesAreCurrent -update", path)
 		}
 	}
+}
+
+// machineBusy is the fixture machine's busy share at second sec: both
+// variants sample the same machine, busier while the fault is active.
+func machineBusy(sec int) float64 {
+	if sec >= faultFrom && sec < faultTo {
+		return 0.62
+	}
+	return 0.41
 }

@@ -77,6 +77,7 @@ type hypothesis struct {
 	Variants []string
 	Rows     []journal.VerdictRow
 	Verdict  []string
+	Notes    []string
 }
 
 type clientRow struct {
@@ -187,7 +188,7 @@ func buildDocument(runs []run) (*document, error) {
 			for _, v := range vt.Variants {
 				heads = append(heads, strings.ToUpper(v)) // as the terminal prints them
 			}
-			d.Hypotheses = append(d.Hypotheses, hypothesis{Run: r.Label, Variants: heads, Rows: vt.Rows, Verdict: vt.Verdict})
+			d.Hypotheses = append(d.Hypotheses, hypothesis{Run: r.Label, Variants: heads, Rows: vt.Rows, Verdict: vt.Verdict, Notes: vt.Notes})
 		}
 		for _, f := range j.Faults {
 			d.Faults = append(d.Faults, faultRow{

@@ -26,9 +26,9 @@ func TestRenderWritesEveryChartAndTable(t *testing.T) {
 		t.Fatal(err)
 	}
 	// rpc has no consumer (lag, dead letters, freshness); stream no
-	// breaker: 9 metrics × 2 variants − 4 not applicable.
-	if len(out.Charts) != 14 {
-		t.Errorf("charts = %d, want 14: %v", len(out.Charts), out.Charts)
+	// breaker: 10 metrics × 2 variants − 4 not applicable.
+	if len(out.Charts) != 16 {
+		t.Errorf("charts = %d, want 16: %v", len(out.Charts), out.Charts)
 	}
 	for _, c := range out.Charts {
 		f, err := os.Open(c)
@@ -65,8 +65,8 @@ func TestRenderWritesEveryChartAndTable(t *testing.T) {
 	if bytes.Contains(html, []byte("http://")) || bytes.Contains(html, []byte("https://")) {
 		t.Error("the HTML must work offline: it references a URL")
 	}
-	if c := strings.Count(string(html), "<img "); c != 14 {
-		t.Errorf("HTML has %d images, want 14", c)
+	if c := strings.Count(string(html), "<img "); c != 16 {
+		t.Errorf("HTML has %d images, want 16", c)
 	}
 	for _, bad := range []string{"clean (0 ambiguous", "unseen", "no errors seen"} {
 		if strings.Contains(string(html), bad) {
@@ -122,8 +122,8 @@ func TestCompareSetsTwoRunsSideBySide(t *testing.T) {
 		t.Error("the comparison must open with its differences")
 	}
 	// Breakers off still draws every breaker, by name, as disabled.
-	if len(out.Charts) != 2*14 {
-		t.Errorf("charts = %d, want 28", len(out.Charts))
+	if len(out.Charts) != 2*16 {
+		t.Errorf("charts = %d, want 32", len(out.Charts))
 	}
 }
 
@@ -295,6 +295,36 @@ func TestReportShowsTheCatalogEdit(t *testing.T) {
 		b, _ := os.ReadFile(f)
 		if !strings.Contains(string(b), want) || !strings.Contains(string(b), `movie 181 `) {
 			t.Errorf("%s lacks %q", f, want)
+		}
+	}
+}
+
+// A control that did not hold is explained under the hypothesis, in both
+// formats: no fault failed it, and how busy the shared machine was.
+func TestReportExplainsAControlThatDidNotHold(t *testing.T) {
+	j := journal.Journal{Version: journal.CurrentVersion, Kind: journal.KindExperiment, Title: "leader failover", Variants: []string{"rpc", "stream"},
+		Started: fixtureStart, Ended: fixtureStart.Add(time.Minute), Verdict: map[string]bool{"rpc": false, "stream": true},
+		Faults: []journal.FaultEvent{
+			{ID: "m1", Fault: "leader-failover", Variant: "rpc", Error: journal.NoEquivalent + "the RPC variant has no broker"},
+			{ID: "m1", Fault: "leader-failover", Variant: "stream", InjectedAt: fixtureStart.Add(15 * time.Second)}},
+		Phases: []journal.PhaseResult{
+			{Name: journal.PhaseAfter, Variant: "rpc", Probes: []journal.ProbeResult{{Name: "success_rate", Tolerance: "success_rate >= 0.99", Observed: "0.0000"}}},
+			{Name: journal.PhaseAfter, Variant: "stream", Probes: []journal.ProbeResult{{Name: "success_rate", Tolerance: "success_rate >= 0.99", Observed: "1.0000", OK: true}}}}}
+	for i, v := range []string{"rpc", "stream"} {
+		s := journal.Sample{At: fixtureStart.Add(time.Duration(i+1) * time.Second), Variant: v}
+		s.Set(journal.SeriesMachineCPUBusy, 0.98)
+		j.Samples = append(j.Samples, s)
+	}
+	out, err := RenderJournal(j, "control", t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range []string{out.HTML, out.Markdown} {
+		b, _ := os.ReadFile(f)
+		for _, want := range []string{"Note: rpc ran as the control (no fault applied) and did not hold", "98 % busy on average"} {
+			if !strings.Contains(string(b), want) {
+				t.Errorf("%s lacks %q", f, want)
+			}
 		}
 	}
 }

@@ -9,6 +9,7 @@ import (
 	dto "github.com/prometheus/client_model/go"
 
 	"github.com/ratingslab/lab/lab/journal"
+	"github.com/ratingslab/lab/lab/machinecpu"
 	"github.com/ratingslab/lab/services/lib/metricname"
 )
 
@@ -45,6 +46,8 @@ type Deriver struct {
 	dlqStart map[string]int64
 	// the latest take-over's mean restore time, per variant
 	restore map[string]float64
+	// the machine's CPU times at the previous scrape that had them
+	machine *machinecpu.Times
 }
 
 // NewDeriver derives series for variants from scrapes of targets (used to
@@ -96,9 +99,13 @@ func (d *Deriver) Next(s Scrape, client map[string]ClientTick) []journal.Sample 
 		d.lastAt[part] = s.At
 	}
 
+	busy, hasBusy := d.machineBusy(s)
 	out := make([]journal.Sample, 0, len(d.variants))
 	for _, v := range d.variants {
 		smp := journal.Sample{At: s.At, Variant: v, Values: map[string]float64{}}
+		if hasBusy {
+			smp.Set(journal.SeriesMachineCPUBusy, busy) // the same machine under every variant
+		}
 		tick, hasClient := client[v]
 		if hasClient {
 			d.client(&smp, tick, first)
@@ -112,6 +119,20 @@ func (d *Deriver) Next(s Scrape, client map[string]ClientTick) []journal.Sample 
 	}
 	d.prevAt = s.At
 	return out
+}
+
+// machineBusy is the share of the machine's CPU time that was busy since
+// the previous scrape that read it.
+func (d *Deriver) machineBusy(s Scrape) (float64, bool) {
+	if s.Machine == nil {
+		return 0, false
+	}
+	prev := d.machine
+	d.machine = s.Machine
+	if prev == nil {
+		return 0, false
+	}
+	return s.Machine.BusySince(*prev)
 }
 
 func labelOf(m *dto.Metric, name string) string {

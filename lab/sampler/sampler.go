@@ -23,6 +23,7 @@ import (
 
 	"github.com/ratingslab/lab/lab/audit"
 	"github.com/ratingslab/lab/lab/lag"
+	"github.com/ratingslab/lab/lab/machinecpu"
 	"github.com/ratingslab/lab/services/lib/kafkaio"
 )
 
@@ -84,6 +85,8 @@ type Scrape struct {
 	// before the views were read (Sampler.Acked): every one of them should
 	// be visible in the view read after it.
 	AckedBefore map[string]map[int64]uint64
+	// Machine is the machine's CPU times at At (nil where unreadable).
+	Machine *machinecpu.Times
 }
 
 // ViewTotal is the public view of one variant: every movie's count, and
@@ -150,6 +153,9 @@ func (s *Sampler) ScrapeOnce(ctx context.Context) Scrape {
 		Lags: map[string]lag.Lag{}, DLQ: map[string]DLQRead{}}
 	if s.Acked != nil {
 		sc.AckedBefore = s.Acked()
+	}
+	if t, err := machinecpu.Read(); err == nil {
+		sc.Machine = &t
 	}
 	var mu sync.Mutex
 	var wg sync.WaitGroup

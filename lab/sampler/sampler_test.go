@@ -18,6 +18,7 @@ import (
 	"github.com/ratingslab/lab/lab/lag"
 	"github.com/ratingslab/lab/lab/latency"
 	"github.com/ratingslab/lab/lab/load"
+	"github.com/ratingslab/lab/lab/machinecpu"
 )
 
 // partMetrics are a service's metrics (docs/architecture.md).
@@ -208,6 +209,35 @@ func TestDeriverSaysUnknownWhenTheLogCannotBeRead(t *testing.T) {
 	smp = d.Next(back, nil)[0]
 	if v, _ := smp.Get(journal.SeriesDLQRecords); v != 20 {
 		t.Errorf("dlq = %v, want 20 since the first read", v)
+	}
+}
+
+// The machine's CPU is one figure for the whole lab: every variant's
+// sample carries the share busy since the previous scrape that read it; a
+// scrape that could not read it leaves a gap, not a stale value.
+func TestDeriverGivesEveryVariantTheMachinesBusyShare(t *testing.T) {
+	d := NewDeriver([]string{"rpc", "stream"}, nil)
+	at := time.Unix(1000, 0)
+	scrape := func(sec int, busy, total uint64) Scrape {
+		return Scrape{At: at.Add(time.Duration(sec) * time.Second), Machine: &machinecpu.Times{Busy: busy, Total: total}}
+	}
+	for _, smp := range d.Next(scrape(0, 1000, 4000), nil) {
+		if _, ok := smp.Get(journal.SeriesMachineCPUBusy); ok {
+			t.Errorf("%s: a busy share from the first reading", smp.Variant)
+		}
+	}
+	for _, smp := range d.Next(scrape(1, 1150, 4200), nil) {
+		if v, ok := smp.Get(journal.SeriesMachineCPUBusy); !ok || v != 0.75 {
+			t.Errorf("%s: busy %v (present %v), want 0.75", smp.Variant, v, ok)
+		}
+	}
+	for _, smp := range d.Next(Scrape{At: at.Add(2 * time.Second)}, nil) {
+		if _, ok := smp.Get(journal.SeriesMachineCPUBusy); ok {
+			t.Errorf("%s: a busy share from a scrape without the machine's times", smp.Variant)
+		}
+	}
+	if v, _ := d.Next(scrape(3, 1350, 4600), nil)[1].Get(journal.SeriesMachineCPUBusy); v != 0.5 {
+		t.Errorf("busy %v after a gap, want 0.5 since the last reading", v)
 	}
 }
 

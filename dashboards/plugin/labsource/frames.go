@@ -194,6 +194,7 @@ func experimentsQuery(_ context.Context, in *Instance, q backend.DataQuery, m Mo
 		field("platform", []string{}, ""),
 		field("settings", []string{}, ""),
 		field("error", []string{}, ""),
+		field("notes", []string{}, ""),
 	)
 	f := table("experiments", fields...)
 	for _, r := range runs {
@@ -212,7 +213,8 @@ func experimentsQuery(_ context.Context, in *Instance, q backend.DataQuery, m Mo
 			}
 			row = append(row, p)
 		}
-		row = append(row, j.Ended.Sub(j.Started).Seconds(), int64(len(j.Faults)), j.Seed, j.Platform, kv.Join(j.Settings), j.Error)
+		row = append(row, j.Ended.Sub(j.Started).Seconds(), int64(len(j.Faults)), j.Seed, j.Platform, kv.Join(j.Settings), j.Error,
+			strings.Join(j.ControlNotes(), " "))
 		f.AppendRow(row...)
 	}
 	return answer(notices, f)

@@ -290,6 +290,9 @@ func TestTheDataSourceReadsARealChaosRun(t *testing.T) {
 		if column(t, f, "passed").At(0) != all {
 			t.Errorf("passed %v, want %v", column(t, f, "passed").At(0), all)
 		}
+		if got, want := column(t, f, "notes").At(0), strings.Join(j.ControlNotes(), " "); got != want {
+			t.Errorf("notes %q, want the journal's %q", got, want)
+		}
 	})
 
 	t.Run("probes: every probe of every phase", func(t *testing.T) {

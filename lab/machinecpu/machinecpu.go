@@ -1,0 +1,77 @@
+// Package machinecpu reads how busy the machine's CPUs are, from the
+// aggregate line of /proc/stat: the share of all CPU time, over an
+// interval, that was spent running anything (user, system, interrupts,
+// steal) rather than idle or waiting for I/O.
+//
+// Both variants of a lab, its broker and Prometheus share the machine's
+// cores; an experiment whose control fails with no fault applied often
+// failed for want of CPU, and this is the figure that says so.
+package machinecpu
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"fmt"
+	"os"
+	"strconv"
+)
+
+// Times are the machine's cumulative CPU times since boot, in clock ticks,
+// summed over all CPUs.
+type Times struct {
+	Busy, Total uint64
+}
+
+// statFile is where the kernel publishes the times.
+const statFile = "/proc/stat"
+
+// Read returns the times now. It fails where /proc/stat does not exist
+// (not Linux) or has no aggregate "cpu" line.
+func Read() (Times, error) {
+	b, err := os.ReadFile(statFile)
+	if err != nil {
+		return Times{}, err
+	}
+	return parse(b)
+}
+
+// parse reads the first line of /proc/stat: "cpu user nice system idle
+// iowait irq softirq steal guest guest_nice" (older kernels stop earlier).
+// guest and guest_nice are already inside user and nice.
+func parse(stat []byte) (Times, error) {
+	line, _, _ := bytes.Cut(stat, []byte("\n"))
+	sc := bufio.NewScanner(bytes.NewReader(line))
+	sc.Split(bufio.ScanWords)
+	if !sc.Scan() || sc.Text() != "cpu" {
+		return Times{}, errors.New("/proc/stat: no aggregate cpu line")
+	}
+	var v []uint64
+	for sc.Scan() && len(v) < 8 {
+		n, err := strconv.ParseUint(sc.Text(), 10, 64)
+		if err != nil {
+			return Times{}, fmt.Errorf("/proc/stat: cpu line: %w", err)
+		}
+		v = append(v, n)
+	}
+	if len(v) < 4 {
+		return Times{}, fmt.Errorf("/proc/stat: cpu line has %d times, want at least 4", len(v))
+	}
+	var t Times
+	for i, n := range v {
+		t.Total += n
+		if i != 3 && i != 4 { // idle, iowait
+			t.Busy += n
+		}
+	}
+	return t, nil
+}
+
+// BusySince is the share (0..1) of the CPU time between prev and t that
+// was busy; ok is false when no time passed or the counters went back.
+func (t Times) BusySince(prev Times) (share float64, ok bool) {
+	if t.Total <= prev.Total || t.Busy < prev.Busy {
+		return 0, false
+	}
+	return float64(t.Busy-prev.Busy) / float64(t.Total-prev.Total), true
+}

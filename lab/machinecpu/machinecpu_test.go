@@ -1,0 +1,49 @@
+package machinecpu
+
+import (
+	"math"
+	"testing"
+)
+
+// The busy share counts every state but idle and iowait; guest time is
+// already inside user, so it is not counted twice.
+func TestTheBusyShareIsEverythingButIdleAndIOWait(t *testing.T) {
+	before, err := parse([]byte("cpu  100 0 50 800 50 0 0 0 30 0\ncpu0 1 2 3 4\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	after, err := parse([]byte("cpu  250 10 100 850 60 5 5 10 90 0\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// busy: (250-100)+(10-0)+(100-50)+(5-0)+(5-0)+(10-0) = 230; idle and iowait: 50+10
+	share, ok := after.BusySince(before)
+	if !ok || math.Abs(share-230.0/290.0) > 1e-12 {
+		t.Errorf("busy share %v (ok %v), want %v", share, ok, 230.0/290.0)
+	}
+	if _, ok := before.BusySince(after); ok {
+		t.Error("a share from counters that went back")
+	}
+	if _, ok := after.BusySince(after); ok {
+		t.Error("a share over no time")
+	}
+}
+
+func TestAStatWithoutTheAggregateLineIsAnError(t *testing.T) {
+	for _, in := range []string{"", "cpu0 1 2 3 4\n", "cpu 1 2\n", "cpu 1 x 3 4\n"} {
+		if _, err := parse([]byte(in)); err == nil {
+			t.Errorf("parse(%q) = nil error", in)
+		}
+	}
+}
+
+// On Linux the machine's own times read, and grow.
+func TestReadsThisMachine(t *testing.T) {
+	a, err := Read()
+	if err != nil {
+		t.Skipf("no /proc/stat here: %v", err)
+	}
+	if a.Total == 0 || a.Busy > a.Total {
+		t.Errorf("times %+v", a)
+	}
+}
