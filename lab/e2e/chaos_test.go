@@ -705,12 +705,25 @@ func (c *chaosLab) experiment(t *testing.T) {
 	if !seen["rpc"] || !seen["stream"] {
 		t.Errorf("fault timeline covers %v, want both variants", seen)
 	}
-	perVariant := map[string]int{}
+	perVariant, machine := map[string]int{}, map[string]int{}
 	for _, s := range j.Samples {
 		perVariant[s.Variant]++
+		if busy, ok := s.Get(journal.SeriesMachineCPUBusy); ok {
+			machine[s.Variant]++
+			if busy < 0 || busy > 1 {
+				t.Errorf("machine CPU busy %v at %v: want a share in [0, 1]", busy, s.At)
+			}
+		}
 	}
 	if perVariant["rpc"] < 14 || perVariant["stream"] < 14 {
 		t.Errorf("samples per variant: %v, want one a second", perVariant)
+	}
+	// The machine both variants share, from /proc/stat, in every sample but
+	// the first (a share needs two readings).
+	for v, n := range perVariant {
+		if machine[v] < n-1 {
+			t.Errorf("%s: machine CPU in %d of %d samples", v, machine[v], n)
+		}
 	}
 	phases := map[string]int{}
 	for _, p := range j.Phases {

@@ -119,7 +119,7 @@ var metrics = []metric{
 		{Series: journal.SeriesViewUnacknowledged, Label: "visible, never acknowledged", Color: purple},
 	}},
 	{ID: "machine", Title: "Machine CPU busy (all cores; every part and the load generator share them)", Unit: "%", Scale: 100, Min: 0, Max: 130, Ticks: []float64{0, 25, 50, 75, 100}, Lines: []line{
-		{Series: journal.SeriesMachineCPUBusy, Label: "busy", Color: grey},
+		{Series: journal.SeriesMachineCPUBusy, Label: "busy", Color: orange},
 	}},
 }
 
