@@ -917,6 +917,13 @@ func (r *run) progress(ctx context.Context) {
 		if len(act) > 0 {
 			line += " | faults: " + strings.Join(act, ", ")
 		}
+		if len(r.p.Variants) > 0 {
+			if smp, ok := r.store.latest(r.p.Variants[0]); ok {
+				if busy, ok := smp.Get(journal.SeriesMachineCPUBusy); ok {
+					line += fmt.Sprintf(" | machine cpu %.0f%%", busy*100) // shared by every variant
+				}
+			}
+		}
 		r.mu.Lock()
 		if r.env.TTY {
 			fmt.Fprint(r.env.Out, "\r\033[K"+line)
