@@ -89,11 +89,11 @@ func (j Journal) VerdictTable() VerdictTable {
 }
 
 // ControlNotes say, for each variant that ran as a control and did not
-// hold, that no fault of the run failed it, so the run compares nothing as
-// it stands — with how busy the machine every part shares was
-// (SeriesMachineCPUBusy): on a small machine a control fails for want of
-// CPU more often than for anything else, and the figure lets a reader see
-// whether that was so.
+// hold, that no fault of the run failed it, so something besides the
+// faults weighed on the comparison — with how busy the machine every part
+// shares was (SeriesMachineCPUBusy): on a small machine a control fails for
+// want of CPU more often than for anything else, and the figure lets a
+// reader see whether that was so.
 func (j Journal) ControlNotes() []string {
 	var notes []string
 	for _, v := range j.Variants {
