@@ -9,6 +9,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"time"
 
@@ -101,8 +102,15 @@ func (k *kafkaFlags) options(ctx context.Context, g *globals, ports layout.Ports
 	if !strings.HasSuffix(strings.ToLower(heap), "m") && !strings.HasSuffix(strings.ToLower(heap), "g") {
 		return parts.KafkaOptions{}, nil, fmt.Errorf("--kafka-heap %q: want a size such as 256m or 1g", heap)
 	}
-	notes = append(notes, fmt.Sprintf("Apache Kafka %s from %s, Java %d (%s).", home.Version, home.Dir, java.Major, java.Path))
+	notes = append(notes, fmt.Sprintf("Apache Kafka %s from %s, Java %d (%s).", home.Version, home.Dir, java.Major, java.Path), clusterCPUNote(runtime.NumCPU()))
 	return parts.KafkaOptions{Platform: parts.KafkaCluster, Nodes: parts.DefaultClusterNodes, Home: home.Dir, Java: java.Path, Heap: heap}, notes, nil
+}
+
+// clusterCPUNote tells the user that three JVMs share the machine's cpus
+// with the lab: on two cores an experiment's load keeps them nearly full,
+// and a run short of CPU can fail its control for that reason alone.
+func clusterCPUNote(cpus int) string {
+	return fmt.Sprintf("The three Kafka nodes share this machine's %d CPUs with both variants and the load generator: 'lab chaos run' prints the machine's CPU share on every progress line, and says so when a control fails.", cpus)
 }
 
 // BootstrapTimeout bounds asking an external cluster for its brokers.
