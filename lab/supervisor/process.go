@@ -54,6 +54,10 @@ type process struct {
 	// onStart and onExit, when set, are told the process's name when it
 	// started and once it has exited (its edges follow it).
 	onStart, onExit func(name string)
+	// edgesOpen, when set, must hold for the process to be healthy: its
+	// callers reach it through edges that open a moment after it listens
+	// (within a watch interval), and until then a first request is refused.
+	edgesOpen func(name string) bool
 
 	mu       sync.Mutex
 	cmd      *exec.Cmd
@@ -228,6 +232,10 @@ func (p *process) wait(ctx context.Context) {
 }
 
 // check probes the process once and records the result.
+// errEdgesNotOpen is the health of a part that answers its probe while an
+// edge in front of it is still closed.
+var errEdgesNotOpen = errors.New("it answers; the edges in front of it are not open yet (they open at the lab's next dial to it, within 250 ms)")
+
 func (p *process) check(ctx context.Context) {
 	p.mu.Lock()
 	running := p.cmd != nil && !p.exitedLocked()
@@ -250,6 +258,9 @@ func (p *process) check(ctx context.Context) {
 		return
 	}
 	err := p.probe(ctx)
+	if err == nil && p.edgesOpen != nil && !p.edgesOpen(p.name) {
+		err = errEdgesNotOpen
+	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.exitedLocked() || p.paused {

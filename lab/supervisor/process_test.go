@@ -91,6 +91,28 @@ func TestAStartedPartIsStartingUntilItsFirstHealthyProbe(t *testing.T) {
 	}
 }
 
+// Callers reach a part through the edges in front of it, which open a
+// moment after it listens: until they do, the part is not healthy, so
+// `lab up` does not return (nor a restart count as done) while a first
+// request would still be refused.
+func TestAPartIsHealthyOnlyOnceTheEdgesInFrontOfItAreOpen(t *testing.T) {
+	p, _ := startSleeper(t)
+	open := false
+	p.edgesOpen = func(name string) bool {
+		if name != "part" {
+			t.Errorf("asked about the edges of %q", name)
+		}
+		return open
+	}
+	p.check(context.Background())
+	if st := wantHealth(t, p, HealthStarting); !strings.Contains(st.Error, "edges in front of it are not open yet") {
+		t.Fatalf("error %q: want it to say the edges are not open yet", st.Error)
+	}
+	open = true
+	p.check(context.Background())
+	wantHealth(t, p, HealthOK)
+}
+
 func TestAHealthyPartThatFailsItsProbeIsUnhealthyAndRecovers(t *testing.T) {
 	p, stub := startSleeper(t)
 	p.check(context.Background())

@@ -232,6 +232,7 @@ func (sp *spawner) spawn(spec SpawnSpec) (SpawnedStatus, bool, error) {
 	} else {
 		p.probe = httpProbe(&http.Client{Timeout: time.Second}, spec.Health.HTTP, p)
 	}
+	p.edgesOpen = sp.s.edges.Open
 	var added []string
 	for _, e := range spec.allEdges() {
 		if err := sp.s.edges.Add(e.Name, e.Listen, e.Upstream, e.Server); err != nil {

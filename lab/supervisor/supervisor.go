@@ -169,7 +169,7 @@ func New(cfg Config, log *slog.Logger) (*Supervisor, error) {
 	}
 	s.edges = NewEdges(cfg.Ports, parts.EdgesFor(cfg.Options), names, log)
 	for _, p := range s.procs {
-		p.onStart, p.onExit = s.edges.ServerStarted, s.edges.ServerExited
+		p.onStart, p.onExit, p.edgesOpen = s.edges.ServerStarted, s.edges.ServerExited, s.edges.Open
 	}
 	s.reg.MustRegister(s.edges.Collectors()...)
 	return s, nil
@@ -273,8 +273,7 @@ func (s *Supervisor) startAll(ctx context.Context) error {
 		}
 	}
 	for _, b := range brokers {
-		s.waitHealthy(ctx, b, BrokerReadyTimeout)
-		s.waitEdgesOpen(ctx, b.name)
+		s.waitHealthy(ctx, b, BrokerReadyTimeout) // healthy includes its edges open: clients started next are not refused
 	}
 	for _, p := range rest {
 		if err := startUnlessStopped(ctx, p); err != nil {
@@ -289,17 +288,6 @@ func startUnlessStopped(ctx context.Context, p *process) error {
 		return fmt.Errorf("%s not started: %w", p.name, err)
 	}
 	return p.start()
-}
-
-// waitEdgesOpen gives a broker that answers a moment for its edges to open
-// (they follow it within one watch interval, at most 250 ms), so that the
-// clients started next do not begin with a refused connection and its
-// backoff.
-func (s *Supervisor) waitEdgesOpen(ctx context.Context, part string) {
-	deadline := time.Now().Add(time.Second)
-	for !s.edges.Open(part) && time.Now().Before(deadline) && ctx.Err() == nil {
-		time.Sleep(5 * time.Millisecond)
-	}
 }
 
 func (s *Supervisor) waitHealthy(ctx context.Context, p *process, bound time.Duration) {
