@@ -61,8 +61,15 @@ func TestRunHoldsTheTargetRate(t *testing.T) {
 	mu.Lock()
 	perSecond := perSecondCounts(arrived)
 	mu.Unlock()
+	// Seconds count from the first arrival, due 1 ms into the schedule: the
+	// last ones, due at 3 s, spill into a fourth second when they arrive
+	// over 1 ms later than the first did. A few such stragglers are jitter;
+	// a stall shows as a second far from 1000.
+	if len(perSecond) == 4 && perSecond[3] <= 30 {
+		perSecond = perSecond[:3]
+	}
 	if len(perSecond) != 3 {
-		t.Fatalf("arrivals span %d seconds, want 3: %v", len(perSecond), perSecond)
+		t.Fatalf("arrivals span %d seconds, want 3 (and at most 30 stragglers in a fourth): %v", len(perSecond), perSecond)
 	}
 	for sec, n := range perSecond {
 		if n < 950 || n > 1050 {
