@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/ratingslab/lab/lab/machinecpu"
 	"github.com/ratingslab/lab/lab/prom"
 	"github.com/ratingslab/lab/lab/prom/promtest"
 	"github.com/ratingslab/lab/services/lib/servetest"
@@ -140,6 +141,7 @@ func newContractLab(t *testing.T) *contractLab {
 	l := &contractLab{}
 
 	sup := l.part(t, prom.SupervisorPart, prom.VariantLab, true, true)
+	sup.MustRegister(machinecpu.NewCollector()) // this machine's own /proc/stat
 	partUp := gauge(sup, "lab_part_up", "part")
 	l.fault = gauge(sup, "lab_fault_active", "fault", "target")
 	for _, p := range []string{"broker", "webserver-rpc", "ratings-rpc", "movies-rpc", "webserver-stream", "ratings-stream", "movies-connect"} {

@@ -34,7 +34,7 @@ func overview() board {
 		colourByVariant: true,
 		vars:            []variable{kindVar},
 		rows: []row{
-			{id: 100, title: "Lab — active faults and parts", panels: []panel{activeFaults(101), partsUp(102)}},
+			{id: 100, title: "Lab — active faults, parts and the machine's CPU", panels: []panel{activeFaults(101), partsUp(102), machineCPU(103)}},
 			sideBySide(200, "Success rate — answered / sent, as the load generator sees it", clientSuccess),
 			sideBySide(300, "Latency p50 / p99 — client side", clientLatency),
 			sideBySide(400, "Throughput — sent and acknowledged", clientThroughput),
@@ -96,7 +96,7 @@ func faultsQuery() query {
 
 func activeFaults(id uint32) panel {
 	return panel{
-		id: id, kind: stateTimeline, variant: VariantLab, width: 12, height: 7,
+		id: id, kind: stateTimeline, variant: VariantLab, width: 8, height: 7,
 		title:       "Active faults",
 		description: "Faults the supervisor has applied (lab_fault_active), per fault and target edge or part.",
 		queries:     []query{faultsQuery()},
@@ -106,7 +106,7 @@ func activeFaults(id uint32) panel {
 
 func partsUp(id uint32) panel {
 	return panel{
-		id: id, kind: stateTimeline, variant: VariantLab, width: 12, height: 7,
+		id: id, kind: stateTimeline, variant: VariantLab, width: 8, height: 7,
 		title:       "Parts up",
 		description: "Whether each part's process runs and is healthy, as the supervisor sees it (lab_part_up). A killed or paused part turns red.",
 		queries: []query{{
@@ -114,6 +114,36 @@ func partsUp(id uint32) panel {
 			requires: []string{metricname.PartUp},
 		}},
 		states: []state{{value: "0", text: "down", colour: "red"}, {value: "1", text: "up", colour: "green"}},
+	}
+}
+
+// machineCPU shows whether the machine had CPU to spare: both variants,
+// the broker and Prometheus share its cores, so a variant can fail for
+// want of CPU rather than because of its pattern.
+func machineCPU(id uint32) panel {
+	machine := sel(metricname.MachineCPUSecondsTotal)
+	allCores := "sum(" + rate(machine) + ")"
+	return panel{
+		id: id, kind: timeSeries, variant: VariantLab, width: 8, height: 7,
+		title: "Machine CPU — busy, and used by each variant's parts",
+		description: "Share of the machine's CPU time (all cores together) in use: every mode but idle and iowait, from /proc/stat " +
+			"(lab_machine_cpu_seconds_total, exported by the supervisor). Beside it the share used by the parts of each variant " +
+			"(process_cpu_seconds_total summed by variant; lab is the broker, the schema registry and the supervisor); " +
+			"Prometheus, lab load and anything else on the machine make up the rest. Near 100 % both variants are short of CPU: " +
+			"a slow or failing variant may then be the machine's limit, not its pattern's.",
+		unit: "percentunit", min: ptr(0.0), max: ptr(1.0),
+		queries: []query{
+			{expr: "sum(" + rate(sel(metricname.MachineCPUSecondsTotal, nre("mode", "idle|iowait"))) + ") / " + allCores,
+				legend: "machine busy", requires: []string{machine}},
+			{expr: sumBy("variant", rate(sel("process_cpu_seconds_total"))) + " / on () group_left () " + allCores,
+				legend: "{{variant}} parts", requires: []string{sel("process_cpu_seconds_total")}},
+		},
+		colours: []seriesColour{
+			{match: "machine busy", colour: "red"},
+			{match: variantname.RPC + " parts", colour: variantColour[variantname.RPC]},
+			{match: variantname.Stream + " parts", colour: variantColour[variantname.Stream]},
+			{match: VariantLab + " parts", colour: "grey"},
+		},
 	}
 }
 

@@ -18,6 +18,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/ratingslab/lab/lab/composeedges"
+	"github.com/ratingslab/lab/lab/machinecpu"
 	"github.com/ratingslab/lab/services/lib/metricname"
 	"github.com/ratingslab/lab/services/lib/serve"
 )
@@ -169,7 +170,8 @@ func newWatcher(parts []watchPart, proxies string, interval time.Duration) *watc
 	// The same names and help as the supervisor's (lab/supervisor, lab/faults).
 	w.partUp = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: metricname.PartUp, Help: "Whether a lab part is running and healthy (1) or not (0)."}, []string{"part"})
 	w.faults = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: metricname.FaultActive, Help: "Whether a fault is in force (1) or was healed (0), per fault and target; for Grafana annotations."}, []string{"fault", "target"})
-	w.reg.MustRegister(w.partUp, w.faults, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	// The machine's CPU as the container sees it: the host's (or Docker's VM's) /proc/stat.
+	w.reg.MustRegister(w.partUp, w.faults, machinecpu.NewCollector(), collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return w
 }
 

@@ -17,10 +17,18 @@ import (
 	"strconv"
 )
 
+// Modes name the times of /proc/stat's aggregate line, in the kernel's
+// order (guest and guest_nice, which follow, are already inside user and
+// nice).
+var Modes = [...]string{"user", "nice", "system", "idle", "iowait", "irq", "softirq", "steal"}
+
 // Times are the machine's cumulative CPU times since boot, in clock ticks,
 // summed over all CPUs.
 type Times struct {
 	Busy, Total uint64
+	// ByMode holds the ticks of each of Modes; zero for a mode an older
+	// kernel does not report.
+	ByMode [len(Modes)]uint64
 }
 
 // statFile is where the kernel publishes the times.
@@ -47,7 +55,7 @@ func parse(stat []byte) (Times, error) {
 		return Times{}, errors.New("/proc/stat: no aggregate cpu line")
 	}
 	var v []uint64
-	for sc.Scan() && len(v) < 8 {
+	for sc.Scan() && len(v) < len(Modes) {
 		n, err := strconv.ParseUint(sc.Text(), 10, 64)
 		if err != nil {
 			return Times{}, fmt.Errorf("/proc/stat: cpu line: %w", err)
@@ -59,6 +67,7 @@ func parse(stat []byte) (Times, error) {
 	}
 	var t Times
 	for i, n := range v {
+		t.ByMode[i] = n
 		t.Total += n
 		if i != 3 && i != 4 { // idle, iowait
 			t.Busy += n

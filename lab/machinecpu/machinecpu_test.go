@@ -2,7 +2,12 @@ package machinecpu
 
 import (
 	"math"
+	"runtime"
 	"testing"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/ratingslab/lab/services/lib/metricname"
 )
 
 // The busy share counts every state but idle and iowait; guest time is
@@ -27,6 +32,9 @@ func TestTheBusyShareIsEverythingButIdleAndIOWait(t *testing.T) {
 	if _, ok := after.BusySince(after); ok {
 		t.Error("a share over no time")
 	}
+	if want := [len(Modes)]uint64{250, 10, 100, 850, 60, 5, 5, 10}; after.ByMode != want {
+		t.Errorf("by mode %v, want %v", after.ByMode, want)
+	}
 }
 
 func TestAStatWithoutTheAggregateLineIsAnError(t *testing.T) {
@@ -45,5 +53,36 @@ func TestReadsThisMachine(t *testing.T) {
 	}
 	if a.Total == 0 || a.Busy > a.Total {
 		t.Errorf("times %+v", a)
+	}
+}
+
+// The collector exports every mode in seconds (USER_HZ ticks / 100), and
+// the modes add up to the total.
+func TestTheCollectorExportsEachModeInSeconds(t *testing.T) {
+	reg := prometheus.NewPedanticRegistry()
+	reg.MustRegister(NewCollector())
+	before, err := Read()
+	if err != nil {
+		t.Skipf("no /proc/stat here: %v", err)
+	}
+	fams, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(fams) != 1 || fams[0].GetName() != metricname.MachineCPUSecondsTotal {
+		t.Fatalf("families %v", fams)
+	}
+	var sum float64
+	seen := map[string]bool{}
+	for _, m := range fams[0].GetMetric() {
+		seen[m.GetLabel()[0].GetValue()] = true
+		sum += m.GetCounter().GetValue()
+	}
+	if len(seen) != len(Modes) {
+		t.Errorf("modes %v, want %v", seen, Modes)
+	}
+	// The scrape came after before, so its total is at least before's.
+	if min := float64(before.Total) / userHZ; sum < min || sum > min+float64(runtime.NumCPU())*60 {
+		t.Errorf("modes add up to %.2f s, want just over %.2f s", sum, min)
 	}
 }

@@ -20,6 +20,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/ratingslab/lab/lab/layout"
+	"github.com/ratingslab/lab/lab/machinecpu"
 	"github.com/ratingslab/lab/lab/parts"
 	"github.com/ratingslab/lab/services/lib/metricname"
 )
@@ -111,7 +112,7 @@ func (in Instance) Addr(p layout.Ports) string {
 func New(cfg Config, log *slog.Logger) (*Supervisor, error) {
 	s := &Supervisor{cfg: cfg, log: log, byName: map[string]*process{}, reg: prometheus.NewRegistry(), stopped: make(chan struct{}), mux: http.NewServeMux()}
 	s.partUp = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: metricname.PartUp, Help: "Whether a lab part is running and healthy (1) or not (0)."}, []string{"part"})
-	s.reg.MustRegister(s.partUp, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	s.reg.MustRegister(s.partUp, machinecpu.NewCollector(), collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	client := &http.Client{Timeout: time.Second}
 	env := parts.Env{Ports: cfg.Ports, Dir: cfg.Dir, Options: cfg.Options}
 	pidDir := cfg.Dir.Path("pids")

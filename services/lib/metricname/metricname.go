@@ -93,4 +93,6 @@ const (
 	BrokerLogCleanerDirtyRatio  = "lab_broker_log_cleaner_dirty_ratio"
 	FaultActive                 = "lab_fault_active"
 	PartUp                      = "lab_part_up"
+	// The whole machine's CPU time by mode, from /proc/stat (lab/machinecpu).
+	MachineCPUSecondsTotal = "lab_machine_cpu_seconds_total"
 )
