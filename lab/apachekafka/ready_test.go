@@ -14,7 +14,7 @@ import (
 // The supervisor probes every cluster node several times a second for the
 // life of the lab. A probe must leave nothing running behind it: a kafka-go
 // transport left open keeps refreshing the cluster's metadata every second,
-// one more each probe (after two minutes, 1,645 of them in a cluster lab's
+// one more each probe (about three minutes after lab up, 1,645 of them in a cluster lab's
 // supervisor, half a core and the brokers busy answering them).
 func TestNodeReadyLeavesNoMetadataRefreshRunning(t *testing.T) {
 	b := kafkatest.Start(t, kafkatest.LabTopics)
