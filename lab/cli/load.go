@@ -372,14 +372,25 @@ hop' in another process) it is the generator's own.`,
 			if step <= 0 || step > time.Minute {
 				return fmt.Errorf("--step %s: must be in (0, 1m]", step)
 			}
+			targetTroubles := false
 			steps, err := load.BenchMaxRate(cmd.Context(), cfg, func(s load.BenchStep) {
 				verdict := "held"
 				if !s.Held {
 					verdict = "NOT held"
 				}
-				fmt.Fprintf(g.stderr, "%8.0f/s: sent %d/%d, achieved %.1f/s (%+.2f%%), errors %d, p99 %.2f ms, cpu %s/request, load %.2f — %s\n",
-					s.Rate, s.Sent, s.Scheduled, s.Achieved, (s.Achieved/s.Rate-1)*100, s.Errors, s.P99Ms, s.CPUPerRequest, bench.LoadAverage(), verdict)
+				var troubles string
+				if s.TargetRefused > 0 || s.TargetAcceptFailures > 0 {
+					troubles = fmt.Sprintf(" (the in-process target refused %d connections over its budget; %d accepts failed for want of file descriptors)",
+						s.TargetRefused, s.TargetAcceptFailures)
+					targetTroubles = true
+				}
+				fmt.Fprintf(g.stderr, "%8.0f/s: sent %d/%d, achieved %.1f/s (%+.2f%%), errors %d, p99 %.2f ms, cpu %s/request, load %.2f — %s%s\n",
+					s.Rate, s.Sent, s.Scheduled, s.Achieved, (s.Achieved/s.Rate-1)*100, s.Errors, s.P99Ms, s.CPUPerRequest, bench.LoadAverage(), verdict, troubles)
 			})
+			if targetTroubles {
+				fmt.Fprintln(g.stderr, "The in-process target shares this process's file descriptors and CPU with the generator: to measure the generator alone, "+
+					"run a target in another process ('lab bench hop --listen 127.0.0.1:10290 &', then 'lab bench load --target http://127.0.0.1:10290').")
+			}
 			if err != nil {
 				return err
 			}

@@ -1,13 +1,17 @@
 package load
 
 import (
+	"bytes"
 	"context"
 	"fmt"
+	"io"
+	"log"
 	"math"
 	"net"
 	"net/http"
 	"os"
 	"path/filepath"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -28,6 +32,11 @@ type BenchStep struct {
 	// in-process.
 	CPUPerRequest time.Duration `json:"cpu_per_request_ns"`
 	Held          bool          `json:"held"`
+	// The in-process target's troubles in this step (zero with --target):
+	// connections it refused over its budget, and accepts that failed (out
+	// of file descriptors: the generator's uncapped connections hold them).
+	TargetRefused        int64 `json:"target_refused,omitempty"`
+	TargetAcceptFailures int64 `json:"target_accept_failures,omitempty"`
 }
 
 // BenchConfig shapes BenchMaxRate.
@@ -63,13 +72,14 @@ func BenchMaxRate(ctx context.Context, cfg BenchConfig, onStep func(BenchStep)) 
 		cfg.Rates = DefaultBenchRates
 	}
 	target := cfg.Target
+	var local *trivialAPI
 	if target == "" {
-		url, stop, err := startTrivialAPI()
-		if err != nil {
+		var err error
+		if local, err = startTrivialAPI(); err != nil {
 			return nil, err
 		}
-		defer stop()
-		target = url
+		defer local.stop()
+		target = local.url
 	}
 	dir, err := os.MkdirTemp("", "lab-bench-load")
 	if err != nil {
@@ -91,6 +101,9 @@ func BenchMaxRate(ctx context.Context, cfg BenchConfig, onStep func(BenchStep)) 
 		}
 		if v.Sent > 0 {
 			st.CPUPerRequest = (processCPU() - cpu0) / time.Duration(v.Sent)
+		}
+		if local != nil {
+			st.TargetRefused, st.TargetAcceptFailures = local.budget.TakeRefused(), local.acceptFailures.Swap(0)
 		}
 		st.Held = !interrupted && v.Sent == v.Scheduled && st.Errors == 0 &&
 			math.Abs(v.AchievedRate/rate-1) <= cfg.Tolerance &&
@@ -125,19 +138,48 @@ func RunRatingsStep(ctx context.Context, runID string, target Target, rate float
 // ProcessCPU is this process's CPU time so far (user+system).
 func ProcessCPU() time.Duration { return processCPU() }
 
+// trivialAPI is the in-process target of BenchMaxRate.
+type trivialAPI struct {
+	url            string
+	srv            *http.Server
+	budget         *connbudget.Listener
+	acceptFailures atomic.Int64
+}
+
 // startTrivialAPI answers every request at once, the cheapest server the
 // engine can be measured against. It shares this process's descriptors
 // with the generator's connections, so it holds at most half of them:
 // past what it carries it refuses connections (failed requests, the step
-// not held) rather than running out of descriptors.
-func startTrivialAPI() (string, func(), error) {
+// not held) rather than running out of descriptors. When the generator's
+// connections take the rest, accepting fails anyway: those failures are
+// counted for the step's line, not logged one by one.
+func startTrivialAPI() (*trivialAPI, error) {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
-		return "", nil, err
+		return nil, err
 	}
-	srv := &http.Server{Handler: trivialHandler(), ReadHeaderTimeout: 5 * time.Second}
-	go srv.Serve(connbudget.NewListener(l, connbudget.Share(2)))
-	return "http://" + l.Addr().String(), func() { srv.Close() }, nil
+	t := &trivialAPI{url: "http://" + l.Addr().String(), budget: connbudget.NewListener(l, connbudget.Share(2))}
+	t.srv = &http.Server{Handler: trivialHandler(), ReadHeaderTimeout: 5 * time.Second,
+		ErrorLog: log.New(acceptFailureCounter{&t.acceptFailures, os.Stderr}, "", 0)}
+	go t.srv.Serve(t.budget)
+	return t, nil
+}
+
+func (t *trivialAPI) stop() { t.srv.Close() }
+
+// acceptFailureCounter counts net/http's "Accept error" lines and passes
+// any other server error line on to other.
+type acceptFailureCounter struct {
+	n     *atomic.Int64
+	other io.Writer
+}
+
+func (c acceptFailureCounter) Write(p []byte) (int, error) {
+	if bytes.Contains(p, []byte("http: Accept error")) {
+		c.n.Add(1)
+		return len(p), nil
+	}
+	return c.other.Write(p)
 }
 
 func trivialHandler() http.Handler {

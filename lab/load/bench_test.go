@@ -2,9 +2,13 @@ package load
 
 import (
 	"context"
+	"log"
+	"net/http"
 	"net/http/httptest"
 	"path/filepath"
 	"strconv"
+	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -96,4 +100,62 @@ func BenchmarkEngine(b *testing.B) {
 
 func ledgerForBench(b *testing.B) (*ledger.Writer, error) {
 	return ledger.Create(filepath.Join(b.TempDir(), "bench.jsonl"), ledger.Header{RunID: "r", Variants: []string{"rpc"}})
+}
+
+// The in-process target's accept failures (out of file descriptors while
+// the generator holds them) are counted for the step's line, once each,
+// not logged once a second; any other server error is still printed.
+func TestTheTrivialTargetCountsAcceptFailuresAndPrintsTheRest(t *testing.T) {
+	var n atomic.Int64
+	var other strings.Builder
+	l := log.New(acceptFailureCounter{&n, &other}, "", 0)
+	l.Printf("http: Accept error: accept tcp 127.0.0.1:40649: accept4: too many open files; retrying in 1s")
+	l.Printf("http: Accept error: accept tcp 127.0.0.1:40649: accept4: too many open files; retrying in 1s")
+	l.Printf("http: panic serving 127.0.0.1:5000: boom")
+	if n.Load() != 2 {
+		t.Errorf("counted %d accept failures, want 2", n.Load())
+	}
+	if other.String() != "http: panic serving 127.0.0.1:5000: boom\n" {
+		t.Errorf("passed on %q, want only the panic line", other.String())
+	}
+}
+
+// lab bench load: each rate is a step of real rating POSTs with a ledger;
+// a step holds when every request was sent and acknowledged at the rate,
+// and the search stops at the first that does not. Low rates here: the
+// engine's ceiling is measured by the command, not by this test, and the
+// achieved rate may be off by half (a loaded CI machine's timers) without
+// failing it.
+func TestBenchMaxRateStepsUpWhileTheRateHolds(t *testing.T) {
+	var seen []BenchStep
+	steps, err := BenchMaxRate(context.Background(), BenchConfig{Rates: []float64{100, 200}, Step: time.Second, Tolerance: 0.5},
+		func(s BenchStep) { seen = append(seen, s) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(steps) != 2 || len(seen) != 2 {
+		t.Fatalf("%d steps (%d seen), want 2", len(steps), len(seen))
+	}
+	for _, s := range steps {
+		if !s.Held || s.Sent != s.Scheduled || s.Scheduled != uint64(s.Rate) || s.Errors != 0 {
+			t.Errorf("step %+v: want every one of rate × 1 s requests sent and acknowledged, held", s)
+		}
+		if s.CPUPerRequest <= 0 {
+			t.Errorf("step at %.0f/s: CPU per request %v, want the process's CPU over the requests sent", s.Rate, s.CPUPerRequest)
+		}
+		if s.TargetRefused != 0 || s.TargetAcceptFailures != 0 {
+			t.Errorf("step at %.0f/s: the in-process target refused %d and failed %d accepts at a rate it carries", s.Rate, s.TargetRefused, s.TargetAcceptFailures)
+		}
+	}
+
+	// A target that answers 503 holds no rate: the search stops at once.
+	down := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusServiceUnavailable) }))
+	defer down.Close()
+	steps, err = BenchMaxRate(context.Background(), BenchConfig{Target: down.URL, Rates: []float64{100, 200}, Step: time.Second, Tolerance: 0.5}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(steps) != 1 || steps[0].Held || steps[0].Errors != 100 {
+		t.Errorf("steps %+v, want one step not held with 100 errors", steps)
+	}
 }
