@@ -1,6 +1,7 @@
 package dashboards
 
 import (
+	"github.com/ratingslab/lab/lab/prom"
 	"github.com/ratingslab/lab/services/lib/metricname"
 	"github.com/ratingslab/lab/services/lib/variantname"
 )
@@ -127,22 +128,24 @@ func machineCPU(id uint32) panel {
 		id: id, kind: timeSeries, variant: VariantLab, width: 8, height: 7,
 		title: "Machine CPU — busy, and used by each variant's parts",
 		description: "Share of the machine's CPU time (all cores together) in use: every mode but idle and iowait, from /proc/stat " +
-			"(lab_machine_cpu_seconds_total, exported by the supervisor). Beside it the share used by the parts of each variant " +
-			"(process_cpu_seconds_total summed by variant; lab is the broker, the schema registry and the supervisor); " +
-			"Prometheus, lab load and anything else on the machine make up the rest. Near 100 % both variants are short of CPU: " +
+			"(lab_machine_cpu_seconds_total, exported by the supervisor). Beside it the share each group of processes used " +
+			"(process_cpu_seconds_total summed by variant): rpc and stream are the parts of each variant; lab the broker, the schema registry " +
+			"and the supervisor (the edge proxies); load the load generator while lab load runs. " +
+			"Prometheus and anything else on the machine make up the rest. Near 100 % both variants are short of CPU: " +
 			"a slow or failing variant may then be the machine's limit, not its pattern's.",
 		unit: "percentunit", min: ptr(0.0), max: ptr(1.0),
 		queries: []query{
 			{expr: "sum(" + rate(sel(metricname.MachineCPUSecondsTotal, nre("mode", "idle|iowait"))) + ") / " + allCores,
 				legend: "machine busy", requires: []string{machine}},
 			{expr: sumBy("variant", rate(sel("process_cpu_seconds_total"))) + " / on () group_left () " + allCores,
-				legend: "{{variant}} parts", requires: []string{sel("process_cpu_seconds_total")}},
+				legend: "{{variant}}", requires: []string{sel("process_cpu_seconds_total")}},
 		},
 		colours: []seriesColour{
 			{match: "machine busy", colour: "red"},
-			{match: variantname.RPC + " parts", colour: variantColour[variantname.RPC]},
-			{match: variantname.Stream + " parts", colour: variantColour[variantname.Stream]},
-			{match: VariantLab + " parts", colour: "grey"},
+			{match: "^" + variantname.RPC + "$", colour: variantColour[variantname.RPC]},
+			{match: "^" + variantname.Stream + "$", colour: variantColour[variantname.Stream]},
+			{match: "^" + VariantLab + "$", colour: "grey"},
+			{match: "^" + prom.VariantLoad + "$", colour: "purple"},
 		},
 	}
 }
