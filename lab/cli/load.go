@@ -19,7 +19,6 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/spf13/cobra"
 
 	"github.com/ratingslab/lab/lab/bench"
@@ -190,8 +189,6 @@ func runLoad(ctx context.Context, g *globals, f *loadFlags) error {
 	}
 
 	reg := prometheus.NewRegistry()
-	// The generator's own CPU, beside the parts' on the overview's machine panel.
-	reg.MustRegister(collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	variants := make([]string, len(plan.Targets))
 	for i, t := range plan.Targets {
 		variants[i] = t.Variant

@@ -2,6 +2,7 @@ package load
 
 import (
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
 	dto "github.com/prometheus/client_model/go"
 
 	"github.com/ratingslab/lab/services/lib/metricname"
@@ -19,7 +20,8 @@ type Metrics struct {
 	retries    *prometheus.CounterVec
 }
 
-// NewMetrics registers the load metrics with reg and creates every series of
+// NewMetrics registers the load metrics with reg, with this process's own
+// (CPU, memory), and creates every series of
 // variants at zero, so rate() works from the first scrape and a variant that
 // never errs still shows an error series.
 func NewMetrics(reg prometheus.Registerer, variants []string) (*Metrics, error) {
@@ -46,7 +48,10 @@ func NewMetrics(reg prometheus.Registerer, variants []string) (*Metrics, error) 
 			Help: "Ratings lab load sent again with the same request id because the outcome of the previous attempt was unknown (504, no answer), by variant. Zero unless retries are on.",
 		}, []string{"variant"}),
 	}
-	for _, c := range []prometheus.Collector{m.requests, m.duration, m.inFlight, m.targetRate, m.retries} {
+	// The generator's own CPU (process_cpu_seconds_total and the rest), for
+	// the overview's machine panel: what the instrument costs beside the parts.
+	process := collectors.NewProcessCollector(collectors.ProcessCollectorOpts{})
+	for _, c := range []prometheus.Collector{m.requests, m.duration, m.inFlight, m.targetRate, m.retries, process} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}
