@@ -72,17 +72,17 @@ func TestTheCollectorExportsEachModeInSeconds(t *testing.T) {
 	if len(fams) != 1 || fams[0].GetName() != metricname.MachineCPUSecondsTotal {
 		t.Fatalf("families %v", fams)
 	}
-	var sum float64
+	var ticks uint64 // back in ticks, so float rounding cannot blur the comparison
 	seen := map[string]bool{}
 	for _, m := range fams[0].GetMetric() {
 		seen[m.GetLabel()[0].GetValue()] = true
-		sum += m.GetCounter().GetValue()
+		ticks += uint64(math.Round(m.GetCounter().GetValue() * userHZ))
 	}
 	if len(seen) != len(Modes) {
 		t.Errorf("modes %v, want %v", seen, Modes)
 	}
 	// The scrape came after before, so its total is at least before's.
-	if min := float64(before.Total) / userHZ; sum < min || sum > min+float64(runtime.NumCPU())*60 {
-		t.Errorf("modes add up to %.2f s, want just over %.2f s", sum, min)
+	if max := before.Total + uint64(runtime.NumCPU())*60*userHZ; ticks < before.Total || ticks > max {
+		t.Errorf("modes add up to %d ticks, want %d to %d", ticks, before.Total, max)
 	}
 }
