@@ -21,9 +21,9 @@ type Metrics struct {
 }
 
 // NewMetrics registers the load metrics with reg, with this process's own
-// (CPU, memory), and creates every series of
-// variants at zero, so rate() works from the first scrape and a variant that
-// never errs still shows an error series.
+// (CPU, memory), and creates every series of variants at zero, so rate()
+// works from the first scrape and a variant that never errs still shows an
+// error series.
 func NewMetrics(reg prometheus.Registerer, variants []string) (*Metrics, error) {
 	m := &Metrics{
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{

@@ -25,11 +25,25 @@ var Modes = [...]string{"user", "nice", "system", "idle", "iowait", "irq", "soft
 // Times are the machine's cumulative CPU times since boot, in clock ticks,
 // summed over all CPUs.
 type Times struct {
-	Busy, Total uint64
 	// ByMode holds the ticks of each of Modes; zero for a mode an older
 	// kernel does not report.
 	ByMode [len(Modes)]uint64
 }
+
+// idle and iowait are the modes in which a CPU ran nothing.
+const idle, iowait = 3, 4
+
+// Total is the ticks of every mode.
+func (t Times) Total() uint64 {
+	var n uint64
+	for _, m := range t.ByMode {
+		n += m
+	}
+	return n
+}
+
+// Busy is the ticks of every mode but idle and iowait.
+func (t Times) Busy() uint64 { return t.Total() - t.ByMode[idle] - t.ByMode[iowait] }
 
 // statFile is where the kernel publishes the times.
 const statFile = "/proc/stat"
@@ -66,21 +80,16 @@ func parse(stat []byte) (Times, error) {
 		return Times{}, fmt.Errorf("/proc/stat: cpu line has %d times, want at least 4", len(v))
 	}
 	var t Times
-	for i, n := range v {
-		t.ByMode[i] = n
-		t.Total += n
-		if i != 3 && i != 4 { // idle, iowait
-			t.Busy += n
-		}
-	}
+	copy(t.ByMode[:], v)
 	return t, nil
 }
 
 // BusySince is the share (0..1) of the CPU time between prev and t that
 // was busy; ok is false when no time passed or the counters went back.
 func (t Times) BusySince(prev Times) (share float64, ok bool) {
-	if t.Total <= prev.Total || t.Busy < prev.Busy {
+	busy, total, prevBusy, prevTotal := t.Busy(), t.Total(), prev.Busy(), prev.Total()
+	if total <= prevTotal || busy < prevBusy {
 		return 0, false
 	}
-	return float64(t.Busy-prev.Busy) / float64(t.Total-prev.Total), true
+	return float64(busy-prevBusy) / float64(total-prevTotal), true
 }

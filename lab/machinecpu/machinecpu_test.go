@@ -51,7 +51,7 @@ func TestReadsThisMachine(t *testing.T) {
 	if err != nil {
 		t.Skipf("no /proc/stat here: %v", err)
 	}
-	if a.Total == 0 || a.Busy > a.Total {
+	if a.Total() == 0 || a.Busy() > a.Total() {
 		t.Errorf("times %+v", a)
 	}
 }
@@ -82,7 +82,7 @@ func TestTheCollectorExportsEachModeInSeconds(t *testing.T) {
 		t.Errorf("modes %v, want %v", seen, Modes)
 	}
 	// The scrape came after before, so its total is at least before's.
-	if max := before.Total + uint64(runtime.NumCPU())*60*userHZ; ticks < before.Total || ticks > max {
-		t.Errorf("modes add up to %d ticks, want %d to %d", ticks, before.Total, max)
+	if max := before.Total() + uint64(runtime.NumCPU())*60*userHZ; ticks < before.Total() || ticks > max {
+		t.Errorf("modes add up to %d ticks, want %d to %d", ticks, before.Total(), max)
 	}
 }

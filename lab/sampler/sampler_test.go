@@ -219,7 +219,7 @@ func TestDeriverGivesEveryVariantTheMachinesBusyShare(t *testing.T) {
 	d := NewDeriver([]string{"rpc", "stream"}, nil)
 	at := time.Unix(1000, 0)
 	scrape := func(sec int, busy, total uint64) Scrape {
-		return Scrape{At: at.Add(time.Duration(sec) * time.Second), Machine: &machinecpu.Times{Busy: busy, Total: total}}
+		return Scrape{At: at.Add(time.Duration(sec) * time.Second), Machine: &machinecpu.Times{ByMode: [len(machinecpu.Modes)]uint64{0: busy, 3: total - busy}}} // user busy, the rest idle
 	}
 	for _, smp := range d.Next(scrape(0, 1000, 4000), nil) {
 		if _, ok := smp.Get(journal.SeriesMachineCPUBusy); ok {

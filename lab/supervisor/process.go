@@ -231,11 +231,11 @@ func (p *process) wait(ctx context.Context) {
 	}
 }
 
-// check probes the process once and records the result.
 // errEdgesNotOpen is the health of a part that answers its probe while an
 // edge in front of it is still closed.
 var errEdgesNotOpen = errors.New("it answers; the edges in front of it are not open yet (they open at the lab's next dial to it, within 250 ms)")
 
+// check probes the process once and records the result.
 func (p *process) check(ctx context.Context) {
 	p.mu.Lock()
 	running := p.cmd != nil && !p.exitedLocked()
