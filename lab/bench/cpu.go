@@ -41,6 +41,9 @@ type Proc struct {
 	Name    string `json:"name"`
 	Variant string `json:"variant"` // whose ratings it serves ("" when shared)
 	PID     int    `json:"pid"`
+	// Metrics is its /metrics URL (a part's admin listener), read before
+	// and after each step for what it refused; "" for none.
+	Metrics string `json:"metrics,omitempty"`
 }
 
 // cpuSnapshot is every process's CPU time at one moment (absent: unreadable).

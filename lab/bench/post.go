@@ -67,6 +67,12 @@ type Step struct {
 	// (supervisor with the edge proxies, the load generator) divided by
 	// every variant's acknowledged ratings of the step.
 	CPUPerRating map[string]float64 `json:"cpu_us_per_rating"`
+	// Failures are the requests not answered as expected, by cause as the
+	// generator saw them (5xx, timeout, conn_error, ...); Refused what the
+	// variant's own parts counted while the step ran, by part and reason
+	// ("webserver-rpc: bulkhead queue_full"): together, why a step failed.
+	Failures map[string]uint64 `json:"failures,omitempty"`
+	Refused  map[string]uint64 `json:"refused_by_parts,omitempty"`
 }
 
 // Result is one variant's search.
@@ -155,6 +161,7 @@ func runStep(ctx context.Context, cfg Config, n int, rates []float64) ([]Step, e
 	if cfg.Procs != nil {
 		procs = cfg.Procs()
 	}
+	refused0 := readRefusals(ctx, procs)
 	cpu0, gen0 := snapshotCPU(procs), load.ProcessCPU()
 	sums := make([]load.VariantSummary, len(rates))
 	interrupted := make([]bool, len(rates))
@@ -177,6 +184,7 @@ func runStep(ctx context.Context, cfg Config, n int, rates []float64) ([]Step, e
 	used := snapshotCPU(procs).since(cpu0)
 	used[Generator] = load.ProcessCPU() - gen0
 	loadAvg := LoadAverage()
+	refused1 := readRefusals(ctx, procs)
 	for _, err := range errs {
 		if err != nil {
 			return nil, err
@@ -202,6 +210,15 @@ func runStep(ctx context.Context, cfg Config, n int, rates []float64) ([]Step, e
 			st.Success = v.SuccessRate * float64(v.Completed) / float64(v.Scheduled)
 		}
 		st.Held, st.Why = judge(cfg, st, interrupted[i])
+		for cause, n := range v.Errors {
+			if n > 0 { // every rating here is valid: a 4xx is a failure too
+				if st.Failures == nil {
+					st.Failures = map[string]uint64{}
+				}
+				st.Failures[string(cause)] = n
+			}
+		}
+		st.Refused = refusedDuring(refused0, refused1, procs, t.Variant)
 		perRating := func(d time.Duration, acked uint64) float64 {
 			if acked == 0 {
 				return math.NaN()

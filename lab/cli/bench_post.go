@@ -98,7 +98,14 @@ CPU per acknowledged rating comes from /proc/<pid>/stat of every part, the
 supervisor (it runs the edge proxies) and this process (the load generator),
 per step; shared processes are divided by all variants' ratings. Ratings are
 real: they stay in the lab's state. Each step's 1-minute load average is
-printed beside it: figures taken on a busy machine say so.`,
+printed beside it: figures taken on a busy machine say so.
+
+A step that fails says why under its line: the ratings that failed by cause
+as the generator saw them (5xx, timeout, ...), and what the variant's own
+parts counted while it ran, read from their admin /metrics before and
+after — requests their bulkhead answered 503 (queue_full, queue_timeout) and
+calls to a dependency that failed, met an open breaker (rejected) or came
+back with a 503 passed on from further down.`,
 		Example: `  lab bench post                                   # rpc and stream at once, then their bare hops
   lab bench post --variants rpc                    # one variant alone
   lab bench post --step 20s --max-steps 12 --json > post.json
@@ -324,7 +331,11 @@ func labProcs(ctx context.Context, c *supervisor.Client, supervisorPID int) []be
 		default:
 			v = "" // Prometheus and other extras serve both
 		}
-		out = append(out, bench.Proc{Name: p.Name, Variant: v, PID: p.PID})
+		proc := bench.Proc{Name: p.Name, Variant: v, PID: p.PID}
+		if p.Admin != "" {
+			proc.Metrics = "http://" + p.Admin + "/metrics"
+		}
+		out = append(out, proc)
 	}
 	return out
 }
@@ -367,6 +378,12 @@ func printStep(w io.Writer, s bench.Step) {
 	}
 	fmt.Fprintf(w, "  %-9s step %2d  %-6s %6.0f/s: acked %d/%d (%.2f%%), achieved %.1f/s, p50 %.1f ms, p99 %.1f ms, load %.2f — %s\n",
 		s.Phase, s.N, s.Variant, s.Rate, s.Acked, s.Scheduled, s.Success*100, s.Achieved, s.P50Ms, s.P99Ms, s.LoadAvg, verdict)
+	if len(s.Failures) > 0 {
+		fmt.Fprintf(w, "      failed, as the generator saw them: %s\n", bench.CountsLine(s.Failures))
+	}
+	if len(s.Refused) > 0 {
+		fmt.Fprintf(w, "      counted in the %s parts: %s\n", s.Variant, bench.CountsLine(s.Refused))
+	}
 }
 
 func printPostReport(w io.Writer, rep postReport) {

@@ -1,0 +1,69 @@
+package bench
+
+import (
+	"context"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ratingslab/lab/services/lib/serve"
+)
+
+// A step that is not held says why: what the generator saw fail, and what
+// the variant's own parts counted — here a part whose bulkhead takes one
+// request at a time and queues none, so every rating that arrives while
+// one is being served is answered 503 by the bulkhead.
+func TestAStepNamesWhatThePartsRefused(t *testing.T) {
+	part := serve.New(serve.Options{Public: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		time.Sleep(50 * time.Millisecond)
+		w.WriteHeader(http.StatusCreated)
+	})})
+	if err := part.SetLimits(serve.Limits{MaxInflight: 1, MaxQueue: 0, QueueTimeout: time.Second}); err != nil {
+		t.Fatal(err)
+	}
+	public := httptest.NewServer(part)
+	defer public.Close()
+	admin := httptest.NewServer(part.Admin())
+	defer admin.Close()
+	// A shared process with counters of its own must not be charged to
+	// the variant.
+	shared := httptest.NewServer(part.Admin())
+	defer shared.Close()
+
+	res, err := Run(context.Background(), Config{
+		Phase: "variant", Targets: []Target{{Variant: "rpc", URL: public.URL}},
+		Procs: func() []Proc {
+			return []Proc{
+				{Name: "webserver-rpc", Variant: "rpc", Metrics: admin.URL + "/metrics"},
+				{Name: "supervisor", Metrics: shared.URL + "/metrics"},
+				{Name: "gone-rpc", Variant: "rpc", Metrics: "http://127.0.0.1:1/metrics"},
+			}
+		},
+		Search: SearchConfig{Start: 100, Factor: 2, Precision: 0.1, MaxSteps: 1},
+		Step:   time.Second, MaxP99: 10 * time.Second, MinSuccess: 0.999,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := res[0].Steps[0]
+	failed := st.Failures["5xx"]
+	if st.Held || failed == 0 || failed != st.Scheduled-st.Acked {
+		t.Fatalf("step: held %v, %d of %d acknowledged, failures %v; want not held, every other one a 5xx", st.Held, st.Acked, st.Scheduled, st.Failures)
+	}
+	want := map[string]uint64{"webserver-rpc: bulkhead queue_full": failed}
+	if len(st.Refused) != 1 || st.Refused["webserver-rpc: bulkhead queue_full"] != failed {
+		t.Fatalf("refused by the parts: %v, want %v (the generator's 5xx, counted by the part that answered them)", st.Refused, want)
+	}
+	if got := CountsLine(st.Refused); !strings.HasPrefix(got, "webserver-rpc: bulkhead queue_full ") {
+		t.Errorf("line %q", got)
+	}
+}
+
+func TestCountsLineIsLargestFirst(t *testing.T) {
+	got := CountsLine(map[string]uint64{"a: x": 2, "b: y": 30, "c: z": 2})
+	if want := "b: y 30, a: x 2, c: z 2"; got != want {
+		t.Fatalf("CountsLine = %q, want %q", got, want)
+	}
+}
