@@ -73,6 +73,8 @@ type Step struct {
 	// ("webserver-rpc: bulkhead queue_full"): together, why a step failed.
 	Failures map[string]uint64 `json:"failures,omitempty"`
 	Refused  map[string]uint64 `json:"refused_by_parts,omitempty"`
+	// Calls are the variant's parts' calls to their dependencies.
+	Calls []EdgeCalls `json:"calls,omitempty"`
 }
 
 // Result is one variant's search.
@@ -161,7 +163,7 @@ func runStep(ctx context.Context, cfg Config, n int, rates []float64) ([]Step, e
 	if cfg.Procs != nil {
 		procs = cfg.Procs()
 	}
-	refused0 := readRefusals(ctx, procs)
+	counters0 := readParts(ctx, procs)
 	cpu0, gen0 := snapshotCPU(procs), load.ProcessCPU()
 	sums := make([]load.VariantSummary, len(rates))
 	interrupted := make([]bool, len(rates))
@@ -184,7 +186,7 @@ func runStep(ctx context.Context, cfg Config, n int, rates []float64) ([]Step, e
 	used := snapshotCPU(procs).since(cpu0)
 	used[Generator] = load.ProcessCPU() - gen0
 	loadAvg := LoadAverage()
-	refused1 := readRefusals(ctx, procs)
+	counters1 := readParts(ctx, procs)
 	for _, err := range errs {
 		if err != nil {
 			return nil, err
@@ -218,7 +220,8 @@ func runStep(ctx context.Context, cfg Config, n int, rates []float64) ([]Step, e
 				st.Failures[string(cause)] = n
 			}
 		}
-		st.Refused = refusedDuring(refused0, refused1, procs, t.Variant)
+		st.Refused = refusedDuring(counters0, counters1, procs, t.Variant)
+		st.Calls = callsDuring(counters0, counters1, procs, t.Variant)
 		perRating := func(d time.Duration, acked uint64) float64 {
 			if acked == 0 {
 				return math.NaN()

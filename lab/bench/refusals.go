@@ -3,6 +3,7 @@ package bench
 import (
 	"context"
 	"fmt"
+	"math"
 	"net/http"
 	"sort"
 	"strings"
@@ -15,20 +16,30 @@ import (
 )
 
 // A step's failures as the parts counted them: what a variant's own parts
-// turned away or saw fail while the step ran. The load generator only
-// sees "503"; these say which part answered it and why — a bulkhead full,
-// a pool to a dependency exhausted, a breaker open — so a step that was not
-// held names its bottleneck.
+// turned away or saw fail while the step ran, and how long their calls to
+// each other took. The load generator only sees "503"; these say which
+// part answered it and why — a bulkhead full, a breaker open, calls slowed
+// by the wait for a pooled connection — so a step that was not held names
+// its bottleneck.
 
-// refusalCounts are one process's counters of turned-away and failed work,
-// by description ("bulkhead queue_full", "→ ratings-rpc failure").
-type refusalCounts map[string]float64
+// partReading is one process's counters at one moment: work it turned
+// away or saw fail, by description ("bulkhead queue_full", "→ ratings-rpc
+// failure"), and its calls to each dependency.
+type partReading struct {
+	refused map[string]float64
+	calls   map[string]callTotals // by dependency
+}
 
-// readRefusals scrapes every proc with a metrics URL; a proc that cannot be
-// read is left out (it then shows no refusals for the step, never stale ones).
-func readRefusals(ctx context.Context, procs []Proc) map[string]refusalCounts {
+// callTotals are a dependency's call attempts that reached it, their
+// summed duration (the wait for a pooled connection included) and the
+// size of the pool to it.
+type callTotals struct{ count, seconds, pool float64 }
+
+// readParts scrapes every proc with a metrics URL; a proc that cannot be
+// read is left out (it then shows nothing for the step, never stale counts).
+func readParts(ctx context.Context, procs []Proc) map[string]partReading {
 	client := &http.Client{Timeout: 2 * time.Second}
-	out := map[string]refusalCounts{}
+	out := map[string]partReading{}
 	for _, p := range procs {
 		if p.Metrics == "" {
 			continue
@@ -37,30 +48,48 @@ func readRefusals(ctx context.Context, procs []Proc) map[string]refusalCounts {
 		if err != nil {
 			continue
 		}
-		out[p.Name] = refusalsOf(fams)
+		out[p.Name] = readingOf(fams)
 	}
 	return out
 }
 
-// refusalsOf picks the counters of work refused or failed inside a part:
+// readingOf picks the counters of work refused or failed inside a part —
 // its public listener's bulkhead (answered 503 without running the
 // handler) and its calls to dependencies that did not succeed (failed,
-// rejected by an open breaker, or a 503 passed on from further down).
-func refusalsOf(fams sampler.Families) refusalCounts {
-	rc := refusalCounts{}
+// rejected by an open breaker, or a 503 passed on from further down) —
+// and its calls per dependency.
+func readingOf(fams sampler.Families) partReading {
+	r := partReading{refused: map[string]float64{}, calls: map[string]callTotals{}}
 	if f := fams[metricname.HTTPRejectedRequestsTotal]; f != nil {
 		for _, m := range f.GetMetric() {
-			rc["bulkhead "+label(m, "reason")] += m.GetCounter().GetValue()
+			r.refused["bulkhead "+label(m, "reason")] += m.GetCounter().GetValue()
 		}
 	}
 	if f := fams[metricname.DependencyCallsTotal]; f != nil {
 		for _, m := range f.GetMetric() {
 			if res := label(m, "result"); res != "success" {
-				rc["→ "+label(m, "dependency")+" "+res] += m.GetCounter().GetValue()
+				r.refused["→ "+label(m, "dependency")+" "+res] += m.GetCounter().GetValue()
 			}
 		}
 	}
-	return rc
+	if f := fams[metricname.DependencyCallDurationSeconds]; f != nil {
+		for _, m := range f.GetMetric() {
+			dep := label(m, "dependency")
+			c := r.calls[dep]
+			c.count += float64(m.GetHistogram().GetSampleCount())
+			c.seconds += m.GetHistogram().GetSampleSum()
+			r.calls[dep] = c
+		}
+	}
+	if f := fams[metricname.DependencyPoolConnections]; f != nil {
+		for _, m := range f.GetMetric() {
+			dep := label(m, "dependency")
+			c := r.calls[dep]
+			c.pool = m.GetGauge().GetValue()
+			r.calls[dep] = c
+		}
+	}
+	return r
 }
 
 func label(m *dto.Metric, name string) string {
@@ -73,17 +102,18 @@ func label(m *dto.Metric, name string) string {
 }
 
 // refusedDuring is what each of variant's procs counted between the two
-// readings, keyed "part: what"; counts that did not grow are left out. A
-// part restarted in between (its counters back at zero) shows nothing.
-func refusedDuring(before, after map[string]refusalCounts, procs []Proc, variant string) map[string]uint64 {
+// readings, keyed "part: what"; counts that did not grow are left out, and
+// so is a part not read both times.
+func refusedDuring(before, after map[string]partReading, procs []Proc, variant string) map[string]uint64 {
 	out := map[string]uint64{}
 	for _, p := range procs {
-		if p.Variant != variant {
+		b, okB := before[p.Name]
+		a, okA := after[p.Name]
+		if p.Variant != variant || !okB || !okA {
 			continue
 		}
-		b, a := before[p.Name], after[p.Name]
-		for what, n := range a {
-			if d := n - b[what]; d > 0 && b != nil {
+		for what, n := range a.refused {
+			if d := n - b.refused[what]; d > 0 {
 				out[p.Name+": "+what] = uint64(d)
 			}
 		}
@@ -92,6 +122,53 @@ func refusedDuring(before, after map[string]refusalCounts, procs []Proc, variant
 		return nil
 	}
 	return out
+}
+
+// EdgeCalls are one part's calls to one dependency during a step.
+type EdgeCalls struct {
+	Part       string  `json:"part"`
+	Dependency string  `json:"dependency"`
+	Calls      uint64  `json:"calls"`
+	MeanMs     float64 `json:"mean_ms"` // the wait for a pooled connection included
+	Pool       int     `json:"pool"`    // connections to the dependency (--max-conns)
+}
+
+// callsDuring are the calls each of variant's procs made to its
+// dependencies between the two readings, in procs' order.
+func callsDuring(before, after map[string]partReading, procs []Proc, variant string) []EdgeCalls {
+	var out []EdgeCalls
+	for _, p := range procs {
+		b, okB := before[p.Name]
+		a, okA := after[p.Name]
+		if p.Variant != variant || !okB || !okA {
+			continue
+		}
+		deps := make([]string, 0, len(a.calls))
+		for dep := range a.calls {
+			deps = append(deps, dep)
+		}
+		sort.Strings(deps)
+		for _, dep := range deps {
+			n := a.calls[dep].count - b.calls[dep].count
+			if n <= 0 {
+				continue
+			}
+			mean := (a.calls[dep].seconds - b.calls[dep].seconds) / n * 1000
+			out = append(out, EdgeCalls{Part: p.Name, Dependency: dep, Calls: uint64(n),
+				MeanMs: math.Round(mean*10) / 10, Pool: int(a.calls[dep].pool)})
+		}
+	}
+	return out
+}
+
+// CallsLine renders a step's calls: "webserver-rpc → ratings-rpc 20000 at
+// mean 240.1 ms (pool 10)".
+func CallsLine(calls []EdgeCalls) string {
+	parts := make([]string, len(calls))
+	for i, c := range calls {
+		parts[i] = fmt.Sprintf("%s → %s %d at mean %.1f ms (pool %d)", c.Part, c.Dependency, c.Calls, c.MeanMs, c.Pool)
+	}
+	return strings.Join(parts, ", ")
 }
 
 // CountsLine renders a step's failures or refusals, largest first:

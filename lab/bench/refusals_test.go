@@ -67,3 +67,38 @@ func TestCountsLineIsLargestFirst(t *testing.T) {
 		t.Fatalf("CountsLine = %q, want %q", got, want)
 	}
 }
+
+// The calls between parts come from the breaker's histogram and pool
+// gauge: the count and mean of the calls made between two readings.
+func TestCallsBetweenPartsAreTheHistogramsGrowth(t *testing.T) {
+	bodies := []string{
+		"lab_dependency_call_duration_seconds_count{dependency=\"ratings-rpc\",operation=\"write\"} 100\n" +
+			"lab_dependency_call_duration_seconds_sum{dependency=\"ratings-rpc\",operation=\"write\"} 1\n" +
+			"lab_dependency_pool_connections{dependency=\"ratings-rpc\"} 10\n",
+		"lab_dependency_call_duration_seconds_count{dependency=\"ratings-rpc\",operation=\"write\"} 300\n" +
+			"lab_dependency_call_duration_seconds_sum{dependency=\"ratings-rpc\",operation=\"write\"} 9\n" +
+			"lab_dependency_call_duration_seconds_count{dependency=\"ratings-rpc\",operation=\"read\"} 100\n" +
+			"lab_dependency_call_duration_seconds_sum{dependency=\"ratings-rpc\",operation=\"read\"} 2\n" +
+			"lab_dependency_pool_connections{dependency=\"ratings-rpc\"} 10\n",
+	}
+	n := 0
+	part := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Write([]byte("# TYPE lab_dependency_call_duration_seconds histogram\n# TYPE lab_dependency_pool_connections gauge\n" + bodies[min(n, 1)]))
+		n++
+	}))
+	defer part.Close()
+	procs := []Proc{{Name: "webserver-rpc", Variant: "rpc", Metrics: part.URL}}
+	before := readParts(context.Background(), procs)
+	after := readParts(context.Background(), procs)
+	got := callsDuring(before, after, procs, "rpc")
+	want := EdgeCalls{Part: "webserver-rpc", Dependency: "ratings-rpc", Calls: 300, MeanMs: 33.3, Pool: 10}
+	if len(got) != 1 || got[0] != want {
+		t.Fatalf("calls %+v, want %+v (300 more calls, 10 s more: 33.3 ms each)", got, want)
+	}
+	if s := CallsLine(got); s != "webserver-rpc → ratings-rpc 300 at mean 33.3 ms (pool 10)" {
+		t.Errorf("line %q", s)
+	}
+	if got := callsDuring(before, after, procs, "stream"); got != nil {
+		t.Errorf("another variant's calls: %+v", got)
+	}
+}

@@ -105,7 +105,9 @@ as the generator saw them (5xx, timeout, ...), and what the variant's own
 parts counted while it ran, read from their admin /metrics before and
 after — requests their bulkhead answered 503 (queue_full, queue_timeout) and
 calls to a dependency that failed, met an open breaker (rejected) or came
-back with a 503 passed on from further down.`,
+back with a 503 passed on from further down — and their calls to each other:
+how many, the mean time of one (the wait for a pooled connection included)
+and the size of that pool.`,
 		Example: `  lab bench post                                   # rpc and stream at once, then their bare hops
   lab bench post --variants rpc                    # one variant alone
   lab bench post --step 20s --max-steps 12 --json > post.json
@@ -383,6 +385,9 @@ func printStep(w io.Writer, s bench.Step) {
 	}
 	if len(s.Refused) > 0 {
 		fmt.Fprintf(w, "      counted in the %s parts: %s\n", s.Variant, bench.CountsLine(s.Refused))
+	}
+	if !s.Held && !s.Background && len(s.Calls) > 0 {
+		fmt.Fprintf(w, "      calls between them: %s\n", bench.CallsLine(s.Calls))
 	}
 }
 
