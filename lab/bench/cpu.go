@@ -42,7 +42,8 @@ type Proc struct {
 	Variant string `json:"variant"` // whose ratings it serves ("" when shared)
 	PID     int    `json:"pid"`
 	// Metrics is its /metrics URL (a part's admin listener), read before
-	// and after each step for what it refused; "" for none.
+	// and after each step for what it refused and the calls it made; ""
+	// for none. Shared processes (no Variant) are not read.
 	Metrics string `json:"metrics,omitempty"`
 }
 

@@ -35,13 +35,14 @@ type partReading struct {
 // size of the pool to it.
 type callTotals struct{ count, seconds, pool float64 }
 
-// readParts scrapes every proc with a metrics URL; a proc that cannot be
-// read is left out (it then shows nothing for the step, never stale counts).
+// readParts scrapes every variant's proc with a metrics URL; a proc that
+// cannot be read is left out (it then shows nothing for the step, never
+// stale counts).
 func readParts(ctx context.Context, procs []Proc) map[string]partReading {
 	client := &http.Client{Timeout: 2 * time.Second}
 	out := map[string]partReading{}
 	for _, p := range procs {
-		if p.Metrics == "" {
+		if p.Metrics == "" || p.Variant == "" {
 			continue
 		}
 		fams, err := sampler.ScrapeURL(ctx, client, p.Metrics)
