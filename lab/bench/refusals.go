@@ -56,9 +56,10 @@ func readParts(ctx context.Context, procs []Proc) map[string]partReading {
 
 // readingOf picks the counters of work refused or failed inside a part —
 // its public listener's bulkhead (answered 503 without running the
-// handler) and its calls to dependencies that did not succeed (failed,
-// rejected by an open breaker, or a 503 passed on from further down) —
-// and its calls per dependency.
+// handler), its calls to dependencies that did not succeed (failed,
+// rejected by an open breaker, or a 503 passed on from further down) and
+// its Kafka writes that failed after their retries — and its calls per
+// dependency.
 func readingOf(fams sampler.Families) partReading {
 	r := partReading{refused: map[string]float64{}, calls: map[string]callTotals{}}
 	if f := fams[metricname.HTTPRejectedRequestsTotal]; f != nil {
@@ -71,6 +72,11 @@ func readingOf(fams sampler.Families) partReading {
 			if res := label(m, "result"); res != "success" {
 				r.refused["→ "+label(m, "dependency")+" "+res] += m.GetCounter().GetValue()
 			}
+		}
+	}
+	if f := fams[metricname.KafkaProduceErrorsTotal]; f != nil {
+		for _, m := range f.GetMetric() {
+			r.refused["produce to "+label(m, "topic")+" failed "+label(m, "error")] += m.GetCounter().GetValue()
 		}
 	}
 	if f := fams[metricname.DependencyCallDurationSeconds]; f != nil {

@@ -2,6 +2,7 @@ package bench
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -100,5 +101,24 @@ func TestCallsBetweenPartsAreTheHistogramsGrowth(t *testing.T) {
 	}
 	if got := callsDuring(before, after, procs, "stream"); got != nil {
 		t.Errorf("another variant's calls: %+v", got)
+	}
+}
+
+// The log variant's failures inside its parts are Kafka writes that failed
+// after their retries, by topic and error.
+func TestFailedKafkaWritesAreCountedForTheLogVariant(t *testing.T) {
+	reads := 0
+	part := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Write([]byte("# TYPE lab_kafka_produce_errors_total counter\n" +
+			fmt.Sprintf("lab_kafka_produce_errors_total{topic=\"ratings\",error=\"NOT_ENOUGH_REPLICAS\"} %d\n", 5+7*reads)))
+		reads++
+	}))
+	defer part.Close()
+	procs := []Proc{{Name: "webserver-stream", Variant: "stream", Metrics: part.URL}}
+	before := readParts(context.Background(), procs)
+	after := readParts(context.Background(), procs)
+	got := refusedDuring(before, after, procs, "stream")
+	if len(got) != 1 || got["webserver-stream: produce to ratings failed NOT_ENOUGH_REPLICAS"] != 7 {
+		t.Fatalf("refused %v, want the 7 writes that failed between the readings", got)
 	}
 }

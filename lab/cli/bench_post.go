@@ -103,9 +103,10 @@ printed beside it: figures taken on a busy machine say so.
 A step that fails says why under its line: the ratings that failed by cause
 as the generator saw them (5xx, timeout, ...), and what the variant's own
 parts counted while it ran, read from their admin /metrics before and
-after — requests their bulkhead answered 503 (queue_full, queue_timeout) and
+after — requests their bulkhead answered 503 (queue_full, queue_timeout),
 calls to a dependency that failed, met an open breaker (rejected) or came
-back with a 503 passed on from further down — and their calls to each other:
+back with a 503 passed on from further down, and Kafka writes that failed
+after their retries — and their calls to each other:
 how many, the mean time of one (the wait for a pooled connection included)
 and the size of that pool.`,
 		Example: `  lab bench post                                   # rpc and stream at once, then their bare hops
