@@ -31,6 +31,19 @@ func TestBenchPostSearchesBothVariantsAndTheirBareHops(t *testing.T) {
 			CPU     map[string]float64 `json:"cpu_us_per_rating_at_max"`
 			HopCPU  map[string]float64 `json:"bare_hop_cpu_us_per_rating"`
 		} `json:"variants"`
+		Real []struct {
+			Variant string `json:"variant"`
+			Steps   []struct {
+				Acked uint64 `json:"acknowledged"`
+				Calls []struct {
+					Part       string  `json:"part"`
+					Dependency string  `json:"dependency"`
+					Calls      uint64  `json:"calls"`
+					MeanMs     float64 `json:"mean_ms"`
+					Pool       int     `json:"pool"`
+				} `json:"calls"`
+			} `json:"steps"`
+		} `json:"variant_search"`
 	}
 	i := strings.Index(out, "\n{")
 	if i < 0 || json.Unmarshal([]byte(out[i:]), &rep) != nil {
@@ -52,6 +65,28 @@ func TestBenchPostSearchesBothVariantsAndTheirBareHops(t *testing.T) {
 		}
 		if _, ok := v.HopCPU[hop[v.Variant]]; !ok {
 			t.Errorf("%s: no CPU per rating for its %s: %v", v.Variant, hop[v.Variant], v.HopCPU)
+		}
+	}
+	// Each rpc step names the calls its parts made to each other, read
+	// from their own metrics: one webserver → ratings call at least per
+	// rating acknowledged, through a pool of a known size.
+	for _, r := range rep.Real {
+		if r.Variant != "rpc" {
+			continue
+		}
+		for n, st := range r.Steps {
+			found := false
+			for _, c := range st.Calls {
+				if c.Part == "webserver-rpc" && c.Dependency == "ratings-rpc" {
+					found = true
+					if c.Calls < st.Acked || c.Pool < 1 || c.MeanMs <= 0 {
+						t.Errorf("rpc step %d: webserver-rpc → ratings-rpc %+v for %d ratings acknowledged", n+1, c, st.Acked)
+					}
+				}
+			}
+			if !found {
+				t.Errorf("rpc step %d: no webserver-rpc → ratings-rpc calls in %+v", n+1, st.Calls)
+			}
 		}
 	}
 	for _, p := range l.Status(t) {
