@@ -423,7 +423,12 @@ func printVariants(w io.Writer, vs []postVariant, withCeiling bool) {
 			}
 			cl = fmt.Sprintf("%.2f", v.CeilLoadAvg)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%.1f ms\t%.2f\t%s\t%s\t%s\t\n", v.Variant, rateText(v.MaxRate, v.Bounded), v.P99Ms, v.LoadAvg, ceil, cl, share)
+		rate, p99, load := rateText(v.MaxRate, v.Bounded), fmt.Sprintf("%.1f ms", v.P99Ms), fmt.Sprintf("%.2f", v.LoadAvg)
+		if v.MaxRate == 0 {
+			// Not even the lowest rate tried held: its steps above say why.
+			rate, p99, load = "none held", "-", "-"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t\n", v.Variant, rate, p99, load, ceil, cl, share)
 	}
 	tw.Flush()
 	for _, v := range vs {
