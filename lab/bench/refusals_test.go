@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -82,15 +83,10 @@ func TestCallsBetweenPartsAreTheHistogramsGrowth(t *testing.T) {
 			"lab_dependency_call_duration_seconds_sum{dependency=\"ratings-rpc\",operation=\"read\"} 2\n" +
 			"lab_dependency_pool_connections{dependency=\"ratings-rpc\"} 10\n",
 	}
-	n := 0
-	part := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.Write([]byte("# TYPE lab_dependency_call_duration_seconds histogram\n# TYPE lab_dependency_pool_connections gauge\n" + bodies[min(n, 1)]))
-		n++
-	}))
-	defer part.Close()
-	procs := []Proc{{Name: "webserver-rpc", Variant: "rpc", Metrics: part.URL}}
-	before := readParts(context.Background(), procs)
-	after := readParts(context.Background(), procs)
+	procs := []Proc{{Name: "webserver-rpc", Variant: "rpc", Metrics: metricsServer(t, func(read int) string {
+		return "# TYPE lab_dependency_call_duration_seconds histogram\n# TYPE lab_dependency_pool_connections gauge\n" + bodies[min(read, 1)]
+	})}}
+	before, after := readParts(context.Background(), procs), readParts(context.Background(), procs)
 	got := callsDuring(before, after, procs, "rpc")
 	want := EdgeCalls{Part: "webserver-rpc", Dependency: "ratings-rpc", Calls: 300, MeanMs: 33.3, Pool: 10}
 	if len(got) != 1 || got[0] != want {
@@ -107,18 +103,24 @@ func TestCallsBetweenPartsAreTheHistogramsGrowth(t *testing.T) {
 // The log variant's failures inside its parts are Kafka writes that failed
 // after their retries, by topic and error.
 func TestFailedKafkaWritesAreCountedForTheLogVariant(t *testing.T) {
-	reads := 0
-	part := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.Write([]byte("# TYPE lab_kafka_produce_errors_total counter\n" +
-			fmt.Sprintf("lab_kafka_produce_errors_total{topic=\"ratings\",error=\"NOT_ENOUGH_REPLICAS\"} %d\n", 5+7*reads)))
-		reads++
-	}))
-	defer part.Close()
-	procs := []Proc{{Name: "webserver-stream", Variant: "stream", Metrics: part.URL}}
-	before := readParts(context.Background(), procs)
-	after := readParts(context.Background(), procs)
+	procs := []Proc{{Name: "webserver-stream", Variant: "stream", Metrics: metricsServer(t, func(read int) string {
+		return "# TYPE lab_kafka_produce_errors_total counter\n" +
+			fmt.Sprintf("lab_kafka_produce_errors_total{topic=\"ratings\",error=\"NOT_ENOUGH_REPLICAS\"} %d\n", 5+7*read)
+	})}}
+	before, after := readParts(context.Background(), procs), readParts(context.Background(), procs)
 	got := refusedDuring(before, after, procs, "stream")
 	if len(got) != 1 || got["webserver-stream: produce to ratings failed NOT_ENOUGH_REPLICAS"] != 7 {
 		t.Fatalf("refused %v, want the 7 writes that failed between the readings", got)
 	}
+}
+
+// metricsServer serves body(n) as the n-th reading (from 0) of a part's
+// /metrics, and returns its URL.
+func metricsServer(t *testing.T, body func(read int) string) string {
+	var reads atomic.Int64
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Write([]byte(body(int(reads.Add(1) - 1))))
+	}))
+	t.Cleanup(srv.Close)
+	return srv.URL
 }
