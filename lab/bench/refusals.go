@@ -135,7 +135,7 @@ func refusedDuring(before, after map[string]partReading, procs []Proc, variant s
 type EdgeCalls struct {
 	Part       string  `json:"part"`
 	Dependency string  `json:"dependency"`
-	Calls      uint64  `json:"calls"`
+	Calls      uint64  `json:"calls"`   // attempts that reached it, retries included
 	MeanMs     float64 `json:"mean_ms"` // the wait for a pooled connection included
 	Pool       int     `json:"pool"`    // connections to the dependency (--max-conns)
 }
@@ -181,20 +181,20 @@ func CallsLine(calls []EdgeCalls) string {
 // CountsLine renders a step's failures or refusals, largest first:
 // "webserver-rpc: bulkhead queue_full 4621, webserver-rpc: → ratings-rpc
 // failure 12".
-func CountsLine(refused map[string]uint64) string {
-	keys := make([]string, 0, len(refused))
-	for k := range refused {
+func CountsLine(counts map[string]uint64) string {
+	keys := make([]string, 0, len(counts))
+	for k := range counts {
 		keys = append(keys, k)
 	}
 	sort.Slice(keys, func(i, j int) bool {
-		if refused[keys[i]] != refused[keys[j]] {
-			return refused[keys[i]] > refused[keys[j]]
+		if counts[keys[i]] != counts[keys[j]] {
+			return counts[keys[i]] > counts[keys[j]]
 		}
 		return keys[i] < keys[j]
 	})
 	parts := make([]string, len(keys))
 	for i, k := range keys {
-		parts[i] = fmt.Sprintf("%s %d", k, refused[k])
+		parts[i] = fmt.Sprintf("%s %d", k, counts[k])
 	}
 	return strings.Join(parts, ", ")
 }
