@@ -9,8 +9,6 @@ import (
 	"strings"
 	"time"
 
-	dto "github.com/prometheus/client_model/go"
-
 	"github.com/ratingslab/lab/lab/sampler"
 	"github.com/ratingslab/lab/services/lib/metricname"
 )
@@ -64,24 +62,24 @@ func readingOf(fams sampler.Families) partReading {
 	r := partReading{refused: map[string]float64{}, calls: map[string]callTotals{}}
 	if f := fams[metricname.HTTPRejectedRequestsTotal]; f != nil {
 		for _, m := range f.GetMetric() {
-			r.refused["bulkhead "+label(m, "reason")] += m.GetCounter().GetValue()
+			r.refused["bulkhead "+sampler.Label(m, "reason")] += m.GetCounter().GetValue()
 		}
 	}
 	if f := fams[metricname.DependencyCallsTotal]; f != nil {
 		for _, m := range f.GetMetric() {
-			if res := label(m, "result"); res != "success" {
-				r.refused["→ "+label(m, "dependency")+" "+res] += m.GetCounter().GetValue()
+			if res := sampler.Label(m, "result"); res != "success" {
+				r.refused["→ "+sampler.Label(m, "dependency")+" "+res] += m.GetCounter().GetValue()
 			}
 		}
 	}
 	if f := fams[metricname.KafkaProduceErrorsTotal]; f != nil {
 		for _, m := range f.GetMetric() {
-			r.refused["produce to "+label(m, "topic")+" failed "+label(m, "error")] += m.GetCounter().GetValue()
+			r.refused["produce to "+sampler.Label(m, "topic")+" failed "+sampler.Label(m, "error")] += m.GetCounter().GetValue()
 		}
 	}
 	if f := fams[metricname.DependencyCallDurationSeconds]; f != nil {
 		for _, m := range f.GetMetric() {
-			dep := label(m, "dependency")
+			dep := sampler.Label(m, "dependency")
 			c := r.calls[dep]
 			c.count += float64(m.GetHistogram().GetSampleCount())
 			c.seconds += m.GetHistogram().GetSampleSum()
@@ -90,22 +88,13 @@ func readingOf(fams sampler.Families) partReading {
 	}
 	if f := fams[metricname.DependencyPoolConnections]; f != nil {
 		for _, m := range f.GetMetric() {
-			dep := label(m, "dependency")
+			dep := sampler.Label(m, "dependency")
 			c := r.calls[dep]
 			c.pool = m.GetGauge().GetValue()
 			r.calls[dep] = c
 		}
 	}
 	return r
-}
-
-func label(m *dto.Metric, name string) string {
-	for _, l := range m.GetLabel() {
-		if l.GetName() == name {
-			return l.GetValue()
-		}
-	}
-	return ""
 }
 
 // refusedDuring is what each of variant's procs counted between the two

@@ -474,7 +474,7 @@ func addDashboardP99(windows []journal.ClientWindow, reg prometheus.Gatherer) {
 			if f.GetName() != metricname.LoadRequestDurationSeconds {
 				continue
 			}
-			b := histogram(f, func(m *dto.Metric) bool { return label(m, "variant") == w.Variant })
+			b := histogram(f, func(m *dto.Metric) bool { return sampler.Label(m, "variant") == w.Variant })
 			if q, ok := b.quantile(0.99); ok {
 				windows[i].All.DashboardP99 = duration.Ptr(time.Duration(q * float64(time.Second)))
 			}

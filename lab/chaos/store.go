@@ -24,15 +24,6 @@ import (
 // (metricname.LoadRequestDurationSeconds), read once at the end for the
 // dashboard figure beside the exact one.
 
-func label(m *dto.Metric, name string) string {
-	for _, l := range m.GetLabel() {
-		if l.GetName() == name {
-			return l.GetValue()
-		}
-	}
-	return ""
-}
-
 // tick is one variant's second: the journal sample plus what the windows
 // need — the load generator's answers of that second (exact counts and
 // latencies) and the freshness histogram's delta.

@@ -135,7 +135,8 @@ func (d *Deriver) machineBusy(s Scrape) (float64, bool) {
 	return s.Machine.BusySince(*prev)
 }
 
-func labelOf(m *dto.Metric, name string) string {
+// Label is the value of m's label name, "" when it has none.
+func Label(m *dto.Metric, name string) string {
 	for _, l := range m.GetLabel() {
 		if l.GetName() == name {
 			return l.GetValue()
@@ -361,8 +362,8 @@ func (d *Deriver) server(smp *journal.Sample, deltas map[string]partDelta, s Scr
 		if f := fams[metricname.BreakerState]; f != nil {
 			for _, m := range f.GetMetric() {
 				state := m.GetGauge().GetValue()
-				dep := labelOf(m, dependencyLabel)
-				if op := labelOf(m, operationLabel); op != "" {
+				dep := Label(m, dependencyLabel)
+				if op := Label(m, operationLabel); op != "" {
 					dep += " " + op + "s" // one breaker per operation: "ratings-rpc reads"
 				}
 				smp.Set(journal.BreakerSeries(part, dep), state)
@@ -378,7 +379,7 @@ func (d *Deriver) server(smp *journal.Sample, deltas map[string]partDelta, s Scr
 			seconds = max(seconds, pd.seconds)
 			httpAll += counterDelta(pd, metricname.HTTPRequestsTotal, nil)
 			http5xx += counterDelta(pd, metricname.HTTPRequestsTotal, func(m *dto.Metric) bool {
-				return strings.HasPrefix(labelOf(m, httpCodeLabel), "5")
+				return strings.HasPrefix(Label(m, httpCodeLabel), "5")
 			})
 		}
 		if fams[metricname.BreakerTransitionsTotal] != nil {
@@ -393,7 +394,7 @@ func (d *Deriver) server(smp *journal.Sample, deltas map[string]partDelta, s Scr
 		if fams[metricname.StreamRestoreChangelogRecordsTotal] != nil {
 			for start, series := range restoreRecordSeries {
 				clRead[series] += counterDelta(pd, metricname.StreamRestoreChangelogRecordsTotal, func(m *dto.Metric) bool {
-					return labelOf(m, restoreStartLabel) == start
+					return Label(m, restoreStartLabel) == start
 				})
 			}
 		}
@@ -521,7 +522,7 @@ func (d *Deriver) health(smp *journal.Sample, s Scrape) {
 		}
 		down := 0.0
 		for _, m := range f.GetMetric() {
-			if d.partVariant[labelOf(m, supervisorPartLabel)] == v && m.GetGauge().GetValue() == 0 {
+			if d.partVariant[Label(m, supervisorPartLabel)] == v && m.GetGauge().GetValue() == 0 {
 				down++
 			}
 		}

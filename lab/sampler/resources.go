@@ -46,17 +46,17 @@ func (d *Deriver) resources(smp *journal.Sample, deltas map[string]partDelta, s 
 			continue
 		}
 		if fams[metricname.HTTPRequestsTotal] != nil {
-			served := counterDelta(pd, metricname.HTTPRequestsTotal, func(m *dto.Metric) bool { return !infraRoute(labelOf(m, routeLabel)) })
+			served := counterDelta(pd, metricname.HTTPRequestsTotal, func(m *dto.Metric) bool { return !infraRoute(Label(m, routeLabel)) })
 			smp.Set(journal.PartSeries(journal.SeriesPartRPS, part), served/pd.seconds)
 		}
 		if f := fams[metricname.DependencyCallsTotal]; f != nil {
 			deps := map[string]bool{}
 			for _, m := range f.GetMetric() {
-				deps[labelOf(m, dependencyLabel)] = true
+				deps[Label(m, dependencyLabel)] = true
 			}
 			for dep := range deps {
 				n := counterDelta(pd, metricname.DependencyCallsTotal, func(m *dto.Metric) bool {
-					return labelOf(m, dependencyLabel) == dep && labelOf(m, resultLabel) != resultRejected
+					return Label(m, dependencyLabel) == dep && Label(m, resultLabel) != resultRejected
 				})
 				smp.Set(journal.EdgeSeries(journal.SeriesEdgeCallsRPS, part, dep), n/pd.seconds)
 			}
@@ -82,7 +82,7 @@ func perDependency(fams Families, name string) map[string]float64 {
 		return out
 	}
 	for _, m := range f.GetMetric() {
-		out[labelOf(m, dependencyLabel)] += m.GetGauge().GetValue()
+		out[Label(m, dependencyLabel)] += m.GetGauge().GetValue()
 	}
 	return out
 }
