@@ -3,8 +3,10 @@ package bench
 import (
 	"context"
 	"fmt"
+	"maps"
 	"math"
 	"net/http"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -97,23 +99,30 @@ func readingOf(fams sampler.Families) partReading {
 	return r
 }
 
-// refusedDuring is what each of variant's procs counted between the two
-// readings, keyed "part: what"; counts that did not grow are left out, and
-// so is a part not read both times.
-func refusedDuring(before, after map[string]partReading, procs []Proc, variant string) map[string]uint64 {
-	out := map[string]uint64{}
+// eachPartReadTwice calls fn with both readings of each of variant's procs
+// that was read before and after the step; a part missing from either
+// reading shows nothing for the step.
+func eachPartReadTwice(before, after map[string]partReading, procs []Proc, variant string, fn func(part string, b, a partReading)) {
 	for _, p := range procs {
 		b, okB := before[p.Name]
 		a, okA := after[p.Name]
-		if p.Variant != variant || !okB || !okA {
-			continue
-		}
-		for what, n := range a.refused {
-			if d := n - b.refused[what]; d > 0 {
-				out[p.Name+": "+what] = uint64(d)
-			}
+		if p.Variant == variant && okB && okA {
+			fn(p.Name, b, a)
 		}
 	}
+}
+
+// refusedDuring is what each of variant's procs counted between the two
+// readings, keyed "part: what"; counts that did not grow are left out.
+func refusedDuring(before, after map[string]partReading, procs []Proc, variant string) map[string]uint64 {
+	out := map[string]uint64{}
+	eachPartReadTwice(before, after, procs, variant, func(part string, b, a partReading) {
+		for what, n := range a.refused {
+			if d := n - b.refused[what]; d > 0 {
+				out[part+": "+what] = uint64(d)
+			}
+		}
+	})
 	if len(out) == 0 {
 		return nil
 	}
@@ -133,27 +142,17 @@ type EdgeCalls struct {
 // dependencies between the two readings, in procs' order.
 func callsDuring(before, after map[string]partReading, procs []Proc, variant string) []EdgeCalls {
 	var out []EdgeCalls
-	for _, p := range procs {
-		b, okB := before[p.Name]
-		a, okA := after[p.Name]
-		if p.Variant != variant || !okB || !okA {
-			continue
-		}
-		deps := make([]string, 0, len(a.calls))
-		for dep := range a.calls {
-			deps = append(deps, dep)
-		}
-		sort.Strings(deps)
-		for _, dep := range deps {
+	eachPartReadTwice(before, after, procs, variant, func(part string, b, a partReading) {
+		for _, dep := range slices.Sorted(maps.Keys(a.calls)) {
 			n := a.calls[dep].count - b.calls[dep].count
 			if n <= 0 {
 				continue
 			}
 			mean := (a.calls[dep].seconds - b.calls[dep].seconds) / n * 1000
-			out = append(out, EdgeCalls{Part: p.Name, Dependency: dep, Calls: uint64(n),
+			out = append(out, EdgeCalls{Part: part, Dependency: dep, Calls: uint64(n),
 				MeanMs: math.Round(mean*10) / 10, Pool: int(a.calls[dep].pool)})
 		}
-	}
+	})
 	return out
 }
 
@@ -171,10 +170,7 @@ func CallsLine(calls []EdgeCalls) string {
 // "webserver-rpc: bulkhead queue_full 4621, webserver-rpc: → ratings-rpc
 // failure 12".
 func CountsLine(counts map[string]uint64) string {
-	keys := make([]string, 0, len(counts))
-	for k := range counts {
-		keys = append(keys, k)
-	}
+	keys := slices.Collect(maps.Keys(counts))
 	sort.Slice(keys, func(i, j int) bool {
 		if counts[keys[i]] != counts[keys[j]] {
 			return counts[keys[i]] > counts[keys[j]]
